@@ -1,0 +1,569 @@
+//! Configuration: built-in defaults, then `tenure.toml`, then `TENURE_*`
+//! environment variables (SPEC section 8), parsed and validated once into a
+//! typed [`Config`]. Unknown keys in the file and unknown `TENURE_*` variables
+//! are errors, so a typo never silently does nothing.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::oauth::client::{Client, ClientKind, GrantType, Permission, RedirectUri, Scope, ScopeSet, WebOrigin};
+use crate::policy::{ClientSessionOverride, IdleTimeout, PolicyError, PolicyKey, PolicyLayer, PolicyLayers, SessionPolicy};
+use crate::secret::{PasswordHashString, Secret};
+use crate::user::User;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_CONFIG_FILE: &str = "tenure.toml";
+
+/// The JWS algorithm tenure signs with (SPEC 5, `signing_alg`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum SigningAlg {
+    ES256,
+    EdDSA,
+    RS256,
+}
+
+impl SigningAlg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlg::ES256 => "ES256",
+            SigningAlg::EdDSA => "EdDSA",
+            SigningAlg::RS256 => "RS256",
+        }
+    }
+    pub fn parse(s: &str) -> Option<SigningAlg> {
+        [SigningAlg::ES256, SigningAlg::EdDSA, SigningAlg::RS256].into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+impl fmt::Display for SigningAlg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A configuration that could not be loaded; the message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    #[error("unknown environment variable {var}; known TENURE_* variables: {known}")]
+    UnknownEnv { var: String, known: String },
+    #[error("{0}")]
+    Policy(#[from] PolicyError),
+    #[error("{key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.into(), message: message.into() }
+}
+
+/// The file's shape. All optional; defaults come from [`Config::load`].
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    issuer: Option<String>,
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    keys_dir: Option<PathBuf>,
+    signing_alg: Option<String>,
+    log: Option<String>,
+    log_format: Option<String>,
+    #[serde(default)]
+    session: PolicyLayer,
+    #[serde(default)]
+    clients: Vec<ClientEntry>,
+    #[serde(default)]
+    users: Vec<UserEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientEntry {
+    id: String,
+    name: Option<String>,
+    secret: Option<Secret>,
+    secret_hash: Option<String>,
+    #[serde(default)]
+    public: bool,
+    #[serde(default)]
+    redirect_uris: Vec<String>,
+    #[serde(default)]
+    web_origins: Vec<String>,
+    #[serde(default)]
+    grant_types: Vec<String>,
+    scopes: Option<Vec<String>>,
+    backchannel_logout_uri: Option<String>,
+    #[serde(default)]
+    token_exchange_audiences: Vec<String>,
+    #[serde(default)]
+    permissions: Vec<String>,
+    session: Option<ClientSessionOverride>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserEntry {
+    username: String,
+    password: Option<Secret>,
+    password_hash: Option<String>,
+    email: Option<String>,
+    name: Option<String>,
+    #[serde(default)]
+    permissions: Vec<String>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `None`: derived from the bound address at start-up.
+    pub issuer: Option<String>,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub keys_dir: PathBuf,
+    pub signing_alg: SigningAlg,
+    pub log_filter: String,
+    pub log_format: LogFormat,
+    pub policy_layers: PolicyLayers,
+    /// The effective policy of the file and environment layers.
+    pub policy: SessionPolicy,
+    pub clients: Vec<Client>,
+    pub users: Vec<User>,
+    /// Warnings to log once logging is up (plain secrets in the file, ...).
+    pub warnings: Vec<String>,
+}
+
+/// The non-session variables, beside the seven `TENURE_SESSION_*` ones.
+const ENV_VARS: [&str; 8] = [
+    "TENURE_CONFIG",
+    "TENURE_ISSUER",
+    "TENURE_LISTEN",
+    "TENURE_DATA_DIR",
+    "TENURE_KEYS_DIR",
+    "TENURE_SIGNING_ALG",
+    "TENURE_LOG",
+    "TENURE_LOG_FORMAT",
+];
+
+fn known_env_vars() -> Vec<String> {
+    ENV_VARS.iter().map(|s| (*s).to_owned()).chain(PolicyKey::ALL.iter().map(|k| k.env_var())).collect()
+}
+
+impl Config {
+    /// Load the configuration: `path` (or `TENURE_CONFIG`, or `./tenure.toml`
+    /// when it exists), then the `TENURE_*` variables of `env`.
+    pub fn load(path: Option<&Path>, env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
+        let explicit = path.map(Path::to_path_buf).or_else(|| env.get("TENURE_CONFIG").map(PathBuf::from));
+        let file_path = match explicit {
+            Some(p) => Some(p),
+            None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.exists()),
+        };
+        let file = match &file_path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
+                toml::from_str::<FileConfig>(&text)
+                    .map_err(|e| ConfigError::Parse { path: p.clone(), message: e.to_string() })?
+            }
+            None => FileConfig::default(),
+        };
+        Config::build(file, env)
+    }
+
+    /// Parse a config from TOML text and `env` (tests, `tenure config check`).
+    pub fn from_toml(text: &str, env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
+        let file = toml::from_str::<FileConfig>(text)
+            .map_err(|e| ConfigError::Parse { path: PathBuf::from("<inline>"), message: e.to_string() })?;
+        Config::build(file, env)
+    }
+
+    fn build(file: FileConfig, env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
+        let known = known_env_vars();
+        for var in env.keys().filter(|k| k.starts_with("TENURE_")) {
+            if !known.iter().any(|k| k == var) {
+                return Err(ConfigError::UnknownEnv { var: var.clone(), known: known.join(", ") });
+            }
+        }
+        let pick = |var: &str, from_file: Option<String>| env.get(var).cloned().or(from_file);
+        let issuer = pick("TENURE_ISSUER", file.issuer).map(|s| parse_issuer(&s)).transpose()?;
+        let listen_raw = pick("TENURE_LISTEN", file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen: SocketAddr = listen_raw
+            .parse()
+            .map_err(|_| invalid("listen", format!("{listen_raw:?} is not an address:port like {DEFAULT_LISTEN}")))?;
+        let data_dir = env.get("TENURE_DATA_DIR").map(PathBuf::from).or(file.data_dir).unwrap_or_else(|| "data".into());
+        let keys_dir = env.get("TENURE_KEYS_DIR").map(PathBuf::from).or(file.keys_dir).unwrap_or_else(|| "keys".into());
+        let alg_raw = pick("TENURE_SIGNING_ALG", file.signing_alg).unwrap_or_else(|| "ES256".to_owned());
+        let signing_alg = SigningAlg::parse(&alg_raw)
+            .ok_or_else(|| invalid("signing_alg", format!("{alg_raw:?} is not supported; use ES256, EdDSA or RS256")))?;
+        let log_filter = pick("TENURE_LOG", file.log).unwrap_or_else(|| "info".to_owned());
+        let log_format = match pick("TENURE_LOG_FORMAT", file.log_format).as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => return Err(invalid("log_format", format!("{other:?} is not a log format; use text or json"))),
+        };
+
+        let policy_layers = PolicyLayers { file: file.session, env: env_policy_layer(env)?, admin: PolicyLayer::default() };
+        let (policy, _) = policy_layers.resolve()?;
+
+        let mut warnings = Vec::new();
+        let users = build_users(file.users, &mut warnings)?;
+        let clients = build_clients(file.clients, &policy, &mut warnings)?;
+        let usernames: HashSet<&str> = users.iter().map(|u| u.username.as_str()).collect();
+        if let Some(c) = clients.iter().find(|c| usernames.contains(c.id.as_str())) {
+            return Err(invalid(
+                format!("clients[{}].id", c.id),
+                "equals a username; a client id must never collide with a user's subject (RFC 9700 4.15)",
+            ));
+        }
+        Ok(Config {
+            issuer,
+            listen,
+            data_dir,
+            keys_dir,
+            signing_alg,
+            log_filter,
+            log_format,
+            policy_layers,
+            policy,
+            clients,
+            users,
+            warnings,
+        })
+    }
+}
+
+/// OIDC Discovery 3 / RFC 8414 2: an https URL with no query or fragment
+/// (http allowed for loopback and development).
+fn parse_issuer(s: &str) -> Result<String, ConfigError> {
+    let url = url::Url::parse(s).map_err(|e| invalid("issuer", format!("{s:?} is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "https" | "http") {
+        return Err(invalid("issuer", format!("{s:?} must be an https URL")));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid("issuer", format!("{s:?} must not have a query or fragment (RFC 8414 2)")));
+    }
+    Ok(s.trim_end_matches('/').to_owned())
+}
+
+fn env_policy_layer(env: &BTreeMap<String, String>) -> Result<PolicyLayer, ConfigError> {
+    let mut layer = PolicyLayer::default();
+    for key in PolicyKey::ALL {
+        let var = key.env_var();
+        let Some(raw) = env.get(&var) else { continue };
+        let bad = |e: &dyn fmt::Display| ConfigError::Env { var: var.clone(), message: e.to_string() };
+        let secs = || raw.parse::<crate::duration::Secs>().map_err(|e| bad(&e));
+        let idle = || raw.parse::<IdleTimeout>().map_err(|e| bad(&e));
+        match key {
+            PolicyKey::IdleTimeout => layer.idle_timeout = Some(idle()?),
+            PolicyKey::RememberMeIdleTimeout => layer.remember_me_idle_timeout = Some(idle()?),
+            PolicyKey::MaxLifetime => layer.max_lifetime = Some(secs()?),
+            PolicyKey::RememberMeMaxLifetime => layer.remember_me_max_lifetime = Some(secs()?),
+            PolicyKey::AccessTokenTtl => layer.access_token_ttl = Some(secs()?),
+            PolicyKey::RefreshReuseGrace => layer.refresh_reuse_grace = Some(secs()?),
+            PolicyKey::MaxLifetimeCeiling => layer.max_lifetime_ceiling = Some(secs()?),
+        }
+    }
+    Ok(layer)
+}
+
+/// A secret given as a hash, or in plain (hashed now, with a warning).
+fn hash_or_plain(
+    key: &str,
+    plain: Option<Secret>,
+    hash: Option<String>,
+    warnings: &mut Vec<String>,
+) -> Result<Option<PasswordHashString>, ConfigError> {
+    match (plain, hash) {
+        (Some(_), Some(_)) => Err(invalid(key, "give either the plain value or its hash, not both")),
+        (None, Some(h)) => PasswordHashString::parse(&h).map(Some).map_err(|e| invalid(format!("{key}_hash"), e.to_string())),
+        (Some(p), None) => {
+            warnings.push(format!(
+                "{key} is given in plain text in the config; store an argon2id hash instead (`tenure hash-secret`)"
+            ));
+            PasswordHashString::hash(&p).map(Some).map_err(|e| invalid(key, e.to_string()))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+fn parse_permissions(key: &str, raw: &[String]) -> Result<BTreeSet<Permission>, ConfigError> {
+    raw.iter()
+        .map(|p| {
+            Permission::parse(p).ok_or_else(|| {
+                invalid(key, format!("{p:?} is not a permission; known: system:administer, users:edit"))
+            })
+        })
+        .collect()
+}
+
+fn build_users(entries: Vec<UserEntry>, warnings: &mut Vec<String>) -> Result<Vec<User>, ConfigError> {
+    let mut seen = HashSet::new();
+    let mut users = Vec::with_capacity(entries.len());
+    for (i, u) in entries.into_iter().enumerate() {
+        let key = if u.username.is_empty() { format!("users[{i}]") } else { format!("users[{}]", u.username) };
+        crate::user::check_username(&u.username).map_err(|m| invalid(format!("{key}.username"), m))?;
+        if !seen.insert(u.username.clone()) {
+            return Err(invalid(format!("{key}.username"), "is declared twice"));
+        }
+        let password_hash = hash_or_plain(&format!("{key}.password"), u.password, u.password_hash, warnings)?
+            .ok_or_else(|| invalid(format!("{key}.password"), "is required (or password_hash)"))?;
+        let permissions = parse_permissions(&format!("{key}.permissions"), &u.permissions)?;
+        users.push(User { username: u.username, name: u.name, email: u.email, password_hash, permissions });
+    }
+    Ok(users)
+}
+
+fn build_clients(
+    entries: Vec<ClientEntry>,
+    policy: &SessionPolicy,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Client>, ConfigError> {
+    let mut seen = HashSet::new();
+    let mut clients = Vec::with_capacity(entries.len());
+    for (i, c) in entries.into_iter().enumerate() {
+        let key = if c.id.is_empty() { format!("clients[{i}]") } else { format!("clients[{}]", c.id) };
+        if c.id.is_empty() || c.id.len() > 200 || c.id.chars().any(|ch| ch.is_control() || ch == ':') {
+            return Err(invalid(format!("{key}.id"), "must be 1 to 200 printable characters without ':'"));
+        }
+        if !seen.insert(c.id.clone()) {
+            return Err(invalid(format!("{key}.id"), "is declared twice"));
+        }
+        let grant_types: BTreeSet<GrantType> = c
+            .grant_types
+            .iter()
+            .map(|g| {
+                GrantType::parse(g).ok_or_else(|| {
+                    invalid(
+                        format!("{key}.grant_types"),
+                        format!(
+                            "{g:?} is not supported; use authorization_code, refresh_token, client_credentials or {}",
+                            GrantType::TokenExchange.as_str()
+                        ),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        if grant_types.is_empty() {
+            return Err(invalid(format!("{key}.grant_types"), "must list at least one grant type"));
+        }
+        let secret = hash_or_plain(&format!("{key}.secret"), c.secret, c.secret_hash, warnings)?;
+        let kind = match (c.public, secret) {
+            (true, Some(_)) => return Err(invalid(format!("{key}.secret"), "a public client has no secret")),
+            (true, None) => ClientKind::Public,
+            (false, Some(secret_hash)) => ClientKind::Confidential { secret_hash },
+            (false, None) => {
+                return Err(invalid(
+                    format!("{key}.secret"),
+                    "a confidential client needs secret or secret_hash (or set public = true)",
+                ));
+            }
+        };
+        if c.public {
+            for g in [GrantType::ClientCredentials, GrantType::TokenExchange] {
+                if grant_types.contains(&g) {
+                    return Err(invalid(
+                        format!("{key}.grant_types"),
+                        format!("{} needs client authentication; a public client cannot use it", g.as_str()),
+                    ));
+                }
+            }
+        }
+        let redirect_uris = c
+            .redirect_uris
+            .iter()
+            .map(|u| RedirectUri::parse(u).map_err(|m| invalid(format!("{key}.redirect_uris"), m)))
+            .collect::<Result<Vec<_>, _>>()?;
+        if grant_types.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
+            return Err(invalid(format!("{key}.redirect_uris"), "authorization_code needs at least one redirect URI"));
+        }
+        let web_origins = c
+            .web_origins
+            .iter()
+            .map(|o| WebOrigin::parse(o).map_err(|m| invalid(format!("{key}.web_origins"), m)))
+            .collect::<Result<Vec<_>, _>>()?;
+        if !web_origins.is_empty() && !c.public {
+            return Err(invalid(
+                format!("{key}.web_origins"),
+                "CORS is offered to public clients only; a confidential client calls from its server",
+            ));
+        }
+        let scope_names = c.scopes.unwrap_or_else(|| vec!["openid".into(), "profile".into(), "email".into()]);
+        let scopes = ScopeSet::from_scopes(
+            scope_names
+                .iter()
+                .map(|s| Scope::parse(s).ok_or_else(|| invalid(format!("{key}.scopes"), format!("{s:?} is not a valid scope token (RFC 6749 3.3)"))))
+                .collect::<Result<Vec<_>, _>>()?,
+        );
+        let backchannel_logout_uri = c
+            .backchannel_logout_uri
+            .map(|u| {
+                url::Url::parse(&u)
+                    .ok()
+                    .filter(|p| matches!(p.scheme(), "http" | "https") && p.fragment().is_none())
+                    .map(|_| u.clone())
+                    .ok_or_else(|| invalid(format!("{key}.backchannel_logout_uri"), format!("{u:?} is not an absolute http(s) URL without fragment")))
+            })
+            .transpose()?;
+        if !c.token_exchange_audiences.is_empty() && !grant_types.contains(&GrantType::TokenExchange) {
+            return Err(invalid(
+                format!("{key}.token_exchange_audiences"),
+                format!("is set but grant_types does not include {}", GrantType::TokenExchange.as_str()),
+            ));
+        }
+        let permissions = parse_permissions(&format!("{key}.permissions"), &c.permissions)?;
+        if !permissions.is_empty() && !grant_types.contains(&GrantType::ClientCredentials) {
+            return Err(invalid(
+                format!("{key}.permissions"),
+                "are carried by client-credentials tokens; add client_credentials to grant_types",
+            ));
+        }
+        if let Some(o) = &c.session {
+            o.validate(&c.id, policy)?;
+        }
+        clients.push(Client {
+            id: c.id,
+            name: c.name,
+            kind,
+            redirect_uris,
+            web_origins,
+            grant_types,
+            scopes,
+            backchannel_logout_uri,
+            token_exchange_audiences: c.token_exchange_audiences,
+            permissions,
+            session: c.session,
+        });
+    }
+    Ok(clients)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::duration::Secs;
+
+    fn no_env() -> BTreeMap<String, String> {
+        BTreeMap::new()
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    fn err(text: &str) -> String {
+        Config::from_toml(text, &no_env()).expect_err("must be refused").to_string()
+    }
+
+    #[test]
+    fn nothing_configured_gives_the_spec_defaults() {
+        let c = Config::from_toml("", &no_env()).expect("valid");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.issuer, None, "derived from the bound address: http://127.0.0.1:8080");
+        assert_eq!(c.data_dir, PathBuf::from("data"));
+        assert_eq!(c.keys_dir, PathBuf::from("keys"));
+        assert_eq!(c.signing_alg, SigningAlg::ES256);
+        assert_eq!(c.policy, SessionPolicy::default());
+        assert!(c.clients.is_empty() && c.users.is_empty());
+    }
+
+    #[test]
+    fn the_spec_example_loads() {
+        let text = include_str!("../tenure.example.toml");
+        let c = Config::from_toml(text, &no_env()).expect("the documented example is valid");
+        assert_eq!(c.clients.len(), 3);
+        assert_eq!(c.users.len(), 2);
+        assert!(c.warnings.iter().any(|w| w.contains("clients[web].secret is given in plain text")));
+        let spa = c.clients.iter().find(|c| c.id == "spa").expect("spa");
+        assert!(spa.is_public());
+        assert_eq!(spa.session.as_ref().and_then(|s| s.max_lifetime), Some(Secs::hours(1)));
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let c = Config::from_toml(
+            "listen = \"127.0.0.1:1\"\n[session]\nidle_timeout = \"20m\"",
+            &env(&[("TENURE_LISTEN", "127.0.0.1:9999"), ("TENURE_SESSION_IDLE_TIMEOUT", "10m"), ("TENURE_SIGNING_ALG", "EdDSA")]),
+        )
+        .expect("valid");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9999");
+        assert_eq!(c.policy.idle_timeout, IdleTimeout::After(Secs::minutes(10)));
+        assert_eq!(c.signing_alg, SigningAlg::EdDSA);
+    }
+
+    #[test]
+    fn unknown_keys_and_variables_are_errors() {
+        assert!(err("idle_timeout = \"1h\"").contains("unknown field `idle_timeout`"));
+        assert!(err("[session]\nidle_timout = \"1h\"").contains("unknown field `idle_timout`"));
+        let e = Config::from_toml("", &env(&[("TENURE_SESSION_IDLE_TIMOUT", "1h")])).expect_err("typo").to_string();
+        assert!(e.starts_with("unknown environment variable TENURE_SESSION_IDLE_TIMOUT"), "{e}");
+        assert!(e.contains("TENURE_SESSION_IDLE_TIMEOUT"), "lists the known ones: {e}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        assert_eq!(
+            Config::from_toml("", &env(&[("TENURE_SESSION_MAX_LIFETIME", "12 hours")])).expect_err("bad").to_string(),
+            "environment variable TENURE_SESSION_MAX_LIFETIME: \"12 hours\" is not a duration: unknown unit (use whole seconds like 1800, or units like 30m, 12h, 7d, 1d12h)"
+        );
+        assert_eq!(
+            Config::from_toml("", &env(&[("TENURE_SESSION_IDLE_TIMEOUT", "2h"), ("TENURE_SESSION_MAX_LIFETIME", "1h")]))
+                .expect_err("bad")
+                .to_string(),
+            "session.idle_timeout (2h) must not exceed session.max_lifetime (1h)"
+        );
+        assert!(err("signing_alg = \"HS256\"").starts_with("signing_alg: \"HS256\" is not supported"));
+        assert!(err("listen = \"localhost\"").starts_with("listen: "));
+        assert!(err("issuer = \"ftp://x\"").starts_with("issuer: "));
+        assert!(err("log_format = \"xml\"").starts_with("log_format: "));
+    }
+
+    #[test]
+    fn clients_are_checked() {
+        let base = "[[clients]]\nid = \"c\"\nsecret = \"s\"\ngrant_types = [\"client_credentials\"]\n";
+        assert!(Config::from_toml(base, &no_env()).is_ok());
+        assert!(err("[[clients]]\nid = \"c\"\ngrant_types = [\"client_credentials\"]").contains("clients[c].secret: a confidential client needs"));
+        assert!(err("[[clients]]\nid = \"c\"\npublic = true\nsecret = \"s\"\ngrant_types = [\"refresh_token\"]").contains("a public client has no secret"));
+        assert!(err("[[clients]]\nid = \"c\"\npublic = true\ngrant_types = [\"client_credentials\"]").contains("needs client authentication"));
+        assert!(err("[[clients]]\nid = \"c\"\nsecret = \"s\"\ngrant_types = [\"password\"]").contains("clients[c].grant_types: \"password\" is not supported"));
+        assert!(err("[[clients]]\nid = \"c\"\nsecret = \"s\"\ngrant_types = [\"authorization_code\"]").contains("needs at least one redirect URI"));
+        assert!(err(&format!("{base}redirect_uris = [\"https://x/cb#frag\"]")).contains("must not contain a fragment"));
+        assert!(err(&format!("{base}web_origins = [\"https://x\"]")).contains("public clients only"));
+        assert!(err(&format!("{base}scopes = [\"bad scope\"]")).contains("clients[c].scopes"));
+        assert!(err(&format!("{base}permissions = [\"root\"]")).contains("clients[c].permissions: \"root\" is not a permission"));
+        assert!(err(&format!("{base}[[clients]]\nid = \"c\"\nsecret = \"t\"\ngrant_types = [\"client_credentials\"]")).contains("declared twice"));
+        assert_eq!(
+            err(&format!("{base}session = {{ max_lifetime = \"13h\" }}")),
+            "clients[c].session.max_lifetime (13h) must not exceed session.max_lifetime (12h)"
+        );
+        assert!(err(&format!("{base}secret_hash = \"$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA\"")).contains("not both"));
+    }
+
+    #[test]
+    fn client_ids_never_collide_with_usernames() {
+        let text = "[[clients]]\nid = \"alice\"\nsecret = \"s\"\ngrant_types = [\"client_credentials\"]\n[[users]]\nusername = \"alice\"\npassword = \"p\"";
+        assert!(err(text).contains("RFC 9700 4.15"));
+    }
+
+    #[test]
+    fn users_are_checked() {
+        assert!(err("[[users]]\nusername = \"bob\"").contains("users[bob].password: is required"));
+        assert!(err("[[users]]\nusername = \"bob\"\npassword_hash = \"nope\"").contains("users[bob].password_hash"));
+        assert!(err("[[users]]\nusername = \"\"\npassword = \"p\"").contains("users[0].username"));
+        let c = Config::from_toml("[[users]]\nusername = \"bob\"\npassword = \"pw\"", &no_env()).expect("valid");
+        assert!(c.users[0].password_hash.verify("pw"));
+        assert!(c.warnings.iter().any(|w| w.contains("users[bob].password is given in plain text")));
+    }
+}

@@ -1,0 +1,48 @@
+//! Discovery (OIDC Discovery 1.0 section 3, RFC 8414 section 2) and the JWKS.
+//!
+//! Only what is implemented is advertised.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+
+use super::state::AppState;
+
+pub fn metadata(state: &AppState) -> serde_json::Value {
+    let iss = &state.issuer;
+    let mut scopes: Vec<&str> = state.clients.all().flat_map(|c| c.scopes.iter().map(|s| s.as_str())).collect();
+    scopes.sort_unstable();
+    scopes.dedup();
+    serde_json::json!({
+        "issuer": iss,
+        "jwks_uri": format!("{iss}/jwks.json"),
+        "token_endpoint": format!("{iss}/token"),
+        "grant_types_supported": ["client_credentials"],
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "scopes_supported": scopes,
+        "access_token_signing_alg_values_supported": [state.config.signing_alg.as_str()],
+    })
+}
+
+pub async fn openid_configuration(State(state): State<AppState>) -> Response {
+    cacheable(Json(metadata(&state)).into_response())
+}
+
+pub async fn oauth_authorization_server(State(state): State<AppState>) -> Response {
+    cacheable(Json(metadata(&state)).into_response())
+}
+
+pub async fn jwks(State(state): State<AppState>) -> Response {
+    let body = state.keys().jwks(state.now(), state.key_retention());
+    let mut response = Json(body).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/jwk-set+json"));
+    cacheable(response)
+}
+
+/// Short caching: clients re-fetch on an unknown `kid` anyway.
+fn cacheable(mut response: Response) -> Response {
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
+    response
+}

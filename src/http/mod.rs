@@ -1,0 +1,51 @@
+//! The only code that knows axum: the router, the state, extractors, the one
+//! error-to-response mapping, and one file per endpoint group.
+
+pub mod discovery;
+pub mod error;
+pub mod form;
+pub mod health;
+pub mod state;
+pub mod token;
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+
+pub use state::AppState;
+
+use crate::telemetry::{HttpLabels, RouteLabels};
+
+/// The whole HTTP surface, ready for `axum::serve` or `oneshot` in tests.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/.well-known/openid-configuration", get(discovery::openid_configuration))
+        .route("/.well-known/oauth-authorization-server", get(discovery::oauth_authorization_server))
+        .route("/jwks.json", get(discovery::jwks))
+        .route("/token", post(token::token))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route_layer(middleware::from_fn_with_state(state.clone(), observe))
+        .fallback(error::not_found)
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .with_state(state)
+}
+
+/// Count and time every routed request; log it without its URI.
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned();
+    let method = req.method().as_str().to_owned();
+    let response = next.run(req).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    state.metrics.http_duration.get_or_create(&RouteLabels { route: route.clone() }).observe(elapsed.as_secs_f64());
+    tracing::debug!(%method, %route, status, micros = elapsed.as_micros() as u64, "request");
+    state.metrics.http_requests.get_or_create(&HttpLabels { method, route, status: status.to_string() }).inc();
+    response
+}

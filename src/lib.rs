@@ -1,0 +1,156 @@
+//! # tenure
+//!
+//! An OAuth 2.0 / OpenID Connect token issuer built around one idea: a session
+//! has two clocks — an idle clock carried by short-lived access tokens and an
+//! absolute clock carried by the refresh-token family — and revoking a family,
+//! a session or a user kills every token that descends from it.
+//!
+//! The crate is organised by concept (see docs/architecture.md):
+//! [`config`] and [`policy`] (what operators set), [`clock`] (time as a
+//! value), [`oauth`] (protocol rules, no HTTP), [`token`] (claims, signing,
+//! keys), [`store`] (persistence behind a trait), [`http`] (the only code that
+//! knows axum), [`telemetry`] (logs and metrics).
+
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod config;
+pub mod duration;
+pub mod http;
+pub mod oauth;
+pub mod policy;
+pub mod secret;
+pub mod store;
+pub mod telemetry;
+pub mod token;
+pub mod user;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::http::state::StartError;
+use crate::store::{SledStore, Store};
+
+pub use crate::http::AppState;
+
+/// The router for `state`; tests drive it with `oneshot`, `serve` with a socket.
+pub fn app(state: AppState) -> Router {
+    http::router(state)
+}
+
+/// How often the sweeper removes expired records.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// How often the key directory is checked for a rotation.
+const KEY_WATCH_EVERY: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir { path: std::path::PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Run the issuer until `shutdown` completes, then drain in-flight requests
+/// and make every write durable.
+pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Listen { addr: config.listen, source })?;
+    let addr = listener.local_addr()?;
+    let issuer = config.issuer.clone().unwrap_or_else(|| format!("http://{addr}"));
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir { path: config.data_dir.clone(), source })?;
+    let store = SledStore::open(&config.data_dir)?;
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let state = AppState::new(config, issuer.clone(), store.clone(), clock)?;
+
+    let sweeper = tokio::spawn(sweep_periodically(state.clone()));
+    let watcher = tokio::spawn(watch_keys(state.clone()));
+
+    tracing::info!(%addr, %issuer, "tenure is serving");
+    // One plain line on stdout for scripts and tests that started us on port 0.
+    println!("tenure listening on http://{addr} (issuer {issuer})");
+
+    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
+    sweeper.abort();
+    watcher.abort();
+    store.group_commit().durable().await?;
+    tokio::task::spawn_blocking(move || store.close()).await.map_err(std::io::Error::other)?;
+    tracing::info!("tenure stopped");
+    Ok(served?)
+}
+
+async fn sweep_periodically(state: AppState) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        tick.tick().await;
+        match state.store.sweep_expired(state.now()).await {
+            Ok(0) => {}
+            Ok(n) => {
+                state.metrics.store_sweeps_removed.inc_by(n as u64);
+                tracing::debug!(removed = n, "expired records swept");
+            }
+            Err(e) => tracing::warn!(error = %e, "sweeping expired records failed"),
+        }
+    }
+}
+
+/// Reload the key set when `tenure keys rotate` has changed the manifest.
+async fn watch_keys(state: AppState) {
+    let manifest = state.key_dir.manifest_path();
+    let modified = || std::fs::metadata(&manifest).and_then(|m| m.modified()).ok();
+    let mut last = modified();
+    let mut tick = tokio::time::interval(KEY_WATCH_EVERY);
+    loop {
+        tick.tick().await;
+        let now = modified();
+        if now != last {
+            match state.reload_keys() {
+                Ok(()) => {
+                    last = now;
+                    tracing::info!(kid = %state.keys().active().kid, "signing keys reloaded");
+                }
+                Err(e) => tracing::error!(error = %e, "reloading signing keys failed; keeping the current ones"),
+            }
+        }
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; draining requests");
+}

@@ -1,0 +1,148 @@
+//! The `tenure` command: `serve` (the default), `keys`, `config check`,
+//! `hash-secret`.
+
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tenure::clock::{Clock, SystemClock};
+use tenure::config::{Config, SigningAlg};
+use tenure::secret::{PasswordHashString, Secret};
+use tenure::token::keys::{KeyDir, retention};
+
+#[derive(Parser)]
+#[command(name = "tenure", version, about = "An OAuth 2.0 / OpenID Connect token issuer that gets sessions right")]
+struct Cli {
+    /// Config file (default: ./tenure.toml when present; also TENURE_CONFIG).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the issuer (the default).
+    Serve,
+    /// Manage signing keys in keys_dir.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+    /// Validate the configuration and print the effective session policy.
+    CheckConfig,
+    /// Read a secret or password on standard input and print its argon2id
+    /// hash, for `secret_hash` / `password_hash` in the config file.
+    HashSecret,
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Add a new active key; the previous one stays published until every
+    /// token it signed has expired. A running server picks it up within 2 s.
+    Rotate {
+        /// Algorithm of the new key (default: signing_alg from the config).
+        #[arg(long)]
+        alg: Option<String>,
+    },
+    /// List keys with their state.
+    List,
+    /// Delete retired keys whose tokens have all expired.
+    Prune,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env: BTreeMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("TENURE_")).collect();
+    let config = match Config::load(cli.config.as_deref(), &env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tenure: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli.command.unwrap_or(Command::Serve), config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("tenure: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command, config: Config) -> Result<(), String> {
+    let now = SystemClock.now();
+    match command {
+        Command::Serve => {
+            tenure::telemetry::init_logging(&config.log_filter, config.log_format)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+            runtime.block_on(tenure::serve(config, tenure::shutdown_signal())).map_err(|e| e.to_string())
+        }
+        Command::Keys { action } => {
+            let dir = KeyDir::new(&config.keys_dir);
+            let keep = retention(config.policy.access_token_ttl());
+            match action {
+                KeysAction::Rotate { alg } => {
+                    let alg = match alg {
+                        None => config.signing_alg,
+                        Some(a) => SigningAlg::parse(&a).ok_or_else(|| format!("--alg {a:?} is not supported; use ES256, EdDSA or RS256"))?,
+                    };
+                    let record = dir.rotate(alg, now).map_err(|e| e.to_string())?;
+                    println!("new active key {} ({}); retired keys stay published for {}", record.kid, record.alg, keep);
+                    Ok(())
+                }
+                KeysAction::List => {
+                    let manifest = dir.read_manifest().map_err(|e| e.to_string())?;
+                    for k in manifest.keys.iter().rev() {
+                        let state = match k.retired_at {
+                            None => "active".to_owned(),
+                            Some(t) if now < t.plus(keep) => format!("retired {t}, published until {}", t.plus(keep)),
+                            Some(t) => format!("retired {t}, expired (prune deletes it)"),
+                        };
+                        println!("{}  {}  created {}  {}", k.kid, k.alg, k.created_at, state);
+                    }
+                    Ok(())
+                }
+                KeysAction::Prune => {
+                    for kid in dir.prune(now, keep).map_err(|e| e.to_string())? {
+                        println!("deleted retired key {kid}");
+                    }
+                    Ok(())
+                }
+            }
+        }
+        Command::CheckConfig => {
+            let p = &config.policy;
+            println!("configuration is valid");
+            println!("listen = {}", config.listen);
+            println!("signing_alg = {}", config.signing_alg);
+            println!("session.idle_timeout = {}", p.idle_timeout);
+            println!("session.max_lifetime = {}", p.max_lifetime);
+            println!("session.remember_me_idle_timeout = {}", p.remember_me_idle_timeout);
+            println!("session.remember_me_max_lifetime = {}", p.remember_me_max_lifetime);
+            println!("session.access_token_ttl = {}", p.access_token_ttl());
+            println!("session.refresh_reuse_grace = {}", p.refresh_reuse_grace);
+            println!("session.max_lifetime_ceiling = {}", p.max_lifetime_ceiling);
+            println!("clients = {}, users = {}", config.clients.len(), config.users.len());
+            for w in &config.warnings {
+                println!("warning: {w}");
+            }
+            Ok(())
+        }
+        Command::HashSecret => {
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line).map_err(|e| e.to_string())?;
+            let value = line.trim_end_matches(['\r', '\n']);
+            if value.is_empty() {
+                return Err("hash-secret reads the secret from standard input; none was given".into());
+            }
+            let hash = PasswordHashString::hash(&Secret::new(value)).map_err(|e| e.to_string())?;
+            println!("{}", hash.as_str());
+            Ok(())
+        }
+    }
+}

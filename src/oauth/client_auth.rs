@@ -1,0 +1,198 @@
+//! Client authentication at the token, revocation and introspection
+//! endpoints (RFC 6749 2.3.1; OIDC Core 9): `client_secret_basic`,
+//! `client_secret_post` and `none` for public clients.
+//!
+//! Secrets are compared by argon2 (constant time) the first time and by a
+//! keyed digest in constant time after that ([`VerifiedCache`]). Failures are
+//! throttled per client and address.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use super::client::{Client, ClientKind};
+use super::error::{ErrorCode, OAuthError};
+use super::params::Params;
+use super::throttle::FailureThrottle;
+use crate::clock::UnixTime;
+use crate::duration::Secs;
+use crate::secret::{Secret, VerifiedCache};
+
+/// How the client presented itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    None,
+}
+
+/// What a request claims about its client, before verification.
+#[derive(Debug)]
+pub struct PresentedClient {
+    pub client_id: String,
+    pub secret: Option<Secret>,
+    pub method: AuthMethod,
+}
+
+/// Failed attempts allowed per client and address within the window.
+pub const FAILURE_LIMIT: u32 = 10;
+pub const FAILURE_WINDOW: Secs = Secs::minutes(5);
+
+impl PresentedClient {
+    /// Read the credentials from the `Authorization` header and the form.
+    /// RFC 6749 2.3: a client must not use more than one method.
+    pub fn from_request(authorization: Option<&str>, params: &Params) -> Result<PresentedClient, OAuthError> {
+        let form_id = params.get("client_id");
+        let form_secret = params.get("client_secret");
+        if let Some(header) = authorization {
+            let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
+            if !scheme.eq_ignore_ascii_case("basic") {
+                return Err(OAuthError::invalid_client(
+                    "the Authorization header must use the Basic scheme for client authentication",
+                ));
+            }
+            if form_secret.is_some() {
+                return Err(OAuthError::invalid_request(
+                    "use one client authentication method: Basic credentials and client_secret were both sent (RFC 6749 2.3)",
+                ));
+            }
+            let decoded = STANDARD
+                .decode(rest.trim())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| OAuthError::invalid_client("the Basic credentials are not valid base64 of id:secret"))?;
+            let (id, secret) = decoded
+                .split_once(':')
+                .ok_or_else(|| OAuthError::invalid_client("the Basic credentials lack the ':' between id and secret"))?;
+            // RFC 6749 2.3.1: both parts are form-urlencoded first.
+            let id = form_decode(id);
+            let secret = form_decode(secret);
+            if form_id.is_some_and(|f| f != id) {
+                return Err(OAuthError::invalid_request("client_id in the body differs from the Basic credentials"));
+            }
+            return Ok(PresentedClient { client_id: id, secret: Some(Secret::new(secret)), method: AuthMethod::ClientSecretBasic });
+        }
+        let client_id = form_id
+            .ok_or_else(|| OAuthError::invalid_client("client authentication is required: send Basic credentials, or client_id (and client_secret)"))?
+            .to_owned();
+        match form_secret {
+            Some(s) => Ok(PresentedClient { client_id, secret: Some(Secret::new(s)), method: AuthMethod::ClientSecretPost }),
+            None => Ok(PresentedClient { client_id, secret: None, method: AuthMethod::None }),
+        }
+    }
+}
+
+fn form_decode(s: &str) -> String {
+    form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
+}
+
+/// The registered clients and the state client authentication keeps.
+#[derive(Debug)]
+pub struct ClientRegistry {
+    clients: HashMap<String, Arc<Client>>,
+    throttle: FailureThrottle,
+    verified: VerifiedCache,
+}
+
+impl ClientRegistry {
+    pub fn new(clients: impl IntoIterator<Item = Client>) -> Result<ClientRegistry, ring::error::Unspecified> {
+        Ok(ClientRegistry {
+            clients: clients.into_iter().map(|c| (c.id.clone(), Arc::new(c))).collect(),
+            throttle: FailureThrottle::new(FAILURE_LIMIT, FAILURE_WINDOW),
+            verified: VerifiedCache::new()?,
+        })
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Arc<Client>> {
+        self.clients.get(id)
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &Arc<Client>> {
+        self.clients.values()
+    }
+
+    /// Authenticate `presented`, from `remote` (an address), at `now`.
+    pub async fn authenticate(&self, presented: PresentedClient, remote: &str, now: UnixTime) -> Result<Arc<Client>, OAuthError> {
+        let throttle_key = format!("{}|{remote}", presented.client_id);
+        if let Err(retry_after_secs) = self.throttle.check(&throttle_key, now) {
+            return Err(OAuthError::new(
+                ErrorCode::TemporarilyUnavailable { retry_after_secs },
+                format!(
+                    "too many failed authentication attempts for client {:?} from this address; retry in {retry_after_secs} s",
+                    presented.client_id
+                ),
+            ));
+        }
+        let outcome = self.verify(&presented).await;
+        match &outcome {
+            Ok(_) => self.throttle.succeed(&throttle_key),
+            Err(_) => self.throttle.fail(&throttle_key, now),
+        }
+        outcome
+    }
+
+    async fn verify(&self, presented: &PresentedClient) -> Result<Arc<Client>, OAuthError> {
+        let unknown = || OAuthError::invalid_client(format!("unknown client {:?} or wrong credentials", presented.client_id));
+        let client = self.clients.get(&presented.client_id).ok_or_else(unknown)?;
+        match (&client.kind, &presented.secret) {
+            (ClientKind::Public, None) => Ok(client.clone()),
+            (ClientKind::Public, Some(_)) => Err(OAuthError::invalid_client(format!(
+                "client {:?} is public and has no secret; send only client_id",
+                client.id
+            ))),
+            (ClientKind::Confidential { .. }, None) => Err(OAuthError::invalid_client(format!(
+                "client {:?} is confidential: authenticate with client_secret_basic or client_secret_post",
+                client.id
+            ))),
+            (ClientKind::Confidential { secret_hash }, Some(secret)) => {
+                if self.verified.matches(&client.id, secret.expose()) {
+                    return Ok(client.clone());
+                }
+                let hash = secret_hash.clone();
+                let candidate = secret.clone();
+                let ok = tokio::task::spawn_blocking(move || hash.verify(candidate.expose()))
+                    .await
+                    .map_err(|_| OAuthError::server_error())?;
+                if ok {
+                    self.verified.remember(&client.id, secret.expose());
+                    Ok(client.clone())
+                } else {
+                    Err(unknown())
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(id: &str, secret: &str) -> String {
+        format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
+    }
+
+    #[test]
+    fn reads_each_method() {
+        let p = PresentedClient::from_request(Some(&basic("web", "s%3Acret")), &Params::default()).expect("basic");
+        assert_eq!((p.client_id.as_str(), p.method), ("web", AuthMethod::ClientSecretBasic));
+        assert_eq!(p.secret.as_ref().map(Secret::expose), Some("s:cret"), "form-decoded per RFC 6749 2.3.1");
+        let post = Params::from_pairs([("client_id", "web"), ("client_secret", "x")]);
+        assert_eq!(PresentedClient::from_request(None, &post).expect("post").method, AuthMethod::ClientSecretPost);
+        let none = Params::from_pairs([("client_id", "spa")]);
+        assert_eq!(PresentedClient::from_request(None, &none).expect("none").method, AuthMethod::None);
+    }
+
+    #[test]
+    fn refuses_mixed_or_malformed_credentials() {
+        let post = Params::from_pairs([("client_secret", "x")]);
+        assert_eq!(PresentedClient::from_request(Some(&basic("a", "b")), &post).expect_err("two methods").code, ErrorCode::InvalidRequest);
+        assert_eq!(PresentedClient::from_request(Some("Basic !!!"), &Params::default()).expect_err("b64").code, ErrorCode::InvalidClient);
+        assert_eq!(PresentedClient::from_request(Some("Bearer x"), &Params::default()).expect_err("scheme").code, ErrorCode::InvalidClient);
+        assert_eq!(PresentedClient::from_request(None, &Params::default()).expect_err("nothing").code, ErrorCode::InvalidClient);
+        let other_id = Params::from_pairs([("client_id", "other")]);
+        assert_eq!(PresentedClient::from_request(Some(&basic("a", "b")), &other_id).expect_err("ids differ").code, ErrorCode::InvalidRequest);
+    }
+}

@@ -1,0 +1,73 @@
+//! OAuth errors with their RFC codes (RFC 6749 5.2, RFC 7009 2.2.1,
+//! RFC 8693 2.2.2, RFC 8707 2). Turned into HTTP responses in one place:
+//! `http::error`.
+
+use std::borrow::Cow;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// RFC 6749 5.2.
+    InvalidRequest,
+    /// RFC 6749 5.2: client authentication failed (HTTP 401).
+    InvalidClient,
+    /// RFC 6749 5.2.
+    InvalidGrant,
+    /// RFC 6749 5.2.
+    UnauthorizedClient,
+    /// RFC 6749 5.2.
+    UnsupportedGrantType,
+    /// RFC 6749 5.2.
+    InvalidScope,
+    /// RFC 8707 2 / RFC 8693 2.2.2.
+    InvalidTarget,
+    /// Too many failed attempts; the client should retry after a while.
+    TemporarilyUnavailable { retry_after_secs: u64 },
+    /// The body exceeds the size limit (HTTP 413).
+    RequestTooLarge,
+    /// An internal failure; details go to the log, never to the client.
+    ServerError,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest | ErrorCode::RequestTooLarge => "invalid_request",
+            ErrorCode::InvalidClient => "invalid_client",
+            ErrorCode::InvalidGrant => "invalid_grant",
+            ErrorCode::UnauthorizedClient => "unauthorized_client",
+            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::InvalidTarget => "invalid_target",
+            ErrorCode::TemporarilyUnavailable { .. } => "temporarily_unavailable",
+            ErrorCode::ServerError => "server_error",
+        }
+    }
+}
+
+/// An OAuth error response: the code and a description for the developer.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {description}", code.as_str())]
+pub struct OAuthError {
+    pub code: ErrorCode,
+    pub description: Cow<'static, str>,
+}
+
+impl OAuthError {
+    pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
+        OAuthError { code, description: description.into() }
+    }
+    pub fn invalid_request(d: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, d)
+    }
+    pub fn invalid_client(d: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidClient, d)
+    }
+    pub fn invalid_scope(d: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidScope, d)
+    }
+    pub fn server_error() -> Self {
+        Self::new(ErrorCode::ServerError, "the server could not complete the request")
+    }
+}
+
+pub type Result<T> = std::result::Result<T, OAuthError>;

@@ -1,0 +1,11 @@
+//! OAuth 2.0 protocol rules, free of HTTP: clients and their
+//! authentication, request parameters, grants, and errors with RFC codes.
+
+pub mod client;
+pub mod client_auth;
+pub mod client_credentials;
+pub mod error;
+pub mod params;
+pub mod throttle;
+
+pub use error::{ErrorCode, OAuthError};

@@ -1,0 +1,30 @@
+//! Claims of the tokens tenure signs.
+
+use serde::{Deserialize, Serialize};
+
+/// RFC 9068 2.2 access-token claims.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    /// The user's username, or the client id for client-credentials tokens.
+    pub sub: String,
+    pub aud: String,
+    pub client_id: String,
+    pub exp: u64,
+    pub iat: u64,
+    pub jti: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub scope: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<u64>,
+    /// SPEC 4: carried only with the `admin` scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Vec<String>>,
+}
+
+/// A fresh `jti`: 128 random bits.
+pub fn new_jti() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}

@@ -1,0 +1,6 @@
+//! Tokens: claims (RFC 9068, OIDC), JWS signing, and the signing keys with
+//! their JWKS.
+
+pub mod claims;
+pub mod jwt;
+pub mod keys;
