@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::oauth::client::{Client, ClientKind, GrantType, Permission, RedirectUri, Scope, ScopeSet, WebOrigin};
-use crate::policy::{ClientSessionOverride, IdleTimeout, PolicyError, PolicyKey, PolicyLayer, PolicyLayers, SessionPolicy};
+use crate::policy::{
+    ClientSessionOverride, IdleTimeout, PolicyError, PolicyKey, PolicyLayer, PolicyLayers, SessionPolicy,
+};
 use crate::secret::{PasswordHashString, Secret};
 use crate::user::User;
 
@@ -63,9 +65,15 @@ pub enum ConfigError {
     #[error("unknown environment variable {var}; known TENURE_* variables: {known}")]
     UnknownEnv { var: String, known: String },
     #[error("{0}")]
-    Policy(#[from] PolicyError),
+    Policy(Box<PolicyError>),
     #[error("{key}: {message}")]
     Invalid { key: String, message: String },
+}
+
+impl From<PolicyError> for ConfigError {
+    fn from(e: PolicyError) -> Self {
+        ConfigError::Policy(Box::new(e))
+    }
 }
 
 fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
@@ -174,7 +182,8 @@ impl Config {
         };
         let file = match &file_path {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
+                let text =
+                    std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
                 toml::from_str::<FileConfig>(&text)
                     .map_err(|e| ConfigError::Parse { path: p.clone(), message: e.to_string() })?
             }
@@ -206,16 +215,20 @@ impl Config {
         let data_dir = env.get("TENURE_DATA_DIR").map(PathBuf::from).or(file.data_dir).unwrap_or_else(|| "data".into());
         let keys_dir = env.get("TENURE_KEYS_DIR").map(PathBuf::from).or(file.keys_dir).unwrap_or_else(|| "keys".into());
         let alg_raw = pick("TENURE_SIGNING_ALG", file.signing_alg).unwrap_or_else(|| "ES256".to_owned());
-        let signing_alg = SigningAlg::parse(&alg_raw)
-            .ok_or_else(|| invalid("signing_alg", format!("{alg_raw:?} is not supported; use ES256, EdDSA or RS256")))?;
+        let signing_alg = SigningAlg::parse(&alg_raw).ok_or_else(|| {
+            invalid("signing_alg", format!("{alg_raw:?} is not supported; use ES256, EdDSA or RS256"))
+        })?;
         let log_filter = pick("TENURE_LOG", file.log).unwrap_or_else(|| "info".to_owned());
         let log_format = match pick("TENURE_LOG_FORMAT", file.log_format).as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
-            Some(other) => return Err(invalid("log_format", format!("{other:?} is not a log format; use text or json"))),
+            Some(other) => {
+                return Err(invalid("log_format", format!("{other:?} is not a log format; use text or json")));
+            }
         };
 
-        let policy_layers = PolicyLayers { file: file.session, env: env_policy_layer(env)?, admin: PolicyLayer::default() };
+        let policy_layers =
+            PolicyLayers { file: file.session, env: env_policy_layer(env)?, admin: PolicyLayer::default() };
         let (policy, _) = policy_layers.resolve()?;
 
         let mut warnings = Vec::new();
@@ -288,7 +301,9 @@ fn hash_or_plain(
 ) -> Result<Option<PasswordHashString>, ConfigError> {
     match (plain, hash) {
         (Some(_), Some(_)) => Err(invalid(key, "give either the plain value or its hash, not both")),
-        (None, Some(h)) => PasswordHashString::parse(&h).map(Some).map_err(|e| invalid(format!("{key}_hash"), e.to_string())),
+        (None, Some(h)) => {
+            PasswordHashString::parse(&h).map(Some).map_err(|e| invalid(format!("{key}_hash"), e.to_string()))
+        }
         (Some(p), None) => {
             warnings.push(format!(
                 "{key} is given in plain text in the config; store an argon2id hash instead (`tenure hash-secret`)"
@@ -302,9 +317,8 @@ fn hash_or_plain(
 fn parse_permissions(key: &str, raw: &[String]) -> Result<BTreeSet<Permission>, ConfigError> {
     raw.iter()
         .map(|p| {
-            Permission::parse(p).ok_or_else(|| {
-                invalid(key, format!("{p:?} is not a permission; known: system:administer, users:edit"))
-            })
+            Permission::parse(p)
+                .ok_or_else(|| invalid(key, format!("{p:?} is not a permission; known: system:administer, users:edit")))
         })
         .collect()
 }
@@ -404,7 +418,11 @@ fn build_clients(
         let scopes = ScopeSet::from_scopes(
             scope_names
                 .iter()
-                .map(|s| Scope::parse(s).ok_or_else(|| invalid(format!("{key}.scopes"), format!("{s:?} is not a valid scope token (RFC 6749 3.3)"))))
+                .map(|s| {
+                    Scope::parse(s).ok_or_else(|| {
+                        invalid(format!("{key}.scopes"), format!("{s:?} is not a valid scope token (RFC 6749 3.3)"))
+                    })
+                })
                 .collect::<Result<Vec<_>, _>>()?,
         );
         let backchannel_logout_uri = c
@@ -414,7 +432,12 @@ fn build_clients(
                     .ok()
                     .filter(|p| matches!(p.scheme(), "http" | "https") && p.fragment().is_none())
                     .map(|_| u.clone())
-                    .ok_or_else(|| invalid(format!("{key}.backchannel_logout_uri"), format!("{u:?} is not an absolute http(s) URL without fragment")))
+                    .ok_or_else(|| {
+                        invalid(
+                            format!("{key}.backchannel_logout_uri"),
+                            format!("{u:?} is not an absolute http(s) URL without fragment"),
+                        )
+                    })
             })
             .transpose()?;
         if !c.token_exchange_audiences.is_empty() && !grant_types.contains(&GrantType::TokenExchange) {
@@ -495,7 +518,11 @@ mod tests {
     fn environment_overrides_the_file() {
         let c = Config::from_toml(
             "listen = \"127.0.0.1:1\"\n[session]\nidle_timeout = \"20m\"",
-            &env(&[("TENURE_LISTEN", "127.0.0.1:9999"), ("TENURE_SESSION_IDLE_TIMEOUT", "10m"), ("TENURE_SIGNING_ALG", "EdDSA")]),
+            &env(&[
+                ("TENURE_LISTEN", "127.0.0.1:9999"),
+                ("TENURE_SESSION_IDLE_TIMEOUT", "10m"),
+                ("TENURE_SIGNING_ALG", "EdDSA"),
+            ]),
         )
         .expect("valid");
         assert_eq!(c.listen.to_string(), "127.0.0.1:9999");
@@ -519,9 +546,12 @@ mod tests {
             "environment variable TENURE_SESSION_MAX_LIFETIME: \"12 hours\" is not a duration: unknown unit (use whole seconds like 1800, or units like 30m, 12h, 7d, 1d12h)"
         );
         assert_eq!(
-            Config::from_toml("", &env(&[("TENURE_SESSION_IDLE_TIMEOUT", "2h"), ("TENURE_SESSION_MAX_LIFETIME", "1h")]))
-                .expect_err("bad")
-                .to_string(),
+            Config::from_toml(
+                "",
+                &env(&[("TENURE_SESSION_IDLE_TIMEOUT", "2h"), ("TENURE_SESSION_MAX_LIFETIME", "1h")])
+            )
+            .expect_err("bad")
+            .to_string(),
             "session.idle_timeout (2h) must not exceed session.max_lifetime (1h)"
         );
         assert!(err("signing_alg = \"HS256\"").starts_with("signing_alg: \"HS256\" is not supported"));
@@ -534,21 +564,45 @@ mod tests {
     fn clients_are_checked() {
         let base = "[[clients]]\nid = \"c\"\nsecret = \"s\"\ngrant_types = [\"client_credentials\"]\n";
         assert!(Config::from_toml(base, &no_env()).is_ok());
-        assert!(err("[[clients]]\nid = \"c\"\ngrant_types = [\"client_credentials\"]").contains("clients[c].secret: a confidential client needs"));
-        assert!(err("[[clients]]\nid = \"c\"\npublic = true\nsecret = \"s\"\ngrant_types = [\"refresh_token\"]").contains("a public client has no secret"));
-        assert!(err("[[clients]]\nid = \"c\"\npublic = true\ngrant_types = [\"client_credentials\"]").contains("needs client authentication"));
-        assert!(err("[[clients]]\nid = \"c\"\nsecret = \"s\"\ngrant_types = [\"password\"]").contains("clients[c].grant_types: \"password\" is not supported"));
-        assert!(err("[[clients]]\nid = \"c\"\nsecret = \"s\"\ngrant_types = [\"authorization_code\"]").contains("needs at least one redirect URI"));
+        assert!(
+            err("[[clients]]\nid = \"c\"\ngrant_types = [\"client_credentials\"]")
+                .contains("clients[c].secret: a confidential client needs")
+        );
+        assert!(
+            err("[[clients]]\nid = \"c\"\npublic = true\nsecret = \"s\"\ngrant_types = [\"refresh_token\"]")
+                .contains("a public client has no secret")
+        );
+        assert!(
+            err("[[clients]]\nid = \"c\"\npublic = true\ngrant_types = [\"client_credentials\"]")
+                .contains("needs client authentication")
+        );
+        assert!(
+            err("[[clients]]\nid = \"c\"\nsecret = \"s\"\ngrant_types = [\"password\"]")
+                .contains("clients[c].grant_types: \"password\" is not supported")
+        );
+        assert!(
+            err("[[clients]]\nid = \"c\"\nsecret = \"s\"\ngrant_types = [\"authorization_code\"]")
+                .contains("needs at least one redirect URI")
+        );
         assert!(err(&format!("{base}redirect_uris = [\"https://x/cb#frag\"]")).contains("must not contain a fragment"));
         assert!(err(&format!("{base}web_origins = [\"https://x\"]")).contains("public clients only"));
         assert!(err(&format!("{base}scopes = [\"bad scope\"]")).contains("clients[c].scopes"));
-        assert!(err(&format!("{base}permissions = [\"root\"]")).contains("clients[c].permissions: \"root\" is not a permission"));
-        assert!(err(&format!("{base}[[clients]]\nid = \"c\"\nsecret = \"t\"\ngrant_types = [\"client_credentials\"]")).contains("declared twice"));
+        assert!(
+            err(&format!("{base}permissions = [\"root\"]"))
+                .contains("clients[c].permissions: \"root\" is not a permission")
+        );
+        assert!(
+            err(&format!("{base}[[clients]]\nid = \"c\"\nsecret = \"t\"\ngrant_types = [\"client_credentials\"]"))
+                .contains("declared twice")
+        );
         assert_eq!(
             err(&format!("{base}session = {{ max_lifetime = \"13h\" }}")),
             "clients[c].session.max_lifetime (13h) must not exceed session.max_lifetime (12h)"
         );
-        assert!(err(&format!("{base}secret_hash = \"$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA\"")).contains("not both"));
+        assert!(
+            err(&format!("{base}secret_hash = \"$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA\""))
+                .contains("not both")
+        );
     }
 
     #[test]

@@ -119,9 +119,7 @@ impl<'de> serde::Deserialize<'de> for Secs {
                 Ok(Secs(v))
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Secs, E> {
-                u64::try_from(v)
-                    .map(Secs)
-                    .map_err(|_| E::custom(format!("{v} is negative; durations are at least 0")))
+                u64::try_from(v).map(Secs).map_err(|_| E::custom(format!("{v} is negative; durations are at least 0")))
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Secs, E> {
                 v.parse().map_err(E::custom)

@@ -71,7 +71,8 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
         .map_err(|source| ServeError::Listen { addr: config.listen, source })?;
     let addr = listener.local_addr()?;
     let issuer = config.issuer.clone().unwrap_or_else(|| format!("http://{addr}"));
-    std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir { path: config.data_dir.clone(), source })?;
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|source| ServeError::DataDir { path: config.data_dir.clone(), source })?;
     let store = SledStore::open(&config.data_dir)?;
     for w in &config.warnings {
         tracing::warn!("{w}");

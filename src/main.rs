@@ -79,7 +79,8 @@ fn run(command: Command, config: Config) -> Result<(), String> {
     match command {
         Command::Serve => {
             tenure::telemetry::init_logging(&config.log_filter, config.log_format)?;
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+            let runtime =
+                tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
             runtime.block_on(tenure::serve(config, tenure::shutdown_signal())).map_err(|e| e.to_string())
         }
         Command::Keys { action } => {
@@ -89,10 +90,14 @@ fn run(command: Command, config: Config) -> Result<(), String> {
                 KeysAction::Rotate { alg } => {
                     let alg = match alg {
                         None => config.signing_alg,
-                        Some(a) => SigningAlg::parse(&a).ok_or_else(|| format!("--alg {a:?} is not supported; use ES256, EdDSA or RS256"))?,
+                        Some(a) => SigningAlg::parse(&a)
+                            .ok_or_else(|| format!("--alg {a:?} is not supported; use ES256, EdDSA or RS256"))?,
                     };
                     let record = dir.rotate(alg, now).map_err(|e| e.to_string())?;
-                    println!("new active key {} ({}); retired keys stay published for {}", record.kid, record.alg, keep);
+                    println!(
+                        "new active key {} ({}); retired keys stay published for {}",
+                        record.kid, record.alg, keep
+                    );
                     Ok(())
                 }
                 KeysAction::List => {

@@ -45,11 +45,7 @@ impl fmt::Display for IdleTimeout {
 impl std::str::FromStr for IdleTimeout {
     type Err = crate::duration::ParseDurationError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.trim().eq_ignore_ascii_case("off") {
-            Ok(IdleTimeout::Off)
-        } else {
-            s.parse().map(IdleTimeout::After)
-        }
+        if s.trim().eq_ignore_ascii_case("off") { Ok(IdleTimeout::Off) } else { s.parse().map(IdleTimeout::After) }
     }
 }
 
@@ -65,9 +61,7 @@ impl<'de> Deserialize<'de> for IdleTimeout {
         match serde::Deserialize::deserialize(d) {
             Ok(Raw::Secs(s)) => Ok(IdleTimeout::After(s)),
             Ok(Raw::Off(s)) => s.parse().map_err(serde::de::Error::custom),
-            Err(_) => Err(serde::de::Error::custom(
-                "expected a duration (1800, \"30m\", \"1d12h\") or \"off\"",
-            )),
+            Err(_) => Err(serde::de::Error::custom("expected a duration (1800, \"30m\", \"1d12h\") or \"off\"")),
         }
     }
 }
@@ -205,31 +199,46 @@ impl PolicySources {
     }
 }
 
-/// A refused policy: names the key and the rule it breaks.
+/// A refused policy: names the key and the rule it breaks, like
+/// `session.idle_timeout (2h) must not exceed session.max_lifetime (1h)`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum PolicyError {
-    #[error("{scope}{key} must be greater than 0")]
-    NotPositive { scope: String, key: &'static str },
-    #[error("{scope}{key} ({value}) must not exceed {limit_scope}{limit_key} ({limit})")]
-    Exceeds {
-        scope: String,
-        key: &'static str,
-        value: String,
-        limit_scope: String,
-        limit_key: &'static str,
-        limit: String,
-    },
-    #[error("{scope}{key} may not be set through the admin API: it comes from the config file or environment only")]
-    NotAdminSettable { scope: String, key: &'static str },
+#[error("{message}")]
+pub struct PolicyError {
+    key: &'static str,
+    message: Box<str>,
 }
 
 impl PolicyError {
     /// The offending key, as the admin API names the field.
     pub fn key(&self) -> &'static str {
-        match self {
-            PolicyError::NotPositive { key, .. }
-            | PolicyError::Exceeds { key, .. }
-            | PolicyError::NotAdminSettable { key, .. } => key,
+        self.key
+    }
+
+    fn not_positive(scope: &str, key: &'static str) -> Self {
+        PolicyError { key, message: format!("{scope}{key} must be greater than 0").into() }
+    }
+
+    fn exceeds(
+        scope: &str,
+        key: &'static str,
+        value: impl fmt::Display,
+        limit_scope: &str,
+        limit_key: &'static str,
+        limit: impl fmt::Display,
+    ) -> Self {
+        PolicyError {
+            key,
+            message: format!("{scope}{key} ({value}) must not exceed {limit_scope}{limit_key} ({limit})").into(),
+        }
+    }
+
+    fn not_admin_settable(key: &'static str) -> Self {
+        PolicyError {
+            key,
+            message: format!(
+                "{GLOBAL_SCOPE}{key} may not be set through the admin API: it comes from the config file or environment only"
+            )
+            .into(),
         }
     }
 }
@@ -237,19 +246,12 @@ impl PolicyError {
 const GLOBAL_SCOPE: &str = "session.";
 
 fn exceeds(key: PolicyKey, value: impl fmt::Display, limit_key: PolicyKey, limit: impl fmt::Display) -> PolicyError {
-    PolicyError::Exceeds {
-        scope: GLOBAL_SCOPE.to_owned(),
-        key: key.name(),
-        value: value.to_string(),
-        limit_scope: GLOBAL_SCOPE.to_owned(),
-        limit_key: limit_key.name(),
-        limit: limit.to_string(),
-    }
+    PolicyError::exceeds(GLOBAL_SCOPE, key.name(), value, GLOBAL_SCOPE, limit_key.name(), limit)
 }
 
 fn positive(key: PolicyKey, d: Secs) -> Result<(), PolicyError> {
     if d.is_zero() {
-        return Err(PolicyError::NotPositive { scope: GLOBAL_SCOPE.to_owned(), key: key.name() });
+        return Err(PolicyError::not_positive(GLOBAL_SCOPE, key.name()));
     }
     Ok(())
 }
@@ -258,10 +260,7 @@ impl PolicyLayers {
     /// Merge the layers and validate the result (SPEC 3, "Validation").
     pub fn resolve(&self) -> Result<(SessionPolicy, PolicySources), PolicyError> {
         if self.admin.max_lifetime_ceiling.is_some() {
-            return Err(PolicyError::NotAdminSettable {
-                scope: GLOBAL_SCOPE.to_owned(),
-                key: PolicyKey::MaxLifetimeCeiling.name(),
-            });
+            return Err(PolicyError::not_admin_settable(PolicyKey::MaxLifetimeCeiling.name()));
         }
         let mut p = SessionPolicy::default();
         let mut sources = Vec::new();
@@ -373,10 +372,7 @@ impl SessionPolicy {
     /// client's override. Overrides only ever tighten.
     pub fn limits(&self, remember_me: bool, client: Option<&ClientSessionOverride>) -> Limits {
         let (mut idle, mut max) = if remember_me {
-            (
-                self.remember_me_idle_timeout.within(self.remember_me_max_lifetime),
-                self.remember_me_max_lifetime,
-            )
+            (self.remember_me_idle_timeout.within(self.remember_me_max_lifetime), self.remember_me_max_lifetime)
         } else {
             (self.idle_timeout.within(self.max_lifetime), self.max_lifetime)
         };
@@ -409,13 +405,9 @@ impl ClientSessionOverride {
     /// any bad value, naming the client and the key.
     pub fn validate(&self, client_id: &str, global: &SessionPolicy) -> Result<(), PolicyError> {
         let scope = format!("clients[{client_id}].session.");
-        let refuse = |key: PolicyKey, value: Secs, limit_key: PolicyKey, limit: Secs, own: bool| PolicyError::Exceeds {
-            scope: scope.clone(),
-            key: key.name(),
-            value: value.to_string(),
-            limit_scope: if own { scope.clone() } else { GLOBAL_SCOPE.to_owned() },
-            limit_key: limit_key.name(),
-            limit: limit.to_string(),
+        let refuse = |key: PolicyKey, value: Secs, limit_key: PolicyKey, limit: Secs, own: bool| {
+            let limit_scope = if own { scope.as_str() } else { GLOBAL_SCOPE };
+            PolicyError::exceeds(&scope, key.name(), value, limit_scope, limit_key.name(), limit)
         };
         for (key, value) in [
             (PolicyKey::IdleTimeout, self.idle_timeout),
@@ -423,7 +415,7 @@ impl ClientSessionOverride {
             (PolicyKey::AccessTokenTtl, self.access_token_ttl),
         ] {
             if value.is_some_and(Secs::is_zero) {
-                return Err(PolicyError::NotPositive { scope: scope.clone(), key: key.name() });
+                return Err(PolicyError::not_positive(&scope, key.name()));
             }
         }
         let global_idle = global.idle_timeout.within(global.max_lifetime);
@@ -534,7 +526,14 @@ mod tests {
 
     #[test]
     fn every_duration_must_be_positive() {
-        for key in ["idle_timeout", "max_lifetime", "remember_me_idle_timeout", "remember_me_max_lifetime", "access_token_ttl", "max_lifetime_ceiling"] {
+        for key in [
+            "idle_timeout",
+            "max_lifetime",
+            "remember_me_idle_timeout",
+            "remember_me_max_lifetime",
+            "access_token_ttl",
+            "max_lifetime_ceiling",
+        ] {
             assert_eq!(message(&format!("{key} = 0")), format!("session.{key} must be greater than 0"));
         }
         // The grace window may be zero: that is its default.
@@ -704,7 +703,11 @@ mod tests {
         let limits = p.limits(true, None);
         assert_eq!(limits.idle_timeout, Secs::days(7));
         assert_eq!(limits.max_lifetime, Secs::days(20));
-        assert_eq!(limits.access_token_ttl, Secs::minutes(30), "remember-me lengthens the session, not the access token");
+        assert_eq!(
+            limits.access_token_ttl,
+            Secs::minutes(30),
+            "remember-me lengthens the session, not the access token"
+        );
         let idle_end = T0.plus(Secs::days(13));
         assert!(limits.is_alive(T0, T0.plus(Secs::days(6)), UnixTime(idle_end.as_secs() - 1)));
         assert!(!limits.is_alive(T0, T0.plus(Secs::days(6)), idle_end));

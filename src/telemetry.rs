@@ -72,7 +72,9 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("tenure");
         let http_requests = Family::<HttpLabels, Counter>::default();
-        let http_duration = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let http_duration = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
         let tokens_issued = Family::<GrantLabels, Counter>::default();
         let oauth_errors = Family::<ErrorLabels, Counter>::default();
         let store_sweeps_removed = Counter::default();
@@ -80,7 +82,11 @@ impl Metrics {
         registry.register("http_request_duration_seconds", "HTTP request latency by route", http_duration.clone());
         registry.register("tokens_issued", "Access tokens issued by grant type", tokens_issued.clone());
         registry.register("oauth_errors", "OAuth error responses by error code", oauth_errors.clone());
-        registry.register("store_swept_records", "Expired records removed by the sweeper", store_sweeps_removed.clone());
+        registry.register(
+            "store_swept_records",
+            "Expired records removed by the sweeper",
+            store_sweeps_removed.clone(),
+        );
         Metrics { registry, http_requests, http_duration, tokens_issued, oauth_errors, store_sweeps_removed }
     }
 

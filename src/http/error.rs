@@ -47,5 +47,6 @@ pub fn internal(context: &'static str, err: impl std::fmt::Display) -> OAuthErro
 
 /// JSON 404 for unknown paths.
 pub async fn not_found() -> Response {
-    (StatusCode::NOT_FOUND, Json(serde_json::json!({ "error": "not_found", "message": "no such endpoint" }))).into_response()
+    (StatusCode::NOT_FOUND, Json(serde_json::json!({ "error": "not_found", "message": "no such endpoint" })))
+        .into_response()
 }

@@ -39,7 +39,8 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok())
             .is_some_and(|n| n > BODY_LIMIT);
-        let too_large = || OAuthError::new(ErrorCode::RequestTooLarge, format!("the body exceeds {} KiB", BODY_LIMIT / 1024));
+        let too_large =
+            || OAuthError::new(ErrorCode::RequestTooLarge, format!("the body exceeds {} KiB", BODY_LIMIT / 1024));
         if declared_too_large {
             return Err(too_large());
         }

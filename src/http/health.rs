@@ -18,7 +18,10 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         Ok(()) => Json(serde_json::json!({ "status": "ready" })).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "status": "unavailable", "message": "the store does not answer" })))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({ "status": "unavailable", "message": "the store does not answer" })),
+            )
                 .into_response()
         }
     }

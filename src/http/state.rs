@@ -44,7 +44,7 @@ pub enum StartError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error("{0} (set through the admin API; reset it with DELETE /admin/settings/session)")]
-    AdminPolicy(crate::policy::PolicyError),
+    AdminPolicy(Box<crate::policy::PolicyError>),
     #[error("cannot initialise the random number generator")]
     Random,
 }
@@ -52,10 +52,15 @@ pub enum StartError {
 impl AppState {
     /// Build the state: load the admin-set policy layer from the store,
     /// make sure a signing key exists, and load the key set.
-    pub fn new(config: Config, issuer: String, store: StoreImpl, clock: Arc<dyn Clock>) -> Result<AppState, StartError> {
+    pub fn new(
+        config: Config,
+        issuer: String,
+        store: StoreImpl,
+        clock: Arc<dyn Clock>,
+    ) -> Result<AppState, StartError> {
         let now = clock.now();
         let layers = PolicyLayers { admin: store.admin_policy()?, ..config.policy_layers.clone() };
-        let resolved = layers.resolve().map_err(StartError::AdminPolicy)?;
+        let resolved = layers.resolve().map_err(|e| StartError::AdminPolicy(Box::new(e)))?;
         let key_dir = KeyDir::new(&config.keys_dir);
         if let Some(created) = key_dir.ensure_active(config.signing_alg, now)? {
             tracing::info!(kid = %created.kid, alg = %created.alg, dir = %key_dir.path().display(), "generated a new signing key");

@@ -30,7 +30,11 @@ pub struct TokenResponse {
 pub async fn token(State(state): State<AppState>, form: OAuthForm) -> Result<Response, OAuthError> {
     let result = handle(&state, form).await;
     if let Err(e) = &result {
-        state.metrics.oauth_errors.get_or_create(&crate::telemetry::ErrorLabels { error: e.code.as_str().to_owned() }).inc();
+        state
+            .metrics
+            .oauth_errors
+            .get_or_create(&crate::telemetry::ErrorLabels { error: e.code.as_str().to_owned() })
+            .inc();
     }
     result
 }
@@ -59,7 +63,8 @@ async fn handle(state: &AppState, form: OAuthForm) -> Result<Response, OAuthErro
         }
     };
     let keys = state.keys();
-    let access_token = jwt::sign(keys.active(), TokenType::Access, &claims).map_err(|e| internal("signing an access token", e))?;
+    let access_token =
+        jwt::sign(keys.active(), TokenType::Access, &claims).map_err(|e| internal("signing an access token", e))?;
     state.metrics.tokens_issued.get_or_create(&GrantLabels { grant_type: grant.as_str().to_owned() }).inc();
     tracing::debug!(client_id = %client.id, grant_type = grant.as_str(), jti = %claims.jti, "access token issued");
     let body = TokenResponse {

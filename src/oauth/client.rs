@@ -16,7 +16,8 @@ pub struct Scope(String);
 
 impl Scope {
     pub fn parse(s: &str) -> Option<Scope> {
-        let ok = !s.is_empty() && s.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b));
+        let ok =
+            !s.is_empty() && s.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b));
         ok.then(|| Scope(s.to_owned()))
     }
     pub fn as_str(&self) -> &str {

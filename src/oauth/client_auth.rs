@@ -58,27 +58,36 @@ impl PresentedClient {
                     "use one client authentication method: Basic credentials and client_secret were both sent (RFC 6749 2.3)",
                 ));
             }
-            let decoded = STANDARD
-                .decode(rest.trim())
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| OAuthError::invalid_client("the Basic credentials are not valid base64 of id:secret"))?;
-            let (id, secret) = decoded
-                .split_once(':')
-                .ok_or_else(|| OAuthError::invalid_client("the Basic credentials lack the ':' between id and secret"))?;
+            let decoded =
+                STANDARD.decode(rest.trim()).ok().and_then(|b| String::from_utf8(b).ok()).ok_or_else(|| {
+                    OAuthError::invalid_client("the Basic credentials are not valid base64 of id:secret")
+                })?;
+            let (id, secret) = decoded.split_once(':').ok_or_else(|| {
+                OAuthError::invalid_client("the Basic credentials lack the ':' between id and secret")
+            })?;
             // RFC 6749 2.3.1: both parts are form-urlencoded first.
             let id = form_decode(id);
             let secret = form_decode(secret);
             if form_id.is_some_and(|f| f != id) {
                 return Err(OAuthError::invalid_request("client_id in the body differs from the Basic credentials"));
             }
-            return Ok(PresentedClient { client_id: id, secret: Some(Secret::new(secret)), method: AuthMethod::ClientSecretBasic });
+            return Ok(PresentedClient {
+                client_id: id,
+                secret: Some(Secret::new(secret)),
+                method: AuthMethod::ClientSecretBasic,
+            });
         }
         let client_id = form_id
-            .ok_or_else(|| OAuthError::invalid_client("client authentication is required: send Basic credentials, or client_id (and client_secret)"))?
+            .ok_or_else(|| {
+                OAuthError::invalid_client(
+                    "client authentication is required: send Basic credentials, or client_id (and client_secret)",
+                )
+            })?
             .to_owned();
         match form_secret {
-            Some(s) => Ok(PresentedClient { client_id, secret: Some(Secret::new(s)), method: AuthMethod::ClientSecretPost }),
+            Some(s) => {
+                Ok(PresentedClient { client_id, secret: Some(Secret::new(s)), method: AuthMethod::ClientSecretPost })
+            }
             None => Ok(PresentedClient { client_id, secret: None, method: AuthMethod::None }),
         }
     }
@@ -114,7 +123,12 @@ impl ClientRegistry {
     }
 
     /// Authenticate `presented`, from `remote` (an address), at `now`.
-    pub async fn authenticate(&self, presented: PresentedClient, remote: &str, now: UnixTime) -> Result<Arc<Client>, OAuthError> {
+    pub async fn authenticate(
+        &self,
+        presented: PresentedClient,
+        remote: &str,
+        now: UnixTime,
+    ) -> Result<Arc<Client>, OAuthError> {
         let throttle_key = format!("{}|{remote}", presented.client_id);
         if let Err(retry_after_secs) = self.throttle.check(&throttle_key, now) {
             return Err(OAuthError::new(
@@ -134,7 +148,8 @@ impl ClientRegistry {
     }
 
     async fn verify(&self, presented: &PresentedClient) -> Result<Arc<Client>, OAuthError> {
-        let unknown = || OAuthError::invalid_client(format!("unknown client {:?} or wrong credentials", presented.client_id));
+        let unknown =
+            || OAuthError::invalid_client(format!("unknown client {:?} or wrong credentials", presented.client_id));
         let client = self.clients.get(&presented.client_id).ok_or_else(unknown)?;
         match (&client.kind, &presented.secret) {
             (ClientKind::Public, None) => Ok(client.clone()),
@@ -188,11 +203,26 @@ mod tests {
     #[test]
     fn refuses_mixed_or_malformed_credentials() {
         let post = Params::from_pairs([("client_secret", "x")]);
-        assert_eq!(PresentedClient::from_request(Some(&basic("a", "b")), &post).expect_err("two methods").code, ErrorCode::InvalidRequest);
-        assert_eq!(PresentedClient::from_request(Some("Basic !!!"), &Params::default()).expect_err("b64").code, ErrorCode::InvalidClient);
-        assert_eq!(PresentedClient::from_request(Some("Bearer x"), &Params::default()).expect_err("scheme").code, ErrorCode::InvalidClient);
-        assert_eq!(PresentedClient::from_request(None, &Params::default()).expect_err("nothing").code, ErrorCode::InvalidClient);
+        assert_eq!(
+            PresentedClient::from_request(Some(&basic("a", "b")), &post).expect_err("two methods").code,
+            ErrorCode::InvalidRequest
+        );
+        assert_eq!(
+            PresentedClient::from_request(Some("Basic !!!"), &Params::default()).expect_err("b64").code,
+            ErrorCode::InvalidClient
+        );
+        assert_eq!(
+            PresentedClient::from_request(Some("Bearer x"), &Params::default()).expect_err("scheme").code,
+            ErrorCode::InvalidClient
+        );
+        assert_eq!(
+            PresentedClient::from_request(None, &Params::default()).expect_err("nothing").code,
+            ErrorCode::InvalidClient
+        );
         let other_id = Params::from_pairs([("client_id", "other")]);
-        assert_eq!(PresentedClient::from_request(Some(&basic("a", "b")), &other_id).expect_err("ids differ").code, ErrorCode::InvalidRequest);
+        assert_eq!(
+            PresentedClient::from_request(Some(&basic("a", "b")), &other_id).expect_err("ids differ").code,
+            ErrorCode::InvalidRequest
+        );
     }
 }

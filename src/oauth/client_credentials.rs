@@ -15,7 +15,13 @@ pub const ADMIN_SCOPE: &str = "admin";
 ///
 /// `audience` is tenure's own API (the issuer); a `resource` (RFC 8707) other
 /// than that is refused with `invalid_target`.
-pub fn grant(client: &Client, params: &Params, issuer: &str, now: UnixTime, ttl: Secs) -> Result<AccessClaims, OAuthError> {
+pub fn grant(
+    client: &Client,
+    params: &Params,
+    issuer: &str,
+    now: UnixTime,
+    ttl: Secs,
+) -> Result<AccessClaims, OAuthError> {
     if !client.allows_grant(GrantType::ClientCredentials) {
         return Err(OAuthError::new(
             ErrorCode::UnauthorizedClient,
@@ -25,8 +31,9 @@ pub fn grant(client: &Client, params: &Params, issuer: &str, now: UnixTime, ttl:
     let scope = match params.get("scope") {
         None => client.scopes.clone(),
         Some(raw) => {
-            let requested = ScopeSet::parse(raw)
-                .map_err(|bad| OAuthError::invalid_scope(format!("{bad:?} is not a valid scope token (RFC 6749 3.3)")))?;
+            let requested = ScopeSet::parse(raw).map_err(|bad| {
+                OAuthError::invalid_scope(format!("{bad:?} is not a valid scope token (RFC 6749 3.3)"))
+            })?;
             let refused: Vec<String> = requested.not_in(&client.scopes).map(ToString::to_string).collect();
             if !refused.is_empty() {
                 return Err(OAuthError::invalid_scope(format!(
@@ -73,14 +80,16 @@ mod tests {
     const T0: UnixTime = UnixTime(1_700_000_000);
 
     fn client(extra: &str) -> Client {
-        let text = format!("[[clients]]\nid = \"svc\"\nsecret = \"s\"\ngrant_types = [\"client_credentials\"]\n{extra}");
+        let text =
+            format!("[[clients]]\nid = \"svc\"\nsecret = \"s\"\ngrant_types = [\"client_credentials\"]\n{extra}");
         Config::from_toml(&text, &Default::default()).expect("valid").clients.remove(0)
     }
 
     #[test]
     fn issues_a_token_for_the_client_itself() {
         let c = client("scopes = [\"orders:read\", \"orders:write\"]");
-        let claims = grant(&c, &Params::from_pairs([("scope", "orders:read")]), ISS, T0, Secs::minutes(30)).expect("granted");
+        let claims =
+            grant(&c, &Params::from_pairs([("scope", "orders:read")]), ISS, T0, Secs::minutes(30)).expect("granted");
         assert_eq!((claims.sub.as_str(), claims.client_id.as_str()), ("svc", "svc"));
         assert_eq!(claims.scope, "orders:read");
         assert_eq!(claims.exp, T0.as_secs() + 1800);
@@ -93,7 +102,8 @@ mod tests {
     #[test]
     fn scopes_are_limited_to_the_clients() {
         let c = client("scopes = [\"orders:read\"]");
-        let err = grant(&c, &Params::from_pairs([("scope", "orders:read admin")]), ISS, T0, Secs::minutes(1)).expect_err("wider");
+        let err = grant(&c, &Params::from_pairs([("scope", "orders:read admin")]), ISS, T0, Secs::minutes(1))
+            .expect_err("wider");
         assert_eq!(err.code, ErrorCode::InvalidScope);
         assert!(err.description.contains("may not request scope admin"), "{}", err.description);
     }
@@ -102,7 +112,10 @@ mod tests {
     fn only_clients_allowed_the_grant_get_it() {
         let text = "[[clients]]\nid = \"web\"\nsecret = \"s\"\ngrant_types = [\"authorization_code\"]\nredirect_uris = [\"http://127.0.0.1/cb\"]";
         let c = Config::from_toml(text, &Default::default()).expect("valid").clients.remove(0);
-        assert_eq!(grant(&c, &Params::default(), ISS, T0, Secs::minutes(1)).expect_err("not allowed").code, ErrorCode::UnauthorizedClient);
+        assert_eq!(
+            grant(&c, &Params::default(), ISS, T0, Secs::minutes(1)).expect_err("not allowed").code,
+            ErrorCode::UnauthorizedClient
+        );
     }
 
     #[test]
@@ -117,7 +130,8 @@ mod tests {
     #[test]
     fn foreign_resources_are_refused() {
         let c = client("");
-        let err = grant(&c, &Params::from_pairs([("resource", "https://billing.example")]), ISS, T0, Secs::minutes(1)).expect_err("target");
+        let err = grant(&c, &Params::from_pairs([("resource", "https://billing.example")]), ISS, T0, Secs::minutes(1))
+            .expect_err("target");
         assert_eq!(err.code, ErrorCode::InvalidTarget);
         assert!(grant(&c, &Params::from_pairs([("resource", ISS)]), ISS, T0, Secs::minutes(1)).is_ok());
     }

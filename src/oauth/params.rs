@@ -19,8 +19,9 @@ impl Params {
                 continue;
             }
             if map.insert(k.clone().into_owned(), v.into_owned()).is_some() {
+                let name: String = k.chars().take(40).collect();
                 return Err(OAuthError::invalid_request(format!(
-                    "parameter {k:?} is included more than once (RFC 6749 3.2)"
+                    "parameter {name:?} is included more than once (RFC 6749 3.2)"
                 )));
             }
         }

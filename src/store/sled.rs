@@ -153,7 +153,10 @@ impl SledStore {
 impl Store for SledStore {
     async fn check(&self) -> Result<()> {
         self.meta.insert(b"readyz", &[1u8][..]).map_err(io)?;
-        self.meta.get(b"readyz").map_err(io)?.ok_or_else(|| StoreError::Io("a written probe record is missing".into()))?;
+        self.meta
+            .get(b"readyz")
+            .map_err(io)?
+            .ok_or_else(|| StoreError::Io("a written probe record is missing".into()))?;
         Ok(())
     }
 
@@ -203,8 +206,13 @@ impl Store for SledStore {
         let end = (now.as_secs().saturating_add(1)).to_be_bytes();
         let mut removed = 0;
         loop {
-            let batch: Vec<sled::IVec> =
-                self.expiry.range(..end.as_slice()).keys().take(SWEEP_BATCH).collect::<std::result::Result<_, _>>().map_err(io)?;
+            let batch: Vec<sled::IVec> = self
+                .expiry
+                .range(..end.as_slice())
+                .keys()
+                .take(SWEEP_BATCH)
+                .collect::<std::result::Result<_, _>>()
+                .map_err(io)?;
             if batch.is_empty() {
                 break;
             }
@@ -216,7 +224,8 @@ impl Store for SledStore {
                 if let Some(kind) = Expiring::from_tag(tag) {
                     let tree = self.tree(kind);
                     if let Some(current) = tree.get(key).map_err(io)? {
-                        let record_exp = current.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(u64::from_be_bytes);
+                        let record_exp =
+                            current.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(u64::from_be_bytes);
                         // Remove only if the record still expires by now, and
                         // only the very version read (a concurrent rewrite wins).
                         if record_exp.is_none_or(|exp| exp <= now.as_secs())
@@ -316,9 +325,9 @@ mod tests {
         let mut tasks = Vec::new();
         for i in 0..256u32 {
             let store = store.clone();
-            tasks.push(tokio::spawn(async move {
-                store.put_expiring(Expiring::Family, &i.to_be_bytes(), b"v", T0).await
-            }));
+            tasks.push(tokio::spawn(
+                async move { store.put_expiring(Expiring::Family, &i.to_be_bytes(), b"v", T0).await },
+            ));
         }
         let all = async {
             for t in tasks {

@@ -104,7 +104,8 @@ impl SigningKey {
             }
             SigningAlg::EdDSA => {
                 let kp = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(|e| e.to_string())?;
-                let members = serde_json::json!({ "crv": "Ed25519", "kty": "OKP", "x": B64.encode(kp.public_key().as_ref()) });
+                let members =
+                    serde_json::json!({ "crv": "Ed25519", "kty": "OKP", "x": B64.encode(kp.public_key().as_ref()) });
                 (Pair::EdDsa(kp), members)
             }
             SigningAlg::RS256 => {
@@ -155,7 +156,9 @@ pub fn generate_pkcs8(alg: SigningAlg) -> Result<Vec<u8>, KeyError> {
         SigningAlg::ES256 => EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
             .map(|d| d.as_ref().to_vec())
             .map_err(|e| fail(e.to_string())),
-        SigningAlg::EdDSA => Ed25519KeyPair::generate_pkcs8(&rng).map(|d| d.as_ref().to_vec()).map_err(|e| fail(e.to_string())),
+        SigningAlg::EdDSA => {
+            Ed25519KeyPair::generate_pkcs8(&rng).map(|d| d.as_ref().to_vec()).map_err(|e| fail(e.to_string()))
+        }
         // ring cannot generate RSA keys; josekit (OpenSSL) can.
         SigningAlg::RS256 => {
             use josekit::jwk::KeyPair as _;
@@ -191,7 +194,9 @@ impl KeyDir {
     pub fn read_manifest(&self) -> Result<Manifest, KeyError> {
         let path = self.manifest_path();
         match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| KeyError::Manifest { path, message: e.to_string() }),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|e| KeyError::Manifest { path, message: e.to_string() })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Manifest::default()),
             Err(e) => Err(KeyError::Io { path, source: e }),
         }
@@ -201,7 +206,8 @@ impl KeyDir {
     fn write_manifest(&self, manifest: &Manifest) -> Result<(), KeyError> {
         let path = self.manifest_path();
         let tmp = self.dir.join(format!("{MANIFEST}.tmp"));
-        let bytes = serde_json::to_vec_pretty(manifest).map_err(|e| KeyError::Manifest { path: path.clone(), message: e.to_string() })?;
+        let bytes = serde_json::to_vec_pretty(manifest)
+            .map_err(|e| KeyError::Manifest { path: path.clone(), message: e.to_string() })?;
         write_private(&tmp, &bytes)?;
         fs::rename(&tmp, &path).map_err(io_err(&path))?;
         fs::File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io_err(&self.dir))
@@ -286,7 +292,8 @@ impl KeyDir {
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
-    let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(io_err(path))?;
+    let mut f =
+        fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(io_err(path))?;
     // The mode above applies only to new files; make sure of it.
     f.set_permissions(fs::Permissions::from_mode(0o600)).map_err(io_err(path))?;
     f.write_all(bytes).map_err(io_err(path))?;
@@ -410,7 +417,12 @@ mod tests {
         let set = keys.load().expect("load");
         assert_eq!(set.active().kid, new.kid);
         let kids = |now| -> Vec<String> {
-            set.jwks(now, retain)["keys"].as_array().expect("keys").iter().map(|k| k["kid"].as_str().unwrap_or("").to_owned()).collect()
+            set.jwks(now, retain)["keys"]
+                .as_array()
+                .expect("keys")
+                .iter()
+                .map(|k| k["kid"].as_str().unwrap_or("").to_owned())
+                .collect()
         };
         assert_eq!(kids(rotated_at), vec![new.kid.clone(), old.kid.clone()], "active first");
         let last_second = UnixTime(rotated_at.plus(retain).as_secs() - 1);

@@ -1,0 +1,13 @@
+//! tenure's integration tests: ONE test binary (it links once), modules by
+//! area. Most tests start the real `tenure` binary on a free loopback port
+//! and speak HTTP to it as clients do; tokens are verified with the
+//! `jsonwebtoken` crate, independent of the ring signer tenure uses.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+mod bad_input;
+mod client_credentials;
+mod keys;
+mod server;

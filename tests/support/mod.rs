@@ -1,0 +1,207 @@
+//! A real `tenure` process on 127.0.0.1:0 in a temporary directory, killed
+//! when dropped.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tenure");
+
+/// A config with one confidential service client and one admin service
+/// account. `extra` is appended verbatim.
+pub fn config_with(extra: &str) -> String {
+    format!(
+        r#"listen = "127.0.0.1:0"
+
+[[clients]]
+id = "orders-api"
+secret = "orders-secret"
+grant_types = ["client_credentials"]
+scopes = ["orders:read", "orders:write"]
+
+[[clients]]
+id = "automation"
+secret = "automation-secret"
+grant_types = ["client_credentials"]
+scopes = ["admin"]
+permissions = ["users:edit"]
+
+{extra}
+"#
+    )
+}
+
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    pub dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+}
+
+impl Server {
+    /// Start with `config` as tenure.toml and extra environment variables.
+    pub fn start(config: &str, env: &[(&str, &str)]) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(dir, config, env)
+    }
+
+    pub fn start_in(dir: tempfile::TempDir, config: &str, env: &[(&str, &str)]) -> Server {
+        std::fs::write(dir.path().join("tenure.toml"), config).expect("write config");
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TENURE_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn tenure");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("tenure listening on ") {
+                    let url = rest.split_whitespace().next().unwrap_or_default().to_owned();
+                    let _ = tx.send(url);
+                }
+            }
+        });
+        let base = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("tenure did not report its address within 60 s");
+            }
+        };
+        Server { child, base, dir, http: reqwest::Client::new() }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Run the tenure CLI in this server's directory.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(BIN)
+            .args(args)
+            .current_dir(self.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .output()
+            .expect("run tenure")
+    }
+
+    /// POST a form to `path` with optional Basic credentials.
+    pub async fn post_form(&self, path: &str, basic: Option<(&str, &str)>, form: &[(&str, &str)]) -> reqwest::Response {
+        let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+        let mut req =
+            self.http.post(self.url(path)).header("content-type", "application/x-www-form-urlencoded").body(body);
+        if let Some((id, secret)) = basic {
+            req = req.basic_auth(id, Some(secret));
+        }
+        req.send().await.expect("request")
+    }
+
+    /// A client-credentials token for `orders-api`.
+    pub async fn cc_token(&self) -> String {
+        let resp = self
+            .post_form("/token", Some(("orders-api", "orders-secret")), &[("grant_type", "client_credentials")])
+            .await;
+        assert_eq!(resp.status(), 200);
+        let body: serde_json::Value = resp.json().await.expect("json");
+        body["access_token"].as_str().expect("access_token").to_owned()
+    }
+
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        let resp = self.http.get(self.url(path)).send().await.expect("request");
+        assert_eq!(resp.status(), 200, "GET {path}");
+        resp.json().await.expect("json")
+    }
+
+    pub async fn jwks(&self) -> JwkSet {
+        serde_json::from_value(self.get_json("/jwks.json").await).expect("a JWK set")
+    }
+
+    /// Stop with SIGTERM and return the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        for _ in 0..300 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("tenure did not stop within 6 s of SIGTERM");
+    }
+
+    /// SIGKILL the process and hand back its directory for a restart.
+    pub fn kill_keep_dir(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"))
+    }
+
+    pub fn keys_dir(&self) -> PathBuf {
+        self.path().join("keys")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Verify `token` against `jwks` with jsonwebtoken (not tenure's signer):
+/// the key is chosen by `kid`, the algorithm comes from the JWK.
+pub fn verify(token: &str, jwks: &JwkSet, issuer: &str, audience: &str) -> jsonwebtoken::TokenData<serde_json::Value> {
+    let header = jsonwebtoken::decode_header(token).expect("header");
+    let kid = header.kid.clone().expect("kid");
+    let jwk = jwks.find(&kid).unwrap_or_else(|| panic!("kid {kid} is not in the JWKS"));
+    let alg = match jwk.common.key_algorithm.expect("alg in JWK") {
+        jsonwebtoken::jwk::KeyAlgorithm::ES256 => Algorithm::ES256,
+        jsonwebtoken::jwk::KeyAlgorithm::EdDSA => Algorithm::EdDSA,
+        jsonwebtoken::jwk::KeyAlgorithm::RS256 => Algorithm::RS256,
+        other => panic!("unexpected algorithm {other:?}"),
+    };
+    assert_eq!(header.alg, alg, "the header names the key's algorithm");
+    let key = DecodingKey::from_jwk(jwk).expect("decoding key");
+    let mut validation = Validation::new(alg);
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(&[audience]);
+    validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+    validation.leeway = 0;
+    jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation).expect("valid signature and claims")
+}
+
+/// Poll `check` every 50 ms until it holds or `within` passes.
+pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
