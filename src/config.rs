@@ -207,7 +207,8 @@ impl Config {
             }
         }
         let pick = |var: &str, from_file: Option<String>| env.get(var).cloned().or(from_file);
-        let issuer = pick("TENURE_ISSUER", file.issuer).map(|s| parse_issuer(&s)).transpose()?;
+        let mut warnings = Vec::new();
+        let issuer = pick("TENURE_ISSUER", file.issuer).map(|s| parse_issuer(&s, &mut warnings)).transpose()?;
         let listen_raw = pick("TENURE_LISTEN", file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
         let listen: SocketAddr = listen_raw
             .parse()
@@ -227,11 +228,16 @@ impl Config {
             }
         };
 
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log_filter) {
+            return Err(invalid(
+                "log",
+                format!("{log_filter:?} is not a log filter (like \"info\" or \"tenure=debug,info\"): {e}"),
+            ));
+        }
         let policy_layers =
             PolicyLayers { file: file.session, env: env_policy_layer(env)?, admin: PolicyLayer::default() };
         let (policy, _) = policy_layers.resolve()?;
 
-        let mut warnings = Vec::new();
         let users = build_users(file.users, &mut warnings)?;
         let clients = build_clients(file.clients, &policy, &mut warnings)?;
         let usernames: HashSet<&str> = users.iter().map(|u| u.username.as_str()).collect();
@@ -259,11 +265,21 @@ impl Config {
 }
 
 /// OIDC Discovery 3 / RFC 8414 2: an https URL with no query or fragment
-/// (http allowed for loopback and development).
-fn parse_issuer(s: &str) -> Result<String, ConfigError> {
-    let url = url::Url::parse(s).map_err(|e| invalid("issuer", format!("{s:?} is not a URL: {e}")))?;
+/// (http is accepted, with a warning unless the host is loopback).
+fn parse_issuer(s: &str, warnings: &mut Vec<String>) -> Result<String, ConfigError> {
+    let url = url::Url::parse(s).map_err(|e| invalid("issuer", format!("{s:?} must be an https URL: {e}")))?;
     if !matches!(url.scheme(), "https" | "http") {
         return Err(invalid("issuer", format!("{s:?} must be an https URL")));
+    }
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    };
+    if url.scheme() == "http" && !loopback {
+        warnings
+            .push(format!("issuer {s:?} uses http: tokens and cookies travel in clear; use https outside development"));
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(invalid("issuer", format!("{s:?} must not have a query or fragment (RFC 8414 2)")));
@@ -558,6 +574,10 @@ mod tests {
         assert!(err("listen = \"localhost\"").starts_with("listen: "));
         assert!(err("issuer = \"ftp://x\"").starts_with("issuer: "));
         assert!(err("log_format = \"xml\"").starts_with("log_format: "));
+        assert!(err("log = \"tenure=[\"").starts_with("log: \"tenure=[\" is not a log filter"));
+        let c = Config::from_toml("issuer = \"http://login.example.com\"", &no_env()).expect("accepted");
+        assert!(c.warnings.iter().any(|w| w.contains("uses http")));
+        assert!(Config::from_toml("issuer = \"http://127.0.0.1:8080\"", &no_env()).expect("ok").warnings.is_empty());
     }
 
     #[test]

@@ -66,14 +66,16 @@ pub enum ServeError {
 /// Run the issuer until `shutdown` completes, then drain in-flight requests
 /// and make every write durable.
 pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+    // The store first: a second process on the same data_dir fails before
+    // it takes a port.
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|source| ServeError::DataDir { path: config.data_dir.clone(), source })?;
+    let store = SledStore::open(&config.data_dir)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServeError::Listen { addr: config.listen, source })?;
     let addr = listener.local_addr()?;
     let issuer = config.issuer.clone().unwrap_or_else(|| format!("http://{addr}"));
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|source| ServeError::DataDir { path: config.data_dir.clone(), source })?;
-    let store = SledStore::open(&config.data_dir)?;
     for w in &config.warnings {
         tracing::warn!("{w}");
     }

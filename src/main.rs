@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tenure::clock::{Clock, SystemClock};
-use tenure::config::{Config, SigningAlg};
+use tenure::config::Config;
 use tenure::secret::{PasswordHashString, Secret};
 use tenure::token::keys::{KeyDir, retention};
 
@@ -42,13 +42,11 @@ enum Command {
 
 #[derive(Subcommand)]
 enum KeysAction {
-    /// Add a new active key; the previous one stays published until every
-    /// token it signed has expired. A running server picks it up within 2 s.
-    Rotate {
-        /// Algorithm of the new key (default: signing_alg from the config).
-        #[arg(long)]
-        alg: Option<String>,
-    },
+    /// Add a new active key of `signing_alg`; the previous one stays
+    /// published until every token it signed has expired. A running server
+    /// picks it up within 2 s. (To change the algorithm, change signing_alg
+    /// and restart: the start rotates to a key of the new algorithm.)
+    Rotate,
     /// List keys with their state.
     List,
     /// Delete retired keys whose tokens have all expired.
@@ -87,13 +85,8 @@ fn run(command: Command, config: Config) -> Result<(), String> {
             let dir = KeyDir::new(&config.keys_dir);
             let keep = retention(config.policy.access_token_ttl());
             match action {
-                KeysAction::Rotate { alg } => {
-                    let alg = match alg {
-                        None => config.signing_alg,
-                        Some(a) => SigningAlg::parse(&a)
-                            .ok_or_else(|| format!("--alg {a:?} is not supported; use ES256, EdDSA or RS256"))?,
-                    };
-                    let record = dir.rotate(alg, now).map_err(|e| e.to_string())?;
+                KeysAction::Rotate => {
+                    let record = dir.rotate(config.signing_alg, now).map_err(|e| e.to_string())?;
                     println!(
                         "new active key {} ({}); retired keys stay published for {}",
                         record.kid, record.alg, keep

@@ -27,8 +27,11 @@ pub struct TokenResponse {
     pub scope: String,
 }
 
-pub async fn token(State(state): State<AppState>, form: OAuthForm) -> Result<Response, OAuthError> {
-    let result = handle(&state, form).await;
+pub async fn token(State(state): State<AppState>, form: Result<OAuthForm, OAuthError>) -> Result<Response, OAuthError> {
+    let result = match form {
+        Ok(form) => handle(&state, form).await,
+        Err(rejected) => Err(rejected),
+    };
     if let Err(e) = &result {
         state
             .metrics
@@ -52,7 +55,8 @@ async fn handle(state: &AppState, form: OAuthForm) -> Result<Response, OAuthErro
     let client = state.clients.authenticate(presented, &form.remote, now).await?;
     let claims = match grant {
         GrantType::ClientCredentials => {
-            let ttl = state.policy().0.access_token_ttl();
+            // A client's session override may shorten its tokens (SPEC 3).
+            let ttl = state.policy().0.limits(false, client.session.as_ref()).access_token_ttl;
             client_credentials::grant(&client, &form.params, &state.issuer, now, ttl)?
         }
         other => {
