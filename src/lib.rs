@@ -20,6 +20,7 @@ pub mod http;
 pub mod oauth;
 pub mod policy;
 pub mod secret;
+pub mod session;
 pub mod store;
 pub mod telemetry;
 pub mod token;

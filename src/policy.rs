@@ -162,7 +162,7 @@ pub struct PolicyLayers {
 }
 
 /// The validated, effective global policy.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionPolicy {
     pub idle_timeout: IdleTimeout,
     pub max_lifetime: Secs,

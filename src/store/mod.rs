@@ -10,7 +10,10 @@
 pub mod sled;
 
 use crate::clock::UnixTime;
-use crate::policy::PolicyLayer;
+use crate::policy::{PolicyHistory, PolicyLayer};
+use crate::session::code::AuthCode;
+use crate::session::family::{Family, RefreshDecision};
+use crate::session::user_session::UserSession;
 
 pub use self::sled::SledStore;
 
@@ -32,16 +35,20 @@ pub enum Expiring {
     AuthorizationCode,
     Family,
     UserSession,
+    /// `sid || family id` -> (): the families of a session.
+    SessionFamily,
 }
 
 impl Expiring {
-    pub const ALL: [Expiring; 3] = [Expiring::AuthorizationCode, Expiring::Family, Expiring::UserSession];
+    pub const ALL: [Expiring; 4] =
+        [Expiring::AuthorizationCode, Expiring::Family, Expiring::UserSession, Expiring::SessionFamily];
 
     fn tag(self) -> u8 {
         match self {
             Expiring::AuthorizationCode => 1,
             Expiring::Family => 2,
             Expiring::UserSession => 3,
+            Expiring::SessionFamily => 4,
         }
     }
 
@@ -50,6 +57,7 @@ impl Expiring {
             Expiring::AuthorizationCode => "codes",
             Expiring::Family => "families",
             Expiring::UserSession => "sessions",
+            Expiring::SessionFamily => "session_families",
         }
     }
 
@@ -86,4 +94,64 @@ pub trait Store: Send + Sync + 'static {
     /// Remove every record whose expiry is at or before `now`. Returns how
     /// many were removed.
     fn sweep_expired(&self, now: UnixTime) -> impl std::future::Future<Output = Result<usize>> + Send;
+
+    /// The global policies in force so far (see `PolicyHistory`).
+    fn policy_history(&self) -> Result<Option<PolicyHistory>>;
+
+    /// Replace the policy history; durable on return.
+    fn set_policy_history(&self, history: &PolicyHistory) -> impl std::future::Future<Output = Result<()>> + Send;
+
+    /// Create or replace a user session, kept until `keep_until`; durable.
+    fn put_session(
+        &self,
+        session: &UserSession,
+        keep_until: UnixTime,
+    ) -> impl std::future::Future<Output = Result<()>> + Send;
+
+    fn session(&self, sid: &str) -> Result<Option<UserSession>>;
+
+    /// The families created in session `sid`.
+    fn session_families(&self, sid: &str) -> Result<Vec<Family>>;
+
+    /// Store a fresh authorization code under `key`; durable.
+    fn put_code(&self, key: &[u8], code: &AuthCode) -> impl std::future::Future<Output = Result<()>> + Send;
+
+    fn code(&self, key: &[u8]) -> Result<Option<AuthCode>>;
+
+    /// Redeem the code under `key`, creating `family` (kept until
+    /// `keep_until`), atomically: a second redemption revokes the family the
+    /// first one created (RFC 6749 4.1.2). Durable on return, also when the
+    /// answer is a replay.
+    fn redeem_code(
+        &self,
+        key: &[u8],
+        family: &Family,
+        keep_until: UnixTime,
+        now: UnixTime,
+    ) -> impl std::future::Future<Output = Result<Redemption>> + Send;
+
+    fn family(&self, id: &str) -> Result<Option<Family>>;
+
+    /// Run `decide` on family `id` and its session in one transaction and
+    /// store its outcome (a rotation, or a revocation on reuse); durable on
+    /// return. `None` when there is no such family.
+    fn refresh<F>(
+        &self,
+        id: &str,
+        decide: F,
+    ) -> impl std::future::Future<Output = Result<Option<RefreshDecision>>> + Send
+    where
+        F: Fn(&Family, Option<&UserSession>) -> RefreshDecision + Send + Sync;
+}
+
+/// The outcome of [`Store::redeem_code`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Redemption {
+    Redeemed,
+    /// The code was redeemed before; the family it created (if any) is now
+    /// revoked.
+    Replayed {
+        revoked_family: Option<String>,
+    },
+    NotFound,
 }

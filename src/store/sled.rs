@@ -15,14 +15,22 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use tokio::sync::oneshot;
 
-use super::{Expiring, Result, Store, StoreError};
+use super::{Expiring, Redemption, Result, Store, StoreError};
 use crate::clock::UnixTime;
-use crate::policy::PolicyLayer;
+use crate::policy::{PolicyHistory, PolicyLayer, SessionPolicy};
+use crate::session::Revoked;
+use crate::session::code::{AuthCode, CODE_RECORD_TTL};
+use crate::session::family::{Family, RefreshDecision};
+use crate::session::user_session::UserSession;
 
 const ADMIN_POLICY_KEY: &[u8] = b"admin_session_policy";
+const POLICY_HISTORY_KEY: &[u8] = b"policy_history";
 /// At most this many expired records are removed per sweep transaction.
 const SWEEP_BATCH: usize = 512;
 
@@ -92,7 +100,7 @@ impl GroupCommit {
 pub struct SledStore {
     meta: sled::Tree,
     expiry: sled::Tree,
-    trees: [sled::Tree; 3],
+    trees: [sled::Tree; 4],
     commit: GroupCommit,
 }
 
@@ -118,6 +126,7 @@ impl SledStore {
             tree(Expiring::AuthorizationCode.tree_name())?,
             tree(Expiring::Family.tree_name())?,
             tree(Expiring::UserSession.tree_name())?,
+            tree(Expiring::SessionFamily.tree_name())?,
         ];
         Ok(SledStore {
             meta: tree("meta")?,
@@ -147,6 +156,72 @@ impl SledStore {
         k.push(kind.tag());
         k.extend_from_slice(key);
         k
+    }
+
+    /// Read and decode a typed expiring record.
+    fn read<T: DeserializeOwned>(&self, kind: Expiring, key: &[u8]) -> Result<Option<T>> {
+        match self.tree(kind).get(key).map_err(io)? {
+            None => Ok(None),
+            Some(bytes) => decode(kind, &bytes).map(Some),
+        }
+    }
+}
+
+/// An expiring record: `expires_at (u64 BE) || JSON`.
+fn encode<T: Serialize>(expires_at: UnixTime, value: &T) -> Result<Vec<u8>> {
+    let mut out = expires_at.as_secs().to_be_bytes().to_vec();
+    serde_json::to_writer(&mut out, value).map_err(io)?;
+    Ok(out)
+}
+
+fn decode<T: DeserializeOwned>(kind: Expiring, bytes: &[u8]) -> Result<T> {
+    let body = bytes.get(8..).unwrap_or_default();
+    serde_json::from_slice(body)
+        .map_err(|e| StoreError::Corrupt { what: kind.tree_name().to_owned(), message: e.to_string() })
+}
+
+fn record_expiry(bytes: &[u8]) -> Option<UnixTime> {
+    bytes.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(|b| UnixTime(u64::from_be_bytes(b)))
+}
+
+type TxError = ConflictableTransactionError<StoreError>;
+
+fn abort(e: StoreError) -> TxError {
+    ConflictableTransactionError::Abort(e)
+}
+
+fn tx_result<T>(r: std::result::Result<T, TransactionError<StoreError>>) -> Result<T> {
+    r.map_err(|e| match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => io(e),
+    })
+}
+
+/// Insert a typed record and its expiry-index entry inside a transaction.
+fn tx_put(
+    tree: &TransactionalTree,
+    expiry: &TransactionalTree,
+    kind: Expiring,
+    key: &[u8],
+    bytes: &[u8],
+) -> std::result::Result<(), TxError> {
+    let exp = record_expiry(bytes).unwrap_or(UnixTime::EPOCH);
+    tree.insert(key, bytes)?;
+    expiry.insert(SledStore::expiry_key(kind, key, exp), &[][..])?;
+    Ok(())
+}
+
+fn tx_read<T: DeserializeOwned>(
+    tree: &TransactionalTree,
+    kind: Expiring,
+    key: &[u8],
+) -> std::result::Result<Option<(T, UnixTime)>, TxError> {
+    match tree.get(key)? {
+        None => Ok(None),
+        Some(bytes) => {
+            let exp = record_expiry(&bytes).unwrap_or(UnixTime::EPOCH);
+            decode(kind, &bytes).map(|v| Some((v, exp))).map_err(abort)
+        }
     }
 }
 
@@ -243,6 +318,135 @@ impl Store for SledStore {
         }
         Ok(removed)
     }
+
+    fn policy_history(&self) -> Result<Option<PolicyHistory>> {
+        match self.meta.get(POLICY_HISTORY_KEY).map_err(io)? {
+            None => Ok(None),
+            Some(bytes) => {
+                let entries: Vec<(UnixTime, SessionPolicy)> = serde_json::from_slice(&bytes)
+                    .map_err(|e| StoreError::Corrupt { what: "policy history".into(), message: e.to_string() })?;
+                Ok(PolicyHistory::from_entries(entries))
+            }
+        }
+    }
+
+    async fn set_policy_history(&self, history: &PolicyHistory) -> Result<()> {
+        let bytes = serde_json::to_vec(history.entries()).map_err(io)?;
+        self.meta.insert(POLICY_HISTORY_KEY, bytes).map_err(io)?;
+        self.commit.durable().await
+    }
+
+    async fn put_session(&self, session: &UserSession, keep_until: UnixTime) -> Result<()> {
+        let bytes = encode(keep_until, session)?;
+        let key = session.sid.as_bytes();
+        tx_result(
+            (self.tree(Expiring::UserSession), &self.expiry)
+                .transaction(|(sessions, expiry)| tx_put(sessions, expiry, Expiring::UserSession, key, &bytes)),
+        )?;
+        self.commit.durable().await
+    }
+
+    fn session(&self, sid: &str) -> Result<Option<UserSession>> {
+        self.read(Expiring::UserSession, sid.as_bytes())
+    }
+
+    fn session_families(&self, sid: &str) -> Result<Vec<Family>> {
+        let mut out = Vec::new();
+        for entry in self.tree(Expiring::SessionFamily).scan_prefix(sid.as_bytes()) {
+            let (key, _) = entry.map_err(io)?;
+            let Some(fid) = key.get(sid.len()..) else { continue };
+            if let Some(f) = self.read::<Family>(Expiring::Family, fid)? {
+                out.push(f);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn put_code(&self, key: &[u8], code: &AuthCode) -> Result<()> {
+        let bytes = encode(code.issued_at.plus(CODE_RECORD_TTL), code)?;
+        tx_result(
+            (self.tree(Expiring::AuthorizationCode), &self.expiry)
+                .transaction(|(codes, expiry)| tx_put(codes, expiry, Expiring::AuthorizationCode, key, &bytes)),
+        )?;
+        self.commit.durable().await
+    }
+
+    fn code(&self, key: &[u8]) -> Result<Option<AuthCode>> {
+        self.read(Expiring::AuthorizationCode, key)
+    }
+
+    async fn redeem_code(
+        &self,
+        key: &[u8],
+        family: &Family,
+        keep_until: UnixTime,
+        now: UnixTime,
+    ) -> Result<Redemption> {
+        let family_bytes = encode(keep_until, family)?;
+        let index_key = [family.sid.as_bytes(), family.id.as_bytes()].concat();
+        let index_bytes = encode(keep_until, &())?;
+        let trees = (
+            self.tree(Expiring::AuthorizationCode),
+            self.tree(Expiring::Family),
+            self.tree(Expiring::SessionFamily),
+            &self.expiry,
+        );
+        let outcome = tx_result(trees.transaction(|(codes, families, index, expiry)| {
+            let Some((mut code, code_exp)) = tx_read::<AuthCode>(codes, Expiring::AuthorizationCode, key)? else {
+                return Ok(Redemption::NotFound);
+            };
+            if let Some(first) = code.redeemed_family.clone() {
+                // RFC 6749 4.1.2: revoke what the first redemption created.
+                if let Some((mut f, f_exp)) = tx_read::<Family>(families, Expiring::Family, first.as_bytes())?
+                    && f.revoked.is_none()
+                {
+                    f.revoked = Some(Revoked { at: now, reason: "authorization_code_replay".into() });
+                    families.insert(first.as_bytes(), encode(f_exp, &f).map_err(abort)?)?;
+                }
+                return Ok(Redemption::Replayed { revoked_family: Some(first) });
+            }
+            code.redeemed_family = Some(family.id.clone());
+            codes.insert(key, encode(code_exp, &code).map_err(abort)?)?;
+            tx_put(families, expiry, Expiring::Family, family.id.as_bytes(), &family_bytes)?;
+            tx_put(index, expiry, Expiring::SessionFamily, &index_key, &index_bytes)?;
+            Ok(Redemption::Redeemed)
+        }))?;
+        if outcome != Redemption::NotFound {
+            self.commit.durable().await?;
+        }
+        Ok(outcome)
+    }
+
+    fn family(&self, id: &str) -> Result<Option<Family>> {
+        self.read(Expiring::Family, id.as_bytes())
+    }
+
+    async fn refresh<F>(&self, id: &str, decide: F) -> Result<Option<RefreshDecision>>
+    where
+        F: Fn(&Family, Option<&UserSession>) -> RefreshDecision + Send + Sync,
+    {
+        let key = id.as_bytes();
+        let trees = (self.tree(Expiring::Family), self.tree(Expiring::UserSession));
+        let decision = tx_result(trees.transaction(|(families, sessions)| {
+            let Some((family, exp)) = tx_read::<Family>(families, Expiring::Family, key)? else {
+                return Ok(None);
+            };
+            let session =
+                tx_read::<UserSession>(sessions, Expiring::UserSession, family.sid.as_bytes())?.map(|(s, _)| s);
+            let decision = decide(&family, session.as_ref());
+            match &decision {
+                RefreshDecision::Rotate(next) | RefreshDecision::Reuse(next) => {
+                    families.insert(key, encode(exp, next).map_err(abort)?)?;
+                }
+                RefreshDecision::Grace(_) | RefreshDecision::Refused(_) => {}
+            }
+            Ok(Some(decision))
+        }))?;
+        if matches!(decision, Some(RefreshDecision::Rotate(_) | RefreshDecision::Reuse(_))) {
+            self.commit.durable().await?;
+        }
+        Ok(decision)
+    }
 }
 
 #[cfg(test)]
@@ -315,6 +519,116 @@ mod tests {
         }
         let store = SledStore::open(dir.path()).expect("reopen");
         assert_eq!(store.admin_policy().expect("read"), layer);
+    }
+
+    fn family(id: &str) -> Family {
+        Family {
+            id: id.into(),
+            salt: "salt".into(),
+            sid: "0123456789abcdef0123456789abcdef".into(),
+            username: "alice".into(),
+            client_id: "web".into(),
+            scope: "openid".into(),
+            auth_time: T0,
+            remember_me: false,
+            created_at: T0,
+            generation: 1,
+            rotated_at: T0,
+            issues_refresh_tokens: true,
+            revoked: None,
+        }
+    }
+
+    fn code() -> AuthCode {
+        AuthCode {
+            client_id: "web".into(),
+            redirect_uri: "http://127.0.0.1/cb".into(),
+            scope: "openid".into(),
+            nonce: None,
+            code_challenge: None,
+            sid: "0123456789abcdef0123456789abcdef".into(),
+            username: "alice".into(),
+            auth_time: T0,
+            remember_me: false,
+            issued_at: T0,
+            redeemed_family: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_code_redeems_once_and_its_replay_revokes_the_family() {
+        let store = SledStore::temporary().expect("store");
+        store.put_code(b"k", &code()).await.expect("put");
+        let keep = T0.plus(Secs::days(30));
+        assert_eq!(store.redeem_code(b"k", &family("f1"), keep, T0).await.expect("redeem"), Redemption::Redeemed);
+        assert_eq!(store.family("f1").expect("read").map(|f| f.revoked.is_none()), Some(true));
+        assert_eq!(store.session_families(&family("f1").sid).expect("index").len(), 1);
+        let replay = store.redeem_code(b"k", &family("f2"), keep, T0.plus(Secs::new(30))).await.expect("redeem");
+        assert_eq!(replay, Redemption::Replayed { revoked_family: Some("f1".into()) });
+        let f1 = store.family("f1").expect("read").expect("exists");
+        assert_eq!(f1.revoked.map(|r| r.reason), Some("authorization_code_replay".to_owned()));
+        assert!(store.family("f2").expect("read").is_none(), "the replay created nothing");
+        assert_eq!(store.redeem_code(b"nope", &family("f3"), keep, T0).await.expect("redeem"), Redemption::NotFound);
+    }
+
+    async fn concurrent_refreshes(grace: Secs) -> Vec<RefreshDecision> {
+        let store = SledStore::temporary().expect("store");
+        store.put_code(b"k", &code()).await.expect("put");
+        store.redeem_code(b"k", &family("f"), T0.plus(Secs::days(30)), T0).await.expect("redeem");
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let now = T0.plus(Secs::new(5));
+                store
+                    .refresh("f", move |f, _| crate::session::family::decide_refresh(f, 1, now, grace, true))
+                    .await
+                    .expect("refresh")
+                    .expect("family exists")
+            }));
+        }
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.expect("join"));
+        }
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn of_concurrent_uses_at_most_one_rotates_without_grace() {
+        let decisions = concurrent_refreshes(Secs::ZERO).await;
+        let rotations = decisions.iter().filter(|d| matches!(d, RefreshDecision::Rotate(_))).count();
+        assert_eq!(rotations, 1);
+        assert!(decisions.iter().all(|d| matches!(
+            d,
+            RefreshDecision::Rotate(_) | RefreshDecision::Reuse(_) | RefreshDecision::Refused(_)
+        )));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn of_concurrent_uses_all_get_the_same_successor_with_grace() {
+        let decisions = concurrent_refreshes(Secs::new(30)).await;
+        let generations: Vec<u64> = decisions
+            .iter()
+            .map(|d| match d {
+                RefreshDecision::Rotate(f) | RefreshDecision::Grace(f) => f.generation,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(decisions.iter().filter(|d| matches!(d, RefreshDecision::Rotate(_))).count(), 1);
+        assert!(generations.iter().all(|g| *g == 2), "{generations:?}");
+    }
+
+    #[tokio::test]
+    async fn sessions_and_the_policy_history_persist() {
+        let store = SledStore::temporary().expect("store");
+        let (s, _) = UserSession::start("alice", true, Some("curl".into()), None, T0).expect("rng");
+        store.put_session(&s, T0.plus(Secs::days(30))).await.expect("put");
+        assert_eq!(store.session(&s.sid).expect("read"), Some(s.clone()));
+        assert_eq!(store.policy_history().expect("read"), None);
+        let h = PolicyHistory::new(T0, SessionPolicy::default());
+        store.set_policy_history(&h).await.expect("write");
+        assert_eq!(store.policy_history().expect("read"), Some(h));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,3 +4,4 @@
 pub mod claims;
 pub mod jwt;
 pub mod keys;
+pub mod master_key;

@@ -1,0 +1,285 @@
+//! The refresh-token family (SPEC 2, 5): created at code exchange, owned by
+//! one user session and one client, holding the rotating chain.
+//!
+//! [`decide_refresh`] is the whole state machine of a refresh, as a pure
+//! function the store runs inside its transaction (RFC 9700 4.14.2; RFC 6819
+//! 5.2.2.3):
+//!
+//! | presented generation | family | result |
+//! |---|---|---|
+//! | current | alive | rotate: generation + 1 |
+//! | current - 1, within the grace window | alive | the same successor again, no rotation |
+//! | older (or current - 1 after the window) | any | reuse: the family is revoked |
+//! | any | revoked or expired | refused, nothing changes |
+
+use serde::{Deserialize, Serialize};
+
+use super::Revoked;
+use super::user_session::UserSession;
+use crate::clock::UnixTime;
+use crate::duration::Secs;
+use crate::policy::{ClientSessionOverride, PolicyHistory, SessionPolicy};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Family {
+    pub id: String,
+    /// Random per family; binds its refresh tokens (see `refresh_token`).
+    pub salt: String,
+    pub sid: String,
+    pub username: String,
+    pub client_id: String,
+    pub scope: String,
+    /// The session's sign-in time (`auth_time`).
+    pub auth_time: UnixTime,
+    pub remember_me: bool,
+    pub created_at: UnixTime,
+    /// The generation of the one live refresh token.
+    pub generation: u64,
+    /// When the current generation was issued: the family's last activity.
+    pub rotated_at: UnixTime,
+    /// Whether the client receives refresh tokens.
+    pub issues_refresh_tokens: bool,
+    pub revoked: Option<Revoked>,
+}
+
+/// The family's deadline under one policy: the earliest of the session's
+/// absolute deadline, the client's own maximum from the family's creation,
+/// and the idle deadline from its last rotation.
+pub fn family_deadline(policy: &SessionPolicy, family: &Family, client: Option<&ClientSessionOverride>) -> UnixTime {
+    let session = policy.limits(family.remember_me, None);
+    let own = policy.limits(family.remember_me, client);
+    session
+        .absolute_deadline(family.auth_time)
+        .min(own.absolute_deadline(family.created_at))
+        .min(own.idle_deadline(family.rotated_at))
+}
+
+/// The idle and absolute deadlines the client sees, under the current policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deadlines {
+    pub idle: UnixTime,
+    pub absolute: UnixTime,
+}
+
+pub fn deadlines(policy: &SessionPolicy, family: &Family, client: Option<&ClientSessionOverride>) -> Deadlines {
+    let session = policy.limits(family.remember_me, None);
+    let own = policy.limits(family.remember_me, client);
+    let absolute = session.absolute_deadline(family.auth_time).min(own.absolute_deadline(family.created_at));
+    Deadlines { idle: own.idle_deadline(family.rotated_at).min(absolute), absolute }
+}
+
+/// Whether the family may still be used at `now`: neither it nor its session
+/// is revoked, and no policy in force since its last rotation let it expire.
+pub fn is_alive(
+    history: &PolicyHistory,
+    family: &Family,
+    session: Option<&UserSession>,
+    client: Option<&ClientSessionOverride>,
+    now: UnixTime,
+) -> bool {
+    family.revoked.is_none()
+        && session.is_some_and(|s| s.revoked.is_none())
+        && history.is_alive(family.rotated_at, now, |p| family_deadline(p, family, client))
+}
+
+/// The outcome of presenting generation `presented` of a genuine token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RefreshDecision {
+    /// Rotate: the new state, whose `generation` is the token to hand out.
+    Rotate(Family),
+    /// Within the grace window: hand out the current generation again.
+    Grace(Family),
+    /// A spent token was replayed: the family, now revoked.
+    Reuse(Family),
+    /// Refused without changing anything (revoked, expired, unknown state).
+    Refused(&'static str),
+}
+
+/// Decide a refresh (see the module table). `alive` is the verdict of
+/// [`is_alive`] at `now`.
+pub fn decide_refresh(family: &Family, presented: u64, now: UnixTime, grace: Secs, alive: bool) -> RefreshDecision {
+    if family.revoked.is_some() {
+        return RefreshDecision::Refused("the refresh token has been revoked");
+    }
+    if presented == family.generation {
+        if !alive {
+            return RefreshDecision::Refused("the session has expired");
+        }
+        let mut next = family.clone();
+        next.generation += 1;
+        next.rotated_at = now;
+        return RefreshDecision::Rotate(next);
+    }
+    if presented > family.generation {
+        // Never issued by this state; a crash cannot lose an issued rotation
+        // (rotations are durable before the response), so fail closed.
+        return RefreshDecision::Refused("the refresh token is not valid");
+    }
+    let in_grace = presented + 1 == family.generation && now < family.rotated_at.plus(grace);
+    if in_grace {
+        return if alive {
+            RefreshDecision::Grace(family.clone())
+        } else {
+            RefreshDecision::Refused("the session has expired")
+        };
+    }
+    let mut killed = family.clone();
+    killed.revoked = Some(Revoked { at: now, reason: "refresh_token_reuse".into() });
+    RefreshDecision::Reuse(killed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: UnixTime = UnixTime(1_700_000_000);
+
+    fn family() -> Family {
+        Family {
+            id: "f".into(),
+            salt: "s".into(),
+            sid: "sid".into(),
+            username: "alice".into(),
+            client_id: "web".into(),
+            scope: "openid".into(),
+            auth_time: T0,
+            remember_me: false,
+            created_at: T0,
+            generation: 1,
+            rotated_at: T0,
+            issues_refresh_tokens: true,
+            revoked: None,
+        }
+    }
+
+    #[test]
+    fn the_current_token_rotates() {
+        let now = T0.plus(Secs::minutes(5));
+        let RefreshDecision::Rotate(next) = decide_refresh(&family(), 1, now, Secs::ZERO, true) else {
+            panic!("rotates")
+        };
+        assert_eq!((next.generation, next.rotated_at), (2, now));
+    }
+
+    #[test]
+    fn a_spent_token_kills_the_family_without_grace() {
+        let mut f = family();
+        f.generation = 2;
+        f.rotated_at = T0.plus(Secs::new(10));
+        let RefreshDecision::Reuse(killed) = decide_refresh(&f, 1, T0.plus(Secs::new(10)), Secs::ZERO, true) else {
+            panic!("reuse")
+        };
+        assert_eq!(killed.revoked.map(|r| r.reason), Some("refresh_token_reuse".to_owned()));
+    }
+
+    #[test]
+    fn within_the_grace_window_the_predecessor_gets_the_same_successor() {
+        let mut f = family();
+        f.generation = 5;
+        f.rotated_at = T0;
+        let grace = Secs::new(30);
+        assert_eq!(decide_refresh(&f, 4, T0.plus(Secs::new(29)), grace, true), RefreshDecision::Grace(f.clone()));
+        assert!(
+            matches!(decide_refresh(&f, 4, T0.plus(Secs::new(30)), grace, true), RefreshDecision::Reuse(_)),
+            "window over"
+        );
+        assert!(
+            matches!(decide_refresh(&f, 3, T0, grace, true), RefreshDecision::Reuse(_)),
+            "only the immediate predecessor"
+        );
+        assert_eq!(decide_refresh(&f, 4, T0, grace, false), RefreshDecision::Refused("the session has expired"));
+    }
+
+    #[test]
+    fn revoked_or_expired_families_refuse_and_change_nothing() {
+        let mut f = family();
+        assert_eq!(decide_refresh(&f, 1, T0, Secs::ZERO, false), RefreshDecision::Refused("the session has expired"));
+        f.revoked = Some(Revoked { at: T0, reason: "logout".into() });
+        assert!(matches!(decide_refresh(&f, 1, T0, Secs::ZERO, true), RefreshDecision::Refused(_)));
+        assert!(
+            matches!(decide_refresh(&family(), 9, T0, Secs::ZERO, true), RefreshDecision::Refused(_)),
+            "a future generation"
+        );
+    }
+
+    fn history() -> PolicyHistory {
+        PolicyHistory::new(T0, SessionPolicy::default())
+    }
+
+    fn session() -> UserSession {
+        UserSession {
+            sid: "sid".into(),
+            username: "alice".into(),
+            cookie_hash: String::new(),
+            signed_in: T0,
+            last_active: T0,
+            remember_me: false,
+            user_agent: None,
+            ip: None,
+            revoked: None,
+        }
+    }
+
+    #[test]
+    fn idle_expiry_from_the_last_rotation() {
+        let mut f = family();
+        f.rotated_at = T0.plus(Secs::hours(1));
+        let s = session();
+        assert!(is_alive(&history(), &f, Some(&s), None, T0.plus(Secs::hours(1)).plus(Secs::new(1799))));
+        assert!(!is_alive(&history(), &f, Some(&s), None, T0.plus(Secs::hours(1)).plus(Secs::minutes(30))));
+    }
+
+    #[test]
+    fn absolute_expiry_however_active() {
+        let mut f = family();
+        f.rotated_at = T0.plus(Secs::hours(11)).plus(Secs::minutes(59));
+        let s = session();
+        assert!(is_alive(&history(), &f, Some(&s), None, T0.plus(Secs::hours(11)).plus(Secs::minutes(59))));
+        assert!(!is_alive(&history(), &f, Some(&s), None, T0.plus(Secs::hours(12))));
+        let d = deadlines(history().current(), &f, None);
+        assert_eq!(d.absolute, T0.plus(Secs::hours(12)));
+        assert_eq!(d.idle, T0.plus(Secs::hours(12)), "the idle deadline never passes the absolute one");
+    }
+
+    #[test]
+    fn a_client_override_caps_its_family_from_its_creation() {
+        let kubectl: ClientSessionOverride = toml::from_str("max_lifetime = \"1h\"").expect("valid");
+        let mut f = family();
+        f.created_at = T0.plus(Secs::hours(5)); // single sign-on into kubectl 5 h after sign-in
+        f.rotated_at = f.created_at.plus(Secs::minutes(50));
+        let s = session();
+        let end = f.created_at.plus(Secs::hours(1));
+        assert!(is_alive(&history(), &f, Some(&s), Some(&kubectl), UnixTime(end.as_secs() - 1)));
+        assert!(!is_alive(&history(), &f, Some(&s), Some(&kubectl), end));
+    }
+
+    #[test]
+    fn remember_me_families_use_the_longer_pair() {
+        let mut f = family();
+        f.remember_me = true;
+        let mut s = session();
+        s.remember_me = true;
+        assert!(is_alive(&history(), &f, Some(&s), None, T0.plus(Secs::days(6))));
+        f.rotated_at = T0.plus(Secs::days(15));
+        assert!(is_alive(&history(), &f, Some(&s), None, T0.plus(Secs::days(19))));
+        assert!(!is_alive(&history(), &f, Some(&s), None, T0.plus(Secs::days(20))));
+    }
+
+    #[test]
+    fn idle_off_leaves_only_the_absolute_clock() {
+        let p = SessionPolicy { idle_timeout: crate::policy::IdleTimeout::Off, ..SessionPolicy::default() };
+        let h = PolicyHistory::new(T0, p);
+        let f = family();
+        assert!(is_alive(&h, &f, Some(&session()), None, T0.plus(Secs::hours(11))), "11 h without activity");
+        assert!(!is_alive(&h, &f, Some(&session()), None, T0.plus(Secs::hours(12))));
+    }
+
+    #[test]
+    fn a_revoked_or_missing_session_kills_its_families() {
+        let f = family();
+        let mut s = session();
+        s.revoked = Some(Revoked { at: T0, reason: "admin".into() });
+        assert!(!is_alive(&history(), &f, Some(&s), None, T0));
+        assert!(!is_alive(&history(), &f, None, None, T0));
+    }
+}
