@@ -81,7 +81,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
         tracing::warn!("{w}");
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let state = AppState::new(config, issuer.clone(), store.clone(), clock)?;
+    let state = AppState::new(config, issuer.clone(), store.clone(), clock).await?;
 
     let sweeper = tokio::spawn(sweep_periodically(state.clone()));
     let watcher = tokio::spawn(watch_keys(state.clone()));

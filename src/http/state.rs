@@ -1,15 +1,27 @@
 //! Shared state of the HTTP layer, built once at start-up.
 
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+
+use ring::hmac;
 
 use crate::clock::{Clock, UnixTime};
 use crate::config::Config;
 use crate::duration::Secs;
 use crate::oauth::client_auth::ClientRegistry;
-use crate::policy::{PolicyLayers, PolicySources, SessionPolicy};
+use crate::oauth::throttle::FailureThrottle;
+use crate::policy::{PolicyHistory, PolicyLayers, PolicySources, SessionPolicy};
+use crate::secret::{PasswordHashString, Secret};
+use crate::session::refresh_token::RefreshKey;
 use crate::store::{SledStore, Store};
 use crate::telemetry::Metrics;
 use crate::token::keys::{KeyDir, KeySet, retention};
+use crate::token::master_key::{MasterKey, Purpose};
+use crate::user::User;
+
+/// Failed sign-ins allowed per username and address within the window.
+pub const SIGN_IN_FAILURE_LIMIT: u32 = 5;
+pub const SIGN_IN_FAILURE_WINDOW: Secs = Secs::minutes(5);
 
 /// The store implementation in use (PostgreSQL will sit beside it).
 pub type StoreImpl = SledStore;
@@ -22,9 +34,17 @@ pub struct Inner {
     pub issuer: String,
     pub config: Config,
     pub clients: ClientRegistry,
+    pub users: HashMap<String, User>,
+    /// Verified against when the username is unknown, so a failed sign-in
+    /// takes the same time whether or not the user exists.
+    pub dummy_password_hash: PasswordHashString,
+    pub sign_in_throttle: FailureThrottle,
+    pub refresh_key: RefreshKey,
+    pub csrf_key: hmac::Key,
     pub key_dir: KeyDir,
     keys: RwLock<Arc<KeySet>>,
     policy: RwLock<Arc<(SessionPolicy, PolicySources)>>,
+    history: RwLock<Arc<PolicyHistory>>,
     pub store: StoreImpl,
     pub metrics: Metrics,
 }
@@ -47,12 +67,14 @@ pub enum StartError {
     AdminPolicy(Box<crate::policy::PolicyError>),
     #[error("cannot initialise the random number generator")]
     Random,
+    #[error("cannot prepare the sign-in timing guard: {0}")]
+    Hash(String),
 }
 
 impl AppState {
     /// Build the state: load the admin-set policy layer from the store,
     /// make sure a signing key exists, and load the key set.
-    pub fn new(
+    pub async fn new(
         config: Config,
         issuer: String,
         store: StoreImpl,
@@ -61,6 +83,19 @@ impl AppState {
         let now = clock.now();
         let layers = PolicyLayers { admin: store.admin_policy()?, ..config.policy_layers.clone() };
         let resolved = layers.resolve().map_err(|e| StartError::AdminPolicy(Box::new(e)))?;
+        // SPEC 3: a changed policy applies to live sessions from now on; the
+        // history keeps earlier ones so loosening never revives the dead.
+        let stored = store.policy_history()?;
+        let history = match stored.clone() {
+            None => PolicyHistory::new(now, resolved.0.clone()),
+            Some(mut h) => {
+                h.change(now, resolved.0.clone());
+                h
+            }
+        };
+        if stored.as_ref() != Some(&history) {
+            store.set_policy_history(&history).await?;
+        }
         let key_dir = KeyDir::new(&config.keys_dir);
         if let Some(created) = key_dir.ensure_active(config.signing_alg, now)? {
             tracing::info!(kid = %created.kid, alg = %created.alg, dir = %key_dir.path().display(), "generated a new signing key");
@@ -70,15 +105,25 @@ impl AppState {
             tracing::info!(%kid, "retired signing key deleted: every token it signed has expired");
         }
         let keys = key_dir.load()?;
+        let master = MasterKey::load_or_create(key_dir.path())?;
         let clients = ClientRegistry::new(config.clients.clone()).map_err(|_| StartError::Random)?;
+        let users = config.users.iter().map(|u| (u.username.clone(), u.clone())).collect();
+        let dummy_password_hash = PasswordHashString::hash(&Secret::new(crate::session::new_id()))
+            .map_err(|e| StartError::Hash(e.to_string()))?;
         Ok(AppState(Arc::new(Inner {
             clock,
             issuer,
             config,
             clients,
+            users,
+            dummy_password_hash,
+            sign_in_throttle: FailureThrottle::new(SIGN_IN_FAILURE_LIMIT, SIGN_IN_FAILURE_WINDOW),
+            refresh_key: RefreshKey::new(master.derive(Purpose::RefreshToken)),
+            csrf_key: master.derive(Purpose::Csrf),
             key_dir,
             keys: RwLock::new(Arc::new(keys)),
             policy: RwLock::new(Arc::new(resolved)),
+            history: RwLock::new(Arc::new(history)),
             store,
             metrics: Metrics::new(),
         })))
@@ -111,6 +156,25 @@ impl AppState {
             Ok(p) => p.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
+    }
+
+    /// The policies in force so far; `current()` is the effective one.
+    pub fn history(&self) -> Arc<PolicyHistory> {
+        match self.history.read() {
+            Ok(h) => h.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Whether tokens and cookies travel over https (cookies get `Secure`).
+    pub fn is_https(&self) -> bool {
+        self.issuer.starts_with("https://")
+    }
+
+    /// Keep session and family records this long after sign-in: no policy
+    /// can make them live longer than the ceiling.
+    pub fn keep_until(&self, signed_in: crate::clock::UnixTime) -> crate::clock::UnixTime {
+        signed_in.plus(self.history().current().max_lifetime_ceiling)
     }
 
     /// How long retired keys stay in the JWKS under the current policy.
