@@ -1,12 +1,14 @@
 //! The only code that knows axum: the router, the state, extractors, the one
 //! error-to-response mapping, and one file per endpoint group.
 
+pub mod bearer;
 pub mod discovery;
 pub mod error;
 pub mod form;
 pub mod health;
 pub mod state;
 pub mod token;
+pub mod userinfo;
 
 use std::time::Instant;
 
@@ -26,7 +28,8 @@ pub fn router(state: AppState) -> Router {
         .route("/.well-known/openid-configuration", get(discovery::openid_configuration))
         .route("/.well-known/oauth-authorization-server", get(discovery::oauth_authorization_server))
         .route("/jwks.json", get(discovery::jwks))
-        .route("/token", post(token::token))
+        .route("/token", post(token::token).layer(cors(&state)))
+        .route("/userinfo", get(userinfo::get).post(userinfo::post))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
@@ -34,6 +37,24 @@ pub fn router(state: AppState) -> Router {
         .fallback(error::not_found)
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .with_state(state)
+}
+
+/// CORS for the browser-facing OAuth endpoints (SPEC 1): the web origins of
+/// public clients, and nothing else.
+fn cors(state: &AppState) -> tower_http::cors::CorsLayer {
+    use axum::http::{HeaderValue, Method, header};
+    let origins: Vec<HeaderValue> = state
+        .clients
+        .all()
+        .filter(|c| c.is_public())
+        .flat_map(|c| c.web_origins.iter())
+        .filter_map(|o| HeaderValue::from_str(o.as_str()).ok())
+        .collect();
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::AllowOrigin::list(origins))
+        .allow_methods([Method::POST])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+        .max_age(std::time::Duration::from_secs(600))
 }
 
 /// Count and time every routed request; log it without its URI.

@@ -5,7 +5,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 
 use super::error::internal;
 use super::form::OAuthForm;
@@ -13,19 +12,10 @@ use super::state::AppState;
 use crate::oauth::client::GrantType;
 use crate::oauth::client_auth::PresentedClient;
 use crate::oauth::error::ErrorCode;
-use crate::oauth::{OAuthError, client_credentials};
+use crate::oauth::tokens::{Minter, TokenResponse};
+use crate::oauth::{OAuthError, client_credentials, code_grant, refresh_grant};
 use crate::telemetry::GrantLabels;
 use crate::token::jwt::{self, TokenType};
-
-/// RFC 6749 5.1 successful response.
-#[derive(Debug, Serialize)]
-pub struct TokenResponse {
-    pub access_token: String,
-    pub token_type: &'static str,
-    pub expires_in: u64,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub scope: String,
-}
 
 pub async fn token(State(state): State<AppState>, form: Result<OAuthForm, OAuthError>) -> Result<Response, OAuthError> {
     let result = match form {
@@ -48,35 +38,45 @@ async fn handle(state: &AppState, form: OAuthForm) -> Result<Response, OAuthErro
     let Some(grant) = GrantType::parse(grant_type) else {
         return Err(OAuthError::new(
             ErrorCode::UnsupportedGrantType,
-            format!("grant_type {grant_type:?} is not supported; this server supports: client_credentials"),
+            format!(
+                "grant_type {grant_type:?} is not supported; this server supports: authorization_code, refresh_token, client_credentials"
+            ),
         ));
     };
     let presented = PresentedClient::from_request(form.authorization.as_deref(), &form.params)?;
     let client = state.clients.authenticate(presented, &form.remote, now).await?;
-    let claims = match grant {
+    let keys = state.keys();
+    let history = state.history();
+    let minter = Minter { keys: &keys, refresh_key: &state.refresh_key, history: &history, issuer: &state.issuer, now };
+    let body = match grant {
         GrantType::ClientCredentials => {
             // A client's session override may shorten its tokens (SPEC 3).
-            let ttl = state.policy().0.limits(false, client.session.as_ref()).access_token_ttl;
-            client_credentials::grant(&client, &form.params, &state.issuer, now, ttl)?
+            let ttl = history.current().limits(false, client.session.as_ref()).access_token_ttl;
+            let claims = client_credentials::grant(&client, &form.params, &state.issuer, now, ttl)?;
+            let access_token = jwt::sign(keys.active(), TokenType::Access, &claims)
+                .map_err(|e| internal("signing an access token", e))?;
+            TokenResponse {
+                access_token,
+                token_type: "Bearer",
+                expires_in: claims.exp.saturating_sub(claims.iat),
+                scope: claims.scope,
+                refresh_token: None,
+                refresh_expires_in: None,
+                session_expires_in: None,
+                id_token: None,
+            }
         }
-        other => {
+        GrantType::AuthorizationCode => code_grant::redeem(&state.store, &minter, &client, &form.params).await?,
+        GrantType::RefreshToken => refresh_grant::refresh(&state.store, &minter, &client, &form.params).await?,
+        GrantType::TokenExchange => {
             return Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
-                format!("grant_type {:?} is not implemented by this server yet", other.as_str()),
+                format!("grant_type {:?} is not implemented by this server yet", grant.as_str()),
             ));
         }
     };
-    let keys = state.keys();
-    let access_token =
-        jwt::sign(keys.active(), TokenType::Access, &claims).map_err(|e| internal("signing an access token", e))?;
     state.metrics.tokens_issued.get_or_create(&GrantLabels { grant_type: grant.as_str().to_owned() }).inc();
-    tracing::debug!(client_id = %client.id, grant_type = grant.as_str(), jti = %claims.jti, "access token issued");
-    let body = TokenResponse {
-        access_token,
-        token_type: "Bearer",
-        expires_in: claims.exp.saturating_sub(claims.iat),
-        scope: claims.scope,
-    };
+    tracing::debug!(client_id = %client.id, grant_type = grant.as_str(), "tokens issued");
     Ok(no_store(Json(body).into_response()))
 }
 

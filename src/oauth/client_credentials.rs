@@ -67,6 +67,7 @@ pub fn grant(
         scope: scope.to_string(),
         sid: None,
         auth_time: None,
+        fid: None,
         permissions,
     })
 }

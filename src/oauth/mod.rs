@@ -4,8 +4,11 @@
 pub mod client;
 pub mod client_auth;
 pub mod client_credentials;
+pub mod code_grant;
 pub mod error;
 pub mod params;
+pub mod refresh_grant;
 pub mod throttle;
+pub mod tokens;
 
 pub use error::{ErrorCode, OAuthError};

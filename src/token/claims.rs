@@ -19,6 +19,10 @@ pub struct AccessClaims {
     pub sid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<u64>,
+    /// The refresh-token family the token descends from: revoking it kills
+    /// this token at introspection and userinfo (SPEC 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fid: Option<String>,
     /// SPEC 4: carried only with the `admin` scope.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permissions: Option<Vec<String>>,
@@ -27,4 +31,20 @@ pub struct AccessClaims {
 /// A fresh `jti`: 128 random bits.
 pub fn new_jti() -> String {
     uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// OIDC Core 2 ID token claims.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub azp: String,
+    pub exp: u64,
+    pub iat: u64,
+    pub auth_time: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    pub sid: String,
+    pub at_hash: String,
 }

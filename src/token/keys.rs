@@ -63,13 +63,16 @@ pub struct Manifest {
     pub keys: Vec<KeyRecord>,
 }
 
-/// A private key ready to sign.
+/// A private key ready to sign, with the verifier of its public half.
 pub struct SigningKey {
     pub kid: String,
     pub alg: SigningAlg,
     pair: Pair,
     /// The public JWK (with `kid`, `alg`, `use`).
     pub jwk: serde_json::Value,
+    /// josekit's verifier for this key: the algorithm comes from the key,
+    /// never from a token header (RFC 8725 3.1).
+    pub verifier: Box<dyn josekit::jws::JwsVerifier>,
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -122,7 +125,14 @@ impl SigningKey {
             obj.insert("alg".into(), alg.as_str().into());
             obj.insert("use".into(), "sig".into());
         }
-        Ok(SigningKey { kid, alg, pair, jwk })
+        let map = jwk.as_object().cloned().unwrap_or_default();
+        let jose_jwk = josekit::jwk::Jwk::from_map(map).map_err(|e| e.to_string())?;
+        let verifier: Box<dyn josekit::jws::JwsVerifier> = match alg {
+            SigningAlg::ES256 => Box::new(josekit::jws::ES256.verifier_from_jwk(&jose_jwk).map_err(|e| e.to_string())?),
+            SigningAlg::EdDSA => Box::new(josekit::jws::EdDSA.verifier_from_jwk(&jose_jwk).map_err(|e| e.to_string())?),
+            SigningAlg::RS256 => Box::new(josekit::jws::RS256.verifier_from_jwk(&jose_jwk).map_err(|e| e.to_string())?),
+        };
+        Ok(SigningKey { kid, alg, pair, jwk, verifier })
     }
 
     /// Sign `message` (the JWS signing input) with this key's algorithm.

@@ -1,0 +1,130 @@
+//! Bearer-token authentication of tenure's own resource endpoints
+//! (RFC 6750): `/userinfo` now, the account and admin API later.
+//!
+//! A token is accepted when tenure signed it (RFC 8725 rules, `typ: at+jwt`),
+//! it is addressed to tenure (`aud` = issuer), it has not expired, and the
+//! family it descends from is still alive.
+
+use axum::Json;
+use axum::extract::{FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::state::AppState;
+use crate::oauth::tokens::descends_from_live_family;
+use crate::token::claims::AccessClaims;
+use crate::token::jwt::{self, TokenType};
+
+/// RFC 6750 3.1 errors.
+#[derive(Debug)]
+pub enum BearerError {
+    /// No credentials: 401 with a bare challenge.
+    Missing,
+    /// 401 `invalid_token`.
+    InvalidToken(String),
+    /// 403 `insufficient_scope`.
+    InsufficientScope(String),
+    /// 400 `invalid_request`.
+    InvalidRequest(String),
+    Internal,
+}
+
+impl IntoResponse for BearerError {
+    fn into_response(self) -> Response {
+        let (status, code, description) = match self {
+            BearerError::Missing => (StatusCode::UNAUTHORIZED, None, "a bearer access token is required".to_owned()),
+            BearerError::InvalidToken(d) => (StatusCode::UNAUTHORIZED, Some("invalid_token"), d),
+            BearerError::InsufficientScope(d) => (StatusCode::FORBIDDEN, Some("insufficient_scope"), d),
+            BearerError::InvalidRequest(d) => (StatusCode::BAD_REQUEST, Some("invalid_request"), d),
+            BearerError::Internal => {
+                (StatusCode::INTERNAL_SERVER_ERROR, Some("server_error"), "internal error".to_owned())
+            }
+        };
+        let challenge = match code {
+            None => "Bearer realm=\"tenure\"".to_owned(),
+            Some(c) => format!(
+                "Bearer realm=\"tenure\", error=\"{c}\", error_description=\"{}\"",
+                description.replace('"', "'")
+            ),
+        };
+        let body = serde_json::json!({ "error": code.unwrap_or("invalid_request"), "error_description": description });
+        let mut response = (status, Json(body)).into_response();
+        if let Ok(v) = HeaderValue::from_str(&challenge) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+}
+
+/// The verified claims of the request's bearer token.
+pub struct Bearer(pub AccessClaims);
+
+/// Verify `token` and check its family is alive.
+pub fn authenticate(state: &AppState, token: &str) -> Result<AccessClaims, BearerError> {
+    let now = state.now();
+    let keys = state.keys();
+    let claims: AccessClaims = jwt::verify(token, TokenType::Access, &keys, state.key_retention(), &state.issuer, now)
+        .map_err(|e| BearerError::InvalidToken(e.to_string()))?;
+    if claims.aud != state.issuer {
+        return Err(BearerError::InvalidToken("the token is not addressed to this server".into()));
+    }
+    let client = state.clients.get(&claims.client_id).cloned();
+    let live =
+        descends_from_live_family(&state.store, &state.history(), client.as_deref(), &claims, now).map_err(|e| {
+            tracing::error!(error = %e, "store failure checking a bearer token");
+            BearerError::Internal
+        })?;
+    if !live {
+        return Err(BearerError::InvalidToken("the session of this token has ended or was revoked".into()));
+    }
+    Ok(claims)
+}
+
+/// The token of an `Authorization: Bearer` header, if any.
+pub fn from_header(parts: &Parts) -> Result<Option<String>, BearerError> {
+    let Some(value) = parts.headers.get(header::AUTHORIZATION) else { return Ok(None) };
+    let value =
+        value.to_str().map_err(|_| BearerError::InvalidRequest("the Authorization header is not ASCII".into()))?;
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(BearerError::InvalidRequest("use the Bearer scheme: Authorization: Bearer <access token>".into()));
+    }
+    Ok(Some(token.trim().to_owned()))
+}
+
+impl FromRequestParts<AppState> for Bearer {
+    type Rejection = BearerError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = from_header(parts)?.ok_or(BearerError::Missing)?;
+        authenticate(state, &token).map(Bearer)
+    }
+}
+
+/// For POST endpoints that also accept the token in a form body
+/// (RFC 6750 2.2): the header, or `access_token` in the body.
+pub async fn from_header_or_form(state: &AppState, req: Request) -> Result<AccessClaims, BearerError> {
+    let (parts, body) = req.into_parts();
+    if let Some(token) = from_header(&parts)? {
+        return authenticate(state, &token);
+    }
+    let is_form = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return Err(BearerError::Missing);
+    }
+    let bytes = axum::body::to_bytes(body, super::form::BODY_LIMIT)
+        .await
+        .map_err(|_| BearerError::InvalidRequest("the body exceeds 64 KiB".into()))?;
+    let params = crate::oauth::params::Params::parse(&bytes)
+        .map_err(|e| BearerError::InvalidRequest(e.description.into_owned()))?;
+    match params.get("access_token") {
+        Some(token) => authenticate(state, token),
+        None => Err(BearerError::Missing),
+    }
+}

@@ -1,0 +1,128 @@
+//! The authorization-code grant (RFC 6749 4.1.3, RFC 7636 4.5-4.6, OIDC Core
+//! 3.1.3): the code is single use and bound to the client, the redirect URI
+//! and the PKCE challenge; redeeming it creates the family; a replay revokes
+//! that family (RFC 6749 4.1.2).
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use ring::rand::{SecureRandom, SystemRandom};
+
+use super::client::{Client, GrantType};
+use super::error::{ErrorCode, OAuthError};
+use super::params::Params;
+use super::tokens::{Minter, TokenResponse};
+use crate::session::code::{self, AuthCode};
+use crate::session::family::Family;
+use crate::store::{Redemption, Store};
+
+fn invalid_grant(d: impl Into<std::borrow::Cow<'static, str>>) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidGrant, d)
+}
+
+fn store_error(e: crate::store::StoreError) -> OAuthError {
+    tracing::error!(error = %e, "store failure in the authorization_code grant");
+    OAuthError::server_error()
+}
+
+/// Check the token request against the stored code, without consuming it.
+pub fn check(code: &AuthCode, client: &Client, params: &Params, now: crate::clock::UnixTime) -> Result<(), OAuthError> {
+    if code.client_id != client.id {
+        return Err(invalid_grant("the authorization code was issued to another client"));
+    }
+    if now >= code.expires_at() {
+        return Err(invalid_grant("the authorization code has expired"));
+    }
+    match params.get("redirect_uri") {
+        Some(uri) if uri != code.redirect_uri => {
+            return Err(invalid_grant("redirect_uri differs from the one of the authorization request"));
+        }
+        None if client.redirect_uris.len() != 1 => {
+            return Err(OAuthError::invalid_request("missing required parameter \"redirect_uri\""));
+        }
+        _ => {}
+    }
+    match (&code.code_challenge, params.get("code_verifier")) {
+        (Some(challenge), Some(verifier)) => {
+            if !code::valid_verifier(verifier) {
+                return Err(OAuthError::invalid_request(
+                    "code_verifier must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~ (RFC 7636 4.1)",
+                ));
+            }
+            if !code::verifier_matches(verifier, challenge) {
+                return Err(invalid_grant("code_verifier does not match the code_challenge (RFC 7636 4.6)"));
+            }
+        }
+        (Some(_), None) => {
+            return Err(OAuthError::invalid_request("missing required parameter \"code_verifier\" (PKCE)"));
+        }
+        (None, Some(_)) => {
+            // RFC 9700 4.8.2: a verifier without a challenge is a downgrade.
+            return Err(invalid_grant("code_verifier sent, but the authorization request had no code_challenge"));
+        }
+        (None, None) => {}
+    }
+    Ok(())
+}
+
+/// Redeem `code` for `client`: tokens, or the RFC error.
+pub async fn redeem<S: Store>(
+    store: &S,
+    minter: &Minter<'_>,
+    client: &Client,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
+    if !client.allows_grant(GrantType::AuthorizationCode) {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            format!("client {:?} is not allowed the authorization_code grant", client.id),
+        ));
+    }
+    let code_value = params.require("code")?;
+    let key = code::storage_key(code_value);
+    let unknown = || invalid_grant("the authorization code is invalid or has expired");
+    let record = store.code(&key).map_err(store_error)?.ok_or_else(unknown)?;
+    let now = minter.now;
+    if record.redeemed_family.is_none() {
+        check(&record, client, params, now)?;
+        let session = store.session(&record.sid).map_err(store_error)?;
+        if !session.as_ref().is_some_and(|s| s.is_alive(minter.history, s.last_active, now)) {
+            return Err(invalid_grant("the user session of this authorization code has ended"));
+        }
+    } else if record.client_id != client.id {
+        return Err(invalid_grant("the authorization code was issued to another client"));
+    }
+    let mut salt = [0u8; 16];
+    SystemRandom::new().fill(&mut salt).map_err(|_| OAuthError::server_error())?;
+    let new_family = Family {
+        id: crate::session::new_id(),
+        salt: B64.encode(salt),
+        sid: record.sid.clone(),
+        username: record.username.clone(),
+        client_id: client.id.clone(),
+        scope: record.scope.clone(),
+        auth_time: record.auth_time,
+        remember_me: record.remember_me,
+        created_at: now,
+        generation: 1,
+        rotated_at: now,
+        issues_refresh_tokens: client.allows_grant(GrantType::RefreshToken),
+        revoked: None,
+    };
+    let keep_until = record.auth_time.plus(minter.history.current().max_lifetime_ceiling);
+    match store.redeem_code(&key, &new_family, keep_until, now).await.map_err(store_error)? {
+        Redemption::Redeemed => {
+            tracing::info!(client_id = %client.id, sid = %new_family.sid, family = %new_family.id, "authorization code redeemed");
+            minter.mint(&new_family, client, &record.scope, record.nonce.clone())
+        }
+        Redemption::Replayed { revoked_family } => {
+            tracing::warn!(
+                client_id = %client.id,
+                family = revoked_family.as_deref().unwrap_or("-"),
+                reason = "authorization_code_replay",
+                "authorization code replayed: its family is revoked"
+            );
+            Err(invalid_grant("the authorization code has already been used; the tokens issued for it are revoked"))
+        }
+        Redemption::NotFound => Err(unknown()),
+    }
+}

@@ -1,0 +1,88 @@
+//! The refresh-token grant (RFC 6749 6; RFC 9700 4.14; SPEC 5): rotation,
+//! the idempotent grace window, and reuse detection that revokes the family.
+
+use super::client::{Client, GrantType, ScopeSet};
+use super::error::{ErrorCode, OAuthError};
+use super::params::Params;
+use super::tokens::{Minter, TokenResponse};
+use crate::session::family::{self, RefreshDecision};
+use crate::session::refresh_token;
+use crate::store::Store;
+
+fn invalid_grant(d: impl Into<std::borrow::Cow<'static, str>>) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidGrant, d)
+}
+
+fn store_error(e: crate::store::StoreError) -> OAuthError {
+    tracing::error!(error = %e, "store failure in the refresh_token grant");
+    OAuthError::server_error()
+}
+
+pub async fn refresh<S: Store>(
+    store: &S,
+    minter: &Minter<'_>,
+    client: &Client,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
+    if !client.allows_grant(GrantType::RefreshToken) {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            format!("client {:?} is not allowed the refresh_token grant", client.id),
+        ));
+    }
+    let token = params.require("refresh_token")?;
+    let not_valid = || invalid_grant("the refresh token is not valid");
+    // A token that fails any of these checks was never issued: it kills nothing.
+    let presented = refresh_token::parse(token).ok_or_else(not_valid)?;
+    let stored = store.family(&presented.family_id).map_err(store_error)?.ok_or_else(not_valid)?;
+    if !minter.refresh_key.verify(&presented, &stored.salt) {
+        return Err(not_valid());
+    }
+    if stored.client_id != client.id {
+        return Err(invalid_grant("the refresh token was issued to another client"));
+    }
+    // RFC 6749 6: the scope may narrow, never widen.
+    let scope = match params.get("scope") {
+        None => stored.scope.clone(),
+        Some(raw) => {
+            let requested = ScopeSet::parse(raw).map_err(|bad| {
+                OAuthError::invalid_scope(format!("{bad:?} is not a valid scope token (RFC 6749 3.3)"))
+            })?;
+            let granted = ScopeSet::parse(&stored.scope).unwrap_or_default();
+            let wider: Vec<String> = requested.not_in(&granted).map(ToString::to_string).collect();
+            if !wider.is_empty() {
+                return Err(OAuthError::invalid_scope(format!(
+                    "scope {} was not granted to this refresh token; it may request at most: {granted}",
+                    wider.join(" ")
+                )));
+            }
+            requested.to_string()
+        }
+    };
+    let now = minter.now;
+    let history = minter.history;
+    let grace = history.current().refresh_reuse_grace;
+    let client_override = client.session.as_ref();
+    let decision = store
+        .refresh(&presented.family_id, |f, session| {
+            let alive = family::is_alive(history, f, session, client_override, now);
+            family::decide_refresh(f, presented.generation, now, grace, alive)
+        })
+        .await
+        .map_err(store_error)?
+        .ok_or_else(not_valid)?;
+    match decision {
+        RefreshDecision::Rotate(next) | RefreshDecision::Grace(next) => minter.mint(&next, client, &scope, None),
+        RefreshDecision::Reuse(killed) => {
+            tracing::warn!(
+                client_id = %client.id,
+                sid = %killed.sid,
+                family = %killed.id,
+                reason = "refresh_token_reuse",
+                "a spent refresh token was presented: its family is revoked"
+            );
+            Err(invalid_grant("the refresh token was already used; its session's tokens are revoked"))
+        }
+        RefreshDecision::Refused(why) => Err(invalid_grant(why)),
+    }
+}

@@ -1,0 +1,138 @@
+//! Minting the tokens of a family: the access token (RFC 9068), the ID token
+//! (OIDC Core 2, 12.2) and the refresh token of the family's current
+//! generation, with the lifetimes of SPEC 3 and 4.
+
+use serde::Serialize;
+
+use super::client::Client;
+use super::error::OAuthError;
+use crate::clock::UnixTime;
+use crate::policy::PolicyHistory;
+use crate::session::family::{self, Family};
+use crate::session::refresh_token::RefreshKey;
+use crate::token::claims::{AccessClaims, IdClaims, new_jti};
+use crate::token::jwt::{self, TokenType};
+use crate::token::keys::KeySet;
+
+/// RFC 6749 5.1 response, with SPEC 4's `refresh_expires_in` and
+/// `session_expires_in`.
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// Seconds until the refresh token dies: the earlier of the deadlines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_expires_in: Option<u64>,
+    /// Seconds until the absolute deadline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_expires_in: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+}
+
+/// What minting needs besides the family.
+pub struct Minter<'a> {
+    pub keys: &'a KeySet,
+    pub refresh_key: &'a RefreshKey,
+    pub history: &'a PolicyHistory,
+    pub issuer: &'a str,
+    pub now: UnixTime,
+}
+
+fn internal(e: impl std::fmt::Display) -> OAuthError {
+    tracing::error!(error = %e, "minting tokens failed");
+    OAuthError::server_error()
+}
+
+impl Minter<'_> {
+    /// Tokens for `family` (its current generation), for `scope` (the
+    /// family's, or a narrower one on refresh), with an ID token when the
+    /// scope has `openid` (`nonce` only at code exchange).
+    pub fn mint(
+        &self,
+        family: &Family,
+        client: &Client,
+        scope: &str,
+        nonce: Option<String>,
+    ) -> Result<TokenResponse, OAuthError> {
+        let now = self.now;
+        let policy = self.history.current();
+        let own = policy.limits(family.remember_me, client.session.as_ref());
+        let deadlines = family::deadlines(policy, family, client.session.as_ref());
+        let dies_at = deadlines.idle.min(deadlines.absolute);
+        // SPEC 3: exp = min(now + access_token_ttl, idle deadline, absolute deadline).
+        let exp = now.plus(own.access_token_ttl).min(dies_at);
+        let access = AccessClaims {
+            iss: self.issuer.to_owned(),
+            sub: family.username.clone(),
+            aud: self.issuer.to_owned(),
+            client_id: client.id.clone(),
+            exp: exp.as_secs(),
+            iat: now.as_secs(),
+            jti: new_jti(),
+            scope: scope.to_owned(),
+            sid: Some(family.sid.clone()),
+            auth_time: Some(family.auth_time.as_secs()),
+            fid: Some(family.id.clone()),
+            permissions: None,
+        };
+        let key = self.keys.active();
+        let access_token = jwt::sign(key, TokenType::Access, &access).map_err(internal)?;
+        let id_token = if scope.split(' ').any(|s| s == "openid") {
+            let id = IdClaims {
+                iss: self.issuer.to_owned(),
+                sub: family.username.clone(),
+                aud: client.id.clone(),
+                azp: client.id.clone(),
+                exp: exp.as_secs(),
+                iat: now.as_secs(),
+                auth_time: family.auth_time.as_secs(),
+                nonce,
+                sid: family.sid.clone(),
+                at_hash: jwt::at_hash(key.alg, &access_token),
+            };
+            Some(jwt::sign(key, TokenType::Id, &id).map_err(internal)?)
+        } else {
+            None
+        };
+        let refresh_token = if family.issues_refresh_tokens {
+            let t = self.refresh_key.token(&family.id, &family.salt, family.generation);
+            Some(t.ok_or_else(|| internal("a family id that is not a UUID"))?)
+        } else {
+            None
+        };
+        let has_refresh = refresh_token.is_some();
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: now.until(exp),
+            scope: scope.to_owned(),
+            refresh_token,
+            refresh_expires_in: has_refresh.then(|| now.until(dies_at)),
+            session_expires_in: has_refresh.then(|| now.until(deadlines.absolute)),
+            id_token,
+        })
+    }
+}
+
+/// Whether an access token still descends from a live family (SPEC 5: after
+/// a revocation, every descendant is dead at once; SPEC 3: a policy change
+/// applies at the next check). Tokens without a family (client credentials)
+/// live until their `exp`.
+pub fn descends_from_live_family<S: crate::store::Store>(
+    store: &S,
+    history: &PolicyHistory,
+    client: Option<&Client>,
+    claims: &AccessClaims,
+    now: UnixTime,
+) -> Result<bool, crate::store::StoreError> {
+    let Some(fid) = &claims.fid else { return Ok(true) };
+    let Some(f) = store.family(fid)? else { return Ok(false) };
+    let session = store.session(&f.sid)?;
+    Ok(family::is_alive(history, &f, session.as_ref(), client.and_then(|c| c.session.as_ref()), now))
+}
