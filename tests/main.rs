@@ -7,7 +7,9 @@
 
 mod support;
 
+mod authorize;
 mod bad_input;
 mod client_credentials;
 mod keys;
 mod server;
+mod sessions;

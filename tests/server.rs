@@ -11,10 +11,16 @@ async fn discovery_advertises_what_is_implemented_at_the_bound_address() {
         assert_eq!(d["issuer"], server.base.as_str(), "without `issuer`, the issuer is the bound address");
         assert_eq!(d["token_endpoint"], server.url("/token"));
         assert_eq!(d["jwks_uri"], server.url("/jwks.json"));
-        assert_eq!(d["grant_types_supported"], serde_json::json!(["client_credentials"]));
+        assert_eq!(
+            d["grant_types_supported"],
+            serde_json::json!(["authorization_code", "refresh_token", "client_credentials"])
+        );
+        assert_eq!(d["code_challenge_methods_supported"], serde_json::json!(["S256"]), "S256 only");
+        assert_eq!(d["authorization_endpoint"], server.url("/authorize"));
+        assert_eq!(d["userinfo_endpoint"], server.url("/userinfo"));
         assert_eq!(
             d["token_endpoint_auth_methods_supported"],
-            serde_json::json!(["client_secret_basic", "client_secret_post"])
+            serde_json::json!(["client_secret_basic", "client_secret_post", "none"])
         );
         let scopes = d["scopes_supported"].as_array().unwrap();
         assert!(scopes.contains(&"orders:read".into()) && scopes.contains(&"admin".into()));

@@ -14,15 +14,25 @@ pub fn metadata(state: &AppState) -> serde_json::Value {
     let mut scopes: Vec<&str> = state.clients.all().flat_map(|c| c.scopes.iter().map(|s| s.as_str())).collect();
     scopes.sort_unstable();
     scopes.dedup();
+    let alg = state.config.signing_alg.as_str();
     serde_json::json!({
         "issuer": iss,
-        "jwks_uri": format!("{iss}/jwks.json"),
+        "authorization_endpoint": format!("{iss}/authorize"),
         "token_endpoint": format!("{iss}/token"),
-        "grant_types_supported": ["client_credentials"],
-        "response_types_supported": [],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "userinfo_endpoint": format!("{iss}/userinfo"),
+        "jwks_uri": format!("{iss}/jwks.json"),
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "authorization_response_iss_parameter_supported": true,
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [alg],
+        "access_token_signing_alg_values_supported": [alg],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "at_hash", "azp", "preferred_username", "name", "email"],
         "scopes_supported": scopes,
-        "access_token_signing_alg_values_supported": [state.config.signing_alg.as_str()],
     })
 }
 

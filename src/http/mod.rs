@@ -1,11 +1,13 @@
 //! The only code that knows axum: the router, the state, extractors, the one
 //! error-to-response mapping, and one file per endpoint group.
 
+pub mod authorize;
 pub mod bearer;
 pub mod discovery;
 pub mod error;
 pub mod form;
 pub mod health;
+pub mod pages;
 pub mod state;
 pub mod token;
 pub mod userinfo;
@@ -28,6 +30,8 @@ pub fn router(state: AppState) -> Router {
         .route("/.well-known/openid-configuration", get(discovery::openid_configuration))
         .route("/.well-known/oauth-authorization-server", get(discovery::oauth_authorization_server))
         .route("/jwks.json", get(discovery::jwks))
+        .route("/authorize", get(authorize::authorize))
+        .route("/login", post(authorize::login))
         .route("/token", post(token::token).layer(cors(&state)))
         .route("/userinfo", get(userinfo::get).post(userinfo::post))
         .route("/healthz", get(health::healthz))

@@ -1,6 +1,7 @@
 //! OAuth 2.0 protocol rules, free of HTTP: clients and their
 //! authentication, request parameters, grants, and errors with RFC codes.
 
+pub mod authorize;
 pub mod client;
 pub mod client_auth;
 pub mod client_credentials;

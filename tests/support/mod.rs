@@ -1,6 +1,8 @@
 //! A real `tenure` process on 127.0.0.1:0 in a temporary directory, killed
 //! when dropped.
 
+pub mod flow;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,440 @@
+//! `GET /authorize` and `POST /login`: the HTTP side of the authorization
+//! code flow (RFC 6749 4.1; OIDC Core 3.1.2; RFC 7636; RFC 9207). The rules
+//! live in [`crate::oauth::authorize`]; this file reads cookies, the store and
+//! the form, and turns outcomes into redirects and pages.
+//!
+//! - The user session is carried by the `tenure_session` cookie (SPEC 2);
+//!   a refresh of any of its families counts as activity (SPEC 3).
+//! - The sign-in form is protected by a CSRF token: HMAC-SHA256 of the
+//!   `tenure_csrf` cookie under a server key, checked in constant time.
+//! - Failed sign-ins are throttled per username and address (SPEC 7); the
+//!   password check costs the same for unknown usernames.
+//! - After a sign-in, the only place the browser is sent is our own
+//!   `/authorize` with the original request (no open redirect, RFC 9700 4.11).
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use ring::hmac;
+use ring::rand::{SecureRandom, SystemRandom};
+
+use super::AppState;
+use super::form::BODY_LIMIT;
+use super::pages::{self, SignInForm};
+use crate::clock::UnixTime;
+use crate::oauth::authorize::{AuthorizationRequest, AuthorizeError, Step, Target, query_after_sign_in};
+use crate::oauth::params::Params;
+use crate::session::code::{AuthCode, new_code};
+use crate::session::user_session::{UserSession, parse_cookie};
+use crate::store::Store;
+
+pub const SESSION_COOKIE: &str = "tenure_session";
+pub const CSRF_COOKIE: &str = "tenure_csrf";
+
+const WRONG_CREDENTIALS: &str = "Wrong username or password.";
+const FORM_EXPIRED: &str = "This sign-in form has expired. Go back and try again.";
+
+/// `GET /authorize`: validate the request, then issue a code to a live
+/// session, show the sign-in page, or tell the client why not.
+pub async fn authorize(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+    let now = state.now();
+    let query = uri.query().unwrap_or("");
+    authorization_response(&state, &headers, query, now).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `POST /login`: check the sign-in form and continue the authorization.
+pub async fn login(State(state): State<AppState>, request: Request) -> Response {
+    let now = state.now();
+    sign_in(&state, request, now).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn authorization_response(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: &str,
+    now: UnixTime,
+) -> Result<Response, PageError> {
+    let parsed = Params::parse(query.as_bytes())
+        .map_err(|e| AuthorizeError::ShowPage(e.description.into_owned()))
+        .and_then(|params| AuthorizationRequest::parse(&params, &state.clients));
+    let request = match parsed {
+        Ok(request) => request,
+        Err(AuthorizeError::ShowPage(message)) => return Err(PageError::BadRequest(message)),
+        Err(AuthorizeError::Redirect(e)) => return redirect(StatusCode::FOUND, &e.location(&state.issuer)),
+    };
+    let session = live_session(state, headers, now)?;
+    match (request.step(session.as_ref().map(|s| s.signed_in), now), session) {
+        (Step::Refuse(e), _) => redirect(StatusCode::FOUND, &e.location(&state.issuer)),
+        (Step::IssueCode, Some(session)) => issue_code(state, &request, session, now).await,
+        (Step::SignIn | Step::IssueCode, _) => {
+            let form = FormState { username: "", remember_me: false, error: None, return_to: query };
+            sign_in_page(state, headers, &request.target, &form, StatusCode::OK)
+        }
+    }
+}
+
+/// The session of the `tenure_session` cookie, if it is alive at `now` and
+/// its user still exists.
+fn live_session(state: &AppState, headers: &HeaderMap, now: UnixTime) -> Result<Option<UserSession>, PageError> {
+    let Some((sid, secret)) = cookie(headers, SESSION_COOKIE).and_then(parse_cookie) else { return Ok(None) };
+    let Some(session) = state.store.session(sid).map_err(|e| internal("reading a user session", e))? else {
+        return Ok(None);
+    };
+    if !session.cookie_matches(secret) || !state.users.contains_key(&session.username) {
+        return Ok(None);
+    }
+    // SPEC 3: a refresh of any family of the session is activity too.
+    let families = state.store.session_families(sid).map_err(|e| internal("reading a session's families", e))?;
+    let last_active = families.iter().map(|f| f.rotated_at).max().unwrap_or(session.last_active);
+    Ok(session.is_alive(&state.history(), last_active, now).then_some(session))
+}
+
+/// Store a code for the session's user (durable before the redirect) and
+/// record the single sign-on as session activity.
+async fn issue_code(
+    state: &AppState,
+    request: &AuthorizationRequest,
+    session: UserSession,
+    now: UnixTime,
+) -> Result<Response, PageError> {
+    let (code, key) = new_code().map_err(|_| internal("drawing an authorization code", "no randomness"))?;
+    let record = AuthCode {
+        client_id: request.target.client.id.clone(),
+        redirect_uri: request.target.redirect_uri.clone(),
+        scope: request.scope.to_string(),
+        nonce: request.nonce.clone(),
+        code_challenge: request.code_challenge.clone(),
+        sid: session.sid.clone(),
+        username: session.username.clone(),
+        auth_time: session.signed_in,
+        remember_me: session.remember_me,
+        issued_at: now,
+        redeemed_family: None,
+    };
+    state.store.put_code(&key, &record).await.map_err(|e| internal("storing an authorization code", e))?;
+    touch_session(state, &session.sid, now).await?;
+    tracing::info!(client_id = %record.client_id, sid = %session.sid, "authorization code issued");
+    redirect(StatusCode::FOUND, &request.code_location(&code, &state.issuer))
+}
+
+/// Record single sign-on as activity of session `sid` (SPEC 3).
+///
+/// The record is read again just before it is written, and a revoked one is
+/// left alone, so a revocation that landed while the code was stored is not
+/// overwritten. The window that remains (between this read and the write)
+/// closes only with an atomic update in the store.
+async fn touch_session(state: &AppState, sid: &str, now: UnixTime) -> Result<(), PageError> {
+    let Some(mut session) = state.store.session(sid).map_err(|e| internal("reading a user session", e))? else {
+        return Ok(());
+    };
+    if session.revoked.is_some() || session.last_active >= now {
+        return Ok(());
+    }
+    session.last_active = now;
+    let keep_until = state.keep_until(session.signed_in);
+    state.store.put_session(&session, keep_until).await.map_err(|e| internal("recording session activity", e))
+}
+
+async fn sign_in(state: &AppState, request: Request, now: UnixTime) -> Result<Response, PageError> {
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    let remote = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
+    let form = read_form(headers, body).await?;
+    let return_to = form.get("return_to").unwrap_or("");
+
+    // The form must come from a page we rendered for this browser.
+    let csrf_ok = match (cookie(headers, CSRF_COOKIE), form.get("csrf_token")) {
+        (Some(cookie), Some(token)) => csrf_token_matches(&state.csrf_key, cookie, token),
+        _ => false,
+    };
+    if !csrf_ok {
+        let retry = Params::parse(return_to.as_bytes())
+            .ok()
+            .filter(|p| Target::identify(p, &state.clients).is_ok())
+            .map(|_| format!("/authorize?{return_to}"));
+        return Err(PageError::FormExpired { retry });
+    }
+
+    // Where to continue: our own /authorize with the original request.
+    let params = Params::parse(return_to.as_bytes()).map_err(|e| PageError::BadRequest(e.description.into_owned()))?;
+    let target = Target::identify(&params, &state.clients).map_err(PageError::BadRequest)?;
+    let next = query_after_sign_in(return_to).map_err(|e| PageError::BadRequest(e.description.into_owned()))?;
+    let next = format!("/authorize?{next}");
+
+    let username = form.get("username").unwrap_or("");
+    let password = form.get("password").unwrap_or("");
+    let remember_me = form.get("remember_me") == Some("on");
+    let again = |status, error| {
+        let form = FormState { username, remember_me, error: Some(error), return_to };
+        sign_in_page(state, headers, &target, &form, status)
+    };
+    if username.is_empty() || password.is_empty() {
+        return again(StatusCode::BAD_REQUEST, "Enter your username and password.");
+    }
+
+    let throttle_key = format!("{}|{remote}", username.chars().take(64).collect::<String>());
+    if let Err(wait) = state.sign_in_throttle.check(&throttle_key, now) {
+        tracing::warn!(username = ?username, %remote, retry_after = wait, "sign-in throttled");
+        let message = format!(
+            "Too many failed sign-in attempts for this account from your address. Try again in {wait} seconds."
+        );
+        let mut response = again(StatusCode::TOO_MANY_REQUESTS, &message)?;
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
+        return Ok(response);
+    }
+    if !password_matches(state, username, password).await? {
+        state.sign_in_throttle.fail(&throttle_key, now);
+        tracing::warn!(username = ?username, %remote, "sign-in failed: wrong username or password");
+        return again(StatusCode::UNAUTHORIZED, WRONG_CREDENTIALS);
+    }
+    state.sign_in_throttle.succeed(&throttle_key);
+
+    let user_agent =
+        headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|ua| ua.chars().take(512).collect());
+    let cookie = start_session(state, username, remember_me, user_agent, remote, now).await?;
+    let mut response = redirect(StatusCode::SEE_OTHER, &next)?;
+    response.headers_mut().append(header::SET_COOKIE, cookie);
+    Ok(response)
+}
+
+/// A new user session, durable, and the `Set-Cookie` that carries it. A
+/// "Remember me" cookie outlives the browser, up to the remember-me absolute
+/// limit; otherwise it ends with the browser session.
+async fn start_session(
+    state: &AppState,
+    username: &str,
+    remember_me: bool,
+    user_agent: Option<String>,
+    remote: String,
+    now: UnixTime,
+) -> Result<HeaderValue, PageError> {
+    let (session, cookie_value) = UserSession::start(username, remember_me, user_agent, Some(remote), now)
+        .map_err(|_| internal("starting a user session", "no randomness"))?;
+    state
+        .store
+        .put_session(&session, state.keep_until(now))
+        .await
+        .map_err(|e| internal("storing a new user session", e))?;
+    tracing::info!(username = %session.username, sid = %session.sid, remember_me, "sign-in");
+    let max_age = remember_me.then(|| state.history().current().remember_me_max_lifetime.as_secs());
+    cookie_header(SESSION_COOKIE, &cookie_value.0, state.is_https(), max_age)
+}
+
+/// Argon2 off the async executor. An unknown username is checked against a
+/// dummy hash so the answer takes as long as for a known one.
+async fn password_matches(state: &AppState, username: &str, password: &str) -> Result<bool, PageError> {
+    let (hash, known) = match state.users.get(username) {
+        Some(user) => (user.password_hash.clone(), true),
+        None => (state.dummy_password_hash.clone(), false),
+    };
+    let password = password.to_owned();
+    let matches = tokio::task::spawn_blocking(move || hash.verify(&password))
+        .await
+        .map_err(|e| internal("verifying a password", e))?;
+    Ok(known && matches)
+}
+
+/// A form body: `application/x-www-form-urlencoded`, at most 64 KiB, each
+/// parameter at most once.
+async fn read_form(headers: &HeaderMap, body: Body) -> Result<Params, PageError> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    if !media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return Err(PageError::BadRequest(
+            "The sign-in form must be sent as application/x-www-form-urlencoded.".to_owned(),
+        ));
+    }
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > BODY_LIMIT) {
+        return Err(PageError::TooLarge);
+    }
+    let bytes = axum::body::to_bytes(body, BODY_LIMIT).await.map_err(|_| PageError::TooLarge)?;
+    Params::parse(&bytes).map_err(|e| PageError::BadRequest(e.description.into_owned()))
+}
+
+/// What the sign-in form shows besides the application.
+struct FormState<'a> {
+    username: &'a str,
+    remember_me: bool,
+    error: Option<&'a str>,
+    return_to: &'a str,
+}
+
+/// The sign-in page for `target`, with a CSRF token bound to this
+/// browser's `tenure_csrf` cookie (set here unless a valid one exists).
+fn sign_in_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    target: &Target,
+    form: &FormState<'_>,
+    status: StatusCode,
+) -> Result<Response, PageError> {
+    let existing = cookie(headers, CSRF_COOKIE).filter(|c| is_csrf_cookie(c));
+    let (csrf_cookie, fresh) = match existing {
+        Some(c) => (c.to_owned(), false),
+        None => (new_csrf_cookie().map_err(|_| internal("drawing a CSRF cookie", "no randomness"))?, true),
+    };
+    let csrf_token = B64.encode(hmac::sign(&state.csrf_key, csrf_cookie.as_bytes()));
+    let html = pages::sign_in(&SignInForm {
+        app: target.display_name(),
+        username: form.username,
+        remember_me: form.remember_me,
+        error: form.error,
+        csrf_token: &csrf_token,
+        return_to: form.return_to,
+    });
+    let form_target = pages::form_action_source(&target.redirect_uri);
+    let mut response = pages::respond(status, html, form_target.as_deref());
+    if fresh {
+        let set_cookie = cookie_header(CSRF_COOKIE, &csrf_cookie, state.is_https(), None)?;
+        response.headers_mut().append(header::SET_COOKIE, set_cookie);
+    }
+    Ok(response)
+}
+
+/// 32 random bytes, base64url.
+fn new_csrf_cookie() -> Result<String, ring::error::Unspecified> {
+    let mut raw = [0u8; 32];
+    SystemRandom::new().fill(&mut raw)?;
+    Ok(B64.encode(raw))
+}
+
+fn is_csrf_cookie(value: &str) -> bool {
+    value.len() == 43 && B64.decode(value).is_ok_and(|raw| raw.len() == 32)
+}
+
+/// Whether `token` is the HMAC of `cookie`, compared in constant time.
+fn csrf_token_matches(key: &hmac::Key, cookie: &str, token: &str) -> bool {
+    is_csrf_cookie(cookie) && B64.decode(token).is_ok_and(|tag| hmac::verify(key, cookie.as_bytes(), &tag).is_ok())
+}
+
+/// The first value of cookie `name` in the request's `Cookie` headers.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find_map(|(k, v)| (k == name).then_some(v))
+}
+
+/// A `Set-Cookie` value: HttpOnly, SameSite=Lax, Path=/, Secure over https,
+/// and `Max-Age` for a persistent cookie.
+fn cookie_header(name: &str, value: &str, secure: bool, max_age: Option<u64>) -> Result<HeaderValue, PageError> {
+    let mut cookie = format!("{name}={value}; HttpOnly; SameSite=Lax; Path=/");
+    if secure {
+        cookie.push_str("; Secure");
+    }
+    if let Some(secs) = max_age {
+        cookie.push_str(&format!("; Max-Age={secs}"));
+    }
+    HeaderValue::from_str(&cookie).map_err(|e| internal("building a cookie", e))
+}
+
+/// A redirect that no cache keeps (it may carry a code).
+fn redirect(status: StatusCode, location: &str) -> Result<Response, PageError> {
+    let location = HeaderValue::from_str(location).map_err(|e| internal("building a redirect", e))?;
+    let mut response = status.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::LOCATION, location);
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    Ok(response)
+}
+
+/// Why a request ends on an error page rather than at the client.
+#[derive(Debug)]
+enum PageError {
+    /// 400: the request cannot be trusted or understood; the message says why.
+    BadRequest(String),
+    /// 400: the CSRF token is missing or does not match the cookie.
+    FormExpired { retry: Option<String> },
+    /// 413: the form exceeds 64 KiB.
+    TooLarge,
+    /// 500: details are in the log only.
+    Internal,
+}
+
+/// Log an internal failure (never a code, cookie or password) and answer 500.
+fn internal(context: &'static str, err: impl std::fmt::Display) -> PageError {
+    tracing::error!(%context, error = %err, "internal error");
+    PageError::Internal
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let (status, html) = match self {
+            PageError::BadRequest(message) => {
+                (StatusCode::BAD_REQUEST, pages::message("This sign-in request cannot be completed", &message, None))
+            }
+            PageError::FormExpired { retry } => (
+                StatusCode::BAD_REQUEST,
+                pages::message("Sign in", FORM_EXPIRED, retry.as_deref().map(|href| (href, "Try again"))),
+            ),
+            PageError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                pages::message(
+                    "This sign-in request cannot be completed",
+                    &format!("The form is larger than {} KiB.", BODY_LIMIT / 1024),
+                    None,
+                ),
+            ),
+            PageError::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                pages::message(
+                    "Something went wrong",
+                    "The server could not complete your sign-in. Please try again in a moment.",
+                    None,
+                ),
+            ),
+        };
+        pages::respond(status, html, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csrf_tokens_are_bound_to_the_cookie() {
+        let key = hmac::Key::new(hmac::HMAC_SHA256, b"test key");
+        let cookie = new_csrf_cookie().expect("rng");
+        assert!(is_csrf_cookie(&cookie));
+        let token = B64.encode(hmac::sign(&key, cookie.as_bytes()));
+        assert!(csrf_token_matches(&key, &cookie, &token));
+        let other = new_csrf_cookie().expect("rng");
+        assert!(!csrf_token_matches(&key, &other, &token));
+        assert!(!csrf_token_matches(&key, &cookie, "not-a-token"));
+        assert!(!csrf_token_matches(&hmac::Key::new(hmac::HMAC_SHA256, b"other"), &cookie, &token));
+        assert!(!is_csrf_cookie("short"));
+    }
+
+    #[test]
+    fn cookies_are_read_from_every_cookie_header() {
+        let mut headers = HeaderMap::new();
+        headers.append(header::COOKIE, HeaderValue::from_static("a=1; tenure_csrf=x"));
+        headers.append(header::COOKIE, HeaderValue::from_static("tenure_session=s.t"));
+        assert_eq!(cookie(&headers, "tenure_csrf"), Some("x"));
+        assert_eq!(cookie(&headers, "tenure_session"), Some("s.t"));
+        assert_eq!(cookie(&headers, "tenure"), None);
+    }
+
+    #[test]
+    fn cookie_attributes() {
+        let c = cookie_header("n", "v", false, None).expect("ascii");
+        assert_eq!(c, "n=v; HttpOnly; SameSite=Lax; Path=/");
+        let c = cookie_header("n", "v", true, Some(60)).expect("ascii");
+        assert_eq!(c, "n=v; HttpOnly; SameSite=Lax; Path=/; Secure; Max-Age=60");
+    }
+}

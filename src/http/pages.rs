@@ -1,0 +1,223 @@
+//! The HTML pages of the issuer: the sign-in form (SPEC 4, "Sign-in page")
+//! and the error pages of the authorization flow (RFC 6749 4.1.2.1: errors
+//! about the client or its redirect URI are shown to the user, not
+//! redirected).
+//!
+//! Pages are self-contained: inline CSS, no scripts, no external assets, so
+//! the Content-Security-Policy can forbid everything else. Every interpolated
+//! value goes through [`escape`].
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+
+/// The policy of every page (no scripts, no framing, forms only to us).
+pub const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'";
+
+/// Escape `s` for HTML text and double- or single-quoted attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// What the sign-in form shows.
+pub struct SignInForm<'a> {
+    /// The application that asks: the client's name, else its id.
+    pub app: &'a str,
+    /// Filled in again after a failed attempt; never the password.
+    pub username: &'a str,
+    pub remember_me: bool,
+    /// Shown in a `role="alert"` element.
+    pub error: Option<&'a str>,
+    pub csrf_token: &'a str,
+    /// The original `/authorize` query string.
+    pub return_to: &'a str,
+}
+
+/// The sign-in page.
+pub fn sign_in(form: &SignInForm<'_>) -> String {
+    let app = escape(form.app);
+    let error = match form.error {
+        Some(message) => format!(r#"<p class="alert" id="form-error" role="alert">{}</p>"#, escape(message)),
+        None => String::new(),
+    };
+    let described_by = if form.error.is_some() { r#" aria-describedby="form-error""# } else { "" };
+    let checked = if form.remember_me { " checked" } else { "" };
+    let body = format!(
+        r#"<h1>Sign in</h1>
+<p class="lead">to continue to <strong>{app}</strong></p>
+{error}<form method="post" action="/login"{described_by}>
+<input type="hidden" name="csrf_token" value="{csrf_token}">
+<input type="hidden" name="return_to" value="{return_to}">
+<div class="field">
+<label for="username">Username</label>
+<input id="username" name="username" type="text" value="{username}" autocomplete="username" autocapitalize="none" spellcheck="false" maxlength="64" required>
+</div>
+<div class="field">
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required>
+</div>
+<div class="check">
+<input id="remember_me" name="remember_me" type="checkbox" value="on"{checked}>
+<label for="remember_me">Remember me</label>
+</div>
+<button type="submit">Sign in</button>
+</form>"#,
+        csrf_token = escape(form.csrf_token),
+        return_to = escape(form.return_to),
+        username = escape(form.username),
+    );
+    document(&format!("Sign in to {app}"), &body)
+}
+
+/// A page with a heading, a message and an optional link (`href`, text).
+pub fn message(heading: &str, message: &str, link: Option<(&str, &str)>) -> String {
+    let link = match link {
+        Some((href, text)) => format!(r#"<p><a href="{}">{}</a></p>"#, escape(href), escape(text)),
+        None => String::new(),
+    };
+    let body = format!(
+        r#"<h1>{heading}</h1>
+<p class="alert" role="alert">{message}</p>
+{link}"#,
+        heading = escape(heading),
+        message = escape(message),
+    );
+    document(&escape(heading), &body)
+}
+
+/// `html` with `status` and the headers every page carries. `form_target`,
+/// when given, is a CSP source the page's form may end up at through
+/// redirects (see [`form_action_source`]).
+pub fn respond(status: StatusCode, html: String, form_target: Option<&str>) -> Response {
+    let csp = match form_target {
+        Some(source) => CONTENT_SECURITY_POLICY.replace("form-action 'self'", &format!("form-action 'self' {source}")),
+        None => CONTENT_SECURITY_POLICY.to_owned(),
+    };
+    let mut response = (status, Html(html)).into_response();
+    let headers = response.headers_mut();
+    let csp = HeaderValue::from_str(&csp).unwrap_or(HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
+}
+
+/// The CSP source of a redirect URI: its origin for http(s), its scheme for
+/// a private-use scheme (RFC 8252 7.1). Browsers apply `form-action` to every
+/// redirect after a form is posted, so the sign-in form must be allowed to
+/// end at the client's redirect URI (`/login` -> `/authorize` -> client).
+pub fn form_action_source(redirect_uri: &str) -> Option<String> {
+    let url = url::Url::parse(redirect_uri).ok()?;
+    let source = match url.scheme() {
+        "http" | "https" => url.origin().ascii_serialization(),
+        scheme => format!("{scheme}:"),
+    };
+    source.bytes().all(|b| b.is_ascii_graphic() && b != b';' && b != b',' && b != b'\'').then_some(source)
+}
+
+fn document(title: &str, body: &str) -> String {
+    format!(
+        r#"<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>{title}</title>
+<style>{STYLE}</style>
+</head>
+<body>
+<main>
+{body}
+</main>
+</body>
+</html>
+"#
+    )
+}
+
+const STYLE: &str = r#"
+*,*::before,*::after{box-sizing:border-box}
+html{color-scheme:light dark}
+body{margin:0;min-height:100vh;display:flex;align-items:flex-start;justify-content:center;padding:3rem 1rem;
+font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;background:#f3f4f6;color:#111827}
+main{width:100%;max-width:24rem;background:#fff;border:1px solid #d1d5db;border-radius:.75rem;padding:2rem 1.5rem;
+box-shadow:0 1px 3px rgba(0,0,0,.08)}
+h1{margin:0 0 .25rem;font-size:1.5rem;line-height:1.25}
+.lead{margin:0 0 1.5rem;color:#4b5563}
+.field{margin-bottom:1rem}
+label{display:block;font-weight:600;margin-bottom:.25rem}
+input[type=text],input[type=password]{width:100%;font:inherit;padding:.6rem .75rem;border:1px solid #6b7280;
+border-radius:.5rem;background:#fff;color:inherit}
+.check{display:flex;align-items:center;gap:.5rem;margin:0 0 1.5rem}
+.check label{margin:0;font-weight:400}
+.check input{width:1.15rem;height:1.15rem;margin:0}
+button{width:100%;font:inherit;font-weight:600;padding:.7rem 1rem;border:0;border-radius:.5rem;background:#1d4ed8;
+color:#fff;cursor:pointer}
+button:hover{background:#1e40af}
+input:focus-visible,button:focus-visible,a:focus-visible{outline:3px solid #f59e0b;outline-offset:2px}
+.alert{margin:0 0 1.25rem;padding:.75rem 1rem;border-radius:.5rem;background:#fef2f2;border:1px solid #fca5a5;
+color:#991b1b}
+a{color:#1d4ed8}
+@media (prefers-color-scheme:dark){
+body{background:#111827;color:#f9fafb}
+main{background:#1f2937;border-color:#374151}
+.lead{color:#d1d5db}
+input[type=text],input[type=password]{background:#111827;border-color:#9ca3af}
+.alert{background:#450a0a;border-color:#b91c1c;color:#fecaca}
+a{color:#93c5fd}
+}
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_covers_html_and_attribute_metacharacters() {
+        assert_eq!(
+            escape(r#"<a href="x" onclick='y'>&</a>"#),
+            "&lt;a href=&quot;x&quot; onclick=&#39;y&#39;&gt;&amp;&lt;/a&gt;"
+        );
+        assert_eq!(escape("plain é"), "plain é");
+    }
+
+    #[test]
+    fn the_sign_in_form_escapes_what_it_shows() {
+        let html = sign_in(&SignInForm {
+            app: "<script>x</script>",
+            username: "\"><img>",
+            remember_me: true,
+            error: Some("Wrong username or password."),
+            csrf_token: "tok",
+            return_to: "client_id=web&state=\"x\"",
+        });
+        assert!(!html.contains("<script>x"));
+        assert!(!html.contains("\"><img>"));
+        assert!(html.contains(r#"name="return_to" value="client_id=web&amp;state=&quot;x&quot;""#));
+        assert!(html.contains(r#"role="alert">Wrong username or password.</p>"#));
+        assert!(html.contains(r#"value="on" checked>"#));
+        assert!(html.starts_with("<!DOCTYPE html>\n<html lang=\"en\">"));
+    }
+
+    #[test]
+    fn form_action_sources_are_origins_or_schemes() {
+        assert_eq!(form_action_source("http://127.0.0.1:9000/cb?x=1").as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(form_action_source("https://app.example/cb").as_deref(), Some("https://app.example"));
+        assert_eq!(form_action_source("com.example.app:/cb").as_deref(), Some("com.example.app:"));
+        assert_eq!(form_action_source("not a uri"), None);
+    }
+}
