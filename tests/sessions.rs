@@ -313,7 +313,12 @@ async fn pkce_is_enforced_at_the_token_endpoint() {
             .post_form(
                 "/token",
                 Some(("web", "web-secret")),
-                &[("grant_type", "authorization_code"), ("code", &code), ("code_verifier", &verifier)],
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", WEB_REDIRECT),
+                    ("code_verifier", &verifier),
+                ],
             )
             .await,
     )
@@ -380,7 +385,8 @@ async fn clients_without_the_refresh_grant_get_no_refresh_token() {
     let code = Browser::new()
         .sign_in_for_code(
             &server,
-            &[("response_type", "code"), ("client_id", "no-refresh"), ("redirect_uri", WEB_REDIRECT)],
+            // redirect_uri omitted: the client has exactly one.
+            &[("response_type", "code"), ("client_id", "no-refresh")],
             "alice",
             "alice-password",
             false,
@@ -398,6 +404,44 @@ async fn clients_without_the_refresh_grant_get_no_refresh_token() {
         .unwrap();
     assert!(body.get("refresh_token").is_none() && body.get("refresh_expires_in").is_none(), "{body}");
     assert!(body.get("access_token").is_some());
+}
+
+#[tokio::test]
+async fn redirect_uri_must_be_repeated_when_the_authorization_request_named_it() {
+    let server = Server::start(&config(""), &[]);
+    let code = Browser::new()
+        .sign_in_for_code(
+            &server,
+            &[("response_type", "code"), ("client_id", "web"), ("redirect_uri", WEB_REDIRECT)],
+            "alice",
+            "alice-password",
+            false,
+        )
+        .await;
+    let missing = server
+        .post_form("/token", Some(("web", "web-secret")), &[("grant_type", "authorization_code"), ("code", &code)])
+        .await;
+    assert_eq!(missing.status(), 400);
+    let body: serde_json::Value = missing.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request");
+    assert!(body["error_description"].as_str().unwrap().contains("RFC 6749 4.1.3"), "{body}");
+    let other = server
+        .post_form(
+            "/token",
+            Some(("web", "web-secret")),
+            &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "http://127.0.0.1:9000/other")],
+        )
+        .await;
+    expect_invalid_grant(other).await;
+    // Refusals did not consume the code.
+    let ok = server
+        .post_form(
+            "/token",
+            Some(("web", "web-secret")),
+            &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", WEB_REDIRECT)],
+        )
+        .await;
+    assert_eq!(ok.status(), 200);
 }
 
 #[tokio::test]
@@ -467,20 +511,15 @@ async fn sigkill_right_after_a_code_exchange_loses_nothing() {
             false,
         )
         .await;
-    let body: serde_json::Value = server
-        .post_form("/token", Some(("web", "web-secret")), &[("grant_type", "authorization_code"), ("code", &code)])
-        .await
-        .json()
-        .await
-        .unwrap();
+    let form = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", WEB_REDIRECT)];
+    let body: serde_json::Value =
+        server.post_form("/token", Some(("web", "web-secret")), &form).await.json().await.unwrap();
     let config_text = std::fs::read_to_string(server.path().join("tenure.toml")).unwrap();
     let dir = server.kill_keep_dir();
     let server = Server::start_in(dir, &config_text, &[]);
     let next = refresh_ok(&server, &rt(&body)).await;
     // The code stays spent across the restart; its replay revokes the family.
-    let replay = server
-        .post_form("/token", Some(("web", "web-secret")), &[("grant_type", "authorization_code"), ("code", &code)])
-        .await;
+    let replay = server.post_form("/token", Some(("web", "web-secret")), &form).await;
     expect_invalid_grant(replay).await;
     expect_invalid_grant(refresh(&server, ("web", "web-secret"), &rt(&next)).await).await;
 }
@@ -507,4 +546,33 @@ async fn userinfo_refuses_missing_and_bad_tokens_with_bearer_challenges() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn the_authorization_request_may_be_posted_as_a_form() {
+    let server = Server::start(&config(""), &[]);
+    let browser = Browser::new();
+    // Sign in first (GET), then a second request by POST uses the session.
+    browser
+        .sign_in_for_code(
+            &server,
+            &[("response_type", "code"), ("client_id", "web"), ("redirect_uri", WEB_REDIRECT)],
+            "alice",
+            "alice-password",
+            false,
+        )
+        .await;
+    let resp = browser
+        .http
+        .post(server.url("/authorize"))
+        .form(&[("response_type", "code"), ("client_id", "web"), ("redirect_uri", WEB_REDIRECT), ("state", "p")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 302);
+    let location = resp.headers()["location"].to_str().unwrap();
+    assert!(
+        location.starts_with(WEB_REDIRECT) && location.contains("code=") && location.contains("state=p"),
+        "{location}"
+    );
 }

@@ -47,6 +47,17 @@ pub async fn authorize(State(state): State<AppState>, headers: HeaderMap, uri: U
     authorization_response(&state, &headers, query, now).await.unwrap_or_else(IntoResponse::into_response)
 }
 
+/// `POST /authorize` (OIDC Core 3.1.2.1): the same request as a form body.
+pub async fn authorize_post(State(state): State<AppState>, request: Request) -> Response {
+    let now = state.now();
+    let (parts, body) = request.into_parts();
+    let outcome = match read_form_text(&parts.headers, body).await {
+        Ok(query) => authorization_response(&state, &parts.headers, &query, now).await,
+        Err(e) => Err(e),
+    };
+    outcome.unwrap_or_else(IntoResponse::into_response)
+}
+
 /// `POST /login`: check the sign-in form and continue the authorization.
 pub async fn login(State(state): State<AppState>, request: Request) -> Response {
     let now = state.now();
@@ -106,6 +117,7 @@ async fn issue_code(
     let record = AuthCode {
         client_id: request.target.client.id.clone(),
         redirect_uri: request.target.redirect_uri.clone(),
+        redirect_uri_given: request.target.redirect_uri_given,
         scope: request.scope.to_string(),
         nonce: request.nonce.clone(),
         code_challenge: request.code_challenge.clone(),
@@ -122,22 +134,21 @@ async fn issue_code(
     redirect(StatusCode::FOUND, &request.code_location(&code, &state.issuer))
 }
 
-/// Record single sign-on as activity of session `sid` (SPEC 3).
-///
-/// The record is read again just before it is written, and a revoked one is
-/// left alone, so a revocation that landed while the code was stored is not
-/// overwritten. The window that remains (between this read and the write)
-/// closes only with an atomic update in the store.
+/// Record single sign-on as activity of session `sid` (SPEC 3), atomically:
+/// a revoked session is left alone, so a concurrent revocation always wins.
 async fn touch_session(state: &AppState, sid: &str, now: UnixTime) -> Result<(), PageError> {
-    let Some(mut session) = state.store.session(sid).map_err(|e| internal("reading a user session", e))? else {
-        return Ok(());
-    };
-    if session.revoked.is_some() || session.last_active >= now {
-        return Ok(());
-    }
-    session.last_active = now;
-    let keep_until = state.keep_until(session.signed_in);
-    state.store.put_session(&session, keep_until).await.map_err(|e| internal("recording session activity", e))
+    state
+        .store
+        .update_session(sid, |session| {
+            let changed = session.revoked.is_none() && session.last_active < now;
+            if changed {
+                session.last_active = now;
+            }
+            changed
+        })
+        .await
+        .map(|_| ())
+        .map_err(|e| internal("recording session activity", e))
 }
 
 async fn sign_in(state: &AppState, request: Request, now: UnixTime) -> Result<Response, PageError> {
@@ -245,12 +256,16 @@ async fn password_matches(state: &AppState, username: &str, password: &str) -> R
 /// A form body: `application/x-www-form-urlencoded`, at most 64 KiB, each
 /// parameter at most once.
 async fn read_form(headers: &HeaderMap, body: Body) -> Result<Params, PageError> {
+    let text = read_form_text(headers, body).await?;
+    Params::parse(text.as_bytes()).map_err(|e| PageError::BadRequest(e.description.into_owned()))
+}
+
+/// The raw text of a form body (it is ASCII when well formed).
+async fn read_form_text(headers: &HeaderMap, body: Body) -> Result<String, PageError> {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let media_type = content_type.split(';').next().unwrap_or("").trim();
     if !media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-        return Err(PageError::BadRequest(
-            "The sign-in form must be sent as application/x-www-form-urlencoded.".to_owned(),
-        ));
+        return Err(PageError::BadRequest("The form must be sent as application/x-www-form-urlencoded.".to_owned()));
     }
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
@@ -258,7 +273,8 @@ async fn read_form(headers: &HeaderMap, body: Body) -> Result<Params, PageError>
         return Err(PageError::TooLarge);
     }
     let bytes = axum::body::to_bytes(body, BODY_LIMIT).await.map_err(|_| PageError::TooLarge)?;
-    Params::parse(&bytes).map_err(|e| PageError::BadRequest(e.description.into_owned()))
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| PageError::BadRequest("The form is not valid application/x-www-form-urlencoded text.".to_owned()))
 }
 
 /// What the sign-in form shows besides the application.

@@ -30,7 +30,7 @@ pub fn router(state: AppState) -> Router {
         .route("/.well-known/openid-configuration", get(discovery::openid_configuration))
         .route("/.well-known/oauth-authorization-server", get(discovery::oauth_authorization_server))
         .route("/jwks.json", get(discovery::jwks))
-        .route("/authorize", get(authorize::authorize))
+        .route("/authorize", get(authorize::authorize).post(authorize::authorize_post))
         .route("/login", post(authorize::login))
         .route("/token", post(token::token).layer(cors(&state)))
         .route("/userinfo", get(userinfo::get).post(userinfo::post))

@@ -32,12 +32,16 @@ pub fn check(code: &AuthCode, client: &Client, params: &Params, now: crate::cloc
     if now >= code.expires_at() {
         return Err(invalid_grant("the authorization code has expired"));
     }
+    // RFC 6749 4.1.3: required if the authorization request included it,
+    // and then identical.
     match params.get("redirect_uri") {
         Some(uri) if uri != code.redirect_uri => {
             return Err(invalid_grant("redirect_uri differs from the one of the authorization request"));
         }
-        None if client.redirect_uris.len() != 1 => {
-            return Err(OAuthError::invalid_request("missing required parameter \"redirect_uri\""));
+        None if code.redirect_uri_given => {
+            return Err(OAuthError::invalid_request(
+                "missing required parameter \"redirect_uri\": the authorization request included it (RFC 6749 4.1.3)",
+            ));
         }
         _ => {}
     }

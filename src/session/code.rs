@@ -24,6 +24,10 @@ pub const CODE_RECORD_TTL: Secs = Secs::minutes(10);
 pub struct AuthCode {
     pub client_id: String,
     pub redirect_uri: String,
+    /// Whether the authorization request named `redirect_uri` (then the
+    /// token request must repeat it, RFC 6749 4.1.3).
+    #[serde(default)]
+    pub redirect_uri_given: bool,
     pub scope: String,
     pub nonce: Option<String>,
     /// S256 challenge, base64url.

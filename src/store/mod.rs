@@ -110,6 +110,17 @@ pub trait Store: Send + Sync + 'static {
 
     fn session(&self, sid: &str) -> Result<Option<UserSession>>;
 
+    /// Apply `change` to session `sid` atomically (it returns whether it
+    /// changed anything); durable on return. Returns the session as stored
+    /// afterwards, `None` when there is no such session.
+    fn update_session<F>(
+        &self,
+        sid: &str,
+        change: F,
+    ) -> impl std::future::Future<Output = Result<Option<UserSession>>> + Send
+    where
+        F: Fn(&mut UserSession) -> bool + Send + Sync;
+
     /// The families created in session `sid`.
     fn session_families(&self, sid: &str) -> Result<Vec<Family>>;
 

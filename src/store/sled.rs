@@ -350,6 +350,32 @@ impl Store for SledStore {
         self.read(Expiring::UserSession, sid.as_bytes())
     }
 
+    async fn update_session<F>(&self, sid: &str, change: F) -> Result<Option<UserSession>>
+    where
+        F: Fn(&mut UserSession) -> bool + Send + Sync,
+    {
+        let key = sid.as_bytes();
+        let outcome = tx_result(self.tree(Expiring::UserSession).transaction(|sessions| {
+            let Some((mut session, exp)) = tx_read::<UserSession>(sessions, Expiring::UserSession, key)? else {
+                return Ok(None);
+            };
+            let changed = change(&mut session);
+            if changed {
+                sessions.insert(key, encode(exp, &session).map_err(abort)?)?;
+            }
+            Ok(Some((session, changed)))
+        }))?;
+        match outcome {
+            Some((session, changed)) => {
+                if changed {
+                    self.commit.durable().await?;
+                }
+                Ok(Some(session))
+            }
+            None => Ok(None),
+        }
+    }
+
     fn session_families(&self, sid: &str) -> Result<Vec<Family>> {
         let mut out = Vec::new();
         for entry in self.tree(Expiring::SessionFamily).scan_prefix(sid.as_bytes()) {
@@ -543,6 +569,7 @@ mod tests {
         AuthCode {
             client_id: "web".into(),
             redirect_uri: "http://127.0.0.1/cb".into(),
+            redirect_uri_given: true,
             scope: "openid".into(),
             nonce: None,
             code_challenge: None,
@@ -629,6 +656,21 @@ mod tests {
         let h = PolicyHistory::new(T0, SessionPolicy::default());
         store.set_policy_history(&h).await.expect("write");
         assert_eq!(store.policy_history().expect("read"), Some(h));
+        let later = T0.plus(Secs::minutes(5));
+        let touched = store
+            .update_session(&s.sid, |s| {
+                let changed = s.revoked.is_none() && s.last_active < later;
+                if changed {
+                    s.last_active = later;
+                }
+                changed
+            })
+            .await
+            .expect("update")
+            .expect("exists");
+        assert_eq!(touched.last_active, later);
+        assert_eq!(store.session(&s.sid).expect("read").map(|s| s.last_active), Some(later));
+        assert_eq!(store.update_session("nope", |_| true).await.expect("update"), None);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
