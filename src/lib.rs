@@ -13,10 +13,12 @@
 
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod clock;
 pub mod config;
 pub mod duration;
 pub mod http;
+pub mod logout;
 pub mod oauth;
 pub mod policy;
 pub mod secret;

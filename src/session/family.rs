@@ -217,6 +217,7 @@ mod tests {
             user_agent: None,
             ip: None,
             revoked: None,
+            seq: 1,
         }
     }
 

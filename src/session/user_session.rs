@@ -27,6 +27,11 @@ pub struct UserSession {
     pub user_agent: Option<String>,
     pub ip: Option<String>,
     pub revoked: Option<Revoked>,
+    /// Assigned by the store when the session is first stored: a
+    /// monotonic sequence, so revoking every session of a user is one
+    /// marker ("every session before sequence N"), exact even within a second.
+    #[serde(default)]
+    pub seq: u64,
 }
 
 /// The session cookie's value: `sid.secret`.
@@ -55,6 +60,7 @@ impl UserSession {
             user_agent,
             ip,
             revoked: None,
+            seq: 0,
         };
         Ok((session, CookieValue(format!("{sid}.{secret}"))))
     }

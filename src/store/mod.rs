@@ -9,8 +9,11 @@
 
 pub mod sled;
 
+use crate::audit::AuditEvent;
 use crate::clock::UnixTime;
+use crate::logout::Delivery;
 use crate::policy::{PolicyHistory, PolicyLayer};
+use crate::session::Revoked;
 use crate::session::code::AuthCode;
 use crate::session::family::{Family, RefreshDecision};
 use crate::session::user_session::UserSession;
@@ -37,11 +40,18 @@ pub enum Expiring {
     UserSession,
     /// `sid || family id` -> (): the families of a session.
     SessionFamily,
+    /// `username || 0 || sid` -> (): the sessions of a user.
+    UserIndex,
 }
 
 impl Expiring {
-    pub const ALL: [Expiring; 4] =
-        [Expiring::AuthorizationCode, Expiring::Family, Expiring::UserSession, Expiring::SessionFamily];
+    pub const ALL: [Expiring; 5] = [
+        Expiring::AuthorizationCode,
+        Expiring::Family,
+        Expiring::UserSession,
+        Expiring::SessionFamily,
+        Expiring::UserIndex,
+    ];
 
     fn tag(self) -> u8 {
         match self {
@@ -49,6 +59,7 @@ impl Expiring {
             Expiring::Family => 2,
             Expiring::UserSession => 3,
             Expiring::SessionFamily => 4,
+            Expiring::UserIndex => 5,
         }
     }
 
@@ -58,6 +69,7 @@ impl Expiring {
             Expiring::Family => "families",
             Expiring::UserSession => "sessions",
             Expiring::SessionFamily => "session_families",
+            Expiring::UserIndex => "user_sessions",
         }
     }
 
@@ -142,6 +154,46 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl std::future::Future<Output = Result<Redemption>> + Send;
 
     fn family(&self, id: &str) -> Result<Option<Family>>;
+
+    /// Every session of `username` still on record (revoked ones included).
+    fn user_sessions(&self, username: &str) -> Result<Vec<UserSession>>;
+
+    /// Revoke every session `username` has now, in one write whatever their
+    /// number (a marker checked whenever a session is read); durable.
+    fn revoke_user_sessions(
+        &self,
+        username: &str,
+        revoked: Revoked,
+    ) -> impl std::future::Future<Output = Result<()>> + Send;
+
+    /// Revoke family `id` (no-op when already revoked); durable. Returns the
+    /// family as stored afterwards.
+    fn revoke_family(
+        &self,
+        id: &str,
+        revoked: Revoked,
+    ) -> impl std::future::Future<Output = Result<Option<Family>>> + Send;
+
+    /// Append an event to the audit log; durable.
+    fn append_audit(&self, event: &AuditEvent) -> impl std::future::Future<Output = Result<()>> + Send;
+
+    /// Audit events newest first, strictly older than the event `before`.
+    fn audit_page(&self, before: Option<u64>, limit: usize) -> Result<Vec<(u64, AuditEvent)>>;
+
+    /// Queue back-channel logout deliveries; durable.
+    fn enqueue_deliveries(&self, deliveries: &[Delivery]) -> impl std::future::Future<Output = Result<()>> + Send;
+
+    /// Deliveries whose next attempt is due at `now`, oldest first.
+    fn due_deliveries(&self, now: UnixTime, limit: usize) -> Result<Vec<(u64, Delivery)>>;
+
+    /// Replace delivery `id` (new attempt count and time), or drop it when
+    /// `next` is `None` (delivered, or given up); durable.
+    fn finish_attempt(
+        &self,
+        id: u64,
+        old: &Delivery,
+        next: Option<&Delivery>,
+    ) -> impl std::future::Future<Output = Result<()>> + Send;
 
     /// Run `decide` on family `id` and its session in one transaction and
     /// store its outcome (a rotation, or a revocation on reuse); durable on

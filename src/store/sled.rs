@@ -22,7 +22,9 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use tokio::sync::oneshot;
 
 use super::{Expiring, Redemption, Result, Store, StoreError};
+use crate::audit::AuditEvent;
 use crate::clock::UnixTime;
+use crate::logout::Delivery;
 use crate::policy::{PolicyHistory, PolicyLayer, SessionPolicy};
 use crate::session::Revoked;
 use crate::session::code::{AuthCode, CODE_RECORD_TTL};
@@ -98,9 +100,16 @@ impl GroupCommit {
 /// sled-backed [`Store`].
 #[derive(Clone, Debug)]
 pub struct SledStore {
+    db: sled::Db,
     meta: sled::Tree,
+    /// username -> [`UserMarker`]: every session before the marker is revoked.
+    user_markers: sled::Tree,
+    /// id (u64 BE, increasing) -> [`AuditEvent`].
+    audit: sled::Tree,
+    /// next attempt (u64 BE) || id (u64 BE) -> [`Delivery`].
+    outbox: sled::Tree,
     expiry: sled::Tree,
-    trees: [sled::Tree; 4],
+    trees: [sled::Tree; 5],
     commit: GroupCommit,
 }
 
@@ -127,12 +136,17 @@ impl SledStore {
             tree(Expiring::Family.tree_name())?,
             tree(Expiring::UserSession.tree_name())?,
             tree(Expiring::SessionFamily.tree_name())?,
+            tree(Expiring::UserIndex.tree_name())?,
         ];
         Ok(SledStore {
+            user_markers: tree("user_markers")?,
+            audit: tree("audit")?,
+            outbox: tree("outbox")?,
             meta: tree("meta")?,
             expiry: tree("expiry")?,
             trees,
-            commit: GroupCommit::start(db).map_err(io)?,
+            commit: GroupCommit::start(db.clone()).map_err(io)?,
+            db,
         })
     }
 
@@ -158,6 +172,15 @@ impl SledStore {
         k
     }
 
+    fn marker(&self, username: &str) -> Result<Option<UserMarker>> {
+        match self.user_markers.get(username.as_bytes()).map_err(io)? {
+            None => Ok(None),
+            Some(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt { what: "user marker".into(), message: e.to_string() }),
+        }
+    }
+
     /// Read and decode a typed expiring record.
     fn read<T: DeserializeOwned>(&self, kind: Expiring, key: &[u8]) -> Result<Option<T>> {
         match self.tree(kind).get(key).map_err(io)? {
@@ -165,6 +188,38 @@ impl SledStore {
             Some(bytes) => decode(kind, &bytes).map(Some),
         }
     }
+}
+
+/// "Every session of this user with a sequence up to `seq` is revoked."
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct UserMarker {
+    seq: u64,
+    revoked: Revoked,
+}
+
+/// Apply the user's marker to a session read from the store.
+fn overlay(session: &mut UserSession, marker: Option<&UserMarker>) {
+    if let Some(m) = marker
+        && session.revoked.is_none()
+        && session.seq <= m.seq
+    {
+        session.revoked = Some(m.revoked.clone());
+    }
+}
+
+fn tx_marker(markers: &TransactionalTree, username: &str) -> std::result::Result<Option<UserMarker>, TxError> {
+    match markers.get(username.as_bytes())? {
+        None => Ok(None),
+        Some(b) => serde_json::from_slice(&b).map(Some).map_err(|e| abort(io(e))),
+    }
+}
+
+fn outbox_key(at: UnixTime, id: u64) -> Vec<u8> {
+    [at.as_secs().to_be_bytes(), id.to_be_bytes()].concat()
+}
+
+fn user_index_key(username: &str, sid: &str) -> Vec<u8> {
+    [username.as_bytes(), &[0u8], sid.as_bytes()].concat()
 }
 
 /// An expiring record: `expires_at (u64 BE) || JSON`.
@@ -337,17 +392,35 @@ impl Store for SledStore {
     }
 
     async fn put_session(&self, session: &UserSession, keep_until: UnixTime) -> Result<()> {
-        let bytes = encode(keep_until, session)?;
+        // A new session's sequence is strictly after every marker written so
+        // far; a stored session keeps its own, so re-storing a copy can never
+        // lift it past a user's revocation marker.
+        let fresh_seq = self.db.generate_id().map_err(io)? + 1;
+        let index_bytes = encode(keep_until, &())?;
         let key = session.sid.as_bytes();
-        tx_result(
-            (self.tree(Expiring::UserSession), &self.expiry)
-                .transaction(|(sessions, expiry)| tx_put(sessions, expiry, Expiring::UserSession, key, &bytes)),
-        )?;
+        let index_key = user_index_key(&session.username, &session.sid);
+        tx_result((self.tree(Expiring::UserSession), self.tree(Expiring::UserIndex), &self.expiry).transaction(
+            |(sessions, index, expiry)| {
+                let mut record = session.clone();
+                record.seq = match tx_read::<UserSession>(sessions, Expiring::UserSession, key)? {
+                    Some((existing, _)) => existing.seq,
+                    None => fresh_seq,
+                };
+                let bytes = encode(keep_until, &record).map_err(abort)?;
+                tx_put(sessions, expiry, Expiring::UserSession, key, &bytes)?;
+                tx_put(index, expiry, Expiring::UserIndex, &index_key, &index_bytes)
+            },
+        ))?;
         self.commit.durable().await
     }
 
     fn session(&self, sid: &str) -> Result<Option<UserSession>> {
-        self.read(Expiring::UserSession, sid.as_bytes())
+        let Some(mut session) = self.read::<UserSession>(Expiring::UserSession, sid.as_bytes())? else {
+            return Ok(None);
+        };
+        let marker = self.marker(&session.username)?;
+        overlay(&mut session, marker.as_ref());
+        Ok(Some(session))
     }
 
     async fn update_session<F>(&self, sid: &str, change: F) -> Result<Option<UserSession>>
@@ -355,16 +428,19 @@ impl Store for SledStore {
         F: Fn(&mut UserSession) -> bool + Send + Sync,
     {
         let key = sid.as_bytes();
-        let outcome = tx_result(self.tree(Expiring::UserSession).transaction(|sessions| {
-            let Some((mut session, exp)) = tx_read::<UserSession>(sessions, Expiring::UserSession, key)? else {
-                return Ok(None);
-            };
-            let changed = change(&mut session);
-            if changed {
-                sessions.insert(key, encode(exp, &session).map_err(abort)?)?;
-            }
-            Ok(Some((session, changed)))
-        }))?;
+        let outcome =
+            tx_result((self.tree(Expiring::UserSession), &self.user_markers).transaction(|(sessions, markers)| {
+                let Some((mut session, exp)) = tx_read::<UserSession>(sessions, Expiring::UserSession, key)? else {
+                    return Ok(None);
+                };
+                let marker = tx_marker(markers, &session.username)?;
+                overlay(&mut session, marker.as_ref());
+                let changed = change(&mut session);
+                if changed {
+                    sessions.insert(key, encode(exp, &session).map_err(abort)?)?;
+                }
+                Ok(Some((session, changed)))
+            }))?;
         match outcome {
             Some((session, changed)) => {
                 if changed {
@@ -447,18 +523,128 @@ impl Store for SledStore {
         self.read(Expiring::Family, id.as_bytes())
     }
 
+    fn user_sessions(&self, username: &str) -> Result<Vec<UserSession>> {
+        let prefix = [username.as_bytes(), &[0u8]].concat();
+        let marker = self.marker(username)?;
+        let mut out = Vec::new();
+        for entry in self.tree(Expiring::UserIndex).scan_prefix(&prefix) {
+            let (key, _) = entry.map_err(io)?;
+            let Some(sid) = key.get(prefix.len()..) else { continue };
+            if let Some(mut s) = self.read::<UserSession>(Expiring::UserSession, sid)? {
+                overlay(&mut s, marker.as_ref());
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn revoke_user_sessions(&self, username: &str, revoked: Revoked) -> Result<()> {
+        // Every session stored so far has a sequence at or below this id.
+        let marker = UserMarker { seq: self.db.generate_id().map_err(io)?, revoked };
+        let bytes = serde_json::to_vec(&marker).map_err(io)?;
+        self.user_markers.insert(username.as_bytes(), bytes).map_err(io)?;
+        self.commit.durable().await
+    }
+
+    async fn revoke_family(&self, id: &str, revoked: Revoked) -> Result<Option<Family>> {
+        let key = id.as_bytes();
+        let outcome = tx_result(self.tree(Expiring::Family).transaction(|families| {
+            let Some((mut family, exp)) = tx_read::<Family>(families, Expiring::Family, key)? else {
+                return Ok(None);
+            };
+            let changed = family.revoked.is_none();
+            if changed {
+                family.revoked = Some(revoked.clone());
+                families.insert(key, encode(exp, &family).map_err(abort)?)?;
+            }
+            Ok(Some((family, changed)))
+        }))?;
+        match outcome {
+            None => Ok(None),
+            Some((family, changed)) => {
+                if changed {
+                    self.commit.durable().await?;
+                }
+                Ok(Some(family))
+            }
+        }
+    }
+
+    async fn append_audit(&self, event: &AuditEvent) -> Result<()> {
+        let id = self.db.generate_id().map_err(io)?;
+        self.audit.insert(id.to_be_bytes(), serde_json::to_vec(event).map_err(io)?).map_err(io)?;
+        self.commit.durable().await
+    }
+
+    fn audit_page(&self, before: Option<u64>, limit: usize) -> Result<Vec<(u64, AuditEvent)>> {
+        let end = before.unwrap_or(u64::MAX).to_be_bytes();
+        let mut out = Vec::with_capacity(limit.min(1000));
+        for entry in self.audit.range(..end.as_slice()).rev().take(limit) {
+            let (k, v) = entry.map_err(io)?;
+            let id = <[u8; 8]>::try_from(k.as_ref()).map(u64::from_be_bytes).unwrap_or(0);
+            let event = serde_json::from_slice(&v)
+                .map_err(|e| StoreError::Corrupt { what: "audit event".into(), message: e.to_string() })?;
+            out.push((id, event));
+        }
+        Ok(out)
+    }
+
+    async fn enqueue_deliveries(&self, deliveries: &[Delivery]) -> Result<()> {
+        for d in deliveries {
+            let id = self.db.generate_id().map_err(io)?;
+            self.outbox.insert(outbox_key(d.next_attempt_at, id), serde_json::to_vec(d).map_err(io)?).map_err(io)?;
+        }
+        if !deliveries.is_empty() {
+            self.commit.durable().await?;
+        }
+        Ok(())
+    }
+
+    fn due_deliveries(&self, now: UnixTime, limit: usize) -> Result<Vec<(u64, Delivery)>> {
+        let end = now.as_secs().saturating_add(1).to_be_bytes();
+        let mut out = Vec::new();
+        for entry in self.outbox.range(..end.as_slice()).take(limit) {
+            let (k, v) = entry.map_err(io)?;
+            let id = k.get(8..16).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(u64::from_be_bytes).unwrap_or(0);
+            let d = serde_json::from_slice(&v)
+                .map_err(|e| StoreError::Corrupt { what: "logout delivery".into(), message: e.to_string() })?;
+            out.push((id, d));
+        }
+        Ok(out)
+    }
+
+    async fn finish_attempt(&self, id: u64, old: &Delivery, next: Option<&Delivery>) -> Result<()> {
+        let old_key = outbox_key(old.next_attempt_at, id);
+        let next = next
+            .map(|d| serde_json::to_vec(d).map(|b| (outbox_key(d.next_attempt_at, id), b)))
+            .transpose()
+            .map_err(io)?;
+        tx_result(self.outbox.transaction(|outbox| {
+            outbox.remove(old_key.as_slice())?;
+            if let Some((k, v)) = &next {
+                outbox.insert(k.as_slice(), v.as_slice())?;
+            }
+            Ok::<_, TxError>(())
+        }))?;
+        self.commit.durable().await
+    }
+
     async fn refresh<F>(&self, id: &str, decide: F) -> Result<Option<RefreshDecision>>
     where
         F: Fn(&Family, Option<&UserSession>) -> RefreshDecision + Send + Sync,
     {
         let key = id.as_bytes();
-        let trees = (self.tree(Expiring::Family), self.tree(Expiring::UserSession));
-        let decision = tx_result(trees.transaction(|(families, sessions)| {
+        let trees = (self.tree(Expiring::Family), self.tree(Expiring::UserSession), &self.user_markers);
+        let decision = tx_result(trees.transaction(|(families, sessions, markers)| {
             let Some((family, exp)) = tx_read::<Family>(families, Expiring::Family, key)? else {
                 return Ok(None);
             };
-            let session =
+            let mut session =
                 tx_read::<UserSession>(sessions, Expiring::UserSession, family.sid.as_bytes())?.map(|(s, _)| s);
+            if let Some(s) = session.as_mut() {
+                let marker = tx_marker(markers, &s.username)?;
+                overlay(s, marker.as_ref());
+            }
             let decision = decide(&family, session.as_ref());
             match &decision {
                 RefreshDecision::Rotate(next) | RefreshDecision::Reuse(next) => {
@@ -651,7 +837,9 @@ mod tests {
         let store = SledStore::temporary().expect("store");
         let (s, _) = UserSession::start("alice", true, Some("curl".into()), None, T0).expect("rng");
         store.put_session(&s, T0.plus(Secs::days(30))).await.expect("put");
-        assert_eq!(store.session(&s.sid).expect("read"), Some(s.clone()));
+        let stored = store.session(&s.sid).expect("read").expect("exists");
+        assert!(stored.seq > 0, "the store assigns the sequence");
+        assert_eq!(stored, UserSession { seq: stored.seq, ..s.clone() });
         assert_eq!(store.policy_history().expect("read"), None);
         let h = PolicyHistory::new(T0, SessionPolicy::default());
         store.set_policy_history(&h).await.expect("write");
@@ -671,6 +859,107 @@ mod tests {
         assert_eq!(touched.last_active, later);
         assert_eq!(store.session(&s.sid).expect("read").map(|s| s.last_active), Some(later));
         assert_eq!(store.update_session("nope", |_| true).await.expect("update"), None);
+    }
+
+    #[tokio::test]
+    async fn revoking_a_user_is_one_marker_that_spares_later_sign_ins() {
+        let store = SledStore::temporary().expect("store");
+        let mut sids = Vec::new();
+        for _ in 0..3 {
+            let (s, _) = UserSession::start("alice", false, None, None, T0).expect("rng");
+            store.put_session(&s, T0.plus(Secs::days(30))).await.expect("put");
+            sids.push(s.sid);
+        }
+        let (bob, _) = UserSession::start("bob", false, None, None, T0).expect("rng");
+        store.put_session(&bob, T0.plus(Secs::days(30))).await.expect("put");
+        assert_eq!(store.user_sessions("alice").expect("list").len(), 3);
+
+        store.revoke_user_sessions("alice", Revoked { at: T0, reason: "compromised".into() }).await.expect("revoke");
+        for sid in &sids {
+            let s = store.session(sid).expect("read").expect("exists");
+            assert_eq!(s.revoked.map(|r| r.reason), Some("compromised".to_owned()));
+        }
+        assert!(store.session(&bob.sid).expect("read").expect("exists").revoked.is_none(), "other users untouched");
+        // Signing in again in the same second is not affected by the marker.
+        let (again, _) = UserSession::start("alice", false, None, None, T0).expect("rng");
+        store.put_session(&again, T0.plus(Secs::days(30))).await.expect("put");
+        assert!(store.session(&again.sid).expect("read").expect("exists").revoked.is_none());
+        let listed = store.user_sessions("alice").expect("list");
+        assert_eq!(listed.iter().filter(|s| s.revoked.is_none()).count(), 1);
+        // Re-storing an old copy (sequence 0) does not lift it past the marker.
+        let mut copy = store.session(&sids[1]).expect("read").expect("exists");
+        copy.revoked = None;
+        copy.seq = 0;
+        store.put_session(&copy, T0.plus(Secs::days(30))).await.expect("put");
+        assert!(store.session(&sids[1]).expect("read").expect("exists").revoked.is_some());
+        // A revoked session cannot be revived by an activity update.
+        let touched = store
+            .update_session(&sids[0], |s| {
+                let changed = s.revoked.is_none();
+                s.last_active = T0.plus(Secs::new(1));
+                changed
+            })
+            .await
+            .expect("update")
+            .expect("exists");
+        assert!(touched.revoked.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_revoked_family_refuses_refresh() {
+        let store = SledStore::temporary().expect("store");
+        store.put_code(b"k", &code()).await.expect("put");
+        store.redeem_code(b"k", &family("f"), T0.plus(Secs::days(30)), T0).await.expect("redeem");
+        let revoked = store.revoke_family("f", Revoked { at: T0, reason: "revoked".into() }).await.expect("revoke");
+        assert!(revoked.and_then(|f| f.revoked).is_some());
+        let decision = store
+            .refresh("f", |f, _| crate::session::family::decide_refresh(f, 1, T0, Secs::ZERO, true))
+            .await
+            .expect("refresh");
+        assert!(matches!(decision, Some(RefreshDecision::Refused(_))));
+        assert_eq!(store.revoke_family("nope", Revoked { at: T0, reason: "x".into() }).await.expect("ok"), None);
+    }
+
+    #[tokio::test]
+    async fn the_audit_log_pages_newest_first() {
+        let store = SledStore::temporary().expect("store");
+        for i in 0..5u64 {
+            store
+                .append_audit(&AuditEvent::new(T0.plus(Secs::new(i)), "sign_in", "alice", "user:alice"))
+                .await
+                .expect("append");
+        }
+        let first = store.audit_page(None, 2).expect("page");
+        assert_eq!(first.iter().map(|(_, e)| e.at.as_secs() - T0.as_secs()).collect::<Vec<_>>(), vec![4, 3]);
+        let second = store.audit_page(Some(first[1].0), 2).expect("page");
+        assert_eq!(second.iter().map(|(_, e)| e.at.as_secs() - T0.as_secs()).collect::<Vec<_>>(), vec![2, 1]);
+        let last = store.audit_page(Some(second[1].0), 10).expect("page");
+        assert_eq!(last.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_outbox_hands_out_due_deliveries_and_reschedules() {
+        let store = SledStore::temporary().expect("store");
+        let d = Delivery {
+            client_id: "web".into(),
+            uri: "http://127.0.0.1:1/bc".into(),
+            sid: "s".into(),
+            sub: "alice".into(),
+            created_at: T0,
+            attempts: 0,
+            next_attempt_at: T0,
+        };
+        store.enqueue_deliveries(std::slice::from_ref(&d)).await.expect("enqueue");
+        let due = store.due_deliveries(T0, 10).expect("due");
+        assert_eq!(due.len(), 1);
+        let (id, old) = &due[0];
+        let retry = Delivery { attempts: 1, next_attempt_at: T0.plus(Secs::new(15)), ..old.clone() };
+        store.finish_attempt(*id, old, Some(&retry)).await.expect("reschedule");
+        assert!(store.due_deliveries(T0.plus(Secs::new(14)), 10).expect("due").is_empty());
+        let due = store.due_deliveries(T0.plus(Secs::new(15)), 10).expect("due");
+        assert_eq!(due[0].1.attempts, 1);
+        store.finish_attempt(due[0].0, &due[0].1, None).await.expect("done");
+        assert!(store.due_deliveries(T0.plus(Secs::days(1)), 10).expect("due").is_empty());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
