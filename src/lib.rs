@@ -21,6 +21,7 @@ pub mod http;
 pub mod logout;
 pub mod oauth;
 pub mod policy;
+pub mod revocation;
 pub mod secret;
 pub mod session;
 pub mod store;

@@ -1,31 +1,44 @@
-//! OIDC Back-Channel Logout 1.0: the deliveries of logout tokens, kept in a
-//! durable outbox in the store until the client acknowledges them.
+//! OIDC Back-Channel Logout 1.0: what to deliver, kept in a durable outbox in
+//! the store until delivered.
+//!
+//! Revoking every session of a user is one marker write (O(1)); its logout
+//! tokens are fanned out later from a single outbox entry, so the revocation
+//! stays fast and nothing is lost if the process dies before the fan-out.
 
 use serde::{Deserialize, Serialize};
 
 use crate::clock::UnixTime;
 use crate::duration::Secs;
 
-/// One logout token to deliver to one client for one killed session.
+/// One outbox entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivery {
-    pub client_id: String,
-    pub uri: String,
-    pub sid: String,
+    pub kind: DeliveryKind,
+    /// The user (`sub` of the logout token).
     pub sub: String,
     pub created_at: UnixTime,
     pub attempts: u32,
     pub next_attempt_at: UnixTime,
 }
 
-/// First retry within 30 s of a failure, then exponential backoff (SPEC 5),
-/// capped at one hour.
-pub fn backoff(attempts: u32) -> Secs {
-    let exp = attempts.saturating_sub(1).min(7);
-    Secs::new((15u64 << exp).min(3600))
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum DeliveryKind {
+    /// A logout token for session `sid` to one client.
+    Logout { client_id: String, uri: String, sid: String },
+    /// Expand into `Logout` deliveries for every session of `sub` stored
+    /// up to sequence `seq` (a user-level revocation).
+    UserFanout { seq: u64 },
 }
 
-/// Give up after this many attempts (about 2 days of retries).
+/// First retry within 30 s of a failure, then exponential backoff (SPEC 5),
+/// capped at about half an hour.
+pub fn backoff(attempts: u32) -> Secs {
+    let exp = attempts.saturating_sub(1).min(7);
+    Secs::new(15u64 << exp)
+}
+
+/// Give up after this many attempts (about a day of retries).
 pub const MAX_ATTEMPTS: u32 = 50;
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The only code that knows axum: the router, the state, extractors, the one
 //! error-to-response mapping, and one file per endpoint group.
 
+pub mod api;
 pub mod authorize;
 pub mod bearer;
 pub mod discovery;

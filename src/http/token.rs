@@ -47,7 +47,14 @@ async fn handle(state: &AppState, form: OAuthForm) -> Result<Response, OAuthErro
     let client = state.clients.authenticate(presented, &form.remote, now).await?;
     let keys = state.keys();
     let history = state.history();
-    let minter = Minter { keys: &keys, refresh_key: &state.refresh_key, history: &history, issuer: &state.issuer, now };
+    let minter = Minter {
+        keys: &keys,
+        users: &state.users,
+        refresh_key: &state.refresh_key,
+        history: &history,
+        issuer: &state.issuer,
+        now,
+    };
     let body = match grant {
         GrantType::ClientCredentials => {
             // A client's session override may shorten its tokens (SPEC 3).

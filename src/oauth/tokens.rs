@@ -38,6 +38,7 @@ pub struct TokenResponse {
 /// What minting needs besides the family.
 pub struct Minter<'a> {
     pub keys: &'a KeySet,
+    pub users: &'a std::collections::HashMap<String, crate::user::User>,
     pub refresh_key: &'a RefreshKey,
     pub history: &'a PolicyHistory,
     pub issuer: &'a str,
@@ -81,6 +82,15 @@ impl Minter<'_> {
             fid: Some(family.id.clone()),
             permissions: None,
         };
+        let mut access = access;
+        // SPEC 8: permissions ride only with the admin scope, for a client allowed it.
+        if scope.split(' ').any(|s| s == super::client_credentials::ADMIN_SCOPE)
+            && client.scopes.contains(super::client_credentials::ADMIN_SCOPE)
+            && let Some(user) = self.users.get(&family.username)
+            && !user.permissions.is_empty()
+        {
+            access.permissions = Some(user.permissions.iter().map(|p| p.as_str().to_owned()).collect());
+        }
         let key = self.keys.active();
         let access_token = jwt::sign(key, TokenType::Access, &access).map_err(internal)?;
         let id_token = if scope.split(' ').any(|s| s == "openid") {

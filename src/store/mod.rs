@@ -160,11 +160,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Revoke every session `username` has now, in one write whatever their
     /// number (a marker checked whenever a session is read); durable.
+    /// Returns the marker's sequence: sessions up to it are revoked.
     fn revoke_user_sessions(
         &self,
         username: &str,
         revoked: Revoked,
-    ) -> impl std::future::Future<Output = Result<()>> + Send;
+    ) -> impl std::future::Future<Output = Result<u64>> + Send;
 
     /// Revoke family `id` (no-op when already revoked); durable. Returns the
     /// family as stored afterwards.

@@ -538,12 +538,13 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    async fn revoke_user_sessions(&self, username: &str, revoked: Revoked) -> Result<()> {
+    async fn revoke_user_sessions(&self, username: &str, revoked: Revoked) -> Result<u64> {
         // Every session stored so far has a sequence at or below this id.
-        let marker = UserMarker { seq: self.db.generate_id().map_err(io)?, revoked };
-        let bytes = serde_json::to_vec(&marker).map_err(io)?;
+        let seq = self.db.generate_id().map_err(io)?;
+        let bytes = serde_json::to_vec(&UserMarker { seq, revoked }).map_err(io)?;
         self.user_markers.insert(username.as_bytes(), bytes).map_err(io)?;
-        self.commit.durable().await
+        self.commit.durable().await?;
+        Ok(seq)
     }
 
     async fn revoke_family(&self, id: &str, revoked: Revoked) -> Result<Option<Family>> {
@@ -941,9 +942,11 @@ mod tests {
     async fn the_outbox_hands_out_due_deliveries_and_reschedules() {
         let store = SledStore::temporary().expect("store");
         let d = Delivery {
-            client_id: "web".into(),
-            uri: "http://127.0.0.1:1/bc".into(),
-            sid: "s".into(),
+            kind: crate::logout::DeliveryKind::Logout {
+                client_id: "web".into(),
+                uri: "http://127.0.0.1:1/bc".into(),
+                sid: "s".into(),
+            },
             sub: "alice".into(),
             created_at: T0,
             attempts: 0,
