@@ -23,12 +23,25 @@
 //! # terminal 2
 //! cargo run --release --bin tenure-bench -- token-cc --url http://127.0.0.1:8080 \
 //!     --client-id bench --client-secret bench-secret --connections 32 --duration 10s
+//! cargo run --release --bin tenure-bench -- refresh --url http://127.0.0.1:8080 \
+//!     --client-id web --client-secret web-secret --redirect-uri http://127.0.0.1:9000/callback \
+//!     --username alice --password alice-password --scope openid --connections 32 --duration 10s
 //! ```
 //!
 //! Scenarios are subcommands. Each implements [`Scenario`], which hands every
 //! connection its own [`ConnState`]: that state builds the next request and
 //! sees every response, so a stateful scenario (a refresh chain spending the
 //! previous response's refresh_token) needs no locks.
+//!
+//! `refresh` first signs in once per connection, unmeasured and before the
+//! warmup, through the real front channel (`/authorize`, the sign-in form,
+//! `/login`, `/authorize` again, then the code at `/token`, with PKCE S256),
+//! so each connection starts with a refresh token of its own family. Each
+//! connection then spends the refresh token its previous response returned,
+//! warmup included. A chain cannot survive an error: a non-2xx response, or a
+//! connection lost before the answer was read (resending the same token would
+//! be a reuse that revokes the family), ends that connection, and any chain
+//! that ended early makes the exit code 1.
 
 #![forbid(unsafe_code)]
 
@@ -39,14 +52,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use bytes::Bytes;
 use clap::{Args, Parser, Subcommand};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, HOST, HeaderValue, LOCATION, SET_COOKIE, USER_AGENT};
 use hyper::{HeaderMap, Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
+use ring::rand::{SecureRandom, SystemRandom};
+use tenure::http::authorize::{CSRF_COOKIE, SESSION_COOKIE};
+use tokio::task::JoinSet;
 use tokio::time::timeout_at;
 
 const MAX_DURATION: Duration = Duration::from_secs(300);
@@ -56,6 +72,11 @@ const GRACE: Duration = Duration::from_secs(5);
 const RECONNECT_PAUSE: Duration = Duration::from_millis(50);
 const MAX_FAILURE_RATIO: f64 = 0.01;
 const EXCERPT_CHARS: usize = 300;
+/// How long one unmeasured sign-in (four requests) may take.
+const SIGN_IN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Sign-ins in flight at once: each costs the server an argon2 verification.
+const SIGN_IN_PARALLEL: usize = 4;
+const FORM: HeaderValue = HeaderValue::from_static("application/x-www-form-urlencoded");
 
 #[derive(Parser)]
 #[command(name = "tenure-bench", about = "Load generator for a tenure server on this machine (loopback only)")]
@@ -78,6 +99,41 @@ enum ScenarioCmd {
         #[arg(long)]
         scope: Option<String>,
     },
+    /// POST /token with grant_type=refresh_token: one refresh-token chain per
+    /// connection, each request spending the refresh token of the previous
+    /// response. Each chain starts with one unmeasured sign-in (authorization
+    /// code flow with PKCE S256) before the warmup.
+    Refresh {
+        #[command(flatten)]
+        run: RunArgs,
+        #[arg(long)]
+        client_id: String,
+        /// The client's secret, sent with HTTP Basic; without it the client is
+        /// public and `client_id` goes in the form.
+        #[arg(long)]
+        client_secret: Option<String>,
+        /// A redirect URI registered for the client (never contacted).
+        #[arg(long)]
+        redirect_uri: String,
+        #[arg(long)]
+        username: String,
+        /// The user's password. Failed sign-ins are throttled by the server
+        /// (5 per 5 minutes per username and address): a failure ends the run.
+        #[arg(long, env = "TENURE_BENCH_PASSWORD", hide_env_values = true)]
+        password: String,
+        /// Space-separated scopes of the authorization request (default: none,
+        /// i.e. the client's registered scopes).
+        #[arg(long)]
+        scope: Option<String>,
+    },
+}
+
+impl ScenarioCmd {
+    fn run_args(&self) -> &RunArgs {
+        match self {
+            ScenarioCmd::TokenCc { run, .. } | ScenarioCmd::Refresh { run, .. } => run,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -146,6 +202,7 @@ fn loopback_url(raw: &str) -> Result<url::Url, String> {
 }
 
 /// Where requests go: a resolved loopback address plus what to put in them.
+#[derive(Clone)]
 struct Target {
     addr: SocketAddr,
     host: HeaderValue,
@@ -180,15 +237,23 @@ impl Target {
 trait Scenario: Send + Sync + 'static {
     type Conn: ConnState;
     fn name(&self) -> &'static str;
-    /// Fresh state for one connection.
-    fn connection(&self) -> Self::Conn;
+    /// Fresh state for connection `index` (0-based).
+    fn connection(&self, index: usize) -> Self::Conn;
 }
 
 /// One connection's view of a scenario.
 trait ConnState: Send + 'static {
     fn next_request(&mut self) -> Request<Full<Bytes>>;
-    /// Sees every response, warmup and failures included.
-    fn on_response(&mut self, _status: StatusCode, _body: &Bytes) {}
+    /// Sees every response, warmup and failures included. An error ends this
+    /// connection; it says why.
+    fn on_response(&mut self, _status: StatusCode, _body: &Bytes) -> Result<(), String> {
+        Ok(())
+    }
+    /// Whether the connection may go on after a request whose answer was lost
+    /// (the server may or may not have processed it).
+    fn survives_lost_response(&self) -> bool {
+        true
+    }
 }
 
 /// A request sent unchanged every time.
@@ -214,15 +279,10 @@ struct TokenCc(Arc<FixedRequest>);
 
 impl TokenCc {
     fn new(target: &Target, client_id: &str, client_secret: &str, scope: Option<&str>) -> Result<TokenCc, String> {
-        // RFC 6749 2.3.1: id and secret are form-urlencoded before base64.
-        let encode = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-        let credentials = STANDARD.encode(format!("{}:{}", encode(client_id), encode(client_secret)));
         let mut headers = HeaderMap::new();
         headers.insert(HOST, target.host.clone());
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
-        let basic =
-            HeaderValue::from_str(&format!("Basic {credentials}")).map_err(|e| format!("bad credentials: {e}"))?;
-        headers.insert(AUTHORIZATION, basic);
+        headers.insert(CONTENT_TYPE, FORM);
+        headers.insert(AUTHORIZATION, basic_auth(client_id, client_secret)?);
         let mut form = form_urlencoded::Serializer::new(String::new());
         form.append_pair("grant_type", "client_credentials");
         if let Some(scope) = scope {
@@ -238,9 +298,457 @@ impl Scenario for TokenCc {
     fn name(&self) -> &'static str {
         "token-cc"
     }
-    fn connection(&self) -> Arc<FixedRequest> {
+    fn connection(&self, _index: usize) -> Arc<FixedRequest> {
         self.0.clone()
     }
+}
+
+/// `Authorization: Basic` for a client (RFC 6749 2.3.1: id and secret are
+/// form-urlencoded before base64).
+fn basic_auth(client_id: &str, client_secret: &str) -> Result<HeaderValue, String> {
+    let encode = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let credentials = STANDARD.encode(format!("{}:{}", encode(client_id), encode(client_secret)));
+    HeaderValue::from_str(&format!("Basic {credentials}")).map_err(|e| format!("bad credentials: {e}"))
+}
+
+/// How a client authenticates at `/token`.
+#[derive(Clone)]
+enum ClientAuth {
+    /// A confidential client: HTTP Basic.
+    Basic(HeaderValue),
+    /// A public client: its `client_id` in the form.
+    Public(String),
+}
+
+impl ClientAuth {
+    fn new(client_id: &str, client_secret: Option<&str>) -> Result<ClientAuth, String> {
+        match client_secret {
+            Some(secret) => Ok(ClientAuth::Basic(basic_auth(client_id, secret)?)),
+            None => Ok(ClientAuth::Public(client_id.to_owned())),
+        }
+    }
+
+    fn apply(&self, headers: &mut HeaderMap, form: &mut form_urlencoded::Serializer<'_, String>) {
+        match self {
+            ClientAuth::Basic(basic) => {
+                headers.insert(AUTHORIZATION, basic.clone());
+            }
+            ClientAuth::Public(client_id) => {
+                form.append_pair("client_id", client_id);
+            }
+        }
+    }
+}
+
+/// What every refresh chain sends besides its token.
+struct RefreshRequest {
+    uri: Uri,
+    auth: ClientAuth,
+    headers: HeaderMap,
+}
+
+/// One connection's refresh-token chain.
+struct RefreshChain {
+    shared: Arc<RefreshRequest>,
+    /// The refresh token of the last response: the next one to spend.
+    token: String,
+}
+
+#[derive(serde::Deserialize)]
+struct TokenBody {
+    refresh_token: Option<String>,
+}
+
+impl RefreshChain {
+    fn body(&self, headers: &mut HeaderMap) -> Bytes {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("grant_type", "refresh_token");
+        form.append_pair("refresh_token", &self.token);
+        self.shared.auth.apply(headers, &mut form);
+        Bytes::from(form.finish())
+    }
+}
+
+impl ConnState for RefreshChain {
+    fn next_request(&mut self) -> Request<Full<Bytes>> {
+        let mut headers = self.shared.headers.clone();
+        let body = self.body(&mut headers);
+        let mut request = Request::new(Full::new(body));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = self.shared.uri.clone();
+        *request.headers_mut() = headers;
+        request
+    }
+
+    fn on_response(&mut self, status: StatusCode, body: &Bytes) -> Result<(), String> {
+        if !status.is_success() {
+            return Err(format!("{status}: {}", excerpt(body)));
+        }
+        match serde_json::from_slice::<TokenBody>(body) {
+            Ok(TokenBody { refresh_token: Some(token) }) => {
+                self.token = token;
+                Ok(())
+            }
+            Ok(TokenBody { refresh_token: None }) => {
+                Err(format!("{status} without a refresh_token: {}", excerpt(body)))
+            }
+            Err(e) => Err(format!("{status} with a body that is not a token response ({e}): {}", excerpt(body))),
+        }
+    }
+
+    /// The lost request may have spent the token; sending it again would be
+    /// a reuse, which revokes the whole family.
+    fn survives_lost_response(&self) -> bool {
+        false
+    }
+}
+
+/// `refresh`: one refresh-token chain per connection.
+struct Refresh {
+    shared: Arc<RefreshRequest>,
+    /// The first refresh token of each chain.
+    tokens: Vec<String>,
+}
+
+impl Refresh {
+    fn new(target: &Target, auth: ClientAuth, tokens: Vec<String>) -> Result<Refresh, String> {
+        let mut headers = HeaderMap::new();
+        headers.insert(HOST, target.host.clone());
+        headers.insert(CONTENT_TYPE, FORM);
+        Ok(Refresh { shared: Arc::new(RefreshRequest { uri: target.uri("token")?, auth, headers }), tokens })
+    }
+}
+
+impl Scenario for Refresh {
+    type Conn = RefreshChain;
+    fn name(&self) -> &'static str {
+        "refresh"
+    }
+    fn connection(&self, index: usize) -> RefreshChain {
+        RefreshChain { shared: self.shared.clone(), token: self.tokens.get(index).cloned().unwrap_or_default() }
+    }
+}
+
+/// What the unmeasured sign-ins of `refresh` need.
+struct SignIn {
+    target: Target,
+    /// The `--url`, to resolve `Location` headers against.
+    base: url::Url,
+    client_id: String,
+    auth: ClientAuth,
+    redirect_uri: String,
+    username: String,
+    password: String,
+    scope: Option<String>,
+}
+
+/// A response read in full.
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Reply {
+    fn location(&self) -> Option<&str> {
+        self.headers.get(LOCATION).and_then(|v| v.to_str().ok())
+    }
+
+    /// What went wrong, for a message: the alert of an HTML page, else the
+    /// start of the body.
+    fn describe(&self) -> String {
+        let text = String::from_utf8_lossy(&self.body);
+        let detail = alert_text(&text).unwrap_or_else(|| excerpt(&self.body));
+        match self.location() {
+            Some(location) => format!("{} (Location: {location}) {detail}", self.status),
+            None => format!("{}: {detail}", self.status),
+        }
+    }
+}
+
+/// One keep-alive connection for a sign-in. A connection the server closed
+/// while idle is replaced; a request is never sent twice.
+struct Browser<'a> {
+    target: &'a Target,
+    sender: Option<SendRequest<Full<Bytes>>>,
+}
+
+impl Browser<'_> {
+    async fn send(&mut self, method: Method, path: &str, mut headers: HeaderMap, body: Bytes) -> Result<Reply, String> {
+        let what = format!("{method} {}", path.split('?').next().unwrap_or(path));
+        let uri: Uri = path.parse().map_err(|e| format!("{what}: bad path: {e}"))?;
+        headers.insert(HOST, self.target.host.clone());
+        headers.insert(USER_AGENT, HeaderValue::from_static("tenure-bench"));
+        let mut sender = match self.sender.take() {
+            Some(sender) => sender,
+            None => connect(self.target.addr).await?,
+        };
+        if sender.ready().await.is_err() {
+            sender = connect(self.target.addr).await?;
+            sender.ready().await.map_err(|e| format!("{what}: {e}"))?;
+        }
+        let mut request = Request::new(Full::new(body));
+        *request.method_mut() = method;
+        *request.uri_mut() = uri;
+        *request.headers_mut() = headers;
+        let response = sender.send_request(request).await.map_err(|e| format!("{what}: {e}"))?;
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.map_err(|e| format!("{what}: reading the body: {e}"))?.to_bytes();
+        self.sender = Some(sender);
+        Ok(Reply { status: parts.status, headers: parts.headers, body })
+    }
+}
+
+impl SignIn {
+    /// `/authorize?...` for a code with PKCE S256.
+    fn authorize_path(&self, state: &str, challenge: &str) -> Result<String, String> {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        query.append_pair("response_type", "code");
+        query.append_pair("client_id", &self.client_id);
+        query.append_pair("redirect_uri", &self.redirect_uri);
+        if let Some(scope) = &self.scope {
+            query.append_pair("scope", scope);
+        }
+        query.append_pair("state", state);
+        query.append_pair("code_challenge", challenge);
+        query.append_pair("code_challenge_method", "S256");
+        Ok(format!("{}?{}", self.target.uri("authorize")?, query.finish()))
+    }
+
+    /// Sign in through the front channel and redeem the code: the first
+    /// refresh token of a new family. Never retried: failed sign-ins are
+    /// throttled.
+    async fn refresh_token(&self) -> Result<String, String> {
+        let mut browser = Browser { target: &self.target, sender: None };
+        let (verifier, challenge) = pkce_pair()?;
+        let state = random_token()?;
+
+        // 1. The authorization request shows the sign-in page.
+        let authorize = self.authorize_path(&state, &challenge)?;
+        let page = browser.send(Method::GET, &authorize, HeaderMap::new(), Bytes::new()).await?;
+        if page.status != StatusCode::OK {
+            return Err(format!("GET /authorize did not show the sign-in page: {}", page.describe()));
+        }
+        let csrf_cookie = set_cookie(&page.headers, CSRF_COOKIE)
+            .ok_or_else(|| format!("GET /authorize set no {CSRF_COOKIE} cookie"))?;
+        let html = String::from_utf8_lossy(&page.body);
+        let field = |name: &str| {
+            hidden_input(&html, name).ok_or_else(|| format!("the sign-in page has no hidden input {name:?}"))
+        };
+        let (csrf_token, return_to) = (field("csrf_token")?, field("return_to")?);
+
+        // 2. The sign-in form: a 303 back to /authorize and a session cookie.
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, FORM);
+        headers.insert(COOKIE, cookie_header(&[(CSRF_COOKIE, &csrf_cookie)])?);
+        let form = form_urlencoded::Serializer::new(String::new())
+            .append_pair("csrf_token", &csrf_token)
+            .append_pair("return_to", &return_to)
+            .append_pair("username", &self.username)
+            .append_pair("password", &self.password)
+            .finish();
+        let signed_in =
+            browser.send(Method::POST, &self.target.uri("login")?.to_string(), headers, form.into()).await?;
+        if signed_in.status != StatusCode::SEE_OTHER {
+            let hint = match signed_in.status {
+                StatusCode::UNAUTHORIZED | StatusCode::TOO_MANY_REQUESTS => {
+                    " (not retried: the server throttles failed sign-ins, 5 per 5 minutes per username and address)"
+                }
+                _ => "",
+            };
+            return Err(format!("POST /login as {:?} failed: {}{hint}", self.username, signed_in.describe()));
+        }
+        let session_cookie = set_cookie(&signed_in.headers, SESSION_COOKIE)
+            .ok_or_else(|| format!("POST /login set no {SESSION_COOKIE} cookie"))?;
+        let next = signed_in.location().ok_or("POST /login answered 303 without a Location")?;
+        let next = same_origin_path(&self.base, next)?;
+
+        // 3. Back at /authorize, signed in: a redirect to the client with a code.
+        let mut headers = HeaderMap::new();
+        headers.insert(COOKIE, cookie_header(&[(CSRF_COOKIE, &csrf_cookie), (SESSION_COOKIE, &session_cookie)])?);
+        let issued = browser.send(Method::GET, &next, headers, Bytes::new()).await?;
+        let location = match issued.location() {
+            Some(location) if issued.status == StatusCode::FOUND && location.starts_with(&self.redirect_uri) => {
+                location
+            }
+            _ => {
+                return Err(format!(
+                    "GET /authorize after sign-in did not redirect to the client: {}",
+                    issued.describe()
+                ));
+            }
+        };
+        if let Some(error) = query_param(location, "error") {
+            let description = query_param(location, "error_description").unwrap_or_default();
+            return Err(format!("the authorization request was refused: {error}: {description}"));
+        }
+        if query_param(location, "state").as_deref() != Some(state.as_str()) {
+            return Err(format!("the redirect to the client does not carry our state: {location}"));
+        }
+        let code = query_param(location, "code").ok_or_else(|| format!("the redirect carries no code: {location}"))?;
+
+        // 4. The code for tokens.
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, FORM);
+        let body = {
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            form.append_pair("grant_type", "authorization_code");
+            form.append_pair("code", &code);
+            form.append_pair("redirect_uri", &self.redirect_uri);
+            form.append_pair("code_verifier", &verifier);
+            self.auth.apply(&mut headers, &mut form);
+            Bytes::from(form.finish())
+        };
+        let path = self.target.uri("token")?.to_string();
+        let tokens = browser.send(Method::POST, &path, headers, body).await?;
+        if !tokens.status.is_success() {
+            return Err(format!("redeeming the code at /token failed: {}", tokens.describe()));
+        }
+        match serde_json::from_slice::<TokenBody>(&tokens.body) {
+            Ok(TokenBody { refresh_token: Some(token) }) => Ok(token),
+            Ok(TokenBody { refresh_token: None }) => Err(format!(
+                "the code was redeemed without a refresh_token: is client {:?} allowed the refresh_token grant?",
+                self.client_id
+            )),
+            Err(e) => Err(format!("the token response is not JSON ({e}): {}", excerpt(&tokens.body))),
+        }
+    }
+}
+
+/// One refresh token per chain. The first sign-in runs alone, so wrong
+/// credentials cost one failed attempt, not one per connection; the rest run
+/// [`SIGN_IN_PARALLEL`] at a time. Any failure ends the setup.
+async fn sign_in_chains(sign_in: SignIn, chains: usize) -> Result<Vec<String>, String> {
+    let sign_in = Arc::new(sign_in);
+    let once = |sign_in: Arc<SignIn>| async move {
+        tokio::time::timeout(SIGN_IN_TIMEOUT, sign_in.refresh_token())
+            .await
+            .map_err(|_| format!("a sign-in took more than {} s", SIGN_IN_TIMEOUT.as_secs()))?
+    };
+    let started = Instant::now();
+    let mut tokens = Vec::with_capacity(chains);
+    tokens.push(once(sign_in.clone()).await.map_err(|e| format!("setup: {e}"))?);
+    let mut pending = JoinSet::new();
+    let mut spawned = 1;
+    while tokens.len() < chains {
+        while spawned < chains && pending.len() < SIGN_IN_PARALLEL {
+            pending.spawn(once(sign_in.clone()));
+            spawned += 1;
+        }
+        match pending.join_next().await {
+            Some(Ok(Ok(token))) => tokens.push(token),
+            Some(Ok(Err(e))) => return Err(format!("setup, sign-in {} of {chains}: {e}", tokens.len() + 1)),
+            Some(Err(e)) => return Err(format!("setup: a sign-in task failed: {e}")),
+            None => return Err("setup: ran out of sign-ins".to_owned()),
+        }
+    }
+    let plural = if chains == 1 { "" } else { "s" };
+    eprintln!(
+        "tenure-bench: signed in {chains} chain{plural} in {:.3} s (not measured)",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(tokens)
+}
+
+/// 32 random bytes, base64url: a PKCE verifier (RFC 7636 4.1) or a state.
+fn random_token() -> Result<String, String> {
+    let mut raw = [0u8; 32];
+    SystemRandom::new().fill(&mut raw).map_err(|_| "no randomness".to_owned())?;
+    Ok(URL_SAFE_NO_PAD.encode(raw))
+}
+
+/// The S256 challenge of a PKCE verifier (RFC 7636 4.2).
+fn s256(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()))
+}
+
+/// A fresh PKCE verifier and its challenge.
+fn pkce_pair() -> Result<(String, String), String> {
+    let verifier = random_token()?;
+    let challenge = s256(&verifier);
+    Ok((verifier, challenge))
+}
+
+/// The value of cookie `name` in the `Set-Cookie` headers, without attributes.
+fn set_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next()?.split_once('='))
+        .find_map(|(k, v)| (k.trim() == name).then(|| v.trim().to_owned()))
+}
+
+/// A `Cookie` header with these name/value pairs.
+fn cookie_header(cookies: &[(&str, &str)]) -> Result<HeaderValue, String> {
+    let joined: Vec<String> = cookies.iter().map(|(name, value)| format!("{name}={value}")).collect();
+    HeaderValue::from_str(&joined.join("; ")).map_err(|e| format!("bad cookie: {e}"))
+}
+
+/// The unescaped value of the hidden input named `name` in `html`.
+fn hidden_input(html: &str, name: &str) -> Option<String> {
+    let name_attr = format!("name=\"{name}\"");
+    html.match_indices("<input").find_map(|(at, _)| {
+        let tag = &html[at..at + html[at..].find('>')?];
+        if !tag.contains("type=\"hidden\"") || !tag.split_ascii_whitespace().any(|a| a == name_attr) {
+            return None;
+        }
+        let value = tag.split_once(" value=\"")?.1;
+        Some(unescape_html(&value[..value.find('"')?]))
+    })
+}
+
+/// The text of the first `role="alert"` element of an HTML page.
+fn alert_text(html: &str) -> Option<String> {
+    let text = html.split_once("role=\"alert\">")?.1;
+    Some(unescape_html(&text[..text.find('<')?]))
+}
+
+/// Undo the server's HTML escaping (`&amp; &lt; &gt; &quot; &#39;`), in one
+/// pass so `&amp;lt;` stays `&lt;`.
+fn unescape_html(s: &str) -> String {
+    const ENTITIES: [(&str, char); 5] =
+        [("&amp;", '&'), ("&lt;", '<'), ("&gt;", '>'), ("&quot;", '"'), ("&#39;", '\'')];
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        match ENTITIES.iter().find(|(entity, _)| rest.starts_with(entity)) {
+            Some((entity, c)) => {
+                out.push(*c);
+                rest = &rest[entity.len()..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Parameter `name` of the query of `url`, form-urldecoded.
+fn query_param(url: &str, name: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    let query = query.split('#').next().unwrap_or(query);
+    form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+/// The path and query of `location` resolved against `base`, which it must
+/// not leave: the bench follows redirects only on the server it tests.
+fn same_origin_path(base: &url::Url, location: &str) -> Result<String, String> {
+    let next = base.join(location).map_err(|e| format!("bad Location {location:?}: {e}"))?;
+    if next.origin() != base.origin() {
+        return Err(format!("refusing to follow a redirect off the server: {location}"));
+    }
+    Ok(next[url::Position::BeforePath..url::Position::AfterQuery].to_owned())
+}
+
+/// The start of a response body, for messages.
+fn excerpt(body: &[u8]) -> String {
+    String::from_utf8_lossy(body).chars().take(EXCERPT_CHARS).collect()
 }
 
 /// The time plan and request budget all connections share.
@@ -267,6 +775,8 @@ struct ConnStats {
     errors: u64,
     first_failure: Option<(Instant, String)>,
     first_error: Option<(Instant, String)>,
+    /// Why the connection ended before the deadline, if it did.
+    stopped: Option<(Instant, String)>,
     last_done: Option<Instant>,
 }
 
@@ -276,8 +786,7 @@ impl ConnStats {
         self.last_done = Some(done);
         if !status.is_success() {
             self.non_2xx += 1;
-            let body: String = String::from_utf8_lossy(body).chars().take(EXCERPT_CHARS).collect();
-            self.first_failure.get_or_insert_with(|| (done, format!("{status}: {body}")));
+            self.first_failure.get_or_insert_with(|| (done, format!("{status}: {}", excerpt(body))));
         }
     }
 
@@ -344,11 +853,18 @@ async fn drive<C: ConnState>(addr: SocketAddr, mut state: C, plan: Arc<Plan>) ->
                     if counted {
                         stats.response(start, done, status, &body);
                     }
-                    state.on_response(status, &body);
+                    if let Err(reason) = state.on_response(status, &body) {
+                        stats.stopped = Some((done, reason));
+                        break 'connect;
+                    }
                 }
                 Ok(Err(e)) => {
                     if counted {
                         stats.error(done, format!("request failed: {e}"));
+                    }
+                    if !state.survives_lost_response() {
+                        stats.stopped = Some((done, format!("request failed, answer lost: {e}")));
+                        break 'connect;
                     }
                     continue 'connect;
                 }
@@ -381,6 +897,9 @@ struct Summary {
     errors: u64,
     first_failure: Option<String>,
     first_error: Option<String>,
+    /// Connections that ended before the deadline, and the first reason.
+    stopped: u64,
+    first_stop: Option<String>,
     /// p50, p90, p99, p99.9, max, in microseconds.
     latency_us: [u32; 5],
 }
@@ -391,12 +910,14 @@ impl Summary {
         let end = all.iter().filter_map(|s| s.last_done).max().unwrap_or(plan.deadline);
         let mut latencies: Vec<u32> = Vec::with_capacity(all.iter().map(|s| s.latencies_us.len()).sum());
         let (mut non_2xx, mut errors, mut failures, mut conn_errors) = (0, 0, Vec::new(), Vec::new());
+        let mut stops = Vec::new();
         for stats in all {
             latencies.extend_from_slice(&stats.latencies_us);
             non_2xx += stats.non_2xx;
             errors += stats.errors;
             failures.extend(stats.first_failure);
             conn_errors.extend(stats.first_error);
+            stops.extend(stats.stopped);
         }
         latencies.sort_unstable();
         let latency_us = [500, 900, 990, 999, 1000].map(|p| percentile(&latencies, p));
@@ -409,6 +930,8 @@ impl Summary {
             errors,
             first_failure: earliest(failures),
             first_error: earliest(conn_errors),
+            stopped: stops.len() as u64,
+            first_stop: earliest(stops),
             latency_us,
         }
     }
@@ -417,10 +940,11 @@ impl Summary {
         self.requests as f64 / self.elapsed.as_secs_f64()
     }
 
-    /// More than 1 % of attempts failed, or nothing was measured at all.
+    /// More than 1 % of attempts failed, a connection ended early (a broken
+    /// refresh chain), or nothing was measured at all.
     fn failed(&self) -> bool {
         let attempts = self.requests + self.errors;
-        attempts == 0 || (self.non_2xx + self.errors) as f64 > MAX_FAILURE_RATIO * attempts as f64
+        attempts == 0 || self.stopped > 0 || (self.non_2xx + self.errors) as f64 > MAX_FAILURE_RATIO * attempts as f64
     }
 
     fn print(&self, json: bool) {
@@ -431,6 +955,7 @@ impl Summary {
                 "scenario": self.scenario, "connections": self.connections,
                 "duration_s": (self.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
                 "requests": self.requests, "non_2xx": self.non_2xx, "errors": self.errors,
+                "stopped_connections": self.stopped,
                 "rps": (self.rps() * 10.0).round() / 10.0,
                 "p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "p999_ms": p999, "max_ms": max,
             });
@@ -447,15 +972,26 @@ impl Summary {
         if let Some(error) = &self.first_error {
             println!("first error    {error}");
         }
+        if let Some(reason) = &self.first_stop {
+            println!(
+                "stopped        {} of {} connections ended early; first: {reason}",
+                self.stopped, self.connections
+            );
+        }
     }
 }
 
-async fn bench<S: Scenario>(scenario: S, target: &Target, args: &RunArgs) -> Result<Summary, String> {
-    // Fail fast, with a clear message, when nothing is listening.
+/// Fail fast, with a clear message, when nothing is listening.
+async fn probe(target: &Target) -> Result<(), String> {
     let probe = tokio::time::timeout(GRACE, connect(target.addr)).await;
     probe
         .map_err(|_| format!("connecting to {} timed out", target.addr))?
         .map_err(|e| format!("{e} (is the server running?)"))?;
+    Ok(())
+}
+
+async fn bench<S: Scenario>(scenario: S, target: &Target, args: &RunArgs) -> Result<Summary, String> {
+    probe(target).await?;
     let start = Instant::now();
     let deadline = start + args.warmup + args.duration;
     let plan = Arc::new(Plan {
@@ -465,8 +1001,9 @@ async fn bench<S: Scenario>(scenario: S, target: &Target, args: &RunArgs) -> Res
         max_requests: args.max_requests,
         counted: AtomicU64::new(0),
     });
-    let tasks: Vec<_> =
-        (0..args.connections).map(|_| tokio::spawn(drive(target.addr, scenario.connection(), plan.clone()))).collect();
+    let tasks: Vec<_> = (0..usize::from(args.connections))
+        .map(|i| tokio::spawn(drive(target.addr, scenario.connection(i), plan.clone())))
+        .collect();
     let mut all = Vec::with_capacity(tasks.len());
     for task in tasks {
         all.push(task.await.map_err(|e| format!("a connection task failed: {e}"))?);
@@ -475,9 +1012,7 @@ async fn bench<S: Scenario>(scenario: S, target: &Target, args: &RunArgs) -> Res
 }
 
 fn run(cli: Cli) -> Result<Summary, String> {
-    let run_args = match &cli.scenario {
-        ScenarioCmd::TokenCc { run, .. } => run,
-    };
+    let run_args = cli.scenario.run_args();
     if run_args.duration.is_zero() || run_args.duration > MAX_DURATION {
         return Err(format!("--duration must be more than 0 and at most {} s", MAX_DURATION.as_secs()));
     }
@@ -497,15 +1032,29 @@ fn run(cli: Cli) -> Result<Summary, String> {
             ScenarioCmd::TokenCc { run, client_id, client_secret, scope } => {
                 bench(TokenCc::new(&target, client_id, client_secret, scope.as_deref())?, &target, run).await
             }
+            ScenarioCmd::Refresh { run, client_id, client_secret, redirect_uri, username, password, scope } => {
+                let auth = ClientAuth::new(client_id, client_secret.as_deref())?;
+                probe(&target).await?;
+                let sign_in = SignIn {
+                    target: target.clone(),
+                    base: url.clone(),
+                    client_id: client_id.clone(),
+                    auth: auth.clone(),
+                    redirect_uri: redirect_uri.clone(),
+                    username: username.clone(),
+                    password: password.clone(),
+                    scope: scope.clone(),
+                };
+                let tokens = sign_in_chains(sign_in, run.connections.into()).await?;
+                bench(Refresh::new(&target, auth, tokens)?, &target, run).await
+            }
         }
     })
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let json = match &cli.scenario {
-        ScenarioCmd::TokenCc { run, .. } => run.json,
-    };
+    let json = cli.scenario.run_args().json;
     match run(cli) {
         Ok(summary) => {
             summary.print(json);
@@ -580,11 +1129,117 @@ mod tests {
             host: HeaderValue::from_static("127.0.0.1:8080"),
             base: String::new(),
         };
-        let mut conn = TokenCc::new(&target, "bench", "a:b", Some("orders:read")).expect("scenario").connection();
+        let mut conn = TokenCc::new(&target, "bench", "a:b", Some("orders:read")).expect("scenario").connection(0);
         let request = conn.next_request();
         assert_eq!((request.method(), request.uri().path()), (&Method::POST, "/token"));
         let expected = format!("Basic {}", STANDARD.encode("bench:a%3Ab"));
         assert_eq!(request.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()), Some(expected.as_str()));
         assert_eq!(conn.body, Bytes::from_static(b"grant_type=client_credentials&scope=orders%3Aread"));
+    }
+
+    /// The markup of src/http/pages.rs, with values escaped as it escapes them.
+    const SIGN_IN_PAGE: &str = r#"<p class="alert" id="form-error" role="alert">Wrong &quot;x&quot; &amp; y.</p>
+<form method="post" action="/login" aria-describedby="form-error">
+<input type="hidden" name="csrf_token" value="tok-_123">
+<input type="hidden" name="return_to" value="response_type=code&amp;client_id=web&amp;state=&lt;&#39;s&#39;&gt;&amp;amp;">
+<div class="field">
+<input id="username" name="username" type="text" value="not&amp;hidden" autocomplete="username" required>
+</div>"#;
+
+    #[test]
+    fn reads_hidden_inputs_and_alerts_unescaped() {
+        assert_eq!(hidden_input(SIGN_IN_PAGE, "csrf_token").as_deref(), Some("tok-_123"));
+        assert_eq!(
+            hidden_input(SIGN_IN_PAGE, "return_to").as_deref(),
+            Some("response_type=code&client_id=web&state=<'s'>&amp;")
+        );
+        assert_eq!(hidden_input(SIGN_IN_PAGE, "username"), None, "not a hidden input");
+        assert_eq!(hidden_input(SIGN_IN_PAGE, "csrf"), None, "names match whole");
+        assert_eq!(hidden_input("<p>no form</p>", "csrf_token"), None);
+        assert_eq!(alert_text(SIGN_IN_PAGE).as_deref(), Some(r#"Wrong "x" & y."#));
+        assert_eq!(unescape_html("&amp;lt; &unknown; & &#39;"), "&lt; &unknown; & '");
+    }
+
+    #[test]
+    fn round_trips_the_servers_sign_in_page() {
+        use tenure::http::pages::{SignInForm, sign_in};
+        let return_to = "response_type=code&client_id=web&state=<\"'&amp;'\">&scope=openid%20profile";
+        let html = sign_in(&SignInForm {
+            app: "web",
+            username: "alice",
+            remember_me: false,
+            error: Some("Wrong username or password."),
+            csrf_token: "c2lnbmVk-_",
+            return_to,
+        });
+        assert_eq!(hidden_input(&html, "csrf_token").as_deref(), Some("c2lnbmVk-_"));
+        assert_eq!(hidden_input(&html, "return_to").as_deref(), Some(return_to));
+        assert_eq!(alert_text(&html).as_deref(), Some("Wrong username or password."));
+    }
+
+    #[test]
+    fn reads_set_cookie_values() {
+        let mut headers = HeaderMap::new();
+        headers.append(SET_COOKIE, HeaderValue::from_static("tenure_csrf=abc-_1; HttpOnly; SameSite=Lax; Path=/"));
+        headers.append(SET_COOKIE, HeaderValue::from_static("tenure_session=s1.t2=; HttpOnly; Path=/; Max-Age=60"));
+        headers.append(SET_COOKIE, HeaderValue::from_static("other"));
+        assert_eq!(set_cookie(&headers, "tenure_csrf").as_deref(), Some("abc-_1"));
+        assert_eq!(set_cookie(&headers, "tenure_session").as_deref(), Some("s1.t2="));
+        assert_eq!(set_cookie(&headers, "tenure"), None);
+        assert_eq!(set_cookie(&HeaderMap::new(), "tenure_csrf"), None);
+        let cookie = cookie_header(&[("tenure_csrf", "abc"), ("tenure_session", "s.t")]).expect("ascii");
+        assert_eq!(cookie, "tenure_csrf=abc; tenure_session=s.t");
+    }
+
+    #[test]
+    fn pkce_redirects_and_query_parameters() {
+        // RFC 7636 appendix B.
+        assert_eq!(s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+        let (verifier, challenge) = pkce_pair().expect("rng");
+        assert_eq!((verifier.len(), challenge.len()), (43, 43));
+        let base = url::Url::parse("http://127.0.0.1:8080").expect("url");
+        assert_eq!(same_origin_path(&base, "/authorize?a=1&b=%2F").as_deref(), Ok("/authorize?a=1&b=%2F"));
+        assert!(same_origin_path(&base, "http://127.0.0.1:9000/callback?code=x").is_err());
+        let location = "http://127.0.0.1:9000/callback?code=a%2Bb+c&state=s&iss=http%3A%2F%2Fx";
+        assert_eq!(query_param(location, "code").as_deref(), Some("a+b c"));
+        assert_eq!(query_param(location, "iss").as_deref(), Some("http://x"));
+        assert_eq!(query_param(location, "error"), None);
+    }
+
+    #[test]
+    fn refresh_chains_spend_the_last_token() {
+        let target = Target {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            host: HeaderValue::from_static("127.0.0.1:8080"),
+            base: String::new(),
+        };
+        let public = ClientAuth::new("spa", None).expect("auth");
+        let scenario = Refresh::new(&target, public, vec!["t0".into(), "u0".into()]).expect("scenario");
+        let mut chain = scenario.connection(1);
+        assert!(!chain.survives_lost_response());
+        let request = chain.next_request();
+        assert_eq!((request.method(), request.uri().path()), (&Method::POST, "/token"));
+        assert_eq!(request.headers().get(AUTHORIZATION), None);
+        let body = |request: Request<Full<Bytes>>| async move {
+            request.into_body().collect().await.expect("body").to_bytes()
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        assert_eq!(runtime.block_on(body(request)), "grant_type=refresh_token&refresh_token=u0&client_id=spa");
+        let next = Bytes::from_static(br#"{"access_token":"a","refresh_token":"u1","expires_in":300}"#);
+        assert_eq!(chain.on_response(StatusCode::OK, &next), Ok(()));
+        assert_eq!(
+            runtime.block_on(body(chain.next_request())),
+            "grant_type=refresh_token&refresh_token=u1&client_id=spa"
+        );
+        let reused = Bytes::from_static(br#"{"error":"invalid_grant"}"#);
+        assert!(chain.on_response(StatusCode::BAD_REQUEST, &reused).is_err_and(|e| e.contains("invalid_grant")));
+        assert!(chain.on_response(StatusCode::OK, &Bytes::from_static(b"{}")).is_err());
+
+        let confidential = ClientAuth::new("web", Some("web-secret")).expect("auth");
+        let mut chain = Refresh::new(&target, confidential, vec!["t0".into()]).expect("scenario").connection(0);
+        let request = chain.next_request();
+        let expected = format!("Basic {}", STANDARD.encode("web:web-secret"));
+        assert_eq!(request.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()), Some(expected.as_str()));
+        assert_eq!(runtime.block_on(body(request)), "grant_type=refresh_token&refresh_token=t0");
     }
 }
