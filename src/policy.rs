@@ -804,8 +804,8 @@ impl PolicyHistory {
     /// `now`, where `deadline(policy)` is its deadline under one policy.
     ///
     /// It is dead when, under some policy in force after `last_active`, its
-    /// deadline came before that policy was replaced (or, for the current
-    /// policy, at or before `now`).
+    /// deadline came no later than that policy's replacement (or, for the
+    /// current policy, at or before `now`).
     pub fn is_alive(
         &self,
         last_active: UnixTime,
@@ -819,8 +819,11 @@ impl PolicyHistory {
                 continue;
             }
             let d = deadline(policy);
+            // A deadline falling in the very second the policy was replaced
+            // counts as death: time has one-second resolution, and a session
+            // observed dead in that second must stay dead (fail closed).
             let died = match end {
-                Some(end) => d < end && d <= now,
+                Some(end) => d <= end && d <= now,
                 None => d <= now,
             };
             if died {
@@ -869,6 +872,14 @@ mod history_tests {
         // A session whose deadline under the strict policy fell after it was replaced survives.
         let late = T0.plus(Secs::hours(4));
         assert!(h.is_alive(late, now, absolute(late)));
+    }
+
+    #[test]
+    fn a_death_in_the_second_of_a_loosening_is_still_a_death() {
+        let mut h = PolicyHistory::new(T0, with_max(Secs::hours(12)));
+        h.change(T0, with_max(Secs::new(1)));
+        h.change(T0.plus(Secs::new(1)), with_max(Secs::hours(12)));
+        assert!(!h.is_alive(T0, T0.plus(Secs::new(5)), absolute(T0)));
     }
 
     #[test]

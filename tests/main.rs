@@ -11,5 +11,6 @@ mod authorize;
 mod bad_input;
 mod client_credentials;
 mod keys;
+mod revocation;
 mod server;
 mod sessions;

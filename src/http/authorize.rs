@@ -26,6 +26,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use super::AppState;
 use super::form::BODY_LIMIT;
 use super::pages::{self, SignInForm};
+use crate::audit::AuditEvent;
 use crate::clock::UnixTime;
 use crate::oauth::authorize::{AuthorizationRequest, AuthorizeError, Step, Target, query_after_sign_in};
 use crate::oauth::params::Params;
@@ -203,7 +204,12 @@ async fn sign_in(state: &AppState, request: Request, now: UnixTime) -> Result<Re
     }
     if !password_matches(state, username, password).await? {
         state.sign_in_throttle.fail(&throttle_key, now);
-        tracing::warn!(username = ?username, %remote, "sign-in failed: wrong username or password");
+        let name: String = username.chars().take(64).collect();
+        let event = AuditEvent::new(now, "sign_in_failed", name.clone(), format!("user:{name}"))
+            .reason("wrong username or password")
+            .details(serde_json::json!({ "ip": remote }));
+        event.log();
+        state.store.append_audit(&event).await.map_err(|e| internal("auditing a failed sign-in", e))?;
         return again(StatusCode::UNAUTHORIZED, WRONG_CREDENTIALS);
     }
     state.sign_in_throttle.succeed(&throttle_key);
@@ -234,7 +240,10 @@ async fn start_session(
         .put_session(&session, state.keep_until(now))
         .await
         .map_err(|e| internal("storing a new user session", e))?;
-    tracing::info!(username = %session.username, sid = %session.sid, remember_me, "sign-in");
+    let event = AuditEvent::new(now, "sign_in", session.username.clone(), format!("session:{}", session.sid))
+        .details(serde_json::json!({ "remember_me": remember_me, "ip": session.ip, "user_agent": session.user_agent }));
+    event.log();
+    state.store.append_audit(&event).await.map_err(|e| internal("auditing a sign-in", e))?;
     let max_age = remember_me.then(|| state.history().current().remember_me_max_lifetime.as_secs());
     cookie_header(SESSION_COOKIE, &cookie_value.0, state.is_https(), max_age)
 }

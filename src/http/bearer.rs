@@ -70,9 +70,9 @@ pub fn authenticate(state: &AppState, token: &str) -> Result<AccessClaims, Beare
     if claims.aud != state.issuer {
         return Err(BearerError::InvalidToken("the token is not addressed to this server".into()));
     }
-    let client = state.clients.get(&claims.client_id).cloned();
+    let client = state.clients.get(&claims.client_id).and_then(|c| c.session.clone());
     let live =
-        descends_from_live_family(&state.store, &state.history(), client.as_deref(), &claims, now).map_err(|e| {
+        descends_from_live_family(&state.store, &state.history(), client.as_ref(), &claims, now).map_err(|e| {
             tracing::error!(error = %e, "store failure checking a bearer token");
             BearerError::Internal
         })?;

@@ -8,7 +8,10 @@ pub mod discovery;
 pub mod error;
 pub mod form;
 pub mod health;
+pub mod introspect;
 pub mod pages;
+pub mod revoke;
+pub mod settings;
 pub mod state;
 pub mod token;
 pub mod userinfo;
@@ -34,6 +37,9 @@ pub fn router(state: AppState) -> Router {
         .route("/authorize", get(authorize::authorize).post(authorize::authorize_post))
         .route("/login", post(authorize::login))
         .route("/token", post(token::token).layer(cors(&state)))
+        .route("/revoke", post(revoke::revoke).layer(cors(&state)))
+        .route("/introspect", post(introspect::introspect))
+        .route("/admin/settings/session", get(settings::get).put(settings::put).delete(settings::delete))
         .route("/userinfo", get(userinfo::get).post(userinfo::post))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -45,6 +45,8 @@ pub struct Inner {
     keys: RwLock<Arc<KeySet>>,
     policy: RwLock<Arc<(SessionPolicy, PolicySources)>>,
     history: RwLock<Arc<PolicyHistory>>,
+    /// Serialises changes of the session settings.
+    pub settings_lock: tokio::sync::Mutex<()>,
     pub store: StoreImpl,
     pub metrics: Metrics,
 }
@@ -124,6 +126,7 @@ impl AppState {
             keys: RwLock::new(Arc::new(keys)),
             policy: RwLock::new(Arc::new(resolved)),
             history: RwLock::new(Arc::new(history)),
+            settings_lock: tokio::sync::Mutex::new(()),
             store,
             metrics: Metrics::new(),
         })))
@@ -163,6 +166,18 @@ impl AppState {
         match self.history.read() {
             Ok(h) => h.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Put a new effective policy in force (after it was persisted).
+    pub fn set_policy(&self, resolved: (SessionPolicy, PolicySources), history: PolicyHistory) {
+        match self.policy.write() {
+            Ok(mut p) => *p = Arc::new(resolved),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(resolved),
+        }
+        match self.history.write() {
+            Ok(mut h) => *h = Arc::new(history),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(history),
         }
     }
 

@@ -49,6 +49,7 @@ async fn handle(state: &AppState, form: OAuthForm) -> Result<Response, OAuthErro
     let history = state.history();
     let minter = Minter {
         keys: &keys,
+        clients: &state.clients,
         users: &state.users,
         refresh_key: &state.refresh_key,
         history: &history,

@@ -20,6 +20,8 @@ pub enum ErrorCode {
     InvalidScope,
     /// RFC 8707 2 / RFC 8693 2.2.2.
     InvalidTarget,
+    /// RFC 7009 2.2.1.
+    UnsupportedTokenType,
     /// Too many failed attempts; the client should retry after a while.
     TemporarilyUnavailable { retry_after_secs: u64 },
     /// The body exceeds the size limit (HTTP 413).
@@ -38,6 +40,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
             ErrorCode::InvalidScope => "invalid_scope",
             ErrorCode::InvalidTarget => "invalid_target",
+            ErrorCode::UnsupportedTokenType => "unsupported_token_type",
             ErrorCode::TemporarilyUnavailable { .. } => "temporarily_unavailable",
             ErrorCode::ServerError => "server_error",
         }

@@ -74,6 +74,10 @@ pub async fn refresh<S: Store>(
     match decision {
         RefreshDecision::Rotate(next) | RefreshDecision::Grace(next) => minter.mint(&next, client, &scope, None),
         RefreshDecision::Reuse(killed) => {
+            // The revocation is already committed; tell the client's back
+            // channel and the audit log.
+            let revocation = crate::revocation::Revocation { store, clients: minter.clients, now };
+            revocation.family_killed(&killed, "system", "refresh_token_reuse").await.map_err(store_error)?;
             tracing::warn!(
                 client_id = %client.id,
                 sid = %killed.sid,

@@ -38,6 +38,7 @@ pub struct TokenResponse {
 /// What minting needs besides the family.
 pub struct Minter<'a> {
     pub keys: &'a KeySet,
+    pub clients: &'a super::client_auth::ClientRegistry,
     pub users: &'a std::collections::HashMap<String, crate::user::User>,
     pub refresh_key: &'a RefreshKey,
     pub history: &'a PolicyHistory,
@@ -137,12 +138,12 @@ impl Minter<'_> {
 pub fn descends_from_live_family<S: crate::store::Store>(
     store: &S,
     history: &PolicyHistory,
-    client: Option<&Client>,
+    client: Option<&crate::policy::ClientSessionOverride>,
     claims: &AccessClaims,
     now: UnixTime,
 ) -> Result<bool, crate::store::StoreError> {
     let Some(fid) = &claims.fid else { return Ok(true) };
     let Some(f) = store.family(fid)? else { return Ok(false) };
     let session = store.session(&f.sid)?;
-    Ok(family::is_alive(history, &f, session.as_ref(), client.and_then(|c| c.session.as_ref()), now))
+    Ok(family::is_alive(history, &f, session.as_ref(), client, now))
 }

@@ -1,0 +1,44 @@
+//! `POST /introspect` (RFC 7662): any authenticated confidential client may
+//! ask whether a token is active. A token is inactive the moment its family,
+//! session or user is revoked, a deadline passes, or a policy change ends
+//! its session; an inactive answer is only `{"active": false}` (2.2).
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+
+use super::form::OAuthForm;
+use super::state::AppState;
+use super::token::no_store;
+use crate::oauth::OAuthError;
+use crate::oauth::client_auth::PresentedClient;
+use crate::oauth::lookup::{self, Lookup};
+
+pub async fn introspect(
+    State(state): State<AppState>,
+    form: Result<OAuthForm, OAuthError>,
+) -> Result<Response, OAuthError> {
+    let form = form?;
+    let now = state.now();
+    let presented = PresentedClient::from_request(form.authorization.as_deref(), &form.params)?;
+    let client = state.clients.authenticate(presented, &form.remote, now).await?;
+    if client.is_public() {
+        return Err(OAuthError::invalid_client(format!(
+            "client {:?} is public; only confidential clients may introspect (RFC 7662 2.1)",
+            client.id
+        )));
+    }
+    let token = form.params.require("token")?;
+    let keys = state.keys();
+    let finder =
+        Lookup { keys: &keys, retain: state.key_retention(), issuer: &state.issuer, refresh_key: &state.refresh_key, now };
+    let store_error = |e: crate::store::StoreError| {
+        tracing::error!(error = %e, "store failure at /introspect");
+        OAuthError::server_error()
+    };
+    let found = finder.find(&state.store, token, form.params.get("token_type_hint")).map_err(store_error)?;
+    let history = state.history();
+    let overrides = |client_id: &str| state.clients.get(client_id).and_then(|c| c.session.clone());
+    let body = lookup::introspect(&state.store, found, &history, overrides, now).map_err(store_error)?;
+    Ok(no_store(Json(body).into_response()))
+}

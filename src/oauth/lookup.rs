@@ -1,0 +1,121 @@
+//! Recognise a token presented to `/revoke` or `/introspect`: one of our
+//! access tokens (a JWT we signed) or one of our refresh tokens (a MAC we
+//! computed). Anything else is unknown — and never an error the caller sees
+//! (RFC 7009 2.2, RFC 7662 2.2).
+
+use super::tokens::descends_from_live_family;
+use crate::clock::UnixTime;
+use crate::duration::Secs;
+use crate::policy::PolicyHistory;
+use crate::session::family::{self, Family};
+use crate::session::refresh_token::{self, RefreshKey};
+use crate::store::{Store, StoreError};
+use crate::token::claims::AccessClaims;
+use crate::token::jwt::{self, TokenType};
+use crate::token::keys::KeySet;
+
+#[derive(Debug)]
+pub enum Found {
+    /// A valid (signed, unexpired) access token.
+    Access(AccessClaims),
+    /// A genuine refresh token of `family`; `current` when it is the live
+    /// generation (a spent one is not active).
+    Refresh { family: Family, current: bool },
+    Unknown,
+}
+
+pub struct Lookup<'a> {
+    pub keys: &'a KeySet,
+    pub retain: Secs,
+    pub issuer: &'a str,
+    pub refresh_key: &'a RefreshKey,
+    pub now: UnixTime,
+}
+
+impl Lookup<'_> {
+    /// Find `token`, trying the kind named by `hint` first (RFC 7009 2.1).
+    pub fn find<S: Store>(&self, store: &S, token: &str, hint: Option<&str>) -> Result<Found, StoreError> {
+        let refresh_first = hint == Some("refresh_token");
+        if refresh_first {
+            let found = self.refresh(store, token)?;
+            if !matches!(found, Found::Unknown) {
+                return Ok(found);
+            }
+        }
+        if let Ok(claims) = jwt::verify::<AccessClaims>(token, TokenType::Access, self.keys, self.retain, self.issuer, self.now)
+        {
+            return Ok(Found::Access(claims));
+        }
+        if refresh_first { Ok(Found::Unknown) } else { self.refresh(store, token) }
+    }
+
+    fn refresh<S: Store>(&self, store: &S, token: &str) -> Result<Found, StoreError> {
+        let Some(presented) = refresh_token::parse(token) else { return Ok(Found::Unknown) };
+        let Some(family) = store.family(&presented.family_id)? else { return Ok(Found::Unknown) };
+        if !self.refresh_key.verify(&presented, &family.salt) {
+            return Ok(Found::Unknown);
+        }
+        let current = presented.generation == family.generation;
+        Ok(Found::Refresh { family, current })
+    }
+}
+
+/// RFC 7662 2.2: the introspection answer.
+pub fn introspect<S: Store>(
+    store: &S,
+    found: Found,
+    history: &PolicyHistory,
+    client_override: impl Fn(&str) -> Option<crate::policy::ClientSessionOverride>,
+    now: UnixTime,
+) -> Result<serde_json::Value, StoreError> {
+    let inactive = serde_json::json!({ "active": false });
+    match found {
+        Found::Unknown => Ok(inactive),
+        Found::Access(claims) => {
+            let client = client_override(&claims.client_id);
+            if !descends_from_live_family(store, history, client.as_ref(), &claims, now)? {
+                return Ok(inactive);
+            }
+            let mut body = serde_json::json!({
+                "active": true,
+                "iss": claims.iss,
+                "sub": claims.sub,
+                "aud": claims.aud,
+                "client_id": claims.client_id,
+                "scope": claims.scope,
+                "exp": claims.exp,
+                "iat": claims.iat,
+                "jti": claims.jti,
+                "token_type": "Bearer",
+            });
+            if let Some(sid) = claims.sid {
+                body["sid"] = sid.into();
+                body["username"] = claims.sub.clone().into();
+            }
+            if let Some(t) = claims.auth_time {
+                body["auth_time"] = t.into();
+            }
+            Ok(body)
+        }
+        Found::Refresh { family, current } => {
+            let client = client_override(&family.client_id);
+            let session = store.session(&family.sid)?;
+            if !current || !family::is_alive(history, &family, session.as_ref(), client.as_ref(), now) {
+                return Ok(inactive);
+            }
+            let d = family::deadlines(history.current(), &family, client.as_ref());
+            Ok(serde_json::json!({
+                "active": true,
+                "sub": family.username,
+                "username": family.username,
+                "client_id": family.client_id,
+                "scope": family.scope,
+                "exp": d.idle.min(d.absolute).as_secs(),
+                "iat": family.rotated_at.as_secs(),
+                "sid": family.sid,
+                "auth_time": family.auth_time.as_secs(),
+                "token_type": "refresh_token",
+            }))
+        }
+    }
+}
