@@ -117,6 +117,8 @@ struct ClientEntry {
     scopes: Option<Vec<String>>,
     backchannel_logout_uri: Option<String>,
     #[serde(default)]
+    post_logout_redirect_uris: Vec<String>,
+    #[serde(default)]
     token_exchange_audiences: Vec<String>,
     #[serde(default)]
     permissions: Vec<String>,
@@ -456,6 +458,11 @@ fn build_clients(
                     })
             })
             .transpose()?;
+        let post_logout_redirect_uris = c
+            .post_logout_redirect_uris
+            .iter()
+            .map(|u| RedirectUri::parse(u).map_err(|m| invalid(format!("{key}.post_logout_redirect_uris"), m)))
+            .collect::<Result<Vec<_>, _>>()?;
         if !c.token_exchange_audiences.is_empty() && !grant_types.contains(&GrantType::TokenExchange) {
             return Err(invalid(
                 format!("{key}.token_exchange_audiences"),
@@ -481,6 +488,7 @@ fn build_clients(
             grant_types,
             scopes,
             backchannel_logout_uri,
+            post_logout_redirect_uris,
             token_exchange_audiences: c.token_exchange_audiences,
             permissions,
             session: c.session,
@@ -622,6 +630,26 @@ mod tests {
         assert!(
             err(&format!("{base}secret_hash = \"$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA\""))
                 .contains("not both")
+        );
+    }
+
+    #[test]
+    fn post_logout_redirect_uris_are_absolute_without_fragment() {
+        let base = "[[clients]]\nid = \"c\"\nsecret = \"s\"\ngrant_types = [\"client_credentials\"]\n";
+        let c = Config::from_toml(
+            &format!("{base}post_logout_redirect_uris = [\"https://app.example/bye?x=1\", \"com.example.app:/out\"]"),
+            &no_env(),
+        )
+        .expect("valid");
+        let uris: Vec<&str> = c.clients[0].post_logout_redirect_uris.iter().map(RedirectUri::as_str).collect();
+        assert_eq!(uris, ["https://app.example/bye?x=1", "com.example.app:/out"]);
+        assert!(Config::from_toml(base, &no_env()).expect("valid").clients[0].post_logout_redirect_uris.is_empty());
+        assert!(err(&format!("{base}post_logout_redirect_uris = [\"https://app.example/bye#top\"]")).contains(
+            "clients[c].post_logout_redirect_uris: \"https://app.example/bye#top\" must not contain a fragment"
+        ));
+        assert!(
+            err(&format!("{base}post_logout_redirect_uris = [\"/bye\"]"))
+                .contains("clients[c].post_logout_redirect_uris: \"/bye\" is not an absolute URI")
         );
     }
 

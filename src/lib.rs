@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod backchannel;
 pub mod clock;
 pub mod config;
 pub mod duration;
@@ -88,6 +89,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
 
     let sweeper = tokio::spawn(sweep_periodically(state.clone()));
     let watcher = tokio::spawn(watch_keys(state.clone()));
+    let deliverer = tokio::spawn(backchannel::deliver_periodically(state.clone()));
 
     tracing::info!(%addr, %issuer, "tenure is serving");
     // One plain line on stdout for scripts and tests that started us on port 0.
@@ -97,6 +99,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
     let served = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
     sweeper.abort();
     watcher.abort();
+    deliverer.abort();
     store.group_commit().durable().await?;
     tokio::task::spawn_blocking(move || store.close()).await.map_err(std::io::Error::other)?;
     tracing::info!("tenure stopped");

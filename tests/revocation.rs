@@ -104,7 +104,10 @@ async fn introspection_reports_live_tokens_with_their_claims() {
     for field in ["sub", "client_id", "scope", "exp", "iat", "sid", "aud", "iss", "token_type"] {
         assert!(at.get(field).is_some(), "{field} in {at}");
     }
-    assert_eq!((at["sub"].as_str(), at["client_id"].as_str(), at["token_type"].as_str()), (Some("alice"), Some("web"), Some("Bearer")));
+    assert_eq!(
+        (at["sub"].as_str(), at["client_id"].as_str(), at["token_type"].as_str()),
+        (Some("alice"), Some("web"), Some("Bearer"))
+    );
     let rt = introspect(&server, s(&t, "refresh_token")).await;
     assert_eq!((rt["active"].as_bool(), rt["sid"].as_str()), (Some(true), at["sid"].as_str()));
     assert_eq!(introspect(&server, "garbage").await, serde_json::json!({"active": false}));
@@ -113,7 +116,11 @@ async fn introspection_reports_live_tokens_with_their_claims() {
     assert!(cc.get("sid").is_none());
     // A spent refresh token is not active.
     let next: serde_json::Value = server
-        .post_form("/token", Some(("web", "web-secret")), &[("grant_type", "refresh_token"), ("refresh_token", s(&t, "refresh_token"))])
+        .post_form(
+            "/token",
+            Some(("web", "web-secret")),
+            &[("grant_type", "refresh_token"), ("refresh_token", s(&t, "refresh_token"))],
+        )
         .await
         .json()
         .await
@@ -138,7 +145,11 @@ async fn revoking_a_refresh_token_kills_the_family_at_once() {
     let server = Server::start(&config(), &[]);
     let t = tokens(&server, ("web", "web-secret")).await;
     let resp = server
-        .post_form("/revoke", Some(("web", "web-secret")), &[("token", s(&t, "refresh_token")), ("token_type_hint", "refresh_token")])
+        .post_form(
+            "/revoke",
+            Some(("web", "web-secret")),
+            &[("token", s(&t, "refresh_token")), ("token_type_hint", "refresh_token")],
+        )
         .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(introspect(&server, s(&t, "access_token")).await, serde_json::json!({"active": false}));
@@ -183,11 +194,25 @@ async fn the_admin_settings_api_needs_system_administer() {
     let body: serde_json::Value = none.json().await.unwrap();
     assert!(body.get("error").is_some() && body.get("message").is_some(), "{{error, message}}: {body}");
     let user = tokens(&server, ("web", "web-secret")).await;
-    let forbidden = server.http.get(server.url("/admin/settings/session")).bearer_auth(s(&user, "access_token")).send().await.unwrap();
+    let forbidden = server
+        .http
+        .get(server.url("/admin/settings/session"))
+        .bearer_auth(s(&user, "access_token"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(forbidden.status(), 403);
     let admin = admin_token(&server).await;
-    let ok: serde_json::Value =
-        server.http.get(server.url("/admin/settings/session")).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+    let ok: serde_json::Value = server
+        .http
+        .get(server.url("/admin/settings/session"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(ok["idle_timeout"], 1800);
     assert_eq!(ok["max_lifetime"], 43200);
     assert_eq!(ok["sources"]["idle_timeout"], "default");
@@ -197,13 +222,18 @@ async fn the_admin_settings_api_needs_system_administer() {
 async fn settings_changes_are_validated_sourced_persisted_and_resettable() {
     let server = Server::start(&config_with_session(), &[("TENURE_SESSION_MAX_LIFETIME", "10h")]);
     let admin = admin_token(&server).await;
-    let put = |body: serde_json::Value| server.http.put(server.url("/admin/settings/session")).bearer_auth(&admin).json(&body).send();
+    let put = |body: serde_json::Value| {
+        server.http.put(server.url("/admin/settings/session")).bearer_auth(&admin).json(&body).send()
+    };
 
     let bad = put(serde_json::json!({"idle_timeout": 7200, "max_lifetime": 3600})).await.unwrap();
     assert_eq!(bad.status(), 400);
     let body: serde_json::Value = bad.json().await.unwrap();
     assert_eq!(body["error"], "invalid_setting");
-    assert!(s(&body, "message").contains("session.idle_timeout (2h) must not exceed session.max_lifetime (1h)"), "{body}");
+    assert!(
+        s(&body, "message").contains("session.idle_timeout (2h) must not exceed session.max_lifetime (1h)"),
+        "{body}"
+    );
     let ceiling = put(serde_json::json!({"max_lifetime_ceiling": 86400})).await.unwrap();
     assert_eq!(ceiling.status(), 400);
     let over = put(serde_json::json!({"max_lifetime": 40 * 86400})).await.unwrap();
@@ -225,11 +255,27 @@ async fn settings_changes_are_validated_sourced_persisted_and_resettable() {
     let dir = server.kill_keep_dir();
     let server = Server::start_in(dir, &config_text, &[("TENURE_SESSION_MAX_LIFETIME", "10h")]);
     let admin = admin_token(&server).await;
-    let after: serde_json::Value =
-        server.http.get(server.url("/admin/settings/session")).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+    let after: serde_json::Value = server
+        .http
+        .get(server.url("/admin/settings/session"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(after["idle_timeout"], 600);
-    let reset: serde_json::Value =
-        server.http.delete(server.url("/admin/settings/session")).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+    let reset: serde_json::Value = server
+        .http
+        .delete(server.url("/admin/settings/session"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(reset["idle_timeout"], 1800);
     assert_eq!(reset["sources"]["idle_timeout"], "default");
 }
@@ -255,7 +301,10 @@ async fn a_shortened_max_lifetime_ends_older_live_sessions_at_their_next_refresh
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let ended = eventually(Duration::from_secs(5), || async { introspect(&server, s(&old, "access_token")).await["active"] == false }).await;
+    let ended = eventually(Duration::from_secs(5), || async {
+        introspect(&server, s(&old, "access_token")).await["active"] == false
+    })
+    .await;
     assert!(ended, "the older session ends at its next check");
     assert_eq!(refresh_status(&server, s(&old, "refresh_token")).await, 400);
     // Loosening again never revives it.

@@ -13,11 +13,20 @@ async fn discovery_advertises_what_is_implemented_at_the_bound_address() {
         assert_eq!(d["jwks_uri"], server.url("/jwks.json"));
         assert_eq!(
             d["grant_types_supported"],
-            serde_json::json!(["authorization_code", "refresh_token", "client_credentials"])
+            serde_json::json!([
+                "authorization_code",
+                "refresh_token",
+                "client_credentials",
+                "urn:ietf:params:oauth:grant-type:token-exchange"
+            ])
         );
         assert_eq!(d["code_challenge_methods_supported"], serde_json::json!(["S256"]), "S256 only");
         assert_eq!(d["authorization_endpoint"], server.url("/authorize"));
         assert_eq!(d["userinfo_endpoint"], server.url("/userinfo"));
+        assert_eq!(d["revocation_endpoint"], server.url("/revoke"));
+        assert_eq!(d["introspection_endpoint"], server.url("/introspect"));
+        assert_eq!(d["end_session_endpoint"], server.url("/logout"));
+        assert_eq!(d["backchannel_logout_supported"], true);
         assert_eq!(
             d["token_endpoint_auth_methods_supported"],
             serde_json::json!(["client_secret_basic", "client_secret_post", "none"])

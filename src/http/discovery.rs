@@ -20,8 +20,18 @@ pub fn metadata(state: &AppState) -> serde_json::Value {
         "authorization_endpoint": format!("{iss}/authorize"),
         "token_endpoint": format!("{iss}/token"),
         "userinfo_endpoint": format!("{iss}/userinfo"),
+        "revocation_endpoint": format!("{iss}/revoke"),
+        "introspection_endpoint": format!("{iss}/introspect"),
+        "end_session_endpoint": format!("{iss}/logout"),
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
         "jwks_uri": format!("{iss}/jwks.json"),
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "grant_types_supported": [
+            "authorization_code",
+            "refresh_token",
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:token-exchange"
+        ],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "code_challenge_methods_supported": ["S256"],
@@ -31,6 +41,8 @@ pub fn metadata(state: &AppState) -> serde_json::Value {
         "id_token_signing_alg_values_supported": [alg],
         "access_token_signing_alg_values_supported": [alg],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "at_hash", "azp", "preferred_username", "name", "email"],
         "scopes_supported": scopes,
     })

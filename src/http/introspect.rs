@@ -30,8 +30,13 @@ pub async fn introspect(
     }
     let token = form.params.require("token")?;
     let keys = state.keys();
-    let finder =
-        Lookup { keys: &keys, retain: state.key_retention(), issuer: &state.issuer, refresh_key: &state.refresh_key, now };
+    let finder = Lookup {
+        keys: &keys,
+        retain: state.key_retention(),
+        issuer: &state.issuer,
+        refresh_key: &state.refresh_key,
+        now,
+    };
     let store_error = |e: crate::store::StoreError| {
         tracing::error!(error = %e, "store failure at /introspect");
         OAuthError::server_error()

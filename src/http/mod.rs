@@ -2,6 +2,7 @@
 //! error-to-response mapping, and one file per endpoint group.
 
 pub mod api;
+pub mod audit;
 pub mod authorize;
 pub mod bearer;
 pub mod discovery;
@@ -9,8 +10,10 @@ pub mod error;
 pub mod form;
 pub mod health;
 pub mod introspect;
+pub mod logout;
 pub mod pages;
 pub mod revoke;
+pub mod sessions;
 pub mod settings;
 pub mod state;
 pub mod token;
@@ -22,7 +25,7 @@ use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 pub use state::AppState;
 
@@ -41,9 +44,15 @@ pub fn router(state: AppState) -> Router {
         .route("/introspect", post(introspect::introspect))
         .route("/admin/settings/session", get(settings::get).put(settings::put).delete(settings::delete))
         .route("/userinfo", get(userinfo::get).post(userinfo::post))
+        .route("/logout", get(logout::get).post(logout::post))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route("/account/sessions", get(sessions::list_own).delete(sessions::revoke_own_all))
+        .route("/account/sessions/{sid}", delete(sessions::revoke_own))
+        .route("/admin/users/{username}/sessions", get(sessions::list_user).delete(sessions::revoke_user))
+        .route("/admin/sessions/{sid}", delete(sessions::revoke_session))
+        .route("/admin/audit", get(audit::list))
         .route_layer(middleware::from_fn_with_state(state.clone(), observe))
         .fallback(error::not_found)
         .layer(tower_http::catch_panic::CatchPanicLayer::new())

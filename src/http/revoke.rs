@@ -8,20 +8,29 @@ use axum::response::{IntoResponse, Response};
 use super::form::OAuthForm;
 use super::state::AppState;
 use super::token::no_store;
+use crate::oauth::OAuthError;
 use crate::oauth::client_auth::PresentedClient;
 use crate::oauth::error::ErrorCode;
 use crate::oauth::lookup::{Found, Lookup};
-use crate::oauth::OAuthError;
 use crate::revocation::Revocation;
 
-pub async fn revoke(State(state): State<AppState>, form: Result<OAuthForm, OAuthError>) -> Result<Response, OAuthError> {
+pub async fn revoke(
+    State(state): State<AppState>,
+    form: Result<OAuthForm, OAuthError>,
+) -> Result<Response, OAuthError> {
     let form = form?;
     let now = state.now();
     let presented = PresentedClient::from_request(form.authorization.as_deref(), &form.params)?;
     let client = state.clients.authenticate(presented, &form.remote, now).await?;
     let token = form.params.require("token")?;
     let keys = state.keys();
-    let lookup = Lookup { keys: &keys, retain: state.key_retention(), issuer: &state.issuer, refresh_key: &state.refresh_key, now };
+    let lookup = Lookup {
+        keys: &keys,
+        retain: state.key_retention(),
+        issuer: &state.issuer,
+        refresh_key: &state.refresh_key,
+        now,
+    };
     let found = lookup.find(&state.store, token, form.params.get("token_type_hint")).map_err(store_error)?;
     let not_yours = || {
         // RFC 7009 2.1: only the client the token was issued to may revoke it.

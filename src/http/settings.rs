@@ -35,8 +35,10 @@ pub fn view(policy: &SessionPolicy, sources: &PolicySources) -> Value {
     out.insert("access_token_ttl".into(), policy.access_token_ttl().as_secs().into());
     out.insert("refresh_reuse_grace".into(), policy.refresh_reuse_grace.as_secs().into());
     out.insert("max_lifetime_ceiling".into(), policy.max_lifetime_ceiling.as_secs().into());
-    let src: Map<String, Value> =
-        PolicyKey::ALL.iter().map(|k| (k.name().to_owned(), serde_json::to_value(sources.of(*k)).unwrap_or(Value::Null))).collect();
+    let src: Map<String, Value> = PolicyKey::ALL
+        .iter()
+        .map(|k| (k.name().to_owned(), serde_json::to_value(sources.of(*k)).unwrap_or(Value::Null)))
+        .collect();
     out.insert("sources".into(), Value::Object(src));
     Value::Object(out)
 }
@@ -69,9 +71,7 @@ pub fn merge(mut layer: PolicyLayer, body: &Map<String, Value>) -> Result<Policy
             }
             PolicyKey::AccessTokenTtl => layer.access_token_ttl = if clear { None } else { Some(secs(value)?) },
             PolicyKey::RefreshReuseGrace => layer.refresh_reuse_grace = if clear { None } else { Some(secs(value)?) },
-            PolicyKey::MaxLifetimeCeiling => {
-                layer.max_lifetime_ceiling = if clear { None } else { Some(secs(value)?) }
-            }
+            PolicyKey::MaxLifetimeCeiling => layer.max_lifetime_ceiling = if clear { None } else { Some(secs(value)?) },
         }
     }
     Ok(layer)
@@ -115,9 +115,9 @@ async fn change(
     let old_admin = state.store.admin_policy().map_err(store_err)?;
     let admin = update(old_admin.clone())?;
     let layers = PolicyLayers { admin: admin.clone(), ..state.config.policy_layers.clone() };
-    let resolved = layers.resolve().map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_setting", format!("{e} (field {})", e.key()))
-    })?;
+    let resolved = layers
+        .resolve()
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_setting", format!("{e} (field {})", e.key())))?;
     let before = state.policy();
     let mut history = (*state.history()).clone();
     history.change(now, resolved.0.clone());
@@ -142,10 +142,12 @@ mod tests {
 
     #[test]
     fn merge_sets_clears_and_names_bad_fields() {
-        let layer = merge(PolicyLayer::default(), &body(serde_json::json!({"idle_timeout": 900, "max_lifetime": 3600})))
-            .expect("valid");
+        let layer =
+            merge(PolicyLayer::default(), &body(serde_json::json!({"idle_timeout": 900, "max_lifetime": 3600})))
+                .expect("valid");
         assert_eq!(layer.idle_timeout, Some(IdleTimeout::After(Secs::new(900))));
-        let layer = merge(layer, &body(serde_json::json!({"idle_timeout": "off", "max_lifetime": null}))).expect("valid");
+        let layer =
+            merge(layer, &body(serde_json::json!({"idle_timeout": "off", "max_lifetime": null}))).expect("valid");
         assert_eq!(layer.idle_timeout, Some(IdleTimeout::Off));
         assert_eq!(layer.max_lifetime, None);
         let e = merge(PolicyLayer::default(), &body(serde_json::json!({"idle": 1}))).expect_err("unknown");

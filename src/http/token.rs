@@ -9,11 +9,14 @@ use axum::response::{IntoResponse, Response};
 use super::error::internal;
 use super::form::OAuthForm;
 use super::state::AppState;
+use crate::audit::AuditEvent;
 use crate::oauth::client::GrantType;
 use crate::oauth::client_auth::PresentedClient;
 use crate::oauth::error::ErrorCode;
+use crate::oauth::exchange::{ACCESS_TOKEN_TYPE as EXCHANGED_TYPE, Exchange};
 use crate::oauth::tokens::{Minter, TokenResponse};
 use crate::oauth::{OAuthError, client_credentials, code_grant, refresh_grant};
+use crate::store::Store;
 use crate::telemetry::GrantLabels;
 use crate::token::jwt::{self, TokenType};
 
@@ -39,7 +42,7 @@ async fn handle(state: &AppState, form: OAuthForm) -> Result<Response, OAuthErro
         return Err(OAuthError::new(
             ErrorCode::UnsupportedGrantType,
             format!(
-                "grant_type {grant_type:?} is not supported; this server supports: authorization_code, refresh_token, client_credentials"
+                "grant_type {grant_type:?} is not supported; this server supports: authorization_code, refresh_token, client_credentials, urn:ietf:params:oauth:grant-type:token-exchange"
             ),
         ));
     };
@@ -65,6 +68,7 @@ async fn handle(state: &AppState, form: OAuthForm) -> Result<Response, OAuthErro
                 .map_err(|e| internal("signing an access token", e))?;
             TokenResponse {
                 access_token,
+                issued_token_type: None,
                 token_type: "Bearer",
                 expires_in: claims.exp.saturating_sub(claims.iat),
                 scope: claims.scope,
@@ -76,16 +80,56 @@ async fn handle(state: &AppState, form: OAuthForm) -> Result<Response, OAuthErro
         }
         GrantType::AuthorizationCode => code_grant::redeem(&state.store, &minter, &client, &form.params).await?,
         GrantType::RefreshToken => refresh_grant::refresh(&state.store, &minter, &client, &form.params).await?,
-        GrantType::TokenExchange => {
-            return Err(OAuthError::new(
-                ErrorCode::UnsupportedGrantType,
-                format!("grant_type {:?} is not implemented by this server yet", grant.as_str()),
-            ));
-        }
+        GrantType::TokenExchange => exchange(state, &client, &form.params, &keys, &history, now).await?,
     };
     state.metrics.tokens_issued.get_or_create(&GrantLabels { grant_type: grant.as_str().to_owned() }).inc();
     tracing::debug!(client_id = %client.id, grant_type = grant.as_str(), "tokens issued");
     Ok(no_store(Json(body).into_response()))
+}
+
+/// RFC 8693 2.2: the exchanged access token; refusals for policy reasons
+/// are audited.
+async fn exchange(
+    state: &AppState,
+    client: &crate::oauth::client::Client,
+    params: &crate::oauth::params::Params,
+    keys: &crate::token::keys::KeySet,
+    history: &crate::policy::PolicyHistory,
+    now: crate::clock::UnixTime,
+) -> Result<TokenResponse, OAuthError> {
+    let exchange = Exchange { keys, retain: state.key_retention(), issuer: &state.issuer, history, now };
+    let overrides = |client_id: &str| state.clients.get(client_id).and_then(|c| c.session.clone());
+    let claims = match exchange.decide(&state.store, client, overrides, params) {
+        Ok(claims) => claims,
+        Err(refusal) => {
+            if refusal.audit {
+                let event =
+                    AuditEvent::new(now, "token_exchange_refused", format!("client:{}", client.id), "token_exchange")
+                        .reason(refusal.error.description.clone())
+                        .details(serde_json::json!({
+                            "error": refusal.error.code.as_str(),
+                            "audience": params.get("audience").or(params.get("resource")),
+                        }));
+                event.log();
+                state.store.append_audit(&event).await.map_err(|e| internal("auditing a refused exchange", e))?;
+            }
+            return Err(refusal.error);
+        }
+    };
+    let access_token =
+        jwt::sign(keys.active(), TokenType::Access, &claims).map_err(|e| internal("signing an exchanged token", e))?;
+    tracing::info!(client_id = %client.id, audience = %claims.aud, sub = %claims.sub, "token exchanged");
+    Ok(TokenResponse {
+        access_token,
+        issued_token_type: Some(EXCHANGED_TYPE),
+        token_type: "Bearer",
+        expires_in: claims.exp.saturating_sub(claims.iat),
+        scope: claims.scope,
+        refresh_token: None,
+        refresh_expires_in: None,
+        session_expires_in: None,
+        id_token: None,
+    })
 }
 
 /// RFC 6749 5.1: responses with tokens must not be cached.

@@ -184,6 +184,9 @@ pub struct Client {
     pub grant_types: BTreeSet<GrantType>,
     pub scopes: ScopeSet,
     pub backchannel_logout_uri: Option<String>,
+    /// Where RP-initiated logout may send the browser afterwards (OIDC
+    /// RP-Initiated Logout 1.0 3): exact-string match, like redirect URIs.
+    pub post_logout_redirect_uris: Vec<RedirectUri>,
     pub token_exchange_audiences: Vec<String>,
     pub permissions: BTreeSet<Permission>,
     pub session: Option<ClientSessionOverride>,

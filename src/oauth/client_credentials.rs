@@ -68,6 +68,7 @@ pub fn grant(
         sid: None,
         auth_time: None,
         fid: None,
+        act: None,
         permissions,
     })
 }

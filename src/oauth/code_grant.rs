@@ -119,7 +119,9 @@ pub async fn redeem<S: Store>(
             minter.mint(&new_family, client, &record.scope, record.nonce.clone())
         }
         Redemption::Replayed { revoked_family } => {
-            if let Some(f) = revoked_family.as_deref().map(|id| store.family(id)).transpose().map_err(store_error)?.flatten() {
+            if let Some(f) =
+                revoked_family.as_deref().map(|id| store.family(id)).transpose().map_err(store_error)?.flatten()
+            {
                 let revocation = crate::revocation::Revocation { store, clients: minter.clients, now };
                 revocation.family_killed(&f, "system", "authorization_code_replay").await.map_err(store_error)?;
             }

@@ -20,7 +20,10 @@ pub enum Found {
     Access(AccessClaims),
     /// A genuine refresh token of `family`; `current` when it is the live
     /// generation (a spent one is not active).
-    Refresh { family: Family, current: bool },
+    Refresh {
+        family: Family,
+        current: bool,
+    },
     Unknown,
 }
 
@@ -42,7 +45,8 @@ impl Lookup<'_> {
                 return Ok(found);
             }
         }
-        if let Ok(claims) = jwt::verify::<AccessClaims>(token, TokenType::Access, self.keys, self.retain, self.issuer, self.now)
+        if let Ok(claims) =
+            jwt::verify::<AccessClaims>(token, TokenType::Access, self.keys, self.retain, self.issuer, self.now)
         {
             return Ok(Found::Access(claims));
         }

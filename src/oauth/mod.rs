@@ -7,6 +7,7 @@ pub mod client_auth;
 pub mod client_credentials;
 pub mod code_grant;
 pub mod error;
+pub mod exchange;
 pub mod lookup;
 pub mod params;
 pub mod refresh_grant;

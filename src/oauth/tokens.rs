@@ -19,6 +19,9 @@ use crate::token::keys::KeySet;
 #[derive(Debug, Serialize)]
 pub struct TokenResponse {
     pub access_token: String,
+    /// RFC 8693 2.2.1, for exchanges.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
     pub token_type: &'static str,
     pub expires_in: u64,
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -81,6 +84,7 @@ impl Minter<'_> {
             sid: Some(family.sid.clone()),
             auth_time: Some(family.auth_time.as_secs()),
             fid: Some(family.id.clone()),
+            act: None,
             permissions: None,
         };
         let mut access = access;
@@ -120,6 +124,7 @@ impl Minter<'_> {
         let has_refresh = refresh_token.is_some();
         Ok(TokenResponse {
             access_token,
+            issued_token_type: None,
             token_type: "Bearer",
             expires_in: now.until(exp),
             scope: scope.to_owned(),

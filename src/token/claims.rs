@@ -23,6 +23,9 @@ pub struct AccessClaims {
     /// this token at introspection and userinfo (SPEC 5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fid: Option<String>,
+    /// RFC 8693 4.1: the chain of actors, the current actor outermost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<serde_json::Value>,
     /// SPEC 4: carried only with the `admin` scope.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permissions: Option<Vec<String>>,

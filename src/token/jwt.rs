@@ -154,6 +154,7 @@ mod tests {
             sid: None,
             auth_time: None,
             fid: None,
+            act: None,
             permissions: None,
         }
     }

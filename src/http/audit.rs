@@ -1,0 +1,152 @@
+//! `GET /admin/audit` (SPEC 4; `system:administer`): the audit log, newest
+//! first, paged by event id.
+//!
+//! `?limit=` takes 1 to 500 events (50 by default); `?before=<id>` continues
+//! after a page, with the `next` the previous page answered (`null` on the
+//! last page).
+
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::api::{ApiError, Caller};
+use super::state::AppState;
+use crate::audit::AuditEvent;
+use crate::oauth::client::Permission;
+use crate::store::Store;
+
+/// Which page of the audit log to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: usize,
+    /// Only events strictly older than this id.
+    pub before: Option<u64>,
+}
+
+impl PageRequest {
+    pub const DEFAULT_LIMIT: usize = 50;
+    pub const MAX_LIMIT: usize = 500;
+
+    /// Parse the query string (`None` when there is none). Other parameters
+    /// are ignored; a bad or repeated `limit` or `before` is refused with a
+    /// message naming it.
+    pub fn parse(query: Option<&str>) -> Result<PageRequest, ApiError> {
+        let mut limit = None;
+        let mut before = None;
+        for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            let slot = match key.as_ref() {
+                "limit" => &mut limit,
+                "before" => &mut before,
+                _ => continue,
+            };
+            if slot.replace(value).is_some() {
+                return Err(ApiError::bad_request(format!("the {key} parameter is given more than once")));
+            }
+        }
+        let limit = match limit {
+            None => Self::DEFAULT_LIMIT,
+            Some(raw) => raw.parse().ok().filter(|n| (1..=Self::MAX_LIMIT).contains(n)).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "limit must be an integer from 1 to {} (got {:?})",
+                    Self::MAX_LIMIT,
+                    truncated(&raw)
+                ))
+            })?,
+        };
+        let before = match before {
+            None => None,
+            Some(raw) => Some(raw.parse().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "before must be the id of an audit event, as in `next` (got {:?})",
+                    truncated(&raw)
+                ))
+            })?),
+        };
+        Ok(PageRequest { limit, before })
+    }
+}
+
+/// At most 40 characters of a bad value, for an error message.
+fn truncated(raw: &str) -> String {
+    raw.chars().take(40).collect()
+}
+
+#[derive(Serialize)]
+struct EventView<'a> {
+    /// A string: ids may exceed what a JSON number holds exactly.
+    id: String,
+    at: String,
+    kind: &'a str,
+    actor: &'a str,
+    target: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    details: &'a serde_json::Value,
+}
+
+impl<'a> EventView<'a> {
+    fn new(id: u64, event: &'a AuditEvent) -> Self {
+        EventView {
+            id: id.to_string(),
+            at: event.at.to_rfc3339(),
+            kind: &event.kind,
+            actor: &event.actor,
+            target: &event.target,
+            reason: event.reason.as_deref(),
+            details: &event.details,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct AuditPage<'a> {
+    events: Vec<EventView<'a>>,
+    /// Pass as `before` for the next page; `None` on the last one.
+    next: Option<String>,
+}
+
+/// `GET /admin/audit?limit=&before=`.
+pub async fn list(State(state): State<AppState>, caller: Caller, query: RawQuery) -> Result<Response, ApiError> {
+    caller.require(Permission::SystemAdminister)?;
+    let page = PageRequest::parse(query.0.as_deref())?;
+    // One more than asked tells whether another page follows.
+    let mut events = state
+        .store
+        .audit_page(page.before, page.limit + 1)
+        .map_err(|e| ApiError::internal("reading the audit log", e))?;
+    let more = events.len() > page.limit;
+    events.truncate(page.limit);
+    let next = events.last().filter(|_| more).map(|(id, _)| id.to_string());
+    let body = AuditPage { events: events.iter().map(|(id, e)| EventView::new(*id, e)).collect(), next };
+    Ok(([(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))], Json(body)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(q: &str) -> Result<PageRequest, String> {
+        PageRequest::parse(Some(q)).map_err(|e| e.message)
+    }
+
+    #[test]
+    fn defaults_and_bounds() {
+        assert_eq!(PageRequest::parse(None).map_err(|e| e.message), Ok(PageRequest { limit: 50, before: None }));
+        assert_eq!(parse("limit=1&before=42&other=x"), Ok(PageRequest { limit: 1, before: Some(42) }));
+        assert_eq!(parse("limit=500"), Ok(PageRequest { limit: 500, before: None }));
+    }
+
+    #[test]
+    fn bad_values_name_the_parameter() {
+        for q in ["limit=0", "limit=501", "limit=-1", "limit=ten", "limit="] {
+            assert!(parse(q).is_err_and(|m| m.starts_with("limit must be")), "{q}");
+        }
+        for q in ["before=x", "before=-3", "before="] {
+            assert!(parse(q).is_err_and(|m| m.starts_with("before must be")), "{q}");
+        }
+        assert_eq!(parse("limit=5&limit=6"), Err("the limit parameter is given more than once".to_owned()));
+    }
+}
