@@ -815,7 +815,10 @@ impl PolicyHistory {
         let n = self.0.len();
         for (i, (_, policy)) in self.0.iter().enumerate() {
             let end = if i + 1 < n { Some(self.0[i + 1].0) } else { None };
-            if end.is_some_and(|end| end <= last_active) {
+            // Only a policy replaced strictly before the last activity is
+            // irrelevant; in the same second the order is unknown, so it
+            // still counts (fail closed).
+            if end.is_some_and(|end| end < last_active) {
                 continue;
             }
             let d = deadline(policy);
@@ -880,6 +883,15 @@ mod history_tests {
         h.change(T0, with_max(Secs::new(1)));
         h.change(T0.plus(Secs::new(1)), with_max(Secs::hours(12)));
         assert!(!h.is_alive(T0, T0.plus(Secs::new(5)), absolute(T0)));
+    }
+
+    #[test]
+    fn shortened_and_restored_in_the_second_of_the_last_activity_still_kills() {
+        // Signed in at T0, active at T0+1, shortened and restored at T0+1.
+        let mut h = PolicyHistory::new(T0, with_max(Secs::hours(12)));
+        h.change(T0.plus(Secs::new(1)), with_max(Secs::new(1)));
+        h.change(T0.plus(Secs::new(1)), with_max(Secs::hours(12)));
+        assert!(!h.is_alive(T0.plus(Secs::new(1)), T0.plus(Secs::new(2)), absolute(T0)));
     }
 
     #[test]

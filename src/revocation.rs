@@ -103,7 +103,9 @@ impl<S: Store> Revocation<'_, S> {
             .await?;
         let Some(session) = session else { return Ok(None) };
         if changed.load(Ordering::SeqCst) {
-            let families = self.store.session_families(sid)?;
+            // Families revoked before already told their clients.
+            let families: Vec<Family> =
+                self.store.session_families(sid)?.into_iter().filter(|f| f.revoked.is_none()).collect();
             self.store.enqueue_deliveries(&self.deliveries(sid, &session.username, &families)).await?;
             self.audit(
                 AuditEvent::new(self.now, "session_revoked", actor, format!("session:{sid}"))

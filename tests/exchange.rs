@@ -309,3 +309,23 @@ async fn a_service_identity_can_be_exchanged_too() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn an_exchanged_token_cannot_be_revoked_on_its_own() {
+    let server = Server::start(&config(), &[]);
+    let user = user_tokens(&server).await;
+    let exchanged: serde_json::Value =
+        exchange(&server, ("orders-svc", "orders-svc-secret"), at(&user), &[("audience", "billing-api")])
+            .await
+            .json()
+            .await
+            .unwrap();
+    let resp =
+        server.post_form("/revoke", Some(("orders-svc", "orders-svc-secret")), &[("token", at(&exchanged))]).await;
+    assert_eq!(resp.status(), 400);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "unsupported_token_type");
+    // The user's own session is untouched.
+    assert!(introspect(&server, at(&user)).await);
+    assert!(introspect(&server, at(&exchanged)).await);
+}

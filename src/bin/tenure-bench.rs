@@ -126,12 +126,39 @@ enum ScenarioCmd {
         #[arg(long)]
         scope: Option<String>,
     },
+    /// POST /introspect of live user access tokens, with HTTP Basic client
+    /// authentication (a confidential client). A few users sessions are
+    /// signed in first (not measured); every answer must be `"active":true`,
+    /// which tenure decides by checking the token's family, session and user
+    /// in the store on every request.
+    Introspect {
+        #[command(flatten)]
+        run: RunArgs,
+        /// A confidential client: signs the sessions in, then introspects.
+        #[arg(long)]
+        client_id: String,
+        #[arg(long)]
+        client_secret: String,
+        #[arg(long)]
+        redirect_uri: String,
+        #[arg(long)]
+        username: String,
+        #[arg(long, env = "TENURE_BENCH_PASSWORD", hide_env_values = true)]
+        password: String,
+        #[arg(long)]
+        scope: Option<String>,
+        /// User sessions whose access tokens the connections introspect.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+        sessions: u16,
+    },
 }
 
 impl ScenarioCmd {
     fn run_args(&self) -> &RunArgs {
         match self {
-            ScenarioCmd::TokenCc { run, .. } | ScenarioCmd::Refresh { run, .. } => run,
+            ScenarioCmd::TokenCc { run, .. }
+            | ScenarioCmd::Refresh { run, .. }
+            | ScenarioCmd::Introspect { run, .. } => run,
         }
     }
 }
@@ -429,7 +456,72 @@ impl Scenario for Refresh {
     }
 }
 
+/// One connection of `introspect`: the same request, and every answer must
+/// say the token is active.
+struct IntrospectConn(Arc<FixedRequest>);
+
+impl ConnState for IntrospectConn {
+    fn next_request(&mut self) -> Request<Full<Bytes>> {
+        self.0.next_request()
+    }
+
+    fn on_response(&mut self, status: StatusCode, body: &Bytes) -> Result<(), String> {
+        if !status.is_success() {
+            return Err(format!("{status}: {}", excerpt(body)));
+        }
+        match serde_json::from_slice::<serde_json::Value>(body) {
+            Ok(v) if v["active"] == true => Ok(()),
+            _ => Err(format!("{status}, but the token is not active: {}", excerpt(body))),
+        }
+    }
+}
+
+/// `introspect`: connection `i` introspects access token `i mod n`.
+struct Introspect(Vec<Arc<FixedRequest>>);
+
+impl Introspect {
+    fn new(
+        target: &Target,
+        client_id: &str,
+        client_secret: &str,
+        access_tokens: &[String],
+    ) -> Result<Introspect, String> {
+        let mut requests = Vec::with_capacity(access_tokens.len());
+        for token in access_tokens {
+            let mut headers = HeaderMap::new();
+            headers.insert(HOST, target.host.clone());
+            headers.insert(CONTENT_TYPE, FORM);
+            headers.insert(AUTHORIZATION, basic_auth(client_id, client_secret)?);
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            form.append_pair("token", token);
+            form.append_pair("token_type_hint", "access_token");
+            let body = Bytes::from(form.finish());
+            requests.push(Arc::new(FixedRequest {
+                method: Method::POST,
+                uri: target.uri("introspect")?,
+                headers,
+                body,
+            }));
+        }
+        if requests.is_empty() {
+            return Err("setup: no access token to introspect".to_owned());
+        }
+        Ok(Introspect(requests))
+    }
+}
+
+impl Scenario for Introspect {
+    type Conn = IntrospectConn;
+    fn name(&self) -> &'static str {
+        "introspect"
+    }
+    fn connection(&self, index: usize) -> IntrospectConn {
+        IntrospectConn(self.0[index % self.0.len()].clone())
+    }
+}
+
 /// What the unmeasured sign-ins of `refresh` need.
+#[derive(Clone)]
 struct SignIn {
     target: Target,
     /// The `--url`, to resolve `Location` headers against.
@@ -612,6 +704,34 @@ impl SignIn {
             )),
             Err(e) => Err(format!("the token response is not JSON ({e}): {}", excerpt(&tokens.body))),
         }
+    }
+}
+
+impl SignIn {
+    /// Spend `refresh_token` once for an access token (setup, not measured).
+    async fn access_token(&self, refresh_token: &str) -> Result<String, String> {
+        let mut browser = Browser { target: &self.target, sender: None };
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, FORM);
+        let body = {
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            form.append_pair("grant_type", "refresh_token");
+            form.append_pair("refresh_token", refresh_token);
+            self.auth.apply(&mut headers, &mut form);
+            Bytes::from(form.finish())
+        };
+        let path = self.target.uri("token")?.to_string();
+        let reply = browser.send(Method::POST, &path, headers, body).await?;
+        if !reply.status.is_success() {
+            return Err(format!("setup: refreshing for an access token failed: {}", reply.describe()));
+        }
+        #[derive(serde::Deserialize)]
+        struct Access {
+            access_token: String,
+        }
+        serde_json::from_slice::<Access>(&reply.body)
+            .map(|a| a.access_token)
+            .map_err(|e| format!("setup: the token response has no access_token ({e}): {}", excerpt(&reply.body)))
     }
 }
 
@@ -1047,6 +1167,35 @@ fn run(cli: Cli) -> Result<Summary, String> {
                 };
                 let tokens = sign_in_chains(sign_in, run.connections.into()).await?;
                 bench(Refresh::new(&target, auth, tokens)?, &target, run).await
+            }
+            ScenarioCmd::Introspect {
+                run,
+                client_id,
+                client_secret,
+                redirect_uri,
+                username,
+                password,
+                scope,
+                sessions,
+            } => {
+                let auth = ClientAuth::new(client_id, Some(client_secret))?;
+                probe(&target).await?;
+                let sign_in = SignIn {
+                    target: target.clone(),
+                    base: url.clone(),
+                    client_id: client_id.clone(),
+                    auth,
+                    redirect_uri: redirect_uri.clone(),
+                    username: username.clone(),
+                    password: password.clone(),
+                    scope: scope.clone(),
+                };
+                let refresh_tokens = sign_in_chains(sign_in.clone(), (*sessions).into()).await?;
+                let mut access_tokens = Vec::with_capacity(refresh_tokens.len());
+                for rt in &refresh_tokens {
+                    access_tokens.push(sign_in.access_token(rt).await?);
+                }
+                bench(Introspect::new(&target, client_id, client_secret, &access_tokens)?, &target, run).await
             }
         }
     })

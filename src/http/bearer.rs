@@ -14,7 +14,6 @@ use axum::response::{IntoResponse, Response};
 use super::state::AppState;
 use crate::oauth::tokens::descends_from_live_family;
 use crate::token::claims::AccessClaims;
-use crate::token::jwt::{self, TokenType};
 
 /// RFC 6750 3.1 errors.
 #[derive(Debug)]
@@ -65,17 +64,18 @@ pub struct Bearer(pub AccessClaims);
 pub fn authenticate(state: &AppState, token: &str) -> Result<AccessClaims, BearerError> {
     let now = state.now();
     let keys = state.keys();
-    let claims: AccessClaims = jwt::verify(token, TokenType::Access, &keys, state.key_retention(), &state.issuer, now)
+    let claims: AccessClaims = state
+        .verified
+        .verify(token, &keys, state.key_retention(), &state.issuer, now)
         .map_err(|e| BearerError::InvalidToken(e.to_string()))?;
     if claims.aud != state.issuer {
         return Err(BearerError::InvalidToken("the token is not addressed to this server".into()));
     }
-    let client = state.clients.get(&claims.client_id).and_then(|c| c.session.clone());
-    let live =
-        descends_from_live_family(&state.store, &state.history(), client.as_ref(), &claims, now).map_err(|e| {
-            tracing::error!(error = %e, "store failure checking a bearer token");
-            BearerError::Internal
-        })?;
+    let overrides = |client_id: &str| state.clients.get(client_id).and_then(|c| c.session.clone());
+    let live = descends_from_live_family(&state.store, &state.history(), overrides, &claims, now).map_err(|e| {
+        tracing::error!(error = %e, "store failure checking a bearer token");
+        BearerError::Internal
+    })?;
     if !live {
         return Err(BearerError::InvalidToken("the session of this token has ended or was revoked".into()));
     }

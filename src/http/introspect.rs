@@ -32,6 +32,7 @@ pub async fn introspect(
     let keys = state.keys();
     let finder = Lookup {
         keys: &keys,
+        verified: &state.verified,
         retain: state.key_retention(),
         issuer: &state.issuer,
         refresh_key: &state.refresh_key,

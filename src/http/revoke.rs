@@ -26,6 +26,7 @@ pub async fn revoke(
     let keys = state.keys();
     let lookup = Lookup {
         keys: &keys,
+        verified: &state.verified,
         retain: state.key_retention(),
         issuer: &state.issuer,
         refresh_key: &state.refresh_key,
@@ -48,6 +49,14 @@ pub async fn revoke(
         Found::Access(claims) => {
             if claims.client_id != client.id {
                 return Err(not_yours());
+            }
+            if claims.act.is_some() {
+                // Revoking it would kill the user's whole family, held by
+                // another client; an exchanged token dies with its subject.
+                return Err(OAuthError::new(
+                    ErrorCode::UnsupportedTokenType,
+                    "an exchanged token cannot be revoked on its own; it expires at its exp and dies with the subject's session",
+                ));
             }
             match claims.fid {
                 Some(fid) => Some(fid),

@@ -41,6 +41,8 @@ pub struct Inner {
     pub sign_in_throttle: FailureThrottle,
     pub refresh_key: RefreshKey,
     pub csrf_key: hmac::Key,
+    /// Access tokens whose signature was verified (see `token::verified`).
+    pub verified: crate::token::verified::VerifiedTokens,
     pub key_dir: KeyDir,
     keys: RwLock<Arc<KeySet>>,
     policy: RwLock<Arc<(SessionPolicy, PolicySources)>>,
@@ -122,6 +124,7 @@ impl AppState {
             sign_in_throttle: FailureThrottle::new(SIGN_IN_FAILURE_LIMIT, SIGN_IN_FAILURE_WINDOW),
             refresh_key: RefreshKey::new(master.derive(Purpose::RefreshToken)),
             csrf_key: master.derive(Purpose::Csrf),
+            verified: crate::token::verified::VerifiedTokens::new(),
             key_dir,
             keys: RwLock::new(Arc::new(keys)),
             policy: RwLock::new(Arc::new(resolved)),

@@ -11,7 +11,6 @@ use crate::session::family::{self, Family};
 use crate::session::refresh_token::{self, RefreshKey};
 use crate::store::{Store, StoreError};
 use crate::token::claims::AccessClaims;
-use crate::token::jwt::{self, TokenType};
 use crate::token::keys::KeySet;
 
 #[derive(Debug)]
@@ -29,6 +28,7 @@ pub enum Found {
 
 pub struct Lookup<'a> {
     pub keys: &'a KeySet,
+    pub verified: &'a crate::token::verified::VerifiedTokens,
     pub retain: Secs,
     pub issuer: &'a str,
     pub refresh_key: &'a RefreshKey,
@@ -45,9 +45,7 @@ impl Lookup<'_> {
                 return Ok(found);
             }
         }
-        if let Ok(claims) =
-            jwt::verify::<AccessClaims>(token, TokenType::Access, self.keys, self.retain, self.issuer, self.now)
-        {
+        if let Ok(claims) = self.verified.verify(token, self.keys, self.retain, self.issuer, self.now) {
             return Ok(Found::Access(claims));
         }
         if refresh_first { Ok(Found::Unknown) } else { self.refresh(store, token) }
@@ -76,8 +74,7 @@ pub fn introspect<S: Store>(
     match found {
         Found::Unknown => Ok(inactive),
         Found::Access(claims) => {
-            let client = client_override(&claims.client_id);
-            if !descends_from_live_family(store, history, client.as_ref(), &claims, now)? {
+            if !descends_from_live_family(store, history, &client_override, &claims, now)? {
                 return Ok(inactive);
             }
             let mut body = serde_json::json!({

@@ -143,12 +143,15 @@ impl Minter<'_> {
 pub fn descends_from_live_family<S: crate::store::Store>(
     store: &S,
     history: &PolicyHistory,
-    client: Option<&crate::policy::ClientSessionOverride>,
+    overrides: impl Fn(&str) -> Option<crate::policy::ClientSessionOverride>,
     claims: &AccessClaims,
     now: UnixTime,
 ) -> Result<bool, crate::store::StoreError> {
     let Some(fid) = &claims.fid else { return Ok(true) };
     let Some(f) = store.family(fid)? else { return Ok(false) };
     let session = store.session(&f.sid)?;
-    Ok(family::is_alive(history, &f, session.as_ref(), client, now))
+    // The family's own client's limits apply (an exchanged token is held by
+    // another client, but lives and dies with the family).
+    let over = overrides(&f.client_id);
+    Ok(family::is_alive(history, &f, session.as_ref(), over.as_ref(), now))
 }

@@ -284,3 +284,74 @@ mod tests {
         assert!(!is_alive(&history(), &f, None, None, T0));
     }
 }
+
+#[cfg(test)]
+mod boundary_tests {
+    use super::*;
+    use crate::policy::IdleTimeout;
+
+    const X: UnixTime = UnixTime(1_700_000_000);
+
+    fn short() -> SessionPolicy {
+        SessionPolicy {
+            idle_timeout: IdleTimeout::After(Secs::new(1)),
+            max_lifetime: Secs::new(1),
+            access_token_ttl: Some(Secs::new(1)),
+            ..SessionPolicy::default()
+        }
+    }
+
+    #[test]
+    fn shortened_then_restored_within_seconds_never_revives() {
+        for start in [X, UnixTime(X.as_secs() - 1)] {
+            for put in 0..2u64 {
+                for delete in (put + 1)..4 {
+                    let f = Family {
+                        id: "f".into(),
+                        salt: "s".into(),
+                        sid: "sid".into(),
+                        username: "alice".into(),
+                        client_id: "web".into(),
+                        scope: "openid".into(),
+                        auth_time: X,
+                        remember_me: false,
+                        created_at: X,
+                        generation: 1,
+                        rotated_at: X,
+                        issues_refresh_tokens: true,
+                        revoked: None,
+                    };
+                    let mut h = PolicyHistory::new(start, SessionPolicy::default());
+                    h.change(X.plus(Secs::new(put)), short());
+                    let seen_dead_at = X.plus(Secs::new(1)).max(X.plus(Secs::new(put)));
+                    assert!(!is_alive(&h, &f, Some(&session()), None, seen_dead_at));
+                    h.change(X.plus(Secs::new(delete)).max(seen_dead_at), SessionPolicy::default());
+                    let later = X.plus(Secs::new(5));
+                    assert!(
+                        !is_alive(&h, &f, Some(&session()), None, later),
+                        "revived: start {start:?} put +{put} delete +{delete}: {:?}",
+                        h.entries()
+                            .iter()
+                            .map(|(t, p)| (t.as_secs() - X.as_secs(), p.max_lifetime))
+                            .collect::<Vec<_>>()
+                    );
+                }
+            }
+        }
+    }
+
+    fn session() -> UserSession {
+        UserSession {
+            sid: "sid".into(),
+            username: "alice".into(),
+            cookie_hash: String::new(),
+            signed_in: X,
+            last_active: X,
+            remember_me: false,
+            user_agent: None,
+            ip: None,
+            revoked: None,
+            seq: 1,
+        }
+    }
+}

@@ -42,6 +42,9 @@ fn io(e: impl std::fmt::Display) -> StoreError {
 
 type Waiter = oneshot::Sender<Result<()>>;
 
+/// How long a flush waits for more writers when the store is under load.
+const COMMIT_DELAY: std::time::Duration = std::time::Duration::from_micros(250);
+
 /// Batches flush requests onto one background thread.
 #[derive(Clone, Debug)]
 pub struct GroupCommit {
@@ -59,9 +62,17 @@ impl GroupCommit {
         let (queue, rx) = mpsc::channel::<Waiter>();
         let thread = thread::Builder::new().name("tenure-group-commit".into()).spawn(move || {
             // Ends when every sender is dropped (the store is gone).
+            let mut last_batch = 0usize;
             while let Ok(first) = rx.recv() {
+                // Commit delay (like PostgreSQL's commit_delay): when the last
+                // flush served several writers, load is on; wait a moment so
+                // this flush serves more of them. A lone writer never waits.
+                if last_batch > 1 {
+                    thread::sleep(COMMIT_DELAY);
+                }
                 let mut waiters = vec![first];
                 waiters.extend(rx.try_iter());
+                last_batch = waiters.len();
                 let outcome = db.flush().map(|_| ()).map_err(io);
                 for w in waiters {
                     let _ = w.send(outcome.as_ref().map(|_| ()).map_err(|e| StoreError::Io(e.to_string())));
@@ -634,27 +645,29 @@ impl Store for SledStore {
     where
         F: Fn(&Family, Option<&UserSession>) -> RefreshDecision + Send + Sync,
     {
+        // One key changes: the family record. A compare-and-swap on it is
+        // atomic (of N concurrent uses of one token, one CAS wins and the
+        // others re-decide against the new generation) and avoids sled
+        // transactions, which serialise against every other write. The
+        // session (with its user's marker) is read just before; a revocation
+        // racing with this refresh still kills the new tokens at their first
+        // check, since every use re-reads session and family.
         let key = id.as_bytes();
-        let trees = (self.tree(Expiring::Family), self.tree(Expiring::UserSession), &self.user_markers);
-        let decision = tx_result(trees.transaction(|(families, sessions, markers)| {
-            let Some((family, exp)) = tx_read::<Family>(families, Expiring::Family, key)? else {
-                return Ok(None);
-            };
-            let mut session =
-                tx_read::<UserSession>(sessions, Expiring::UserSession, family.sid.as_bytes())?.map(|(s, _)| s);
-            if let Some(s) = session.as_mut() {
-                let marker = tx_marker(markers, &s.username)?;
-                overlay(s, marker.as_ref());
-            }
+        let families = self.tree(Expiring::Family);
+        let decision = loop {
+            let Some(current) = families.get(key).map_err(io)? else { break None };
+            let exp = record_expiry(&current).unwrap_or(UnixTime::EPOCH);
+            let family: Family = decode(Expiring::Family, &current)?;
+            let session = self.session(&family.sid)?;
             let decision = decide(&family, session.as_ref());
-            match &decision {
-                RefreshDecision::Rotate(next) | RefreshDecision::Reuse(next) => {
-                    families.insert(key, encode(exp, next).map_err(abort)?)?;
-                }
-                RefreshDecision::Grace(_) | RefreshDecision::Refused(_) => {}
+            let next = match &decision {
+                RefreshDecision::Rotate(next) | RefreshDecision::Reuse(next) => encode(exp, next)?,
+                RefreshDecision::Grace(_) | RefreshDecision::Refused(_) => break Some(decision),
+            };
+            if families.compare_and_swap(key, Some(current), Some(next)).map_err(io)?.is_ok() {
+                break Some(decision);
             }
-            Ok(Some(decision))
-        }))?;
+        };
         if matches!(decision, Some(RefreshDecision::Rotate(_) | RefreshDecision::Reuse(_))) {
             self.commit.durable().await?;
         }

@@ -5,3 +5,4 @@ pub mod claims;
 pub mod jwt;
 pub mod keys;
 pub mod master_key;
+pub mod verified;
