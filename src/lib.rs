@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use axum::Router;
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, SystemClock, UnixTime};
 use crate::config::Config;
 use crate::http::state::StartError;
 use crate::store::{SledStore, Store};
@@ -51,6 +51,8 @@ pub fn app(state: AppState) -> Router {
 
 /// How often the sweeper removes expired records.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// How long audit events are kept.
+pub const AUDIT_RETENTION: crate::duration::Secs = crate::duration::Secs::days(90);
 /// How often the key directory is checked for a rotation.
 const KEY_WATCH_EVERY: Duration = Duration::from_secs(2);
 
@@ -110,7 +112,16 @@ async fn sweep_periodically(state: AppState) {
     let mut tick = tokio::time::interval(SWEEP_EVERY);
     loop {
         tick.tick().await;
-        match state.store.sweep_expired(state.now()).await {
+        let now = state.now();
+        let ceiling = state.history().current().max_lifetime_ceiling;
+        let audit_before = UnixTime(now.as_secs().saturating_sub(AUDIT_RETENTION.as_secs()));
+        let markers_before = UnixTime(now.as_secs().saturating_sub(ceiling.as_secs()));
+        match state.store.prune_history(audit_before, markers_before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(removed = n, "old audit events and user markers pruned"),
+            Err(e) => tracing::warn!(error = %e, "pruning the audit log failed"),
+        }
+        match state.store.sweep_expired(now).await {
             Ok(0) => {}
             Ok(n) => {
                 state.metrics.store_sweeps_removed.inc_by(n as u64);

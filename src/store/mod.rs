@@ -178,6 +178,15 @@ pub trait Store: Send + Sync + 'static {
     /// Append an event to the audit log; durable.
     fn append_audit(&self, event: &AuditEvent) -> impl std::future::Future<Output = Result<()>> + Send;
 
+    /// Drop audit events that happened before `before`, and user markers
+    /// written before `markers_before` (every session they cover has expired
+    /// by then). Returns how many were removed.
+    fn prune_history(
+        &self,
+        before: UnixTime,
+        markers_before: UnixTime,
+    ) -> impl std::future::Future<Output = Result<usize>> + Send;
+
     /// Audit events newest first, strictly older than the event `before`.
     fn audit_page(&self, before: Option<u64>, limit: usize) -> Result<Vec<(u64, AuditEvent)>>;
 

@@ -588,6 +588,35 @@ impl Store for SledStore {
         self.commit.durable().await
     }
 
+    async fn prune_history(&self, before: UnixTime, markers_before: UnixTime) -> Result<usize> {
+        let mut removed = 0;
+        // Audit ids grow with time: walk from the oldest until one is recent.
+        for entry in self.audit.iter() {
+            let (k, v) = entry.map_err(io)?;
+            let event: AuditEvent = serde_json::from_slice(&v)
+                .map_err(|e| StoreError::Corrupt { what: "audit event".into(), message: e.to_string() })?;
+            if event.at >= before {
+                break;
+            }
+            self.audit.remove(k).map_err(io)?;
+            removed += 1;
+        }
+        for entry in self.user_markers.iter() {
+            let (k, v) = entry.map_err(io)?;
+            let marker: UserMarker = serde_json::from_slice(&v)
+                .map_err(|e| StoreError::Corrupt { what: "user marker".into(), message: e.to_string() })?;
+            if marker.revoked.at < markers_before
+                && self.user_markers.compare_and_swap(&k, Some(v), None::<&[u8]>).map_err(io)?.is_ok()
+            {
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            self.commit.durable().await?;
+        }
+        Ok(removed)
+    }
+
     fn audit_page(&self, before: Option<u64>, limit: usize) -> Result<Vec<(u64, AuditEvent)>> {
         let end = before.unwrap_or(u64::MAX).to_be_bytes();
         let mut out = Vec::with_capacity(limit.min(1000));
@@ -949,6 +978,28 @@ mod tests {
         assert_eq!(second.iter().map(|(_, e)| e.at.as_secs() - T0.as_secs()).collect::<Vec<_>>(), vec![2, 1]);
         let last = store.audit_page(Some(second[1].0), 10).expect("page");
         assert_eq!(last.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn old_audit_events_and_markers_are_pruned() {
+        let store = SledStore::temporary().expect("store");
+        for i in 0..4u64 {
+            store
+                .append_audit(&AuditEvent::new(T0.plus(Secs::days(i)), "sign_in", "a", "user:a"))
+                .await
+                .expect("append");
+        }
+        store.revoke_user_sessions("alice", Revoked { at: T0, reason: "x".into() }).await.expect("marker");
+        store
+            .revoke_user_sessions("bob", Revoked { at: T0.plus(Secs::days(3)), reason: "x".into() })
+            .await
+            .expect("marker");
+        let removed = store.prune_history(T0.plus(Secs::days(2)), T0.plus(Secs::days(1))).await.expect("prune");
+        assert_eq!(removed, 3, "two events and alice's marker");
+        let left = store.audit_page(None, 10).expect("page");
+        assert_eq!(left.len(), 2);
+        assert!(store.marker("alice").expect("read").is_none());
+        assert!(store.marker("bob").expect("read").is_some());
     }
 
     #[tokio::test]
