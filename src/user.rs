@@ -27,3 +27,75 @@ pub fn check_username(name: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The stored form of a user (admin-created users live in the store; users
+/// declared in the config file take precedence).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct StoredUser {
+    pub username: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    #[serde(default)]
+    pub permissions: Vec<String>,
+}
+
+impl From<&User> for StoredUser {
+    fn from(u: &User) -> Self {
+        StoredUser {
+            username: u.username.clone(),
+            name: u.name.clone(),
+            email: u.email.clone(),
+            password_hash: u.password_hash.as_str().to_owned(),
+            permissions: u.permissions.iter().map(|p| p.as_str().to_owned()).collect(),
+        }
+    }
+}
+
+impl StoredUser {
+    /// Parse back into a [`User`]; `Err` names what is corrupt.
+    pub fn into_user(self) -> Result<User, String> {
+        let password_hash = PasswordHashString::parse(&self.password_hash).map_err(|e| e.to_string())?;
+        let permissions = self
+            .permissions
+            .iter()
+            .map(|p| Permission::parse(p).ok_or_else(|| format!("unknown permission {p:?}")))
+            .collect::<Result<_, _>>()?;
+        Ok(User { username: self.username, name: self.name, email: self.email, password_hash, permissions })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+
+    #[test]
+    fn a_user_round_trips_through_its_stored_form() {
+        let user = User {
+            username: "bob".into(),
+            name: Some("Bob".into()),
+            email: None,
+            password_hash: PasswordHashString::hash(&Secret::new("pw")).expect("hash"),
+            permissions: [Permission::UsersEdit].into_iter().collect(),
+        };
+        let back = StoredUser::from(&user).into_user().expect("valid");
+        assert_eq!(back.username, "bob");
+        assert!(back.password_hash.verify("pw"));
+        assert_eq!(back.permissions, user.permissions);
+        let mut bad = StoredUser::from(&user);
+        bad.permissions.push("root".into());
+        assert!(bad.into_user().is_err());
+    }
+
+    #[test]
+    fn usernames_fit_a_path_segment() {
+        assert!(check_username("alice").is_ok());
+        assert!(check_username("").is_err());
+        assert!(check_username("a/b").is_err());
+        assert!(check_username("a b").is_err());
+    }
+}

@@ -17,3 +17,4 @@ mod revocation;
 mod server;
 mod sessions;
 mod sessions_api;
+mod users;

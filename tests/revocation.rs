@@ -109,6 +109,9 @@ async fn introspection_reports_live_tokens_with_their_claims() {
         (Some("alice"), Some("web"), Some("Bearer"))
     );
     let rt = introspect(&server, s(&t, "refresh_token")).await;
+    for field in ["sub", "client_id", "scope", "exp", "iat", "sid", "aud", "iss", "token_type"] {
+        assert!(rt.get(field).is_some(), "{field} in {rt}");
+    }
     assert_eq!((rt["active"].as_bool(), rt["sid"].as_str()), (Some(true), at["sid"].as_str()));
     assert_eq!(introspect(&server, "garbage").await, serde_json::json!({"active": false}));
     let cc = introspect(&server, &server.cc_token().await).await;

@@ -97,7 +97,8 @@ fn live_session(state: &AppState, headers: &HeaderMap, now: UnixTime) -> Result<
     let Some(session) = state.store.session(sid).map_err(|e| internal("reading a user session", e))? else {
         return Ok(None);
     };
-    if !session.cookie_matches(secret) || !state.users.contains_key(&session.username) {
+    let user_exists = state.user(&session.username).map_err(|e| internal("reading a user", e))?.is_some();
+    if !session.cookie_matches(secret) || !user_exists {
         return Ok(None);
     }
     // SPEC 3: a refresh of any family of the session is activity too.
@@ -251,7 +252,8 @@ async fn start_session(
 /// Argon2 off the async executor. An unknown username is checked against a
 /// dummy hash so the answer takes as long as for a known one.
 async fn password_matches(state: &AppState, username: &str, password: &str) -> Result<bool, PageError> {
-    let (hash, known) = match state.users.get(username) {
+    let user = state.user(username).map_err(|e| internal("reading a user", e))?;
+    let (hash, known) = match user.as_ref() {
         Some(user) => (user.password_hash.clone(), true),
         None => (state.dummy_password_hash.clone(), false),
     };

@@ -184,6 +184,14 @@ impl AppState {
         }
     }
 
+    /// A user: declared in the config (which wins), else kept in the store.
+    pub fn user(&self, username: &str) -> Result<Option<User>, crate::store::StoreError> {
+        match self.users.get(username) {
+            Some(u) => Ok(Some(u.clone())),
+            None => self.store.user(username),
+        }
+    }
+
     /// Whether tokens and cookies travel over https (cookies get `Secure`).
     pub fn is_https(&self) -> bool {
         self.issuer.starts_with("https://")

@@ -50,10 +50,11 @@ async fn handle(state: &AppState, form: OAuthForm) -> Result<Response, OAuthErro
     let client = state.clients.authenticate(presented, &form.remote, now).await?;
     let keys = state.keys();
     let history = state.history();
+    let users = |name: &str| state.user(name).ok().flatten();
     let minter = Minter {
         keys: &keys,
         clients: &state.clients,
-        users: &state.users,
+        users: &users,
         refresh_key: &state.refresh_key,
         history: &history,
         issuer: &state.issuer,

@@ -24,7 +24,11 @@ fn respond(state: &AppState, claims: &AccessClaims) -> Result<Response, BearerEr
     if !scopes.contains(&"openid") {
         return Err(BearerError::InsufficientScope("userinfo needs a token with the openid scope".into()));
     }
-    let Some(user) = claims.sid.as_ref().and(state.users.get(&claims.sub)) else {
+    let user = match &claims.sid {
+        Some(_) => state.user(&claims.sub).map_err(|_| BearerError::Internal)?,
+        None => None,
+    };
+    let Some(user) = user else {
         return Err(BearerError::InvalidToken("the token does not belong to a user".into()));
     };
     let mut body = serde_json::json!({ "sub": user.username });

@@ -66,6 +66,7 @@ impl Lookup<'_> {
 pub fn introspect<S: Store>(
     store: &S,
     found: Found,
+    issuer: &str,
     history: &PolicyHistory,
     client_override: impl Fn(&str) -> Option<crate::policy::ClientSessionOverride>,
     now: UnixTime,
@@ -107,6 +108,9 @@ pub fn introspect<S: Store>(
             let d = family::deadlines(history.current(), &family, client.as_ref());
             Ok(serde_json::json!({
                 "active": true,
+                // A refresh token is addressed to the authorization server itself.
+                "iss": issuer,
+                "aud": issuer,
                 "sub": family.username,
                 "username": family.username,
                 "client_id": family.client_id,

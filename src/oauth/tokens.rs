@@ -42,7 +42,8 @@ pub struct TokenResponse {
 pub struct Minter<'a> {
     pub keys: &'a KeySet,
     pub clients: &'a super::client_auth::ClientRegistry,
-    pub users: &'a std::collections::HashMap<String, crate::user::User>,
+    /// The user directory (config, then store).
+    pub users: &'a (dyn Fn(&str) -> Option<crate::user::User> + Sync),
     pub refresh_key: &'a RefreshKey,
     pub history: &'a PolicyHistory,
     pub issuer: &'a str,
@@ -91,7 +92,7 @@ impl Minter<'_> {
         // SPEC 8: permissions ride only with the admin scope, for a client allowed it.
         if scope.split(' ').any(|s| s == super::client_credentials::ADMIN_SCOPE)
             && client.scopes.contains(super::client_credentials::ADMIN_SCOPE)
-            && let Some(user) = self.users.get(&family.username)
+            && let Some(user) = (self.users)(&family.username)
             && !user.permissions.is_empty()
         {
             access.permissions = Some(user.permissions.iter().map(|p| p.as_str().to_owned()).collect());

@@ -17,6 +17,7 @@ use crate::session::Revoked;
 use crate::session::code::AuthCode;
 use crate::session::family::{Family, RefreshDecision};
 use crate::session::user_session::UserSession;
+use crate::user::User;
 
 pub use self::sled::SledStore;
 
@@ -154,6 +155,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl std::future::Future<Output = Result<Redemption>> + Send;
 
     fn family(&self, id: &str) -> Result<Option<Family>>;
+
+    /// A user kept in the store (admin-created), `None` when unknown.
+    fn user(&self, username: &str) -> Result<Option<User>>;
+
+    /// Create or replace a stored user; durable.
+    fn put_user(&self, user: &User) -> impl std::future::Future<Output = Result<()>> + Send;
+
+    /// Delete a stored user; durable. Whether there was one.
+    fn delete_user(&self, username: &str) -> impl std::future::Future<Output = Result<bool>> + Send;
 
     /// Every session of `username` still on record (revoked ones included).
     fn user_sessions(&self, username: &str) -> Result<Vec<UserSession>>;

@@ -30,6 +30,7 @@ use crate::session::Revoked;
 use crate::session::code::{AuthCode, CODE_RECORD_TTL};
 use crate::session::family::{Family, RefreshDecision};
 use crate::session::user_session::UserSession;
+use crate::user::{StoredUser, User};
 
 const ADMIN_POLICY_KEY: &[u8] = b"admin_session_policy";
 const POLICY_HISTORY_KEY: &[u8] = b"policy_history";
@@ -115,6 +116,8 @@ pub struct SledStore {
     meta: sled::Tree,
     /// username -> [`UserMarker`]: every session before the marker is revoked.
     user_markers: sled::Tree,
+    /// username -> [`StoredUser`].
+    users: sled::Tree,
     /// id (u64 BE, increasing) -> [`AuditEvent`].
     audit: sled::Tree,
     /// next attempt (u64 BE) || id (u64 BE) -> [`Delivery`].
@@ -151,6 +154,7 @@ impl SledStore {
         ];
         Ok(SledStore {
             user_markers: tree("user_markers")?,
+            users: tree("users")?,
             audit: tree("audit")?,
             outbox: tree("outbox")?,
             meta: tree("meta")?,
@@ -532,6 +536,30 @@ impl Store for SledStore {
 
     fn family(&self, id: &str) -> Result<Option<Family>> {
         self.read(Expiring::Family, id.as_bytes())
+    }
+
+    fn user(&self, username: &str) -> Result<Option<User>> {
+        let Some(bytes) = self.users.get(username.as_bytes()).map_err(io)? else { return Ok(None) };
+        let stored: StoredUser = serde_json::from_slice(&bytes)
+            .map_err(|e| StoreError::Corrupt { what: format!("user {username}"), message: e.to_string() })?;
+        stored
+            .into_user()
+            .map(Some)
+            .map_err(|message| StoreError::Corrupt { what: format!("user {username}"), message })
+    }
+
+    async fn put_user(&self, user: &User) -> Result<()> {
+        let bytes = serde_json::to_vec(&StoredUser::from(user)).map_err(io)?;
+        self.users.insert(user.username.as_bytes(), bytes).map_err(io)?;
+        self.commit.durable().await
+    }
+
+    async fn delete_user(&self, username: &str) -> Result<bool> {
+        let existed = self.users.remove(username.as_bytes()).map_err(io)?.is_some();
+        if existed {
+            self.commit.durable().await?;
+        }
+        Ok(existed)
     }
 
     fn user_sessions(&self, username: &str) -> Result<Vec<UserSession>> {
@@ -978,6 +1006,26 @@ mod tests {
         assert_eq!(second.iter().map(|(_, e)| e.at.as_secs() - T0.as_secs()).collect::<Vec<_>>(), vec![2, 1]);
         let last = store.audit_page(Some(second[1].0), 10).expect("page");
         assert_eq!(last.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn stored_users_round_trip_and_delete() {
+        let store = SledStore::temporary().expect("store");
+        assert!(store.user("bob").expect("read").is_none());
+        let bob = User {
+            username: "bob".into(),
+            name: None,
+            email: Some("bob@example.com".into()),
+            password_hash: crate::secret::PasswordHashString::hash(&crate::secret::Secret::new("pw")).expect("hash"),
+            permissions: Default::default(),
+        };
+        store.put_user(&bob).await.expect("put");
+        let back = store.user("bob").expect("read").expect("exists");
+        assert_eq!(back.email.as_deref(), Some("bob@example.com"));
+        assert!(back.password_hash.verify("pw"));
+        assert!(store.delete_user("bob").await.expect("delete"));
+        assert!(!store.delete_user("bob").await.expect("delete"));
+        assert!(store.user("bob").expect("read").is_none());
     }
 
     #[tokio::test]
