@@ -18,12 +18,9 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use ring::hmac;
-use ring::rand::{SecureRandom, SystemRandom};
 
 use super::AppState;
+use super::cookies::{cookie, csrf_token, csrf_token_matches, is_csrf_cookie, new_csrf_cookie, set_cookie};
 use super::form::BODY_LIMIT;
 use super::pages::{self, SignInForm};
 use crate::audit::AuditEvent;
@@ -310,7 +307,7 @@ fn sign_in_page(
         Some(c) => (c.to_owned(), false),
         None => (new_csrf_cookie().map_err(|_| internal("drawing a CSRF cookie", "no randomness"))?, true),
     };
-    let csrf_token = B64.encode(hmac::sign(&state.csrf_key, csrf_cookie.as_bytes()));
+    let csrf_token = csrf_token(&state.csrf_key, &csrf_cookie);
     let html = pages::sign_in(&SignInForm {
         app: target.display_name(),
         username: form.username,
@@ -328,44 +325,9 @@ fn sign_in_page(
     Ok(response)
 }
 
-/// 32 random bytes, base64url.
-fn new_csrf_cookie() -> Result<String, ring::error::Unspecified> {
-    let mut raw = [0u8; 32];
-    SystemRandom::new().fill(&mut raw)?;
-    Ok(B64.encode(raw))
-}
-
-fn is_csrf_cookie(value: &str) -> bool {
-    value.len() == 43 && B64.decode(value).is_ok_and(|raw| raw.len() == 32)
-}
-
-/// Whether `token` is the HMAC of `cookie`, compared in constant time.
-fn csrf_token_matches(key: &hmac::Key, cookie: &str, token: &str) -> bool {
-    is_csrf_cookie(cookie) && B64.decode(token).is_ok_and(|tag| hmac::verify(key, cookie.as_bytes(), &tag).is_ok())
-}
-
-/// The first value of cookie `name` in the request's `Cookie` headers.
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find_map(|(k, v)| (k == name).then_some(v))
-}
-
-/// A `Set-Cookie` value: HttpOnly, SameSite=Lax, Path=/, Secure over https,
-/// and `Max-Age` for a persistent cookie.
+/// A `Set-Cookie` value (see `cookies::set_cookie`).
 fn cookie_header(name: &str, value: &str, secure: bool, max_age: Option<u64>) -> Result<HeaderValue, PageError> {
-    let mut cookie = format!("{name}={value}; HttpOnly; SameSite=Lax; Path=/");
-    if secure {
-        cookie.push_str("; Secure");
-    }
-    if let Some(secs) = max_age {
-        cookie.push_str(&format!("; Max-Age={secs}"));
-    }
-    HeaderValue::from_str(&cookie).map_err(|e| internal("building a cookie", e))
+    set_cookie(name, value, secure, max_age).map_err(|e| internal("building a cookie", e))
 }
 
 /// A redirect that no cache keeps (it may carry a code).
@@ -426,42 +388,5 @@ impl IntoResponse for PageError {
             ),
         };
         pages::respond(status, html, None)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csrf_tokens_are_bound_to_the_cookie() {
-        let key = hmac::Key::new(hmac::HMAC_SHA256, b"test key");
-        let cookie = new_csrf_cookie().expect("rng");
-        assert!(is_csrf_cookie(&cookie));
-        let token = B64.encode(hmac::sign(&key, cookie.as_bytes()));
-        assert!(csrf_token_matches(&key, &cookie, &token));
-        let other = new_csrf_cookie().expect("rng");
-        assert!(!csrf_token_matches(&key, &other, &token));
-        assert!(!csrf_token_matches(&key, &cookie, "not-a-token"));
-        assert!(!csrf_token_matches(&hmac::Key::new(hmac::HMAC_SHA256, b"other"), &cookie, &token));
-        assert!(!is_csrf_cookie("short"));
-    }
-
-    #[test]
-    fn cookies_are_read_from_every_cookie_header() {
-        let mut headers = HeaderMap::new();
-        headers.append(header::COOKIE, HeaderValue::from_static("a=1; tenure_csrf=x"));
-        headers.append(header::COOKIE, HeaderValue::from_static("tenure_session=s.t"));
-        assert_eq!(cookie(&headers, "tenure_csrf"), Some("x"));
-        assert_eq!(cookie(&headers, "tenure_session"), Some("s.t"));
-        assert_eq!(cookie(&headers, "tenure"), None);
-    }
-
-    #[test]
-    fn cookie_attributes() {
-        let c = cookie_header("n", "v", false, None).expect("ascii");
-        assert_eq!(c, "n=v; HttpOnly; SameSite=Lax; Path=/");
-        let c = cookie_header("n", "v", true, Some(60)).expect("ascii");
-        assert_eq!(c, "n=v; HttpOnly; SameSite=Lax; Path=/; Secure; Max-Age=60");
     }
 }

@@ -26,11 +26,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use ring::hmac;
-use ring::rand::{SecureRandom, SystemRandom};
 
 use super::AppState;
 use super::authorize::{CSRF_COOKIE, SESSION_COOKIE};
+use super::cookies::{cookie, csrf_token, csrf_token_matches, is_csrf_cookie, new_csrf_cookie, set_cookie};
 use super::form::BODY_LIMIT;
 use super::pages;
 use crate::clock::UnixTime;
@@ -257,7 +256,7 @@ fn confirmation_page(
         Some(c) => (c.to_owned(), false),
         None => (new_csrf_cookie().map_err(|_| internal("drawing a CSRF cookie", "no randomness"))?, true),
     };
-    let csrf_token = B64.encode(hmac::sign(&state.csrf_key, csrf_cookie.as_bytes()));
+    let csrf_token = csrf_token(&state.csrf_key, &csrf_cookie);
     let mut hidden = format!(r#"<input type="hidden" name="csrf_token" value="{}">"#, pages::escape(&csrf_token));
     for name in ["id_token_hint", "client_id", "post_logout_redirect_uri", "state"] {
         if let Some(value) = params.get(name) {
@@ -282,7 +281,8 @@ You will be signed out of every application that uses this sign-in.</p>
     let form_target = request.redirect.as_deref().and_then(pages::form_action_source);
     let mut response = pages::respond(StatusCode::OK, page("Sign out", &body), form_target.as_deref());
     if fresh {
-        let set_cookie = cookie_header(&format!("{CSRF_COOKIE}={csrf_cookie}"), state.is_https())?;
+        let set_cookie = set_cookie(CSRF_COOKIE, &csrf_cookie, state.is_https(), None)
+            .map_err(|e| internal("building a cookie", e))?;
         response.headers_mut().append(header::SET_COOKIE, set_cookie);
     }
     Ok(response)
@@ -319,45 +319,9 @@ async fn read_form(headers: &HeaderMap, body: Body) -> Result<Params, LogoutErro
     Params::parse(&bytes).map_err(|e| LogoutError::BadRequest(e.description.into_owned()))
 }
 
-/// 32 random bytes, base64url (the `tenure_csrf` cookie of the sign-in page).
-fn new_csrf_cookie() -> Result<String, ring::error::Unspecified> {
-    let mut raw = [0u8; 32];
-    SystemRandom::new().fill(&mut raw)?;
-    Ok(B64.encode(raw))
-}
-
-fn is_csrf_cookie(value: &str) -> bool {
-    value.len() == 43 && B64.decode(value).is_ok_and(|raw| raw.len() == 32)
-}
-
-/// Whether `token` is the HMAC of `cookie`, compared in constant time.
-fn csrf_token_matches(key: &hmac::Key, cookie: &str, token: &str) -> bool {
-    is_csrf_cookie(cookie) && B64.decode(token).is_ok_and(|tag| hmac::verify(key, cookie.as_bytes(), &tag).is_ok())
-}
-
-/// The first value of cookie `name` in the request's `Cookie` headers.
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find_map(|(k, v)| (k == name).then_some(v))
-}
-
-/// `Set-Cookie: <pair>` with the attributes of tenure's cookies.
-fn cookie_header(pair: &str, secure: bool) -> Result<HeaderValue, LogoutError> {
-    let mut cookie = format!("{pair}; HttpOnly; SameSite=Lax; Path=/");
-    if secure {
-        cookie.push_str("; Secure");
-    }
-    HeaderValue::from_str(&cookie).map_err(|e| internal("building a cookie", e))
-}
-
 /// Removes the session cookie from the browser.
 fn clear_session_cookie(secure: bool) -> Result<HeaderValue, LogoutError> {
-    cookie_header(&format!("{SESSION_COOKIE}=; Max-Age=0"), secure)
+    set_cookie(SESSION_COOKIE, "", secure, Some(0)).map_err(|e| internal("building a cookie", e))
 }
 
 /// 303 to a registered post-logout redirect URI.
@@ -545,7 +509,7 @@ grant_types = ["authorization_code"]
     fn the_session_cookie_is_cleared() {
         assert_eq!(
             clear_session_cookie(true).expect("ascii"),
-            "tenure_session=; Max-Age=0; HttpOnly; SameSite=Lax; Path=/; Secure"
+            "tenure_session=; HttpOnly; SameSite=Lax; Path=/; Secure; Max-Age=0"
         );
     }
 }

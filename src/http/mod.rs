@@ -5,6 +5,7 @@ pub mod api;
 pub mod audit;
 pub mod authorize;
 pub mod bearer;
+pub mod cookies;
 pub mod discovery;
 pub mod error;
 pub mod form;
