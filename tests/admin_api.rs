@@ -269,6 +269,23 @@ async fn users_are_created_found_changed_and_deleted_with_every_rule_enforced() 
         assert!(kinds.iter().any(|(k, _)| *k == kind), "{kind} in {kinds:?}");
     }
     assert!(kinds.contains(&("user_deleted", "client:automation")), "{kinds:?}");
+
+    // Filters: by kind, by user; users:edit reads the log.
+    let (s, b) = call(&server, "GET", "/admin/audit?kind=user_deleted", Some(&helpdesk), None).await;
+    assert_eq!(s, 200);
+    let events = b["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{b}");
+    assert_eq!(events[0]["target"], "user:dave");
+    let (_, b) = call(&server, "GET", "/admin/audit?user=dave&limit=2", Some(&helpdesk), None).await;
+    let events = b["events"].as_array().unwrap();
+    assert_eq!(events.len(), 2, "{b}");
+    assert!(
+        events.iter().all(|e| e["target"] == "user:dave" || e["actor"] == "dave" || e["details"]["sub"] == "dave"),
+        "{b}"
+    );
+    let next = b["next"].as_str().expect("more events about dave").to_owned();
+    let (_, b) = call(&server, "GET", &format!("/admin/audit?user=dave&before={next}"), Some(&helpdesk), None).await;
+    assert!(!b["events"].as_array().unwrap().is_empty(), "the next page continues the filtered search");
 }
 
 #[tokio::test]
