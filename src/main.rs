@@ -102,14 +102,16 @@ fn run(command: Command, config: Config) -> Result<(), String> {
                 KeysAction::Rotate => {
                     let ahead = config.key_publish_ahead;
                     let r = dir.rotate(config.signing_alg, now, ahead).map_err(|e| e.to_string())?;
-                    let when = if ahead.is_zero() {
-                        "signs from now on (key_publish_ahead = 0)".to_owned()
-                    } else {
-                        format!("published now, signs from {} (key_publish_ahead = {ahead})", r.active_from)
+                    let when = |k: &tenure::token::keys::KeyRecord| {
+                        if k.active_from() <= now {
+                            "signs from now on".to_owned()
+                        } else {
+                            format!("published now, signs from {} (key_publish_ahead = {ahead})", k.active_from())
+                        }
                     };
-                    println!("new key {} ({}) {when}", r.primary.kid, r.primary.alg);
+                    println!("new key {} ({}) {}", r.primary.kid, r.primary.alg, when(&r.primary));
                     if let Some(c) = &r.companion {
-                        println!("new key {} ({}, ID tokens of clients asking for RS256) {when}", c.kid, c.alg);
+                        println!("new key {} ({}, ID tokens of clients asking for RS256) {}", c.kid, c.alg, when(c));
                     }
                     println!("the keys they replace sign until then and stay published for {keep} after");
                     Ok(())

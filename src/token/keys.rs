@@ -88,7 +88,7 @@ impl KeyRole {
     pub fn as_str(self) -> &'static str {
         match self {
             KeyRole::Primary => "primary",
-            KeyRole::Rs256Companion => "rs256-companion",
+            KeyRole::Rs256Companion => "rs256_companion",
         }
     }
 }
@@ -210,6 +210,12 @@ impl Manifest {
             .collect();
         out.reverse();
         out
+    }
+
+    /// Whether a key of `role` signs at `now`.
+    fn has_active(&self, role: KeyRole, now: UnixTime) -> bool {
+        (0..self.keys.len())
+            .any(|i| self.keys[i].role == role && self.state(i, now, Secs::ZERO) == Some(KeyState::Active))
     }
 
     /// Whether `role` has a key that nothing is lined up to replace.
@@ -470,14 +476,15 @@ impl KeyDir {
 
     /// Generate a primary key of `alg` (and an RS256 companion unless `alg`
     /// is RS256), publish them at once and let them sign from
-    /// `now + publish_ahead`; the keys they replace sign until then. Called
-    /// by `tenure keys rotate`, by a start that changes `signing_alg`, and
-    /// usable from a request handler (a running server reloads the
-    /// manifest within 2 s).
+    /// `now + publish_ahead`; the keys they replace sign until then. (With
+    /// no key signing yet there is nothing to wait for: the new key signs at
+    /// once.) Called by `tenure keys rotate`, by a start that changes
+    /// `signing_alg`, and usable from a request handler (a running server
+    /// reloads the manifest within 2 s).
     pub fn rotate(&self, alg: SigningAlg, now: UnixTime, publish_ahead: Secs) -> Result<Rotation, KeyError> {
         self.ensure_dir()?;
-        let active_from = now.plus(publish_ahead);
         let mut manifest = self.read_manifest()?;
+        let active_from = if manifest.has_active(KeyRole::Primary, now) { now.plus(publish_ahead) } else { now };
         let primary = self.generate(alg, KeyRole::Primary, now, active_from)?;
         manifest.keys.push(primary.clone());
         let companion = if alg == SigningAlg::RS256 {
@@ -553,7 +560,8 @@ impl KeyDir {
         }
         let mut replacement = None;
         let mut generated = false;
-        if was_active {
+        // A signing key is replaced at once; so is the last primary key.
+        if was_active || (record.role == KeyRole::Primary && !manifest.has_current(KeyRole::Primary)) {
             let next = manifest
                 .keys
                 .iter_mut()
@@ -985,6 +993,18 @@ mod tests {
         let mut expected = vec![k1, k2];
         expected.sort();
         assert_eq!(pruned, expected);
+    }
+
+    #[test]
+    fn a_rotation_with_no_key_signing_yet_signs_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = KeyDir::new(dir.path());
+        // `tenure keys rotate` before the first start: nothing to wait for.
+        let r = keys.rotate(SigningAlg::ES256, T0, AHEAD).expect("rotate");
+        assert_eq!(r.active_from, T0);
+        assert_eq!(state_of(&keys, &r.primary.kid, T0), KeyState::Active);
+        assert_eq!(keys.ensure_active(SigningAlg::ES256, T0, AHEAD).expect("start"), Vec::new());
+        assert_eq!(keys.load().expect("load").active(T0).kid, r.primary.kid);
     }
 
     #[test]
