@@ -12,6 +12,7 @@ mod authorize;
 mod bad_input;
 mod client_credentials;
 mod exchange;
+mod interop;
 mod keys;
 mod logout;
 mod revocation;
