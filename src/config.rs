@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::oauth::client::{Client, ClientKind, GrantType, Permission, RedirectUri, Scope, ScopeSet, WebOrigin};
+use crate::oauth::client::{
+    ApplicationType, Client, ClientKind, GrantType, Permission, RedirectUri, Scope, ScopeSet, WebOrigin,
+};
 use crate::policy::{
     ClientSessionOverride, IdleTimeout, PolicyError, PolicyKey, PolicyLayer, PolicyLayers, SessionPolicy,
 };
@@ -108,6 +110,7 @@ struct ClientEntry {
     secret_hash: Option<String>,
     #[serde(default)]
     public: bool,
+    application_type: Option<String>,
     #[serde(default)]
     redirect_uris: Vec<String>,
     #[serde(default)]
@@ -413,6 +416,15 @@ fn build_clients(
                 }
             }
         }
+        let application_type = match c.application_type.as_deref() {
+            None => ApplicationType::Web,
+            Some(raw) => ApplicationType::parse(raw).ok_or_else(|| {
+                invalid(
+                    format!("{key}.application_type"),
+                    format!("{raw:?} is not an application type; use web or native"),
+                )
+            })?,
+        };
         let redirect_uris = c
             .redirect_uris
             .iter()
@@ -483,6 +495,7 @@ fn build_clients(
             id: c.id,
             name: c.name,
             kind,
+            application_type,
             redirect_uris,
             web_origins,
             grant_types,

@@ -11,6 +11,7 @@ mod authorize;
 mod bad_input;
 mod client_credentials;
 mod exchange;
+mod harden;
 mod keys;
 mod logout;
 mod revocation;

@@ -90,7 +90,9 @@ async fn authorization_response(
 /// The session of the `tenure_session` cookie, if it is alive at `now` and
 /// its user still exists.
 fn live_session(state: &AppState, headers: &HeaderMap, now: UnixTime) -> Result<Option<UserSession>, PageError> {
-    let Some((sid, secret)) = cookie(headers, SESSION_COOKIE).and_then(parse_cookie) else { return Ok(None) };
+    let Some((sid, secret)) = cookie(headers, SESSION_COOKIE, state.is_https()).and_then(parse_cookie) else {
+        return Ok(None);
+    };
     let Some(session) = state.store.session(sid).map_err(|e| internal("reading a user session", e))? else {
         return Ok(None);
     };
@@ -161,7 +163,7 @@ async fn sign_in(state: &AppState, request: Request, now: UnixTime) -> Result<Re
     let return_to = form.get("return_to").unwrap_or("");
 
     // The form must come from a page we rendered for this browser.
-    let csrf_ok = match (cookie(headers, CSRF_COOKIE), form.get("csrf_token")) {
+    let csrf_ok = match (cookie(headers, CSRF_COOKIE, state.is_https()), form.get("csrf_token")) {
         (Some(cookie), Some(token)) => csrf_token_matches(&state.csrf_key, cookie, token),
         _ => false,
     };
@@ -302,7 +304,7 @@ fn sign_in_page(
     form: &FormState<'_>,
     status: StatusCode,
 ) -> Result<Response, PageError> {
-    let existing = cookie(headers, CSRF_COOKIE).filter(|c| is_csrf_cookie(c));
+    let existing = cookie(headers, CSRF_COOKIE, state.is_https()).filter(|c| is_csrf_cookie(c));
     let (csrf_cookie, fresh) = match existing {
         Some(c) => (c.to_owned(), false),
         None => (new_csrf_cookie().map_err(|_| internal("drawing a CSRF cookie", "no randomness"))?, true),

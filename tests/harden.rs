@@ -1,0 +1,317 @@
+//! Hardening (issue 13): connection timeouts and the connection cap, metrics
+//! cardinality, bounded families per session and client, logout that never
+//! trusts a bare ID token, exact redirect URIs for web clients, the admin
+//! settings floor, strict JSON and form media types, HSTS and `__Host-`
+//! cookies on an https issuer.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use crate::support::flow::{Browser, code_from, input_value, location, pkce_pair, query_param};
+use crate::support::{Server, config_with};
+
+const WEB_REDIRECT: &str = "http://127.0.0.1:9000/callback";
+
+fn config() -> String {
+    config_with(&format!(
+        r#"
+[[clients]]
+id = "web"
+secret = "web-secret"
+redirect_uris = ["{WEB_REDIRECT}"]
+grant_types = ["authorization_code", "refresh_token"]
+scopes = ["openid", "profile", "email"]
+
+[[clients]]
+id = "cli"
+public = true
+application_type = "native"
+redirect_uris = ["http://127.0.0.1:9000/callback"]
+grant_types = ["authorization_code", "refresh_token"]
+
+[[clients]]
+id = "ops"
+secret = "ops-secret"
+grant_types = ["client_credentials"]
+scopes = ["admin"]
+permissions = ["system:administer"]
+
+[[users]]
+username = "alice"
+password = "alice-password"
+"#
+    ))
+}
+
+fn web_query() -> Vec<(&'static str, &'static str)> {
+    vec![("response_type", "code"), ("client_id", "web"), ("redirect_uri", WEB_REDIRECT), ("scope", "openid")]
+}
+
+async fn redeem(server: &Server, code: &str) -> serde_json::Value {
+    let resp = server
+        .post_form(
+            "/token",
+            Some(("web", "web-secret")),
+            &[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", WEB_REDIRECT)],
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}
+
+async fn refresh(server: &Server, refresh_token: &str) -> reqwest::Response {
+    server
+        .post_form(
+            "/token",
+            Some(("web", "web-secret")),
+            &[("grant_type", "refresh_token"), ("refresh_token", refresh_token)],
+        )
+        .await
+}
+
+async fn admin_token(server: &Server) -> String {
+    let resp = server.post_form("/token", Some(("ops", "ops-secret")), &[("grant_type", "client_credentials")]).await;
+    let body: serde_json::Value = resp.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+fn s(v: &serde_json::Value, k: &str) -> String {
+    v[k].as_str().unwrap_or_else(|| panic!("{k} in {v}")).to_owned()
+}
+
+// ---- metrics -------------------------------------------------------------
+
+#[tokio::test]
+async fn invented_http_methods_share_one_metrics_label() {
+    let server = Server::start(&config(), &[]);
+    for i in 0..50 {
+        let method = reqwest::Method::from_bytes(format!("M{i}X").as_bytes()).unwrap();
+        let resp = server.http.request(method, server.url("/token")).send().await.unwrap();
+        assert!(resp.status().is_client_error(), "{}", resp.status());
+    }
+    let metrics = server.http.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(!metrics.contains("M0X") && !metrics.contains("M49X"), "one label per invented method:\n{metrics}");
+    let other: Vec<&str> = metrics.lines().filter(|l| l.contains("method=\"other\"")).collect();
+    assert_eq!(other.len(), 1, "{other:?}");
+    assert!(other[0].ends_with(" 50"), "{}", other[0]);
+}
+
+// ---- logout --------------------------------------------------------------
+
+#[tokio::test]
+async fn a_bare_cross_site_logout_with_a_leaked_expired_id_token_ends_nothing() {
+    // A 1 s access token TTL expires the ID token at once (env: the admin API
+    // refuses such values).
+    let server =
+        Server::start(&config(), &[("TENURE_SESSION_ACCESS_TOKEN_TTL", "1"), ("TENURE_SESSION_IDLE_TIMEOUT", "1h")]);
+    let browser = Browser::new();
+    let code = browser.sign_in_for_code(&server, &web_query(), "alice", "alice-password", false).await;
+    let tokens = redeem(&server, &code).await;
+    let id_token = s(&tokens, "id_token");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+
+    // The attacker's page posts the leaked hint; the victim's browser sends
+    // no session cookie on a cross-site POST.
+    let attacker = Browser::new();
+    let resp = attacker.post_form(&server, "/logout", &[("id_token_hint", &id_token)]).await;
+    assert_eq!(resp.status(), 200, "a confirmation page, not a silent logout");
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("Do you want to sign out?"), "{page}");
+    // Even confirming it (the attacker can fetch the page himself) ends only
+    // the confirming browser's session, which it does not have.
+    let form = [
+        ("csrf_token", input_value(&page, "csrf_token").unwrap()),
+        ("id_token_hint", input_value(&page, "id_token_hint").unwrap()),
+    ];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let confirmed = attacker.post_form(&server, "/logout", &form).await;
+    assert_eq!(confirmed.status(), 200);
+    assert_eq!(refresh(&server, &s(&tokens, "refresh_token")).await.status(), 200, "the session lives on");
+    let code = browser.code_for(&server, &web_query()).await;
+    assert!(!code.is_empty(), "still signed in");
+
+    // The user's own browser (it carries the session cookie the hint names)
+    // does end it.
+    let resp = browser.post_form(&server, "/logout", &[("id_token_hint", &id_token)]).await;
+    assert!(resp.text().await.unwrap().contains("You are signed out"));
+    assert_eq!(browser.authorize(&server, &web_query()).await.status(), 200, "the sign-in page again");
+}
+
+// ---- redirect URIs -------------------------------------------------------
+
+#[tokio::test]
+async fn only_native_clients_get_the_loopback_port_wildcard() {
+    let server = Server::start(&config(), &[]);
+    // A confidential web client registered with port 9000: exact match only.
+    let mut query = web_query();
+    query[2] = ("redirect_uri", "http://127.0.0.1:9999/callback");
+    let resp = Browser::new().authorize(&server, &query).await;
+    assert_eq!(resp.status(), 400, "an error page, never a redirect to the unregistered port");
+    assert!(location(&resp).is_none());
+    assert!(resp.text().await.unwrap().contains("is not registered for client"));
+
+    // A native app may use any port on loopback (RFC 8252 7.3).
+    let (_, challenge) = pkce_pair();
+    let native = [
+        ("response_type", "code"),
+        ("client_id", "cli"),
+        ("redirect_uri", "http://127.0.0.1:9999/callback"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let browser = Browser::new();
+    let code = browser.sign_in_for_code(&server, &native, "alice", "alice-password", false).await;
+    assert_eq!(code.len(), 43);
+    let resp = browser.authorize(&server, &native).await;
+    assert!(location(&resp).unwrap().starts_with("http://127.0.0.1:9999/callback?code="));
+    assert_eq!(code_from(resp).await.len(), 43);
+}
+
+#[test]
+fn application_type_is_checked_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("tenure.toml"),
+        "[[clients]]\nid = \"c\"\npublic = true\napplication_type = \"desktop\"\nredirect_uris = [\"http://127.0.0.1/\"]\ngrant_types = [\"authorization_code\"]\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(crate::support::BIN)
+        .current_dir(dir.path())
+        .env_clear()
+        .arg("check-config")
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("clients[c].application_type: \"desktop\" is not an application type; use web or native"),
+        "{text}"
+    );
+}
+
+// ---- admin settings ------------------------------------------------------
+
+#[tokio::test]
+async fn the_admin_api_cannot_set_lockout_lifetimes_but_the_environment_can() {
+    let server = Server::start(&config(), &[]);
+    let admin = admin_token(&server).await;
+    let put = |body: &'static str| {
+        server
+            .http
+            .put(server.url("/admin/settings/session"))
+            .bearer_auth(&admin)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    for (body, message) in [
+        (
+            r#"{"idle_timeout": 2}"#,
+            "idle_timeout must be at least 300 seconds (5m) when set through the admin API, not 2",
+        ),
+        (r#"{"max_lifetime": 2}"#, "max_lifetime must be at least 300 seconds (5m)"),
+        (r#"{"remember_me_idle_timeout": 60}"#, "remember_me_idle_timeout must be at least 300 seconds"),
+        (r#"{"remember_me_max_lifetime": 299}"#, "remember_me_max_lifetime must be at least 300 seconds"),
+        (r#"{"access_token_ttl": 59}"#, "access_token_ttl must be at least 60 seconds (1m)"),
+    ] {
+        let resp = put(body).await.unwrap();
+        assert_eq!(resp.status(), 400, "{body}");
+        let v: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(v["error"], "invalid_setting");
+        assert!(s(&v, "message").starts_with(message), "{body}: {v}");
+    }
+    let ok = put(r#"{"idle_timeout": 300, "access_token_ttl": 60}"#).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    // Nothing of the refused values was applied.
+    let v: serde_json::Value = ok.json().await.unwrap();
+    assert_eq!((v["idle_timeout"].as_u64(), v["max_lifetime"].as_u64()), (Some(300), Some(43200)));
+
+    // The environment still may (tests, demos).
+    let tiny = Server::start(&config(), &[("TENURE_SESSION_IDLE_TIMEOUT", "2"), ("TENURE_SESSION_MAX_LIFETIME", "2")]);
+    let admin = admin_token(&tiny).await;
+    let v = tiny.http.get(tiny.url("/admin/settings/session")).bearer_auth(&admin).send().await.unwrap();
+    let v: serde_json::Value = v.json().await.unwrap();
+    assert_eq!(v["idle_timeout"], 2);
+}
+
+#[tokio::test]
+async fn duplicate_json_keys_are_refused_by_name() {
+    let server = Server::start(&config(), &[]);
+    let admin = admin_token(&server).await;
+    let resp = server
+        .http
+        .put(server.url("/admin/settings/session"))
+        .bearer_auth(&admin)
+        .header("content-type", "application/json")
+        .body(r#"{"idle_timeout": 600, "idle_timeout": 900}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["error"], "invalid_request");
+    assert_eq!(v["message"], r#"the JSON body has the key "idle_timeout" twice; give each key once"#);
+    let v: serde_json::Value = server
+        .http
+        .get(server.url("/admin/settings/session"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["idle_timeout"], 1800, "nothing changed");
+}
+
+// ---- /userinfo media type ------------------------------------------------
+
+#[tokio::test]
+async fn userinfo_takes_a_body_token_only_from_the_exact_form_media_type() {
+    let server = Server::start(&config(), &[]);
+    let code = Browser::new().sign_in_for_code(&server, &web_query(), "alice", "alice-password", false).await;
+    let access_token = s(&redeem(&server, &code).await, "access_token");
+    let post = |content_type: &'static str| {
+        server
+            .http
+            .post(server.url("/userinfo"))
+            .header("content-type", content_type)
+            .body(format!("access_token={access_token}"))
+            .send()
+    };
+    for ok in ["application/x-www-form-urlencoded", "application/x-www-form-urlencoded; charset=UTF-8"] {
+        assert_eq!(post(ok).await.unwrap().status(), 200, "{ok}");
+    }
+    for bad in ["application/x-www-form-urlencodedx", "application/x-www-form-urlencoded-json; charset=utf-8"] {
+        let resp = post(bad).await.unwrap();
+        assert_eq!(resp.status(), 400, "{bad}");
+        let challenge = resp.headers()["www-authenticate"].to_str().unwrap().to_owned();
+        assert!(challenge.contains("invalid_request") && challenge.contains("Content-Type"), "{challenge}");
+    }
+}
+
+// ---- https issuer --------------------------------------------------------
+
+#[tokio::test]
+async fn an_https_issuer_sends_hsts_and_host_prefixed_cookies() {
+    // tenure behind a TLS-terminating proxy: the issuer is https.
+    let server = Server::start(&config(), &[("TENURE_ISSUER", "https://login.example.test")]);
+    let health = server.http.get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.headers()["strict-transport-security"], "max-age=31536000");
+    let page = Browser::new().authorize(&server, &web_query()).await;
+    assert_eq!(page.headers()["strict-transport-security"], "max-age=31536000");
+    let cookies: Vec<String> =
+        page.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+    assert!(cookies.iter().any(|c| c.starts_with("__Host-tenure_csrf=")), "{cookies:?}");
+    for c in &cookies {
+        assert!(c.contains("; Secure") && c.contains("; Path=/") && !c.contains("Domain"), "{c}");
+    }
+
+    // An http issuer keeps plain names and sends no HSTS.
+    let plain = Server::start(&config(), &[]);
+    let page = Browser::new().authorize(&plain, &web_query()).await;
+    assert!(page.headers().get("strict-transport-security").is_none());
+    let cookie = page.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("tenure_csrf=") && !cookie.contains("Secure"), "{cookie}");
+}
