@@ -315,3 +315,87 @@ async fn an_https_issuer_sends_hsts_and_host_prefixed_cookies() {
     let cookie = page.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(cookie.starts_with("tenure_csrf=") && !cookie.contains("Secure"), "{cookie}");
 }
+
+// ---- families per session and client -------------------------------------
+
+#[tokio::test]
+async fn fifty_code_redemptions_in_one_session_leave_at_most_five_families_alive() {
+    let server = Server::start(&config(), &[]);
+    let browser = Browser::new();
+    let mut refresh_tokens = Vec::new();
+    let mut last = serde_json::Value::Null;
+    for i in 0..50 {
+        let code = if i == 0 {
+            browser.sign_in_for_code(&server, &web_query(), "alice", "alice-password", false).await
+        } else {
+            browser.code_for(&server, &web_query()).await
+        };
+        last = redeem(&server, &code).await;
+        refresh_tokens.push(s(&last, "refresh_token"));
+    }
+    // The five newest families live; every older refresh token fails.
+    for (i, rt) in refresh_tokens.iter().enumerate() {
+        let resp = refresh(&server, rt).await;
+        if i >= 45 {
+            assert_eq!(resp.status(), 200, "family {i} is among the newest five");
+        } else {
+            assert_eq!(resp.status(), 400, "family {i} was superseded");
+            let body: serde_json::Value = resp.json().await.unwrap();
+            assert_eq!(body["error"], "invalid_grant");
+        }
+    }
+    // /authorize still serves the session (single sign-on) ...
+    let code = browser.code_for(&server, &web_query()).await;
+    assert_eq!(code.len(), 43);
+    // ... and the session listing shows it with its one client.
+    let listing: serde_json::Value = server
+        .http
+        .get(server.url("/account/sessions"))
+        .bearer_auth(s(&last, "access_token"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sessions = listing["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 1, "{listing}");
+    assert_eq!(sessions[0]["client_ids"], serde_json::json!(["web"]));
+    // Each superseded family is audited.
+    let admin = admin_token(&server).await;
+    let audit: serde_json::Value = server
+        .http
+        .get(server.url("/admin/audit?limit=500"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let superseded = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "family_revoked" && e["reason"] == "superseded")
+        .count();
+    assert_eq!(superseded, 45, "{audit}");
+}
+
+#[tokio::test]
+async fn refreshes_keep_the_browser_session_alive_for_single_sign_on() {
+    // Idle 3 s: the session lives on through refreshes alone (SPEC 3), which
+    // the store records on the session record.
+    let server = Server::start(&config(), &[("TENURE_SESSION_IDLE_TIMEOUT", "3")]);
+    let browser = Browser::new();
+    let code = browser.sign_in_for_code(&server, &web_query(), "alice", "alice-password", false).await;
+    let mut rt = s(&redeem(&server, &code).await, "refresh_token");
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let body: serde_json::Value = refresh(&server, &rt).await.json().await.unwrap();
+        rt = s(&body, "refresh_token");
+    }
+    // 4.5 s after sign-in, 3 s idle would have ended a session without activity.
+    let code = browser.code_for(&server, &web_query()).await;
+    assert_eq!(code.len(), 43);
+}
