@@ -4,11 +4,12 @@
 //! settings floor, strict JSON and form media types, HSTS and `__Host-`
 //! cookies on an https issuer.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::support::flow::{Browser, code_from, input_value, location, pkce_pair, query_param};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::flow::{Browser, code_from, input_value, location, pkce_pair};
 use crate::support::{Server, config_with};
 
 const WEB_REDIRECT: &str = "http://127.0.0.1:9000/callback";
@@ -78,6 +79,148 @@ async fn admin_token(server: &Server) -> String {
 
 fn s(v: &serde_json::Value, k: &str) -> String {
     v[k].as_str().unwrap_or_else(|| panic!("{k} in {v}")).to_owned()
+}
+
+// ---- connection limits and timeouts -------------------------------------
+
+/// Short connection timeouts (whole seconds) so the tests take seconds.
+const SHORT: [(&str, &str); 3] = [
+    ("TENURE_SERVER_REQUEST_HEADER_TIMEOUT", "2"),
+    ("TENURE_SERVER_REQUEST_BODY_TIMEOUT", "2"),
+    ("TENURE_SERVER_KEEP_ALIVE_TIMEOUT", "2"),
+];
+
+async fn connect(server: &Server) -> TcpStream {
+    TcpStream::connect(server.base.trim_start_matches("http://")).await.unwrap()
+}
+
+/// Read until the server closes the connection; what it sent, and when it
+/// closed. Panics if it is still open after `within`.
+async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> (String, Instant) {
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    let outcome = tokio::time::timeout(within, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(outcome.is_ok(), "still open after {within:?}; received {:?}", String::from_utf8_lossy(&received));
+    (String::from_utf8_lossy(&received).into_owned(), Instant::now())
+}
+
+/// Write `chunk` every `every` until the server closes the connection or
+/// `within` passes; when it closed.
+async fn drip_until_closed(stream: &mut TcpStream, chunk: &[u8], every: Duration, within: Duration) -> Instant {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        tokio::time::sleep(every).await;
+        if stream.write_all(chunk).await.is_err() {
+            return Instant::now();
+        }
+        // A closed connection shows as EOF on read before a write fails.
+        let mut probe = [0u8; 1024];
+        if let Ok(Ok(0)) = tokio::time::timeout(Duration::from_millis(1), stream.read(&mut probe)).await {
+            return Instant::now();
+        }
+    }
+    panic!("still open after {within:?} of dripping");
+}
+
+#[tokio::test]
+async fn a_connection_dripping_its_headers_is_closed_at_the_header_timeout() {
+    let server = Server::start(&config(), &SHORT);
+    let mut stream = connect(&server).await;
+    let started = Instant::now();
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: tenure\r\n").await.unwrap();
+    // A header every 500 ms: bytes keep coming, the head never ends.
+    let closed =
+        drip_until_closed(&mut stream, b"X-Drip: 1\r\n", Duration::from_millis(500), Duration::from_secs(10)).await;
+    let open_for = closed - started;
+    assert!(open_for >= Duration::from_millis(1500), "closed too early: {open_for:?}");
+    assert!(open_for < Duration::from_secs(5), "the 2 s header timeout: {open_for:?}");
+}
+
+#[tokio::test]
+async fn a_dripping_body_gets_408_at_the_body_timeout() {
+    let server = Server::start(&config(), &SHORT);
+    let mut stream = connect(&server).await;
+    let head = "POST /token HTTP/1.1\r\nHost: tenure\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+                Content-Length: 60000\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let (mut read, mut write) = stream.into_split();
+    let dripping = tokio::spawn(async move {
+        for _ in 0..40 {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            if write.write_all(b"a").await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match read.read(&mut buf).await {
+                Ok(0) | Err(_) => return Instant::now(),
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .expect("the connection is closed");
+    dripping.abort();
+    let text = String::from_utf8_lossy(&received);
+    assert!(text.starts_with("HTTP/1.1 408 Request Timeout\r\n"), "{text}");
+    assert!(text.to_ascii_lowercase().contains("connection: close"), "{text}");
+    let open_for = closed - started;
+    assert!(open_for >= Duration::from_millis(1500) && open_for < Duration::from_secs(5), "{open_for:?}");
+}
+
+#[tokio::test]
+async fn an_idle_kept_alive_connection_is_closed_at_the_keep_alive_timeout() {
+    let server = Server::start(&config(), &SHORT);
+    // Kept alive after a response ...
+    let mut stream = connect(&server).await;
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: tenure\r\n\r\n").await.unwrap();
+    let mut first = [0u8; 15];
+    stream.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200 OK");
+    let answered = Instant::now();
+    let (_, closed) = read_until_closed(&mut stream, Duration::from_secs(10)).await;
+    let idle_for = closed - answered;
+    assert!(idle_for >= Duration::from_millis(1500) && idle_for < Duration::from_secs(5), "{idle_for:?}");
+    // ... and a connection that never sends a byte.
+    let mut silent = connect(&server).await;
+    let opened = Instant::now();
+    let (received, closed) = read_until_closed(&mut silent, Duration::from_secs(10)).await;
+    assert!(!received.contains("200"), "{received}");
+    let idle_for = closed - opened;
+    assert!(idle_for >= Duration::from_millis(1500) && idle_for < Duration::from_secs(5), "{idle_for:?}");
+    // The server itself serves on.
+    assert_eq!(server.http.get(server.url("/healthz")).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_wait_for_a_free_slot() {
+    let server = Server::start(&config(), &[("TENURE_SERVER_MAX_CONNECTIONS", "2")]);
+    let first = connect(&server).await;
+    let _second = connect(&server).await;
+    // Give the accept loop a moment to take both.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut third = connect(&server).await;
+    third.write_all(b"GET /healthz HTTP/1.1\r\nHost: tenure\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut buf = [0u8; 64];
+    let early = tokio::time::timeout(Duration::from_secs(1), third.read(&mut buf)).await;
+    assert!(early.is_err(), "served beyond the cap of 2: {early:?}");
+    // A slot frees up: the waiting connection is served.
+    drop(first);
+    let (received, _) = read_until_closed(&mut third, Duration::from_secs(5)).await;
+    assert!(received.starts_with("HTTP/1.1 200 OK"), "{received}");
 }
 
 // ---- metrics -------------------------------------------------------------

@@ -14,6 +14,7 @@ pub mod introspect;
 pub mod logout;
 pub mod pages;
 pub mod revoke;
+pub mod serve;
 pub mod sessions;
 pub mod settings;
 pub mod state;
