@@ -223,7 +223,37 @@ async fn connections_beyond_the_cap_wait_for_a_free_slot() {
     assert!(received.starts_with("HTTP/1.1 200 OK"), "{received}");
 }
 
-// ---- metrics -------------------------------------------------------------
+#[tokio::test]
+async fn sigterm_finishes_requests_in_flight_and_does_not_wait_for_idle_connections() {
+    // Default timeouts (a 1 minute keep-alive): shutdown must not wait for them.
+    let server = Server::start(&config(), &[]);
+    let _idle = connect(&server).await;
+    let mut in_flight = connect(&server).await;
+    let body = b"grant_type=client_credentials";
+    let head = format!(
+        "POST /token HTTP/1.1\r\nHost: tenure\r\nAuthorization: Basic b3BzOm9wcy1zZWNyZXQ=\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    in_flight.write_all(head.as_bytes()).await.unwrap();
+    in_flight.write_all(&body[..5]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = server.child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The request begun before the signal is answered in full.
+    in_flight.write_all(&body[5..]).await.unwrap();
+    let (received, _) = read_until_closed(&mut in_flight, Duration::from_secs(10)).await;
+    assert!(received.starts_with("HTTP/1.1 200 OK"), "{received}");
+    assert!(received.contains("access_token"), "{received}");
+    // And the process exits without waiting for the idle connection.
+    let stopped = Instant::now();
+    let status = server.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(stopped.elapsed() < Duration::from_secs(5));
+}
+
+// ---- metrics ----// ---- metrics -------------------------------------------------------------
 
 #[tokio::test]
 async fn invented_http_methods_share_one_metrics_label() {
@@ -331,6 +361,29 @@ fn application_type_is_checked_at_start() {
         text.contains("clients[c].application_type: \"desktop\" is not an application type; use web or native"),
         "{text}"
     );
+}
+
+#[test]
+fn check_config_shows_the_connection_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tenure.toml"), "[server]\nkeep_alive_timeout = \"2m\"\n").unwrap();
+    let out = std::process::Command::new(crate::support::BIN)
+        .current_dir(dir.path())
+        .env_clear()
+        .env("TENURE_SERVER_MAX_CONNECTIONS", "64")
+        .arg("check-config")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    for line in [
+        "server.request_header_timeout = 10s",
+        "server.request_body_timeout = 30s",
+        "server.keep_alive_timeout = 120s",
+        "server.max_connections = 64",
+    ] {
+        assert!(stdout.contains(line), "{line} in {stdout}");
+    }
 }
 
 // ---- admin settings ------------------------------------------------------

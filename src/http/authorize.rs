@@ -140,13 +140,7 @@ async fn issue_code(
 async fn touch_session(state: &AppState, sid: &str, now: UnixTime) -> Result<(), PageError> {
     state
         .store
-        .update_session(sid, |session| {
-            let changed = session.revoked.is_none() && session.last_active < now;
-            if changed {
-                session.last_active = now;
-            }
-            changed
-        })
+        .update_session(sid, |session| session.record_activity(now))
         .await
         .map(|_| ())
         .map_err(|e| internal("recording session activity", e))
