@@ -160,6 +160,11 @@ fn run(command: Command, config: Config) -> Result<(), String> {
             println!("session.access_token_ttl = {}", p.access_token_ttl());
             println!("session.refresh_reuse_grace = {}", p.refresh_reuse_grace);
             println!("session.max_lifetime_ceiling = {}", p.max_lifetime_ceiling);
+            let server = &config.server;
+            println!("server.request_header_timeout = {}s", server.request_header_timeout.as_secs());
+            println!("server.request_body_timeout = {}s", server.request_body_timeout.as_secs());
+            println!("server.keep_alive_timeout = {}s", server.keep_alive_timeout.as_secs());
+            println!("server.max_connections = {}", server.max_connections);
             println!("clients = {}, users = {}", config.clients.len(), config.users.len());
             for w in &config.warnings {
                 println!("warning: {w}");

@@ -12,6 +12,7 @@ mod authorize;
 mod bad_input;
 mod client_credentials;
 mod exchange;
+mod harden;
 mod interop;
 mod keys;
 mod logout;

@@ -90,7 +90,9 @@ async fn authorization_response(
 /// The session of the `tenure_session` cookie, if it is alive at `now` and
 /// its user still exists.
 fn live_session(state: &AppState, headers: &HeaderMap, now: UnixTime) -> Result<Option<UserSession>, PageError> {
-    let Some((sid, secret)) = cookie(headers, SESSION_COOKIE).and_then(parse_cookie) else { return Ok(None) };
+    let Some((sid, secret)) = cookie(headers, SESSION_COOKIE, state.is_https()).and_then(parse_cookie) else {
+        return Ok(None);
+    };
     let Some(session) = state.store.session(sid).map_err(|e| internal("reading a user session", e))? else {
         return Ok(None);
     };
@@ -98,10 +100,10 @@ fn live_session(state: &AppState, headers: &HeaderMap, now: UnixTime) -> Result<
     if !session.cookie_matches(secret) || !user_exists {
         return Ok(None);
     }
-    // SPEC 3: a refresh of any family of the session is activity too.
-    let families = state.store.session_families(sid).map_err(|e| internal("reading a session's families", e))?;
-    let last_active = families.iter().map(|f| f.rotated_at).max().unwrap_or(session.last_active);
-    Ok(session.is_alive(&state.history(), last_active, now).then_some(session))
+    // SPEC 3: a refresh of any family of the session is activity too; the
+    // store records it on the session itself, so this is one read whatever
+    // the number of families.
+    Ok(session.is_alive(&state.history(), session.last_active, now).then_some(session))
 }
 
 /// Store a code for the session's user (durable before the redirect) and
@@ -138,13 +140,7 @@ async fn issue_code(
 async fn touch_session(state: &AppState, sid: &str, now: UnixTime) -> Result<(), PageError> {
     state
         .store
-        .update_session(sid, |session| {
-            let changed = session.revoked.is_none() && session.last_active < now;
-            if changed {
-                session.last_active = now;
-            }
-            changed
-        })
+        .update_session(sid, |session| session.record_activity(now))
         .await
         .map(|_| ())
         .map_err(|e| internal("recording session activity", e))
@@ -161,7 +157,7 @@ async fn sign_in(state: &AppState, request: Request, now: UnixTime) -> Result<Re
     let return_to = form.get("return_to").unwrap_or("");
 
     // The form must come from a page we rendered for this browser.
-    let csrf_ok = match (cookie(headers, CSRF_COOKIE), form.get("csrf_token")) {
+    let csrf_ok = match (cookie(headers, CSRF_COOKIE, state.is_https()), form.get("csrf_token")) {
         (Some(cookie), Some(token)) => csrf_token_matches(&state.csrf_key, cookie, token),
         _ => false,
     };
@@ -302,7 +298,7 @@ fn sign_in_page(
     form: &FormState<'_>,
     status: StatusCode,
 ) -> Result<Response, PageError> {
-    let existing = cookie(headers, CSRF_COOKIE).filter(|c| is_csrf_cookie(c));
+    let existing = cookie(headers, CSRF_COOKIE, state.is_https()).filter(|c| is_csrf_cookie(c));
     let (csrf_cookie, fresh) = match existing {
         Some(c) => (c.to_owned(), false),
         None => (new_csrf_cookie().map_err(|_| internal("drawing a CSRF cookie", "no randomness"))?, true),

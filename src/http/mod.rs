@@ -15,6 +15,7 @@ pub mod introspect;
 pub mod logout;
 pub mod pages;
 pub mod revoke;
+pub mod serve;
 pub mod sessions;
 pub mod settings;
 pub mod state;
@@ -33,9 +34,10 @@ pub use state::AppState;
 
 use crate::telemetry::{HttpLabels, RouteLabels};
 
-/// The whole HTTP surface, ready for `axum::serve` or `oneshot` in tests.
+/// The whole HTTP surface, ready for `serve` or `oneshot` in tests.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let https = state.is_https();
+    let router = Router::new()
         .route("/.well-known/openid-configuration", get(discovery::openid_configuration))
         .route("/.well-known/oauth-authorization-server", get(discovery::oauth_authorization_server))
         .route("/jwks.json", get(discovery::jwks))
@@ -67,7 +69,22 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), observe))
         .fallback(error::not_found)
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
-        .with_state(state)
+        .with_state(state);
+    if https { router.layer(middleware::map_response(strict_transport_security)) } else { router }
+}
+
+/// HSTS (RFC 6797): one year, sent on every response when the issuer is
+/// https, so a browser never again tries the issuer over plain http (where
+/// its cookies and codes would travel in clear). Browsers ignore it on http
+/// responses, so it is harmless behind a TLS-terminating proxy.
+pub const STRICT_TRANSPORT_SECURITY: &str = "max-age=31536000";
+
+async fn strict_transport_security(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        axum::http::header::STRICT_TRANSPORT_SECURITY,
+        axum::http::HeaderValue::from_static(STRICT_TRANSPORT_SECURITY),
+    );
+    response
 }
 
 /// CORS for the browser-facing OAuth endpoints (SPEC 1): the web origins of
@@ -93,7 +110,7 @@ fn cors(state: &AppState) -> tower_http::cors::CorsLayer {
 async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned();
-    let method = req.method().as_str().to_owned();
+    let method = crate::telemetry::method_label(req.method()).to_owned();
     let response = next.run(req).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();

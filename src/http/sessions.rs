@@ -288,6 +288,7 @@ mod tests {
             ip: Some("192.0.2.7".into()),
             revoked: None,
             seq: 1,
+            families: Default::default(),
         }
     }
 
