@@ -122,6 +122,12 @@ impl ClientRegistry {
         self.clients.values()
     }
 
+    /// Whether `origin` (an `Origin` header, RFC 6454 7) is a registered web
+    /// origin of a public client: the browser origins served by CORS.
+    pub fn allows_web_origin(&self, origin: &str) -> bool {
+        self.all().filter(|c| c.is_public()).any(|c| c.web_origins.iter().any(|o| o.as_str() == origin))
+    }
+
     /// Authenticate `presented`, from `remote` (an address), at `now`.
     pub async fn authenticate(
         &self,
