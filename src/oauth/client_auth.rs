@@ -231,4 +231,39 @@ mod tests {
             ErrorCode::InvalidRequest
         );
     }
+
+    #[test]
+    fn web_origins_are_those_of_public_clients_exactly() {
+        let text = r#"
+[[clients]]
+id = "spa"
+public = true
+web_origins = ["http://127.0.0.1:9001/", "https://app.example"]
+grant_types = ["refresh_token"]
+
+[[clients]]
+id = "svc"
+secret = "s"
+grant_types = ["client_credentials"]
+"#;
+        let config = crate::config::Config::from_toml(text, &Default::default()).expect("valid");
+        let mut clients = config.clients;
+        // A confidential client cannot register web origins (config.rs); were
+        // one to carry them anyway, they would not be served.
+        clients[1].web_origins = vec![super::super::client::WebOrigin::parse("https://web.example").expect("origin")];
+        let registry = ClientRegistry::new(clients).expect("registry");
+        assert!(registry.allows_web_origin("http://127.0.0.1:9001"), "a trailing / in the config is tolerated");
+        assert!(registry.allows_web_origin("https://app.example"));
+        assert!(!registry.allows_web_origin("https://web.example"), "confidential client");
+        for other in [
+            "http://127.0.0.1:9001/",
+            "http://127.0.0.1:9002",
+            "https://127.0.0.1:9001",
+            "HTTPS://APP.EXAMPLE",
+            "null",
+            "",
+        ] {
+            assert!(!registry.allows_web_origin(other), "{other:?}");
+        }
+    }
 }
