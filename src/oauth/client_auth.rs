@@ -250,7 +250,7 @@ grant_types = ["client_credentials"]
         let mut clients = config.clients;
         // A confidential client cannot register web origins (config.rs); were
         // one to carry them anyway, they would not be served.
-        clients[1].web_origins = vec![super::super::client::WebOrigin::parse("https://web.example").expect("origin")];
+        clients[1].web_origins = vec![crate::oauth::client::WebOrigin::parse("https://web.example").expect("origin")];
         let registry = ClientRegistry::new(clients).expect("registry");
         assert!(registry.allows_web_origin("http://127.0.0.1:9001"), "a trailing / in the config is tolerated");
         assert!(registry.allows_web_origin("https://app.example"));
