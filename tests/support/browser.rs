@@ -28,14 +28,9 @@ use serde_json::{Value, json};
 
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-/// What the browser tests need, and how to get it.
-pub const NEEDS: &str =
-    "browser tests need /usr/bin/chromium and /usr/bin/chromedriver (apt install chromium chromium-driver)";
-/// The one line printed when they are skipped.
-pub const SKIP_LINE: &str = concat!(
-    "SKIPPED: ",
-    "browser tests need /usr/bin/chromium and /usr/bin/chromedriver (apt install chromium chromium-driver)"
-);
+/// The one line printed when the browser tests are skipped.
+pub const SKIP_LINE: &str =
+    "SKIPPED: browser tests need /usr/bin/chromium and /usr/bin/chromedriver (apt install chromium chromium-driver)";
 
 /// Flags that work on a headless CI machine (no sandbox: tests run as root
 /// in a container; no background traffic: the tests see every request).
@@ -82,7 +77,8 @@ impl Chromium {
         let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER].into_iter().filter(|p| !Path::new(p).exists()).collect();
         if !missing.is_empty() {
             if std::env::var("TENURE_REQUIRE_EXTERNAL").as_deref() == Ok("1") {
-                panic!("{NEEDS}; {} missing, and TENURE_REQUIRE_EXTERNAL=1 forbids skipping", missing.join(" and "));
+                let needs = SKIP_LINE.trim_start_matches("SKIPPED: ");
+                panic!("{needs}; {} missing, and TENURE_REQUIRE_EXTERNAL=1 forbids skipping", missing.join(" and "));
             }
             static SKIP: Once = Once::new();
             // Straight to the process's stderr: the test harness captures
