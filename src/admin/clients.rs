@@ -47,7 +47,7 @@ fn store_err(e: crate::store::StoreError) -> AdminError {
 }
 
 fn unknown(id: &str) -> AdminError {
-    AdminError::NotFound(format!("no client {id:?}"))
+    AdminError::NotFound(format!("no client named {id:?}"))
 }
 
 pub fn list(state: &AppState) -> Vec<ClientView> {
@@ -179,6 +179,7 @@ pub async fn replace(
         }
     }
     let (spec, given) = parse(&body)?;
+    let secret_given = given.is_some();
     let (hash, shown) = match (&old.secret_hash, spec.public, given) {
         (Some(h), false, None) => (
             Some(
@@ -191,8 +192,9 @@ pub async fn replace(
     };
     let client = build(state, spec, hash)?;
     let stored = record(&client, ClientSpec::of(&client), old.created_at);
-    let event = AuditEvent::new(now, "client_updated", actor.name.clone(), format!("client:{id}"))
-        .details(serde_json::json!({ "old": old.spec, "new": stored.spec, "secret_changed": shown.is_some() }));
+    let event = AuditEvent::new(now, "client_updated", actor.name.clone(), format!("client:{id}")).details(
+        serde_json::json!({ "old": old.spec, "new": stored.spec, "secret_changed": secret_given || shown.is_some() }),
+    );
     event.log();
     state.store.write_client(id, Some(&stored), &event).await.map_err(store_err)?;
     let view = view(state, &client);
@@ -218,8 +220,8 @@ pub async fn rotate_secret(state: &AppState, actor: &Actor, id: &str, now: UnixT
     Ok(WithSecret { client: view, client_secret: Some(fresh) })
 }
 
-/// Delete client `id` after revoking every live family it has (its relying
-/// party hears of each through back-channel logout).
+/// Delete client `id` after revoking every live family it has. The deleted
+/// client gets no back-channel logout: it is gone before the delivery runs.
 pub async fn delete(state: &AppState, actor: &Actor, id: &str, now: UnixTime) -> Result<usize> {
     stored(state, id)?;
     let revocation = Revocation { store: &state.store, clients: &state.clients, now };

@@ -104,7 +104,7 @@ pub fn show(state: &AppState, username: &str) -> Result<UserView> {
 }
 
 fn unknown(username: &str) -> AdminError {
-    AdminError::NotFound(format!("no user {username:?}"))
+    AdminError::NotFound(format!("no user named {username:?}"))
 }
 
 #[derive(Debug, Deserialize)]
@@ -199,6 +199,19 @@ pub async fn create(state: &AppState, actor: &Actor, new: NewUser, now: UnixTime
     Ok(view)
 }
 
+/// Only `system:administer` may change a user who holds permissions: a
+/// helpdesk (`users:edit`) that could reset an administrator's password
+/// could sign in as them.
+fn may_change(actor: &Actor, user: &User) -> Result<()> {
+    if !user.permissions.is_empty() && !actor.administer {
+        return Err(AdminError::Forbidden(format!(
+            "user {:?} holds permissions; changing or deleting them needs the system:administer permission",
+            user.username
+        )));
+    }
+    Ok(())
+}
+
 /// The stored user `username`: 409 for a config user, 404 when unknown.
 fn stored(state: &AppState, username: &str) -> Result<User> {
     if state.users.contains_key(username) {
@@ -220,6 +233,7 @@ pub async fn update(
     now: UnixTime,
 ) -> Result<UserView> {
     let mut user = stored(state, username)?;
+    may_change(actor, &user)?;
     let was_disabled = user.disabled;
     let mut changed = Vec::new();
     let text = |field: &str, v: &Value| -> Result<Option<String>> {
@@ -271,8 +285,11 @@ pub async fn update(
     }
     let disabling = user.disabled && !was_disabled;
     let kind = if disabling { "user_disabled" } else { "user_updated" };
-    let event = AuditEvent::new(now, kind, actor.name.clone(), format!("user:{username}"))
+    let mut event = AuditEvent::new(now, kind, actor.name.clone(), format!("user:{username}"))
         .details(serde_json::json!({ "changed": changed }));
+    if disabling {
+        event = event.reason("user_disabled");
+    }
     event.log();
     let revoke = disabling.then(|| Revoked { at: now, reason: "user_disabled".into() });
     state.store.write_user(username, Some(&user), revoke, &event).await.map_err(store_err)?;
@@ -281,8 +298,9 @@ pub async fn update(
 
 /// Delete a stored user; every session of theirs is revoked in the same step.
 pub async fn delete(state: &AppState, actor: &Actor, username: &str, now: UnixTime) -> Result<()> {
-    stored(state, username)?;
-    let event = AuditEvent::new(now, "user_deleted", actor.name.clone(), format!("user:{username}"));
+    may_change(actor, &stored(state, username)?)?;
+    let event =
+        AuditEvent::new(now, "user_deleted", actor.name.clone(), format!("user:{username}")).reason("user_deleted");
     event.log();
     let revoke = Some(Revoked { at: now, reason: "user_deleted".into() });
     state.store.write_user(username, None, revoke, &event).await.map_err(store_err)?;
