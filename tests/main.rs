@@ -7,6 +7,7 @@
 
 mod support;
 
+mod abuse;
 mod authorize;
 mod bad_input;
 mod client_credentials;
