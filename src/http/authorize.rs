@@ -212,7 +212,8 @@ async fn sign_in(state: &AppState, request: Request, now: UnixTime) -> Result<Re
             tracing::warn!(username = %escape_control(&name), %remote, retry_after = wait, "sign-in throttled");
             record_failure(state, Some(&name), &remote, FailedAttempt::Throttled, now).await?;
             let message = format!(
-                "Too many failed sign-in attempts for this account from your address. Try again in {wait} seconds."
+                "Too many failed sign-in attempts for this account from your address. Try again in {}.",
+                seconds(wait)
             );
             return again_later(StatusCode::TOO_MANY_REQUESTS, &message, wait);
         }
@@ -224,7 +225,8 @@ async fn sign_in(state: &AppState, request: Request, now: UnixTime) -> Result<Re
             let wait = refusal.retry_after_secs();
             tracing::warn!(%remote, retry_after = wait, "sign-in throttled for the address");
             record_failure(state, None, &remote, FailedAttempt::Throttled, now).await?;
-            let message = format!("Too many failed sign-in attempts from your address. Try again in {wait} seconds.");
+            let message =
+                format!("Too many failed sign-in attempts from your address. Try again in {}.", seconds(wait));
             return again_later(StatusCode::TOO_MANY_REQUESTS, &message, wait);
         }
     };
@@ -266,6 +268,11 @@ async fn sign_in(state: &AppState, request: Request, now: UnixTime) -> Result<Re
     let csrf = new_csrf_cookie().map_err(|_| internal("drawing a CSRF cookie", "no randomness"))?;
     response.headers_mut().append(header::SET_COOKIE, cookie_header(CSRF_COOKIE, &csrf, state.is_https(), None)?);
     Ok(response)
+}
+
+/// "1 second", "300 seconds".
+fn seconds(n: u64) -> String {
+    if n == 1 { "1 second".to_owned() } else { format!("{n} seconds") }
 }
 
 /// Count a failed sign-in in its aggregated audit record.
