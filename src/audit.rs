@@ -117,7 +117,8 @@ pub enum FailedAttempt {
 impl FailureAggregator {
     /// Count one failed sign-in of `username` (`None`: refused for its
     /// address alone) from `ip` at `now`: a new record for a new pair or
-    /// window, else the open record updated. Durable on return.
+    /// window (durable on return), else the open record counted up (flushed
+    /// with the next write).
     pub async fn record<S: Store>(
         &self,
         store: &S,

@@ -633,9 +633,6 @@ impl Store for SledStore {
                 old.map(|_| value.clone())
             })
             .map_err(io)?;
-        if replaced {
-            self.commit.durable().await?;
-        }
         Ok(replaced)
     }
 
