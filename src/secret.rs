@@ -231,18 +231,37 @@ impl HashingPool {
         self.runs.get()
     }
 
+    /// Hash `plain` (a new password or client secret set at runtime) on a
+    /// blocking thread, within the same bound as verifications.
+    pub async fn hash(&self, plain: &Secret) -> Result<Result<PasswordHashString, HashError>, VerifyError> {
+        let permit = self.slot().await?;
+        let plain = plain.clone();
+        tokio::task::spawn_blocking(move || {
+            let hashed = PasswordHashString::hash(&plain);
+            drop(permit);
+            hashed
+        })
+        .await
+        .map_err(|_| VerifyError::Aborted)
+    }
+
+    /// A hashing slot, waiting at most `wait` for one.
+    async fn slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, VerifyError> {
+        match tokio::time::timeout(self.wait, self.permits.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(VerifyError::Aborted),
+            Err(_) => {
+                self.busy.inc();
+                Err(VerifyError::Busy)
+            }
+        }
+    }
+
     /// Verify `candidate` against `hash` on a blocking thread, once a slot
     /// is free. The slot is held until argon2 finishes, even if the caller
     /// gives up, so the bound holds.
     pub async fn verify(&self, hash: &PasswordHashString, candidate: &Secret) -> Result<bool, VerifyError> {
-        let permit = match tokio::time::timeout(self.wait, self.permits.clone().acquire_owned()).await {
-            Ok(Ok(permit)) => permit,
-            Ok(Err(_)) => return Err(VerifyError::Aborted),
-            Err(_) => {
-                self.busy.inc();
-                return Err(VerifyError::Busy);
-            }
-        };
+        let permit = self.slot().await?;
         self.runs.inc();
         let hash = hash.clone();
         let candidate = candidate.clone();
@@ -299,6 +318,8 @@ mod tests {
         let outcomes = futures_join_all(candidates.iter().map(|c| patient.verify(&hash, c))).await;
         assert!(outcomes.iter().all(|o| *o == Ok(false)), "with a wait, all are served in turn: {outcomes:?}");
         assert_eq!(patient.verify(&hash, &Secret::new("right")).await, Ok(true));
+        let fresh = patient.hash(&Secret::new("new-secret")).await.expect("a slot").expect("hashed");
+        assert!(fresh.verify("new-secret"));
     }
 
     /// Run futures concurrently on this task (no extra dependency).
