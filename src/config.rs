@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::duration::Secs;
+use crate::net::{IpNet, TrustedProxies};
 use crate::oauth::client::{Client, Permission};
 use crate::oauth::client_spec::ClientSpec;
 use crate::policy::{
@@ -99,6 +100,9 @@ struct FileConfig {
     key_publish_ahead: Option<String>,
     log: Option<String>,
     log_format: Option<String>,
+    trusted_proxies: Option<Vec<String>>,
+    hashing_concurrency: Option<usize>,
+    hashing_wait: Option<String>,
     #[serde(default)]
     session: PolicyLayer,
     #[serde(default)]
@@ -256,6 +260,12 @@ pub struct Config {
     pub key_publish_ahead: Secs,
     pub log_filter: String,
     pub log_format: LogFormat,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (see `net`).
+    pub trusted_proxies: TrustedProxies,
+    /// At most this many argon2 verifications at once.
+    pub hashing_concurrency: usize,
+    /// How long a sign-in or client authentication waits for a hashing slot.
+    pub hashing_wait: Secs,
     pub policy_layers: PolicyLayers,
     /// The effective policy of the file and environment layers.
     pub policy: SessionPolicy,
@@ -268,7 +278,7 @@ pub struct Config {
 }
 
 /// The non-session variables, beside the seven `TENURE_SESSION_*` ones.
-const ENV_VARS: [&str; 13] = [
+const ENV_VARS: [&str; 16] = [
     "TENURE_CONFIG",
     "TENURE_ISSUER",
     "TENURE_LISTEN",
@@ -282,6 +292,9 @@ const ENV_VARS: [&str; 13] = [
     "TENURE_SERVER_REQUEST_BODY_TIMEOUT",
     "TENURE_SERVER_KEEP_ALIVE_TIMEOUT",
     "TENURE_SERVER_MAX_CONNECTIONS",
+    "TENURE_TRUSTED_PROXIES",
+    "TENURE_HASHING_CONCURRENCY",
+    "TENURE_HASHING_WAIT",
 ];
 
 fn known_env_vars() -> Vec<String> {
@@ -352,6 +365,37 @@ impl Config {
                 format!("{log_filter:?} is not a log filter (like \"info\" or \"tenure=debug,info\"): {e}"),
             ));
         }
+        let trusted_proxies = match env.get("TENURE_TRUSTED_PROXIES") {
+            Some(raw) => parse_trusted_proxies(
+                "TENURE_TRUSTED_PROXIES",
+                raw.split(',').map(str::trim).filter(|s| !s.is_empty()),
+            )?,
+            None => {
+                parse_trusted_proxies("trusted_proxies", file.trusted_proxies.iter().flatten().map(String::as_str))?
+            }
+        };
+        let hashing_concurrency = match env.get("TENURE_HASHING_CONCURRENCY") {
+            Some(raw) => raw.trim().parse::<usize>().map_err(|_| ConfigError::Env {
+                var: "TENURE_HASHING_CONCURRENCY".into(),
+                message: format!("{raw:?} is not a whole number of concurrent hashes (1 to {MAX_HASHING_CONCURRENCY})"),
+            })?,
+            None => file.hashing_concurrency.unwrap_or_else(crate::secret::default_hashing_concurrency),
+        };
+        if !(1..=MAX_HASHING_CONCURRENCY).contains(&hashing_concurrency) {
+            return Err(invalid(
+                "hashing_concurrency",
+                format!(
+                    "{hashing_concurrency} is out of range: 1 to {MAX_HASHING_CONCURRENCY} (each argon2 run takes about 19 MiB)"
+                ),
+            ));
+        }
+        let hashing_wait = match pick("TENURE_HASHING_WAIT", file.hashing_wait) {
+            None => Secs::new(crate::secret::DEFAULT_HASHING_WAIT.as_secs()),
+            Some(raw) => raw.parse::<Secs>().map_err(|e| invalid("hashing_wait", e.to_string()))?,
+        };
+        if hashing_wait > Secs::minutes(1) {
+            return Err(invalid("hashing_wait", format!("{hashing_wait} is too long: at most 1m")));
+        }
         let policy_layers =
             PolicyLayers { file: file.session, env: env_policy_layer(env)?, admin: PolicyLayer::default() };
         let (policy, _) = policy_layers.resolve()?;
@@ -375,6 +419,9 @@ impl Config {
             key_publish_ahead,
             log_filter,
             log_format,
+            trusted_proxies,
+            hashing_concurrency,
+            hashing_wait,
             policy_layers,
             policy,
             server,
@@ -383,6 +430,18 @@ impl Config {
             warnings,
         })
     }
+}
+
+/// The most argon2 runs at once that `hashing_concurrency` allows.
+pub const MAX_HASHING_CONCURRENCY: usize = 256;
+
+/// `trusted_proxies` (file: a list; env: comma-separated), each an IP
+/// address or a CIDR range.
+fn parse_trusted_proxies<'a>(key: &str, items: impl Iterator<Item = &'a str>) -> Result<TrustedProxies, ConfigError> {
+    items
+        .map(|item| item.parse::<IpNet>().map_err(|m| invalid(key, m)))
+        .collect::<Result<Vec<_>, _>>()
+        .map(TrustedProxies::new)
 }
 
 /// OIDC Discovery 3 / RFC 8414 2: an https URL with no query or fragment
@@ -708,6 +767,44 @@ mod tests {
         assert_eq!(e.to_string(), "environment variable TENURE_SERVER_MAX_CONNECTIONS: \"many\" is not a whole number");
         let e = Config::from_toml("", &env(&[("TENURE_SERVER_KEEP_ALIVE_TIMEOUT", "2d")])).expect_err("bad");
         assert_eq!(e.to_string(), "server.keep_alive_timeout: must be more than 0s and at most 1h, not 2d");
+    }
+
+    #[test]
+    fn trusted_proxies_and_hashing_limits() {
+        let c = Config::from_toml("", &no_env()).expect("valid");
+        assert!(c.trusted_proxies.is_empty(), "no proxy is trusted by default");
+        assert!(c.hashing_concurrency >= 1);
+        assert_eq!(c.hashing_wait, Secs::new(2));
+        let c = Config::from_toml(
+            "trusted_proxies = [\"10.0.0.0/8\", \"127.0.0.1\"]\nhashing_concurrency = 3\nhashing_wait = \"0\"",
+            &no_env(),
+        )
+        .expect("valid");
+        assert!(c.trusted_proxies.trusts("10.2.3.4".parse().expect("ip")));
+        assert!(c.trusted_proxies.trusts("127.0.0.1".parse().expect("ip")));
+        assert_eq!((c.hashing_concurrency, c.hashing_wait), (3, Secs::ZERO));
+        let c = Config::from_toml(
+            "trusted_proxies = [\"10.0.0.0/8\"]",
+            &env(&[("TENURE_TRUSTED_PROXIES", "192.168.0.0/16, ::1"), ("TENURE_HASHING_CONCURRENCY", "2")]),
+        )
+        .expect("valid");
+        assert!(!c.trusted_proxies.trusts("10.2.3.4".parse().expect("ip")), "the environment replaces the file");
+        assert!(c.trusted_proxies.trusts("::1".parse().expect("ip")));
+        assert_eq!(c.hashing_concurrency, 2);
+        assert_eq!(
+            err("trusted_proxies = [\"proxy.internal\"]"),
+            "trusted_proxies: \"proxy.internal\" is not an IP address or CIDR range (like 10.0.0.1, 10.0.0.0/8 or fd00::/8)"
+        );
+        let e = Config::from_toml("", &env(&[("TENURE_TRUSTED_PROXIES", "10.0.0.0/40")])).expect_err("bad").to_string();
+        assert!(e.starts_with("TENURE_TRUSTED_PROXIES: \"10.0.0.0/40\" is not"), "{e}");
+        assert!(err("hashing_concurrency = 0").starts_with("hashing_concurrency: 0 is out of range: 1 to 256"));
+        let e = Config::from_toml("", &env(&[("TENURE_HASHING_CONCURRENCY", "many")])).expect_err("bad").to_string();
+        assert!(
+            e.starts_with("environment variable TENURE_HASHING_CONCURRENCY: \"many\" is not a whole number"),
+            "{e}"
+        );
+        assert!(err("hashing_wait = \"2h\"").starts_with("hashing_wait: 2h is too long: at most 1m"));
+        assert!(err("hashing_wait = \"soon\"").starts_with("hashing_wait: \"soon\" is not a duration"));
     }
 
     #[test]

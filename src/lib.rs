@@ -21,6 +21,7 @@ pub mod config;
 pub mod duration;
 pub mod http;
 pub mod logout;
+pub mod net;
 pub mod oauth;
 pub mod policy;
 pub mod revocation;

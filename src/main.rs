@@ -153,6 +153,10 @@ fn run(command: Command, config: Config) -> Result<(), String> {
             println!("listen = {}", config.listen);
             println!("signing_alg = {}", config.signing_alg);
             println!("key_publish_ahead = {}", config.key_publish_ahead);
+            let proxies: Vec<String> = config.trusted_proxies.nets().iter().map(ToString::to_string).collect();
+            println!("trusted_proxies = [{}]", proxies.join(", "));
+            println!("hashing_concurrency = {}", config.hashing_concurrency);
+            println!("hashing_wait = {}", config.hashing_wait);
             println!("session.idle_timeout = {}", p.idle_timeout);
             println!("session.max_lifetime = {}", p.max_lifetime);
             println!("session.remember_me_idle_timeout = {}", p.remember_me_idle_timeout);

@@ -79,6 +79,10 @@ pub struct Metrics {
     pub tokens_issued: Family<GrantLabels, Counter>,
     pub oauth_errors: Family<ErrorLabels, Counter>,
     pub store_sweeps_removed: Counter,
+    /// argon2 verifications run (passwords and client secrets).
+    pub secret_verifications: Counter,
+    /// Verifications turned away because every hashing slot stayed busy.
+    pub hashing_busy: Counter,
 }
 
 impl Default for Metrics {
@@ -106,7 +110,28 @@ impl Metrics {
             "Expired records removed by the sweeper",
             store_sweeps_removed.clone(),
         );
-        Metrics { registry, http_requests, http_duration, tokens_issued, oauth_errors, store_sweeps_removed }
+        let secret_verifications = Counter::default();
+        let hashing_busy = Counter::default();
+        registry.register(
+            "secret_verifications",
+            "argon2 verifications of passwords and client secrets",
+            secret_verifications.clone(),
+        );
+        registry.register(
+            "hashing_busy",
+            "Sign-ins and client authentications refused because every hashing slot was busy",
+            hashing_busy.clone(),
+        );
+        Metrics {
+            registry,
+            http_requests,
+            http_duration,
+            tokens_issued,
+            oauth_errors,
+            store_sweeps_removed,
+            secret_verifications,
+            hashing_busy,
+        }
     }
 
     /// The Prometheus text exposition.

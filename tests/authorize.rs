@@ -237,8 +237,9 @@ async fn wrong_passwords_are_refused_then_throttled() {
 async fn successful_sign_ins_are_not_throttled() {
     let server = Server::start(&config(), &[]);
     let browser = Browser::new();
-    let html = browser.authorize(&server, &web(&[])).await.text().await.unwrap();
     for i in 0..8 {
+        // Each sign-in renews the CSRF cookie: the next one needs a fresh page.
+        let html = browser.authorize(&server, &web(&[("prompt", "login")])).await.text().await.unwrap();
         let resp = browser.submit_sign_in(&server, &html, "bob", "bob-password", false).await;
         assert_eq!(resp.status(), 303, "sign-in {i}");
     }

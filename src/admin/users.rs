@@ -125,7 +125,11 @@ pub struct NewUser {
     pub disabled: bool,
 }
 
-async fn password_hash(password: Option<String>, hash: Option<String>) -> Result<Option<PasswordHashString>> {
+async fn password_hash(
+    state: &AppState,
+    password: Option<String>,
+    hash: Option<String>,
+) -> Result<Option<PasswordHashString>> {
     match (password, hash) {
         (Some(_), Some(_)) => {
             Err(AdminError::Invalid("password: give either password or password_hash, not both".into()))
@@ -134,7 +138,7 @@ async fn password_hash(password: Option<String>, hash: Option<String>) -> Result
             if p.chars().count() < MIN_PASSWORD_CHARS {
                 return Err(AdminError::Invalid(format!("password: must be at least {MIN_PASSWORD_CHARS} characters")));
             }
-            Ok(Some(hash_secret(p).await?))
+            Ok(Some(hash_secret(state, p).await?))
         }
         (None, Some(h)) => {
             PasswordHashString::parse(&h).map(Some).map_err(|e| AdminError::Invalid(format!("password_hash: {e}")))
@@ -178,7 +182,7 @@ pub async fn create(state: &AppState, actor: &Actor, new: NewUser, now: UnixTime
     if state.any_user(&new.username).map_err(store_err)?.is_some() {
         return Err(AdminError::Conflict(format!("username: a user {:?} already exists", new.username)));
     }
-    let password_hash = password_hash(new.password, new.password_hash)
+    let password_hash = password_hash(state, new.password, new.password_hash)
         .await?
         .ok_or_else(|| AdminError::Invalid("password: is required (or password_hash)".into()))?;
     let user = User {
@@ -279,7 +283,7 @@ pub async fn update(
             changed.push(field.clone());
         }
     }
-    if let Some(h) = password_hash(password, hash).await? {
+    if let Some(h) = password_hash(state, password, hash).await? {
         user.password_hash = h;
         changed.push("password".into());
     }

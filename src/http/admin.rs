@@ -22,6 +22,11 @@ impl From<AdminError> for ApiError {
             AdminError::NotFound(m) => ApiError::not_found(m),
             AdminError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
             AdminError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
+            AdminError::Busy => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the server is busy hashing other secrets; retry in 1 s",
+            ),
             AdminError::Internal(context) => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",

@@ -229,6 +229,15 @@ pub trait Store: Send + Sync + 'static {
     /// Append an event to the audit log; durable.
     fn append_audit(&self, event: &AuditEvent) -> impl std::future::Future<Output = Result<()>> + Send;
 
+    /// Append an event to the audit log and return its id; durable.
+    fn append_audit_id(&self, event: &AuditEvent) -> impl std::future::Future<Output = Result<u64>> + Send;
+
+    /// Replace audit event `id` (an aggregated record being counted up).
+    /// Not flushed before returning: a crash may lose the latest counts,
+    /// which keeps a flood of refused attempts from costing a flush each.
+    /// `false` when there is no such event (pruned).
+    fn replace_audit(&self, id: u64, event: &AuditEvent) -> impl std::future::Future<Output = Result<bool>> + Send;
+
     /// Drop audit events that happened before `before`, and user markers
     /// written before `markers_before` (every session they cover has expired
     /// by then). Returns how many were removed.

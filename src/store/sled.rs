@@ -768,6 +768,26 @@ impl Store for SledStore {
         self.commit.durable().await
     }
 
+    async fn append_audit_id(&self, event: &AuditEvent) -> Result<u64> {
+        let id = self.db.generate_id().map_err(io)?;
+        self.audit.insert(id.to_be_bytes(), serde_json::to_vec(event).map_err(io)?).map_err(io)?;
+        self.commit.durable().await?;
+        Ok(id)
+    }
+
+    async fn replace_audit(&self, id: u64, event: &AuditEvent) -> Result<bool> {
+        let value = serde_json::to_vec(event).map_err(io)?;
+        let key = id.to_be_bytes();
+        let mut replaced = false;
+        self.audit
+            .fetch_and_update(key, |old| {
+                replaced = old.is_some();
+                old.map(|_| value.clone())
+            })
+            .map_err(io)?;
+        Ok(replaced)
+    }
+
     async fn prune_history(&self, before: UnixTime, markers_before: UnixTime) -> Result<usize> {
         let mut removed = 0;
         // Audit ids grow with time: walk from the oldest until one is recent.
