@@ -638,7 +638,7 @@ mod tests {
     fn the_spec_example_loads() {
         let text = include_str!("../tenure.example.toml");
         let c = Config::from_toml(text, &no_env()).expect("the documented example is valid");
-        assert_eq!(c.clients.len(), 3);
+        assert_eq!(c.clients.len(), 4);
         assert_eq!(c.users.len(), 2);
         assert!(c.warnings.iter().any(|w| w.contains("clients[web].secret is given in plain text")));
         let spa = c.clients.iter().find(|c| c.id == "spa").expect("spa");
