@@ -15,6 +15,7 @@
 
 pub mod audit;
 pub mod backchannel;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod duration;
