@@ -9,6 +9,7 @@ mod support;
 
 mod authorize;
 mod bad_input;
+mod cli;
 mod client_credentials;
 mod exchange;
 mod keys;

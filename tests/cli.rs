@@ -1,0 +1,422 @@
+//! `tenure admin ...` end to end (SPEC 11): the real binary run as a process
+//! against a real server, signed in as a service account by client
+//! credentials. Tables for people, `--output json` equal to what the API
+//! answers, the server's own error messages, non-zero exit statuses.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use serde_json::Value;
+
+use crate::support::flow::{Browser, pkce_pair};
+use crate::support::{BIN, Server, config_with};
+
+const REDIRECT: &str = "http://127.0.0.1:9000/callback";
+const CLI_ID: &str = "tenure-cli";
+const CLI_SECRET: &str = "tenure-cli-secret";
+
+fn config() -> String {
+    config_with(&format!(
+        r#"
+[[clients]]
+id = "{CLI_ID}"
+secret = "{CLI_SECRET}"
+grant_types = ["client_credentials"]
+scopes = ["admin"]
+permissions = ["system:administer"]
+
+[[clients]]
+id = "web"
+secret = "web-secret"
+redirect_uris = ["{REDIRECT}"]
+grant_types = ["authorization_code", "refresh_token"]
+scopes = ["openid", "profile"]
+
+[[users]]
+username = "alice"
+password = "alice-password"
+
+[[users]]
+username = "bob"
+password = "bob-password"
+"#
+    ))
+}
+
+/// What a run of `tenure admin` gave.
+struct Run {
+    status: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Run {
+        Run {
+            status: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Exit status 0; the stdout.
+    fn ok(self) -> String {
+        assert_eq!(self.status, Some(0), "tenure admin failed:\n{}{}", self.stdout, self.stderr);
+        self.stdout
+    }
+
+    /// Exit status 0 and stdout parsed as JSON.
+    fn json(self) -> Value {
+        let out = self.ok();
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}):\n{out}"))
+    }
+}
+
+/// `tenure admin ARGS` with the service account in the environment, in
+/// the server's directory (where its tenure.toml is: the CLI must not read it).
+fn admin(server: &Server, args: &[&str]) -> Run {
+    admin_as(server, &[("TENURE_CLIENT_SECRET", CLI_SECRET)], args, None)
+}
+
+/// `tenure admin ARGS` with `env` (beside TENURE_URL and TENURE_CLIENT_ID)
+/// and `stdin`.
+fn admin_as(server: &Server, env: &[(&str, &str)], args: &[&str], stdin: Option<&str>) -> Run {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("admin")
+        .args(args)
+        .current_dir(server.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TENURE_URL", &server.base)
+        .env("TENURE_CLIENT_ID", CLI_ID)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("run tenure admin");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).expect("write stdin");
+    }
+    drop(input);
+    Run::from(child.wait_with_output().expect("tenure admin ends"))
+}
+
+/// A client-credentials token of the CLI's service account, to ask the API
+/// directly what the CLI should have shown.
+async fn api_token(server: &Server) -> String {
+    let resp = server
+        .post_form("/token", Some((CLI_ID, CLI_SECRET)), &[("grant_type", "client_credentials"), ("scope", "admin")])
+        .await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn api_get(server: &Server, path: &str) -> Value {
+    let token = api_token(server).await;
+    let resp = server.http.get(server.url(path)).bearer_auth(token).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "GET {path}");
+    resp.json().await.unwrap()
+}
+
+/// Sign `user` in at `web` from a new browser: a new session; its sid.
+async fn sign_in(server: &Server, user: &str) -> String {
+    let (verifier, challenge) = pkce_pair();
+    let query = [
+        ("response_type", "code"),
+        ("client_id", "web"),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let code = Browser::new().sign_in_for_code(server, &query, user, &format!("{user}-password"), false).await;
+    let resp = server
+        .post_form(
+            "/token",
+            Some(("web", "web-secret")),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", &verifier),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    let access = body["access_token"].as_str().unwrap();
+    let claims: Value = serde_json::from_slice(&B64.decode(access.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    claims["sid"].as_str().expect("a user token carries sid").to_owned()
+}
+
+/// The lines of a table whose first cell is `first`.
+fn row<'a>(table: &'a str, first: &str) -> Vec<&'a str> {
+    table
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(first))
+        .unwrap_or_else(|| panic!("no row {first} in:\n{table}"))
+        .split_whitespace()
+        .collect()
+}
+
+#[tokio::test]
+async fn settings_get_set_and_reset_as_tables_and_as_the_apis_json() {
+    let server = Server::start(&config(), &[]);
+    let table = admin(&server, &["settings", "get"]).ok();
+    assert_eq!(row(&table, "SETTING"), ["SETTING", "VALUE", "SOURCE"]);
+    assert_eq!(row(&table, "idle_timeout"), ["idle_timeout", "30m", "default"], "durations as people write them");
+    assert_eq!(row(&table, "remember_me_max_lifetime"), ["remember_me_max_lifetime", "20d", "default"]);
+
+    let table = admin(&server, &["settings", "set", "idle_timeout=45m", "max_lifetime=1d12h"]).ok();
+    assert!(table.starts_with("session settings changed\n"), "{table}");
+    assert_eq!(row(&table, "idle_timeout"), ["idle_timeout", "45m", "admin"]);
+    assert_eq!(row(&table, "max_lifetime"), ["max_lifetime", "1d12h", "admin"]);
+    let api = api_get(&server, "/admin/settings/session").await;
+    assert_eq!(api["idle_timeout"], 2700);
+    assert_eq!(api["max_lifetime"], 129_600);
+    assert_eq!(admin(&server, &["settings", "get", "--output", "json"]).json(), api, "the server's JSON");
+
+    let json = admin(&server, &["-o", "json", "settings", "set", "idle_timeout=off"]).json();
+    assert_eq!(json["idle_timeout"], "off");
+    assert_eq!(row(&admin(&server, &["settings", "get"]).ok(), "idle_timeout"), ["idle_timeout", "off", "admin"]);
+
+    let table = admin(&server, &["settings", "reset"]).ok();
+    assert_eq!(row(&table, "idle_timeout"), ["idle_timeout", "30m", "default"]);
+    assert_eq!(api_get(&server, "/admin/settings/session").await["sources"]["max_lifetime"], "default");
+}
+
+#[tokio::test]
+async fn a_bad_duration_is_refused_naming_it_before_anything_is_sent() {
+    let server = Server::start(&config(), &[]);
+    let run = admin(&server, &["settings", "set", "idle_timeout=45x", "max_lifetime=8h"]);
+    assert_eq!(run.status, Some(2));
+    assert_eq!(
+        run.stderr.trim_end(),
+        "tenure admin: idle_timeout: \"45x\" is not a duration: unknown unit \
+         (use whole seconds like 1800, or units like 30m, 12h, 7d, 1d12h)"
+    );
+    assert!(run.stdout.is_empty());
+    let run = admin(&server, &["settings", "preview", "idle_timout=45m"]);
+    assert_eq!(run.status, Some(2));
+    assert!(run.stderr.contains("unknown setting \"idle_timout\"; known settings: idle_timeout,"), "{}", run.stderr);
+    // Nothing reached the server: no change, no audit event.
+    let api = api_get(&server, "/admin/settings/session").await;
+    assert_eq!(api["sources"]["max_lifetime"], "default");
+    assert_eq!(api_get(&server, "/admin/audit").await["events"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn the_servers_refusals_come_through_with_its_message_and_a_failing_status() {
+    let server = Server::start(&config(), &[]);
+    // Validation by the server (SPEC 3: idle <= max).
+    let run = admin(&server, &["settings", "set", "idle_timeout=2d"]);
+    assert_eq!(run.status, Some(1));
+    assert!(
+        run.stderr.starts_with("tenure admin: PUT /admin/settings/session: session.idle_timeout (2d) must not exceed"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.trim_end().ends_with("(invalid_setting, HTTP 400)"), "{}", run.stderr);
+    // An unknown user: 404 with the server's message.
+    let run = admin(&server, &["sessions", "list", "nobody"]);
+    assert_eq!(run.status, Some(1));
+    assert!(run.stderr.contains("no user named \"nobody\" (not_found, HTTP 404)"), "{}", run.stderr);
+    // A service account without system:administer: 403.
+    let run = admin_as(
+        &server,
+        &[("TENURE_CLIENT_SECRET", "automation-secret")],
+        &["--client-id", "automation", "settings", "get"],
+        None,
+    );
+    assert_eq!(run.status, Some(1));
+    assert!(run.stderr.contains("HTTP 403"), "{}", run.stderr);
+    assert!(run.stderr.contains("system:administer"), "names the missing permission: {}", run.stderr);
+}
+
+#[tokio::test]
+async fn a_wrong_secret_fails_with_the_token_endpoints_message() {
+    let server = Server::start(&config(), &[]);
+    let run = admin_as(&server, &[("TENURE_CLIENT_SECRET", "not-the-secret")], &["settings", "get"], None);
+    assert_eq!(run.status, Some(1));
+    assert!(run.stdout.is_empty());
+    assert!(
+        run.stderr
+            .starts_with(&format!("tenure admin: getting a token for client \"{CLI_ID}\" at {}/token: ", server.base)),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.trim_end().ends_with("(invalid_client, HTTP 401)"), "{}", run.stderr);
+    assert!(!run.stderr.contains("not-the-secret"), "the secret is never printed");
+
+    // The secret from a file works; a missing secret is a usage error.
+    let file = server.path().join("cli-secret");
+    std::fs::write(&file, format!("{CLI_SECRET}\n")).unwrap();
+    let path = file.to_string_lossy().into_owned();
+    admin_as(&server, &[("TENURE_CLIENT_SECRET_FILE", &path)], &["settings", "get"], None).ok();
+    let run = admin_as(&server, &[], &["settings", "get"], None);
+    assert_eq!(run.status, Some(2));
+    assert!(run.stderr.contains("set TENURE_CLIENT_SECRET, or TENURE_CLIENT_SECRET_FILE"), "{}", run.stderr);
+}
+
+#[tokio::test]
+async fn an_unreachable_issuer_fails_with_a_clear_message() {
+    let server = Server::start(&config(), &[]);
+    // A port nothing listens on: bind one, then free it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    let run = admin(&server, &["--url", &url, "keys", "list"]);
+    assert_eq!(run.status, Some(1));
+    assert!(run.stderr.contains("cannot connect"), "{}", run.stderr);
+    let run = admin(&server, &["--url", "ftp://example.com", "keys", "list"]);
+    assert_eq!(run.status, Some(2));
+    assert!(run.stderr.contains("TENURE_URL (or --url) must be the issuer's http(s) URL"), "{}", run.stderr);
+}
+
+#[tokio::test]
+async fn the_server_accepts_the_clis_variables_in_its_environment() {
+    let server = Server::start(
+        &config(),
+        &[
+            ("TENURE_URL", "http://127.0.0.1:1"),
+            ("TENURE_CLIENT_ID", CLI_ID),
+            ("TENURE_CLIENT_SECRET", CLI_SECRET),
+            ("TENURE_CLIENT_SECRET_FILE", "/nonexistent"),
+        ],
+    );
+    assert_eq!(server.get_json("/healthz").await["status"], "ok");
+}
+
+#[tokio::test]
+async fn sessions_are_listed_and_revoked_one_or_all() {
+    let server = Server::start(&config(), &[]);
+    let first = sign_in(&server, "alice").await;
+    let second = sign_in(&server, "alice").await;
+    let bobs = sign_in(&server, "bob").await;
+
+    let table = admin(&server, &["sessions", "list", "alice"]).ok();
+    let header = table.lines().next().unwrap();
+    assert!(header.starts_with("SID"), "{table}");
+    for column in ["CLIENTS", "SIGNED IN", "LAST ACTIVE", "IDLE EXPIRES", "EXPIRES", "REMEMBER", "IP", "USER AGENT"] {
+        assert!(header.contains(column), "{column} in {header}");
+    }
+    let cells = row(&table, &second);
+    assert_eq!(cells[1], "web");
+    assert!(table.contains("in 29m") || table.contains("in 30m"), "the idle deadline, relative: {table}");
+    assert!(table.contains("in 11h59m") || table.contains("in 12h"), "the absolute deadline: {table}");
+    let json = admin(&server, &["sessions", "list", "alice", "--output", "json"]).json();
+    assert_eq!(json, api_get(&server, "/admin/users/alice/sessions").await);
+    assert_eq!(json["sessions"].as_array().unwrap().len(), 2);
+
+    // Bob's session is not alice's: refused, and bob's session lives on.
+    let run = admin(&server, &["sessions", "revoke", "alice", &bobs]);
+    assert_eq!(run.status, Some(1));
+    assert!(run.stderr.contains(&format!("alice has no live session {bobs}")), "{}", run.stderr);
+
+    let out = admin(&server, &["sessions", "revoke", "alice", &first]).ok();
+    assert_eq!(out, format!("revoked session {first} of alice\n"));
+    let left = api_get(&server, "/admin/users/alice/sessions").await;
+    let sids: Vec<&str> = left["sessions"].as_array().unwrap().iter().map(|s| s["sid"].as_str().unwrap()).collect();
+    assert_eq!(sids, [second.as_str()]);
+
+    assert_eq!(admin(&server, &["sessions", "revoke", "alice"]).ok(), "revoked every session of alice\n");
+    assert_eq!(admin(&server, &["sessions", "list", "alice"]).ok(), "alice has no live sessions\n");
+    assert_eq!(api_get(&server, "/admin/users/bob/sessions").await["sessions"][0]["sid"], bobs.as_str());
+}
+
+#[tokio::test]
+async fn the_audit_log_pages_and_filters() {
+    let server = Server::start(&config(), &[]);
+    sign_in(&server, "alice").await;
+    sign_in(&server, "bob").await;
+    admin(&server, &["settings", "set", "max_lifetime=8h"]).ok();
+    admin(&server, &["sessions", "revoke", "alice"]).ok();
+
+    let json = admin(&server, &["audit", "-o", "json"]).json();
+    assert_eq!(json, api_get(&server, "/admin/audit").await, "the server's page as it gave it");
+    let kinds: Vec<&str> = json["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds[..2], ["user_sessions_revoked", "settings_changed"], "newest first: {kinds:?}");
+
+    let table = admin(&server, &["audit", "--limit", "1"]).ok();
+    assert_eq!(row(&table, "ID"), ["ID", "AT", "KIND", "ACTOR", "TARGET", "REASON"]);
+    let last = table.lines().last().unwrap();
+    let next = last.strip_prefix("(older events: --before ").and_then(|s| s.strip_suffix(')')).expect(last);
+    let page2 = admin(&server, &["audit", "--limit", "1", "--before", next, "-o", "json"]).json();
+    assert_eq!(page2["events"][0]["kind"], "settings_changed");
+
+    let alice = admin(&server, &["audit", "--user", "alice", "-o", "json"]).json();
+    let events = alice["events"].as_array().unwrap();
+    assert!(events.len() >= 2, "alice's sign-in and the revocation of her sessions: {alice}");
+    for e in events {
+        assert!(e["actor"] == "alice" || e["target"] == "user:alice", "{e}");
+    }
+    let sign_ins = admin(&server, &["audit", "--kind", "sign_in", "-o", "json"]).json();
+    let actors: Vec<&str> =
+        sign_ins["events"].as_array().unwrap().iter().map(|e| e["actor"].as_str().unwrap()).collect();
+    assert_eq!(actors, ["bob", "alice"]);
+    assert!(sign_ins["next"].is_null());
+
+    let run = admin(&server, &["audit", "--limit", "0"]);
+    assert_eq!(run.status, Some(2));
+    assert!(run.stderr.contains("--limit must be from 1 to 500 (got 0)"), "{}", run.stderr);
+}
+
+#[test]
+fn every_level_has_help_with_an_example() {
+    let help = |args: &[&str]| {
+        let out = Command::new(BIN).args(args).arg("--help").env_clear().output().unwrap();
+        assert!(out.status.success(), "{args:?} --help");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let top = help(&["admin"]);
+    assert!(top.contains("TENURE_CLIENT_SECRET_FILE") && top.contains("Examples:"), "{top}");
+    for group in ["settings", "users", "sessions", "clients", "keys", "audit"] {
+        assert!(help(&["admin", group]).contains("Example"), "admin {group} --help");
+    }
+    for command in [
+        &["settings", "get"][..],
+        &["settings", "set"],
+        &["settings", "reset"],
+        &["settings", "explain"],
+        &["settings", "preview"],
+        &["users", "list"],
+        &["users", "create"],
+        &["users", "show"],
+        &["users", "disable"],
+        &["users", "enable"],
+        &["users", "set-password"],
+        &["users", "delete"],
+        &["sessions", "list"],
+        &["sessions", "revoke"],
+        &["clients", "list"],
+        &["clients", "create"],
+        &["clients", "show"],
+        &["clients", "rotate-secret"],
+        &["clients", "delete"],
+        &["keys", "list"],
+        &["keys", "rotate"],
+    ] {
+        let mut args = vec!["admin"];
+        args.extend_from_slice(command);
+        assert!(help(&args).contains("Example"), "{args:?} --help");
+    }
+}
+
+#[test]
+fn a_password_is_never_taken_from_the_command_line() {
+    let out = Command::new(BIN)
+        .args(["admin", "users", "create", "carol", "--password", "hunter2"])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(BIN).args(["admin", "users", "create", "carol"]).env_clear().output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--password-file") && stderr.contains("--password-stdin"), "{stderr}");
+}
