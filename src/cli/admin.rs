@@ -503,12 +503,15 @@ impl Plan {
                     Plan::UsersList { query, page }
                 }
                 UsersAction::Create { username, email, name, permissions, disabled, password } => {
-                    let mut body = json!({
-                        "username": username,
-                        "password": password.read()?.expose(),
-                        "permissions": permissions,
-                        "disabled": disabled,
-                    });
+                    // Only what was given: setting permissions needs
+                    // system:administer, a users:edit account may create users.
+                    let mut body = json!({ "username": username, "password": password.read()?.expose() });
+                    if !permissions.is_empty() {
+                        body["permissions"] = permissions.into();
+                    }
+                    if disabled {
+                        body["disabled"] = true.into();
+                    }
                     if let Some(email) = email {
                         body["email"] = email.into();
                     }
