@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::oauth::client::{Client, ClientKind, GrantType, Permission, RedirectUri, Scope, ScopeSet, WebOrigin};
+use crate::oauth::client::{Client, Permission};
+use crate::oauth::client_spec::ClientSpec;
 use crate::policy::{
     ClientSessionOverride, IdleTimeout, PolicyError, PolicyKey, PolicyLayer, PolicyLayers, SessionPolicy,
 };
@@ -363,7 +364,15 @@ fn build_users(entries: Vec<UserEntry>, warnings: &mut Vec<String>) -> Result<Ve
         let password_hash = hash_or_plain(&format!("{key}.password"), u.password, u.password_hash, warnings)?
             .ok_or_else(|| invalid(format!("{key}.password"), "is required (or password_hash)"))?;
         let permissions = parse_permissions(&format!("{key}.permissions"), &u.permissions)?;
-        users.push(User { username: u.username, name: u.name, email: u.email, password_hash, permissions });
+        users.push(User {
+            username: u.username,
+            name: u.name,
+            email: u.email,
+            password_hash,
+            permissions,
+            disabled: false,
+            created_at: None,
+        });
     }
     Ok(users)
 }
@@ -377,132 +386,29 @@ fn build_clients(
     let mut clients = Vec::with_capacity(entries.len());
     for (i, c) in entries.into_iter().enumerate() {
         let key = if c.id.is_empty() { format!("clients[{i}]") } else { format!("clients[{}]", c.id) };
-        if c.id.is_empty() || c.id.len() > 200 || c.id.chars().any(|ch| ch.is_control() || ch == ':') {
-            return Err(invalid(format!("{key}.id"), "must be 1 to 200 printable characters without ':'"));
-        }
         if !seen.insert(c.id.clone()) {
             return Err(invalid(format!("{key}.id"), "is declared twice"));
         }
-        let grant_types: BTreeSet<GrantType> = c
-            .grant_types
-            .iter()
-            .map(|g| {
-                GrantType::parse(g).ok_or_else(|| {
-                    invalid(
-                        format!("{key}.grant_types"),
-                        format!(
-                            "{g:?} is not supported; use authorization_code, refresh_token, client_credentials or {}",
-                            GrantType::TokenExchange.as_str()
-                        ),
-                    )
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        if grant_types.is_empty() {
-            return Err(invalid(format!("{key}.grant_types"), "must list at least one grant type"));
-        }
         let secret = hash_or_plain(&format!("{key}.secret"), c.secret, c.secret_hash, warnings)?;
-        let kind = match (c.public, secret) {
-            (true, Some(_)) => return Err(invalid(format!("{key}.secret"), "a public client has no secret")),
-            (true, None) => ClientKind::Public,
-            (false, Some(secret_hash)) => ClientKind::Confidential { secret_hash },
-            (false, None) => {
-                return Err(invalid(
-                    format!("{key}.secret"),
-                    "a confidential client needs secret or secret_hash (or set public = true)",
-                ));
-            }
-        };
-        if c.public {
-            for g in [GrantType::ClientCredentials, GrantType::TokenExchange] {
-                if grant_types.contains(&g) {
-                    return Err(invalid(
-                        format!("{key}.grant_types"),
-                        format!("{} needs client authentication; a public client cannot use it", g.as_str()),
-                    ));
-                }
-            }
-        }
-        let redirect_uris = c
-            .redirect_uris
-            .iter()
-            .map(|u| RedirectUri::parse(u).map_err(|m| invalid(format!("{key}.redirect_uris"), m)))
-            .collect::<Result<Vec<_>, _>>()?;
-        if grant_types.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
-            return Err(invalid(format!("{key}.redirect_uris"), "authorization_code needs at least one redirect URI"));
-        }
-        let web_origins = c
-            .web_origins
-            .iter()
-            .map(|o| WebOrigin::parse(o).map_err(|m| invalid(format!("{key}.web_origins"), m)))
-            .collect::<Result<Vec<_>, _>>()?;
-        if !web_origins.is_empty() && !c.public {
-            return Err(invalid(
-                format!("{key}.web_origins"),
-                "CORS is offered to public clients only; a confidential client calls from its server",
-            ));
-        }
-        let scope_names = c.scopes.unwrap_or_else(|| vec!["openid".into(), "profile".into(), "email".into()]);
-        let scopes = ScopeSet::from_scopes(
-            scope_names
-                .iter()
-                .map(|s| {
-                    Scope::parse(s).ok_or_else(|| {
-                        invalid(format!("{key}.scopes"), format!("{s:?} is not a valid scope token (RFC 6749 3.3)"))
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-        );
-        let backchannel_logout_uri = c
-            .backchannel_logout_uri
-            .map(|u| {
-                url::Url::parse(&u)
-                    .ok()
-                    .filter(|p| matches!(p.scheme(), "http" | "https") && p.fragment().is_none())
-                    .map(|_| u.clone())
-                    .ok_or_else(|| {
-                        invalid(
-                            format!("{key}.backchannel_logout_uri"),
-                            format!("{u:?} is not an absolute http(s) URL without fragment"),
-                        )
-                    })
-            })
-            .transpose()?;
-        let post_logout_redirect_uris = c
-            .post_logout_redirect_uris
-            .iter()
-            .map(|u| RedirectUri::parse(u).map_err(|m| invalid(format!("{key}.post_logout_redirect_uris"), m)))
-            .collect::<Result<Vec<_>, _>>()?;
-        if !c.token_exchange_audiences.is_empty() && !grant_types.contains(&GrantType::TokenExchange) {
-            return Err(invalid(
-                format!("{key}.token_exchange_audiences"),
-                format!("is set but grant_types does not include {}", GrantType::TokenExchange.as_str()),
-            ));
-        }
-        let permissions = parse_permissions(&format!("{key}.permissions"), &c.permissions)?;
-        if !permissions.is_empty() && !grant_types.contains(&GrantType::ClientCredentials) {
-            return Err(invalid(
-                format!("{key}.permissions"),
-                "are carried by client-credentials tokens; add client_credentials to grant_types",
-            ));
-        }
         if let Some(o) = &c.session {
             o.validate(&c.id, policy)?;
         }
-        clients.push(Client {
+        let spec = ClientSpec {
             id: c.id,
             name: c.name,
-            kind,
-            redirect_uris,
-            web_origins,
-            grant_types,
-            scopes,
-            backchannel_logout_uri,
-            post_logout_redirect_uris,
+            public: c.public,
+            redirect_uris: c.redirect_uris,
+            web_origins: c.web_origins,
+            grant_types: c.grant_types,
+            scopes: c.scopes,
+            backchannel_logout_uri: c.backchannel_logout_uri,
+            post_logout_redirect_uris: c.post_logout_redirect_uris,
             token_exchange_audiences: c.token_exchange_audiences,
-            permissions,
+            permissions: c.permissions,
             session: c.session,
-        });
+        };
+        let client = spec.build(secret, policy).map_err(|e| invalid(format!("{key}.{}", e.field), e.message))?;
+        clients.push(client);
     }
     Ok(clients)
 }
@@ -511,6 +417,7 @@ fn build_clients(
 mod tests {
     use super::*;
     use crate::duration::Secs;
+    use crate::oauth::client::RedirectUri;
 
     fn no_env() -> BTreeMap<String, String> {
         BTreeMap::new()

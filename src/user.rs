@@ -14,6 +14,10 @@ pub struct User {
     pub email: Option<String>,
     pub password_hash: PasswordHashString,
     pub permissions: BTreeSet<Permission>,
+    /// A disabled user cannot sign in; disabling revokes their sessions.
+    pub disabled: bool,
+    /// When the admin API created the user (`None` for config users).
+    pub created_at: Option<crate::clock::UnixTime>,
 }
 
 /// Usernames are 1 to 64 characters, none of them control characters,
@@ -41,6 +45,10 @@ pub struct StoredUser {
     pub password_hash: String,
     #[serde(default)]
     pub permissions: Vec<String>,
+    #[serde(default)]
+    pub disabled: bool,
+    #[serde(default)]
+    pub created_at: Option<crate::clock::UnixTime>,
 }
 
 impl From<&User> for StoredUser {
@@ -51,6 +59,8 @@ impl From<&User> for StoredUser {
             email: u.email.clone(),
             password_hash: u.password_hash.as_str().to_owned(),
             permissions: u.permissions.iter().map(|p| p.as_str().to_owned()).collect(),
+            disabled: u.disabled,
+            created_at: u.created_at,
         }
     }
 }
@@ -64,7 +74,15 @@ impl StoredUser {
             .iter()
             .map(|p| Permission::parse(p).ok_or_else(|| format!("unknown permission {p:?}")))
             .collect::<Result<_, _>>()?;
-        Ok(User { username: self.username, name: self.name, email: self.email, password_hash, permissions })
+        Ok(User {
+            username: self.username,
+            name: self.name,
+            email: self.email,
+            password_hash,
+            permissions,
+            disabled: self.disabled,
+            created_at: self.created_at,
+        })
     }
 }
 
@@ -81,11 +99,15 @@ mod tests {
             email: None,
             password_hash: PasswordHashString::hash(&Secret::new("pw")).expect("hash"),
             permissions: [Permission::UsersEdit].into_iter().collect(),
+            disabled: true,
+            created_at: Some(crate::clock::UnixTime(1_700_000_000)),
         };
         let back = StoredUser::from(&user).into_user().expect("valid");
         assert_eq!(back.username, "bob");
         assert!(back.password_hash.verify("pw"));
         assert_eq!(back.permissions, user.permissions);
+        assert!(back.disabled);
+        assert_eq!(back.created_at, user.created_at);
         let mut bad = StoredUser::from(&user);
         bad.permissions.push("root".into());
         assert!(bad.into_user().is_err());

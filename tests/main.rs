@@ -7,6 +7,7 @@
 
 mod support;
 
+mod admin_api;
 mod authorize;
 mod bad_input;
 mod cli;

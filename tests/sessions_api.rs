@@ -354,9 +354,10 @@ async fn the_admin_api_refuses_without_a_valid_token_or_the_permission() {
             assert_eq!(body["error"], "forbidden", "{method} {path}");
         }
     }
-    // users:edit is not system:administer.
-    let body = refused(call(&server, reqwest::Method::GET, "/admin/audit", Some(&carol)).await, 403).await;
+    // users:edit is not system:administer; it reads the audit log (SPEC 9).
+    let body = refused(call(&server, reqwest::Method::GET, "/admin/settings/session", Some(&carol)).await, 403).await;
     assert!(body["message"].as_str().unwrap().contains("system:administer"), "{body}");
+    assert_eq!(call(&server, reqwest::Method::GET, "/admin/audit", Some(&carol)).await.status(), 200);
     // The permission is checked before the user is looked up: nothing leaks.
     let unknown = call(&server, reqwest::Method::GET, "/admin/users/nobody/sessions", Some(&alice.access)).await;
     refused(unknown, 403).await;

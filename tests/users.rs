@@ -18,6 +18,8 @@ fn user(name: &str, password: &str, email: &str) -> User {
         email: Some(email.into()),
         password_hash: PasswordHashString::hash(&Secret::new(password)).unwrap(),
         permissions: Default::default(),
+        disabled: false,
+        created_at: None,
     }
 }
 

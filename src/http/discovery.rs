@@ -11,7 +11,8 @@ use super::state::AppState;
 
 pub fn metadata(state: &AppState) -> serde_json::Value {
     let iss = &state.issuer;
-    let mut scopes: Vec<&str> = state.clients.all().flat_map(|c| c.scopes.iter().map(|s| s.as_str())).collect();
+    let clients = state.clients.all();
+    let mut scopes: Vec<&str> = clients.iter().flat_map(|c| c.scopes.iter().map(|s| s.as_str())).collect();
     scopes.sort_unstable();
     scopes.dedup();
     let alg = state.config.signing_alg.as_str();

@@ -161,9 +161,9 @@ impl LogoutRequest {
                 if hint.as_ref().is_some_and(|h| h.aud != id) {
                     return Err("The client_id is not the application the id_token_hint was issued to.".to_owned());
                 }
-                Some(clients.get(id).ok_or_else(|| format!("The application {id:?} is not registered."))?.clone())
+                Some(clients.get(id).ok_or_else(|| format!("The application {id:?} is not registered."))?)
             }
-            (None, Some(hint)) => clients.get(&hint.aud).cloned(),
+            (None, Some(hint)) => clients.get(&hint.aud),
             (None, None) => None,
         };
         let redirect = match params.get("post_logout_redirect_uri") {

@@ -1,6 +1,7 @@
 //! The only code that knows axum: the router, the state, extractors, the one
 //! error-to-response mapping, and one file per endpoint group.
 
+pub mod admin;
 pub mod api;
 pub mod audit;
 pub mod authorize;
@@ -44,6 +45,15 @@ pub fn router(state: AppState) -> Router {
         .route("/revoke", post(revoke::revoke).layer(cors(&state)))
         .route("/introspect", post(introspect::introspect))
         .route("/admin/settings/session", get(settings::get).put(settings::put).delete(settings::delete))
+        .route("/admin/settings/session/explain", get(admin::explain))
+        .route("/admin/settings/session/preview", post(settings::preview))
+        .route("/admin/users", get(admin::list_users).post(admin::create_user))
+        .route("/admin/users/{username}", get(admin::show_user).patch(admin::update_user).delete(admin::delete_user))
+        .route("/admin/clients", get(admin::list_clients).post(admin::create_client))
+        .route("/admin/clients/{id}", get(admin::show_client).put(admin::replace_client).delete(admin::delete_client))
+        .route("/admin/clients/{id}/secret", post(admin::rotate_client_secret))
+        .route("/admin/keys", get(admin::list_keys))
+        .route("/admin/keys/rotate", post(admin::rotate_key))
         .route("/userinfo", get(userinfo::get).post(userinfo::post))
         .route("/logout", get(logout::get).post(logout::post))
         .route("/healthz", get(health::healthz))
@@ -67,6 +77,7 @@ fn cors(state: &AppState) -> tower_http::cors::CorsLayer {
     let origins: Vec<HeaderValue> = state
         .clients
         .all()
+        .iter()
         .filter(|c| c.is_public())
         .flat_map(|c| c.web_origins.iter())
         .filter_map(|o| HeaderValue::from_str(o.as_str()).ok())

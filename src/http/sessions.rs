@@ -221,7 +221,8 @@ fn live_sessions(
     sessions.retain(|s| s.revoked.is_none());
     // The store's sequence orders sign-ins within the same second.
     sessions.sort_by_key(|s| std::cmp::Reverse((s.signed_in, s.seq)));
-    let client_override = |id: &str| state.clients.get(id).and_then(|c| c.session.as_ref());
+    let clients = state.clients.snapshot();
+    let client_override = |id: &str| clients.get(id).and_then(|c| c.session.as_ref());
     let mut views = Vec::with_capacity(sessions.len());
     for session in &sessions {
         let families = state

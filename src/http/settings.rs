@@ -96,6 +96,32 @@ pub async fn put(
     change(&state, &caller, |admin| merge(admin, &body), "settings_changed").await
 }
 
+/// `POST /admin/settings/session/preview`: the body a PUT takes, refused the
+/// same way, or what the change would do to live sessions. Nothing changes.
+pub async fn preview(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::SystemAdminister)?;
+    let Json(body) = body?;
+    let Value::Object(body) = body else {
+        return Err(ApiError::bad_request("the body must be a JSON object of settings"));
+    };
+    let old_admin = state.store.admin_policy().map_err(|e| ApiError::internal("previewing session settings", e))?;
+    let (proposed, _) = proposed(&state, merge(old_admin, &body)?)?;
+    let preview = crate::admin::policy::preview(&state, &proposed, state.now())?;
+    Ok(no_store(Json(preview).into_response()))
+}
+
+/// The policy in force with `admin` as the admin layer, validated as a PUT is.
+fn proposed(state: &AppState, admin: PolicyLayer) -> Result<(SessionPolicy, PolicySources), ApiError> {
+    let layers = PolicyLayers { admin, ..state.config.policy_layers.clone() };
+    layers
+        .resolve()
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_setting", format!("{e} (field {})", e.key())))
+}
+
 pub async fn delete(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     caller.require(Permission::SystemAdminister)?;
     change(&state, &caller, |_| Ok(PolicyLayer::default()), "settings_reset").await
@@ -114,10 +140,7 @@ async fn change(
     let store_err = |e| ApiError::internal("changing session settings", e);
     let old_admin = state.store.admin_policy().map_err(store_err)?;
     let admin = update(old_admin.clone())?;
-    let layers = PolicyLayers { admin: admin.clone(), ..state.config.policy_layers.clone() };
-    let resolved = layers
-        .resolve()
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_setting", format!("{e} (field {})", e.key())))?;
+    let resolved = proposed(state, admin.clone())?;
     let before = state.policy();
     let mut history = (*state.history()).clone();
     history.change(now, resolved.0.clone());

@@ -111,6 +111,22 @@ impl AppState {
         let keys = key_dir.load()?;
         let master = MasterKey::load_or_create(key_dir.path())?;
         let clients = ClientRegistry::new(config.clients.clone()).map_err(|_| StartError::Random)?;
+        for stored in store.clients()? {
+            let id = stored.spec.id.clone();
+            if clients.is_from_config(&id) {
+                tracing::warn!(client = %id, "a client created through the admin API has the id of a config client; the config one wins");
+                continue;
+            }
+            match stored.into_client() {
+                Ok(client) => clients.put(client),
+                Err(message) => {
+                    return Err(StartError::Store(crate::store::StoreError::Corrupt {
+                        what: format!("client {id}"),
+                        message,
+                    }));
+                }
+            }
+        }
         let users = config.users.iter().map(|u| (u.username.clone(), u.clone())).collect();
         let dummy_password_hash = PasswordHashString::hash(&Secret::new(crate::session::new_id()))
             .map_err(|e| StartError::Hash(e.to_string()))?;
@@ -184,8 +200,14 @@ impl AppState {
         }
     }
 
-    /// A user: declared in the config (which wins), else kept in the store.
+    /// A user who may sign in: declared in the config (which wins), else
+    /// kept in the store and not disabled.
     pub fn user(&self, username: &str) -> Result<Option<User>, crate::store::StoreError> {
+        Ok(self.any_user(username)?.filter(|u| !u.disabled))
+    }
+
+    /// A user, disabled or not (the admin API).
+    pub fn any_user(&self, username: &str) -> Result<Option<User>, crate::store::StoreError> {
         match self.users.get(username) {
             Some(u) => Ok(Some(u.clone())),
             None => self.store.user(username),

@@ -6,8 +6,8 @@
 //! keyed digest in constant time after that ([`VerifiedCache`]). Failures are
 //! throttled per client and address.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -98,28 +98,77 @@ fn form_decode(s: &str) -> String {
 }
 
 /// The registered clients and the state client authentication keeps.
+///
+/// Clients from the config file are fixed; clients created through the admin
+/// API are added, replaced and removed at run time. Readers take a snapshot
+/// (`Arc`) and never hold a lock across an await.
 #[derive(Debug)]
 pub struct ClientRegistry {
-    clients: HashMap<String, Arc<Client>>,
+    clients: RwLock<Arc<HashMap<String, Arc<Client>>>>,
+    from_config: HashSet<String>,
     throttle: FailureThrottle,
     verified: VerifiedCache,
 }
 
 impl ClientRegistry {
     pub fn new(clients: impl IntoIterator<Item = Client>) -> Result<ClientRegistry, ring::error::Unspecified> {
+        let clients: HashMap<String, Arc<Client>> = clients.into_iter().map(|c| (c.id.clone(), Arc::new(c))).collect();
         Ok(ClientRegistry {
-            clients: clients.into_iter().map(|c| (c.id.clone(), Arc::new(c))).collect(),
+            from_config: clients.keys().cloned().collect(),
+            clients: RwLock::new(Arc::new(clients)),
             throttle: FailureThrottle::new(FAILURE_LIMIT, FAILURE_WINDOW),
             verified: VerifiedCache::new()?,
         })
     }
 
-    pub fn get(&self, id: &str) -> Option<&Arc<Client>> {
-        self.clients.get(id)
+    /// Every client by id, as of now.
+    pub fn snapshot(&self) -> Arc<HashMap<String, Arc<Client>>> {
+        match self.clients.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
-    pub fn all(&self) -> impl Iterator<Item = &Arc<Client>> {
-        self.clients.values()
+    pub fn get(&self, id: &str) -> Option<Arc<Client>> {
+        self.snapshot().get(id).cloned()
+    }
+
+    /// Every client, sorted by id.
+    pub fn all(&self) -> Vec<Arc<Client>> {
+        let mut all: Vec<Arc<Client>> = self.snapshot().values().cloned().collect();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all
+    }
+
+    /// Whether `id` is declared in the config file (read-only at run time).
+    pub fn is_from_config(&self, id: &str) -> bool {
+        self.from_config.contains(id)
+    }
+
+    /// Add or replace a run-time client. Its verified secret is forgotten, so
+    /// a replaced secret stops working at once.
+    pub fn put(&self, client: Client) {
+        self.verified.forget(&client.id);
+        let mut guard = match self.clients.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut next = (**guard).clone();
+        next.insert(client.id.clone(), Arc::new(client));
+        *guard = Arc::new(next);
+    }
+
+    /// Remove a run-time client; whether it was there.
+    pub fn remove(&self, id: &str) -> bool {
+        self.verified.forget(id);
+        let mut guard = match self.clients.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut next = (**guard).clone();
+        let existed = next.remove(id).is_some();
+        *guard = Arc::new(next);
+        existed
     }
 
     /// Authenticate `presented`, from `remote` (an address), at `now`.
@@ -150,7 +199,7 @@ impl ClientRegistry {
     async fn verify(&self, presented: &PresentedClient) -> Result<Arc<Client>, OAuthError> {
         let unknown =
             || OAuthError::invalid_client(format!("unknown client {:?} or wrong credentials", presented.client_id));
-        let client = self.clients.get(&presented.client_id).ok_or_else(unknown)?;
+        let client = self.get(&presented.client_id).ok_or_else(unknown)?;
         match (&client.kind, &presented.secret) {
             (ClientKind::Public, None) => Ok(client.clone()),
             (ClientKind::Public, Some(_)) => Err(OAuthError::invalid_client(format!(

@@ -5,6 +5,7 @@ pub mod authorize;
 pub mod client;
 pub mod client_auth;
 pub mod client_credentials;
+pub mod client_spec;
 pub mod code_grant;
 pub mod error;
 pub mod exchange;

@@ -12,6 +12,7 @@ pub mod sled;
 use crate::audit::AuditEvent;
 use crate::clock::UnixTime;
 use crate::logout::Delivery;
+use crate::oauth::client_spec::StoredClient;
 use crate::policy::{PolicyHistory, PolicyLayer};
 use crate::session::Revoked;
 use crate::session::code::AuthCode;
@@ -164,6 +165,41 @@ pub trait Store: Send + Sync + 'static {
 
     /// Delete a stored user; durable. Whether there was one.
     fn delete_user(&self, username: &str) -> impl std::future::Future<Output = Result<bool>> + Send;
+
+    /// Every stored (admin-created) user, sorted by username.
+    fn users(&self) -> Result<Vec<User>>;
+
+    /// Create or replace (`Some`) or delete (`None`) stored user `username`
+    /// and append `event`; with `revoke`, also revoke every session the user
+    /// has (the marker) and queue the back-channel fan-out. One atomic,
+    /// durable step: after a crash either all of it happened or none.
+    /// Returns whether a stored user existed before.
+    fn write_user(
+        &self,
+        username: &str,
+        user: Option<&User>,
+        revoke: Option<Revoked>,
+        event: &AuditEvent,
+    ) -> impl std::future::Future<Output = Result<bool>> + Send;
+
+    /// The clients created through the admin API, sorted by id.
+    fn clients(&self) -> Result<Vec<StoredClient>>;
+
+    /// Create or replace (`Some`) or delete (`None`) stored client `id` and
+    /// append `event`, atomically; durable. Whether one existed before.
+    fn write_client(
+        &self,
+        id: &str,
+        client: Option<&StoredClient>,
+        event: &AuditEvent,
+    ) -> impl std::future::Future<Output = Result<bool>> + Send;
+
+    /// Every user session on record (revoked ones included), for the
+    /// settings preview.
+    fn all_sessions(&self) -> Result<Vec<UserSession>>;
+
+    /// Every family on record of client `client_id`.
+    fn client_families(&self, client_id: &str) -> Result<Vec<Family>>;
 
     /// Every session of `username` still on record (revoked ones included).
     fn user_sessions(&self, username: &str) -> Result<Vec<UserSession>>;

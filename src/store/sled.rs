@@ -24,7 +24,8 @@ use tokio::sync::oneshot;
 use super::{Expiring, Redemption, Result, Store, StoreError};
 use crate::audit::AuditEvent;
 use crate::clock::UnixTime;
-use crate::logout::Delivery;
+use crate::logout::{Delivery, DeliveryKind};
+use crate::oauth::client_spec::StoredClient;
 use crate::policy::{PolicyHistory, PolicyLayer, SessionPolicy};
 use crate::session::Revoked;
 use crate::session::code::{AuthCode, CODE_RECORD_TTL};
@@ -118,6 +119,8 @@ pub struct SledStore {
     user_markers: sled::Tree,
     /// username -> [`StoredUser`].
     users: sled::Tree,
+    /// Clients created through the admin API.
+    clients: sled::Tree,
     /// id (u64 BE, increasing) -> [`AuditEvent`].
     audit: sled::Tree,
     /// next attempt (u64 BE) || id (u64 BE) -> [`Delivery`].
@@ -155,6 +158,7 @@ impl SledStore {
         Ok(SledStore {
             user_markers: tree("user_markers")?,
             users: tree("users")?,
+            clients: tree("clients")?,
             audit: tree("audit")?,
             outbox: tree("outbox")?,
             meta: tree("meta")?,
@@ -560,6 +564,114 @@ impl Store for SledStore {
             self.commit.durable().await?;
         }
         Ok(existed)
+    }
+
+    fn users(&self) -> Result<Vec<User>> {
+        let mut out = Vec::new();
+        for entry in self.users.iter() {
+            let (k, bytes) = entry.map_err(io)?;
+            let what = || format!("user {}", String::from_utf8_lossy(&k));
+            let stored: StoredUser = serde_json::from_slice(&bytes)
+                .map_err(|e| StoreError::Corrupt { what: what(), message: e.to_string() })?;
+            out.push(stored.into_user().map_err(|message| StoreError::Corrupt { what: what(), message })?);
+        }
+        Ok(out)
+    }
+
+    async fn write_user(
+        &self,
+        username: &str,
+        user: Option<&User>,
+        revoke: Option<Revoked>,
+        event: &AuditEvent,
+    ) -> Result<bool> {
+        let user_bytes = user.map(|u| serde_json::to_vec(&StoredUser::from(u))).transpose().map_err(io)?;
+        let event_bytes = serde_json::to_vec(event).map_err(io)?;
+        let key = username.as_bytes();
+        let existed = tx_result((&self.users, &self.user_markers, &self.outbox, &self.audit).transaction(
+            |(users, markers, outbox, audit)| {
+                let existed = match &user_bytes {
+                    Some(b) => users.insert(key, b.as_slice())?.is_some(),
+                    None => users.remove(key)?.is_some(),
+                };
+                if let Some(revoked) = &revoke {
+                    // Every session stored so far has a sequence at or below this id.
+                    let seq = markers.generate_id()?;
+                    let at = revoked.at;
+                    let marker =
+                        serde_json::to_vec(&UserMarker { seq, revoked: revoked.clone() }).map_err(|e| abort(io(e)))?;
+                    markers.insert(key, marker)?;
+                    let fanout = Delivery {
+                        kind: DeliveryKind::UserFanout { seq },
+                        sub: username.to_owned(),
+                        created_at: at,
+                        attempts: 0,
+                        next_attempt_at: at,
+                    };
+                    let id = outbox.generate_id()?;
+                    let bytes = serde_json::to_vec(&fanout).map_err(|e| abort(io(e)))?;
+                    outbox.insert(outbox_key(at, id), bytes)?;
+                }
+                let id = audit.generate_id()?;
+                audit.insert(&id.to_be_bytes(), event_bytes.as_slice())?;
+                Ok(existed)
+            },
+        ))?;
+        self.commit.durable().await?;
+        Ok(existed)
+    }
+
+    fn clients(&self) -> Result<Vec<StoredClient>> {
+        let mut out = Vec::new();
+        for entry in self.clients.iter() {
+            let (k, bytes) = entry.map_err(io)?;
+            out.push(serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+                what: format!("client {}", String::from_utf8_lossy(&k)),
+                message: e.to_string(),
+            })?);
+        }
+        Ok(out)
+    }
+
+    async fn write_client(&self, id: &str, client: Option<&StoredClient>, event: &AuditEvent) -> Result<bool> {
+        let client_bytes = client.map(serde_json::to_vec).transpose().map_err(io)?;
+        let event_bytes = serde_json::to_vec(event).map_err(io)?;
+        let key = id.as_bytes();
+        let existed = tx_result((&self.clients, &self.audit).transaction(|(clients, audit)| {
+            let existed = match &client_bytes {
+                Some(b) => clients.insert(key, b.as_slice())?.is_some(),
+                None => clients.remove(key)?.is_some(),
+            };
+            let id = audit.generate_id()?;
+            audit.insert(&id.to_be_bytes(), event_bytes.as_slice())?;
+            Ok(existed)
+        }))?;
+        self.commit.durable().await?;
+        Ok(existed)
+    }
+
+    fn all_sessions(&self) -> Result<Vec<UserSession>> {
+        let mut out = Vec::new();
+        for entry in self.tree(Expiring::UserSession).iter() {
+            let (_, bytes) = entry.map_err(io)?;
+            let mut session: UserSession = decode(Expiring::UserSession, &bytes)?;
+            let marker = self.marker(&session.username)?;
+            overlay(&mut session, marker.as_ref());
+            out.push(session);
+        }
+        Ok(out)
+    }
+
+    fn client_families(&self, client_id: &str) -> Result<Vec<Family>> {
+        let mut out = Vec::new();
+        for entry in self.tree(Expiring::Family).iter() {
+            let (_, bytes) = entry.map_err(io)?;
+            let family: Family = decode(Expiring::Family, &bytes)?;
+            if family.client_id == client_id {
+                out.push(family);
+            }
+        }
+        Ok(out)
     }
 
     fn user_sessions(&self, username: &str) -> Result<Vec<UserSession>> {
@@ -1018,6 +1130,8 @@ mod tests {
             email: Some("bob@example.com".into()),
             password_hash: crate::secret::PasswordHashString::hash(&crate::secret::Secret::new("pw")).expect("hash"),
             permissions: Default::default(),
+            disabled: false,
+            created_at: None,
         };
         store.put_user(&bob).await.expect("put");
         let back = store.user("bob").expect("read").expect("exists");

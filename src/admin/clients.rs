@@ -1,0 +1,239 @@
+//! Clients (SPEC 10): list, create, show, replace, rotate the secret,
+//! delete. The same validation as config clients (`ClientSpec::build`);
+//! per-client session limits may only tighten the global policy. Clients
+//! declared in the config file are listed read-only. A generated secret is
+//! returned once and only its argon2id hash is kept.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::{Actor, AdminError, Result, hash_secret, new_client_secret};
+use crate::audit::AuditEvent;
+use crate::clock::UnixTime;
+use crate::http::AppState;
+use crate::oauth::client::Client;
+use crate::oauth::client_spec::{ClientSpec, StoredClient};
+use crate::revocation::Revocation;
+use crate::store::Store;
+
+/// The shortest client secret an administrator may set.
+pub const MIN_SECRET_CHARS: usize = 16;
+
+/// A client as the admin API shows it: its settings, never a secret.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClientView {
+    #[serde(flatten)]
+    pub spec: ClientSpec,
+    /// `config` (read-only) or `admin`.
+    pub source: &'static str,
+}
+
+/// A created client or a new secret: the secret is shown this once.
+#[derive(Debug, Serialize)]
+pub struct WithSecret {
+    #[serde(flatten)]
+    pub client: ClientView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+}
+
+fn view(state: &AppState, client: &Client) -> ClientView {
+    let source = if state.clients.is_from_config(&client.id) { "config" } else { "admin" };
+    ClientView { spec: ClientSpec::of(client), source }
+}
+
+fn store_err(e: crate::store::StoreError) -> AdminError {
+    AdminError::internal("reading or writing clients", e)
+}
+
+fn unknown(id: &str) -> AdminError {
+    AdminError::NotFound(format!("no client {id:?}"))
+}
+
+pub fn list(state: &AppState) -> Vec<ClientView> {
+    state.clients.all().iter().map(|c| view(state, c)).collect()
+}
+
+pub fn show(state: &AppState, id: &str) -> Result<ClientView> {
+    state.clients.get(id).map(|c| view(state, &c)).ok_or_else(|| unknown(id))
+}
+
+/// Split a request body into the client's settings and an optional secret.
+fn parse(body: &Map<String, Value>) -> Result<(ClientSpec, Option<String>)> {
+    let mut rest = body.clone();
+    let secret = match rest.remove("secret") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(other) => return Err(AdminError::Invalid(format!("secret: must be a string, not {other}"))),
+    };
+    if let Some(s) = &secret
+        && s.chars().count() < MIN_SECRET_CHARS
+    {
+        return Err(AdminError::Invalid(format!(
+            "secret: must be at least {MIN_SECRET_CHARS} characters (or leave it out to have one generated)"
+        )));
+    }
+    let spec: ClientSpec =
+        serde_json::from_value(Value::Object(rest)).map_err(|e| AdminError::Invalid(e.to_string()))?;
+    Ok((spec, secret))
+}
+
+/// Validate `spec` with `secret_hash` against the current policy.
+fn build(state: &AppState, spec: ClientSpec, secret_hash: Option<crate::secret::PasswordHashString>) -> Result<Client> {
+    let policy = state.policy();
+    spec.build(secret_hash, &policy.0).map_err(|e| {
+        if e.field == "session" {
+            AdminError::Invalid(e.message)
+        } else {
+            AdminError::Invalid(format!("{}: {}", e.field, e.message))
+        }
+    })
+}
+
+/// The secret to use for a confidential client: the given one, else a new
+/// one (returned once, as RFC 7591 does).
+async fn secret_for(
+    spec: &ClientSpec,
+    given: Option<String>,
+) -> Result<(Option<crate::secret::PasswordHashString>, Option<String>)> {
+    if spec.public {
+        if given.is_some() {
+            return Err(AdminError::Invalid("secret: a public client has no secret".into()));
+        }
+        return Ok((None, None));
+    }
+    match given {
+        Some(s) => Ok((Some(hash_secret(s).await?), None)),
+        None => {
+            let fresh = new_client_secret()?;
+            Ok((Some(hash_secret(fresh.clone()).await?), Some(fresh)))
+        }
+    }
+}
+
+fn record(client: &Client, spec: ClientSpec, created_at: UnixTime) -> StoredClient {
+    let secret_hash = match &client.kind {
+        crate::oauth::client::ClientKind::Confidential { secret_hash } => Some(secret_hash.as_str().to_owned()),
+        crate::oauth::client::ClientKind::Public => None,
+    };
+    StoredClient { spec, secret_hash, created_at }
+}
+
+pub async fn create(state: &AppState, actor: &Actor, body: &Map<String, Value>, now: UnixTime) -> Result<WithSecret> {
+    let (spec, given) = parse(body)?;
+    crate::oauth::client_spec::check_client_id(&spec.id)
+        .map_err(|e| AdminError::Invalid(format!("{}: {}", e.field, e.message)))?;
+    if state.clients.get(&spec.id).is_some() {
+        return Err(AdminError::Conflict(format!("id: a client {:?} already exists", spec.id)));
+    }
+    if state.any_user(&spec.id).map_err(store_err)?.is_some() {
+        return Err(AdminError::Conflict(format!(
+            "id: {:?} is a username; a client id must never share a user's subject",
+            spec.id
+        )));
+    }
+    // Validate before hashing: a bad request costs no argon2.
+    build(state, spec.clone(), (!spec.public).then(|| state.dummy_password_hash.clone()))?;
+    let (hash, shown) = secret_for(&spec, given).await?;
+    let client = build(state, spec.clone(), hash)?;
+    let stored = record(&client, ClientSpec::of(&client), now);
+    let event = AuditEvent::new(now, "client_created", actor.name.clone(), format!("client:{}", client.id))
+        .details(serde_json::to_value(&stored.spec).unwrap_or(Value::Null));
+    event.log();
+    state.store.write_client(&client.id, Some(&stored), &event).await.map_err(store_err)?;
+    let view = view(state, &client);
+    state.clients.put(client);
+    Ok(WithSecret { client: ClientView { source: "admin", ..view }, client_secret: shown })
+}
+
+/// The stored client `id`: 409 for a config client, 404 when unknown.
+fn stored(state: &AppState, id: &str) -> Result<StoredClient> {
+    if state.clients.is_from_config(id) {
+        return Err(AdminError::Conflict(format!(
+            "client {id:?} is declared in the config file and is read-only here; change the file"
+        )));
+    }
+    state.store.clients().map_err(store_err)?.into_iter().find(|c| c.spec.id == id).ok_or_else(|| unknown(id))
+}
+
+/// Replace client `id`'s settings. The secret stays unless `secret` is
+/// given (or the client turns confidential, when one is generated).
+pub async fn replace(
+    state: &AppState,
+    actor: &Actor,
+    id: &str,
+    body: &Map<String, Value>,
+    now: UnixTime,
+) -> Result<WithSecret> {
+    let old = stored(state, id)?;
+    let mut body = body.clone();
+    match body.get("id") {
+        None => {
+            body.insert("id".into(), Value::String(id.to_owned()));
+        }
+        Some(Value::String(s)) if s == id => {}
+        Some(other) => {
+            return Err(AdminError::Invalid(format!(
+                "id: the body names {other}, the path {id:?}; a client id cannot change"
+            )));
+        }
+    }
+    let (spec, given) = parse(&body)?;
+    let (hash, shown) = match (&old.secret_hash, spec.public, given) {
+        (Some(h), false, None) => (
+            Some(
+                crate::secret::PasswordHashString::parse(h)
+                    .map_err(|e| AdminError::internal("reading a client secret", e))?,
+            ),
+            None,
+        ),
+        (_, _, given) => secret_for(&spec, given).await?,
+    };
+    let client = build(state, spec, hash)?;
+    let stored = record(&client, ClientSpec::of(&client), old.created_at);
+    let event = AuditEvent::new(now, "client_updated", actor.name.clone(), format!("client:{id}"))
+        .details(serde_json::json!({ "old": old.spec, "new": stored.spec, "secret_changed": shown.is_some() }));
+    event.log();
+    state.store.write_client(id, Some(&stored), &event).await.map_err(store_err)?;
+    let view = view(state, &client);
+    state.clients.put(client);
+    Ok(WithSecret { client: view, client_secret: shown })
+}
+
+/// A new secret for client `id`, returned once; the old one stops working.
+pub async fn rotate_secret(state: &AppState, actor: &Actor, id: &str, now: UnixTime) -> Result<WithSecret> {
+    let old = stored(state, id)?;
+    if old.spec.public {
+        return Err(AdminError::Invalid(format!("client {id:?} is public and has no secret")));
+    }
+    let fresh = new_client_secret()?;
+    let hash = hash_secret(fresh.clone()).await?;
+    let client = build(state, old.spec.clone(), Some(hash))?;
+    let stored = record(&client, old.spec, old.created_at);
+    let event = AuditEvent::new(now, "client_secret_rotated", actor.name.clone(), format!("client:{id}"));
+    event.log();
+    state.store.write_client(id, Some(&stored), &event).await.map_err(store_err)?;
+    let view = view(state, &client);
+    state.clients.put(client);
+    Ok(WithSecret { client: view, client_secret: Some(fresh) })
+}
+
+/// Delete client `id` after revoking every live family it has (its relying
+/// party hears of each through back-channel logout).
+pub async fn delete(state: &AppState, actor: &Actor, id: &str, now: UnixTime) -> Result<usize> {
+    stored(state, id)?;
+    let revocation = Revocation { store: &state.store, clients: &state.clients, now };
+    let mut revoked = 0;
+    for family in state.store.client_families(id).map_err(store_err)? {
+        if family.revoked.is_none() {
+            revocation.family(&family.id, &actor.name, "client_deleted").await.map_err(store_err)?;
+            revoked += 1;
+        }
+    }
+    let event = AuditEvent::new(now, "client_deleted", actor.name.clone(), format!("client:{id}"))
+        .details(serde_json::json!({ "families_revoked": revoked }));
+    event.log();
+    state.store.write_client(id, None, &event).await.map_err(store_err)?;
+    state.clients.remove(id);
+    Ok(revoked)
+}

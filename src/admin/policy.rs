@@ -1,0 +1,358 @@
+//! Explain and preview the session policy (SPEC 10).
+//!
+//! `explain`: for a client, a user and the "Remember me" choice, the
+//! effective idle timeout, maximum lifetime, access-token lifetime and reuse
+//! grace, each with the rule that decided it. The values are those of
+//! [`SessionPolicy::limits`], the function every refresh uses; the rules are
+//! derived beside it and a unit test keeps both in step.
+//!
+//! `preview`: what a proposed policy would do to the live sessions, counted
+//! from the store without changing anything.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{AdminError, Result};
+use crate::clock::UnixTime;
+use crate::duration::Secs;
+use crate::http::AppState;
+use crate::policy::{ClientSessionOverride, IdleTimeout, PolicyKey, PolicySources, SessionPolicy, Source};
+use crate::session::family;
+use crate::store::Store;
+
+/// One effective value and why it is what it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Decided {
+    /// Seconds.
+    pub value: u64,
+    /// `default`, `file`, `env`, `admin`, `client`, `remember_me` or `ceiling`.
+    pub rule: &'static str,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Explanation {
+    pub client_id: Option<String>,
+    pub username: Option<String>,
+    pub remember_me: bool,
+    pub idle_timeout: Decided,
+    pub max_lifetime: Decided,
+    pub access_token_ttl: Decided,
+    pub refresh_reuse_grace: Decided,
+}
+
+fn source_rule(s: Source) -> &'static str {
+    match s {
+        Source::Default => "default",
+        Source::File => "file",
+        Source::Env => "env",
+        Source::Admin => "admin",
+    }
+}
+
+fn source_words(s: Source) -> &'static str {
+    match s {
+        Source::Default => "the built-in default",
+        Source::File => "the config file",
+        Source::Env => "the environment",
+        Source::Admin => "the admin API",
+    }
+}
+
+fn decided(value: Secs, rule: &'static str, reason: String) -> Decided {
+    Decided { value: value.as_secs(), rule, reason }
+}
+
+/// The rules behind `policy.limits(remember_me, client)`, pure.
+pub fn explain_policy(
+    policy: &SessionPolicy,
+    sources: &PolicySources,
+    remember_me: bool,
+    client: Option<(&str, &ClientSessionOverride)>,
+) -> (Decided, Decided, Decided, Decided) {
+    let from = |key: PolicyKey| {
+        let s = sources.of(key);
+        (s, format!("session.{} ({}) from {}", key.name(), value_of(policy, key), source_words(s)))
+    };
+    // Maximum lifetime.
+    let (max_key, idle_key) = if remember_me {
+        (PolicyKey::RememberMeMaxLifetime, PolicyKey::RememberMeIdleTimeout)
+    } else {
+        (PolicyKey::MaxLifetime, PolicyKey::IdleTimeout)
+    };
+    let (base_max, base_idle_setting) = if remember_me {
+        (policy.remember_me_max_lifetime, policy.remember_me_idle_timeout)
+    } else {
+        (policy.max_lifetime, policy.idle_timeout)
+    };
+    let (s, words) = from(max_key);
+    let mut max = if remember_me {
+        decided(base_max, "remember_me", format!("\"Remember me\" was ticked: {words}"))
+    } else {
+        decided(base_max, source_rule(s), words)
+    };
+    // Idle timeout, before capping by the final maximum.
+    let (s, words) = from(idle_key);
+    let base_idle = base_idle_setting.within(base_max);
+    let idle_words = match base_idle_setting {
+        IdleTimeout::Off => format!("{words}: off, so it follows the maximum lifetime"),
+        IdleTimeout::After(_) => words,
+    };
+    let mut idle = if remember_me {
+        decided(base_idle, "remember_me", format!("\"Remember me\" was ticked: {idle_words}"))
+    } else {
+        decided(base_idle, source_rule(s), idle_words)
+    };
+    // Access-token lifetime.
+    let mut ttl = match policy.access_token_ttl {
+        Some(t) => {
+            let (s, words) = from(PolicyKey::AccessTokenTtl);
+            decided(t, source_rule(s), words)
+        }
+        None => {
+            let (s, words) = from(PolicyKey::IdleTimeout);
+            decided(
+                policy.access_token_ttl(),
+                source_rule(s),
+                format!("access_token_ttl is not set: it follows {words}"),
+            )
+        }
+    };
+    if let Some((id, o)) = client {
+        let tighter = |current: &mut Decided, own: Option<Secs>, key: &str| {
+            if let Some(v) = own
+                && v.as_secs() < current.value
+            {
+                *current = decided(v, "client", format!("clients[{id}].session.{key} ({v}) tightens it"));
+            }
+        };
+        tighter(&mut max, o.max_lifetime, "max_lifetime");
+        tighter(&mut idle, o.idle_timeout, "idle_timeout");
+        tighter(&mut ttl, o.access_token_ttl, "access_token_ttl");
+    }
+    let ceiling = policy.max_lifetime_ceiling;
+    if ceiling.as_secs() < max.value {
+        max = decided(ceiling, "ceiling", format!("capped by the operator's session.max_lifetime_ceiling ({ceiling})"));
+    }
+    if max.value < idle.value {
+        idle = Decided {
+            value: max.value,
+            rule: max.rule,
+            reason: format!("capped by the maximum lifetime ({}): {}", Secs::new(max.value), max.reason),
+        };
+    }
+    if idle.value < ttl.value {
+        ttl = Decided {
+            value: idle.value,
+            rule: idle.rule,
+            reason: format!("never above the idle timeout ({}): {}", Secs::new(idle.value), idle.reason),
+        };
+    }
+    let (s, words) = from(PolicyKey::RefreshReuseGrace);
+    let grace = decided(policy.refresh_reuse_grace, source_rule(s), words);
+    (idle, max, ttl, grace)
+}
+
+fn value_of(policy: &SessionPolicy, key: PolicyKey) -> String {
+    match key {
+        PolicyKey::IdleTimeout => policy.idle_timeout.to_string(),
+        PolicyKey::MaxLifetime => policy.max_lifetime.to_string(),
+        PolicyKey::RememberMeIdleTimeout => policy.remember_me_idle_timeout.to_string(),
+        PolicyKey::RememberMeMaxLifetime => policy.remember_me_max_lifetime.to_string(),
+        PolicyKey::AccessTokenTtl => policy.access_token_ttl().to_string(),
+        PolicyKey::RefreshReuseGrace => policy.refresh_reuse_grace.to_string(),
+        PolicyKey::MaxLifetimeCeiling => policy.max_lifetime_ceiling.to_string(),
+    }
+}
+
+/// `GET /admin/settings/session/explain`.
+pub fn explain(
+    state: &AppState,
+    client_id: Option<&str>,
+    username: Option<&str>,
+    remember_me: bool,
+) -> Result<Explanation> {
+    let client = match client_id {
+        Some(id) => Some(state.clients.get(id).ok_or_else(|| AdminError::NotFound(format!("no client {id:?}")))?),
+        None => None,
+    };
+    if let Some(u) = username
+        && state.any_user(u).map_err(|e| AdminError::internal("reading a user", e))?.is_none()
+    {
+        return Err(AdminError::NotFound(format!("no user {u:?}")));
+    }
+    let policy = state.policy();
+    let over = client.as_ref().and_then(|c| c.session.as_ref().map(|o| (c.id.as_str(), o)));
+    let (idle, max, ttl, grace) = explain_policy(&policy.0, &policy.1, remember_me, over);
+    Ok(Explanation {
+        client_id: client_id.map(str::to_owned),
+        username: username.map(str::to_owned),
+        remember_me,
+        idle_timeout: idle,
+        max_lifetime: max,
+        access_token_ttl: ttl,
+        refresh_reuse_grace: grace,
+    })
+}
+
+/// How a proposed policy changes sessions of one kind.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub ending_now: u64,
+    pub shortened: u64,
+    pub unchanged: u64,
+    pub extended: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Preview {
+    pub valid: bool,
+    pub sessions_ending_now: u64,
+    pub sessions_shortened: u64,
+    pub sessions_unchanged: u64,
+    /// Live sessions a loosened limit gives more time (dead ones stay dead).
+    pub sessions_extended: u64,
+    /// The same for each client's live families.
+    pub by_client: BTreeMap<String, Counts>,
+}
+
+impl Counts {
+    fn add(&mut self, old: UnixTime, new: UnixTime, now: UnixTime) {
+        if new <= now {
+            self.ending_now += 1;
+        } else if new < old {
+            self.shortened += 1;
+        } else if new > old {
+            self.extended += 1;
+        } else {
+            self.unchanged += 1;
+        }
+    }
+}
+
+/// What putting `proposed` in force now would do to the live sessions.
+pub fn preview(state: &AppState, proposed: &SessionPolicy, now: UnixTime) -> Result<Preview> {
+    let store_err = |e| AdminError::internal("reading sessions for a preview", e);
+    let history = state.history();
+    let current = history.current().clone();
+    let clients = state.clients.snapshot();
+    let mut sessions = Counts::default();
+    let mut by_client: BTreeMap<String, Counts> = BTreeMap::new();
+    for session in state.store.all_sessions().map_err(store_err)? {
+        let families = state.store.session_families(&session.sid).map_err(store_err)?;
+        // SPEC 3: a refresh of any family counts as activity of its session.
+        let last_active = families.iter().map(|f| f.rotated_at).fold(session.last_active, UnixTime::max);
+        if !session.is_alive(&history, last_active, now) {
+            continue;
+        }
+        let old = session.deadline(&current, last_active);
+        let new = session.deadline(proposed, last_active);
+        sessions.add(old, new, now);
+        for f in &families {
+            let over = clients.get(&f.client_id).and_then(|c| c.session.as_ref());
+            if !family::is_alive(&history, f, Some(&session), over, now) {
+                continue;
+            }
+            let old_f = family::family_deadline(&current, f, over).min(old);
+            let new_f = family::family_deadline(proposed, f, over).min(new);
+            by_client.entry(f.client_id.clone()).or_default().add(old_f, new_f, now);
+        }
+    }
+    Ok(Preview {
+        valid: true,
+        sessions_ending_now: sessions.ending_now,
+        sessions_shortened: sessions.shortened,
+        sessions_unchanged: sessions.unchanged,
+        sessions_extended: sessions.extended,
+        by_client,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{PolicyLayer, PolicyLayers};
+
+    fn resolved(file: PolicyLayer, admin: PolicyLayer) -> (SessionPolicy, PolicySources) {
+        PolicyLayers { file, admin, ..PolicyLayers::default() }.resolve().expect("valid")
+    }
+
+    #[test]
+    fn explained_values_are_the_limits_every_refresh_uses() {
+        let layers = [
+            (PolicyLayer::default(), PolicyLayer::default()),
+            (
+                PolicyLayer {
+                    idle_timeout: Some(IdleTimeout::Off),
+                    max_lifetime: Some(Secs::hours(8)),
+                    ..Default::default()
+                },
+                PolicyLayer { access_token_ttl: Some(Secs::minutes(5)), ..Default::default() },
+            ),
+            (
+                PolicyLayer {
+                    max_lifetime_ceiling: Some(Secs::days(10)),
+                    remember_me_max_lifetime: Some(Secs::days(10)),
+                    ..Default::default()
+                },
+                PolicyLayer { idle_timeout: Some(IdleTimeout::After(Secs::minutes(10))), ..Default::default() },
+            ),
+        ];
+        let overrides = [
+            None,
+            Some(ClientSessionOverride { max_lifetime: Some(Secs::hours(1)), ..Default::default() }),
+            Some(ClientSessionOverride {
+                idle_timeout: Some(Secs::minutes(5)),
+                access_token_ttl: Some(Secs::minutes(2)),
+                ..Default::default()
+            }),
+        ];
+        for (file, admin) in layers {
+            let (policy, sources) = resolved(file, admin);
+            for o in &overrides {
+                for remember_me in [false, true] {
+                    let limits = policy.limits(remember_me, o.as_ref());
+                    let (idle, max, ttl, _) =
+                        explain_policy(&policy, &sources, remember_me, o.as_ref().map(|o| ("k", o)));
+                    assert_eq!(idle.value, limits.idle_timeout.as_secs(), "idle {policy:?} {o:?} {remember_me}");
+                    assert_eq!(max.value, limits.max_lifetime.as_secs(), "max {policy:?} {o:?} {remember_me}");
+                    assert_eq!(ttl.value, limits.access_token_ttl.as_secs(), "ttl {policy:?} {o:?} {remember_me}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn each_value_names_the_rule_that_decided_it() {
+        let (policy, sources) = resolved(
+            PolicyLayer { max_lifetime: Some(Secs::hours(8)), ..Default::default() },
+            PolicyLayer { idle_timeout: Some(IdleTimeout::After(Secs::minutes(20))), ..Default::default() },
+        );
+        let (idle, max, ttl, grace) = explain_policy(&policy, &sources, false, None);
+        assert_eq!((max.value, max.rule), (8 * 3600, "file"));
+        assert_eq!((idle.value, idle.rule), (20 * 60, "admin"));
+        assert_eq!(ttl.rule, "admin", "{}", ttl.reason);
+        assert!(ttl.reason.contains("follows"), "{}", ttl.reason);
+        assert_eq!(grace.rule, "default");
+        let kubectl = ClientSessionOverride { max_lifetime: Some(Secs::hours(1)), ..Default::default() };
+        let (idle, max, _, _) = explain_policy(&policy, &sources, false, Some(("kubectl", &kubectl)));
+        assert_eq!((max.value, max.rule), (3600, "client"));
+        assert!(max.reason.contains("clients[kubectl].session.max_lifetime (1h)"), "{}", max.reason);
+        assert_eq!((idle.value, idle.rule), (20 * 60, "admin"));
+        let (_, max, _, _) = explain_policy(&policy, &sources, true, None);
+        assert_eq!((max.value, max.rule), (20 * 86400, "remember_me"));
+        let (policy, sources) = resolved(
+            PolicyLayer {
+                max_lifetime_ceiling: Some(Secs::days(10)),
+                remember_me_max_lifetime: Some(Secs::days(10)),
+                ..Default::default()
+            },
+            PolicyLayer::default(),
+        );
+        let (idle, max, _, _) = explain_policy(&policy, &sources, true, None);
+        assert_eq!((max.value, max.rule), (10 * 86400, "remember_me"));
+        assert_eq!(idle.rule, "remember_me");
+        let _ = (policy, sources);
+    }
+}

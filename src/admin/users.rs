@@ -1,0 +1,290 @@
+//! Users (SPEC 10): list and search, create, show, change, disable, delete.
+//! Users declared in the config file are listed read-only. Disabling or
+//! deleting a user revokes all their sessions in the same durable step as
+//! the change itself. Passwords are stored as argon2id hashes and never
+//! returned.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::{Actor, AdminError, Result, hash_secret};
+use crate::audit::AuditEvent;
+use crate::clock::UnixTime;
+use crate::http::AppState;
+use crate::oauth::client_spec::parse_permissions;
+use crate::secret::PasswordHashString;
+use crate::session::Revoked;
+use crate::store::Store;
+use crate::user::{User, check_username};
+
+/// Users per page of `GET /admin/users`.
+pub const PAGE_SIZE: usize = 50;
+/// The shortest password an administrator may set.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+
+/// A user as the admin API shows it (never a password or hash).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserView {
+    pub username: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub permissions: Vec<String>,
+    pub disabled: bool,
+    /// `config` (read-only) or `admin`.
+    pub source: String,
+    pub created_at: Option<String>,
+}
+
+impl UserView {
+    fn of(user: &User, source: &str) -> Self {
+        UserView {
+            username: user.username.clone(),
+            name: user.name.clone(),
+            email: user.email.clone(),
+            permissions: user.permissions.iter().map(|p| p.as_str().to_owned()).collect(),
+            disabled: user.disabled,
+            source: source.to_owned(),
+            created_at: user.created_at.map(UnixTime::to_rfc3339),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct UserPage {
+    pub users: Vec<UserView>,
+    pub page: usize,
+    pub next_page: Option<usize>,
+}
+
+fn store_err(e: crate::store::StoreError) -> AdminError {
+    AdminError::internal("reading or writing users", e)
+}
+
+/// Every user, config ones first on a name clash, sorted by username.
+fn all_users(state: &AppState) -> Result<Vec<UserView>> {
+    let mut out: Vec<UserView> = state.users.values().map(|u| UserView::of(u, "config")).collect();
+    for u in state.store.users().map_err(store_err)? {
+        if !state.users.contains_key(&u.username) {
+            out.push(UserView::of(&u, "admin"));
+        }
+    }
+    out.sort_by(|a, b| a.username.cmp(&b.username));
+    Ok(out)
+}
+
+/// `query`: case-insensitive substring of the username, name or email.
+/// Pages count from 1.
+pub fn list(state: &AppState, query: Option<&str>, page: usize) -> Result<UserPage> {
+    if page == 0 {
+        return Err(AdminError::Invalid("page: pages count from 1".into()));
+    }
+    let needle = query.map(str::to_lowercase).filter(|q| !q.is_empty());
+    let matching: Vec<UserView> = all_users(state)?
+        .into_iter()
+        .filter(|u| {
+            needle.as_deref().is_none_or(|q| {
+                [Some(&u.username), u.name.as_ref(), u.email.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .any(|field| field.to_lowercase().contains(q))
+            })
+        })
+        .collect();
+    let start = (page - 1).saturating_mul(PAGE_SIZE);
+    let users: Vec<UserView> = matching.iter().skip(start).take(PAGE_SIZE).cloned().collect();
+    let next_page = (matching.len() > start.saturating_add(PAGE_SIZE)).then_some(page + 1);
+    Ok(UserPage { users, page, next_page })
+}
+
+pub fn show(state: &AppState, username: &str) -> Result<UserView> {
+    if let Some(u) = state.users.get(username) {
+        return Ok(UserView::of(u, "config"));
+    }
+    state.store.user(username).map_err(store_err)?.map(|u| UserView::of(&u, "admin")).ok_or_else(|| unknown(username))
+}
+
+fn unknown(username: &str) -> AdminError {
+    AdminError::NotFound(format!("no user {username:?}"))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub username: String,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub password_hash: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub permissions: Vec<String>,
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+async fn password_hash(password: Option<String>, hash: Option<String>) -> Result<Option<PasswordHashString>> {
+    match (password, hash) {
+        (Some(_), Some(_)) => {
+            Err(AdminError::Invalid("password: give either password or password_hash, not both".into()))
+        }
+        (Some(p), None) => {
+            if p.chars().count() < MIN_PASSWORD_CHARS {
+                return Err(AdminError::Invalid(format!("password: must be at least {MIN_PASSWORD_CHARS} characters")));
+            }
+            Ok(Some(hash_secret(p).await?))
+        }
+        (None, Some(h)) => {
+            PasswordHashString::parse(&h).map(Some).map_err(|e| AdminError::Invalid(format!("password_hash: {e}")))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+fn check_email(email: &Option<String>) -> Result<()> {
+    match email {
+        Some(e) if e.len() > 254 || e.chars().any(char::is_control) || !e.contains('@') => {
+            Err(AdminError::Invalid(format!("email: {e:?} is not an email address")))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn permissions_of(
+    actor: &Actor,
+    raw: &[String],
+) -> Result<std::collections::BTreeSet<crate::oauth::client::Permission>> {
+    let permissions = parse_permissions("permissions", raw)
+        .map_err(|e| AdminError::Invalid(format!("{}: {}", e.field, e.message)))?;
+    if !permissions.is_empty() && !actor.administer {
+        return Err(AdminError::Forbidden("setting permissions needs the system:administer permission".into()));
+    }
+    Ok(permissions)
+}
+
+/// Create a user kept in the store.
+pub async fn create(state: &AppState, actor: &Actor, new: NewUser, now: UnixTime) -> Result<UserView> {
+    check_username(&new.username).map_err(|m| AdminError::Invalid(format!("username: {m}")))?;
+    check_email(&new.email)?;
+    let permissions = permissions_of(actor, &new.permissions)?;
+    if state.clients.get(&new.username).is_some() {
+        return Err(AdminError::Conflict(format!(
+            "username: {:?} is a client id; a user must never share a client's subject",
+            new.username
+        )));
+    }
+    if state.any_user(&new.username).map_err(store_err)?.is_some() {
+        return Err(AdminError::Conflict(format!("username: a user {:?} already exists", new.username)));
+    }
+    let password_hash = password_hash(new.password, new.password_hash)
+        .await?
+        .ok_or_else(|| AdminError::Invalid("password: is required (or password_hash)".into()))?;
+    let user = User {
+        username: new.username,
+        name: new.name,
+        email: new.email,
+        password_hash,
+        permissions,
+        disabled: new.disabled,
+        created_at: Some(now),
+    };
+    let view = UserView::of(&user, "admin");
+    let event = AuditEvent::new(now, "user_created", actor.name.clone(), format!("user:{}", user.username)).details(
+        serde_json::json!({ "email": user.email, "permissions": view.permissions, "disabled": user.disabled }),
+    );
+    event.log();
+    state.store.write_user(&user.username, Some(&user), None, &event).await.map_err(store_err)?;
+    Ok(view)
+}
+
+/// The stored user `username`: 409 for a config user, 404 when unknown.
+fn stored(state: &AppState, username: &str) -> Result<User> {
+    if state.users.contains_key(username) {
+        return Err(AdminError::Conflict(format!(
+            "user {username:?} is declared in the config file and is read-only here; change the file"
+        )));
+    }
+    state.store.user(username).map_err(store_err)?.ok_or_else(|| unknown(username))
+}
+
+/// Apply a PATCH body: any of `email`, `name` (null clears), `password` or
+/// `password_hash`, `permissions`, `disabled`. Disabling revokes every
+/// session in the same durable step.
+pub async fn update(
+    state: &AppState,
+    actor: &Actor,
+    username: &str,
+    patch: &Map<String, Value>,
+    now: UnixTime,
+) -> Result<UserView> {
+    let mut user = stored(state, username)?;
+    let was_disabled = user.disabled;
+    let mut changed = Vec::new();
+    let text = |field: &str, v: &Value| -> Result<Option<String>> {
+        match v {
+            Value::Null => Ok(None),
+            Value::String(s) => Ok(Some(s.clone())),
+            other => Err(AdminError::Invalid(format!("{field}: must be a string or null, not {other}"))),
+        }
+    };
+    let mut password = None;
+    let mut hash = None;
+    for (field, value) in patch {
+        match field.as_str() {
+            "email" => {
+                user.email = text(field, value)?;
+                check_email(&user.email)?;
+            }
+            "name" => user.name = text(field, value)?,
+            "password" => password = text(field, value)?,
+            "password_hash" => hash = text(field, value)?,
+            "permissions" => {
+                let raw: Vec<String> = serde_json::from_value(value.clone())
+                    .map_err(|_| AdminError::Invalid("permissions: must be a list of strings".into()))?;
+                if !actor.administer {
+                    return Err(AdminError::Forbidden(
+                        "changing permissions needs the system:administer permission".into(),
+                    ));
+                }
+                user.permissions = permissions_of(actor, &raw)?;
+            }
+            "disabled" => {
+                user.disabled = value
+                    .as_bool()
+                    .ok_or_else(|| AdminError::Invalid(format!("disabled: must be true or false, not {value}")))?;
+            }
+            other => {
+                return Err(AdminError::Invalid(format!(
+                    "unknown field {other:?}; known fields: email, name, password, password_hash, permissions, disabled"
+                )));
+            }
+        }
+        if field != "password" && field != "password_hash" {
+            changed.push(field.clone());
+        }
+    }
+    if let Some(h) = password_hash(password, hash).await? {
+        user.password_hash = h;
+        changed.push("password".into());
+    }
+    let disabling = user.disabled && !was_disabled;
+    let kind = if disabling { "user_disabled" } else { "user_updated" };
+    let event = AuditEvent::new(now, kind, actor.name.clone(), format!("user:{username}"))
+        .details(serde_json::json!({ "changed": changed }));
+    event.log();
+    let revoke = disabling.then(|| Revoked { at: now, reason: "user_disabled".into() });
+    state.store.write_user(username, Some(&user), revoke, &event).await.map_err(store_err)?;
+    Ok(UserView::of(&user, "admin"))
+}
+
+/// Delete a stored user; every session of theirs is revoked in the same step.
+pub async fn delete(state: &AppState, actor: &Actor, username: &str, now: UnixTime) -> Result<()> {
+    stored(state, username)?;
+    let event = AuditEvent::new(now, "user_deleted", actor.name.clone(), format!("user:{username}"));
+    event.log();
+    let revoke = Some(Revoked { at: now, reason: "user_deleted".into() });
+    state.store.write_user(username, None, revoke, &event).await.map_err(store_err)?;
+    Ok(())
+}

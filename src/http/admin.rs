@@ -1,0 +1,234 @@
+//! `/admin/users`, `/admin/clients`, `/admin/keys` and the settings explain
+//! and preview (SPEC 10): extract, check the permission, call the one use
+//! case in `crate::admin`, map its result.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value};
+
+use super::api::{ApiError, Caller};
+use super::state::AppState;
+use super::token::no_store;
+use crate::admin::{self, Actor, AdminError};
+use crate::oauth::client::Permission;
+
+impl From<AdminError> for ApiError {
+    fn from(e: AdminError) -> Self {
+        match e {
+            AdminError::Invalid(m) => ApiError::bad_request(m),
+            AdminError::NotFound(m) => ApiError::not_found(m),
+            AdminError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            AdminError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
+            AdminError::Internal(context) => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                format!("the server could not complete the request ({context})"),
+            ),
+        }
+    }
+}
+
+fn actor(caller: &Caller) -> Actor {
+    Actor::new(caller.actor(), &caller.permissions)
+}
+
+fn json(status: StatusCode, body: impl serde::Serialize) -> Response {
+    no_store((status, Json(body)).into_response())
+}
+
+/// The request body as a JSON object.
+pub fn object(body: Result<Json<Value>, JsonRejection>) -> Result<Map<String, Value>, ApiError> {
+    match body?.0 {
+        Value::Object(m) => Ok(m),
+        _ => Err(ApiError::bad_request("the body must be a JSON object")),
+    }
+}
+
+/// The query parameters, each at most once.
+fn query(raw: Option<&str>, known: &[&str]) -> Result<Vec<(String, String)>, ApiError> {
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    for (i, (k, _)) in pairs.iter().enumerate() {
+        if !known.contains(&k.as_str()) {
+            return Err(ApiError::bad_request(format!("unknown parameter {k:?}; known: {}", known.join(", "))));
+        }
+        if pairs[..i].iter().any(|(other, _)| other == k) {
+            return Err(ApiError::bad_request(format!("the {k} parameter is given more than once")));
+        }
+    }
+    Ok(pairs)
+}
+
+fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+}
+
+// ---- users ----
+
+/// `GET /admin/users?query=&page=`.
+pub async fn list_users(State(state): State<AppState>, caller: Caller, raw: RawQuery) -> Result<Response, ApiError> {
+    caller.require(Permission::UsersEdit)?;
+    let pairs = query(raw.0.as_deref(), &["query", "page"])?;
+    let page = match param(&pairs, "page") {
+        None => 1,
+        Some(p) => p
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| ApiError::bad_request(format!("page must be a whole number from 1, not {p:?}")))?,
+    };
+    Ok(json(StatusCode::OK, admin::users::list(&state, param(&pairs, "query"), page)?))
+}
+
+/// `POST /admin/users`.
+pub async fn create_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::UsersEdit)?;
+    let body = object(body)?;
+    let new: admin::users::NewUser =
+        serde_json::from_value(Value::Object(body)).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let user = admin::users::create(&state, &actor(&caller), new, state.now()).await?;
+    Ok(json(StatusCode::CREATED, user))
+}
+
+/// `GET /admin/users/{username}`.
+pub async fn show_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    username: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::UsersEdit)?;
+    let Path(username) = username?;
+    Ok(json(StatusCode::OK, admin::users::show(&state, &username)?))
+}
+
+/// `PATCH /admin/users/{username}`.
+pub async fn update_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    username: Result<Path<String>, PathRejection>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::UsersEdit)?;
+    let Path(username) = username?;
+    let body = object(body)?;
+    let user = admin::users::update(&state, &actor(&caller), &username, &body, state.now()).await?;
+    Ok(json(StatusCode::OK, user))
+}
+
+/// `DELETE /admin/users/{username}`.
+pub async fn delete_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    username: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::UsersEdit)?;
+    let Path(username) = username?;
+    admin::users::delete(&state, &actor(&caller), &username, state.now()).await?;
+    Ok(no_store(StatusCode::NO_CONTENT.into_response()))
+}
+
+// ---- clients ----
+
+/// `GET /admin/clients`.
+pub async fn list_clients(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    caller.require(Permission::SystemAdminister)?;
+    Ok(json(StatusCode::OK, serde_json::json!({ "clients": admin::clients::list(&state) })))
+}
+
+/// `POST /admin/clients`.
+pub async fn create_client(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::SystemAdminister)?;
+    let body = object(body)?;
+    let created = admin::clients::create(&state, &actor(&caller), &body, state.now()).await?;
+    Ok(json(StatusCode::CREATED, created))
+}
+
+/// `GET /admin/clients/{id}`.
+pub async fn show_client(
+    State(state): State<AppState>,
+    caller: Caller,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::SystemAdminister)?;
+    let Path(id) = id?;
+    Ok(json(StatusCode::OK, admin::clients::show(&state, &id)?))
+}
+
+/// `PUT /admin/clients/{id}`.
+pub async fn replace_client(
+    State(state): State<AppState>,
+    caller: Caller,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::SystemAdminister)?;
+    let Path(id) = id?;
+    let body = object(body)?;
+    Ok(json(StatusCode::OK, admin::clients::replace(&state, &actor(&caller), &id, &body, state.now()).await?))
+}
+
+/// `DELETE /admin/clients/{id}`.
+pub async fn delete_client(
+    State(state): State<AppState>,
+    caller: Caller,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::SystemAdminister)?;
+    let Path(id) = id?;
+    admin::clients::delete(&state, &actor(&caller), &id, state.now()).await?;
+    Ok(no_store(StatusCode::NO_CONTENT.into_response()))
+}
+
+/// `POST /admin/clients/{id}/secret`.
+pub async fn rotate_client_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    caller.require(Permission::SystemAdminister)?;
+    let Path(id) = id?;
+    let rotated = admin::clients::rotate_secret(&state, &actor(&caller), &id, state.now()).await?;
+    Ok(json(StatusCode::OK, serde_json::json!({ "client_id": id, "client_secret": rotated.client_secret })))
+}
+
+// ---- keys ----
+
+/// `GET /admin/keys`.
+pub async fn list_keys(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    caller.require(Permission::SystemAdminister)?;
+    Ok(json(StatusCode::OK, serde_json::json!({ "keys": admin::keys::list(&state, state.now())? })))
+}
+
+/// `POST /admin/keys/rotate`.
+pub async fn rotate_key(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    caller.require(Permission::SystemAdminister)?;
+    Ok(json(StatusCode::CREATED, admin::keys::rotate(&state, &actor(&caller), state.now()).await?))
+}
+
+// ---- settings explain ----
+
+/// `GET /admin/settings/session/explain?client_id=&username=&remember_me=`.
+pub async fn explain(State(state): State<AppState>, caller: Caller, raw: RawQuery) -> Result<Response, ApiError> {
+    caller.require(Permission::SystemAdminister)?;
+    let pairs = query(raw.0.as_deref(), &["client_id", "username", "remember_me"])?;
+    let remember_me = match param(&pairs, "remember_me") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => return Err(ApiError::bad_request(format!("remember_me must be true or false, not {other:?}"))),
+    };
+    let explanation =
+        admin::policy::explain(&state, param(&pairs, "client_id"), param(&pairs, "username"), remember_me)?;
+    Ok(json(StatusCode::OK, explanation))
+}

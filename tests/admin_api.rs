@@ -1,0 +1,645 @@
+//! The admin API for users, clients and keys, and the settings explain and
+//! preview (SPEC 10), end to end over HTTP against the real binary — and the
+//! preview once more in process with a manual clock, where sessions can be
+//! hours old.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use serde_json::{Value, json};
+
+use crate::support::flow::{Browser, pkce_pair};
+use crate::support::{Server, config_with};
+
+const REDIRECT: &str = "http://127.0.0.1:9000/callback";
+
+fn config() -> String {
+    config_with(&format!(
+        r#"
+[[clients]]
+id = "root-automation"
+secret = "root-automation-secret"
+grant_types = ["client_credentials"]
+scopes = ["admin"]
+permissions = ["system:administer"]
+
+[[clients]]
+id = "web"
+secret = "web-secret"
+redirect_uris = ["{REDIRECT}"]
+grant_types = ["authorization_code", "refresh_token"]
+scopes = ["openid", "profile", "admin"]
+
+[[users]]
+username = "alice"
+password = "alice-password"
+"#
+    ))
+}
+
+async fn cc(server: &Server, id: &str, secret: &str) -> reqwest::Response {
+    server.post_form("/token", Some((id, secret)), &[("grant_type", "client_credentials"), ("scope", "admin")]).await
+}
+
+async fn token_of(server: &Server, id: &str, secret: &str) -> String {
+    let resp = cc(server, id, secret).await;
+    assert_eq!(resp.status(), 200, "client credentials for {id}");
+    resp.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned()
+}
+
+/// `system:administer`.
+async fn root(server: &Server) -> String {
+    token_of(server, "root-automation", "root-automation-secret").await
+}
+
+/// `users:edit` only.
+async fn helpdesk(server: &Server) -> String {
+    token_of(server, "automation", "automation-secret").await
+}
+
+async fn call(server: &Server, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    let mut req = server.http.request(method.parse().unwrap(), server.url(path));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) })
+}
+
+fn message(body: &Value) -> &str {
+    body["message"].as_str().unwrap_or_default()
+}
+
+/// Sign `user` in at `web` with a fresh browser; (access, refresh).
+async fn sign_in(server: &Server, user: &str, password: &str) -> (String, String) {
+    let browser = Browser::new();
+    let (verifier, challenge) = pkce_pair();
+    let query = [
+        ("response_type", "code"),
+        ("client_id", "web"),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let code = browser.sign_in_for_code(server, &query, user, password, false).await;
+    let resp = server
+        .post_form(
+            "/token",
+            Some(("web", "web-secret")),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", &verifier),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    (body["access_token"].as_str().unwrap().to_owned(), body["refresh_token"].as_str().unwrap().to_owned())
+}
+
+async fn refresh(server: &Server, client: (&str, &str), token: &str) -> reqwest::Response {
+    server.post_form("/token", Some(client), &[("grant_type", "refresh_token"), ("refresh_token", token)]).await
+}
+
+async fn introspect_active(server: &Server, token: &str) -> bool {
+    let resp = server.post_form("/introspect", Some(("orders-api", "orders-secret")), &[("token", token)]).await;
+    assert_eq!(resp.status(), 200);
+    resp.json::<Value>().await.unwrap()["active"].as_bool().unwrap()
+}
+
+fn kid(jwt: &str) -> String {
+    let header: Value = serde_json::from_slice(&B64.decode(jwt.split('.').next().unwrap()).unwrap()).unwrap();
+    header["kid"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn users_are_created_found_changed_and_deleted_with_every_rule_enforced() {
+    let server = Server::start(&config(), &[]);
+    let root = root(&server).await;
+    let helpdesk = helpdesk(&server).await;
+
+    // 401 without a token, 403 without the permission.
+    assert_eq!(call(&server, "GET", "/admin/users", None, None).await.0, 401);
+    let orders = server.cc_token().await;
+    assert_eq!(call(&server, "GET", "/admin/users", Some(&orders), None).await.0, 403);
+
+    // Create: validation names the field and the rule.
+    let (s, b) =
+        call(&server, "POST", "/admin/users", Some(&helpdesk), Some(json!({"username": "dave", "password": "short"})))
+            .await;
+    assert_eq!(s, 400);
+    assert_eq!(message(&b), "password: must be at least 8 characters");
+    let (s, b) = call(
+        &server,
+        "POST",
+        "/admin/users",
+        Some(&helpdesk),
+        Some(json!({"username": "a b", "password": "long-enough"})),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(message(&b).starts_with("username:"), "{b}");
+    let (s, b) =
+        call(&server, "POST", "/admin/users", Some(&helpdesk), Some(json!({"username": "dave", "pasword": "x"}))).await;
+    assert_eq!(s, 400);
+    assert!(message(&b).contains("unknown field `pasword`"), "{b}");
+    // users:edit may create users but not hand out permissions.
+    let (s, b) = call(
+        &server,
+        "POST",
+        "/admin/users",
+        Some(&helpdesk),
+        Some(json!({"username": "eve", "password": "eve-password", "permissions": ["system:administer"]})),
+    )
+    .await;
+    assert_eq!(s, 403, "{b}");
+    let (s, b) = call(
+        &server,
+        "POST",
+        "/admin/users",
+        Some(&helpdesk),
+        Some(json!({"username": "dave", "password": "dave-password", "email": "dave@example.com"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(b["source"], "admin");
+    assert!(b.get("password").is_none() && b.get("password_hash").is_none(), "never a password: {b}");
+    let (s, _) = call(
+        &server,
+        "POST",
+        "/admin/users",
+        Some(&helpdesk),
+        Some(json!({"username": "dave", "password": "dave-password"})),
+    )
+    .await;
+    assert_eq!(s, 409, "a duplicate");
+    let (s, _) = call(
+        &server,
+        "POST",
+        "/admin/users",
+        Some(&helpdesk),
+        Some(json!({"username": "web", "password": "web-password"})),
+    )
+    .await;
+    assert_eq!(s, 409, "a username may not be a client id");
+
+    // List, search, show.
+    let (s, b) = call(&server, "GET", "/admin/users", Some(&helpdesk), None).await;
+    assert_eq!(s, 200);
+    let names: Vec<&str> = b["users"].as_array().unwrap().iter().map(|u| u["username"].as_str().unwrap()).collect();
+    assert_eq!(names, ["alice", "dave"]);
+    assert_eq!(b["users"][0]["source"], "config");
+    assert_eq!(b["next_page"], Value::Null);
+    let (_, b) = call(&server, "GET", "/admin/users?query=EXAMPLE.com", Some(&helpdesk), None).await;
+    assert_eq!(b["users"].as_array().unwrap().len(), 1);
+    assert_eq!(b["users"][0]["username"], "dave");
+    assert_eq!(call(&server, "GET", "/admin/users?page=0", Some(&helpdesk), None).await.0, 400);
+    let (s, b) = call(&server, "GET", "/admin/users/dave", Some(&helpdesk), None).await;
+    assert_eq!((s, b["email"].as_str()), (200, Some("dave@example.com")));
+    assert_eq!(call(&server, "GET", "/admin/users/nobody", Some(&helpdesk), None).await.0, 404);
+
+    // Config users are read-only.
+    let (s, b) = call(&server, "PATCH", "/admin/users/alice", Some(&root), Some(json!({"disabled": true}))).await;
+    assert_eq!(s, 409);
+    assert!(message(&b).contains("config file"), "{b}");
+
+    // The new user signs in; a password reset takes effect.
+    let (_, dave_refresh) = sign_in(&server, "dave", "dave-password").await;
+    let (s, _) =
+        call(&server, "PATCH", "/admin/users/dave", Some(&helpdesk), Some(json!({"password": "new-dave-password"})))
+            .await;
+    assert_eq!(s, 200);
+    let (s, _) =
+        call(&server, "PATCH", "/admin/users/dave", Some(&helpdesk), Some(json!({"permissions": ["users:edit"]})))
+            .await;
+    assert_eq!(s, 403, "users:edit cannot grant permissions");
+    let (s, b) =
+        call(&server, "PATCH", "/admin/users/dave", Some(&root), Some(json!({"permissions": ["users:edit"]}))).await;
+    assert_eq!((s, b["permissions"].clone()), (200, json!(["users:edit"])));
+
+    // Disabling kills every session at once and refuses the next sign-in.
+    let resp = refresh(&server, ("web", "web-secret"), &dave_refresh).await;
+    assert_eq!(resp.status(), 200, "alive before");
+    let dave_refresh = resp.json::<Value>().await.unwrap()["refresh_token"].as_str().unwrap().to_owned();
+    let (s, b) = call(&server, "PATCH", "/admin/users/dave", Some(&helpdesk), Some(json!({"disabled": true}))).await;
+    assert_eq!((s, b["disabled"].as_bool()), (200, Some(true)));
+    let resp = refresh(&server, ("web", "web-secret"), &dave_refresh).await;
+    assert_eq!(resp.status(), 400, "a disabled user's refresh token fails at once");
+    let browser = Browser::new();
+    let (_, challenge) = pkce_pair();
+    let page = browser
+        .authorize(
+            &server,
+            &[
+                ("response_type", "code"),
+                ("client_id", "web"),
+                ("redirect_uri", REDIRECT),
+                ("code_challenge", challenge.as_str()),
+                ("code_challenge_method", "S256"),
+            ],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    let posted = browser.submit_sign_in(&server, &page, "dave", "new-dave-password", false).await;
+    assert_ne!(posted.status(), 303, "a disabled user cannot sign in");
+
+    // Delete: 204, then gone; the audit log names the actor.
+    assert_eq!(call(&server, "DELETE", "/admin/users/dave", Some(&helpdesk), None).await.0, 204);
+    assert_eq!(call(&server, "GET", "/admin/users/dave", Some(&helpdesk), None).await.0, 404);
+    assert_eq!(call(&server, "DELETE", "/admin/users/dave", Some(&helpdesk), None).await.0, 404);
+    let (_, audit) = call(&server, "GET", "/admin/audit?limit=20", Some(&root), None).await;
+    let kinds: Vec<(&str, &str)> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap(), e["actor"].as_str().unwrap()))
+        .collect();
+    for kind in ["user_created", "user_updated", "user_disabled", "user_deleted"] {
+        assert!(kinds.iter().any(|(k, _)| *k == kind), "{kind} in {kinds:?}");
+    }
+    assert!(kinds.contains(&("user_deleted", "client:automation")), "{kinds:?}");
+
+    // Filters: by kind, by user; users:edit reads the log.
+    let (s, b) = call(&server, "GET", "/admin/audit?kind=user_deleted", Some(&helpdesk), None).await;
+    assert_eq!(s, 200);
+    let events = b["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{b}");
+    assert_eq!(events[0]["target"], "user:dave");
+    let (_, b) = call(&server, "GET", "/admin/audit?user=dave&limit=2", Some(&helpdesk), None).await;
+    let events = b["events"].as_array().unwrap();
+    assert_eq!(events.len(), 2, "{b}");
+    assert!(
+        events.iter().all(|e| e["target"] == "user:dave" || e["actor"] == "dave" || e["details"]["sub"] == "dave"),
+        "{b}"
+    );
+    let next = b["next"].as_str().expect("more events about dave").to_owned();
+    let (_, b) = call(&server, "GET", &format!("/admin/audit?user=dave&before={next}"), Some(&helpdesk), None).await;
+    assert!(!b["events"].as_array().unwrap().is_empty(), "the next page continues the filtered search");
+}
+
+#[tokio::test]
+async fn clients_are_registered_validated_rotated_and_deleted() {
+    let server = Server::start(&config(), &[]);
+    let root = root(&server).await;
+    let helpdesk = helpdesk(&server).await;
+    assert_eq!(call(&server, "GET", "/admin/clients", Some(&helpdesk), None).await.0, 403);
+
+    // A confidential client without a secret gets one, shown once.
+    let (s, b) = call(
+        &server,
+        "POST",
+        "/admin/clients",
+        Some(&root),
+        Some(json!({"id": "reports", "grant_types": ["client_credentials"], "scopes": ["reports:read"]})),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    let secret = b["client_secret"].as_str().expect("a generated secret").to_owned();
+    assert!(secret.len() >= 43, "256 bits");
+    let (s, shown) = call(&server, "GET", "/admin/clients/reports", Some(&root), None).await;
+    assert_eq!(s, 200);
+    assert!(shown.get("client_secret").is_none() && shown.get("secret").is_none(), "{shown}");
+    assert_eq!(shown["source"], "admin");
+    let resp = server.post_form("/token", Some(("reports", &secret)), &[("grant_type", "client_credentials")]).await;
+    assert_eq!(resp.status(), 200, "the new client authenticates");
+
+    // Rotating the secret: the old one fails at once, the new one works.
+    let (s, b) = call(&server, "POST", "/admin/clients/reports/secret", Some(&root), None).await;
+    assert_eq!(s, 200);
+    let rotated = b["client_secret"].as_str().unwrap().to_owned();
+    assert_ne!(rotated, secret);
+    let old = server.post_form("/token", Some(("reports", &secret)), &[("grant_type", "client_credentials")]).await;
+    assert_eq!(old.status(), 401);
+    let new = server.post_form("/token", Some(("reports", &rotated)), &[("grant_type", "client_credentials")]).await;
+    assert_eq!(new.status(), 200);
+
+    // Validation as for config clients; per-client limits may only tighten.
+    let (s, b) = call(
+        &server,
+        "POST",
+        "/admin/clients",
+        Some(&root),
+        Some(json!({"id": "kubectl", "public": true, "grant_types": ["authorization_code", "refresh_token"],
+                    "redirect_uris": ["http://127.0.0.1:8000/"], "session": {"max_lifetime": 13 * 3600}})),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert_eq!(message(&b), "clients[kubectl].session.max_lifetime (13h) must not exceed session.max_lifetime (12h)");
+    let (s, b) = call(
+        &server,
+        "POST",
+        "/admin/clients",
+        Some(&root),
+        Some(json!({"id": "kubectl", "public": true, "grant_types": ["authorization_code"], "redirect_uris": []})),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert_eq!(message(&b), "redirect_uris: authorization_code needs at least one redirect URI");
+    let (s, b) = call(
+        &server,
+        "POST",
+        "/admin/clients",
+        Some(&root),
+        Some(json!({"id": "kubectl", "public": true, "grant_types": ["authorization_code", "refresh_token"],
+                    "redirect_uris": ["http://127.0.0.1:8000/"], "session": {"max_lifetime": 3600}})),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    assert!(b.get("client_secret").is_none(), "a public client has no secret");
+    assert_eq!(b["session"]["max_lifetime"], 3600);
+
+    // Replace; config clients are read-only; unknown ones 404.
+    let (s, b) = call(
+        &server,
+        "PUT",
+        "/admin/clients/kubectl",
+        Some(&root),
+        Some(json!({"public": true, "grant_types": ["authorization_code", "refresh_token"],
+                    "redirect_uris": ["http://127.0.0.1:8001/"], "session": {"max_lifetime": 1800}})),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["redirect_uris"], json!(["http://127.0.0.1:8001/"]));
+    assert_eq!(
+        call(&server, "PUT", "/admin/clients/web", Some(&root), Some(json!({"grant_types": ["client_credentials"]})))
+            .await
+            .0,
+        409
+    );
+    assert_eq!(call(&server, "GET", "/admin/clients/nope", Some(&root), None).await.0, 404);
+    assert_eq!(call(&server, "DELETE", "/admin/clients/nope", Some(&root), None).await.0, 404);
+    let (_, list) = call(&server, "GET", "/admin/clients", Some(&root), None).await;
+    let ids: Vec<&str> = list["clients"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&"kubectl") && ids.contains(&"web") && ids.contains(&"reports"), "{ids:?}");
+
+    // Deleting a client kills its families: register a web app, sign in at
+    // it, delete it; its tokens die and it cannot authenticate.
+    let (s, b) = call(
+        &server,
+        "POST",
+        "/admin/clients",
+        Some(&root),
+        Some(json!({"id": "wiki", "grant_types": ["authorization_code", "refresh_token"], "redirect_uris": [REDIRECT],
+                    "secret": "wiki-secret-long-enough"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    assert!(b.get("client_secret").is_none(), "a given secret is not echoed");
+    let browser = Browser::new();
+    let (verifier, challenge) = pkce_pair();
+    let query = [
+        ("response_type", "code"),
+        ("client_id", "wiki"),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let code = browser.sign_in_for_code(&server, &query, "alice", "alice-password", false).await;
+    let resp = server
+        .post_form(
+            "/token",
+            Some(("wiki", "wiki-secret-long-enough")),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", &verifier),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let access = resp.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
+    assert!(introspect_active(&server, &access).await);
+    assert_eq!(call(&server, "DELETE", "/admin/clients/wiki", Some(&root), None).await.0, 204);
+    assert!(!introspect_active(&server, &access).await, "the deleted client's tokens are dead");
+    let resp = server
+        .post_form("/token", Some(("wiki", "wiki-secret-long-enough")), &[("grant_type", "client_credentials")])
+        .await;
+    assert_eq!(resp.status(), 401);
+}
+
+#[tokio::test]
+async fn a_rotated_key_is_published_and_used_while_old_tokens_still_verify() {
+    let server = Server::start(&config(), &[]);
+    let root = root(&server).await;
+    assert_eq!(call(&server, "GET", "/admin/keys", Some(&helpdesk(&server).await), None).await.0, 403);
+    let (s, b) = call(&server, "GET", "/admin/keys", Some(&root), None).await;
+    assert_eq!(s, 200);
+    let keys = b["keys"].as_array().unwrap();
+    let active: Vec<&Value> = keys.iter().filter(|k| k["state"] == "active").collect();
+    assert_eq!(active.len(), 1, "{b}");
+    let old_kid = active[0]["kid"].as_str().unwrap().to_owned();
+    assert_eq!(kid(&root), old_kid);
+
+    let (s, new_key) = call(&server, "POST", "/admin/keys/rotate", Some(&root), None).await;
+    assert_eq!(s, 201, "{new_key}");
+    let new_kid = new_key["kid"].as_str().unwrap().to_owned();
+    assert_ne!(new_kid, old_kid);
+    let jwks = server.jwks().await;
+    assert!(jwks.find(&old_kid).is_some() && jwks.find(&new_kid).is_some(), "both published");
+    assert!(introspect_active(&server, &root).await, "a token of the old key still verifies");
+    let fresh = server.cc_token().await;
+    let jwks = server.jwks().await;
+    let data = crate::support::verify(&fresh, &jwks, &server.base, &server.base);
+    assert_eq!(data.header.kid.as_deref(), Some(new_kid.as_str()), "new tokens are signed with the new key");
+    let (_, b) = call(&server, "GET", "/admin/keys", Some(&root), None).await;
+    let states: Vec<(String, String)> = b["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["kid"].as_str().unwrap().to_owned(), k["state"].as_str().unwrap().to_owned()))
+        .collect();
+    assert!(states.contains(&(old_kid.clone(), "retired".to_owned())), "{states:?}");
+    assert!(b["keys"][0]["age_seconds"].as_u64().is_some());
+}
+
+#[tokio::test]
+async fn explain_names_the_rule_behind_each_value() {
+    let text = config()
+        + "\n[[clients]]\nid = \"kubectl\"\npublic = true\nredirect_uris = [\"http://127.0.0.1:8000/\"]\ngrant_types = [\"authorization_code\", \"refresh_token\"]\nsession = { max_lifetime = \"1h\" }\n";
+    let server = Server::start(&text, &[("TENURE_SESSION_IDLE_TIMEOUT", "20m")]);
+    let root = root(&server).await;
+    let (s, b) =
+        call(&server, "GET", "/admin/settings/session/explain?client_id=kubectl&username=alice", Some(&root), None)
+            .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!((b["max_lifetime"]["value"].as_u64(), b["max_lifetime"]["rule"].as_str()), (Some(3600), Some("client")));
+    assert_eq!((b["idle_timeout"]["value"].as_u64(), b["idle_timeout"]["rule"].as_str()), (Some(1200), Some("env")));
+    assert_eq!(b["access_token_ttl"]["value"], 1200);
+    assert_eq!(b["refresh_reuse_grace"]["rule"], "default");
+    let (_, b) = call(&server, "GET", "/admin/settings/session/explain?remember_me=true", Some(&root), None).await;
+    assert_eq!(
+        (b["max_lifetime"]["value"].as_u64(), b["max_lifetime"]["rule"].as_str()),
+        (Some(20 * 86400), Some("remember_me"))
+    );
+    assert_eq!(call(&server, "GET", "/admin/settings/session/explain?client_id=nope", Some(&root), None).await.0, 404);
+    assert_eq!(call(&server, "GET", "/admin/settings/session/explain?username=nobody", Some(&root), None).await.0, 404);
+    assert_eq!(
+        call(&server, "GET", "/admin/settings/session/explain?remember_me=maybe", Some(&root), None).await.0,
+        400
+    );
+    assert_eq!(
+        call(&server, "GET", "/admin/settings/session/explain", Some(&helpdesk(&server).await), None).await.0,
+        403
+    );
+}
+
+#[tokio::test]
+async fn a_preview_counts_live_sessions_and_changes_nothing() {
+    // Idle timeout off: a session lives until its maximum lifetime.
+    let server = Server::start(&config(), &[("TENURE_SESSION_IDLE_TIMEOUT", "off")]);
+    let root = root(&server).await;
+    let (_, refresh_a) = sign_in(&server, "alice", "alice-password").await;
+    let (_, _refresh_b) = sign_in(&server, "alice", "alice-password").await;
+    let before = call(&server, "GET", "/admin/settings/session", Some(&root), None).await.1;
+
+    // Shorter than the default 12 h (and longer than the sessions' age).
+    let (s, b) =
+        call(&server, "POST", "/admin/settings/session/preview", Some(&root), Some(json!({"max_lifetime": 6 * 3600})))
+            .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["valid"], true);
+    assert_eq!((b["sessions_ending_now"].as_u64(), b["sessions_shortened"].as_u64()), (Some(0), Some(2)), "{b}");
+    assert_eq!(b["by_client"]["web"]["shortened"], 2, "{b}");
+    // An idle timeout where there was none shortens both.
+    let (_, b) =
+        call(&server, "POST", "/admin/settings/session/preview", Some(&root), Some(json!({"idle_timeout": 1800})))
+            .await;
+    assert_eq!((b["sessions_shortened"].as_u64(), b["sessions_unchanged"].as_u64()), (Some(2), Some(0)), "{b}");
+    // A longer maximum shortens nothing.
+    let (_, b) =
+        call(&server, "POST", "/admin/settings/session/preview", Some(&root), Some(json!({"max_lifetime": 86400})))
+            .await;
+    assert_eq!((b["sessions_shortened"].as_u64(), b["sessions_extended"].as_u64()), (Some(0), Some(2)), "{b}");
+    // Invalid: the same refusal as a PUT.
+    let bad = json!({"idle_timeout": 13 * 3600});
+    let (s1, preview) = call(&server, "POST", "/admin/settings/session/preview", Some(&root), Some(bad.clone())).await;
+    let (s2, put) = call(&server, "PUT", "/admin/settings/session", Some(&root), Some(bad)).await;
+    assert_eq!((s1, s2), (400, 400));
+    assert_eq!(preview, put);
+    // Nothing changed: settings as before, sessions alive.
+    assert_eq!(call(&server, "GET", "/admin/settings/session", Some(&root), None).await.1, before);
+    assert_eq!(refresh(&server, ("web", "web-secret"), &refresh_a).await.status(), 200);
+    assert_eq!(
+        call(&server, "POST", "/admin/settings/session/preview", Some(&helpdesk(&server).await), Some(json!({})))
+            .await
+            .0,
+        403
+    );
+}
+
+/// In process, with a manual clock: sessions hours old, a shortened maximum
+/// ends some now, a shortened idle timeout ends the idle ones, a per-client
+/// override counts under its client.
+#[tokio::test]
+async fn a_preview_of_shorter_limits_counts_the_sessions_it_would_end() {
+    use tenure::clock::{Clock, ManualClock, UnixTime};
+    use tenure::config::Config;
+    use tenure::duration::Secs;
+    use tenure::http::AppState;
+    use tenure::policy::{IdleTimeout, PolicyLayer, PolicyLayers};
+    use tenure::session::code::AuthCode;
+    use tenure::session::family::Family;
+    use tenure::session::user_session::UserSession;
+    use tenure::store::{SledStore, Store};
+
+    const T0: UnixTime = UnixTime(1_800_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "keys_dir = {:?}\n[session]\nidle_timeout = \"2h\"\n[[clients]]\nid = \"web\"\nsecret = \"s\"\nredirect_uris = [\"{REDIRECT}\"]\ngrant_types = [\"authorization_code\", \"refresh_token\"]\n[[clients]]\nid = \"kubectl\"\npublic = true\nredirect_uris = [\"{REDIRECT}\"]\ngrant_types = [\"authorization_code\", \"refresh_token\"]\nsession = {{ max_lifetime = \"2h\" }}\n",
+        dir.path().join("keys")
+    );
+    let config = Config::from_toml(&text, &Default::default()).unwrap();
+    let store = SledStore::temporary().unwrap();
+    let clock = Arc::new(ManualClock::at(T0));
+    let state = AppState::new(config.clone(), "http://127.0.0.1:1".into(), store.clone(), clock.clone()).await.unwrap();
+
+    // (signed in, last active, client)
+    let sessions = [
+        // 6 h 10 min old, last active 70 min ago.
+        (T0, T0.plus(Secs::hours(5)), "web"),
+        // Idle for 2 h 10 min: dead under the 2 h idle timeout already.
+        (T0.plus(Secs::hours(4)), T0.plus(Secs::hours(4)), "web"),
+        // 70 min old, active just now, at the client capped at 2 h.
+        (T0.plus(Secs::hours(5)), T0.plus(Secs::minutes(370)), "kubectl"),
+    ];
+    for (i, (signed_in, active, client)) in sessions.iter().enumerate() {
+        let (mut s, _) = UserSession::start("alice", false, None, None, *signed_in).unwrap();
+        s.last_active = *signed_in;
+        store.put_session(&s, signed_in.plus(Secs::days(30))).await.unwrap();
+        let code = AuthCode {
+            client_id: (*client).into(),
+            redirect_uri: REDIRECT.into(),
+            redirect_uri_given: true,
+            scope: "openid".into(),
+            nonce: None,
+            code_challenge: None,
+            sid: s.sid.clone(),
+            username: "alice".into(),
+            auth_time: *signed_in,
+            remember_me: false,
+            issued_at: *signed_in,
+            redeemed_family: None,
+        };
+        let key = format!("code-{i}");
+        store.put_code(key.as_bytes(), &code).await.unwrap();
+        let family = Family {
+            id: format!("fam-{i}"),
+            salt: "salt".into(),
+            sid: s.sid.clone(),
+            username: "alice".into(),
+            client_id: (*client).into(),
+            scope: "openid".into(),
+            auth_time: *signed_in,
+            remember_me: false,
+            created_at: *signed_in,
+            generation: 1,
+            rotated_at: *active,
+            issues_refresh_tokens: true,
+            revoked: None,
+        };
+        store.redeem_code(key.as_bytes(), &family, signed_in.plus(Secs::days(30)), *signed_in).await.unwrap();
+    }
+    clock.set(T0.plus(Secs::minutes(6 * 60 + 10)));
+    let now = clock.now();
+    let current = state.policy().0.clone();
+    let with = |layer: PolicyLayer| PolicyLayers { admin: layer, ..config.policy_layers.clone() }.resolve().unwrap().0;
+    // Session 2 (last active T0+4h, idle 2h) died at T0+6h: not counted.
+    let p = tenure::admin::policy::preview(&state, &current, now).unwrap();
+    assert_eq!((p.sessions_unchanged, p.sessions_shortened, p.sessions_ending_now), (2, 0, 0), "{p:?}");
+    // Max lifetime 3 h: the 6 h old session ends now, the 1 h old one is shortened.
+    let p = tenure::admin::policy::preview(
+        &state,
+        &with(PolicyLayer { max_lifetime: Some(Secs::hours(3)), ..Default::default() }),
+        now,
+    )
+    .unwrap();
+    assert_eq!((p.sessions_ending_now, p.sessions_shortened, p.sessions_unchanged), (1, 1, 0), "{p:?}");
+    assert_eq!(p.by_client["web"].ending_now, 1);
+    // kubectl's family is capped at 2 h by its client: unchanged by a 3 h maximum.
+    assert_eq!(p.by_client["kubectl"].unchanged, 1, "{p:?}");
+    // Idle 30 min: the session last active 70 min ago ends now; the one
+    // active 10 min ago is shortened.
+    let p = tenure::admin::policy::preview(
+        &state,
+        &with(PolicyLayer { idle_timeout: Some(IdleTimeout::After(Secs::minutes(30))), ..Default::default() }),
+        now,
+    )
+    .unwrap();
+    assert_eq!((p.sessions_ending_now, p.sessions_shortened), (1, 1), "{p:?}");
+    // Nothing was written: the same preview again gives the same answer.
+    let again = tenure::admin::policy::preview(&state, &current, now).unwrap();
+    assert_eq!(again.sessions_unchanged, 2);
+}
