@@ -350,11 +350,13 @@ async fn the_audit_log_pages_and_filters() {
     assert_eq!(page2["events"][0]["kind"], "settings_changed");
 
     let alice = admin(&server, &["audit", "--user", "alice", "-o", "json"]).json();
+    assert_eq!(alice, api_get(&server, "/admin/audit?user=alice").await, "filtered by the server");
     let events = alice["events"].as_array().unwrap();
     assert!(events.len() >= 2, "alice's sign-in and the revocation of her sessions: {alice}");
     for e in events {
         assert!(e["actor"] == "alice" || e["target"] == "user:alice", "{e}");
     }
+    assert!(events.iter().all(|e| e["actor"] != "bob"), "{alice}");
     let sign_ins = admin(&server, &["audit", "--kind", "sign_in", "-o", "json"]).json();
     let actors: Vec<&str> =
         sign_ins["events"].as_array().unwrap().iter().map(|e| e["actor"].as_str().unwrap()).collect();
@@ -419,4 +421,202 @@ fn a_password_is_never_taken_from_the_command_line() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--password-file") && stderr.contains("--password-stdin"), "{stderr}");
+}
+
+/// The `client_secret` line a create or rotate-secret printed.
+fn printed_secret(out: &str) -> String {
+    let line =
+        out.lines().find_map(|l| l.strip_prefix("client_secret: ")).unwrap_or_else(|| panic!("no secret in:\n{out}"));
+    assert_eq!(out.matches(line).count(), 1, "the secret is printed once:\n{out}");
+    line.to_owned()
+}
+
+async fn cc_status(server: &Server, id: &str, secret: &str) -> u16 {
+    server.post_form("/token", Some((id, secret)), &[("grant_type", "client_credentials")]).await.status().as_u16()
+}
+
+#[tokio::test]
+async fn users_are_created_shown_listed_disabled_and_deleted() {
+    let server = Server::start(&config(), &[]);
+    let file = server.path().join("carol.pw");
+    std::fs::write(&file, "carol-password\n").unwrap();
+    let file = file.to_string_lossy().into_owned();
+    let out =
+        admin(&server, &["users", "create", "carol", "--email", "carol@example.com", "--password-file", &file]).ok();
+    assert!(out.starts_with("created user carol\n"), "{out}");
+    assert!(!out.contains("carol-password"), "the password is never printed");
+    assert_eq!(row(&out, "email"), ["email", "carol@example.com"]);
+    // The password works: carol signs in.
+    sign_in(&server, "carol").await;
+
+    let shown = admin(&server, &["users", "show", "carol", "-o", "json"]).json();
+    assert_eq!(shown, api_get(&server, "/admin/users/carol").await);
+    assert_eq!(shown["source"], "admin");
+
+    let run = admin_as(
+        &server,
+        &[("TENURE_CLIENT_SECRET", CLI_SECRET)],
+        &["users", "create", "dave", "--password-stdin"],
+        Some("dave-password\n"),
+    );
+    run.ok();
+    sign_in(&server, "dave").await;
+
+    let table = admin(&server, &["users", "list", "--query", "CAR"]).ok();
+    assert_eq!(row(&table, "carol")[..3], ["carol", "-", "carol@example.com"]);
+    assert!(!table.contains("dave"), "{table}");
+    let json = admin(&server, &["users", "list", "-o", "json"]).json();
+    assert_eq!(json, api_get(&server, "/admin/users?page=1").await);
+    let names: Vec<&str> = json["users"].as_array().unwrap().iter().map(|u| u["username"].as_str().unwrap()).collect();
+    assert_eq!(names, ["alice", "bob", "carol", "dave"]);
+
+    // Disabling revokes every session in the same step.
+    assert_eq!(admin(&server, &["users", "disable", "dave"]).ok(), "user dave disabled; their sessions are revoked\n");
+    assert_eq!(row(&admin(&server, &["users", "show", "dave"]).ok(), "state"), ["state", "disabled"]);
+    assert_eq!(admin(&server, &["users", "enable", "dave"]).ok(), "user dave enabled\n");
+    assert_eq!(admin(&server, &["sessions", "list", "dave"]).ok(), "dave has no live sessions\n");
+    let run = admin_as(
+        &server,
+        &[("TENURE_CLIENT_SECRET", CLI_SECRET)],
+        &["users", "set-password", "dave", "--password-stdin"],
+        Some("dave-password\n"),
+    );
+    assert_eq!(run.ok(), "user dave has a new password\n");
+
+    // A user of the config file cannot be changed here: the server's 409.
+    let run = admin(&server, &["users", "disable", "alice"]);
+    assert_eq!(run.status, Some(1));
+    assert!(run.stderr.contains("HTTP 409"), "{}", run.stderr);
+
+    assert_eq!(admin(&server, &["users", "delete", "carol"]).ok(), "deleted user carol; their sessions are revoked\n");
+    let run = admin(&server, &["users", "show", "carol"]);
+    assert_eq!(run.status, Some(1));
+    assert!(run.stderr.contains("HTTP 404"), "{}", run.stderr);
+}
+
+#[tokio::test]
+async fn clients_are_created_with_a_secret_shown_once_rotated_and_deleted() {
+    let server = Server::start(&config(), &[]);
+    let out = admin(
+        &server,
+        &["clients", "create", "reports", "--grant-type", "client_credentials", "--scope", "orders:read"],
+    )
+    .ok();
+    assert!(out.starts_with("created client reports (confidential)\n"), "{out}");
+    let first = printed_secret(&out);
+    assert!(out.contains("shown once"), "{out}");
+    assert_eq!(cc_status(&server, "reports", &first).await, 200, "the printed secret works");
+
+    let out = admin(&server, &["clients", "rotate-secret", "reports"]).ok();
+    let second = printed_secret(&out);
+    assert_ne!(first, second);
+    assert_eq!(cc_status(&server, "reports", &first).await, 401, "the old secret stops working");
+    assert_eq!(cc_status(&server, "reports", &second).await, 200);
+
+    let json = admin(
+        &server,
+        &[
+            "clients",
+            "create",
+            "kubectl",
+            "--public",
+            "--redirect-uri",
+            "http://127.0.0.1:8000/callback",
+            "--grant-type",
+            "authorization_code",
+            "--grant-type",
+            "refresh_token",
+            "--scope",
+            "openid",
+            "--max-lifetime",
+            "1h",
+            "-o",
+            "json",
+        ],
+    )
+    .json();
+    assert_eq!(json["session"]["max_lifetime"], 3600);
+    assert!(json.get("client_secret").is_none(), "a public client has no secret");
+    assert_eq!(
+        admin(&server, &["clients", "show", "kubectl", "-o", "json"]).json(),
+        api_get(&server, "/admin/clients/kubectl").await
+    );
+    let shown = admin(&server, &["clients", "show", "kubectl"]).ok();
+    assert_eq!(row(&shown, "session"), ["session", "max", "1h"]);
+
+    let table = admin(&server, &["clients", "list"]).ok();
+    assert_eq!(row(&table, "kubectl")[..2], ["kubectl", "public"]);
+    assert_eq!(row(&table, CLI_ID)[..2], [CLI_ID, "confidential"]);
+    assert_eq!(admin(&server, &["clients", "list", "-o", "json"]).json(), api_get(&server, "/admin/clients").await);
+
+    let run = admin(&server, &["clients", "create", "bad", "--public", "--max-lifetime", "1x"]);
+    assert_eq!(run.status, Some(2));
+    assert!(run.stderr.contains("--max-lifetime: \"1x\" is not a duration"), "{}", run.stderr);
+    // A loosening override is refused by the server, in its words.
+    let run =
+        admin(&server, &["clients", "create", "loose", "--grant-type", "client_credentials", "--max-lifetime", "40d"]);
+    assert_eq!(run.status, Some(1));
+    assert!(run.stderr.contains("HTTP 400") && run.stderr.contains("max_lifetime"), "{}", run.stderr);
+
+    assert_eq!(
+        admin(&server, &["clients", "delete", "reports"]).ok(),
+        "deleted client reports; its token families are revoked\n"
+    );
+    assert_eq!(cc_status(&server, "reports", &second).await, 401);
+}
+
+#[tokio::test]
+async fn keys_are_listed_and_rotated() {
+    let server = Server::start(&config(), &[]);
+    let before = admin(&server, &["keys", "list", "-o", "json"]).json();
+    assert_eq!(before, api_get(&server, "/admin/keys").await);
+    let out = admin(&server, &["keys", "rotate", "-o", "json"]).json();
+    let kid = out["kid"].as_str().unwrap().to_owned();
+    let table = admin(&server, &["keys", "list"]).ok();
+    assert_eq!(row(&table, "KID"), ["KID", "ALG", "STATE", "CREATED", "AGE"]);
+    assert!(table.lines().any(|l| l.starts_with(&kid)), "{table}");
+    assert_eq!(table.lines().count(), before["keys"].as_array().unwrap().len() + 2);
+}
+
+#[tokio::test]
+async fn explain_and_preview_show_what_decides_and_what_would_change() {
+    let server = Server::start(&config(), &[]);
+    let json =
+        admin(&server, &["settings", "explain", "--client", "web", "--user", "alice", "--remember-me", "-o", "json"])
+            .json();
+    assert_eq!(
+        json,
+        api_get(&server, "/admin/settings/session/explain?client_id=web&username=alice&remember_me=true").await
+    );
+    let table = admin(&server, &["settings", "explain", "--client", "web", "--user", "alice", "--remember-me"]).ok();
+    assert!(table.starts_with("client web, user alice, remember me: yes\n"), "{table}");
+    assert_eq!(row(&table, "idle_timeout")[..2], ["idle_timeout", "7d"]);
+
+    sign_in(&server, "alice").await;
+    sign_in(&server, "bob").await;
+    let json = admin(&server, &["settings", "preview", "idle_timeout=10m", "max_lifetime=8h", "-o", "json"]).json();
+    let token = api_token(&server).await;
+    let resp = server
+        .http
+        .post(server.url("/admin/settings/session/preview"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"idle_timeout": 600, "max_lifetime": 28_800}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json, resp.json::<Value>().await.unwrap(), "the server's answer");
+    assert_eq!(json["sessions_shortened"], 2, "{json}");
+    let table = admin(&server, &["settings", "preview", "idle_timeout=10m", "max_lifetime=8h"]).ok();
+    assert_eq!(row(&table, "valid"), ["valid", "yes"]);
+    assert_eq!(row(&table, "sessions")[..], ["sessions", "ending", "now", "0"]);
+    assert!(table.contains("sessions shortened   2"), "{table}");
+    assert_eq!(row(&table, "web"), ["web", "0", "2", "0", "0"], "by client: {table}");
+    assert_eq!(
+        api_get(&server, "/admin/settings/session").await["sources"]["max_lifetime"],
+        "default",
+        "nothing changed"
+    );
+    let run = admin(&server, &["settings", "preview", "idle_timeout=2d"]);
+    assert_eq!(run.status, Some(1));
+    assert!(run.stderr.contains("must not exceed session.max_lifetime"), "{}", run.stderr);
 }
