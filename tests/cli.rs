@@ -452,6 +452,11 @@ async fn users_are_created_shown_listed_disabled_and_deleted() {
     let shown = admin(&server, &["users", "show", "carol", "-o", "json"]).json();
     assert_eq!(shown, api_get(&server, "/admin/users/carol").await);
     assert_eq!(shown["source"], "admin");
+    // users:edit is enough for users (the `automation` service account).
+    let automation = [("TENURE_CLIENT_SECRET", "automation-secret")];
+    let run =
+        admin_as(&server, &automation, &["--client-id", "automation", "users", "show", "carol", "-o", "json"], None);
+    assert_eq!(run.json(), shown);
 
     let run = admin_as(
         &server,

@@ -368,6 +368,9 @@ async fn run(args: AdminArgs, env: &BTreeMap<String, String>, now: UnixTime) -> 
     })?;
     let secret = client_secret(env)?;
     let client = AdminClient::new(&url, Credentials { client_id, secret })?;
+    if client.is_cleartext_remote() {
+        eprintln!("tenure admin: warning: {url} is http: the client secret and tokens cross the network in clear");
+    }
     let shown = plan.execute(&client, now).await?;
     Ok(match (args.output, shown.json) {
         (Output::Json, Some(value)) => output::json(&value),

@@ -57,6 +57,18 @@ impl AdminClient {
         Ok(AdminClient { http, base, credentials, token: OnceCell::new() })
     }
 
+    /// Whether the secret and tokens would cross a network in clear: `http`
+    /// to a host other than loopback (`127.0.0.0/8`, `::1`, `localhost`).
+    pub fn is_cleartext_remote(&self) -> bool {
+        let loopback = match self.base.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+            None => false,
+        };
+        self.base.scheme() == "http" && !loopback
+    }
+
     /// The URL of `segments` under the base URL, each segment escaped (a
     /// username with a `/` stays one segment).
     pub fn url(&self, segments: &[&str]) -> Url {
@@ -169,4 +181,40 @@ fn describe(e: &reqwest::Error) -> String {
         source = cause.source();
     }
     reason
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(url: &str) -> AdminClient {
+        let credentials = Credentials { client_id: "cli".into(), secret: Secret::new("s") };
+        AdminClient::new(url, credentials).map_err(|e| e.to_string()).expect("a valid URL")
+    }
+
+    #[test]
+    fn only_http_beyond_loopback_is_cleartext() {
+        assert!(client("http://id.example.com").is_cleartext_remote());
+        assert!(client("http://10.0.0.5:8080").is_cleartext_remote());
+        assert!(!client("https://id.example.com").is_cleartext_remote());
+        assert!(!client("http://127.0.0.1:8080").is_cleartext_remote());
+        assert!(!client("http://[::1]:8080").is_cleartext_remote());
+        assert!(!client("http://localhost:8080").is_cleartext_remote());
+    }
+
+    #[test]
+    fn paths_are_escaped_segment_by_segment_under_the_base() {
+        let c = client("https://example.com/auth/");
+        assert_eq!(c.url(&["admin", "users", "a/b c"]).as_str(), "https://example.com/auth/admin/users/a%2Fb%20c");
+        assert_eq!(client("https://example.com").url(&["token"]).as_str(), "https://example.com/token");
+    }
+
+    #[test]
+    fn bad_urls_are_usage_errors() {
+        let credentials = || Credentials { client_id: "cli".into(), secret: Secret::new("s") };
+        for bad in ["example.com", "ftp://example.com", "https://example.com/?x=1", ""] {
+            let err = AdminClient::new(bad, credentials()).err().map(|e| e.exit_code());
+            assert_eq!(err, Some(2), "{bad}");
+        }
+    }
 }
