@@ -359,7 +359,7 @@ struct Shown {
 
 async fn run(args: AdminArgs, env: &BTreeMap<String, String>, now: UnixTime) -> Result<String, CliError> {
     // Everything local first: a wrong argument never costs a request.
-    let plan = Plan::from(args.command)?;
+    let plan = Plan::parse(args.command)?;
     let url = args
         .url
         .ok_or_else(|| CliError::usage("set TENURE_URL (or --url) to the issuer's URL, like https://id.example.com"))?;
@@ -398,7 +398,7 @@ fn read_first_line(path: &Path, what: &str) -> Result<String, CliError> {
         .map_err(|e| CliError::usage(format!("{what}: cannot read {}: {e}", path.display())))?;
     let line = text.lines().next().unwrap_or_default().to_owned();
     if line.is_empty() {
-        return Err(CliError::usage(format!("{what}: {} starts with an empty line", path.display())));
+        return Err(CliError::usage(format!("{what}: {} is empty or starts with an empty line", path.display())));
     }
     Ok(line)
 }
@@ -485,7 +485,7 @@ enum Plan {
 }
 
 impl Plan {
-    fn from(command: AdminCommand) -> Result<Plan, CliError> {
+    fn parse(command: AdminCommand) -> Result<Plan, CliError> {
         Ok(match command {
             AdminCommand::Settings { action } => match action {
                 SettingsAction::Get => Plan::SettingsGet,
@@ -657,14 +657,9 @@ impl Plan {
                 let listed = api.get(api.url(&["admin", "users", &username, "sessions"])).await?;
                 let theirs = listed["sessions"].as_array().into_iter().flatten().any(|s| s["sid"] == sid.as_str());
                 if !theirs {
-                    return Err(CliError::Server {
-                        during: format!("revoking session {sid}"),
-                        status: 404,
-                        error: "not_found".into(),
-                        message: format!(
-                            "{username} has no live session {sid} (see `tenure admin sessions list {username}`)"
-                        ),
-                    });
+                    return Err(CliError::Refused(format!(
+                        "{username} has no live session {sid}; nothing was revoked (see `tenure admin sessions list {username}`)"
+                    )));
                 }
                 api.call(Method::DELETE, api.url(&["admin", "sessions", &sid]), None).await?;
                 Ok(Shown { table: format!("revoked session {sid} of {username}\n"), json: None })

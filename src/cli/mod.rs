@@ -24,6 +24,9 @@ pub enum CliError {
     /// The server refused: what was asked, and the server's own words.
     #[error("{during}: {message} ({error}, HTTP {status})")]
     Server { during: String, status: u16, error: String, message: String },
+    /// Refused by the command line itself, after asking the server.
+    #[error("{0}")]
+    Refused(String),
     /// The server could not be reached or did not answer as the API does.
     #[error("{during}: {reason}")]
     Transport { during: String, reason: String },
@@ -38,7 +41,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Usage(_) => 2,
-            CliError::Server { .. } | CliError::Transport { .. } => 1,
+            CliError::Server { .. } | CliError::Refused(_) | CliError::Transport { .. } => 1,
         }
     }
 }
