@@ -265,7 +265,7 @@ async fn send_logout_token(
     now: UnixTime,
 ) -> Result<(), AttemptError> {
     let claims = LogoutClaims::new(&state.issuer, client_id, sub, sid, now);
-    let token = jwt::sign(state.keys().active(), TokenType::Logout, &claims).map_err(|_| AttemptError::Sign)?;
+    let token = jwt::sign(state.keys().active(now), TokenType::Logout, &claims).map_err(|_| AttemptError::Sign)?;
     let body = form_urlencoded::Serializer::new(String::new()).append_pair("logout_token", &token).finish();
     let response = http
         .post(uri)
@@ -442,9 +442,16 @@ backchannel_logout_uri = "{uri}"
         assert_eq!(bodies.len(), 2);
         assert!(state.store.due_deliveries(T0.plus(Secs::days(2)), 10).expect("due").is_empty(), "delivered");
 
-        let claims: LogoutClaims =
-            jwt::verify(&token_of(&bodies[1]), TokenType::Logout, &state.keys(), state.key_retention(), ISSUER, t1)
-                .expect("a logout token we signed");
+        let claims: LogoutClaims = jwt::verify(
+            &token_of(&bodies[1]),
+            TokenType::Logout,
+            &state.keys(),
+            state.key_retention(),
+            state.max_token_lifetime(),
+            ISSUER,
+            t1,
+        )
+        .expect("a logout token we signed");
         assert_eq!((claims.aud.as_str(), claims.sub.as_str(), claims.sid.as_str()), ("web", "alice", "s1"));
         assert_eq!((claims.iat, claims.exp), (t1.as_secs(), t1.as_secs() + 120));
         server.abort();

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::duration::Secs;
 use crate::oauth::client::{Client, Permission};
 use crate::oauth::client_spec::ClientSpec;
 use crate::policy::{
@@ -20,6 +21,11 @@ use crate::user::User;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_CONFIG_FILE: &str = "tenure.toml";
+/// How long a rotated key is published before it signs (`key_publish_ahead`):
+/// longer than common JWKS caches wait before refetching for an unknown kid.
+pub const DEFAULT_KEY_PUBLISH_AHEAD: Secs = Secs::minutes(10);
+/// The longest `key_publish_ahead` accepted.
+pub const MAX_KEY_PUBLISH_AHEAD: Secs = Secs::days(1);
 
 /// The JWS algorithm tenure signs with (SPEC 5, `signing_alg`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -90,6 +96,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     keys_dir: Option<PathBuf>,
     signing_alg: Option<String>,
+    key_publish_ahead: Option<String>,
     log: Option<String>,
     log_format: Option<String>,
     #[serde(default)]
@@ -124,6 +131,7 @@ struct ClientEntry {
     #[serde(default)]
     permissions: Vec<String>,
     session: Option<ClientSessionOverride>,
+    id_token_signed_response_alg: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -147,6 +155,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub keys_dir: PathBuf,
     pub signing_alg: SigningAlg,
+    /// How long a rotated key is published before it signs.
+    pub key_publish_ahead: Secs,
     pub log_filter: String,
     pub log_format: LogFormat,
     pub policy_layers: PolicyLayers,
@@ -159,13 +169,14 @@ pub struct Config {
 }
 
 /// The non-session variables, beside the seven `TENURE_SESSION_*` ones.
-const ENV_VARS: [&str; 8] = [
+const ENV_VARS: [&str; 9] = [
     "TENURE_CONFIG",
     "TENURE_ISSUER",
     "TENURE_LISTEN",
     "TENURE_DATA_DIR",
     "TENURE_KEYS_DIR",
     "TENURE_SIGNING_ALG",
+    "TENURE_KEY_PUBLISH_AHEAD",
     "TENURE_LOG",
     "TENURE_LOG_FORMAT",
 ];
@@ -232,6 +243,7 @@ impl Config {
         let signing_alg = SigningAlg::parse(&alg_raw).ok_or_else(|| {
             invalid("signing_alg", format!("{alg_raw:?} is not supported; use ES256, EdDSA or RS256"))
         })?;
+        let key_publish_ahead = parse_publish_ahead(env, file.key_publish_ahead)?;
         let log_filter = pick("TENURE_LOG", file.log).unwrap_or_else(|| "info".to_owned());
         let log_format = match pick("TENURE_LOG_FORMAT", file.log_format).as_deref() {
             None | Some("text") => LogFormat::Text,
@@ -252,7 +264,7 @@ impl Config {
         let (policy, _) = policy_layers.resolve()?;
 
         let users = build_users(file.users, &mut warnings)?;
-        let clients = build_clients(file.clients, &policy, &mut warnings)?;
+        let clients = build_clients(file.clients, &policy, signing_alg, &mut warnings)?;
         let usernames: HashSet<&str> = users.iter().map(|u| u.username.as_str()).collect();
         if let Some(c) = clients.iter().find(|c| usernames.contains(c.id.as_str())) {
             return Err(invalid(
@@ -266,6 +278,7 @@ impl Config {
             data_dir,
             keys_dir,
             signing_alg,
+            key_publish_ahead,
             log_filter,
             log_format,
             policy_layers,
@@ -298,6 +311,26 @@ fn parse_issuer(s: &str, warnings: &mut Vec<String>) -> Result<String, ConfigErr
         return Err(invalid("issuer", format!("{s:?} must not have a query or fragment (RFC 8414 2)")));
     }
     Ok(s.trim_end_matches('/').to_owned())
+}
+
+/// `key_publish_ahead` / `TENURE_KEY_PUBLISH_AHEAD`: a duration of at most
+/// [`MAX_KEY_PUBLISH_AHEAD`].
+fn parse_publish_ahead(env: &BTreeMap<String, String>, from_file: Option<String>) -> Result<Secs, ConfigError> {
+    let (raw, bad): (String, Box<dyn Fn(String) -> ConfigError>) =
+        match (env.get("TENURE_KEY_PUBLISH_AHEAD"), from_file) {
+            (Some(v), _) => {
+                (v.clone(), Box::new(|message| ConfigError::Env { var: "TENURE_KEY_PUBLISH_AHEAD".into(), message }))
+            }
+            (None, Some(v)) => (v, Box::new(|message| invalid("key_publish_ahead", message))),
+            (None, None) => return Ok(DEFAULT_KEY_PUBLISH_AHEAD),
+        };
+    let value = raw.parse::<Secs>().map_err(|e| bad(e.to_string()))?;
+    if value > MAX_KEY_PUBLISH_AHEAD {
+        return Err(bad(format!(
+            "{value} is longer than {MAX_KEY_PUBLISH_AHEAD}: a rotation would wait that long before it takes effect"
+        )));
+    }
+    Ok(value)
 }
 
 fn env_policy_layer(env: &BTreeMap<String, String>) -> Result<PolicyLayer, ConfigError> {
@@ -380,6 +413,7 @@ fn build_users(entries: Vec<UserEntry>, warnings: &mut Vec<String>) -> Result<Ve
 fn build_clients(
     entries: Vec<ClientEntry>,
     policy: &SessionPolicy,
+    signing_alg: SigningAlg,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Client>, ConfigError> {
     let mut seen = HashSet::new();
@@ -406,8 +440,10 @@ fn build_clients(
             token_exchange_audiences: c.token_exchange_audiences,
             permissions: c.permissions,
             session: c.session,
+            id_token_signed_response_alg: c.id_token_signed_response_alg,
         };
-        let client = spec.build(secret, policy).map_err(|e| invalid(format!("{key}.{}", e.field), e.message))?;
+        let client =
+            spec.build(secret, policy, signing_alg).map_err(|e| invalid(format!("{key}.{}", e.field), e.message))?;
         clients.push(client);
     }
     Ok(clients)
@@ -521,6 +557,51 @@ mod tests {
         let c = Config::from_toml("issuer = \"http://login.example.com\"", &no_env()).expect("accepted");
         assert!(c.warnings.iter().any(|w| w.contains("uses http")));
         assert!(Config::from_toml("issuer = \"http://127.0.0.1:8080\"", &no_env()).expect("ok").warnings.is_empty());
+    }
+
+    #[test]
+    fn key_publish_ahead_defaults_to_ten_minutes_and_is_bounded() {
+        assert_eq!(Config::from_toml("", &no_env()).expect("valid").key_publish_ahead, Secs::minutes(10));
+        let c = Config::from_toml("key_publish_ahead = \"2m\"", &no_env()).expect("valid");
+        assert_eq!(c.key_publish_ahead, Secs::minutes(2));
+        let c =
+            Config::from_toml("key_publish_ahead = \"2m\"", &env(&[("TENURE_KEY_PUBLISH_AHEAD", "0")])).expect("valid");
+        assert_eq!(c.key_publish_ahead, Secs::ZERO, "the environment wins");
+        assert!(err("key_publish_ahead = \"soon\"").starts_with("key_publish_ahead: \"soon\" is not a duration"));
+        assert_eq!(
+            err("key_publish_ahead = \"2d\""),
+            "key_publish_ahead: 2d is longer than 1d: a rotation would wait that long before it takes effect"
+        );
+        let e = Config::from_toml("", &env(&[("TENURE_KEY_PUBLISH_AHEAD", "2d")])).expect_err("bad").to_string();
+        assert!(e.starts_with("environment variable TENURE_KEY_PUBLISH_AHEAD: 2d is longer than 1d"), "{e}");
+    }
+
+    #[test]
+    fn id_token_signed_response_alg_is_the_default_or_rs256() {
+        let client = |alg: &str| {
+            format!(
+                "[[clients]]\nid = \"web\"\nsecret = \"s\"\nredirect_uris = [\"https://rp.example/cb\"]\n\
+                 grant_types = [\"authorization_code\"]\nid_token_signed_response_alg = \"{alg}\"\n"
+            )
+        };
+        let c = Config::from_toml(&client("RS256"), &no_env()).expect("valid");
+        assert_eq!(c.clients[0].id_token_signed_response_alg, Some(SigningAlg::RS256));
+        let c = Config::from_toml(&client("ES256"), &no_env()).expect("valid");
+        assert_eq!(c.clients[0].id_token_signed_response_alg, Some(SigningAlg::ES256));
+        assert_eq!(
+            err(&client("EdDSA")),
+            "clients[web].id_token_signed_response_alg: \"EdDSA\" is not offered for ID tokens; use ES256 (signing_alg) or RS256"
+        );
+        assert!(err(&client("HS256")).starts_with("clients[web].id_token_signed_response_alg: \"HS256\""));
+        let c = Config::from_toml(&format!("signing_alg = \"EdDSA\"\n{}", client("EdDSA")), &no_env()).expect("valid");
+        assert_eq!(c.clients[0].id_token_signed_response_alg, Some(SigningAlg::EdDSA));
+        assert_eq!(
+            Config::from_toml(&client("RS256").replace("id_token_signed_response_alg = \"RS256\"\n", ""), &no_env())
+                .expect("valid")
+                .clients[0]
+                .id_token_signed_response_alg,
+            None
+        );
     }
 
     #[test]

@@ -147,7 +147,7 @@ async fn watch_keys(state: AppState) {
             match state.reload_keys() {
                 Ok(()) => {
                     last = now;
-                    tracing::info!(kid = %state.keys().active().kid, "signing keys reloaded");
+                    tracing::info!(kid = %state.keys().active(state.now()).kid, "signing keys reloaded");
                 }
                 Err(e) => tracing::error!(error = %e, "reloading signing keys failed; keeping the current ones"),
             }

@@ -50,15 +50,24 @@ enum Command {
 
 #[derive(Subcommand)]
 enum KeysAction {
-    /// Add a new active key of `signing_alg`; the previous one stays
-    /// published until every token it signed has expired. A running server
-    /// picks it up within 2 s. (To change the algorithm, change signing_alg
-    /// and restart: the start rotates to a key of the new algorithm.)
+    /// Add a new key of `signing_alg` (and an RS256 companion for ID
+    /// tokens), published at once and signing after key_publish_ahead; the
+    /// previous one stays published until every token it signed has
+    /// expired. A running server picks it up within 2 s. (To change the
+    /// algorithm, change signing_alg and restart: the start rotates to a key
+    /// of the new algorithm.)
     Rotate,
-    /// List keys with their state.
+    /// List keys with their state (next, active, retired, expired, revoked).
     List,
     /// Delete retired keys whose tokens have all expired.
     Prune,
+    /// Withdraw a compromised key at once: it leaves the JWKS and every
+    /// token it signed is refused (a running server within 2 s). If it was
+    /// signing, a replacement signs at once, without publish-ahead.
+    Revoke {
+        /// The key's kid (see `tenure keys list`).
+        kid: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -98,22 +107,42 @@ fn run(command: Command, config: Config) -> Result<(), String> {
             let keep = retention(config.policy.access_token_ttl());
             match action {
                 KeysAction::Rotate => {
-                    let record = dir.rotate(config.signing_alg, now).map_err(|e| e.to_string())?;
-                    println!(
-                        "new active key {} ({}); retired keys stay published for {}",
-                        record.kid, record.alg, keep
-                    );
+                    let ahead = config.key_publish_ahead;
+                    let r = dir.rotate(config.signing_alg, now, ahead).map_err(|e| e.to_string())?;
+                    let when = |k: &tenure::token::keys::KeyRecord| {
+                        if k.active_from() <= now {
+                            "signs from now on".to_owned()
+                        } else {
+                            format!("published now, signs from {} (key_publish_ahead = {ahead})", k.active_from())
+                        }
+                    };
+                    println!("new key {} ({}) {}", r.primary.kid, r.primary.alg, when(&r.primary));
+                    if let Some(c) = &r.companion {
+                        println!("new key {} ({}, ID tokens of clients asking for RS256) {}", c.kid, c.alg, when(c));
+                    }
+                    println!("the keys they replace sign until then and stay published for {keep} after");
                     Ok(())
                 }
                 KeysAction::List => {
                     let manifest = dir.read_manifest().map_err(|e| e.to_string())?;
-                    for k in manifest.keys.iter().rev() {
-                        let state = match k.retired_at {
-                            None => "active".to_owned(),
-                            Some(t) if now < t.plus(keep) => format!("retired {t}, published until {}", t.plus(keep)),
-                            Some(t) => format!("retired {t}, expired (prune deletes it)"),
-                        };
-                        println!("{}  {}  created {}  {}", k.kid, k.alg, k.created_at, state);
+                    for (k, state) in manifest.states(now, keep) {
+                        println!("{}  {}  {}  created {}  {}", k.kid, k.alg, k.role.as_str(), k.created_at, state);
+                    }
+                    Ok(())
+                }
+                KeysAction::Revoke { kid } => {
+                    let r = dir.revoke(&kid, now).map_err(|e| e.to_string())?;
+                    println!(
+                        "revoked key {kid} ({}): removed from the JWKS; every token it signed is refused (a running server within 2 s)",
+                        r.revoked.alg
+                    );
+                    if let Some(new) = &r.replacement {
+                        let origin = if r.generated { "new key" } else { "published next key" };
+                        println!(
+                            "it was signing: {origin} {} ({}) signs from now on, without waiting for key_publish_ahead \
+                             (a compromise beats publish-ahead; verifiers with a cached JWKS refetch on its unknown kid)",
+                            new.kid, new.alg
+                        );
                     }
                     Ok(())
                 }
@@ -130,6 +159,7 @@ fn run(command: Command, config: Config) -> Result<(), String> {
             println!("configuration is valid");
             println!("listen = {}", config.listen);
             println!("signing_alg = {}", config.signing_alg);
+            println!("key_publish_ahead = {}", config.key_publish_ahead);
             println!("session.idle_timeout = {}", p.idle_timeout);
             println!("session.max_lifetime = {}", p.max_lifetime);
             println!("session.remember_me_idle_timeout = {}", p.remember_me_idle_timeout);

@@ -431,38 +431,50 @@ async fn clients_are_registered_validated_rotated_and_deleted() {
 }
 
 #[tokio::test]
-async fn a_rotated_key_is_published_and_used_while_old_tokens_still_verify() {
-    let server = Server::start(&config(), &[]);
+async fn a_rotated_key_is_published_ahead_and_used_while_old_tokens_still_verify() {
+    // Publish-ahead of 3 s: the new key is in the JWKS before it signs.
+    let server = Server::start(&config(), &[("TENURE_KEY_PUBLISH_AHEAD", "3s")]);
     let root = root(&server).await;
     assert_eq!(call(&server, "GET", "/admin/keys", Some(&helpdesk(&server).await), None).await.0, 403);
     let (s, b) = call(&server, "GET", "/admin/keys", Some(&root), None).await;
     assert_eq!(s, 200);
     let keys = b["keys"].as_array().unwrap();
-    let active: Vec<&Value> = keys.iter().filter(|k| k["state"] == "active").collect();
+    let active: Vec<&Value> = keys.iter().filter(|k| k["state"] == "active" && k["role"] == "primary").collect();
     assert_eq!(active.len(), 1, "{b}");
+    assert!(keys.iter().any(|k| k["role"] == "rs256_companion" && k["alg"] == "RS256"), "{b}");
     let old_kid = active[0]["kid"].as_str().unwrap().to_owned();
     assert_eq!(kid(&root), old_kid);
+    assert!(active[0]["age_seconds"].as_u64().is_some());
 
-    let (s, new_key) = call(&server, "POST", "/admin/keys/rotate", Some(&root), None).await;
-    assert_eq!(s, 201, "{new_key}");
-    let new_kid = new_key["kid"].as_str().unwrap().to_owned();
+    let (s, rotated) = call(&server, "POST", "/admin/keys/rotate", Some(&root), None).await;
+    assert_eq!(s, 201, "{rotated}");
+    let new_primary =
+        rotated["keys"].as_array().unwrap().iter().find(|k| k["role"] == "primary").expect("a new primary");
+    assert_eq!(new_primary["state"], "next", "{rotated}");
+    let new_kid = new_primary["kid"].as_str().unwrap().to_owned();
     assert_ne!(new_kid, old_kid);
     let jwks = server.jwks().await;
     assert!(jwks.find(&old_kid).is_some() && jwks.find(&new_kid).is_some(), "both published");
+    assert_eq!(kid(&server.cc_token().await), old_kid, "the old key signs until the new one is due");
+
+    // After the publish-ahead period the new key signs; old tokens verify.
+    let switched = crate::support::eventually(std::time::Duration::from_secs(10), || async {
+        kid(&server.cc_token().await) == new_kid
+    })
+    .await;
+    assert!(switched, "the new key signs after key_publish_ahead");
     assert!(introspect_active(&server, &root).await, "a token of the old key still verifies");
     let fresh = server.cc_token().await;
-    let jwks = server.jwks().await;
-    let data = crate::support::verify(&fresh, &jwks, &server.base, &server.base);
-    assert_eq!(data.header.kid.as_deref(), Some(new_kid.as_str()), "new tokens are signed with the new key");
+    let data = crate::support::verify(&fresh, &server.jwks().await, &server.base, &server.base);
+    assert_eq!(data.header.kid.as_deref(), Some(new_kid.as_str()));
     let (_, b) = call(&server, "GET", "/admin/keys", Some(&root), None).await;
-    let states: Vec<(String, String)> = b["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| (k["kid"].as_str().unwrap().to_owned(), k["state"].as_str().unwrap().to_owned()))
-        .collect();
-    assert!(states.contains(&(old_kid.clone(), "retired".to_owned())), "{states:?}");
-    assert!(b["keys"][0]["age_seconds"].as_u64().is_some());
+    let state_of = |kid: &str| {
+        b["keys"].as_array().unwrap().iter().find(|k| k["kid"] == kid).map(|k| k["state"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(state_of(&old_kid).as_deref(), Some("retired"), "{b}");
+    assert_eq!(state_of(&new_kid).as_deref(), Some("active"), "{b}");
+    let (_, audit) = call(&server, "GET", "/admin/audit?kind=key_rotated", Some(&root), None).await;
+    assert_eq!(audit["events"][0]["actor"], "client:root-automation");
 }
 
 #[tokio::test]

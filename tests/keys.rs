@@ -19,20 +19,27 @@ fn key_files(server: &Server) -> Vec<std::path::PathBuf> {
 async fn first_start_generates_a_private_key_and_a_restart_reuses_it() {
     let server = Server::start(&config_with(""), &[]);
     let files = key_files(&server);
-    assert_eq!(files.len(), 1);
-    let mode = std::fs::metadata(&files[0]).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o600, "the private key is readable by its owner only");
+    assert_eq!(files.len(), 2, "the ES256 key and its RS256 companion for ID tokens");
+    for file in &files {
+        let mode = std::fs::metadata(file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the private key is readable by its owner only");
+    }
     let jwks = server.get_json("/jwks.json").await;
     let kid = jwks["keys"][0]["kid"].as_str().unwrap().to_owned();
-    assert_eq!(files[0].file_stem().unwrap().to_str().unwrap(), kid, "kid = RFC 7638 thumbprint = file name");
-    assert!(jwks["keys"][0].get("d").is_none(), "no private material is published");
+    assert_eq!(jwks["keys"][0]["alg"], "ES256", "the signing key first");
+    assert_eq!(jwks["keys"][1]["alg"], "RS256");
+    let stems: Vec<&str> = files.iter().map(|f| f.file_stem().unwrap().to_str().unwrap()).collect();
+    assert!(stems.contains(&kid.as_str()), "kid = RFC 7638 thumbprint = file name");
+    for key in jwks["keys"].as_array().unwrap() {
+        assert!(key.get("d").is_none() && key.get("p").is_none(), "no private material is published");
+    }
     let token = server.cc_token().await;
 
     // Restart in the same directory: same key, and the earlier token verifies.
     let config = std::fs::read_to_string(server.path().join("tenure.toml")).unwrap();
     let dir = server.kill_keep_dir();
     let again = Server::start_in(dir, &config, &[]);
-    assert_eq!(key_files(&again).len(), 1);
+    assert_eq!(key_files(&again).len(), 2);
     let jwks = again.jwks().await;
     assert!(jwks.find(&kid).is_some());
     // The issuer is the bound address, which changed; check the signature only.
@@ -44,14 +51,15 @@ async fn first_start_generates_a_private_key_and_a_restart_reuses_it() {
 
 #[tokio::test]
 async fn rotation_while_serving_publishes_the_new_key_and_keeps_the_old_one() {
-    let server = Server::start(&config_with(""), &[]);
+    // No publish-ahead here (interop.rs tests it): the new key signs at once.
+    let server = Server::start(&format!("key_publish_ahead = \"0s\"\n{}", config_with("")), &[]);
     let before = server.cc_token().await;
     let old_kid = jsonwebtoken::decode_header(&before).unwrap().kid.unwrap();
 
     let out = server.cli(&["keys", "rotate"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("new active key"), "{stdout}");
+    assert!(stdout.contains("new key") && stdout.contains("signs from now on"), "{stdout}");
 
     // The running server picks the new key up (it watches keys.json).
     let rotated = eventually(Duration::from_secs(10), || async {
@@ -62,7 +70,7 @@ async fn rotation_while_serving_publishes_the_new_key_and_keeps_the_old_one() {
     assert!(rotated, "new tokens are signed with the new key");
 
     let jwks = server.jwks().await;
-    assert_eq!(jwks.keys.len(), 2, "both keys are published");
+    assert_eq!(jwks.keys.len(), 4, "both keys (and both RS256 companions) are published");
     let after = server.cc_token().await;
     verify(&after, &jwks, &server.base, &server.base);
     verify(&before, &jwks, &server.base, &server.base);
@@ -81,7 +89,7 @@ async fn rotation_while_serving_publishes_the_new_key_and_keeps_the_old_one() {
     let prune = server.cli(&["keys", "prune"]);
     assert!(prune.status.success());
     assert!(String::from_utf8_lossy(&prune.stdout).is_empty());
-    assert_eq!(key_files(&server).len(), 2);
+    assert_eq!(key_files(&server).len(), 4);
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ mod bad_input;
 mod cli;
 mod client_credentials;
 mod exchange;
+mod interop;
 mod keys;
 mod logout;
 mod revocation;

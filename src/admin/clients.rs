@@ -81,7 +81,7 @@ fn parse(body: &Map<String, Value>) -> Result<(ClientSpec, Option<String>)> {
 /// Validate `spec` with `secret_hash` against the current policy.
 fn build(state: &AppState, spec: ClientSpec, secret_hash: Option<crate::secret::PasswordHashString>) -> Result<Client> {
     let policy = state.policy();
-    spec.build(secret_hash, &policy.0).map_err(|e| {
+    spec.build(secret_hash, &policy.0, state.config.signing_alg).map_err(|e| {
         if e.field == "session" {
             AdminError::Invalid(e.message)
         } else {

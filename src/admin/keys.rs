@@ -1,6 +1,6 @@
 //! Signing keys (SPEC 10): list with state and age, rotate. The key files
-//! stay in `keys_dir`; a rotation here is the same as `tenure keys rotate`
-//! and is put in force at once in this process.
+//! stay in `keys_dir`; a rotation here is the same as `tenure keys rotate`:
+//! the new key is published at once and signs after `key_publish_ahead`.
 
 use serde::Serialize;
 
@@ -9,60 +9,79 @@ use crate::audit::AuditEvent;
 use crate::clock::UnixTime;
 use crate::http::AppState;
 use crate::store::Store;
-use crate::token::keys::KeyRecord;
+use crate::token::keys::{KeyRecord, KeyState};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct KeyView {
     pub kid: String,
     pub alg: String,
-    /// `active` (signs new tokens), `retired` (still published so tokens it
-    /// signed verify) or `expired` (no longer published; pruned soon).
+    /// `primary` (signs every token) or `rs256_companion` (RS256 ID tokens).
+    pub role: &'static str,
+    /// `next` (published, signs from `active_from`), `active` (signs new
+    /// tokens), `retired` (published until `published_until` so the tokens
+    /// it signed verify), `expired` (no longer published) or `revoked`.
     pub state: &'static str,
     pub created_at: String,
     pub age_seconds: u64,
+    pub active_from: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retired_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub published_until: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
 }
 
-fn view(record: &KeyRecord, now: UnixTime, retain: crate::duration::Secs) -> KeyView {
-    let (state, published_until) = match record.retired_at {
-        None => ("active", None),
-        Some(t) if now < t.plus(retain) => ("retired", Some(t.plus(retain).to_rfc3339())),
-        Some(_) => ("expired", None),
+fn view(record: &KeyRecord, state: &KeyState, now: UnixTime) -> KeyView {
+    let (name, retired_at, published_until, revoked_at) = match *state {
+        KeyState::Next { .. } => ("next", None, None, None),
+        KeyState::Active => ("active", None, None, None),
+        KeyState::Retired { retired_at, published_until } => ("retired", Some(retired_at), Some(published_until), None),
+        KeyState::Expired { retired_at } => ("expired", Some(retired_at), None, None),
+        KeyState::Revoked { revoked_at } => ("revoked", None, None, Some(revoked_at)),
     };
     KeyView {
         kid: record.kid.clone(),
         alg: record.alg.as_str().to_owned(),
-        state,
+        role: record.role.as_str(),
+        state: name,
         created_at: record.created_at.to_rfc3339(),
         age_seconds: now.as_secs().saturating_sub(record.created_at.as_secs()),
-        retired_at: record.retired_at.map(UnixTime::to_rfc3339),
-        published_until,
+        active_from: record.active_from().to_rfc3339(),
+        retired_at: retired_at.map(UnixTime::to_rfc3339),
+        published_until: published_until.map(UnixTime::to_rfc3339),
+        revoked_at: revoked_at.map(UnixTime::to_rfc3339),
     }
 }
 
 /// Every key in the manifest, newest first.
 pub fn list(state: &AppState, now: UnixTime) -> Result<Vec<KeyView>> {
     let manifest = state.key_dir.read_manifest().map_err(|e| AdminError::internal("reading the key manifest", e))?;
-    let retain = state.key_retention();
-    Ok(manifest.keys.iter().rev().map(|k| view(k, now, retain)).collect())
+    Ok(manifest.states(now, state.key_retention()).iter().map(|(k, s)| view(k, s, now)).collect())
 }
 
-/// Generate a new active key of the configured algorithm; the previous one
-/// stays published until every token it signed has expired.
-pub async fn rotate(state: &AppState, actor: &Actor, now: UnixTime) -> Result<KeyView> {
+/// Generate the next key of the configured algorithm (and its RS256
+/// companion): published at once, signing after `key_publish_ahead`. The
+/// previous key stays published until every token it signed has expired.
+/// Returns the new keys.
+pub async fn rotate(state: &AppState, actor: &Actor, now: UnixTime) -> Result<Vec<KeyView>> {
     let dir = state.key_dir.clone();
     let alg = state.config.signing_alg;
-    let record = tokio::task::spawn_blocking(move || dir.rotate(alg, now))
+    let ahead = state.config.key_publish_ahead;
+    let rotation = tokio::task::spawn_blocking(move || dir.rotate(alg, now, ahead))
         .await
         .map_err(|e| AdminError::internal("rotating the signing key", e))?
         .map_err(|e| AdminError::internal("rotating the signing key", e))?;
     state.reload_keys().map_err(|e| AdminError::internal("loading the new signing key", e))?;
-    let event = AuditEvent::new(now, "key_rotated", actor.name.clone(), format!("key:{}", record.kid))
-        .details(serde_json::json!({ "alg": record.alg.as_str() }));
+    let new_kids: Vec<&str> =
+        std::iter::once(&rotation.primary).chain(rotation.companion.as_ref()).map(|k| k.kid.as_str()).collect();
+    let event = AuditEvent::new(now, "key_rotated", actor.name.clone(), format!("key:{}", rotation.primary.kid))
+        .details(serde_json::json!({
+            "alg": rotation.primary.alg.as_str(),
+            "kids": new_kids,
+            "active_from": rotation.active_from.to_rfc3339(),
+        }));
     event.log();
     state.store.append_audit(&event).await.map_err(|e| AdminError::internal("auditing a key rotation", e))?;
-    Ok(view(&record, now, state.key_retention()))
+    Ok(list(state, now)?.into_iter().filter(|k| new_kids.contains(&k.kid.as_str())).collect())
 }

@@ -214,7 +214,8 @@ pub async fn list_keys(State(state): State<AppState>, caller: Caller) -> Result<
 /// `POST /admin/keys/rotate`.
 pub async fn rotate_key(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     caller.require(Permission::SystemAdminister)?;
-    Ok(json(StatusCode::CREATED, admin::keys::rotate(&state, &actor(&caller), state.now()).await?))
+    let keys = admin::keys::rotate(&state, &actor(&caller), state.now()).await?;
+    Ok(json(StatusCode::CREATED, serde_json::json!({ "keys": keys })))
 }
 
 // ---- settings explain ----

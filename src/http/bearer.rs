@@ -66,7 +66,7 @@ pub fn authenticate(state: &AppState, token: &str) -> Result<AccessClaims, Beare
     let keys = state.keys();
     let claims: AccessClaims = state
         .verified
-        .verify(token, &keys, state.key_retention(), &state.issuer, now)
+        .verify(token, &keys, state.key_retention(), state.max_token_lifetime(), &state.issuer, now)
         .map_err(|e| BearerError::InvalidToken(e.to_string()))?;
     if claims.aud != state.issuer {
         return Err(BearerError::InvalidToken("the token is not addressed to this server".into()));

@@ -16,6 +16,8 @@ pub fn metadata(state: &AppState) -> serde_json::Value {
     scopes.sort_unstable();
     scopes.dedup();
     let alg = state.config.signing_alg.as_str();
+    // OIDC Core 15.1 / Discovery 3: RS256 is always offered for ID tokens.
+    let id_token_algs: Vec<&str> = if alg == "RS256" { vec![alg] } else { vec![alg, "RS256"] };
     serde_json::json!({
         "issuer": iss,
         "authorization_endpoint": format!("{iss}/authorize"),
@@ -39,7 +41,7 @@ pub fn metadata(state: &AppState) -> serde_json::Value {
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "authorization_response_iss_parameter_supported": true,
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": [alg],
+        "id_token_signing_alg_values_supported": id_token_algs,
         "access_token_signing_alg_values_supported": [alg],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],

@@ -34,6 +34,7 @@ pub async fn introspect(
         keys: &keys,
         verified: &state.verified,
         retain: state.key_retention(),
+        max_lifetime: state.max_token_lifetime(),
         issuer: &state.issuer,
         refresh_key: &state.refresh_key,
         now,

@@ -80,7 +80,7 @@ async fn end_session(
 ) -> Result<Response, LogoutError> {
     let keys = state.keys();
     let request = LogoutRequest::parse(params, &state.clients, |token| {
-        verify_hint(token, &keys, state.key_retention(), &state.issuer, now)
+        verify_hint(token, &keys, state.key_retention(), state.max_token_lifetime(), &state.issuer, now)
     })
     .map_err(LogoutError::BadRequest)?;
 
@@ -211,10 +211,11 @@ fn verify_hint(
     token: &str,
     keys: &KeySet,
     retain: crate::duration::Secs,
+    max_lifetime: crate::duration::Secs,
     issuer: &str,
     now: UnixTime,
 ) -> Result<IdClaims, VerifyError> {
-    match jwt::verify::<IdClaims>(token, TokenType::Id, keys, retain, issuer, now) {
+    match jwt::verify::<IdClaims>(token, TokenType::Id, keys, retain, max_lifetime, issuer, now) {
         Ok(claims) => Ok(claims),
         // `verify` reports expiry only after the key, algorithm, type,
         // signature and issuer checks have passed (pinned by a test below),
@@ -473,28 +474,37 @@ grant_types = ["authorization_code"]
     fn an_expired_hint_is_accepted_but_only_when_we_signed_it() {
         let dir = tempfile::tempdir().expect("tempdir");
         let kd = KeyDir::new(dir.path());
-        kd.ensure_active(SigningAlg::ES256, T0).expect("generate");
+        kd.ensure_active(SigningAlg::ES256, T0, Secs::ZERO).expect("generate");
         let keys = kd.load().expect("load");
         let retain = Secs::hours(1);
         let later = T0.plus(Secs::minutes(10));
-        let expired = jwt::sign(keys.active(), TokenType::Id, &id_claims("web", T0.as_secs() + 60)).expect("sign");
-        assert_eq!(verify_hint(&expired, &keys, retain, ISS, later), Ok(id_claims("web", T0.as_secs() + 60)));
-        assert!(verify_hint(&expired, &keys, retain, "http://other", later).is_err(), "another issuer");
+        let expired = jwt::sign(keys.active(T0), TokenType::Id, &id_claims("web", T0.as_secs() + 60)).expect("sign");
+        assert_eq!(
+            verify_hint(&expired, &keys, retain, Secs::days(30), ISS, later),
+            Ok(id_claims("web", T0.as_secs() + 60))
+        );
+        assert!(verify_hint(&expired, &keys, retain, Secs::days(30), "http://other", later).is_err(), "another issuer");
 
         let mut parts: Vec<String> = expired.split('.').map(str::to_owned).collect();
         let mut forged = id_claims("web", T0.as_secs() + 60);
         forged.sub = "root".into();
         parts[1] = B64.encode(serde_json::to_vec(&forged).expect("json"));
-        assert_eq!(verify_hint(&parts.join("."), &keys, retain, ISS, later), Err(VerifyError::BadSignature));
+        assert_eq!(
+            verify_hint(&parts.join("."), &keys, retain, Secs::days(30), ISS, later),
+            Err(VerifyError::BadSignature)
+        );
 
         let other = tempfile::tempdir().expect("tempdir");
         let other_kd = KeyDir::new(other.path());
-        other_kd.ensure_active(SigningAlg::ES256, T0).expect("generate");
+        other_kd.ensure_active(SigningAlg::ES256, T0, Secs::ZERO).expect("generate");
         let stranger =
-            jwt::sign(other_kd.load().expect("load").active(), TokenType::Id, &id_claims("web", 0)).expect("sign");
-        assert_eq!(verify_hint(&stranger, &keys, retain, ISS, later), Err(VerifyError::UnknownKey));
-        let access = jwt::sign(keys.active(), TokenType::Access, &id_claims("web", 0)).expect("sign");
-        assert!(matches!(verify_hint(&access, &keys, retain, ISS, later), Err(VerifyError::WrongType { .. })));
+            jwt::sign(other_kd.load().expect("load").active(T0), TokenType::Id, &id_claims("web", 0)).expect("sign");
+        assert_eq!(verify_hint(&stranger, &keys, retain, Secs::days(30), ISS, later), Err(VerifyError::UnknownKey));
+        let access = jwt::sign(keys.active(T0), TokenType::Access, &id_claims("web", 0)).expect("sign");
+        assert!(matches!(
+            verify_hint(&access, &keys, retain, Secs::days(30), ISS, later),
+            Err(VerifyError::WrongType { .. })
+        ));
     }
 
     #[test]

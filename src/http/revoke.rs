@@ -28,6 +28,7 @@ pub async fn revoke(
         keys: &keys,
         verified: &state.verified,
         retain: state.key_retention(),
+        max_lifetime: state.max_token_lifetime(),
         issuer: &state.issuer,
         refresh_key: &state.refresh_key,
         now,

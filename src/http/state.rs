@@ -101,8 +101,15 @@ impl AppState {
             store.set_policy_history(&history).await?;
         }
         let key_dir = KeyDir::new(&config.keys_dir);
-        if let Some(created) = key_dir.ensure_active(config.signing_alg, now)? {
-            tracing::info!(kid = %created.kid, alg = %created.alg, dir = %key_dir.path().display(), "generated a new signing key");
+        for created in key_dir.ensure_active(config.signing_alg, now, config.key_publish_ahead)? {
+            tracing::info!(
+                kid = %created.kid,
+                alg = %created.alg,
+                role = created.role.as_str(),
+                active_from = %created.active_from(),
+                dir = %key_dir.path().display(),
+                "generated a new signing key"
+            );
         }
         let keep = retention(resolved.0.access_token_ttl());
         for kid in key_dir.prune(now, keep)? {
@@ -117,7 +124,7 @@ impl AppState {
                 tracing::warn!(client = %id, "a client created through the admin API has the id of a config client; the config one wins");
                 continue;
             }
-            match stored.into_client() {
+            match stored.into_client(config.signing_alg) {
                 Ok(client) => clients.put(client),
                 Err(message) => {
                     return Err(StartError::Store(crate::store::StoreError::Corrupt {
@@ -228,5 +235,11 @@ impl AppState {
     /// How long retired keys stay in the JWKS under the current policy.
     pub fn key_retention(&self) -> Secs {
         retention(self.policy().0.access_token_ttl())
+    }
+
+    /// The longest lifetime (`exp - iat`) a token of ours may claim: no
+    /// policy lets an access token live longer than the ceiling.
+    pub fn max_token_lifetime(&self) -> Secs {
+        self.history().current().max_lifetime_ceiling
     }
 }

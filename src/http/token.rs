@@ -65,7 +65,7 @@ async fn handle(state: &AppState, form: OAuthForm) -> Result<Response, OAuthErro
             // A client's session override may shorten its tokens (SPEC 3).
             let ttl = history.current().limits(false, client.session.as_ref()).access_token_ttl;
             let claims = client_credentials::grant(&client, &form.params, &state.issuer, now, ttl)?;
-            let access_token = jwt::sign(keys.active(), TokenType::Access, &claims)
+            let access_token = jwt::sign(keys.active(now), TokenType::Access, &claims)
                 .map_err(|e| internal("signing an access token", e))?;
             TokenResponse {
                 access_token,
@@ -117,8 +117,8 @@ async fn exchange(
             return Err(refusal.error);
         }
     };
-    let access_token =
-        jwt::sign(keys.active(), TokenType::Access, &claims).map_err(|e| internal("signing an exchanged token", e))?;
+    let access_token = jwt::sign(keys.active(now), TokenType::Access, &claims)
+        .map_err(|e| internal("signing an exchanged token", e))?;
     tracing::info!(client_id = %client.id, audience = %claims.aud, sub = %claims.sub, "token exchanged");
     Ok(TokenResponse {
         access_token,

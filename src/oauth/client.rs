@@ -190,6 +190,9 @@ pub struct Client {
     pub token_exchange_audiences: Vec<String>,
     pub permissions: BTreeSet<Permission>,
     pub session: Option<ClientSessionOverride>,
+    /// OIDC Dynamic Client Registration 2: the algorithm of this client's
+    /// ID tokens; `None`: `signing_alg`.
+    pub id_token_signed_response_alg: Option<crate::config::SigningAlg>,
 }
 
 impl Client {

@@ -7,6 +7,7 @@ use std::collections::{BTreeSet, HashSet};
 use serde::{Deserialize, Serialize};
 
 use super::client::{Client, ClientKind, GrantType, Permission, RedirectUri, Scope, ScopeSet, WebOrigin};
+use crate::config::SigningAlg;
 use crate::policy::{ClientSessionOverride, SessionPolicy};
 use crate::secret::PasswordHashString;
 
@@ -38,6 +39,9 @@ pub struct ClientSpec {
     pub permissions: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<ClientSessionOverride>,
+    /// `RS256` or the issuer's `signing_alg` (OIDC Core 15.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token_signed_response_alg: Option<String>,
 }
 
 /// A refused client setting: the field (relative to the client) and why.
@@ -76,8 +80,30 @@ impl ClientSpec {
     /// Validate every field and build the client. `secret_hash` is the
     /// client's secret (confidential clients need one, public ones must not
     /// have one). Per-client session limits may only tighten `policy`.
-    pub fn build(self, secret_hash: Option<PasswordHashString>, policy: &SessionPolicy) -> Result<Client, FieldError> {
+    pub fn build(
+        self,
+        secret_hash: Option<PasswordHashString>,
+        policy: &SessionPolicy,
+        signing_alg: SigningAlg,
+    ) -> Result<Client, FieldError> {
         check_client_id(&self.id)?;
+        let id_token_signed_response_alg = self
+            .id_token_signed_response_alg
+            .as_deref()
+            .map(|raw| {
+                SigningAlg::parse(raw).filter(|a| *a == signing_alg || *a == SigningAlg::RS256).ok_or_else(|| {
+                    let offered = if signing_alg == SigningAlg::RS256 {
+                        "RS256".to_owned()
+                    } else {
+                        format!("{signing_alg} (signing_alg) or RS256")
+                    };
+                    FieldError::new(
+                        "id_token_signed_response_alg",
+                        format!("{raw:?} is not offered for ID tokens; use {offered}"),
+                    )
+                })
+            })
+            .transpose()?;
         let grant_types: BTreeSet<GrantType> = self
             .grant_types
             .iter()
@@ -201,6 +227,7 @@ impl ClientSpec {
             token_exchange_audiences: self.token_exchange_audiences,
             permissions,
             session: self.session,
+            id_token_signed_response_alg,
         })
     }
 
@@ -220,6 +247,7 @@ impl ClientSpec {
             token_exchange_audiences: client.token_exchange_audiences.clone(),
             permissions: client.permissions.iter().map(|p| p.as_str().to_owned()).collect(),
             session: client.session.clone(),
+            id_token_signed_response_alg: client.id_token_signed_response_alg.map(|a| a.as_str().to_owned()),
         }
     }
 }
@@ -238,12 +266,13 @@ impl StoredClient {
     /// Rebuild the client. Validation against the current policy is not
     /// repeated for the session override: a later tightening of the global
     /// policy already caps the override (`SessionPolicy::limits`).
-    pub fn into_client(self) -> Result<Client, String> {
+    pub fn into_client(self, signing_alg: SigningAlg) -> Result<Client, String> {
         let hash = self.secret_hash.map(|h| PasswordHashString::parse(&h).map_err(|e| e.to_string())).transpose()?;
         let mut spec = self.spec;
         let session = spec.session.take();
-        let mut client =
-            spec.build(hash, &SessionPolicy::default()).map_err(|e| format!("{}: {}", e.field, e.message))?;
+        let mut client = spec
+            .build(hash, &SessionPolicy::default(), signing_alg)
+            .map_err(|e| format!("{}: {}", e.field, e.message))?;
         client.session = session;
         Ok(client)
     }
@@ -265,7 +294,7 @@ mod tests {
     #[test]
     fn a_spec_round_trips_through_a_client() {
         let hash = PasswordHashString::hash(&crate::secret::Secret::new("s")).expect("hash");
-        let client = spec("web").build(Some(hash), &SessionPolicy::default()).expect("valid");
+        let client = spec("web").build(Some(hash), &SessionPolicy::default(), SigningAlg::ES256).expect("valid");
         let again = ClientSpec::of(&client);
         assert_eq!(again.id, "web");
         assert_eq!(again.redirect_uris, vec!["http://127.0.0.1:9000/cb".to_owned()]);
@@ -275,19 +304,20 @@ mod tests {
     #[test]
     fn bad_fields_are_named() {
         let p = SessionPolicy::default();
-        assert_eq!(spec("a:b").build(None, &p).expect_err("id").field, "id");
-        assert_eq!(spec("web").build(None, &p).expect_err("secret").field, "secret");
+        let es = SigningAlg::ES256;
+        assert_eq!(spec("a:b").build(None, &p, es).expect_err("id").field, "id");
+        assert_eq!(spec("web").build(None, &p, es).expect_err("secret").field, "secret");
         let mut s = spec("spa");
         s.public = true;
         s.redirect_uris.clear();
-        assert_eq!(s.build(None, &p).expect_err("redirect").field, "redirect_uris");
+        assert_eq!(s.build(None, &p, es).expect_err("redirect").field, "redirect_uris");
         let mut s = spec("spa");
         s.public = true;
         s.session = Some(ClientSessionOverride {
             max_lifetime: Some(crate::duration::Secs::hours(13)),
             ..ClientSessionOverride::default()
         });
-        let e = s.build(None, &p).expect_err("loosening");
+        let e = s.build(None, &p, es).expect_err("loosening");
         assert_eq!(e.field, "session");
         assert!(e.message.contains("must not exceed session.max_lifetime (12h)"), "{}", e.message);
     }

@@ -115,9 +115,16 @@ impl Exchange<'_> {
                 ),
             ));
         }
-        let subject: AccessClaims =
-            jwt::verify(subject_token, TokenType::Access, self.keys, self.retain, self.issuer, self.now)
-                .map_err(|e| OAuthError::new(ErrorCode::InvalidGrant, format!("subject_token: {e}")))?;
+        let subject: AccessClaims = jwt::verify(
+            subject_token,
+            TokenType::Access,
+            self.keys,
+            self.retain,
+            self.history.current().max_lifetime_ceiling,
+            self.issuer,
+            self.now,
+        )
+        .map_err(|e| OAuthError::new(ErrorCode::InvalidGrant, format!("subject_token: {e}")))?;
         // The subject's family bounds the new token's life and kills it.
         let deadline = match &subject.fid {
             None => UnixTime(subject.exp),

@@ -30,6 +30,8 @@ pub struct Lookup<'a> {
     pub keys: &'a KeySet,
     pub verified: &'a crate::token::verified::VerifiedTokens,
     pub retain: Secs,
+    /// The longest lifetime a token may claim.
+    pub max_lifetime: Secs,
     pub issuer: &'a str,
     pub refresh_key: &'a RefreshKey,
     pub now: UnixTime,
@@ -45,7 +47,9 @@ impl Lookup<'_> {
                 return Ok(found);
             }
         }
-        if let Ok(claims) = self.verified.verify(token, self.keys, self.retain, self.issuer, self.now) {
+        if let Ok(claims) =
+            self.verified.verify(token, self.keys, self.retain, self.max_lifetime, self.issuer, self.now)
+        {
             return Ok(Found::Access(claims));
         }
         if refresh_first { Ok(Found::Unknown) } else { self.refresh(store, token) }

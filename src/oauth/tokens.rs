@@ -97,8 +97,10 @@ impl Minter<'_> {
         {
             access.permissions = Some(user.permissions.iter().map(|p| p.as_str().to_owned()).collect());
         }
-        let key = self.keys.active();
+        let key = self.keys.active(now);
         let access_token = jwt::sign(key, TokenType::Access, &access).map_err(internal)?;
+        // OIDC Core 15.1: RS256 (or the default) as the client registered.
+        let id_key = self.keys.id_token_key(client.id_token_signed_response_alg, now);
         let id_token = if scope.split(' ').any(|s| s == "openid") {
             let id = IdClaims {
                 iss: self.issuer.to_owned(),
@@ -110,9 +112,9 @@ impl Minter<'_> {
                 auth_time: family.auth_time.as_secs(),
                 nonce,
                 sid: family.sid.clone(),
-                at_hash: jwt::at_hash(key.alg, &access_token),
+                at_hash: jwt::at_hash(id_key.alg, &access_token),
             };
-            Some(jwt::sign(key, TokenType::Id, &id).map_err(internal)?)
+            Some(jwt::sign(id_key, TokenType::Id, &id).map_err(internal)?)
         } else {
             None
         };

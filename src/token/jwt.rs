@@ -74,17 +74,21 @@ pub enum VerifyError {
     WrongIssuer,
     #[error("the token has expired")]
     Expired,
+    #[error("the token claims a lifetime longer than this server ever issues")]
+    TooLong,
 }
 
 /// Verify a compact JWS issued by tenure (RFC 8725): the key is chosen by
 /// `kid` among the published keys only (`jku`, `x5u`, `jwk` are ignored), the
 /// algorithm must be that key's (no `none`, no HMAC), the `typ` must be that
-/// of `kind`, `iss` must be `issuer` and `exp` must be in the future.
+/// of `kind`, an ES256 signature must be canonical (low s), `iss` must be
+/// `issuer`, `exp - iat` at most `max_lifetime` and `exp` in the future.
 pub fn verify<C: DeserializeOwned>(
     token: &str,
     kind: TokenType,
     keys: &KeySet,
     retain: Secs,
+    max_lifetime: Secs,
     issuer: &str,
     now: UnixTime,
 ) -> Result<C, VerifyError> {
@@ -98,6 +102,14 @@ pub fn verify<C: DeserializeOwned>(
     if header.get("typ").and_then(|v| v.as_str()) != Some(kind.typ()) {
         return Err(VerifyError::WrongType { expected: kind.typ() });
     }
+    if key.alg == SigningAlg::ES256 {
+        // OpenSSL accepts (r, n - s) as well as (r, s); we sign low-S only.
+        let signature = token.rsplit('.').next().ok_or(VerifyError::Malformed)?;
+        let bytes = B64.decode(signature).map_err(|_| VerifyError::BadSignature)?;
+        if !super::keys::es256_is_low_s(&bytes) {
+            return Err(VerifyError::BadSignature);
+        }
+    }
     let verifier: &dyn josekit::jws::JwsVerifier = key.verifier.as_ref();
     let (payload, _) = josekit::jwt::decode_with_verifier(token, verifier).map_err(|_| VerifyError::BadSignature)?;
     let claims = serde_json::Value::Object(payload.claims_set().clone());
@@ -105,10 +117,25 @@ pub fn verify<C: DeserializeOwned>(
         return Err(VerifyError::WrongIssuer);
     }
     let exp = claims.get("exp").and_then(serde_json::Value::as_u64).ok_or(VerifyError::Malformed)?;
+    let iat = claims.get("iat").and_then(serde_json::Value::as_u64).ok_or(VerifyError::Malformed)?;
+    if !within_lifetime(iat, exp, max_lifetime) {
+        return Err(VerifyError::TooLong);
+    }
     if exp <= now.as_secs() {
         return Err(VerifyError::Expired);
     }
     serde_json::from_value(claims).map_err(|_| VerifyError::Malformed)
+}
+
+/// Whether a token issued at `iat` and expiring at `exp` claims a lifetime
+/// of at most `max_lifetime`.
+pub fn within_lifetime(iat: u64, exp: u64, max_lifetime: Secs) -> bool {
+    exp.saturating_sub(iat) <= max_lifetime.as_secs()
+}
+
+/// The `kid` of a token's header, unverified.
+pub fn header_kid(token: &str) -> Option<String> {
+    peek_header(token).ok()?.get("kid")?.as_str().map(str::to_owned)
 }
 
 fn peek_header(token: &str) -> Result<serde_json::Map<String, serde_json::Value>, VerifyError> {
@@ -140,6 +167,8 @@ mod tests {
 
     const ISS: &str = "https://issuer.example";
     const T0: UnixTime = UnixTime(1_700_000_000);
+    /// The lifetime bound: the default policy ceiling.
+    const MAX: Secs = Secs::days(30);
 
     fn claims(exp: u64) -> AccessClaims {
         AccessClaims {
@@ -162,7 +191,7 @@ mod tests {
     fn keyset(alg: SigningAlg) -> (tempfile::TempDir, KeySet) {
         let dir = tempfile::tempdir().expect("tempdir");
         let kd = KeyDir::new(dir.path());
-        kd.ensure_active(alg, T0).expect("generate");
+        kd.ensure_active(alg, T0, Secs::ZERO).expect("generate");
         let ks = kd.load().expect("load");
         (dir, ks)
     }
@@ -175,8 +204,9 @@ mod tests {
     fn a_token_we_signed_verifies_for_every_algorithm() {
         for alg in [SigningAlg::ES256, SigningAlg::EdDSA, SigningAlg::RS256] {
             let (_d, ks) = keyset(alg);
-            let t = sign(ks.active(), TokenType::Access, &claims(T0.as_secs() + 60)).expect("sign");
-            let back: AccessClaims = verify(&t, TokenType::Access, &ks, Secs::hours(1), ISS, T0).expect("verifies");
+            let t = sign(ks.active(T0), TokenType::Access, &claims(T0.as_secs() + 60)).expect("sign");
+            let back: AccessClaims =
+                verify(&t, TokenType::Access, &ks, Secs::hours(1), MAX, ISS, T0).expect("verifies");
             assert_eq!(back, claims(T0.as_secs() + 60));
         }
     }
@@ -184,9 +214,9 @@ mod tests {
     #[test]
     fn everything_else_is_refused() {
         let (_d, ks) = keyset(SigningAlg::ES256);
-        let kid = ks.active().kid.clone();
-        let good = sign(ks.active(), TokenType::Access, &claims(T0.as_secs() + 60)).expect("sign");
-        let v = |t: &str, kind| verify::<AccessClaims>(t, kind, &ks, Secs::hours(1), ISS, T0);
+        let kid = ks.active(T0).kid.clone();
+        let good = sign(ks.active(T0), TokenType::Access, &claims(T0.as_secs() + 60)).expect("sign");
+        let v = |t: &str, kind| verify::<AccessClaims>(t, kind, &ks, Secs::hours(1), MAX, ISS, T0);
         let payload = serde_json::to_value(claims(T0.as_secs() + 60)).expect("json");
 
         let none = forge(&serde_json::json!({"alg": "none", "kid": kid, "typ": "at+jwt"}), &payload, b"");
@@ -205,12 +235,95 @@ mod tests {
 
         assert_eq!(v(&good, TokenType::Id), Err(VerifyError::WrongType { expected: "JWT" }));
         assert_eq!(v("a.b", TokenType::Access), Err(VerifyError::Malformed));
-        let expired = sign(ks.active(), TokenType::Access, &claims(T0.as_secs())).expect("sign");
+        let expired = sign(ks.active(T0), TokenType::Access, &claims(T0.as_secs())).expect("sign");
         assert_eq!(v(&expired, TokenType::Access), Err(VerifyError::Expired));
         assert_eq!(
-            verify::<AccessClaims>(&good, TokenType::Access, &ks, Secs::hours(1), "https://other", T0),
+            verify::<AccessClaims>(&good, TokenType::Access, &ks, Secs::hours(1), MAX, "https://other", T0),
             Err(VerifyError::WrongIssuer)
         );
+    }
+
+    /// The same signature with s replaced by n - s: as valid to OpenSSL.
+    fn high_s_variant(token: &str) -> String {
+        let (input, sig) = token.rsplit_once('.').expect("three parts");
+        let mut sig = B64.decode(sig).expect("b64");
+        let n: [u8; 32] = [
+            0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xbc, 0xe6,
+            0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+        ];
+        let mut borrow = 0u16;
+        for j in (0..32).rev() {
+            let (nj, s) = (u16::from(n[j]), u16::from(sig[32 + j]) + borrow);
+            let (d, b) = if nj >= s { (nj - s, 0) } else { (nj + 256 - s, 1) };
+            sig[32 + j] = d as u8;
+            borrow = b;
+        }
+        format!("{input}.{}", B64.encode(sig))
+    }
+
+    #[test]
+    fn a_high_s_variant_of_a_valid_token_is_refused() {
+        let (_d, ks) = keyset(SigningAlg::ES256);
+        let good = sign(ks.active(T0), TokenType::Access, &claims(T0.as_secs() + 60)).expect("sign");
+        let high = high_s_variant(&good);
+        // The variant is a valid ECDSA signature (OpenSSL alone accepts it) ...
+        let verifier: &dyn josekit::jws::JwsVerifier = ks.active(T0).verifier.as_ref();
+        assert!(josekit::jwt::decode_with_verifier(&high, verifier).is_ok(), "(r, n - s) verifies mathematically");
+        // ... and tenure refuses it.
+        assert_eq!(
+            verify::<AccessClaims>(&high, TokenType::Access, &ks, Secs::hours(1), MAX, ISS, T0),
+            Err(VerifyError::BadSignature)
+        );
+        assert!(verify::<AccessClaims>(&good, TokenType::Access, &ks, Secs::hours(1), MAX, ISS, T0).is_ok());
+    }
+
+    #[test]
+    fn two_hundred_fresh_es256_tokens_are_low_s_and_verify_with_jsonwebtoken() {
+        let (_d, ks) = keyset(SigningAlg::ES256);
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(ks.active(T0).jwk.clone()).expect("jwk");
+        let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).expect("decoding key");
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+        validation.set_audience(&[ISS]);
+        validation.validate_exp = false;
+        for i in 0..200 {
+            let token = sign(ks.active(T0), TokenType::Access, &claims(T0.as_secs() + 60 + i)).expect("sign");
+            let sig = B64.decode(token.rsplit('.').next().expect("sig")).expect("b64");
+            assert!(crate::token::keys::es256_is_low_s(&sig), "token {i} is high-S");
+            jsonwebtoken::decode::<serde_json::Value>(&token, &key, &validation).expect("jsonwebtoken accepts it");
+        }
+    }
+
+    #[test]
+    fn a_token_claiming_a_lifetime_beyond_the_ceiling_is_refused() {
+        let (_d, ks) = keyset(SigningAlg::ES256);
+        let at_the_bound = sign(ks.active(T0), TokenType::Access, &claims(T0.as_secs() + MAX.as_secs())).expect("sign");
+        assert!(verify::<AccessClaims>(&at_the_bound, TokenType::Access, &ks, Secs::hours(1), MAX, ISS, T0).is_ok());
+        let beyond = sign(ks.active(T0), TokenType::Access, &claims(T0.as_secs() + MAX.as_secs() + 1)).expect("sign");
+        assert_eq!(
+            verify::<AccessClaims>(&beyond, TokenType::Access, &ks, Secs::hours(1), MAX, ISS, T0),
+            Err(VerifyError::TooLong)
+        );
+    }
+
+    #[test]
+    fn an_rs256_id_token_from_the_companion_verifies_with_jsonwebtoken() {
+        let (_d, ks) = keyset(SigningAlg::ES256);
+        let key = ks.id_token_key(Some(SigningAlg::RS256), T0);
+        assert_eq!(key.alg, SigningAlg::RS256);
+        let token = sign(key, TokenType::Id, &claims(T0.as_secs() + 60)).expect("sign");
+        let header = jsonwebtoken::decode_header(&token).expect("header");
+        assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256);
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(key.jwk.clone()).expect("jwk");
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+        validation.set_audience(&[ISS]);
+        validation.validate_exp = false;
+        jsonwebtoken::decode::<serde_json::Value>(
+            &token,
+            &jsonwebtoken::DecodingKey::from_jwk(&jwk).expect("key"),
+            &validation,
+        )
+        .expect("valid");
+        assert!(verify::<AccessClaims>(&token, TokenType::Id, &ks, Secs::hours(1), MAX, ISS, T0).is_ok());
     }
 
     #[test]

@@ -1,12 +1,32 @@
-//! Signing keys: generation, the on-disk key directory, rotation, retirement
-//! and the JWKS (SPEC 5; OIDC Core 10.1.1; RFC 7517, RFC 7638).
+//! Signing keys: generation, the on-disk key directory, rotation with
+//! publish-ahead, retirement, revocation and the JWKS (SPEC 5; OIDC Core
+//! 10.1.1, 15.1; RFC 7517, RFC 7638).
 //!
 //! `keys/` holds one PKCS#8 PEM file per key (`<kid>.pem`, mode 0600) and a
-//! manifest `keys.json` listing each key's algorithm, creation time and, once
-//! superseded, its retirement time. The newest unretired key signs. A retired
-//! key stays in the JWKS until every token it can have signed has expired
-//! (retirement time + the longest token lifetime + clock-skew leeway), after
-//! which `prune` deletes it.
+//! manifest `keys.json` listing each key's algorithm, role, creation time,
+//! the time it starts signing (`active_from`) and, when it applies, an
+//! explicit retirement or a revocation.
+//!
+//! Keys have two roles: the *primary* key signs every token with
+//! `signing_alg`; when `signing_alg` is not RS256, an RS256 *companion*
+//! signs the ID tokens of clients that ask for RS256 (OIDC Core 15.1). Each
+//! role moves through the same states (see [`KeyState`]):
+//!
+//! - **next**: created by a rotation, published in the JWKS at once, not yet
+//!   signing: verifiers that cache the JWKS learn it before its first token;
+//! - **active**: signing, from `active_from` (creation + the publish-ahead
+//!   period; at once on a first start);
+//! - **retired**: no longer signing since the next key of its role became
+//!   active, still published until every token it signed has expired
+//!   (retirement + the longest token lifetime + clock-skew leeway);
+//! - **expired**: past that, deleted by `prune`;
+//! - **revoked**: withdrawn at once by `tenure keys revoke` (compromise):
+//!   gone from the JWKS, its tokens refused, its private key deleted.
+//!
+//! A key's retirement is not stored but derived: it is the `active_from` of
+//! the first later, unrevoked key of its role (or an explicit `retired_at`,
+//! for manifests written before publish-ahead and for a companion whose role
+//! ended). So revoking a key never leaves a gap: its neighbours close in.
 //!
 //! The `kid` is the RFC 7638 JWK thumbprint (SHA-256, base64url).
 
@@ -42,10 +62,35 @@ pub enum KeyError {
     Generate { alg: SigningAlg, message: String },
     #[error("signing failed")]
     Sign,
+    #[error("no key {kid} in {path}; `tenure keys list` shows the keys")]
+    UnknownKid { kid: String, path: PathBuf },
+    #[error("key {kid} was already revoked at {at}")]
+    AlreadyRevoked { kid: String, at: UnixTime },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
     move |source| KeyError::Io { path: path.to_path_buf(), source }
+}
+
+/// What a key signs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyRole {
+    /// Every token (access, ID, logout), with `signing_alg`.
+    #[default]
+    Primary,
+    /// RS256 ID tokens for the clients that ask for them while
+    /// `signing_alg` is another algorithm (OIDC Core 15.1).
+    Rs256Companion,
+}
+
+impl KeyRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyRole::Primary => "primary",
+            KeyRole::Rs256Companion => "rs256_companion",
+        }
+    }
 }
 
 /// One entry of `keys.json`.
@@ -54,13 +99,154 @@ pub struct KeyRecord {
     pub kid: String,
     pub alg: SigningAlg,
     pub created_at: UnixTime,
+    #[serde(default)]
+    pub role: KeyRole,
+    /// When the key starts signing; absent in manifests written before
+    /// publish-ahead, where it is `created_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_from: Option<UnixTime>,
+    /// An explicit end of signing (manifests written before publish-ahead;
+    /// a companion whose role ended). A later key of the same role ends it
+    /// too, when it becomes active (see [`Manifest::retired_at`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retired_at: Option<UnixTime>,
+    /// Withdrawn at once by `tenure keys revoke`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<UnixTime>,
+}
+
+impl KeyRecord {
+    /// When the key starts (or started) signing.
+    pub fn active_from(&self) -> UnixTime {
+        self.active_from.unwrap_or(self.created_at)
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     pub keys: Vec<KeyRecord>,
+}
+
+/// Where a key stands at a given time (see the module documentation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyState {
+    /// Published, signing from `active_from`.
+    Next {
+        active_from: UnixTime,
+    },
+    Active,
+    /// Published until `published_until`, no longer signing.
+    Retired {
+        retired_at: UnixTime,
+        published_until: UnixTime,
+    },
+    /// Every token it signed has expired; `prune` deletes it.
+    Expired {
+        retired_at: UnixTime,
+    },
+    Revoked {
+        revoked_at: UnixTime,
+    },
+}
+
+impl std::fmt::Display for KeyState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyState::Next { active_from } => write!(f, "next: published, signs from {active_from}"),
+            KeyState::Active => f.write_str("active"),
+            KeyState::Retired { retired_at, published_until } => {
+                write!(f, "retired {retired_at}, published until {published_until}")
+            }
+            KeyState::Expired { retired_at } => write!(f, "retired {retired_at}, expired (prune deletes it)"),
+            KeyState::Revoked { revoked_at } => write!(f, "revoked {revoked_at}: not published, its tokens refused"),
+        }
+    }
+}
+
+impl Manifest {
+    /// When key `i` stops signing: its explicit `retired_at` or the
+    /// `active_from` of the first later unrevoked key of its role, whichever
+    /// comes first. `None` while nothing is lined up to replace it.
+    pub fn retired_at(&self, i: usize) -> Option<UnixTime> {
+        let record = self.keys.get(i)?;
+        let successor = self
+            .keys
+            .iter()
+            .skip(i + 1)
+            .filter(|k| k.role == record.role && k.revoked_at.is_none())
+            .map(KeyRecord::active_from)
+            .min();
+        match (record.retired_at, successor) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The state of key `i` at `now`, with retired keys published for
+    /// `retain` after their retirement.
+    pub fn state(&self, i: usize, now: UnixTime, retain: Secs) -> Option<KeyState> {
+        let record = self.keys.get(i)?;
+        if let Some(revoked_at) = record.revoked_at {
+            return Some(KeyState::Revoked { revoked_at });
+        }
+        Some(match self.retired_at(i) {
+            Some(retired_at) if retired_at <= now => {
+                let published_until = retired_at.plus(retain);
+                if now < published_until {
+                    KeyState::Retired { retired_at, published_until }
+                } else {
+                    KeyState::Expired { retired_at }
+                }
+            }
+            _ if now < record.active_from() => KeyState::Next { active_from: record.active_from() },
+            _ => KeyState::Active,
+        })
+    }
+
+    /// Each key with its state at `now`, newest first.
+    pub fn states(&self, now: UnixTime, retain: Secs) -> Vec<(KeyRecord, KeyState)> {
+        let mut out: Vec<_> = (0..self.keys.len())
+            .filter_map(|i| Some((self.keys.get(i)?.clone(), self.state(i, now, retain)?)))
+            .collect();
+        out.reverse();
+        out
+    }
+
+    /// Whether a key of `role` signs at `now`.
+    fn has_active(&self, role: KeyRole, now: UnixTime) -> bool {
+        (0..self.keys.len())
+            .any(|i| self.keys[i].role == role && self.state(i, now, Secs::ZERO) == Some(KeyState::Active))
+    }
+
+    /// Whether `role` has a key that nothing is lined up to replace.
+    fn has_current(&self, role: KeyRole) -> bool {
+        (0..self.keys.len())
+            .any(|i| self.keys[i].role == role && self.keys[i].revoked_at.is_none() && self.retired_at(i).is_none())
+    }
+}
+
+/// What a rotation created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rotation {
+    /// The new primary key.
+    pub primary: KeyRecord,
+    /// The new RS256 companion, when `signing_alg` is not RS256.
+    pub companion: Option<KeyRecord>,
+    /// When the new keys start signing; until then the previous ones do.
+    pub active_from: UnixTime,
+}
+
+/// What a revocation did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Revocation {
+    pub revoked: KeyRecord,
+    /// Whether the revoked key was signing at the time.
+    pub was_active: bool,
+    /// The key of the same role that signs from now on, when the revoked
+    /// one was active: a published next key brought forward, or a new key.
+    pub replacement: Option<KeyRecord>,
+    /// Whether `replacement` was generated (it was not published before).
+    pub generated: bool,
 }
 
 /// A private key ready to sign, with the verifier of its public half.
@@ -139,7 +325,11 @@ impl SigningKey {
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
         let rng = SystemRandom::new();
         match &self.pair {
-            Pair::Es256(kp) => kp.sign(&rng, message).map(|s| s.as_ref().to_vec()).map_err(|_| KeyError::Sign),
+            Pair::Es256(kp) => {
+                let mut sig = kp.sign(&rng, message).map(|s| s.as_ref().to_vec()).map_err(|_| KeyError::Sign)?;
+                normalise_low_s(&mut sig);
+                Ok(sig)
+            }
             Pair::EdDsa(kp) => Ok(kp.sign(message).as_ref().to_vec()),
             Pair::Rs256(kp) => {
                 let mut sig = vec![0; kp.public().modulus_len()];
@@ -147,6 +337,38 @@ impl SigningKey {
                 Ok(sig)
             }
         }
+    }
+}
+
+/// The order n of the P-256 group (SEC 2 2.4.2), big-endian.
+const P256_N: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xbc, 0xe6, 0xfa,
+    0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+];
+/// floor(n / 2): the largest canonical ("low") s.
+const P256_HALF_N: [u8; 32] = [
+    0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xde, 0x73, 0x7d,
+    0x56, 0xd3, 0x8b, 0xcf, 0x42, 0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8,
+];
+
+/// Whether a JWS ES256 signature (`r || s`, 32 bytes each) has a canonical
+/// s <= n/2. (r, n - s) is as valid as (r, s); accepting only the low one
+/// leaves a token a single valid signature (no malleability).
+pub fn es256_is_low_s(sig: &[u8]) -> bool {
+    sig.len() == 64 && sig[32..] <= P256_HALF_N[..]
+}
+
+/// Replace a high s by n - s (ring signs with either).
+fn normalise_low_s(sig: &mut [u8]) {
+    if sig.len() != 64 || es256_is_low_s(sig) {
+        return;
+    }
+    let mut borrow = 0u16;
+    for i in (0..32).rev() {
+        let (n, s) = (u16::from(P256_N[i]), u16::from(sig[32 + i]) + borrow);
+        let (digit, next) = if n >= s { (n - s, 0) } else { (n + 256 - s, 1) };
+        sig[32 + i] = digit as u8;
+        borrow = next;
     }
 }
 
@@ -228,62 +450,170 @@ impl KeyDir {
         fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700)).map_err(io_err(&self.dir))
     }
 
-    /// Generate a key of `alg`, store it, and make it the active one; the
-    /// previously active key is retired at `now`.
-    pub fn rotate(&self, alg: SigningAlg, now: UnixTime) -> Result<KeyRecord, KeyError> {
-        self.ensure_dir()?;
+    /// Generate a key and store its private half (the manifest is the
+    /// caller's to write).
+    fn generate(
+        &self,
+        alg: SigningAlg,
+        role: KeyRole,
+        now: UnixTime,
+        active_from: UnixTime,
+    ) -> Result<KeyRecord, KeyError> {
         let der = generate_pkcs8(alg)?;
         let key = SigningKey::from_pkcs8(alg, &der).map_err(|message| KeyError::Generate { alg, message })?;
         let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", der));
         write_private(&self.key_path(&key.kid), pem.as_bytes())?;
-        let mut manifest = self.read_manifest()?;
-        for k in manifest.keys.iter_mut().filter(|k| k.retired_at.is_none()) {
-            k.retired_at = Some(now);
-        }
-        let record = KeyRecord { kid: key.kid, alg, created_at: now, retired_at: None };
-        manifest.keys.push(record.clone());
-        self.write_manifest(&manifest)?;
-        Ok(record)
+        Ok(KeyRecord {
+            kid: key.kid,
+            alg,
+            created_at: now,
+            role,
+            active_from: Some(active_from),
+            retired_at: None,
+            revoked_at: None,
+        })
     }
 
-    /// Make sure an active key of `alg` exists: generate one on first start,
-    /// or rotate when the configured algorithm changed. Returns whether a key
-    /// was generated.
-    pub fn ensure_active(&self, alg: SigningAlg, now: UnixTime) -> Result<Option<KeyRecord>, KeyError> {
+    /// Generate a primary key of `alg` (and an RS256 companion unless `alg`
+    /// is RS256), publish them at once and let them sign from
+    /// `now + publish_ahead`; the keys they replace sign until then. (With
+    /// no key signing yet there is nothing to wait for: the new key signs at
+    /// once.) Called by `tenure keys rotate`, by a start that changes
+    /// `signing_alg`, and usable from a request handler (a running server
+    /// reloads the manifest within 2 s).
+    pub fn rotate(&self, alg: SigningAlg, now: UnixTime, publish_ahead: Secs) -> Result<Rotation, KeyError> {
+        self.ensure_dir()?;
+        let mut manifest = self.read_manifest()?;
+        let active_from = if manifest.has_active(KeyRole::Primary, now) { now.plus(publish_ahead) } else { now };
+        let primary = self.generate(alg, KeyRole::Primary, now, active_from)?;
+        manifest.keys.push(primary.clone());
+        let companion = if alg == SigningAlg::RS256 {
+            // The primary key signs RS256 ID tokens once it is active.
+            for k in manifest.keys.iter_mut().filter(|k| k.role == KeyRole::Rs256Companion && k.revoked_at.is_none()) {
+                k.retired_at = Some(k.retired_at.map_or(active_from, |r| r.min(active_from)));
+            }
+            None
+        } else {
+            let c = self.generate(SigningAlg::RS256, KeyRole::Rs256Companion, now, active_from)?;
+            manifest.keys.push(c.clone());
+            Some(c)
+        };
+        self.write_manifest(&manifest)?;
+        Ok(Rotation { primary, companion, active_from })
+    }
+
+    /// Make sure keys for `alg` exist: on a first start generate them,
+    /// signing at once; when the configured algorithm changed, rotate with
+    /// `publish_ahead`; add an RS256 companion, signing at once, to a key
+    /// directory written before companions existed. Returns the keys
+    /// generated.
+    pub fn ensure_active(
+        &self,
+        alg: SigningAlg,
+        now: UnixTime,
+        publish_ahead: Secs,
+    ) -> Result<Vec<KeyRecord>, KeyError> {
         let manifest = self.read_manifest()?;
-        match manifest.keys.iter().rev().find(|k| k.retired_at.is_none()) {
-            Some(active) if active.alg == alg && self.key_path(&active.kid).exists() => Ok(None),
-            _ => self.rotate(alg, now).map(Some),
+        let current = (0..manifest.keys.len())
+            .rev()
+            .find(|&i| {
+                let k = &manifest.keys[i];
+                k.role == KeyRole::Primary && k.revoked_at.is_none() && manifest.retired_at(i).is_none()
+            })
+            .map(|i| &manifest.keys[i]);
+        let rotation = match current {
+            None => Some(self.rotate(alg, now, Secs::ZERO)?),
+            Some(k) if !self.key_path(&k.kid).exists() => Some(self.rotate(alg, now, Secs::ZERO)?),
+            Some(k) if k.alg != alg => Some(self.rotate(alg, now, publish_ahead)?),
+            Some(_) => None,
+        };
+        if let Some(r) = rotation {
+            return Ok(std::iter::once(r.primary).chain(r.companion).collect());
         }
+        if alg != SigningAlg::RS256 && !manifest.has_current(KeyRole::Rs256Companion) {
+            self.ensure_dir()?;
+            let mut manifest = manifest;
+            let companion = self.generate(SigningAlg::RS256, KeyRole::Rs256Companion, now, now)?;
+            manifest.keys.push(companion.clone());
+            self.write_manifest(&manifest)?;
+            return Ok(vec![companion]);
+        }
+        Ok(Vec::new())
     }
 
-    /// Delete retired keys whose publication window (`retain` after their
-    /// retirement) has passed. Returns the kids deleted.
-    pub fn prune(&self, now: UnixTime, retain: Secs) -> Result<Vec<String>, KeyError> {
+    /// Withdraw key `kid` at once (compromise): it leaves the JWKS, the
+    /// tokens it signed are refused, its private key is deleted. When it was
+    /// signing, a key of the same role signs from `now` on, without waiting
+    /// for the publish-ahead period: the next key already published, or a
+    /// new key of the same algorithm.
+    pub fn revoke(&self, kid: &str, now: UnixTime) -> Result<Revocation, KeyError> {
         let mut manifest = self.read_manifest()?;
-        let (gone, kept): (Vec<_>, Vec<_>) =
-            manifest.keys.into_iter().partition(|k| k.retired_at.is_some_and(|r| r.plus(retain) <= now));
-        if gone.is_empty() {
-            return Ok(Vec::new());
+        let unknown = || KeyError::UnknownKid { kid: kid.to_owned(), path: self.manifest_path() };
+        let i = manifest.keys.iter().position(|k| k.kid == kid).ok_or_else(unknown)?;
+        let record = manifest.keys.get(i).cloned().ok_or_else(unknown)?;
+        if let Some(at) = record.revoked_at {
+            return Err(KeyError::AlreadyRevoked { kid: kid.to_owned(), at });
         }
-        manifest.keys = kept;
-        self.write_manifest(&manifest)?;
-        for k in &gone {
-            let path = self.key_path(&k.kid);
-            match fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(KeyError::Io { path, source: e }),
+        let was_active = manifest.state(i, now, Secs::ZERO) == Some(KeyState::Active);
+        if let Some(k) = manifest.keys.get_mut(i) {
+            k.revoked_at = Some(now);
+        }
+        let mut replacement = None;
+        let mut generated = false;
+        // A signing key is replaced at once; so is the last primary key.
+        if was_active || (record.role == KeyRole::Primary && !manifest.has_current(KeyRole::Primary)) {
+            let next = manifest
+                .keys
+                .iter_mut()
+                .filter(|k| k.role == record.role && k.revoked_at.is_none() && now < k.active_from())
+                .min_by_key(|k| k.active_from());
+            if let Some(next) = next {
+                next.active_from = Some(now);
+                replacement = Some(next.clone());
+            } else {
+                let fresh = self.generate(record.alg, record.role, now, now)?;
+                manifest.keys.push(fresh.clone());
+                replacement = Some(fresh);
+                generated = true;
             }
         }
-        Ok(gone.into_iter().map(|k| k.kid).collect())
+        self.write_manifest(&manifest)?;
+        remove_if_present(&self.key_path(kid))?;
+        let revoked = manifest.keys.get(i).cloned().unwrap_or(record);
+        Ok(Revocation { revoked, was_active, replacement, generated })
     }
 
-    /// Load every key of the manifest into a [`KeySet`].
+    /// Delete expired keys (retired more than `retain` ago) and revoked ones
+    /// (revoked more than `retain` ago; listed until then). Returns the kids
+    /// deleted.
+    pub fn prune(&self, now: UnixTime, retain: Secs) -> Result<Vec<String>, KeyError> {
+        let manifest = self.read_manifest()?;
+        let gone: Vec<bool> = (0..manifest.keys.len())
+            .map(|i| match manifest.state(i, now, retain) {
+                Some(KeyState::Expired { .. }) => true,
+                Some(KeyState::Revoked { revoked_at }) => revoked_at.plus(retain) <= now,
+                _ => false,
+            })
+            .collect();
+        if !gone.contains(&true) {
+            return Ok(Vec::new());
+        }
+        let (deleted, kept): (Vec<_>, Vec<_>) = manifest.keys.into_iter().zip(gone).partition(|(_, gone)| *gone);
+        self.write_manifest(&Manifest { keys: kept.into_iter().map(|(k, _)| k).collect() })?;
+        for (k, _) in &deleted {
+            remove_if_present(&self.key_path(&k.kid))?;
+        }
+        Ok(deleted.into_iter().map(|(k, _)| k.kid).collect())
+    }
+
+    /// Load every unrevoked key of the manifest into a [`KeySet`].
     pub fn load(&self) -> Result<KeySet, KeyError> {
         let manifest = self.read_manifest()?;
-        let mut keys = Vec::with_capacity(manifest.keys.len());
-        for record in &manifest.keys {
+        let mut entries = Vec::with_capacity(manifest.keys.len());
+        for (i, record) in manifest.keys.iter().enumerate() {
+            if record.revoked_at.is_some() {
+                continue;
+            }
             let path = self.key_path(&record.kid);
             let fail = |message: String| KeyError::Load { kid: record.kid.clone(), path: path.clone(), message };
             let text = fs::read_to_string(&path).map_err(|e| fail(e.to_string()))?;
@@ -292,12 +622,26 @@ impl KeyDir {
             if key.kid != record.kid {
                 return Err(fail(format!("its thumbprint is {}, not the kid the manifest names", key.kid)));
             }
-            keys.push((record.clone(), key));
+            entries.push(Entry {
+                role: record.role,
+                active_from: record.active_from(),
+                retired_at: manifest.retired_at(i),
+                key,
+            });
         }
-        if !keys.iter().any(|(r, _)| r.retired_at.is_none()) {
-            return Err(KeyError::Manifest { path: self.manifest_path(), message: "no active key".into() });
-        }
-        Ok(KeySet { keys })
+        let fallback = entries
+            .iter()
+            .rposition(|e| e.role == KeyRole::Primary && e.retired_at.is_none())
+            .ok_or_else(|| KeyError::Manifest { path: self.manifest_path(), message: "no active key".into() })?;
+        Ok(KeySet { entries, fallback })
+    }
+}
+
+fn remove_if_present(path: &Path) -> Result<(), KeyError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(KeyError::Io { path: path.to_path_buf(), source: e }),
     }
 }
 
@@ -310,41 +654,97 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
     f.sync_all().map_err(io_err(path))
 }
 
-/// The loaded keys: the active one signs, all published ones verify.
+#[derive(Debug)]
+struct Entry {
+    role: KeyRole,
+    active_from: UnixTime,
+    /// Derived at load ([`Manifest::retired_at`]).
+    retired_at: Option<UnixTime>,
+    key: SigningKey,
+}
+
+impl Entry {
+    fn signs_at(&self, now: UnixTime) -> bool {
+        self.active_from <= now && self.retired_at.is_none_or(|r| now < r)
+    }
+    fn published_at(&self, now: UnixTime, retain: Secs) -> bool {
+        self.retired_at.is_none_or(|r| now < r.plus(retain))
+    }
+}
+
+/// The loaded keys: at any time one primary key signs (and an RS256
+/// companion signs RS256 ID tokens), all published ones verify.
 #[derive(Debug)]
 pub struct KeySet {
-    keys: Vec<(KeyRecord, SigningKey)>,
+    entries: Vec<Entry>,
+    /// The newest primary key nothing replaces: signs when no primary key
+    /// is active by the clock (a clock set back before every activation).
+    fallback: usize,
 }
 
 impl KeySet {
-    /// The newest unretired key.
-    pub fn active(&self) -> &SigningKey {
-        // `load` refuses a key set without an active key.
-        #[allow(clippy::expect_used)]
-        self.keys
-            .iter()
-            .rev()
-            .find(|(r, _)| r.retired_at.is_none())
-            .map(|(_, k)| k)
-            .expect("KeySet::load guarantees an active key")
+    /// The primary key signing at `now`: access, logout and, by default,
+    /// ID tokens.
+    pub fn active(&self, now: UnixTime) -> &SigningKey {
+        self.signing(KeyRole::Primary, now).unwrap_or_else(|| self.fallback_key())
     }
 
-    /// Keys still published at `now`: the active ones and the retired ones
-    /// whose tokens may still be alive.
+    fn fallback_key(&self) -> &SigningKey {
+        // `load` sets `fallback` to the index of a primary entry.
+        &self.entries[self.fallback].key
+    }
+
+    fn signing(&self, role: KeyRole, now: UnixTime) -> Option<&SigningKey> {
+        self.entries.iter().rev().find(|e| e.role == role && e.signs_at(now)).map(|e| &e.key)
+    }
+
+    /// The key that signs an ID token at `now` for a client that asked for
+    /// `alg` (`id_token_signed_response_alg`; `None`: the primary key's).
+    /// RS256 comes from the companion when the primary key is not RS256.
+    /// While `signing_alg` changes, a client asking for the new algorithm
+    /// gets the new key (already published) before its turn as primary.
+    pub fn id_token_key(&self, alg: Option<SigningAlg>, now: UnixTime) -> &SigningKey {
+        let primary = self.active(now);
+        let Some(alg) = alg else { return primary };
+        if primary.alg == alg {
+            return primary;
+        }
+        if alg == SigningAlg::RS256
+            && let Some(companion) = self.signing(KeyRole::Rs256Companion, now)
+        {
+            return companion;
+        }
+        self.entries
+            .iter()
+            .rev()
+            .find(|e| e.key.alg == alg && e.retired_at.is_none_or(|r| now < r))
+            .map_or(primary, |e| &e.key)
+    }
+
+    /// Keys published at `now`: the next, active and retired ones whose
+    /// tokens may still be alive.
     pub fn published(&self, now: UnixTime, retain: Secs) -> impl Iterator<Item = &SigningKey> {
-        self.keys.iter().filter(move |(r, _)| r.retired_at.is_none_or(|t| now < t.plus(retain))).map(|(_, k)| k)
+        self.entries.iter().filter(move |e| e.published_at(now, retain)).map(|e| &e.key)
     }
 
     /// A published key by `kid`, for verification.
     pub fn find(&self, kid: &str, now: UnixTime, retain: Secs) -> Option<&SigningKey> {
-        self.published(now, retain).find(|k| k.kid == kid)
+        self.entries.iter().find(|e| e.key.kid == kid && e.published_at(now, retain)).map(|e| &e.key)
     }
 
-    /// The JWKS document (RFC 7517 5).
+    /// Whether `kid` is published at `now` (cheap: a few string compares).
+    pub fn is_published(&self, kid: &str, now: UnixTime, retain: Secs) -> bool {
+        self.find(kid, now, retain).is_some()
+    }
+
+    /// The JWKS document (RFC 7517 5): the active primary key first, for
+    /// clients that take the first key, then the others newest first.
     pub fn jwks(&self, now: UnixTime, retain: Secs) -> serde_json::Value {
-        // Newest first, so clients that take the first key take the active one.
-        let mut keys: Vec<_> = self.published(now, retain).map(|k| k.jwk.clone()).collect();
+        let active = &self.active(now).kid;
+        let mut keys: Vec<_> =
+            self.published(now, retain).filter(|k| &k.kid != active).map(|k| k.jwk.clone()).collect();
         keys.reverse();
+        keys.insert(0, self.active(now).jwk.clone());
         serde_json::json!({ "keys": keys })
     }
 }
@@ -361,6 +761,8 @@ mod tests {
     use super::*;
 
     const T0: UnixTime = UnixTime(1_700_000_000);
+    const AHEAD: Secs = Secs::minutes(10);
+    const RETAIN: Secs = Secs::minutes(35);
 
     #[test]
     fn thumbprint_matches_rfc7638_example() {
@@ -390,67 +792,264 @@ mod tests {
     }
 
     #[test]
-    fn first_start_generates_a_private_key_file_and_reload_finds_it() {
+    fn first_start_generates_private_key_files_that_sign_at_once() {
         let dir = tempfile::tempdir().expect("tempdir");
         let keys = KeyDir::new(dir.path().join("keys"));
-        let created = keys.ensure_active(SigningAlg::ES256, T0).expect("generate").expect("a new key");
-        let mode = fs::metadata(keys.key_path(&created.kid)).expect("file").permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
+        let created = keys.ensure_active(SigningAlg::ES256, T0, AHEAD).expect("generate");
+        assert_eq!(created.len(), 2, "the ES256 key and its RS256 companion");
+        let (primary, companion) = (&created[0], &created[1]);
+        assert_eq!((primary.alg, primary.role), (SigningAlg::ES256, KeyRole::Primary));
+        assert_eq!((companion.alg, companion.role), (SigningAlg::RS256, KeyRole::Rs256Companion));
+        assert_eq!(primary.active_from(), T0, "a first start uses its key at once, no publish-ahead");
+        for k in &created {
+            let mode = fs::metadata(keys.key_path(&k.kid)).expect("file").permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
         assert_eq!(fs::metadata(keys.path()).expect("dir").permissions().mode() & 0o777, 0o700);
-        // A second start reuses it.
-        assert_eq!(keys.ensure_active(SigningAlg::ES256, T0).expect("reload"), None);
+        // A second start reuses them.
+        assert_eq!(keys.ensure_active(SigningAlg::ES256, T0, AHEAD).expect("reload"), Vec::new());
         let set = keys.load().expect("load");
-        assert_eq!(set.active().kid, created.kid);
+        assert_eq!(set.active(T0).kid, primary.kid);
+        assert_eq!(set.id_token_key(None, T0).kid, primary.kid);
+        assert_eq!(set.id_token_key(Some(SigningAlg::RS256), T0).kid, companion.kid);
+        assert_eq!(set.id_token_key(Some(SigningAlg::ES256), T0).kid, primary.kid);
+        assert_eq!(kids(&set, T0), vec![primary.kid.clone(), companion.kid.clone()], "both published, active first");
     }
 
     #[test]
-    fn changing_the_algorithm_rotates() {
+    fn with_signing_alg_rs256_there_is_no_companion() {
         let dir = tempfile::tempdir().expect("tempdir");
         let keys = KeyDir::new(dir.path());
-        let first = keys.ensure_active(SigningAlg::ES256, T0).expect("gen").expect("new");
-        let second = keys.ensure_active(SigningAlg::EdDSA, T0.plus(Secs::new(10))).expect("gen").expect("rotated");
+        let created = keys.ensure_active(SigningAlg::RS256, T0, AHEAD).expect("generate");
+        assert_eq!(created.len(), 1);
         let set = keys.load().expect("load");
-        assert_eq!(set.active().kid, second.kid);
-        assert_eq!(set.active().alg, SigningAlg::EdDSA);
-        assert!(set.find(&first.kid, T0.plus(Secs::new(10)), Secs::hours(1)).is_some(), "the old key still verifies");
+        assert_eq!(set.id_token_key(Some(SigningAlg::RS256), T0).kid, created[0].kid);
+    }
+
+    fn kids(set: &KeySet, now: UnixTime) -> Vec<String> {
+        set.jwks(now, RETAIN)["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap_or("").to_owned())
+            .collect()
+    }
+
+    fn state_of(keys: &KeyDir, kid: &str, now: UnixTime) -> KeyState {
+        let m = keys.read_manifest().expect("manifest");
+        let i = m.keys.iter().position(|k| k.kid == kid).expect("listed");
+        m.state(i, now, RETAIN).expect("state")
     }
 
     #[test]
-    fn rotation_publishes_both_until_the_old_tokens_expire_then_prune_retires() {
+    fn a_rotation_publishes_ahead_then_switches_then_retires_then_prunes() {
         let dir = tempfile::tempdir().expect("tempdir");
         let keys = KeyDir::new(dir.path());
-        let old = keys.ensure_active(SigningAlg::ES256, T0).expect("gen").expect("new");
-        let rotated_at = T0.plus(Secs::days(1));
-        let new = keys.rotate(SigningAlg::ES256, rotated_at).expect("rotate");
-        let retain = retention(Secs::minutes(30));
-        assert_eq!(retain, Secs::minutes(35));
+        let first = keys.ensure_active(SigningAlg::ES256, T0, AHEAD).expect("gen");
+        let (old, old_companion) = (first[0].kid.clone(), first[1].kid.clone());
+        let t = T0.plus(Secs::days(1));
+        let r = keys.rotate(SigningAlg::ES256, t, AHEAD).expect("rotate");
+        assert_eq!(retention(Secs::minutes(30)), RETAIN, "access-token TTL + 5 min of clock skew");
+        let new = r.primary.kid.clone();
+        let new_companion = r.companion.as_ref().expect("a new companion").kid.clone();
+        assert_eq!(r.active_from, t.plus(AHEAD));
         let set = keys.load().expect("load");
-        assert_eq!(set.active().kid, new.kid);
-        let kids = |now| -> Vec<String> {
-            set.jwks(now, retain)["keys"]
-                .as_array()
-                .expect("keys")
-                .iter()
-                .map(|k| k["kid"].as_str().unwrap_or("").to_owned())
-                .collect()
-        };
-        assert_eq!(kids(rotated_at), vec![new.kid.clone(), old.kid.clone()], "active first");
-        let last_second = UnixTime(rotated_at.plus(retain).as_secs() - 1);
-        assert_eq!(kids(last_second).len(), 2);
-        assert_eq!(kids(rotated_at.plus(retain)), vec![new.kid.clone()]);
 
-        assert_eq!(keys.prune(last_second, retain).expect("prune"), Vec::<String>::new());
-        assert_eq!(keys.prune(rotated_at.plus(retain), retain).expect("prune"), vec![old.kid.clone()]);
-        assert!(!keys.key_path(&old.kid).exists(), "the retired private key is deleted");
-        let reloaded = keys.load().expect("reload");
-        assert_eq!(reloaded.published(rotated_at, retain).count(), 1);
+        // next: published at once, the old key still signs.
+        assert_eq!(state_of(&keys, &new, t), KeyState::Next { active_from: t.plus(AHEAD) });
+        assert_eq!(state_of(&keys, &old, t), KeyState::Active);
+        let last_second = UnixTime(t.plus(AHEAD).as_secs() - 1);
+        for now in [t, last_second] {
+            assert_eq!(set.active(now).kid, old, "the previous key signs until the period has passed");
+            assert_eq!(set.id_token_key(Some(SigningAlg::RS256), now).kid, old_companion);
+            let published = kids(&set, now);
+            assert_eq!(published[0], old, "the signing key is listed first");
+            assert_eq!(published.len(), 4);
+            assert!(published.contains(&new) && published.contains(&new_companion));
+        }
+
+        // active: the switch, the old key retired but published.
+        let switch = t.plus(AHEAD);
+        assert_eq!(set.active(switch).kid, new);
+        assert_eq!(set.id_token_key(Some(SigningAlg::RS256), switch).kid, new_companion);
+        assert_eq!(state_of(&keys, &new, switch), KeyState::Active);
+        let until = switch.plus(RETAIN);
+        assert_eq!(state_of(&keys, &old, switch), KeyState::Retired { retired_at: switch, published_until: until });
+        assert!(set.find(&old, UnixTime(until.as_secs() - 1), RETAIN).is_some(), "old tokens still verify");
+        assert_eq!(kids(&set, switch)[0], new);
+
+        // expired: gone from the JWKS, then pruned.
+        assert!(set.find(&old, until, RETAIN).is_none());
+        assert_eq!(kids(&set, until), vec![new.clone(), new_companion.clone()]);
+        assert_eq!(state_of(&keys, &old, until), KeyState::Expired { retired_at: switch });
+        assert_eq!(keys.prune(UnixTime(until.as_secs() - 1), RETAIN).expect("prune"), Vec::<String>::new());
+        let mut pruned = keys.prune(until, RETAIN).expect("prune");
+        pruned.sort();
+        let mut expected = vec![old.clone(), old_companion.clone()];
+        expected.sort();
+        assert_eq!(pruned, expected);
+        assert!(!keys.key_path(&old).exists(), "the expired private key is deleted");
+        assert_eq!(keys.load().expect("reload").published(until, RETAIN).count(), 2);
+    }
+
+    #[test]
+    fn a_second_rotation_within_the_period_never_leaves_a_gap() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = KeyDir::new(dir.path());
+        let k1 = keys.ensure_active(SigningAlg::ES256, T0, AHEAD).expect("gen")[0].kid.clone();
+        let t1 = T0.plus(Secs::hours(1));
+        let k2 = keys.rotate(SigningAlg::ES256, t1, AHEAD).expect("rotate").primary.kid;
+        let t2 = t1.plus(Secs::minutes(3));
+        let k3 = keys.rotate(SigningAlg::ES256, t2, AHEAD).expect("rotate").primary.kid;
+        let set = keys.load().expect("load");
+        assert_eq!(set.active(t2).kid, k1);
+        assert_eq!(set.active(t1.plus(AHEAD)).kid, k2);
+        assert_eq!(set.active(t2.plus(AHEAD)).kid, k3);
+    }
+
+    #[test]
+    fn changing_the_algorithm_publishes_the_new_key_ahead() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = KeyDir::new(dir.path());
+        let first = keys.ensure_active(SigningAlg::ES256, T0, AHEAD).expect("gen");
+        let t = T0.plus(Secs::new(10));
+        let created = keys.ensure_active(SigningAlg::EdDSA, t, AHEAD).expect("gen");
+        assert_eq!(created[0].alg, SigningAlg::EdDSA);
+        assert_eq!(created[0].active_from(), t.plus(AHEAD));
+        // A restart within the period does not rotate again.
+        assert_eq!(keys.ensure_active(SigningAlg::EdDSA, t.plus(Secs::new(5)), AHEAD).expect("gen"), Vec::new());
+        let set = keys.load().expect("load");
+        assert_eq!(set.active(t).kid, first[0].kid, "ES256 signs until the EdDSA key is known");
+        assert_eq!(set.id_token_key(Some(SigningAlg::EdDSA), t).kid, created[0].kid, "already published");
+        assert_eq!(set.active(t.plus(AHEAD)).alg, SigningAlg::EdDSA);
+        assert!(set.find(&first[0].kid, t.plus(AHEAD), Secs::hours(1)).is_some(), "the old key still verifies");
+
+        // To RS256: the companion's role ends when the RS256 primary signs.
+        let t3 = t.plus(Secs::days(1));
+        let to_rs = keys.ensure_active(SigningAlg::RS256, t3, AHEAD).expect("gen");
+        assert_eq!(to_rs.len(), 1, "no companion beside an RS256 primary");
+        let set = keys.load().expect("load");
+        let companion = set.id_token_key(Some(SigningAlg::RS256), t3).kid.clone();
+        assert_ne!(companion, to_rs[0].kid, "the companion signs RS256 ID tokens until the switch");
+        assert_eq!(set.id_token_key(Some(SigningAlg::RS256), t3.plus(AHEAD)).kid, to_rs[0].kid);
+        assert!(matches!(state_of(&keys, &companion, t3.plus(AHEAD)), KeyState::Retired { .. }));
+    }
+
+    #[test]
+    fn a_key_directory_from_before_companions_gains_one_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = KeyDir::new(dir.path());
+        keys.ensure_dir().expect("dir");
+        let der = generate_pkcs8(SigningAlg::ES256).expect("gen");
+        let key = SigningKey::from_pkcs8(SigningAlg::ES256, &der).expect("load");
+        write_private(&keys.key_path(&key.kid), pem::encode(&pem::Pem::new("PRIVATE KEY", der)).as_bytes())
+            .expect("write");
+        // The manifest format before publish-ahead: no role, no active_from.
+        let legacy = format!(r#"{{"keys":[{{"kid":"{}","alg":"ES256","created_at":{}}}]}}"#, key.kid, T0.as_secs());
+        fs::write(keys.manifest_path(), legacy).expect("write");
+        let t = T0.plus(Secs::days(3));
+        let created = keys.ensure_active(SigningAlg::ES256, t, AHEAD).expect("upgrade");
+        assert_eq!(created.len(), 1);
+        assert_eq!((created[0].role, created[0].active_from()), (KeyRole::Rs256Companion, t));
+        let set = keys.load().expect("load");
+        assert_eq!(set.active(t).kid, key.kid);
+        assert_eq!(set.id_token_key(Some(SigningAlg::RS256), t).kid, created[0].kid);
+    }
+
+    #[test]
+    fn revoking_the_active_key_brings_the_next_forward_or_makes_a_new_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = KeyDir::new(dir.path());
+        let k1 = keys.ensure_active(SigningAlg::ES256, T0, AHEAD).expect("gen")[0].kid.clone();
+        let t = T0.plus(Secs::hours(1));
+        let k2 = keys.rotate(SigningAlg::ES256, t, AHEAD).expect("rotate").primary.kid;
+
+        // Compromise beats publish-ahead: the published next key signs now.
+        let now = t.plus(Secs::new(30));
+        let r = keys.revoke(&k1, now).expect("revoke");
+        assert!(r.was_active && !r.generated);
+        assert_eq!(r.replacement.as_ref().map(|k| k.kid.clone()), Some(k2.clone()));
+        assert!(!keys.key_path(&k1).exists(), "the compromised private key is deleted");
+        let set = keys.load().expect("load");
+        assert_eq!(set.active(now).kid, k2);
+        assert!(set.find(&k1, now, RETAIN).is_none(), "out of the JWKS at once");
+        assert!(!kids(&set, now).contains(&k1));
+        assert_eq!(state_of(&keys, &k1, now), KeyState::Revoked { revoked_at: now });
+
+        // No next key: a new one, signing at once.
+        let later = now.plus(Secs::new(5));
+        let r = keys.revoke(&k2, later).expect("revoke");
+        assert!(r.was_active && r.generated);
+        let k3 = r.replacement.expect("a replacement").kid;
+        assert_eq!(keys.load().expect("load").active(later).kid, k3);
+        assert!(matches!(keys.revoke(&k2, later), Err(KeyError::AlreadyRevoked { .. })));
+        let unknown = keys.revoke("nope", later).expect_err("unknown").to_string();
+        assert!(unknown.contains("no key nope"), "{unknown}");
+
+        // Revoked keys are listed, then pruned after the retention period.
+        assert_eq!(keys.prune(later, RETAIN).expect("prune"), Vec::<String>::new());
+        let mut pruned = keys.prune(later.plus(RETAIN), RETAIN).expect("prune");
+        pruned.sort();
+        let mut expected = vec![k1, k2];
+        expected.sort();
+        assert_eq!(pruned, expected);
+    }
+
+    #[test]
+    fn a_rotation_with_no_key_signing_yet_signs_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = KeyDir::new(dir.path());
+        // `tenure keys rotate` before the first start: nothing to wait for.
+        let r = keys.rotate(SigningAlg::ES256, T0, AHEAD).expect("rotate");
+        assert_eq!(r.active_from, T0);
+        assert_eq!(state_of(&keys, &r.primary.kid, T0), KeyState::Active);
+        assert_eq!(keys.ensure_active(SigningAlg::ES256, T0, AHEAD).expect("start"), Vec::new());
+        assert_eq!(keys.load().expect("load").active(T0).kid, r.primary.kid);
+    }
+
+    #[test]
+    fn revoking_a_next_key_keeps_the_active_one_signing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = KeyDir::new(dir.path());
+        let k1 = keys.ensure_active(SigningAlg::ES256, T0, AHEAD).expect("gen")[0].kid.clone();
+        let r = keys.rotate(SigningAlg::ES256, T0, AHEAD).expect("rotate");
+        let revoked = keys.revoke(&r.primary.kid, T0).expect("revoke");
+        assert!(!revoked.was_active && revoked.replacement.is_none());
+        let set = keys.load().expect("load");
+        assert_eq!(set.active(T0.plus(AHEAD).plus(Secs::days(1))).kid, k1, "no successor: k1 never retires");
+        assert_eq!(state_of(&keys, &k1, T0.plus(Secs::days(1))), KeyState::Active);
+    }
+
+    #[test]
+    fn es256_signatures_are_low_s_and_high_s_is_recognised() {
+        let der = generate_pkcs8(SigningAlg::ES256).expect("gen");
+        let key = SigningKey::from_pkcs8(SigningAlg::ES256, &der).expect("load");
+        for i in 0..200 {
+            let sig = key.sign(format!("message {i}").as_bytes()).expect("sign");
+            assert!(es256_is_low_s(&sig), "signature {i} is high-S");
+            let mut flipped = sig.clone();
+            // Force the high variant: s -> n - s.
+            let mut borrow = 0u16;
+            for j in (0..32).rev() {
+                let (n, s) = (u16::from(P256_N[j]), u16::from(sig[32 + j]) + borrow);
+                let (d, b) = if n >= s { (n - s, 0) } else { (n + 256 - s, 1) };
+                flipped[32 + j] = d as u8;
+                borrow = b;
+            }
+            assert!(!es256_is_low_s(&flipped), "n - s of a low s is high");
+            let mut back = flipped.clone();
+            normalise_low_s(&mut back);
+            assert_eq!(back, sig, "normalising n - s gives s back");
+        }
+        assert!(es256_is_low_s(&[&[1u8; 32][..], &P256_HALF_N[..]].concat()), "n/2 is the largest low s");
+        assert!(!es256_is_low_s(&[0u8; 63]), "wrong length");
     }
 
     #[test]
     fn a_tampered_key_file_is_refused_with_its_kid() {
         let dir = tempfile::tempdir().expect("tempdir");
         let keys = KeyDir::new(dir.path());
-        let rec = keys.ensure_active(SigningAlg::ES256, T0).expect("gen").expect("new");
+        let rec = keys.ensure_active(SigningAlg::ES256, T0, AHEAD).expect("gen").remove(0);
         let other = pem::encode(&pem::Pem::new("PRIVATE KEY", generate_pkcs8(SigningAlg::ES256).expect("gen")));
         fs::write(keys.key_path(&rec.kid), other).expect("write");
         let err = keys.load().expect_err("thumbprint mismatch").to_string();
