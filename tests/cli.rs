@@ -575,12 +575,30 @@ async fn keys_are_listed_and_rotated() {
     let server = Server::start(&config(), &[]);
     let before = admin(&server, &["keys", "list", "-o", "json"]).json();
     assert_eq!(before, api_get(&server, "/admin/keys").await);
-    let out = admin(&server, &["keys", "rotate", "-o", "json"]).json();
-    let kid = out["kid"].as_str().unwrap().to_owned();
+    let rotated = admin(&server, &["keys", "rotate", "-o", "json"]).json();
+    let kids: Vec<&str> = rotated["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    assert!(!kids.is_empty(), "{rotated}");
+    let after = api_get(&server, "/admin/keys").await;
     let table = admin(&server, &["keys", "list"]).ok();
-    assert_eq!(row(&table, "KID"), ["KID", "ALG", "STATE", "CREATED", "AGE"]);
-    assert!(table.lines().any(|l| l.starts_with(&kid)), "{table}");
-    assert_eq!(table.lines().count(), before["keys"].as_array().unwrap().len() + 2);
+    assert_eq!(row(&table, "KID"), ["KID", "ALG", "ROLE", "STATE", "CREATED", "AGE", "WHEN"]);
+    assert_eq!(table.lines().count(), after["keys"].as_array().unwrap().len() + 1, "{table}");
+    for key in after["keys"].as_array().unwrap() {
+        let cells = row(&table, key["kid"].as_str().unwrap());
+        assert_eq!(
+            cells[1..4],
+            [key["alg"].as_str().unwrap(), key["role"].as_str().unwrap(), key["state"].as_str().unwrap()]
+        );
+    }
+    for kid in kids {
+        assert!(table.contains(kid), "the new key {kid} is listed:\n{table}");
+    }
+    // Published ahead of use (key_publish_ahead): a next key says when it signs.
+    for key in rotated["keys"].as_array().unwrap() {
+        let cells = row(&table, key["kid"].as_str().unwrap());
+        if key["state"] == "next" {
+            assert_eq!(cells[6..8], ["active", "in"], "{table}");
+        }
+    }
 }
 
 #[tokio::test]

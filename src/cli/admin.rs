@@ -303,10 +303,12 @@ struct ClientCreate {
 
 #[derive(Subcommand, Debug)]
 enum KeysAction {
-    /// Signing keys with their state (next, active, retired) and age.
+    /// Signing keys with their role, state (next, active, retired, expired,
+    /// revoked) and age.
     #[command(after_help = "Example:\n  tenure admin keys list")]
     List,
-    /// Make a new key active; the previous one stays published while its tokens live.
+    /// A new key (active at once, or published ahead as `next`); the
+    /// previous one stays published while the tokens it signed live.
     #[command(after_help = "Example:\n  tenure admin keys rotate")]
     Rotate,
 }
@@ -707,25 +709,14 @@ impl Plan {
             }
             Plan::KeysList => {
                 let v = api.get(api.url(&["admin", "keys"])).await?;
-                let mut t = Table::new(&["KID", "ALG", "STATE", "CREATED", "AGE"]);
-                for k in v["keys"].as_array().into_iter().flatten() {
-                    t.row(vec![
-                        output::text(&k["kid"]),
-                        output::text(&k["alg"]),
-                        output::text(&k["state"]),
-                        output::text(&k["created_at"]),
-                        k["age_seconds"].as_u64().map_or_else(|| "-".to_owned(), output::rough),
-                    ]);
-                }
-                Ok(Shown { table: t.render(), json: Some(v) })
+                Ok(Shown { table: keys_table(&v, now), json: Some(v) })
             }
             Plan::KeysRotate => {
                 let v = send(api, Method::POST, &["admin", "keys", "rotate"], None).await?;
                 let table = format!(
-                    "new signing key {} ({}), state {}; the previous key stays published while its tokens live\n",
-                    output::text(&v["kid"]),
-                    output::text(&v["alg"]),
-                    output::text(&v["state"])
+                    "new signing keys; a `next` key is published now and signs from the time shown, and the keys \
+                     it replaces stay published while the tokens they signed live\n\n{}",
+                    keys_table(&v, now)
                 );
                 Ok(Shown { table, json: Some(v) })
             }
@@ -868,6 +859,32 @@ fn sessions_table(v: &Value, username: &str, now: UnixTime) -> String {
         ]);
     }
     if t.is_empty() { format!("{username} has no live sessions\n") } else { t.render() }
+}
+
+/// Keys with their role and state; the last column says when the state
+/// changes (a `next` key becomes active, a `retired` one unpublished) or
+/// changed (`expired`, `revoked`).
+fn keys_table(v: &Value, now: UnixTime) -> String {
+    let mut t = Table::new(&["KID", "ALG", "ROLE", "STATE", "CREATED", "AGE", "WHEN"]);
+    for k in v["keys"].as_array().into_iter().flatten() {
+        let when = match k["state"].as_str() {
+            Some("next") => format!("active {}", output::relative(&k["active_from"], now)),
+            Some("retired") => format!("unpublished {}", output::relative(&k["published_until"], now)),
+            Some("expired") => format!("retired {}", output::relative(&k["retired_at"], now)),
+            Some("revoked") => format!("revoked {}", output::relative(&k["revoked_at"], now)),
+            _ => "-".to_owned(),
+        };
+        t.row(vec![
+            output::text(&k["kid"]),
+            output::text(&k["alg"]),
+            output::text(&k["role"]),
+            output::text(&k["state"]),
+            output::text(&k["created_at"]),
+            k["age_seconds"].as_u64().map_or_else(|| "-".to_owned(), output::rough),
+            when,
+        ]);
+    }
+    if t.is_empty() { "no keys\n".to_owned() } else { t.render() }
 }
 
 fn client_type(c: &Value) -> String {

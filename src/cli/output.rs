@@ -103,11 +103,11 @@ pub fn relative(value: &Value, now: UnixTime) -> String {
     }
 }
 
-/// At most two units, rounded down: `45s`, `29m`, `5h3m`, `1d12h`.
+/// The two largest units, rounded down: `45s`, `29m30s`, `5h3m`, `1d12h`.
 pub fn rough(secs: u64) -> String {
     let kept = match secs {
-        0..60 => secs,
-        60..86_400 => secs / 60 * 60,
+        0..3_600 => secs,
+        3_600..86_400 => secs / 60 * 60,
         _ => secs / 3_600 * 3_600,
     };
     Secs::new(kept).to_string()
@@ -151,7 +151,7 @@ mod tests {
     #[test]
     fn times_relative_to_now_keep_two_units() {
         let now = UnixTime(1_800_000_000); // 2027-01-15T08:00:00Z
-        assert_eq!(relative(&json!("2027-01-15T08:27:30Z"), now), "in 27m");
+        assert_eq!(relative(&json!("2027-01-15T08:27:30Z"), now), "in 27m30s");
         assert_eq!(relative(&json!("2027-01-15T07:57:00Z"), now), "3m ago");
         assert_eq!(relative(&json!("2027-01-16T20:05:00Z"), now), "in 1d12h");
         assert_eq!(relative(&json!("2027-01-15T13:03:59Z"), now), "in 5h3m");
