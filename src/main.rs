@@ -75,6 +75,12 @@ fn main() -> ExitCode {
     let env: BTreeMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("TENURE_")).collect();
     // A client of a running issuer: it needs no server configuration.
     if let Some(Command::Admin(args)) = cli.command {
+        if cli.config.is_some() {
+            eprintln!(
+                "tenure admin: --config does not apply: tenure admin reads no server configuration (see TENURE_URL)"
+            );
+            return ExitCode::from(2);
+        }
         return ExitCode::from(tenure::cli::admin::main(args, &env, SystemClock.now()));
     }
     let config = match Config::load(cli.config.as_deref(), &env) {

@@ -410,6 +410,32 @@ fn every_level_has_help_with_an_example() {
 }
 
 #[test]
+fn admin_reads_no_server_configuration() {
+    // A broken tenure.toml and TENURE_CONFIG do not matter to a client...
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tenure.toml"), "this is not toml").unwrap();
+    let out = Command::new(BIN)
+        .args(["admin", "settings", "set", "idle_timeout=45x"])
+        .current_dir(dir.path())
+        .env_clear()
+        .env("TENURE_CONFIG", "/nonexistent/tenure.toml")
+        .env("TENURE_URL", "http://127.0.0.1:1")
+        .env("TENURE_CLIENT_ID", "cli")
+        .env("TENURE_CLIENT_SECRET", "s")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("idle_timeout: \"45x\" is not a duration"),
+        "the argument is checked, not the config: {stderr}"
+    );
+    // ...and --config is refused rather than silently ignored.
+    let out = Command::new(BIN).args(["admin", "--config", "x.toml", "keys", "list"]).env_clear().output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--config does not apply"));
+}
+
+#[test]
 fn a_password_is_never_taken_from_the_command_line() {
     let out = Command::new(BIN)
         .args(["admin", "users", "create", "carol", "--password", "hunter2"])
