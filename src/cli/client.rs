@@ -3,7 +3,6 @@
 //! answer that is not a success turned into a [`CliError`] carrying the
 //! server's `error` and `message`.
 
-use std::error::Error as _;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -164,23 +163,22 @@ fn refusal(during: String, status: StatusCode, body: Option<&Value>) -> CliError
     let message = field("message").or_else(|| field("error_description")).unwrap_or_else(|| {
         format!("the server answered {status} without an error message; is TENURE_URL the issuer's URL?")
     });
-    let error = field("error").unwrap_or_else(|| "no_error_code".to_owned());
+    let error = field("error").unwrap_or_default();
     CliError::Server { during, status: status.as_u16(), error, message }
 }
 
-/// A transport failure in a line: what failed, down to the root cause.
+/// A transport failure in a line: what kind, and its root cause (`cannot
+/// connect: Connection refused (os error 111)`).
 fn describe(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         return format!("no answer within {} s", REQUEST_TIMEOUT.as_secs());
     }
-    let mut reason = if e.is_connect() { "cannot connect" } else { "the request failed" }.to_owned();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        reason.push_str(": ");
-        reason.push_str(&cause.to_string());
-        source = cause.source();
+    let kind = if e.is_connect() { "cannot connect" } else { "the request failed" };
+    let mut root: &dyn std::error::Error = e;
+    while let Some(cause) = root.source() {
+        root = cause;
     }
-    reason
+    format!("{kind}: {root}")
 }
 
 #[cfg(test)]

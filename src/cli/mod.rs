@@ -21,8 +21,9 @@ pub enum CliError {
     /// Bad arguments or environment; nothing was sent.
     #[error("{0}")]
     Usage(String),
-    /// The server refused: what was asked, and the server's own words.
-    #[error("{during}: {message} ({error}, HTTP {status})")]
+    /// The server refused: what was asked, and the server's own words
+    /// (`error` is empty when the answer carried no error code).
+    #[error("{during}: {message} ({})", code_and_status(error, *status))]
     Server { during: String, status: u16, error: String, message: String },
     /// Refused by the command line itself, after asking the server.
     #[error("{0}")]
@@ -30,6 +31,11 @@ pub enum CliError {
     /// The server could not be reached or did not answer as the API does.
     #[error("{during}: {reason}")]
     Transport { during: String, reason: String },
+}
+
+/// `invalid_client, HTTP 401`, or `HTTP 502` without an error code.
+fn code_and_status(error: &str, status: u16) -> String {
+    if error.is_empty() { format!("HTTP {status}") } else { format!("{error}, HTTP {status}") }
 }
 
 impl CliError {
@@ -43,5 +49,25 @@ impl CliError {
             CliError::Usage(_) => 2,
             CliError::Server { .. } | CliError::Refused(_) | CliError::Transport { .. } => 1,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_read_as_the_server_said_them() {
+        let e = CliError::Server {
+            during: "GET /admin/users/bob".into(),
+            status: 404,
+            error: "not_found".into(),
+            message: "no user named \"bob\"".into(),
+        };
+        assert_eq!(e.to_string(), "GET /admin/users/bob: no user named \"bob\" (not_found, HTTP 404)");
+        assert_eq!(e.exit_code(), 1);
+        let e = CliError::Server { during: "GET /x".into(), status: 502, error: String::new(), message: "m".into() };
+        assert_eq!(e.to_string(), "GET /x: m (HTTP 502)");
+        assert_eq!(CliError::usage("bad").exit_code(), 2);
     }
 }
