@@ -279,6 +279,18 @@ async fn an_unreachable_issuer_fails_with_a_clear_message() {
 }
 
 #[tokio::test]
+async fn behind_a_proxy_the_secret_goes_only_to_the_host_named() {
+    // The issuer is a public https URL the test cannot reach: discovery's
+    // token endpoint points there, so the CLI uses TENURE_URL + /token.
+    let config = config().replacen("listen = ", "issuer = \"https://id.example.com\"\nlisten = ", 1);
+    let server = Server::start(&config, &[]);
+    let discovery = server.get_json("/.well-known/openid-configuration").await;
+    assert_eq!(discovery["token_endpoint"], "https://id.example.com/token");
+    let json = admin(&server, &["settings", "get", "-o", "json"]).json();
+    assert_eq!(json["sources"]["idle_timeout"], "default");
+}
+
+#[tokio::test]
 async fn the_server_accepts_the_clis_variables_in_its_environment() {
     let server = Server::start(
         &config(),
