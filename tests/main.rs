@@ -7,12 +7,15 @@
 
 mod support;
 
+mod abuse;
 mod admin_api;
 mod authorize;
 mod bad_input;
 mod cli;
 mod client_credentials;
+mod cors;
 mod exchange;
+mod harden;
 mod interop;
 mod keys;
 mod logout;
@@ -20,4 +23,5 @@ mod revocation;
 mod server;
 mod sessions;
 mod sessions_api;
+mod spa;
 mod users;

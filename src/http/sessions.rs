@@ -242,7 +242,7 @@ fn account_holder(caller: &Caller) -> Result<&str, ApiError> {
 }
 
 fn known_user(state: &AppState, username: &str) -> Result<(), ApiError> {
-    if state.user(username).map_err(|e| ApiError::internal("reading a user", e))?.is_some() {
+    if state.any_user(username).map_err(|e| ApiError::internal("reading a user", e))?.is_some() {
         Ok(())
     } else {
         Err(ApiError::not_found(format!("no user named {username:?}")))
@@ -288,6 +288,7 @@ mod tests {
             ip: Some("192.0.2.7".into()),
             revoked: None,
             seq: 1,
+            families: Default::default(),
         }
     }
 
