@@ -339,6 +339,9 @@ async fn sessions_are_listed_and_revoked_one_or_all() {
     assert_eq!(admin(&server, &["sessions", "revoke", "alice"]).ok(), "revoked every session of alice\n");
     assert_eq!(admin(&server, &["sessions", "list", "alice"]).ok(), "alice has no live sessions\n");
     assert_eq!(api_get(&server, "/admin/users/bob/sessions").await["sessions"][0]["sid"], bobs.as_str());
+    // 204 No Content: nothing to print as JSON, the status says it worked.
+    assert_eq!(admin(&server, &["sessions", "revoke", "bob", "--output", "json"]).ok(), "");
+    assert_eq!(api_get(&server, "/admin/users/bob/sessions").await["sessions"], serde_json::json!([]));
 }
 
 #[tokio::test]
@@ -535,6 +538,41 @@ async fn users_are_created_shown_listed_disabled_and_deleted() {
     let run = admin(&server, &["users", "show", "carol"]);
     assert_eq!(run.status, Some(1));
     assert!(run.stderr.contains("HTTP 404"), "{}", run.stderr);
+}
+
+#[tokio::test]
+async fn users_are_listed_fifty_a_page() {
+    let server = Server::start(&config(), &[]);
+    let hash = {
+        let mut child = Command::new(BIN)
+            .arg("hash-secret")
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b"a-long-password\n").unwrap();
+        String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap().trim().to_owned()
+    };
+    let token = api_token(&server).await;
+    for i in 0..50 {
+        let body = serde_json::json!({"username": format!("user{i:02}"), "password_hash": hash});
+        let resp = server.http.post(server.url("/admin/users")).bearer_auth(&token).json(&body).send().await.unwrap();
+        assert_eq!(resp.status(), 201);
+    }
+    // alice, bob (config) and user00..user49: 52 users, sorted by username.
+    let first = admin(&server, &["users", "list"]).ok();
+    assert_eq!(first.lines().count(), 1 + 50 + 1, "a header, 50 users and where the rest are");
+    assert_eq!(first.lines().last(), Some("(more: --page 2)"));
+    let second = admin(&server, &["users", "list", "--page", "2"]).ok();
+    let names: Vec<&str> = second.lines().skip(1).map(|l| l.split_whitespace().next().unwrap()).collect();
+    assert_eq!(names, ["user48", "user49"]);
+    let json = admin(&server, &["users", "list", "--page", "2", "-o", "json"]).json();
+    assert_eq!(json, api_get(&server, "/admin/users?page=2").await);
+    assert!(json["next_page"].is_null());
+    let run = admin(&server, &["users", "list", "--page", "0"]);
+    assert_eq!(run.status, Some(2));
+    assert!(run.stderr.contains("--page counts from 1"), "{}", run.stderr);
 }
 
 #[tokio::test]
