@@ -14,6 +14,10 @@ use serde_json::{Map, Value, json};
 use super::CliError;
 use super::client::{AdminClient, Credentials};
 use super::output::{self, Table};
+use super::views::{
+    client_fields, client_type, explain_table, keys_table, preview_table, secret_notice, session_override,
+    sessions_table, settings_table, state, user_fields,
+};
 use crate::clock::UnixTime;
 use crate::duration::Secs;
 use crate::policy::PolicyKey;
@@ -766,163 +770,6 @@ async fn audit(
         table.push_str(&format!("(older events: --before {next})\n"));
     }
     Ok(Shown { table, json: Some(value) })
-}
-
-fn state(disabled: &Value) -> String {
-    if disabled.as_bool().unwrap_or(false) { "disabled".to_owned() } else { "enabled".to_owned() }
-}
-
-fn settings_table(v: &Value) -> String {
-    let mut t = Table::new(&["SETTING", "VALUE", "SOURCE"]);
-    for key in PolicyKey::ALL {
-        let name = key.name();
-        t.row(vec![name.to_owned(), output::duration(&v[name]), output::text(&v["sources"][name])]);
-    }
-    t.render()
-}
-
-fn explain_table(v: &Value) -> String {
-    let mut head = format!("client {}", output::text(&v["client_id"]));
-    if let Some(user) = v["username"].as_str() {
-        head.push_str(&format!(", user {user}"));
-    }
-    head.push_str(&format!(", remember me: {}\n\n", output::yes_no(&v["remember_me"])));
-    let mut t = Table::new(&["SETTING", "VALUE", "RULE", "REASON"]);
-    for name in ["idle_timeout", "max_lifetime", "access_token_ttl", "refresh_reuse_grace"] {
-        let e = &v[name];
-        t.row(vec![
-            name.to_owned(),
-            output::duration(&e["value"]),
-            output::text(&e["rule"]),
-            output::text(&e["reason"]),
-        ]);
-    }
-    head + &t.render()
-}
-
-fn preview_table(v: &Value) -> String {
-    let n = |x: &Value| x.as_u64().map_or_else(|| "-".to_owned(), |n| n.to_string());
-    let mut out = output::fields(&[
-        ("valid", output::yes_no(&v["valid"])),
-        ("sessions ending now", n(&v["sessions_ending_now"])),
-        ("sessions shortened", n(&v["sessions_shortened"])),
-        ("sessions unchanged", n(&v["sessions_unchanged"])),
-        ("sessions extended", n(&v["sessions_extended"])),
-    ]);
-    if let Some(by_client) = v["by_client"].as_object().filter(|m| !m.is_empty()) {
-        let mut t = Table::new(&["CLIENT", "ENDING NOW", "SHORTENED", "UNCHANGED", "EXTENDED"]);
-        for (client, c) in by_client {
-            t.row(vec![client.clone(), n(&c["ending_now"]), n(&c["shortened"]), n(&c["unchanged"]), n(&c["extended"])]);
-        }
-        out.push('\n');
-        out.push_str(&t.render());
-    }
-    out.push_str("\nnothing was changed; `tenure admin settings set` with the same values applies them\n");
-    out
-}
-
-fn user_fields(u: &Value) -> String {
-    output::fields(&[
-        ("username", output::text(&u["username"])),
-        ("name", output::text(&u["name"])),
-        ("email", output::text(&u["email"])),
-        ("permissions", output::list(&u["permissions"], ", ")),
-        ("state", state(&u["disabled"])),
-        ("source", output::text(&u["source"])),
-        ("created", output::text(&u["created_at"])),
-    ])
-}
-
-fn sessions_table(v: &Value, username: &str, now: UnixTime) -> String {
-    let mut t = Table::new(&[
-        "SID",
-        "CLIENTS",
-        "SIGNED IN",
-        "LAST ACTIVE",
-        "IDLE EXPIRES",
-        "EXPIRES",
-        "REMEMBER",
-        "IP",
-        "USER AGENT",
-    ]);
-    for s in v["sessions"].as_array().into_iter().flatten() {
-        t.row(vec![
-            output::text(&s["sid"]),
-            output::list(&s["client_ids"], ","),
-            output::text(&s["created_at"]),
-            output::relative(&s["last_active_at"], now),
-            output::relative(&s["idle_expires_at"], now),
-            output::relative(&s["expires_at"], now),
-            output::yes_no(&s["remember_me"]),
-            output::text(&s["ip"]),
-            output::text(&s["user_agent"]),
-        ]);
-    }
-    if t.is_empty() { format!("{username} has no live sessions\n") } else { t.render() }
-}
-
-/// Keys with their role and state; the last column says when the state
-/// changes (a `next` key becomes active, a `retired` one unpublished) or
-/// changed (`expired`, `revoked`).
-fn keys_table(v: &Value, now: UnixTime) -> String {
-    let mut t = Table::new(&["KID", "ALG", "ROLE", "STATE", "CREATED", "AGE", "WHEN"]);
-    for k in v["keys"].as_array().into_iter().flatten() {
-        let when = match k["state"].as_str() {
-            Some("next") => format!("active {}", output::relative(&k["active_from"], now)),
-            Some("retired") => format!("unpublished {}", output::relative(&k["published_until"], now)),
-            Some("expired") => format!("retired {}", output::relative(&k["retired_at"], now)),
-            Some("revoked") => format!("revoked {}", output::relative(&k["revoked_at"], now)),
-            _ => "-".to_owned(),
-        };
-        t.row(vec![
-            output::text(&k["kid"]),
-            output::text(&k["alg"]),
-            output::text(&k["role"]),
-            output::text(&k["state"]),
-            output::text(&k["created_at"]),
-            k["age_seconds"].as_u64().map_or_else(|| "-".to_owned(), output::rough),
-            when,
-        ]);
-    }
-    if t.is_empty() { "no keys\n".to_owned() } else { t.render() }
-}
-
-fn client_type(c: &Value) -> String {
-    if c["public"].as_bool().unwrap_or(false) { "public".to_owned() } else { "confidential".to_owned() }
-}
-
-/// `idle 15m, max 1h, access 5m`, or `-` without an override.
-fn session_override(s: &Value) -> String {
-    let parts: Vec<String> = [("idle", "idle_timeout"), ("max", "max_lifetime"), ("access", "access_token_ttl")]
-        .into_iter()
-        .filter(|(_, key)| !s[*key].is_null())
-        .map(|(label, key)| format!("{label} {}", output::duration(&s[key])))
-        .collect();
-    if parts.is_empty() { "-".to_owned() } else { parts.join(", ") }
-}
-
-fn client_fields(c: &Value) -> String {
-    output::fields(&[
-        ("id", output::text(&c["id"])),
-        ("type", client_type(c)),
-        ("redirect uris", output::list(&c["redirect_uris"], " ")),
-        ("web origins", output::list(&c["web_origins"], " ")),
-        ("grant types", output::list(&c["grant_types"], " ")),
-        ("scopes", output::list(&c["scopes"], " ")),
-        ("permissions", output::list(&c["permissions"], " ")),
-        ("exchange audiences", output::list(&c["token_exchange_audiences"], " ")),
-        ("back-channel logout", output::text(&c["backchannel_logout_uri"])),
-        ("session", session_override(&c["session"])),
-        ("source", output::text(&c["source"])),
-    ])
-}
-
-/// A secret the server shows once, printed once and plainly.
-fn secret_notice(id: &str, secret: &str) -> String {
-    format!(
-        "\nclient_secret: {secret}\n\nThis secret is shown once: store it now. \
-         `tenure admin clients rotate-secret {id}` replaces it.\n"
-    )
 }
 
 /// The body of `POST /admin/clients`: only what was given.

@@ -8,11 +8,13 @@
 //! - [`admin`]: the commands (clap) and what each one asks of the server;
 //! - [`client`]: the one HTTP client, the token, the `{"error","message"}`
 //!   answers turned into [`CliError`];
-//! - [`output`]: aligned tables, durations as people write them, times.
+//! - [`output`]: aligned tables, durations as people write them, times;
+//! - [`views`]: each API answer as a table.
 
 pub mod admin;
 mod client;
 mod output;
+mod views;
 
 /// Why a command failed. Bad arguments exit with status 2 (as clap does),
 /// everything else with 1.
