@@ -8,6 +8,7 @@
 mod support;
 
 mod abuse;
+mod activity;
 mod admin_api;
 mod authorize;
 mod bad_input;
