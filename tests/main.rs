@@ -12,6 +12,7 @@ mod activity;
 mod admin_api;
 mod authorize;
 mod bad_input;
+mod cli;
 mod client_credentials;
 mod cors;
 mod exchange;
