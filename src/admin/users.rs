@@ -276,6 +276,9 @@ pub async fn update(
     event.log();
     let revoke = disabling.then(|| Revoked { at: now, reason: "user_disabled".into() });
     state.store.write_user(username, Some(&user), revoke, &event).await.map_err(store_err)?;
+    if disabling {
+        user_revoked_feed(state, actor, username, "user_disabled", now).await?;
+    }
     Ok(UserView::of(&user, "admin"))
 }
 
@@ -286,5 +289,13 @@ pub async fn delete(state: &AppState, actor: &Actor, username: &str, now: UnixTi
     event.log();
     let revoke = Some(Revoked { at: now, reason: "user_deleted".into() });
     state.store.write_user(username, None, revoke, &event).await.map_err(store_err)?;
+    user_revoked_feed(state, actor, username, "user_deleted", now).await
+}
+
+/// The revocation feed (SPEC 13) hears of a user's sessions revoked by a
+/// disable or a delete, right after that durable step.
+async fn user_revoked_feed(state: &AppState, actor: &Actor, username: &str, reason: &str, now: UnixTime) -> Result<()> {
+    let subject = crate::ssf::SetSubject::User { user: username.to_owned() };
+    crate::ssf::session_revoked(&state.store, subject, &actor.name, reason, now).await.map_err(store_err)?;
     Ok(())
 }

@@ -17,6 +17,7 @@ pub mod pages;
 pub mod revoke;
 pub mod sessions;
 pub mod settings;
+pub mod ssf;
 pub mod state;
 pub mod token;
 pub mod userinfo;
@@ -39,6 +40,18 @@ pub fn router(state: AppState) -> Router {
         .route("/.well-known/openid-configuration", get(discovery::openid_configuration))
         .route("/.well-known/oauth-authorization-server", get(discovery::oauth_authorization_server))
         .route("/jwks.json", get(discovery::jwks))
+        .route("/.well-known/ssf-configuration", get(ssf::configuration))
+        .route(
+            "/ssf/stream",
+            get(ssf::get_stream)
+                .post(ssf::create_stream)
+                .patch(ssf::patch_stream)
+                .put(ssf::replace_stream)
+                .delete(ssf::delete_stream),
+        )
+        .route("/ssf/status", get(ssf::get_status).post(ssf::set_status))
+        .route("/ssf/verify", post(ssf::verify))
+        .route("/ssf/poll", post(ssf::poll))
         .route("/authorize", get(authorize::authorize).post(authorize::authorize_post))
         .route("/login", post(authorize::login))
         .route("/token", post(token::token).layer(cors(&state)))

@@ -31,6 +31,7 @@ use crate::session::Revoked;
 use crate::session::code::{AuthCode, CODE_RECORD_TTL};
 use crate::session::family::{Family, RefreshDecision};
 use crate::session::user_session::UserSession;
+use crate::ssf::{QueuedSet, Stream};
 use crate::user::{StoredUser, User};
 
 const ADMIN_POLICY_KEY: &[u8] = b"admin_session_policy";
@@ -125,6 +126,10 @@ pub struct SledStore {
     audit: sled::Tree,
     /// next attempt (u64 BE) || id (u64 BE) -> [`Delivery`].
     outbox: sled::Tree,
+    /// receiving client id -> [`Stream`] (SSF event streams).
+    ssf_streams: sled::Tree,
+    /// client id || 0 || id (u64 BE, increasing) -> [`QueuedSet`].
+    ssf_queue: sled::Tree,
     expiry: sled::Tree,
     trees: [sled::Tree; 5],
     commit: GroupCommit,
@@ -161,6 +166,8 @@ impl SledStore {
             clients: tree("clients")?,
             audit: tree("audit")?,
             outbox: tree("outbox")?,
+            ssf_streams: tree("ssf_streams")?,
+            ssf_queue: tree("ssf_queue")?,
             meta: tree("meta")?,
             expiry: tree("expiry")?,
             trees,
@@ -235,6 +242,18 @@ fn tx_marker(markers: &TransactionalTree, username: &str) -> std::result::Result
 
 fn outbox_key(at: UnixTime, id: u64) -> Vec<u8> {
     [at.as_secs().to_be_bytes(), id.to_be_bytes()].concat()
+}
+
+fn set_prefix(client_id: &str) -> Vec<u8> {
+    [client_id.as_bytes(), &[0u8]].concat()
+}
+
+fn set_key(client_id: &str, id: u64) -> Vec<u8> {
+    [client_id.as_bytes(), &[0u8], &id.to_be_bytes()].concat()
+}
+
+fn decode_set(bytes: &[u8]) -> Result<QueuedSet> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { what: "queued SET".into(), message: e.to_string() })
 }
 
 fn user_index_key(username: &str, sid: &str) -> Vec<u8> {
@@ -808,6 +827,128 @@ impl Store for SledStore {
             Ok::<_, TxError>(())
         }))?;
         self.commit.durable().await
+    }
+
+    fn ssf_streams(&self) -> Result<Vec<Stream>> {
+        let mut out = Vec::new();
+        for entry in self.ssf_streams.iter() {
+            let (_, v) = entry.map_err(io)?;
+            out.push(
+                serde_json::from_slice(&v)
+                    .map_err(|e| StoreError::Corrupt { what: "SSF stream".into(), message: e.to_string() })?,
+            );
+        }
+        Ok(out)
+    }
+
+    fn ssf_stream(&self, client_id: &str) -> Result<Option<Stream>> {
+        match self.ssf_streams.get(client_id.as_bytes()).map_err(io)? {
+            None => Ok(None),
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt { what: "SSF stream".into(), message: e.to_string() }),
+        }
+    }
+
+    async fn put_ssf_stream(&self, stream: &Stream) -> Result<()> {
+        let bytes = serde_json::to_vec(stream).map_err(io)?;
+        self.ssf_streams.insert(stream.client_id.as_bytes(), bytes).map_err(io)?;
+        self.commit.durable().await
+    }
+
+    async fn delete_ssf_stream(&self, client_id: &str) -> Result<bool> {
+        let mut queued = Vec::new();
+        for entry in self.ssf_queue.scan_prefix(set_prefix(client_id)) {
+            queued.push(entry.map_err(io)?.0);
+        }
+        let existed = tx_result((&self.ssf_streams, &self.ssf_queue).transaction(|(streams, queue)| {
+            for k in &queued {
+                queue.remove(k)?;
+            }
+            Ok::<_, TxError>(streams.remove(client_id.as_bytes())?.is_some())
+        }))?;
+        self.commit.durable().await?;
+        Ok(existed)
+    }
+
+    async fn enqueue_sets(&self, sets: &[QueuedSet]) -> Result<()> {
+        if sets.is_empty() {
+            return Ok(());
+        }
+        let mut batch = sled::Batch::default();
+        for set in sets {
+            let id = self.db.generate_id().map_err(io)?;
+            batch.insert(set_key(&set.client_id, id), serde_json::to_vec(set).map_err(io)?);
+        }
+        self.ssf_queue.apply_batch(batch).map_err(io)?;
+        self.commit.durable().await
+    }
+
+    fn queued_sets(&self, client_id: &str, limit: usize) -> Result<Vec<(u64, QueuedSet)>> {
+        let prefix = set_prefix(client_id);
+        let mut out = Vec::new();
+        for entry in self.ssf_queue.scan_prefix(&prefix).take(limit) {
+            let (k, v) = entry.map_err(io)?;
+            let id = k.get(prefix.len()..).and_then(|b| <[u8; 8]>::try_from(b).ok()).map_or(0, u64::from_be_bytes);
+            out.push((id, decode_set(&v)?));
+        }
+        Ok(out)
+    }
+
+    async fn remove_sets(&self, client_id: &str, jtis: &[String]) -> Result<usize> {
+        if jtis.is_empty() {
+            return Ok(0);
+        }
+        let mut removed = 0;
+        for entry in self.ssf_queue.scan_prefix(set_prefix(client_id)) {
+            let (k, v) = entry.map_err(io)?;
+            let set = decode_set(&v)?;
+            if jtis.contains(&set.jti) && self.ssf_queue.remove(&k).map_err(io)?.is_some() {
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            self.commit.durable().await?;
+        }
+        Ok(removed)
+    }
+
+    async fn reschedule_set(&self, id: u64, next: &QueuedSet) -> Result<()> {
+        let key = set_key(&next.client_id, id);
+        let bytes = serde_json::to_vec(next).map_err(io)?;
+        // Only while it is still queued (an acknowledgement may have won).
+        let _ = self.ssf_queue.fetch_and_update(&key, |old| old.map(|_| bytes.clone())).map_err(io)?;
+        self.commit.durable().await
+    }
+
+    async fn clear_sets(&self, client_id: &str) -> Result<usize> {
+        let mut removed = 0;
+        for entry in self.ssf_queue.scan_prefix(set_prefix(client_id)) {
+            let (k, _) = entry.map_err(io)?;
+            if self.ssf_queue.remove(&k).map_err(io)?.is_some() {
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            self.commit.durable().await?;
+        }
+        Ok(removed)
+    }
+
+    async fn prune_sets(&self, before: UnixTime) -> Result<usize> {
+        let mut removed = 0;
+        for entry in self.ssf_queue.iter() {
+            let (k, v) = entry.map_err(io)?;
+            if decode_set(&v)?.iat < before
+                && self.ssf_queue.compare_and_swap(&k, Some(v), None::<&[u8]>).map_err(io)?.is_ok()
+            {
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            self.commit.durable().await?;
+        }
+        Ok(removed)
     }
 
     async fn refresh<F>(&self, id: &str, decide: F) -> Result<Option<RefreshDecision>>
