@@ -19,4 +19,5 @@ mod revocation;
 mod server;
 mod sessions;
 mod sessions_api;
+mod ssf;
 mod users;
