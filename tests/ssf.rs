@@ -498,3 +498,57 @@ async fn a_queued_push_survives_a_sigkill_and_is_delivered_after_the_restart() {
     let set = verify_set(&delivered.3, &server.jwks().await, &server.base, "rs");
     assert_eq!(set["sub_id"], json!({ "format": "iss_sub", "iss": server.base, "sub": "alice" }));
 }
+
+#[tokio::test]
+async fn reuse_detection_and_code_replay_reach_the_feed() {
+    let server = Server::start(&config(), &[]);
+    let rs = cc_token(&server, "rs", "rs-secret").await;
+    poll_stream(&server, &rs).await;
+    let refresh = |token: String| {
+        let server = &server;
+        async move {
+            server
+                .post_form(
+                    "/token",
+                    Some(("web", "web-secret")),
+                    &[("grant_type", "refresh_token"), ("refresh_token", &token)],
+                )
+                .await
+                .status()
+                .as_u16()
+        }
+    };
+    let tokens = sign_in(&server).await;
+    let sid = sid_of(&tokens);
+    let spent = tokens["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(refresh(spent.clone()).await, 200);
+    assert_eq!(
+        poll(&server, &rs, json!({ "returnImmediately": true })).await["sets"],
+        json!({}),
+        "a rotation is no revocation"
+    );
+    assert_eq!(refresh(spent).await, 400, "reuse");
+    let answer = poll(&server, &rs, json!({ "returnImmediately": true })).await;
+    let (jti, set) = one_set(&server, &answer, "rs").await;
+    assert_eq!(set["sub_id"]["session"]["id"], sid.as_str());
+    let event = &set["events"][SESSION_REVOKED];
+    assert_eq!(event["initiating_entity"], "policy");
+    assert!(event["reason_admin"]["en"].as_str().unwrap().contains("refresh token was presented again"), "{set}");
+
+    // An authorization code redeemed twice kills the family it created.
+    let code = Browser::new()
+        .sign_in_for_code(
+            &server,
+            &[("response_type", "code"), ("client_id", "web"), ("redirect_uri", WEB_REDIRECT), ("scope", "openid")],
+            "alice",
+            "alice-password",
+            false,
+        )
+        .await;
+    let form = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", WEB_REDIRECT)];
+    assert_eq!(server.post_form("/token", Some(("web", "web-secret")), &form).await.status(), 200);
+    assert_eq!(server.post_form("/token", Some(("web", "web-secret")), &form).await.status(), 400);
+    let answer = poll(&server, &rs, json!({ "ack": [jti], "returnImmediately": true })).await;
+    let (_, set) = one_set(&server, &answer, "rs").await;
+    assert!(set["events"][SESSION_REVOKED]["reason_admin"]["en"].as_str().unwrap().contains("redeemed twice"), "{set}");
+}

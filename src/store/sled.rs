@@ -1057,6 +1057,55 @@ mod tests {
         assert_eq!(store.admin_policy().expect("read"), layer);
     }
 
+    fn ssf_stream(client_id: &str) -> Stream {
+        let body = serde_json::json!({ "delivery": { "method": crate::ssf::POLL },
+            "events_requested": [crate::ssf::SESSION_REVOKED] });
+        Stream::create(client_id, body.as_object().expect("object"), "http://iss", UnixTime(1_000)).expect("valid")
+    }
+
+    fn queued(client_id: &str, user: &str, at: u64) -> QueuedSet {
+        let event = crate::ssf::SetEvent::SessionRevoked {
+            reason: "admin".into(),
+            initiating_entity: None,
+            event_timestamp: UnixTime(at),
+        };
+        QueuedSet::new(client_id, crate::ssf::SetSubject::User { user: user.into() }, event, UnixTime(at))
+    }
+
+    #[tokio::test]
+    async fn the_set_queue_keeps_order_per_stream_and_survives_a_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a1, a2, b1) = (queued("a", "u1", 100), queued("a", "u2", 101), queued("b", "u1", 100));
+        {
+            let store = SledStore::open(dir.path()).expect("open");
+            store.put_ssf_stream(&ssf_stream("a")).await.expect("stream");
+            store.put_ssf_stream(&ssf_stream("b")).await.expect("stream");
+            store.enqueue_sets(&[a1.clone(), b1.clone(), a2.clone()]).await.expect("enqueue");
+            store.close();
+        }
+        let store = SledStore::open(dir.path()).expect("reopen");
+        assert_eq!(store.ssf_streams().expect("streams").len(), 2);
+        let a: Vec<QueuedSet> = store.queued_sets("a", 10).expect("queue").into_iter().map(|(_, s)| s).collect();
+        assert_eq!(a, vec![a1.clone(), a2.clone()]);
+        assert_eq!(store.queued_sets("a", 1).expect("queue").len(), 1);
+
+        // A failed push is rescheduled in place; an acknowledgement removes.
+        let (id, first) = store.queued_sets("a", 1).expect("queue").remove(0);
+        store.reschedule_set(id, &first.after_failure(UnixTime(100))).await.expect("reschedule");
+        assert_eq!(store.queued_sets("a", 1).expect("queue")[0].1.attempts, 1);
+        assert_eq!(store.remove_sets("a", &[a1.jti.clone(), b1.jti.clone()]).await.expect("ack"), 1, "only a's own");
+        assert_eq!(store.queued_sets("a", 10).expect("queue").len(), 1);
+
+        // Old events are dropped; deleting a stream drops its queue.
+        assert_eq!(store.prune_sets(UnixTime(101)).await.expect("prune"), 1, "b1 was issued at 100");
+        assert!(store.queued_sets("b", 10).expect("queue").is_empty());
+        store.enqueue_sets(&[queued("b", "u3", 200)]).await.expect("enqueue");
+        assert!(store.delete_ssf_stream("b").await.expect("delete"));
+        assert!(store.queued_sets("b", 10).expect("queue").is_empty());
+        assert_eq!(store.ssf_stream("b").expect("read"), None);
+        assert_eq!(store.clear_sets("a").await.expect("clear"), 1);
+    }
+
     fn family(id: &str) -> Family {
         Family {
             id: id.into(),
