@@ -86,13 +86,15 @@ async fn sign_in(server: &Server) -> Value {
     resp.json().await.unwrap()
 }
 
-/// The `sid` claim of an access token (read, not verified: it is ours).
-fn sid_of(tokens: &Value) -> String {
+/// The claims of the access token (read, not verified: it is ours).
+fn claims_of(tokens: &Value) -> Value {
     let at = tokens["access_token"].as_str().unwrap();
     let payload = at.split('.').nth(1).unwrap();
-    let claims: Value =
-        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
-    claims["sid"].as_str().unwrap().to_owned()
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+fn sid_of(tokens: &Value) -> String {
+    claims_of(tokens)["sid"].as_str().unwrap().to_owned()
 }
 
 async fn call(server: &Server, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
@@ -176,12 +178,11 @@ async fn a_polling_receiver_gets_a_verified_set_for_each_level_of_revocation() {
     let rs = cc_token(&server, "rs", "rs-secret").await;
     let admin = cc_token(&server, "ops", "ops-secret").await;
     poll_stream(&server, &rs).await;
-    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
 
     // A family, revoked by its client (RFC 7009).
     let tokens = sign_in(&server).await;
     let sid = sid_of(&tokens);
-    let before = now();
+    let before = claims_of(&tokens)["iat"].as_u64().unwrap();
     let resp = server
         .post_form("/revoke", Some(("web", "web-secret")), &[("token", tokens["refresh_token"].as_str().unwrap())])
         .await;
@@ -194,7 +195,7 @@ async fn a_polling_receiver_gets_a_verified_set_for_each_level_of_revocation() {
     assert_eq!(set["sub_id"]["session"], json!({ "format": "opaque", "id": sid }));
     assert_eq!(set["sub_id"]["application"], json!({ "format": "opaque", "id": "web" }));
     let event = &set["events"][SESSION_REVOKED];
-    assert!(event["event_timestamp"].as_u64().is_some_and(|t| t >= before && t <= now()), "{set}");
+    assert!(event["event_timestamp"].as_u64().is_some_and(|t| t >= before && Some(t) <= set["iat"].as_u64()), "{set}");
     assert!(event["reason_admin"]["en"].as_str().is_some_and(|r| r.contains("client revoked")), "{set}");
 
     // Not acknowledged: the same SET again. Acknowledged: gone.
@@ -383,13 +384,17 @@ async fn the_verification_event_echoes_the_receivers_state() {
     assert_eq!(call(&server, "POST", "/ssf/verify", Some(&reader), Some(json!({ "stream_id": id }))).await.0, 403);
 }
 
+/// What the receiver answered, and the request's content type,
+/// authorization header and body.
+type Received = (u16, String, String, String);
+
 /// A push receiver on a loopback port: answers each request with the next
 /// status of `statuses` (then `then`), and records what it got.
 #[derive(Clone, Default)]
 struct Receiver {
     statuses: Arc<Mutex<Vec<u16>>>,
     then: Arc<AtomicU16>,
-    got: Arc<Mutex<Vec<(u16, String, String, String)>>>,
+    got: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Receiver {
@@ -422,7 +427,7 @@ impl Receiver {
         (receiver, url)
     }
 
-    fn got(&self) -> Vec<(u16, String, String, String)> {
+    fn got(&self) -> Vec<Received> {
         self.got.lock().unwrap().clone()
     }
 }
