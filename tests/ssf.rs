@@ -480,6 +480,21 @@ async fn a_push_receiver_gets_the_set_within_seconds_and_again_after_a_failure()
     assert!(b["events"][SESSION_REVOKED]["event_timestamp"].is_u64());
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(receiver.got().len(), 2, "nothing more once delivered");
+
+    // A SET the receiver refuses with 400 (RFC 8935 2.3) is not retried:
+    // the next one follows at once.
+    receiver.statuses.lock().unwrap().push(400);
+    call(&server, "DELETE", "/admin/users/alice/sessions", Some(&admin), None).await;
+    assert!(eventually(Duration::from_secs(4), || async { receiver.got().len() == 3 }).await);
+    call(&server, "DELETE", "/admin/users/alice/sessions", Some(&admin), None).await;
+    assert!(eventually(Duration::from_secs(4), || async { receiver.got().len() == 4 }).await, "not held up");
+    let got = receiver.got();
+    let (refused, next) =
+        (verify_set(&got[2].3, &jwks, &server.base, "rs"), verify_set(&got[3].3, &jwks, &server.base, "rs"));
+    assert_eq!((got[2].0, got[3].0), (400, 202));
+    assert_ne!(refused["jti"], next["jti"]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(receiver.got().len(), 4, "the refused SET is not sent again");
 }
 
 #[tokio::test]

@@ -5,7 +5,9 @@
 //! task under way; the task POSTs the stream's due SETs in queue order
 //! (`Content-Type: application/secevent+jwt`, the receiver's
 //! `authorization_header` when it gave one). 202 (or any 2xx) is success
-//! and removes the SET; anything else, a timeout or a connection error
+//! and removes the SET; 400 is the receiver refusing that SET (RFC 8935
+//! 2.3: it would refuse it again), which is logged with its `err` code and
+//! dropped; anything else, a timeout or a connection error
 //! keeps it queued for another attempt after [`super::backoff`] (5 s after
 //! the first failure, then doubling), and the stream's later SETs wait
 //! behind it so order is kept. The queue is in the store, so what is not
@@ -111,19 +113,24 @@ pub async fn deliver_due(state: &AppState, http: &reqwest::Client, stream: &Stre
         }
         let outcome = match sign(state, stream, &set, now) {
             Ok(token) => post(http, endpoint_url, authorization_header.as_deref(), token).await,
-            Err(e) => Err(format!("signing failed: {e}")),
+            Err(e) => Err(Failure::Retry(format!("signing failed: {e}"))),
         };
         let client_id = &stream.client_id;
         match outcome {
-            Ok(()) => {
-                tracing::info!(%client_id, jti = %set.jti, attempts = set.attempts + 1, "SET pushed");
+            Ok(()) | Err(Failure::Rejected(_)) => {
+                match &outcome {
+                    Err(Failure::Rejected(err)) => {
+                        tracing::warn!(%client_id, jti = %set.jti, %err, "the receiver rejected a SET (400); dropped");
+                    }
+                    _ => tracing::info!(%client_id, jti = %set.jti, attempts = set.attempts + 1, "SET pushed"),
+                }
                 if let Err(e) = state.store.remove_sets(client_id, std::slice::from_ref(&set.jti)).await {
                     tracing::error!(error = %e, %client_id, "recording a pushed SET failed; it will be sent again");
                     break;
                 }
-                delivered += 1;
+                delivered += usize::from(outcome.is_ok());
             }
-            Err(error) => {
+            Err(Failure::Retry(error)) => {
                 let next = set.after_failure(now);
                 tracing::warn!(%client_id, jti = %set.jti, attempts = next.attempts, %error,
                     "SET push failed; will retry at {}", next.next_attempt_at);
@@ -137,8 +144,18 @@ pub async fn deliver_due(state: &AppState, http: &reqwest::Client, stream: &Stre
     delivered
 }
 
+/// How an attempt ended badly.
+#[derive(Debug)]
+enum Failure {
+    /// 400 (RFC 8935 2.3): the receiver refused this SET (`err` code); it
+    /// would refuse it again, so it is not retried.
+    Rejected(String),
+    /// Anything else: retried.
+    Retry(String),
+}
+
 /// One RFC 8935 2 request. The SET itself is never logged.
-async fn post(http: &reqwest::Client, url: &str, authorization: Option<&str>, token: String) -> Result<(), String> {
+async fn post(http: &reqwest::Client, url: &str, authorization: Option<&str>, token: String) -> Result<(), Failure> {
     let mut request = http
         .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/secevent+jwt")
@@ -148,8 +165,21 @@ async fn post(http: &reqwest::Client, url: &str, authorization: Option<&str>, to
         request = request.header(reqwest::header::AUTHORIZATION, a);
     }
     let response = request.send().await.map_err(|e| {
-        if e.is_timeout() { format!("no answer within {} s", REQUEST_TIMEOUT.as_secs()) } else { e.to_string() }
+        Failure::Retry(if e.is_timeout() {
+            format!("no answer within {} s", REQUEST_TIMEOUT.as_secs())
+        } else {
+            e.to_string()
+        })
     })?;
     let status = response.status();
-    if status.is_success() { Ok(()) } else { Err(format!("the receiver answered HTTP {}", status.as_u16())) }
+    if status.is_success() {
+        return Ok(());
+    }
+    if status == reqwest::StatusCode::BAD_REQUEST {
+        // {"err": "...", "description": "..."}; only the short code is kept.
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        let err: String = body["err"].as_str().unwrap_or("unspecified").chars().take(64).collect();
+        return Err(Failure::Rejected(err));
+    }
+    Err(Failure::Retry(format!("the receiver answered HTTP {}", status.as_u16())))
 }
