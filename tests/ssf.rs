@@ -213,6 +213,8 @@ async fn a_polling_receiver_gets_a_verified_set_for_each_level_of_revocation() {
     let (jti, set) = one_set(&server, &answer, "rs").await;
     assert_eq!(set["sub_id"]["session"]["id"], sid.as_str());
     assert!(set["sub_id"].get("application").is_none(), "the whole session: {set}");
+    assert_eq!(set["events"][SESSION_REVOKED]["initiating_entity"], "admin");
+    assert_eq!(set["events"][SESSION_REVOKED]["reason_admin"]["en"], "an administrator revoked it");
 
     // Every session of a user: iss_sub alone. The poll acknowledges the last one.
     sign_in(&server).await;

@@ -388,6 +388,9 @@ pub fn reason_text(reason: &str) -> String {
         "user_disabled" => "the user was disabled",
         "user_deleted" => "the user was deleted",
         "logout" => "the user signed out",
+        "user_signed_out_everywhere" => "the user signed out of every session",
+        "user_revoked" => "the user ended this session from their account",
+        "admin_revoked" => "an administrator revoked it",
         _ => return format!("revoked: {reason}"),
     };
     text.to_owned()
@@ -397,9 +400,10 @@ pub fn reason_text(reason: &str) -> String {
 fn initiating_entity(actor: &str, reason: &str) -> &'static str {
     match reason {
         "refresh_token_reuse" | "authorization_code_replay" => "policy",
-        "logout" => "user",
+        "logout" | "user_signed_out_everywhere" | "user_revoked" => "user",
+        "admin_revoked" | "user_disabled" | "user_deleted" | "client_deleted" => "admin",
+        "revoked_by_client" => "system",
         _ if actor == "system" => "system",
-        _ if actor.starts_with("client:") => "system",
         _ => "admin",
     }
 }
@@ -572,6 +576,17 @@ mod tests {
         let user = QueuedSet::new("rs", SetSubject::User { user: "bob".into() }, event, T0).claims(ISS, &stream);
         assert_eq!(user["sub_id"], json!({ "format": "iss_sub", "iss": ISS, "sub": "bob" }));
         assert_eq!((user["aud"].as_str(), user["iss"].as_str()), (Some("rs"), Some(ISS)));
+    }
+
+    #[test]
+    fn who_initiated_a_revocation_follows_its_reason() {
+        assert_eq!(initiating_entity("system", "refresh_token_reuse"), "policy");
+        assert_eq!(initiating_entity("alice", "logout"), "user");
+        assert_eq!(initiating_entity("alice", "user_revoked"), "user");
+        assert_eq!(initiating_entity("carol", "admin_revoked"), "admin");
+        assert_eq!(initiating_entity("client:web", "revoked_by_client"), "system");
+        assert_eq!(reason_text("admin_revoked"), "an administrator revoked it");
+        assert_eq!(reason_text("something_new"), "revoked: something_new");
     }
 
     #[test]
