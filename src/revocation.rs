@@ -81,7 +81,7 @@ impl<S: Store> Revocation<'_, S> {
             sid: family.sid.clone(),
             client_id: Some(family.client_id.clone()),
         };
-        ssf::session_revoked(self.store, subject, actor, reason, self.now).await?;
+        ssf::session_revoked(self.store, self.clients, subject, actor, reason, self.now).await?;
         let kind = match reason {
             "refresh_token_reuse" | "authorization_code_replay" => reason,
             _ => "family_revoked",
@@ -117,7 +117,7 @@ impl<S: Store> Revocation<'_, S> {
                 self.store.session_families(sid)?.into_iter().filter(|f| f.revoked.is_none()).collect();
             self.store.enqueue_deliveries(&self.deliveries(sid, &session.username, &families)).await?;
             let subject = SetSubject::Session { user: session.username.clone(), sid: sid.to_owned(), client_id: None };
-            ssf::session_revoked(self.store, subject, actor, reason, self.now).await?;
+            ssf::session_revoked(self.store, self.clients, subject, actor, reason, self.now).await?;
             self.audit(
                 AuditEvent::new(self.now, "session_revoked", actor, format!("session:{sid}"))
                     .reason(reason)
@@ -140,8 +140,15 @@ impl<S: Store> Revocation<'_, S> {
             next_attempt_at: self.now,
         };
         self.store.enqueue_deliveries(std::slice::from_ref(&fanout)).await?;
-        ssf::session_revoked(self.store, SetSubject::User { user: username.to_owned() }, actor, reason, self.now)
-            .await?;
+        ssf::session_revoked(
+            self.store,
+            self.clients,
+            SetSubject::User { user: username.to_owned() },
+            actor,
+            reason,
+            self.now,
+        )
+        .await?;
         self.audit(AuditEvent::new(self.now, "user_sessions_revoked", actor, format!("user:{username}")).reason(reason))
             .await
     }

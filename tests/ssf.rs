@@ -574,3 +574,28 @@ async fn reuse_detection_and_code_replay_reach_the_feed() {
     let (_, set) = one_set(&server, &answer, "rs").await;
     assert!(set["events"][SESSION_REVOKED]["reason_admin"]["en"].as_str().unwrap().contains("redeemed twice"), "{set}");
 }
+
+#[tokio::test]
+async fn a_deleted_receiver_client_is_fed_nothing_more() {
+    let (receiver, url) = Receiver::start(vec![], 202).await;
+    let server = Server::start(&config(), &[]);
+    let admin = cc_token(&server, "ops", "ops-secret").await;
+    let (status, created) = call(
+        &server,
+        "POST",
+        "/admin/clients",
+        Some(&admin),
+        Some(json!({ "id": "cache", "grant_types": ["client_credentials"], "scopes": ["ssf.manage"] })),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let token = cc_token(&server, "cache", created["client_secret"].as_str().unwrap()).await;
+    push_stream(&server, &token, &url).await;
+    assert_eq!(call(&server, "DELETE", "/admin/users/alice/sessions", Some(&admin), None).await.0, 204);
+    assert!(eventually(Duration::from_secs(4), || async { receiver.got().len() == 1 }).await, "fed while a client");
+
+    assert_eq!(call(&server, "DELETE", "/admin/clients/cache", Some(&admin), None).await.0, 204);
+    assert_eq!(call(&server, "DELETE", "/admin/users/alice/sessions", Some(&admin), None).await.0, 204);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(receiver.got().len(), 1, "its stream went with the client");
+}

@@ -219,7 +219,8 @@ pub async fn rotate_secret(state: &AppState, actor: &Actor, id: &str, now: UnixT
 }
 
 /// Delete client `id` after revoking every live family it has (its relying
-/// party hears of each through back-channel logout).
+/// party hears of each through back-channel logout), and its
+/// revocation-feed stream.
 pub async fn delete(state: &AppState, actor: &Actor, id: &str, now: UnixTime) -> Result<usize> {
     stored(state, id)?;
     let revocation = Revocation { store: &state.store, clients: &state.clients, now };
@@ -235,5 +236,7 @@ pub async fn delete(state: &AppState, actor: &Actor, id: &str, now: UnixTime) ->
     event.log();
     state.store.write_client(id, None, &event).await.map_err(store_err)?;
     state.clients.remove(id);
+    // Its revocation-feed stream, if it was a receiver, goes with it.
+    state.store.delete_ssf_stream(id).await.map_err(store_err)?;
     Ok(revoked)
 }

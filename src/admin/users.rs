@@ -296,6 +296,8 @@ pub async fn delete(state: &AppState, actor: &Actor, username: &str, now: UnixTi
 /// disable or a delete, right after that durable step.
 async fn user_revoked_feed(state: &AppState, actor: &Actor, username: &str, reason: &str, now: UnixTime) -> Result<()> {
     let subject = crate::ssf::SetSubject::User { user: username.to_owned() };
-    crate::ssf::session_revoked(&state.store, subject, &actor.name, reason, now).await.map_err(store_err)?;
+    crate::ssf::session_revoked(&state.store, &state.clients, subject, &actor.name, reason, now)
+        .await
+        .map_err(store_err)?;
     Ok(())
 }

@@ -44,7 +44,7 @@ fn internal(context: &'static str, e: impl std::fmt::Display) -> ApiError {
 /// `GET /.well-known/ssf-configuration` (SSF 1.0 7.1).
 pub async fn configuration(State(state): State<AppState>) -> Response {
     let iss = &state.issuer;
-    Json(json!({
+    let body = Json(json!({
         "spec_version": "1_0",
         "issuer": iss,
         "jwks_uri": format!("{iss}/jwks.json"),
@@ -54,8 +54,10 @@ pub async fn configuration(State(state): State<AppState>) -> Response {
         "verification_endpoint": format!("{iss}/ssf/verify"),
         "authorization_schemes": [{ "spec_urn": "urn:ietf:rfc:6749" }],
         "default_subjects": "ALL",
-    }))
-    .into_response()
+    }));
+    let mut response = body.into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
+    response
 }
 
 /// The receiving client of `caller`, once it holds one of `scopes` (in the

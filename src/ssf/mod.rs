@@ -21,6 +21,7 @@ use serde_json::{Map, Value, json};
 
 use crate::clock::UnixTime;
 use crate::duration::Secs;
+use crate::oauth::client_auth::ClientRegistry;
 use crate::store::{Result, Store};
 use crate::token::claims::new_jti;
 
@@ -464,11 +465,19 @@ pub fn backoff(attempts: u32) -> Secs {
     Secs::new(5u64 << exp)
 }
 
+/// Whether client `client_id` may still receive the feed: it exists and
+/// is allowed `ssf.read` or `ssf.manage`. A stream of a client that was
+/// removed (or lost both scopes) is kept but neither fed nor pushed to.
+pub fn receives(clients: &ClientRegistry, client_id: &str) -> bool {
+    clients.get(client_id).is_some_and(|c| c.scopes.contains(SCOPE_READ) || c.scopes.contains(SCOPE_MANAGE))
+}
+
 /// What a revocation reports: queue a `session-revoked` event about
 /// `subject` for every stream that takes it. Called right after the
 /// revocation is durable; durable on return.
 pub async fn session_revoked<S: Store>(
     store: &S,
+    clients: &ClientRegistry,
     subject: SetSubject,
     actor: &str,
     reason: &str,
@@ -482,7 +491,7 @@ pub async fn session_revoked<S: Store>(
     let sets: Vec<QueuedSet> = store
         .ssf_streams()?
         .into_iter()
-        .filter(|s| s.queues(SESSION_REVOKED))
+        .filter(|s| s.queues(SESSION_REVOKED) && receives(clients, &s.client_id))
         .map(|s| QueuedSet::new(&s.client_id, subject.clone(), event.clone(), now))
         .collect();
     store.enqueue_sets(&sets).await?;

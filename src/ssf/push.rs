@@ -83,7 +83,9 @@ pub async fn push_periodically(state: AppState) {
         };
         let now = state.now();
         for stream in streams {
-            let pushes = matches!(stream.delivery, Delivery::Push { .. }) && stream.status == StreamStatus::Enabled;
+            let pushes = matches!(stream.delivery, Delivery::Push { .. })
+                && stream.status == StreamStatus::Enabled
+                && super::receives(&state.clients, &stream.client_id);
             if pushes && busy.insert(stream.client_id.clone()) {
                 let (state, http) = (state.clone(), http.clone());
                 tasks.spawn(async move {
