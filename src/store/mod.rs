@@ -172,14 +172,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Create or replace (`Some`) or delete (`None`) stored user `username`
     /// and append `event`; with `revoke`, also revoke every session the user
-    /// has (the marker) and queue the back-channel fan-out. One atomic,
-    /// durable step: after a crash either all of it happened or none.
-    /// Returns whether a stored user existed before.
+    /// has (the marker), queue the back-channel fan-out and queue `sets`
+    /// (the revocation feed's events). One atomic, durable step: after a
+    /// crash either all of it happened or none. Returns whether a stored
+    /// user existed before.
     fn write_user(
         &self,
         username: &str,
         user: Option<&User>,
         revoke: Option<Revoked>,
+        sets: &[QueuedSet],
         event: &AuditEvent,
     ) -> impl std::future::Future<Output = Result<bool>> + Send;
 

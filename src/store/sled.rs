@@ -602,40 +602,52 @@ impl Store for SledStore {
         username: &str,
         user: Option<&User>,
         revoke: Option<Revoked>,
+        sets: &[QueuedSet],
         event: &AuditEvent,
     ) -> Result<bool> {
         let user_bytes = user.map(|u| serde_json::to_vec(&StoredUser::from(u))).transpose().map_err(io)?;
         let event_bytes = serde_json::to_vec(event).map_err(io)?;
+        let set_bytes: Vec<(&str, Vec<u8>)> = if revoke.is_some() {
+            sets.iter()
+                .map(|s| serde_json::to_vec(s).map(|b| (s.client_id.as_str(), b)))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(io)?
+        } else {
+            Vec::new()
+        };
         let key = username.as_bytes();
-        let existed = tx_result((&self.users, &self.user_markers, &self.outbox, &self.audit).transaction(
-            |(users, markers, outbox, audit)| {
-                let existed = match &user_bytes {
-                    Some(b) => users.insert(key, b.as_slice())?.is_some(),
-                    None => users.remove(key)?.is_some(),
+        let trees = (&self.users, &self.user_markers, &self.outbox, &self.audit, &self.ssf_queue);
+        let existed = tx_result(trees.transaction(|(users, markers, outbox, audit, ssf_queue)| {
+            let existed = match &user_bytes {
+                Some(b) => users.insert(key, b.as_slice())?.is_some(),
+                None => users.remove(key)?.is_some(),
+            };
+            if let Some(revoked) = &revoke {
+                // Every session stored so far has a sequence at or below this id.
+                let seq = markers.generate_id()?;
+                let at = revoked.at;
+                let marker =
+                    serde_json::to_vec(&UserMarker { seq, revoked: revoked.clone() }).map_err(|e| abort(io(e)))?;
+                markers.insert(key, marker)?;
+                let fanout = Delivery {
+                    kind: DeliveryKind::UserFanout { seq },
+                    sub: username.to_owned(),
+                    created_at: at,
+                    attempts: 0,
+                    next_attempt_at: at,
                 };
-                if let Some(revoked) = &revoke {
-                    // Every session stored so far has a sequence at or below this id.
-                    let seq = markers.generate_id()?;
-                    let at = revoked.at;
-                    let marker =
-                        serde_json::to_vec(&UserMarker { seq, revoked: revoked.clone() }).map_err(|e| abort(io(e)))?;
-                    markers.insert(key, marker)?;
-                    let fanout = Delivery {
-                        kind: DeliveryKind::UserFanout { seq },
-                        sub: username.to_owned(),
-                        created_at: at,
-                        attempts: 0,
-                        next_attempt_at: at,
-                    };
-                    let id = outbox.generate_id()?;
-                    let bytes = serde_json::to_vec(&fanout).map_err(|e| abort(io(e)))?;
-                    outbox.insert(outbox_key(at, id), bytes)?;
+                let id = outbox.generate_id()?;
+                let bytes = serde_json::to_vec(&fanout).map_err(|e| abort(io(e)))?;
+                outbox.insert(outbox_key(at, id), bytes)?;
+                for (client_id, bytes) in &set_bytes {
+                    let id = ssf_queue.generate_id()?;
+                    ssf_queue.insert(set_key(client_id, id), bytes.as_slice())?;
                 }
-                let id = audit.generate_id()?;
-                audit.insert(&id.to_be_bytes(), event_bytes.as_slice())?;
-                Ok(existed)
-            },
-        ))?;
+            }
+            let id = audit.generate_id()?;
+            audit.insert(&id.to_be_bytes(), event_bytes.as_slice())?;
+            Ok(existed)
+        }))?;
         self.commit.durable().await?;
         Ok(existed)
     }
@@ -1104,6 +1116,20 @@ mod tests {
         assert!(store.queued_sets("b", 10).expect("queue").is_empty());
         assert_eq!(store.ssf_stream("b").expect("read"), None);
         assert_eq!(store.clear_sets("a").await.expect("clear"), 1);
+    }
+
+    #[tokio::test]
+    async fn a_user_revocation_queues_its_feed_events_in_the_same_step() {
+        let store = SledStore::temporary().expect("store");
+        let event = AuditEvent::new(UnixTime(100), "user_deleted", "root", "user:bob");
+        let set = queued("rs", "bob", 100);
+        store.write_user("bob", None, None, std::slice::from_ref(&set), &event).await.expect("no revocation");
+        assert!(store.queued_sets("rs", 10).expect("queue").is_empty(), "nothing revoked, nothing queued");
+        let revoked = Revoked { at: UnixTime(100), reason: "user_deleted".into() };
+        store.write_user("bob", None, Some(revoked), std::slice::from_ref(&set), &event).await.expect("write");
+        let queued: Vec<QueuedSet> = store.queued_sets("rs", 10).expect("queue").into_iter().map(|(_, s)| s).collect();
+        assert_eq!(queued, vec![set]);
+        assert_eq!(store.due_deliveries(UnixTime(100), 10).expect("outbox").len(), 1, "and the logout fan-out");
     }
 
     fn family(id: &str) -> Family {
