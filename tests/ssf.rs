@@ -599,3 +599,34 @@ async fn a_deleted_receiver_client_is_fed_nothing_more() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(receiver.got().len(), 1, "its stream went with the client");
 }
+
+#[tokio::test]
+async fn bad_input_gets_a_400_that_names_the_problem() {
+    let server = Server::start(&config(), &[]);
+    let rs = cc_token(&server, "rs", "rs-secret").await;
+    let raw = |path: &'static str, body: &'static str| {
+        let (server, rs) = (&server, rs.clone());
+        async move {
+            let resp = server.http.post(server.url(path)).bearer_auth(rs).body(body).send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = raw("/ssf/stream", "{not json").await;
+    assert_eq!(status, 400);
+    assert!(body["message"].as_str().unwrap().starts_with("the body is not valid JSON"), "{body}");
+    let (status, body) = raw("/ssf/stream", "[1]").await;
+    assert_eq!((status, body["message"].as_str()), (400, Some("the body must be a JSON object")));
+    let (status, body) =
+        raw("/ssf/stream", r#"{"delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": "ftp://x"}}"#).await;
+    assert_eq!(status, 400);
+    assert!(body["message"].as_str().unwrap().starts_with("delivery.endpoint_url: must use https"), "{body}");
+    poll_stream(&server, &rs).await;
+    let (status, body) = raw("/ssf/poll", r#"{"maxEvents": -1}"#).await;
+    assert_eq!(status, 400);
+    assert!(body["message"].as_str().unwrap().contains("maxEvents"), "{body}");
+    let (status, body) = raw("/ssf/status", r#"{"status": "enabled"}"#).await;
+    assert_eq!((status, body["message"].as_str()), (400, Some("stream_id: is required")));
+    let (status, _) = call(&server, "DELETE", "/ssf/stream", Some(&rs), None).await;
+    assert_eq!(status, 400, "DELETE needs stream_id");
+}

@@ -15,7 +15,6 @@ use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::api::{ApiError, Caller};
@@ -272,23 +271,55 @@ pub async fn verify(State(state): State<AppState>, caller: Caller, body: Bytes) 
 }
 
 /// RFC 8936 2.4 poll request.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Default)]
 struct PollRequest {
     max_events: Option<usize>,
     return_immediately: Option<bool>,
-    ack: Option<Vec<String>>,
-    set_errs: Option<Map<String, Value>>,
+    ack: Vec<String>,
+    set_errs: Map<String, Value>,
+}
+
+impl PollRequest {
+    /// Every member checked, the message naming it.
+    fn parse(body: &Map<String, Value>) -> Result<PollRequest, ApiError> {
+        let mut request = PollRequest::default();
+        for (field, value) in body {
+            match field.as_str() {
+                "maxEvents" => {
+                    let n = value.as_u64().ok_or_else(|| {
+                        ApiError::bad_request(format!("maxEvents: must be a whole number from 0, not {value}"))
+                    })?;
+                    request.max_events = Some(usize::try_from(n).unwrap_or(usize::MAX));
+                }
+                "returnImmediately" => {
+                    request.return_immediately = Some(value.as_bool().ok_or_else(|| {
+                        ApiError::bad_request(format!("returnImmediately: must be true or false, not {value}"))
+                    })?);
+                }
+                "ack" => {
+                    request.ack = serde_json::from_value(value.clone())
+                        .map_err(|_| ApiError::bad_request("ack: must be a list of jti strings"))?;
+                }
+                "setErrs" => {
+                    request.set_errs = value.as_object().cloned().ok_or_else(|| {
+                        ApiError::bad_request("setErrs: must be an object of jti -> {err, description}")
+                    })?;
+                }
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "unknown member {other:?}; known members: ack, setErrs, maxEvents, returnImmediately"
+                    )));
+                }
+            }
+        }
+        Ok(request)
+    }
 }
 
 /// `POST /ssf/poll` (RFC 8936): acknowledge, then receive pending SETs.
 pub async fn poll(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<Response, ApiError> {
     let client_id = receiver(&state, &caller, &[ssf::SCOPE_READ, ssf::SCOPE_MANAGE])?;
-    let request: PollRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        PollRequest::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("the poll request is invalid: {e}")))?
-    };
+    let request = PollRequest::parse(&json_object(&body)?)?;
     let stream = own_stream(&state, &client_id, None)?;
     if !matches!(stream.delivery, ssf::Delivery::Poll) {
         return Err(ApiError::new(
@@ -297,9 +328,11 @@ pub async fn poll(State(state): State<AppState>, caller: Caller, body: Bytes) ->
             format!("event stream {:?} delivers by push; change its delivery to poll first", stream.stream_id),
         ));
     }
-    let mut done: Vec<String> = request.ack.unwrap_or_default();
-    for (jti, err) in request.set_errs.unwrap_or_default() {
-        tracing::warn!(%client_id, %jti, error = %err, "a receiver reported a SET error");
+    let mut done: Vec<String> = request.ack;
+    for (jti, err) in request.set_errs {
+        let error: String = err.to_string().chars().take(200).collect();
+        let shown: String = jti.chars().take(64).collect();
+        tracing::warn!(%client_id, jti = %shown, %error, "a receiver reported a SET error");
         done.push(jti);
     }
     if done.len() > MAX_EVENTS * 10 {
