@@ -46,6 +46,16 @@ pub struct ErrorLabels {
     pub error: String,
 }
 
+/// How a revocation-feed SET left the queue, or failed to.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SsfLabels {
+    /// `poll` or `push`.
+    pub delivery: String,
+    /// `delivered` (pushed and accepted, or acknowledged by a poll),
+    /// `rejected` (a receiver's 400 or `setErrs`), `failed` (a push to retry).
+    pub outcome: String,
+}
+
 fn latency_histogram() -> Histogram {
     // 50 µs .. ~1.6 s.
     Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
@@ -60,6 +70,7 @@ pub struct Metrics {
     pub tokens_issued: Family<GrantLabels, Counter>,
     pub oauth_errors: Family<ErrorLabels, Counter>,
     pub store_sweeps_removed: Counter,
+    pub ssf_sets: Family<SsfLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -69,6 +80,12 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Count `n` revocation-feed SETs that went out by `delivery` with `outcome`.
+    pub fn ssf(&self, delivery: &str, outcome: &str, n: usize) {
+        let labels = SsfLabels { delivery: delivery.to_owned(), outcome: outcome.to_owned() };
+        self.ssf_sets.get_or_create(&labels).inc_by(n as u64);
+    }
+
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("tenure");
         let http_requests = Family::<HttpLabels, Counter>::default();
@@ -87,7 +104,9 @@ impl Metrics {
             "Expired records removed by the sweeper",
             store_sweeps_removed.clone(),
         );
-        Metrics { registry, http_requests, http_duration, tokens_issued, oauth_errors, store_sweeps_removed }
+        let ssf_sets = Family::<SsfLabels, Counter>::default();
+        registry.register("ssf_sets", "Revocation-feed SETs by delivery method and outcome", ssf_sets.clone());
+        Metrics { registry, http_requests, http_duration, tokens_issued, oauth_errors, store_sweeps_removed, ssf_sets }
     }
 
     /// The Prometheus text exposition.

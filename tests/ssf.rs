@@ -497,6 +497,15 @@ async fn a_push_receiver_gets_the_set_within_seconds_and_again_after_a_failure()
     assert_ne!(refused["jti"], next["jti"]);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(receiver.got().len(), 4, "the refused SET is not sent again");
+
+    let metrics = server.http.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for line in [
+        r#"tenure_ssf_sets_total{delivery="push",outcome="delivered"} 2"#,
+        r#"tenure_ssf_sets_total{delivery="push",outcome="failed"} 1"#,
+        r#"tenure_ssf_sets_total{delivery="push",outcome="rejected"} 1"#,
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
 }
 
 #[tokio::test]

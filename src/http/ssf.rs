@@ -328,17 +328,21 @@ pub async fn poll(State(state): State<AppState>, caller: Caller, body: Bytes) ->
             format!("event stream {:?} delivers by push; change its delivery to poll first", stream.stream_id),
         ));
     }
-    let mut done: Vec<String> = request.ack;
+    if request.ack.len() + request.set_errs.len() > MAX_EVENTS * 10 {
+        return Err(ApiError::bad_request(format!("at most {} acknowledgements per request", MAX_EVENTS * 10)));
+    }
+    let mut errs = Vec::with_capacity(request.set_errs.len());
     for (jti, err) in request.set_errs {
         let error: String = err.to_string().chars().take(200).collect();
         let shown: String = jti.chars().take(64).collect();
         tracing::warn!(%client_id, jti = %shown, %error, "a receiver reported a SET error");
-        done.push(jti);
+        errs.push(jti);
     }
-    if done.len() > MAX_EVENTS * 10 {
-        return Err(ApiError::bad_request(format!("at most {} acknowledgements per request", MAX_EVENTS * 10)));
+    // Unknown jtis (already acknowledged, or dropped) are not counted.
+    for (jtis, outcome) in [(&request.ack, "delivered"), (&errs, "rejected")] {
+        let removed = state.store.remove_sets(&client_id, jtis).await.map_err(|e| internal("acknowledging SETs", e))?;
+        state.metrics.ssf("poll", outcome, removed);
     }
-    state.store.remove_sets(&client_id, &done).await.map_err(|e| internal("acknowledging SETs", e))?;
 
     let max = request.max_events.unwrap_or(DEFAULT_MAX_EVENTS).min(MAX_EVENTS);
     let deliver = stream.status == StreamStatus::Enabled && max > 0;

@@ -131,8 +131,10 @@ pub async fn deliver_due(state: &AppState, http: &reqwest::Client, stream: &Stre
                     break;
                 }
                 delivered += usize::from(outcome.is_ok());
+                state.metrics.ssf("push", if outcome.is_ok() { "delivered" } else { "rejected" }, 1);
             }
             Err(Failure::Retry(error)) => {
+                state.metrics.ssf("push", "failed", 1);
                 let next = set.after_failure(now);
                 tracing::warn!(%client_id, jti = %set.jti, attempts = next.attempts, %error,
                     "SET push failed; will retry at {}", next.next_attempt_at);
