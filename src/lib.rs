@@ -16,11 +16,13 @@
 pub mod admin;
 pub mod audit;
 pub mod backchannel;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod duration;
 pub mod http;
 pub mod logout;
+pub mod net;
 pub mod oauth;
 pub mod policy;
 pub mod revocation;
@@ -100,8 +102,8 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
     // One plain line on stdout for scripts and tests that started us on port 0.
     println!("tenure listening on http://{addr} (issuer {issuer})");
 
-    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
+    let limits = state.config.server;
+    let served = http::serve::serve(listener, app(state), limits, shutdown).await;
     sweeper.abort();
     watcher.abort();
     deliverer.abort();

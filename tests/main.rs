@@ -7,11 +7,16 @@
 
 mod support;
 
+mod abuse;
+mod activity;
 mod admin_api;
 mod authorize;
 mod bad_input;
+mod cli;
 mod client_credentials;
+mod cors;
 mod exchange;
+mod harden;
 mod interop;
 mod keys;
 mod logout;
@@ -19,5 +24,6 @@ mod revocation;
 mod server;
 mod sessions;
 mod sessions_api;
+mod spa;
 mod ssf;
 mod users;

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod authorize;
 pub mod bearer;
 pub mod cookies;
+pub mod cors;
 pub mod discovery;
 pub mod error;
 pub mod form;
@@ -15,6 +16,7 @@ pub mod introspect;
 pub mod logout;
 pub mod pages;
 pub mod revoke;
+pub mod serve;
 pub mod sessions;
 pub mod settings;
 pub mod ssf;
@@ -28,18 +30,25 @@ use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{delete, get, post};
+use axum::routing::{MethodRouter, delete, get, post};
 
 pub use state::AppState;
 
 use crate::telemetry::{HttpLabels, RouteLabels};
 
-/// The whole HTTP surface, ready for `axum::serve` or `oneshot` in tests.
+/// The whole HTTP surface, ready for `serve` or `oneshot` in tests.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/.well-known/openid-configuration", get(discovery::openid_configuration))
-        .route("/.well-known/oauth-authorization-server", get(discovery::oauth_authorization_server))
-        .route("/jwks.json", get(discovery::jwks))
+    let https = state.is_https();
+    let router = Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            with_cors(get(discovery::openid_configuration), &state, cors::PUBLIC_METADATA),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            with_cors(get(discovery::oauth_authorization_server), &state, cors::PUBLIC_METADATA),
+        )
+        .route("/jwks.json", with_cors(get(discovery::jwks), &state, cors::PUBLIC_METADATA))
         .route("/.well-known/ssf-configuration", get(ssf::configuration))
         .route(
             "/ssf/stream",
@@ -54,8 +63,8 @@ pub fn router(state: AppState) -> Router {
         .route("/ssf/poll", post(ssf::poll))
         .route("/authorize", get(authorize::authorize).post(authorize::authorize_post))
         .route("/login", post(authorize::login))
-        .route("/token", post(token::token).layer(cors(&state)))
-        .route("/revoke", post(revoke::revoke).layer(cors(&state)))
+        .route("/token", with_cors(post(token::token), &state, cors::CLIENT_POST))
+        .route("/revoke", with_cors(post(revoke::revoke), &state, cors::CLIENT_POST))
         .route("/introspect", post(introspect::introspect))
         .route("/admin/settings/session", get(settings::get).put(settings::put).delete(settings::delete))
         .route("/admin/settings/session/explain", get(admin::explain))
@@ -67,7 +76,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/clients/{id}/secret", post(admin::rotate_client_secret))
         .route("/admin/keys", get(admin::list_keys))
         .route("/admin/keys/rotate", post(admin::rotate_key))
-        .route("/userinfo", get(userinfo::get).post(userinfo::post))
+        .route("/userinfo", with_cors(get(userinfo::get).post(userinfo::post), &state, cors::USERINFO))
         .route("/logout", get(logout::get).post(logout::post))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -80,33 +89,34 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), observe))
         .fallback(error::not_found)
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
-        .with_state(state)
+        .with_state(state);
+    if https { router.layer(middleware::map_response(strict_transport_security)) } else { router }
 }
 
-/// CORS for the browser-facing OAuth endpoints (SPEC 1): the web origins of
-/// public clients, and nothing else.
-fn cors(state: &AppState) -> tower_http::cors::CorsLayer {
-    use axum::http::{HeaderValue, Method, header};
-    let origins: Vec<HeaderValue> = state
-        .clients
-        .all()
-        .iter()
-        .filter(|c| c.is_public())
-        .flat_map(|c| c.web_origins.iter())
-        .filter_map(|o| HeaderValue::from_str(o.as_str()).ok())
-        .collect();
-    tower_http::cors::CorsLayer::new()
-        .allow_origin(tower_http::cors::AllowOrigin::list(origins))
-        .allow_methods([Method::POST])
-        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
-        .max_age(std::time::Duration::from_secs(600))
+/// HSTS (RFC 6797): one year, sent on every response when the issuer is
+/// https, so a browser never again tries the issuer over plain http (where
+/// its cookies and codes would travel in clear). Browsers ignore it on http
+/// responses, so it is harmless behind a TLS-terminating proxy.
+pub const STRICT_TRANSPORT_SECURITY: &str = "max-age=31536000";
+
+async fn strict_transport_security(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        axum::http::header::STRICT_TRANSPORT_SECURITY,
+        axum::http::HeaderValue::from_static(STRICT_TRANSPORT_SECURITY),
+    );
+    response
+}
+
+/// `route` answering browsers by `policy` (see [`cors`]).
+fn with_cors(route: MethodRouter<AppState>, state: &AppState, policy: cors::CorsPolicy) -> MethodRouter<AppState> {
+    route.layer(middleware::from_fn_with_state((state.clone(), policy), cors::cors))
 }
 
 /// Count and time every routed request; log it without its URI.
 async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned();
-    let method = req.method().as_str().to_owned();
+    let method = crate::telemetry::method_label(req.method()).to_owned();
     let response = next.run(req).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();

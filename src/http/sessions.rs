@@ -71,7 +71,7 @@ pub fn session_view<'c>(
     now: UnixTime,
 ) -> Option<SessionView> {
     // SPEC 3: a refresh of any family counts as activity of its session.
-    let last_active = families.iter().map(|f| f.rotated_at).fold(session.last_active, UnixTime::max);
+    let last_active = families.iter().map(Family::last_active).fold(session.last_active, UnixTime::max);
     if !session.is_alive(history, last_active, now) {
         return None;
     }
@@ -242,7 +242,7 @@ fn account_holder(caller: &Caller) -> Result<&str, ApiError> {
 }
 
 fn known_user(state: &AppState, username: &str) -> Result<(), ApiError> {
-    if state.user(username).map_err(|e| ApiError::internal("reading a user", e))?.is_some() {
+    if state.any_user(username).map_err(|e| ApiError::internal("reading a user", e))?.is_some() {
         Ok(())
     } else {
         Err(ApiError::not_found(format!("no user named {username:?}")))
@@ -288,6 +288,7 @@ mod tests {
             ip: Some("192.0.2.7".into()),
             revoked: None,
             seq: 1,
+            families: Default::default(),
         }
     }
 
@@ -304,6 +305,7 @@ mod tests {
             created_at: T0,
             generation: 1,
             rotated_at,
+            active_at: None,
             issues_refresh_tokens: true,
             revoked: None,
         }

@@ -6,12 +6,11 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
-use super::api::{ApiError, Caller};
+use super::api::{ApiError, ApiJson, Caller};
 use super::state::AppState;
 use super::token::no_store;
 use crate::audit::AuditEvent;
@@ -73,8 +72,57 @@ pub fn merge(mut layer: PolicyLayer, body: &Map<String, Value>) -> Result<Policy
             PolicyKey::RefreshReuseGrace => layer.refresh_reuse_grace = if clear { None } else { Some(secs(value)?) },
             PolicyKey::MaxLifetimeCeiling => layer.max_lifetime_ceiling = if clear { None } else { Some(secs(value)?) },
         }
+        if !clear {
+            check_admin_floor(key, &layer)?;
+        }
     }
     Ok(layer)
+}
+
+/// The shortest value the admin API accepts for `key`, if it has a floor.
+/// A few seconds would sign everyone out at once, the admin included, with
+/// no way back through the API; file and environment still take any value
+/// above zero (tests, demos).
+pub fn admin_floor(key: PolicyKey) -> Option<Secs> {
+    match key {
+        PolicyKey::IdleTimeout
+        | PolicyKey::MaxLifetime
+        | PolicyKey::RememberMeIdleTimeout
+        | PolicyKey::RememberMeMaxLifetime => Some(Secs::minutes(5)),
+        PolicyKey::AccessTokenTtl => Some(Secs::minutes(1)),
+        PolicyKey::RefreshReuseGrace | PolicyKey::MaxLifetimeCeiling => None,
+    }
+}
+
+/// Refuse an admin value of `key` in `layer` below [`admin_floor`].
+fn check_admin_floor(key: PolicyKey, layer: &PolicyLayer) -> Result<(), ApiError> {
+    let Some(floor) = admin_floor(key) else { return Ok(()) };
+    let idle = |t: Option<IdleTimeout>| match t {
+        Some(IdleTimeout::After(d)) => Some(d),
+        Some(IdleTimeout::Off) | None => None,
+    };
+    let value = match key {
+        PolicyKey::IdleTimeout => idle(layer.idle_timeout),
+        PolicyKey::RememberMeIdleTimeout => idle(layer.remember_me_idle_timeout),
+        PolicyKey::MaxLifetime => layer.max_lifetime,
+        PolicyKey::RememberMeMaxLifetime => layer.remember_me_max_lifetime,
+        PolicyKey::AccessTokenTtl => layer.access_token_ttl,
+        PolicyKey::RefreshReuseGrace | PolicyKey::MaxLifetimeCeiling => None,
+    };
+    match value {
+        Some(v) if v < floor => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_setting",
+            format!(
+                "{} must be at least {} seconds ({floor}) when set through the admin API, not {}; \
+                 shorter values are for the config file or environment (tests, demos)",
+                key.name(),
+                floor.as_secs(),
+                v.as_secs()
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 pub async fn get(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
@@ -86,10 +134,10 @@ pub async fn get(State(state): State<AppState>, caller: Caller) -> Result<Respon
 pub async fn put(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<Value>, JsonRejection>,
+    body: Result<ApiJson<Value>, ApiError>,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::SystemAdminister)?;
-    let Json(body) = body?;
+    let ApiJson(body) = body?;
     let Value::Object(body) = body else {
         return Err(ApiError::bad_request("the body must be a JSON object of settings"));
     };
@@ -101,10 +149,10 @@ pub async fn put(
 pub async fn preview(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<Value>, JsonRejection>,
+    body: Result<ApiJson<Value>, ApiError>,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::SystemAdminister)?;
-    let Json(body) = body?;
+    let ApiJson(body) = body?;
     let Value::Object(body) = body else {
         return Err(ApiError::bad_request("the body must be a JSON object of settings"));
     };
@@ -179,6 +227,28 @@ mod tests {
         assert!(e.message.contains("max_lifetime must be a whole number of seconds"), "{}", e.message);
         let e = merge(PolicyLayer::default(), &body(serde_json::json!({"max_lifetime": -5}))).expect_err("negative");
         assert!(e.message.contains("max_lifetime"), "{}", e.message);
+    }
+
+    #[test]
+    fn the_admin_api_refuses_lockout_values() {
+        let put = |v: Value| merge(PolicyLayer::default(), &body(v));
+        for key in ["idle_timeout", "max_lifetime", "remember_me_idle_timeout", "remember_me_max_lifetime"] {
+            let e = put(serde_json::json!({ key: 299 })).expect_err("under 5 minutes");
+            assert_eq!(e.error, "invalid_setting");
+            assert!(
+                e.message.starts_with(&format!(
+                    "{key} must be at least 300 seconds (5m) when set through the admin API, not 299"
+                )),
+                "{}",
+                e.message
+            );
+            assert!(put(serde_json::json!({ key: 300 })).is_ok(), "{key} at the floor");
+        }
+        let e = put(serde_json::json!({"access_token_ttl": 2})).expect_err("under 1 minute");
+        assert!(e.message.starts_with("access_token_ttl must be at least 60 seconds (1m)"), "{}", e.message);
+        assert!(put(serde_json::json!({"access_token_ttl": 60})).is_ok());
+        assert!(put(serde_json::json!({"idle_timeout": "off", "refresh_reuse_grace": 0})).is_ok(), "no floor");
+        assert!(put(serde_json::json!({"idle_timeout": null})).is_ok(), "clearing is always allowed");
     }
 
     #[test]
