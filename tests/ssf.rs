@@ -623,7 +623,10 @@ async fn bad_input_gets_a_400_that_names_the_problem() {
     };
     let (status, body) = raw("/ssf/stream", "{not json").await;
     assert_eq!(status, 400);
-    assert!(body["message"].as_str().unwrap().starts_with("the body is not valid JSON"), "{body}");
+    assert!(body["message"].as_str().unwrap().starts_with("the body must be a JSON object"), "{body}");
+    let (status, body) = raw("/ssf/poll", r#"{"ack": [], "ack": ["x"]}"#).await;
+    assert_eq!(status, 400);
+    assert!(body["message"].as_str().unwrap().contains(r#"the key "ack" twice"#), "{body}");
     let (status, body) = raw("/ssf/stream", "[1]").await;
     assert_eq!((status, body["message"].as_str()), (400, Some("the body must be a JSON object")));
     let (status, body) =

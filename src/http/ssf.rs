@@ -17,7 +17,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::api::{ApiError, Caller};
+use super::api::{ApiError, Caller, JSON_BODY_LIMIT, parse_json};
 use super::state::AppState;
 use crate::ssf::{self, QueuedSet, SetEvent, SetSubject, Stream, StreamStatus};
 use crate::store::Store;
@@ -89,14 +89,22 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     form_urlencoded::parse(query.unwrap_or_default().as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
 
+/// A JSON object body (an empty body is `{}`): at most 64 KiB, no key twice
+/// (the admin API's rules).
 fn json_object(body: &Bytes) -> Result<Map<String, Value>, ApiError> {
+    if body.len() > JSON_BODY_LIMIT {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request",
+            format!("the body exceeds {} KiB", JSON_BODY_LIMIT / 1024),
+        ));
+    }
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(ApiError::bad_request("the body must be a JSON object")),
-        Err(e) => Err(ApiError::bad_request(format!("the body is not valid JSON: {e}"))),
+    match parse_json::<Value>(body)? {
+        Value::Object(m) => Ok(m),
+        _ => Err(ApiError::bad_request("the body must be a JSON object")),
     }
 }
 
