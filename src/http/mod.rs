@@ -7,6 +7,7 @@ pub mod audit;
 pub mod authorize;
 pub mod bearer;
 pub mod cookies;
+pub mod cors;
 pub mod discovery;
 pub mod error;
 pub mod form;
@@ -27,7 +28,7 @@ use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{delete, get, post};
+use axum::routing::{MethodRouter, delete, get, post};
 
 pub use state::AppState;
 
@@ -36,13 +37,19 @@ use crate::telemetry::{HttpLabels, RouteLabels};
 /// The whole HTTP surface, ready for `axum::serve` or `oneshot` in tests.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/.well-known/openid-configuration", get(discovery::openid_configuration))
-        .route("/.well-known/oauth-authorization-server", get(discovery::oauth_authorization_server))
-        .route("/jwks.json", get(discovery::jwks))
+        .route(
+            "/.well-known/openid-configuration",
+            with_cors(get(discovery::openid_configuration), &state, cors::PUBLIC_METADATA),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            with_cors(get(discovery::oauth_authorization_server), &state, cors::PUBLIC_METADATA),
+        )
+        .route("/jwks.json", with_cors(get(discovery::jwks), &state, cors::PUBLIC_METADATA))
         .route("/authorize", get(authorize::authorize).post(authorize::authorize_post))
         .route("/login", post(authorize::login))
-        .route("/token", post(token::token).layer(cors(&state)))
-        .route("/revoke", post(revoke::revoke).layer(cors(&state)))
+        .route("/token", with_cors(post(token::token), &state, cors::CLIENT_POST))
+        .route("/revoke", with_cors(post(revoke::revoke), &state, cors::CLIENT_POST))
         .route("/introspect", post(introspect::introspect))
         .route("/admin/settings/session", get(settings::get).put(settings::put).delete(settings::delete))
         .route("/admin/settings/session/explain", get(admin::explain))
@@ -54,7 +61,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/clients/{id}/secret", post(admin::rotate_client_secret))
         .route("/admin/keys", get(admin::list_keys))
         .route("/admin/keys/rotate", post(admin::rotate_key))
-        .route("/userinfo", get(userinfo::get).post(userinfo::post))
+        .route("/userinfo", with_cors(get(userinfo::get).post(userinfo::post), &state, cors::USERINFO))
         .route("/logout", get(logout::get).post(logout::post))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -70,23 +77,9 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// CORS for the browser-facing OAuth endpoints (SPEC 1): the web origins of
-/// public clients, and nothing else.
-fn cors(state: &AppState) -> tower_http::cors::CorsLayer {
-    use axum::http::{HeaderValue, Method, header};
-    let origins: Vec<HeaderValue> = state
-        .clients
-        .all()
-        .iter()
-        .filter(|c| c.is_public())
-        .flat_map(|c| c.web_origins.iter())
-        .filter_map(|o| HeaderValue::from_str(o.as_str()).ok())
-        .collect();
-    tower_http::cors::CorsLayer::new()
-        .allow_origin(tower_http::cors::AllowOrigin::list(origins))
-        .allow_methods([Method::POST])
-        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
-        .max_age(std::time::Duration::from_secs(600))
+/// `route` answering browsers by `policy` (see [`cors`]).
+fn with_cors(route: MethodRouter<AppState>, state: &AppState, policy: cors::CorsPolicy) -> MethodRouter<AppState> {
+    route.layer(middleware::from_fn_with_state((state.clone(), policy), cors::cors))
 }
 
 /// Count and time every routed request; log it without its URI.

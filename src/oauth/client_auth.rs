@@ -171,6 +171,12 @@ impl ClientRegistry {
         existed
     }
 
+    /// Whether `origin` (an `Origin` header, RFC 6454 7) is a registered web
+    /// origin of a public client: the browser origins served by CORS.
+    pub fn allows_web_origin(&self, origin: &str) -> bool {
+        self.all().iter().filter(|c| c.is_public()).any(|c| c.web_origins.iter().any(|o| o.as_str() == origin))
+    }
+
     /// Authenticate `presented`, from `remote` (an address), at `now`.
     pub async fn authenticate(
         &self,
@@ -273,5 +279,40 @@ mod tests {
             PresentedClient::from_request(Some(&basic("a", "b")), &other_id).expect_err("ids differ").code,
             ErrorCode::InvalidRequest
         );
+    }
+
+    #[test]
+    fn web_origins_are_those_of_public_clients_exactly() {
+        let text = r#"
+[[clients]]
+id = "spa"
+public = true
+web_origins = ["http://127.0.0.1:9001/", "https://app.example"]
+grant_types = ["refresh_token"]
+
+[[clients]]
+id = "svc"
+secret = "s"
+grant_types = ["client_credentials"]
+"#;
+        let config = crate::config::Config::from_toml(text, &Default::default()).expect("valid");
+        let mut clients = config.clients;
+        // A confidential client cannot register web origins (config.rs); were
+        // one to carry them anyway, they would not be served.
+        clients[1].web_origins = vec![super::super::client::WebOrigin::parse("https://web.example").expect("origin")];
+        let registry = ClientRegistry::new(clients).expect("registry");
+        assert!(registry.allows_web_origin("http://127.0.0.1:9001"), "a trailing / in the config is tolerated");
+        assert!(registry.allows_web_origin("https://app.example"));
+        assert!(!registry.allows_web_origin("https://web.example"), "confidential client");
+        for other in [
+            "http://127.0.0.1:9001/",
+            "http://127.0.0.1:9002",
+            "https://127.0.0.1:9001",
+            "HTTPS://APP.EXAMPLE",
+            "null",
+            "",
+        ] {
+            assert!(!registry.allows_web_origin(other), "{other:?}");
+        }
     }
 }

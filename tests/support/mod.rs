@@ -1,6 +1,7 @@
 //! A real `tenure` process on 127.0.0.1:0 in a temporary directory, killed
 //! when dropped.
 
+pub mod browser;
 pub mod flow;
 
 use std::io::{BufRead, BufReader};
