@@ -11,6 +11,7 @@ mod admin_api;
 mod authorize;
 mod bad_input;
 mod client_credentials;
+mod console;
 mod cors;
 mod exchange;
 mod interop;
