@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::duration::Secs;
+use crate::net::{IpNet, TrustedProxies};
 use crate::oauth::client::{Client, Permission};
 use crate::oauth::client_spec::ClientSpec;
 use crate::policy::{
@@ -99,12 +100,111 @@ struct FileConfig {
     key_publish_ahead: Option<String>,
     log: Option<String>,
     log_format: Option<String>,
+    trusted_proxies: Option<Vec<String>>,
+    hashing_concurrency: Option<usize>,
+    hashing_wait: Option<String>,
     #[serde(default)]
     session: PolicyLayer,
+    #[serde(default)]
+    server: ServerEntry,
     #[serde(default)]
     clients: Vec<ClientEntry>,
     #[serde(default)]
     users: Vec<UserEntry>,
+}
+
+/// The `[server]` table: connection limits (not the session's timeouts).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerEntry {
+    request_header_timeout: Option<crate::duration::Secs>,
+    request_body_timeout: Option<crate::duration::Secs>,
+    keep_alive_timeout: Option<crate::duration::Secs>,
+    max_connections: Option<usize>,
+}
+
+/// Connection limits of the HTTP server (`[server]`, operations doc
+/// "Connection limits and timeouts"). These are about sockets, not the
+/// session policy: `keep_alive_timeout` closes an idle connection, never a
+/// user session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// From the first byte of a request to the end of its head.
+    pub request_header_timeout: std::time::Duration,
+    /// From the end of the head to the end of the body; 408 after it.
+    pub request_body_timeout: std::time::Duration,
+    /// How long a connection with no request in progress stays open.
+    pub keep_alive_timeout: std::time::Duration,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            request_header_timeout: std::time::Duration::from_secs(10),
+            request_body_timeout: std::time::Duration::from_secs(30),
+            keep_alive_timeout: std::time::Duration::from_secs(60),
+            max_connections: 512,
+        }
+    }
+}
+
+/// The longest any connection timeout may be set to.
+const MAX_CONNECTION_TIMEOUT: crate::duration::Secs = crate::duration::Secs::hours(1);
+/// The most connections `max_connections` may allow.
+const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
+
+fn build_server_limits(file: ServerEntry, env: &BTreeMap<String, String>) -> Result<ServerLimits, ConfigError> {
+    use crate::duration::Secs;
+    let defaults = ServerLimits::default();
+    let timeout = |name: &str, from_file: Option<Secs>, default: std::time::Duration| {
+        let var = format!("TENURE_SERVER_{}", name.to_ascii_uppercase());
+        let value = match env.get(&var) {
+            Some(raw) => {
+                raw.parse::<Secs>().map_err(|e| ConfigError::Env { var: var.clone(), message: e.to_string() })?
+            }
+            None => match from_file {
+                Some(v) => v,
+                None => return Ok(default),
+            },
+        };
+        if value.is_zero() || value > MAX_CONNECTION_TIMEOUT {
+            return Err(invalid(
+                format!("server.{name}"),
+                format!("must be more than 0s and at most {MAX_CONNECTION_TIMEOUT}, not {value}"),
+            ));
+        }
+        Ok(std::time::Duration::from_secs(value.as_secs()))
+    };
+    let max_connections = match env.get("TENURE_SERVER_MAX_CONNECTIONS") {
+        Some(raw) => Some(raw.trim().parse::<usize>().map_err(|_| ConfigError::Env {
+            var: "TENURE_SERVER_MAX_CONNECTIONS".into(),
+            message: format!("{raw:?} is not a whole number"),
+        })?),
+        None => file.max_connections,
+    }
+    .unwrap_or(defaults.max_connections);
+    if !(1..=MAX_CONNECTIONS_LIMIT).contains(&max_connections) {
+        return Err(invalid(
+            "server.max_connections",
+            format!("must be between 1 and {MAX_CONNECTIONS_LIMIT}, not {max_connections}"),
+        ));
+    }
+    Ok(ServerLimits {
+        request_header_timeout: timeout(
+            "request_header_timeout",
+            file.request_header_timeout,
+            defaults.request_header_timeout,
+        )?,
+        request_body_timeout: timeout(
+            "request_body_timeout",
+            file.request_body_timeout,
+            defaults.request_body_timeout,
+        )?,
+        keep_alive_timeout: timeout("keep_alive_timeout", file.keep_alive_timeout, defaults.keep_alive_timeout)?,
+        max_connections,
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,6 +216,7 @@ struct ClientEntry {
     secret_hash: Option<String>,
     #[serde(default)]
     public: bool,
+    application_type: Option<String>,
     #[serde(default)]
     redirect_uris: Vec<String>,
     #[serde(default)]
@@ -159,9 +260,17 @@ pub struct Config {
     pub key_publish_ahead: Secs,
     pub log_filter: String,
     pub log_format: LogFormat,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (see `net`).
+    pub trusted_proxies: TrustedProxies,
+    /// At most this many argon2 verifications at once.
+    pub hashing_concurrency: usize,
+    /// How long a sign-in or client authentication waits for a hashing slot.
+    pub hashing_wait: Secs,
     pub policy_layers: PolicyLayers,
     /// The effective policy of the file and environment layers.
     pub policy: SessionPolicy,
+    /// Connection limits (`[server]`).
+    pub server: ServerLimits,
     pub clients: Vec<Client>,
     pub users: Vec<User>,
     /// Warnings to log once logging is up (plain secrets in the file, ...).
@@ -169,7 +278,7 @@ pub struct Config {
 }
 
 /// The non-session variables, beside the seven `TENURE_SESSION_*` ones.
-const ENV_VARS: [&str; 9] = [
+const ENV_VARS: [&str; 16] = [
     "TENURE_CONFIG",
     "TENURE_ISSUER",
     "TENURE_LISTEN",
@@ -179,6 +288,13 @@ const ENV_VARS: [&str; 9] = [
     "TENURE_KEY_PUBLISH_AHEAD",
     "TENURE_LOG",
     "TENURE_LOG_FORMAT",
+    "TENURE_SERVER_REQUEST_HEADER_TIMEOUT",
+    "TENURE_SERVER_REQUEST_BODY_TIMEOUT",
+    "TENURE_SERVER_KEEP_ALIVE_TIMEOUT",
+    "TENURE_SERVER_MAX_CONNECTIONS",
+    "TENURE_TRUSTED_PROXIES",
+    "TENURE_HASHING_CONCURRENCY",
+    "TENURE_HASHING_WAIT",
 ];
 
 fn known_env_vars() -> Vec<String> {
@@ -249,9 +365,41 @@ impl Config {
                 format!("{log_filter:?} is not a log filter (like \"info\" or \"tenure=debug,info\"): {e}"),
             ));
         }
+        let trusted_proxies = match env.get("TENURE_TRUSTED_PROXIES") {
+            Some(raw) => parse_trusted_proxies(
+                "TENURE_TRUSTED_PROXIES",
+                raw.split(',').map(str::trim).filter(|s| !s.is_empty()),
+            )?,
+            None => {
+                parse_trusted_proxies("trusted_proxies", file.trusted_proxies.iter().flatten().map(String::as_str))?
+            }
+        };
+        let hashing_concurrency = match env.get("TENURE_HASHING_CONCURRENCY") {
+            Some(raw) => raw.trim().parse::<usize>().map_err(|_| ConfigError::Env {
+                var: "TENURE_HASHING_CONCURRENCY".into(),
+                message: format!("{raw:?} is not a whole number of concurrent hashes (1 to {MAX_HASHING_CONCURRENCY})"),
+            })?,
+            None => file.hashing_concurrency.unwrap_or_else(crate::secret::default_hashing_concurrency),
+        };
+        if !(1..=MAX_HASHING_CONCURRENCY).contains(&hashing_concurrency) {
+            return Err(invalid(
+                "hashing_concurrency",
+                format!(
+                    "{hashing_concurrency} is out of range: 1 to {MAX_HASHING_CONCURRENCY} (each argon2 run takes about 19 MiB)"
+                ),
+            ));
+        }
+        let hashing_wait = match pick("TENURE_HASHING_WAIT", file.hashing_wait) {
+            None => Secs::new(crate::secret::DEFAULT_HASHING_WAIT.as_secs()),
+            Some(raw) => raw.parse::<Secs>().map_err(|e| invalid("hashing_wait", e.to_string()))?,
+        };
+        if hashing_wait > Secs::minutes(1) {
+            return Err(invalid("hashing_wait", format!("{hashing_wait} is too long: at most 1m")));
+        }
         let policy_layers =
             PolicyLayers { file: file.session, env: env_policy_layer(env)?, admin: PolicyLayer::default() };
         let (policy, _) = policy_layers.resolve()?;
+        let server = build_server_limits(file.server, env)?;
 
         let users = build_users(file.users, &mut warnings)?;
         let clients = build_clients(file.clients, &policy, signing_alg, &mut warnings)?;
@@ -271,13 +419,29 @@ impl Config {
             key_publish_ahead,
             log_filter,
             log_format,
+            trusted_proxies,
+            hashing_concurrency,
+            hashing_wait,
             policy_layers,
             policy,
+            server,
             clients,
             users,
             warnings,
         })
     }
+}
+
+/// The most argon2 runs at once that `hashing_concurrency` allows.
+pub const MAX_HASHING_CONCURRENCY: usize = 256;
+
+/// `trusted_proxies` (file: a list; env: comma-separated), each an IP
+/// address or a CIDR range.
+fn parse_trusted_proxies<'a>(key: &str, items: impl Iterator<Item = &'a str>) -> Result<TrustedProxies, ConfigError> {
+    items
+        .map(|item| item.parse::<IpNet>().map_err(|m| invalid(key, m)))
+        .collect::<Result<Vec<_>, _>>()
+        .map(TrustedProxies::new)
 }
 
 /// OIDC Discovery 3 / RFC 8414 2: an https URL with no query or fragment
@@ -427,6 +591,7 @@ fn build_clients(
             scopes: c.scopes,
             backchannel_logout_uri: c.backchannel_logout_uri,
             post_logout_redirect_uris: c.post_logout_redirect_uris,
+            application_type: c.application_type,
             token_exchange_audiences: c.token_exchange_audiences,
             permissions: c.permissions,
             session: c.session,
@@ -574,6 +739,72 @@ mod tests {
                 .id_token_signed_response_alg,
             None
         );
+    }
+
+    #[test]
+    fn server_limits_come_from_file_and_environment() {
+        let c = Config::from_toml("", &no_env()).expect("valid");
+        assert_eq!(c.server, ServerLimits::default());
+        let c = Config::from_toml(
+            "[server]\nrequest_header_timeout = \"5s\"\nkeep_alive_timeout = \"2m\"\nmax_connections = 64",
+            &env(&[("TENURE_SERVER_KEEP_ALIVE_TIMEOUT", "30"), ("TENURE_SERVER_REQUEST_BODY_TIMEOUT", "1m")]),
+        )
+        .expect("valid");
+        assert_eq!(c.server.request_header_timeout, std::time::Duration::from_secs(5));
+        assert_eq!(c.server.keep_alive_timeout, std::time::Duration::from_secs(30), "env wins");
+        assert_eq!(c.server.request_body_timeout, std::time::Duration::from_secs(60));
+        assert_eq!(c.server.max_connections, 64);
+        assert_eq!(
+            err("[server]\nrequest_header_timeout = \"0s\""),
+            "server.request_header_timeout: must be more than 0s and at most 1h, not 0s"
+        );
+        assert_eq!(
+            err("[server]\nmax_connections = 0"),
+            "server.max_connections: must be between 1 and 1000000, not 0"
+        );
+        assert!(err("[server]\nidle_timeout = \"1m\"").contains("unknown field `idle_timeout`"));
+        let e = Config::from_toml("", &env(&[("TENURE_SERVER_MAX_CONNECTIONS", "many")])).expect_err("bad");
+        assert_eq!(e.to_string(), "environment variable TENURE_SERVER_MAX_CONNECTIONS: \"many\" is not a whole number");
+        let e = Config::from_toml("", &env(&[("TENURE_SERVER_KEEP_ALIVE_TIMEOUT", "2d")])).expect_err("bad");
+        assert_eq!(e.to_string(), "server.keep_alive_timeout: must be more than 0s and at most 1h, not 2d");
+    }
+
+    #[test]
+    fn trusted_proxies_and_hashing_limits() {
+        let c = Config::from_toml("", &no_env()).expect("valid");
+        assert!(c.trusted_proxies.is_empty(), "no proxy is trusted by default");
+        assert!(c.hashing_concurrency >= 1);
+        assert_eq!(c.hashing_wait, Secs::new(2));
+        let c = Config::from_toml(
+            "trusted_proxies = [\"10.0.0.0/8\", \"127.0.0.1\"]\nhashing_concurrency = 3\nhashing_wait = \"0\"",
+            &no_env(),
+        )
+        .expect("valid");
+        assert!(c.trusted_proxies.trusts("10.2.3.4".parse().expect("ip")));
+        assert!(c.trusted_proxies.trusts("127.0.0.1".parse().expect("ip")));
+        assert_eq!((c.hashing_concurrency, c.hashing_wait), (3, Secs::ZERO));
+        let c = Config::from_toml(
+            "trusted_proxies = [\"10.0.0.0/8\"]",
+            &env(&[("TENURE_TRUSTED_PROXIES", "192.168.0.0/16, ::1"), ("TENURE_HASHING_CONCURRENCY", "2")]),
+        )
+        .expect("valid");
+        assert!(!c.trusted_proxies.trusts("10.2.3.4".parse().expect("ip")), "the environment replaces the file");
+        assert!(c.trusted_proxies.trusts("::1".parse().expect("ip")));
+        assert_eq!(c.hashing_concurrency, 2);
+        assert_eq!(
+            err("trusted_proxies = [\"proxy.internal\"]"),
+            "trusted_proxies: \"proxy.internal\" is not an IP address or CIDR range (like 10.0.0.1, 10.0.0.0/8 or fd00::/8)"
+        );
+        let e = Config::from_toml("", &env(&[("TENURE_TRUSTED_PROXIES", "10.0.0.0/40")])).expect_err("bad").to_string();
+        assert!(e.starts_with("TENURE_TRUSTED_PROXIES: \"10.0.0.0/40\" is not"), "{e}");
+        assert!(err("hashing_concurrency = 0").starts_with("hashing_concurrency: 0 is out of range: 1 to 256"));
+        let e = Config::from_toml("", &env(&[("TENURE_HASHING_CONCURRENCY", "many")])).expect_err("bad").to_string();
+        assert!(
+            e.starts_with("environment variable TENURE_HASHING_CONCURRENCY: \"many\" is not a whole number"),
+            "{e}"
+        );
+        assert!(err("hashing_wait = \"2h\"").starts_with("hashing_wait: 2h is too long: at most 1m"));
+        assert!(err("hashing_wait = \"soon\"").starts_with("hashing_wait: \"soon\" is not a duration"));
     }
 
     #[test]

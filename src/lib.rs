@@ -21,6 +21,7 @@ pub mod config;
 pub mod duration;
 pub mod http;
 pub mod logout;
+pub mod net;
 pub mod oauth;
 pub mod policy;
 pub mod revocation;
@@ -98,8 +99,8 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
     // One plain line on stdout for scripts and tests that started us on port 0.
     println!("tenure listening on http://{addr} (issuer {issuer})");
 
-    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, service).with_graceful_shutdown(shutdown).await;
+    let limits = state.config.server;
+    let served = http::serve::serve(listener, app(state), limits, shutdown).await;
     sweeper.abort();
     watcher.abort();
     deliverer.abort();

@@ -153,6 +153,10 @@ fn run(command: Command, config: Config) -> Result<(), String> {
             println!("listen = {}", config.listen);
             println!("signing_alg = {}", config.signing_alg);
             println!("key_publish_ahead = {}", config.key_publish_ahead);
+            let proxies: Vec<String> = config.trusted_proxies.nets().iter().map(ToString::to_string).collect();
+            println!("trusted_proxies = [{}]", proxies.join(", "));
+            println!("hashing_concurrency = {}", config.hashing_concurrency);
+            println!("hashing_wait = {}", config.hashing_wait);
             println!("session.idle_timeout = {}", p.idle_timeout);
             println!("session.max_lifetime = {}", p.max_lifetime);
             println!("session.remember_me_idle_timeout = {}", p.remember_me_idle_timeout);
@@ -160,6 +164,11 @@ fn run(command: Command, config: Config) -> Result<(), String> {
             println!("session.access_token_ttl = {}", p.access_token_ttl());
             println!("session.refresh_reuse_grace = {}", p.refresh_reuse_grace);
             println!("session.max_lifetime_ceiling = {}", p.max_lifetime_ceiling);
+            let server = &config.server;
+            println!("server.request_header_timeout = {}s", server.request_header_timeout.as_secs());
+            println!("server.request_body_timeout = {}s", server.request_body_timeout.as_secs());
+            println!("server.keep_alive_timeout = {}s", server.keep_alive_timeout.as_secs());
+            println!("server.max_connections = {}", server.max_connections);
             println!("clients = {}, users = {}", config.clients.len(), config.users.len());
             for w in &config.warnings {
                 println!("warning: {w}");

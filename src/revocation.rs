@@ -85,6 +85,29 @@ impl<S: Store> Revocation<'_, S> {
         .await
     }
 
+    /// Audit families the store revoked because a newer family of the same
+    /// client in the same session (`by`) pushed them past
+    /// [`MAX_FAMILIES_PER_CLIENT`](crate::session::user_session::MAX_FAMILIES_PER_CLIENT).
+    /// No back-channel logout: the session and the client's newer families
+    /// live on.
+    pub async fn superseded(&self, families: &[Family], by: &str) -> Result<()> {
+        for family in families {
+            tracing::info!(family = %family.id, client_id = %family.client_id, sid = %family.sid, "family superseded");
+            self.audit(
+                AuditEvent::new(self.now, "family_revoked", "system", format!("family:{}", family.id))
+                    .reason("superseded")
+                    .details(serde_json::json!({
+                        "sid": family.sid,
+                        "client_id": family.client_id,
+                        "sub": family.username,
+                        "superseded_by": by,
+                    })),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Revoke session `sid` and with it every family in it. Returns the
     /// session (as stored afterwards), `None` when unknown.
     pub async fn session(&self, sid: &str, actor: &str, reason: &str) -> Result<Option<UserSession>> {

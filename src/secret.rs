@@ -6,10 +6,16 @@
 //! keeps, per client, HMAC-SHA256 of the last secret that passed argon2, under
 //! a key drawn at start-up and never written anywhere; comparisons are in
 //! constant time.
+//!
+//! Every argon2 verification runs through a [`HashingPool`]: at most
+//! `hashing_concurrency` at once (each takes about 19 MiB), the rest wait a
+//! short while and are then turned away ([`VerifyError::Busy`]), so a burst
+//! of sign-ins cannot take the process's memory with it.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
@@ -130,11 +136,142 @@ impl VerifiedCache {
         }
     }
 
+    /// A keyed digest of (`id`, `candidate`): names one verification without
+    /// keeping the secret (single-flight key).
+    pub fn fingerprint(&self, id: &str, candidate: &str) -> [u8; 32] {
+        let mut ctx = hmac::Context::with_key(&self.key);
+        ctx.update(&(id.len() as u64).to_be_bytes());
+        ctx.update(id.as_bytes());
+        ctx.update(candidate.as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.sign().as_ref());
+        out
+    }
+
     /// Forget `id` (its secret changed).
     pub fn forget(&self, id: &str) {
         if let Ok(mut entries) = self.entries.write() {
             entries.remove(id);
         }
+    }
+}
+
+/// How long a verification waits for a free hashing slot by default.
+pub const DEFAULT_HASHING_WAIT: Duration = Duration::from_secs(2);
+
+/// The default hashing concurrency: the number of cores.
+pub fn default_hashing_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(4, std::num::NonZeroUsize::get)
+}
+
+/// Why a verification did not give an answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// Every hashing slot stayed busy for the whole wait: try again shortly.
+    #[error("every password hashing slot is busy")]
+    Busy,
+    /// The hashing task died (it panicked or the runtime is shutting down).
+    #[error("the password hashing task was aborted")]
+    Aborted,
+}
+
+/// The bound on concurrent argon2 verifications (see the module docs).
+#[derive(Clone)]
+pub struct HashingPool {
+    permits: Arc<tokio::sync::Semaphore>,
+    size: usize,
+    wait: Duration,
+    runs: prometheus_client::metrics::counter::Counter,
+    busy: prometheus_client::metrics::counter::Counter,
+}
+
+impl fmt::Debug for HashingPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HashingPool").field("size", &self.size).field("wait", &self.wait).finish()
+    }
+}
+
+impl Default for HashingPool {
+    fn default() -> Self {
+        HashingPool::new(default_hashing_concurrency(), DEFAULT_HASHING_WAIT)
+    }
+}
+
+impl HashingPool {
+    /// At most `size` (at least 1) verifications at once; a caller waits at
+    /// most `wait` for a slot.
+    pub fn new(size: usize, wait: Duration) -> HashingPool {
+        let size = size.max(1);
+        HashingPool {
+            permits: Arc::new(tokio::sync::Semaphore::new(size)),
+            size,
+            wait,
+            runs: Default::default(),
+            busy: Default::default(),
+        }
+    }
+
+    /// Count verifications run and refused in these counters (metrics).
+    pub fn with_counters(
+        mut self,
+        runs: prometheus_client::metrics::counter::Counter,
+        busy: prometheus_client::metrics::counter::Counter,
+    ) -> HashingPool {
+        self.runs = runs;
+        self.busy = busy;
+        self
+    }
+
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// How many argon2 verifications have run.
+    pub fn runs(&self) -> u64 {
+        self.runs.get()
+    }
+
+    /// Hash `plain` (a new password or client secret set at runtime) on a
+    /// blocking thread, within the same bound as verifications.
+    pub async fn hash(&self, plain: &Secret) -> Result<Result<PasswordHashString, HashError>, VerifyError> {
+        let permit = self.slot().await?;
+        let plain = plain.clone();
+        tokio::task::spawn_blocking(move || {
+            let hashed = PasswordHashString::hash(&plain);
+            drop(permit);
+            hashed
+        })
+        .await
+        .map_err(|_| VerifyError::Aborted)
+    }
+
+    /// A hashing slot, waiting at most `wait` for one.
+    async fn slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, VerifyError> {
+        match tokio::time::timeout(self.wait, self.permits.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(VerifyError::Aborted),
+            Err(_) => {
+                self.busy.inc();
+                Err(VerifyError::Busy)
+            }
+        }
+    }
+
+    /// Verify `candidate` against `hash` on a blocking thread, once a slot
+    /// is free. The slot is held until argon2 finishes, even if the caller
+    /// gives up, so the bound holds.
+    pub async fn verify(&self, hash: &PasswordHashString, candidate: &Secret) -> Result<bool, VerifyError> {
+        let permit = self.slot().await?;
+        self.runs.inc();
+        let hash = hash.clone();
+        let candidate = candidate.clone();
+        tokio::task::spawn_blocking(move || {
+            let matches = hash.verify(candidate.expose());
+            drop(permit);
+            matches
+        })
+        .await
+        .map_err(|_| VerifyError::Aborted)
     }
 }
 
@@ -166,6 +303,46 @@ mod tests {
         assert!(matches!(PasswordHashString::parse("plain"), Err(HashError::Malformed(_))));
         let pbkdf = "$pbkdf2-sha256$i=1000$c2FsdHNhbHQ$0123456789abcdef0123456789abcdef0123456789a";
         assert!(PasswordHashString::parse(pbkdf).is_err());
+    }
+
+    #[tokio::test]
+    async fn the_pool_bounds_concurrent_verifications() {
+        let hash = PasswordHashString::hash(&Secret::new("right")).expect("hash");
+        let pool = HashingPool::new(1, Duration::ZERO);
+        let candidates: Vec<Secret> = (0..8).map(|i| Secret::new(format!("guess-{i}"))).collect();
+        let outcomes = futures_join_all(candidates.iter().map(|c| pool.verify(&hash, c))).await;
+        assert!(outcomes.contains(&Ok(false)), "one ran: {outcomes:?}");
+        assert!(outcomes.contains(&Err(VerifyError::Busy)), "the others found the only slot taken: {outcomes:?}");
+        assert_eq!(pool.runs(), outcomes.iter().filter(|o| o.is_ok()).count() as u64);
+        let patient = HashingPool::new(1, Duration::from_secs(30));
+        let outcomes = futures_join_all(candidates.iter().map(|c| patient.verify(&hash, c))).await;
+        assert!(outcomes.iter().all(|o| *o == Ok(false)), "with a wait, all are served in turn: {outcomes:?}");
+        assert_eq!(patient.verify(&hash, &Secret::new("right")).await, Ok(true));
+        let fresh = patient.hash(&Secret::new("new-secret")).await.expect("a slot").expect("hashed");
+        assert!(fresh.verify("new-secret"));
+    }
+
+    /// Run futures concurrently on this task (no extra dependency).
+    async fn futures_join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+        let mut set = Vec::new();
+        for f in futures {
+            set.push(Box::pin(f));
+        }
+        let mut out: Vec<Option<F::Output>> = set.iter().map(|_| None).collect();
+        std::future::poll_fn(|cx| {
+            let mut pending = false;
+            for (i, f) in set.iter_mut().enumerate() {
+                if out[i].is_none() {
+                    match f.as_mut().poll(cx) {
+                        std::task::Poll::Ready(v) => out[i] = Some(v),
+                        std::task::Poll::Pending => pending = true,
+                    }
+                }
+            }
+            if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+        })
+        .await;
+        out.into_iter().flatten().collect()
     }
 
     #[test]

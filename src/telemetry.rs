@@ -24,6 +24,25 @@ pub fn init_logging(filter: &str, format: LogFormat) -> Result<(), String> {
     result.map_err(|e| e.to_string())
 }
 
+/// The `method` label of a request: the standard methods (RFC 9110 9.3,
+/// RFC 5789) by name, anything else as `other`, so a client inventing
+/// methods cannot grow the metrics without bound.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    const KNOWN: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::HEAD, "HEAD"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::PATCH, "PATCH"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ];
+    KNOWN.iter().find(|(m, _)| m == method).map_or("other", |(_, label)| label)
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
     pub method: String,
@@ -60,6 +79,10 @@ pub struct Metrics {
     pub tokens_issued: Family<GrantLabels, Counter>,
     pub oauth_errors: Family<ErrorLabels, Counter>,
     pub store_sweeps_removed: Counter,
+    /// argon2 verifications run (passwords and client secrets).
+    pub secret_verifications: Counter,
+    /// Verifications turned away because every hashing slot stayed busy.
+    pub hashing_busy: Counter,
 }
 
 impl Default for Metrics {
@@ -87,7 +110,28 @@ impl Metrics {
             "Expired records removed by the sweeper",
             store_sweeps_removed.clone(),
         );
-        Metrics { registry, http_requests, http_duration, tokens_issued, oauth_errors, store_sweeps_removed }
+        let secret_verifications = Counter::default();
+        let hashing_busy = Counter::default();
+        registry.register(
+            "secret_verifications",
+            "argon2 verifications of passwords and client secrets",
+            secret_verifications.clone(),
+        );
+        registry.register(
+            "hashing_busy",
+            "Sign-ins and client authentications refused because every hashing slot was busy",
+            hashing_busy.clone(),
+        );
+        Metrics {
+            registry,
+            http_requests,
+            http_duration,
+            tokens_issued,
+            oauth_errors,
+            store_sweeps_removed,
+            secret_verifications,
+            hashing_busy,
+        }
     }
 
     /// The Prometheus text exposition.
@@ -97,5 +141,20 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::Method;
+
+    #[test]
+    fn unknown_methods_share_one_label() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        for invented in ["FOO", "BREW", "get", "X-1"] {
+            assert_eq!(method_label(&Method::from_bytes(invented.as_bytes()).expect("token")), "other", "{invented}");
+        }
     }
 }

@@ -26,8 +26,10 @@ pub fn check_username(name: &str) -> Result<(), String> {
     if name.is_empty() || name.chars().count() > 64 {
         return Err("must be 1 to 64 characters".to_owned());
     }
-    if name.chars().any(|c| c.is_control() || c.is_whitespace() || c == '/') {
-        return Err(format!("{name:?} must not contain whitespace, control characters or '/'"));
+    if name.chars().any(|c| c.is_control() || c.is_whitespace() || c == '/' || c == ':') {
+        return Err(format!(
+            "{name:?} must not contain whitespace, control characters, '/' or ':' (audit actors `client:<id>` use ':')"
+        ));
     }
     Ok(())
 }
@@ -119,5 +121,6 @@ mod tests {
         assert!(check_username("").is_err());
         assert!(check_username("a/b").is_err());
         assert!(check_username("a b").is_err());
+        assert!(check_username("client:ops").is_err(), "would read as a service account in the audit log");
     }
 }

@@ -225,6 +225,19 @@ async fn users_are_created_found_changed_and_deleted_with_every_rule_enforced() 
     let (s, b) =
         call(&server, "PATCH", "/admin/users/dave", Some(&root), Some(json!({"permissions": ["users:edit"]}))).await;
     assert_eq!((s, b["permissions"].clone()), (200, json!(["users:edit"])));
+    // Now dave holds a permission: a helpdesk may no longer reset his
+    // password, disable or delete him (it could sign in as him).
+    for (method, body) in [
+        ("PATCH", Some(json!({"password": "taken-over-1"}))),
+        ("PATCH", Some(json!({"disabled": true}))),
+        ("DELETE", None),
+    ] {
+        let (s, b) = call(&server, method, "/admin/users/dave", Some(&helpdesk), body).await;
+        assert_eq!(s, 403, "{method}: {b}");
+        assert!(message(&b).contains("needs the system:administer permission"), "{b}");
+    }
+    let (s, _) = call(&server, "PATCH", "/admin/users/dave", Some(&root), Some(json!({"permissions": []}))).await;
+    assert_eq!(s, 200);
 
     // Disabling kills every session at once and refuses the next sign-in.
     let resp = refresh(&server, ("web", "web-secret"), &dave_refresh).await;
@@ -358,6 +371,29 @@ async fn clients_are_registered_validated_rotated_and_deleted() {
     assert_eq!(s, 201, "{b}");
     assert!(b.get("client_secret").is_none(), "a public client has no secret");
     assert_eq!(b["session"]["max_lifetime"], 3600);
+    // A browser app registered at run time gets CORS at once.
+    let (s, b) = call(
+        &server,
+        "POST",
+        "/admin/clients",
+        Some(&root),
+        Some(json!({"id": "dashboard", "public": true, "grant_types": ["authorization_code", "refresh_token"],
+                    "redirect_uris": ["http://127.0.0.1:9300/"], "web_origins": ["http://127.0.0.1:9300"]})),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    let preflight = server
+        .http
+        .request(reqwest::Method::OPTIONS, server.url("/token"))
+        .header("origin", "http://127.0.0.1:9300")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        preflight.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap()),
+        Some("http://127.0.0.1:9300")
+    );
 
     // Replace; config clients are read-only; unknown ones 404.
     let (s, b) = call(

@@ -289,13 +289,20 @@ async fn rp_initiated_logout_with_a_hint_ends_the_session_everywhere() {
     assert_eq!(claims["sid"], alice.sid.as_str(), "the ID token's session");
     assert_eq!(claims["aud"], "web");
 
-    // Logging out again is harmless: nothing left to end, the redirect stands.
-    let resp = logout(
-        &Browser::new(),
-        &server,
-        &[("id_token_hint", &alice.id_token), ("post_logout_redirect_uri", AFTER_LOGOUT)],
-    )
-    .await;
+    // Logging out again is harmless: without a session cookie the user is
+    // asked (harden.rs), and confirming ends nothing; the redirect stands.
+    let again = Browser::new();
+    let resp =
+        logout(&again, &server, &[("id_token_hint", &alice.id_token), ("post_logout_redirect_uri", AFTER_LOGOUT)])
+            .await;
+    assert_eq!(resp.status(), 200);
+    let page = resp.text().await.unwrap();
+    let confirm: Vec<(String, String)> = ["csrf_token", "id_token_hint", "post_logout_redirect_uri"]
+        .iter()
+        .map(|n| ((*n).to_owned(), input_value(&page, n).unwrap()))
+        .collect();
+    let confirm: Vec<(&str, &str)> = confirm.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let resp = again.post_form(&server, "/logout", &confirm).await;
     assert_eq!(location(&resp).as_deref(), Some(AFTER_LOGOUT));
 }
 

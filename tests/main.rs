@@ -7,6 +7,7 @@
 
 mod support;
 
+mod abuse;
 mod admin_api;
 mod authorize;
 mod bad_input;
@@ -14,6 +15,7 @@ mod client_credentials;
 mod console;
 mod cors;
 mod exchange;
+mod harden;
 mod interop;
 mod keys;
 mod logout;

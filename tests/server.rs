@@ -90,13 +90,18 @@ fn a_bad_policy_exits_non_zero_naming_the_key_and_the_rule() {
 #[test]
 fn check_config_prints_the_effective_policy() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("tenure.toml"), "[session]\nidle_timeout = \"off\"\nmax_lifetime = \"8h\"\n")
-        .unwrap();
+    std::fs::write(
+        dir.path().join("tenure.toml"),
+        "trusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n[session]\nidle_timeout = \"off\"\nmax_lifetime = \"8h\"\n",
+    )
+    .unwrap();
     let out = std::process::Command::new(BIN).arg("check-config").current_dir(dir.path()).output().unwrap();
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("session.idle_timeout = off"), "{stdout}");
     assert!(stdout.contains("session.access_token_ttl = 8h"), "{stdout}");
+    assert!(stdout.contains("trusted_proxies = [10.0.0.0/8, ::1/128]"), "{stdout}");
+    assert!(stdout.contains("hashing_wait = 2s"), "{stdout}");
 }
 
 #[test]

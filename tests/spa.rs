@@ -118,6 +118,8 @@ async fn oidc_client_ts_signs_in_loads_userinfo_refreshes_and_signs_out_in_chrom
     // and sends the browser to tenure's sign-in page.
     browser.goto(&site.url("/")).await;
     browser.wait_for_text("#status", "anonymous").await;
+    // The console log, read at each step: nothing may go wrong on the way.
+    let mut errors = browser.console_errors().await;
     browser.click("#sign-in").await;
     browser.wait_for("input[name=username]").await;
     let at_tenure = browser.url().await;
@@ -135,6 +137,7 @@ async fn oidc_client_ts_signs_in_loads_userinfo_refreshes_and_signs_out_in_chrom
     // userinfo loaded (cross-origin GET with a bearer token, preflighted):
     // name and email are only in the userinfo answer.
     browser.wait_for_text("#status", "signed in").await;
+    errors.extend(browser.console_errors().await);
     assert_eq!(browser.text("#sub").await, "alice");
     assert_eq!(browser.text("#name").await, "Alice Liddell");
     assert_eq!(browser.text("#email").await, "alice@example.com");
@@ -145,6 +148,7 @@ async fn oidc_client_ts_signs_in_loads_userinfo_refreshes_and_signs_out_in_chrom
     // rotates.
     browser.click("#refresh").await;
     browser.wait_for_text("#status", "refreshed").await;
+    errors.extend(browser.console_errors().await);
     assert_eq!(browser.text("#refreshes").await, "1");
     assert_eq!(browser.text("#email").await, "alice@example.com");
     let (access_2, refresh_2) = tokens_in_page(&browser).await;
@@ -157,10 +161,15 @@ async fn oidc_client_ts_signs_in_loads_userinfo_refreshes_and_signs_out_in_chrom
     assert_eq!(userinfo(access_2.clone()).await, 200, "the page's access token works");
 
     // Sign out: RP-initiated logout with id_token_hint and
-    // post_logout_redirect_uri, back to the app.
+    // post_logout_redirect_uri, back to the app. tenure asks for no
+    // confirmation only when a valid id_token_hint names the browser's
+    // session, so arriving straight back proves the hint.
     browser.click("#sign-out").await;
     browser.wait_for_text("#status", "signed out").await;
+    errors.extend(browser.console_errors().await);
     assert_eq!(browser.url().await.path(), "/signed-out");
+    let held = browser.execute("return window.currentTokens();", vec![]).await;
+    assert_eq!(held, serde_json::Value::Null, "the library forgot the user");
 
     // At the server, the session is over: its refresh token and access token
     // are dead.
@@ -178,7 +187,6 @@ async fn oidc_client_ts_signs_in_loads_userinfo_refreshes_and_signs_out_in_chrom
 
     // And nothing went wrong in the browser along the way (no CORS refusal,
     // no CSP violation, no script error).
-    let errors = browser.console_errors().await;
     assert!(errors.is_empty(), "console errors: {errors:#?}");
     browser.close().await;
 }

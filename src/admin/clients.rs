@@ -53,7 +53,7 @@ fn store_err(e: crate::store::StoreError) -> AdminError {
 }
 
 fn unknown(id: &str) -> AdminError {
-    AdminError::NotFound(format!("no client {id:?}"))
+    AdminError::NotFound(format!("no client named {id:?}"))
 }
 
 pub fn list(state: &AppState) -> Vec<ClientView> {
@@ -99,6 +99,7 @@ fn build(state: &AppState, spec: ClientSpec, secret_hash: Option<crate::secret::
 /// The secret to use for a confidential client: the given one, else a new
 /// one (returned once, as RFC 7591 does).
 async fn secret_for(
+    state: &AppState,
     spec: &ClientSpec,
     given: Option<String>,
 ) -> Result<(Option<crate::secret::PasswordHashString>, Option<String>)> {
@@ -109,10 +110,10 @@ async fn secret_for(
         return Ok((None, None));
     }
     match given {
-        Some(s) => Ok((Some(hash_secret(s).await?), None)),
+        Some(s) => Ok((Some(hash_secret(state, s).await?), None)),
         None => {
             let fresh = new_client_secret()?;
-            Ok((Some(hash_secret(fresh.clone()).await?), Some(fresh)))
+            Ok((Some(hash_secret(state, fresh.clone()).await?), Some(fresh)))
         }
     }
 }
@@ -140,7 +141,7 @@ pub async fn create(state: &AppState, actor: &Actor, body: &Map<String, Value>, 
     }
     // Validate before hashing: a bad request costs no argon2.
     build(state, spec.clone(), (!spec.public).then(|| state.dummy_password_hash.clone()))?;
-    let (hash, shown) = secret_for(&spec, given).await?;
+    let (hash, shown) = secret_for(state, &spec, given).await?;
     let client = build(state, spec.clone(), hash)?;
     let stored = record(&client, ClientSpec::of(&client), now);
     let event = AuditEvent::new(now, "client_created", actor.name.clone(), format!("client:{}", client.id))
@@ -190,6 +191,7 @@ pub async fn replace(
         }
     }
     let (spec, given) = parse(&body)?;
+    let secret_given = given.is_some();
     let (hash, shown) = match (&old.secret_hash, spec.public, given) {
         (Some(h), false, None) => (
             Some(
@@ -198,12 +200,13 @@ pub async fn replace(
             ),
             None,
         ),
-        (_, _, given) => secret_for(&spec, given).await?,
+        (_, _, given) => secret_for(state, &spec, given).await?,
     };
     let client = build(state, spec, hash)?;
     let stored = record(&client, ClientSpec::of(&client), old.created_at);
-    let event = AuditEvent::new(now, "client_updated", actor.name.clone(), format!("client:{id}"))
-        .details(serde_json::json!({ "old": old.spec, "new": stored.spec, "secret_changed": shown.is_some() }));
+    let event = AuditEvent::new(now, "client_updated", actor.name.clone(), format!("client:{id}")).details(
+        serde_json::json!({ "old": old.spec, "new": stored.spec, "secret_changed": secret_given || shown.is_some() }),
+    );
     event.log();
     state.store.write_client(id, Some(&stored), &event).await.map_err(store_err)?;
     let view = view(state, &client);
@@ -218,7 +221,7 @@ pub async fn rotate_secret(state: &AppState, actor: &Actor, id: &str, now: UnixT
         return Err(AdminError::Invalid(format!("client {id:?} is public and has no secret")));
     }
     let fresh = new_client_secret()?;
-    let hash = hash_secret(fresh.clone()).await?;
+    let hash = hash_secret(state, fresh.clone()).await?;
     let client = build(state, old.spec.clone(), Some(hash))?;
     let stored = record(&client, old.spec, old.created_at);
     let event = AuditEvent::new(now, "client_secret_rotated", actor.name.clone(), format!("client:{id}"));
@@ -229,8 +232,8 @@ pub async fn rotate_secret(state: &AppState, actor: &Actor, id: &str, now: UnixT
     Ok(WithSecret { client: view, client_secret: Some(fresh) })
 }
 
-/// Delete client `id` after revoking every live family it has (its relying
-/// party hears of each through back-channel logout).
+/// Delete client `id` after revoking every live family it has. The deleted
+/// client gets no back-channel logout: it is gone before the delivery runs.
 pub async fn delete(state: &AppState, actor: &Actor, id: &str, now: UnixTime) -> Result<usize> {
     stored(state, id)?;
     let revocation = Revocation { store: &state.store, clients: &state.clients, now };

@@ -27,6 +27,8 @@ pub enum AdminError {
     /// config file), or the name is taken.
     Conflict(String),
     Forbidden(String),
+    /// Every hashing slot stayed busy: retry shortly (503).
+    Busy,
     /// A store or key failure; details go to the log, not the caller.
     Internal(String),
 }
@@ -64,10 +66,16 @@ pub(crate) fn new_client_secret() -> Result<String> {
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// Hash a password or secret with argon2id off the async threads.
-pub(crate) async fn hash_secret(value: String) -> Result<crate::secret::PasswordHashString> {
-    tokio::task::spawn_blocking(move || crate::secret::PasswordHashString::hash(&crate::secret::Secret::new(value)))
-        .await
-        .map_err(|e| AdminError::internal("hashing a secret", e))?
-        .map_err(|e| AdminError::internal("hashing a secret", e))
+/// Hash a password or secret with argon2id, within the server's bound on
+/// concurrent hashing (503 `Busy` when every slot stays taken).
+pub(crate) async fn hash_secret(
+    state: &crate::http::AppState,
+    value: String,
+) -> Result<crate::secret::PasswordHashString> {
+    match state.hashing.hash(&crate::secret::Secret::new(value)).await {
+        Ok(Ok(hash)) => Ok(hash),
+        Ok(Err(e)) => Err(AdminError::internal("hashing a secret", e)),
+        Err(crate::secret::VerifyError::Busy) => Err(AdminError::Busy),
+        Err(e) => Err(AdminError::internal("hashing a secret", format!("{e:?}"))),
+    }
 }

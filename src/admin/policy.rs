@@ -174,13 +174,13 @@ pub fn explain(
     remember_me: bool,
 ) -> Result<Explanation> {
     let client = match client_id {
-        Some(id) => Some(state.clients.get(id).ok_or_else(|| AdminError::NotFound(format!("no client {id:?}")))?),
+        Some(id) => Some(state.clients.get(id).ok_or_else(|| AdminError::NotFound(format!("no client named {id:?}")))?),
         None => None,
     };
     if let Some(u) = username
         && state.any_user(u).map_err(|e| AdminError::internal("reading a user", e))?.is_none()
     {
-        return Err(AdminError::NotFound(format!("no user {u:?}")));
+        return Err(AdminError::NotFound(format!("no user named {u:?}")));
     }
     let policy = state.policy();
     let over = client.as_ref().and_then(|c| c.session.as_ref().map(|o| (c.id.as_str(), o)));

@@ -186,7 +186,7 @@ pub async fn revoke_session(state: &AppState, actor: &Actor, sid: &str, now: Uni
 }
 
 fn known_user(state: &AppState, username: &str) -> Result<()> {
-    if state.user(username).map_err(|e| AdminError::internal("reading a user", e))?.is_some() {
+    if state.any_user(username).map_err(|e| AdminError::internal("reading a user", e))?.is_some() {
         Ok(())
     } else {
         Err(AdminError::NotFound(format!("no user named {username:?}")))
@@ -224,6 +224,7 @@ mod tests {
             ip: Some("192.0.2.7".into()),
             revoked: None,
             seq: 1,
+            families: Default::default(),
         }
     }
 

@@ -70,8 +70,53 @@ pub fn merge(mut layer: PolicyLayer, body: &Map<String, Value>) -> Result<Policy
             PolicyKey::RefreshReuseGrace => layer.refresh_reuse_grace = if clear { None } else { Some(secs(value)?) },
             PolicyKey::MaxLifetimeCeiling => layer.max_lifetime_ceiling = if clear { None } else { Some(secs(value)?) },
         }
+        if !clear {
+            check_admin_floor(key, &layer)?;
+        }
     }
     Ok(layer)
+}
+
+/// The shortest value the admin API accepts for `key`, if it has a floor.
+/// A few seconds would sign everyone out at once, the admin included, with
+/// no way back through the API; file and environment still take any value
+/// above zero (tests, demos).
+pub fn admin_floor(key: PolicyKey) -> Option<Secs> {
+    match key {
+        PolicyKey::IdleTimeout
+        | PolicyKey::MaxLifetime
+        | PolicyKey::RememberMeIdleTimeout
+        | PolicyKey::RememberMeMaxLifetime => Some(Secs::minutes(5)),
+        PolicyKey::AccessTokenTtl => Some(Secs::minutes(1)),
+        PolicyKey::RefreshReuseGrace | PolicyKey::MaxLifetimeCeiling => None,
+    }
+}
+
+/// Refuse an admin value of `key` in `layer` below [`admin_floor`].
+fn check_admin_floor(key: PolicyKey, layer: &PolicyLayer) -> Result<()> {
+    let Some(floor) = admin_floor(key) else { return Ok(()) };
+    let idle = |t: Option<IdleTimeout>| match t {
+        Some(IdleTimeout::After(d)) => Some(d),
+        Some(IdleTimeout::Off) | None => None,
+    };
+    let value = match key {
+        PolicyKey::IdleTimeout => idle(layer.idle_timeout),
+        PolicyKey::RememberMeIdleTimeout => idle(layer.remember_me_idle_timeout),
+        PolicyKey::MaxLifetime => layer.max_lifetime,
+        PolicyKey::RememberMeMaxLifetime => layer.remember_me_max_lifetime,
+        PolicyKey::AccessTokenTtl => layer.access_token_ttl,
+        PolicyKey::RefreshReuseGrace | PolicyKey::MaxLifetimeCeiling => None,
+    };
+    match value {
+        Some(v) if v < floor => Err(AdminError::InvalidSetting(format!(
+            "{} must be at least {} seconds ({floor}) when set through the admin API, not {}; \
+             shorter values are for the config file or environment (tests, demos)",
+            key.name(),
+            floor.as_secs(),
+            v.as_secs()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// The policy in force with `admin` as the admin layer, validated by the
@@ -162,6 +207,28 @@ mod tests {
             merge(PolicyLayer::default(), &body(serde_json::json!({"max_lifetime": -5}))).expect_err("negative"),
         );
         assert!(e.contains("max_lifetime"), "{e}");
+    }
+
+    #[test]
+    fn the_admin_api_refuses_lockout_values() {
+        let put = |v: Value| merge(PolicyLayer::default(), &body(v));
+        for key in ["idle_timeout", "max_lifetime", "remember_me_idle_timeout", "remember_me_max_lifetime"] {
+            let e = put(serde_json::json!({ key: 299 })).expect_err("under 5 minutes");
+            assert!(matches!(e, AdminError::InvalidSetting(_)), "{e:?}");
+            let m = message(e);
+            assert!(
+                m.starts_with(&format!(
+                    "{key} must be at least 300 seconds (5m) when set through the admin API, not 299"
+                )),
+                "{m}"
+            );
+            assert!(put(serde_json::json!({ key: 300 })).is_ok(), "{key} at the floor");
+        }
+        let e = message(put(serde_json::json!({"access_token_ttl": 2})).expect_err("under 1 minute"));
+        assert!(e.starts_with("access_token_ttl must be at least 60 seconds (1m)"), "{e}");
+        assert!(put(serde_json::json!({"access_token_ttl": 60})).is_ok());
+        assert!(put(serde_json::json!({"idle_timeout": "off", "refresh_reuse_grace": 0})).is_ok(), "no floor");
+        assert!(put(serde_json::json!({"idle_timeout": null})).is_ok(), "clearing is always allowed");
     }
 
     #[test]

@@ -104,7 +104,7 @@ pub fn show(state: &AppState, username: &str) -> Result<UserView> {
 }
 
 fn unknown(username: &str) -> AdminError {
-    AdminError::NotFound(format!("no user {username:?}"))
+    AdminError::NotFound(format!("no user named {username:?}"))
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,7 +125,11 @@ pub struct NewUser {
     pub disabled: bool,
 }
 
-async fn password_hash(password: Option<String>, hash: Option<String>) -> Result<Option<PasswordHashString>> {
+async fn password_hash(
+    state: &AppState,
+    password: Option<String>,
+    hash: Option<String>,
+) -> Result<Option<PasswordHashString>> {
     match (password, hash) {
         (Some(_), Some(_)) => {
             Err(AdminError::Invalid("password: give either password or password_hash, not both".into()))
@@ -134,7 +138,7 @@ async fn password_hash(password: Option<String>, hash: Option<String>) -> Result
             if p.chars().count() < MIN_PASSWORD_CHARS {
                 return Err(AdminError::Invalid(format!("password: must be at least {MIN_PASSWORD_CHARS} characters")));
             }
-            Ok(Some(hash_secret(p).await?))
+            Ok(Some(hash_secret(state, p).await?))
         }
         (None, Some(h)) => {
             PasswordHashString::parse(&h).map(Some).map_err(|e| AdminError::Invalid(format!("password_hash: {e}")))
@@ -178,7 +182,7 @@ pub async fn create(state: &AppState, actor: &Actor, new: NewUser, now: UnixTime
     if state.any_user(&new.username).map_err(store_err)?.is_some() {
         return Err(AdminError::Conflict(format!("username: a user {:?} already exists", new.username)));
     }
-    let password_hash = password_hash(new.password, new.password_hash)
+    let password_hash = password_hash(state, new.password, new.password_hash)
         .await?
         .ok_or_else(|| AdminError::Invalid("password: is required (or password_hash)".into()))?;
     let user = User {
@@ -197,6 +201,19 @@ pub async fn create(state: &AppState, actor: &Actor, new: NewUser, now: UnixTime
     event.log();
     state.store.write_user(&user.username, Some(&user), None, &event).await.map_err(store_err)?;
     Ok(view)
+}
+
+/// Only `system:administer` may change a user who holds permissions: a
+/// helpdesk (`users:edit`) that could reset an administrator's password
+/// could sign in as them.
+fn may_change(actor: &Actor, user: &User) -> Result<()> {
+    if !user.permissions.is_empty() && !actor.administer {
+        return Err(AdminError::Forbidden(format!(
+            "user {:?} holds permissions; changing or deleting them needs the system:administer permission",
+            user.username
+        )));
+    }
+    Ok(())
 }
 
 /// The stored user `username`: 409 for a config user, 404 when unknown.
@@ -220,6 +237,7 @@ pub async fn update(
     now: UnixTime,
 ) -> Result<UserView> {
     let mut user = stored(state, username)?;
+    may_change(actor, &user)?;
     let was_disabled = user.disabled;
     let mut changed = Vec::new();
     let text = |field: &str, v: &Value| -> Result<Option<String>> {
@@ -265,14 +283,17 @@ pub async fn update(
             changed.push(field.clone());
         }
     }
-    if let Some(h) = password_hash(password, hash).await? {
+    if let Some(h) = password_hash(state, password, hash).await? {
         user.password_hash = h;
         changed.push("password".into());
     }
     let disabling = user.disabled && !was_disabled;
     let kind = if disabling { "user_disabled" } else { "user_updated" };
-    let event = AuditEvent::new(now, kind, actor.name.clone(), format!("user:{username}"))
+    let mut event = AuditEvent::new(now, kind, actor.name.clone(), format!("user:{username}"))
         .details(serde_json::json!({ "changed": changed }));
+    if disabling {
+        event = event.reason("user_disabled");
+    }
     event.log();
     let revoke = disabling.then(|| Revoked { at: now, reason: "user_disabled".into() });
     state.store.write_user(username, Some(&user), revoke, &event).await.map_err(store_err)?;
@@ -281,8 +302,9 @@ pub async fn update(
 
 /// Delete a stored user; every session of theirs is revoked in the same step.
 pub async fn delete(state: &AppState, actor: &Actor, username: &str, now: UnixTime) -> Result<()> {
-    stored(state, username)?;
-    let event = AuditEvent::new(now, "user_deleted", actor.name.clone(), format!("user:{username}"));
+    may_change(actor, &stored(state, username)?)?;
+    let event =
+        AuditEvent::new(now, "user_deleted", actor.name.clone(), format!("user:{username}")).reason("user_deleted");
     event.log();
     let revoke = Some(Revoked { at: now, reason: "user_deleted".into() });
     state.store.write_user(username, None, revoke, &event).await.map_err(store_err)?;

@@ -3,13 +3,13 @@
 //! case in `crate::admin`, map its result.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
-use super::api::{ApiError, Caller};
+use super::api::{ApiError, ApiJson, Caller};
 use super::state::AppState;
 use super::token::no_store;
 use crate::admin::{self, Actor, AdminError};
@@ -23,6 +23,11 @@ impl From<AdminError> for ApiError {
             AdminError::NotFound(m) => ApiError::not_found(m),
             AdminError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
             AdminError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
+            AdminError::Busy => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the server is busy hashing other secrets; retry in 1 s",
+            ),
             AdminError::Internal(context) => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",
@@ -41,7 +46,7 @@ fn json(status: StatusCode, body: impl serde::Serialize) -> Response {
 }
 
 /// The request body as a JSON object.
-pub fn object(body: Result<Json<Value>, JsonRejection>) -> Result<Map<String, Value>, ApiError> {
+pub fn object(body: Result<ApiJson<Value>, ApiError>) -> Result<Map<String, Value>, ApiError> {
     match body?.0 {
         Value::Object(m) => Ok(m),
         _ => Err(ApiError::bad_request("the body must be a JSON object")),
@@ -89,7 +94,7 @@ pub async fn list_users(State(state): State<AppState>, caller: Caller, raw: RawQ
 pub async fn create_user(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<Value>, JsonRejection>,
+    body: Result<ApiJson<Value>, ApiError>,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::UsersEdit)?;
     let body = object(body)?;
@@ -115,7 +120,7 @@ pub async fn update_user(
     State(state): State<AppState>,
     caller: Caller,
     username: Result<Path<String>, PathRejection>,
-    body: Result<Json<Value>, JsonRejection>,
+    body: Result<ApiJson<Value>, ApiError>,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::UsersEdit)?;
     let Path(username) = username?;
@@ -148,7 +153,7 @@ pub async fn list_clients(State(state): State<AppState>, caller: Caller) -> Resu
 pub async fn create_client(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<Value>, JsonRejection>,
+    body: Result<ApiJson<Value>, ApiError>,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::SystemAdminister)?;
     let body = object(body)?;
@@ -172,7 +177,7 @@ pub async fn replace_client(
     State(state): State<AppState>,
     caller: Caller,
     id: Result<Path<String>, PathRejection>,
-    body: Result<Json<Value>, JsonRejection>,
+    body: Result<ApiJson<Value>, ApiError>,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::SystemAdminister)?;
     let Path(id) = id?;

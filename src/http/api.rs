@@ -85,6 +85,130 @@ impl From<PathRejection> for ApiError {
     }
 }
 
+/// The largest JSON body the admin API reads.
+pub const JSON_BODY_LIMIT: usize = 64 * 1024;
+
+/// A JSON body of the admin API: `application/json`, at most 64 KiB, and no
+/// object with the same key twice (RFC 8259 4 leaves duplicates to the
+/// parser; serde_json keeps the last, so `{"a":1,"a":2}` would silently
+/// mean something else than it reads). A rejection is a 400
+/// `{"error","message"}` naming what is wrong.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let media_type = content_type.split(';').next().unwrap_or("").trim();
+        let media_type = media_type.to_ascii_lowercase();
+        let is_json = media_type == "application/json"
+            || (media_type.starts_with("application/") && media_type.ends_with("+json"));
+        if !is_json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "invalid_request",
+                format!("the body must be application/json, not {content_type:?}"),
+            ));
+        }
+        let bytes = axum::body::to_bytes(req.into_body(), JSON_BODY_LIMIT).await.map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request",
+                format!("the body exceeds {} KiB", JSON_BODY_LIMIT / 1024),
+            )
+        })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Parse a JSON document, refusing duplicate keys in any object.
+pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let checked = serde::de::DeserializeSeed::deserialize(unique_keys::Checked, &mut de).and_then(|()| de.end());
+    match checked {
+        Ok(()) => {}
+        Err(e) => {
+            let message = match unique_keys::duplicate(&e) {
+                Some(key) => format!("the JSON body has the key {key:?} twice; give each key once"),
+                None => format!("the body must be a JSON object: {e}"),
+            };
+            return Err(ApiError::bad_request(message));
+        }
+    }
+    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("the body is not what was expected: {e}")))
+}
+
+/// A serde visitor that walks a JSON document and fails on the first object
+/// with a repeated key.
+mod unique_keys {
+    use std::collections::HashSet;
+    use std::fmt;
+
+    use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+    const MARK: &str = "duplicate key: ";
+
+    /// The repeated key, when `e` is the error [`Checked`] raised for one.
+    pub fn duplicate(e: &serde_json::Error) -> Option<String> {
+        let text = e.to_string();
+        let rest = text.strip_prefix(MARK)?;
+        // serde_json appends " at line L column C".
+        let key = rest.rsplit_once(" at line ").map_or(rest, |(k, _)| k);
+        serde_json::from_str(key).ok()
+    }
+
+    pub struct Checked;
+
+    impl<'de> DeserializeSeed<'de> for Checked {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(Checked)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Checked {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq.next_element_seed(Checked)?.is_some() {}
+            Ok(())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut seen = HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if !seen.insert(key.clone()) {
+                    let quoted = serde_json::to_string(&key).unwrap_or_default();
+                    return Err(de::Error::custom(format!("{MARK}{quoted}")));
+                }
+                map.next_value_seed(Checked)?;
+            }
+            Ok(())
+        }
+    }
+}
+
 /// The authenticated caller of the admin or account API.
 #[derive(Debug)]
 pub struct Caller {
@@ -132,5 +256,24 @@ impl FromRequestParts<AppState> for Caller {
         let claims = bearer::authenticate(state, &token)?;
         let permissions = claims.permissions.iter().flatten().filter_map(|p| Permission::parse(p)).collect();
         Ok(Caller { claims, permissions })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_keys_are_refused_by_name_at_any_depth() {
+        let v: serde_json::Value = parse_json(br#"{"a": 1, "b": [{"c": 2}, {"c": 3}]}"#).expect("no duplicates");
+        assert_eq!(v["b"][1]["c"], 3);
+        let e = parse_json::<serde_json::Value>(br#"{"idle_timeout": 600, "idle_timeout": 2}"#).expect_err("dup");
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert_eq!(e.message, r#"the JSON body has the key "idle_timeout" twice; give each key once"#);
+        let e = parse_json::<serde_json::Value>(br#"{"x": {"k\"q": 1, "k\"q": 2}}"#).expect_err("nested dup");
+        assert!(e.message.contains(r#""k\"q""#), "{}", e.message);
+        let e = parse_json::<serde_json::Value>(b"{").expect_err("truncated");
+        assert!(e.message.starts_with("the body must be a JSON object"), "{}", e.message);
+        assert!(parse_json::<serde_json::Value>(br#"{"a": 1} trailing"#).is_err());
     }
 }

@@ -7,26 +7,31 @@
 //!   a refresh of any of its families counts as activity (SPEC 3).
 //! - The sign-in form is protected by a CSRF token: HMAC-SHA256 of the
 //!   `tenure_csrf` cookie under a server key, checked in constant time.
-//! - Failed sign-ins are throttled per username and address (SPEC 7); the
-//!   password check costs the same for unknown usernames.
+//! - Sign-in attempts are counted before the password is checked, per
+//!   username and address and per address (SPEC 7), with a lock that
+//!   doubles; failures are audited in aggregate; the password check costs
+//!   the same for unknown usernames and runs within the hashing bound.
+//! - A new sign-in ends the browser's previous session and renews the CSRF
+//!   cookie.
 //! - After a sign-in, the only place the browser is sent is our own
 //!   `/authorize` with the original request (no open redirect, RFC 9700 4.11).
 
-use std::net::SocketAddr;
-
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::cookies::{cookie, csrf_token, csrf_token_matches, is_csrf_cookie, new_csrf_cookie, set_cookie};
-use super::form::BODY_LIMIT;
+use super::form::{BODY_LIMIT, client_addr};
 use super::pages::{self, SignInForm};
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, FailedAttempt, escape_control};
 use crate::clock::UnixTime;
 use crate::oauth::authorize::{AuthorizationRequest, AuthorizeError, Step, Target, query_after_sign_in};
 use crate::oauth::params::Params;
+use crate::oauth::throttle::ThrottleKey;
+use crate::revocation::Revocation;
+use crate::secret::{Secret, VerifyError};
 use crate::session::code::{AuthCode, new_code};
 use crate::session::user_session::{UserSession, parse_cookie};
 use crate::store::Store;
@@ -36,6 +41,9 @@ pub const CSRF_COOKIE: &str = "tenure_csrf";
 
 const WRONG_CREDENTIALS: &str = "Wrong username or password.";
 const FORM_EXPIRED: &str = "This sign-in form has expired. Go back and try again.";
+const SERVER_BUSY: &str = "The server is busy signing in other people. Try again in a moment.";
+/// Why a browser's previous session ended when it signed in again.
+pub const REASON_REPLACED: &str = "replaced_by_new_sign_in";
 
 /// `GET /authorize`: validate the request, then issue a code to a live
 /// session, show the sign-in page, or tell the client why not.
@@ -90,7 +98,9 @@ async fn authorization_response(
 /// The session of the `tenure_session` cookie, if it is alive at `now` and
 /// its user still exists.
 fn live_session(state: &AppState, headers: &HeaderMap, now: UnixTime) -> Result<Option<UserSession>, PageError> {
-    let Some((sid, secret)) = cookie(headers, SESSION_COOKIE).and_then(parse_cookie) else { return Ok(None) };
+    let Some((sid, secret)) = cookie(headers, SESSION_COOKIE, state.is_https()).and_then(parse_cookie) else {
+        return Ok(None);
+    };
     let Some(session) = state.store.session(sid).map_err(|e| internal("reading a user session", e))? else {
         return Ok(None);
     };
@@ -98,10 +108,10 @@ fn live_session(state: &AppState, headers: &HeaderMap, now: UnixTime) -> Result<
     if !session.cookie_matches(secret) || !user_exists {
         return Ok(None);
     }
-    // SPEC 3: a refresh of any family of the session is activity too.
-    let families = state.store.session_families(sid).map_err(|e| internal("reading a session's families", e))?;
-    let last_active = families.iter().map(|f| f.rotated_at).max().unwrap_or(session.last_active);
-    Ok(session.is_alive(&state.history(), last_active, now).then_some(session))
+    // SPEC 3: a refresh of any family of the session is activity too; the
+    // store records it on the session itself, so this is one read whatever
+    // the number of families.
+    Ok(session.is_alive(&state.history(), session.last_active, now).then_some(session))
 }
 
 /// Store a code for the session's user (durable before the redirect) and
@@ -138,13 +148,7 @@ async fn issue_code(
 async fn touch_session(state: &AppState, sid: &str, now: UnixTime) -> Result<(), PageError> {
     state
         .store
-        .update_session(sid, |session| {
-            let changed = session.revoked.is_none() && session.last_active < now;
-            if changed {
-                session.last_active = now;
-            }
-            changed
-        })
+        .update_session(sid, |session| session.record_activity(now))
         .await
         .map(|_| ())
         .map_err(|e| internal("recording session activity", e))
@@ -153,15 +157,12 @@ async fn touch_session(state: &AppState, sid: &str, now: UnixTime) -> Result<(),
 async fn sign_in(state: &AppState, request: Request, now: UnixTime) -> Result<Response, PageError> {
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
-    let remote = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
+    let remote = client_addr(&state.config.trusted_proxies, headers, &parts.extensions);
     let form = read_form(headers, body).await?;
     let return_to = form.get("return_to").unwrap_or("");
 
     // The form must come from a page we rendered for this browser.
-    let csrf_ok = match (cookie(headers, CSRF_COOKIE), form.get("csrf_token")) {
+    let csrf_ok = match (cookie(headers, CSRF_COOKIE, state.is_https()), form.get("csrf_token")) {
         (Some(cookie), Some(token)) => csrf_token_matches(&state.csrf_key, cookie, token),
         _ => false,
     };
@@ -182,42 +183,107 @@ async fn sign_in(state: &AppState, request: Request, now: UnixTime) -> Result<Re
     let username = form.get("username").unwrap_or("");
     let password = form.get("password").unwrap_or("");
     let remember_me = form.get("remember_me") == Some("on");
-    let again = |status, error| {
+    let again = |status, error: &str| {
         let form = FormState { username, remember_me, error: Some(error), return_to };
         sign_in_page(state, headers, &target, &form, status)
+    };
+    let again_later = |status, error: &str, retry_after_secs: u64| {
+        let mut response = again(status, error)?;
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        Ok::<Response, PageError>(response)
     };
     if username.is_empty() || password.is_empty() {
         return again(StatusCode::BAD_REQUEST, "Enter your username and password.");
     }
 
-    let throttle_key = format!("{}|{remote}", username.chars().take(64).collect::<String>());
-    if let Err(wait) = state.sign_in_throttle.check(&throttle_key, now) {
-        tracing::warn!(username = ?username, %remote, retry_after = wait, "sign-in throttled");
-        let message = format!(
-            "Too many failed sign-in attempts for this account from your address. Try again in {wait} seconds."
-        );
-        let mut response = again(StatusCode::TOO_MANY_REQUESTS, &message)?;
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
-        return Ok(response);
+    // SPEC 7: counted before the password is checked, per (username,
+    // address) and per address, so neither concurrency nor spraying many
+    // usernames gets more guesses than the limits.
+    let name: String = username.chars().take(64).collect();
+    let throttles = &state.sign_in_throttles;
+    let account_slot = match throttles.user_address.reserve(ThrottleKey::of(&["user", username, &remote]), now) {
+        Ok(slot) => slot,
+        Err(refusal) => {
+            let wait = refusal.retry_after_secs();
+            tracing::warn!(username = %escape_control(&name), %remote, retry_after = wait, "sign-in throttled");
+            record_failure(state, Some(&name), &remote, FailedAttempt::Throttled, now).await?;
+            let message = format!(
+                "Too many failed sign-in attempts for this account from your address. Try again in {}.",
+                seconds(wait)
+            );
+            return again_later(StatusCode::TOO_MANY_REQUESTS, &message, wait);
+        }
+    };
+    let address_slot = match throttles.address.reserve(ThrottleKey::of(&["address", &remote]), now) {
+        Ok(slot) => slot,
+        Err(refusal) => {
+            account_slot.released();
+            let wait = refusal.retry_after_secs();
+            tracing::warn!(%remote, retry_after = wait, "sign-in throttled for the address");
+            record_failure(state, None, &remote, FailedAttempt::Throttled, now).await?;
+            let message =
+                format!("Too many failed sign-in attempts from your address. Try again in {}.", seconds(wait));
+            return again_later(StatusCode::TOO_MANY_REQUESTS, &message, wait);
+        }
+    };
+    match check_password(state, username, password).await? {
+        PasswordCheck::Busy => {
+            // Nothing was decided: both slots go back (dropped).
+            return again_later(StatusCode::SERVICE_UNAVAILABLE, SERVER_BUSY, 1);
+        }
+        PasswordCheck::Wrong => {
+            account_slot.failed(now);
+            address_slot.failed(now);
+            record_failure(state, Some(&name), &remote, FailedAttempt::WrongPassword, now).await?;
+            return again(StatusCode::UNAUTHORIZED, WRONG_CREDENTIALS);
+        }
+        PasswordCheck::Right => {
+            account_slot.succeeded();
+            // A success does not wipe the address's count (one valid
+            // account must not reset a spray).
+            address_slot.released();
+        }
     }
-    if !password_matches(state, username, password).await? {
-        state.sign_in_throttle.fail(&throttle_key, now);
-        let name: String = username.chars().take(64).collect();
-        let event = AuditEvent::new(now, "sign_in_failed", name.clone(), format!("user:{name}"))
-            .reason("wrong username or password")
-            .details(serde_json::json!({ "ip": remote }));
-        event.log();
-        state.store.append_audit(&event).await.map_err(|e| internal("auditing a failed sign-in", e))?;
-        return again(StatusCode::UNAUTHORIZED, WRONG_CREDENTIALS);
-    }
-    state.sign_in_throttle.succeed(&throttle_key);
 
+    // A sign-in in a browser that still carries another live session ends
+    // that session: one browser, one session.
+    let previous = live_session(state, headers, now)?;
     let user_agent =
         headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|ua| ua.chars().take(512).collect());
     let cookie = start_session(state, username, remember_me, user_agent, remote, now).await?;
+    if let Some(previous) = previous {
+        let revocation = Revocation { store: &state.store, clients: &state.clients, now };
+        revocation
+            .session(&previous.sid, username, REASON_REPLACED)
+            .await
+            .map_err(|e| internal("ending the browser's previous session", e))?;
+    }
     let mut response = redirect(StatusCode::SEE_OTHER, &next)?;
     response.headers_mut().append(header::SET_COOKIE, cookie);
+    // A fresh CSRF cookie: nothing bound to the signed-out state stays valid.
+    let csrf = new_csrf_cookie().map_err(|_| internal("drawing a CSRF cookie", "no randomness"))?;
+    response.headers_mut().append(header::SET_COOKIE, cookie_header(CSRF_COOKIE, &csrf, state.is_https(), None)?);
     Ok(response)
+}
+
+/// "1 second", "300 seconds".
+fn seconds(n: u64) -> String {
+    if n == 1 { "1 second".to_owned() } else { format!("{n} seconds") }
+}
+
+/// Count a failed sign-in in its aggregated audit record.
+async fn record_failure(
+    state: &AppState,
+    username: Option<&str>,
+    remote: &str,
+    attempt: FailedAttempt,
+    now: UnixTime,
+) -> Result<(), PageError> {
+    state
+        .failed_sign_ins
+        .record(&state.store, username, remote, attempt, now)
+        .await
+        .map_err(|e| internal("auditing a failed sign-in", e))
 }
 
 /// A new user session, durable, and the `Set-Cookie` that carries it. A
@@ -246,19 +312,29 @@ async fn start_session(
     cookie_header(SESSION_COOKIE, &cookie_value.0, state.is_https(), max_age)
 }
 
-/// Argon2 off the async executor. An unknown username is checked against a
-/// dummy hash so the answer takes as long as for a known one.
-async fn password_matches(state: &AppState, username: &str, password: &str) -> Result<bool, PageError> {
+/// The answer of a password check.
+enum PasswordCheck {
+    Right,
+    Wrong,
+    /// Every hashing slot stayed busy: nothing was checked.
+    Busy,
+}
+
+/// Argon2 off the async executor, within the hashing bound. An unknown
+/// username is checked against a dummy hash so the answer takes as long as
+/// for a known one.
+async fn check_password(state: &AppState, username: &str, password: &str) -> Result<PasswordCheck, PageError> {
     let user = state.user(username).map_err(|e| internal("reading a user", e))?;
     let (hash, known) = match user.as_ref() {
-        Some(user) => (user.password_hash.clone(), true),
-        None => (state.dummy_password_hash.clone(), false),
+        Some(user) => (&user.password_hash, true),
+        None => (&state.dummy_password_hash, false),
     };
-    let password = password.to_owned();
-    let matches = tokio::task::spawn_blocking(move || hash.verify(&password))
-        .await
-        .map_err(|e| internal("verifying a password", e))?;
-    Ok(known && matches)
+    match state.hashing.verify(hash, &Secret::new(password)).await {
+        Ok(matches) if known && matches => Ok(PasswordCheck::Right),
+        Ok(_) => Ok(PasswordCheck::Wrong),
+        Err(VerifyError::Busy) => Ok(PasswordCheck::Busy),
+        Err(e @ VerifyError::Aborted) => Err(internal("verifying a password", e)),
+    }
 }
 
 /// A form body: `application/x-www-form-urlencoded`, at most 64 KiB, each
@@ -302,7 +378,7 @@ fn sign_in_page(
     form: &FormState<'_>,
     status: StatusCode,
 ) -> Result<Response, PageError> {
-    let existing = cookie(headers, CSRF_COOKIE).filter(|c| is_csrf_cookie(c));
+    let existing = cookie(headers, CSRF_COOKIE, state.is_https()).filter(|c| is_csrf_cookie(c));
     let (csrf_cookie, fresh) = match existing {
         Some(c) => (c.to_owned(), false),
         None => (new_csrf_cookie().map_err(|_| internal("drawing a CSRF cookie", "no randomness"))?, true),

@@ -110,13 +110,15 @@ pub async fn from_header_or_form(state: &AppState, req: Request) -> Result<Acces
     if let Some(token) = from_header(&parts)? {
         return authenticate(state, &token);
     }
-    let is_form = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if !is_form {
-        return Err(BearerError::Missing);
+    // RFC 6750 2.2: the body parameter only in a form body. The media type
+    // must be exactly the form type (parameters such as charset allowed),
+    // not merely start with it.
+    let Some(content_type) = parts.headers.get(header::CONTENT_TYPE) else { return Err(BearerError::Missing) };
+    let content_type = content_type.to_str().unwrap_or("");
+    if !is_form_media_type(content_type) {
+        return Err(BearerError::InvalidRequest(format!(
+            "a token in the body needs Content-Type application/x-www-form-urlencoded, not {content_type:?}"
+        )));
     }
     let bytes = axum::body::to_bytes(body, super::form::BODY_LIMIT)
         .await
@@ -126,5 +128,28 @@ pub async fn from_header_or_form(state: &AppState, req: Request) -> Result<Acces
     match params.get("access_token") {
         Some(token) => authenticate(state, token),
         None => Err(BearerError::Missing),
+    }
+}
+
+/// Whether `content_type` is `application/x-www-form-urlencoded`, with any
+/// parameters (RFC 9110 8.3.1: the type and subtype are case-insensitive).
+pub fn is_form_media_type(content_type: &str) -> bool {
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded")
+}
+
+#[cfg(test)]
+mod media_type_tests {
+    use super::is_form_media_type;
+
+    #[test]
+    fn only_the_form_media_type_counts() {
+        assert!(is_form_media_type("application/x-www-form-urlencoded"));
+        assert!(is_form_media_type("application/x-www-form-urlencoded; charset=UTF-8"));
+        assert!(is_form_media_type("Application/X-WWW-Form-Urlencoded ;charset=utf-8"));
+        assert!(!is_form_media_type("application/x-www-form-urlencodedx"));
+        assert!(!is_form_media_type("application/x-www-form-urlencoded-evil; charset=utf-8"));
+        assert!(!is_form_media_type("application/json"));
+        assert!(!is_form_media_type(""));
     }
 }

@@ -15,6 +15,7 @@ impl IntoResponse for OAuthError {
             ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
             ErrorCode::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::TemporarilyUnavailable { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         };
@@ -28,7 +29,7 @@ impl IntoResponse for OAuthError {
             ErrorCode::InvalidClient => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"tenure\""));
             }
-            ErrorCode::TemporarilyUnavailable { retry_after_secs } => {
+            ErrorCode::TemporarilyUnavailable { retry_after_secs } | ErrorCode::Overloaded { retry_after_secs } => {
                 if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
                     headers.insert(header::RETRY_AFTER, v);
                 }

@@ -5,7 +5,10 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequest, Request};
-use axum::http::header;
+use axum::http::{Extensions, HeaderMap, header};
+
+use super::AppState;
+use crate::net::TrustedProxies;
 
 use crate::oauth::OAuthError;
 use crate::oauth::error::ErrorCode;
@@ -16,14 +19,25 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 pub struct OAuthForm {
     pub params: Params,
     pub authorization: Option<String>,
-    /// The peer address, for throttling; "unknown" without a socket (tests).
+    /// The client's address ([`client_addr`]), for throttling.
     pub remote: String,
 }
 
-impl<S: Send + Sync> FromRequest<S> for OAuthForm {
+/// The client's address: the peer, or behind a trusted proxy the rightmost
+/// untrusted `X-Forwarded-For` entry (see `crate::net`); "unknown" without
+/// a socket (tests that drive the router directly).
+pub fn client_addr(trusted: &TrustedProxies, headers: &HeaderMap, extensions: &Extensions) -> String {
+    let Some(peer) = extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()) else {
+        return "unknown".to_owned();
+    };
+    let forwarded = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+    trusted.client_addr(peer, forwarded).to_string()
+}
+
+impl FromRequest<AppState> for OAuthForm {
     type Rejection = OAuthError;
 
-    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
         let media_type = content_type.split(';').next().unwrap_or("").trim();
         if !media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
@@ -50,10 +64,7 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
             Some(Ok(v)) => Some(v),
             Some(Err(_)) => return Err(OAuthError::invalid_client("the Authorization header is not valid ASCII")),
         };
-        let remote = req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or_else(|| "unknown".to_owned(), |ci| ci.0.ip().to_string());
+        let remote = client_addr(&state.config.trusted_proxies, req.headers(), req.extensions());
         let bytes = axum::body::to_bytes(req.into_body(), BODY_LIMIT).await.map_err(|_| too_large())?;
         let params = Params::parse(&bytes)?;
         Ok(OAuthForm { params, authorization, remote })

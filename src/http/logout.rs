@@ -13,7 +13,11 @@
 //! - `ui_locales` and `logout_hint` are accepted and ignored.
 //! - Logout CSRF (section 6): without a valid hint naming the browser's
 //!   session, the user confirms on a page whose form carries a CSRF token
-//!   (HMAC of the `tenure_csrf` cookie, as on the sign-in page).
+//!   (HMAC of the `tenure_csrf` cookie, as on the sign-in page). Without the
+//!   session cookie (a cross-site POST does not carry it) the user confirms
+//!   too: a hint alone never ends a session, since an ID token is not a
+//!   credential (it leaks, and an expired one is accepted). Only the session
+//!   of the browser that confirms ends.
 //! - Ending the session revokes it and every family in it, and queues the
 //!   back-channel logouts ([`Revocation::session`]); the `tenure_session`
 //!   cookie is cleared.
@@ -87,7 +91,7 @@ async fn end_session(
     // The confirmation form is the only request that carries a CSRF token.
     let confirmed = params.get("csrf_token").is_some();
     if confirmed {
-        let csrf_ok = match (cookie(headers, CSRF_COOKIE), params.get("csrf_token")) {
+        let csrf_ok = match (cookie(headers, CSRF_COOKIE, state.is_https()), params.get("csrf_token")) {
             (Some(cookie), Some(token)) => csrf_token_matches(&state.csrf_key, cookie, token),
             _ => false,
         };
@@ -98,14 +102,17 @@ async fn end_session(
 
     let browser = browser_session(state, headers)?;
     let to_end = match (browser, &request.hint) {
+        // Only the browser's own session ever ends, never one named by a
+        // hint alone: an ID token is no credential (it leaks through logs and
+        // referrers, and an expired one is accepted).
         (browser, _) if confirmed => browser,
         // The application names the browser's own session: no need to ask.
         (Some(session), Some(hint)) if session.sid == hint.sid => Some(session),
-        // No session cookie (a cross-site POST does not carry it): the
-        // session the hint names, if it is still on record.
-        (None, Some(hint)) => hinted_session(state, hint)?,
         // The request may not come from the user (logout CSRF): ask.
         (Some(_), _) => return confirmation_page(state, headers, &request, params),
+        // No session cookie (a cross-site POST does not carry it): ask; the
+        // answer is a same-site POST that carries it.
+        (None, Some(_)) => return confirmation_page(state, headers, &request, params),
         (None, None) if method == Method::Post => return confirmation_page(state, headers, &request, params),
         (None, None) => None,
     };
@@ -231,16 +238,11 @@ fn verify_hint(
 
 /// The session the `tenure_session` cookie proves, unless it has ended.
 fn browser_session(state: &AppState, headers: &HeaderMap) -> Result<Option<UserSession>, LogoutError> {
-    let Some((sid, secret)) = cookie(headers, SESSION_COOKIE).and_then(parse_cookie) else { return Ok(None) };
+    let Some((sid, secret)) = cookie(headers, SESSION_COOKIE, state.is_https()).and_then(parse_cookie) else {
+        return Ok(None);
+    };
     let session = state.store.session(sid).map_err(|e| internal("reading a user session", e))?;
     Ok(session.filter(|s| s.cookie_matches(secret) && s.revoked.is_none()))
-}
-
-/// The session a verified hint names, if it is on record, is the hint
-/// user's and has not ended.
-fn hinted_session(state: &AppState, hint: &IdClaims) -> Result<Option<UserSession>, LogoutError> {
-    let session = state.store.session(&hint.sid).map_err(|e| internal("reading a user session", e))?;
-    Ok(session.filter(|s| s.username == hint.sub && s.revoked.is_none()))
 }
 
 /// "Do you want to sign out?", with the request's parameters carried in
@@ -252,7 +254,7 @@ fn confirmation_page(
     request: &LogoutRequest,
     params: &Params,
 ) -> Result<Response, LogoutError> {
-    let existing = cookie(headers, CSRF_COOKIE).filter(|c| is_csrf_cookie(c));
+    let existing = cookie(headers, CSRF_COOKIE, state.is_https()).filter(|c| is_csrf_cookie(c));
     let (csrf_cookie, fresh) = match existing {
         Some(c) => (c.to_owned(), false),
         None => (new_csrf_cookie().map_err(|_| internal("drawing a CSRF cookie", "no randomness"))?, true),
@@ -519,7 +521,7 @@ grant_types = ["authorization_code"]
     fn the_session_cookie_is_cleared() {
         assert_eq!(
             clear_session_cookie(true).expect("ascii"),
-            "tenure_session=; HttpOnly; SameSite=Lax; Path=/; Secure; Max-Age=0"
+            "__Host-tenure_session=; HttpOnly; SameSite=Lax; Path=/; Secure; Max-Age=0"
         );
     }
 }

@@ -17,6 +17,7 @@ pub mod introspect;
 pub mod logout;
 pub mod pages;
 pub mod revoke;
+pub mod serve;
 pub mod sessions;
 pub mod settings;
 pub mod state;
@@ -35,9 +36,10 @@ pub use state::AppState;
 
 use crate::telemetry::{HttpLabels, RouteLabels};
 
-/// The whole HTTP surface, ready for `axum::serve` or `oneshot` in tests.
+/// The whole HTTP surface, ready for `serve` or `oneshot` in tests.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let https = state.is_https();
+    let router = Router::new()
         .route(
             "/.well-known/openid-configuration",
             with_cors(get(discovery::openid_configuration), &state, cors::PUBLIC_METADATA),
@@ -76,7 +78,22 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), observe))
         .fallback(error::not_found)
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
-        .with_state(state)
+        .with_state(state);
+    if https { router.layer(middleware::map_response(strict_transport_security)) } else { router }
+}
+
+/// HSTS (RFC 6797): one year, sent on every response when the issuer is
+/// https, so a browser never again tries the issuer over plain http (where
+/// its cookies and codes would travel in clear). Browsers ignore it on http
+/// responses, so it is harmless behind a TLS-terminating proxy.
+pub const STRICT_TRANSPORT_SECURITY: &str = "max-age=31536000";
+
+async fn strict_transport_security(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        axum::http::header::STRICT_TRANSPORT_SECURITY,
+        axum::http::HeaderValue::from_static(STRICT_TRANSPORT_SECURITY),
+    );
+    response
 }
 
 /// `route` answering browsers by `policy` (see [`cors`]).
@@ -88,7 +105,7 @@ fn with_cors(route: MethodRouter<AppState>, state: &AppState, policy: cors::Cors
 async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned();
-    let method = req.method().as_str().to_owned();
+    let method = crate::telemetry::method_label(req.method()).to_owned();
     let response = next.run(req).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();

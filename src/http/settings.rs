@@ -4,12 +4,11 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
 use super::admin::actor;
-use super::api::{ApiError, Caller};
+use super::api::{ApiError, ApiJson, Caller};
 use super::state::AppState;
 use super::token::no_store;
 use crate::admin::settings;
@@ -24,7 +23,7 @@ pub async fn get(State(state): State<AppState>, caller: Caller) -> Result<Respon
 pub async fn put(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<Value>, JsonRejection>,
+    body: Result<ApiJson<Value>, ApiError>,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::SystemAdminister)?;
     let body = settings_object(body)?;
@@ -37,7 +36,7 @@ pub async fn put(
 pub async fn preview(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<Value>, JsonRejection>,
+    body: Result<ApiJson<Value>, ApiError>,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::SystemAdminister)?;
     let body = settings_object(body)?;
@@ -51,7 +50,7 @@ pub async fn delete(State(state): State<AppState>, caller: Caller) -> Result<Res
     Ok(no_store(Json(view).into_response()))
 }
 
-fn settings_object(body: Result<Json<Value>, JsonRejection>) -> Result<Map<String, Value>, ApiError> {
+fn settings_object(body: Result<ApiJson<Value>, ApiError>) -> Result<Map<String, Value>, ApiError> {
     match body?.0 {
         Value::Object(m) => Ok(m),
         _ => Err(ApiError::bad_request("the body must be a JSON object of settings")),

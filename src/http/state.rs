@@ -9,9 +9,9 @@ use crate::clock::{Clock, UnixTime};
 use crate::config::Config;
 use crate::duration::Secs;
 use crate::oauth::client_auth::ClientRegistry;
-use crate::oauth::throttle::FailureThrottle;
+use crate::oauth::throttle::{AttemptThrottle, ThrottleRules};
 use crate::policy::{PolicyHistory, PolicyLayers, PolicySources, SessionPolicy};
-use crate::secret::{PasswordHashString, Secret};
+use crate::secret::{HashingPool, PasswordHashString, Secret};
 use crate::session::refresh_token::RefreshKey;
 use crate::store::{SledStore, Store};
 use crate::telemetry::Metrics;
@@ -19,9 +19,35 @@ use crate::token::keys::{KeyDir, KeySet, retention};
 use crate::token::master_key::{MasterKey, Purpose};
 use crate::user::User;
 
-/// Failed sign-ins allowed per username and address within the window.
+/// Failed sign-ins allowed per username and address within the window;
+/// the lock after them starts at the window and doubles up to the cap.
 pub const SIGN_IN_FAILURE_LIMIT: u32 = 5;
 pub const SIGN_IN_FAILURE_WINDOW: Secs = Secs::minutes(5);
+pub const SIGN_IN_LOCK_CAP: Secs = Secs::hours(1);
+/// Failed sign-ins allowed per address, whatever the usernames (spraying).
+pub const SIGN_IN_ADDRESS_FAILURE_LIMIT: u32 = 20;
+
+/// The sign-in throttles: per (username, address) and per address.
+#[derive(Debug)]
+pub struct SignInThrottles {
+    pub user_address: AttemptThrottle,
+    pub address: AttemptThrottle,
+}
+
+impl Default for SignInThrottles {
+    fn default() -> Self {
+        let rules = |limit| ThrottleRules {
+            limit,
+            window: SIGN_IN_FAILURE_WINDOW,
+            lock_base: SIGN_IN_FAILURE_WINDOW,
+            lock_cap: SIGN_IN_LOCK_CAP,
+        };
+        SignInThrottles {
+            user_address: AttemptThrottle::new(rules(SIGN_IN_FAILURE_LIMIT)),
+            address: AttemptThrottle::new(rules(SIGN_IN_ADDRESS_FAILURE_LIMIT)),
+        }
+    }
+}
 
 /// The store implementation in use (PostgreSQL will sit beside it).
 pub type StoreImpl = SledStore;
@@ -38,7 +64,11 @@ pub struct Inner {
     /// Verified against when the username is unknown, so a failed sign-in
     /// takes the same time whether or not the user exists.
     pub dummy_password_hash: PasswordHashString,
-    pub sign_in_throttle: FailureThrottle,
+    pub sign_in_throttles: SignInThrottles,
+    /// Failed sign-ins, one audit record per (username, address) and hour.
+    pub failed_sign_ins: crate::audit::FailureAggregator,
+    /// The bound on concurrent argon2 runs (sign-in and client secrets).
+    pub hashing: HashingPool,
     pub refresh_key: RefreshKey,
     pub csrf_key: hmac::Key,
     /// Access tokens whose signature was verified (see `token::verified`).
@@ -123,13 +153,18 @@ impl AppState {
         }
         let keys = key_dir.load()?;
         let master = MasterKey::load_or_create(key_dir.path())?;
+        let metrics = Metrics::new();
+        let hashing =
+            HashingPool::new(config.hashing_concurrency, std::time::Duration::from_secs(config.hashing_wait.as_secs()))
+                .with_counters(metrics.secret_verifications.clone(), metrics.hashing_busy.clone());
         // SPEC 9: the console's client is built in, beside the config's.
         if config.clients.iter().any(|c| c.id == crate::http::console::CLIENT_ID) {
             return Err(StartError::ReservedClient);
         }
         let console = crate::http::console::builtin_client(&issuer).map_err(StartError::ConsoleClient)?;
-        let clients =
-            ClientRegistry::new(config.clients.iter().cloned().chain([console])).map_err(|_| StartError::Random)?;
+        let clients = ClientRegistry::new(config.clients.iter().cloned().chain([console]))
+            .map_err(|_| StartError::Random)?
+            .with_hashing(hashing.clone());
         for stored in store.clients()? {
             let id = stored.spec.id.clone();
             if clients.is_from_config(&id) {
@@ -156,7 +191,9 @@ impl AppState {
             clients,
             users,
             dummy_password_hash,
-            sign_in_throttle: FailureThrottle::new(SIGN_IN_FAILURE_LIMIT, SIGN_IN_FAILURE_WINDOW),
+            sign_in_throttles: SignInThrottles::default(),
+            failed_sign_ins: crate::audit::FailureAggregator::default(),
+            hashing,
             refresh_key: RefreshKey::new(master.derive(Purpose::RefreshToken)),
             csrf_key: master.derive(Purpose::Csrf),
             verified: crate::token::verified::VerifiedTokens::new(),
@@ -166,7 +203,7 @@ impl AppState {
             history: RwLock::new(Arc::new(history)),
             settings_lock: tokio::sync::Mutex::new(()),
             store,
-            metrics: Metrics::new(),
+            metrics,
             console: Default::default(),
         })))
     }

@@ -3,7 +3,8 @@
 //!
 //! - RFC 6749 4.1.1 (the request), 4.1.2 (the code response), 4.1.2.1 (error
 //!   responses), 3.1.2.3 and RFC 9700 2.1 (exact redirect URI match).
-//! - RFC 8252 7.3: a registered loopback redirect URI matches any port.
+//! - RFC 8252 7.3: a native app's registered loopback redirect URI matches any
+//!   port; every other redirect URI matches exactly (RFC 9700 2.1).
 //! - RFC 7636 4.3 and RFC 9700 2.1.1: PKCE, `S256` only, mandatory for public
 //!   clients.
 //! - OIDC Core 3.1.2.1 (`nonce`, `prompt`, `max_age`), 3.1.2.6 (errors such as
@@ -19,7 +20,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use super::client::{Client, GrantType, ScopeSet};
+use super::client::{ApplicationType, Client, GrantType, ScopeSet};
 use super::client_auth::ClientRegistry;
 use super::error::OAuthError;
 use super::params::Params;
@@ -116,7 +117,8 @@ impl Target {
         }
         let (redirect_uri, redirect_uri_given) = match params.get("redirect_uri") {
             Some(requested) => {
-                if !client.redirect_uris.iter().any(|r| redirect_uri_matches(r.as_str(), requested)) {
+                let native = client.application_type == ApplicationType::Native;
+                if !client.redirect_uris.iter().any(|r| redirect_uri_matches(r.as_str(), requested, native)) {
                     return Err(format!(
                         "redirect_uri {} is not registered for client {:?}",
                         quoted(requested),
@@ -396,10 +398,14 @@ pub fn redirect_location(base: &str, pairs: &[(&str, &str)]) -> String {
 }
 
 /// Whether `requested` is `registered`: the exact string (RFC 9700 2.1), or,
-/// for a registered loopback URI, the same URI on any port (RFC 8252 7.3).
-pub fn redirect_uri_matches(registered: &str, requested: &str) -> bool {
+/// for a native app's registered loopback URI, the same URI on any port
+/// (RFC 8252 7.3; a web client never gets the wildcard).
+pub fn redirect_uri_matches(registered: &str, requested: &str, native: bool) -> bool {
     if registered == requested {
         return true;
+    }
+    if !native {
+        return false;
     }
     match (split_loopback(registered), split_loopback(requested)) {
         (Some((host_a, rest_a)), Some((host_b, rest_b))) => host_a == host_b && rest_a == rest_b,
@@ -492,6 +498,7 @@ grant_types = ["authorization_code"]
 [[clients]]
 id = "cli"
 public = true
+application_type = "native"
 redirect_uris = ["http://[::1]/callback"]
 grant_types = ["authorization_code"]
 
@@ -595,21 +602,32 @@ grant_types = ["client_credentials"]
 
     #[test]
     fn loopback_redirect_uris_match_any_port() {
-        assert!(redirect_uri_matches("http://127.0.0.1:9001/", "http://127.0.0.1:51234/"));
-        assert!(redirect_uri_matches("http://127.0.0.1:9001/", "http://127.0.0.1/"));
-        assert!(redirect_uri_matches("http://[::1]/callback", "http://[::1]:8765/callback"));
-        assert!(redirect_uri_matches("http://127.0.0.1/cb?a=1", "http://127.0.0.1:1/cb?a=1"));
-        assert!(!redirect_uri_matches("http://127.0.0.1:9001/", "http://127.0.0.1:9001/x"), "the path must match");
-        assert!(!redirect_uri_matches("http://127.0.0.1:9001/", "http://[::1]:9001/"), "the host must match");
-        assert!(!redirect_uri_matches("http://127.0.0.1:9001/", "https://127.0.0.1:9001/"));
-        assert!(!redirect_uri_matches("http://127.0.0.1:9001/", "http://127.0.0.1:9001@evil.example/"));
-        assert!(!redirect_uri_matches("http://127.0.0.1:9001/", "http://127.0.0.1.evil.example/"));
-        assert!(!redirect_uri_matches("http://127.0.0.1:9001/", "http://127.0.0.1:99999/"), "not a port");
-        assert!(!redirect_uri_matches("https://app.example:443/cb", "https://app.example:8443/cb"), "not loopback");
+        assert!(redirect_uri_matches("http://127.0.0.1:9001/", "http://127.0.0.1:51234/", true));
+        assert!(redirect_uri_matches("http://127.0.0.1:9001/", "http://127.0.0.1/", true));
+        assert!(redirect_uri_matches("http://[::1]/callback", "http://[::1]:8765/callback", true));
+        assert!(redirect_uri_matches("http://127.0.0.1/cb?a=1", "http://127.0.0.1:1/cb?a=1", true));
         assert!(
-            !redirect_uri_matches("http://localhost:9001/", "http://localhost:9002/"),
+            !redirect_uri_matches("http://127.0.0.1:9001/", "http://127.0.0.1:9001/x", true),
+            "the path must match"
+        );
+        assert!(!redirect_uri_matches("http://127.0.0.1:9001/", "http://[::1]:9001/", true), "the host must match");
+        assert!(!redirect_uri_matches("http://127.0.0.1:9001/", "https://127.0.0.1:9001/", true));
+        assert!(!redirect_uri_matches("http://127.0.0.1:9001/", "http://127.0.0.1:9001@evil.example/", true));
+        assert!(!redirect_uri_matches("http://127.0.0.1:9001/", "http://127.0.0.1.evil.example/", true));
+        assert!(!redirect_uri_matches("http://127.0.0.1:9001/", "http://127.0.0.1:99999/", true), "not a port");
+        assert!(
+            !redirect_uri_matches("https://app.example:443/cb", "https://app.example:8443/cb", true),
+            "not loopback"
+        );
+        assert!(
+            !redirect_uri_matches("http://localhost:9001/", "http://localhost:9002/", true),
             "RFC 8252 8.3: not localhost"
         );
+        assert!(
+            !redirect_uri_matches("http://127.0.0.1:9000/callback", "http://127.0.0.1:9999/callback", false),
+            "RFC 9700 2.1: a web client's loopback URI matches exactly"
+        );
+        assert!(redirect_uri_matches("http://127.0.0.1:9000/callback", "http://127.0.0.1:9000/callback", false));
         let pairs = [
             ("response_type", "code"),
             ("client_id", "cli"),

@@ -164,6 +164,33 @@ impl WebOrigin {
     }
 }
 
+/// What kind of application a client is (OIDC Dynamic Client Registration
+/// 1.0 2, `application_type`). Only a native app may use a loopback
+/// redirect URI on any port (RFC 8252 7.3); a web client's redirect URIs
+/// match exactly (RFC 9700 2.1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ApplicationType {
+    #[default]
+    Web,
+    Native,
+}
+
+impl ApplicationType {
+    pub fn parse(s: &str) -> Option<ApplicationType> {
+        match s {
+            "web" => Some(ApplicationType::Web),
+            "native" => Some(ApplicationType::Native),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApplicationType::Web => "web",
+            ApplicationType::Native => "native",
+        }
+    }
+}
+
 /// How a client authenticates at the token endpoint.
 #[derive(Clone, Debug)]
 pub enum ClientKind {
@@ -179,6 +206,9 @@ pub struct Client {
     pub id: String,
     pub name: Option<String>,
     pub kind: ClientKind,
+    /// `web` (the default) or `native`: whether loopback redirect URIs may
+    /// vary their port.
+    pub application_type: ApplicationType,
     pub redirect_uris: Vec<RedirectUri>,
     pub web_origins: Vec<WebOrigin>,
     pub grant_types: BTreeSet<GrantType>,

@@ -3,11 +3,15 @@
 //! `client_secret_post` and `none` for public clients.
 //!
 //! Secrets are compared by argon2 (constant time) the first time and by a
-//! keyed digest in constant time after that ([`VerifiedCache`]). Failures are
-//! throttled per client and address.
+//! keyed digest in constant time after that ([`VerifiedCache`]). Attempts are
+//! counted per client and address before argon2 runs; concurrent requests
+//! with the same (client, secret) share one argon2 run; argon2 runs are
+//! bounded by the [`HashingPool`].
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+
+use tokio::sync::OnceCell;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -15,10 +19,10 @@ use base64::engine::general_purpose::STANDARD;
 use super::client::{Client, ClientKind};
 use super::error::{ErrorCode, OAuthError};
 use super::params::Params;
-use super::throttle::FailureThrottle;
+use super::throttle::{AttemptThrottle, Refusal, ThrottleKey, ThrottleRules};
 use crate::clock::UnixTime;
 use crate::duration::Secs;
-use crate::secret::{Secret, VerifiedCache};
+use crate::secret::{HashingPool, Secret, VerifiedCache, VerifyError};
 
 /// How the client presented itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +43,8 @@ pub struct PresentedClient {
 /// Failed attempts allowed per client and address within the window.
 pub const FAILURE_LIMIT: u32 = 10;
 pub const FAILURE_WINDOW: Secs = Secs::minutes(5);
+/// The longest lock after repeated failures (each lock doubles).
+pub const LOCK_CAP: Secs = Secs::hours(1);
 
 impl PresentedClient {
     /// Read the credentials from the `Authorization` header and the form.
@@ -106,8 +112,7 @@ fn form_decode(s: &str) -> String {
 pub struct ClientRegistry {
     clients: RwLock<Arc<HashMap<String, Arc<Client>>>>,
     from_config: HashSet<String>,
-    throttle: FailureThrottle,
-    verified: VerifiedCache,
+    guard: SecretGuard,
 }
 
 impl ClientRegistry {
@@ -116,9 +121,14 @@ impl ClientRegistry {
         Ok(ClientRegistry {
             from_config: clients.keys().cloned().collect(),
             clients: RwLock::new(Arc::new(clients)),
-            throttle: FailureThrottle::new(FAILURE_LIMIT, FAILURE_WINDOW),
-            verified: VerifiedCache::new()?,
+            guard: SecretGuard::new(HashingPool::default())?,
         })
+    }
+
+    /// Verify secrets through `pool` (shared with password checks).
+    pub fn with_hashing(mut self, pool: HashingPool) -> ClientRegistry {
+        self.guard.pool = pool;
+        self
     }
 
     /// Every client by id, as of now.
@@ -148,7 +158,7 @@ impl ClientRegistry {
     /// Add or replace a run-time client. Its verified secret is forgotten, so
     /// a replaced secret stops working at once.
     pub fn put(&self, client: Client) {
-        self.verified.forget(&client.id);
+        self.guard.forget(&client.id);
         let mut guard = match self.clients.write() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
@@ -160,7 +170,7 @@ impl ClientRegistry {
 
     /// Remove a run-time client; whether it was there.
     pub fn remove(&self, id: &str) -> bool {
-        self.verified.forget(id);
+        self.guard.forget(id);
         let mut guard = match self.clients.write() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
@@ -171,10 +181,15 @@ impl ClientRegistry {
         existed
     }
 
-    /// Whether `origin` (an `Origin` header, RFC 6454 7) is a registered web
-    /// origin of a public client: the browser origins served by CORS.
+    /// Whether `origin` is a registered web origin of a public client (CORS).
     pub fn allows_web_origin(&self, origin: &str) -> bool {
-        self.all().iter().filter(|c| c.is_public()).any(|c| c.web_origins.iter().any(|o| o.as_str() == origin))
+        self.snapshot().values().filter(|c| c.is_public()).any(|c| c.web_origins.iter().any(|o| o.as_str() == origin))
+    }
+
+    /// The throttle, verified-secret cache and hashing bound that
+    /// authentication goes through (for clients looked up elsewhere).
+    pub fn guard(&self) -> &SecretGuard {
+        &self.guard
     }
 
     /// Authenticate `presented`, from `remote` (an address), at `now`.
@@ -184,55 +199,191 @@ impl ClientRegistry {
         remote: &str,
         now: UnixTime,
     ) -> Result<Arc<Client>, OAuthError> {
-        let throttle_key = format!("{}|{remote}", presented.client_id);
-        if let Err(retry_after_secs) = self.throttle.check(&throttle_key, now) {
-            return Err(OAuthError::new(
-                ErrorCode::TemporarilyUnavailable { retry_after_secs },
-                format!(
-                    "too many failed authentication attempts for client {:?} from this address; retry in {retry_after_secs} s",
-                    presented.client_id
-                ),
-            ));
-        }
-        let outcome = self.verify(&presented).await;
-        match &outcome {
-            Ok(_) => self.throttle.succeed(&throttle_key),
-            Err(_) => self.throttle.fail(&throttle_key, now),
-        }
-        outcome
+        let client = self.get(&presented.client_id);
+        self.guard.authenticate(client, &presented, remote, now).await
+    }
+}
+
+/// What client authentication keeps between requests: the failure
+/// throttle, the verified-secret cache, the verifications in flight and the
+/// hashing bound. It takes the client record, wherever it came from.
+pub struct SecretGuard {
+    throttle: AttemptThrottle,
+    verified: VerifiedCache,
+    pool: HashingPool,
+    /// One argon2 run per (client, secret) at a time; later arrivals wait
+    /// for its answer (single flight).
+    in_flight: Mutex<HashMap<[u8; 32], Arc<OnceCell<bool>>>>,
+}
+
+impl std::fmt::Debug for SecretGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretGuard").field("pool", &self.pool).finish_non_exhaustive()
+    }
+}
+
+impl SecretGuard {
+    pub fn new(pool: HashingPool) -> Result<SecretGuard, ring::error::Unspecified> {
+        Ok(SecretGuard {
+            throttle: AttemptThrottle::new(ThrottleRules {
+                limit: FAILURE_LIMIT,
+                window: FAILURE_WINDOW,
+                lock_base: FAILURE_WINDOW,
+                lock_cap: LOCK_CAP,
+            }),
+            verified: VerifiedCache::new()?,
+            pool,
+            in_flight: Mutex::new(HashMap::new()),
+        })
     }
 
-    async fn verify(&self, presented: &PresentedClient) -> Result<Arc<Client>, OAuthError> {
-        let unknown =
-            || OAuthError::invalid_client(format!("unknown client {:?} or wrong credentials", presented.client_id));
-        let client = self.get(&presented.client_id).ok_or_else(unknown)?;
+    pub fn throttle(&self) -> &AttemptThrottle {
+        &self.throttle
+    }
+
+    pub fn pool(&self) -> &HashingPool {
+        &self.pool
+    }
+
+    /// Forget the verified secret of client `id` (its secret changed).
+    pub fn forget(&self, id: &str) {
+        self.verified.forget(id);
+    }
+
+    /// Authenticate `presented` as `client` (`None`: no such client), from
+    /// `remote`, at `now`. Failures are counted per client and address; an
+    /// unknown client id is counted per address only, so made-up ids take
+    /// no room.
+    pub async fn authenticate(
+        &self,
+        client: Option<Arc<Client>>,
+        presented: &PresentedClient,
+        remote: &str,
+        now: UnixTime,
+    ) -> Result<Arc<Client>, OAuthError> {
+        let key = match &client {
+            Some(c) => ThrottleKey::of(&["client", &c.id, remote]),
+            None => ThrottleKey::of(&["unknown client", remote]),
+        };
+        let throttled = |refusal: Refusal| {
+            let retry_after_secs = refusal.retry_after_secs();
+            OAuthError::new(
+                ErrorCode::TemporarilyUnavailable { retry_after_secs },
+                format!(
+                    "too many failed authentication attempts for client {} from this address; retry in {retry_after_secs} s",
+                    shown_id(&presented.client_id)
+                ),
+            )
+        };
+        self.throttle.check(&key, now).map_err(throttled)?;
+        let unknown = || {
+            OAuthError::invalid_client(format!(
+                "unknown client {} or wrong credentials",
+                shown_id(&presented.client_id)
+            ))
+        };
+        let refuse = |error: OAuthError| -> Result<Arc<Client>, OAuthError> {
+            self.throttle.reserve(key, now).map_err(throttled)?.failed(now);
+            Err(error)
+        };
+        let Some(client) = client else { return refuse(unknown()) };
         match (&client.kind, &presented.secret) {
-            (ClientKind::Public, None) => Ok(client.clone()),
-            (ClientKind::Public, Some(_)) => Err(OAuthError::invalid_client(format!(
+            (ClientKind::Public, None) => Ok(client),
+            (ClientKind::Public, Some(_)) => refuse(OAuthError::invalid_client(format!(
                 "client {:?} is public and has no secret; send only client_id",
                 client.id
             ))),
-            (ClientKind::Confidential { .. }, None) => Err(OAuthError::invalid_client(format!(
+            (ClientKind::Confidential { .. }, None) => refuse(OAuthError::invalid_client(format!(
                 "client {:?} is confidential: authenticate with client_secret_basic or client_secret_post",
                 client.id
             ))),
             (ClientKind::Confidential { secret_hash }, Some(secret)) => {
                 if self.verified.matches(&client.id, secret.expose()) {
-                    return Ok(client.clone());
+                    self.throttle.clear(&key);
+                    return Ok(client);
                 }
-                let hash = secret_hash.clone();
-                let candidate = secret.clone();
-                let ok = tokio::task::spawn_blocking(move || hash.verify(candidate.expose()))
+                let fingerprint = self.verified.fingerprint(&client.id, secret.expose());
+                let flight = Flight::join(&self.in_flight, fingerprint);
+                let outcome = flight
+                    .cell
+                    .get_or_try_init(|| async {
+                        // Counted before argon2 runs (one slot for every
+                        // request waiting on this same secret).
+                        let reservation = self.throttle.reserve(key, now).map_err(throttled)?;
+                        match self.pool.verify(secret_hash, secret).await {
+                            Ok(true) => {
+                                reservation.succeeded();
+                                self.verified.remember(&client.id, secret.expose());
+                                Ok(true)
+                            }
+                            Ok(false) => {
+                                reservation.failed(now);
+                                Ok(false)
+                            }
+                            Err(VerifyError::Busy) => Err(busy()),
+                            Err(VerifyError::Aborted) => Err(OAuthError::server_error()),
+                        }
+                    })
                     .await
-                    .map_err(|_| OAuthError::server_error())?;
-                if ok {
-                    self.verified.remember(&client.id, secret.expose());
-                    Ok(client.clone())
-                } else {
-                    Err(unknown())
+                    .copied();
+                drop(flight);
+                match outcome? {
+                    true => Ok(client),
+                    false => Err(unknown()),
                 }
             }
         }
+    }
+}
+
+/// A request's share of one verification in flight. The last request to
+/// leave takes the entry out of the table, also when it was abandoned.
+struct Flight<'a> {
+    table: &'a Mutex<HashMap<[u8; 32], Arc<OnceCell<bool>>>>,
+    fingerprint: [u8; 32],
+    cell: Arc<OnceCell<bool>>,
+}
+
+impl<'a> Flight<'a> {
+    fn join(table: &'a Mutex<HashMap<[u8; 32], Arc<OnceCell<bool>>>>, fingerprint: [u8; 32]) -> Flight<'a> {
+        let cell = match table.lock() {
+            Ok(mut m) => m.entry(fingerprint).or_default().clone(),
+            Err(_) => Arc::new(OnceCell::new()),
+        };
+        Flight { table, fingerprint, cell }
+    }
+}
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.table.lock() {
+            // Held by the table and by us only: nobody else is waiting. A
+            // decided answer goes too: later requests use the cache or
+            // count a fresh attempt.
+            let last = Arc::strong_count(&self.cell) <= 2;
+            if m.get(&self.fingerprint).is_some_and(|c| Arc::ptr_eq(c, &self.cell)) && (last || self.cell.initialized())
+            {
+                m.remove(&self.fingerprint);
+            }
+        }
+    }
+}
+
+/// 503 when every hashing slot stays busy (SPEC 7: never a 500).
+fn busy() -> OAuthError {
+    OAuthError::new(
+        ErrorCode::Overloaded { retry_after_secs: 1 },
+        "the server is busy verifying other credentials; retry in 1 s",
+    )
+}
+
+/// A client id as quoted in a message: at most 200 characters.
+fn shown_id(id: &str) -> String {
+    if id.chars().count() <= 200 {
+        format!("{id:?}")
+    } else {
+        let head: String = id.chars().take(200).collect();
+        format!("{head:?}...")
     }
 }
 
@@ -299,7 +450,7 @@ grant_types = ["client_credentials"]
         let mut clients = config.clients;
         // A confidential client cannot register web origins (config.rs); were
         // one to carry them anyway, they would not be served.
-        clients[1].web_origins = vec![super::super::client::WebOrigin::parse("https://web.example").expect("origin")];
+        clients[1].web_origins = vec![crate::oauth::client::WebOrigin::parse("https://web.example").expect("origin")];
         let registry = ClientRegistry::new(clients).expect("registry");
         assert!(registry.allows_web_origin("http://127.0.0.1:9001"), "a trailing / in the config is tolerated");
         assert!(registry.allows_web_origin("https://app.example"));

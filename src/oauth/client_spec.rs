@@ -6,7 +6,9 @@ use std::collections::{BTreeSet, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::client::{Client, ClientKind, GrantType, Permission, RedirectUri, Scope, ScopeSet, WebOrigin};
+use super::client::{
+    ApplicationType, Client, ClientKind, GrantType, Permission, RedirectUri, Scope, ScopeSet, WebOrigin,
+};
 use crate::config::SigningAlg;
 use crate::policy::{ClientSessionOverride, SessionPolicy};
 use crate::secret::PasswordHashString;
@@ -39,6 +41,9 @@ pub struct ClientSpec {
     pub permissions: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<ClientSessionOverride>,
+    /// `web` (the default) or `native` (RFC 8252: any loopback port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_type: Option<String>,
     /// `RS256` or the issuer's `signing_alg` (OIDC Core 15.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_token_signed_response_alg: Option<String>,
@@ -143,6 +148,12 @@ impl ClientSpec {
                 }
             }
         }
+        let application_type = match self.application_type.as_deref() {
+            None => ApplicationType::Web,
+            Some(raw) => ApplicationType::parse(raw).ok_or_else(|| {
+                FieldError::new("application_type", format!("{raw:?} is not an application type; use web or native"))
+            })?,
+        };
         let redirect_uris = self
             .redirect_uris
             .iter()
@@ -218,6 +229,7 @@ impl ClientSpec {
             id: self.id,
             name: self.name,
             kind,
+            application_type,
             redirect_uris,
             web_origins,
             grant_types,
@@ -238,6 +250,7 @@ impl ClientSpec {
             id: client.id.clone(),
             name: client.name.clone(),
             public: client.is_public(),
+            application_type: Some(client.application_type.as_str().to_owned()),
             redirect_uris: strings(&client.redirect_uris),
             web_origins: client.web_origins.iter().map(|o| o.as_str().to_owned()).collect(),
             grant_types: client.grant_types.iter().map(|g| g.as_str().to_owned()).collect(),

@@ -114,8 +114,12 @@ pub async fn redeem<S: Store>(
     };
     let keep_until = record.auth_time.plus(minter.history.current().max_lifetime_ceiling);
     match store.redeem_code(&key, &new_family, keep_until, now).await.map_err(store_error)? {
-        Redemption::Redeemed => {
+        Redemption::Redeemed { superseded } => {
             tracing::info!(client_id = %client.id, sid = %new_family.sid, family = %new_family.id, "authorization code redeemed");
+            if !superseded.is_empty() {
+                let revocation = crate::revocation::Revocation { store, clients: minter.clients, now };
+                revocation.superseded(&superseded, &new_family.id).await.map_err(store_error)?;
+            }
             minter.mint(&new_family, client, &record.scope, record.nonce.clone())
         }
         Redemption::Replayed { revoked_family } => {

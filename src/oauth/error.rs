@@ -24,6 +24,8 @@ pub enum ErrorCode {
     UnsupportedTokenType,
     /// Too many failed attempts; the client should retry after a while.
     TemporarilyUnavailable { retry_after_secs: u64 },
+    /// Every password-hashing slot stayed busy (HTTP 503 with Retry-After).
+    Overloaded { retry_after_secs: u64 },
     /// The body exceeds the size limit (HTTP 413).
     RequestTooLarge,
     /// An internal failure; details go to the log, never to the client.
@@ -41,7 +43,7 @@ impl ErrorCode {
             ErrorCode::InvalidScope => "invalid_scope",
             ErrorCode::InvalidTarget => "invalid_target",
             ErrorCode::UnsupportedTokenType => "unsupported_token_type",
-            ErrorCode::TemporarilyUnavailable { .. } => "temporarily_unavailable",
+            ErrorCode::TemporarilyUnavailable { .. } | ErrorCode::Overloaded { .. } => "temporarily_unavailable",
             ErrorCode::ServerError => "server_error",
         }
     }

@@ -218,6 +218,7 @@ mod tests {
             ip: None,
             revoked: None,
             seq: 1,
+            families: Default::default(),
         }
     }
 
@@ -352,6 +353,7 @@ mod boundary_tests {
             ip: None,
             revoked: None,
             seq: 1,
+            families: Default::default(),
         }
     }
 }

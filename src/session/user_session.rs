@@ -1,6 +1,8 @@
 //! The user session (SPEC 2: `sid`), created when a user signs in at the
 //! issuer, carried by the browser cookie, with the two clocks.
 
+use std::collections::BTreeMap;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -20,8 +22,10 @@ pub struct UserSession {
     pub cookie_hash: String,
     /// Sign-in time: `auth_time`, and the start of the absolute clock.
     pub signed_in: UnixTime,
-    /// Last activity at the issuer (sign-in, single sign-on). Refreshes are
-    /// activity too; they are read from the session's families.
+    /// Last activity: sign-in, single sign-on, a code redemption or a
+    /// refresh of any of its families (SPEC 3). The store updates it
+    /// atomically with each of them, so the liveness check reads this one
+    /// record, never the families.
     pub last_active: UnixTime,
     pub remember_me: bool,
     pub user_agent: Option<String>,
@@ -32,7 +36,17 @@ pub struct UserSession {
     /// marker ("every session before sequence N"), exact even within a second.
     #[serde(default)]
     pub seq: u64,
+    /// The live families of each client in this session, oldest first, at
+    /// most [`MAX_FAMILIES_PER_CLIENT`] each (see [`UserSession::admit_family`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub families: BTreeMap<String, Vec<String>>,
 }
+
+/// How many refresh-token families one client may hold in one user session.
+/// Each code redemption starts a family; without a bound, an app that signs
+/// in again and again in the same browser piles up families that all stay
+/// alive. Beyond the bound the oldest is superseded (revoked, audited).
+pub const MAX_FAMILIES_PER_CLIENT: usize = 5;
 
 /// The session cookie's value: `sid.secret`.
 pub struct CookieValue(pub String);
@@ -61,8 +75,32 @@ impl UserSession {
             ip,
             revoked: None,
             seq: 0,
+            families: BTreeMap::new(),
         };
         Ok((session, CookieValue(format!("{sid}.{secret}"))))
+    }
+
+    /// Record family `family_id`, just created for `client_id`, as the
+    /// client's newest in this session. Returns the ids it supersedes, oldest
+    /// first: those beyond `limit` for this client. The caller revokes them
+    /// in the same transaction.
+    pub fn admit_family(&mut self, client_id: &str, family_id: &str, limit: usize) -> Vec<String> {
+        let ids = self.families.entry(client_id.to_owned()).or_default();
+        if !ids.iter().any(|id| id == family_id) {
+            ids.push(family_id.to_owned());
+        }
+        let excess = ids.len().saturating_sub(limit.max(1));
+        ids.drain(..excess).collect()
+    }
+
+    /// Record activity at `now` (never moving backwards, never on a revoked
+    /// session). Returns whether anything changed.
+    pub fn record_activity(&mut self, now: UnixTime) -> bool {
+        let changed = self.revoked.is_none() && self.last_active < now;
+        if changed {
+            self.last_active = now;
+        }
+        changed
     }
 
     /// Whether `cookie_secret` is this session's, in constant time.
@@ -126,6 +164,32 @@ mod tests {
         assert!(!s.is_alive(&history, active, T0.plus(Secs::hours(12))), "absolute 12 h");
         let (rm, _) = UserSession::start("alice", true, None, None, T0).expect("rng");
         assert!(rm.is_alive(&history, T0, T0.plus(Secs::days(6))), "remember me: 7 d idle");
+    }
+
+    #[test]
+    fn a_client_keeps_at_most_the_limit_of_families_and_the_oldest_go_first() {
+        let (mut s, _) = UserSession::start("alice", false, None, None, T0).expect("rng");
+        for i in 0..5 {
+            assert!(s.admit_family("web", &format!("f{i}"), 5).is_empty(), "within the limit");
+        }
+        assert_eq!(s.admit_family("web", "f5", 5), ["f0"]);
+        assert_eq!(s.admit_family("web", "f6", 5), ["f1"]);
+        assert!(s.admit_family("spa", "g0", 5).is_empty(), "each client has its own bound");
+        assert_eq!(s.families["web"], ["f2", "f3", "f4", "f5", "f6"]);
+        assert!(s.admit_family("web", "f6", 5).is_empty(), "admitting twice changes nothing");
+        assert_eq!(s.admit_family("web", "f7", 2), ["f2", "f3", "f4", "f5"], "a lower limit trims at once");
+        assert_eq!(s.admit_family("web", "f8", 0), ["f6", "f7"], "at least the newest stays");
+        assert_eq!(s.families["web"], ["f8"]);
+    }
+
+    #[test]
+    fn activity_moves_forward_only_and_never_revives() {
+        let (mut s, _) = UserSession::start("alice", false, None, None, T0).expect("rng");
+        assert!(s.record_activity(T0.plus(Secs::new(10))));
+        assert!(!s.record_activity(T0.plus(Secs::new(5))), "an older refresh arriving late");
+        assert_eq!(s.last_active, T0.plus(Secs::new(10)));
+        s.revoked = Some(Revoked { at: T0, reason: "logout".into() });
+        assert!(!s.record_activity(T0.plus(Secs::new(20))));
     }
 
     #[test]

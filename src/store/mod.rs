@@ -145,8 +145,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Redeem the code under `key`, creating `family` (kept until
     /// `keep_until`), atomically: a second redemption revokes the family the
-    /// first one created (RFC 6749 4.1.2). Durable on return, also when the
-    /// answer is a replay.
+    /// first one created (RFC 6749 4.1.2). In the same transaction the
+    /// family joins its session's families of its client
+    /// ([`UserSession::admit_family`] with
+    /// [`MAX_FAMILIES_PER_CLIENT`](crate::session::user_session::MAX_FAMILIES_PER_CLIENT)):
+    /// the ones it supersedes are revoked (reason `superseded`) and leave the
+    /// session's family index, and the session records the activity. Durable
+    /// on return, also when the answer is a replay.
     fn redeem_code(
         &self,
         key: &[u8],
@@ -224,6 +229,15 @@ pub trait Store: Send + Sync + 'static {
     /// Append an event to the audit log; durable.
     fn append_audit(&self, event: &AuditEvent) -> impl std::future::Future<Output = Result<()>> + Send;
 
+    /// Append an event to the audit log and return its id; durable.
+    fn append_audit_id(&self, event: &AuditEvent) -> impl std::future::Future<Output = Result<u64>> + Send;
+
+    /// Replace audit event `id` (an aggregated record being counted up).
+    /// Not flushed before returning: a crash may lose the latest counts,
+    /// which keeps a flood of refused attempts from costing a flush each.
+    /// `false` when there is no such event (pruned).
+    fn replace_audit(&self, id: u64, event: &AuditEvent) -> impl std::future::Future<Output = Result<bool>> + Send;
+
     /// Drop audit events that happened before `before`, and user markers
     /// written before `markers_before` (every session they cover has expired
     /// by then). Returns how many were removed.
@@ -252,8 +266,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl std::future::Future<Output = Result<()>> + Send;
 
     /// Run `decide` on family `id` and its session in one transaction and
-    /// store its outcome (a rotation, or a revocation on reuse); durable on
-    /// return. `None` when there is no such family.
+    /// store its outcome (a rotation, or a revocation on reuse); a rotation
+    /// also records activity on the session (`last_active`, atomically).
+    /// Durable on return. `None` when there is no such family.
     fn refresh<F>(
         &self,
         id: &str,
@@ -266,7 +281,11 @@ pub trait Store: Send + Sync + 'static {
 /// The outcome of [`Store::redeem_code`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Redemption {
-    Redeemed,
+    /// The family is created; `superseded` are the older families of the
+    /// same session and client it replaced, now revoked.
+    Redeemed {
+        superseded: Vec<Family>,
+    },
     /// The code was redeemed before; the family it created (if any) is now
     /// revoked.
     Replayed {

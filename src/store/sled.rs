@@ -30,7 +30,7 @@ use crate::policy::{PolicyHistory, PolicyLayer, SessionPolicy};
 use crate::session::Revoked;
 use crate::session::code::{AuthCode, CODE_RECORD_TTL};
 use crate::session::family::{Family, RefreshDecision};
-use crate::session::user_session::UserSession;
+use crate::session::user_session::{MAX_FAMILIES_PER_CLIENT, UserSession};
 use crate::user::{StoredUser, User};
 
 const ADMIN_POLICY_KEY: &[u8] = b"admin_session_policy";
@@ -197,6 +197,25 @@ impl SledStore {
             Some(b) => serde_json::from_slice(&b)
                 .map(Some)
                 .map_err(|e| StoreError::Corrupt { what: "user marker".into(), message: e.to_string() }),
+        }
+    }
+
+    /// Set session `sid`'s `last_active` to `at` unless it is later already
+    /// or the session is revoked: a compare-and-swap on the one record, so
+    /// concurrent refreshes of several families never lose an update.
+    fn record_session_activity(&self, sid: &str, at: UnixTime) -> Result<()> {
+        let sessions = self.tree(Expiring::UserSession);
+        loop {
+            let Some(current) = sessions.get(sid.as_bytes()).map_err(io)? else { return Ok(()) };
+            let exp = record_expiry(&current).unwrap_or(UnixTime::EPOCH);
+            let mut session: UserSession = decode(Expiring::UserSession, &current)?;
+            if !session.record_activity(at) {
+                return Ok(());
+            }
+            let next = encode(exp, &session)?;
+            if sessions.compare_and_swap(sid.as_bytes(), Some(current), Some(next)).map_err(io)?.is_ok() {
+                return Ok(());
+            }
         }
     }
 
@@ -506,13 +525,15 @@ impl Store for SledStore {
         let family_bytes = encode(keep_until, family)?;
         let index_key = [family.sid.as_bytes(), family.id.as_bytes()].concat();
         let index_bytes = encode(keep_until, &())?;
+        let sid = family.sid.as_bytes();
         let trees = (
             self.tree(Expiring::AuthorizationCode),
             self.tree(Expiring::Family),
             self.tree(Expiring::SessionFamily),
             &self.expiry,
+            self.tree(Expiring::UserSession),
         );
-        let outcome = tx_result(trees.transaction(|(codes, families, index, expiry)| {
+        let outcome = tx_result(trees.transaction(|(codes, families, index, expiry, sessions)| {
             let Some((mut code, code_exp)) = tx_read::<AuthCode>(codes, Expiring::AuthorizationCode, key)? else {
                 return Ok(Redemption::NotFound);
             };
@@ -530,7 +551,26 @@ impl Store for SledStore {
             codes.insert(key, encode(code_exp, &code).map_err(abort)?)?;
             tx_put(families, expiry, Expiring::Family, family.id.as_bytes(), &family_bytes)?;
             tx_put(index, expiry, Expiring::SessionFamily, &index_key, &index_bytes)?;
-            Ok(Redemption::Redeemed)
+            // Bound the session's families of this client, and record the
+            // activity: keys read one by one, no scan.
+            let mut superseded = Vec::new();
+            if let Some((mut session, session_exp)) = tx_read::<UserSession>(sessions, Expiring::UserSession, sid)? {
+                let old = session.admit_family(&family.client_id, &family.id, MAX_FAMILIES_PER_CLIENT);
+                session.record_activity(now);
+                sessions.insert(sid, encode(session_exp, &session).map_err(abort)?)?;
+                for id in old {
+                    index.remove([sid, id.as_bytes()].concat())?;
+                    let Some((mut f, f_exp)) = tx_read::<Family>(families, Expiring::Family, id.as_bytes())? else {
+                        continue;
+                    };
+                    if f.revoked.is_none() {
+                        f.revoked = Some(Revoked { at: now, reason: "superseded".into() });
+                        families.insert(id.as_bytes(), encode(f_exp, &f).map_err(abort)?)?;
+                        superseded.push(f);
+                    }
+                }
+            }
+            Ok(Redemption::Redeemed { superseded })
         }))?;
         if outcome != Redemption::NotFound {
             self.commit.durable().await?;
@@ -728,6 +768,26 @@ impl Store for SledStore {
         self.commit.durable().await
     }
 
+    async fn append_audit_id(&self, event: &AuditEvent) -> Result<u64> {
+        let id = self.db.generate_id().map_err(io)?;
+        self.audit.insert(id.to_be_bytes(), serde_json::to_vec(event).map_err(io)?).map_err(io)?;
+        self.commit.durable().await?;
+        Ok(id)
+    }
+
+    async fn replace_audit(&self, id: u64, event: &AuditEvent) -> Result<bool> {
+        let value = serde_json::to_vec(event).map_err(io)?;
+        let key = id.to_be_bytes();
+        let mut replaced = false;
+        self.audit
+            .fetch_and_update(key, |old| {
+                replaced = old.is_some();
+                old.map(|_| value.clone())
+            })
+            .map_err(io)?;
+        Ok(replaced)
+    }
+
     async fn prune_history(&self, before: UnixTime, markers_before: UnixTime) -> Result<usize> {
         let mut removed = 0;
         // Audit ids grow with time: walk from the oldest until one is recent.
@@ -834,6 +894,9 @@ impl Store for SledStore {
                 RefreshDecision::Grace(_) | RefreshDecision::Refused(_) => break Some(decision),
             };
             if families.compare_and_swap(key, Some(current), Some(next)).map_err(io)?.is_ok() {
+                if let RefreshDecision::Rotate(rotated) = &decision {
+                    self.record_session_activity(&rotated.sid, rotated.rotated_at)?;
+                }
                 break Some(decision);
             }
         };
@@ -952,11 +1015,61 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_session_keeps_the_newest_families_of_a_client_and_records_activity() {
+        let store = SledStore::temporary().expect("store");
+        let (mut session, _) = UserSession::start("alice", false, None, None, T0).expect("rng");
+        session.sid = family("x").sid;
+        let keep = T0.plus(Secs::days(30));
+        store.put_session(&session, keep).await.expect("put");
+        let mut superseded = Vec::new();
+        for i in 0..(MAX_FAMILIES_PER_CLIENT + 2) {
+            let key = format!("k{i}");
+            store.put_code(key.as_bytes(), &code()).await.expect("put");
+            let at = T0.plus(Secs::new(i as u64));
+            let mut f = family(&format!("f{i}"));
+            (f.created_at, f.rotated_at) = (at, at);
+            match store.redeem_code(key.as_bytes(), &f, keep, at).await.expect("redeem") {
+                Redemption::Redeemed { superseded: s } => superseded.extend(s.into_iter().map(|f| f.id)),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(superseded, ["f0", "f1"], "the oldest go first");
+        for id in ["f0", "f1"] {
+            let f = store.family(id).expect("read").expect("kept for the audit trail");
+            assert_eq!(f.revoked.map(|r| r.reason).as_deref(), Some("superseded"));
+        }
+        let live: Vec<String> =
+            store.session_families(&session.sid).expect("index").into_iter().map(|f| f.id).collect();
+        assert_eq!(live, ["f2", "f3", "f4", "f5", "f6"], "superseded families leave the index");
+        let stored = store.session(&session.sid).expect("read").expect("exists");
+        assert_eq!(stored.last_active, T0.plus(Secs::new(6)), "each redemption is activity");
+
+        // A rotation records activity on the session too.
+        let later = T0.plus(Secs::minutes(20));
+        let decision = store
+            .refresh("f6", |f, _| crate::session::family::decide_refresh(f, 1, later, Secs::ZERO, true))
+            .await
+            .expect("refresh");
+        assert!(matches!(decision, Some(RefreshDecision::Rotate(_))));
+        assert_eq!(store.session(&session.sid).expect("read").expect("exists").last_active, later);
+        // A late, older rotation never moves it back.
+        let earlier = T0.plus(Secs::minutes(10));
+        store
+            .refresh("f5", |f, _| crate::session::family::decide_refresh(f, 1, earlier, Secs::ZERO, true))
+            .await
+            .expect("refresh");
+        assert_eq!(store.session(&session.sid).expect("read").expect("exists").last_active, later);
+    }
+
+    #[tokio::test]
     async fn a_code_redeems_once_and_its_replay_revokes_the_family() {
         let store = SledStore::temporary().expect("store");
         store.put_code(b"k", &code()).await.expect("put");
         let keep = T0.plus(Secs::days(30));
-        assert_eq!(store.redeem_code(b"k", &family("f1"), keep, T0).await.expect("redeem"), Redemption::Redeemed);
+        assert_eq!(
+            store.redeem_code(b"k", &family("f1"), keep, T0).await.expect("redeem"),
+            Redemption::Redeemed { superseded: vec![] }
+        );
         assert_eq!(store.family("f1").expect("read").map(|f| f.revoked.is_none()), Some(true));
         assert_eq!(store.session_families(&family("f1").sid).expect("index").len(), 1);
         let replay = store.redeem_code(b"k", &family("f2"), keep, T0.plus(Secs::new(30))).await.expect("redeem");

@@ -1,11 +1,11 @@
 //! A real browser for end-to-end tests: Debian's headless Chromium, driven
 //! through chromedriver (W3C WebDriver) with fantoccini.
 //!
-//! [`Chromium::start`] starts chromedriver on a free loopback port and opens
-//! one browser session with a fresh profile. [`Chromium::close`] ends the
-//! session (chromedriver then quits Chromium) and stops chromedriver; if a
-//! test panics first, `Drop` kills chromedriver's process group, Chromium
-//! included.
+//! [`Chromium::start`] starts chromedriver on a free loopback port (it picks
+//! one and names it) and opens one browser session with a fresh profile.
+//! [`Chromium::close`] ends the session (chromedriver then quits Chromium)
+//! and stops chromedriver; if a test panics first, `Drop` kills
+//! chromedriver's process group, Chromium included.
 //!
 //! When Chromium or chromedriver is not installed, `start` prints one line
 //! ([`SKIP_LINE`]) and returns `None`, and the test returns early; with
@@ -15,12 +15,11 @@
 //! errors, `console.error`, failed loads, CORS refusals and Content Security
 //! Policy violations all land there.
 
-use std::io::Write;
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::Once;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::{Once, mpsc};
 use std::time::{Duration, Instant};
 
 use fantoccini::wd::WebDriverCompatibleCommand;
@@ -29,14 +28,9 @@ use serde_json::{Value, json};
 
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-/// What the browser tests need, and how to get it.
-pub const NEEDS: &str =
-    "browser tests need /usr/bin/chromium and /usr/bin/chromedriver (apt install chromium chromium-driver)";
-/// The one line printed when they are skipped.
-pub const SKIP_LINE: &str = concat!(
-    "SKIPPED: ",
-    "browser tests need /usr/bin/chromium and /usr/bin/chromedriver (apt install chromium chromium-driver)"
-);
+/// The one line printed when the browser tests are skipped.
+pub const SKIP_LINE: &str =
+    "SKIPPED: browser tests need /usr/bin/chromium and /usr/bin/chromedriver (apt install chromium chromium-driver)";
 
 /// Flags that work on a headless CI machine (no sandbox: tests run as root
 /// in a container; no background traffic: the tests see every request).
@@ -83,7 +77,8 @@ impl Chromium {
         let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER].into_iter().filter(|p| !Path::new(p).exists()).collect();
         if !missing.is_empty() {
             if std::env::var("TENURE_REQUIRE_EXTERNAL").as_deref() == Ok("1") {
-                panic!("{NEEDS}; {} missing, and TENURE_REQUIRE_EXTERNAL=1 forbids skipping", missing.join(" and "));
+                let needs = SKIP_LINE.trim_start_matches("SKIPPED: ");
+                panic!("{needs}; {} missing, and TENURE_REQUIRE_EXTERNAL=1 forbids skipping", missing.join(" and "));
             }
             static SKIP: Once = Once::new();
             // Straight to the process's stderr: the test harness captures
@@ -94,18 +89,19 @@ impl Chromium {
             return None;
         }
 
-        let port = free_port();
-        let driver = Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
+        // Port 0: chromedriver picks a free loopback port and names it.
+        let mut driver = Command::new(CHROMEDRIVER)
+            .arg("--port=0")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             // Its own process group, which Chromium joins: `Drop` kills both.
             .process_group(0)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {CHROMEDRIVER}: {e}"));
+        let stdout = driver.stdout.take().expect("chromedriver's stdout");
         let mut guard = DriverGuard(Some(driver));
-        wait_for_port(port, Duration::from_secs(15));
+        let port = driver_port(stdout, Duration::from_secs(15));
 
         let profile = tempfile::tempdir().expect("a temporary Chromium profile");
         let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|s| (*s).to_owned()).collect();
@@ -260,16 +256,21 @@ fn stop(driver: &mut Child) {
     let _ = driver.wait();
 }
 
-fn free_port() -> u16 {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("a free loopback port");
-    listener.local_addr().expect("its address").port()
-}
-
-fn wait_for_port(port: u16, within: Duration) {
-    let started = Instant::now();
-    while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
-        assert!(started.elapsed() < within, "chromedriver did not listen on port {port} within {within:?}");
-        std::thread::sleep(Duration::from_millis(20));
+/// The port chromedriver reports ("ChromeDriver was started successfully on
+/// port N."); its output is drained afterwards so it never blocks.
+fn driver_port(stdout: ChildStdout, within: Duration) -> u16 {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split_once("started successfully on port ").map(|(_, rest)| rest) {
+                let _ = tx.send(rest.trim_end_matches('.').parse::<u16>());
+            }
+        }
+    });
+    match rx.recv_timeout(within) {
+        Ok(Ok(port)) => port,
+        Ok(Err(e)) => panic!("chromedriver named an unreadable port: {e}"),
+        Err(_) => panic!("chromedriver did not report its port within {within:?}"),
     }
 }
 

@@ -135,6 +135,7 @@ fn status_of(e: &AdminError) -> StatusCode {
         AdminError::NotFound(_) => StatusCode::NOT_FOUND,
         AdminError::Conflict(_) => StatusCode::CONFLICT,
         AdminError::Forbidden(_) => StatusCode::FORBIDDEN,
+        AdminError::Busy => StatusCode::SERVICE_UNAVAILABLE,
         AdminError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -146,6 +147,7 @@ fn message_of(e: &AdminError) -> String {
         | AdminError::NotFound(m)
         | AdminError::Conflict(m)
         | AdminError::Forbidden(m) => m.clone(),
+        AdminError::Busy => "The server is busy; try again in a moment.".to_owned(),
         AdminError::Internal(context) => format!("The server could not complete the request ({context})."),
     }
 }

@@ -70,6 +70,7 @@ pub fn builtin_client(issuer: &str) -> Result<Client, String> {
         token_exchange_audiences: Vec::new(),
         permissions: Default::default(),
         session: None,
+        application_type: Default::default(),
         id_token_signed_response_alg: None,
     })
 }
@@ -212,7 +213,7 @@ pub async fn viewer(state: &AppState, headers: &HeaderMap, return_to: &str) -> R
 }
 
 async fn signed_in(state: &AppState, headers: &HeaderMap) -> Option<Viewer> {
-    let cookie = cookies::cookie(headers, COOKIE).filter(|c| is_csrf_cookie(c))?.to_owned();
+    let cookie = cookies::cookie(headers, COOKIE, state.is_https()).filter(|c| is_csrf_cookie(c))?.to_owned();
     let entry = state.console.get(&cookie)?;
     let mut guard = entry.lock().await;
     let Entry::Active(tokens) = &mut *guard else { return None };
@@ -326,7 +327,7 @@ pub async fn finish_sign_in(
     headers: &HeaderMap,
     params: &HashMap<String, String>,
 ) -> Result<Response, CallbackError> {
-    let cookie = cookies::cookie(headers, COOKIE).filter(|c| is_csrf_cookie(c)).ok_or(CallbackError::NoSignIn)?;
+    let cookie = cookies::cookie(headers, COOKIE, state.is_https()).filter(|c| is_csrf_cookie(c)).ok_or(CallbackError::NoSignIn)?;
     let entry = state.console.get(cookie).ok_or(CallbackError::NoSignIn)?;
     let (verifier, return_to) = {
         let mut guard = entry.lock().await;
