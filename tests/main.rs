@@ -13,6 +13,7 @@ mod authorize;
 mod bad_input;
 mod client_credentials;
 mod console;
+mod console_browser;
 mod cors;
 mod exchange;
 mod harden;

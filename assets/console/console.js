@@ -45,6 +45,12 @@
     });
   }
 
+  // A page restored from the back/forward cache may be stale (signed out
+  // since): fetch it again, so the server decides what is shown.
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted) window.location.reload();
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     localise();
     settings();

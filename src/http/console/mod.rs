@@ -29,7 +29,7 @@ use super::state::AppState;
 /// code, forms only to us (the sign-in redirect chain stays on this origin:
 /// `/console` -> `/authorize` -> `/login` -> `/console/callback`), no
 /// framing.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
      connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// An embedded asset and its content-hashed URL.

@@ -327,7 +327,9 @@ pub async fn finish_sign_in(
     headers: &HeaderMap,
     params: &HashMap<String, String>,
 ) -> Result<Response, CallbackError> {
-    let cookie = cookies::cookie(headers, COOKIE, state.is_https()).filter(|c| is_csrf_cookie(c)).ok_or(CallbackError::NoSignIn)?;
+    let cookie = cookies::cookie(headers, COOKIE, state.is_https())
+        .filter(|c| is_csrf_cookie(c))
+        .ok_or(CallbackError::NoSignIn)?;
     let entry = state.console.get(cookie).ok_or(CallbackError::NoSignIn)?;
     let (verifier, return_to) = {
         let mut guard = entry.lock().await;
@@ -412,11 +414,14 @@ fn minter<'a>(
     }
 }
 
-/// The response that clears the console cookie.
+/// The response that clears the console cookie, and the browser's cached
+/// pages of this origin (its back/forward cache included), so the back
+/// button cannot show a page of the signed-out session.
 pub fn clear_cookie(state: &AppState, mut response: Response) -> Response {
     if let Ok(v) = cookies::set_cookie(COOKIE, "", state.is_https(), Some(0)) {
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
+    response.headers_mut().insert("clear-site-data", HeaderValue::from_static("\"cache\""));
     response
 }
 
