@@ -369,7 +369,7 @@ async fn the_console_session_is_listed_as_client_console_and_sign_out_revokes_it
     let browser = Browser::new();
     sign_in(&server, &browser, "/console/account", "root", "root-password").await;
     let page = browser.get(&server, "/console/account").await.text().await.unwrap();
-    assert!(page.contains("<td>console <span class=\"badge on\">This session</span>"), "{page}");
+    assert!(page.contains("<td data-label=\"Client\">console <span class=\"badge on\">This session</span>"), "{page}");
     let bearer = root_token(&server).await;
     let listed: Value = server
         .http
@@ -499,7 +499,7 @@ async fn a_helpdesk_user_revokes_a_users_sessions_after_confirming() {
         .unwrap();
     let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
     let page = browser.get(&server, "/console/users/alice").await.text().await.unwrap();
-    assert!(page.contains("<td>web"), "alice's session with client web: {page}");
+    assert!(page.contains("<td data-label=\"Client\">web"), "alice's session with client web: {page}");
     let csrf = input_value(&page, "csrf").unwrap();
     let resp = post(&server, &browser, "/console/users/alice/sessions/revoke-all", &form(&[("csrf", &csrf)])).await;
     assert_eq!(resp.status(), 200);

@@ -321,3 +321,74 @@ async fn my_sessions_signs_out_everywhere_in_chromium_and_the_back_button_shows_
     assert!(!browser.text("body").await.contains("This session"));
     browser.close().await;
 }
+
+/// The screenshots in docs/console/ (run on purpose:
+/// `cargo test --test integration console_browser::screenshots -- --ignored`).
+#[tokio::test]
+#[ignore = "writes docs/console/*.png"]
+async fn screenshots() {
+    let Some(browser) = Chromium::start().await else { return };
+    let server = Server::start(&config(), &[]);
+    let _alice = app_refresh_token(&server, "alice", "alice-password").await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/console");
+    std::fs::create_dir_all(&dir).unwrap();
+    let shoot = |name: &'static str, height: u32| {
+        let browser = &browser;
+        let dir = dir.clone();
+        async move {
+            browser.client.set_window_size(1280, height).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            let png = browser.client.screenshot().await.unwrap();
+            std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+        }
+    };
+    sign_in(&browser, &server, "/console/settings", "root", "root-password").await;
+    shoot("settings", 1950).await;
+    choose(&browser, "Idle timeout", Some("Sign-in sessions"), "Custom").await;
+    fill_labelled(&browser, "Custom idle timeout (minutes)", Some("Sign-in sessions"), "10").await;
+    press(&browser, "Save changes").await;
+    wait_for_page_text(&browser, "Apply to live sessions?").await;
+    shoot("settings-preview", 800).await;
+    browser.goto(&server.url("/console/settings")).await;
+    choose(&browser, "Idle timeout", Some("Sign-in sessions"), "24 hours").await;
+    press(&browser, "Save changes").await;
+    browser.wait_for("#settings-error").await;
+    shoot("settings-error", 900).await;
+
+    browser.goto(&server.url("/console/users")).await;
+    fill_labelled(&browser, "Username", None, "dave").await;
+    fill_labelled(&browser, "Email", None, "dave@example.com").await;
+    fill_labelled(&browser, "Password", None, "dave-password").await;
+    press(&browser, "Create user").await;
+    wait_for_page_text(&browser, "User dave created.").await;
+    browser.goto(&server.url("/console/users")).await;
+    shoot("users", 1100).await;
+    browser.goto(&server.url("/console/users/alice")).await;
+    shoot("user", 800).await;
+
+    browser.goto(&server.url("/console/clients/new")).await;
+    fill_labelled(&browser, "Client ID", None, "kubectl").await;
+    fill_labelled(&browser, "Name", None, "kubectl").await;
+    fill_labelled(&browser, "Redirect URIs", None, "http://127.0.0.1:8000/").await;
+    fill_labelled(&browser, "Scopes", None, "openid").await;
+    fill_labelled(&browser, "Maximum lifetime", None, "1h").await;
+    press(&browser, "Create client").await;
+    wait_for_page_text(&browser, "shown only once").await;
+    shoot("client-secret", 700).await;
+    browser.goto(&server.url("/console/clients")).await;
+    shoot("clients", 700).await;
+    browser.goto(&server.url("/console/clients/kubectl")).await;
+    shoot("client", 1400).await;
+
+    browser.goto(&server.url("/console/keys")).await;
+    shoot("keys", 700).await;
+    browser.goto(&server.url("/console/audit")).await;
+    shoot("audit", 900).await;
+    browser.goto(&server.url("/console/account")).await;
+    shoot("my-sessions", 700).await;
+    browser.client.set_window_size(400, 900).await.unwrap();
+    browser.goto(&server.url("/console/account")).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    std::fs::write(dir.join("my-sessions-narrow.png"), browser.client.screenshot().await.unwrap()).unwrap();
+    browser.close().await;
+}
