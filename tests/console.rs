@@ -524,3 +524,191 @@ async fn a_helpdesk_user_revokes_a_users_sessions_after_confirming() {
         .await;
     assert_eq!(refreshed.status(), 400, "alice's refresh token fails at once");
 }
+
+#[tokio::test]
+async fn users_are_created_disabled_and_given_permissions_through_the_console() {
+    let server = Server::start(&config(), &[]);
+    let admin = Browser::new();
+    sign_in(&server, &admin, "/console/users", "root", "root-password").await;
+    let token = csrf(&server, &admin, "/console/users").await;
+    // A refused creation shows the rule inline and keeps what was typed.
+    let resp = post(
+        &server,
+        &admin,
+        "/console/users",
+        &form(&[("csrf", &token), ("username", "dave"), ("email", "dave@example.com"), ("password", "short")]),
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("role=\"alert\"") && page.contains("password"), "{page}");
+    assert_eq!(input_value(&page, "username").as_deref(), Some("dave"));
+    let resp = post(
+        &server,
+        &admin,
+        "/console/users",
+        &form(&[
+            ("csrf", &token),
+            ("username", "dave"),
+            ("email", "dave@example.com"),
+            ("password", "dave-password"),
+            ("permissions", "users:edit"),
+        ]),
+    )
+    .await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(location(&resp).as_deref(), Some("/console/users/dave"));
+    let page = admin.get(&server, "/console/users/dave").await.text().await.unwrap();
+    assert!(page.contains("User dave created."));
+    assert!(page.contains("<span class=\"badge\">users:edit</span>"), "{page}");
+
+    // dave signs in to the console and sees Users.
+    let dave = Browser::new();
+    assert_eq!(sign_in(&server, &dave, "/console", "dave", "dave-password").await, "/console");
+    assert_eq!(location(&dave.get(&server, "/console").await).as_deref(), Some("/console/users"));
+
+    // Permissions are only for system:administer viewers.
+    let helpdesk = Browser::new();
+    sign_in(&server, &helpdesk, "/console/users/dave", "carol", "carol-password").await;
+    let page = helpdesk.get(&server, "/console/users/dave").await.text().await.unwrap();
+    assert!(!page.contains("Save permissions"), "no permission controls for helpdesk");
+    let carol_token = input_value(&page, "csrf").unwrap();
+    let resp = post(
+        &server,
+        &helpdesk,
+        "/console/users/dave/permissions",
+        &form(&[("csrf", &carol_token), ("permissions", "system:administer")]),
+    )
+    .await;
+    assert_eq!(resp.status(), 403, "the use case refuses it");
+
+    // Disabling asks first, then signs dave out everywhere.
+    let resp = post(&server, &admin, "/console/users/dave/disable", &form(&[("csrf", &token)])).await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().contains("Disable this user?"));
+    let resp =
+        post(&server, &admin, "/console/users/dave/disable", &form(&[("csrf", &token), ("confirmed", "1")])).await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(dave.get(&server, "/console/users").await.status(), 303, "dave's console session ended");
+    let page = admin.get(&server, "/console/users/dave").await.text().await.unwrap();
+    assert!(page.contains("Disabled") && page.contains("Enable user"), "{page}");
+    let audit = admin.get(&server, "/console/audit?user=dave").await.text().await.unwrap();
+    assert!(audit.contains("<td>user_disabled</td><td>root</td>"), "{audit}");
+    assert!(audit.contains("<td>user_created</td><td>root</td>"), "{audit}");
+    assert!(!audit.contains("<td>sign_in</td><td>root</td>"), "filtered by user: {audit}");
+}
+
+#[tokio::test]
+async fn a_client_is_created_with_a_session_limit_its_secret_shown_once_rotated_and_deleted() {
+    let server = Server::start(&config(), &[]);
+    let admin = Browser::new();
+    sign_in(&server, &admin, "/console/clients", "root", "root-password").await;
+    let token = csrf(&server, &admin, "/console/clients/new").await;
+    let kubectl = |max: &'static str| {
+        form(&[
+            ("csrf", &token),
+            ("id", "kubectl"),
+            ("name", "kubectl"),
+            ("redirect_uris", "http://127.0.0.1:8000/\r\n"),
+            ("grant_types", "authorization_code"),
+            ("grant_types", "refresh_token"),
+            ("scopes", "openid"),
+            ("session_max_lifetime", max),
+        ])
+    };
+    let resp = post(&server, &admin, "/console/clients", &kubectl("13h")).await;
+    assert_eq!(resp.status(), 400, "a loosening override is refused");
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("Nothing was saved") && page.contains("max_lifetime"), "{page}");
+    let resp = post(&server, &admin, "/console/clients", &kubectl("1h")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("shown only once"));
+    let secret = page.split("id=\"client_secret\">").nth(1).unwrap().split('<').next().unwrap().to_owned();
+    assert!(secret.len() >= 40, "{secret}");
+    let ok = server
+        .post_form("/revoke", Some(("kubectl", &secret)), &[("token", "x"), ("token_type_hint", "refresh_token")])
+        .await;
+    assert_eq!(ok.status(), 200, "the secret works");
+    let list = admin.get(&server, "/console/clients").await.text().await.unwrap();
+    assert!(list.contains("<td>max 1 h</td>"), "{list}");
+    assert!(!admin.get(&server, "/console/clients/kubectl").await.text().await.unwrap().contains(&secret));
+
+    let resp =
+        post(&server, &admin, "/console/clients/kubectl/secret", &form(&[("csrf", &token), ("confirmed", "1")])).await;
+    assert_eq!(resp.status(), 200);
+    let page = resp.text().await.unwrap();
+    let fresh = page.split("id=\"client_secret\">").nth(1).unwrap().split('<').next().unwrap().to_owned();
+    assert_ne!(fresh, secret);
+    let old = server
+        .post_form("/revoke", Some(("kubectl", &secret)), &[("token", "x"), ("token_type_hint", "refresh_token")])
+        .await;
+    assert_eq!(old.status(), 401, "the old secret stopped working");
+
+    let resp = post(&server, &admin, "/console/clients/kubectl/delete", &form(&[("csrf", &token)])).await;
+    assert!(resp.text().await.unwrap().contains("Delete this client?"));
+    let resp =
+        post(&server, &admin, "/console/clients/kubectl/delete", &form(&[("csrf", &token), ("confirmed", "1")])).await;
+    assert_eq!(resp.status(), 303);
+    let list = admin.get(&server, "/console/clients").await.text().await.unwrap();
+    assert!(list.contains("Client kubectl deleted; 0 of its sessions were revoked."), "{list}");
+    assert!(!list.contains("href=\"/console/clients/kubectl\""), "{list}");
+    // Config and built-in clients are not editable here.
+    let resp =
+        post(&server, &admin, "/console/clients/console/delete", &form(&[("csrf", &token), ("confirmed", "1")])).await;
+    assert_eq!(resp.status(), 409);
+}
+
+#[tokio::test]
+async fn keys_are_listed_and_rotated_after_confirming() {
+    let server = Server::start(&config(), &[]);
+    let admin = Browser::new();
+    sign_in(&server, &admin, "/console/keys", "root", "root-password").await;
+    let page = admin.get(&server, "/console/keys").await.text().await.unwrap();
+    assert_eq!(page.matches("<span class=\"badge on\">active</span>").count(), 2, "{page}");
+    let token = input_value(&page, "csrf").unwrap();
+    let resp = post(&server, &admin, "/console/keys/rotate", &form(&[("csrf", &token)])).await;
+    assert!(resp.text().await.unwrap().contains("Rotate the signing keys?"));
+    let resp = post(&server, &admin, "/console/keys/rotate", &form(&[("csrf", &token), ("confirmed", "1")])).await;
+    assert_eq!(resp.status(), 303);
+    let page = admin.get(&server, "/console/keys").await.text().await.unwrap();
+    assert!(page.contains("A new signing key was published."));
+    assert!(page.contains(">retired<") || page.contains(">next<"), "{page}");
+}
+
+#[tokio::test]
+async fn my_sessions_signs_out_one_other_session_and_then_this_one() {
+    let server = Server::start(&config(), &[]);
+    let other = Browser::new();
+    sign_in(&server, &other, "/console/account", "alice", "alice-password").await;
+    let browser = Browser::new();
+    sign_in(&server, &browser, "/console/account", "alice", "alice-password").await;
+    let page = browser.get(&server, "/console/account").await.text().await.unwrap();
+    assert_eq!(page.matches("<tr").count(), 3, "a header and two sessions: {page}");
+    assert_eq!(page.matches(">Sign out this session<").count(), 1, "the current one is marked");
+    let token = input_value(&page, "csrf").unwrap();
+    let other_sid = page.split("<tr data-sid=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let resp =
+        post(&server, &browser, &format!("/console/account/sessions/{other_sid}/revoke"), &form(&[("csrf", &token)]))
+            .await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(location(&resp).as_deref(), Some("/console/account"));
+    assert_eq!(other.get(&server, "/console/account").await.status(), 303, "the other browser is signed out");
+    let page = browser.get(&server, "/console/account").await.text().await.unwrap();
+    assert!(page.contains("That session was signed out."));
+    let current = page.split("<tr class=\"current\" data-sid=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let resp =
+        post(&server, &browser, &format!("/console/account/sessions/{current}/revoke"), &form(&[("csrf", &token)]))
+            .await;
+    assert_eq!(location(&resp).as_deref(), Some("/console/signed-out"));
+    assert_eq!(browser.get(&server, "/console/account").await.status(), 303);
+    // Someone else's session answers like an unknown one.
+    let bob = Browser::new();
+    sign_in(&server, &bob, "/console/account", "carol", "carol-password").await;
+    let carol_token = csrf(&server, &bob, "/console/account").await;
+    let resp =
+        post(&server, &bob, &format!("/console/account/sessions/{current}/revoke"), &form(&[("csrf", &carol_token)]))
+            .await;
+    assert_eq!(resp.status(), 404);
+}

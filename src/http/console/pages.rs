@@ -738,7 +738,7 @@ pub async fn user_create(State(state): State<AppState>, headers: HeaderMap, body
     }
 }
 
-async fn user_page(state: &AppState, viewer: &Viewer, username: &str, error: Option<String>) -> Response {
+async fn user_page(state: &AppState, viewer: &Viewer, username: &str, error: Option<AdminError>) -> Response {
     let user = match admin::users::show(state, username) {
         Ok(u) => u,
         Err(e) => return failed(viewer, e, "/console/users").await,
@@ -755,7 +755,8 @@ async fn user_page(state: &AppState, viewer: &Viewer, username: &str, error: Opt
             SessionRow::of(s, action, "Revoke")
         })
         .collect();
-    let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let status = error.as_ref().map(status_of).unwrap_or(StatusCode::OK);
+    let error = error.as_ref().map(message_of);
     let has = |p: Permission| user.permissions.iter().any(|q| q == p.as_str());
     let page = UserPage {
         chrome: chrome(viewer, &user.username, "/console/users").await,
@@ -843,7 +844,7 @@ pub async fn user_action(
             see_other(&back)
         }
         Err(AdminError::NotFound(m)) => failed(&viewer, AdminError::NotFound(m), "/console/users").await,
-        Err(e) => user_page(&state, &viewer, &username, Some(message_of(&e))).await,
+        Err(e) => user_page(&state, &viewer, &username, Some(e)).await,
     }
 }
 
