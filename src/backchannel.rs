@@ -515,6 +515,7 @@ backchannel_logout_uri = "{uri}"
                 created_at: T0,
                 generation: 0,
                 rotated_at: T0,
+                active_at: None,
                 issues_refresh_tokens: true,
                 revoked: None,
             };

@@ -16,6 +16,7 @@
 pub mod admin;
 pub mod audit;
 pub mod backchannel;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod duration;

@@ -655,6 +655,7 @@ async fn a_preview_of_shorter_limits_counts_the_sessions_it_would_end() {
             created_at: *signed_in,
             generation: 1,
             rotated_at: *active,
+            active_at: None,
             issues_refresh_tokens: true,
             revoked: None,
         };

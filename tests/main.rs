@@ -8,9 +8,11 @@
 mod support;
 
 mod abuse;
+mod activity;
 mod admin_api;
 mod authorize;
 mod bad_input;
+mod cli;
 mod client_credentials;
 mod console;
 mod console_browser;

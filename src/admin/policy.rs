@@ -18,7 +18,7 @@ use crate::clock::UnixTime;
 use crate::duration::Secs;
 use crate::http::AppState;
 use crate::policy::{ClientSessionOverride, IdleTimeout, PolicyKey, PolicySources, SessionPolicy, Source};
-use crate::session::family;
+use crate::session::family::{self, Family};
 use crate::store::Store;
 
 /// One effective value and why it is what it is.
@@ -242,7 +242,7 @@ pub fn preview(state: &AppState, proposed: &SessionPolicy, now: UnixTime) -> Res
     for session in state.store.all_sessions().map_err(store_err)? {
         let families = state.store.session_families(&session.sid).map_err(store_err)?;
         // SPEC 3: a refresh of any family counts as activity of its session.
-        let last_active = families.iter().map(|f| f.rotated_at).fold(session.last_active, UnixTime::max);
+        let last_active = families.iter().map(Family::last_active).fold(session.last_active, UnixTime::max);
         if !session.is_alive(&history, last_active, now) {
             continue;
         }

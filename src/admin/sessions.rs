@@ -62,7 +62,7 @@ pub fn session_view<'c>(
     now: UnixTime,
 ) -> Option<SessionView> {
     // SPEC 3: a refresh of any family counts as activity of its session.
-    let last_active = families.iter().map(|f| f.rotated_at).fold(session.last_active, UnixTime::max);
+    let last_active = families.iter().map(Family::last_active).fold(session.last_active, UnixTime::max);
     if !session.is_alive(history, last_active, now) {
         return None;
     }
@@ -241,6 +241,7 @@ mod tests {
             created_at: T0,
             generation: 1,
             rotated_at,
+            active_at: None,
             issues_refresh_tokens: true,
             revoked: None,
         }

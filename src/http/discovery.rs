@@ -48,6 +48,9 @@ pub fn metadata(state: &AppState) -> serde_json::Value {
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "at_hash", "azp", "preferred_username", "name", "email"],
         "scopes_supported": scopes,
+        // tenure's activity-aware idle (docs/api.md): a refresh_token grant
+        // may say `activity=background`; it rotates without moving the idle clock.
+        "refresh_token_activity_values_supported": ["interactive", "background"],
     })
 }
 

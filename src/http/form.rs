@@ -47,15 +47,20 @@ impl FromRequest<AppState> for OAuthForm {
                 format!("the body must be application/x-www-form-urlencoded, not {content_type:?}")
             }));
         }
-        let declared_too_large = req
+        let declared = req
             .headers()
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok())
-            .is_some_and(|n| n > BODY_LIMIT);
+            .and_then(|v| v.parse::<usize>().ok());
         let too_large =
             || OAuthError::new(ErrorCode::RequestTooLarge, format!("the body exceeds {} KiB", BODY_LIMIT / 1024));
-        if declared_too_large {
+        if declared.is_some_and(|n| n > BODY_LIMIT) {
+            // Read (and drop) a moderately oversized body before answering:
+            // closing a socket with unread data makes the kernel reset it,
+            // and the client would lose the 413. Huge bodies are not read.
+            if declared.is_some_and(|n| n <= DRAIN_LIMIT) {
+                drain(req.into_body(), DRAIN_LIMIT).await;
+            }
             return Err(too_large());
         }
         let authorization = req.headers().get(header::AUTHORIZATION).map(|v| v.to_str().map(str::to_owned));
@@ -65,8 +70,48 @@ impl FromRequest<AppState> for OAuthForm {
             Some(Err(_)) => return Err(OAuthError::invalid_client("the Authorization header is not valid ASCII")),
         };
         let remote = client_addr(&state.config.trusted_proxies, req.headers(), req.extensions());
-        let bytes = axum::body::to_bytes(req.into_body(), BODY_LIMIT).await.map_err(|_| too_large())?;
+        let mut body = req.into_body();
+        let bytes = match read_limited(&mut body, BODY_LIMIT).await {
+            Ok(bytes) => bytes,
+            Err(()) => {
+                drain(body, DRAIN_LIMIT).await;
+                return Err(too_large());
+            }
+        };
         let params = Params::parse(&bytes)?;
         Ok(OAuthForm { params, authorization, remote })
+    }
+}
+
+/// How much of an oversized body is read and dropped before the 413, so the
+/// client receives the answer instead of a reset connection.
+const DRAIN_LIMIT: usize = 1024 * 1024;
+
+/// The body, or `Err` once it exceeds `limit` (the rest stays unread).
+async fn read_limited(body: &mut axum::body::Body, limit: usize) -> Result<Vec<u8>, ()> {
+    use http_body_util::BodyExt;
+    let mut out = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| ())?;
+        if let Ok(data) = frame.into_data() {
+            if out.len() + data.len() > limit {
+                return Err(());
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(out)
+}
+
+/// Read and drop up to `cap` more bytes of `body` (bounded in time by the
+/// server's request-body timeout).
+async fn drain(mut body: axum::body::Body, cap: usize) {
+    use http_body_util::BodyExt;
+    let mut seen = 0usize;
+    while seen <= cap {
+        match body.frame().await {
+            Some(Ok(frame)) => seen += frame.data_ref().map_or(0, |d| d.len()),
+            _ => break,
+        }
     }
 }

@@ -109,6 +109,7 @@ pub async fn redeem<S: Store>(
         created_at: now,
         generation: 1,
         rotated_at: now,
+        active_at: None,
         issues_refresh_tokens: client.allows_grant(GrantType::RefreshToken),
         revoked: None,
     };

@@ -5,7 +5,7 @@ use super::client::{Client, GrantType, ScopeSet};
 use super::error::{ErrorCode, OAuthError};
 use super::params::Params;
 use super::tokens::{Minter, TokenResponse};
-use crate::session::family::{self, RefreshDecision};
+use crate::session::family::{self, Activity, RefreshDecision};
 use crate::session::refresh_token;
 use crate::store::Store;
 
@@ -59,6 +59,18 @@ pub async fn refresh<S: Store>(
             requested.to_string()
         }
     };
+    // SPEC 13: a silent refresh no user asked for rotates but does not move
+    // the idle clock.
+    let activity = match params.get("activity") {
+        None | Some("interactive") => Activity::Interactive,
+        Some("background") => Activity::Background,
+        Some(other) => {
+            return Err(OAuthError::invalid_request(format!(
+                "activity must be interactive or background, not {:?}",
+                other.chars().take(40).collect::<String>()
+            )));
+        }
+    };
     let now = minter.now;
     let history = minter.history;
     let grace = history.current().refresh_reuse_grace;
@@ -66,7 +78,7 @@ pub async fn refresh<S: Store>(
     let decision = store
         .refresh(&presented.family_id, |f, session| {
             let alive = family::is_alive(history, f, session, client_override, now);
-            family::decide_refresh(f, presented.generation, now, grace, alive)
+            family::decide_refresh(f, presented.generation, now, grace, alive, activity)
         })
         .await
         .map_err(store_error)?

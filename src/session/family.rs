@@ -37,9 +37,35 @@ pub struct Family {
     pub generation: u64,
     /// When the current generation was issued: the family's last activity.
     pub rotated_at: UnixTime,
+    /// The last interactive activity, which the idle clock counts from: a
+    /// refresh that says `activity=background` rotates (`rotated_at` moves)
+    /// but leaves this where it was (SPEC 13). `None` in records written
+    /// before it existed, and for families never refreshed in the
+    /// background: then `rotated_at` is the last activity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_at: Option<UnixTime>,
     /// Whether the client receives refresh tokens.
     pub issues_refresh_tokens: bool,
     pub revoked: Option<Revoked>,
+}
+
+impl Family {
+    /// When the idle clock last started: the last interactive refresh (or
+    /// the code redemption).
+    pub fn last_active(&self) -> UnixTime {
+        self.active_at.unwrap_or(self.rotated_at)
+    }
+}
+
+/// Whether a refresh was asked for by the user or ran on its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activity {
+    /// The default: the user is at work; the idle clock starts again.
+    Interactive,
+    /// `activity=background`: a silent refresh no user asked for. It rotates
+    /// as usual but does not move the idle clock, so an unattended tab still
+    /// signs its user out on time.
+    Background,
 }
 
 /// The family's deadline under one policy: the earliest of the session's
@@ -51,7 +77,7 @@ pub fn family_deadline(policy: &SessionPolicy, family: &Family, client: Option<&
     session
         .absolute_deadline(family.auth_time)
         .min(own.absolute_deadline(family.created_at))
-        .min(own.idle_deadline(family.rotated_at))
+        .min(own.idle_deadline(family.last_active()))
 }
 
 /// The idle and absolute deadlines the client sees, under the current policy.
@@ -65,7 +91,7 @@ pub fn deadlines(policy: &SessionPolicy, family: &Family, client: Option<&Client
     let session = policy.limits(family.remember_me, None);
     let own = policy.limits(family.remember_me, client);
     let absolute = session.absolute_deadline(family.auth_time).min(own.absolute_deadline(family.created_at));
-    Deadlines { idle: own.idle_deadline(family.rotated_at).min(absolute), absolute }
+    Deadlines { idle: own.idle_deadline(family.last_active()).min(absolute), absolute }
 }
 
 /// Whether the family may still be used at `now`: neither it nor its session
@@ -79,7 +105,7 @@ pub fn is_alive(
 ) -> bool {
     family.revoked.is_none()
         && session.is_some_and(|s| s.revoked.is_none())
-        && history.is_alive(family.rotated_at, now, |p| family_deadline(p, family, client))
+        && history.is_alive(family.last_active(), now, |p| family_deadline(p, family, client))
 }
 
 /// The outcome of presenting generation `presented` of a genuine token.
@@ -97,7 +123,14 @@ pub enum RefreshDecision {
 
 /// Decide a refresh (see the module table). `alive` is the verdict of
 /// [`is_alive`] at `now`.
-pub fn decide_refresh(family: &Family, presented: u64, now: UnixTime, grace: Secs, alive: bool) -> RefreshDecision {
+pub fn decide_refresh(
+    family: &Family,
+    presented: u64,
+    now: UnixTime,
+    grace: Secs,
+    alive: bool,
+    activity: Activity,
+) -> RefreshDecision {
     if family.revoked.is_some() {
         return RefreshDecision::Refused("the refresh token has been revoked");
     }
@@ -108,6 +141,10 @@ pub fn decide_refresh(family: &Family, presented: u64, now: UnixTime, grace: Sec
         let mut next = family.clone();
         next.generation += 1;
         next.rotated_at = now;
+        next.active_at = match activity {
+            Activity::Interactive => None,
+            Activity::Background => Some(family.last_active()),
+        };
         return RefreshDecision::Rotate(next);
     }
     if presented > family.generation {
@@ -147,6 +184,7 @@ mod tests {
             created_at: T0,
             generation: 1,
             rotated_at: T0,
+            active_at: None,
             issues_refresh_tokens: true,
             revoked: None,
         }
@@ -155,10 +193,41 @@ mod tests {
     #[test]
     fn the_current_token_rotates() {
         let now = T0.plus(Secs::minutes(5));
-        let RefreshDecision::Rotate(next) = decide_refresh(&family(), 1, now, Secs::ZERO, true) else {
+        let RefreshDecision::Rotate(next) = decide_refresh(&family(), 1, now, Secs::ZERO, true, Activity::Interactive)
+        else {
             panic!("rotates")
         };
         assert_eq!((next.generation, next.rotated_at), (2, now));
+    }
+
+    #[test]
+    fn a_background_refresh_rotates_but_leaves_the_idle_clock() {
+        let policy = SessionPolicy::default(); // idle 30 min, max 12 h
+        let history = PolicyHistory::new(T0, policy.clone());
+        let mut f = family();
+        // Two silent refreshes, ten minutes apart.
+        for (generation, minutes) in [(1, 10), (2, 20)] {
+            let now = T0.plus(Secs::minutes(minutes));
+            let alive = is_alive(&history, &f, Some(&session()), None, now);
+            let RefreshDecision::Rotate(next) =
+                decide_refresh(&f, generation, now, Secs::ZERO, alive, Activity::Background)
+            else {
+                panic!("rotates")
+            };
+            assert_eq!((next.generation, next.rotated_at, next.last_active()), (generation + 1, now, T0));
+            f = next;
+        }
+        // The tokens it returns end at the idle deadline of the sign-in.
+        assert_eq!(deadlines(&policy, &f, None).idle, T0.plus(Secs::minutes(30)));
+        let at_deadline = T0.plus(Secs::minutes(30));
+        assert!(!is_alive(&history, &f, Some(&session()), None, at_deadline), "signed out on time");
+        // An interactive refresh before the deadline starts the clock again.
+        let now = T0.plus(Secs::minutes(25));
+        let RefreshDecision::Rotate(next) = decide_refresh(&f, 3, now, Secs::ZERO, true, Activity::Interactive) else {
+            panic!("rotates")
+        };
+        assert_eq!(next.last_active(), now);
+        assert!(is_alive(&history, &next, Some(&session()), None, at_deadline));
     }
 
     #[test]
@@ -166,7 +235,9 @@ mod tests {
         let mut f = family();
         f.generation = 2;
         f.rotated_at = T0.plus(Secs::new(10));
-        let RefreshDecision::Reuse(killed) = decide_refresh(&f, 1, T0.plus(Secs::new(10)), Secs::ZERO, true) else {
+        let RefreshDecision::Reuse(killed) =
+            decide_refresh(&f, 1, T0.plus(Secs::new(10)), Secs::ZERO, true, Activity::Interactive)
+        else {
             panic!("reuse")
         };
         assert_eq!(killed.revoked.map(|r| r.reason), Some("refresh_token_reuse".to_owned()));
@@ -178,26 +249,44 @@ mod tests {
         f.generation = 5;
         f.rotated_at = T0;
         let grace = Secs::new(30);
-        assert_eq!(decide_refresh(&f, 4, T0.plus(Secs::new(29)), grace, true), RefreshDecision::Grace(f.clone()));
+        assert_eq!(
+            decide_refresh(&f, 4, T0.plus(Secs::new(29)), grace, true, Activity::Interactive),
+            RefreshDecision::Grace(f.clone())
+        );
         assert!(
-            matches!(decide_refresh(&f, 4, T0.plus(Secs::new(30)), grace, true), RefreshDecision::Reuse(_)),
+            matches!(
+                decide_refresh(&f, 4, T0.plus(Secs::new(30)), grace, true, Activity::Interactive),
+                RefreshDecision::Reuse(_)
+            ),
             "window over"
         );
         assert!(
-            matches!(decide_refresh(&f, 3, T0, grace, true), RefreshDecision::Reuse(_)),
+            matches!(decide_refresh(&f, 3, T0, grace, true, Activity::Interactive), RefreshDecision::Reuse(_)),
             "only the immediate predecessor"
         );
-        assert_eq!(decide_refresh(&f, 4, T0, grace, false), RefreshDecision::Refused("the session has expired"));
+        assert_eq!(
+            decide_refresh(&f, 4, T0, grace, false, Activity::Interactive),
+            RefreshDecision::Refused("the session has expired")
+        );
     }
 
     #[test]
     fn revoked_or_expired_families_refuse_and_change_nothing() {
         let mut f = family();
-        assert_eq!(decide_refresh(&f, 1, T0, Secs::ZERO, false), RefreshDecision::Refused("the session has expired"));
+        assert_eq!(
+            decide_refresh(&f, 1, T0, Secs::ZERO, false, Activity::Interactive),
+            RefreshDecision::Refused("the session has expired")
+        );
         f.revoked = Some(Revoked { at: T0, reason: "logout".into() });
-        assert!(matches!(decide_refresh(&f, 1, T0, Secs::ZERO, true), RefreshDecision::Refused(_)));
+        assert!(matches!(
+            decide_refresh(&f, 1, T0, Secs::ZERO, true, Activity::Interactive),
+            RefreshDecision::Refused(_)
+        ));
         assert!(
-            matches!(decide_refresh(&family(), 9, T0, Secs::ZERO, true), RefreshDecision::Refused(_)),
+            matches!(
+                decide_refresh(&family(), 9, T0, Secs::ZERO, true, Activity::Interactive),
+                RefreshDecision::Refused(_)
+            ),
             "a future generation"
         );
     }
@@ -319,6 +408,7 @@ mod boundary_tests {
                         created_at: X,
                         generation: 1,
                         rotated_at: X,
+                        active_at: None,
                         issues_refresh_tokens: true,
                         revoked: None,
                     };

@@ -894,7 +894,10 @@ impl Store for SledStore {
                 RefreshDecision::Grace(_) | RefreshDecision::Refused(_) => break Some(decision),
             };
             if families.compare_and_swap(key, Some(current), Some(next)).map_err(io)?.is_ok() {
-                if let RefreshDecision::Rotate(rotated) = &decision {
+                // A background refresh is no activity of the session either.
+                if let RefreshDecision::Rotate(rotated) = &decision
+                    && rotated.active_at.is_none()
+                {
                     self.record_session_activity(&rotated.sid, rotated.rotated_at)?;
                 }
                 break Some(decision);
@@ -992,6 +995,7 @@ mod tests {
             created_at: T0,
             generation: 1,
             rotated_at: T0,
+            active_at: None,
             issues_refresh_tokens: true,
             revoked: None,
         }
@@ -1047,7 +1051,16 @@ mod tests {
         // A rotation records activity on the session too.
         let later = T0.plus(Secs::minutes(20));
         let decision = store
-            .refresh("f6", |f, _| crate::session::family::decide_refresh(f, 1, later, Secs::ZERO, true))
+            .refresh("f6", |f, _| {
+                crate::session::family::decide_refresh(
+                    f,
+                    1,
+                    later,
+                    Secs::ZERO,
+                    true,
+                    crate::session::family::Activity::Interactive,
+                )
+            })
             .await
             .expect("refresh");
         assert!(matches!(decision, Some(RefreshDecision::Rotate(_))));
@@ -1055,7 +1068,16 @@ mod tests {
         // A late, older rotation never moves it back.
         let earlier = T0.plus(Secs::minutes(10));
         store
-            .refresh("f5", |f, _| crate::session::family::decide_refresh(f, 1, earlier, Secs::ZERO, true))
+            .refresh("f5", |f, _| {
+                crate::session::family::decide_refresh(
+                    f,
+                    1,
+                    earlier,
+                    Secs::ZERO,
+                    true,
+                    crate::session::family::Activity::Interactive,
+                )
+            })
             .await
             .expect("refresh");
         assert_eq!(store.session(&session.sid).expect("read").expect("exists").last_active, later);
@@ -1090,7 +1112,16 @@ mod tests {
             tasks.push(tokio::spawn(async move {
                 let now = T0.plus(Secs::new(5));
                 store
-                    .refresh("f", move |f, _| crate::session::family::decide_refresh(f, 1, now, grace, true))
+                    .refresh("f", move |f, _| {
+                        crate::session::family::decide_refresh(
+                            f,
+                            1,
+                            now,
+                            grace,
+                            true,
+                            crate::session::family::Activity::Interactive,
+                        )
+                    })
                     .await
                     .expect("refresh")
                     .expect("family exists")
@@ -1209,7 +1240,16 @@ mod tests {
         let revoked = store.revoke_family("f", Revoked { at: T0, reason: "revoked".into() }).await.expect("revoke");
         assert!(revoked.and_then(|f| f.revoked).is_some());
         let decision = store
-            .refresh("f", |f, _| crate::session::family::decide_refresh(f, 1, T0, Secs::ZERO, true))
+            .refresh("f", |f, _| {
+                crate::session::family::decide_refresh(
+                    f,
+                    1,
+                    T0,
+                    Secs::ZERO,
+                    true,
+                    crate::session::family::Activity::Interactive,
+                )
+            })
             .await
             .expect("refresh");
         assert!(matches!(decision, Some(RefreshDecision::Refused(_))));

@@ -1,0 +1,110 @@
+//! Activity-aware idle (SPEC 13) end to end: a chain that only refreshes in
+//! the background dies at the idle deadline of its last interactive activity,
+//! a chain refreshing interactively lives on; the token lifetimes say so.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::flow::{Browser, pkce_pair};
+use crate::support::{Server, config_with};
+
+const REDIRECT: &str = "http://127.0.0.1:9000/callback";
+
+async fn sign_in(server: &Server) -> String {
+    let browser = Browser::new();
+    let (verifier, challenge) = pkce_pair();
+    let query = [
+        ("response_type", "code"),
+        ("client_id", "web"),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let code = browser.sign_in_for_code(server, &query, "alice", "alice-password", false).await;
+    let resp = server
+        .post_form(
+            "/token",
+            Some(("web", "web-secret")),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", &verifier),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    resp.json::<Value>().await.unwrap()["refresh_token"].as_str().unwrap().to_owned()
+}
+
+async fn refresh(server: &Server, token: &str, activity: Option<&str>) -> reqwest::Response {
+    let mut form = vec![("grant_type", "refresh_token"), ("refresh_token", token)];
+    if let Some(a) = activity {
+        form.push(("activity", a));
+    }
+    server.post_form("/token", Some(("web", "web-secret")), &form).await
+}
+
+fn config() -> String {
+    config_with(&format!(
+        r#"
+[[clients]]
+id = "web"
+secret = "web-secret"
+redirect_uris = ["{REDIRECT}"]
+grant_types = ["authorization_code", "refresh_token"]
+
+[[users]]
+username = "alice"
+password = "alice-password"
+"#
+    ))
+}
+
+#[tokio::test]
+async fn a_background_refresh_keeps_the_idle_deadline_and_an_interactive_one_moves_it() {
+    let server = Server::start(&config(), &[("TENURE_SESSION_IDLE_TIMEOUT", "4s")]);
+    let discovery = server.get_json("/.well-known/openid-configuration").await;
+    assert_eq!(discovery["refresh_token_activity_values_supported"], serde_json::json!(["interactive", "background"]));
+    let mut background = sign_in(&server).await;
+    let mut interactive = sign_in(&server).await;
+    let started = Instant::now();
+    let mut background_died_after = None;
+    // Refresh both every second for 7 s: twice the idle timeout and more.
+    while started.elapsed() < Duration::from_secs(7) {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        if background_died_after.is_none() {
+            let resp = refresh(&server, &background, Some("background")).await;
+            if resp.status() == 200 {
+                let body: Value = resp.json().await.unwrap();
+                // Never beyond the idle deadline of the sign-in.
+                let left = body["refresh_expires_in"].as_u64().unwrap();
+                assert!(left as f64 <= 4.0 - started.elapsed().as_secs_f64() + 1.0, "refresh_expires_in {left}");
+                assert!(body["expires_in"].as_u64().unwrap() <= left);
+                background = body["refresh_token"].as_str().unwrap().to_owned();
+            } else {
+                assert_eq!(resp.status(), 400);
+                assert_eq!(resp.json::<Value>().await.unwrap()["error"], "invalid_grant");
+                background_died_after = Some(started.elapsed());
+            }
+        }
+        let resp = refresh(&server, &interactive, None).await;
+        assert_eq!(resp.status(), 200, "an interactive chain lives on at {:?}", started.elapsed());
+        let body: Value = resp.json().await.unwrap();
+        assert!(body["refresh_expires_in"].as_u64().unwrap() >= 3, "the idle clock starts again");
+        interactive = body["refresh_token"].as_str().unwrap().to_owned();
+    }
+    let died = background_died_after.expect("the background chain signed out");
+    assert!(
+        died >= Duration::from_secs(3) && died <= Duration::from_secs(6),
+        "died at the original idle deadline: {died:?}"
+    );
+    // An unknown activity is refused by name.
+    let resp = refresh(&server, &interactive, Some("sometimes")).await;
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request");
+    assert!(body["error_description"].as_str().unwrap().contains("activity must be interactive or background"));
+}
