@@ -712,3 +712,27 @@ async fn my_sessions_signs_out_one_other_session_and_then_this_one() {
             .await;
     assert_eq!(resp.status(), 404);
 }
+
+/// The console keeps its session alive by refreshing while it is used, and
+/// it ends with the idle timeout like any other session. (The real binary
+/// has no injected clock: this test waits a few seconds.)
+#[tokio::test]
+async fn the_console_refreshes_while_used_and_ends_at_the_idle_timeout() {
+    let env = [("TENURE_SESSION_IDLE_TIMEOUT", "4s"), ("TENURE_SESSION_ACCESS_TOKEN_TTL", "4s")];
+    let server = Server::start(&config(), &env);
+    let browser = Browser::new();
+    sign_in(&server, &browser, "/console/account", "alice", "alice-password").await;
+    let wait = |ms| tokio::time::sleep(std::time::Duration::from_millis(ms));
+    wait(2500).await;
+    assert_eq!(browser.get(&server, "/console/account").await.status(), 200, "half the token's life: refreshed");
+    wait(2500).await;
+    assert_eq!(
+        browser.get(&server, "/console/account").await.status(),
+        200,
+        "5 s after sign-in, alive only because the console refreshed at 2.5 s"
+    );
+    wait(5000).await;
+    let idle = browser.get(&server, "/console/account").await;
+    assert_eq!(idle.status(), 303, "idle longer than the idle timeout: signed out");
+    assert!(location(&idle).unwrap().starts_with("/authorize?"));
+}
