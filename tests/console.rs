@@ -261,6 +261,10 @@ async fn a_post_without_the_csrf_token_is_refused_and_changes_nothing() {
     assert_ne!(foreign, token, "each console session has its own token");
     let resp = post(&server, &browser, "/console/settings", &settings_form(&foreign, &[("idle_choice", "3600")])).await;
     assert_eq!(resp.status(), 403, "another session's token");
+    let huge = "x".repeat(100 * 1024);
+    let resp =
+        post(&server, &browser, "/console/settings", &settings_form(&token, &[("padding", huge.as_str())])).await;
+    assert_eq!(resp.status(), 413, "console forms are small");
     let settings = admin_settings(&server).await;
     assert_eq!(settings["idle_timeout"], 1800);
     assert_eq!(settings["sources"]["idle_timeout"], "default");

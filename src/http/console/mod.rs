@@ -32,6 +32,9 @@ use super::state::AppState;
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
      connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// The largest form body the console reads.
+pub const FORM_LIMIT: usize = 64 * 1024;
+
 /// An embedded asset and its content-hashed URL.
 pub struct Asset {
     pub path: String,
@@ -80,6 +83,8 @@ pub fn routes() -> Router<AppState> {
         .route("/console/account/sign-out-everywhere", post(pages::account_sign_out_everywhere))
         .route("/console/{*rest}", get(pages::not_found).post(pages::not_found))
         .layer(middleware::from_fn(page_headers))
+        // Console forms are small; a larger body is refused (413).
+        .layer(axum::extract::DefaultBodyLimit::max(FORM_LIMIT))
         .route("/console/assets/{name}", get(serve_asset))
 }
 

@@ -130,20 +130,24 @@ impl ConsoleSessions {
         self.lock().remove(&key_of(cookie));
     }
 
-    /// Insert under `cookie`, making room first: expired sign-ins go, then
-    /// the oldest sessions.
+    /// Insert under `cookie`, making room first: expired sign-ins and
+    /// sessions older than the ceiling go, then the oldest unfinished
+    /// sign-in (so a flood of signed-out visitors cannot push out signed-in
+    /// users), then the oldest session.
     fn insert(&self, cookie: &str, entry: Entry, now: UnixTime, oldest_alive: UnixTime) {
+        let is_pending = |s: &Slot| matches!(s.entry.try_lock().as_deref(), Ok(Entry::Pending { .. }));
         let mut slots = self.lock();
         if slots.len() >= MAX_SESSIONS {
-            slots.retain(|_, s| {
-                s.created > oldest_alive
-                    && (s.created.plus(PENDING_FOR) > now
-                        || !matches!(s.entry.try_lock().as_deref(), Ok(Entry::Pending { .. })))
-            });
+            slots.retain(|_, s| s.created > oldest_alive && (s.created.plus(PENDING_FOR) > now || !is_pending(s)));
         }
         while slots.len() >= MAX_SESSIONS {
-            let Some(oldest) = slots.iter().min_by_key(|(_, s)| s.created).map(|(k, _)| *k) else { break };
-            slots.remove(&oldest);
+            let oldest_pending = slots.iter().filter(|(_, s)| is_pending(s)).min_by_key(|(_, s)| s.created);
+            let victim = match oldest_pending {
+                Some((k, _)) => Some(*k),
+                None => slots.iter().min_by_key(|(_, s)| s.created).map(|(k, _)| *k),
+            };
+            let Some(victim) = victim else { break };
+            slots.remove(&victim);
         }
         slots.insert(key_of(cookie), Slot { entry: Arc::new(tokio::sync::Mutex::new(entry)), created: now });
     }
@@ -472,5 +476,27 @@ mod tests {
         assert!(sessions.get("c0").is_none(), "the oldest went");
         assert!(sessions.get("c1").is_some());
         assert!(sessions.get("newest").is_some());
+    }
+
+    #[test]
+    fn unfinished_sign_ins_are_dropped_before_signed_in_users() {
+        let sessions = ConsoleSessions::default();
+        let t0 = UnixTime(1_700_000_000);
+        let active = || {
+            Entry::Active(Tokens {
+                access_token: String::new(),
+                refresh_token: None,
+                issued_at: t0,
+                expires_at: t0,
+                flash: None,
+            })
+        };
+        let pending = || Entry::Pending { state: String::new(), verifier: String::new(), return_to: String::new() };
+        sessions.insert("signed-in", active(), t0, UnixTime(0));
+        for i in 1..MAX_SESSIONS + 50 {
+            sessions.insert(&format!("visitor{i}"), pending(), t0.plus(Secs::new(1)), UnixTime(0));
+        }
+        assert_eq!(sessions.len(), MAX_SESSIONS);
+        assert!(sessions.get("signed-in").is_some(), "a flood of sign-ins does not push out a signed-in user");
     }
 }
