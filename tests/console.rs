@@ -586,6 +586,18 @@ async fn users_are_created_disabled_and_given_permissions_through_the_console() 
     .await;
     assert_eq!(resp.status(), 403, "the use case refuses it");
 
+    // A password reset: the new password signs in, the old one no longer.
+    let resp = post(
+        &server,
+        &admin,
+        "/console/users/dave/password",
+        &form(&[("csrf", &token), ("password", "dave-new-password")]),
+    )
+    .await;
+    assert_eq!(resp.status(), 303);
+    let later = Browser::new();
+    sign_in(&server, &later, "/console", "dave", "dave-new-password").await;
+
     // Disabling asks first, then signs dave out everywhere.
     let resp = post(&server, &admin, "/console/users/dave/disable", &form(&[("csrf", &token)])).await;
     assert_eq!(resp.status(), 200);
@@ -638,6 +650,14 @@ async fn a_client_is_created_with_a_session_limit_its_secret_shown_once_rotated_
     let list = admin.get(&server, "/console/clients").await.text().await.unwrap();
     assert!(list.contains("<td>max 1 h</td>"), "{list}");
     assert!(!admin.get(&server, "/console/clients/kubectl").await.text().await.unwrap().contains(&secret));
+
+    // Edit: a 30-minute maximum instead.
+    let mut edited = kubectl("30m");
+    edited.retain(|(k, _)| k != "id");
+    let resp = post(&server, &admin, "/console/clients/kubectl", &edited).await;
+    assert_eq!(resp.status(), 303);
+    let list = admin.get(&server, "/console/clients").await.text().await.unwrap();
+    assert!(list.contains("Client kubectl saved.") && list.contains("<td>max 30 min</td>"), "{list}");
 
     let resp =
         post(&server, &admin, "/console/clients/kubectl/secret", &form(&[("csrf", &token), ("confirmed", "1")])).await;
