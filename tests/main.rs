@@ -27,4 +27,5 @@ mod server;
 mod sessions;
 mod sessions_api;
 mod spa;
+mod ssf;
 mod users;

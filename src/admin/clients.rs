@@ -232,8 +232,9 @@ pub async fn rotate_secret(state: &AppState, actor: &Actor, id: &str, now: UnixT
     Ok(WithSecret { client: view, client_secret: Some(fresh) })
 }
 
-/// Delete client `id` after revoking every live family it has. The deleted
-/// client gets no back-channel logout: it is gone before the delivery runs.
+/// Delete client `id` after revoking every live family it has, and its
+/// revocation-feed stream. The deleted client gets no back-channel logout:
+/// it is gone before the delivery runs.
 pub async fn delete(state: &AppState, actor: &Actor, id: &str, now: UnixTime) -> Result<usize> {
     stored(state, id)?;
     let revocation = Revocation { store: &state.store, clients: &state.clients, now };
@@ -249,5 +250,7 @@ pub async fn delete(state: &AppState, actor: &Actor, id: &str, now: UnixTime) ->
     event.log();
     state.store.write_client(id, None, &event).await.map_err(store_err)?;
     state.clients.remove(id);
+    // Its revocation-feed stream, if it was a receiver, goes with it.
+    state.store.delete_ssf_stream(id).await.map_err(store_err)?;
     Ok(revoked)
 }
