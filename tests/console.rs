@@ -465,7 +465,15 @@ public = true
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("\"console\" is reserved"), "{stderr}");
+    assert!(stderr.contains("clients[console].id: \"console\" is reserved"), "{stderr}");
+    let checked = std::process::Command::new(crate::support::BIN)
+        .arg("check-config")
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .output()
+        .unwrap();
+    assert!(!checked.status.success(), "check-config refuses it too");
 }
 
 #[tokio::test]
