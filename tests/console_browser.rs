@@ -265,6 +265,12 @@ async fn a_helpdesk_user_revokes_a_users_sessions_in_chromium_and_the_refresh_to
     assert_eq!(browser.url().await.path(), "/console/users", "helpdesk starts at Users");
     fill_labelled(&browser, "Search users", None, "ali").await;
     press(&browser, "Search").await;
+    wait_for_page_text(&browser, "ali").await;
+    let started = std::time::Instant::now();
+    while browser.url().await.query() != Some("query=ali") {
+        assert!(started.elapsed() < PATIENCE, "the search did not load: {}", browser.url().await);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     follow(&browser, "alice").await;
     wait_for_page_text(&browser, "Live sessions").await;
     let sessions = browser.text("table").await;
