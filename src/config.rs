@@ -587,6 +587,13 @@ fn build_clients(
         if !seen.insert(c.id.clone()) {
             return Err(invalid(format!("{key}.id"), "is declared twice"));
         }
+        if c.id == crate::http::console::CLIENT_ID {
+            // SPEC 9: the console's client is built in.
+            return Err(invalid(
+                format!("{key}.id"),
+                "\"console\" is reserved for the built-in web console client; choose another id",
+            ));
+        }
         let secret = hash_or_plain(&format!("{key}.secret"), c.secret, c.secret_hash, warnings)?;
         if let Some(o) = &c.session {
             o.validate(&c.id, policy)?;

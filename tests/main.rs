@@ -14,6 +14,8 @@ mod authorize;
 mod bad_input;
 mod cli;
 mod client_credentials;
+mod console;
+mod console_browser;
 mod cors;
 mod exchange;
 mod harden;

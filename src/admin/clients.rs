@@ -24,7 +24,7 @@ pub const MIN_SECRET_CHARS: usize = 16;
 pub struct ClientView {
     #[serde(flatten)]
     pub spec: ClientSpec,
-    /// `config` (read-only) or `admin`.
+    /// `config` (read-only), `builtin` (the console client, read-only) or `admin`.
     pub source: &'static str,
 }
 
@@ -38,7 +38,13 @@ pub struct WithSecret {
 }
 
 fn view(state: &AppState, client: &Client) -> ClientView {
-    let source = if state.clients.is_from_config(&client.id) { "config" } else { "admin" };
+    let source = if client.id == crate::http::console::CLIENT_ID {
+        "builtin"
+    } else if state.clients.is_from_config(&client.id) {
+        "config"
+    } else {
+        "admin"
+    };
     ClientView { spec: ClientSpec::of(client), source }
 }
 
@@ -149,6 +155,11 @@ pub async fn create(state: &AppState, actor: &Actor, body: &Map<String, Value>, 
 
 /// The stored client `id`: 409 for a config client, 404 when unknown.
 fn stored(state: &AppState, id: &str) -> Result<StoredClient> {
+    if id == crate::http::console::CLIENT_ID {
+        return Err(AdminError::Conflict(format!(
+            "client {id:?} is the built-in web console client and cannot be changed"
+        )));
+    }
     if state.clients.is_from_config(id) {
         return Err(AdminError::Conflict(format!(
             "client {id:?} is declared in the config file and is read-only here; change the file"

@@ -6,6 +6,7 @@ pub mod api;
 pub mod audit;
 pub mod authorize;
 pub mod bearer;
+pub mod console;
 pub mod cookies;
 pub mod cors;
 pub mod discovery;
@@ -86,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/users/{username}/sessions", get(sessions::list_user).delete(sessions::revoke_user))
         .route("/admin/sessions/{sid}", delete(sessions::revoke_session))
         .route("/admin/audit", get(audit::list))
+        .merge(console::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), observe))
         .fallback(error::not_found)
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
