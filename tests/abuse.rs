@@ -408,7 +408,8 @@ async fn an_attacker_cannot_lock_out_a_victim_at_another_address() {
     }
     let locked = attempt(&server, &attacker, &page, "alice", "alice-password", Some("203.0.113.66")).await;
     assert_eq!(locked.status, 429, "the attacker's address is locked for alice");
-    assert_eq!(locked.retry_after, Some(300), "the first lock lasts 5 minutes");
+    // Five minutes from the fifth failure, a second or two ago on a loaded machine.
+    assert!(locked.retry_after.is_some_and(|s| (297..=300).contains(&s)), "the first lock lasts 5 minutes: {locked:?}");
 
     // alice, behind the same proxy but at her own address, signs in.
     let victim = Browser::new();
