@@ -336,6 +336,7 @@ async fn a_change_that_ends_live_sessions_is_previewed_and_saved_only_when_confi
     assert_eq!(resp.status(), 200);
     let page = resp.text().await.unwrap();
     assert!(page.contains("Apply to live sessions?"), "{page}");
+    assert!(page.contains("Idle timeout: 30m → 5m"), "the change itself, old to new: {page}");
     assert!(page.contains("1 sessions get shorter"), "{page}");
     assert!(page.contains("client console: 0 end now, 1 shorter"), "{page}");
     assert_eq!(admin_settings(&server).await["idle_timeout"], 1800, "nothing saved before confirming");

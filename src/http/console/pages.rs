@@ -530,6 +530,32 @@ fn control_of(message: &str) -> Option<Control> {
     PolicyKey::ALL.into_iter().find(|k| k.name() == field).and_then(Control::of)
 }
 
+/// What a change sets, old value to new, in the words of the settings page.
+fn change_lines(policy: &SessionPolicy, sources: &PolicySources, changes: &Map<String, Value>) -> Vec<String> {
+    let current = admin::settings::view(policy, sources);
+    let shown = |v: &Value| match v {
+        Value::Number(n) => n.as_u64().map_or_else(|| n.to_string(), |s| crate::duration::Secs::new(s).to_string()),
+        Value::String(s) => s.clone(),
+        Value::Null => "the file or environment value".to_owned(),
+        other => other.to_string(),
+    };
+    changes
+        .iter()
+        .map(|(key, new)| {
+            let label = match key.as_str() {
+                "idle_timeout" => "Idle timeout",
+                "max_lifetime" => "Maximum session duration",
+                "remember_me_idle_timeout" => "Remember me: idle timeout",
+                "remember_me_max_lifetime" => "Remember me: maximum session duration",
+                "access_token_ttl" => "Access token lifetime",
+                "refresh_reuse_grace" => "Reuse grace",
+                other => other,
+            };
+            format!("{label}: {} → {}", shown(&current[key.as_str()]), shown(new))
+        })
+        .collect()
+}
+
 fn preview_lines(p: &admin::policy::Preview) -> Vec<String> {
     let mut lines = vec![
         format!("{} sessions end now", p.sessions_ending_now),
@@ -590,7 +616,7 @@ pub async fn settings_save(State(state): State<AppState>, headers: HeaderMap, bo
         let c = Confirm {
             heading: "Apply to live sessions?",
             message: "This change ends or shortens sessions that are live now.".into(),
-            details: preview_lines(&preview),
+            details: change_lines(&policy.0, &policy.1, &changes).into_iter().chain(preview_lines(&preview)).collect(),
             action: "/console/settings".into(),
             confirm_label: "Save and apply",
             cancel_href: "/console/settings".into(),
