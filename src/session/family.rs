@@ -47,6 +47,10 @@ pub struct Family {
     /// Whether the client receives refresh tokens.
     pub issues_refresh_tokens: bool,
     pub revoked: Option<Revoked>,
+    /// RFC 9449 5: the thumbprint of the DPoP key a public client bound the
+    /// family to at code exchange; every refresh must prove it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jkt: Option<String>,
 }
 
 impl Family {

@@ -185,6 +185,7 @@ mod tests {
             fid: None,
             act: None,
             permissions: None,
+            cnf: None,
         }
     }
 

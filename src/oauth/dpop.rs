@@ -1,0 +1,336 @@
+//! DPoP (RFC 9449): proofs of possession of a client-held key, the
+//! RFC 7638 thumbprint that binds tokens to it, stateless server nonces, and
+//! a per-process replay set of proof `jti`s.
+//!
+//! - A proof is a JWT with `typ: dpop+jwt`, an asymmetric `alg` (ES256,
+//!   EdDSA, RS256, PS256) and the public key in its `jwk` header (never a
+//!   private member). Its claims name the request: `htm` (method), `htu`
+//!   (URI, compared without query and fragment, 4.3), `iat` (within
+//!   [`IAT_PAST`] before and [`IAT_FUTURE`] after now), a unique `jti`, the
+//!   server's `nonce` when nonces are required, and `ath` (the SHA-256 of
+//!   the access token) when it goes with one (7.1).
+//! - Nonces are an HMAC over the current time window under a key derived
+//!   from the master key: valid for the current and the previous window at
+//!   every replica, without any shared state.
+//! - Replay: each process remembers the `jti`s (per key) it accepted for
+//!   as long as their `iat` is acceptable; across replicas the nonce window
+//!   bounds a replay.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use ring::{digest, hmac};
+use serde_json::{Map, Value};
+
+use crate::clock::UnixTime;
+
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    bool::from(subtle::ConstantTimeEq::ct_eq(a, b))
+}
+
+/// The algorithms a proof may be signed with (`dpop_signing_alg_values_supported`).
+pub const ALGS: [&str; 4] = ["ES256", "EdDSA", "RS256", "PS256"];
+/// How old a proof's `iat` may be, in seconds.
+pub const IAT_PAST: u64 = 60;
+/// How far ahead of our clock a proof's `iat` may be, in seconds.
+pub const IAT_FUTURE: u64 = 5;
+/// The length of a nonce window, in seconds: a nonce is accepted during its
+/// window and the next one.
+pub const NONCE_WINDOW: u64 = 60;
+/// The longest proof accepted, in bytes (an RSA-4096 key fits easily).
+pub const MAX_PROOF_LEN: usize = 8 * 1024;
+/// The most proof `jti`s one process remembers at once.
+pub const REPLAY_CAPACITY: usize = 100_000;
+
+/// Why a proof was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DpopError {
+    /// `invalid_dpop_proof`, naming the problem.
+    Invalid(String),
+    /// `use_dpop_nonce`: the proof lacks the server's current nonce.
+    UseNonce,
+}
+
+fn invalid(m: impl Into<String>) -> DpopError {
+    DpopError::Invalid(m.into())
+}
+
+/// What a proof must match.
+#[derive(Clone, Copy, Debug)]
+pub struct Expected<'a> {
+    /// The request method, e.g. `POST`.
+    pub htm: &'a str,
+    /// The request URI as the client sees it (the issuer's URL of the endpoint).
+    pub htu: &'a str,
+    /// The access token the proof goes with (resource requests: `ath`).
+    pub access_token: Option<&'a str>,
+}
+
+/// A proof that passed every check except replay.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proof {
+    /// RFC 7638 SHA-256 thumbprint of the proof's key (`cnf.jkt`).
+    pub jkt: String,
+    pub jti: String,
+    pub iat: u64,
+}
+
+/// base64url(SHA-256(`token`)): the `ath` of a proof sent with `token`.
+pub fn ath(token: &str) -> String {
+    B64.encode(digest::digest(&digest::SHA256, token.as_bytes()))
+}
+
+/// The RFC 7638 thumbprint of a public JWK (the required members in
+/// lexicographic order, no whitespace, SHA-256, base64url).
+pub fn thumbprint(jwk: &Map<String, Value>) -> Result<String, DpopError> {
+    let member = |name: &str| -> Result<&str, DpopError> {
+        jwk.get(name)
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| invalid(format!("the jwk header lacks the string member {name:?}")))
+    };
+    let kty = member("kty")?;
+    let canonical = match kty {
+        "EC" => serde_json::json!({"crv": member("crv")?, "kty": kty, "x": member("x")?, "y": member("y")?}),
+        "OKP" => serde_json::json!({"crv": member("crv")?, "kty": kty, "x": member("x")?}),
+        "RSA" => serde_json::json!({"e": member("e")?, "kty": kty, "n": member("n")?}),
+        other => return Err(invalid(format!("jwk kty {other:?} is not supported; use EC, OKP or RSA"))),
+    };
+    // serde_json's map is ordered by key, so this is the canonical form.
+    let text = canonical.to_string();
+    Ok(B64.encode(digest::digest(&digest::SHA256, text.as_bytes())))
+}
+
+/// A URI without query and fragment, normalised (RFC 3986 6.2.2, 6.2.3:
+/// case of scheme and host, default port, dot segments, percent-encoding).
+fn normalised_htu(uri: &str) -> Option<String> {
+    let mut url = url::Url::parse(uri).ok()?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return None;
+    }
+    url.set_query(None);
+    url.set_fragment(None);
+    Some(url.to_string())
+}
+
+/// Private members of a JWK (RFC 7517, 7518 6.2.2, 6.3.2, 6.4; RFC 8037).
+const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+/// Check `proof` (signature, header and claims) against `expected` at `now`.
+/// `nonce` is the check of the `nonce` claim when nonces are required.
+pub fn verify(
+    proof: &str,
+    expected: &Expected<'_>,
+    nonce: Option<&dyn Fn(&str) -> bool>,
+    now: UnixTime,
+) -> Result<Proof, DpopError> {
+    if proof.len() > MAX_PROOF_LEN {
+        return Err(invalid(format!("the DPoP proof exceeds {MAX_PROOF_LEN} bytes")));
+    }
+    let mut parts = proof.split('.');
+    let (Some(header_b64), Some(_), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(invalid("the DPoP header must hold one JWT in compact form (three base64url parts)"));
+    };
+    let header: Map<String, Value> = B64
+        .decode(header_b64)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| invalid("the DPoP proof header is not base64url-encoded JSON"))?;
+    if header.get("typ").and_then(Value::as_str) != Some("dpop+jwt") {
+        return Err(invalid("the DPoP proof must have typ \"dpop+jwt\""));
+    }
+    let alg = header.get("alg").and_then(Value::as_str).unwrap_or("");
+    if !ALGS.contains(&alg) {
+        return Err(invalid(format!(
+            "DPoP proof alg {:?} is not accepted; use one of {} (never none or a symmetric alg)",
+            alg.chars().take(20).collect::<String>(),
+            ALGS.join(", ")
+        )));
+    }
+    let Some(Value::Object(jwk_map)) = header.get("jwk") else {
+        return Err(invalid("the DPoP proof header must carry the public key as a jwk object"));
+    };
+    if let Some(private) = PRIVATE_MEMBERS.iter().find(|m| jwk_map.contains_key(**m)) {
+        return Err(invalid(format!(
+            "the jwk of the DPoP proof has the private member {private:?}: send only the public key"
+        )));
+    }
+    let jkt = thumbprint(jwk_map)?;
+    let jwk = josekit::jwk::Jwk::from_map(jwk_map.clone())
+        .map_err(|_| invalid("the jwk of the DPoP proof is not a valid JSON Web Key"))?;
+    let bad_key = |_| invalid(format!("the jwk of the DPoP proof is not a valid {alg} public key"));
+    let verifier: Box<dyn josekit::jws::JwsVerifier> = match alg {
+        "ES256" => Box::new(josekit::jws::ES256.verifier_from_jwk(&jwk).map_err(bad_key)?),
+        "EdDSA" => Box::new(josekit::jws::EdDSA.verifier_from_jwk(&jwk).map_err(bad_key)?),
+        "RS256" => Box::new(josekit::jws::RS256.verifier_from_jwk(&jwk).map_err(bad_key)?),
+        _ => Box::new(josekit::jws::PS256.verifier_from_jwk(&jwk).map_err(bad_key)?),
+    };
+    let (payload, _) = josekit::jws::deserialize_compact(proof, verifier.as_ref())
+        .map_err(|_| invalid("the DPoP proof's signature does not verify with its jwk"))?;
+    let claims: Map<String, Value> =
+        serde_json::from_slice(&payload).map_err(|_| invalid("the DPoP proof's payload is not a JSON object"))?;
+    let string = |name: &str| -> Result<&str, DpopError> {
+        claims
+            .get(name)
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid(format!("the DPoP proof lacks the string claim {name:?}")))
+    };
+    let jti = string("jti")?;
+    if jti.is_empty() || jti.len() > 256 {
+        return Err(invalid("the DPoP proof's jti must be 1 to 256 characters"));
+    }
+    let htm = string("htm")?;
+    if htm != expected.htm {
+        return Err(invalid(format!(
+            "the DPoP proof's htm {:?} does not match the request method {}",
+            htm.chars().take(20).collect::<String>(),
+            expected.htm
+        )));
+    }
+    let htu = string("htu")?;
+    let same_uri = match (normalised_htu(htu), normalised_htu(expected.htu)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    };
+    if !same_uri {
+        return Err(invalid(format!(
+            "the DPoP proof's htu {:?} does not match the request URI {}",
+            htu.chars().take(200).collect::<String>(),
+            expected.htu
+        )));
+    }
+    let iat = claims
+        .get("iat")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| invalid("the DPoP proof lacks the numeric claim \"iat\""))?;
+    let now_s = now.as_secs();
+    if iat + IAT_PAST < now_s {
+        return Err(invalid(format!("the DPoP proof is stale: its iat is more than {IAT_PAST} s old")));
+    }
+    if iat > now_s + IAT_FUTURE {
+        return Err(invalid(format!("the DPoP proof's iat is more than {IAT_FUTURE} s in the future")));
+    }
+    match (expected.access_token, claims.get("ath")) {
+        (Some(token), Some(Value::String(given))) => {
+            if !ct_eq(given.as_bytes(), ath(token).as_bytes()) {
+                return Err(invalid("the DPoP proof's ath is not the SHA-256 of the access token"));
+            }
+        }
+        (Some(_), _) => return Err(invalid("the DPoP proof lacks the claim \"ath\" (the access token's hash)")),
+        (None, _) => {}
+    }
+    if let Some(valid_nonce) = nonce {
+        match claims.get("nonce").and_then(Value::as_str) {
+            Some(n) if valid_nonce(n) => {}
+            _ => return Err(DpopError::UseNonce),
+        }
+    }
+    Ok(Proof { jkt, jti: jti.to_owned(), iat })
+}
+
+/// Stateless nonces: HMAC-SHA256 over the window number under a key derived
+/// from the master key, so every replica issues and accepts the same ones.
+pub struct NonceKey(hmac::Key);
+
+impl std::fmt::Debug for NonceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NonceKey(<redacted>)")
+    }
+}
+
+impl NonceKey {
+    pub fn new(key: hmac::Key) -> NonceKey {
+        NonceKey(key)
+    }
+
+    fn for_window(&self, window: u64) -> String {
+        B64.encode(hmac::sign(&self.0, &window.to_be_bytes()))
+    }
+
+    /// The nonce to hand out at `now`.
+    pub fn current(&self, now: UnixTime) -> String {
+        self.for_window(now.as_secs() / NONCE_WINDOW)
+    }
+
+    /// Whether `nonce` belongs to the current or the previous window.
+    pub fn is_valid(&self, nonce: &str, now: UnixTime) -> bool {
+        let window = now.as_secs() / NONCE_WINDOW;
+        let current = ct_eq(nonce.as_bytes(), self.for_window(window).as_bytes());
+        let previous = window > 0 && ct_eq(nonce.as_bytes(), self.for_window(window - 1).as_bytes());
+        current | previous
+    }
+}
+
+/// The `jti`s of accepted proofs, per key, until their `iat` is too old to
+/// be accepted again.
+#[derive(Debug, Default)]
+pub struct ReplaySet(Mutex<HashMap<String, u64>>);
+
+impl ReplaySet {
+    /// Remember `proof`; `Err` when it was seen before (a replay) or the set
+    /// is full of live entries.
+    pub fn remember(&self, proof: &Proof, now: UnixTime) -> Result<(), DpopError> {
+        let mut seen = match self.0.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let key = format!("{}:{}", proof.jkt, proof.jti);
+        let now_s = now.as_secs();
+        if seen.get(&key).is_some_and(|until| *until >= now_s) {
+            return Err(invalid("the DPoP proof was already used (its jti was seen): sign a fresh proof per request"));
+        }
+        if seen.len() >= REPLAY_CAPACITY {
+            seen.retain(|_, until| *until >= now_s);
+            if seen.len() >= REPLAY_CAPACITY {
+                return Err(invalid("too many DPoP proofs are in flight; retry in a minute"));
+            }
+        }
+        // Acceptable until iat + IAT_PAST; remember a second longer.
+        seen.insert(key, proof.iat + IAT_PAST + 1);
+        Ok(())
+    }
+
+    /// How many `jti`s are remembered.
+    pub fn len(&self) -> usize {
+        match self.0.lock() {
+            Ok(g) => g.len(),
+            Err(poisoned) => poisoned.into_inner().len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// DPoP at one process: the nonce key, whether nonces are required, and the
+/// replay set.
+#[derive(Debug)]
+pub struct Dpop {
+    pub nonces: NonceKey,
+    pub require_nonce: bool,
+    pub replay: ReplaySet,
+}
+
+impl Dpop {
+    pub fn new(nonces: NonceKey, require_nonce: bool) -> Dpop {
+        Dpop { nonces, require_nonce, replay: ReplaySet::default() }
+    }
+
+    /// Check the `DPoP` header values of a request: `None` without one, the
+    /// proof when it is valid and fresh.
+    pub fn check(&self, headers: &[&[u8]], expected: &Expected<'_>, now: UnixTime) -> Result<Option<Proof>, DpopError> {
+        let value = match headers {
+            [] => return Ok(None),
+            [one] => std::str::from_utf8(one).map_err(|_| invalid("the DPoP header is not ASCII"))?,
+            _ => return Err(invalid("send exactly one DPoP header")),
+        };
+        let is_valid = |n: &str| self.nonces.is_valid(n, now);
+        let nonce: Option<&dyn Fn(&str) -> bool> = if self.require_nonce { Some(&is_valid) } else { None };
+        let proof = verify(value.trim(), expected, nonce, now)?;
+        self.replay.remember(&proof, now)?;
+        Ok(Some(proof))
+    }
+}
