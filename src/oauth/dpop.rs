@@ -319,16 +319,28 @@ impl Dpop {
         Dpop { nonces, require_nonce, replay: ReplaySet::default() }
     }
 
-    /// Check the `DPoP` header values of a request: `None` without one, the
-    /// proof when it is valid and fresh.
+    /// Check the `DPoP` header values of a token request: `None` without
+    /// one, the proof when it is valid and fresh, with the server's nonce
+    /// when nonces are required.
     pub fn check(&self, headers: &[&[u8]], expected: &Expected<'_>, now: UnixTime) -> Result<Option<Proof>, DpopError> {
+        self.check_with(headers, expected, self.require_nonce, now)
+    }
+
+    /// [`Dpop::check`], saying whether a nonce is required.
+    pub fn check_with(
+        &self,
+        headers: &[&[u8]],
+        expected: &Expected<'_>,
+        require_nonce: bool,
+        now: UnixTime,
+    ) -> Result<Option<Proof>, DpopError> {
         let value = match headers {
             [] => return Ok(None),
             [one] => std::str::from_utf8(one).map_err(|_| invalid("the DPoP header is not ASCII"))?,
             _ => return Err(invalid("send exactly one DPoP header")),
         };
         let is_valid = |n: &str| self.nonces.is_valid(n, now);
-        let nonce: Option<&dyn Fn(&str) -> bool> = if self.require_nonce { Some(&is_valid) } else { None };
+        let nonce: Option<&dyn Fn(&str) -> bool> = if require_nonce { Some(&is_valid) } else { None };
         let proof = verify(value.trim(), expected, nonce, now)?;
         self.replay.remember(&proof, now)?;
         Ok(Some(proof))
