@@ -346,3 +346,206 @@ impl Dpop {
         Ok(Some(proof))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use josekit::jwk::{Jwk, KeyPair};
+    use josekit::jws::JwsSigner;
+    use serde_json::json;
+
+    use super::*;
+
+    const HTU: &str = "https://id.example.com/token";
+    const NOW: u64 = 1_800_000_000;
+
+    fn es256() -> Jwk {
+        josekit::jws::ES256.generate_key_pair().expect("key").to_jwk_key_pair()
+    }
+
+    fn public(jwk: &Jwk) -> Map<String, Value> {
+        let mut map: Map<String, Value> = jwk.as_ref().clone();
+        for m in PRIVATE_MEMBERS {
+            map.remove(m);
+        }
+        map
+    }
+
+    /// A proof with `header` members over the defaults, signed by `key`.
+    fn sign(key: &Jwk, alg: &str, header: Value, claims: Value) -> String {
+        let mut h = json!({ "typ": "dpop+jwt", "alg": alg, "jwk": public(key) });
+        for (k, v) in header.as_object().expect("object") {
+            h[k] = v.clone();
+        }
+        let input = format!("{}.{}", B64.encode(h.to_string()), B64.encode(claims.to_string()));
+        let signature = match alg {
+            "ES256" => josekit::jws::ES256.signer_from_jwk(key).expect("signer").sign(input.as_bytes()),
+            "EdDSA" => josekit::jws::EdDSA.signer_from_jwk(key).expect("signer").sign(input.as_bytes()),
+            "RS256" => josekit::jws::RS256.signer_from_jwk(key).expect("signer").sign(input.as_bytes()),
+            _ => josekit::jws::PS256.signer_from_jwk(key).expect("signer").sign(input.as_bytes()),
+        }
+        .expect("sign");
+        format!("{input}.{}", B64.encode(signature))
+    }
+
+    fn claims(iat: u64) -> Value {
+        json!({ "jti": new_jti(), "htm": "POST", "htu": HTU, "iat": iat })
+    }
+
+    fn new_jti() -> String {
+        crate::token::claims::new_jti()
+    }
+
+    fn check(proof: &str) -> Result<Proof, DpopError> {
+        verify(proof, &Expected { htm: "POST", htu: HTU, access_token: None }, None, UnixTime(NOW))
+    }
+
+    fn refused(proof: &str) -> String {
+        match check(proof) {
+            Err(DpopError::Invalid(m)) => m,
+            other => panic!("expected invalid_dpop_proof, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_valid_proof_yields_the_rfc_7638_thumbprint_of_its_key() {
+        let key = es256();
+        let proof = check(&sign(&key, "ES256", json!({}), claims(NOW))).expect("valid");
+        // RFC 7638 3.1's example key and thumbprint.
+        let example = json!({
+            "kty": "RSA",
+            "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+            "e": "AQAB",
+            "alg": "RS256",
+            "kid": "2011-04-29"
+        });
+        assert_eq!(
+            thumbprint(example.as_object().expect("object")).expect("thumbprint"),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
+        assert_eq!(proof.jkt, thumbprint(&public(&key)).expect("thumbprint"));
+        assert_eq!(proof.iat, NOW);
+    }
+
+    #[test]
+    fn every_offered_algorithm_verifies() {
+        let ed = josekit::jws::EdDSA.generate_key_pair(josekit::jwk::alg::ed::EdCurve::Ed25519).expect("key");
+        let rsa = josekit::jws::RS256.generate_key_pair(2048).expect("key").to_jwk_key_pair();
+        let ps = josekit::jws::PS256.generate_key_pair(2048).expect("key").to_jwk_key_pair();
+        check(&sign(&ed.to_jwk_key_pair(), "EdDSA", json!({}), claims(NOW))).expect("EdDSA");
+        check(&sign(&rsa, "RS256", json!({}), claims(NOW))).expect("RS256");
+        check(&sign(&ps, "PS256", json!({}), claims(NOW))).expect("PS256");
+    }
+
+    #[test]
+    fn header_problems_are_named() {
+        let key = es256();
+        assert!(refused(&sign(&key, "ES256", json!({"typ": "JWT"}), claims(NOW))).contains("typ \"dpop+jwt\""));
+        assert!(
+            refused(&sign(&key, "ES256", json!({"alg": "none"}), claims(NOW))).contains("\"none\" is not accepted")
+        );
+        assert!(
+            refused(&sign(&key, "ES256", json!({"alg": "HS256"}), claims(NOW))).contains("\"HS256\" is not accepted")
+        );
+        let with_private = json!({ "jwk": key.as_ref().clone() });
+        assert!(refused(&sign(&key, "ES256", with_private, claims(NOW))).contains("private member \"d\""));
+        let other = es256();
+        let wrong_key = json!({ "jwk": public(&other) });
+        assert!(refused(&sign(&key, "ES256", wrong_key, claims(NOW))).contains("signature does not verify"));
+        assert!(refused("abc.def").contains("compact form"));
+        assert!(refused(&"a".repeat(MAX_PROOF_LEN + 1)).contains("exceeds"));
+        let no_jwk = sign(&key, "ES256", json!({"jwk": null}), claims(NOW));
+        assert!(refused(&no_jwk).contains("jwk object"));
+    }
+
+    #[test]
+    fn claims_must_match_the_request_and_the_time() {
+        let key = es256();
+        let with = |patch: Value| {
+            let mut c = claims(NOW);
+            for (k, v) in patch.as_object().expect("object") {
+                c[k] = v.clone();
+            }
+            sign(&key, "ES256", json!({}), c)
+        };
+        assert!(refused(&with(json!({"htm": "GET"}))).contains("htm \"GET\" does not match"));
+        assert!(refused(&with(json!({"htu": "https://id.example.com/userinfo"}))).contains("htu"));
+        assert!(refused(&with(json!({"htu": "https://evil.example.com/token"}))).contains("htu"));
+        // RFC 9449 4.3: query and fragment are ignored; the URI is normalised.
+        check(&with(json!({"htu": "HTTPS://ID.example.com:443/token?x=1#f"}))).expect("normalised htu");
+        assert!(refused(&with(json!({"iat": NOW - IAT_PAST - 1}))).contains("stale"));
+        check(&with(json!({"iat": NOW - IAT_PAST}))).expect("oldest accepted");
+        assert!(refused(&with(json!({"iat": NOW + IAT_FUTURE + 1}))).contains("future"));
+        check(&with(json!({"iat": NOW + IAT_FUTURE}))).expect("newest accepted");
+        assert!(refused(&with(json!({"jti": null}))).contains("\"jti\""));
+        assert!(refused(&with(json!({"iat": "now"}))).contains("\"iat\""));
+    }
+
+    #[test]
+    fn ath_must_hash_the_access_token() {
+        let key = es256();
+        let mut c = claims(NOW);
+        c["ath"] = ath("the-token").into();
+        let proof = sign(&key, "ES256", json!({}), c);
+        let expected = |token| Expected { htm: "POST", htu: HTU, access_token: Some(token) };
+        verify(&proof, &expected("the-token"), None, UnixTime(NOW)).expect("matching ath");
+        let err = verify(&proof, &expected("another-token"), None, UnixTime(NOW)).expect_err("wrong ath");
+        assert_eq!(err, DpopError::Invalid("the DPoP proof's ath is not the SHA-256 of the access token".into()));
+        let bare = sign(&key, "ES256", json!({}), claims(NOW));
+        let err = verify(&bare, &expected("the-token"), None, UnixTime(NOW)).expect_err("no ath");
+        assert!(matches!(err, DpopError::Invalid(m) if m.contains("\"ath\"")));
+    }
+
+    #[test]
+    fn nonces_are_valid_for_the_current_and_the_previous_window_at_any_replica() {
+        let master = crate::token::master_key::MasterKey::from_bytes(&[7; 32]);
+        let purpose = crate::token::master_key::Purpose::DpopNonce;
+        let (here, there) = (NonceKey::new(master.derive(purpose)), NonceKey::new(master.derive(purpose)));
+        let t = UnixTime(NOW - NOW % NONCE_WINDOW);
+        let nonce = here.current(t);
+        assert_eq!(nonce, there.current(t.plus(crate::duration::Secs::new(NONCE_WINDOW - 1))));
+        assert!(there.is_valid(&nonce, t));
+        assert!(there.is_valid(&nonce, UnixTime(t.as_secs() + 2 * NONCE_WINDOW - 1)));
+        assert!(!there.is_valid(&nonce, UnixTime(t.as_secs() + 2 * NONCE_WINDOW)), "two windows later");
+        assert!(!there.is_valid("forged", t));
+        let other = NonceKey::new(crate::token::master_key::MasterKey::from_bytes(&[8; 32]).derive(purpose));
+        assert!(!other.is_valid(&nonce, t), "another master key");
+    }
+
+    #[test]
+    fn a_required_nonce_is_asked_for_then_accepted_and_a_replay_refused() {
+        let master = crate::token::master_key::MasterKey::from_bytes(&[7; 32]);
+        let dpop = Dpop::new(NonceKey::new(master.derive(crate::token::master_key::Purpose::DpopNonce)), true);
+        let key = es256();
+        let now = UnixTime(NOW);
+        let expected = Expected { htm: "POST", htu: HTU, access_token: None };
+        let without = sign(&key, "ES256", json!({}), claims(NOW));
+        assert_eq!(dpop.check(&[without.as_bytes()], &expected, now), Err(DpopError::UseNonce));
+        let mut c = claims(NOW);
+        c["nonce"] = dpop.nonces.current(now).into();
+        let with = sign(&key, "ES256", json!({}), c);
+        assert!(dpop.check(&[with.as_bytes()], &expected, now).expect("valid").is_some());
+        let replay = dpop.check(&[with.as_bytes()], &expected, now).expect_err("replay");
+        assert!(matches!(replay, DpopError::Invalid(m) if m.contains("already used")));
+        assert_eq!(dpop.check(&[], &expected, now), Ok(None));
+        let two = dpop.check(&[with.as_bytes(), with.as_bytes()], &expected, now).expect_err("two headers");
+        assert_eq!(two, DpopError::Invalid("send exactly one DPoP header".into()));
+        // A stale nonce is asked for again.
+        let later = UnixTime(NOW + 3 * NONCE_WINDOW);
+        let mut c = claims(later.as_secs());
+        c["nonce"] = dpop.nonces.current(now).into();
+        let stale = sign(&key, "ES256", json!({}), c);
+        assert_eq!(dpop.check(&[stale.as_bytes()], &expected, later), Err(DpopError::UseNonce));
+    }
+
+    #[test]
+    fn the_replay_set_forgets_what_can_no_longer_be_replayed() {
+        let set = ReplaySet::default();
+        let proof = Proof { jkt: "k".into(), jti: "j".into(), iat: NOW };
+        set.remember(&proof, UnixTime(NOW)).expect("first");
+        assert!(set.remember(&proof, UnixTime(NOW + IAT_PAST)).is_err());
+        // Once the iat is too old the proof is refused as stale anyway.
+        set.remember(&proof, UnixTime(NOW + IAT_PAST + 2)).expect("forgotten");
+        let other_key = Proof { jkt: "other".into(), ..proof };
+        set.remember(&other_key, UnixTime(NOW)).expect("jti per key");
+    }
+}

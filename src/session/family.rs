@@ -191,6 +191,7 @@ mod tests {
             active_at: None,
             issues_refresh_tokens: true,
             revoked: None,
+            jkt: None,
         }
     }
 
@@ -415,6 +416,7 @@ mod boundary_tests {
                         active_at: None,
                         issues_refresh_tokens: true,
                         revoked: None,
+                        jkt: None,
                     };
                     let mut h = PolicyHistory::new(start, SessionPolicy::default());
                     h.change(X.plus(Secs::new(put)), short());

@@ -998,6 +998,7 @@ mod tests {
             active_at: None,
             issues_refresh_tokens: true,
             revoked: None,
+            jkt: None,
         }
     }
 
@@ -1015,6 +1016,7 @@ mod tests {
             remember_me: false,
             issued_at: T0,
             redeemed_family: None,
+            dpop_jkt: None,
         }
     }
 
