@@ -14,6 +14,7 @@ mod authorize;
 mod bad_input;
 mod client_credentials;
 mod cors;
+mod dpop;
 mod exchange;
 mod harden;
 mod interop;
