@@ -395,6 +395,8 @@ struct RefreshChain {
 struct Chain {
     token: String,
     dpop: Option<Arc<DpopKey>>,
+    /// The `DPoP-Nonce` of the code exchange's answer.
+    nonce: Option<String>,
 }
 
 /// An ES256 DPoP key (RFC 9449) and the `htu` of the token endpoint.
@@ -548,8 +550,8 @@ impl Scenario for Refresh {
         RefreshChain {
             shared: self.shared.clone(),
             token: chain.as_ref().map(|c| c.token.clone()).unwrap_or_default(),
+            nonce: chain.as_ref().and_then(|c| c.nonce.clone()),
             dpop: chain.and_then(|c| c.dpop),
-            nonce: None,
         }
     }
 }
@@ -812,7 +814,9 @@ impl SignIn {
             return Err(format!("redeeming the code at /token failed: {}", tokens.describe()));
         }
         match serde_json::from_slice::<TokenBody>(&tokens.body) {
-            Ok(TokenBody { refresh_token: Some(token) }) => Ok(Chain { token, dpop }),
+            Ok(TokenBody { refresh_token: Some(token) }) => {
+                Ok(Chain { token, dpop, nonce: dpop_nonce(&tokens.headers) })
+            }
             Ok(TokenBody { refresh_token: None }) => Err(format!(
                 "the code was redeemed without a refresh_token: is client {:?} allowed the refresh_token grant?",
                 self.client_id
@@ -1475,7 +1479,7 @@ mod tests {
 
     impl From<&str> for Chain {
         fn from(token: &str) -> Chain {
-            Chain { token: token.to_owned(), dpop: None }
+            Chain { token: token.to_owned(), dpop: None, nonce: None }
         }
     }
 
@@ -1487,7 +1491,7 @@ mod tests {
             base: String::new(),
         };
         let key = Arc::new(DpopKey::new("http://127.0.0.1:8080/token").expect("key"));
-        let chain = Chain { token: "t0".into(), dpop: Some(key) };
+        let chain = Chain { token: "t0".into(), dpop: Some(key), nonce: None };
         let public = ClientAuth::new("spa", None).expect("auth");
         let mut conn = Refresh::new(&target, public, vec![chain]).expect("scenario").connection(0);
         let claims = |request: &Request<Full<Bytes>>| -> serde_json::Value {
