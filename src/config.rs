@@ -400,11 +400,17 @@ impl Config {
         if hashing_wait > Secs::minutes(1) {
             return Err(invalid("hashing_wait", format!("{hashing_wait} is too long: at most 1m")));
         }
+        let from_env = env.contains_key("TENURE_DPOP_NONCE");
         let dpop_nonce_required = match pick("TENURE_DPOP_NONCE", file.dpop_nonce).as_deref().map(str::trim) {
             None | Some("required") => true,
             Some("off") => false,
             Some(other) => {
-                return Err(invalid("dpop_nonce", format!("{other:?} is not a nonce mode; use required or off")));
+                let message = format!("{other:?} is not a nonce mode; use required or off");
+                return Err(if from_env {
+                    ConfigError::Env { var: "TENURE_DPOP_NONCE".into(), message }
+                } else {
+                    invalid("dpop_nonce", message)
+                });
             }
         };
         let policy_layers =
@@ -817,6 +823,20 @@ mod tests {
         );
         assert!(err("hashing_wait = \"2h\"").starts_with("hashing_wait: 2h is too long: at most 1m"));
         assert!(err("hashing_wait = \"soon\"").starts_with("hashing_wait: \"soon\" is not a duration"));
+    }
+
+    #[test]
+    fn dpop_nonces_are_required_unless_turned_off() {
+        assert!(Config::from_toml("", &no_env()).expect("valid").dpop_nonce_required);
+        assert!(!Config::from_toml("dpop_nonce = \"off\"", &no_env()).expect("valid").dpop_nonce_required);
+        let c = Config::from_toml("dpop_nonce = \"off\"", &env(&[("TENURE_DPOP_NONCE", "required")])).expect("valid");
+        assert!(c.dpop_nonce_required, "the environment wins");
+        assert_eq!(
+            err("dpop_nonce = \"sometimes\""),
+            "dpop_nonce: \"sometimes\" is not a nonce mode; use required or off"
+        );
+        let e = Config::from_toml("", &env(&[("TENURE_DPOP_NONCE", "no")])).expect_err("bad").to_string();
+        assert_eq!(e, "environment variable TENURE_DPOP_NONCE: \"no\" is not a nonce mode; use required or off");
     }
 
     #[test]

@@ -37,6 +37,12 @@ id = "resource-server"
 secret = "rs-secret"
 grant_types = ["client_credentials"]
 
+[[clients]]
+id = "web"
+secret = "web-secret"
+redirect_uris = ["{SPA_REDIRECT}"]
+grant_types = ["authorization_code", "refresh_token"]
+
 [[users]]
 username = "alice"
 password = "alice-password"
@@ -414,6 +420,54 @@ async fn an_authorization_request_with_dpop_jkt_is_redeemed_only_with_that_key()
     assert_eq!(crate::support::flow::query_param(&location, "error").as_deref(), Some("invalid_request"));
     let description = crate::support::flow::query_param(&location, "error_description").unwrap();
     assert!(description.contains("dpop_jkt"), "{description}");
+}
+
+#[tokio::test]
+async fn a_confidential_client_binds_access_tokens_per_request_but_not_its_family() {
+    let server = Server::start(&config(), &[("TENURE_DPOP_NONCE", "off")]);
+    let key = DpopKey::new();
+    let htu = server.get_json("/.well-known/openid-configuration").await["token_endpoint"].as_str().unwrap().to_owned();
+    let (verifier, challenge) = pkce_pair();
+    let query = [
+        ("response_type", "code"),
+        ("client_id", "web"),
+        ("redirect_uri", SPA_REDIRECT),
+        ("scope", "openid"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let code = Browser::new().sign_in_for_code(&server, &query, "alice", "alice-password", false).await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", SPA_REDIRECT),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let post = |form: Vec<(&'static str, String)>, proof: Option<String>| {
+        let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+        let mut req = server
+            .http
+            .post(server.url("/token"))
+            .basic_auth("web", Some("web-secret"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some(p) = proof {
+            req = req.header("dpop", p);
+        }
+        req.send()
+    };
+    let owned = |f: &[(&'static str, &str)]| f.iter().map(|(k, v)| (*k, (*v).to_owned())).collect::<Vec<_>>();
+    let resp = post(owned(&form), Some(key.proof("POST", &htu, None, None))).await.unwrap();
+    let tokens: Value = resp.json().await.unwrap();
+    assert_eq!(tokens["token_type"], "DPoP");
+    assert_eq!(payload(tokens["access_token"].as_str().unwrap())["cnf"]["jkt"], key.jkt());
+    // Its refresh tokens stay bound to its credentials only.
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let resp = post(owned(&[("grant_type", "refresh_token"), ("refresh_token", refresh)]), None).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let plain: Value = resp.json().await.unwrap();
+    assert_eq!(plain["token_type"], "Bearer");
+    assert!(payload(plain["access_token"].as_str().unwrap()).get("cnf").is_none());
 }
 
 #[tokio::test]
