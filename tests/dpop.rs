@@ -519,3 +519,84 @@ async fn browsers_may_send_dpop_and_read_the_nonce_and_discovery_lists_the_algor
     assert!(exposed.contains("dpop-nonce"), "{exposed}");
     assert!(resp.headers().get("dpop-nonce").is_some());
 }
+
+/// oidc-client-ts's `dpop` option in Chromium: a WebCrypto key in IndexedDB
+/// binds the family at the code exchange (with `dpop_jkt` and the nonce
+/// round trip, cross-origin), a refresh signs a fresh proof, and userinfo
+/// works with `Authorization: DPoP` while the same token as Bearer fails.
+/// Skipped with one line when Chromium is not installed.
+#[tokio::test]
+async fn oidc_client_ts_binds_an_spa_to_a_browser_key_in_chromium() {
+    use crate::spa::{Site, spa_with};
+    use crate::support::browser::Chromium;
+
+    let Some(browser) = Chromium::start().await else { return };
+    let (listener, spa_origin) = Site::bind().await;
+    let config = config_with(&format!(
+        r#"
+[[clients]]
+id = "spa"
+public = true
+redirect_uris = ["{spa_origin}/callback"]
+web_origins = ["{spa_origin}"]
+grant_types = ["authorization_code", "refresh_token"]
+
+[[users]]
+username = "alice"
+password = "alice-password"
+"#
+    ));
+    let server = Server::start(&config, &[]);
+    let site = Site::serve(listener, spa_origin.clone(), spa_with(&spa_origin, &server.base, true));
+
+    browser.goto(&site.url("/")).await;
+    browser.wait_for_text("#status", "anonymous").await;
+    let mut errors = browser.console_errors().await;
+    browser.click("#sign-in").await;
+    browser.wait_for("input[name=username]").await;
+    let at_tenure = browser.url().await;
+    assert!(at_tenure.query_pairs().any(|(k, _)| k == "dpop_jkt"), "bind_authorization_code: {at_tenure}");
+    browser.fill("input[name=username]", "alice").await;
+    browser.fill("input[name=password]", "alice-password").await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for_text("#status", "signed in").await;
+    errors.extend(browser.console_errors().await);
+
+    let tokens = browser.execute("return window.currentTokens();", vec![]).await;
+    assert_eq!(tokens["token_type"], "DPoP", "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let jkt = payload(&access)["cnf"]["jkt"].as_str().unwrap().to_owned();
+    let refresh_1 = tokens["refresh_token"].as_str().unwrap().to_owned();
+
+    // userinfo from the page, with a proof the library signs.
+    let answer = browser.execute("return window.userinfoWithDpop();", vec![]).await;
+    assert_eq!(answer["status"], 200, "{answer}");
+    assert_eq!(answer["body"]["sub"], "alice");
+    // The same token as a bearer token, or the refresh token without the key: refused.
+    let resp = server.http.get(server.url("/userinfo")).bearer_auth(&access).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    let stolen = server
+        .post_form(
+            "/token",
+            None,
+            &[("grant_type", "refresh_token"), ("client_id", "spa"), ("refresh_token", &refresh_1)],
+        )
+        .await;
+    assert_eq!(error(stolen).await.1, "invalid_dpop_proof");
+
+    // A refresh in the page: a fresh proof from the same key, still bound.
+    browser.click("#refresh").await;
+    browser.wait_for_text("#status", "refreshed").await;
+    errors.extend(browser.console_errors().await);
+    let tokens = browser.execute("return window.currentTokens();", vec![]).await;
+    assert_ne!(tokens["refresh_token"].as_str().unwrap(), refresh_1, "rotated");
+    assert_eq!(payload(tokens["access_token"].as_str().unwrap())["cnf"]["jkt"], jkt.as_str());
+    let answer = browser.execute("return window.userinfoWithDpop();", vec![]).await;
+    assert_eq!(answer["status"], 200, "{answer}");
+
+    // The use_dpop_nonce round trip logs a failed request in the console;
+    // anything else (a CORS refusal, a script error) is a failure.
+    errors.retain(|e| !e.message.contains("/token") || !e.message.contains("400"));
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+    browser.close().await;
+}
