@@ -4,6 +4,11 @@
 //! A token is accepted when tenure signed it (RFC 8725 rules, `typ: at+jwt`),
 //! it is addressed to tenure (`aud` = issuer), it has not expired, and the
 //! family it descends from is still alive.
+//!
+//! DPoP (RFC 9449 7.1): a token bound to a key (`cnf.jkt`) is accepted only
+//! as `Authorization: DPoP <token>` with a proof of that key carrying its
+//! `ath` (`/userinfo`); as a bearer token it is refused everywhere, the
+//! admin and account API included.
 
 use axum::Json;
 use axum::extract::{FromRequestParts, Request};
