@@ -301,8 +301,18 @@ const ENV_VARS: [&str; 17] = [
     "TENURE_DPOP_NONCE",
 ];
 
+/// The variables of `tenure admin` (SPEC 11). The server accepts and ignores
+/// them, so one environment can serve both the issuer and its command line.
+pub const CLI_ENV_VARS: [&str; 4] =
+    ["TENURE_URL", "TENURE_CLIENT_ID", "TENURE_CLIENT_SECRET", "TENURE_CLIENT_SECRET_FILE"];
+
 fn known_env_vars() -> Vec<String> {
-    ENV_VARS.iter().map(|s| (*s).to_owned()).chain(PolicyKey::ALL.iter().map(|k| k.env_var())).collect()
+    ENV_VARS
+        .iter()
+        .map(|s| (*s).to_owned())
+        .chain(PolicyKey::ALL.iter().map(|k| k.env_var()))
+        .chain(CLI_ENV_VARS.iter().map(|s| (*s).to_owned()))
+        .collect()
 }
 
 impl Config {
@@ -595,6 +605,13 @@ fn build_clients(
         if !seen.insert(c.id.clone()) {
             return Err(invalid(format!("{key}.id"), "is declared twice"));
         }
+        if c.id == crate::http::console::CLIENT_ID {
+            // SPEC 9: the console's client is built in.
+            return Err(invalid(
+                format!("{key}.id"),
+                "\"console\" is reserved for the built-in web console client; choose another id",
+            ));
+        }
         let secret = hash_or_plain(&format!("{key}.secret"), c.secret, c.secret_hash, warnings)?;
         if let Some(o) = &c.session {
             o.validate(&c.id, policy)?;
@@ -656,7 +673,7 @@ mod tests {
     fn the_spec_example_loads() {
         let text = include_str!("../tenure.example.toml");
         let c = Config::from_toml(text, &no_env()).expect("the documented example is valid");
-        assert_eq!(c.clients.len(), 3);
+        assert_eq!(c.clients.len(), 4);
         assert_eq!(c.users.len(), 2);
         assert!(c.warnings.iter().any(|w| w.contains("clients[web].secret is given in plain text")));
         let spa = c.clients.iter().find(|c| c.id == "spa").expect("spa");
@@ -678,6 +695,24 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:9999");
         assert_eq!(c.policy.idle_timeout, IdleTimeout::After(Secs::minutes(10)));
         assert_eq!(c.signing_alg, SigningAlg::EdDSA);
+    }
+
+    #[test]
+    fn the_admin_cli_variables_are_accepted_and_ignored() {
+        let c = Config::from_toml(
+            "",
+            &env(&[
+                ("TENURE_URL", "http://127.0.0.1:8080"),
+                ("TENURE_CLIENT_ID", "tenure-cli"),
+                ("TENURE_CLIENT_SECRET", "s3cret"),
+                ("TENURE_CLIENT_SECRET_FILE", "/run/secrets/tenure-cli"),
+            ]),
+        )
+        .expect("the server accepts the CLI's variables");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080", "and they change nothing");
+        let e = Config::from_toml("", &env(&[("TENURE_CLIENT_SECRETS", "x")])).expect_err("typo").to_string();
+        assert!(e.starts_with("unknown environment variable TENURE_CLIENT_SECRETS"), "{e}");
+        assert!(e.ends_with("TENURE_URL, TENURE_CLIENT_ID, TENURE_CLIENT_SECRET, TENURE_CLIENT_SECRET_FILE"), "{e}");
     }
 
     #[test]

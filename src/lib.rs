@@ -16,6 +16,7 @@
 pub mod admin;
 pub mod audit;
 pub mod backchannel;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod duration;
@@ -27,6 +28,7 @@ pub mod policy;
 pub mod revocation;
 pub mod secret;
 pub mod session;
+pub mod ssf;
 pub mod store;
 pub mod telemetry;
 pub mod token;
@@ -94,6 +96,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
     let sweeper = tokio::spawn(sweep_periodically(state.clone()));
     let watcher = tokio::spawn(watch_keys(state.clone()));
     let deliverer = tokio::spawn(backchannel::deliver_periodically(state.clone()));
+    let pusher = tokio::spawn(ssf::push::push_periodically(state.clone()));
 
     tracing::info!(%addr, %issuer, "tenure is serving");
     // One plain line on stdout for scripts and tests that started us on port 0.
@@ -104,6 +107,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
     sweeper.abort();
     watcher.abort();
     deliverer.abort();
+    pusher.abort();
     store.group_commit().durable().await?;
     tokio::task::spawn_blocking(move || store.close()).await.map_err(std::io::Error::other)?;
     tracing::info!("tenure stopped");
@@ -122,6 +126,14 @@ async fn sweep_periodically(state: AppState) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(removed = n, "old audit events and user markers pruned"),
             Err(e) => tracing::warn!(error = %e, "pruning the audit log failed"),
+        }
+        // Revocation-feed events older than the longest access-token
+        // lifetime describe tokens that have expired anyway (SPEC 13).
+        let sets_before = UnixTime(now.as_secs().saturating_sub(state.policy().0.access_token_ttl().as_secs()));
+        match state.store.prune_sets(sets_before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "revocation-feed events older than the access-token lifetime dropped"),
+            Err(e) => tracing::warn!(error = %e, "pruning the revocation-feed queue failed"),
         }
         match state.store.sweep_expired(now).await {
             Ok(0) => {}

@@ -1,5 +1,5 @@
-//! The `tenure` command: `serve` (the default), `keys`, `config check`,
-//! `hash-secret`.
+//! The `tenure` command: `serve` (the default), `keys`, `check-config`,
+//! `hash-secret`, and `admin` (src/cli/).
 
 #![forbid(unsafe_code)]
 
@@ -43,6 +43,9 @@ enum Command {
     /// Read a secret or password on standard input and print its argon2id
     /// hash, for `secret_hash` / `password_hash` in the config file.
     HashSecret,
+    /// Manage a running issuer over its admin API, as a service account
+    /// (TENURE_URL, TENURE_CLIENT_ID, TENURE_CLIENT_SECRET[_FILE]).
+    Admin(tenure::cli::admin::AdminArgs),
 }
 
 #[derive(Subcommand)]
@@ -70,6 +73,16 @@ enum KeysAction {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let env: BTreeMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("TENURE_")).collect();
+    // A client of a running issuer: it needs no server configuration.
+    if let Some(Command::Admin(args)) = cli.command {
+        if cli.config.is_some() {
+            eprintln!(
+                "tenure admin: --config does not apply: tenure admin reads no server configuration (see TENURE_URL)"
+            );
+            return ExitCode::from(2);
+        }
+        return ExitCode::from(tenure::cli::admin::main(args, &env, SystemClock.now()));
+    }
     let config = match Config::load(cli.config.as_deref(), &env) {
         Ok(c) => c,
         Err(e) => {
@@ -175,6 +188,7 @@ fn run(command: Command, config: Config) -> Result<(), String> {
             }
             Ok(())
         }
+        Command::Admin(_) => Err("tenure admin runs without a server configuration".into()),
         Command::HashSecret => {
             let mut line = String::new();
             std::io::stdin().lock().read_line(&mut line).map_err(|e| e.to_string())?;

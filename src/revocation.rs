@@ -5,7 +5,9 @@
 //! session record, or the user's marker — checked whenever a token is used,
 //! refreshed, introspected or exchanged; no token is ever scanned. Killed
 //! sessions get OIDC Back-Channel Logout deliveries queued in the durable
-//! outbox, and every revocation is audited.
+//! outbox, every revocation is audited, and a CAEP `session-revoked` event is
+//! queued for every revocation-feed stream (SPEC 13, [`crate::ssf`]) right
+//! after the revocation's write.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +19,7 @@ use crate::oauth::client_auth::ClientRegistry;
 use crate::session::Revoked;
 use crate::session::family::Family;
 use crate::session::user_session::UserSession;
+use crate::ssf::{self, SetSubject};
 use crate::store::{Result, Store};
 
 /// What a revocation needs; `now` is read once by the caller.
@@ -73,6 +76,12 @@ impl<S: Store> Revocation<'_, S> {
     pub async fn family_killed(&self, family: &Family, actor: &str, reason: &str) -> Result<()> {
         let deliveries = self.deliveries(&family.sid, &family.username, std::slice::from_ref(family));
         self.store.enqueue_deliveries(&deliveries).await?;
+        let subject = SetSubject::Session {
+            user: family.username.clone(),
+            sid: family.sid.clone(),
+            client_id: Some(family.client_id.clone()),
+        };
+        ssf::session_revoked(self.store, self.clients, subject, actor, reason, self.now).await?;
         let kind = match reason {
             "refresh_token_reuse" | "authorization_code_replay" => reason,
             _ => "family_revoked",
@@ -130,6 +139,8 @@ impl<S: Store> Revocation<'_, S> {
             let families: Vec<Family> =
                 self.store.session_families(sid)?.into_iter().filter(|f| f.revoked.is_none()).collect();
             self.store.enqueue_deliveries(&self.deliveries(sid, &session.username, &families)).await?;
+            let subject = SetSubject::Session { user: session.username.clone(), sid: sid.to_owned(), client_id: None };
+            ssf::session_revoked(self.store, self.clients, subject, actor, reason, self.now).await?;
             self.audit(
                 AuditEvent::new(self.now, "session_revoked", actor, format!("session:{sid}"))
                     .reason(reason)
@@ -152,6 +163,15 @@ impl<S: Store> Revocation<'_, S> {
             next_attempt_at: self.now,
         };
         self.store.enqueue_deliveries(std::slice::from_ref(&fanout)).await?;
+        ssf::session_revoked(
+            self.store,
+            self.clients,
+            SetSubject::User { user: username.to_owned() },
+            actor,
+            reason,
+            self.now,
+        )
+        .await?;
         self.audit(AuditEvent::new(self.now, "user_sessions_revoked", actor, format!("user:{username}")).reason(reason))
             .await
     }

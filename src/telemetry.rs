@@ -65,6 +65,16 @@ pub struct ErrorLabels {
     pub error: String,
 }
 
+/// How a revocation-feed SET left the queue, or failed to.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SsfLabels {
+    /// `poll` or `push`.
+    pub delivery: String,
+    /// `delivered` (pushed and accepted, or acknowledged by a poll),
+    /// `rejected` (a receiver's 400 or `setErrs`), `failed` (a push to retry).
+    pub outcome: String,
+}
+
 fn latency_histogram() -> Histogram {
     // 50 µs .. ~1.6 s.
     Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
@@ -83,6 +93,7 @@ pub struct Metrics {
     pub secret_verifications: Counter,
     /// Verifications turned away because every hashing slot stayed busy.
     pub hashing_busy: Counter,
+    pub ssf_sets: Family<SsfLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -92,6 +103,12 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Count `n` revocation-feed SETs that went out by `delivery` with `outcome`.
+    pub fn ssf(&self, delivery: &str, outcome: &str, n: usize) {
+        let labels = SsfLabels { delivery: delivery.to_owned(), outcome: outcome.to_owned() };
+        self.ssf_sets.get_or_create(&labels).inc_by(n as u64);
+    }
+
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("tenure");
         let http_requests = Family::<HttpLabels, Counter>::default();
@@ -122,6 +139,8 @@ impl Metrics {
             "Sign-ins and client authentications refused because every hashing slot was busy",
             hashing_busy.clone(),
         );
+        let ssf_sets = Family::<SsfLabels, Counter>::default();
+        registry.register("ssf_sets", "Revocation-feed SETs by delivery method and outcome", ssf_sets.clone());
         Metrics {
             registry,
             http_requests,
@@ -131,6 +150,7 @@ impl Metrics {
             store_sweeps_removed,
             secret_verifications,
             hashing_busy,
+            ssf_sets,
         }
     }
 

@@ -349,12 +349,7 @@ fn application_type_is_checked_at_start() {
         "[[clients]]\nid = \"c\"\npublic = true\napplication_type = \"desktop\"\nredirect_uris = [\"http://127.0.0.1/\"]\ngrant_types = [\"authorization_code\"]\n",
     )
     .unwrap();
-    let out = std::process::Command::new(crate::support::BIN)
-        .current_dir(dir.path())
-        .env_clear()
-        .arg("check-config")
-        .output()
-        .unwrap();
+    let out = crate::support::tenure().current_dir(dir.path()).env_clear().arg("check-config").output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(!out.status.success(), "{text}");
     assert!(
@@ -367,7 +362,7 @@ fn application_type_is_checked_at_start() {
 fn check_config_shows_the_connection_limits() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("tenure.toml"), "[server]\nkeep_alive_timeout = \"2m\"\n").unwrap();
-    let out = std::process::Command::new(crate::support::BIN)
+    let out = crate::support::tenure()
         .current_dir(dir.path())
         .env_clear()
         .env("TENURE_SERVER_MAX_CONNECTIONS", "64")

@@ -126,7 +126,7 @@ fn an_id_token_algorithm_that_is_not_offered_stops_the_start_naming_the_client()
     let text =
         config("").replace(r#"id_token_signed_response_alg = "RS256""#, r#"id_token_signed_response_alg = "HS256""#);
     std::fs::write(dir.path().join("tenure.toml"), text).unwrap();
-    let out = std::process::Command::new(crate::support::BIN)
+    let out = crate::support::tenure()
         .arg("check-config")
         .current_dir(dir.path())
         .env_clear()

@@ -98,11 +98,7 @@ async fn a_corrupt_key_directory_stops_the_start_with_a_clear_message() {
     std::fs::create_dir(dir.path().join("keys")).unwrap();
     std::fs::write(dir.path().join("keys/keys.json"), "{not json").unwrap();
     std::fs::write(dir.path().join("tenure.toml"), config_with("")).unwrap();
-    let out = std::process::Command::new(crate::support::BIN)
-        .current_dir(dir.path())
-        .env("TENURE_LOG", "off")
-        .output()
-        .unwrap();
+    let out = crate::support::tenure().current_dir(dir.path()).env("TENURE_LOG", "off").output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("key manifest") && stderr.contains("keys.json"), "{stderr}");

@@ -1,7 +1,7 @@
 //! The process as operators see it: defaults, discovery, health, metrics,
 //! configuration errors, graceful shutdown.
 
-use crate::support::{BIN, Server, config_with};
+use crate::support::{Server, config_with};
 
 #[tokio::test]
 async fn discovery_advertises_what_is_implemented_at_the_bound_address() {
@@ -66,7 +66,7 @@ async fn health_readiness_and_metrics() {
 #[test]
 fn a_bad_policy_exits_non_zero_naming_the_key_and_the_rule() {
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(BIN)
+    let out = crate::support::tenure()
         .current_dir(dir.path())
         .env("TENURE_SESSION_IDLE_TIMEOUT", "2h")
         .env("TENURE_SESSION_MAX_LIFETIME", "1h")
@@ -78,7 +78,7 @@ fn a_bad_policy_exits_non_zero_naming_the_key_and_the_rule() {
     assert!(!dir.path().join("data").exists(), "nothing was started");
 
     std::fs::write(dir.path().join("tenure.toml"), "[[clients]]\nid = \"spa\"\npublic = true\ngrant_types = [\"refresh_token\"]\nsession = { max_lifetime = \"13h\" }\n").unwrap();
-    let out = std::process::Command::new(BIN).current_dir(dir.path()).output().unwrap();
+    let out = crate::support::tenure().current_dir(dir.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -95,7 +95,7 @@ fn check_config_prints_the_effective_policy() {
         "trusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n[session]\nidle_timeout = \"off\"\nmax_lifetime = \"8h\"\n",
     )
     .unwrap();
-    let out = std::process::Command::new(BIN).arg("check-config").current_dir(dir.path()).output().unwrap();
+    let out = crate::support::tenure().arg("check-config").current_dir(dir.path()).output().unwrap();
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("session.idle_timeout = off"), "{stdout}");
@@ -107,7 +107,7 @@ fn check_config_prints_the_effective_policy() {
 #[test]
 fn hash_secret_prints_an_argon2id_hash_usable_in_the_config() {
     use std::io::Write;
-    let mut child = std::process::Command::new(BIN)
+    let mut child = crate::support::tenure()
         .arg("hash-secret")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

@@ -184,12 +184,16 @@ async fn a_public_client_completes_code_and_pkce_and_gets_a_verifiable_id_token(
 async fn a_confidential_client_gets_tokens_and_userinfo_by_scope() {
     let server = Server::start(&config(""), &[]);
     let body = web_tokens(&server, false).await;
-    assert_eq!(body["session_expires_in"], 43200, "12 h absolute");
+    // Counted from the sign-in, a second or two before the code exchange
+    // on a loaded machine.
+    let session_left = body["session_expires_in"].as_u64().unwrap();
+    assert!((43200 - 3..=43200).contains(&session_left), "12 h absolute: {session_left}");
     let info: serde_json::Value = userinfo(&server, body["access_token"].as_str().unwrap()).await.json().await.unwrap();
     assert_eq!(info, serde_json::json!({"sub": "alice", "email": "alice@example.com"}));
 
     let remembered = web_tokens(&server, true).await;
-    assert_eq!(remembered["session_expires_in"], 20 * 86400, "remember me: 20 d");
+    let session_left = remembered["session_expires_in"].as_u64().unwrap();
+    assert!((20 * 86400 - 3..=20 * 86400).contains(&session_left), "remember me: 20 d: {session_left}");
     assert_eq!(remembered["refresh_expires_in"], 7 * 86400, "remember me: 7 d idle");
     assert_eq!(remembered["expires_in"], 1800, "the access token stays short");
 }

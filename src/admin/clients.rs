@@ -24,7 +24,7 @@ pub const MIN_SECRET_CHARS: usize = 16;
 pub struct ClientView {
     #[serde(flatten)]
     pub spec: ClientSpec,
-    /// `config` (read-only) or `admin`.
+    /// `config` (read-only), `builtin` (the console client, read-only) or `admin`.
     pub source: &'static str,
 }
 
@@ -38,7 +38,13 @@ pub struct WithSecret {
 }
 
 fn view(state: &AppState, client: &Client) -> ClientView {
-    let source = if state.clients.is_from_config(&client.id) { "config" } else { "admin" };
+    let source = if client.id == crate::http::console::CLIENT_ID {
+        "builtin"
+    } else if state.clients.is_from_config(&client.id) {
+        "config"
+    } else {
+        "admin"
+    };
     ClientView { spec: ClientSpec::of(client), source }
 }
 
@@ -149,6 +155,11 @@ pub async fn create(state: &AppState, actor: &Actor, body: &Map<String, Value>, 
 
 /// The stored client `id`: 409 for a config client, 404 when unknown.
 fn stored(state: &AppState, id: &str) -> Result<StoredClient> {
+    if id == crate::http::console::CLIENT_ID {
+        return Err(AdminError::Conflict(format!(
+            "client {id:?} is the built-in web console client and cannot be changed"
+        )));
+    }
     if state.clients.is_from_config(id) {
         return Err(AdminError::Conflict(format!(
             "client {id:?} is declared in the config file and is read-only here; change the file"
@@ -221,8 +232,9 @@ pub async fn rotate_secret(state: &AppState, actor: &Actor, id: &str, now: UnixT
     Ok(WithSecret { client: view, client_secret: Some(fresh) })
 }
 
-/// Delete client `id` after revoking every live family it has. The deleted
-/// client gets no back-channel logout: it is gone before the delivery runs.
+/// Delete client `id` after revoking every live family it has, and its
+/// revocation-feed stream. The deleted client gets no back-channel logout:
+/// it is gone before the delivery runs.
 pub async fn delete(state: &AppState, actor: &Actor, id: &str, now: UnixTime) -> Result<usize> {
     stored(state, id)?;
     let revocation = Revocation { store: &state.store, clients: &state.clients, now };
@@ -238,5 +250,7 @@ pub async fn delete(state: &AppState, actor: &Actor, id: &str, now: UnixTime) ->
     event.log();
     state.store.write_client(id, None, &event).await.map_err(store_err)?;
     state.clients.remove(id);
+    // Its revocation-feed stream, if it was a receiver, goes with it.
+    state.store.delete_ssf_stream(id).await.map_err(store_err)?;
     Ok(revoked)
 }

@@ -4,9 +4,12 @@
 //! HTTP handlers (`http/admin.rs`), the CLI (through the API) and the console
 //! call these, so every rule lives here once.
 
+pub mod audit;
 pub mod clients;
 pub mod keys;
 pub mod policy;
+pub mod sessions;
+pub mod settings;
 pub mod users;
 
 use crate::oauth::client::Permission;
@@ -16,6 +19,9 @@ use crate::oauth::client::Permission;
 pub enum AdminError {
     /// Bad input; the message names the field and the rule.
     Invalid(String),
+    /// A session setting breaks a rule of SPEC 3; the message names the key
+    /// and the rule.
+    InvalidSetting(String),
     NotFound(String),
     /// The thing exists in a form that cannot change (declared in the
     /// config file), or the name is taken.

@@ -199,7 +199,7 @@ pub async fn create(state: &AppState, actor: &Actor, new: NewUser, now: UnixTime
         serde_json::json!({ "email": user.email, "permissions": view.permissions, "disabled": user.disabled }),
     );
     event.log();
-    state.store.write_user(&user.username, Some(&user), None, &event).await.map_err(store_err)?;
+    state.store.write_user(&user.username, Some(&user), None, &[], &event).await.map_err(store_err)?;
     Ok(view)
 }
 
@@ -296,7 +296,8 @@ pub async fn update(
     }
     event.log();
     let revoke = disabling.then(|| Revoked { at: now, reason: "user_disabled".into() });
-    state.store.write_user(username, Some(&user), revoke, &event).await.map_err(store_err)?;
+    let sets = if disabling { feed_events(state, actor, username, "user_disabled", now)? } else { Vec::new() };
+    state.store.write_user(username, Some(&user), revoke, &sets, &event).await.map_err(store_err)?;
     Ok(UserView::of(&user, "admin"))
 }
 
@@ -307,6 +308,20 @@ pub async fn delete(state: &AppState, actor: &Actor, username: &str, now: UnixTi
         AuditEvent::new(now, "user_deleted", actor.name.clone(), format!("user:{username}")).reason("user_deleted");
     event.log();
     let revoke = Some(Revoked { at: now, reason: "user_deleted".into() });
-    state.store.write_user(username, None, revoke, &event).await.map_err(store_err)?;
+    let sets = feed_events(state, actor, username, "user_deleted", now)?;
+    state.store.write_user(username, None, revoke, &sets, &event).await.map_err(store_err)?;
     Ok(())
+}
+
+/// The revocation feed's events (SPEC 13) about a user whose sessions a
+/// disable or a delete revokes, queued in that same store step.
+fn feed_events(
+    state: &AppState,
+    actor: &Actor,
+    username: &str,
+    reason: &str,
+    now: UnixTime,
+) -> Result<Vec<crate::ssf::QueuedSet>> {
+    let subject = crate::ssf::SetSubject::User { user: username.to_owned() };
+    crate::ssf::session_revoked_sets(&state.store, &state.clients, subject, &actor.name, reason, now).map_err(store_err)
 }

@@ -19,6 +19,7 @@ impl From<AdminError> for ApiError {
     fn from(e: AdminError) -> Self {
         match e {
             AdminError::Invalid(m) => ApiError::bad_request(m),
+            AdminError::InvalidSetting(m) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_setting", m),
             AdminError::NotFound(m) => ApiError::not_found(m),
             AdminError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
             AdminError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
@@ -36,7 +37,7 @@ impl From<AdminError> for ApiError {
     }
 }
 
-fn actor(caller: &Caller) -> Actor {
+pub fn actor(caller: &Caller) -> Actor {
     Actor::new(caller.actor(), &caller.permissions)
 }
 

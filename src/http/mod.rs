@@ -6,6 +6,7 @@ pub mod api;
 pub mod audit;
 pub mod authorize;
 pub mod bearer;
+pub mod console;
 pub mod cookies;
 pub mod cors;
 pub mod discovery;
@@ -19,6 +20,7 @@ pub mod revoke;
 pub mod serve;
 pub mod sessions;
 pub mod settings;
+pub mod ssf;
 pub mod state;
 pub mod token;
 pub mod userinfo;
@@ -48,6 +50,18 @@ pub fn router(state: AppState) -> Router {
             with_cors(get(discovery::oauth_authorization_server), &state, cors::PUBLIC_METADATA),
         )
         .route("/jwks.json", with_cors(get(discovery::jwks), &state, cors::PUBLIC_METADATA))
+        .route("/.well-known/ssf-configuration", get(ssf::configuration))
+        .route(
+            "/ssf/stream",
+            get(ssf::get_stream)
+                .post(ssf::create_stream)
+                .patch(ssf::patch_stream)
+                .put(ssf::replace_stream)
+                .delete(ssf::delete_stream),
+        )
+        .route("/ssf/status", get(ssf::get_status).post(ssf::set_status))
+        .route("/ssf/verify", post(ssf::verify))
+        .route("/ssf/poll", post(ssf::poll))
         .route("/authorize", get(authorize::authorize).post(authorize::authorize_post))
         .route("/login", post(authorize::login))
         .route("/token", with_cors(post(token::token), &state, cors::TOKEN))
@@ -73,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/users/{username}/sessions", get(sessions::list_user).delete(sessions::revoke_user))
         .route("/admin/sessions/{sid}", delete(sessions::revoke_session))
         .route("/admin/audit", get(audit::list))
+        .merge(console::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), observe))
         .fallback(error::not_found)
         .layer(tower_http::catch_panic::CatchPanicLayer::new())

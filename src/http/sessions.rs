@@ -4,12 +4,7 @@
 //! under `/admin/users/{username}/sessions` and `/admin/sessions/{sid}`.
 //!
 //! Handlers are thin: [`Caller`] authenticates (401) and checks the
-//! permission (403), the pure [`session_view`] turns a stored session into
-//! what a listing shows, and [`Revocation`] kills every descendant of what is
-//! revoked and audits it. Someone else's session answers exactly like an
-//! unknown one (404), so the account API reveals nothing about other users.
-
-use std::collections::BTreeSet;
+//! permission (403); the use cases live in `crate::admin::sessions`.
 
 use axum::Json;
 use axum::extract::rejection::PathRejection;
@@ -18,84 +13,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use super::admin::actor;
 use super::api::{ApiError, Caller};
 use super::state::AppState;
-use crate::clock::UnixTime;
+use crate::admin::sessions::{self, SessionView};
 use crate::oauth::client::Permission;
-use crate::policy::{ClientSessionOverride, PolicyHistory};
-use crate::revocation::Revocation;
-use crate::session::family::{self, Family};
-use crate::session::user_session::UserSession;
-use crate::store::Store;
-
-/// Audit reasons of the revocations started here.
-const REASON_SIGNED_OUT_EVERYWHERE: &str = "user_signed_out_everywhere";
-const REASON_USER_REVOKED: &str = "user_revoked";
-const REASON_ADMIN_REVOKED: &str = "admin_revoked";
-
-/// One session as a listing shows it (SPEC 4). Timestamps are RFC 3339, UTC.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct SessionView {
-    pub sid: String,
-    /// The clients with a live family in the session, sorted.
-    pub client_ids: Vec<String>,
-    /// Sign-in: the start of the absolute clock.
-    pub created_at: String,
-    /// The latest of the session's own activity and its families' refreshes.
-    pub last_active_at: String,
-    /// When the idle clock runs out without further activity (never after
-    /// `expires_at`).
-    pub idle_expires_at: String,
-    /// When the absolute clock runs out, however active the user is.
-    pub expires_at: String,
-    pub remember_me: bool,
-    pub user_agent: Option<String>,
-    pub ip: Option<String>,
-    /// Whether this is the session of the caller's token.
-    pub current: bool,
-}
-
-/// What `session` looks like at `now`, or `None` when it is no longer alive
-/// (revoked, or expired under a policy in force since its last activity).
-///
-/// `families` are the session's families; `client_override` gives a client's
-/// session override by client id; `current_sid` is the `sid` of the caller's
-/// token. Deadlines are those of the current policy (SPEC 3: changes apply to
-/// live sessions).
-pub fn session_view<'c>(
-    session: &UserSession,
-    families: &[Family],
-    history: &PolicyHistory,
-    client_override: impl Fn(&str) -> Option<&'c ClientSessionOverride>,
-    current_sid: Option<&str>,
-    now: UnixTime,
-) -> Option<SessionView> {
-    // SPEC 3: a refresh of any family counts as activity of its session.
-    let last_active = families.iter().map(Family::last_active).fold(session.last_active, UnixTime::max);
-    if !session.is_alive(history, last_active, now) {
-        return None;
-    }
-    let limits = history.current().limits(session.remember_me, None);
-    let expires_at = limits.absolute_deadline(session.signed_in);
-    let idle_expires_at = limits.idle_deadline(last_active).min(expires_at);
-    let client_ids: BTreeSet<&str> = families
-        .iter()
-        .filter(|f| family::is_alive(history, f, Some(session), client_override(&f.client_id), now))
-        .map(|f| f.client_id.as_str())
-        .collect();
-    Some(SessionView {
-        sid: session.sid.clone(),
-        client_ids: client_ids.into_iter().map(str::to_owned).collect(),
-        created_at: session.signed_in.to_rfc3339(),
-        last_active_at: last_active.to_rfc3339(),
-        idle_expires_at: idle_expires_at.to_rfc3339(),
-        expires_at: expires_at.to_rfc3339(),
-        remember_me: session.remember_me,
-        user_agent: session.user_agent.clone(),
-        ip: session.ip.clone(),
-        current: current_sid == Some(session.sid.as_str()),
-    })
-}
 
 #[derive(Serialize)]
 struct AccountSessions {
@@ -111,21 +33,14 @@ struct UserSessions {
 /// `GET /account/sessions`: the caller's live sessions, newest first.
 pub async fn list_own(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     let username = account_holder(&caller)?;
-    let sessions = live_sessions(&state, username, caller.claims.sid.as_deref(), state.now())?;
+    let sessions = sessions::live_sessions(&state, username, caller.claims.sid.as_deref(), state.now())?;
     Ok(no_store(Json(AccountSessions { sessions })))
 }
 
 /// `DELETE /account/sessions`: sign out everywhere, this session included.
 pub async fn revoke_own_all(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     let username = account_holder(&caller)?;
-    let now = state.now();
-    let revocation = Revocation { store: &state.store, clients: &state.clients, now };
-    for session in live_sessions(&state, username, None, now)? {
-        revocation
-            .session(&session.sid, username, REASON_SIGNED_OUT_EVERYWHERE)
-            .await
-            .map_err(|e| ApiError::internal("revoking a user's sessions", e))?;
-    }
+    sessions::revoke_own_all(&state, username, state.now()).await?;
     Ok(no_content())
 }
 
@@ -138,20 +53,7 @@ pub async fn revoke_own(
 ) -> Result<Response, ApiError> {
     let username = account_holder(&caller)?;
     let Path(sid) = sid?;
-    let owned = well_formed_sid(&sid)
-        && state
-            .store
-            .session(&sid)
-            .map_err(|e| ApiError::internal("reading a user session", e))?
-            .is_some_and(|s| s.username == username);
-    if !owned {
-        return Err(no_such_session());
-    }
-    let revocation = Revocation { store: &state.store, clients: &state.clients, now: state.now() };
-    revocation
-        .session(&sid, username, REASON_USER_REVOKED)
-        .await
-        .map_err(|e| ApiError::internal("revoking a user session", e))?;
+    sessions::revoke_own(&state, username, &sid, state.now()).await?;
     Ok(no_content())
 }
 
@@ -163,8 +65,7 @@ pub async fn list_user(
 ) -> Result<Response, ApiError> {
     caller.require(Permission::UsersEdit)?;
     let Path(username) = username?;
-    known_user(&state, &username)?;
-    let sessions = live_sessions(&state, &username, caller.claims.sid.as_deref(), state.now())?;
+    let sessions = sessions::user_sessions(&state, &username, caller.claims.sid.as_deref(), state.now())?;
     Ok(no_store(Json(UserSessions { username, sessions })))
 }
 
@@ -177,12 +78,7 @@ pub async fn revoke_user(
 ) -> Result<Response, ApiError> {
     caller.require(Permission::UsersEdit)?;
     let Path(username) = username?;
-    known_user(&state, &username)?;
-    let revocation = Revocation { store: &state.store, clients: &state.clients, now: state.now() };
-    revocation
-        .user(&username, &caller.actor(), REASON_ADMIN_REVOKED)
-        .await
-        .map_err(|e| ApiError::internal("revoking a user's sessions", e))?;
+    sessions::revoke_user(&state, &actor(&caller), &username, state.now()).await?;
     Ok(no_content())
 }
 
@@ -194,44 +90,8 @@ pub async fn revoke_session(
 ) -> Result<Response, ApiError> {
     caller.require(Permission::UsersEdit)?;
     let Path(sid) = sid?;
-    if !well_formed_sid(&sid) {
-        return Err(no_such_session());
-    }
-    let revocation = Revocation { store: &state.store, clients: &state.clients, now: state.now() };
-    let revoked = revocation
-        .session(&sid, &caller.actor(), REASON_ADMIN_REVOKED)
-        .await
-        .map_err(|e| ApiError::internal("revoking a user session", e))?;
-    match revoked {
-        Some(_) => Ok(no_content()),
-        None => Err(no_such_session()),
-    }
-}
-
-/// The live sessions of `username` at `now`, newest sign-in first.
-fn live_sessions(
-    state: &AppState,
-    username: &str,
-    current_sid: Option<&str>,
-    now: UnixTime,
-) -> Result<Vec<SessionView>, ApiError> {
-    let history = state.history();
-    let mut sessions =
-        state.store.user_sessions(username).map_err(|e| ApiError::internal("listing a user's sessions", e))?;
-    sessions.retain(|s| s.revoked.is_none());
-    // The store's sequence orders sign-ins within the same second.
-    sessions.sort_by_key(|s| std::cmp::Reverse((s.signed_in, s.seq)));
-    let clients = state.clients.snapshot();
-    let client_override = |id: &str| clients.get(id).and_then(|c| c.session.as_ref());
-    let mut views = Vec::with_capacity(sessions.len());
-    for session in &sessions {
-        let families = state
-            .store
-            .session_families(&session.sid)
-            .map_err(|e| ApiError::internal("reading a session's families", e))?;
-        views.extend(session_view(session, &families, &history, client_override, current_sid, now));
-    }
-    Ok(views)
+    sessions::revoke_session(&state, &actor(&caller), &sid, state.now()).await?;
+    Ok(no_content())
 }
 
 /// The user of a user token; client-credentials tokens have no account.
@@ -241,183 +101,10 @@ fn account_holder(caller: &Caller) -> Result<&str, ApiError> {
         .ok_or_else(|| ApiError::new(StatusCode::FORBIDDEN, "forbidden", "the account API needs a user's token"))
 }
 
-fn known_user(state: &AppState, username: &str) -> Result<(), ApiError> {
-    if state.any_user(username).map_err(|e| ApiError::internal("reading a user", e))?.is_some() {
-        Ok(())
-    } else {
-        Err(ApiError::not_found(format!("no user named {username:?}")))
-    }
-}
-
-/// A sid as tenure mints them (32 hex characters); anything else is unknown.
-fn well_formed_sid(sid: &str) -> bool {
-    sid.len() == 32 && sid.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-fn no_such_session() -> ApiError {
-    ApiError::not_found("no such session")
-}
-
 fn no_store(body: impl IntoResponse) -> Response {
     ([(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))], body).into_response()
 }
 
 fn no_content() -> Response {
     no_store(StatusCode::NO_CONTENT)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::duration::Secs;
-    use crate::policy::SessionPolicy;
-    use crate::session::Revoked;
-
-    const T0: UnixTime = UnixTime(1_700_000_000); // 2023-11-14T22:13:20Z
-    const SID: &str = "0123456789abcdef0123456789abcdef";
-
-    fn session(remember_me: bool) -> UserSession {
-        UserSession {
-            sid: SID.into(),
-            username: "alice".into(),
-            cookie_hash: String::new(),
-            signed_in: T0,
-            last_active: T0,
-            remember_me,
-            user_agent: Some("Firefox".into()),
-            ip: Some("192.0.2.7".into()),
-            revoked: None,
-            seq: 1,
-            families: Default::default(),
-        }
-    }
-
-    fn family(client_id: &str, rotated_at: UnixTime) -> Family {
-        Family {
-            id: format!("fam-{client_id}"),
-            salt: "s".into(),
-            sid: SID.into(),
-            username: "alice".into(),
-            client_id: client_id.into(),
-            scope: "openid".into(),
-            auth_time: T0,
-            remember_me: false,
-            created_at: T0,
-            generation: 1,
-            rotated_at,
-            active_at: None,
-            issues_refresh_tokens: true,
-            revoked: None,
-            jkt: None,
-        }
-    }
-
-    fn history() -> PolicyHistory {
-        PolicyHistory::new(T0, SessionPolicy::default())
-    }
-
-    fn no_override(_: &str) -> Option<&'static ClientSessionOverride> {
-        None
-    }
-
-    #[test]
-    fn a_fresh_session_shows_both_clocks_and_who_is_asking() {
-        let now = T0.plus(Secs::minutes(5));
-        let view = session_view(&session(false), &[], &history(), no_override, Some(SID), now).expect("alive");
-        assert_eq!(
-            view,
-            SessionView {
-                sid: SID.into(),
-                client_ids: vec![],
-                created_at: "2023-11-14T22:13:20Z".into(),
-                last_active_at: "2023-11-14T22:13:20Z".into(),
-                idle_expires_at: "2023-11-14T22:43:20Z".into(),
-                expires_at: "2023-11-15T10:13:20Z".into(),
-                remember_me: false,
-                user_agent: Some("Firefox".into()),
-                ip: Some("192.0.2.7".into()),
-                current: true,
-            }
-        );
-        let other = session_view(&session(false), &[], &history(), no_override, Some("x"), now).expect("alive");
-        assert!(!other.current);
-        assert!(!session_view(&session(false), &[], &history(), no_override, None, now).expect("alive").current);
-    }
-
-    #[test]
-    fn a_refresh_is_activity_and_only_live_families_name_their_client() {
-        let refreshed = T0.plus(Secs::minutes(20));
-        let mut dead = family("old-app", T0);
-        dead.revoked = Some(Revoked { at: T0, reason: "logout".into() });
-        let families = [family("web", refreshed), dead, family("spa", T0.plus(Secs::minutes(1))), family("web", T0)];
-        let now = T0.plus(Secs::minutes(40)); // the session's own activity is 40 min old
-        let view = session_view(&session(false), &families, &history(), no_override, None, now).expect("alive");
-        assert_eq!(view.last_active_at, refreshed.to_rfc3339());
-        assert_eq!(view.idle_expires_at, refreshed.plus(Secs::minutes(30)).to_rfc3339());
-        // spa's family went idle at T0+31min; web's second family at T0+30min.
-        assert_eq!(view.client_ids, vec!["web".to_owned()]);
-    }
-
-    #[test]
-    fn a_client_override_ends_its_family_but_not_the_session() {
-        let kubectl: ClientSessionOverride = toml::from_str("max_lifetime = \"10m\"").expect("valid");
-        let refreshed = T0.plus(Secs::minutes(9));
-        let families = [family("kubectl", refreshed), family("web", refreshed)];
-        let lookup = |id: &str| (id == "kubectl").then_some(&kubectl);
-        let now = T0.plus(Secs::minutes(15));
-        let view = session_view(&session(false), &families, &history(), lookup, None, now).expect("alive");
-        assert_eq!(view.client_ids, vec!["web".to_owned()]);
-    }
-
-    #[test]
-    fn the_idle_deadline_never_passes_the_absolute_one() {
-        let late = T0.plus(Secs::hours(11)).plus(Secs::minutes(50));
-        let view =
-            session_view(&session(false), &[family("web", late)], &history(), no_override, None, late).expect("alive");
-        assert_eq!(view.idle_expires_at, T0.plus(Secs::hours(12)).to_rfc3339());
-        assert_eq!(view.expires_at, view.idle_expires_at);
-    }
-
-    #[test]
-    fn remember_me_uses_the_longer_pair() {
-        let now = T0.plus(Secs::days(3));
-        let view = session_view(&session(true), &[], &history(), no_override, None, now).expect("alive");
-        assert!(view.remember_me);
-        assert_eq!(view.idle_expires_at, T0.plus(Secs::days(7)).to_rfc3339());
-        assert_eq!(view.expires_at, T0.plus(Secs::days(20)).to_rfc3339());
-    }
-
-    #[test]
-    fn dead_sessions_are_not_listed() {
-        let h = history();
-        let s = session(false);
-        assert!(session_view(&s, &[], &h, no_override, None, T0.plus(Secs::minutes(30))).is_none(), "idle");
-        let active = [family("web", T0.plus(Secs::hours(11)).plus(Secs::minutes(59)))];
-        assert!(session_view(&s, &active, &h, no_override, None, T0.plus(Secs::hours(12))).is_none(), "absolute");
-        let mut revoked = session(false);
-        revoked.revoked = Some(Revoked { at: T0, reason: "admin_revoked".into() });
-        assert!(session_view(&revoked, &[], &h, no_override, None, T0).is_none(), "revoked");
-    }
-
-    #[test]
-    fn a_shortened_policy_applies_to_listed_sessions() {
-        let mut h = history();
-        let changed_at = T0.plus(Secs::hours(1));
-        let short = SessionPolicy { max_lifetime: Secs::hours(2), ..SessionPolicy::default() };
-        h.change(changed_at, short);
-        let families = [family("web", T0.plus(Secs::minutes(70)))];
-        let view =
-            session_view(&session(false), &families, &h, no_override, None, T0.plus(Secs::minutes(80))).expect("alive");
-        assert_eq!(view.expires_at, T0.plus(Secs::hours(2)).to_rfc3339());
-        let later = T0.plus(Secs::hours(2));
-        assert!(session_view(&session(false), &families, &h, no_override, None, later).is_none());
-    }
-
-    #[test]
-    fn only_minted_sids_are_well_formed() {
-        assert!(well_formed_sid(SID));
-        assert!(!well_formed_sid("0123"));
-        assert!(!well_formed_sid("0123456789abcdef0123456789abcdeg"));
-        assert!(!well_formed_sid("../../../../../../../../../../aa"));
-    }
 }

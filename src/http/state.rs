@@ -83,6 +83,8 @@ pub struct Inner {
     pub settings_lock: tokio::sync::Mutex<()>,
     pub store: StoreImpl,
     pub metrics: Metrics,
+    /// The web console's signed-in sessions (SPEC 9).
+    pub console: crate::http::console::ConsoleSessions,
 }
 
 impl std::ops::Deref for AppState {
@@ -101,6 +103,10 @@ pub enum StartError {
     Store(#[from] crate::store::StoreError),
     #[error("{0} (set through the admin API; reset it with DELETE /admin/settings/session)")]
     AdminPolicy(Box<crate::policy::PolicyError>),
+    #[error("clients: the id \"console\" is reserved for the built-in web console client; choose another id")]
+    ReservedClient,
+    #[error("the built-in console client cannot be built for this issuer: {0}")]
+    ConsoleClient(String),
     #[error("cannot initialise the random number generator")]
     Random,
     #[error("cannot prepare the sign-in timing guard: {0}")]
@@ -153,8 +159,14 @@ impl AppState {
         let hashing =
             HashingPool::new(config.hashing_concurrency, std::time::Duration::from_secs(config.hashing_wait.as_secs()))
                 .with_counters(metrics.secret_verifications.clone(), metrics.hashing_busy.clone());
-        let clients =
-            ClientRegistry::new(config.clients.clone()).map_err(|_| StartError::Random)?.with_hashing(hashing.clone());
+        // SPEC 9: the console's client is built in, beside the config's.
+        if config.clients.iter().any(|c| c.id == crate::http::console::CLIENT_ID) {
+            return Err(StartError::ReservedClient);
+        }
+        let console = crate::http::console::builtin_client(&issuer).map_err(StartError::ConsoleClient)?;
+        let clients = ClientRegistry::new(config.clients.iter().cloned().chain([console]))
+            .map_err(|_| StartError::Random)?
+            .with_hashing(hashing.clone());
         for stored in store.clients()? {
             let id = stored.spec.id.clone();
             if clients.is_from_config(&id) {
@@ -199,6 +211,7 @@ impl AppState {
             settings_lock: tokio::sync::Mutex::new(()),
             store,
             metrics,
+            console: Default::default(),
         })))
     }
 

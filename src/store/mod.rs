@@ -18,6 +18,7 @@ use crate::session::Revoked;
 use crate::session::code::AuthCode;
 use crate::session::family::{Family, RefreshDecision};
 use crate::session::user_session::UserSession;
+use crate::ssf::{QueuedSet, Stream};
 use crate::user::User;
 
 pub use self::sled::SledStore;
@@ -176,14 +177,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Create or replace (`Some`) or delete (`None`) stored user `username`
     /// and append `event`; with `revoke`, also revoke every session the user
-    /// has (the marker) and queue the back-channel fan-out. One atomic,
-    /// durable step: after a crash either all of it happened or none.
-    /// Returns whether a stored user existed before.
+    /// has (the marker), queue the back-channel fan-out and queue `sets`
+    /// (the revocation feed's events). One atomic, durable step: after a
+    /// crash either all of it happened or none. Returns whether a stored
+    /// user existed before.
     fn write_user(
         &self,
         username: &str,
         user: Option<&User>,
         revoke: Option<Revoked>,
+        sets: &[QueuedSet],
         event: &AuditEvent,
     ) -> impl std::future::Future<Output = Result<bool>> + Send;
 
@@ -264,6 +267,41 @@ pub trait Store: Send + Sync + 'static {
         old: &Delivery,
         next: Option<&Delivery>,
     ) -> impl std::future::Future<Output = Result<()>> + Send;
+
+    /// Every SSF event stream (SPEC 13), one per receiving client.
+    fn ssf_streams(&self) -> Result<Vec<Stream>>;
+
+    /// The event stream of receiving client `client_id`.
+    fn ssf_stream(&self, client_id: &str) -> Result<Option<Stream>>;
+
+    /// Create or replace the stream of `stream.client_id`; durable.
+    fn put_ssf_stream(&self, stream: &Stream) -> impl std::future::Future<Output = Result<()>> + Send;
+
+    /// Delete the stream of `client_id` and every event queued for it, in
+    /// one step; durable. Whether there was one.
+    fn delete_ssf_stream(&self, client_id: &str) -> impl std::future::Future<Output = Result<bool>> + Send;
+
+    /// Queue Security Events, each for the stream of its `client_id`;
+    /// durable.
+    fn enqueue_sets(&self, sets: &[QueuedSet]) -> impl std::future::Future<Output = Result<()>> + Send;
+
+    /// Up to `limit` events queued for the stream of `client_id`, oldest
+    /// first, each with its queue id.
+    fn queued_sets(&self, client_id: &str, limit: usize) -> Result<Vec<(u64, QueuedSet)>>;
+
+    /// Remove the events with these `jti`s from the queue of `client_id`
+    /// (acknowledged, or delivered); durable. How many were removed.
+    fn remove_sets(&self, client_id: &str, jtis: &[String]) -> impl std::future::Future<Output = Result<usize>> + Send;
+
+    /// Replace queued event `id` (a failed push, rescheduled); durable.
+    fn reschedule_set(&self, id: u64, next: &QueuedSet) -> impl std::future::Future<Output = Result<()>> + Send;
+
+    /// Drop every event queued for `client_id` (its stream was disabled);
+    /// durable.
+    fn clear_sets(&self, client_id: &str) -> impl std::future::Future<Output = Result<usize>> + Send;
+
+    /// Drop queued events issued before `before`; durable. How many.
+    fn prune_sets(&self, before: UnixTime) -> impl std::future::Future<Output = Result<usize>> + Send;
 
     /// Run `decide` on family `id` and its session in one transaction and
     /// store its outcome (a rotation, or a revocation on reuse); a rotation

@@ -31,6 +31,7 @@ use crate::session::Revoked;
 use crate::session::code::{AuthCode, CODE_RECORD_TTL};
 use crate::session::family::{Family, RefreshDecision};
 use crate::session::user_session::{MAX_FAMILIES_PER_CLIENT, UserSession};
+use crate::ssf::{QueuedSet, Stream};
 use crate::user::{StoredUser, User};
 
 const ADMIN_POLICY_KEY: &[u8] = b"admin_session_policy";
@@ -125,6 +126,10 @@ pub struct SledStore {
     audit: sled::Tree,
     /// next attempt (u64 BE) || id (u64 BE) -> [`Delivery`].
     outbox: sled::Tree,
+    /// receiving client id -> [`Stream`] (SSF event streams).
+    ssf_streams: sled::Tree,
+    /// client id || 0 || id (u64 BE, increasing) -> [`QueuedSet`].
+    ssf_queue: sled::Tree,
     expiry: sled::Tree,
     trees: [sled::Tree; 5],
     commit: GroupCommit,
@@ -161,6 +166,8 @@ impl SledStore {
             clients: tree("clients")?,
             audit: tree("audit")?,
             outbox: tree("outbox")?,
+            ssf_streams: tree("ssf_streams")?,
+            ssf_queue: tree("ssf_queue")?,
             meta: tree("meta")?,
             expiry: tree("expiry")?,
             trees,
@@ -254,6 +261,18 @@ fn tx_marker(markers: &TransactionalTree, username: &str) -> std::result::Result
 
 fn outbox_key(at: UnixTime, id: u64) -> Vec<u8> {
     [at.as_secs().to_be_bytes(), id.to_be_bytes()].concat()
+}
+
+fn set_prefix(client_id: &str) -> Vec<u8> {
+    [client_id.as_bytes(), &[0u8]].concat()
+}
+
+fn set_key(client_id: &str, id: u64) -> Vec<u8> {
+    [client_id.as_bytes(), &[0u8], &id.to_be_bytes()].concat()
+}
+
+fn decode_set(bytes: &[u8]) -> Result<QueuedSet> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { what: "queued SET".into(), message: e.to_string() })
 }
 
 fn user_index_key(username: &str, sid: &str) -> Vec<u8> {
@@ -623,40 +642,52 @@ impl Store for SledStore {
         username: &str,
         user: Option<&User>,
         revoke: Option<Revoked>,
+        sets: &[QueuedSet],
         event: &AuditEvent,
     ) -> Result<bool> {
         let user_bytes = user.map(|u| serde_json::to_vec(&StoredUser::from(u))).transpose().map_err(io)?;
         let event_bytes = serde_json::to_vec(event).map_err(io)?;
+        let set_bytes: Vec<(&str, Vec<u8>)> = if revoke.is_some() {
+            sets.iter()
+                .map(|s| serde_json::to_vec(s).map(|b| (s.client_id.as_str(), b)))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(io)?
+        } else {
+            Vec::new()
+        };
         let key = username.as_bytes();
-        let existed = tx_result((&self.users, &self.user_markers, &self.outbox, &self.audit).transaction(
-            |(users, markers, outbox, audit)| {
-                let existed = match &user_bytes {
-                    Some(b) => users.insert(key, b.as_slice())?.is_some(),
-                    None => users.remove(key)?.is_some(),
+        let trees = (&self.users, &self.user_markers, &self.outbox, &self.audit, &self.ssf_queue);
+        let existed = tx_result(trees.transaction(|(users, markers, outbox, audit, ssf_queue)| {
+            let existed = match &user_bytes {
+                Some(b) => users.insert(key, b.as_slice())?.is_some(),
+                None => users.remove(key)?.is_some(),
+            };
+            if let Some(revoked) = &revoke {
+                // Every session stored so far has a sequence at or below this id.
+                let seq = markers.generate_id()?;
+                let at = revoked.at;
+                let marker =
+                    serde_json::to_vec(&UserMarker { seq, revoked: revoked.clone() }).map_err(|e| abort(io(e)))?;
+                markers.insert(key, marker)?;
+                let fanout = Delivery {
+                    kind: DeliveryKind::UserFanout { seq },
+                    sub: username.to_owned(),
+                    created_at: at,
+                    attempts: 0,
+                    next_attempt_at: at,
                 };
-                if let Some(revoked) = &revoke {
-                    // Every session stored so far has a sequence at or below this id.
-                    let seq = markers.generate_id()?;
-                    let at = revoked.at;
-                    let marker =
-                        serde_json::to_vec(&UserMarker { seq, revoked: revoked.clone() }).map_err(|e| abort(io(e)))?;
-                    markers.insert(key, marker)?;
-                    let fanout = Delivery {
-                        kind: DeliveryKind::UserFanout { seq },
-                        sub: username.to_owned(),
-                        created_at: at,
-                        attempts: 0,
-                        next_attempt_at: at,
-                    };
-                    let id = outbox.generate_id()?;
-                    let bytes = serde_json::to_vec(&fanout).map_err(|e| abort(io(e)))?;
-                    outbox.insert(outbox_key(at, id), bytes)?;
+                let id = outbox.generate_id()?;
+                let bytes = serde_json::to_vec(&fanout).map_err(|e| abort(io(e)))?;
+                outbox.insert(outbox_key(at, id), bytes)?;
+                for (client_id, bytes) in &set_bytes {
+                    let id = ssf_queue.generate_id()?;
+                    ssf_queue.insert(set_key(client_id, id), bytes.as_slice())?;
                 }
-                let id = audit.generate_id()?;
-                audit.insert(&id.to_be_bytes(), event_bytes.as_slice())?;
-                Ok(existed)
-            },
-        ))?;
+            }
+            let id = audit.generate_id()?;
+            audit.insert(&id.to_be_bytes(), event_bytes.as_slice())?;
+            Ok(existed)
+        }))?;
         self.commit.durable().await?;
         Ok(existed)
     }
@@ -870,6 +901,128 @@ impl Store for SledStore {
         self.commit.durable().await
     }
 
+    fn ssf_streams(&self) -> Result<Vec<Stream>> {
+        let mut out = Vec::new();
+        for entry in self.ssf_streams.iter() {
+            let (_, v) = entry.map_err(io)?;
+            out.push(
+                serde_json::from_slice(&v)
+                    .map_err(|e| StoreError::Corrupt { what: "SSF stream".into(), message: e.to_string() })?,
+            );
+        }
+        Ok(out)
+    }
+
+    fn ssf_stream(&self, client_id: &str) -> Result<Option<Stream>> {
+        match self.ssf_streams.get(client_id.as_bytes()).map_err(io)? {
+            None => Ok(None),
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt { what: "SSF stream".into(), message: e.to_string() }),
+        }
+    }
+
+    async fn put_ssf_stream(&self, stream: &Stream) -> Result<()> {
+        let bytes = serde_json::to_vec(stream).map_err(io)?;
+        self.ssf_streams.insert(stream.client_id.as_bytes(), bytes).map_err(io)?;
+        self.commit.durable().await
+    }
+
+    async fn delete_ssf_stream(&self, client_id: &str) -> Result<bool> {
+        let mut queued = Vec::new();
+        for entry in self.ssf_queue.scan_prefix(set_prefix(client_id)) {
+            queued.push(entry.map_err(io)?.0);
+        }
+        let existed = tx_result((&self.ssf_streams, &self.ssf_queue).transaction(|(streams, queue)| {
+            for k in &queued {
+                queue.remove(k)?;
+            }
+            Ok::<_, TxError>(streams.remove(client_id.as_bytes())?.is_some())
+        }))?;
+        self.commit.durable().await?;
+        Ok(existed)
+    }
+
+    async fn enqueue_sets(&self, sets: &[QueuedSet]) -> Result<()> {
+        if sets.is_empty() {
+            return Ok(());
+        }
+        let mut batch = sled::Batch::default();
+        for set in sets {
+            let id = self.db.generate_id().map_err(io)?;
+            batch.insert(set_key(&set.client_id, id), serde_json::to_vec(set).map_err(io)?);
+        }
+        self.ssf_queue.apply_batch(batch).map_err(io)?;
+        self.commit.durable().await
+    }
+
+    fn queued_sets(&self, client_id: &str, limit: usize) -> Result<Vec<(u64, QueuedSet)>> {
+        let prefix = set_prefix(client_id);
+        let mut out = Vec::new();
+        for entry in self.ssf_queue.scan_prefix(&prefix).take(limit) {
+            let (k, v) = entry.map_err(io)?;
+            let id = k.get(prefix.len()..).and_then(|b| <[u8; 8]>::try_from(b).ok()).map_or(0, u64::from_be_bytes);
+            out.push((id, decode_set(&v)?));
+        }
+        Ok(out)
+    }
+
+    async fn remove_sets(&self, client_id: &str, jtis: &[String]) -> Result<usize> {
+        if jtis.is_empty() {
+            return Ok(0);
+        }
+        let mut removed = 0;
+        for entry in self.ssf_queue.scan_prefix(set_prefix(client_id)) {
+            let (k, v) = entry.map_err(io)?;
+            let set = decode_set(&v)?;
+            if jtis.contains(&set.jti) && self.ssf_queue.remove(&k).map_err(io)?.is_some() {
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            self.commit.durable().await?;
+        }
+        Ok(removed)
+    }
+
+    async fn reschedule_set(&self, id: u64, next: &QueuedSet) -> Result<()> {
+        let key = set_key(&next.client_id, id);
+        let bytes = serde_json::to_vec(next).map_err(io)?;
+        // Only while it is still queued (an acknowledgement may have won).
+        let _ = self.ssf_queue.fetch_and_update(&key, |old| old.map(|_| bytes.clone())).map_err(io)?;
+        self.commit.durable().await
+    }
+
+    async fn clear_sets(&self, client_id: &str) -> Result<usize> {
+        let mut removed = 0;
+        for entry in self.ssf_queue.scan_prefix(set_prefix(client_id)) {
+            let (k, _) = entry.map_err(io)?;
+            if self.ssf_queue.remove(&k).map_err(io)?.is_some() {
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            self.commit.durable().await?;
+        }
+        Ok(removed)
+    }
+
+    async fn prune_sets(&self, before: UnixTime) -> Result<usize> {
+        let mut removed = 0;
+        for entry in self.ssf_queue.iter() {
+            let (k, v) = entry.map_err(io)?;
+            if decode_set(&v)?.iat < before
+                && self.ssf_queue.compare_and_swap(&k, Some(v), None::<&[u8]>).map_err(io)?.is_ok()
+            {
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            self.commit.durable().await?;
+        }
+        Ok(removed)
+    }
+
     async fn refresh<F>(&self, id: &str, decide: F) -> Result<Option<RefreshDecision>>
     where
         F: Fn(&Family, Option<&UserSession>) -> RefreshDecision + Send + Sync,
@@ -980,6 +1133,69 @@ mod tests {
         }
         let store = SledStore::open(dir.path()).expect("reopen");
         assert_eq!(store.admin_policy().expect("read"), layer);
+    }
+
+    fn ssf_stream(client_id: &str) -> Stream {
+        let body = serde_json::json!({ "delivery": { "method": crate::ssf::POLL },
+            "events_requested": [crate::ssf::SESSION_REVOKED] });
+        Stream::create(client_id, body.as_object().expect("object"), "http://iss", UnixTime(1_000)).expect("valid")
+    }
+
+    fn queued(client_id: &str, user: &str, at: u64) -> QueuedSet {
+        let event = crate::ssf::SetEvent::SessionRevoked {
+            reason: "admin".into(),
+            initiating_entity: None,
+            event_timestamp: UnixTime(at),
+        };
+        QueuedSet::new(client_id, crate::ssf::SetSubject::User { user: user.into() }, event, UnixTime(at))
+    }
+
+    #[tokio::test]
+    async fn the_set_queue_keeps_order_per_stream_and_survives_a_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a1, a2, b1) = (queued("a", "u1", 100), queued("a", "u2", 101), queued("b", "u1", 100));
+        {
+            let store = SledStore::open(dir.path()).expect("open");
+            store.put_ssf_stream(&ssf_stream("a")).await.expect("stream");
+            store.put_ssf_stream(&ssf_stream("b")).await.expect("stream");
+            store.enqueue_sets(&[a1.clone(), b1.clone(), a2.clone()]).await.expect("enqueue");
+            store.close();
+        }
+        let store = SledStore::open(dir.path()).expect("reopen");
+        assert_eq!(store.ssf_streams().expect("streams").len(), 2);
+        let a: Vec<QueuedSet> = store.queued_sets("a", 10).expect("queue").into_iter().map(|(_, s)| s).collect();
+        assert_eq!(a, vec![a1.clone(), a2.clone()]);
+        assert_eq!(store.queued_sets("a", 1).expect("queue").len(), 1);
+
+        // A failed push is rescheduled in place; an acknowledgement removes.
+        let (id, first) = store.queued_sets("a", 1).expect("queue").remove(0);
+        store.reschedule_set(id, &first.after_failure(UnixTime(100))).await.expect("reschedule");
+        assert_eq!(store.queued_sets("a", 1).expect("queue")[0].1.attempts, 1);
+        assert_eq!(store.remove_sets("a", &[a1.jti.clone(), b1.jti.clone()]).await.expect("ack"), 1, "only a's own");
+        assert_eq!(store.queued_sets("a", 10).expect("queue").len(), 1);
+
+        // Old events are dropped; deleting a stream drops its queue.
+        assert_eq!(store.prune_sets(UnixTime(101)).await.expect("prune"), 1, "b1 was issued at 100");
+        assert!(store.queued_sets("b", 10).expect("queue").is_empty());
+        store.enqueue_sets(&[queued("b", "u3", 200)]).await.expect("enqueue");
+        assert!(store.delete_ssf_stream("b").await.expect("delete"));
+        assert!(store.queued_sets("b", 10).expect("queue").is_empty());
+        assert_eq!(store.ssf_stream("b").expect("read"), None);
+        assert_eq!(store.clear_sets("a").await.expect("clear"), 1);
+    }
+
+    #[tokio::test]
+    async fn a_user_revocation_queues_its_feed_events_in_the_same_step() {
+        let store = SledStore::temporary().expect("store");
+        let event = AuditEvent::new(UnixTime(100), "user_deleted", "root", "user:bob");
+        let set = queued("rs", "bob", 100);
+        store.write_user("bob", None, None, std::slice::from_ref(&set), &event).await.expect("no revocation");
+        assert!(store.queued_sets("rs", 10).expect("queue").is_empty(), "nothing revoked, nothing queued");
+        let revoked = Revoked { at: UnixTime(100), reason: "user_deleted".into() };
+        store.write_user("bob", None, Some(revoked), std::slice::from_ref(&set), &event).await.expect("write");
+        let queued: Vec<QueuedSet> = store.queued_sets("rs", 10).expect("queue").into_iter().map(|(_, s)| s).collect();
+        assert_eq!(queued, vec![set]);
+        assert_eq!(store.due_deliveries(UnixTime(100), 10).expect("outbox").len(), 1, "and the logout fan-out");
     }
 
     fn family(id: &str) -> Family {

@@ -23,6 +23,8 @@ pub enum TokenType {
     Id,
     /// OIDC Back-Channel Logout 2.4.
     Logout,
+    /// A Security Event Token (RFC 8417 2.3) of the revocation feed.
+    SecEvent,
 }
 
 impl TokenType {
@@ -31,6 +33,7 @@ impl TokenType {
             TokenType::Access => "at+jwt",
             TokenType::Id => "JWT",
             TokenType::Logout => "logout+jwt",
+            TokenType::SecEvent => "secevent+jwt",
         }
     }
 }

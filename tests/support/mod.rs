@@ -15,6 +15,15 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tenure");
 
+/// The `tenure` binary with a clean environment (only `PATH`): the test
+/// runner's own variables (`TENURE_REQUIRE_EXTERNAL` in CI, a developer's
+/// `TENURE_LOG`) must not reach the server, which refuses unknown ones.
+pub fn tenure() -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd
+}
+
 /// A config with one confidential service client and one admin service
 /// account. `extra` is appended verbatim.
 pub fn config_with(extra: &str) -> String {

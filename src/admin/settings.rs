@@ -1,0 +1,242 @@
+//! The session settings (SPEC 3, 4, 9): the effective policy with each
+//! value's source, changes through the admin API or the console (they win
+//! over file and environment, are validated by the same rules, persisted, and
+//! apply to live sessions at their next check), the preview of a change, and
+//! the reset. The ceiling comes from file or environment only.
+//!
+//! The JSON handlers (`http/settings.rs`) and the console call these; the
+//! caller checks `system:administer`.
+
+use serde_json::{Map, Value};
+
+use super::{Actor, AdminError, Result};
+use crate::audit::AuditEvent;
+use crate::clock::UnixTime;
+use crate::duration::Secs;
+use crate::http::AppState;
+use crate::policy::{IdleTimeout, PolicyKey, PolicyLayer, PolicyLayers, PolicySources, SessionPolicy};
+use crate::store::Store;
+
+/// The JSON view: every key with its effective value (integer seconds, or
+/// "off" for an idle timeout), and `sources`.
+pub fn view(policy: &SessionPolicy, sources: &PolicySources) -> Value {
+    let idle = |t: IdleTimeout| match t {
+        IdleTimeout::Off => Value::from("off"),
+        IdleTimeout::After(d) => Value::from(d.as_secs()),
+    };
+    let mut out = Map::new();
+    out.insert("idle_timeout".into(), idle(policy.idle_timeout));
+    out.insert("max_lifetime".into(), policy.max_lifetime.as_secs().into());
+    out.insert("remember_me_idle_timeout".into(), idle(policy.remember_me_idle_timeout));
+    out.insert("remember_me_max_lifetime".into(), policy.remember_me_max_lifetime.as_secs().into());
+    out.insert("access_token_ttl".into(), policy.access_token_ttl().as_secs().into());
+    out.insert("refresh_reuse_grace".into(), policy.refresh_reuse_grace.as_secs().into());
+    out.insert("max_lifetime_ceiling".into(), policy.max_lifetime_ceiling.as_secs().into());
+    let src: Map<String, Value> = PolicyKey::ALL
+        .iter()
+        .map(|k| (k.name().to_owned(), serde_json::to_value(sources.of(*k)).unwrap_or(Value::Null)))
+        .collect();
+    out.insert("sources".into(), Value::Object(src));
+    Value::Object(out)
+}
+
+/// Apply a change to the admin layer: each known key set to integer seconds
+/// (or "off" for idle timeouts), or `null` to drop the admin value.
+pub fn merge(mut layer: PolicyLayer, body: &Map<String, Value>) -> Result<PolicyLayer> {
+    for (field, value) in body {
+        let Some(key) = PolicyKey::ALL.into_iter().find(|k| k.name() == field) else {
+            let known: Vec<&str> = PolicyKey::ALL.iter().map(|k| k.name()).collect();
+            return Err(AdminError::Invalid(format!("unknown field {field:?}; known fields: {}", known.join(", "))));
+        };
+        let secs = |v: &Value| -> Result<Secs> {
+            v.as_u64().map(Secs::new).ok_or_else(|| {
+                AdminError::Invalid(format!("{field} must be a whole number of seconds (>= 0), not {v}"))
+            })
+        };
+        let idle = |v: &Value| -> Result<IdleTimeout> {
+            if v.as_str() == Some("off") { Ok(IdleTimeout::Off) } else { secs(v).map(IdleTimeout::After) }
+        };
+        let clear = value.is_null();
+        match key {
+            PolicyKey::IdleTimeout => layer.idle_timeout = if clear { None } else { Some(idle(value)?) },
+            PolicyKey::RememberMeIdleTimeout => {
+                layer.remember_me_idle_timeout = if clear { None } else { Some(idle(value)?) }
+            }
+            PolicyKey::MaxLifetime => layer.max_lifetime = if clear { None } else { Some(secs(value)?) },
+            PolicyKey::RememberMeMaxLifetime => {
+                layer.remember_me_max_lifetime = if clear { None } else { Some(secs(value)?) }
+            }
+            PolicyKey::AccessTokenTtl => layer.access_token_ttl = if clear { None } else { Some(secs(value)?) },
+            PolicyKey::RefreshReuseGrace => layer.refresh_reuse_grace = if clear { None } else { Some(secs(value)?) },
+            PolicyKey::MaxLifetimeCeiling => layer.max_lifetime_ceiling = if clear { None } else { Some(secs(value)?) },
+        }
+        if !clear {
+            check_admin_floor(key, &layer)?;
+        }
+    }
+    Ok(layer)
+}
+
+/// The shortest value the admin API accepts for `key`, if it has a floor.
+/// A few seconds would sign everyone out at once, the admin included, with
+/// no way back through the API; file and environment still take any value
+/// above zero (tests, demos).
+pub fn admin_floor(key: PolicyKey) -> Option<Secs> {
+    match key {
+        PolicyKey::IdleTimeout
+        | PolicyKey::MaxLifetime
+        | PolicyKey::RememberMeIdleTimeout
+        | PolicyKey::RememberMeMaxLifetime => Some(Secs::minutes(5)),
+        PolicyKey::AccessTokenTtl => Some(Secs::minutes(1)),
+        PolicyKey::RefreshReuseGrace | PolicyKey::MaxLifetimeCeiling => None,
+    }
+}
+
+/// Refuse an admin value of `key` in `layer` below [`admin_floor`].
+fn check_admin_floor(key: PolicyKey, layer: &PolicyLayer) -> Result<()> {
+    let Some(floor) = admin_floor(key) else { return Ok(()) };
+    let idle = |t: Option<IdleTimeout>| match t {
+        Some(IdleTimeout::After(d)) => Some(d),
+        Some(IdleTimeout::Off) | None => None,
+    };
+    let value = match key {
+        PolicyKey::IdleTimeout => idle(layer.idle_timeout),
+        PolicyKey::RememberMeIdleTimeout => idle(layer.remember_me_idle_timeout),
+        PolicyKey::MaxLifetime => layer.max_lifetime,
+        PolicyKey::RememberMeMaxLifetime => layer.remember_me_max_lifetime,
+        PolicyKey::AccessTokenTtl => layer.access_token_ttl,
+        PolicyKey::RefreshReuseGrace | PolicyKey::MaxLifetimeCeiling => None,
+    };
+    match value {
+        Some(v) if v < floor => Err(AdminError::InvalidSetting(format!(
+            "{} must be at least {} seconds ({floor}) when set through the admin API, not {}; \
+             shorter values are for the config file or environment (tests, demos)",
+            key.name(),
+            floor.as_secs(),
+            v.as_secs()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The policy in force with `admin` as the admin layer, validated by the
+/// rules of SPEC 3 (the message names the key and the rule).
+pub fn proposed(state: &AppState, admin: PolicyLayer) -> Result<(SessionPolicy, PolicySources)> {
+    let layers = PolicyLayers { admin, ..state.config.policy_layers.clone() };
+    layers.resolve().map_err(|e| AdminError::InvalidSetting(format!("{e} (field {})", e.key())))
+}
+
+/// What applying `changes` (as [`merge`] takes them) would do to the live
+/// sessions; refused exactly as [`change`] would refuse it. Nothing changes.
+pub fn preview(state: &AppState, changes: &Map<String, Value>, now: UnixTime) -> Result<super::policy::Preview> {
+    let old_admin = state.store.admin_policy().map_err(|e| AdminError::internal("previewing session settings", e))?;
+    let (proposed, _) = proposed(state, merge(old_admin, changes)?)?;
+    super::policy::preview(state, &proposed, now)
+}
+
+/// Apply `changes` (as [`merge`] takes them) and return the new view.
+pub async fn update(state: &AppState, actor: &Actor, changes: &Map<String, Value>, now: UnixTime) -> Result<Value> {
+    change(state, actor, |admin| merge(admin, changes), "settings_changed", now).await
+}
+
+/// Drop every admin-set value; file and environment apply again.
+pub async fn reset(state: &AppState, actor: &Actor, now: UnixTime) -> Result<Value> {
+    change(state, actor, |_| Ok(PolicyLayer::default()), "settings_reset", now).await
+}
+
+/// Validate the new admin layer against the file and environment layers,
+/// persist it and the policy history, audit, then put it in force.
+async fn change(
+    state: &AppState,
+    actor: &Actor,
+    update: impl FnOnce(PolicyLayer) -> Result<PolicyLayer>,
+    kind: &str,
+    now: UnixTime,
+) -> Result<Value> {
+    let _serialised = state.settings_lock.lock().await;
+    let store_err = |e| AdminError::internal("changing session settings", e);
+    let old_admin = state.store.admin_policy().map_err(store_err)?;
+    let admin = update(old_admin.clone())?;
+    let resolved = proposed(state, admin.clone())?;
+    let before = state.policy();
+    let mut history = (*state.history()).clone();
+    history.change(now, resolved.0.clone());
+    state.store.set_admin_policy(&admin).await.map_err(store_err)?;
+    state.store.set_policy_history(&history).await.map_err(store_err)?;
+    let new_view = view(&resolved.0, &resolved.1);
+    let event = AuditEvent::new(now, kind, actor.name.clone(), "settings")
+        .details(serde_json::json!({ "old": view(&before.0, &before.1), "new": new_view }));
+    event.log();
+    state.store.append_audit(&event).await.map_err(store_err)?;
+    state.set_policy(resolved, history);
+    Ok(new_view)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    fn message(e: AdminError) -> String {
+        match e {
+            AdminError::Invalid(m) | AdminError::InvalidSetting(m) => m,
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn merge_sets_clears_and_names_bad_fields() {
+        let layer =
+            merge(PolicyLayer::default(), &body(serde_json::json!({"idle_timeout": 900, "max_lifetime": 3600})))
+                .expect("valid");
+        assert_eq!(layer.idle_timeout, Some(IdleTimeout::After(Secs::new(900))));
+        let layer =
+            merge(layer, &body(serde_json::json!({"idle_timeout": "off", "max_lifetime": null}))).expect("valid");
+        assert_eq!(layer.idle_timeout, Some(IdleTimeout::Off));
+        assert_eq!(layer.max_lifetime, None);
+        let e = message(merge(PolicyLayer::default(), &body(serde_json::json!({"idle": 1}))).expect_err("unknown"));
+        assert!(e.contains("unknown field \"idle\""), "{e}");
+        let e = message(
+            merge(PolicyLayer::default(), &body(serde_json::json!({"max_lifetime": "12h"}))).expect_err("type"),
+        );
+        assert!(e.contains("max_lifetime must be a whole number of seconds"), "{e}");
+        let e = message(
+            merge(PolicyLayer::default(), &body(serde_json::json!({"max_lifetime": -5}))).expect_err("negative"),
+        );
+        assert!(e.contains("max_lifetime"), "{e}");
+    }
+
+    #[test]
+    fn the_admin_api_refuses_lockout_values() {
+        let put = |v: Value| merge(PolicyLayer::default(), &body(v));
+        for key in ["idle_timeout", "max_lifetime", "remember_me_idle_timeout", "remember_me_max_lifetime"] {
+            let e = put(serde_json::json!({ key: 299 })).expect_err("under 5 minutes");
+            assert!(matches!(e, AdminError::InvalidSetting(_)), "{e:?}");
+            let m = message(e);
+            assert!(
+                m.starts_with(&format!(
+                    "{key} must be at least 300 seconds (5m) when set through the admin API, not 299"
+                )),
+                "{m}"
+            );
+            assert!(put(serde_json::json!({ key: 300 })).is_ok(), "{key} at the floor");
+        }
+        let e = message(put(serde_json::json!({"access_token_ttl": 2})).expect_err("under 1 minute"));
+        assert!(e.starts_with("access_token_ttl must be at least 60 seconds (1m)"), "{e}");
+        assert!(put(serde_json::json!({"access_token_ttl": 60})).is_ok());
+        assert!(put(serde_json::json!({"idle_timeout": "off", "refresh_reuse_grace": 0})).is_ok(), "no floor");
+        assert!(put(serde_json::json!({"idle_timeout": null})).is_ok(), "clearing is always allowed");
+    }
+
+    #[test]
+    fn the_view_shows_values_and_sources() {
+        let (p, sources) = PolicyLayers::default().resolve().expect("defaults");
+        let v = view(&p, &sources);
+        assert_eq!(v["idle_timeout"], 1800);
+        assert_eq!(v["access_token_ttl"], 1800);
+        assert_eq!(v["sources"]["max_lifetime"], "default");
+    }
+}

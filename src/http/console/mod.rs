@@ -1,0 +1,123 @@
+//! The web console under `/console` (SPEC 9): server-rendered pages
+//! (askama templates, checked at compile time and escaped by default), one
+//! stylesheet and one small script embedded in the binary under
+//! content-hashed names, forms that work without JavaScript
+//! (post/redirect/get), a CSRF token on every change.
+//!
+//! The console signs in as the built-in client `console` (see [`session`])
+//! and calls the same use cases as the admin API (`crate::admin`), with the
+//! permissions of the viewer's access token: it adds no rule of its own.
+
+mod pages;
+mod session;
+mod view;
+
+use std::sync::LazyLock;
+
+use axum::Router;
+use axum::extract::{Path, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+pub use session::{CLIENT_ID, ConsoleSessions, builtin_client, redirect_uri};
+
+use super::state::AppState;
+
+/// The console pages' policy: only our own script and stylesheet, no inline
+/// code, forms only to us (the sign-in redirect chain stays on this origin:
+/// `/console` -> `/authorize` -> `/login` -> `/console/callback`), no
+/// framing.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The largest form body the console reads.
+pub const FORM_LIMIT: usize = 64 * 1024;
+
+/// An embedded asset and its content-hashed URL.
+pub struct Asset {
+    pub path: String,
+    pub body: &'static [u8],
+    pub content_type: &'static str,
+}
+
+fn asset(stem: &str, ext: &str, body: &'static [u8], content_type: &'static str) -> Asset {
+    let hash = ring::digest::digest(&ring::digest::SHA256, body);
+    let hex: String = hash.as_ref().iter().take(6).map(|b| format!("{b:02x}")).collect();
+    Asset { path: format!("/console/assets/{stem}.{hex}.{ext}"), body, content_type }
+}
+
+pub static CSS: LazyLock<Asset> = LazyLock::new(|| {
+    asset("console", "css", include_bytes!("../../../assets/console/console.css"), "text/css; charset=utf-8")
+});
+pub static JS: LazyLock<Asset> = LazyLock::new(|| {
+    asset("console", "js", include_bytes!("../../../assets/console/console.js"), "text/javascript; charset=utf-8")
+});
+
+/// The console's routes, with its security headers.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/console", get(pages::home))
+        .route("/console/", get(pages::home))
+        .route("/console/callback", get(pages::callback))
+        .route("/console/sign-out", post(pages::sign_out))
+        .route("/console/signed-out", get(pages::signed_out))
+        .route("/console/settings", get(pages::settings).post(pages::settings_save))
+        .route("/console/settings/reset", post(pages::settings_reset))
+        .route("/console/users", get(pages::users).post(pages::user_create))
+        .route("/console/users/{username}", get(pages::user))
+        .route("/console/users/{username}/{action}", post(pages::user_action))
+        .route("/console/users/{username}/sessions/revoke-all", post(pages::user_revoke_all))
+        .route("/console/users/{username}/sessions/{sid}/revoke", post(pages::user_revoke_session))
+        .route("/console/clients", get(pages::clients).post(pages::client_create))
+        .route("/console/clients/new", get(pages::client_new))
+        .route("/console/clients/{id}", get(pages::client).post(pages::client_save))
+        .route("/console/clients/{id}/secret", post(pages::client_secret))
+        .route("/console/clients/{id}/delete", post(pages::client_delete))
+        .route("/console/keys", get(pages::keys))
+        .route("/console/keys/rotate", post(pages::keys_rotate))
+        .route("/console/audit", get(pages::audit))
+        .route("/console/account", get(pages::account))
+        .route("/console/account/sessions/{sid}/revoke", post(pages::account_revoke))
+        .route("/console/account/sign-out-everywhere", post(pages::account_sign_out_everywhere))
+        .route("/console/{*rest}", get(pages::not_found).post(pages::not_found))
+        .layer(middleware::from_fn(page_headers))
+        // Console forms are small; a larger body is refused (413).
+        .layer(axum::extract::DefaultBodyLimit::max(FORM_LIMIT))
+        .route("/console/assets/{name}", get(serve_asset))
+}
+
+/// Every console page: strict CSP, no framing, no sniffing, no referrer,
+/// never cached (so the back button shows nothing after signing out).
+async fn page_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// `/console/assets/{name}`: the embedded assets by their hashed names, cached
+/// for a year (a new build has new names).
+async fn serve_asset(Path(name): Path<String>) -> Response {
+    let path = format!("/console/assets/{name}");
+    let Some(asset) = [&*CSS, &*JS].into_iter().find(|a| a.path == path) else {
+        let mut response = (StatusCode::NOT_FOUND, "no such asset").into_response();
+        response.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        return response;
+    };
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type)),
+            (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable")),
+            (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+        ],
+        asset.body,
+    )
+        .into_response()
+}

@@ -1,0 +1,644 @@
+//! The revocation feed (SPEC 13): tenure as an OpenID Shared Signals
+//! Framework transmitter. Receivers poll (RFC 8936) or are pushed to
+//! (RFC 8935) CAEP `session-revoked` Security Event Tokens, verified here
+//! with `jsonwebtoken` against the published JWKS.
+
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Value, json};
+
+use crate::support::flow::Browser;
+use crate::support::{Server, config_with, eventually};
+
+const WEB_REDIRECT: &str = "http://127.0.0.1:9000/callback";
+const SESSION_REVOKED: &str = "https://schemas.openid.net/secevent/caep/event-type/session-revoked";
+const VERIFICATION: &str = "https://schemas.openid.net/secevent/ssf/event-type/verification";
+const POLL: &str = "urn:ietf:rfc:8936";
+const PUSH: &str = "urn:ietf:rfc:8935";
+
+fn config() -> String {
+    config_with(&format!(
+        r#"
+[[clients]]
+id = "web"
+secret = "web-secret"
+redirect_uris = ["{WEB_REDIRECT}"]
+grant_types = ["authorization_code", "refresh_token"]
+scopes = ["openid"]
+
+[[clients]]
+id = "rs"
+secret = "rs-secret"
+grant_types = ["client_credentials"]
+scopes = ["ssf.manage", "ssf.read"]
+
+[[clients]]
+id = "reader"
+secret = "reader-secret"
+grant_types = ["client_credentials"]
+scopes = ["ssf.read"]
+
+[[clients]]
+id = "ops"
+secret = "ops-secret"
+grant_types = ["client_credentials"]
+scopes = ["admin"]
+permissions = ["system:administer"]
+
+[[users]]
+username = "alice"
+password = "alice-password"
+"#
+    ))
+}
+
+async fn cc_token(server: &Server, id: &str, secret: &str) -> String {
+    let resp = server.post_form("/token", Some((id, secret)), &[("grant_type", "client_credentials")]).await;
+    assert_eq!(resp.status(), 200, "token for {id}");
+    let body: Value = resp.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+/// Sign alice in to `web`: its token response.
+async fn sign_in(server: &Server) -> Value {
+    let code = Browser::new()
+        .sign_in_for_code(
+            server,
+            &[("response_type", "code"), ("client_id", "web"), ("redirect_uri", WEB_REDIRECT), ("scope", "openid")],
+            "alice",
+            "alice-password",
+            false,
+        )
+        .await;
+    let resp = server
+        .post_form(
+            "/token",
+            Some(("web", "web-secret")),
+            &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", WEB_REDIRECT)],
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}
+
+/// The claims of the access token (read, not verified: it is ours).
+fn claims_of(tokens: &Value) -> Value {
+    let at = tokens["access_token"].as_str().unwrap();
+    let payload = at.split('.').nth(1).unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+fn sid_of(tokens: &Value) -> String {
+    claims_of(tokens)["sid"].as_str().unwrap().to_owned()
+}
+
+async fn call(server: &Server, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    let mut req = server.http.request(method.parse().unwrap(), server.url(path));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+async fn poll(server: &Server, token: &str, body: Value) -> Value {
+    let (status, answer) = call(server, "POST", "/ssf/poll", Some(token), Some(body)).await;
+    assert_eq!(status, 200, "{answer}");
+    answer
+}
+
+/// Verify a SET as a receiver would: RS256 from the JWKS by `kid`,
+/// `typ: secevent+jwt`, `iss`, `aud`; SETs carry no `exp` (RFC 8417 2.2).
+fn verify_set(token: &str, jwks: &JwkSet, issuer: &str, audience: &str) -> Value {
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("secevent+jwt"));
+    assert_eq!(header.alg, Algorithm::RS256, "the CAEP interoperability profile signs SETs with RS256");
+    let jwk = jwks.find(header.kid.as_deref().unwrap()).expect("the SET's kid is published");
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(&[audience]);
+    validation.validate_exp = false;
+    validation.set_required_spec_claims(&["iat", "iss", "aud"]);
+    let data = jsonwebtoken::decode::<Value>(token, &DecodingKey::from_jwk(jwk).unwrap(), &validation).unwrap();
+    assert!(data.claims["jti"].as_str().is_some_and(|j| !j.is_empty()));
+    data.claims
+}
+
+/// The one SET a poll returned, verified.
+async fn one_set(server: &Server, answer: &Value, audience: &str) -> (String, Value) {
+    let sets = answer["sets"].as_object().unwrap();
+    assert_eq!(sets.len(), 1, "{answer}");
+    let (jti, token) = sets.iter().next().unwrap();
+    let claims = verify_set(token.as_str().unwrap(), &server.jwks().await, &server.base, audience);
+    assert_eq!(claims["jti"], jti.as_str());
+    (jti.clone(), claims)
+}
+
+async fn poll_stream(server: &Server, rs: &str) -> String {
+    let (status, stream) = call(
+        server,
+        "POST",
+        "/ssf/stream",
+        Some(rs),
+        Some(json!({ "delivery": { "method": POLL }, "events_requested": [SESSION_REVOKED] })),
+    )
+    .await;
+    assert_eq!(status, 201, "{stream}");
+    assert_eq!(stream["events_delivered"], json!([SESSION_REVOKED]));
+    assert_eq!(stream["delivery"]["endpoint_url"], server.url("/ssf/poll"));
+    stream["stream_id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn the_transmitter_metadata_names_every_endpoint() {
+    let server = Server::start(&config(), &[]);
+    let meta = server.get_json("/.well-known/ssf-configuration").await;
+    assert_eq!(meta["issuer"], server.base);
+    assert_eq!(meta["jwks_uri"], server.url("/jwks.json"));
+    assert_eq!(meta["configuration_endpoint"], server.url("/ssf/stream"));
+    assert_eq!(meta["status_endpoint"], server.url("/ssf/status"));
+    assert_eq!(meta["verification_endpoint"], server.url("/ssf/verify"));
+    assert_eq!(meta["delivery_methods_supported"], json!([PUSH, POLL]));
+    assert_eq!(meta["authorization_schemes"], json!([{ "spec_urn": "urn:ietf:rfc:6749" }]));
+}
+
+#[tokio::test]
+async fn a_polling_receiver_gets_a_verified_set_for_each_level_of_revocation() {
+    let server = Server::start(&config(), &[]);
+    let rs = cc_token(&server, "rs", "rs-secret").await;
+    let admin = cc_token(&server, "ops", "ops-secret").await;
+    poll_stream(&server, &rs).await;
+
+    // A family, revoked by its client (RFC 7009).
+    let tokens = sign_in(&server).await;
+    let sid = sid_of(&tokens);
+    let before = claims_of(&tokens)["iat"].as_u64().unwrap();
+    let resp = server
+        .post_form("/revoke", Some(("web", "web-secret")), &[("token", tokens["refresh_token"].as_str().unwrap())])
+        .await;
+    assert_eq!(resp.status(), 200);
+    let answer = poll(&server, &rs, json!({ "returnImmediately": true })).await;
+    assert_eq!(answer["moreAvailable"], false);
+    let (jti, set) = one_set(&server, &answer, "rs").await;
+    assert_eq!(set["sub_id"]["format"], "complex");
+    assert_eq!(set["sub_id"]["user"], json!({ "format": "iss_sub", "iss": server.base, "sub": "alice" }));
+    assert_eq!(set["sub_id"]["session"], json!({ "format": "opaque", "id": sid }));
+    assert_eq!(set["sub_id"]["application"], json!({ "format": "opaque", "id": "web" }));
+    let event = &set["events"][SESSION_REVOKED];
+    assert!(event["event_timestamp"].as_u64().is_some_and(|t| t >= before && Some(t) <= set["iat"].as_u64()), "{set}");
+    assert!(event["reason_admin"]["en"].as_str().is_some_and(|r| r.contains("client revoked")), "{set}");
+
+    // Not acknowledged: the same SET again. Acknowledged: gone.
+    let again = poll(&server, &rs, json!({ "returnImmediately": true })).await;
+    assert_eq!(again["sets"].as_object().unwrap().keys().collect::<Vec<_>>(), vec![&jti]);
+    let empty = poll(&server, &rs, json!({ "ack": [jti], "returnImmediately": true })).await;
+    assert_eq!(empty, json!({ "sets": {}, "moreAvailable": false }));
+
+    // A session, revoked by an administrator.
+    let tokens = sign_in(&server).await;
+    let sid = sid_of(&tokens);
+    let (status, _) = call(&server, "DELETE", &format!("/admin/sessions/{sid}"), Some(&admin), None).await;
+    assert_eq!(status, 204);
+    let answer = poll(&server, &rs, json!({ "returnImmediately": true })).await;
+    let (jti, set) = one_set(&server, &answer, "rs").await;
+    assert_eq!(set["sub_id"]["session"]["id"], sid.as_str());
+    assert!(set["sub_id"].get("application").is_none(), "the whole session: {set}");
+    assert_eq!(set["events"][SESSION_REVOKED]["initiating_entity"], "admin");
+    assert_eq!(set["events"][SESSION_REVOKED]["reason_admin"]["en"], "an administrator revoked it");
+
+    // Every session of a user: iss_sub alone. The poll acknowledges the last one.
+    sign_in(&server).await;
+    let (status, _) = call(&server, "DELETE", "/admin/users/alice/sessions", Some(&admin), None).await;
+    assert_eq!(status, 204);
+    let answer = poll(&server, &rs, json!({ "ack": [jti], "returnImmediately": true })).await;
+    let (jti, set) = one_set(&server, &answer, "rs").await;
+    assert_eq!(set["sub_id"], json!({ "format": "iss_sub", "iss": server.base, "sub": "alice" }));
+    assert!(set["events"][SESSION_REVOKED]["reason_admin"]["en"].is_string());
+
+    // A stored user deleted through the admin API: their sessions go too.
+    let (status, _) = call(
+        &server,
+        "POST",
+        "/admin/users",
+        Some(&admin),
+        Some(json!({ "username": "bob", "password": "bob-password" })),
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert_eq!(call(&server, "DELETE", "/admin/users/bob", Some(&admin), None).await.0, 204);
+    let answer = poll(&server, &rs, json!({ "ack": [jti], "returnImmediately": true })).await;
+    let (_, set) = one_set(&server, &answer, "rs").await;
+    assert_eq!(set["sub_id"]["sub"], "bob");
+    assert!(set["events"][SESSION_REVOKED]["reason_admin"]["en"].as_str().is_some_and(|r| r.contains("deleted")));
+}
+
+#[tokio::test]
+async fn a_long_poll_returns_as_soon_as_a_revocation_happens_and_max_events_pages() {
+    let server = Server::start(&config(), &[]);
+    let rs = cc_token(&server, "rs", "rs-secret").await;
+    let admin = cc_token(&server, "ops", "ops-secret").await;
+    poll_stream(&server, &rs).await;
+    let waiting = {
+        let (http, url, rs) = (server.http.clone(), server.url("/ssf/poll"), rs.clone());
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let answer: Value =
+                http.post(url).bearer_auth(rs).json(&json!({})).send().await.unwrap().json().await.unwrap();
+            (answer, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, _) = call(&server, "DELETE", "/admin/users/alice/sessions", Some(&admin), None).await;
+    assert_eq!(status, 204);
+    let (answer, took) = waiting.await.unwrap();
+    assert_eq!(answer["sets"].as_object().unwrap().len(), 1, "{answer}");
+    assert!(took < Duration::from_secs(5), "the waiting poll answered within {took:?}");
+
+    call(&server, "DELETE", "/admin/users/alice/sessions", Some(&admin), None).await;
+    let page = poll(&server, &rs, json!({ "maxEvents": 1, "returnImmediately": true })).await;
+    assert_eq!((page["sets"].as_object().unwrap().len(), page["moreAvailable"].as_bool()), (1, Some(true)));
+    let all = poll(&server, &rs, json!({ "returnImmediately": true })).await;
+    assert_eq!((all["sets"].as_object().unwrap().len(), all["moreAvailable"].as_bool()), (2, Some(false)));
+    let (status, body) = call(&server, "POST", "/ssf/poll", Some(&rs), Some(json!({ "maxEvent": 1 }))).await;
+    assert_eq!(status, 400);
+    assert!(body["message"].as_str().unwrap().contains("maxEvent"), "{body}");
+}
+
+#[tokio::test]
+async fn the_ssf_scopes_are_enforced() {
+    let server = Server::start(&config(), &[]);
+    let reader = cc_token(&server, "reader", "reader-secret").await;
+    let rs = cc_token(&server, "rs", "rs-secret").await;
+    let none = server.cc_token().await;
+    let create = json!({ "delivery": { "method": POLL }, "events_requested": [SESSION_REVOKED] });
+
+    assert_eq!(call(&server, "POST", "/ssf/stream", None, Some(create.clone())).await.0, 401);
+    let (status, body) = call(&server, "POST", "/ssf/stream", Some(&reader), Some(create.clone())).await;
+    assert_eq!(status, 403, "ssf.read cannot configure");
+    assert!(body["message"].as_str().unwrap().contains("ssf.manage"), "{body}");
+    for (method, path) in [("GET", "/ssf/stream"), ("POST", "/ssf/poll"), ("GET", "/ssf/status")] {
+        let (status, _) = call(&server, method, path, Some(&none), Some(json!({}))).await;
+        assert_eq!(status, 403, "{method} {path} without an ssf scope");
+    }
+    // A token narrowed to ssf.read cannot configure either.
+    let resp = server
+        .post_form("/token", Some(("rs", "rs-secret")), &[("grant_type", "client_credentials"), ("scope", "ssf.read")])
+        .await;
+    let narrowed: Value = resp.json().await.unwrap();
+    let narrowed = narrowed["access_token"].as_str().unwrap();
+    assert_eq!(call(&server, "POST", "/ssf/stream", Some(narrowed), Some(create.clone())).await.0, 403);
+
+    let stream_id = poll_stream(&server, &rs).await;
+    let (status, body) = call(&server, "POST", "/ssf/stream", Some(&rs), Some(create)).await;
+    assert_eq!(status, 409, "one stream per receiving client: {body}");
+    let (status, list) = call(&server, "GET", "/ssf/stream", Some(narrowed), None).await;
+    assert_eq!((status, list[0]["stream_id"].as_str()), (200, Some(stream_id.as_str())));
+    let (status, _) = call(&server, "GET", &format!("/ssf/stream?stream_id={stream_id}"), Some(narrowed), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        call(&server, "POST", "/ssf/poll", Some(narrowed), Some(json!({"returnImmediately": true}))).await.0,
+        200
+    );
+    // The reader has no stream of its own, and cannot see another's.
+    let (status, _) = call(&server, "GET", &format!("/ssf/stream?stream_id={stream_id}"), Some(&reader), None).await;
+    assert_eq!(status, 404);
+    // A user's token is not a receiver's.
+    let user = sign_in(&server).await;
+    let (status, _) = call(&server, "GET", "/ssf/stream", user["access_token"].as_str(), None).await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn streams_are_configured_paused_and_deleted() {
+    let server = Server::start(&config(), &[]);
+    let rs = cc_token(&server, "rs", "rs-secret").await;
+    let admin = cc_token(&server, "ops", "ops-secret").await;
+    let (status, body) =
+        call(&server, "POST", "/ssf/stream", Some(&rs), Some(json!({ "delivery": { "method": PUSH } }))).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["message"], "delivery.endpoint_url: is required for push delivery");
+    let id = poll_stream(&server, &rs).await;
+
+    let (status, patched) =
+        call(&server, "PATCH", "/ssf/stream", Some(&rs), Some(json!({ "stream_id": id, "description": "orders RS" })))
+            .await;
+    assert_eq!((status, patched["description"].as_str()), (200, Some("orders RS")));
+    assert_eq!(patched["events_requested"], json!([SESSION_REVOKED]), "PATCH keeps what it does not name");
+    let (status, _) =
+        call(&server, "PATCH", "/ssf/stream", Some(&rs), Some(json!({ "stream_id": "other", "description": "x" })))
+            .await;
+    assert_eq!(status, 404);
+
+    // Paused: events are held, and come once the stream is enabled again.
+    let (status, st) =
+        call(&server, "POST", "/ssf/status", Some(&rs), Some(json!({ "stream_id": id, "status": "paused" }))).await;
+    assert_eq!((status, st["status"].as_str()), (200, Some("paused")));
+    call(&server, "DELETE", "/admin/users/alice/sessions", Some(&admin), None).await;
+    let held = poll(&server, &rs, json!({ "returnImmediately": true })).await;
+    assert_eq!(held["sets"], json!({}));
+    call(&server, "POST", "/ssf/status", Some(&rs), Some(json!({ "stream_id": id, "status": "enabled" }))).await;
+    let (_, st) = call(&server, "GET", &format!("/ssf/status?stream_id={id}"), Some(&rs), None).await;
+    assert_eq!(st, json!({ "stream_id": id, "status": "enabled" }));
+    let released = poll(&server, &rs, json!({ "returnImmediately": true })).await;
+    assert_eq!(released["sets"].as_object().unwrap().len(), 1);
+
+    // Disabled: what was queued is dropped and nothing is queued.
+    call(&server, "POST", "/ssf/status", Some(&rs), Some(json!({ "stream_id": id, "status": "disabled" }))).await;
+    call(&server, "DELETE", "/admin/users/alice/sessions", Some(&admin), None).await;
+    call(&server, "POST", "/ssf/status", Some(&rs), Some(json!({ "stream_id": id, "status": "enabled" }))).await;
+    assert_eq!(poll(&server, &rs, json!({ "returnImmediately": true })).await["sets"], json!({}));
+    let (status, body) =
+        call(&server, "POST", "/ssf/status", Some(&rs), Some(json!({ "stream_id": id, "status": "off" }))).await;
+    assert_eq!(status, 400);
+    assert!(body["message"].as_str().unwrap().starts_with("status:"), "{body}");
+
+    assert_eq!(call(&server, "DELETE", &format!("/ssf/stream?stream_id={id}"), Some(&rs), None).await.0, 204);
+    assert_eq!(call(&server, "GET", &format!("/ssf/stream?stream_id={id}"), Some(&rs), None).await.0, 404);
+    let (status, _) = call(&server, "POST", "/ssf/poll", Some(&rs), Some(json!({ "returnImmediately": true }))).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn the_verification_event_echoes_the_receivers_state() {
+    let server = Server::start(&config(), &[]);
+    let rs = cc_token(&server, "rs", "rs-secret").await;
+    let id = poll_stream(&server, &rs).await;
+    let (status, _) =
+        call(&server, "POST", "/ssf/verify", Some(&rs), Some(json!({ "stream_id": id, "state": "VGVzdA" }))).await;
+    assert_eq!(status, 204);
+    let answer = poll(&server, &rs, json!({ "returnImmediately": true })).await;
+    let (_, set) = one_set(&server, &answer, "rs").await;
+    assert_eq!(set["events"][VERIFICATION], json!({ "state": "VGVzdA" }));
+    assert_eq!(set["sub_id"], json!({ "format": "opaque", "id": id }));
+    let (status, _) = call(&server, "POST", "/ssf/verify", Some(&rs), Some(json!({ "stream_id": "nope" }))).await;
+    assert_eq!(status, 404);
+    let reader = cc_token(&server, "reader", "reader-secret").await;
+    assert_eq!(call(&server, "POST", "/ssf/verify", Some(&reader), Some(json!({ "stream_id": id }))).await.0, 403);
+}
+
+/// What the receiver answered, and the request's content type,
+/// authorization header and body.
+type Received = (u16, String, String, String);
+
+/// A push receiver on a loopback port: answers each request with the next
+/// status of `statuses` (then `then`), and records what it got.
+#[derive(Clone, Default)]
+struct Receiver {
+    statuses: Arc<Mutex<Vec<u16>>>,
+    then: Arc<AtomicU16>,
+    got: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Receiver {
+    async fn start(statuses: Vec<u16>, then: u16) -> (Receiver, String) {
+        use axum::http::HeaderMap;
+        let receiver = Receiver {
+            statuses: Arc::new(Mutex::new(statuses)),
+            then: Arc::new(AtomicU16::new(then)),
+            ..Receiver::default()
+        };
+        let r = receiver.clone();
+        let handler = move |headers: HeaderMap, body: String| {
+            let r = r.clone();
+            async move {
+                let status = {
+                    let mut s = r.statuses.lock().unwrap();
+                    if s.is_empty() { r.then.load(Ordering::SeqCst) } else { s.remove(0) }
+                };
+                let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+                r.got.lock().unwrap().push((status, header("content-type"), header("authorization"), body));
+                axum::http::StatusCode::from_u16(status).unwrap()
+            }
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/events", listener.local_addr().unwrap());
+        let app = axum::Router::new().route("/events", axum::routing::post(handler));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        (receiver, url)
+    }
+
+    fn got(&self) -> Vec<Received> {
+        self.got.lock().unwrap().clone()
+    }
+}
+
+async fn push_stream(server: &Server, rs: &str, url: &str) {
+    let (status, stream) = call(
+        server,
+        "POST",
+        "/ssf/stream",
+        Some(rs),
+        Some(json!({
+            "delivery": { "method": PUSH, "endpoint_url": url, "authorization_header": "Bearer receiver-secret" },
+            "events_requested": [SESSION_REVOKED],
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "{stream}");
+    assert_eq!(stream["delivery"], json!({ "method": PUSH, "endpoint_url": url }), "the header is write-only");
+}
+
+#[tokio::test]
+async fn a_push_receiver_gets_the_set_within_seconds_and_again_after_a_failure() {
+    let (receiver, url) = Receiver::start(vec![500], 202).await;
+    let server = Server::start(&config(), &[]);
+    let rs = cc_token(&server, "rs", "rs-secret").await;
+    let admin = cc_token(&server, "ops", "ops-secret").await;
+    push_stream(&server, &rs, &url).await;
+    let tokens = sign_in(&server).await;
+    let sid = sid_of(&tokens);
+    assert_eq!(call(&server, "DELETE", &format!("/admin/sessions/{sid}"), Some(&admin), None).await.0, 204);
+
+    assert!(eventually(Duration::from_secs(4), || async { !receiver.got().is_empty() }).await, "first attempt");
+    assert!(
+        eventually(Duration::from_secs(15), || async { receiver.got().iter().any(|g| g.0 == 202) }).await,
+        "retried after the 500 within seconds: {:?}",
+        receiver.got().len()
+    );
+    let got = receiver.got();
+    assert_eq!(got.len(), 2, "one failure, one success");
+    let jwks = server.jwks().await;
+    let (first, second) = (&got[0], &got[1]);
+    for (_, content_type, authorization, _) in [first, second] {
+        assert_eq!(content_type, "application/secevent+jwt");
+        assert_eq!(authorization, "Bearer receiver-secret");
+    }
+    let a = verify_set(&first.3, &jwks, &server.base, "rs");
+    let b = verify_set(&second.3, &jwks, &server.base, "rs");
+    assert_eq!(a["jti"], b["jti"], "the retry sends the same event");
+    assert_eq!(b["sub_id"]["session"]["id"], sid.as_str());
+    assert!(b["events"][SESSION_REVOKED]["event_timestamp"].is_u64());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(receiver.got().len(), 2, "nothing more once delivered");
+
+    // A SET the receiver refuses with 400 (RFC 8935 2.3) is not retried:
+    // the next one follows at once.
+    receiver.statuses.lock().unwrap().push(400);
+    call(&server, "DELETE", "/admin/users/alice/sessions", Some(&admin), None).await;
+    assert!(eventually(Duration::from_secs(4), || async { receiver.got().len() == 3 }).await);
+    call(&server, "DELETE", "/admin/users/alice/sessions", Some(&admin), None).await;
+    assert!(eventually(Duration::from_secs(4), || async { receiver.got().len() == 4 }).await, "not held up");
+    let got = receiver.got();
+    let (refused, next) =
+        (verify_set(&got[2].3, &jwks, &server.base, "rs"), verify_set(&got[3].3, &jwks, &server.base, "rs"));
+    assert_eq!((got[2].0, got[3].0), (400, 202));
+    assert_ne!(refused["jti"], next["jti"]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(receiver.got().len(), 4, "the refused SET is not sent again");
+
+    let metrics = server.http.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for line in [
+        r#"tenure_ssf_sets_total{delivery="push",outcome="delivered"} 2"#,
+        r#"tenure_ssf_sets_total{delivery="push",outcome="failed"} 1"#,
+        r#"tenure_ssf_sets_total{delivery="push",outcome="rejected"} 1"#,
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
+}
+
+#[tokio::test]
+async fn a_queued_push_survives_a_sigkill_and_is_delivered_after_the_restart() {
+    let (receiver, url) = Receiver::start(vec![], 503).await;
+    let server = Server::start(&config(), &[]);
+    let rs = cc_token(&server, "rs", "rs-secret").await;
+    let admin = cc_token(&server, "ops", "ops-secret").await;
+    push_stream(&server, &rs, &url).await;
+    assert_eq!(call(&server, "DELETE", "/admin/users/alice/sessions", Some(&admin), None).await.0, 204);
+    assert!(eventually(Duration::from_secs(4), || async { !receiver.got().is_empty() }).await, "first attempt");
+
+    let dir = server.kill_keep_dir();
+    receiver.then.store(202, Ordering::SeqCst);
+    let server = Server::start_in(dir, &config(), &[]);
+    assert!(
+        eventually(Duration::from_secs(15), || async { receiver.got().iter().any(|g| g.0 == 202) }).await,
+        "delivered after the restart"
+    );
+    let delivered = receiver.got().into_iter().find(|g| g.0 == 202).unwrap();
+    let set = verify_set(&delivered.3, &server.jwks().await, &server.base, "rs");
+    assert_eq!(set["sub_id"], json!({ "format": "iss_sub", "iss": server.base, "sub": "alice" }));
+}
+
+#[tokio::test]
+async fn reuse_detection_and_code_replay_reach_the_feed() {
+    let server = Server::start(&config(), &[]);
+    let rs = cc_token(&server, "rs", "rs-secret").await;
+    poll_stream(&server, &rs).await;
+    let refresh = |token: String| {
+        let server = &server;
+        async move {
+            server
+                .post_form(
+                    "/token",
+                    Some(("web", "web-secret")),
+                    &[("grant_type", "refresh_token"), ("refresh_token", &token)],
+                )
+                .await
+                .status()
+                .as_u16()
+        }
+    };
+    let tokens = sign_in(&server).await;
+    let sid = sid_of(&tokens);
+    let spent = tokens["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(refresh(spent.clone()).await, 200);
+    assert_eq!(
+        poll(&server, &rs, json!({ "returnImmediately": true })).await["sets"],
+        json!({}),
+        "a rotation is no revocation"
+    );
+    assert_eq!(refresh(spent).await, 400, "reuse");
+    let answer = poll(&server, &rs, json!({ "returnImmediately": true })).await;
+    let (jti, set) = one_set(&server, &answer, "rs").await;
+    assert_eq!(set["sub_id"]["session"]["id"], sid.as_str());
+    let event = &set["events"][SESSION_REVOKED];
+    assert_eq!(event["initiating_entity"], "policy");
+    assert!(event["reason_admin"]["en"].as_str().unwrap().contains("refresh token was presented again"), "{set}");
+
+    // An authorization code redeemed twice kills the family it created.
+    let code = Browser::new()
+        .sign_in_for_code(
+            &server,
+            &[("response_type", "code"), ("client_id", "web"), ("redirect_uri", WEB_REDIRECT), ("scope", "openid")],
+            "alice",
+            "alice-password",
+            false,
+        )
+        .await;
+    let form = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", WEB_REDIRECT)];
+    assert_eq!(server.post_form("/token", Some(("web", "web-secret")), &form).await.status(), 200);
+    assert_eq!(server.post_form("/token", Some(("web", "web-secret")), &form).await.status(), 400);
+    let answer = poll(&server, &rs, json!({ "ack": [jti], "returnImmediately": true })).await;
+    let (_, set) = one_set(&server, &answer, "rs").await;
+    assert!(set["events"][SESSION_REVOKED]["reason_admin"]["en"].as_str().unwrap().contains("redeemed twice"), "{set}");
+}
+
+#[tokio::test]
+async fn a_deleted_receiver_client_is_fed_nothing_more() {
+    let (receiver, url) = Receiver::start(vec![], 202).await;
+    let server = Server::start(&config(), &[]);
+    let admin = cc_token(&server, "ops", "ops-secret").await;
+    let (status, created) = call(
+        &server,
+        "POST",
+        "/admin/clients",
+        Some(&admin),
+        Some(json!({ "id": "cache", "grant_types": ["client_credentials"], "scopes": ["ssf.manage"] })),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let token = cc_token(&server, "cache", created["client_secret"].as_str().unwrap()).await;
+    push_stream(&server, &token, &url).await;
+    assert_eq!(call(&server, "DELETE", "/admin/users/alice/sessions", Some(&admin), None).await.0, 204);
+    assert!(eventually(Duration::from_secs(4), || async { receiver.got().len() == 1 }).await, "fed while a client");
+
+    assert_eq!(call(&server, "DELETE", "/admin/clients/cache", Some(&admin), None).await.0, 204);
+    assert_eq!(call(&server, "DELETE", "/admin/users/alice/sessions", Some(&admin), None).await.0, 204);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(receiver.got().len(), 1, "its stream went with the client");
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_400_that_names_the_problem() {
+    let server = Server::start(&config(), &[]);
+    let rs = cc_token(&server, "rs", "rs-secret").await;
+    let raw = |path: &'static str, body: &'static str| {
+        let (server, rs) = (&server, rs.clone());
+        async move {
+            let resp = server.http.post(server.url(path)).bearer_auth(rs).body(body).send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = raw("/ssf/stream", "{not json").await;
+    assert_eq!(status, 400);
+    assert!(body["message"].as_str().unwrap().starts_with("the body must be a JSON object"), "{body}");
+    let (status, body) = raw("/ssf/poll", r#"{"ack": [], "ack": ["x"]}"#).await;
+    assert_eq!(status, 400);
+    assert!(body["message"].as_str().unwrap().contains(r#"the key "ack" twice"#), "{body}");
+    let (status, body) = raw("/ssf/stream", "[1]").await;
+    assert_eq!((status, body["message"].as_str()), (400, Some("the body must be a JSON object")));
+    let (status, body) =
+        raw("/ssf/stream", r#"{"delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": "ftp://x"}}"#).await;
+    assert_eq!(status, 400);
+    assert!(body["message"].as_str().unwrap().starts_with("delivery.endpoint_url: must use https"), "{body}");
+    poll_stream(&server, &rs).await;
+    let (status, body) = raw("/ssf/poll", r#"{"maxEvents": -1}"#).await;
+    assert_eq!(status, 400);
+    assert!(body["message"].as_str().unwrap().contains("maxEvents"), "{body}");
+    let (status, body) = raw("/ssf/status", r#"{"status": "enabled"}"#).await;
+    assert_eq!((status, body["message"].as_str()), (400, Some("stream_id: is required")));
+    let (status, _) = call(&server, "DELETE", "/ssf/stream", Some(&rs), None).await;
+    assert_eq!(status, 400, "DELETE needs stream_id");
+}
