@@ -5,11 +5,11 @@
 //!   (`Access-Control-Allow-Origin: *`, never with credentials), so a library
 //!   configured with nothing but the issuer URL can start;
 //! - `/token`, `/revoke` and `/userinfo` (OIDC Core 5.3) answer the registered
-//!   `web_origins` of public clients (`/token` and `/userinfo` allow the
-//!   `DPoP` request header and expose `DPoP-Nonce`, RFC 9449), looked up in the client registry at
+//!   `web_origins` of public clients, looked up in the client registry at
 //!   request time, so a client registered while the server runs is served at
 //!   once. Any other origin gets no CORS header at all; the browser then
-//!   refuses to hand the answer to the page.
+//!   refuses to hand the answer to the page. `/token` and `/userinfo` allow
+//!   the `DPoP` request header and expose `DPoP-Nonce` (RFC 9449).
 //!
 //! A preflight (`OPTIONS` with `Access-Control-Request-Method`) is answered
 //! here with `204` and never reaches the endpoint. Answers that depend on the
