@@ -48,19 +48,16 @@ pub async fn token(State(state): State<AppState>, form: Result<OAuthForm, OAuthE
 /// RFC 9449 8: the header that hands out the server's nonce.
 pub const DPOP_NONCE: header::HeaderName = header::HeaderName::from_static("dpop-nonce");
 
-/// The DPoP proof of a request to `endpoint` (`/token`), checked: `None`
-/// without a `DPoP` header.
-pub fn dpop_proof(
+/// The checked DPoP proof of a token request (`POST {issuer}/token`, with
+/// the server's nonce when required): `None` without a `DPoP` header.
+fn token_proof(
     state: &AppState,
     values: &[HeaderValue],
-    method: &str,
-    endpoint: &str,
-    access_token: Option<&str>,
     now: crate::clock::UnixTime,
 ) -> Result<Option<Proof>, DpopError> {
     let values: Vec<&[u8]> = values.iter().map(HeaderValue::as_bytes).collect();
-    let htu = format!("{}{endpoint}", state.issuer);
-    state.dpop.check(&values, &Expected { htm: method, htu: &htu, access_token }, now)
+    let htu = format!("{}/token", state.issuer);
+    state.dpop.check(&values, &Expected { htm: "POST", htu: &htu, access_token: None }, now)
 }
 
 fn dpop_error(e: DpopError) -> OAuthError {
@@ -86,7 +83,7 @@ async fn handle(state: &AppState, form: OAuthForm) -> Result<Response, OAuthErro
     };
     let presented = PresentedClient::from_request(form.authorization.as_deref(), &form.params)?;
     let client = state.clients.authenticate(presented, &form.remote, now).await?;
-    let proof = dpop_proof(state, &form.dpop, "POST", "/token", None, now).map_err(dpop_error)?;
+    let proof = token_proof(state, &form.dpop, now).map_err(dpop_error)?;
     let jkt = proof.as_ref().map(|p| p.jkt.as_str());
     let bound = |claims: &mut crate::token::claims::AccessClaims| {
         claims.cnf = jkt.map(|jkt| crate::token::claims::Confirmation { jkt: jkt.to_owned() });
