@@ -25,6 +25,13 @@ redirect_uris = ["http://127.0.0.1:9000/callback"]
 grant_types = ["authorization_code", "refresh_token"]
 scopes = ["openid", "profile", "email"]
 
+[[clients]]
+id = "spa"
+public = true
+redirect_uris = ["http://127.0.0.1:9000/callback"]
+grant_types = ["authorization_code", "refresh_token"]
+scopes = ["openid", "profile", "email"]
+
 [[users]]
 username = "alice"
 password = "alice-password"
@@ -41,6 +48,9 @@ run() { for i in 1 2 3; do "$bench" "$@" --connections 32 --duration 10s --warmu
 echo "# token-cc";                run token-cc --url "$url" --client-id bench --client-secret bench-secret --scope orders:read
 echo "# refresh, scope profile";  run refresh "${flow[@]}" --scope profile
 echo "# refresh, scope openid";   run refresh "${flow[@]}" --scope openid
+echo "# refresh DPoP (public client, a fresh ES256 proof per refresh), scope profile"
+run refresh --dpop --url "$url" --client-id spa --redirect-uri http://127.0.0.1:9000/callback \
+    --username alice --password alice-password --scope profile
 echo "# introspect";              run introspect "${flow[@]}" --scope openid
 kill "$server"; wait "$server" 2>/dev/null || true
 echo "# revoke-user"

@@ -501,6 +501,7 @@ backchannel_logout_uri = "{uri}"
                 remember_me: false,
                 issued_at: T0,
                 redeemed_family: None,
+                dpop_jkt: None,
             };
             state.store.put_code(&key, &code).await.expect("code");
             let family = Family {
@@ -518,6 +519,7 @@ backchannel_logout_uri = "{uri}"
                 active_at: None,
                 issues_refresh_tokens: true,
                 revoked: None,
+                jkt: None,
             };
             state.store.redeem_code(&key, &family, keep, T0).await.expect("redeem");
             sids.push(session.sid);

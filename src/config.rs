@@ -103,6 +103,7 @@ struct FileConfig {
     trusted_proxies: Option<Vec<String>>,
     hashing_concurrency: Option<usize>,
     hashing_wait: Option<String>,
+    dpop_nonce: Option<String>,
     #[serde(default)]
     session: PolicyLayer,
     #[serde(default)]
@@ -266,6 +267,8 @@ pub struct Config {
     pub hashing_concurrency: usize,
     /// How long a sign-in or client authentication waits for a hashing slot.
     pub hashing_wait: Secs,
+    /// Whether DPoP proofs at `/token` must carry a server nonce (RFC 9449 8).
+    pub dpop_nonce_required: bool,
     pub policy_layers: PolicyLayers,
     /// The effective policy of the file and environment layers.
     pub policy: SessionPolicy,
@@ -278,7 +281,7 @@ pub struct Config {
 }
 
 /// The non-session variables, beside the seven `TENURE_SESSION_*` ones.
-const ENV_VARS: [&str; 16] = [
+const ENV_VARS: [&str; 17] = [
     "TENURE_CONFIG",
     "TENURE_ISSUER",
     "TENURE_LISTEN",
@@ -295,6 +298,7 @@ const ENV_VARS: [&str; 16] = [
     "TENURE_TRUSTED_PROXIES",
     "TENURE_HASHING_CONCURRENCY",
     "TENURE_HASHING_WAIT",
+    "TENURE_DPOP_NONCE",
 ];
 
 /// The variables of `tenure admin` (SPEC 11). The server accepts and ignores
@@ -406,6 +410,19 @@ impl Config {
         if hashing_wait > Secs::minutes(1) {
             return Err(invalid("hashing_wait", format!("{hashing_wait} is too long: at most 1m")));
         }
+        let from_env = env.contains_key("TENURE_DPOP_NONCE");
+        let dpop_nonce_required = match pick("TENURE_DPOP_NONCE", file.dpop_nonce).as_deref().map(str::trim) {
+            None | Some("required") => true,
+            Some("off") => false,
+            Some(other) => {
+                let message = format!("{other:?} is not a nonce mode; use required or off");
+                return Err(if from_env {
+                    ConfigError::Env { var: "TENURE_DPOP_NONCE".into(), message }
+                } else {
+                    invalid("dpop_nonce", message)
+                });
+            }
+        };
         let policy_layers =
             PolicyLayers { file: file.session, env: env_policy_layer(env)?, admin: PolicyLayer::default() };
         let (policy, _) = policy_layers.resolve()?;
@@ -432,6 +449,7 @@ impl Config {
             trusted_proxies,
             hashing_concurrency,
             hashing_wait,
+            dpop_nonce_required,
             policy_layers,
             policy,
             server,
@@ -840,6 +858,20 @@ mod tests {
         );
         assert!(err("hashing_wait = \"2h\"").starts_with("hashing_wait: 2h is too long: at most 1m"));
         assert!(err("hashing_wait = \"soon\"").starts_with("hashing_wait: \"soon\" is not a duration"));
+    }
+
+    #[test]
+    fn dpop_nonces_are_required_unless_turned_off() {
+        assert!(Config::from_toml("", &no_env()).expect("valid").dpop_nonce_required);
+        assert!(!Config::from_toml("dpop_nonce = \"off\"", &no_env()).expect("valid").dpop_nonce_required);
+        let c = Config::from_toml("dpop_nonce = \"off\"", &env(&[("TENURE_DPOP_NONCE", "required")])).expect("valid");
+        assert!(c.dpop_nonce_required, "the environment wins");
+        assert_eq!(
+            err("dpop_nonce = \"sometimes\""),
+            "dpop_nonce: \"sometimes\" is not a nonce mode; use required or off"
+        );
+        let e = Config::from_toml("", &env(&[("TENURE_DPOP_NONCE", "no")])).expect_err("bad").to_string();
+        assert_eq!(e, "environment variable TENURE_DPOP_NONCE: \"no\" is not a nonce mode; use required or off");
     }
 
     #[test]

@@ -640,6 +640,7 @@ async fn a_preview_of_shorter_limits_counts_the_sessions_it_would_end() {
             remember_me: false,
             issued_at: *signed_in,
             redeemed_family: None,
+            dpop_jkt: None,
         };
         let key = format!("code-{i}");
         store.put_code(key.as_bytes(), &code).await.unwrap();
@@ -658,6 +659,7 @@ async fn a_preview_of_shorter_limits_counts_the_sessions_it_would_end() {
             active_at: None,
             issues_refresh_tokens: true,
             revoked: None,
+            jkt: None,
         };
         store.redeem_code(key.as_bytes(), &family, signed_in.plus(Secs::days(30)), *signed_in).await.unwrap();
     }

@@ -192,7 +192,7 @@ async fn userinfo_answers_the_web_origins_of_clients_get_post_and_preflight() {
     assert_eq!(resp.status(), 401);
     let cors = cors_headers(&resp);
     assert_eq!(cors["access-control-allow-origin"], SPA_ORIGIN);
-    assert_eq!(list(&resp, "access-control-expose-headers"), ["www-authenticate"]);
+    assert_eq!(list(&resp, "access-control-expose-headers"), ["www-authenticate", "dpop-nonce"]);
     assert!(resp.headers().contains_key("www-authenticate"));
 }
 

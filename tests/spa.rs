@@ -22,26 +22,26 @@ const APP_JS: &str = include_str!("fixtures/spa/app.js");
 const OIDC_CLIENT_TS: &str = include_str!("fixtures/spa/oidc-client-ts.min.js");
 
 /// A static site on its own loopback port, stopped when dropped.
-struct Site {
+pub(crate) struct Site {
     origin: String,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Site {
-    async fn bind() -> (tokio::net::TcpListener, String) {
+    pub(crate) async fn bind() -> (tokio::net::TcpListener, String) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let origin = format!("http://{}", listener.local_addr().unwrap());
         (listener, origin)
     }
 
-    fn serve(listener: tokio::net::TcpListener, origin: String, app: Router) -> Site {
+    pub(crate) fn serve(listener: tokio::net::TcpListener, origin: String, app: Router) -> Site {
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
         Site { origin, task }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.origin)
     }
 }
@@ -61,11 +61,17 @@ fn file(content_type: &'static str, body: impl Into<String>) -> Response {
 
 /// The app of tests/fixtures/spa, its `/config.js` naming `authority`.
 fn spa(origin: &str, authority: &str) -> Router {
+    spa_with(origin, authority, false)
+}
+
+/// The app, with oidc-client-ts's `dpop` option when `dpop` (tests/dpop.rs).
+pub(crate) fn spa_with(origin: &str, authority: &str, dpop: bool) -> Router {
     let settings = serde_json::json!({
         "authority": authority,
         "client_id": "spa",
         "redirect_uri": format!("{origin}/callback"),
         "post_logout_redirect_uri": format!("{origin}/signed-out"),
+        "dpop": dpop,
     });
     let config_js = format!("window.TENURE_SPA = {settings};\n");
     let index = || async { file("text/html; charset=utf-8", INDEX_HTML) };

@@ -244,6 +244,7 @@ mod tests {
             active_at: None,
             issues_refresh_tokens: true,
             revoked: None,
+            jkt: None,
         }
     }
 

@@ -125,6 +125,12 @@ enum ScenarioCmd {
         /// i.e. the client's registered scopes).
         #[arg(long)]
         scope: Option<String>,
+        /// DPoP (RFC 9449): each chain binds its family to an ES256 key of its
+        /// own at code exchange and signs a fresh proof for every refresh,
+        /// with the server's latest `DPoP-Nonce`. The proofs' `htu` is
+        /// `--url` + `/token`, so `--url` must be the server's issuer.
+        #[arg(long)]
+        dpop: bool,
     },
     /// POST /introspect of live user access tokens, with HTTP Basic client
     /// authentication (a confidential client). A few users sessions are
@@ -273,7 +279,7 @@ trait ConnState: Send + 'static {
     fn next_request(&mut self) -> Request<Full<Bytes>>;
     /// Sees every response, warmup and failures included. An error ends this
     /// connection; it says why.
-    fn on_response(&mut self, _status: StatusCode, _body: &Bytes) -> Result<(), String> {
+    fn on_response(&mut self, _status: StatusCode, _headers: &HeaderMap, _body: &Bytes) -> Result<(), String> {
         Ok(())
     }
     /// Whether the connection may go on after a request whose answer was lost
@@ -379,6 +385,76 @@ struct RefreshChain {
     shared: Arc<RefreshRequest>,
     /// The refresh token of the last response: the next one to spend.
     token: String,
+    /// With `--dpop`: the chain's key and the server's latest nonce.
+    dpop: Option<Arc<DpopKey>>,
+    nonce: Option<String>,
+}
+
+/// The start of a chain: its first refresh token, and its DPoP key.
+#[derive(Clone)]
+struct Chain {
+    token: String,
+    dpop: Option<Arc<DpopKey>>,
+    /// The `DPoP-Nonce` of the code exchange's answer.
+    nonce: Option<String>,
+}
+
+/// An ES256 DPoP key (RFC 9449) and the `htu` of the token endpoint.
+struct DpopKey {
+    pair: ring::signature::EcdsaKeyPair,
+    rng: SystemRandom,
+    /// The proof header, base64url: `typ`, `alg` and the public `jwk`.
+    header: String,
+    htu: String,
+}
+
+impl DpopKey {
+    fn new(htu: &str) -> Result<DpopKey, String> {
+        use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .map_err(|_| "cannot generate a DPoP key".to_owned())?;
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .map_err(|_| "cannot load the DPoP key".to_owned())?;
+        let point = pair.public_key().as_ref();
+        let (x, y) = (point.get(1..33).unwrap_or_default(), point.get(33..65).unwrap_or_default());
+        let header = serde_json::json!({
+            "typ": "dpop+jwt",
+            "alg": "ES256",
+            "jwk": { "kty": "EC", "crv": "P-256", "x": URL_SAFE_NO_PAD.encode(x), "y": URL_SAFE_NO_PAD.encode(y) },
+        });
+        Ok(DpopKey { pair, rng, header: URL_SAFE_NO_PAD.encode(header.to_string()), htu: htu.to_owned() })
+    }
+
+    /// A fresh proof for `POST` to the token endpoint, with `nonce`.
+    fn proof(&self, nonce: Option<&str>) -> Result<HeaderValue, String> {
+        use tenure::clock::Clock;
+        let mut claims = serde_json::json!({
+            "jti": random_token()?,
+            "htm": "POST",
+            "htu": self.htu,
+            "iat": tenure::clock::SystemClock.now().as_secs(),
+        });
+        if let Some(n) = nonce {
+            claims["nonce"] = n.into();
+        }
+        let input = format!("{}.{}", self.header, URL_SAFE_NO_PAD.encode(claims.to_string()));
+        let signature =
+            self.pair.sign(&self.rng, input.as_bytes()).map_err(|_| "cannot sign a DPoP proof".to_owned())?;
+        HeaderValue::from_str(&format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref())))
+            .map_err(|e| format!("bad DPoP proof header: {e}"))
+    }
+}
+
+/// The `DPoP-Nonce` of a response, if any.
+fn dpop_nonce(headers: &HeaderMap) -> Option<String> {
+    headers.get("dpop-nonce").and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+/// Whether a 400 answer says `use_dpop_nonce` (retry with the new nonce).
+fn asks_for_nonce(status: StatusCode, body: &[u8]) -> bool {
+    status == StatusCode::BAD_REQUEST
+        && serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|b| b["error"] == "use_dpop_nonce")
 }
 
 #[derive(serde::Deserialize)]
@@ -399,6 +475,15 @@ impl RefreshChain {
 impl ConnState for RefreshChain {
     fn next_request(&mut self) -> Request<Full<Bytes>> {
         let mut headers = self.shared.headers.clone();
+        if let Some(key) = &self.dpop {
+            match key.proof(self.nonce.as_deref()) {
+                Ok(proof) => {
+                    headers.insert("dpop", proof);
+                }
+                // Sent without a proof, the server refuses and the chain ends.
+                Err(e) => eprintln!("tenure-bench: {e}"),
+            }
+        }
         let body = self.body(&mut headers);
         let mut request = Request::new(Full::new(body));
         *request.method_mut() = Method::POST;
@@ -407,7 +492,16 @@ impl ConnState for RefreshChain {
         request
     }
 
-    fn on_response(&mut self, status: StatusCode, body: &Bytes) -> Result<(), String> {
+    fn on_response(&mut self, status: StatusCode, headers: &HeaderMap, body: &Bytes) -> Result<(), String> {
+        if self.dpop.is_some() {
+            if let Some(nonce) = dpop_nonce(headers) {
+                self.nonce = Some(nonce);
+            }
+            // Nothing rotated: the same token goes again, with the nonce.
+            if asks_for_nonce(status, body) {
+                return Ok(());
+            }
+        }
         if !status.is_success() {
             return Err(format!("{status}: {}", excerpt(body)));
         }
@@ -433,12 +527,12 @@ impl ConnState for RefreshChain {
 /// `refresh`: one refresh-token chain per connection.
 struct Refresh {
     shared: Arc<RefreshRequest>,
-    /// The first refresh token of each chain.
-    tokens: Vec<String>,
+    /// The first refresh token (and DPoP key) of each chain.
+    tokens: Vec<Chain>,
 }
 
 impl Refresh {
-    fn new(target: &Target, auth: ClientAuth, tokens: Vec<String>) -> Result<Refresh, String> {
+    fn new(target: &Target, auth: ClientAuth, tokens: Vec<Chain>) -> Result<Refresh, String> {
         let mut headers = HeaderMap::new();
         headers.insert(HOST, target.host.clone());
         headers.insert(CONTENT_TYPE, FORM);
@@ -452,7 +546,13 @@ impl Scenario for Refresh {
         "refresh"
     }
     fn connection(&self, index: usize) -> RefreshChain {
-        RefreshChain { shared: self.shared.clone(), token: self.tokens.get(index).cloned().unwrap_or_default() }
+        let chain = self.tokens.get(index).cloned();
+        RefreshChain {
+            shared: self.shared.clone(),
+            token: chain.as_ref().map(|c| c.token.clone()).unwrap_or_default(),
+            nonce: chain.as_ref().and_then(|c| c.nonce.clone()),
+            dpop: chain.and_then(|c| c.dpop),
+        }
     }
 }
 
@@ -465,7 +565,7 @@ impl ConnState for IntrospectConn {
         self.0.next_request()
     }
 
-    fn on_response(&mut self, status: StatusCode, body: &Bytes) -> Result<(), String> {
+    fn on_response(&mut self, status: StatusCode, _headers: &HeaderMap, body: &Bytes) -> Result<(), String> {
         if !status.is_success() {
             return Err(format!("{status}: {}", excerpt(body)));
         }
@@ -532,6 +632,8 @@ struct SignIn {
     username: String,
     password: String,
     scope: Option<String>,
+    /// With `--dpop`: the `htu` of the token endpoint; each chain gets a key.
+    dpop_htu: Option<String>,
 }
 
 /// A response read in full.
@@ -610,7 +712,7 @@ impl SignIn {
     /// Sign in through the front channel and redeem the code: the first
     /// refresh token of a new family. Never retried: failed sign-ins are
     /// throttled.
-    async fn refresh_token(&self) -> Result<String, String> {
+    async fn refresh_token(&self) -> Result<Chain, String> {
         let mut browser = Browser { target: &self.target, sender: None };
         let (verifier, challenge) = pkce_pair()?;
         let state = random_token()?;
@@ -692,12 +794,29 @@ impl SignIn {
             Bytes::from(form.finish())
         };
         let path = self.target.uri("token")?.to_string();
-        let tokens = browser.send(Method::POST, &path, headers, body).await?;
+        let dpop = self.dpop_htu.as_deref().map(DpopKey::new).transpose()?.map(Arc::new);
+        let tokens = match &dpop {
+            None => browser.send(Method::POST, &path, headers, body).await?,
+            Some(key) => {
+                let mut first = headers.clone();
+                first.insert("dpop", key.proof(None)?);
+                let reply = browser.send(Method::POST, &path, first, body.clone()).await?;
+                if asks_for_nonce(reply.status, &reply.body) {
+                    let mut again = headers;
+                    again.insert("dpop", key.proof(dpop_nonce(&reply.headers).as_deref())?);
+                    browser.send(Method::POST, &path, again, body).await?
+                } else {
+                    reply
+                }
+            }
+        };
         if !tokens.status.is_success() {
             return Err(format!("redeeming the code at /token failed: {}", tokens.describe()));
         }
         match serde_json::from_slice::<TokenBody>(&tokens.body) {
-            Ok(TokenBody { refresh_token: Some(token) }) => Ok(token),
+            Ok(TokenBody { refresh_token: Some(token) }) => {
+                Ok(Chain { token, dpop, nonce: dpop_nonce(&tokens.headers) })
+            }
             Ok(TokenBody { refresh_token: None }) => Err(format!(
                 "the code was redeemed without a refresh_token: is client {:?} allowed the refresh_token grant?",
                 self.client_id
@@ -738,7 +857,7 @@ impl SignIn {
 /// One refresh token per chain. The first sign-in runs alone, so wrong
 /// credentials cost one failed attempt, not one per connection; the rest run
 /// [`SIGN_IN_PARALLEL`] at a time. Any failure ends the setup.
-async fn sign_in_chains(sign_in: SignIn, chains: usize) -> Result<Vec<String>, String> {
+async fn sign_in_chains(sign_in: SignIn, chains: usize) -> Result<Vec<Chain>, String> {
     let sign_in = Arc::new(sign_in);
     let once = |sign_in: Arc<SignIn>| async move {
         tokio::time::timeout(SIGN_IN_TIMEOUT, sign_in.refresh_token())
@@ -963,17 +1082,18 @@ async fn drive<C: ConnState>(addr: SocketAddr, mut state: C, plan: Arc<Plan>) ->
             let exchange = async {
                 let response = sender.send_request(state.next_request()).await?;
                 let status = response.status();
+                let headers = response.headers().clone();
                 let body = response.into_body().collect().await?.to_bytes();
-                Ok::<_, hyper::Error>((status, body))
+                Ok::<_, hyper::Error>((status, headers, body))
             };
             let outcome = timeout_at(plan.hard_stop, exchange).await;
             let done = Instant::now();
             match outcome {
-                Ok(Ok((status, body))) => {
+                Ok(Ok((status, headers, body))) => {
                     if counted {
                         stats.response(start, done, status, &body);
                     }
-                    if let Err(reason) = state.on_response(status, &body) {
+                    if let Err(reason) = state.on_response(status, &headers, &body) {
                         stats.stopped = Some((done, reason));
                         break 'connect;
                     }
@@ -1152,7 +1272,7 @@ fn run(cli: Cli) -> Result<Summary, String> {
             ScenarioCmd::TokenCc { run, client_id, client_secret, scope } => {
                 bench(TokenCc::new(&target, client_id, client_secret, scope.as_deref())?, &target, run).await
             }
-            ScenarioCmd::Refresh { run, client_id, client_secret, redirect_uri, username, password, scope } => {
+            ScenarioCmd::Refresh { run, client_id, client_secret, redirect_uri, username, password, scope, dpop } => {
                 let auth = ClientAuth::new(client_id, client_secret.as_deref())?;
                 probe(&target).await?;
                 let sign_in = SignIn {
@@ -1164,6 +1284,7 @@ fn run(cli: Cli) -> Result<Summary, String> {
                     username: username.clone(),
                     password: password.clone(),
                     scope: scope.clone(),
+                    dpop_htu: dpop.then(|| format!("{}/token", url.as_str().trim_end_matches('/'))),
                 };
                 let tokens = sign_in_chains(sign_in, run.connections.into()).await?;
                 bench(Refresh::new(&target, auth, tokens)?, &target, run).await
@@ -1189,11 +1310,12 @@ fn run(cli: Cli) -> Result<Summary, String> {
                     username: username.clone(),
                     password: password.clone(),
                     scope: scope.clone(),
+                    dpop_htu: None,
                 };
                 let refresh_tokens = sign_in_chains(sign_in.clone(), (*sessions).into()).await?;
                 let mut access_tokens = Vec::with_capacity(refresh_tokens.len());
-                for rt in &refresh_tokens {
-                    access_tokens.push(sign_in.access_token(rt).await?);
+                for chain in &refresh_tokens {
+                    access_tokens.push(sign_in.access_token(&chain.token).await?);
                 }
                 bench(Introspect::new(&target, client_id, client_secret, &access_tokens)?, &target, run).await
             }
@@ -1355,6 +1477,41 @@ mod tests {
         assert_eq!(query_param(location, "error"), None);
     }
 
+    impl From<&str> for Chain {
+        fn from(token: &str) -> Chain {
+            Chain { token: token.to_owned(), dpop: None, nonce: None }
+        }
+    }
+
+    #[test]
+    fn dpop_chains_sign_a_fresh_proof_per_refresh_and_follow_the_nonce() {
+        let target = Target {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            host: HeaderValue::from_static("127.0.0.1:8080"),
+            base: String::new(),
+        };
+        let key = Arc::new(DpopKey::new("http://127.0.0.1:8080/token").expect("key"));
+        let chain = Chain { token: "t0".into(), dpop: Some(key), nonce: None };
+        let public = ClientAuth::new("spa", None).expect("auth");
+        let mut conn = Refresh::new(&target, public, vec![chain]).expect("scenario").connection(0);
+        let claims = |request: &Request<Full<Bytes>>| -> serde_json::Value {
+            let proof = request.headers().get("dpop").expect("a DPoP header").to_str().expect("ascii").to_owned();
+            let payload = proof.split('.').nth(1).expect("three parts");
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url")).expect("json")
+        };
+        let first = claims(&conn.next_request());
+        assert_eq!((first["htm"].as_str(), first["htu"].as_str()), (Some("POST"), Some("http://127.0.0.1:8080/token")));
+        assert!(first.get("nonce").is_none());
+        let mut headers = HeaderMap::new();
+        headers.insert("dpop-nonce", HeaderValue::from_static("n1"));
+        let ask = Bytes::from_static(br#"{"error":"use_dpop_nonce"}"#);
+        assert_eq!(conn.on_response(StatusCode::BAD_REQUEST, &headers, &ask), Ok(()), "retried, not fatal");
+        let second = claims(&conn.next_request());
+        assert_eq!(second["nonce"], "n1");
+        assert_ne!(second["jti"], first["jti"], "a fresh proof per request");
+        assert_eq!(conn.token, "t0", "the same token again: nothing rotated");
+    }
+
     #[test]
     fn refresh_chains_spend_the_last_token() {
         let target = Target {
@@ -1375,14 +1532,18 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
         assert_eq!(runtime.block_on(body(request)), "grant_type=refresh_token&refresh_token=u0&client_id=spa");
         let next = Bytes::from_static(br#"{"access_token":"a","refresh_token":"u1","expires_in":300}"#);
-        assert_eq!(chain.on_response(StatusCode::OK, &next), Ok(()));
+        assert_eq!(chain.on_response(StatusCode::OK, &HeaderMap::new(), &next), Ok(()));
         assert_eq!(
             runtime.block_on(body(chain.next_request())),
             "grant_type=refresh_token&refresh_token=u1&client_id=spa"
         );
         let reused = Bytes::from_static(br#"{"error":"invalid_grant"}"#);
-        assert!(chain.on_response(StatusCode::BAD_REQUEST, &reused).is_err_and(|e| e.contains("invalid_grant")));
-        assert!(chain.on_response(StatusCode::OK, &Bytes::from_static(b"{}")).is_err());
+        assert!(
+            chain
+                .on_response(StatusCode::BAD_REQUEST, &HeaderMap::new(), &reused)
+                .is_err_and(|e| e.contains("invalid_grant"))
+        );
+        assert!(chain.on_response(StatusCode::OK, &HeaderMap::new(), &Bytes::from_static(b"{}")).is_err());
 
         let confidential = ClientAuth::new("web", Some("web-secret")).expect("auth");
         let mut chain = Refresh::new(&target, confidential, vec!["t0".into()]).expect("scenario").connection(0);

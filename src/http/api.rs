@@ -68,6 +68,9 @@ impl From<BearerError> for ApiError {
             BearerError::InvalidToken(m) => ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", m),
             BearerError::InsufficientScope(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
             BearerError::InvalidRequest(m) => ApiError::bad_request(m),
+            BearerError::DpopInvalidToken(m) | BearerError::InvalidDpopProof(m) => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", m)
+            }
             BearerError::Internal => ApiError::internal("bearer authentication", "store failure"),
         }
     }

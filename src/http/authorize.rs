@@ -136,6 +136,7 @@ async fn issue_code(
         remember_me: session.remember_me,
         issued_at: now,
         redeemed_family: None,
+        dpop_jkt: request.dpop_jkt.clone(),
     };
     state.store.put_code(&key, &record).await.map_err(|e| internal("storing an authorization code", e))?;
     touch_session(state, &session.sid, now).await?;

@@ -4,6 +4,11 @@
 //! A token is accepted when tenure signed it (RFC 8725 rules, `typ: at+jwt`),
 //! it is addressed to tenure (`aud` = issuer), it has not expired, and the
 //! family it descends from is still alive.
+//!
+//! DPoP (RFC 9449 7.1): a token bound to a key (`cnf.jkt`) is accepted only
+//! as `Authorization: DPoP <token>` with a proof of that key carrying its
+//! `ath` (`/userinfo`); as a bearer token it is refused everywhere, the
+//! admin and account API included.
 
 use axum::Json;
 use axum::extract::{FromRequestParts, Request};
@@ -26,23 +31,38 @@ pub enum BearerError {
     InsufficientScope(String),
     /// 400 `invalid_request`.
     InvalidRequest(String),
+    /// RFC 9449 7.1: a DPoP-bound token sent as a bearer token, or a
+    /// DPoP-scheme token that is not bound: 401 `invalid_token` with a DPoP
+    /// challenge.
+    DpopInvalidToken(String),
+    /// RFC 9449 7.1: 401 `invalid_dpop_proof` with a DPoP challenge.
+    InvalidDpopProof(String),
     Internal,
+}
+
+/// The DPoP challenge's `algs` parameter (RFC 9449 7.1).
+fn dpop_algs() -> String {
+    crate::oauth::dpop::ALGS.join(" ")
 }
 
 impl IntoResponse for BearerError {
     fn into_response(self) -> Response {
-        let (status, code, description) = match self {
-            BearerError::Missing => (StatusCode::UNAUTHORIZED, None, "a bearer access token is required".to_owned()),
-            BearerError::InvalidToken(d) => (StatusCode::UNAUTHORIZED, Some("invalid_token"), d),
-            BearerError::InsufficientScope(d) => (StatusCode::FORBIDDEN, Some("insufficient_scope"), d),
-            BearerError::InvalidRequest(d) => (StatusCode::BAD_REQUEST, Some("invalid_request"), d),
-            BearerError::Internal => {
-                (StatusCode::INTERNAL_SERVER_ERROR, Some("server_error"), "internal error".to_owned())
+        let (scheme, status, code, description) = match self {
+            BearerError::DpopInvalidToken(d) => ("DPoP", StatusCode::UNAUTHORIZED, Some("invalid_token"), d),
+            BearerError::InvalidDpopProof(d) => ("DPoP", StatusCode::UNAUTHORIZED, Some("invalid_dpop_proof"), d),
+            other => {
+                let (status, code, description) = other.bearer_parts();
+                ("Bearer", status, code, description)
             }
         };
-        let challenge = match code {
-            None => "Bearer realm=\"tenure\"".to_owned(),
-            Some(c) => format!(
+        let challenge = match (scheme, code) {
+            ("DPoP", Some(c)) => format!(
+                "DPoP algs=\"{}\", error=\"{c}\", error_description=\"{}\"",
+                dpop_algs(),
+                description.replace('"', "'")
+            ),
+            (_, None) => "Bearer realm=\"tenure\"".to_owned(),
+            (_, Some(c)) => format!(
                 "Bearer realm=\"tenure\", error=\"{c}\", error_description=\"{}\"",
                 description.replace('"', "'")
             ),
@@ -57,11 +77,79 @@ impl IntoResponse for BearerError {
     }
 }
 
+impl BearerError {
+    /// Status, RFC 6750 code and description of the bearer-scheme errors.
+    fn bearer_parts(self) -> (StatusCode, Option<&'static str>, String) {
+        match self {
+            BearerError::Missing => (StatusCode::UNAUTHORIZED, None, "a bearer access token is required".to_owned()),
+            BearerError::InvalidToken(d) => (StatusCode::UNAUTHORIZED, Some("invalid_token"), d),
+            BearerError::InsufficientScope(d) => (StatusCode::FORBIDDEN, Some("insufficient_scope"), d),
+            BearerError::InvalidRequest(d) => (StatusCode::BAD_REQUEST, Some("invalid_request"), d),
+            BearerError::Internal => {
+                (StatusCode::INTERNAL_SERVER_ERROR, Some("server_error"), "internal error".to_owned())
+            }
+            BearerError::DpopInvalidToken(d) => (StatusCode::UNAUTHORIZED, Some("invalid_token"), d),
+            BearerError::InvalidDpopProof(d) => (StatusCode::UNAUTHORIZED, Some("invalid_dpop_proof"), d),
+        }
+    }
+}
+
 /// The verified claims of the request's bearer token.
 pub struct Bearer(pub AccessClaims);
 
-/// Verify `token` and check its family is alive.
+/// Verify a bearer `token` and check its family is alive. A DPoP-bound
+/// token is refused: it must come with a proof (RFC 9449 7.1).
 pub fn authenticate(state: &AppState, token: &str) -> Result<AccessClaims, BearerError> {
+    let claims = verify_live(state, token)?;
+    if claims.cnf.is_some() {
+        return Err(BearerError::DpopInvalidToken(
+            "this access token is DPoP-bound: send it as Authorization: DPoP <token> with a DPoP proof".into(),
+        ));
+    }
+    Ok(claims)
+}
+
+/// Verify a DPoP-scheme `token` sent to `method` `endpoint` (a path) with
+/// the `DPoP` header values `proofs` (RFC 9449 7.1): the token must be
+/// bound, and the proof valid, carry its `ath`, and be signed by its key.
+pub fn authenticate_dpop(
+    state: &AppState,
+    token: &str,
+    proofs: &[HeaderValue],
+    method: &str,
+    endpoint: &str,
+) -> Result<AccessClaims, BearerError> {
+    let claims = verify_live(state, token)?;
+    let Some(cnf) = &claims.cnf else {
+        return Err(BearerError::DpopInvalidToken(
+            "this access token is not DPoP-bound: send it as Authorization: Bearer <token>".into(),
+        ));
+    };
+    let now = state.now();
+    let values: Vec<&[u8]> = proofs.iter().map(HeaderValue::as_bytes).collect();
+    let htu = format!("{}{endpoint}", state.issuer);
+    let expected = crate::oauth::dpop::Expected { htm: method, htu: &htu, access_token: Some(token) };
+    // Resource requests need no server nonce (RFC 9449 9 makes it optional).
+    let proof = match state.dpop.check_with(&values, &expected, false, now) {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            return Err(BearerError::InvalidDpopProof("a DPoP-scheme request needs a DPoP header with a proof".into()));
+        }
+        Err(crate::oauth::dpop::DpopError::Invalid(m)) => return Err(BearerError::InvalidDpopProof(m)),
+        Err(crate::oauth::dpop::DpopError::UseNonce) => {
+            return Err(BearerError::InvalidDpopProof("the DPoP proof lacks a valid nonce".into()));
+        }
+    };
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(proof.jkt.as_bytes(), cnf.jkt.as_bytes())) {
+        return Err(BearerError::InvalidDpopProof(
+            "the DPoP proof is signed with another key than the one the access token is bound to".into(),
+        ));
+    }
+    Ok(claims)
+}
+
+/// Verify `token` and check its family is alive, whatever its binding.
+fn verify_live(state: &AppState, token: &str) -> Result<AccessClaims, BearerError> {
     let now = state.now();
     let keys = state.keys();
     let claims: AccessClaims = state
@@ -82,6 +170,49 @@ pub fn authenticate(state: &AppState, token: &str) -> Result<AccessClaims, Beare
     Ok(claims)
 }
 
+/// How the access token was presented.
+pub enum Presented {
+    /// `Authorization: Bearer <token>` (RFC 6750).
+    Bearer(String),
+    /// `Authorization: DPoP <token>` (RFC 9449 7.1).
+    Dpop(String),
+}
+
+/// The token of an `Authorization: Bearer` or `Authorization: DPoP` header.
+pub fn presented(parts: &Parts) -> Result<Option<Presented>, BearerError> {
+    let Some(value) = parts.headers.get(header::AUTHORIZATION) else { return Ok(None) };
+    let value =
+        value.to_str().map_err(|_| BearerError::InvalidRequest("the Authorization header is not ASCII".into()))?;
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(BearerError::InvalidRequest(
+            "the Authorization header has no token: Authorization: Bearer <token> or DPoP <token>".into(),
+        ));
+    }
+    if scheme.eq_ignore_ascii_case("bearer") {
+        Ok(Some(Presented::Bearer(token.to_owned())))
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Ok(Some(Presented::Dpop(token.to_owned())))
+    } else {
+        Err(BearerError::InvalidRequest(
+            "use the Bearer or DPoP scheme: Authorization: Bearer <token> or DPoP <token>".into(),
+        ))
+    }
+}
+
+/// Authenticate the token of `parts`' Authorization header, either scheme.
+pub fn authenticate_parts(state: &AppState, parts: &Parts) -> Result<Option<AccessClaims>, BearerError> {
+    match presented(parts)? {
+        None => Ok(None),
+        Some(Presented::Bearer(token)) => authenticate(state, &token).map(Some),
+        Some(Presented::Dpop(token)) => {
+            let proofs: Vec<HeaderValue> = parts.headers.get_all("dpop").iter().cloned().collect();
+            authenticate_dpop(state, &token, &proofs, parts.method.as_str(), parts.uri.path()).map(Some)
+        }
+    }
+}
+
 /// The token of an `Authorization: Bearer` header, if any.
 pub fn from_header(parts: &Parts) -> Result<Option<String>, BearerError> {
     let Some(value) = parts.headers.get(header::AUTHORIZATION) else { return Ok(None) };
@@ -98,8 +229,7 @@ impl FromRequestParts<AppState> for Bearer {
     type Rejection = BearerError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = from_header(parts)?.ok_or(BearerError::Missing)?;
-        authenticate(state, &token).map(Bearer)
+        authenticate_parts(state, parts)?.ok_or(BearerError::Missing).map(Bearer)
     }
 }
 
@@ -107,8 +237,8 @@ impl FromRequestParts<AppState> for Bearer {
 /// (RFC 6750 2.2): the header, or `access_token` in the body.
 pub async fn from_header_or_form(state: &AppState, req: Request) -> Result<AccessClaims, BearerError> {
     let (parts, body) = req.into_parts();
-    if let Some(token) = from_header(&parts)? {
-        return authenticate(state, &token);
+    if let Some(claims) = authenticate_parts(state, &parts)? {
+        return Ok(claims);
     }
     // RFC 6750 2.2: the body parameter only in a form body. The media type
     // must be exactly the form type (parameters such as charset allowed),

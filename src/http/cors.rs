@@ -8,7 +8,8 @@
 //!   `web_origins` of public clients, looked up in the client registry at
 //!   request time, so a client registered while the server runs is served at
 //!   once. Any other origin gets no CORS header at all; the browser then
-//!   refuses to hand the answer to the page.
+//!   refuses to hand the answer to the page. `/token` and `/userinfo` allow
+//!   the `DPoP` request header and expose `DPoP-Nonce` (RFC 9449).
 //!
 //! A preflight (`OPTIONS` with `Access-Control-Request-Method`) is answered
 //! here with `204` and never reaches the endpoint. Answers that depend on the
@@ -51,7 +52,16 @@ pub enum Origins {
 pub const PUBLIC_METADATA: CorsPolicy =
     CorsPolicy { origins: Origins::Any, methods: "GET", headers: "content-type", expose: None };
 
-/// `/token` and `/revoke`: form posts, optionally with Basic credentials.
+/// `/token`: form posts, optionally with Basic credentials and a DPoP
+/// proof; the page may read the DPoP nonce (RFC 9449 8).
+pub const TOKEN: CorsPolicy = CorsPolicy {
+    origins: Origins::ClientWebOrigins,
+    methods: "POST",
+    headers: "content-type, authorization, dpop",
+    expose: Some("dpop-nonce"),
+};
+
+/// `/revoke`: form posts, optionally with Basic credentials.
 pub const CLIENT_POST: CorsPolicy = CorsPolicy {
     origins: Origins::ClientWebOrigins,
     methods: "POST",
@@ -59,13 +69,14 @@ pub const CLIENT_POST: CorsPolicy = CorsPolicy {
     expose: None,
 };
 
-/// `/userinfo`: GET or POST with a bearer token; a 401 explains itself in
-/// `WWW-Authenticate` (RFC 6750 3), which the page may read.
+/// `/userinfo`: GET or POST with a bearer or DPoP token (and its proof); a
+/// 401 explains itself in `WWW-Authenticate` (RFC 6750 3), which the page
+/// may read, like `DPoP-Nonce`.
 pub const USERINFO: CorsPolicy = CorsPolicy {
     origins: Origins::ClientWebOrigins,
     methods: "GET, POST",
-    headers: "authorization, content-type",
-    expose: Some("www-authenticate"),
+    headers: "authorization, content-type, dpop",
+    expose: Some("www-authenticate, dpop-nonce"),
 };
 
 /// The middleware: `middleware::from_fn_with_state((state, policy), cors)`.

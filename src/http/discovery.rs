@@ -38,6 +38,7 @@ pub fn metadata(state: &AppState) -> serde_json::Value {
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "code_challenge_methods_supported": ["S256"],
+        "dpop_signing_alg_values_supported": crate::oauth::dpop::ALGS,
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "authorization_response_iss_parameter_supported": true,
         "subject_types_supported": ["public"],

@@ -21,6 +21,8 @@ pub struct OAuthForm {
     pub authorization: Option<String>,
     /// The client's address ([`client_addr`]), for throttling.
     pub remote: String,
+    /// The values of `DPoP` headers (RFC 9449 4.1), unchecked.
+    pub dpop: Vec<axum::http::HeaderValue>,
 }
 
 /// The client's address: the peer, or behind a trusted proxy the rightmost
@@ -70,6 +72,7 @@ impl FromRequest<AppState> for OAuthForm {
             Some(Err(_)) => return Err(OAuthError::invalid_client("the Authorization header is not valid ASCII")),
         };
         let remote = client_addr(&state.config.trusted_proxies, req.headers(), req.extensions());
+        let dpop = req.headers().get_all("dpop").iter().cloned().collect();
         let mut body = req.into_body();
         let bytes = match read_limited(&mut body, BODY_LIMIT).await {
             Ok(bytes) => bytes,
@@ -79,7 +82,7 @@ impl FromRequest<AppState> for OAuthForm {
             }
         };
         let params = Params::parse(&bytes)?;
-        Ok(OAuthForm { params, authorization, remote })
+        Ok(OAuthForm { params, authorization, remote, dpop })
     }
 }
 

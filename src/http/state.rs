@@ -71,6 +71,8 @@ pub struct Inner {
     pub hashing: HashingPool,
     pub refresh_key: RefreshKey,
     pub csrf_key: hmac::Key,
+    /// DPoP (RFC 9449): nonce key, nonce requirement, replay set.
+    pub dpop: crate::oauth::dpop::Dpop,
     /// Access tokens whose signature was verified (see `token::verified`).
     pub verified: crate::token::verified::VerifiedTokens,
     pub key_dir: KeyDir,
@@ -184,6 +186,10 @@ impl AppState {
         let users = config.users.iter().map(|u| (u.username.clone(), u.clone())).collect();
         let dummy_password_hash = PasswordHashString::hash(&Secret::new(crate::session::new_id()))
             .map_err(|e| StartError::Hash(e.to_string()))?;
+        let dpop = crate::oauth::dpop::Dpop::new(
+            crate::oauth::dpop::NonceKey::new(master.derive(Purpose::DpopNonce)),
+            config.dpop_nonce_required,
+        );
         Ok(AppState(Arc::new(Inner {
             clock,
             issuer,
@@ -196,6 +202,7 @@ impl AppState {
             hashing,
             refresh_key: RefreshKey::new(master.derive(Purpose::RefreshToken)),
             csrf_key: master.derive(Purpose::Csrf),
+            dpop,
             verified: crate::token::verified::VerifiedTokens::new(),
             key_dir,
             keys: RwLock::new(Arc::new(keys)),

@@ -215,6 +215,8 @@ pub struct AuthorizationRequest {
     pub nonce: Option<String>,
     /// The S256 challenge (RFC 7636 4.2).
     pub code_challenge: Option<String>,
+    /// RFC 9449 10: the thumbprint of the DPoP key the code must be redeemed with.
+    pub dpop_jkt: Option<String>,
     pub prompt: Prompt,
     /// Seconds since sign-in beyond which the user must sign in again.
     pub max_age: Option<u64>,
@@ -324,6 +326,19 @@ impl AuthorizationRequest {
             (None, None) => None,
         };
 
+        let dpop_jkt = match params.get("dpop_jkt") {
+            None => None,
+            // A SHA-256 thumbprint: 43 base64url characters, like an S256 challenge.
+            Some(jkt) if valid_challenge(jkt) => Some(jkt.to_owned()),
+            Some(_) => {
+                return Err(refuse(
+                    InvalidRequest,
+                    "dpop_jkt must be the base64url SHA-256 JWK thumbprint (43 characters) of the DPoP key (RFC 9449 10)"
+                        .into(),
+                ));
+            }
+        };
+
         let prompt = match params.get("prompt") {
             None => Prompt::default(),
             Some(raw) => Prompt::parse(raw).map_err(|m| refuse(InvalidRequest, m))?,
@@ -346,6 +361,7 @@ impl AuthorizationRequest {
             scope,
             nonce: params.get("nonce").map(str::to_owned),
             code_challenge,
+            dpop_jkt,
             prompt,
             max_age,
             target,

@@ -70,6 +70,7 @@ pub fn grant(
         fid: None,
         act: None,
         permissions,
+        cnf: None,
     })
 }
 

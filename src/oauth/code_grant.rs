@@ -8,6 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ring::rand::{SecureRandom, SystemRandom};
 
 use super::client::{Client, GrantType};
+use super::dpop::Proof;
 use super::error::{ErrorCode, OAuthError};
 use super::params::Params;
 use super::tokens::{Minter, TokenResponse};
@@ -68,12 +69,15 @@ pub fn check(code: &AuthCode, client: &Client, params: &Params, now: crate::cloc
     Ok(())
 }
 
-/// Redeem `code` for `client`: tokens, or the RFC error.
+/// Redeem `code` for `client`: tokens, or the RFC error. With a DPoP
+/// `proof` the access token is bound to its key, and a public client's
+/// family too (RFC 9449 5): every refresh must then prove the key.
 pub async fn redeem<S: Store>(
     store: &S,
     minter: &Minter<'_>,
     client: &Client,
     params: &Params,
+    proof: Option<&Proof>,
 ) -> Result<TokenResponse, OAuthError> {
     if !client.allows_grant(GrantType::AuthorizationCode) {
         return Err(OAuthError::new(
@@ -95,6 +99,25 @@ pub async fn redeem<S: Store>(
     } else if record.client_id != client.id {
         return Err(invalid_grant("the authorization code was issued to another client"));
     }
+    // RFC 9449 10: a code requested with dpop_jkt is redeemed only with that key.
+    if let Some(wanted) = &record.dpop_jkt {
+        match proof {
+            None => {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidDpopProof,
+                    "the authorization request named dpop_jkt: send a DPoP proof signed with that key",
+                ));
+            }
+            Some(p) if p.jkt != *wanted => {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidDpopProof,
+                    "the DPoP proof's key is not the one named by dpop_jkt in the authorization request",
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    let jkt = proof.map(|p| p.jkt.as_str());
     let mut salt = [0u8; 16];
     SystemRandom::new().fill(&mut salt).map_err(|_| OAuthError::server_error())?;
     let new_family = Family {
@@ -112,6 +135,9 @@ pub async fn redeem<S: Store>(
         active_at: None,
         issues_refresh_tokens: client.allows_grant(GrantType::RefreshToken),
         revoked: None,
+        // A confidential client's refresh tokens are already bound to its
+        // credentials (RFC 9449 5); a public client's are bound to the key.
+        jkt: if client.is_public() { jkt.map(str::to_owned) } else { None },
     };
     let keep_until = record.auth_time.plus(minter.history.current().max_lifetime_ceiling);
     match store.redeem_code(&key, &new_family, keep_until, now).await.map_err(store_error)? {
@@ -121,7 +147,7 @@ pub async fn redeem<S: Store>(
                 let revocation = crate::revocation::Revocation { store, clients: minter.clients, now };
                 revocation.superseded(&superseded, &new_family.id).await.map_err(store_error)?;
             }
-            minter.mint(&new_family, client, &record.scope, record.nonce.clone())
+            minter.mint(&new_family, client, &record.scope, record.nonce.clone(), jkt)
         }
         Redemption::Replayed { revoked_family } => {
             if let Some(f) =

@@ -26,6 +26,10 @@ pub enum ErrorCode {
     TemporarilyUnavailable { retry_after_secs: u64 },
     /// Every password-hashing slot stayed busy (HTTP 503 with Retry-After).
     Overloaded { retry_after_secs: u64 },
+    /// RFC 9449 5, 7.1: the DPoP proof is missing, malformed or wrong.
+    InvalidDpopProof,
+    /// RFC 9449 8: the proof must carry the server's nonce (`DPoP-Nonce`).
+    UseDpopNonce,
     /// The body exceeds the size limit (HTTP 413).
     RequestTooLarge,
     /// An internal failure; details go to the log, never to the client.
@@ -44,6 +48,8 @@ impl ErrorCode {
             ErrorCode::InvalidTarget => "invalid_target",
             ErrorCode::UnsupportedTokenType => "unsupported_token_type",
             ErrorCode::TemporarilyUnavailable { .. } | ErrorCode::Overloaded { .. } => "temporarily_unavailable",
+            ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
+            ErrorCode::UseDpopNonce => "use_dpop_nonce",
             ErrorCode::ServerError => "server_error",
         }
     }

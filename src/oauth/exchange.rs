@@ -192,6 +192,7 @@ impl Exchange<'_> {
             fid: subject.fid,
             act: Some(act),
             permissions: None,
+            cnf: None,
         })
     }
 }

@@ -92,8 +92,12 @@ pub fn introspect<S: Store>(
                 "exp": claims.exp,
                 "iat": claims.iat,
                 "jti": claims.jti,
-                "token_type": "Bearer",
+                "token_type": if claims.cnf.is_some() { "DPoP" } else { "Bearer" },
             });
+            // RFC 9449 6.2: the key a bound token is confirmed by.
+            if let Some(cnf) = claims.cnf {
+                body["cnf"] = serde_json::json!({ "jkt": cnf.jkt });
+            }
             if let Some(sid) = claims.sid {
                 body["sid"] = sid.into();
                 body["username"] = claims.sub.clone().into();
@@ -110,7 +114,7 @@ pub fn introspect<S: Store>(
                 return Ok(inactive);
             }
             let d = family::deadlines(history.current(), &family, client.as_ref());
-            Ok(serde_json::json!({
+            let mut body = serde_json::json!({
                 "active": true,
                 // A refresh token is addressed to the authorization server itself.
                 "iss": issuer,
@@ -124,7 +128,11 @@ pub fn introspect<S: Store>(
                 "sid": family.sid,
                 "auth_time": family.auth_time.as_secs(),
                 "token_type": "refresh_token",
-            }))
+            });
+            if let Some(jkt) = family.jkt {
+                body["cnf"] = serde_json::json!({ "jkt": jkt });
+            }
+            Ok(body)
         }
     }
 }

@@ -2,6 +2,7 @@
 //! the idempotent grace window, and reuse detection that revokes the family.
 
 use super::client::{Client, GrantType, ScopeSet};
+use super::dpop::Proof;
 use super::error::{ErrorCode, OAuthError};
 use super::params::Params;
 use super::tokens::{Minter, TokenResponse};
@@ -18,11 +19,15 @@ fn store_error(e: crate::store::StoreError) -> OAuthError {
     OAuthError::server_error()
 }
 
+/// Refresh for `client`. A family bound to a DPoP key (RFC 9449 5) needs a
+/// `proof` signed with that key, checked before anything rotates, so a
+/// stolen bound refresh token is useless, inside the grace window too.
 pub async fn refresh<S: Store>(
     store: &S,
     minter: &Minter<'_>,
     client: &Client,
     params: &Params,
+    proof: Option<&Proof>,
 ) -> Result<TokenResponse, OAuthError> {
     if !client.allows_grant(GrantType::RefreshToken) {
         return Err(OAuthError::new(
@@ -41,6 +46,20 @@ pub async fn refresh<S: Store>(
     if stored.client_id != client.id {
         return Err(invalid_grant("the refresh token was issued to another client"));
     }
+    if let Some(bound) = &stored.jkt {
+        let Some(p) = proof else {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidDpopProof,
+                "this refresh token is bound to a DPoP key: send a DPoP header with a proof signed by that key",
+            ));
+        };
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(p.jkt.as_bytes(), bound.as_bytes())) {
+            return Err(invalid_grant(
+                "the DPoP proof is signed with another key than the one this refresh token is bound to",
+            ));
+        }
+    }
+    let jkt = proof.map(|p| p.jkt.as_str());
     // RFC 6749 6: the scope may narrow, never widen.
     let scope = match params.get("scope") {
         None => stored.scope.clone(),
@@ -84,7 +103,7 @@ pub async fn refresh<S: Store>(
         .map_err(store_error)?
         .ok_or_else(not_valid)?;
     match decision {
-        RefreshDecision::Rotate(next) | RefreshDecision::Grace(next) => minter.mint(&next, client, &scope, None),
+        RefreshDecision::Rotate(next) | RefreshDecision::Grace(next) => minter.mint(&next, client, &scope, None, jkt),
         RefreshDecision::Reuse(killed) => {
             // The revocation is already committed; tell the client's back
             // channel and the audit log.

@@ -58,13 +58,16 @@ fn internal(e: impl std::fmt::Display) -> OAuthError {
 impl Minter<'_> {
     /// Tokens for `family` (its current generation), for `scope` (the
     /// family's, or a narrower one on refresh), with an ID token when the
-    /// scope has `openid` (`nonce` only at code exchange).
+    /// scope has `openid` (`nonce` only at code exchange). With `jkt` (the
+    /// thumbprint of the request's DPoP key) the access token is bound to
+    /// that key (`cnf.jkt`, `token_type: DPoP`, RFC 9449 5, 6.1).
     pub fn mint(
         &self,
         family: &Family,
         client: &Client,
         scope: &str,
         nonce: Option<String>,
+        jkt: Option<&str>,
     ) -> Result<TokenResponse, OAuthError> {
         let now = self.now;
         let policy = self.history.current();
@@ -87,6 +90,7 @@ impl Minter<'_> {
             fid: Some(family.id.clone()),
             act: None,
             permissions: None,
+            cnf: jkt.map(|jkt| crate::token::claims::Confirmation { jkt: jkt.to_owned() }),
         };
         let mut access = access;
         // SPEC 8: permissions ride only with the admin scope, for a client allowed it.
@@ -128,7 +132,7 @@ impl Minter<'_> {
         Ok(TokenResponse {
             access_token,
             issued_token_type: None,
-            token_type: "Bearer",
+            token_type: if jkt.is_some() { "DPoP" } else { "Bearer" },
             expires_in: now.until(exp),
             scope: scope.to_owned(),
             refresh_token,

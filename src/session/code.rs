@@ -39,6 +39,10 @@ pub struct AuthCode {
     pub issued_at: UnixTime,
     /// The family created by the first redemption.
     pub redeemed_family: Option<String>,
+    /// RFC 9449 10: the DPoP key thumbprint the authorization request named;
+    /// the code is then redeemed only with a proof of that key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<String>,
 }
 
 impl AuthCode {

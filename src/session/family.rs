@@ -47,6 +47,10 @@ pub struct Family {
     /// Whether the client receives refresh tokens.
     pub issues_refresh_tokens: bool,
     pub revoked: Option<Revoked>,
+    /// RFC 9449 5: the thumbprint of the DPoP key a public client bound the
+    /// family to at code exchange; every refresh must prove it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jkt: Option<String>,
 }
 
 impl Family {
@@ -187,6 +191,7 @@ mod tests {
             active_at: None,
             issues_refresh_tokens: true,
             revoked: None,
+            jkt: None,
         }
     }
 
@@ -411,6 +416,7 @@ mod boundary_tests {
                         active_at: None,
                         issues_refresh_tokens: true,
                         revoked: None,
+                        jkt: None,
                     };
                     let mut h = PolicyHistory::new(start, SessionPolicy::default());
                     h.change(X.plus(Secs::new(put)), short());

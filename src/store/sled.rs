@@ -1214,6 +1214,7 @@ mod tests {
             active_at: None,
             issues_refresh_tokens: true,
             revoked: None,
+            jkt: None,
         }
     }
 
@@ -1231,6 +1232,7 @@ mod tests {
             remember_me: false,
             issued_at: T0,
             redeemed_family: None,
+            dpop_jkt: None,
         }
     }
 

@@ -29,6 +29,15 @@ pub struct AccessClaims {
     /// SPEC 4: carried only with the `admin` scope.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permissions: Option<Vec<String>>,
+    /// RFC 9449 6.1: the DPoP key the token is bound to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// RFC 7800 / RFC 9449 6.1 confirmation: the SHA-256 JWK thumbprint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    pub jkt: String,
 }
 
 /// A fresh `jti`: 128 random bits.

@@ -188,6 +188,7 @@ mod tests {
             fid: None,
             act: None,
             permissions: None,
+            cnf: None,
         }
     }
 

@@ -31,6 +31,8 @@ impl std::fmt::Debug for MasterKey {
 pub enum Purpose {
     RefreshToken,
     Csrf,
+    /// Stateless DPoP nonces (RFC 9449 8).
+    DpopNonce,
 }
 
 impl Purpose {
@@ -38,6 +40,7 @@ impl Purpose {
         match self {
             Purpose::RefreshToken => b"tenure refresh token v1",
             Purpose::Csrf => b"tenure csrf v1",
+            Purpose::DpopNonce => b"tenure dpop nonce v1",
         }
     }
 }

@@ -105,6 +105,7 @@ mod tests {
             fid: None,
             act: None,
             permissions: None,
+            cnf: None,
         }
     }
 

@@ -384,7 +384,7 @@ async fn refresh(state: &AppState, refresh_token: &str, now: UnixTime) -> Result
     let (keys, history) = (state.keys(), state.history());
     let users = |name: &str| state.user(name).ok().flatten();
     let minter = minter(state, &keys, &history, &users, now);
-    refresh_grant::refresh(&state.store, &minter, &client, &form).await
+    refresh_grant::refresh(&state.store, &minter, &client, &form, None).await
 }
 
 async fn redeem(state: &AppState, form: &Params, now: UnixTime) -> Result<TokenResponse, OAuthError> {
@@ -392,7 +392,7 @@ async fn redeem(state: &AppState, form: &Params, now: UnixTime) -> Result<TokenR
     let (keys, history) = (state.keys(), state.history());
     let users = |name: &str| state.user(name).ok().flatten();
     let minter = minter(state, &keys, &history, &users, now);
-    code_grant::redeem(&state.store, &minter, &client, form).await
+    code_grant::redeem(&state.store, &minter, &client, form, None).await
 }
 
 fn console_client(state: &AppState) -> Result<Arc<Client>, OAuthError> {

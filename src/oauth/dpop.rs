@@ -1,0 +1,551 @@
+//! DPoP (RFC 9449): proofs of possession of a client-held key, the
+//! RFC 7638 thumbprint that binds tokens to it, stateless server nonces, and
+//! a per-process replay set of proof `jti`s.
+//!
+//! - A proof is a JWT with `typ: dpop+jwt`, an asymmetric `alg` (ES256,
+//!   EdDSA, RS256, PS256) and the public key in its `jwk` header (never a
+//!   private member). Its claims name the request: `htm` (method), `htu`
+//!   (URI, compared without query and fragment, 4.3), `iat` (within
+//!   [`IAT_PAST`] before and [`IAT_FUTURE`] after now), a unique `jti`, the
+//!   server's `nonce` when nonces are required, and `ath` (the SHA-256 of
+//!   the access token) when it goes with one (7.1).
+//! - Nonces are an HMAC over the current time window under a key derived
+//!   from the master key: valid for the current and the previous window at
+//!   every replica, without any shared state.
+//! - Replay: each process remembers the `jti`s (per key) it accepted for
+//!   as long as their `iat` is acceptable; across replicas the nonce window
+//!   bounds a replay.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use ring::{digest, hmac};
+use serde_json::{Map, Value};
+
+use crate::clock::UnixTime;
+
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    bool::from(subtle::ConstantTimeEq::ct_eq(a, b))
+}
+
+/// The algorithms a proof may be signed with (`dpop_signing_alg_values_supported`).
+pub const ALGS: [&str; 4] = ["ES256", "EdDSA", "RS256", "PS256"];
+/// How old a proof's `iat` may be, in seconds.
+pub const IAT_PAST: u64 = 60;
+/// How far ahead of our clock a proof's `iat` may be, in seconds.
+pub const IAT_FUTURE: u64 = 5;
+/// The length of a nonce window, in seconds: a nonce is accepted during its
+/// window and the next one.
+pub const NONCE_WINDOW: u64 = 60;
+/// The longest proof accepted, in bytes (an RSA-4096 key fits easily).
+pub const MAX_PROOF_LEN: usize = 8 * 1024;
+/// The most proof `jti`s one process remembers at once.
+pub const REPLAY_CAPACITY: usize = 100_000;
+
+/// Why a proof was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DpopError {
+    /// `invalid_dpop_proof`, naming the problem.
+    Invalid(String),
+    /// `use_dpop_nonce`: the proof lacks the server's current nonce.
+    UseNonce,
+}
+
+fn invalid(m: impl Into<String>) -> DpopError {
+    DpopError::Invalid(m.into())
+}
+
+/// What a proof must match.
+#[derive(Clone, Copy, Debug)]
+pub struct Expected<'a> {
+    /// The request method, e.g. `POST`.
+    pub htm: &'a str,
+    /// The request URI as the client sees it (the issuer's URL of the endpoint).
+    pub htu: &'a str,
+    /// The access token the proof goes with (resource requests: `ath`).
+    pub access_token: Option<&'a str>,
+}
+
+/// A proof that passed every check except replay.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proof {
+    /// RFC 7638 SHA-256 thumbprint of the proof's key (`cnf.jkt`).
+    pub jkt: String,
+    pub jti: String,
+    pub iat: u64,
+}
+
+/// base64url(SHA-256(`token`)): the `ath` of a proof sent with `token`.
+pub fn ath(token: &str) -> String {
+    B64.encode(digest::digest(&digest::SHA256, token.as_bytes()))
+}
+
+/// The RFC 7638 thumbprint of a public JWK (the required members in
+/// lexicographic order, no whitespace, SHA-256, base64url).
+pub fn thumbprint(jwk: &Map<String, Value>) -> Result<String, DpopError> {
+    let member = |name: &str| -> Result<&str, DpopError> {
+        jwk.get(name)
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| invalid(format!("the jwk header lacks the string member {name:?}")))
+    };
+    let kty = member("kty")?;
+    let canonical = match kty {
+        "EC" => serde_json::json!({"crv": member("crv")?, "kty": kty, "x": member("x")?, "y": member("y")?}),
+        "OKP" => serde_json::json!({"crv": member("crv")?, "kty": kty, "x": member("x")?}),
+        "RSA" => serde_json::json!({"e": member("e")?, "kty": kty, "n": member("n")?}),
+        other => return Err(invalid(format!("jwk kty {other:?} is not supported; use EC, OKP or RSA"))),
+    };
+    // serde_json's map is ordered by key, so this is the canonical form.
+    let text = canonical.to_string();
+    Ok(B64.encode(digest::digest(&digest::SHA256, text.as_bytes())))
+}
+
+/// A URI without query and fragment, normalised (RFC 3986 6.2.2, 6.2.3:
+/// case of scheme and host, default port, dot segments, percent-encoding).
+fn normalised_htu(uri: &str) -> Option<String> {
+    let mut url = url::Url::parse(uri).ok()?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return None;
+    }
+    url.set_query(None);
+    url.set_fragment(None);
+    Some(url.to_string())
+}
+
+/// Private members of a JWK (RFC 7517, 7518 6.2.2, 6.3.2, 6.4; RFC 8037).
+const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+/// Check `proof` (signature, header and claims) against `expected` at `now`.
+/// `nonce` is the check of the `nonce` claim when nonces are required.
+pub fn verify(
+    proof: &str,
+    expected: &Expected<'_>,
+    nonce: Option<&dyn Fn(&str) -> bool>,
+    now: UnixTime,
+) -> Result<Proof, DpopError> {
+    if proof.len() > MAX_PROOF_LEN {
+        return Err(invalid(format!("the DPoP proof exceeds {MAX_PROOF_LEN} bytes")));
+    }
+    let mut parts = proof.split('.');
+    let (Some(header_b64), Some(_), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(invalid("the DPoP header must hold one JWT in compact form (three base64url parts)"));
+    };
+    let header: Map<String, Value> = B64
+        .decode(header_b64)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| invalid("the DPoP proof header is not base64url-encoded JSON"))?;
+    if header.get("typ").and_then(Value::as_str) != Some("dpop+jwt") {
+        return Err(invalid("the DPoP proof must have typ \"dpop+jwt\""));
+    }
+    let alg = header.get("alg").and_then(Value::as_str).unwrap_or("");
+    if !ALGS.contains(&alg) {
+        return Err(invalid(format!(
+            "DPoP proof alg {:?} is not accepted; use one of {} (never none or a symmetric alg)",
+            alg.chars().take(20).collect::<String>(),
+            ALGS.join(", ")
+        )));
+    }
+    let Some(Value::Object(jwk_map)) = header.get("jwk") else {
+        return Err(invalid("the DPoP proof header must carry the public key as a jwk object"));
+    };
+    if let Some(private) = PRIVATE_MEMBERS.iter().find(|m| jwk_map.contains_key(**m)) {
+        return Err(invalid(format!(
+            "the jwk of the DPoP proof has the private member {private:?}: send only the public key"
+        )));
+    }
+    let jkt = thumbprint(jwk_map)?;
+    let jwk = josekit::jwk::Jwk::from_map(jwk_map.clone())
+        .map_err(|_| invalid("the jwk of the DPoP proof is not a valid JSON Web Key"))?;
+    let bad_key = |_| invalid(format!("the jwk of the DPoP proof is not a valid {alg} public key"));
+    let verifier: Box<dyn josekit::jws::JwsVerifier> = match alg {
+        "ES256" => Box::new(josekit::jws::ES256.verifier_from_jwk(&jwk).map_err(bad_key)?),
+        "EdDSA" => Box::new(josekit::jws::EdDSA.verifier_from_jwk(&jwk).map_err(bad_key)?),
+        "RS256" => Box::new(josekit::jws::RS256.verifier_from_jwk(&jwk).map_err(bad_key)?),
+        _ => Box::new(josekit::jws::PS256.verifier_from_jwk(&jwk).map_err(bad_key)?),
+    };
+    let (payload, _) = josekit::jws::deserialize_compact(proof, verifier.as_ref())
+        .map_err(|_| invalid("the DPoP proof's signature does not verify with its jwk"))?;
+    let claims: Map<String, Value> =
+        serde_json::from_slice(&payload).map_err(|_| invalid("the DPoP proof's payload is not a JSON object"))?;
+    let string = |name: &str| -> Result<&str, DpopError> {
+        claims
+            .get(name)
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid(format!("the DPoP proof lacks the string claim {name:?}")))
+    };
+    let jti = string("jti")?;
+    if jti.is_empty() || jti.len() > 256 {
+        return Err(invalid("the DPoP proof's jti must be 1 to 256 characters"));
+    }
+    let htm = string("htm")?;
+    if htm != expected.htm {
+        return Err(invalid(format!(
+            "the DPoP proof's htm {:?} does not match the request method {}",
+            htm.chars().take(20).collect::<String>(),
+            expected.htm
+        )));
+    }
+    let htu = string("htu")?;
+    let same_uri = match (normalised_htu(htu), normalised_htu(expected.htu)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    };
+    if !same_uri {
+        return Err(invalid(format!(
+            "the DPoP proof's htu {:?} does not match the request URI {}",
+            htu.chars().take(200).collect::<String>(),
+            expected.htu
+        )));
+    }
+    let iat = claims
+        .get("iat")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| invalid("the DPoP proof lacks the numeric claim \"iat\""))?;
+    let now_s = now.as_secs();
+    if iat + IAT_PAST < now_s {
+        return Err(invalid(format!("the DPoP proof is stale: its iat is more than {IAT_PAST} s old")));
+    }
+    if iat > now_s + IAT_FUTURE {
+        return Err(invalid(format!("the DPoP proof's iat is more than {IAT_FUTURE} s in the future")));
+    }
+    match (expected.access_token, claims.get("ath")) {
+        (Some(token), Some(Value::String(given))) => {
+            if !ct_eq(given.as_bytes(), ath(token).as_bytes()) {
+                return Err(invalid("the DPoP proof's ath is not the SHA-256 of the access token"));
+            }
+        }
+        (Some(_), _) => return Err(invalid("the DPoP proof lacks the claim \"ath\" (the access token's hash)")),
+        (None, _) => {}
+    }
+    if let Some(valid_nonce) = nonce {
+        match claims.get("nonce").and_then(Value::as_str) {
+            Some(n) if valid_nonce(n) => {}
+            _ => return Err(DpopError::UseNonce),
+        }
+    }
+    Ok(Proof { jkt, jti: jti.to_owned(), iat })
+}
+
+/// Stateless nonces: HMAC-SHA256 over the window number under a key derived
+/// from the master key, so every replica issues and accepts the same ones.
+pub struct NonceKey(hmac::Key);
+
+impl std::fmt::Debug for NonceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NonceKey(<redacted>)")
+    }
+}
+
+impl NonceKey {
+    pub fn new(key: hmac::Key) -> NonceKey {
+        NonceKey(key)
+    }
+
+    fn for_window(&self, window: u64) -> String {
+        B64.encode(hmac::sign(&self.0, &window.to_be_bytes()))
+    }
+
+    /// The nonce to hand out at `now`.
+    pub fn current(&self, now: UnixTime) -> String {
+        self.for_window(now.as_secs() / NONCE_WINDOW)
+    }
+
+    /// Whether `nonce` belongs to the current or the previous window.
+    pub fn is_valid(&self, nonce: &str, now: UnixTime) -> bool {
+        let window = now.as_secs() / NONCE_WINDOW;
+        let current = ct_eq(nonce.as_bytes(), self.for_window(window).as_bytes());
+        let previous = window > 0 && ct_eq(nonce.as_bytes(), self.for_window(window - 1).as_bytes());
+        current | previous
+    }
+}
+
+/// The `jti`s of accepted proofs, per key, until their `iat` is too old to
+/// be accepted again.
+#[derive(Debug, Default)]
+pub struct ReplaySet(Mutex<HashMap<String, u64>>);
+
+impl ReplaySet {
+    /// Remember `proof`; `Err` when it was seen before (a replay) or the set
+    /// is full of live entries.
+    pub fn remember(&self, proof: &Proof, now: UnixTime) -> Result<(), DpopError> {
+        let mut seen = match self.0.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let key = format!("{}:{}", proof.jkt, proof.jti);
+        let now_s = now.as_secs();
+        if seen.get(&key).is_some_and(|until| *until >= now_s) {
+            return Err(invalid("the DPoP proof was already used (its jti was seen): sign a fresh proof per request"));
+        }
+        if seen.len() >= REPLAY_CAPACITY {
+            seen.retain(|_, until| *until >= now_s);
+            if seen.len() >= REPLAY_CAPACITY {
+                return Err(invalid("too many DPoP proofs are in flight; retry in a minute"));
+            }
+        }
+        // Acceptable until iat + IAT_PAST; remember a second longer.
+        seen.insert(key, proof.iat + IAT_PAST + 1);
+        Ok(())
+    }
+
+    /// How many `jti`s are remembered.
+    pub fn len(&self) -> usize {
+        match self.0.lock() {
+            Ok(g) => g.len(),
+            Err(poisoned) => poisoned.into_inner().len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// DPoP at one process: the nonce key, whether nonces are required, and the
+/// replay set.
+#[derive(Debug)]
+pub struct Dpop {
+    pub nonces: NonceKey,
+    pub require_nonce: bool,
+    pub replay: ReplaySet,
+}
+
+impl Dpop {
+    pub fn new(nonces: NonceKey, require_nonce: bool) -> Dpop {
+        Dpop { nonces, require_nonce, replay: ReplaySet::default() }
+    }
+
+    /// Check the `DPoP` header values of a token request: `None` without
+    /// one, the proof when it is valid and fresh, with the server's nonce
+    /// when nonces are required.
+    pub fn check(&self, headers: &[&[u8]], expected: &Expected<'_>, now: UnixTime) -> Result<Option<Proof>, DpopError> {
+        self.check_with(headers, expected, self.require_nonce, now)
+    }
+
+    /// [`Dpop::check`], saying whether a nonce is required.
+    pub fn check_with(
+        &self,
+        headers: &[&[u8]],
+        expected: &Expected<'_>,
+        require_nonce: bool,
+        now: UnixTime,
+    ) -> Result<Option<Proof>, DpopError> {
+        let value = match headers {
+            [] => return Ok(None),
+            [one] => std::str::from_utf8(one).map_err(|_| invalid("the DPoP header is not ASCII"))?,
+            _ => return Err(invalid("send exactly one DPoP header")),
+        };
+        let is_valid = |n: &str| self.nonces.is_valid(n, now);
+        let nonce: Option<&dyn Fn(&str) -> bool> = if require_nonce { Some(&is_valid) } else { None };
+        let proof = verify(value.trim(), expected, nonce, now)?;
+        self.replay.remember(&proof, now)?;
+        Ok(Some(proof))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use josekit::jwk::{Jwk, KeyPair};
+    use josekit::jws::JwsSigner;
+    use serde_json::json;
+
+    use super::*;
+
+    const HTU: &str = "https://id.example.com/token";
+    const NOW: u64 = 1_800_000_000;
+
+    fn es256() -> Jwk {
+        josekit::jws::ES256.generate_key_pair().expect("key").to_jwk_key_pair()
+    }
+
+    fn public(jwk: &Jwk) -> Map<String, Value> {
+        let mut map: Map<String, Value> = jwk.as_ref().clone();
+        for m in PRIVATE_MEMBERS {
+            map.remove(m);
+        }
+        map
+    }
+
+    /// A proof with `header` members over the defaults, signed by `key`.
+    fn sign(key: &Jwk, alg: &str, header: Value, claims: Value) -> String {
+        let mut h = json!({ "typ": "dpop+jwt", "alg": alg, "jwk": public(key) });
+        for (k, v) in header.as_object().expect("object") {
+            h[k] = v.clone();
+        }
+        let input = format!("{}.{}", B64.encode(h.to_string()), B64.encode(claims.to_string()));
+        let signature = match alg {
+            "ES256" => josekit::jws::ES256.signer_from_jwk(key).expect("signer").sign(input.as_bytes()),
+            "EdDSA" => josekit::jws::EdDSA.signer_from_jwk(key).expect("signer").sign(input.as_bytes()),
+            "RS256" => josekit::jws::RS256.signer_from_jwk(key).expect("signer").sign(input.as_bytes()),
+            _ => josekit::jws::PS256.signer_from_jwk(key).expect("signer").sign(input.as_bytes()),
+        }
+        .expect("sign");
+        format!("{input}.{}", B64.encode(signature))
+    }
+
+    fn claims(iat: u64) -> Value {
+        json!({ "jti": new_jti(), "htm": "POST", "htu": HTU, "iat": iat })
+    }
+
+    fn new_jti() -> String {
+        crate::token::claims::new_jti()
+    }
+
+    fn check(proof: &str) -> Result<Proof, DpopError> {
+        verify(proof, &Expected { htm: "POST", htu: HTU, access_token: None }, None, UnixTime(NOW))
+    }
+
+    fn refused(proof: &str) -> String {
+        match check(proof) {
+            Err(DpopError::Invalid(m)) => m,
+            other => panic!("expected invalid_dpop_proof, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_valid_proof_yields_the_rfc_7638_thumbprint_of_its_key() {
+        let key = es256();
+        let proof = check(&sign(&key, "ES256", json!({}), claims(NOW))).expect("valid");
+        // RFC 7638 3.1's example key and thumbprint.
+        let example = json!({
+            "kty": "RSA",
+            "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+            "e": "AQAB",
+            "alg": "RS256",
+            "kid": "2011-04-29"
+        });
+        assert_eq!(
+            thumbprint(example.as_object().expect("object")).expect("thumbprint"),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
+        assert_eq!(proof.jkt, thumbprint(&public(&key)).expect("thumbprint"));
+        assert_eq!(proof.iat, NOW);
+    }
+
+    #[test]
+    fn every_offered_algorithm_verifies() {
+        let ed = josekit::jws::EdDSA.generate_key_pair(josekit::jwk::alg::ed::EdCurve::Ed25519).expect("key");
+        let rsa = josekit::jws::RS256.generate_key_pair(2048).expect("key").to_jwk_key_pair();
+        let ps = josekit::jws::PS256.generate_key_pair(2048).expect("key").to_jwk_key_pair();
+        check(&sign(&ed.to_jwk_key_pair(), "EdDSA", json!({}), claims(NOW))).expect("EdDSA");
+        check(&sign(&rsa, "RS256", json!({}), claims(NOW))).expect("RS256");
+        check(&sign(&ps, "PS256", json!({}), claims(NOW))).expect("PS256");
+    }
+
+    #[test]
+    fn header_problems_are_named() {
+        let key = es256();
+        assert!(refused(&sign(&key, "ES256", json!({"typ": "JWT"}), claims(NOW))).contains("typ \"dpop+jwt\""));
+        assert!(
+            refused(&sign(&key, "ES256", json!({"alg": "none"}), claims(NOW))).contains("\"none\" is not accepted")
+        );
+        assert!(
+            refused(&sign(&key, "ES256", json!({"alg": "HS256"}), claims(NOW))).contains("\"HS256\" is not accepted")
+        );
+        let with_private = json!({ "jwk": key.as_ref().clone() });
+        assert!(refused(&sign(&key, "ES256", with_private, claims(NOW))).contains("private member \"d\""));
+        let other = es256();
+        let wrong_key = json!({ "jwk": public(&other) });
+        assert!(refused(&sign(&key, "ES256", wrong_key, claims(NOW))).contains("signature does not verify"));
+        assert!(refused("abc.def").contains("compact form"));
+        assert!(refused(&"a".repeat(MAX_PROOF_LEN + 1)).contains("exceeds"));
+        let no_jwk = sign(&key, "ES256", json!({"jwk": null}), claims(NOW));
+        assert!(refused(&no_jwk).contains("jwk object"));
+    }
+
+    #[test]
+    fn claims_must_match_the_request_and_the_time() {
+        let key = es256();
+        let with = |patch: Value| {
+            let mut c = claims(NOW);
+            for (k, v) in patch.as_object().expect("object") {
+                c[k] = v.clone();
+            }
+            sign(&key, "ES256", json!({}), c)
+        };
+        assert!(refused(&with(json!({"htm": "GET"}))).contains("htm \"GET\" does not match"));
+        assert!(refused(&with(json!({"htu": "https://id.example.com/userinfo"}))).contains("htu"));
+        assert!(refused(&with(json!({"htu": "https://evil.example.com/token"}))).contains("htu"));
+        // RFC 9449 4.3: query and fragment are ignored; the URI is normalised.
+        check(&with(json!({"htu": "HTTPS://ID.example.com:443/token?x=1#f"}))).expect("normalised htu");
+        assert!(refused(&with(json!({"iat": NOW - IAT_PAST - 1}))).contains("stale"));
+        check(&with(json!({"iat": NOW - IAT_PAST}))).expect("oldest accepted");
+        assert!(refused(&with(json!({"iat": NOW + IAT_FUTURE + 1}))).contains("future"));
+        check(&with(json!({"iat": NOW + IAT_FUTURE}))).expect("newest accepted");
+        assert!(refused(&with(json!({"jti": null}))).contains("\"jti\""));
+        assert!(refused(&with(json!({"iat": "now"}))).contains("\"iat\""));
+    }
+
+    #[test]
+    fn ath_must_hash_the_access_token() {
+        let key = es256();
+        let mut c = claims(NOW);
+        c["ath"] = ath("the-token").into();
+        let proof = sign(&key, "ES256", json!({}), c);
+        let expected = |token| Expected { htm: "POST", htu: HTU, access_token: Some(token) };
+        verify(&proof, &expected("the-token"), None, UnixTime(NOW)).expect("matching ath");
+        let err = verify(&proof, &expected("another-token"), None, UnixTime(NOW)).expect_err("wrong ath");
+        assert_eq!(err, DpopError::Invalid("the DPoP proof's ath is not the SHA-256 of the access token".into()));
+        let bare = sign(&key, "ES256", json!({}), claims(NOW));
+        let err = verify(&bare, &expected("the-token"), None, UnixTime(NOW)).expect_err("no ath");
+        assert!(matches!(err, DpopError::Invalid(m) if m.contains("\"ath\"")));
+    }
+
+    #[test]
+    fn nonces_are_valid_for_the_current_and_the_previous_window_at_any_replica() {
+        let master = crate::token::master_key::MasterKey::from_bytes(&[7; 32]);
+        let purpose = crate::token::master_key::Purpose::DpopNonce;
+        let (here, there) = (NonceKey::new(master.derive(purpose)), NonceKey::new(master.derive(purpose)));
+        let t = UnixTime(NOW - NOW % NONCE_WINDOW);
+        let nonce = here.current(t);
+        assert_eq!(nonce, there.current(t.plus(crate::duration::Secs::new(NONCE_WINDOW - 1))));
+        assert!(there.is_valid(&nonce, t));
+        assert!(there.is_valid(&nonce, UnixTime(t.as_secs() + 2 * NONCE_WINDOW - 1)));
+        assert!(!there.is_valid(&nonce, UnixTime(t.as_secs() + 2 * NONCE_WINDOW)), "two windows later");
+        assert!(!there.is_valid("forged", t));
+        let other = NonceKey::new(crate::token::master_key::MasterKey::from_bytes(&[8; 32]).derive(purpose));
+        assert!(!other.is_valid(&nonce, t), "another master key");
+    }
+
+    #[test]
+    fn a_required_nonce_is_asked_for_then_accepted_and_a_replay_refused() {
+        let master = crate::token::master_key::MasterKey::from_bytes(&[7; 32]);
+        let dpop = Dpop::new(NonceKey::new(master.derive(crate::token::master_key::Purpose::DpopNonce)), true);
+        let key = es256();
+        let now = UnixTime(NOW);
+        let expected = Expected { htm: "POST", htu: HTU, access_token: None };
+        let without = sign(&key, "ES256", json!({}), claims(NOW));
+        assert_eq!(dpop.check(&[without.as_bytes()], &expected, now), Err(DpopError::UseNonce));
+        let mut c = claims(NOW);
+        c["nonce"] = dpop.nonces.current(now).into();
+        let with = sign(&key, "ES256", json!({}), c);
+        assert!(dpop.check(&[with.as_bytes()], &expected, now).expect("valid").is_some());
+        let replay = dpop.check(&[with.as_bytes()], &expected, now).expect_err("replay");
+        assert!(matches!(replay, DpopError::Invalid(m) if m.contains("already used")));
+        assert_eq!(dpop.check(&[], &expected, now), Ok(None));
+        let two = dpop.check(&[with.as_bytes(), with.as_bytes()], &expected, now).expect_err("two headers");
+        assert_eq!(two, DpopError::Invalid("send exactly one DPoP header".into()));
+        // A stale nonce is asked for again.
+        let later = UnixTime(NOW + 3 * NONCE_WINDOW);
+        let mut c = claims(later.as_secs());
+        c["nonce"] = dpop.nonces.current(now).into();
+        let stale = sign(&key, "ES256", json!({}), c);
+        assert_eq!(dpop.check(&[stale.as_bytes()], &expected, later), Err(DpopError::UseNonce));
+    }
+
+    #[test]
+    fn the_replay_set_forgets_what_can_no_longer_be_replayed() {
+        let set = ReplaySet::default();
+        let proof = Proof { jkt: "k".into(), jti: "j".into(), iat: NOW };
+        set.remember(&proof, UnixTime(NOW)).expect("first");
+        assert!(set.remember(&proof, UnixTime(NOW + IAT_PAST)).is_err());
+        // Once the iat is too old the proof is refused as stale anyway.
+        set.remember(&proof, UnixTime(NOW + IAT_PAST + 2)).expect("forgotten");
+        let other_key = Proof { jkt: "other".into(), ..proof };
+        set.remember(&other_key, UnixTime(NOW)).expect("jti per key");
+    }
+}
