@@ -29,6 +29,13 @@ redirect_uris = ["http://127.0.0.1:9000/callback"]
 grant_types = ["authorization_code", "refresh_token"]
 scopes = ["openid", "profile", "email"]
 
+[[clients]]
+id = "spa"
+public = true
+redirect_uris = ["http://127.0.0.1:9000/callback"]
+grant_types = ["authorization_code", "refresh_token"]
+scopes = ["openid", "profile", "email"]
+
 [[users]]
 username = "alice"
 password = "alice-password"
@@ -60,3 +67,15 @@ scenario token-cc token-cc
 scenario refresh-profile refresh --scope profile
 scenario refresh-openid refresh --scope openid
 scenario introspect introspect --scope openid
+# AFTER only: a public client's refresh chains with and without DPoP proofs
+# (a fresh ES256 proof per refresh), alternating.
+for i in 1 2 3; do
+  for mode in plain dpop; do
+    start "$after"
+    extra=(); [ "$mode" = dpop ] && extra=(--dpop)
+    out=$("$bench" refresh "${extra[@]}" --url "$url" --client-id spa --redirect-uri http://127.0.0.1:9000/callback \
+      --username alice --password alice-password --scope profile --connections 32 --duration 10s --warmup 2s --json 2>/dev/null || echo '{"error":"failed"}')
+    echo "{\"scenario\":\"refresh-public-$mode\",\"side\":\"after\",\"run\":$i,\"result\":$out}"
+    stop
+  done
+done
