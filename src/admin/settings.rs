@@ -10,7 +10,7 @@
 use serde_json::{Map, Value};
 
 use super::{Actor, AdminError, Result};
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, EventKind};
 use crate::clock::UnixTime;
 use crate::duration::Secs;
 use crate::http::AppState;
@@ -128,20 +128,21 @@ pub fn proposed(state: &AppState, admin: PolicyLayer) -> Result<(SessionPolicy, 
 
 /// What applying `changes` (as [`merge`] takes them) would do to the live
 /// sessions; refused exactly as [`change`] would refuse it. Nothing changes.
-pub fn preview(state: &AppState, changes: &Map<String, Value>, now: UnixTime) -> Result<super::policy::Preview> {
-    let old_admin = state.store.admin_policy().map_err(|e| AdminError::internal("previewing session settings", e))?;
+pub async fn preview(state: &AppState, changes: &Map<String, Value>, now: UnixTime) -> Result<super::policy::Preview> {
+    let old_admin =
+        state.store.admin_policy().await.map_err(|e| AdminError::internal("previewing session settings", e))?;
     let (proposed, _) = proposed(state, merge(old_admin, changes)?)?;
-    super::policy::preview(state, &proposed, now)
+    super::policy::preview(state, &proposed, now).await
 }
 
 /// Apply `changes` (as [`merge`] takes them) and return the new view.
 pub async fn update(state: &AppState, actor: &Actor, changes: &Map<String, Value>, now: UnixTime) -> Result<Value> {
-    change(state, actor, |admin| merge(admin, changes), "settings_changed", now).await
+    change(state, actor, |admin| merge(admin, changes), EventKind::SettingsChanged, now).await
 }
 
 /// Drop every admin-set value; file and environment apply again.
 pub async fn reset(state: &AppState, actor: &Actor, now: UnixTime) -> Result<Value> {
-    change(state, actor, |_| Ok(PolicyLayer::default()), "settings_reset", now).await
+    change(state, actor, |_| Ok(PolicyLayer::default()), EventKind::SettingsReset, now).await
 }
 
 /// Validate the new admin layer against the file and environment layers,
@@ -150,24 +151,23 @@ async fn change(
     state: &AppState,
     actor: &Actor,
     update: impl FnOnce(PolicyLayer) -> Result<PolicyLayer>,
-    kind: &str,
+    kind: EventKind,
     now: UnixTime,
 ) -> Result<Value> {
     let _serialised = state.settings_lock.lock().await;
     let store_err = |e| AdminError::internal("changing session settings", e);
-    let old_admin = state.store.admin_policy().map_err(store_err)?;
+    let old_admin = state.store.admin_policy().await.map_err(store_err)?;
     let admin = update(old_admin.clone())?;
     let resolved = proposed(state, admin.clone())?;
     let before = state.policy();
     let mut history = (*state.history()).clone();
     history.change(now, resolved.0.clone());
-    state.store.set_admin_policy(&admin).await.map_err(store_err)?;
-    state.store.set_policy_history(&history).await.map_err(store_err)?;
     let new_view = view(&resolved.0, &resolved.1);
     let event = AuditEvent::new(now, kind, actor.name.clone(), "settings")
         .details(serde_json::json!({ "old": view(&before.0, &before.1), "new": new_view }));
+    // One store transition: the admin layer, the history and the event.
+    state.store.set_policy(Some(&admin), &history, Some(&event)).await.map_err(store_err)?;
     event.log();
-    state.store.append_audit(&event).await.map_err(store_err)?;
     state.set_policy(resolved, history);
     Ok(new_view)
 }

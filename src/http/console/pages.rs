@@ -604,7 +604,7 @@ pub async fn settings_save(State(state): State<AppState>, headers: HeaderMap, bo
         return see_other("/console/settings");
     }
     let now = state.now();
-    let preview = match admin::settings::preview(&state, &changes, now) {
+    let preview = match admin::settings::preview(&state, &changes, now).await {
         Ok(p) => p,
         Err(e) => {
             let message = message_of(&e);
@@ -654,7 +654,7 @@ pub async fn settings_reset(State(state): State<AppState>, headers: HeaderMap, b
             .filter(|k| Control::of(**k).is_some())
             .map(|k| (k.name().to_owned(), Value::Null))
             .collect();
-        let details = match admin::settings::preview(&state, &all_cleared, now) {
+        let details = match admin::settings::preview(&state, &all_cleared, now).await {
             Ok(p) => preview_lines(&p),
             Err(e) => vec![message_of(&e)],
         };
@@ -697,7 +697,7 @@ async fn users_page(
     error: Option<String>,
     typed: Option<&Form>,
 ) -> Response {
-    let listed = match admin::users::list(state, Some(query), page) {
+    let listed = match admin::users::list(state, Some(query), page).await {
         Ok(l) => l,
         Err(e) => return failed(viewer, e, "/console/users").await,
     };
@@ -765,12 +765,13 @@ pub async fn user_create(State(state): State<AppState>, headers: HeaderMap, body
 }
 
 async fn user_page(state: &AppState, viewer: &Viewer, username: &str, error: Option<AdminError>) -> Response {
-    let user = match admin::users::show(state, username) {
+    let user = match admin::users::show(state, username).await {
         Ok(u) => u,
         Err(e) => return failed(viewer, e, "/console/users").await,
     };
     let now = state.now();
-    let sessions = match admin::sessions::live_sessions(state, username, viewer.caller.claims.sid.as_deref(), now) {
+    let sessions = match admin::sessions::live_sessions(state, username, viewer.caller.claims.sid.as_deref(), now).await
+    {
         Ok(s) => s,
         Err(e) => return failed(viewer, e, "/console/users").await,
     };
@@ -1325,10 +1326,11 @@ pub async fn audit(State(state): State<AppState>, headers: HeaderMap, uri: Uri, 
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
     let (user, kind) = (pairs.get("user").cloned().unwrap_or_default(), pairs.get("kind").cloned().unwrap_or_default());
-    let result = admin::audit::PageRequest::parse(raw).and_then(|page| {
-        let filter = admin::audit::Filter::parse(raw)?;
-        admin::audit::page(&state, page, &filter)
-    });
+    let result =
+        match admin::audit::PageRequest::parse(raw).and_then(|page| Ok((page, admin::audit::Filter::parse(raw)?))) {
+            Ok((page, filter)) => admin::audit::page(&state, page, &filter).await,
+            Err(e) => Err(e),
+        };
     let (events, next, error, status) = match result {
         Ok(p) => (p.events, p.next, None, StatusCode::OK),
         Err(e) => (Vec::new(), None, Some(message_of(&e)), status_of(&e)),
@@ -1363,10 +1365,11 @@ pub async fn account(State(state): State<AppState>, headers: HeaderMap, uri: Uri
         Err(r) => return r,
     };
     let current = viewer.caller.claims.sid.clone();
-    let sessions = match admin::sessions::live_sessions(&state, viewer.username(), current.as_deref(), state.now()) {
-        Ok(s) => s,
-        Err(e) => return failed(&viewer, e, "/console/account").await,
-    };
+    let sessions =
+        match admin::sessions::live_sessions(&state, viewer.username(), current.as_deref(), state.now()).await {
+            Ok(s) => s,
+            Err(e) => return failed(&viewer, e, "/console/account").await,
+        };
     let rows = sessions
         .into_iter()
         .map(|s| {
