@@ -19,7 +19,7 @@ use super::{CSS, JS};
 use crate::admin::{self, Actor, AdminError};
 use crate::http::state::AppState;
 use crate::oauth::client::{GrantType, Permission};
-use crate::policy::{IdleTimeout, PolicyKey, PolicySources, SessionPolicy, Source};
+use crate::policy::{IdleTimeout, POLICY_KEYS, PolicyKey, PolicySources, SessionPolicy, Source};
 use crate::revocation::Revocation;
 
 /// A posted form, in order; names may repeat (checkboxes).
@@ -527,7 +527,7 @@ fn settings_changes(p: &SessionPolicy, form: &Form) -> Result<Map<String, Value>
 /// idle_timeout)").
 fn control_of(message: &str) -> Option<Control> {
     let field = message.rsplit_once("(field ")?.1.trim_end_matches(')');
-    PolicyKey::ALL.into_iter().find(|k| k.name() == field).and_then(Control::of)
+    POLICY_KEYS.iter().find(|d| d.name == field).and_then(|d| Control::of(d.key))
 }
 
 /// What a change sets, old value to new, in the words of the settings page.
@@ -542,15 +542,7 @@ fn change_lines(policy: &SessionPolicy, sources: &PolicySources, changes: &Map<S
     changes
         .iter()
         .map(|(key, new)| {
-            let label = match key.as_str() {
-                "idle_timeout" => "Idle timeout",
-                "max_lifetime" => "Maximum session duration",
-                "remember_me_idle_timeout" => "Remember me: idle timeout",
-                "remember_me_max_lifetime" => "Remember me: maximum session duration",
-                "access_token_ttl" => "Access token lifetime",
-                "refresh_reuse_grace" => "Reuse grace",
-                other => other,
-            };
+            let label = POLICY_KEYS.iter().find(|d| d.name == key).map_or(key.as_str(), |d| d.label);
             format!("{label}: {} → {}", shown(&current[key.as_str()]), shown(new))
         })
         .collect()
@@ -649,11 +641,8 @@ pub async fn settings_reset(State(state): State<AppState>, headers: HeaderMap, b
     }
     let now = state.now();
     if !form.confirmed() {
-        let all_cleared: Map<String, Value> = PolicyKey::ALL
-            .iter()
-            .filter(|k| Control::of(**k).is_some())
-            .map(|k| (k.name().to_owned(), Value::Null))
-            .collect();
+        let all_cleared: Map<String, Value> =
+            POLICY_KEYS.iter().filter(|d| d.admin_settable).map(|d| (d.name.to_owned(), Value::Null)).collect();
         let details = match admin::settings::preview(&state, &all_cleared, now) {
             Ok(p) => preview_lines(&p),
             Err(e) => vec![message_of(&e)],
