@@ -686,6 +686,41 @@ mod tests {
         assert_eq!(c.signing_alg, SigningAlg::EdDSA);
     }
 
+    /// Every row of the policy table is taken by the config file, the
+    /// environment and the admin API, each to the same layer.
+    #[test]
+    fn every_policy_key_is_accepted_by_file_env_and_admin_api() {
+        use crate::policy::{POLICY_KEYS, PolicyValue};
+        // Valid all at once: idle timeouts off, every duration the same hour.
+        let value = |d: &crate::policy::PolicyKeyDef| {
+            if d.accepts_off() { PolicyValue::Off } else { PolicyValue::Secs(Secs::hours(1)) }
+        };
+        let mut expected = PolicyLayer::default();
+        let mut toml_text = String::from("[session]\n");
+        let mut vars = BTreeMap::new();
+        let mut body = serde_json::Map::new();
+        for d in POLICY_KEYS {
+            let v = value(d);
+            d.set(&mut expected, Some(v)).expect("a value of the key's kind");
+            toml_text.push_str(&format!("{} = \"{v}\"\n", d.name));
+            vars.insert(d.env_var.to_owned(), v.to_string());
+            let json = match v {
+                PolicyValue::Off => serde_json::Value::from("off"),
+                PolicyValue::Secs(s) => serde_json::Value::from(s.as_secs()),
+            };
+            body.insert(d.name.to_owned(), json);
+        }
+        assert!(POLICY_KEYS.iter().all(|d| d.get(&expected).is_some()), "every key set: {expected:?}");
+        let file = Config::from_toml(&toml_text, &no_env()).expect("the file takes every key");
+        assert_eq!(file.policy_layers.file, expected, "config file");
+        let env = Config::from_toml("", &vars).expect("the environment takes every key");
+        assert_eq!(env.policy_layers.env, expected, "environment");
+        assert_eq!(env.policy, file.policy);
+        let admin =
+            crate::admin::settings::merge(PolicyLayer::default(), &body).expect("the admin API takes every key");
+        assert_eq!(admin, expected, "admin API");
+    }
+
     #[test]
     fn the_admin_cli_variables_are_accepted_and_ignored() {
         let c = Config::from_toml(

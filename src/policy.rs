@@ -691,6 +691,68 @@ mod tests {
         resolve_file(toml_text).expect_err("must be refused").to_string()
     }
 
+    /// The names serde gives the fields of a struct.
+    fn serde_fields<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+        struct Fields(&'static [&'static str]);
+        impl<'de> serde::Deserializer<'de> for &mut Fields {
+            type Error = serde::de::value::Error;
+            fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+                Err(serde::de::Error::custom("only structs"))
+            }
+            fn deserialize_struct<V: serde::de::Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Self::Error> {
+                self.0 = fields;
+                Err(serde::de::Error::custom("fields recorded"))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option
+                unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+            }
+        }
+        let mut f = Fields(&[]);
+        let _ = T::deserialize(&mut f);
+        f.0
+    }
+
+    #[test]
+    fn the_table_has_one_row_per_key_in_layer_and_policy_order() {
+        let names: Vec<&str> = POLICY_KEYS.iter().map(|d| d.name).collect();
+        assert_eq!(serde_fields::<PolicyLayer>(), names.as_slice(), "PolicyLayer fields");
+        assert_eq!(serde_fields::<SessionPolicy>(), names.as_slice(), "SessionPolicy fields");
+        for (i, d) in POLICY_KEYS.iter().enumerate() {
+            assert_eq!(d.key as usize, i);
+            assert_eq!(d.key.name(), d.name);
+            assert_eq!(d.env_var, format!("TENURE_SESSION_{}", d.name.to_ascii_uppercase()), "SPEC 3 naming");
+            assert!(!d.description.is_empty() && !d.label.is_empty(), "{}", d.name);
+        }
+    }
+
+    #[test]
+    fn each_row_reads_and_writes_its_own_field() {
+        for d in POLICY_KEYS {
+            let mut layer = PolicyLayer::default();
+            d.set(&mut layer, Some(PolicyValue::Secs(Secs::new(7)))).expect("a duration fits every key");
+            assert_eq!(d.get(&layer), Some(PolicyValue::Secs(Secs::new(7))), "{}", d.name);
+            let json = serde_json::to_value(&layer).expect("serialisable");
+            assert_eq!(json, serde_json::json!({ d.name: 7 }), "{} sets only its own field", d.name);
+            assert_eq!(d.set(&mut layer, Some(PolicyValue::Off)).is_ok(), d.accepts_off(), "{}", d.name);
+            assert_eq!(d.parse("off").is_ok(), d.accepts_off(), "{}", d.name);
+            d.set(&mut layer, None).expect("clearing");
+            assert!(layer.is_empty(), "{}", d.name);
+        }
+        // The effective value comes from the key's own field.
+        let distinct: serde_json::Map<String, serde_json::Value> =
+            POLICY_KEYS.iter().zip(1u64..).map(|(d, n)| (d.name.to_owned(), n.into())).collect();
+        let p: SessionPolicy = serde_json::from_value(distinct.into()).expect("every field");
+        for (d, n) in POLICY_KEYS.iter().zip(1u64..) {
+            assert_eq!((d.effective)(&p), PolicyValue::Secs(Secs::new(n)), "{}", d.name);
+        }
+    }
+
     #[test]
     fn defaults_are_the_spec_values() {
         let (p, sources) = PolicyLayers::default().resolve().expect("defaults are valid");

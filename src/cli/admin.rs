@@ -841,6 +841,18 @@ mod tests {
     }
 
     #[test]
+    fn every_policy_key_is_a_setting_and_the_help_lists_them() {
+        let all: Vec<String> = POLICY_KEYS.iter().map(|d| format!("{}=1h", d.name)).collect();
+        let body = settings_body(&all).expect("every key of the policy table");
+        assert_eq!(body.as_object().map(|m| m.len()), Some(POLICY_KEYS.len()));
+        assert!(settings_syntax().starts_with(
+            "Keys: idle_timeout, max_lifetime, remember_me_idle_timeout, remember_me_max_lifetime,
+access_token_ttl, refresh_reuse_grace (max_lifetime_ceiling comes from file or environment).
+Values: "
+        ));
+    }
+
+    #[test]
     fn settings_pairs_become_seconds() {
         assert_eq!(
             pairs(&["idle_timeout=45m", "session.max_lifetime=1d12h", "refresh_reuse_grace=0"]),
