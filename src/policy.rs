@@ -141,6 +141,28 @@ pub enum PolicyField {
     Idle { get: fn(&PolicyLayer) -> Option<IdleTimeout>, set: fn(&mut PolicyLayer, Option<IdleTimeout>) },
 }
 
+/// Where the console's settings page shows a key and how it is typed there.
+#[derive(Clone, Copy, Debug)]
+pub struct ConsoleControl {
+    /// The fieldset's legend; fieldsets appear in the order of their first key.
+    pub group: &'static str,
+    pub input: ConsoleInput,
+}
+
+/// The form controls of one key on the console's settings page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsoleInput {
+    /// The "Automatically sign out inactive users" switch, then a preset or
+    /// custom minutes: `{prefix}_enabled`, `{prefix}_choice`, `{prefix}_custom_minutes`.
+    IdleSwitch { prefix: &'static str },
+    /// Days, hours and minutes: `{prefix}_days`, `{prefix}_hours`, `{prefix}_minutes`.
+    DaysHoursMinutes { prefix: &'static str },
+    /// Whole minutes, 1 or more, in the field `name`.
+    Minutes { name: &'static str, hint: &'static str },
+    /// Whole seconds, 0 or more, in the field `name`.
+    Seconds { name: &'static str, hint: &'static str },
+}
+
 /// `off` given for a key that takes only durations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OffNotAccepted;
@@ -158,6 +180,8 @@ pub struct PolicyKeyDef {
     pub description: &'static str,
     /// The console's words for it.
     pub label: &'static str,
+    /// Its controls on the console's settings page; `None`: not edited there.
+    pub console: Option<ConsoleControl>,
     pub field: PolicyField,
     /// The value in force in a resolved policy.
     pub effective: fn(&SessionPolicy) -> PolicyValue,
@@ -227,6 +251,7 @@ pub const POLICY_KEYS: &[PolicyKeyDef] = &[
         env_var: "TENURE_SESSION_IDLE_TIMEOUT",
         description: "max time between refreshes; `off` = same as max lifetime",
         label: "Idle timeout",
+        console: Some(ConsoleControl { group: "Sign-in sessions", input: ConsoleInput::IdleSwitch { prefix: "idle" } }),
         field: PolicyField::Idle { get: |l| l.idle_timeout, set: |l, v| l.idle_timeout = v },
         effective: |p| p.idle_timeout.into(),
         admin_settable: true,
@@ -238,6 +263,10 @@ pub const POLICY_KEYS: &[PolicyKeyDef] = &[
         env_var: "TENURE_SESSION_MAX_LIFETIME",
         description: "absolute lifetime from sign-in",
         label: "Maximum session duration",
+        console: Some(ConsoleControl {
+            group: "Sign-in sessions",
+            input: ConsoleInput::DaysHoursMinutes { prefix: "max" },
+        }),
         field: PolicyField::Duration { get: |l| l.max_lifetime, set: |l, v| l.max_lifetime = v },
         effective: |p| PolicyValue::Secs(p.max_lifetime),
         admin_settable: true,
@@ -249,6 +278,7 @@ pub const POLICY_KEYS: &[PolicyKeyDef] = &[
         env_var: "TENURE_SESSION_REMEMBER_ME_IDLE_TIMEOUT",
         description: "idle limit when \"Remember me\" was ticked",
         label: "Remember me: idle timeout",
+        console: Some(ConsoleControl { group: "Remember me", input: ConsoleInput::IdleSwitch { prefix: "rm_idle" } }),
         field: PolicyField::Idle { get: |l| l.remember_me_idle_timeout, set: |l, v| l.remember_me_idle_timeout = v },
         effective: |p| p.remember_me_idle_timeout.into(),
         admin_settable: true,
@@ -260,6 +290,10 @@ pub const POLICY_KEYS: &[PolicyKeyDef] = &[
         env_var: "TENURE_SESSION_REMEMBER_ME_MAX_LIFETIME",
         description: "absolute limit when \"Remember me\" was ticked",
         label: "Remember me: maximum session duration",
+        console: Some(ConsoleControl {
+            group: "Remember me",
+            input: ConsoleInput::DaysHoursMinutes { prefix: "rm_max" },
+        }),
         field: PolicyField::Duration {
             get: |l| l.remember_me_max_lifetime,
             set: |l, v| l.remember_me_max_lifetime = v,
@@ -274,6 +308,10 @@ pub const POLICY_KEYS: &[PolicyKeyDef] = &[
         env_var: "TENURE_SESSION_ACCESS_TOKEN_TTL",
         description: "access token lifetime; never above the idle timeout (unset = the idle timeout)",
         label: "Access token lifetime",
+        console: Some(ConsoleControl {
+            group: "Tokens",
+            input: ConsoleInput::Minutes { name: "access_token_minutes", hint: "Never above the idle timeout." },
+        }),
         field: PolicyField::Duration { get: |l| l.access_token_ttl, set: |l, v| l.access_token_ttl = v },
         effective: |p| PolicyValue::Secs(p.access_token_ttl()),
         admin_settable: true,
@@ -285,6 +323,13 @@ pub const POLICY_KEYS: &[PolicyKeyDef] = &[
         env_var: "TENURE_SESSION_REFRESH_REUSE_GRACE",
         description: "retry window for the previous refresh token",
         label: "Reuse grace",
+        console: Some(ConsoleControl {
+            group: "Tokens",
+            input: ConsoleInput::Seconds {
+                name: "grace_seconds",
+                hint: "How long a just-replaced refresh token may be retried (0 = never).",
+            },
+        }),
         field: PolicyField::Duration { get: |l| l.refresh_reuse_grace, set: |l, v| l.refresh_reuse_grace = v },
         effective: |p| PolicyValue::Secs(p.refresh_reuse_grace),
         admin_settable: true,
@@ -296,6 +341,7 @@ pub const POLICY_KEYS: &[PolicyKeyDef] = &[
         env_var: "TENURE_SESSION_MAX_LIFETIME_CEILING",
         description: "operator's cap: nothing (admin API included) may exceed it; file or environment only",
         label: "Ceiling",
+        console: None,
         field: PolicyField::Duration { get: |l| l.max_lifetime_ceiling, set: |l, v| l.max_lifetime_ceiling = v },
         effective: |p| PolicyValue::Secs(p.max_lifetime_ceiling),
         admin_settable: false,
