@@ -4,7 +4,8 @@
 //! environment, and (later) values set through the admin API — and every layer
 //! goes through the one validator here, [`PolicyLayers::resolve`], so a rule
 //! holds whichever way a value arrived. Per-client overrides may only tighten
-//! the global policy ([`ClientSessionOverride::validate`]).
+//! the global policy ([`ClientSessionOverride::validate`]). The keys are
+//! listed once, in [`POLICY_KEYS`], which every surface walks.
 //!
 //! The deadline maths are pure functions of the times they are given
 //! ([`Limits`]); nothing here reads a clock.
