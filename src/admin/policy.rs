@@ -155,15 +155,7 @@ pub fn explain_policy(
 }
 
 fn value_of(policy: &SessionPolicy, key: PolicyKey) -> String {
-    match key {
-        PolicyKey::IdleTimeout => policy.idle_timeout.to_string(),
-        PolicyKey::MaxLifetime => policy.max_lifetime.to_string(),
-        PolicyKey::RememberMeIdleTimeout => policy.remember_me_idle_timeout.to_string(),
-        PolicyKey::RememberMeMaxLifetime => policy.remember_me_max_lifetime.to_string(),
-        PolicyKey::AccessTokenTtl => policy.access_token_ttl().to_string(),
-        PolicyKey::RefreshReuseGrace => policy.refresh_reuse_grace.to_string(),
-        PolicyKey::MaxLifetimeCeiling => policy.max_lifetime_ceiling.to_string(),
-    }
+    (key.def().effective)(policy).to_string()
 }
 
 /// `GET /admin/settings/session/explain`.

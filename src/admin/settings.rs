@@ -14,27 +14,23 @@ use crate::audit::{AuditEvent, EventKind};
 use crate::clock::UnixTime;
 use crate::duration::Secs;
 use crate::http::AppState;
-use crate::policy::{IdleTimeout, PolicyKey, PolicyLayer, PolicyLayers, PolicySources, SessionPolicy};
+use crate::policy::{POLICY_KEYS, PolicyKeyDef, PolicyLayer, PolicyLayers, PolicySources, PolicyValue, SessionPolicy};
 use crate::store::Store;
 
 /// The JSON view: every key with its effective value (integer seconds, or
 /// "off" for an idle timeout), and `sources`.
 pub fn view(policy: &SessionPolicy, sources: &PolicySources) -> Value {
-    let idle = |t: IdleTimeout| match t {
-        IdleTimeout::Off => Value::from("off"),
-        IdleTimeout::After(d) => Value::from(d.as_secs()),
-    };
     let mut out = Map::new();
-    out.insert("idle_timeout".into(), idle(policy.idle_timeout));
-    out.insert("max_lifetime".into(), policy.max_lifetime.as_secs().into());
-    out.insert("remember_me_idle_timeout".into(), idle(policy.remember_me_idle_timeout));
-    out.insert("remember_me_max_lifetime".into(), policy.remember_me_max_lifetime.as_secs().into());
-    out.insert("access_token_ttl".into(), policy.access_token_ttl().as_secs().into());
-    out.insert("refresh_reuse_grace".into(), policy.refresh_reuse_grace.as_secs().into());
-    out.insert("max_lifetime_ceiling".into(), policy.max_lifetime_ceiling.as_secs().into());
-    let src: Map<String, Value> = PolicyKey::ALL
+    for def in POLICY_KEYS {
+        let value = match (def.effective)(policy) {
+            PolicyValue::Off => Value::from("off"),
+            PolicyValue::Secs(d) => Value::from(d.as_secs()),
+        };
+        out.insert(def.name.into(), value);
+    }
+    let src: Map<String, Value> = POLICY_KEYS
         .iter()
-        .map(|k| (k.name().to_owned(), serde_json::to_value(sources.of(*k)).unwrap_or(Value::Null)))
+        .map(|d| (d.name.to_owned(), serde_json::to_value(sources.of(d.key)).unwrap_or(Value::Null)))
         .collect();
     out.insert("sources".into(), Value::Object(src));
     Value::Object(out)
@@ -44,79 +40,40 @@ pub fn view(policy: &SessionPolicy, sources: &PolicySources) -> Value {
 /// (or "off" for idle timeouts), or `null` to drop the admin value.
 pub fn merge(mut layer: PolicyLayer, body: &Map<String, Value>) -> Result<PolicyLayer> {
     for (field, value) in body {
-        let Some(key) = PolicyKey::ALL.into_iter().find(|k| k.name() == field) else {
-            let known: Vec<&str> = PolicyKey::ALL.iter().map(|k| k.name()).collect();
+        let Some(def) = POLICY_KEYS.iter().find(|d| d.name == field) else {
+            let known: Vec<&str> = POLICY_KEYS.iter().map(|d| d.name).collect();
             return Err(AdminError::Invalid(format!("unknown field {field:?}; known fields: {}", known.join(", "))));
         };
-        let secs = |v: &Value| -> Result<Secs> {
-            v.as_u64().map(Secs::new).ok_or_else(|| {
-                AdminError::Invalid(format!("{field} must be a whole number of seconds (>= 0), not {v}"))
-            })
+        let not_seconds =
+            || AdminError::Invalid(format!("{field} must be a whole number of seconds (>= 0), not {value}"));
+        let new = if value.is_null() {
+            None
+        } else if def.accepts_off() && value.as_str() == Some("off") {
+            Some(PolicyValue::Off)
+        } else {
+            Some(PolicyValue::Secs(value.as_u64().map(Secs::new).ok_or_else(not_seconds)?))
         };
-        let idle = |v: &Value| -> Result<IdleTimeout> {
-            if v.as_str() == Some("off") { Ok(IdleTimeout::Off) } else { secs(v).map(IdleTimeout::After) }
-        };
-        let clear = value.is_null();
-        match key {
-            PolicyKey::IdleTimeout => layer.idle_timeout = if clear { None } else { Some(idle(value)?) },
-            PolicyKey::RememberMeIdleTimeout => {
-                layer.remember_me_idle_timeout = if clear { None } else { Some(idle(value)?) }
-            }
-            PolicyKey::MaxLifetime => layer.max_lifetime = if clear { None } else { Some(secs(value)?) },
-            PolicyKey::RememberMeMaxLifetime => {
-                layer.remember_me_max_lifetime = if clear { None } else { Some(secs(value)?) }
-            }
-            PolicyKey::AccessTokenTtl => layer.access_token_ttl = if clear { None } else { Some(secs(value)?) },
-            PolicyKey::RefreshReuseGrace => layer.refresh_reuse_grace = if clear { None } else { Some(secs(value)?) },
-            PolicyKey::MaxLifetimeCeiling => layer.max_lifetime_ceiling = if clear { None } else { Some(secs(value)?) },
-        }
-        if !clear {
-            check_admin_floor(key, &layer)?;
+        def.set(&mut layer, new).map_err(|_| not_seconds())?;
+        if let Some(v) = new {
+            check_admin_floor(def, v)?;
         }
     }
     Ok(layer)
 }
 
-/// The shortest value the admin API accepts for `key`, if it has a floor.
-/// A few seconds would sign everyone out at once, the admin included, with
-/// no way back through the API; file and environment still take any value
-/// above zero (tests, demos).
-pub fn admin_floor(key: PolicyKey) -> Option<Secs> {
-    match key {
-        PolicyKey::IdleTimeout
-        | PolicyKey::MaxLifetime
-        | PolicyKey::RememberMeIdleTimeout
-        | PolicyKey::RememberMeMaxLifetime => Some(Secs::minutes(5)),
-        PolicyKey::AccessTokenTtl => Some(Secs::minutes(1)),
-        PolicyKey::RefreshReuseGrace | PolicyKey::MaxLifetimeCeiling => None,
-    }
-}
-
-/// Refuse an admin value of `key` in `layer` below [`admin_floor`].
-fn check_admin_floor(key: PolicyKey, layer: &PolicyLayer) -> Result<()> {
-    let Some(floor) = admin_floor(key) else { return Ok(()) };
-    let idle = |t: Option<IdleTimeout>| match t {
-        Some(IdleTimeout::After(d)) => Some(d),
-        Some(IdleTimeout::Off) | None => None,
-    };
-    let value = match key {
-        PolicyKey::IdleTimeout => idle(layer.idle_timeout),
-        PolicyKey::RememberMeIdleTimeout => idle(layer.remember_me_idle_timeout),
-        PolicyKey::MaxLifetime => layer.max_lifetime,
-        PolicyKey::RememberMeMaxLifetime => layer.remember_me_max_lifetime,
-        PolicyKey::AccessTokenTtl => layer.access_token_ttl,
-        PolicyKey::RefreshReuseGrace | PolicyKey::MaxLifetimeCeiling => None,
-    };
-    match value {
-        Some(v) if v < floor => Err(AdminError::InvalidSetting(format!(
+/// Refuse an admin value below the key's `admin_floor` (see [`POLICY_KEYS`]).
+fn check_admin_floor(def: &PolicyKeyDef, value: PolicyValue) -> Result<()> {
+    let (Some(floor), PolicyValue::Secs(v)) = (def.admin_floor, value) else { return Ok(()) };
+    if v < floor {
+        return Err(AdminError::InvalidSetting(format!(
             "{} must be at least {} seconds ({floor}) when set through the admin API, not {}; \
              shorter values are for the config file or environment (tests, demos)",
-            key.name(),
+            def.name,
             floor.as_secs(),
             v.as_secs()
-        ))),
-        _ => Ok(()),
+        )));
     }
+    Ok(())
 }
 
 /// The policy in force with `admin` as the admin layer, validated by the
@@ -175,6 +132,7 @@ async fn change(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::IdleTimeout;
 
     fn body(v: Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap_or_default()
