@@ -29,4 +29,5 @@ mod sessions;
 mod sessions_api;
 mod spa;
 mod ssf;
+mod store_contract;
 mod users;
