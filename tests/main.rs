@@ -17,6 +17,7 @@ mod client_credentials;
 mod console;
 mod console_browser;
 mod cors;
+mod crash;
 mod dpop;
 mod exchange;
 mod harden;
