@@ -22,6 +22,7 @@
 //! database as [`DatabaseUrl::redacted`] does.
 
 pub mod migrate;
+mod ops;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -121,6 +122,9 @@ impl From<StoreError> for TxError {
 /// The future a transaction body returns; it borrows the transaction.
 pub type TxFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, TxError>> + Send + 'a>>;
 
+/// Proof that the caller's borrows (`'env`) outlive a transaction (`'a`).
+pub type Env<'a, 'env> = std::marker::PhantomData<&'a &'env ()>;
+
 /// PostgreSQL-backed store: a connection pool and the name of the database
 /// it serves (for messages).
 #[derive(Clone)]
@@ -208,17 +212,20 @@ impl PgStore {
     /// it met a concurrent transaction (serialization failure, deadlock), at
     /// most [`MAX_TX_ATTEMPTS`] times. `body` may run more than once: it
     /// must do nothing but database work (no randomness, signing, logging).
-    pub async fn transaction<T, F>(&self, what: &str, mut body: F) -> Result<T, StoreError>
+    ///
+    /// The body's second argument only carries the bound `'env: 'a`, which
+    /// lets the future it returns borrow from the caller.
+    pub async fn transaction<'env, T, F>(&'env self, what: &str, mut body: F) -> Result<T, StoreError>
     where
         T: Send,
-        F: for<'a> FnMut(&'a Transaction<'a>) -> TxFuture<'a, T> + Send,
+        F: for<'a> FnMut(&'a Transaction<'a>, Env<'a, 'env>) -> TxFuture<'a, T> + Send,
     {
         let mut attempt = 1;
         loop {
             let mut client = self.pool.get().await.map_err(|e| StoreError::from(self.pool_error(e)))?;
             let outcome = async {
                 let tx = client.transaction().await?;
-                let value = body(&tx).await?;
+                let value = body(&tx, std::marker::PhantomData).await?;
                 tx.commit().await?;
                 Ok::<T, TxError>(value)
             }
