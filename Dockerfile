@@ -9,7 +9,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /build
 COPY . .
-RUN cargo build --release
+# -p tenure: the server only (the load generator, bench/, is not shipped).
+RUN cargo build --release -p tenure
 
 FROM debian:bookworm-slim
 # libssl3: the binary links libssl.so.3 and libcrypto.so.3 at run time.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Compare two builds of tenure in one sitting: BEFORE and AFTER are release
-# binaries of the server (the load generator is AFTER's tenure-bench, so both
+# binaries of the server (the load generator is the tenure-bench beside AFTER,
+# built by `cargo build --release -p tenure-bench` in AFTER's tree, so both
 # face the same client). For each scenario the two servers run alternately,
 # three times each (10 s measured after 2 s warmup, 32 connections), each on
 # a fresh throw-away store. Loopback only; bounded in time.
@@ -9,6 +10,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 before=$(realpath "$1"); after=$(realpath "$2")
 bench=$(realpath "$(dirname "$after")/tenure-bench")
+if [ ! -x "$bench" ]; then
+  echo "compare.sh: no load generator at $bench: build it with 'cargo build --release -p tenure-bench'" >&2
+  exit 2
+fi
 work=$(mktemp -d)
 server=""
 trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"' EXIT

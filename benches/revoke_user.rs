@@ -3,7 +3,7 @@
 //!
 //! For users holding 10, 1,000 and 10,000 sessions in an on-disk sled store,
 //! time `Revocation::user` — the user's marker, the back-channel fan-out
-//! entry and the audit event, each flushed to disk before it returns — and
+//! entry and the audit event, written in one durable store step — and
 //! check that the sessions then read as revoked. Prints the median and p90 of
 //! 25 runs per size.
 //!
@@ -45,7 +45,7 @@ fn main() {
             while let Some(done) = seeding.join_next().await {
                 done.unwrap().unwrap();
             }
-            assert_eq!(store.user_sessions(user).unwrap().len(), sessions);
+            assert_eq!(store.user_sessions(user).await.unwrap().len(), sessions);
             let revocation = Revocation { store: &store, clients: &clients, now: T0 };
             let mut times = Vec::with_capacity(RUNS);
             for _ in 0..RUNS {
@@ -55,7 +55,7 @@ fn main() {
             }
             // Every session of the user reads as revoked.
             for sid in &sids {
-                assert!(store.session(sid).unwrap().unwrap().revoked.is_some());
+                assert!(store.session(sid).await.unwrap().unwrap().revoked.is_some());
             }
             times.sort_by(f64::total_cmp);
             println!("{sessions:>8}  {:>9.3}  {:>6.3}", times[RUNS / 2], times[RUNS * 9 / 10]);

@@ -5,7 +5,9 @@
 # benchmark, then stop the server. Loopback only; bounded in time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --bins >/dev/null
+# The server and the load generator (its own crate, bench/): both land in
+# target/release/ (one workspace target directory).
+cargo build --release -p tenure -p tenure-bench >/dev/null
 work=$(mktemp -d)
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
 cat > "$work/tenure.toml" <<'TOML'

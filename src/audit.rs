@@ -1,7 +1,10 @@
-//! The audit log (SPEC 4): sign-ins and their failures, revocations (actor,
-//! target, reason), reuse detections, settings changes (old -> new). Events
-//! are kept in the store, newest first through `GET /admin/audit`, and
-//! written to the log as well.
+//! The event log (SPEC 4): sign-ins and their failures, revocations (actor,
+//! target, reason), reuse detections, settings changes (old -> new). Each
+//! event has a typed [`EventKind`] and, once stored, a sequence number that
+//! only grows. A transition writes its events in the same atomic step as
+//! its state (see `store::Effects`); the audit log (`GET /admin/audit`,
+//! newest first) is a view of this log, and every event is written to the
+//! process log as well.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -12,13 +15,103 @@ use crate::clock::UnixTime;
 use crate::duration::Secs;
 use crate::store::Store;
 
+/// What happened. Serialised (store, API, logs) as its snake_case name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    SignIn,
+    SignInFailed,
+    SignInThrottled,
+    SessionRevoked,
+    UserSessionsRevoked,
+    FamilyRevoked,
+    RefreshTokenReuse,
+    AuthorizationCodeReplay,
+    TokenExchangeRefused,
+    SettingsChanged,
+    SettingsReset,
+    UserCreated,
+    UserUpdated,
+    UserDisabled,
+    UserDeleted,
+    ClientCreated,
+    ClientUpdated,
+    ClientDeleted,
+    ClientSecretRotated,
+    KeyRotated,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 20] = [
+        EventKind::SignIn,
+        EventKind::SignInFailed,
+        EventKind::SignInThrottled,
+        EventKind::SessionRevoked,
+        EventKind::UserSessionsRevoked,
+        EventKind::FamilyRevoked,
+        EventKind::RefreshTokenReuse,
+        EventKind::AuthorizationCodeReplay,
+        EventKind::TokenExchangeRefused,
+        EventKind::SettingsChanged,
+        EventKind::SettingsReset,
+        EventKind::UserCreated,
+        EventKind::UserUpdated,
+        EventKind::UserDisabled,
+        EventKind::UserDeleted,
+        EventKind::ClientCreated,
+        EventKind::ClientUpdated,
+        EventKind::ClientDeleted,
+        EventKind::ClientSecretRotated,
+        EventKind::KeyRotated,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::SignIn => "sign_in",
+            EventKind::SignInFailed => "sign_in_failed",
+            EventKind::SignInThrottled => "sign_in_throttled",
+            EventKind::SessionRevoked => "session_revoked",
+            EventKind::UserSessionsRevoked => "user_sessions_revoked",
+            EventKind::FamilyRevoked => "family_revoked",
+            EventKind::RefreshTokenReuse => "refresh_token_reuse",
+            EventKind::AuthorizationCodeReplay => "authorization_code_replay",
+            EventKind::TokenExchangeRefused => "token_exchange_refused",
+            EventKind::SettingsChanged => "settings_changed",
+            EventKind::SettingsReset => "settings_reset",
+            EventKind::UserCreated => "user_created",
+            EventKind::UserUpdated => "user_updated",
+            EventKind::UserDisabled => "user_disabled",
+            EventKind::UserDeleted => "user_deleted",
+            EventKind::ClientCreated => "client_created",
+            EventKind::ClientUpdated => "client_updated",
+            EventKind::ClientDeleted => "client_deleted",
+            EventKind::ClientSecretRotated => "client_secret_rotated",
+            EventKind::KeyRotated => "key_rotated",
+        }
+    }
+
+    /// The kind named `name`, `None` when there is none.
+    pub fn parse(name: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for EventKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {
     pub at: UnixTime,
-    /// `sign_in`, `sign_in_failed`, `session_revoked`, `user_sessions_revoked`,
-    /// `family_revoked`, `refresh_token_reuse`, `authorization_code_replay`,
-    /// `logout`, `settings_changed`, `settings_reset`, ...
-    pub kind: String,
+    pub kind: EventKind,
     /// Who did it: a username, `client:<id>`, or `system`.
     pub actor: String,
     /// What it was done to: `user:<name>`, `session:<sid>`, `family:<id>`, `settings`.
@@ -30,10 +123,10 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
-    pub fn new(at: UnixTime, kind: &str, actor: impl Into<String>, target: impl Into<String>) -> Self {
+    pub fn new(at: UnixTime, kind: EventKind, actor: impl Into<String>, target: impl Into<String>) -> Self {
         AuditEvent {
             at,
-            kind: kind.to_owned(),
+            kind,
             actor: actor.into(),
             target: target.into(),
             reason: None,
@@ -56,7 +149,7 @@ impl AuditEvent {
     /// characters are escaped, so no field can start a line of its own.
     pub fn log(&self) {
         tracing::info!(
-            audit = %escape_control(&self.kind),
+            audit = self.kind.as_str(),
             actor = %escape_control(&self.actor),
             target = %escape_control(&self.target),
             reason = %escape_control(self.reason.as_deref().unwrap_or("")),
@@ -133,7 +226,7 @@ impl FailureAggregator {
         if let Some(record) = open.get_mut(&key) {
             if now < record.event.at.plus(FAILURE_RECORD_WINDOW) {
                 count(&mut record.event, attempt, now);
-                if store.replace_audit(record.id, &record.event).await? {
+                if store.replace_event(record.id, &record.event).await? {
                     return Ok(());
                 }
             }
@@ -149,15 +242,15 @@ impl FailureAggregator {
             }
         }
         let mut event = match username {
-            Some(name) => AuditEvent::new(now, "sign_in_failed", name, format!("user:{name}"))
+            Some(name) => AuditEvent::new(now, EventKind::SignInFailed, name, format!("user:{name}"))
                 .reason("wrong username or password, or too many failures"),
-            None => AuditEvent::new(now, "sign_in_throttled", "anonymous", format!("address:{ip}"))
+            None => AuditEvent::new(now, EventKind::SignInThrottled, "anonymous", format!("address:{ip}"))
                 .reason("too many failed sign-ins from this address"),
         }
         .details(serde_json::json!({ "ip": ip, "count": 0, "wrong_password": 0, "throttled": 0, "last_at": now }));
         count(&mut event, attempt, now);
         event.log();
-        let id = store.append_audit_id(&event).await?;
+        let id = store.append_event(&event).await?;
         open.insert(key, OpenRecord { id, event });
         Ok(())
     }
@@ -215,7 +308,9 @@ mod tests {
             tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).with_target(false).finish();
         let forged = "eve\n2026-01-01T00:00:00Z  INFO audit event audit=sign_in actor=root target=session:x";
         tracing::subscriber::with_default(subscriber, || {
-            AuditEvent::new(T0, "sign_in_failed", forged, format!("user:{forged}")).reason("bad\r\npassword").log();
+            AuditEvent::new(T0, EventKind::SignInFailed, forged, format!("user:{forged}"))
+                .reason("bad\r\npassword")
+                .log();
         });
         let text = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
         assert_eq!(text.lines().count(), 1, "one event, one line: {text}");
@@ -235,7 +330,7 @@ mod tests {
         failures.record(&store, None, "10.0.0.3", FailedAttempt::Throttled, T0).await.expect("record");
         let later = T0.plus(FAILURE_RECORD_WINDOW);
         failures.record(&store, Some("alice"), "10.0.0.1", FailedAttempt::WrongPassword, later).await.expect("record");
-        let page = store.audit_page(None, 1000).expect("page");
+        let page = store.events_page(None, 1000).await.expect("page");
         assert_eq!(page.len(), 4, "{page:#?}");
         let first = &page[3].1;
         assert_eq!((first.kind.as_str(), first.actor.as_str(), first.at), ("sign_in_failed", "alice", T0));

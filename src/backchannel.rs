@@ -28,7 +28,7 @@ use crate::AppState;
 use crate::clock::UnixTime;
 use crate::duration::Secs;
 use crate::logout::{Delivery, DeliveryKind, MAX_ATTEMPTS, backoff};
-use crate::revocation::Revocation;
+use crate::revocation::Fallout;
 use crate::store::{Store, StoreError};
 use crate::token::claims::new_jti;
 use crate::token::jwt::{self, TokenType};
@@ -129,17 +129,18 @@ impl Worker {
                 _ = tick.tick() => {}
                 Some(()) = self.reap_one(), if !self.tasks.is_empty() => {}
             }
-            self.dispatch(self.state.now());
+            let now = self.state.now();
+            self.dispatch(now).await;
         }
     }
 
     /// Start the deliveries due at `now` that are not under way yet, up to
     /// [`MAX_CONCURRENT`] running at once.
-    pub fn dispatch(&mut self, now: UnixTime) {
+    pub async fn dispatch(&mut self, now: UnixTime) {
         if self.tasks.len() >= MAX_CONCURRENT {
             return;
         }
-        let due = match self.state.store.due_deliveries(now, BATCH) {
+        let due = match self.state.store.due_deliveries(now, BATCH).await {
             Ok(due) => due,
             Err(e) => {
                 tracing::warn!(error = %e, "reading the back-channel logout outbox failed");
@@ -284,15 +285,15 @@ async fn send_logout_token(
 /// `d.sub` stored up to marker `seq`, except those revoked earlier (their
 /// clients were told then). Returns how many were queued.
 async fn fan_out(state: &AppState, d: &Delivery, seq: u64, now: UnixTime) -> Result<usize, AttemptError> {
-    let revocation = Revocation { store: &state.store, clients: &state.clients, now };
+    let fallout = Fallout { clients: &state.clients, streams: Vec::new(), actor: "system".into(), now };
     let mut deliveries = Vec::new();
-    for session in state.store.user_sessions(&d.sub)? {
+    for session in state.store.user_sessions(&d.sub).await? {
         let revoked_before = session.revoked.as_ref().is_some_and(|r| r.at < d.created_at);
         if session.seq > seq || revoked_before {
             continue;
         }
-        let families = state.store.session_families(&session.sid)?;
-        deliveries.extend(revocation.deliveries(&session.sid, &d.sub, &families));
+        let families = state.store.session_families(&session.sid).await?;
+        deliveries.extend(fallout.deliveries(&session.sid, &d.sub, &families));
     }
     state.store.enqueue_deliveries(&deliveries).await?;
     Ok(deliveries.len())
@@ -370,7 +371,7 @@ backchannel_logout_uri = "{uri}"
         );
         let config = Config::from_toml(&text, &Default::default()).expect("config");
         let store = SledStore::open(&dir.path().join("data")).expect("store");
-        AppState::new(config, ISSUER.into(), store, Arc::new(clock.clone())).await.expect("state")
+        AppState::new(config, ISSUER.into(), store.into(), Arc::new(clock.clone())).await.expect("state")
     }
 
     fn logout(uri: &str) -> Delivery {
@@ -424,23 +425,23 @@ backchannel_logout_uri = "{uri}"
         state.store.enqueue_deliveries(&[logout(&uri)]).await.expect("enqueue");
         let mut worker = Worker::new(state.clone()).expect("worker");
 
-        worker.dispatch(T0);
+        worker.dispatch(T0).await;
         worker.drain().await;
         assert_eq!(endpoint.bodies.lock().expect("lock").len(), 1, "first attempt answered 500");
-        let due = state.store.due_deliveries(T0.plus(Secs::new(15)), 10).expect("due");
+        let due = state.store.due_deliveries(T0.plus(Secs::new(15)), 10).await.expect("due");
         assert_eq!(due.len(), 1);
         assert_eq!((due[0].1.attempts, due[0].1.next_attempt_at), (1, T0.plus(Secs::new(15))));
 
-        worker.dispatch(T0.plus(Secs::new(14)));
+        worker.dispatch(T0.plus(Secs::new(14))).await;
         worker.drain().await;
         assert_eq!(endpoint.bodies.lock().expect("lock").len(), 1, "not due before the backoff");
 
         let t1 = T0.plus(Secs::new(15));
-        worker.dispatch(t1);
+        worker.dispatch(t1).await;
         worker.drain().await;
         let bodies = endpoint.bodies.lock().expect("lock").clone();
         assert_eq!(bodies.len(), 2);
-        assert!(state.store.due_deliveries(T0.plus(Secs::days(2)), 10).expect("due").is_empty(), "delivered");
+        assert!(state.store.due_deliveries(T0.plus(Secs::days(2)), 10).await.expect("due").is_empty(), "delivered");
 
         let claims: LogoutClaims = jwt::verify(
             &token_of(&bodies[1]),
@@ -466,8 +467,8 @@ backchannel_logout_uri = "{uri}"
         let state = state(&dir, &uri, &clock).await;
         state.store.enqueue_deliveries(&[logout(&uri)]).await.expect("enqueue");
         let mut worker = Worker::new(state.clone()).expect("worker");
-        worker.dispatch(T0);
-        worker.dispatch(T0);
+        worker.dispatch(T0).await;
+        worker.dispatch(T0).await;
         assert_eq!(worker.tasks.len(), 1);
         worker.drain().await;
         assert_eq!(endpoint.bodies.lock().expect("lock").len(), 1);
@@ -521,21 +522,14 @@ backchannel_logout_uri = "{uri}"
                 revoked: None,
                 jkt: None,
             };
-            state.store.redeem_code(&key, &family, keep, T0).await.expect("redeem");
+            state.store.redeem_code(&key, &family, keep, T0, &crate::store::NoFallout).await.expect("redeem");
             sids.push(session.sid);
         }
         // The first session was logged out earlier: its client was told then.
         let earlier = Revoked { at: T0, reason: "logout".into() };
-        state
-            .store
-            .update_session(&sids[0], |s| {
-                s.revoked = Some(earlier.clone());
-                true
-            })
-            .await
-            .expect("revoke");
+        state.store.revoke_session(&sids[0], &earlier, &crate::store::NoFallout).await.expect("revoke");
         let t1 = T0.plus(Secs::new(60));
-        Revocation { store: &state.store, clients: &state.clients, now: t1 }
+        crate::revocation::Revocation { store: &state.store, clients: &state.clients, now: t1 }
             .user("alice", "root", "admin")
             .await
             .expect("revoke user");
@@ -544,9 +538,9 @@ backchannel_logout_uri = "{uri}"
         state.store.put_session(&later, keep).await.expect("session");
 
         let mut worker = Worker::new(state.clone()).expect("worker");
-        worker.dispatch(t1);
+        worker.dispatch(t1).await;
         worker.drain().await;
-        let due = state.store.due_deliveries(t1, 10).expect("due");
+        let due = state.store.due_deliveries(t1, 10).await.expect("due");
         let mut told: Vec<String> = due
             .iter()
             .map(|(_, d)| match &d.kind {
@@ -559,10 +553,10 @@ backchannel_logout_uri = "{uri}"
         expected.sort();
         assert_eq!(told, expected);
 
-        worker.dispatch(t1);
+        worker.dispatch(t1).await;
         worker.drain().await;
         assert_eq!(endpoint.bodies.lock().expect("lock").len(), 2);
-        assert!(state.store.due_deliveries(t1, 10).expect("due").is_empty());
+        assert!(state.store.due_deliveries(t1, 10).await.expect("due").is_empty());
         server.abort();
     }
 }

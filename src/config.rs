@@ -14,9 +14,7 @@ use crate::duration::Secs;
 use crate::net::{IpNet, TrustedProxies};
 use crate::oauth::client::{Client, Permission};
 use crate::oauth::client_spec::ClientSpec;
-use crate::policy::{
-    ClientSessionOverride, IdleTimeout, PolicyError, PolicyKey, PolicyLayer, PolicyLayers, SessionPolicy,
-};
+use crate::policy::{ClientSessionOverride, POLICY_KEYS, PolicyError, PolicyLayer, PolicyLayers, SessionPolicy};
 use crate::secret::{PasswordHashString, Secret};
 use crate::user::User;
 
@@ -318,7 +316,7 @@ fn known_env_vars() -> Vec<String> {
     ENV_VARS
         .iter()
         .map(|s| (*s).to_owned())
-        .chain(PolicyKey::ALL.iter().map(|k| k.env_var()))
+        .chain(POLICY_KEYS.iter().map(|d| d.env_var.to_owned()))
         .chain(CLI_ENV_VARS.iter().map(|s| (*s).to_owned()))
         .collect()
 }
@@ -700,21 +698,11 @@ fn parse_publish_ahead(env: &BTreeMap<String, String>, from_file: Option<String>
 
 fn env_policy_layer(env: &BTreeMap<String, String>) -> Result<PolicyLayer, ConfigError> {
     let mut layer = PolicyLayer::default();
-    for key in PolicyKey::ALL {
-        let var = key.env_var();
-        let Some(raw) = env.get(&var) else { continue };
-        let bad = |e: &dyn fmt::Display| ConfigError::Env { var: var.clone(), message: e.to_string() };
-        let secs = || raw.parse::<crate::duration::Secs>().map_err(|e| bad(&e));
-        let idle = || raw.parse::<IdleTimeout>().map_err(|e| bad(&e));
-        match key {
-            PolicyKey::IdleTimeout => layer.idle_timeout = Some(idle()?),
-            PolicyKey::RememberMeIdleTimeout => layer.remember_me_idle_timeout = Some(idle()?),
-            PolicyKey::MaxLifetime => layer.max_lifetime = Some(secs()?),
-            PolicyKey::RememberMeMaxLifetime => layer.remember_me_max_lifetime = Some(secs()?),
-            PolicyKey::AccessTokenTtl => layer.access_token_ttl = Some(secs()?),
-            PolicyKey::RefreshReuseGrace => layer.refresh_reuse_grace = Some(secs()?),
-            PolicyKey::MaxLifetimeCeiling => layer.max_lifetime_ceiling = Some(secs()?),
-        }
+    for def in POLICY_KEYS {
+        let Some(raw) = env.get(def.env_var) else { continue };
+        let bad = |message: String| ConfigError::Env { var: def.env_var.to_owned(), message };
+        let value = def.parse(raw).map_err(|e| bad(e.to_string()))?;
+        def.set(&mut layer, Some(value)).map_err(|_| bad(format!("{raw:?}: `off` is only for the idle timeouts")))?;
     }
     Ok(layer)
 }
@@ -827,6 +815,7 @@ mod tests {
     use super::*;
     use crate::duration::Secs;
     use crate::oauth::client::RedirectUri;
+    use crate::policy::IdleTimeout;
 
     fn no_env() -> BTreeMap<String, String> {
         BTreeMap::new()
@@ -878,6 +867,41 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:9999");
         assert_eq!(c.policy.idle_timeout, IdleTimeout::After(Secs::minutes(10)));
         assert_eq!(c.signing_alg, SigningAlg::EdDSA);
+    }
+
+    /// Every row of the policy table is taken by the config file, the
+    /// environment and the admin API, each to the same layer.
+    #[test]
+    fn every_policy_key_is_accepted_by_file_env_and_admin_api() {
+        use crate::policy::{POLICY_KEYS, PolicyValue};
+        // Valid all at once: idle timeouts off, every duration the same hour.
+        let value = |d: &crate::policy::PolicyKeyDef| {
+            if d.accepts_off() { PolicyValue::Off } else { PolicyValue::Secs(Secs::hours(1)) }
+        };
+        let mut expected = PolicyLayer::default();
+        let mut toml_text = String::from("[session]\n");
+        let mut vars = BTreeMap::new();
+        let mut body = serde_json::Map::new();
+        for d in POLICY_KEYS {
+            let v = value(d);
+            d.set(&mut expected, Some(v)).expect("a value of the key's kind");
+            toml_text.push_str(&format!("{} = \"{v}\"\n", d.name));
+            vars.insert(d.env_var.to_owned(), v.to_string());
+            let json = match v {
+                PolicyValue::Off => serde_json::Value::from("off"),
+                PolicyValue::Secs(s) => serde_json::Value::from(s.as_secs()),
+            };
+            body.insert(d.name.to_owned(), json);
+        }
+        assert!(POLICY_KEYS.iter().all(|d| d.get(&expected).is_some()), "every key set: {expected:?}");
+        let file = Config::from_toml(&toml_text, &no_env()).expect("the file takes every key");
+        assert_eq!(file.policy_layers.file, expected, "config file");
+        let env = Config::from_toml("", &vars).expect("the environment takes every key");
+        assert_eq!(env.policy_layers.env, expected, "environment");
+        assert_eq!(env.policy, file.policy);
+        let admin =
+            crate::admin::settings::merge(PolicyLayer::default(), &body).expect("the admin API takes every key");
+        assert_eq!(admin, expected, "admin API");
     }
 
     #[test]

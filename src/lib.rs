@@ -49,7 +49,7 @@ use axum::Router;
 use crate::clock::{Clock, SystemClock, UnixTime};
 use crate::config::Config;
 use crate::http::state::StartError;
-use crate::store::{SledStore, Store};
+use crate::store::{AnyStore, SledStore, Store};
 
 pub use crate::http::AppState;
 
@@ -100,7 +100,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
     }
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|source| ServeError::DataDir { path: config.data_dir.clone(), source })?;
-    let store = SledStore::open(&config.data_dir)?;
+    let store = AnyStore::from(SledStore::open(&config.data_dir)?);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServeError::Listen { addr: config.listen, source })?;
@@ -127,7 +127,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
     watcher.abort();
     deliverer.abort();
     pusher.abort();
-    store.group_commit().durable().await?;
+    store.flush().await?;
     tokio::task::spawn_blocking(move || store.close()).await.map_err(std::io::Error::other)?;
     tracing::info!("tenure stopped");
     Ok(served?)

@@ -213,13 +213,9 @@ fn run(command: Command, config: Config) -> Result<(), String> {
             println!("trusted_proxies = [{}]", proxies.join(", "));
             println!("hashing_concurrency = {}", config.hashing_concurrency);
             println!("hashing_wait = {}", config.hashing_wait);
-            println!("session.idle_timeout = {}", p.idle_timeout);
-            println!("session.max_lifetime = {}", p.max_lifetime);
-            println!("session.remember_me_idle_timeout = {}", p.remember_me_idle_timeout);
-            println!("session.remember_me_max_lifetime = {}", p.remember_me_max_lifetime);
-            println!("session.access_token_ttl = {}", p.access_token_ttl());
-            println!("session.refresh_reuse_grace = {}", p.refresh_reuse_grace);
-            println!("session.max_lifetime_ceiling = {}", p.max_lifetime_ceiling);
+            for def in tenure::policy::POLICY_KEYS {
+                println!("session.{} = {}", def.name, (def.effective)(p));
+            }
             let server = &config.server;
             println!("server.request_header_timeout = {}s", server.request_header_timeout.as_secs());
             println!("server.request_body_timeout = {}s", server.request_body_timeout.as_secs());

@@ -4,7 +4,8 @@
 //! environment, and (later) values set through the admin API — and every layer
 //! goes through the one validator here, [`PolicyLayers::resolve`], so a rule
 //! holds whichever way a value arrived. Per-client overrides may only tighten
-//! the global policy ([`ClientSessionOverride::validate`]).
+//! the global policy ([`ClientSessionOverride::validate`]). The keys are
+//! listed once, in [`POLICY_KEYS`], which every surface walks.
 //!
 //! The deadline maths are pure functions of the times they are given
 //! ([`Limits`]); nothing here reads a clock.
@@ -75,7 +76,8 @@ impl Serialize for IdleTimeout {
     }
 }
 
-/// The keys of SPEC section 3, without the `session.` prefix.
+/// The keys of SPEC section 3, without the `session.` prefix. Each has one
+/// row in [`POLICY_KEYS`], at the index of its discriminant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PolicyKey {
     IdleTimeout,
@@ -88,34 +90,275 @@ pub enum PolicyKey {
 }
 
 impl PolicyKey {
-    pub const ALL: [PolicyKey; 7] = [
-        PolicyKey::IdleTimeout,
-        PolicyKey::MaxLifetime,
-        PolicyKey::RememberMeIdleTimeout,
-        PolicyKey::RememberMeMaxLifetime,
-        PolicyKey::AccessTokenTtl,
-        PolicyKey::RefreshReuseGrace,
-        PolicyKey::MaxLifetimeCeiling,
-    ];
+    /// The key's row in [`POLICY_KEYS`].
+    pub fn def(self) -> &'static PolicyKeyDef {
+        // In bounds and the right row: checked at compile time below.
+        &POLICY_KEYS[self as usize]
+    }
 
     /// The field name (admin API) and key under `[session]` (config file).
     pub fn name(self) -> &'static str {
-        match self {
-            PolicyKey::IdleTimeout => "idle_timeout",
-            PolicyKey::MaxLifetime => "max_lifetime",
-            PolicyKey::RememberMeIdleTimeout => "remember_me_idle_timeout",
-            PolicyKey::RememberMeMaxLifetime => "remember_me_max_lifetime",
-            PolicyKey::AccessTokenTtl => "access_token_ttl",
-            PolicyKey::RefreshReuseGrace => "refresh_reuse_grace",
-            PolicyKey::MaxLifetimeCeiling => "max_lifetime_ceiling",
-        }
+        self.def().name
     }
 
     /// The environment variable that sets it.
-    pub fn env_var(self) -> String {
-        format!("TENURE_SESSION_{}", self.name().to_ascii_uppercase())
+    pub fn env_var(self) -> &'static str {
+        self.def().env_var
     }
 }
+
+/// A policy value as every surface spells it: a duration, or `off` (idle
+/// timeouts only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PolicyValue {
+    Secs(Secs),
+    Off,
+}
+
+impl From<IdleTimeout> for PolicyValue {
+    fn from(t: IdleTimeout) -> Self {
+        match t {
+            IdleTimeout::Off => PolicyValue::Off,
+            IdleTimeout::After(d) => PolicyValue::Secs(d),
+        }
+    }
+}
+
+impl fmt::Display for PolicyValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PolicyValue::Off => f.write_str("off"),
+            PolicyValue::Secs(d) => d.fmt(f),
+        }
+    }
+}
+
+/// How a key is read from and written to a [`PolicyLayer`].
+#[derive(Clone, Copy, Debug)]
+pub enum PolicyField {
+    /// A duration.
+    Duration { get: fn(&PolicyLayer) -> Option<Secs>, set: fn(&mut PolicyLayer, Option<Secs>) },
+    /// A duration or `off`.
+    Idle { get: fn(&PolicyLayer) -> Option<IdleTimeout>, set: fn(&mut PolicyLayer, Option<IdleTimeout>) },
+}
+
+/// Where the console's settings page shows a key and how it is typed there.
+#[derive(Clone, Copy, Debug)]
+pub struct ConsoleControl {
+    /// The fieldset's legend; fieldsets appear in the order of their first key.
+    pub group: &'static str,
+    pub input: ConsoleInput,
+}
+
+/// The form controls of one key on the console's settings page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsoleInput {
+    /// The "Automatically sign out inactive users" switch, then a preset or
+    /// custom minutes: `{prefix}_enabled`, `{prefix}_choice`, `{prefix}_custom_minutes`.
+    IdleSwitch { prefix: &'static str },
+    /// Days, hours and minutes: `{prefix}_days`, `{prefix}_hours`, `{prefix}_minutes`.
+    DaysHoursMinutes { prefix: &'static str },
+    /// Whole minutes, 1 or more, in the field `name`.
+    Minutes { name: &'static str, hint: &'static str },
+    /// Whole seconds, 0 or more, in the field `name`.
+    Seconds { name: &'static str, hint: &'static str },
+}
+
+/// `off` given for a key that takes only durations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OffNotAccepted;
+
+/// One row of [`POLICY_KEYS`]: everything the config file, the environment,
+/// the admin API, the command line and the console need to know of a key.
+#[derive(Debug)]
+pub struct PolicyKeyDef {
+    pub key: PolicyKey,
+    /// Key under `[session]`, admin API field and CLI setting name.
+    pub name: &'static str,
+    /// The `TENURE_SESSION_*` environment variable.
+    pub env_var: &'static str,
+    /// One line for people.
+    pub description: &'static str,
+    /// The console's words for it.
+    pub label: &'static str,
+    /// Its controls on the console's settings page; `None`: not edited there.
+    pub console: Option<ConsoleControl>,
+    pub field: PolicyField,
+    /// The value in force in a resolved policy.
+    pub effective: fn(&SessionPolicy) -> PolicyValue,
+    /// Whether the admin API (and console) may set it; if not, it comes from
+    /// the config file or environment only.
+    pub admin_settable: bool,
+    /// The shortest value the admin API accepts, if any. A few seconds would
+    /// sign everyone out at once, the admin included, with no way back
+    /// through the API; file and environment still take any value above zero
+    /// (tests, demos). The rules between keys are [`SessionPolicy::validate`].
+    pub admin_floor: Option<Secs>,
+}
+
+impl PolicyKeyDef {
+    /// Whether the key takes `off` besides durations.
+    pub fn accepts_off(&self) -> bool {
+        matches!(self.field, PolicyField::Idle { .. })
+    }
+
+    /// The value `layer` sets, if any.
+    pub fn get(&self, layer: &PolicyLayer) -> Option<PolicyValue> {
+        match self.field {
+            PolicyField::Duration { get, .. } => get(layer).map(PolicyValue::Secs),
+            PolicyField::Idle { get, .. } => get(layer).map(PolicyValue::from),
+        }
+    }
+
+    /// Set (or, with `None`, drop) the value on `layer`.
+    pub fn set(&self, layer: &mut PolicyLayer, value: Option<PolicyValue>) -> Result<(), OffNotAccepted> {
+        match (self.field, value) {
+            (PolicyField::Duration { set, .. }, None) => set(layer, None),
+            (PolicyField::Duration { set, .. }, Some(PolicyValue::Secs(d))) => set(layer, Some(d)),
+            (PolicyField::Duration { .. }, Some(PolicyValue::Off)) => return Err(OffNotAccepted),
+            (PolicyField::Idle { set, .. }, None) => set(layer, None),
+            (PolicyField::Idle { set, .. }, Some(PolicyValue::Secs(d))) => set(layer, Some(IdleTimeout::After(d))),
+            (PolicyField::Idle { set, .. }, Some(PolicyValue::Off)) => set(layer, Some(IdleTimeout::Off)),
+        }
+        Ok(())
+    }
+
+    /// Copy the value of `from`, if it sets one, onto `to`; whether it did.
+    fn copy(&self, from: &PolicyLayer, to: &mut PolicyLayer) -> bool {
+        match self.field {
+            PolicyField::Duration { get, set } => get(from).map(|v| set(to, Some(v))).is_some(),
+            PolicyField::Idle { get, set } => get(from).map(|v| set(to, Some(v))).is_some(),
+        }
+    }
+
+    /// A value as written in the environment (and on the command line):
+    /// a duration like `1800`, `30m`, `1d12h`, or `off` where accepted.
+    pub fn parse(&self, raw: &str) -> Result<PolicyValue, crate::duration::ParseDurationError> {
+        match self.field {
+            PolicyField::Duration { .. } => raw.parse::<Secs>().map(PolicyValue::Secs),
+            PolicyField::Idle { .. } => raw.parse::<IdleTimeout>().map(PolicyValue::from),
+        }
+    }
+}
+
+/// The one table of session-policy keys (SPEC 3), in the order every listing
+/// shows them. Config file, environment, admin API, command line and console
+/// all walk it; adding a key means a row here, a field on [`PolicyLayer`]
+/// and [`SessionPolicy`], and its rules in [`SessionPolicy::validate`].
+pub const POLICY_KEYS: &[PolicyKeyDef] = &[
+    PolicyKeyDef {
+        key: PolicyKey::IdleTimeout,
+        name: "idle_timeout",
+        env_var: "TENURE_SESSION_IDLE_TIMEOUT",
+        description: "max time between refreshes; `off` = same as max lifetime",
+        label: "Idle timeout",
+        console: Some(ConsoleControl { group: "Sign-in sessions", input: ConsoleInput::IdleSwitch { prefix: "idle" } }),
+        field: PolicyField::Idle { get: |l| l.idle_timeout, set: |l, v| l.idle_timeout = v },
+        effective: |p| p.idle_timeout.into(),
+        admin_settable: true,
+        admin_floor: Some(Secs::minutes(5)),
+    },
+    PolicyKeyDef {
+        key: PolicyKey::MaxLifetime,
+        name: "max_lifetime",
+        env_var: "TENURE_SESSION_MAX_LIFETIME",
+        description: "absolute lifetime from sign-in",
+        label: "Maximum session duration",
+        console: Some(ConsoleControl {
+            group: "Sign-in sessions",
+            input: ConsoleInput::DaysHoursMinutes { prefix: "max" },
+        }),
+        field: PolicyField::Duration { get: |l| l.max_lifetime, set: |l, v| l.max_lifetime = v },
+        effective: |p| PolicyValue::Secs(p.max_lifetime),
+        admin_settable: true,
+        admin_floor: Some(Secs::minutes(5)),
+    },
+    PolicyKeyDef {
+        key: PolicyKey::RememberMeIdleTimeout,
+        name: "remember_me_idle_timeout",
+        env_var: "TENURE_SESSION_REMEMBER_ME_IDLE_TIMEOUT",
+        description: "idle limit when \"Remember me\" was ticked",
+        label: "Remember me: idle timeout",
+        console: Some(ConsoleControl { group: "Remember me", input: ConsoleInput::IdleSwitch { prefix: "rm_idle" } }),
+        field: PolicyField::Idle { get: |l| l.remember_me_idle_timeout, set: |l, v| l.remember_me_idle_timeout = v },
+        effective: |p| p.remember_me_idle_timeout.into(),
+        admin_settable: true,
+        admin_floor: Some(Secs::minutes(5)),
+    },
+    PolicyKeyDef {
+        key: PolicyKey::RememberMeMaxLifetime,
+        name: "remember_me_max_lifetime",
+        env_var: "TENURE_SESSION_REMEMBER_ME_MAX_LIFETIME",
+        description: "absolute limit when \"Remember me\" was ticked",
+        label: "Remember me: maximum session duration",
+        console: Some(ConsoleControl {
+            group: "Remember me",
+            input: ConsoleInput::DaysHoursMinutes { prefix: "rm_max" },
+        }),
+        field: PolicyField::Duration {
+            get: |l| l.remember_me_max_lifetime,
+            set: |l, v| l.remember_me_max_lifetime = v,
+        },
+        effective: |p| PolicyValue::Secs(p.remember_me_max_lifetime),
+        admin_settable: true,
+        admin_floor: Some(Secs::minutes(5)),
+    },
+    PolicyKeyDef {
+        key: PolicyKey::AccessTokenTtl,
+        name: "access_token_ttl",
+        env_var: "TENURE_SESSION_ACCESS_TOKEN_TTL",
+        description: "access token lifetime; never above the idle timeout (unset = the idle timeout)",
+        label: "Access token lifetime",
+        console: Some(ConsoleControl {
+            group: "Tokens",
+            input: ConsoleInput::Minutes { name: "access_token_minutes", hint: "Never above the idle timeout." },
+        }),
+        field: PolicyField::Duration { get: |l| l.access_token_ttl, set: |l, v| l.access_token_ttl = v },
+        effective: |p| PolicyValue::Secs(p.access_token_ttl()),
+        admin_settable: true,
+        admin_floor: Some(Secs::minutes(1)),
+    },
+    PolicyKeyDef {
+        key: PolicyKey::RefreshReuseGrace,
+        name: "refresh_reuse_grace",
+        env_var: "TENURE_SESSION_REFRESH_REUSE_GRACE",
+        description: "retry window for the previous refresh token",
+        label: "Reuse grace",
+        console: Some(ConsoleControl {
+            group: "Tokens",
+            input: ConsoleInput::Seconds {
+                name: "grace_seconds",
+                hint: "How long a just-replaced refresh token may be retried (0 = never).",
+            },
+        }),
+        field: PolicyField::Duration { get: |l| l.refresh_reuse_grace, set: |l, v| l.refresh_reuse_grace = v },
+        effective: |p| PolicyValue::Secs(p.refresh_reuse_grace),
+        admin_settable: true,
+        admin_floor: None,
+    },
+    PolicyKeyDef {
+        key: PolicyKey::MaxLifetimeCeiling,
+        name: "max_lifetime_ceiling",
+        env_var: "TENURE_SESSION_MAX_LIFETIME_CEILING",
+        description: "operator's cap: nothing (admin API included) may exceed it; file or environment only",
+        label: "Ceiling",
+        console: None,
+        field: PolicyField::Duration { get: |l| l.max_lifetime_ceiling, set: |l, v| l.max_lifetime_ceiling = v },
+        effective: |p| PolicyValue::Secs(p.max_lifetime_ceiling),
+        admin_settable: false,
+        admin_floor: None,
+    },
+];
+
+// Row `i` of the table is the key whose discriminant is `i`, so
+// `PolicyKey::def` indexes it directly.
+const _: () = {
+    let mut i = 0;
+    while i < POLICY_KEYS.len() {
+        assert!(POLICY_KEYS[i].key as usize == i, "POLICY_KEYS is not in PolicyKey order");
+        i += 1;
+    }
+};
 
 /// Where an effective value came from (SPEC 3, precedence).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -259,55 +502,39 @@ fn positive(key: PolicyKey, d: Secs) -> Result<(), PolicyError> {
 impl PolicyLayers {
     /// Merge the layers and validate the result (SPEC 3, "Validation").
     pub fn resolve(&self) -> Result<(SessionPolicy, PolicySources), PolicyError> {
-        if self.admin.max_lifetime_ceiling.is_some() {
-            return Err(PolicyError::not_admin_settable(PolicyKey::MaxLifetimeCeiling.name()));
+        if let Some(def) = POLICY_KEYS.iter().find(|d| !d.admin_settable && d.get(&self.admin).is_some()) {
+            return Err(PolicyError::not_admin_settable(def.name));
         }
-        let mut p = SessionPolicy::default();
-        let mut sources = Vec::new();
-        for key in PolicyKey::ALL {
-            sources.push((key, Source::Default));
-        }
+        let mut merged = PolicyLayer::default();
+        let mut sources: Vec<(PolicyKey, Source)> = POLICY_KEYS.iter().map(|d| (d.key, Source::Default)).collect();
         for (layer, source) in [(&self.file, Source::File), (&self.env, Source::Env), (&self.admin, Source::Admin)] {
-            let mut set = |key: PolicyKey| {
-                if let Some(entry) = sources.iter_mut().find(|(k, _)| *k == key) {
+            for (def, entry) in POLICY_KEYS.iter().zip(sources.iter_mut()) {
+                if def.copy(layer, &mut merged) {
                     entry.1 = source;
                 }
-            };
-            if let Some(v) = layer.idle_timeout {
-                p.idle_timeout = v;
-                set(PolicyKey::IdleTimeout);
-            }
-            if let Some(v) = layer.max_lifetime {
-                p.max_lifetime = v;
-                set(PolicyKey::MaxLifetime);
-            }
-            if let Some(v) = layer.remember_me_idle_timeout {
-                p.remember_me_idle_timeout = v;
-                set(PolicyKey::RememberMeIdleTimeout);
-            }
-            if let Some(v) = layer.remember_me_max_lifetime {
-                p.remember_me_max_lifetime = v;
-                set(PolicyKey::RememberMeMaxLifetime);
-            }
-            if let Some(v) = layer.access_token_ttl {
-                p.access_token_ttl = Some(v);
-                set(PolicyKey::AccessTokenTtl);
-            }
-            if let Some(v) = layer.refresh_reuse_grace {
-                p.refresh_reuse_grace = v;
-                set(PolicyKey::RefreshReuseGrace);
-            }
-            if let Some(v) = layer.max_lifetime_ceiling {
-                p.max_lifetime_ceiling = v;
-                set(PolicyKey::MaxLifetimeCeiling);
             }
         }
+        let p = SessionPolicy::over_defaults(&merged);
         p.validate()?;
         Ok((p, PolicySources(sources)))
     }
 }
 
 impl SessionPolicy {
+    /// The built-in defaults with every value `layer` sets put over them.
+    fn over_defaults(layer: &PolicyLayer) -> SessionPolicy {
+        let d = SessionPolicy::default();
+        SessionPolicy {
+            idle_timeout: layer.idle_timeout.unwrap_or(d.idle_timeout),
+            max_lifetime: layer.max_lifetime.unwrap_or(d.max_lifetime),
+            remember_me_idle_timeout: layer.remember_me_idle_timeout.unwrap_or(d.remember_me_idle_timeout),
+            remember_me_max_lifetime: layer.remember_me_max_lifetime.unwrap_or(d.remember_me_max_lifetime),
+            access_token_ttl: layer.access_token_ttl.or(d.access_token_ttl),
+            refresh_reuse_grace: layer.refresh_reuse_grace.unwrap_or(d.refresh_reuse_grace),
+            max_lifetime_ceiling: layer.max_lifetime_ceiling.unwrap_or(d.max_lifetime_ceiling),
+        }
+    }
+
     /// Every rule of SPEC 3: durations > 0 (grace >= 0); idle <= max;
     /// access_token_ttl <= idle; remember-me idle <= remember-me max; every
     /// lifetime <= ceiling.
@@ -509,6 +736,68 @@ mod tests {
 
     fn message(toml_text: &str) -> String {
         resolve_file(toml_text).expect_err("must be refused").to_string()
+    }
+
+    /// The names serde gives the fields of a struct.
+    fn serde_fields<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+        struct Fields(&'static [&'static str]);
+        impl<'de> serde::Deserializer<'de> for &mut Fields {
+            type Error = serde::de::value::Error;
+            fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+                Err(serde::de::Error::custom("only structs"))
+            }
+            fn deserialize_struct<V: serde::de::Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Self::Error> {
+                self.0 = fields;
+                Err(serde::de::Error::custom("fields recorded"))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option
+                unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+            }
+        }
+        let mut f = Fields(&[]);
+        let _ = T::deserialize(&mut f);
+        f.0
+    }
+
+    #[test]
+    fn the_table_has_one_row_per_key_in_layer_and_policy_order() {
+        let names: Vec<&str> = POLICY_KEYS.iter().map(|d| d.name).collect();
+        assert_eq!(serde_fields::<PolicyLayer>(), names.as_slice(), "PolicyLayer fields");
+        assert_eq!(serde_fields::<SessionPolicy>(), names.as_slice(), "SessionPolicy fields");
+        for (i, d) in POLICY_KEYS.iter().enumerate() {
+            assert_eq!(d.key as usize, i);
+            assert_eq!(d.key.name(), d.name);
+            assert_eq!(d.env_var, format!("TENURE_SESSION_{}", d.name.to_ascii_uppercase()), "SPEC 3 naming");
+            assert!(!d.description.is_empty() && !d.label.is_empty(), "{}", d.name);
+        }
+    }
+
+    #[test]
+    fn each_row_reads_and_writes_its_own_field() {
+        for d in POLICY_KEYS {
+            let mut layer = PolicyLayer::default();
+            d.set(&mut layer, Some(PolicyValue::Secs(Secs::new(7)))).expect("a duration fits every key");
+            assert_eq!(d.get(&layer), Some(PolicyValue::Secs(Secs::new(7))), "{}", d.name);
+            let json = serde_json::to_value(&layer).expect("serialisable");
+            assert_eq!(json, serde_json::json!({ d.name: 7 }), "{} sets only its own field", d.name);
+            assert_eq!(d.set(&mut layer, Some(PolicyValue::Off)).is_ok(), d.accepts_off(), "{}", d.name);
+            assert_eq!(d.parse("off").is_ok(), d.accepts_off(), "{}", d.name);
+            d.set(&mut layer, None).expect("clearing");
+            assert!(layer.is_empty(), "{}", d.name);
+        }
+        // The effective value comes from the key's own field.
+        let distinct: serde_json::Map<String, serde_json::Value> =
+            POLICY_KEYS.iter().zip(1u64..).map(|(d, n)| (d.name.to_owned(), n.into())).collect();
+        let p: SessionPolicy = serde_json::from_value(distinct.into()).expect("every field");
+        for (d, n) in POLICY_KEYS.iter().zip(1u64..) {
+            assert_eq!((d.effective)(&p), PolicyValue::Secs(Secs::new(n)), "{}", d.name);
+        }
     }
 
     #[test]

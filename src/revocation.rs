@@ -1,26 +1,27 @@
 //! Revocation that kills every descendant (SPEC 2, 5): a family, a session,
 //! or every session of a user.
 //!
-//! Each is one durable write at its own level — the family record, the
+//! Each is one store transition at its own level — the family record, the
 //! session record, or the user's marker — checked whenever a token is used,
-//! refreshed, introspected or exchanged; no token is ever scanned. Killed
-//! sessions get OIDC Back-Channel Logout deliveries queued in the durable
-//! outbox, every revocation is audited, and a CAEP `session-revoked` event is
-//! queued for every revocation-feed stream (SPEC 13, [`crate::ssf`]) right
-//! after the revocation's write.
+//! refreshed, introspected or exchanged; no token is ever scanned. What a
+//! revocation sets off is its [`Fallout`]: OIDC Back-Channel Logout
+//! deliveries for the clients of the killed sessions (the outbox), a CAEP
+//! `session-revoked` event for every revocation-feed stream (SPEC 13,
+//! [`crate::ssf`]) and the audit event. The store computes the fallout from
+//! what it finds inside the transition and writes it in the same atomic,
+//! durable step: after a crash either all of it is there or none.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, EventKind};
 use crate::clock::UnixTime;
 use crate::logout::{Delivery, DeliveryKind};
 use crate::oauth::client_auth::ClientRegistry;
 use crate::session::Revoked;
 use crate::session::family::Family;
 use crate::session::user_session::UserSession;
-use crate::ssf::{self, SetSubject};
-use crate::store::{Result, Store};
+use crate::ssf::{self, QueuedSet, SetSubject, Stream};
+use crate::store::{self, Effects, Result, Revoke, Store};
 
 /// What a revocation needs; `now` is read once by the caller.
 pub struct Revocation<'a, S: Store> {
@@ -29,16 +30,57 @@ pub struct Revocation<'a, S: Store> {
     pub now: UnixTime,
 }
 
-impl<S: Store> Revocation<'_, S> {
+impl<'a, S: Store> Revocation<'a, S> {
     fn revoked(&self, reason: &str) -> Revoked {
         Revoked { at: self.now, reason: reason.to_owned() }
     }
 
-    async fn audit(&self, event: AuditEvent) -> Result<()> {
-        event.log();
-        self.store.append_audit(&event).await
+    /// The fallout of a revocation by `actor` (the feed's streams read now).
+    pub async fn fallout(&self, actor: &str) -> Result<Fallout<'a>> {
+        Ok(Fallout {
+            clients: self.clients,
+            streams: self.store.ssf_streams().await?,
+            actor: actor.to_owned(),
+            now: self.now,
+        })
     }
 
+    /// Revoke family `id`.
+    pub async fn family(&self, id: &str, actor: &str, reason: &str) -> Result<Revoke<Family>> {
+        let fallout = self.fallout(actor).await?;
+        let outcome = self.store.revoke_family(id, &self.revoked(reason), &fallout).await?;
+        if let Revoke::Revoked(f) = &outcome {
+            tracing::info!(family = %f.id, client_id = %f.client_id, sid = %f.sid, reason, "family revoked");
+        }
+        Ok(outcome)
+    }
+
+    /// Revoke session `sid` and with it every family in it.
+    pub async fn session(&self, sid: &str, actor: &str, reason: &str) -> Result<Revoke<UserSession>> {
+        let fallout = self.fallout(actor).await?;
+        self.store.revoke_session(sid, &self.revoked(reason), &fallout).await
+    }
+
+    /// Revoke every session `username` has: one marker, one fan-out entry
+    /// for the back-channel logouts, the feed events and the audit event.
+    pub async fn user(&self, username: &str, actor: &str, reason: &str) -> Result<u64> {
+        let fallout = self.fallout(actor).await?;
+        self.store.revoke_user(username, &self.revoked(reason), &fallout).await
+    }
+}
+
+/// The fallout of revocations by one actor at one time: implements
+/// [`store::Fallout`], which the store calls inside the transition.
+pub struct Fallout<'a> {
+    pub clients: &'a ClientRegistry,
+    /// The revocation feed's streams (SPEC 13).
+    pub streams: Vec<Stream>,
+    /// Who revoked: a username, `client:<id>`, or `system`.
+    pub actor: String,
+    pub now: UnixTime,
+}
+
+impl Fallout<'_> {
     /// Logout deliveries for session `sid` of `sub`: one per client with a
     /// `backchannel_logout_uri` among `families`.
     pub fn deliveries(&self, sid: &str, sub: &str, families: &[Family]) -> Vec<Delivery> {
@@ -60,101 +102,80 @@ impl<S: Store> Revocation<'_, S> {
             .collect()
     }
 
-    /// Revoke family `id`. Returns it (as stored afterwards) or `None` when
-    /// unknown.
-    pub async fn family(&self, id: &str, actor: &str, reason: &str) -> Result<Option<Family>> {
-        let before = self.store.family(id)?;
-        let Some(family) = self.store.revoke_family(id, self.revoked(reason)).await? else { return Ok(None) };
-        if before.is_some_and(|b| b.revoked.is_none()) {
-            self.family_killed(&family, actor, reason).await?;
-        }
-        Ok(Some(family))
+    fn sets(&self, subject: SetSubject, reason: &str) -> Vec<QueuedSet> {
+        ssf::session_revoked_sets(&self.streams, self.clients, subject, &self.actor, reason, self.now)
     }
+}
 
-    /// After a family died (revocation, reuse detection, code replay): tell
-    /// its client and audit it.
-    pub async fn family_killed(&self, family: &Family, actor: &str, reason: &str) -> Result<()> {
-        let deliveries = self.deliveries(&family.sid, &family.username, std::slice::from_ref(family));
-        self.store.enqueue_deliveries(&deliveries).await?;
+fn reason_of(revoked: Option<&Revoked>) -> &str {
+    revoked.map_or("revoked", |r| r.reason.as_str())
+}
+
+impl store::Fallout for Fallout<'_> {
+    fn family_revoked(&self, family: &Family) -> Effects {
+        let reason = reason_of(family.revoked.as_ref());
+        let kind = match reason {
+            "refresh_token_reuse" => EventKind::RefreshTokenReuse,
+            "authorization_code_replay" => EventKind::AuthorizationCodeReplay,
+            _ => EventKind::FamilyRevoked,
+        };
         let subject = SetSubject::Session {
             user: family.username.clone(),
             sid: family.sid.clone(),
             client_id: Some(family.client_id.clone()),
         };
-        ssf::session_revoked(self.store, self.clients, subject, actor, reason, self.now).await?;
-        let kind = match reason {
-            "refresh_token_reuse" | "authorization_code_replay" => reason,
-            _ => "family_revoked",
-        };
-        self.audit(
-            AuditEvent::new(self.now, kind, actor, format!("family:{}", family.id)).reason(reason).details(
-                serde_json::json!({ "sid": family.sid, "client_id": family.client_id, "sub": family.username }),
-            ),
-        )
-        .await
+        let event = AuditEvent::new(self.now, kind, self.actor.clone(), format!("family:{}", family.id))
+            .reason(reason)
+            .details(serde_json::json!({ "sid": family.sid, "client_id": family.client_id, "sub": family.username }));
+        event.log();
+        Effects {
+            events: vec![event],
+            deliveries: self.deliveries(&family.sid, &family.username, std::slice::from_ref(family)),
+            sets: self.sets(subject, reason),
+        }
     }
 
-    /// Audit families the store revoked because a newer family of the same
-    /// client in the same session (`by`) pushed them past
-    /// [`MAX_FAMILIES_PER_CLIENT`](crate::session::user_session::MAX_FAMILIES_PER_CLIENT).
-    /// No back-channel logout: the session and the client's newer families
-    /// live on.
-    pub async fn superseded(&self, families: &[Family], by: &str) -> Result<()> {
-        for family in families {
-            tracing::info!(family = %family.id, client_id = %family.client_id, sid = %family.sid, "family superseded");
-            self.audit(
-                AuditEvent::new(self.now, "family_revoked", "system", format!("family:{}", family.id))
+    /// No back-channel logout and no feed event: the session and the
+    /// client's newer families live on.
+    fn families_superseded(&self, families: &[Family], by: &Family) -> Effects {
+        let events = families
+            .iter()
+            .map(|family| {
+                tracing::info!(family = %family.id, client_id = %family.client_id, sid = %family.sid, "family superseded");
+                AuditEvent::new(self.now, EventKind::FamilyRevoked, "system", format!("family:{}", family.id))
                     .reason("superseded")
                     .details(serde_json::json!({
                         "sid": family.sid,
                         "client_id": family.client_id,
                         "sub": family.username,
-                        "superseded_by": by,
-                    })),
-            )
-            .await?;
-        }
-        Ok(())
-    }
-
-    /// Revoke session `sid` and with it every family in it. Returns the
-    /// session (as stored afterwards), `None` when unknown.
-    pub async fn session(&self, sid: &str, actor: &str, reason: &str) -> Result<Option<UserSession>> {
-        let changed = AtomicBool::new(false);
-        let revoked = self.revoked(reason);
-        let session = self
-            .store
-            .update_session(sid, |s| {
-                let now_revoked = s.revoked.is_none();
-                if now_revoked {
-                    s.revoked = Some(revoked.clone());
-                }
-                changed.store(now_revoked, Ordering::SeqCst);
-                now_revoked
+                        "superseded_by": by.id,
+                    }))
             })
-            .await?;
-        let Some(session) = session else { return Ok(None) };
-        if changed.load(Ordering::SeqCst) {
-            // Families revoked before already told their clients.
-            let families: Vec<Family> =
-                self.store.session_families(sid)?.into_iter().filter(|f| f.revoked.is_none()).collect();
-            self.store.enqueue_deliveries(&self.deliveries(sid, &session.username, &families)).await?;
-            let subject = SetSubject::Session { user: session.username.clone(), sid: sid.to_owned(), client_id: None };
-            ssf::session_revoked(self.store, self.clients, subject, actor, reason, self.now).await?;
-            self.audit(
-                AuditEvent::new(self.now, "session_revoked", actor, format!("session:{sid}"))
-                    .reason(reason)
-                    .details(serde_json::json!({ "sub": session.username })),
-            )
-            .await?;
-        }
-        Ok(Some(session))
+            .collect();
+        Effects { events, ..Effects::default() }
     }
 
-    /// Revoke every session `username` has: one marker, then one fan-out
-    /// entry for the back-channel logouts.
-    pub async fn user(&self, username: &str, actor: &str, reason: &str) -> Result<()> {
-        let seq = self.store.revoke_user_sessions(username, self.revoked(reason)).await?;
+    fn session_revoked(&self, session: &UserSession, live: &[Family]) -> Effects {
+        let reason = reason_of(session.revoked.as_ref());
+        let subject = SetSubject::Session { user: session.username.clone(), sid: session.sid.clone(), client_id: None };
+        let event = AuditEvent::new(
+            self.now,
+            EventKind::SessionRevoked,
+            self.actor.clone(),
+            format!("session:{}", session.sid),
+        )
+        .reason(reason)
+        .details(serde_json::json!({ "sub": session.username }));
+        event.log();
+        Effects {
+            events: vec![event],
+            // Families revoked before already told their clients.
+            deliveries: self.deliveries(&session.sid, &session.username, live),
+            sets: self.sets(subject, reason),
+        }
+    }
+
+    fn user_revoked(&self, username: &str, seq: u64, revoked: &Revoked) -> Effects {
         let fanout = Delivery {
             kind: DeliveryKind::UserFanout { seq },
             sub: username.to_owned(),
@@ -162,17 +183,14 @@ impl<S: Store> Revocation<'_, S> {
             attempts: 0,
             next_attempt_at: self.now,
         };
-        self.store.enqueue_deliveries(std::slice::from_ref(&fanout)).await?;
-        ssf::session_revoked(
-            self.store,
-            self.clients,
-            SetSubject::User { user: username.to_owned() },
-            actor,
-            reason,
-            self.now,
-        )
-        .await?;
-        self.audit(AuditEvent::new(self.now, "user_sessions_revoked", actor, format!("user:{username}")).reason(reason))
-            .await
+        let event =
+            AuditEvent::new(self.now, EventKind::UserSessionsRevoked, self.actor.clone(), format!("user:{username}"))
+                .reason(revoked.reason.clone());
+        event.log();
+        Effects {
+            events: vec![event],
+            deliveries: vec![fanout],
+            sets: self.sets(SetSubject::User { user: username.to_owned() }, &revoked.reason),
+        }
     }
 }

@@ -124,3 +124,13 @@ mod tests {
         assert!(check_username("client:ops").is_err(), "would read as a service account in the audit log");
     }
 }
+
+/// Where users are looked up: configuration users, then stored ones.
+pub trait Directory: Send + Sync {
+    /// The enabled user `username`, `None` when unknown, disabled or
+    /// unreadable.
+    fn find<'a>(
+        &'a self,
+        username: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<User>> + Send + 'a>>;
+}

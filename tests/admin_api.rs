@@ -612,7 +612,8 @@ async fn a_preview_of_shorter_limits_counts_the_sessions_it_would_end() {
     let config = Config::from_toml(&text, &Default::default()).unwrap();
     let store = SledStore::temporary().unwrap();
     let clock = Arc::new(ManualClock::at(T0));
-    let state = AppState::new(config.clone(), "http://127.0.0.1:1".into(), store.clone(), clock.clone()).await.unwrap();
+    let state =
+        AppState::new(config.clone(), "http://127.0.0.1:1".into(), store.clone().into(), clock.clone()).await.unwrap();
 
     // (signed in, last active, client)
     let sessions = [
@@ -661,14 +662,17 @@ async fn a_preview_of_shorter_limits_counts_the_sessions_it_would_end() {
             revoked: None,
             jkt: None,
         };
-        store.redeem_code(key.as_bytes(), &family, signed_in.plus(Secs::days(30)), *signed_in).await.unwrap();
+        store
+            .redeem_code(key.as_bytes(), &family, signed_in.plus(Secs::days(30)), *signed_in, &tenure::store::NoFallout)
+            .await
+            .unwrap();
     }
     clock.set(T0.plus(Secs::minutes(6 * 60 + 10)));
     let now = clock.now();
     let current = state.policy().0.clone();
     let with = |layer: PolicyLayer| PolicyLayers { admin: layer, ..config.policy_layers.clone() }.resolve().unwrap().0;
     // Session 2 (last active T0+4h, idle 2h) died at T0+6h: not counted.
-    let p = tenure::admin::policy::preview(&state, &current, now).unwrap();
+    let p = tenure::admin::policy::preview(&state, &current, now).await.unwrap();
     assert_eq!((p.sessions_unchanged, p.sessions_shortened, p.sessions_ending_now), (2, 0, 0), "{p:?}");
     // Max lifetime 3 h: the 6 h old session ends now, the 1 h old one is shortened.
     let p = tenure::admin::policy::preview(
@@ -676,6 +680,7 @@ async fn a_preview_of_shorter_limits_counts_the_sessions_it_would_end() {
         &with(PolicyLayer { max_lifetime: Some(Secs::hours(3)), ..Default::default() }),
         now,
     )
+    .await
     .unwrap();
     assert_eq!((p.sessions_ending_now, p.sessions_shortened, p.sessions_unchanged), (1, 1, 0), "{p:?}");
     assert_eq!(p.by_client["web"].ending_now, 1);
@@ -688,9 +693,10 @@ async fn a_preview_of_shorter_limits_counts_the_sessions_it_would_end() {
         &with(PolicyLayer { idle_timeout: Some(IdleTimeout::After(Secs::minutes(30))), ..Default::default() }),
         now,
     )
+    .await
     .unwrap();
     assert_eq!((p.sessions_ending_now, p.sessions_shortened), (1, 1), "{p:?}");
     // Nothing was written: the same preview again gives the same answer.
-    let again = tenure::admin::policy::preview(&state, &current, now).unwrap();
+    let again = tenure::admin::policy::preview(&state, &current, now).await.unwrap();
     assert_eq!(again.sessions_unchanged, 2);
 }

@@ -5,10 +5,11 @@
 use std::sync::Arc;
 
 use tenure::AppState;
+use tenure::audit::{AuditEvent, EventKind};
 use tenure::clock::{ManualClock, UnixTime};
 use tenure::config::Config;
 use tenure::secret::{PasswordHashString, Secret};
-use tenure::store::{SledStore, Store};
+use tenure::store::{NoFallout, SledStore, Store};
 use tenure::user::User;
 
 fn user(name: &str, password: &str, email: &str) -> User {
@@ -32,14 +33,17 @@ async fn stored_users_are_found_and_config_users_take_precedence() {
     );
     let config = Config::from_toml(&text, &Default::default()).unwrap();
     let store = SledStore::temporary().unwrap();
-    store.put_user(&user("bob", "bob-password", "bob@store")).await.unwrap();
-    store.put_user(&user("alice", "other", "alice@store")).await.unwrap();
+    for u in [user("bob", "bob-password", "bob@store"), user("alice", "other", "alice@store")] {
+        let event =
+            AuditEvent::new(UnixTime(1_700_000_000), EventKind::UserCreated, "root", format!("user:{}", u.username));
+        store.write_user(&u.username.clone(), Some(&u), None, &NoFallout, &event).await.unwrap();
+    }
     let clock = Arc::new(ManualClock::at(UnixTime(1_700_000_000)));
-    let state = AppState::new(config, "http://127.0.0.1:1".into(), store, clock).await.unwrap();
+    let state = AppState::new(config, "http://127.0.0.1:1".into(), store.into(), clock).await.unwrap();
 
-    let bob = state.user("bob").unwrap().expect("a stored user is found");
+    let bob = state.user("bob").await.unwrap().expect("a stored user is found");
     assert!(bob.password_hash.verify("bob-password"));
-    let alice = state.user("alice").unwrap().unwrap();
+    let alice = state.user("alice").await.unwrap().unwrap();
     assert_eq!(alice.email.as_deref(), Some("alice@config"), "the config wins over the store");
-    assert!(state.user("carol").unwrap().is_none());
+    assert!(state.user("carol").await.unwrap().is_none());
 }

@@ -12,7 +12,7 @@
 use serde::Serialize;
 
 use super::{AdminError, Result};
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, EventKind};
 use crate::http::AppState;
 use crate::store::Store;
 
@@ -43,6 +43,14 @@ impl Filter {
             if value.is_empty() {
                 continue;
             }
+            if key == "kind" && EventKind::parse(&value).is_none() {
+                let known: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+                return Err(AdminError::Invalid(format!(
+                    "kind: there is no event kind {:?}; the kinds are {}",
+                    value.chars().take(40).collect::<String>(),
+                    known.join(", ")
+                )));
+            }
             if slot.replace(value.into_owned()).is_some() {
                 return Err(AdminError::Invalid(format!("the {key} parameter is given more than once")));
             }
@@ -55,7 +63,7 @@ impl Filter {
     }
 
     pub fn matches(&self, e: &AuditEvent) -> bool {
-        self.kind.as_ref().is_none_or(|k| &e.kind == k)
+        self.kind.as_ref().is_none_or(|k| e.kind.as_str() == k)
             && self.user.as_ref().is_none_or(|u| {
                 e.actor == *u
                     || e.target == format!("user:{u}")
@@ -136,7 +144,7 @@ impl EventView {
         EventView {
             id: id.to_string(),
             at: event.at.to_rfc3339(),
-            kind: event.kind,
+            kind: event.kind.as_str().to_owned(),
             actor: event.actor,
             target: event.target,
             reason: event.reason,
@@ -154,12 +162,13 @@ pub struct AuditPage {
 }
 
 /// The page `page` asks for, of the events `filter` keeps.
-pub fn page(state: &AppState, page: PageRequest, filter: &Filter) -> Result<AuditPage> {
-    let read =
-        |before, n| state.store.audit_page(before, n).map_err(|e| AdminError::internal("reading the audit log", e));
+pub async fn page(state: &AppState, page: PageRequest, filter: &Filter) -> Result<AuditPage> {
+    let read = |before, n| async move {
+        state.store.events_page(before, n).await.map_err(|e| AdminError::internal("reading the audit log", e))
+    };
     let (events, next) = if filter.is_empty() {
         // One more than asked tells whether another page follows.
-        let mut events = read(page.before, page.limit + 1)?;
+        let mut events = read(page.before, page.limit + 1).await?;
         let more = events.len() > page.limit;
         events.truncate(page.limit);
         let next = events.last().filter(|_| more).map(|(id, _)| id.to_string());
@@ -170,7 +179,7 @@ pub fn page(state: &AppState, page: PageRequest, filter: &Filter) -> Result<Audi
         let mut scanned = 0;
         let mut next = None;
         loop {
-            let batch = read(cursor, PageRequest::MAX_LIMIT)?;
+            let batch = read(cursor, PageRequest::MAX_LIMIT).await?;
             let exhausted = batch.len() < PageRequest::MAX_LIMIT;
             for (id, e) in batch {
                 scanned += 1;

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::{Actor, AdminError, Result, hash_secret, new_client_secret};
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, EventKind};
 use crate::clock::UnixTime;
 use crate::http::AppState;
 use crate::oauth::client::Client;
@@ -133,7 +133,7 @@ pub async fn create(state: &AppState, actor: &Actor, body: &Map<String, Value>, 
     if state.clients.get(&spec.id).is_some() {
         return Err(AdminError::Conflict(format!("id: a client {:?} already exists", spec.id)));
     }
-    if state.any_user(&spec.id).map_err(store_err)?.is_some() {
+    if state.any_user(&spec.id).await.map_err(store_err)?.is_some() {
         return Err(AdminError::Conflict(format!(
             "id: {:?} is a username; a client id must never share a user's subject",
             spec.id
@@ -144,7 +144,7 @@ pub async fn create(state: &AppState, actor: &Actor, body: &Map<String, Value>, 
     let (hash, shown) = secret_for(state, &spec, given).await?;
     let client = build(state, spec.clone(), hash)?;
     let stored = record(&client, ClientSpec::of(&client), now);
-    let event = AuditEvent::new(now, "client_created", actor.name.clone(), format!("client:{}", client.id))
+    let event = AuditEvent::new(now, EventKind::ClientCreated, actor.name.clone(), format!("client:{}", client.id))
         .details(serde_json::to_value(&stored.spec).unwrap_or(Value::Null));
     event.log();
     state.store.write_client(&client.id, Some(&stored), &event).await.map_err(store_err)?;
@@ -154,7 +154,7 @@ pub async fn create(state: &AppState, actor: &Actor, body: &Map<String, Value>, 
 }
 
 /// The stored client `id`: 409 for a config client, 404 when unknown.
-fn stored(state: &AppState, id: &str) -> Result<StoredClient> {
+async fn stored(state: &AppState, id: &str) -> Result<StoredClient> {
     if id == crate::http::console::CLIENT_ID {
         return Err(AdminError::Conflict(format!(
             "client {id:?} is the built-in web console client and cannot be changed"
@@ -165,7 +165,7 @@ fn stored(state: &AppState, id: &str) -> Result<StoredClient> {
             "client {id:?} is declared in the config file and is read-only here; change the file"
         )));
     }
-    state.store.clients().map_err(store_err)?.into_iter().find(|c| c.spec.id == id).ok_or_else(|| unknown(id))
+    state.store.clients().await.map_err(store_err)?.into_iter().find(|c| c.spec.id == id).ok_or_else(|| unknown(id))
 }
 
 /// Replace client `id`'s settings. The secret stays unless `secret` is
@@ -177,7 +177,7 @@ pub async fn replace(
     body: &Map<String, Value>,
     now: UnixTime,
 ) -> Result<WithSecret> {
-    let old = stored(state, id)?;
+    let old = stored(state, id).await?;
     let mut body = body.clone();
     match body.get("id") {
         None => {
@@ -204,7 +204,7 @@ pub async fn replace(
     };
     let client = build(state, spec, hash)?;
     let stored = record(&client, ClientSpec::of(&client), old.created_at);
-    let event = AuditEvent::new(now, "client_updated", actor.name.clone(), format!("client:{id}")).details(
+    let event = AuditEvent::new(now, EventKind::ClientUpdated, actor.name.clone(), format!("client:{id}")).details(
         serde_json::json!({ "old": old.spec, "new": stored.spec, "secret_changed": secret_given || shown.is_some() }),
     );
     event.log();
@@ -216,7 +216,7 @@ pub async fn replace(
 
 /// A new secret for client `id`, returned once; the old one stops working.
 pub async fn rotate_secret(state: &AppState, actor: &Actor, id: &str, now: UnixTime) -> Result<WithSecret> {
-    let old = stored(state, id)?;
+    let old = stored(state, id).await?;
     if old.spec.public {
         return Err(AdminError::Invalid(format!("client {id:?} is public and has no secret")));
     }
@@ -224,7 +224,7 @@ pub async fn rotate_secret(state: &AppState, actor: &Actor, id: &str, now: UnixT
     let hash = hash_secret(state, fresh.clone()).await?;
     let client = build(state, old.spec.clone(), Some(hash))?;
     let stored = record(&client, old.spec, old.created_at);
-    let event = AuditEvent::new(now, "client_secret_rotated", actor.name.clone(), format!("client:{id}"));
+    let event = AuditEvent::new(now, EventKind::ClientSecretRotated, actor.name.clone(), format!("client:{id}"));
     event.log();
     state.store.write_client(id, Some(&stored), &event).await.map_err(store_err)?;
     let view = view(state, &client);
@@ -236,16 +236,16 @@ pub async fn rotate_secret(state: &AppState, actor: &Actor, id: &str, now: UnixT
 /// revocation-feed stream. The deleted client gets no back-channel logout:
 /// it is gone before the delivery runs.
 pub async fn delete(state: &AppState, actor: &Actor, id: &str, now: UnixTime) -> Result<usize> {
-    stored(state, id)?;
+    stored(state, id).await?;
     let revocation = Revocation { store: &state.store, clients: &state.clients, now };
     let mut revoked = 0;
-    for family in state.store.client_families(id).map_err(store_err)? {
+    for family in state.store.client_families(id).await.map_err(store_err)? {
         if family.revoked.is_none() {
             revocation.family(&family.id, &actor.name, "client_deleted").await.map_err(store_err)?;
             revoked += 1;
         }
     }
-    let event = AuditEvent::new(now, "client_deleted", actor.name.clone(), format!("client:{id}"))
+    let event = AuditEvent::new(now, EventKind::ClientDeleted, actor.name.clone(), format!("client:{id}"))
         .details(serde_json::json!({ "families_revoked": revoked }));
     event.log();
     state.store.write_client(id, None, &event).await.map_err(store_err)?;

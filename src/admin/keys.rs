@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::{Actor, AdminError, Result};
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, EventKind};
 use crate::clock::UnixTime;
 use crate::http::AppState;
 use crate::store::Store;
@@ -75,13 +75,14 @@ pub async fn rotate(state: &AppState, actor: &Actor, now: UnixTime) -> Result<Ve
     state.reload_keys().map_err(|e| AdminError::internal("loading the new signing key", e))?;
     let new_kids: Vec<&str> =
         std::iter::once(&rotation.primary).chain(rotation.companion.as_ref()).map(|k| k.kid.as_str()).collect();
-    let event = AuditEvent::new(now, "key_rotated", actor.name.clone(), format!("key:{}", rotation.primary.kid))
-        .details(serde_json::json!({
-            "alg": rotation.primary.alg.as_str(),
-            "kids": new_kids,
-            "active_from": rotation.active_from.to_rfc3339(),
-        }));
+    let event =
+        AuditEvent::new(now, EventKind::KeyRotated, actor.name.clone(), format!("key:{}", rotation.primary.kid))
+            .details(serde_json::json!({
+                "alg": rotation.primary.alg.as_str(),
+                "kids": new_kids,
+                "active_from": rotation.active_from.to_rfc3339(),
+            }));
     event.log();
-    state.store.append_audit(&event).await.map_err(|e| AdminError::internal("auditing a key rotation", e))?;
+    state.store.append_event(&event).await.map_err(|e| AdminError::internal("auditing a key rotation", e))?;
     Ok(list(state, now)?.into_iter().filter(|k| new_kids.contains(&k.kid.as_str())).collect())
 }

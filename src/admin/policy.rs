@@ -155,19 +155,11 @@ pub fn explain_policy(
 }
 
 fn value_of(policy: &SessionPolicy, key: PolicyKey) -> String {
-    match key {
-        PolicyKey::IdleTimeout => policy.idle_timeout.to_string(),
-        PolicyKey::MaxLifetime => policy.max_lifetime.to_string(),
-        PolicyKey::RememberMeIdleTimeout => policy.remember_me_idle_timeout.to_string(),
-        PolicyKey::RememberMeMaxLifetime => policy.remember_me_max_lifetime.to_string(),
-        PolicyKey::AccessTokenTtl => policy.access_token_ttl().to_string(),
-        PolicyKey::RefreshReuseGrace => policy.refresh_reuse_grace.to_string(),
-        PolicyKey::MaxLifetimeCeiling => policy.max_lifetime_ceiling.to_string(),
-    }
+    (key.def().effective)(policy).to_string()
 }
 
 /// `GET /admin/settings/session/explain`.
-pub fn explain(
+pub async fn explain(
     state: &AppState,
     client_id: Option<&str>,
     username: Option<&str>,
@@ -178,7 +170,7 @@ pub fn explain(
         None => None,
     };
     if let Some(u) = username
-        && state.any_user(u).map_err(|e| AdminError::internal("reading a user", e))?.is_none()
+        && state.any_user(u).await.map_err(|e| AdminError::internal("reading a user", e))?.is_none()
     {
         return Err(AdminError::NotFound(format!("no user named {u:?}")));
     }
@@ -232,15 +224,15 @@ impl Counts {
 }
 
 /// What putting `proposed` in force now would do to the live sessions.
-pub fn preview(state: &AppState, proposed: &SessionPolicy, now: UnixTime) -> Result<Preview> {
+pub async fn preview(state: &AppState, proposed: &SessionPolicy, now: UnixTime) -> Result<Preview> {
     let store_err = |e| AdminError::internal("reading sessions for a preview", e);
     let history = state.history();
     let current = history.current().clone();
     let clients = state.clients.snapshot();
     let mut sessions = Counts::default();
     let mut by_client: BTreeMap<String, Counts> = BTreeMap::new();
-    for session in state.store.all_sessions().map_err(store_err)? {
-        let families = state.store.session_families(&session.sid).map_err(store_err)?;
+    for session in state.store.all_sessions().await.map_err(store_err)? {
+        let families = state.store.session_families(&session.sid).await.map_err(store_err)?;
         // SPEC 3: a refresh of any family counts as activity of its session.
         let last_active = families.iter().map(Family::last_active).fold(session.last_active, UnixTime::max);
         if !session.is_alive(&history, last_active, now) {

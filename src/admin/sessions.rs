@@ -17,7 +17,7 @@ use crate::policy::{ClientSessionOverride, PolicyHistory};
 use crate::revocation::Revocation;
 use crate::session::family::{self, Family};
 use crate::session::user_session::UserSession;
-use crate::store::Store;
+use crate::store::{Revoke, Store};
 
 /// Audit reasons of the revocations started here.
 const REASON_SIGNED_OUT_EVERYWHERE: &str = "user_signed_out_everywhere";
@@ -90,7 +90,7 @@ pub fn session_view<'c>(
 
 /// The live sessions of `username` at `now`, newest sign-in first;
 /// `current_sid` marks the caller's own.
-pub fn live_sessions(
+pub async fn live_sessions(
     state: &AppState,
     username: &str,
     current_sid: Option<&str>,
@@ -98,7 +98,7 @@ pub fn live_sessions(
 ) -> Result<Vec<SessionView>> {
     let history = state.history();
     let mut sessions =
-        state.store.user_sessions(username).map_err(|e| AdminError::internal("listing a user's sessions", e))?;
+        state.store.user_sessions(username).await.map_err(|e| AdminError::internal("listing a user's sessions", e))?;
     sessions.retain(|s| s.revoked.is_none());
     // The store's sequence orders sign-ins within the same second.
     sessions.sort_by_key(|s| std::cmp::Reverse((s.signed_in, s.seq)));
@@ -109,6 +109,7 @@ pub fn live_sessions(
         let families = state
             .store
             .session_families(&session.sid)
+            .await
             .map_err(|e| AdminError::internal("reading a session's families", e))?;
         views.extend(session_view(session, &families, &history, client_override, current_sid, now));
     }
@@ -116,20 +117,20 @@ pub fn live_sessions(
 }
 
 /// The live sessions of a known user (404 for an unknown one).
-pub fn user_sessions(
+pub async fn user_sessions(
     state: &AppState,
     username: &str,
     current_sid: Option<&str>,
     now: UnixTime,
 ) -> Result<Vec<SessionView>> {
-    known_user(state, username)?;
-    live_sessions(state, username, current_sid, now)
+    known_user(state, username).await?;
+    live_sessions(state, username, current_sid, now).await
 }
 
 /// Sign `username` out everywhere, this session included.
 pub async fn revoke_own_all(state: &AppState, username: &str, now: UnixTime) -> Result<()> {
     let revocation = Revocation { store: &state.store, clients: &state.clients, now };
-    for session in live_sessions(state, username, None, now)? {
+    for session in live_sessions(state, username, None, now).await? {
         revocation
             .session(&session.sid, username, REASON_SIGNED_OUT_EVERYWHERE)
             .await
@@ -145,6 +146,7 @@ pub async fn revoke_own(state: &AppState, username: &str, sid: &str, now: UnixTi
         && state
             .store
             .session(sid)
+            .await
             .map_err(|e| AdminError::internal("reading a user session", e))?
             .is_some_and(|s| s.username == username);
     if !owned {
@@ -160,7 +162,7 @@ pub async fn revoke_own(state: &AppState, username: &str, sid: &str, now: UnixTi
 
 /// Every session of `username`, in one write whatever their number.
 pub async fn revoke_user(state: &AppState, actor: &Actor, username: &str, now: UnixTime) -> Result<()> {
-    known_user(state, username)?;
+    known_user(state, username).await?;
     let revocation = Revocation { store: &state.store, clients: &state.clients, now };
     revocation
         .user(username, &actor.name, REASON_ADMIN_REVOKED)
@@ -180,13 +182,13 @@ pub async fn revoke_session(state: &AppState, actor: &Actor, sid: &str, now: Uni
         .await
         .map_err(|e| AdminError::internal("revoking a user session", e))?;
     match revoked {
-        Some(_) => Ok(()),
-        None => Err(no_such_session()),
+        Revoke::Revoked(_) | Revoke::AlreadyRevoked(_) => Ok(()),
+        Revoke::NotFound => Err(no_such_session()),
     }
 }
 
-fn known_user(state: &AppState, username: &str) -> Result<()> {
-    if state.any_user(username).map_err(|e| AdminError::internal("reading a user", e))?.is_some() {
+async fn known_user(state: &AppState, username: &str) -> Result<()> {
+    if state.any_user(username).await.map_err(|e| AdminError::internal("reading a user", e))?.is_some() {
         Ok(())
     } else {
         Err(AdminError::NotFound(format!("no user named {username:?}")))

@@ -10,31 +10,27 @@
 use serde_json::{Map, Value};
 
 use super::{Actor, AdminError, Result};
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, EventKind};
 use crate::clock::UnixTime;
 use crate::duration::Secs;
 use crate::http::AppState;
-use crate::policy::{IdleTimeout, PolicyKey, PolicyLayer, PolicyLayers, PolicySources, SessionPolicy};
+use crate::policy::{POLICY_KEYS, PolicyKeyDef, PolicyLayer, PolicyLayers, PolicySources, PolicyValue, SessionPolicy};
 use crate::store::Store;
 
 /// The JSON view: every key with its effective value (integer seconds, or
 /// "off" for an idle timeout), and `sources`.
 pub fn view(policy: &SessionPolicy, sources: &PolicySources) -> Value {
-    let idle = |t: IdleTimeout| match t {
-        IdleTimeout::Off => Value::from("off"),
-        IdleTimeout::After(d) => Value::from(d.as_secs()),
-    };
     let mut out = Map::new();
-    out.insert("idle_timeout".into(), idle(policy.idle_timeout));
-    out.insert("max_lifetime".into(), policy.max_lifetime.as_secs().into());
-    out.insert("remember_me_idle_timeout".into(), idle(policy.remember_me_idle_timeout));
-    out.insert("remember_me_max_lifetime".into(), policy.remember_me_max_lifetime.as_secs().into());
-    out.insert("access_token_ttl".into(), policy.access_token_ttl().as_secs().into());
-    out.insert("refresh_reuse_grace".into(), policy.refresh_reuse_grace.as_secs().into());
-    out.insert("max_lifetime_ceiling".into(), policy.max_lifetime_ceiling.as_secs().into());
-    let src: Map<String, Value> = PolicyKey::ALL
+    for def in POLICY_KEYS {
+        let value = match (def.effective)(policy) {
+            PolicyValue::Off => Value::from("off"),
+            PolicyValue::Secs(d) => Value::from(d.as_secs()),
+        };
+        out.insert(def.name.into(), value);
+    }
+    let src: Map<String, Value> = POLICY_KEYS
         .iter()
-        .map(|k| (k.name().to_owned(), serde_json::to_value(sources.of(*k)).unwrap_or(Value::Null)))
+        .map(|d| (d.name.to_owned(), serde_json::to_value(sources.of(d.key)).unwrap_or(Value::Null)))
         .collect();
     out.insert("sources".into(), Value::Object(src));
     Value::Object(out)
@@ -44,79 +40,40 @@ pub fn view(policy: &SessionPolicy, sources: &PolicySources) -> Value {
 /// (or "off" for idle timeouts), or `null` to drop the admin value.
 pub fn merge(mut layer: PolicyLayer, body: &Map<String, Value>) -> Result<PolicyLayer> {
     for (field, value) in body {
-        let Some(key) = PolicyKey::ALL.into_iter().find(|k| k.name() == field) else {
-            let known: Vec<&str> = PolicyKey::ALL.iter().map(|k| k.name()).collect();
+        let Some(def) = POLICY_KEYS.iter().find(|d| d.name == field) else {
+            let known: Vec<&str> = POLICY_KEYS.iter().map(|d| d.name).collect();
             return Err(AdminError::Invalid(format!("unknown field {field:?}; known fields: {}", known.join(", "))));
         };
-        let secs = |v: &Value| -> Result<Secs> {
-            v.as_u64().map(Secs::new).ok_or_else(|| {
-                AdminError::Invalid(format!("{field} must be a whole number of seconds (>= 0), not {v}"))
-            })
+        let not_seconds =
+            || AdminError::Invalid(format!("{field} must be a whole number of seconds (>= 0), not {value}"));
+        let new = if value.is_null() {
+            None
+        } else if def.accepts_off() && value.as_str() == Some("off") {
+            Some(PolicyValue::Off)
+        } else {
+            Some(PolicyValue::Secs(value.as_u64().map(Secs::new).ok_or_else(not_seconds)?))
         };
-        let idle = |v: &Value| -> Result<IdleTimeout> {
-            if v.as_str() == Some("off") { Ok(IdleTimeout::Off) } else { secs(v).map(IdleTimeout::After) }
-        };
-        let clear = value.is_null();
-        match key {
-            PolicyKey::IdleTimeout => layer.idle_timeout = if clear { None } else { Some(idle(value)?) },
-            PolicyKey::RememberMeIdleTimeout => {
-                layer.remember_me_idle_timeout = if clear { None } else { Some(idle(value)?) }
-            }
-            PolicyKey::MaxLifetime => layer.max_lifetime = if clear { None } else { Some(secs(value)?) },
-            PolicyKey::RememberMeMaxLifetime => {
-                layer.remember_me_max_lifetime = if clear { None } else { Some(secs(value)?) }
-            }
-            PolicyKey::AccessTokenTtl => layer.access_token_ttl = if clear { None } else { Some(secs(value)?) },
-            PolicyKey::RefreshReuseGrace => layer.refresh_reuse_grace = if clear { None } else { Some(secs(value)?) },
-            PolicyKey::MaxLifetimeCeiling => layer.max_lifetime_ceiling = if clear { None } else { Some(secs(value)?) },
-        }
-        if !clear {
-            check_admin_floor(key, &layer)?;
+        def.set(&mut layer, new).map_err(|_| not_seconds())?;
+        if let Some(v) = new {
+            check_admin_floor(def, v)?;
         }
     }
     Ok(layer)
 }
 
-/// The shortest value the admin API accepts for `key`, if it has a floor.
-/// A few seconds would sign everyone out at once, the admin included, with
-/// no way back through the API; file and environment still take any value
-/// above zero (tests, demos).
-pub fn admin_floor(key: PolicyKey) -> Option<Secs> {
-    match key {
-        PolicyKey::IdleTimeout
-        | PolicyKey::MaxLifetime
-        | PolicyKey::RememberMeIdleTimeout
-        | PolicyKey::RememberMeMaxLifetime => Some(Secs::minutes(5)),
-        PolicyKey::AccessTokenTtl => Some(Secs::minutes(1)),
-        PolicyKey::RefreshReuseGrace | PolicyKey::MaxLifetimeCeiling => None,
-    }
-}
-
-/// Refuse an admin value of `key` in `layer` below [`admin_floor`].
-fn check_admin_floor(key: PolicyKey, layer: &PolicyLayer) -> Result<()> {
-    let Some(floor) = admin_floor(key) else { return Ok(()) };
-    let idle = |t: Option<IdleTimeout>| match t {
-        Some(IdleTimeout::After(d)) => Some(d),
-        Some(IdleTimeout::Off) | None => None,
-    };
-    let value = match key {
-        PolicyKey::IdleTimeout => idle(layer.idle_timeout),
-        PolicyKey::RememberMeIdleTimeout => idle(layer.remember_me_idle_timeout),
-        PolicyKey::MaxLifetime => layer.max_lifetime,
-        PolicyKey::RememberMeMaxLifetime => layer.remember_me_max_lifetime,
-        PolicyKey::AccessTokenTtl => layer.access_token_ttl,
-        PolicyKey::RefreshReuseGrace | PolicyKey::MaxLifetimeCeiling => None,
-    };
-    match value {
-        Some(v) if v < floor => Err(AdminError::InvalidSetting(format!(
+/// Refuse an admin value below the key's `admin_floor` (see [`POLICY_KEYS`]).
+fn check_admin_floor(def: &PolicyKeyDef, value: PolicyValue) -> Result<()> {
+    let (Some(floor), PolicyValue::Secs(v)) = (def.admin_floor, value) else { return Ok(()) };
+    if v < floor {
+        return Err(AdminError::InvalidSetting(format!(
             "{} must be at least {} seconds ({floor}) when set through the admin API, not {}; \
              shorter values are for the config file or environment (tests, demos)",
-            key.name(),
+            def.name,
             floor.as_secs(),
             v.as_secs()
-        ))),
-        _ => Ok(()),
+        )));
     }
+    Ok(())
 }
 
 /// The policy in force with `admin` as the admin layer, validated by the
@@ -128,20 +85,21 @@ pub fn proposed(state: &AppState, admin: PolicyLayer) -> Result<(SessionPolicy, 
 
 /// What applying `changes` (as [`merge`] takes them) would do to the live
 /// sessions; refused exactly as [`change`] would refuse it. Nothing changes.
-pub fn preview(state: &AppState, changes: &Map<String, Value>, now: UnixTime) -> Result<super::policy::Preview> {
-    let old_admin = state.store.admin_policy().map_err(|e| AdminError::internal("previewing session settings", e))?;
+pub async fn preview(state: &AppState, changes: &Map<String, Value>, now: UnixTime) -> Result<super::policy::Preview> {
+    let old_admin =
+        state.store.admin_policy().await.map_err(|e| AdminError::internal("previewing session settings", e))?;
     let (proposed, _) = proposed(state, merge(old_admin, changes)?)?;
-    super::policy::preview(state, &proposed, now)
+    super::policy::preview(state, &proposed, now).await
 }
 
 /// Apply `changes` (as [`merge`] takes them) and return the new view.
 pub async fn update(state: &AppState, actor: &Actor, changes: &Map<String, Value>, now: UnixTime) -> Result<Value> {
-    change(state, actor, |admin| merge(admin, changes), "settings_changed", now).await
+    change(state, actor, |admin| merge(admin, changes), EventKind::SettingsChanged, now).await
 }
 
 /// Drop every admin-set value; file and environment apply again.
 pub async fn reset(state: &AppState, actor: &Actor, now: UnixTime) -> Result<Value> {
-    change(state, actor, |_| Ok(PolicyLayer::default()), "settings_reset", now).await
+    change(state, actor, |_| Ok(PolicyLayer::default()), EventKind::SettingsReset, now).await
 }
 
 /// Validate the new admin layer against the file and environment layers,
@@ -150,24 +108,23 @@ async fn change(
     state: &AppState,
     actor: &Actor,
     update: impl FnOnce(PolicyLayer) -> Result<PolicyLayer>,
-    kind: &str,
+    kind: EventKind,
     now: UnixTime,
 ) -> Result<Value> {
     let _serialised = state.settings_lock.lock().await;
     let store_err = |e| AdminError::internal("changing session settings", e);
-    let old_admin = state.store.admin_policy().map_err(store_err)?;
+    let old_admin = state.store.admin_policy().await.map_err(store_err)?;
     let admin = update(old_admin.clone())?;
     let resolved = proposed(state, admin.clone())?;
     let before = state.policy();
     let mut history = (*state.history()).clone();
     history.change(now, resolved.0.clone());
-    state.store.set_admin_policy(&admin).await.map_err(store_err)?;
-    state.store.set_policy_history(&history).await.map_err(store_err)?;
     let new_view = view(&resolved.0, &resolved.1);
     let event = AuditEvent::new(now, kind, actor.name.clone(), "settings")
         .details(serde_json::json!({ "old": view(&before.0, &before.1), "new": new_view }));
+    // One store transition: the admin layer, the history and the event.
+    state.store.set_policy(Some(&admin), &history, Some(&event)).await.map_err(store_err)?;
     event.log();
-    state.store.append_audit(&event).await.map_err(store_err)?;
     state.set_policy(resolved, history);
     Ok(new_view)
 }
@@ -175,6 +132,7 @@ async fn change(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::IdleTimeout;
 
     fn body(v: Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap_or_default()

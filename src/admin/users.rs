@@ -8,13 +8,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{Actor, AdminError, Result, hash_secret};
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, EventKind};
 use crate::clock::UnixTime;
 use crate::http::AppState;
 use crate::oauth::client_spec::parse_permissions;
 use crate::secret::PasswordHashString;
 use crate::session::Revoked;
-use crate::store::Store;
+use crate::store::{NoFallout, Store};
 use crate::user::{User, check_username};
 
 /// Users per page of `GET /admin/users`.
@@ -61,9 +61,9 @@ fn store_err(e: crate::store::StoreError) -> AdminError {
 }
 
 /// Every user, config ones first on a name clash, sorted by username.
-fn all_users(state: &AppState) -> Result<Vec<UserView>> {
+async fn all_users(state: &AppState) -> Result<Vec<UserView>> {
     let mut out: Vec<UserView> = state.users.values().map(|u| UserView::of(u, "config")).collect();
-    for u in state.store.users().map_err(store_err)? {
+    for u in state.store.users().await.map_err(store_err)? {
         if !state.users.contains_key(&u.username) {
             out.push(UserView::of(&u, "admin"));
         }
@@ -74,12 +74,13 @@ fn all_users(state: &AppState) -> Result<Vec<UserView>> {
 
 /// `query`: case-insensitive substring of the username, name or email.
 /// Pages count from 1.
-pub fn list(state: &AppState, query: Option<&str>, page: usize) -> Result<UserPage> {
+pub async fn list(state: &AppState, query: Option<&str>, page: usize) -> Result<UserPage> {
     if page == 0 {
         return Err(AdminError::Invalid("page: pages count from 1".into()));
     }
     let needle = query.map(str::to_lowercase).filter(|q| !q.is_empty());
-    let matching: Vec<UserView> = all_users(state)?
+    let matching: Vec<UserView> = all_users(state)
+        .await?
         .into_iter()
         .filter(|u| {
             needle.as_deref().is_none_or(|q| {
@@ -96,11 +97,17 @@ pub fn list(state: &AppState, query: Option<&str>, page: usize) -> Result<UserPa
     Ok(UserPage { users, page, next_page })
 }
 
-pub fn show(state: &AppState, username: &str) -> Result<UserView> {
+pub async fn show(state: &AppState, username: &str) -> Result<UserView> {
     if let Some(u) = state.users.get(username) {
         return Ok(UserView::of(u, "config"));
     }
-    state.store.user(username).map_err(store_err)?.map(|u| UserView::of(&u, "admin")).ok_or_else(|| unknown(username))
+    state
+        .store
+        .user(username)
+        .await
+        .map_err(store_err)?
+        .map(|u| UserView::of(&u, "admin"))
+        .ok_or_else(|| unknown(username))
 }
 
 fn unknown(username: &str) -> AdminError {
@@ -179,7 +186,7 @@ pub async fn create(state: &AppState, actor: &Actor, new: NewUser, now: UnixTime
             new.username
         )));
     }
-    if state.any_user(&new.username).map_err(store_err)?.is_some() {
+    if state.any_user(&new.username).await.map_err(store_err)?.is_some() {
         return Err(AdminError::Conflict(format!("username: a user {:?} already exists", new.username)));
     }
     let password_hash = password_hash(state, new.password, new.password_hash)
@@ -195,11 +202,12 @@ pub async fn create(state: &AppState, actor: &Actor, new: NewUser, now: UnixTime
         created_at: Some(now),
     };
     let view = UserView::of(&user, "admin");
-    let event = AuditEvent::new(now, "user_created", actor.name.clone(), format!("user:{}", user.username)).details(
-        serde_json::json!({ "email": user.email, "permissions": view.permissions, "disabled": user.disabled }),
-    );
+    let event = AuditEvent::new(now, EventKind::UserCreated, actor.name.clone(), format!("user:{}", user.username))
+        .details(
+            serde_json::json!({ "email": user.email, "permissions": view.permissions, "disabled": user.disabled }),
+        );
     event.log();
-    state.store.write_user(&user.username, Some(&user), None, &[], &event).await.map_err(store_err)?;
+    state.store.write_user(&user.username, Some(&user), None, &NoFallout, &event).await.map_err(store_err)?;
     Ok(view)
 }
 
@@ -217,13 +225,13 @@ fn may_change(actor: &Actor, user: &User) -> Result<()> {
 }
 
 /// The stored user `username`: 409 for a config user, 404 when unknown.
-fn stored(state: &AppState, username: &str) -> Result<User> {
+async fn stored(state: &AppState, username: &str) -> Result<User> {
     if state.users.contains_key(username) {
         return Err(AdminError::Conflict(format!(
             "user {username:?} is declared in the config file and is read-only here; change the file"
         )));
     }
-    state.store.user(username).map_err(store_err)?.ok_or_else(|| unknown(username))
+    state.store.user(username).await.map_err(store_err)?.ok_or_else(|| unknown(username))
 }
 
 /// Apply a PATCH body: any of `email`, `name` (null clears), `password` or
@@ -236,7 +244,7 @@ pub async fn update(
     patch: &Map<String, Value>,
     now: UnixTime,
 ) -> Result<UserView> {
-    let mut user = stored(state, username)?;
+    let mut user = stored(state, username).await?;
     may_change(actor, &user)?;
     let was_disabled = user.disabled;
     let mut changed = Vec::new();
@@ -288,7 +296,7 @@ pub async fn update(
         changed.push("password".into());
     }
     let disabling = user.disabled && !was_disabled;
-    let kind = if disabling { "user_disabled" } else { "user_updated" };
+    let kind = if disabling { EventKind::UserDisabled } else { EventKind::UserUpdated };
     let mut event = AuditEvent::new(now, kind, actor.name.clone(), format!("user:{username}"))
         .details(serde_json::json!({ "changed": changed }));
     if disabling {
@@ -296,32 +304,27 @@ pub async fn update(
     }
     event.log();
     let revoke = disabling.then(|| Revoked { at: now, reason: "user_disabled".into() });
-    let sets = if disabling { feed_events(state, actor, username, "user_disabled", now)? } else { Vec::new() };
-    state.store.write_user(username, Some(&user), revoke, &sets, &event).await.map_err(store_err)?;
+    let fallout = fallout(state, actor, now).await?;
+    state.store.write_user(username, Some(&user), revoke.as_ref(), &fallout, &event).await.map_err(store_err)?;
     Ok(UserView::of(&user, "admin"))
 }
 
 /// Delete a stored user; every session of theirs is revoked in the same step.
 pub async fn delete(state: &AppState, actor: &Actor, username: &str, now: UnixTime) -> Result<()> {
-    may_change(actor, &stored(state, username)?)?;
-    let event =
-        AuditEvent::new(now, "user_deleted", actor.name.clone(), format!("user:{username}")).reason("user_deleted");
+    may_change(actor, &stored(state, username).await?)?;
+    let event = AuditEvent::new(now, EventKind::UserDeleted, actor.name.clone(), format!("user:{username}"))
+        .reason("user_deleted");
     event.log();
-    let revoke = Some(Revoked { at: now, reason: "user_deleted".into() });
-    let sets = feed_events(state, actor, username, "user_deleted", now)?;
-    state.store.write_user(username, None, revoke, &sets, &event).await.map_err(store_err)?;
+    let revoke = Revoked { at: now, reason: "user_deleted".into() };
+    let fallout = fallout(state, actor, now).await?;
+    state.store.write_user(username, None, Some(&revoke), &fallout, &event).await.map_err(store_err)?;
     Ok(())
 }
 
-/// The revocation feed's events (SPEC 13) about a user whose sessions a
-/// disable or a delete revokes, queued in that same store step.
-fn feed_events(
-    state: &AppState,
-    actor: &Actor,
-    username: &str,
-    reason: &str,
-    now: UnixTime,
-) -> Result<Vec<crate::ssf::QueuedSet>> {
-    let subject = crate::ssf::SetSubject::User { user: username.to_owned() };
-    crate::ssf::session_revoked_sets(&state.store, &state.clients, subject, &actor.name, reason, now).map_err(store_err)
+/// What revoking a user's sessions sets off (back-channel fan-out, the
+/// revocation feed's events, the audit event), written by the store in the
+/// same step as a disable or a delete.
+async fn fallout<'a>(state: &'a AppState, actor: &Actor, now: UnixTime) -> Result<crate::revocation::Fallout<'a>> {
+    let revocation = crate::revocation::Revocation { store: &state.store, clients: &state.clients, now };
+    revocation.fallout(&actor.name).await.map_err(store_err)
 }

@@ -20,7 +20,7 @@ use super::views::{
 };
 use crate::clock::UnixTime;
 use crate::duration::Secs;
-use crate::policy::PolicyKey;
+use crate::policy::POLICY_KEYS;
 use crate::secret::Secret;
 
 const ADMIN_HELP: &str = "\
@@ -117,7 +117,7 @@ enum SettingsAction {
     #[command(after_help = "Example:\n  tenure admin settings get")]
     Get,
     /// Set values through the admin API (they win over file and environment).
-    #[command(after_help = SETTINGS_SYNTAX)]
+    #[command(after_help = settings_syntax())]
     Set {
         /// KEY=DURATION pairs, like idle_timeout=45m max_lifetime=1d12h.
         #[arg(required = true, value_name = "KEY=VALUE")]
@@ -142,7 +142,7 @@ enum SettingsAction {
     },
     /// What `set` with the same values would do to the live sessions;
     /// nothing changes.
-    #[command(after_help = SETTINGS_SYNTAX)]
+    #[command(after_help = settings_syntax())]
     Preview {
         /// KEY=DURATION pairs, as for `set`.
         #[arg(required = true, value_name = "KEY=VALUE")]
@@ -150,9 +150,32 @@ enum SettingsAction {
     },
 }
 
-const SETTINGS_SYNTAX: &str = "\
-Keys: idle_timeout, max_lifetime, remember_me_idle_timeout, remember_me_max_lifetime,
-access_token_ttl, refresh_reuse_grace (max_lifetime_ceiling comes from file or environment).
+/// The help of `settings set` and `settings preview`: the keys of the policy
+/// table the admin API takes, wrapped, then those it does not.
+fn settings_syntax() -> String {
+    let mut keys = String::from("Keys:");
+    let mut line = keys.len();
+    let settable: Vec<&str> = POLICY_KEYS.iter().filter(|d| d.admin_settable).map(|d| d.name).collect();
+    for (i, name) in settable.iter().enumerate() {
+        let word = if i + 1 < settable.len() { format!("{name},") } else { (*name).to_owned() };
+        if line + 1 + word.len() > 90 {
+            keys.push('\n');
+            line = 0;
+        } else {
+            keys.push(' ');
+            line += 1;
+        }
+        line += word.len();
+        keys.push_str(&word);
+    }
+    let fixed: Vec<&str> = POLICY_KEYS.iter().filter(|d| !d.admin_settable).map(|d| d.name).collect();
+    match fixed.len() {
+        0 => keys.push('.'),
+        1 => keys.push_str(&format!(" ({} comes from file or environment).", fixed.join(", "))),
+        _ => keys.push_str(&format!(" ({} come from file or environment).", fixed.join(", "))),
+    }
+    format!(
+        "{keys}
 Values: durations like 1800, 45m, 12h, 7d, 1d12h; `off` for the idle timeouts;
 `unset` drops the value set through the admin API for that key.
 
@@ -160,7 +183,9 @@ Examples:
   tenure admin settings preview idle_timeout=15m max_lifetime=8h
   tenure admin settings set idle_timeout=15m max_lifetime=8h
   tenure admin settings set idle_timeout=off
-  tenure admin settings set access_token_ttl=unset";
+  tenure admin settings set access_token_ttl=unset"
+    )
+}
 
 #[derive(Args, Debug)]
 #[command(group(ArgGroup::new("password").required(true).args(["password_file", "password_stdin"])))]
@@ -436,19 +461,17 @@ fn settings_body(pairs: &[String]) -> Result<Value, CliError> {
             return Err(CliError::usage(format!("{pair:?} is not KEY=VALUE, like idle_timeout=45m")));
         };
         let name = raw_key.trim().trim_start_matches("session.");
-        let Some(key) = PolicyKey::ALL.into_iter().find(|k| k.name() == name) else {
-            let known: Vec<&str> = PolicyKey::ALL.iter().map(|k| k.name()).collect();
+        let Some(def) = POLICY_KEYS.iter().find(|d| d.name == name) else {
+            let known: Vec<&str> = POLICY_KEYS.iter().map(|d| d.name).collect();
             return Err(CliError::usage(format!("unknown setting {raw_key:?}; known settings: {}", known.join(", "))));
         };
         let value = value.trim();
-        let idle = matches!(key, PolicyKey::IdleTimeout | PolicyKey::RememberMeIdleTimeout);
         let json = match value {
             "unset" => Value::Null,
-            "off" if idle => Value::from("off"),
+            "off" if def.accepts_off() => Value::from("off"),
             "off" => {
-                return Err(CliError::usage(format!(
-                    "{name}: `off` is only for idle_timeout and remember_me_idle_timeout"
-                )));
+                let idle: Vec<&str> = POLICY_KEYS.iter().filter(|d| d.accepts_off()).map(|d| d.name).collect();
+                return Err(CliError::usage(format!("{name}: `off` is only for {}", idle.join(" and "))));
             }
             _ => Value::from(value.parse::<Secs>().map_err(|e| CliError::usage(format!("{name}: {e}")))?.as_secs()),
         };
@@ -815,6 +838,18 @@ mod tests {
 
     fn pairs(p: &[&str]) -> Result<Value, String> {
         settings_body(&p.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn every_policy_key_is_a_setting_and_the_help_lists_them() {
+        let all: Vec<String> = POLICY_KEYS.iter().map(|d| format!("{}=1h", d.name)).collect();
+        let body = settings_body(&all).expect("every key of the policy table");
+        assert_eq!(body.as_object().map(|m| m.len()), Some(POLICY_KEYS.len()));
+        assert!(settings_syntax().starts_with(
+            "Keys: idle_timeout, max_lifetime, remember_me_idle_timeout, remember_me_max_lifetime,
+access_token_ttl, refresh_reuse_grace (max_lifetime_ceiling comes from file or environment).
+Values: "
+        ));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::output::{self, Table};
 use crate::clock::UnixTime;
-use crate::policy::PolicyKey;
+use crate::policy::POLICY_KEYS;
 
 pub(super) fn state(disabled: &Value) -> String {
     if disabled.as_bool().unwrap_or(false) { "disabled".to_owned() } else { "enabled".to_owned() }
@@ -13,8 +13,7 @@ pub(super) fn state(disabled: &Value) -> String {
 
 pub(super) fn settings_table(v: &Value) -> String {
     let mut t = Table::new(&["SETTING", "VALUE", "SOURCE"]);
-    for key in PolicyKey::ALL {
-        let name = key.name();
+    for name in POLICY_KEYS.iter().map(|d| d.name) {
         t.row(vec![name.to_owned(), output::duration(&v[name]), output::text(&v["sources"][name])]);
     }
     t.render()

@@ -87,7 +87,7 @@ pub async fn list_users(State(state): State<AppState>, caller: Caller, raw: RawQ
             .filter(|n| *n > 0)
             .ok_or_else(|| ApiError::bad_request(format!("page must be a whole number from 1, not {p:?}")))?,
     };
-    Ok(json(StatusCode::OK, admin::users::list(&state, param(&pairs, "query"), page)?))
+    Ok(json(StatusCode::OK, admin::users::list(&state, param(&pairs, "query"), page).await?))
 }
 
 /// `POST /admin/users`.
@@ -112,7 +112,7 @@ pub async fn show_user(
 ) -> Result<Response, ApiError> {
     caller.require(Permission::UsersEdit)?;
     let Path(username) = username?;
-    Ok(json(StatusCode::OK, admin::users::show(&state, &username)?))
+    Ok(json(StatusCode::OK, admin::users::show(&state, &username).await?))
 }
 
 /// `PATCH /admin/users/{username}`.
@@ -236,6 +236,6 @@ pub async fn explain(State(state): State<AppState>, caller: Caller, raw: RawQuer
         Some(other) => return Err(ApiError::bad_request(format!("remember_me must be true or false, not {other:?}"))),
     };
     let explanation =
-        admin::policy::explain(&state, param(&pairs, "client_id"), param(&pairs, "username"), remember_me)?;
+        admin::policy::explain(&state, param(&pairs, "client_id"), param(&pairs, "username"), remember_me).await?;
     Ok(json(StatusCode::OK, explanation))
 }

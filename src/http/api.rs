@@ -256,7 +256,7 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = bearer::from_header(parts)?.ok_or(BearerError::Missing)?;
-        let claims = bearer::authenticate(state, &token)?;
+        let claims = bearer::authenticate(state, &token).await?;
         let permissions = claims.permissions.iter().flatten().filter_map(|p| Permission::parse(p)).collect();
         Ok(Caller { claims, permissions })
     }

@@ -16,6 +16,6 @@ pub async fn list(State(state): State<AppState>, caller: Caller, query: RawQuery
     caller.require(Permission::UsersEdit)?;
     let page = PageRequest::parse(query.0.as_deref())?;
     let filter = Filter::parse(query.0.as_deref())?;
-    let body = audit::page(&state, page, &filter)?;
+    let body = audit::page(&state, page, &filter).await?;
     Ok(([(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))], Json(body)).into_response())
 }

@@ -25,7 +25,7 @@ use super::AppState;
 use super::cookies::{cookie, csrf_token, csrf_token_matches, is_csrf_cookie, new_csrf_cookie, set_cookie};
 use super::form::{BODY_LIMIT, client_addr};
 use super::pages::{self, SignInForm};
-use crate::audit::{AuditEvent, FailedAttempt, escape_control};
+use crate::audit::{AuditEvent, EventKind, FailedAttempt, escape_control};
 use crate::clock::UnixTime;
 use crate::oauth::authorize::{AuthorizationRequest, AuthorizeError, Step, Target, query_after_sign_in};
 use crate::oauth::params::Params;
@@ -84,7 +84,7 @@ async fn authorization_response(
         Err(AuthorizeError::ShowPage(message)) => return Err(PageError::BadRequest(message)),
         Err(AuthorizeError::Redirect(e)) => return redirect(StatusCode::FOUND, &e.location(&state.issuer)),
     };
-    let session = live_session(state, headers, now)?;
+    let session = live_session(state, headers, now).await?;
     match (request.step(session.as_ref().map(|s| s.signed_in), now), session) {
         (Step::Refuse(e), _) => redirect(StatusCode::FOUND, &e.location(&state.issuer)),
         (Step::IssueCode, Some(session)) => issue_code(state, &request, session, now).await,
@@ -97,14 +97,14 @@ async fn authorization_response(
 
 /// The session of the `tenure_session` cookie, if it is alive at `now` and
 /// its user still exists.
-fn live_session(state: &AppState, headers: &HeaderMap, now: UnixTime) -> Result<Option<UserSession>, PageError> {
+async fn live_session(state: &AppState, headers: &HeaderMap, now: UnixTime) -> Result<Option<UserSession>, PageError> {
     let Some((sid, secret)) = cookie(headers, SESSION_COOKIE, state.is_https()).and_then(parse_cookie) else {
         return Ok(None);
     };
-    let Some(session) = state.store.session(sid).map_err(|e| internal("reading a user session", e))? else {
+    let Some(session) = state.store.session(sid).await.map_err(|e| internal("reading a user session", e))? else {
         return Ok(None);
     };
-    let user_exists = state.user(&session.username).map_err(|e| internal("reading a user", e))?.is_some();
+    let user_exists = state.user(&session.username).await.map_err(|e| internal("reading a user", e))?.is_some();
     if !session.cookie_matches(secret) || !user_exists {
         return Ok(None);
     }
@@ -147,12 +147,7 @@ async fn issue_code(
 /// Record single sign-on as activity of session `sid` (SPEC 3), atomically:
 /// a revoked session is left alone, so a concurrent revocation always wins.
 async fn touch_session(state: &AppState, sid: &str, now: UnixTime) -> Result<(), PageError> {
-    state
-        .store
-        .update_session(sid, |session| session.record_activity(now))
-        .await
-        .map(|_| ())
-        .map_err(|e| internal("recording session activity", e))
+    state.store.touch_session(sid, now).await.map(|_| ()).map_err(|e| internal("recording session activity", e))
 }
 
 async fn sign_in(state: &AppState, request: Request, now: UnixTime) -> Result<Response, PageError> {
@@ -248,7 +243,7 @@ async fn sign_in(state: &AppState, request: Request, now: UnixTime) -> Result<Re
 
     // A sign-in in a browser that still carries another live session ends
     // that session: one browser, one session.
-    let previous = live_session(state, headers, now)?;
+    let previous = live_session(state, headers, now).await?;
     let user_agent =
         headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|ua| ua.chars().take(512).collect());
     let cookie = start_session(state, username, remember_me, user_agent, remote, now).await?;
@@ -305,10 +300,10 @@ async fn start_session(
         .put_session(&session, state.keep_until(now))
         .await
         .map_err(|e| internal("storing a new user session", e))?;
-    let event = AuditEvent::new(now, "sign_in", session.username.clone(), format!("session:{}", session.sid))
+    let event = AuditEvent::new(now, EventKind::SignIn, session.username.clone(), format!("session:{}", session.sid))
         .details(serde_json::json!({ "remember_me": remember_me, "ip": session.ip, "user_agent": session.user_agent }));
     event.log();
-    state.store.append_audit(&event).await.map_err(|e| internal("auditing a sign-in", e))?;
+    state.store.append_event(&event).await.map_err(|e| internal("auditing a sign-in", e))?;
     let max_age = remember_me.then(|| state.history().current().remember_me_max_lifetime.as_secs());
     cookie_header(SESSION_COOKIE, &cookie_value.0, state.is_https(), max_age)
 }
@@ -325,7 +320,7 @@ enum PasswordCheck {
 /// username is checked against a dummy hash so the answer takes as long as
 /// for a known one.
 async fn check_password(state: &AppState, username: &str, password: &str) -> Result<PasswordCheck, PageError> {
-    let user = state.user(username).map_err(|e| internal("reading a user", e))?;
+    let user = state.user(username).await.map_err(|e| internal("reading a user", e))?;
     let (hash, known) = match user.as_ref() {
         Some(user) => (&user.password_hash, true),
         None => (&state.dummy_password_hash, false),

@@ -99,8 +99,8 @@ pub struct Bearer(pub AccessClaims);
 
 /// Verify a bearer `token` and check its family is alive. A DPoP-bound
 /// token is refused: it must come with a proof (RFC 9449 7.1).
-pub fn authenticate(state: &AppState, token: &str) -> Result<AccessClaims, BearerError> {
-    let claims = verify_live(state, token)?;
+pub async fn authenticate(state: &AppState, token: &str) -> Result<AccessClaims, BearerError> {
+    let claims = verify_live(state, token).await?;
     if claims.cnf.is_some() {
         return Err(BearerError::DpopInvalidToken(
             "this access token is DPoP-bound: send it as Authorization: DPoP <token> with a DPoP proof".into(),
@@ -112,14 +112,14 @@ pub fn authenticate(state: &AppState, token: &str) -> Result<AccessClaims, Beare
 /// Verify a DPoP-scheme `token` sent to `method` `endpoint` (a path) with
 /// the `DPoP` header values `proofs` (RFC 9449 7.1): the token must be
 /// bound, and the proof valid, carry its `ath`, and be signed by its key.
-pub fn authenticate_dpop(
+pub async fn authenticate_dpop(
     state: &AppState,
     token: &str,
     proofs: &[HeaderValue],
     method: &str,
     endpoint: &str,
 ) -> Result<AccessClaims, BearerError> {
-    let claims = verify_live(state, token)?;
+    let claims = verify_live(state, token).await?;
     let Some(cnf) = &claims.cnf else {
         return Err(BearerError::DpopInvalidToken(
             "this access token is not DPoP-bound: send it as Authorization: Bearer <token>".into(),
@@ -149,7 +149,7 @@ pub fn authenticate_dpop(
 }
 
 /// Verify `token` and check its family is alive, whatever its binding.
-fn verify_live(state: &AppState, token: &str) -> Result<AccessClaims, BearerError> {
+async fn verify_live(state: &AppState, token: &str) -> Result<AccessClaims, BearerError> {
     let now = state.now();
     let keys = state.keys();
     let claims: AccessClaims = state
@@ -160,10 +160,11 @@ fn verify_live(state: &AppState, token: &str) -> Result<AccessClaims, BearerErro
         return Err(BearerError::InvalidToken("the token is not addressed to this server".into()));
     }
     let overrides = |client_id: &str| state.clients.get(client_id).and_then(|c| c.session.clone());
-    let live = descends_from_live_family(&state.store, &state.history(), overrides, &claims, now).map_err(|e| {
-        tracing::error!(error = %e, "store failure checking a bearer token");
-        BearerError::Internal
-    })?;
+    let live =
+        descends_from_live_family(&state.store, &state.history(), overrides, &claims, now).await.map_err(|e| {
+            tracing::error!(error = %e, "store failure checking a bearer token");
+            BearerError::Internal
+        })?;
     if !live {
         return Err(BearerError::InvalidToken("the session of this token has ended or was revoked".into()));
     }
@@ -202,13 +203,13 @@ pub fn presented(parts: &Parts) -> Result<Option<Presented>, BearerError> {
 }
 
 /// Authenticate the token of `parts`' Authorization header, either scheme.
-pub fn authenticate_parts(state: &AppState, parts: &Parts) -> Result<Option<AccessClaims>, BearerError> {
+pub async fn authenticate_parts(state: &AppState, parts: &Parts) -> Result<Option<AccessClaims>, BearerError> {
     match presented(parts)? {
         None => Ok(None),
-        Some(Presented::Bearer(token)) => authenticate(state, &token).map(Some),
+        Some(Presented::Bearer(token)) => authenticate(state, &token).await.map(Some),
         Some(Presented::Dpop(token)) => {
             let proofs: Vec<HeaderValue> = parts.headers.get_all("dpop").iter().cloned().collect();
-            authenticate_dpop(state, &token, &proofs, parts.method.as_str(), parts.uri.path()).map(Some)
+            authenticate_dpop(state, &token, &proofs, parts.method.as_str(), parts.uri.path()).await.map(Some)
         }
     }
 }
@@ -229,7 +230,7 @@ impl FromRequestParts<AppState> for Bearer {
     type Rejection = BearerError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        authenticate_parts(state, parts)?.ok_or(BearerError::Missing).map(Bearer)
+        authenticate_parts(state, parts).await?.ok_or(BearerError::Missing).map(Bearer)
     }
 }
 
@@ -237,7 +238,7 @@ impl FromRequestParts<AppState> for Bearer {
 /// (RFC 6750 2.2): the header, or `access_token` in the body.
 pub async fn from_header_or_form(state: &AppState, req: Request) -> Result<AccessClaims, BearerError> {
     let (parts, body) = req.into_parts();
-    if let Some(claims) = authenticate_parts(state, &parts)? {
+    if let Some(claims) = authenticate_parts(state, &parts).await? {
         return Ok(claims);
     }
     // RFC 6750 2.2: the body parameter only in a form body. The media type
@@ -256,7 +257,7 @@ pub async fn from_header_or_form(state: &AppState, req: Request) -> Result<Acces
     let params = crate::oauth::params::Params::parse(&bytes)
         .map_err(|e| BearerError::InvalidRequest(e.description.into_owned()))?;
     match params.get("access_token") {
-        Some(token) => authenticate(state, token),
+        Some(token) => authenticate(state, token).await,
         None => Err(BearerError::Missing),
     }
 }

@@ -43,9 +43,10 @@ pub async fn introspect(
         tracing::error!(error = %e, "store failure at /introspect");
         OAuthError::server_error()
     };
-    let found = finder.find(&state.store, token, form.params.get("token_type_hint")).map_err(store_error)?;
+    let found = finder.find(&state.store, token, form.params.get("token_type_hint")).await.map_err(store_error)?;
     let history = state.history();
     let overrides = |client_id: &str| state.clients.get(client_id).and_then(|c| c.session.clone());
-    let body = lookup::introspect(&state.store, found, &state.issuer, &history, overrides, now).map_err(store_error)?;
+    let body =
+        lookup::introspect(&state.store, found, &state.issuer, &history, overrides, now).await.map_err(store_error)?;
     Ok(no_store(Json(body).into_response()))
 }

@@ -100,7 +100,7 @@ async fn end_session(
         }
     }
 
-    let browser = browser_session(state, headers)?;
+    let browser = browser_session(state, headers).await?;
     let to_end = match (browser, &request.hint) {
         // Only the browser's own session ever ends, never one named by a
         // hint alone: an ID token is no credential (it leaks through logs and
@@ -237,11 +237,11 @@ fn verify_hint(
 }
 
 /// The session the `tenure_session` cookie proves, unless it has ended.
-fn browser_session(state: &AppState, headers: &HeaderMap) -> Result<Option<UserSession>, LogoutError> {
+async fn browser_session(state: &AppState, headers: &HeaderMap) -> Result<Option<UserSession>, LogoutError> {
     let Some((sid, secret)) = cookie(headers, SESSION_COOKIE, state.is_https()).and_then(parse_cookie) else {
         return Ok(None);
     };
-    let session = state.store.session(sid).map_err(|e| internal("reading a user session", e))?;
+    let session = state.store.session(sid).await.map_err(|e| internal("reading a user session", e))?;
     Ok(session.filter(|s| s.cookie_matches(secret) && s.revoked.is_none()))
 }
 

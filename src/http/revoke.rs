@@ -33,7 +33,7 @@ pub async fn revoke(
         refresh_key: &state.refresh_key,
         now,
     };
-    let found = lookup.find(&state.store, token, form.params.get("token_type_hint")).map_err(store_error)?;
+    let found = lookup.find(&state.store, token, form.params.get("token_type_hint")).await.map_err(store_error)?;
     let not_yours = || {
         // RFC 7009 2.1: only the client the token was issued to may revoke it.
         OAuthError::new(ErrorCode::UnauthorizedClient, format!("the token was not issued to client {:?}", client.id))

@@ -33,7 +33,7 @@ struct UserSessions {
 /// `GET /account/sessions`: the caller's live sessions, newest first.
 pub async fn list_own(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     let username = account_holder(&caller)?;
-    let sessions = sessions::live_sessions(&state, username, caller.claims.sid.as_deref(), state.now())?;
+    let sessions = sessions::live_sessions(&state, username, caller.claims.sid.as_deref(), state.now()).await?;
     Ok(no_store(Json(AccountSessions { sessions })))
 }
 
@@ -65,7 +65,7 @@ pub async fn list_user(
 ) -> Result<Response, ApiError> {
     caller.require(Permission::UsersEdit)?;
     let Path(username) = username?;
-    let sessions = sessions::user_sessions(&state, &username, caller.claims.sid.as_deref(), state.now())?;
+    let sessions = sessions::user_sessions(&state, &username, caller.claims.sid.as_deref(), state.now()).await?;
     Ok(no_store(Json(UserSessions { username, sessions })))
 }
 

@@ -40,7 +40,7 @@ pub async fn preview(
 ) -> Result<Response, ApiError> {
     caller.require(Permission::SystemAdminister)?;
     let body = settings_object(body)?;
-    let preview = settings::preview(&state, &body, state.now())?;
+    let preview = settings::preview(&state, &body, state.now()).await?;
     Ok(no_store(Json(preview).into_response()))
 }
 

@@ -117,8 +117,8 @@ fn stream_id_of(body: &Map<String, Value>) -> Result<String, ApiError> {
 }
 
 /// The caller's stream, checked against the `stream_id` it named (if any).
-fn own_stream(state: &AppState, client_id: &str, stream_id: Option<&str>) -> Result<Stream, ApiError> {
-    let stream = state.store.ssf_stream(client_id).map_err(|e| internal("reading an SSF stream", e))?;
+async fn own_stream(state: &AppState, client_id: &str, stream_id: Option<&str>) -> Result<Stream, ApiError> {
+    let stream = state.store.ssf_stream(client_id).await.map_err(|e| internal("reading an SSF stream", e))?;
     match (stream, stream_id) {
         (None, _) => Err(ApiError::not_found(format!(
             "client {client_id:?} has no event stream; create one with POST /ssf/stream"
@@ -139,9 +139,11 @@ pub async fn get_stream(
 ) -> Result<Response, ApiError> {
     let client_id = receiver(&state, &caller, &[ssf::SCOPE_READ, ssf::SCOPE_MANAGE])?;
     match query_param(q.as_deref(), "stream_id") {
-        Some(id) => Ok(no_store(Json(own_stream(&state, &client_id, Some(&id))?.view(&state.issuer)).into_response())),
+        Some(id) => {
+            Ok(no_store(Json(own_stream(&state, &client_id, Some(&id)).await?.view(&state.issuer)).into_response()))
+        }
         None => {
-            let stream = state.store.ssf_stream(&client_id).map_err(|e| internal("reading an SSF stream", e))?;
+            let stream = state.store.ssf_stream(&client_id).await.map_err(|e| internal("reading an SSF stream", e))?;
             let list: Vec<Value> = stream.iter().map(|s| s.view(&state.issuer)).collect();
             Ok(no_store(Json(list).into_response()))
         }
@@ -152,7 +154,9 @@ pub async fn get_stream(
 pub async fn create_stream(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<Response, ApiError> {
     let client_id = receiver(&state, &caller, &[ssf::SCOPE_MANAGE])?;
     let body = json_object(&body)?;
-    if let Some(existing) = state.store.ssf_stream(&client_id).map_err(|e| internal("reading an SSF stream", e))? {
+    if let Some(existing) =
+        state.store.ssf_stream(&client_id).await.map_err(|e| internal("reading an SSF stream", e))?
+    {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "conflict",
@@ -181,7 +185,7 @@ pub async fn replace_stream(State(state): State<AppState>, caller: Caller, body:
 async fn update_stream(state: AppState, caller: Caller, body: Bytes, replace: bool) -> Result<Response, ApiError> {
     let client_id = receiver(&state, &caller, &[ssf::SCOPE_MANAGE])?;
     let body = json_object(&body)?;
-    let stream = own_stream(&state, &client_id, Some(&stream_id_of(&body)?))?;
+    let stream = own_stream(&state, &client_id, Some(&stream_id_of(&body)?)).await?;
     let next = if replace { stream.replace(&body, &state.issuer) } else { stream.patch(&body, &state.issuer) }
         .map_err(ApiError::bad_request)?;
     state.store.put_ssf_stream(&next).await.map_err(|e| internal("storing an SSF stream", e))?;
@@ -196,7 +200,7 @@ pub async fn delete_stream(
 ) -> Result<Response, ApiError> {
     let client_id = receiver(&state, &caller, &[ssf::SCOPE_MANAGE])?;
     let id = query_param(q.as_deref(), "stream_id").ok_or_else(|| ApiError::bad_request("stream_id: is required"))?;
-    own_stream(&state, &client_id, Some(&id))?;
+    own_stream(&state, &client_id, Some(&id)).await?;
     state.store.delete_ssf_stream(&client_id).await.map_err(|e| internal("deleting an SSF stream", e))?;
     tracing::info!(%client_id, stream_id = %id, "SSF stream deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -210,7 +214,7 @@ pub async fn get_status(
 ) -> Result<Response, ApiError> {
     let client_id = receiver(&state, &caller, &[ssf::SCOPE_READ, ssf::SCOPE_MANAGE])?;
     let id = query_param(q.as_deref(), "stream_id");
-    Ok(no_store(Json(own_stream(&state, &client_id, id.as_deref())?.status_view()).into_response()))
+    Ok(no_store(Json(own_stream(&state, &client_id, id.as_deref()).await?.status_view()).into_response()))
 }
 
 /// `POST /ssf/status` `{stream_id, status, reason?}`: enable, pause
@@ -218,7 +222,7 @@ pub async fn get_status(
 pub async fn set_status(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<Response, ApiError> {
     let client_id = receiver(&state, &caller, &[ssf::SCOPE_MANAGE])?;
     let body = json_object(&body)?;
-    let mut stream = own_stream(&state, &client_id, Some(&stream_id_of(&body)?))?;
+    let mut stream = own_stream(&state, &client_id, Some(&stream_id_of(&body)?)).await?;
     for field in body.keys() {
         if !["stream_id", "status", "reason"].contains(&field.as_str()) {
             return Err(ApiError::bad_request(format!(
@@ -250,7 +254,7 @@ pub async fn set_status(State(state): State<AppState>, caller: Caller, body: Byt
 pub async fn verify(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<Response, ApiError> {
     let client_id = receiver(&state, &caller, &[ssf::SCOPE_MANAGE])?;
     let body = json_object(&body)?;
-    let stream = own_stream(&state, &client_id, Some(&stream_id_of(&body)?))?;
+    let stream = own_stream(&state, &client_id, Some(&stream_id_of(&body)?)).await?;
     for field in body.keys() {
         if !["stream_id", "state"].contains(&field.as_str()) {
             return Err(ApiError::bad_request(format!("unknown field {field:?}; known fields: stream_id, state")));
@@ -328,7 +332,7 @@ impl PollRequest {
 pub async fn poll(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<Response, ApiError> {
     let client_id = receiver(&state, &caller, &[ssf::SCOPE_READ, ssf::SCOPE_MANAGE])?;
     let request = PollRequest::parse(&json_object(&body)?)?;
-    let stream = own_stream(&state, &client_id, None)?;
+    let stream = own_stream(&state, &client_id, None).await?;
     if !matches!(stream.delivery, ssf::Delivery::Poll) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -359,7 +363,8 @@ pub async fn poll(State(state): State<AppState>, caller: Caller, body: Bytes) ->
     let mut queued = Vec::new();
     if deliver {
         loop {
-            queued = state.store.queued_sets(&client_id, max + 1).map_err(|e| internal("reading the SSF queue", e))?;
+            queued =
+                state.store.queued_sets(&client_id, max + 1).await.map_err(|e| internal("reading the SSF queue", e))?;
             if !queued.is_empty() || !wait || tokio::time::Instant::now() >= deadline {
                 break;
             }

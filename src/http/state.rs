@@ -13,7 +13,7 @@ use crate::oauth::throttle::{AttemptThrottle, ThrottleRules};
 use crate::policy::{PolicyHistory, PolicyLayers, PolicySources, SessionPolicy};
 use crate::secret::{HashingPool, PasswordHashString, Secret};
 use crate::session::refresh_token::RefreshKey;
-use crate::store::{SledStore, Store};
+use crate::store::{AnyStore, Store};
 use crate::telemetry::Metrics;
 use crate::token::keys::{KeyDir, KeySet, retention};
 use crate::token::master_key::{MasterKey, Purpose};
@@ -49,9 +49,6 @@ impl Default for SignInThrottles {
     }
 }
 
-/// The store implementation in use (PostgreSQL will sit beside it).
-pub type StoreImpl = SledStore;
-
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
 
@@ -81,7 +78,8 @@ pub struct Inner {
     history: RwLock<Arc<PolicyHistory>>,
     /// Serialises changes of the session settings.
     pub settings_lock: tokio::sync::Mutex<()>,
-    pub store: StoreImpl,
+    /// The backend chosen at start-up (`store` in the configuration).
+    pub store: AnyStore,
     pub metrics: Metrics,
     /// The web console's signed-in sessions (SPEC 9).
     pub console: crate::http::console::ConsoleSessions,
@@ -119,15 +117,15 @@ impl AppState {
     pub async fn new(
         config: Config,
         issuer: String,
-        store: StoreImpl,
+        store: AnyStore,
         clock: Arc<dyn Clock>,
     ) -> Result<AppState, StartError> {
         let now = clock.now();
-        let layers = PolicyLayers { admin: store.admin_policy()?, ..config.policy_layers.clone() };
+        let layers = PolicyLayers { admin: store.admin_policy().await?, ..config.policy_layers.clone() };
         let resolved = layers.resolve().map_err(|e| StartError::AdminPolicy(Box::new(e)))?;
         // SPEC 3: a changed policy applies to live sessions from now on; the
         // history keeps earlier ones so loosening never revives the dead.
-        let stored = store.policy_history()?;
+        let stored = store.policy_history().await?;
         let history = match stored.clone() {
             None => PolicyHistory::new(now, resolved.0.clone()),
             Some(mut h) => {
@@ -136,7 +134,7 @@ impl AppState {
             }
         };
         if stored.as_ref() != Some(&history) {
-            store.set_policy_history(&history).await?;
+            store.set_policy(None, &history, None).await?;
         }
         let key_dir = KeyDir::new(&config.keys_dir);
         for created in key_dir.ensure_active(config.signing_alg, now, config.key_publish_ahead)? {
@@ -167,7 +165,7 @@ impl AppState {
         let clients = ClientRegistry::new(config.clients.iter().cloned().chain([console]))
             .map_err(|_| StartError::Random)?
             .with_hashing(hashing.clone());
-        for stored in store.clients()? {
+        for stored in store.clients().await? {
             let id = stored.spec.id.clone();
             if clients.is_from_config(&id) {
                 tracing::warn!(client = %id, "a client created through the admin API has the id of a config client; the config one wins");
@@ -266,15 +264,15 @@ impl AppState {
 
     /// A user who may sign in: declared in the config (which wins), else
     /// kept in the store and not disabled.
-    pub fn user(&self, username: &str) -> Result<Option<User>, crate::store::StoreError> {
-        Ok(self.any_user(username)?.filter(|u| !u.disabled))
+    pub async fn user(&self, username: &str) -> Result<Option<User>, crate::store::StoreError> {
+        Ok(self.any_user(username).await?.filter(|u| !u.disabled))
     }
 
     /// A user, disabled or not (the admin API).
-    pub fn any_user(&self, username: &str) -> Result<Option<User>, crate::store::StoreError> {
+    pub async fn any_user(&self, username: &str) -> Result<Option<User>, crate::store::StoreError> {
         match self.users.get(username) {
             Some(u) => Ok(Some(u.clone())),
-            None => self.store.user(username),
+            None => self.store.user(username).await,
         }
     }
 
@@ -298,5 +296,14 @@ impl AppState {
     /// policy lets an access token live longer than the ceiling.
     pub fn max_token_lifetime(&self) -> Secs {
         self.history().current().max_lifetime_ceiling
+    }
+}
+
+impl crate::user::Directory for AppState {
+    fn find<'a>(
+        &'a self,
+        username: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<User>> + Send + 'a>> {
+        Box::pin(async move { self.user(username).await.ok().flatten() })
     }
 }

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use super::error::internal;
 use super::form::OAuthForm;
 use super::state::AppState;
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, EventKind};
 use crate::oauth::client::GrantType;
 use crate::oauth::client_auth::PresentedClient;
 use crate::oauth::dpop::{DpopError, Expected, Proof};
@@ -91,11 +91,10 @@ async fn handle(state: &AppState, form: OAuthForm) -> Result<Response, OAuthErro
     let token_type = if jkt.is_some() { "DPoP" } else { "Bearer" };
     let keys = state.keys();
     let history = state.history();
-    let users = |name: &str| state.user(name).ok().flatten();
     let minter = Minter {
         keys: &keys,
         clients: &state.clients,
-        users: &users,
+        users: state,
         refresh_key: &state.refresh_key,
         history: &history,
         issuer: &state.issuer,
@@ -147,19 +146,23 @@ async fn exchange(
 ) -> Result<TokenResponse, OAuthError> {
     let exchange = Exchange { keys, retain: state.key_retention(), issuer: &state.issuer, history, now };
     let overrides = |client_id: &str| state.clients.get(client_id).and_then(|c| c.session.clone());
-    let mut claims = match exchange.decide(&state.store, client, overrides, params) {
+    let mut claims = match exchange.decide(&state.store, client, overrides, params).await {
         Ok(claims) => claims,
         Err(refusal) => {
             if refusal.audit {
-                let event =
-                    AuditEvent::new(now, "token_exchange_refused", format!("client:{}", client.id), "token_exchange")
-                        .reason(refusal.error.description.clone())
-                        .details(serde_json::json!({
-                            "error": refusal.error.code.as_str(),
-                            "audience": params.get("audience").or(params.get("resource")),
-                        }));
+                let event = AuditEvent::new(
+                    now,
+                    EventKind::TokenExchangeRefused,
+                    format!("client:{}", client.id),
+                    "token_exchange",
+                )
+                .reason(refusal.error.description.clone())
+                .details(serde_json::json!({
+                    "error": refusal.error.code.as_str(),
+                    "audience": params.get("audience").or(params.get("resource")),
+                }));
                 event.log();
-                state.store.append_audit(&event).await.map_err(|e| internal("auditing a refused exchange", e))?;
+                state.store.append_event(&event).await.map_err(|e| internal("auditing a refused exchange", e))?;
             }
             return Err(refusal.error);
         }

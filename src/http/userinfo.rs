@@ -11,21 +11,21 @@ use super::token::no_store;
 use crate::token::claims::AccessClaims;
 
 pub async fn get(State(state): State<AppState>, Bearer(claims): Bearer) -> Result<Response, BearerError> {
-    respond(&state, &claims)
+    respond(&state, &claims).await
 }
 
 pub async fn post(State(state): State<AppState>, req: Request) -> Result<Response, BearerError> {
     let claims = bearer::from_header_or_form(&state, req).await?;
-    respond(&state, &claims)
+    respond(&state, &claims).await
 }
 
-fn respond(state: &AppState, claims: &AccessClaims) -> Result<Response, BearerError> {
+async fn respond(state: &AppState, claims: &AccessClaims) -> Result<Response, BearerError> {
     let scopes: Vec<&str> = claims.scope.split(' ').collect();
     if !scopes.contains(&"openid") {
         return Err(BearerError::InsufficientScope("userinfo needs a token with the openid scope".into()));
     }
     let user = match &claims.sid {
-        Some(_) => state.user(&claims.sub).map_err(|_| BearerError::Internal)?,
+        Some(_) => state.user(&claims.sub).await.map_err(|_| BearerError::Internal)?,
         None => None,
     };
     let Some(user) = user else {

@@ -88,11 +88,11 @@ pub async fn redeem<S: Store>(
     let code_value = params.require("code")?;
     let key = code::storage_key(code_value);
     let unknown = || invalid_grant("the authorization code is invalid or has expired");
-    let record = store.code(&key).map_err(store_error)?.ok_or_else(unknown)?;
+    let record = store.code(&key).await.map_err(store_error)?.ok_or_else(unknown)?;
     let now = minter.now;
     if record.redeemed_family.is_none() {
         check(&record, client, params, now)?;
-        let session = store.session(&record.sid).map_err(store_error)?;
+        let session = store.session(&record.sid).await.map_err(store_error)?;
         if !session.as_ref().is_some_and(|s| s.is_alive(minter.history, s.last_active, now)) {
             return Err(invalid_grant("the user session of this authorization code has ended"));
         }
@@ -140,22 +140,18 @@ pub async fn redeem<S: Store>(
         jkt: if client.is_public() { jkt.map(str::to_owned) } else { None },
     };
     let keep_until = record.auth_time.plus(minter.history.current().max_lifetime_ceiling);
-    match store.redeem_code(&key, &new_family, keep_until, now).await.map_err(store_error)? {
-        Redemption::Redeemed { superseded } => {
+    // A replay's kill and the families a new one supersedes are written
+    // with their fallout in the redemption's own step.
+    let fallout = crate::revocation::Revocation { store, clients: minter.clients, now }
+        .fallout("system")
+        .await
+        .map_err(store_error)?;
+    match store.redeem_code(&key, &new_family, keep_until, now, &fallout).await.map_err(store_error)? {
+        Redemption::Redeemed { .. } => {
             tracing::info!(client_id = %client.id, sid = %new_family.sid, family = %new_family.id, "authorization code redeemed");
-            if !superseded.is_empty() {
-                let revocation = crate::revocation::Revocation { store, clients: minter.clients, now };
-                revocation.superseded(&superseded, &new_family.id).await.map_err(store_error)?;
-            }
-            minter.mint(&new_family, client, &record.scope, record.nonce.clone(), jkt)
+            minter.mint(&new_family, client, &record.scope, record.nonce.clone(), jkt).await
         }
         Redemption::Replayed { revoked_family } => {
-            if let Some(f) =
-                revoked_family.as_deref().map(|id| store.family(id)).transpose().map_err(store_error)?.flatten()
-            {
-                let revocation = crate::revocation::Revocation { store, clients: minter.clients, now };
-                revocation.family_killed(&f, "system", "authorization_code_replay").await.map_err(store_error)?;
-            }
             tracing::warn!(
                 client_id = %client.id,
                 family = revoked_family.as_deref().unwrap_or("-"),

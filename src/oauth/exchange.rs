@@ -56,7 +56,7 @@ pub struct Exchange<'a> {
 
 impl Exchange<'_> {
     /// The claims of the exchanged token, or why not.
-    pub fn decide<S: Store>(
+    pub async fn decide<S: Store>(
         &self,
         store: &S,
         client: &Client,
@@ -133,9 +133,9 @@ impl Exchange<'_> {
                     tracing::error!(error = %e, "store failure in token exchange");
                     Refusal::from(OAuthError::server_error())
                 };
-                let f = store.family(fid).map_err(internal)?;
+                let f = store.family(fid).await.map_err(internal)?;
                 let session = match &f {
-                    Some(f) => store.session(&f.sid).map_err(internal)?,
+                    Some(f) => store.session(&f.sid).await.map_err(internal)?,
                     None => None,
                 };
                 let over = f.as_ref().and_then(|f| subject_client_override(&f.client_id));

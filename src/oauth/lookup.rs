@@ -39,10 +39,10 @@ pub struct Lookup<'a> {
 
 impl Lookup<'_> {
     /// Find `token`, trying the kind named by `hint` first (RFC 7009 2.1).
-    pub fn find<S: Store>(&self, store: &S, token: &str, hint: Option<&str>) -> Result<Found, StoreError> {
+    pub async fn find<S: Store>(&self, store: &S, token: &str, hint: Option<&str>) -> Result<Found, StoreError> {
         let refresh_first = hint == Some("refresh_token");
         if refresh_first {
-            let found = self.refresh(store, token)?;
+            let found = self.refresh(store, token).await?;
             if !matches!(found, Found::Unknown) {
                 return Ok(found);
             }
@@ -52,12 +52,12 @@ impl Lookup<'_> {
         {
             return Ok(Found::Access(claims));
         }
-        if refresh_first { Ok(Found::Unknown) } else { self.refresh(store, token) }
+        if refresh_first { Ok(Found::Unknown) } else { self.refresh(store, token).await }
     }
 
-    fn refresh<S: Store>(&self, store: &S, token: &str) -> Result<Found, StoreError> {
+    async fn refresh<S: Store>(&self, store: &S, token: &str) -> Result<Found, StoreError> {
         let Some(presented) = refresh_token::parse(token) else { return Ok(Found::Unknown) };
-        let Some(family) = store.family(&presented.family_id)? else { return Ok(Found::Unknown) };
+        let Some(family) = store.family(&presented.family_id).await? else { return Ok(Found::Unknown) };
         if !self.refresh_key.verify(&presented, &family.salt) {
             return Ok(Found::Unknown);
         }
@@ -67,7 +67,7 @@ impl Lookup<'_> {
 }
 
 /// RFC 7662 2.2: the introspection answer.
-pub fn introspect<S: Store>(
+pub async fn introspect<S: Store>(
     store: &S,
     found: Found,
     issuer: &str,
@@ -79,7 +79,7 @@ pub fn introspect<S: Store>(
     match found {
         Found::Unknown => Ok(inactive),
         Found::Access(claims) => {
-            if !descends_from_live_family(store, history, &client_override, &claims, now)? {
+            if !descends_from_live_family(store, history, &client_override, &claims, now).await? {
                 return Ok(inactive);
             }
             let mut body = serde_json::json!({
@@ -109,7 +109,7 @@ pub fn introspect<S: Store>(
         }
         Found::Refresh { family, current } => {
             let client = client_override(&family.client_id);
-            let session = store.session(&family.sid)?;
+            let session = store.session(&family.sid).await?;
             if !current || !family::is_alive(history, &family, session.as_ref(), client.as_ref(), now) {
                 return Ok(inactive);
             }

@@ -39,7 +39,7 @@ pub async fn refresh<S: Store>(
     let not_valid = || invalid_grant("the refresh token is not valid");
     // A token that fails any of these checks was never issued: it kills nothing.
     let presented = refresh_token::parse(token).ok_or_else(not_valid)?;
-    let stored = store.family(&presented.family_id).map_err(store_error)?.ok_or_else(not_valid)?;
+    let stored = store.family(&presented.family_id).await.map_err(store_error)?.ok_or_else(not_valid)?;
     if !minter.refresh_key.verify(&presented, &stored.salt) {
         return Err(not_valid());
     }
@@ -94,21 +94,29 @@ pub async fn refresh<S: Store>(
     let history = minter.history;
     let grace = history.current().refresh_reuse_grace;
     let client_override = client.session.as_ref();
+    // Only a reuse kill uses the fallout: it is written in the same step.
+    let fallout = crate::revocation::Revocation { store, clients: minter.clients, now }
+        .fallout("system")
+        .await
+        .map_err(store_error)?;
     let decision = store
-        .refresh(&presented.family_id, |f, session| {
-            let alive = family::is_alive(history, f, session, client_override, now);
-            family::decide_refresh(f, presented.generation, now, grace, alive, activity)
-        })
+        .refresh(
+            &presented.family_id,
+            |f, session| {
+                let alive = family::is_alive(history, f, session, client_override, now);
+                family::decide_refresh(f, presented.generation, now, grace, alive, activity)
+            },
+            &fallout,
+        )
         .await
         .map_err(store_error)?
         .ok_or_else(not_valid)?;
     match decision {
-        RefreshDecision::Rotate(next) | RefreshDecision::Grace(next) => minter.mint(&next, client, &scope, None, jkt),
+        RefreshDecision::Rotate(next) | RefreshDecision::Grace(next) => {
+            minter.mint(&next, client, &scope, None, jkt).await
+        }
         RefreshDecision::Reuse(killed) => {
-            // The revocation is already committed; tell the client's back
-            // channel and the audit log.
-            let revocation = crate::revocation::Revocation { store, clients: minter.clients, now };
-            revocation.family_killed(&killed, "system", "refresh_token_reuse").await.map_err(store_error)?;
+            // The kill is committed with its logout, feed and audit entries.
             tracing::warn!(
                 client_id = %client.id,
                 sid = %killed.sid,

@@ -43,7 +43,7 @@ pub struct Minter<'a> {
     pub keys: &'a KeySet,
     pub clients: &'a super::client_auth::ClientRegistry,
     /// The user directory (config, then store).
-    pub users: &'a (dyn Fn(&str) -> Option<crate::user::User> + Sync),
+    pub users: &'a dyn crate::user::Directory,
     pub refresh_key: &'a RefreshKey,
     pub history: &'a PolicyHistory,
     pub issuer: &'a str,
@@ -61,7 +61,7 @@ impl Minter<'_> {
     /// scope has `openid` (`nonce` only at code exchange). With `jkt` (the
     /// thumbprint of the request's DPoP key) the access token is bound to
     /// that key (`cnf.jkt`, `token_type: DPoP`, RFC 9449 5, 6.1).
-    pub fn mint(
+    pub async fn mint(
         &self,
         family: &Family,
         client: &Client,
@@ -96,7 +96,7 @@ impl Minter<'_> {
         // SPEC 8: permissions ride only with the admin scope, for a client allowed it.
         if scope.split(' ').any(|s| s == super::client_credentials::ADMIN_SCOPE)
             && client.scopes.contains(super::client_credentials::ADMIN_SCOPE)
-            && let Some(user) = (self.users)(&family.username)
+            && let Some(user) = self.users.find(&family.username).await
             && !user.permissions.is_empty()
         {
             access.permissions = Some(user.permissions.iter().map(|p| p.as_str().to_owned()).collect());
@@ -147,7 +147,7 @@ impl Minter<'_> {
 /// a revocation, every descendant is dead at once; SPEC 3: a policy change
 /// applies at the next check). Tokens without a family (client credentials)
 /// live until their `exp`.
-pub fn descends_from_live_family<S: crate::store::Store>(
+pub async fn descends_from_live_family<S: crate::store::Store>(
     store: &S,
     history: &PolicyHistory,
     overrides: impl Fn(&str) -> Option<crate::policy::ClientSessionOverride>,
@@ -155,8 +155,8 @@ pub fn descends_from_live_family<S: crate::store::Store>(
     now: UnixTime,
 ) -> Result<bool, crate::store::StoreError> {
     let Some(fid) = &claims.fid else { return Ok(true) };
-    let Some(f) = store.family(fid)? else { return Ok(false) };
-    let session = store.session(&f.sid)?;
+    let Some(f) = store.family(fid).await? else { return Ok(false) };
+    let session = store.session(&f.sid).await?;
     // The family's own client's limits apply (an exchanged token is held by
     // another client, but lives and dies with the family).
     let over = overrides(&f.client_id);

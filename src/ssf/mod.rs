@@ -7,7 +7,7 @@
 //! allows). Every revocation of a family, a session or a user queues one
 //! CAEP `session-revoked` event per stream that asked for it, in the durable
 //! SET queue of the store ([`QueuedSet`]): in the same store step when a user
-//! is disabled or deleted ([`Store::write_user`]), right after the
+//! is disabled or deleted ([`crate::store::Store::write_user`]), in the same step as the
 //! revocation's own write otherwise; the events are signed as Security Event Tokens (RFC 8417,
 //! `typ: secevent+jwt`, RS256) when they are handed out: by poll
 //! (RFC 8936, `http/ssf.rs`) or push (RFC 8935, [`push`]).
@@ -23,7 +23,7 @@ use serde_json::{Map, Value, json};
 use crate::clock::UnixTime;
 use crate::duration::Secs;
 use crate::oauth::client_auth::ClientRegistry;
-use crate::store::{Result, Store};
+
 use crate::token::claims::new_jti;
 
 /// CAEP 1.0 3.1.
@@ -473,44 +473,27 @@ pub fn receives(clients: &ClientRegistry, client_id: &str) -> bool {
     clients.get(client_id).is_some_and(|c| c.scopes.contains(SCOPE_READ) || c.scopes.contains(SCOPE_MANAGE))
 }
 
-/// The `session-revoked` events about `subject`, one for every stream that
-/// takes them, for a store step that queues them itself
-/// ([`Store::write_user`]).
-pub fn session_revoked_sets<S: Store>(
-    store: &S,
+/// The `session-revoked` events about `subject`, one for every stream of
+/// `streams` that takes them, for the store step of the revocation that
+/// queues them ([`crate::revocation::Fallout`]).
+pub fn session_revoked_sets(
+    streams: &[Stream],
     clients: &ClientRegistry,
     subject: SetSubject,
     actor: &str,
     reason: &str,
     now: UnixTime,
-) -> Result<Vec<QueuedSet>> {
+) -> Vec<QueuedSet> {
     let event = SetEvent::SessionRevoked {
         reason: reason.to_owned(),
         initiating_entity: Some(initiating_entity(actor, reason).to_owned()),
         event_timestamp: now,
     };
-    Ok(store
-        .ssf_streams()?
-        .into_iter()
+    streams
+        .iter()
         .filter(|s| s.queues(SESSION_REVOKED) && receives(clients, &s.client_id))
         .map(|s| QueuedSet::new(&s.client_id, subject.clone(), event.clone(), now))
-        .collect())
-}
-
-/// What a revocation reports: queue a `session-revoked` event about
-/// `subject` for every stream that takes it. Called right after the
-/// revocation is durable; durable on return.
-pub async fn session_revoked<S: Store>(
-    store: &S,
-    clients: &ClientRegistry,
-    subject: SetSubject,
-    actor: &str,
-    reason: &str,
-    now: UnixTime,
-) -> Result<usize> {
-    let sets = session_revoked_sets(store, clients, subject, actor, reason, now)?;
-    store.enqueue_sets(&sets).await?;
-    Ok(sets.len())
+        .collect()
 }
 
 #[cfg(test)]

@@ -74,7 +74,7 @@ pub async fn push_periodically(state: AppState) {
                 continue;
             }
         }
-        let streams = match state.store.ssf_streams() {
+        let streams = match state.store.ssf_streams().await {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "reading the SSF streams failed");
@@ -101,7 +101,7 @@ pub async fn push_periodically(state: AppState) {
 /// Returns how many were delivered.
 pub async fn deliver_due(state: &AppState, http: &reqwest::Client, stream: &Stream, now: UnixTime) -> usize {
     let Delivery::Push { endpoint_url, authorization_header } = &stream.delivery else { return 0 };
-    let queued = match state.store.queued_sets(&stream.client_id, BATCH) {
+    let queued = match state.store.queued_sets(&stream.client_id, BATCH).await {
         Ok(q) => q,
         Err(e) => {
             tracing::warn!(error = %e, client_id = %stream.client_id, "reading the SSF queue failed");

@@ -23,6 +23,8 @@ use crate::user::User;
 
 pub use self::sled::SledStore;
 
+use std::future::Future;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store I/O failed: {0}")]
@@ -35,163 +37,241 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-/// The kinds of record that expire, each in its own keyspace.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Expiring {
-    AuthorizationCode,
-    Family,
-    UserSession,
-    /// `sid || family id` -> (): the families of a session.
-    SessionFamily,
-    /// `username || 0 || sid` -> (): the sessions of a user.
-    UserIndex,
+/// What a transition writes beside its own state, in the same atomic,
+/// durable step: its audit events (the event log), the back-channel
+/// logouts it queues (the outbox) and the revocation-feed events (SPEC 13).
+/// After a crash either all of it is there, with the state change, or none.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Effects {
+    pub events: Vec<AuditEvent>,
+    pub deliveries: Vec<Delivery>,
+    pub sets: Vec<QueuedSet>,
 }
 
-impl Expiring {
-    pub const ALL: [Expiring; 5] = [
-        Expiring::AuthorizationCode,
-        Expiring::Family,
-        Expiring::UserSession,
-        Expiring::SessionFamily,
-        Expiring::UserIndex,
-    ];
-
-    fn tag(self) -> u8 {
-        match self {
-            Expiring::AuthorizationCode => 1,
-            Expiring::Family => 2,
-            Expiring::UserSession => 3,
-            Expiring::SessionFamily => 4,
-            Expiring::UserIndex => 5,
-        }
+impl Effects {
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.deliveries.is_empty() && self.sets.is_empty()
     }
 
-    fn tree_name(self) -> &'static str {
-        match self {
-            Expiring::AuthorizationCode => "codes",
-            Expiring::Family => "families",
-            Expiring::UserSession => "sessions",
-            Expiring::SessionFamily => "session_families",
-            Expiring::UserIndex => "user_sessions",
-        }
-    }
-
-    fn from_tag(tag: u8) -> Option<Expiring> {
-        Expiring::ALL.into_iter().find(|e| e.tag() == tag)
+    pub fn extend(&mut self, other: Effects) {
+        self.events.extend(other.events);
+        self.deliveries.extend(other.deliveries);
+        self.sets.extend(other.sets);
     }
 }
 
-/// What the issuer keeps.
+/// What a revocation sets off, computed inside the store's transaction from
+/// what the store found there (so the effects match the state exactly).
+/// Implemented by [`crate::revocation::Fallout`]; pure, no I/O.
+pub trait Fallout: Send + Sync {
+    /// Family `family` has just died; `family.revoked` says why
+    /// (`refresh_token_reuse`, `authorization_code_replay`, an admin's
+    /// reason, ...).
+    fn family_revoked(&self, family: &Family) -> Effects;
+    /// `families` (of one session and client) were revoked because `by`,
+    /// a newer family of the same client, pushed them out.
+    fn families_superseded(&self, families: &[Family], by: &Family) -> Effects;
+    /// Session `session` has just been revoked; `live` are its families
+    /// that were still alive.
+    fn session_revoked(&self, session: &UserSession, live: &[Family]) -> Effects;
+    /// Every session of `username` up to marker `seq` has just been revoked.
+    fn user_revoked(&self, username: &str, seq: u64, revoked: &Revoked) -> Effects;
+}
+
+/// A fallout that writes nothing (tests, and transitions that cannot kill).
+pub struct NoFallout;
+
+impl Fallout for NoFallout {
+    fn family_revoked(&self, _: &Family) -> Effects {
+        Effects::default()
+    }
+    fn families_superseded(&self, _: &[Family], _: &Family) -> Effects {
+        Effects::default()
+    }
+    fn session_revoked(&self, _: &UserSession, _: &[Family]) -> Effects {
+        Effects::default()
+    }
+    fn user_revoked(&self, _: &str, _: u64, _: &Revoked) -> Effects {
+        Effects::default()
+    }
+}
+
+/// What a revocation did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Revoke<T> {
+    /// It was alive and is now revoked (its effects are written).
+    Revoked(T),
+    /// It was revoked before; nothing was written.
+    AlreadyRevoked(T),
+    NotFound,
+}
+
+impl<T> Revoke<T> {
+    /// The record as stored afterwards, `None` when unknown.
+    pub fn into_record(self) -> Option<T> {
+        match self {
+            Revoke::Revoked(t) | Revoke::AlreadyRevoked(t) => Some(t),
+            Revoke::NotFound => None,
+        }
+    }
+
+    pub fn changed(&self) -> bool {
+        matches!(self, Revoke::Revoked(_))
+    }
+}
+
+/// What the issuer keeps: one backend seam (sled embedded, PostgreSQL for
+/// replicas). Every method is async; every transition is one method that
+/// is atomic and durable on return, and says what happened.
 pub trait Store: Send + Sync + 'static {
     /// Whether the store answers reads and writes (`/readyz`).
-    fn check(&self) -> impl std::future::Future<Output = Result<()>> + Send;
+    fn check(&self) -> impl Future<Output = Result<()>> + Send;
 
-    /// The session settings set through the admin API (SPEC 3 precedence:
-    /// they win over file and environment), empty when none are set.
-    fn admin_policy(&self) -> Result<PolicyLayer>;
+    /// Make every write so far durable (used at shutdown).
+    fn flush(&self) -> impl Future<Output = Result<()>> + Send;
 
-    /// Replace the admin-set session settings; durable on return.
-    fn set_admin_policy(&self, layer: &PolicyLayer) -> impl std::future::Future<Output = Result<()>> + Send;
+    // --- Session policy (SPEC 3) ---
 
-    /// Store `value` under `key` in the keyspace of `kind`, to be swept once
-    /// `expires_at` has passed; durable on return.
-    fn put_expiring(
-        &self,
-        kind: Expiring,
-        key: &[u8],
-        value: &[u8],
-        expires_at: UnixTime,
-    ) -> impl std::future::Future<Output = Result<()>> + Send;
-
-    /// Read a record of `kind`.
-    fn get_expiring(&self, kind: Expiring, key: &[u8]) -> Result<Option<Vec<u8>>>;
-
-    /// Remove every record whose expiry is at or before `now`. Returns how
-    /// many were removed.
-    fn sweep_expired(&self, now: UnixTime) -> impl std::future::Future<Output = Result<usize>> + Send;
+    /// The session settings set through the admin API (they win over file
+    /// and environment), empty when none are set.
+    fn admin_policy(&self) -> impl Future<Output = Result<PolicyLayer>> + Send;
 
     /// The global policies in force so far (see `PolicyHistory`).
-    fn policy_history(&self) -> Result<Option<PolicyHistory>>;
+    fn policy_history(&self) -> impl Future<Output = Result<Option<PolicyHistory>>> + Send;
 
-    /// Replace the policy history; durable on return.
-    fn set_policy_history(&self, history: &PolicyHistory) -> impl std::future::Future<Output = Result<()>> + Send;
+    /// A settings transition: replace the admin layer (when `Some`) and the
+    /// policy history, and append `event`, in one atomic, durable step.
+    fn set_policy(
+        &self,
+        admin: Option<&PolicyLayer>,
+        history: &PolicyHistory,
+        event: Option<&AuditEvent>,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    // --- Sessions, codes, families ---
 
     /// Create or replace a user session, kept until `keep_until`; durable.
-    fn put_session(
-        &self,
-        session: &UserSession,
-        keep_until: UnixTime,
-    ) -> impl std::future::Future<Output = Result<()>> + Send;
+    /// A new session's sequence is after every user marker written so far.
+    fn put_session(&self, session: &UserSession, keep_until: UnixTime) -> impl Future<Output = Result<()>> + Send;
 
-    fn session(&self, sid: &str) -> Result<Option<UserSession>>;
+    /// Session `sid`, with its user's revocation marker applied.
+    fn session(&self, sid: &str) -> impl Future<Output = Result<Option<UserSession>>> + Send;
 
-    /// Apply `change` to session `sid` atomically (it returns whether it
-    /// changed anything); durable on return. Returns the session as stored
-    /// afterwards, `None` when there is no such session.
-    fn update_session<F>(
+    /// Record activity on session `sid` at `at` (never moves it back, never
+    /// touches a revoked session); durable when it changed. The session as
+    /// stored afterwards.
+    fn touch_session(&self, sid: &str, at: UnixTime) -> impl Future<Output = Result<Option<UserSession>>> + Send;
+
+    /// Revoke session `sid` and with it every family in it; the fallout
+    /// (logouts of its live families' clients, feed events, audit) is
+    /// written in the same step.
+    fn revoke_session(
         &self,
         sid: &str,
-        change: F,
-    ) -> impl std::future::Future<Output = Result<Option<UserSession>>> + Send
-    where
-        F: Fn(&mut UserSession) -> bool + Send + Sync;
+        revoked: &Revoked,
+        fallout: &dyn Fallout,
+    ) -> impl Future<Output = Result<Revoke<UserSession>>> + Send;
 
     /// The families created in session `sid`.
-    fn session_families(&self, sid: &str) -> Result<Vec<Family>>;
+    fn session_families(&self, sid: &str) -> impl Future<Output = Result<Vec<Family>>> + Send;
 
     /// Store a fresh authorization code under `key`; durable.
-    fn put_code(&self, key: &[u8], code: &AuthCode) -> impl std::future::Future<Output = Result<()>> + Send;
+    fn put_code(&self, key: &[u8], code: &AuthCode) -> impl Future<Output = Result<()>> + Send;
 
-    fn code(&self, key: &[u8]) -> Result<Option<AuthCode>>;
+    fn code(&self, key: &[u8]) -> impl Future<Output = Result<Option<AuthCode>>> + Send;
 
     /// Redeem the code under `key`, creating `family` (kept until
     /// `keep_until`), atomically: a second redemption revokes the family the
-    /// first one created (RFC 6749 4.1.2). In the same transaction the
-    /// family joins its session's families of its client
-    /// ([`UserSession::admit_family`] with
+    /// first one created (RFC 6749 4.1.2; reason
+    /// `authorization_code_replay`, its fallout written in the same step).
+    /// In the same transaction the family joins its session's families of
+    /// its client ([`UserSession::admit_family`] with
     /// [`MAX_FAMILIES_PER_CLIENT`](crate::session::user_session::MAX_FAMILIES_PER_CLIENT)):
-    /// the ones it supersedes are revoked (reason `superseded`) and leave the
-    /// session's family index, and the session records the activity. Durable
-    /// on return, also when the answer is a replay.
+    /// the ones it supersedes are revoked (reason `superseded`, with
+    /// [`Fallout::families_superseded`]) and the session records the
+    /// activity. Durable on return, also when the answer is a replay.
     fn redeem_code(
         &self,
         key: &[u8],
         family: &Family,
         keep_until: UnixTime,
         now: UnixTime,
-    ) -> impl std::future::Future<Output = Result<Redemption>> + Send;
+        fallout: &dyn Fallout,
+    ) -> impl Future<Output = Result<Redemption>> + Send;
 
-    fn family(&self, id: &str) -> Result<Option<Family>>;
+    fn family(&self, id: &str) -> impl Future<Output = Result<Option<Family>>> + Send;
+
+    /// Run `decide` on family `id` and its session and store its outcome
+    /// atomically: a rotation (compare-and-swap on the generation; the
+    /// session records the activity unless the refresh is background), or
+    /// a kill on reuse with its fallout in the same step. Grace and refusal
+    /// write nothing. Of N concurrent first uses, one rotates and the
+    /// others re-decide against the new generation. Durable on return.
+    /// `None` when there is no such family.
+    fn refresh<F>(
+        &self,
+        id: &str,
+        decide: F,
+        fallout: &dyn Fallout,
+    ) -> impl Future<Output = Result<Option<RefreshDecision>>> + Send
+    where
+        F: Fn(&Family, Option<&UserSession>) -> RefreshDecision + Send + Sync;
+
+    /// Revoke family `id`, its fallout in the same step.
+    fn revoke_family(
+        &self,
+        id: &str,
+        revoked: &Revoked,
+        fallout: &dyn Fallout,
+    ) -> impl Future<Output = Result<Revoke<Family>>> + Send;
+
+    /// Remove every record whose expiry is at or before `now`. Returns how
+    /// many were removed.
+    fn sweep_expired(&self, now: UnixTime) -> impl Future<Output = Result<usize>> + Send;
+
+    // --- Users ---
 
     /// A user kept in the store (admin-created), `None` when unknown.
-    fn user(&self, username: &str) -> Result<Option<User>>;
-
-    /// Create or replace a stored user; durable.
-    fn put_user(&self, user: &User) -> impl std::future::Future<Output = Result<()>> + Send;
-
-    /// Delete a stored user; durable. Whether there was one.
-    fn delete_user(&self, username: &str) -> impl std::future::Future<Output = Result<bool>> + Send;
+    fn user(&self, username: &str) -> impl Future<Output = Result<Option<User>>> + Send;
 
     /// Every stored (admin-created) user, sorted by username.
-    fn users(&self) -> Result<Vec<User>>;
+    fn users(&self) -> impl Future<Output = Result<Vec<User>>> + Send;
 
     /// Create or replace (`Some`) or delete (`None`) stored user `username`
     /// and append `event`; with `revoke`, also revoke every session the user
-    /// has (the marker), queue the back-channel fan-out and queue `sets`
-    /// (the revocation feed's events). One atomic, durable step: after a
-    /// crash either all of it happened or none. Returns whether a stored
-    /// user existed before.
+    /// has (a marker) with its fallout. One atomic, durable step. Returns
+    /// whether a stored user existed before.
     fn write_user(
         &self,
         username: &str,
         user: Option<&User>,
-        revoke: Option<Revoked>,
-        sets: &[QueuedSet],
+        revoke: Option<&Revoked>,
+        fallout: &dyn Fallout,
         event: &AuditEvent,
-    ) -> impl std::future::Future<Output = Result<bool>> + Send;
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Revoke every session `username` has now, in one write whatever their
+    /// number (a marker checked whenever a session is read), with its
+    /// fallout; durable. Returns the marker's sequence: sessions up to it
+    /// are revoked.
+    fn revoke_user(
+        &self,
+        username: &str,
+        revoked: &Revoked,
+        fallout: &dyn Fallout,
+    ) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Every session of `username` still on record (revoked ones included).
+    fn user_sessions(&self, username: &str) -> impl Future<Output = Result<Vec<UserSession>>> + Send;
+
+    /// Every user session on record (revoked ones included), for the
+    /// settings preview.
+    fn all_sessions(&self) -> impl Future<Output = Result<Vec<UserSession>>> + Send;
+
+    // --- Clients ---
 
     /// The clients created through the admin API, sorted by id.
-    fn clients(&self) -> Result<Vec<StoredClient>>;
+    fn clients(&self) -> impl Future<Output = Result<Vec<StoredClient>>> + Send;
 
     /// Create or replace (`Some`) or delete (`None`) stored client `id` and
     /// append `event`, atomically; durable. Whether one existed before.
@@ -200,64 +280,42 @@ pub trait Store: Send + Sync + 'static {
         id: &str,
         client: Option<&StoredClient>,
         event: &AuditEvent,
-    ) -> impl std::future::Future<Output = Result<bool>> + Send;
-
-    /// Every user session on record (revoked ones included), for the
-    /// settings preview.
-    fn all_sessions(&self) -> Result<Vec<UserSession>>;
+    ) -> impl Future<Output = Result<bool>> + Send;
 
     /// Every family on record of client `client_id`.
-    fn client_families(&self, client_id: &str) -> Result<Vec<Family>>;
+    fn client_families(&self, client_id: &str) -> impl Future<Output = Result<Vec<Family>>> + Send;
 
-    /// Every session of `username` still on record (revoked ones included).
-    fn user_sessions(&self, username: &str) -> Result<Vec<UserSession>>;
+    // --- The event log (audit view) ---
 
-    /// Revoke every session `username` has now, in one write whatever their
-    /// number (a marker checked whenever a session is read); durable.
-    /// Returns the marker's sequence: sessions up to it are revoked.
-    fn revoke_user_sessions(
-        &self,
-        username: &str,
-        revoked: Revoked,
-    ) -> impl std::future::Future<Output = Result<u64>> + Send;
+    /// Append an event that is its own transition (a sign-in, a key
+    /// rotation, a refused exchange) and return its sequence; durable.
+    fn append_event(&self, event: &AuditEvent) -> impl Future<Output = Result<u64>> + Send;
 
-    /// Revoke family `id` (no-op when already revoked); durable. Returns the
-    /// family as stored afterwards.
-    fn revoke_family(
-        &self,
-        id: &str,
-        revoked: Revoked,
-    ) -> impl std::future::Future<Output = Result<Option<Family>>> + Send;
-
-    /// Append an event to the audit log; durable.
-    fn append_audit(&self, event: &AuditEvent) -> impl std::future::Future<Output = Result<()>> + Send;
-
-    /// Append an event to the audit log and return its id; durable.
-    fn append_audit_id(&self, event: &AuditEvent) -> impl std::future::Future<Output = Result<u64>> + Send;
-
-    /// Replace audit event `id` (an aggregated record being counted up).
-    /// Not flushed before returning: a crash may lose the latest counts,
-    /// which keeps a flood of refused attempts from costing a flush each.
+    /// Replace event `seq` (an aggregated record being counted up). Not
+    /// flushed before returning: a crash may lose the latest counts, which
+    /// keeps a flood of refused attempts from costing a flush each.
     /// `false` when there is no such event (pruned).
-    fn replace_audit(&self, id: u64, event: &AuditEvent) -> impl std::future::Future<Output = Result<bool>> + Send;
+    fn replace_event(&self, seq: u64, event: &AuditEvent) -> impl Future<Output = Result<bool>> + Send;
 
-    /// Drop audit events that happened before `before`, and user markers
-    /// written before `markers_before` (every session they cover has expired
-    /// by then). Returns how many were removed.
-    fn prune_history(
+    /// Events newest first, strictly older than sequence `before`.
+    fn events_page(
         &self,
-        before: UnixTime,
-        markers_before: UnixTime,
-    ) -> impl std::future::Future<Output = Result<usize>> + Send;
+        before: Option<u64>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(u64, AuditEvent)>>> + Send;
 
-    /// Audit events newest first, strictly older than the event `before`.
-    fn audit_page(&self, before: Option<u64>, limit: usize) -> Result<Vec<(u64, AuditEvent)>>;
+    /// Drop events that happened before `before`, and user markers written
+    /// before `markers_before` (every session they cover has expired by
+    /// then). Returns how many were removed.
+    fn prune_history(&self, before: UnixTime, markers_before: UnixTime) -> impl Future<Output = Result<usize>> + Send;
+
+    // --- The back-channel outbox ---
 
     /// Queue back-channel logout deliveries; durable.
-    fn enqueue_deliveries(&self, deliveries: &[Delivery]) -> impl std::future::Future<Output = Result<()>> + Send;
+    fn enqueue_deliveries(&self, deliveries: &[Delivery]) -> impl Future<Output = Result<()>> + Send;
 
     /// Deliveries whose next attempt is due at `now`, oldest first.
-    fn due_deliveries(&self, now: UnixTime, limit: usize) -> Result<Vec<(u64, Delivery)>>;
+    fn due_deliveries(&self, now: UnixTime, limit: usize) -> impl Future<Output = Result<Vec<(u64, Delivery)>>> + Send;
 
     /// Replace delivery `id` (new attempt count and time), or drop it when
     /// `next` is `None` (delivered, or given up); durable.
@@ -266,54 +324,44 @@ pub trait Store: Send + Sync + 'static {
         id: u64,
         old: &Delivery,
         next: Option<&Delivery>,
-    ) -> impl std::future::Future<Output = Result<()>> + Send;
+    ) -> impl Future<Output = Result<()>> + Send;
 
-    /// Every SSF event stream (SPEC 13), one per receiving client.
-    fn ssf_streams(&self) -> Result<Vec<Stream>>;
+    // --- The revocation feed (SPEC 13) ---
+
+    /// Every SSF event stream, one per receiving client.
+    fn ssf_streams(&self) -> impl Future<Output = Result<Vec<Stream>>> + Send;
 
     /// The event stream of receiving client `client_id`.
-    fn ssf_stream(&self, client_id: &str) -> Result<Option<Stream>>;
+    fn ssf_stream(&self, client_id: &str) -> impl Future<Output = Result<Option<Stream>>> + Send;
 
     /// Create or replace the stream of `stream.client_id`; durable.
-    fn put_ssf_stream(&self, stream: &Stream) -> impl std::future::Future<Output = Result<()>> + Send;
+    fn put_ssf_stream(&self, stream: &Stream) -> impl Future<Output = Result<()>> + Send;
 
     /// Delete the stream of `client_id` and every event queued for it, in
     /// one step; durable. Whether there was one.
-    fn delete_ssf_stream(&self, client_id: &str) -> impl std::future::Future<Output = Result<bool>> + Send;
+    fn delete_ssf_stream(&self, client_id: &str) -> impl Future<Output = Result<bool>> + Send;
 
     /// Queue Security Events, each for the stream of its `client_id`;
     /// durable.
-    fn enqueue_sets(&self, sets: &[QueuedSet]) -> impl std::future::Future<Output = Result<()>> + Send;
+    fn enqueue_sets(&self, sets: &[QueuedSet]) -> impl Future<Output = Result<()>> + Send;
 
     /// Up to `limit` events queued for the stream of `client_id`, oldest
     /// first, each with its queue id.
-    fn queued_sets(&self, client_id: &str, limit: usize) -> Result<Vec<(u64, QueuedSet)>>;
+    fn queued_sets(&self, client_id: &str, limit: usize) -> impl Future<Output = Result<Vec<(u64, QueuedSet)>>> + Send;
 
     /// Remove the events with these `jti`s from the queue of `client_id`
     /// (acknowledged, or delivered); durable. How many were removed.
-    fn remove_sets(&self, client_id: &str, jtis: &[String]) -> impl std::future::Future<Output = Result<usize>> + Send;
+    fn remove_sets(&self, client_id: &str, jtis: &[String]) -> impl Future<Output = Result<usize>> + Send;
 
     /// Replace queued event `id` (a failed push, rescheduled); durable.
-    fn reschedule_set(&self, id: u64, next: &QueuedSet) -> impl std::future::Future<Output = Result<()>> + Send;
+    fn reschedule_set(&self, id: u64, next: &QueuedSet) -> impl Future<Output = Result<()>> + Send;
 
     /// Drop every event queued for `client_id` (its stream was disabled);
     /// durable.
-    fn clear_sets(&self, client_id: &str) -> impl std::future::Future<Output = Result<usize>> + Send;
+    fn clear_sets(&self, client_id: &str) -> impl Future<Output = Result<usize>> + Send;
 
     /// Drop queued events issued before `before`; durable. How many.
-    fn prune_sets(&self, before: UnixTime) -> impl std::future::Future<Output = Result<usize>> + Send;
-
-    /// Run `decide` on family `id` and its session in one transaction and
-    /// store its outcome (a rotation, or a revocation on reuse); a rotation
-    /// also records activity on the session (`last_active`, atomically).
-    /// Durable on return. `None` when there is no such family.
-    fn refresh<F>(
-        &self,
-        id: &str,
-        decide: F,
-    ) -> impl std::future::Future<Output = Result<Option<RefreshDecision>>> + Send
-    where
-        F: Fn(&Family, Option<&UserSession>) -> RefreshDecision + Send + Sync;
+    fn prune_sets(&self, before: UnixTime) -> impl Future<Output = Result<usize>> + Send;
 }
 
 /// The outcome of [`Store::redeem_code`].
@@ -325,9 +373,201 @@ pub enum Redemption {
         superseded: Vec<Family>,
     },
     /// The code was redeemed before; the family it created (if any) is now
-    /// revoked.
+    /// revoked (`None` also when it was revoked already).
     Replayed {
         revoked_family: Option<String>,
     },
     NotFound,
+}
+
+/// The backend chosen at start-up (`store` in the configuration). Every
+/// call is dispatched to it; adding a backend is one variant here and one
+/// arm in `dispatch!`.
+#[derive(Clone)]
+pub enum AnyStore {
+    Sled(SledStore),
+}
+
+impl From<SledStore> for AnyStore {
+    fn from(s: SledStore) -> Self {
+        AnyStore::Sled(s)
+    }
+}
+
+impl AnyStore {
+    /// Make everything durable and release the backend (blocking).
+    pub fn close(self) {
+        match self {
+            AnyStore::Sled(s) => s.close(),
+        }
+    }
+
+    /// The backend's name, for logs and `/readyz`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            AnyStore::Sled(_) => "sled",
+        }
+    }
+}
+
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $call:expr) => {
+        match $self {
+            AnyStore::Sled($s) => $call,
+        }
+    };
+}
+
+impl Store for AnyStore {
+    async fn check(&self) -> Result<()> {
+        dispatch!(self, s => s.check().await)
+    }
+    async fn flush(&self) -> Result<()> {
+        dispatch!(self, s => s.flush().await)
+    }
+    async fn admin_policy(&self) -> Result<PolicyLayer> {
+        dispatch!(self, s => s.admin_policy().await)
+    }
+    async fn policy_history(&self) -> Result<Option<PolicyHistory>> {
+        dispatch!(self, s => s.policy_history().await)
+    }
+    async fn set_policy(
+        &self,
+        admin: Option<&PolicyLayer>,
+        history: &PolicyHistory,
+        event: Option<&AuditEvent>,
+    ) -> Result<()> {
+        dispatch!(self, s => s.set_policy(admin, history, event).await)
+    }
+    async fn put_session(&self, session: &UserSession, keep_until: UnixTime) -> Result<()> {
+        dispatch!(self, s => s.put_session(session, keep_until).await)
+    }
+    async fn session(&self, sid: &str) -> Result<Option<UserSession>> {
+        dispatch!(self, s => s.session(sid).await)
+    }
+    async fn touch_session(&self, sid: &str, at: UnixTime) -> Result<Option<UserSession>> {
+        dispatch!(self, s => s.touch_session(sid, at).await)
+    }
+    async fn revoke_session(&self, sid: &str, revoked: &Revoked, fallout: &dyn Fallout) -> Result<Revoke<UserSession>> {
+        dispatch!(self, s => s.revoke_session(sid, revoked, fallout).await)
+    }
+    async fn session_families(&self, sid: &str) -> Result<Vec<Family>> {
+        dispatch!(self, s => s.session_families(sid).await)
+    }
+    async fn put_code(&self, key: &[u8], code: &AuthCode) -> Result<()> {
+        dispatch!(self, s => s.put_code(key, code).await)
+    }
+    async fn code(&self, key: &[u8]) -> Result<Option<AuthCode>> {
+        dispatch!(self, s => s.code(key).await)
+    }
+    async fn redeem_code(
+        &self,
+        key: &[u8],
+        family: &Family,
+        keep_until: UnixTime,
+        now: UnixTime,
+        fallout: &dyn Fallout,
+    ) -> Result<Redemption> {
+        dispatch!(self, s => s.redeem_code(key, family, keep_until, now, fallout).await)
+    }
+    async fn family(&self, id: &str) -> Result<Option<Family>> {
+        dispatch!(self, s => s.family(id).await)
+    }
+    async fn refresh<F>(&self, id: &str, decide: F, fallout: &dyn Fallout) -> Result<Option<RefreshDecision>>
+    where
+        F: Fn(&Family, Option<&UserSession>) -> RefreshDecision + Send + Sync,
+    {
+        dispatch!(self, s => s.refresh(id, decide, fallout).await)
+    }
+    async fn revoke_family(&self, id: &str, revoked: &Revoked, fallout: &dyn Fallout) -> Result<Revoke<Family>> {
+        dispatch!(self, s => s.revoke_family(id, revoked, fallout).await)
+    }
+    async fn sweep_expired(&self, now: UnixTime) -> Result<usize> {
+        dispatch!(self, s => s.sweep_expired(now).await)
+    }
+    async fn user(&self, username: &str) -> Result<Option<User>> {
+        dispatch!(self, s => s.user(username).await)
+    }
+    async fn users(&self) -> Result<Vec<User>> {
+        dispatch!(self, s => s.users().await)
+    }
+    async fn write_user(
+        &self,
+        username: &str,
+        user: Option<&User>,
+        revoke: Option<&Revoked>,
+        fallout: &dyn Fallout,
+        event: &AuditEvent,
+    ) -> Result<bool> {
+        dispatch!(self, s => s.write_user(username, user, revoke, fallout, event).await)
+    }
+    async fn revoke_user(&self, username: &str, revoked: &Revoked, fallout: &dyn Fallout) -> Result<u64> {
+        dispatch!(self, s => s.revoke_user(username, revoked, fallout).await)
+    }
+    async fn user_sessions(&self, username: &str) -> Result<Vec<UserSession>> {
+        dispatch!(self, s => s.user_sessions(username).await)
+    }
+    async fn all_sessions(&self) -> Result<Vec<UserSession>> {
+        dispatch!(self, s => s.all_sessions().await)
+    }
+    async fn clients(&self) -> Result<Vec<StoredClient>> {
+        dispatch!(self, s => s.clients().await)
+    }
+    async fn write_client(&self, id: &str, client: Option<&StoredClient>, event: &AuditEvent) -> Result<bool> {
+        dispatch!(self, s => s.write_client(id, client, event).await)
+    }
+    async fn client_families(&self, client_id: &str) -> Result<Vec<Family>> {
+        dispatch!(self, s => s.client_families(client_id).await)
+    }
+    async fn append_event(&self, event: &AuditEvent) -> Result<u64> {
+        dispatch!(self, s => s.append_event(event).await)
+    }
+    async fn replace_event(&self, seq: u64, event: &AuditEvent) -> Result<bool> {
+        dispatch!(self, s => s.replace_event(seq, event).await)
+    }
+    async fn events_page(&self, before: Option<u64>, limit: usize) -> Result<Vec<(u64, AuditEvent)>> {
+        dispatch!(self, s => s.events_page(before, limit).await)
+    }
+    async fn prune_history(&self, before: UnixTime, markers_before: UnixTime) -> Result<usize> {
+        dispatch!(self, s => s.prune_history(before, markers_before).await)
+    }
+    async fn enqueue_deliveries(&self, deliveries: &[Delivery]) -> Result<()> {
+        dispatch!(self, s => s.enqueue_deliveries(deliveries).await)
+    }
+    async fn due_deliveries(&self, now: UnixTime, limit: usize) -> Result<Vec<(u64, Delivery)>> {
+        dispatch!(self, s => s.due_deliveries(now, limit).await)
+    }
+    async fn finish_attempt(&self, id: u64, old: &Delivery, next: Option<&Delivery>) -> Result<()> {
+        dispatch!(self, s => s.finish_attempt(id, old, next).await)
+    }
+    async fn ssf_streams(&self) -> Result<Vec<Stream>> {
+        dispatch!(self, s => s.ssf_streams().await)
+    }
+    async fn ssf_stream(&self, client_id: &str) -> Result<Option<Stream>> {
+        dispatch!(self, s => s.ssf_stream(client_id).await)
+    }
+    async fn put_ssf_stream(&self, stream: &Stream) -> Result<()> {
+        dispatch!(self, s => s.put_ssf_stream(stream).await)
+    }
+    async fn delete_ssf_stream(&self, client_id: &str) -> Result<bool> {
+        dispatch!(self, s => s.delete_ssf_stream(client_id).await)
+    }
+    async fn enqueue_sets(&self, sets: &[QueuedSet]) -> Result<()> {
+        dispatch!(self, s => s.enqueue_sets(sets).await)
+    }
+    async fn queued_sets(&self, client_id: &str, limit: usize) -> Result<Vec<(u64, QueuedSet)>> {
+        dispatch!(self, s => s.queued_sets(client_id, limit).await)
+    }
+    async fn remove_sets(&self, client_id: &str, jtis: &[String]) -> Result<usize> {
+        dispatch!(self, s => s.remove_sets(client_id, jtis).await)
+    }
+    async fn reschedule_set(&self, id: u64, next: &QueuedSet) -> Result<()> {
+        dispatch!(self, s => s.reschedule_set(id, next).await)
+    }
+    async fn clear_sets(&self, client_id: &str) -> Result<usize> {
+        dispatch!(self, s => s.clear_sets(client_id).await)
+    }
+    async fn prune_sets(&self, before: UnixTime) -> Result<usize> {
+        dispatch!(self, s => s.prune_sets(before).await)
+    }
 }

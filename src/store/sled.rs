@@ -21,10 +21,10 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use tokio::sync::oneshot;
 
-use super::{Expiring, Redemption, Result, Store, StoreError};
+use super::{Effects, Fallout, Redemption, Result, Revoke, Store, StoreError};
 use crate::audit::AuditEvent;
 use crate::clock::UnixTime;
-use crate::logout::{Delivery, DeliveryKind};
+use crate::logout::Delivery;
 use crate::oauth::client_spec::StoredClient;
 use crate::policy::{PolicyHistory, PolicyLayer, SessionPolicy};
 use crate::session::Revoked;
@@ -38,6 +38,52 @@ const ADMIN_POLICY_KEY: &[u8] = b"admin_session_policy";
 const POLICY_HISTORY_KEY: &[u8] = b"policy_history";
 /// At most this many expired records are removed per sweep transaction.
 const SWEEP_BATCH: usize = 512;
+
+/// The kinds of record that expire, each in its own tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Expiring {
+    AuthorizationCode,
+    Family,
+    UserSession,
+    /// `sid || family id` -> (): the families of a session.
+    SessionFamily,
+    /// `username || 0 || sid` -> (): the sessions of a user.
+    UserIndex,
+}
+
+impl Expiring {
+    const ALL: [Expiring; 5] = [
+        Expiring::AuthorizationCode,
+        Expiring::Family,
+        Expiring::UserSession,
+        Expiring::SessionFamily,
+        Expiring::UserIndex,
+    ];
+
+    fn tag(self) -> u8 {
+        match self {
+            Expiring::AuthorizationCode => 1,
+            Expiring::Family => 2,
+            Expiring::UserSession => 3,
+            Expiring::SessionFamily => 4,
+            Expiring::UserIndex => 5,
+        }
+    }
+
+    fn tree_name(self) -> &'static str {
+        match self {
+            Expiring::AuthorizationCode => "codes",
+            Expiring::Family => "families",
+            Expiring::UserSession => "sessions",
+            Expiring::SessionFamily => "session_families",
+            Expiring::UserIndex => "user_sessions",
+        }
+    }
+
+    fn from_tag(tag: u8) -> Option<Expiring> {
+        Expiring::ALL.into_iter().find(|e| e.tag() == tag)
+    }
+}
 
 fn io(e: impl std::fmt::Display) -> StoreError {
     StoreError::Io(e.to_string())
@@ -226,6 +272,44 @@ impl SledStore {
         }
     }
 
+    /// Session `sid` with its user's marker applied.
+    fn read_session(&self, sid: &str) -> Result<Option<UserSession>> {
+        let Some(mut session) = self.read::<UserSession>(Expiring::UserSession, sid.as_bytes())? else {
+            return Ok(None);
+        };
+        let marker = self.marker(&session.username)?;
+        overlay(&mut session, marker.as_ref());
+        Ok(Some(session))
+    }
+
+    /// The ids of the families in session `sid` (its index entries).
+    fn session_family_ids(&self, sid: &str) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        for entry in self.tree(Expiring::SessionFamily).scan_prefix(sid.as_bytes()) {
+            let (key, _) = entry.map_err(io)?;
+            if let Some(fid) = key.get(sid.len()..) {
+                out.push(fid.to_vec());
+            }
+        }
+        Ok(out)
+    }
+
+    #[cfg(test)]
+    async fn put_expiring(&self, kind: Expiring, key: &[u8], value: &[u8], expires_at: UnixTime) -> Result<()> {
+        let mut record = expires_at.as_secs().to_be_bytes().to_vec();
+        record.extend_from_slice(value);
+        tx_result(
+            (self.tree(kind), &self.expiry)
+                .transaction(|(records, expiry)| tx_put(records, expiry, kind, key, &record)),
+        )?;
+        self.commit.durable().await
+    }
+
+    #[cfg(test)]
+    fn get_expiring(&self, kind: Expiring, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.tree(kind).get(key).map_err(io)?.and_then(|v| v.get(8..).map(<[u8]>::to_vec)))
+    }
+
     /// Read and decode a typed expiring record.
     fn read<T: DeserializeOwned>(&self, kind: Expiring, key: &[u8]) -> Result<Option<T>> {
         match self.tree(kind).get(key).map_err(io)? {
@@ -257,6 +341,31 @@ fn tx_marker(markers: &TransactionalTree, username: &str) -> std::result::Result
         None => Ok(None),
         Some(b) => serde_json::from_slice(&b).map(Some).map_err(|e| abort(io(e))),
     }
+}
+
+/// Write user `username`'s revocation marker (sequence `seq`: every session
+/// stored so far has a sequence at or below it) inside a transaction, and
+/// return its fallout.
+fn tx_write_marker(
+    markers: &TransactionalTree,
+    username: &str,
+    seq: u64,
+    revoked: &Revoked,
+    fallout: &dyn Fallout,
+) -> std::result::Result<Effects, TxError> {
+    let marker = serde_json::to_vec(&UserMarker { seq, revoked: revoked.clone() }).map_err(|e| abort(io(e)))?;
+    markers.insert(username.as_bytes(), marker)?;
+    Ok(fallout.user_revoked(username, seq, revoked))
+}
+
+fn tx_mark_user(
+    markers: &TransactionalTree,
+    username: &str,
+    revoked: &Revoked,
+    fallout: &dyn Fallout,
+) -> std::result::Result<Effects, TxError> {
+    let seq = markers.generate_id()?;
+    tx_write_marker(markers, username, seq, revoked, fallout)
 }
 
 fn outbox_key(at: UnixTime, id: u64) -> Vec<u8> {
@@ -337,6 +446,45 @@ fn tx_read<T: DeserializeOwned>(
     }
 }
 
+/// Write a transition's effects inside its transaction: events (the
+/// sequence is the key), outbox deliveries, feed events.
+fn tx_effects(
+    audit: &TransactionalTree,
+    outbox: &TransactionalTree,
+    ssf_queue: &TransactionalTree,
+    effects: &Effects,
+) -> std::result::Result<(), TxError> {
+    for event in &effects.events {
+        let seq = audit.generate_id()?;
+        audit.insert(&seq.to_be_bytes(), serde_json::to_vec(event).map_err(|e| abort(io(e)))?)?;
+    }
+    for d in &effects.deliveries {
+        let id = outbox.generate_id()?;
+        outbox.insert(outbox_key(d.next_attempt_at, id), serde_json::to_vec(d).map_err(|e| abort(io(e)))?)?;
+    }
+    for set in &effects.sets {
+        let id = ssf_queue.generate_id()?;
+        ssf_queue.insert(set_key(&set.client_id, id), serde_json::to_vec(set).map_err(|e| abort(io(e)))?)?;
+    }
+    Ok(())
+}
+
+/// Revoke the family under `key` inside a transaction; `Some` (the family
+/// as stored afterwards, and whether this call revoked it) when it exists.
+fn tx_revoke_family(
+    families: &TransactionalTree,
+    key: &[u8],
+    revoked: &Revoked,
+) -> std::result::Result<Option<(Family, bool)>, TxError> {
+    let Some((mut family, exp)) = tx_read::<Family>(families, Expiring::Family, key)? else { return Ok(None) };
+    if family.revoked.is_some() {
+        return Ok(Some((family, false)));
+    }
+    family.revoked = Some(revoked.clone());
+    families.insert(key, encode(exp, &family).map_err(abort)?)?;
+    Ok(Some((family, true)))
+}
+
 impl Store for SledStore {
     async fn check(&self) -> Result<()> {
         self.meta.insert(b"readyz", &[1u8][..]).map_err(io)?;
@@ -347,7 +495,11 @@ impl Store for SledStore {
         Ok(())
     }
 
-    fn admin_policy(&self) -> Result<PolicyLayer> {
+    async fn flush(&self) -> Result<()> {
+        self.commit.durable().await
+    }
+
+    async fn admin_policy(&self) -> Result<PolicyLayer> {
         match self.meta.get(ADMIN_POLICY_KEY).map_err(io)? {
             None => Ok(PolicyLayer::default()),
             Some(bytes) => serde_json::from_slice(&bytes)
@@ -355,38 +507,34 @@ impl Store for SledStore {
         }
     }
 
-    async fn set_admin_policy(&self, layer: &PolicyLayer) -> Result<()> {
-        if layer.is_empty() {
-            self.meta.remove(ADMIN_POLICY_KEY).map_err(io)?;
-        } else {
-            let bytes = serde_json::to_vec(layer).map_err(io)?;
-            self.meta.insert(ADMIN_POLICY_KEY, bytes).map_err(io)?;
-        }
+    async fn set_policy(
+        &self,
+        admin: Option<&PolicyLayer>,
+        history: &PolicyHistory,
+        event: Option<&AuditEvent>,
+    ) -> Result<()> {
+        let admin = admin
+            .map(|l| if l.is_empty() { Ok(None) } else { serde_json::to_vec(l).map(Some) })
+            .transpose()
+            .map_err(io)?;
+        let history = serde_json::to_vec(history.entries()).map_err(io)?;
+        let effects = Effects { events: event.into_iter().cloned().collect(), ..Effects::default() };
+        tx_result((&self.meta, &self.audit, &self.outbox, &self.ssf_queue).transaction(
+            |(meta, audit, outbox, ssf_queue)| {
+                match &admin {
+                    Some(Some(bytes)) => {
+                        meta.insert(ADMIN_POLICY_KEY, bytes.as_slice())?;
+                    }
+                    Some(None) => {
+                        meta.remove(ADMIN_POLICY_KEY)?;
+                    }
+                    None => {}
+                }
+                meta.insert(POLICY_HISTORY_KEY, history.as_slice())?;
+                tx_effects(audit, outbox, ssf_queue, &effects)
+            },
+        ))?;
         self.commit.durable().await
-    }
-
-    async fn put_expiring(&self, kind: Expiring, key: &[u8], value: &[u8], expires_at: UnixTime) -> Result<()> {
-        let index_key = Self::expiry_key(kind, key, expires_at);
-        // The record carries its own expiry, so a stale index entry (left by
-        // an earlier write of the same key) never removes a live record.
-        let mut record = Vec::with_capacity(8 + value.len());
-        record.extend_from_slice(&expires_at.as_secs().to_be_bytes());
-        record.extend_from_slice(value);
-        (self.tree(kind), &self.expiry)
-            .transaction(|(records, expiry)| {
-                records.insert(key, record.as_slice())?;
-                expiry.insert(index_key.as_slice(), &[][..])?;
-                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
-            })
-            .map_err(|e| match e {
-                sled::transaction::TransactionError::Storage(e) => io(e),
-                sled::transaction::TransactionError::Abort(()) => StoreError::Io("transaction aborted".into()),
-            })?;
-        self.commit.durable().await
-    }
-
-    fn get_expiring(&self, kind: Expiring, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.tree(kind).get(key).map_err(io)?.and_then(|v| v.get(8..).map(<[u8]>::to_vec)))
     }
 
     async fn sweep_expired(&self, now: UnixTime) -> Result<usize> {
@@ -431,7 +579,7 @@ impl Store for SledStore {
         Ok(removed)
     }
 
-    fn policy_history(&self) -> Result<Option<PolicyHistory>> {
+    async fn policy_history(&self) -> Result<Option<PolicyHistory>> {
         match self.meta.get(POLICY_HISTORY_KEY).map_err(io)? {
             None => Ok(None),
             Some(bytes) => {
@@ -440,12 +588,6 @@ impl Store for SledStore {
                 Ok(PolicyHistory::from_entries(entries))
             }
         }
-    }
-
-    async fn set_policy_history(&self, history: &PolicyHistory) -> Result<()> {
-        let bytes = serde_json::to_vec(history.entries()).map_err(io)?;
-        self.meta.insert(POLICY_HISTORY_KEY, bytes).map_err(io)?;
-        self.commit.durable().await
     }
 
     async fn put_session(&self, session: &UserSession, keep_until: UnixTime) -> Result<()> {
@@ -471,19 +613,11 @@ impl Store for SledStore {
         self.commit.durable().await
     }
 
-    fn session(&self, sid: &str) -> Result<Option<UserSession>> {
-        let Some(mut session) = self.read::<UserSession>(Expiring::UserSession, sid.as_bytes())? else {
-            return Ok(None);
-        };
-        let marker = self.marker(&session.username)?;
-        overlay(&mut session, marker.as_ref());
-        Ok(Some(session))
+    async fn session(&self, sid: &str) -> Result<Option<UserSession>> {
+        self.read_session(sid)
     }
 
-    async fn update_session<F>(&self, sid: &str, change: F) -> Result<Option<UserSession>>
-    where
-        F: Fn(&mut UserSession) -> bool + Send + Sync,
-    {
+    async fn touch_session(&self, sid: &str, at: UnixTime) -> Result<Option<UserSession>> {
         let key = sid.as_bytes();
         let outcome =
             tx_result((self.tree(Expiring::UserSession), &self.user_markers).transaction(|(sessions, markers)| {
@@ -492,7 +626,7 @@ impl Store for SledStore {
                 };
                 let marker = tx_marker(markers, &session.username)?;
                 overlay(&mut session, marker.as_ref());
-                let changed = change(&mut session);
+                let changed = session.record_activity(at);
                 if changed {
                     sessions.insert(key, encode(exp, &session).map_err(abort)?)?;
                 }
@@ -509,12 +643,51 @@ impl Store for SledStore {
         }
     }
 
-    fn session_families(&self, sid: &str) -> Result<Vec<Family>> {
+    async fn revoke_session(&self, sid: &str, revoked: &Revoked, fallout: &dyn Fallout) -> Result<Revoke<UserSession>> {
+        // The index of the session's families is read first (a transaction
+        // cannot scan); each family is then read inside the transaction.
+        let family_ids = self.session_family_ids(sid)?;
+        let key = sid.as_bytes();
+        let trees = (
+            self.tree(Expiring::UserSession),
+            &self.user_markers,
+            self.tree(Expiring::Family),
+            &self.audit,
+            &self.outbox,
+            &self.ssf_queue,
+        );
+        let outcome = tx_result(trees.transaction(|(sessions, markers, families, audit, outbox, ssf_queue)| {
+            let Some((mut session, exp)) = tx_read::<UserSession>(sessions, Expiring::UserSession, key)? else {
+                return Ok(Revoke::NotFound);
+            };
+            let marker = tx_marker(markers, &session.username)?;
+            overlay(&mut session, marker.as_ref());
+            if session.revoked.is_some() {
+                return Ok(Revoke::AlreadyRevoked(session));
+            }
+            session.revoked = Some(revoked.clone());
+            sessions.insert(key, encode(exp, &session).map_err(abort)?)?;
+            let mut live = Vec::new();
+            for id in &family_ids {
+                if let Some((f, _)) = tx_read::<Family>(families, Expiring::Family, id)?
+                    && f.revoked.is_none()
+                {
+                    live.push(f);
+                }
+            }
+            tx_effects(audit, outbox, ssf_queue, &fallout.session_revoked(&session, &live))?;
+            Ok(Revoke::Revoked(session))
+        }))?;
+        if outcome.changed() {
+            self.commit.durable().await?;
+        }
+        Ok(outcome)
+    }
+
+    async fn session_families(&self, sid: &str) -> Result<Vec<Family>> {
         let mut out = Vec::new();
-        for entry in self.tree(Expiring::SessionFamily).scan_prefix(sid.as_bytes()) {
-            let (key, _) = entry.map_err(io)?;
-            let Some(fid) = key.get(sid.len()..) else { continue };
-            if let Some(f) = self.read::<Family>(Expiring::Family, fid)? {
+        for fid in self.session_family_ids(sid)? {
+            if let Some(f) = self.read::<Family>(Expiring::Family, &fid)? {
                 out.push(f);
             }
         }
@@ -530,7 +703,7 @@ impl Store for SledStore {
         self.commit.durable().await
     }
 
-    fn code(&self, key: &[u8]) -> Result<Option<AuthCode>> {
+    async fn code(&self, key: &[u8]) -> Result<Option<AuthCode>> {
         self.read(Expiring::AuthorizationCode, key)
     }
 
@@ -540,6 +713,7 @@ impl Store for SledStore {
         family: &Family,
         keep_until: UnixTime,
         now: UnixTime,
+        fallout: &dyn Fallout,
     ) -> Result<Redemption> {
         let family_bytes = encode(keep_until, family)?;
         let index_key = [family.sid.as_bytes(), family.id.as_bytes()].concat();
@@ -551,57 +725,66 @@ impl Store for SledStore {
             self.tree(Expiring::SessionFamily),
             &self.expiry,
             self.tree(Expiring::UserSession),
+            &self.audit,
+            &self.outbox,
+            &self.ssf_queue,
         );
-        let outcome = tx_result(trees.transaction(|(codes, families, index, expiry, sessions)| {
-            let Some((mut code, code_exp)) = tx_read::<AuthCode>(codes, Expiring::AuthorizationCode, key)? else {
-                return Ok(Redemption::NotFound);
-            };
-            if let Some(first) = code.redeemed_family.clone() {
-                // RFC 6749 4.1.2: revoke what the first redemption created.
-                if let Some((mut f, f_exp)) = tx_read::<Family>(families, Expiring::Family, first.as_bytes())?
-                    && f.revoked.is_none()
-                {
-                    f.revoked = Some(Revoked { at: now, reason: "authorization_code_replay".into() });
-                    families.insert(first.as_bytes(), encode(f_exp, &f).map_err(abort)?)?;
-                }
-                return Ok(Redemption::Replayed { revoked_family: Some(first) });
-            }
-            code.redeemed_family = Some(family.id.clone());
-            codes.insert(key, encode(code_exp, &code).map_err(abort)?)?;
-            tx_put(families, expiry, Expiring::Family, family.id.as_bytes(), &family_bytes)?;
-            tx_put(index, expiry, Expiring::SessionFamily, &index_key, &index_bytes)?;
-            // Bound the session's families of this client, and record the
-            // activity: keys read one by one, no scan.
-            let mut superseded = Vec::new();
-            if let Some((mut session, session_exp)) = tx_read::<UserSession>(sessions, Expiring::UserSession, sid)? {
-                let old = session.admit_family(&family.client_id, &family.id, MAX_FAMILIES_PER_CLIENT);
-                session.record_activity(now);
-                sessions.insert(sid, encode(session_exp, &session).map_err(abort)?)?;
-                for id in old {
-                    index.remove([sid, id.as_bytes()].concat())?;
-                    let Some((mut f, f_exp)) = tx_read::<Family>(families, Expiring::Family, id.as_bytes())? else {
-                        continue;
+        let outcome =
+            tx_result(trees.transaction(|(codes, families, index, expiry, sessions, audit, outbox, ssf_queue)| {
+                let Some((mut code, code_exp)) = tx_read::<AuthCode>(codes, Expiring::AuthorizationCode, key)? else {
+                    return Ok(Redemption::NotFound);
+                };
+                if let Some(first) = code.redeemed_family.clone() {
+                    // RFC 6749 4.1.2: revoke what the first redemption created.
+                    let revoked = Revoked { at: now, reason: "authorization_code_replay".into() };
+                    return match tx_revoke_family(families, first.as_bytes(), &revoked)? {
+                        Some((f, true)) => {
+                            tx_effects(audit, outbox, ssf_queue, &fallout.family_revoked(&f))?;
+                            Ok(Redemption::Replayed { revoked_family: Some(first) })
+                        }
+                        _ => Ok(Redemption::Replayed { revoked_family: None }),
                     };
-                    if f.revoked.is_none() {
-                        f.revoked = Some(Revoked { at: now, reason: "superseded".into() });
-                        families.insert(id.as_bytes(), encode(f_exp, &f).map_err(abort)?)?;
-                        superseded.push(f);
+                }
+                code.redeemed_family = Some(family.id.clone());
+                codes.insert(key, encode(code_exp, &code).map_err(abort)?)?;
+                tx_put(families, expiry, Expiring::Family, family.id.as_bytes(), &family_bytes)?;
+                tx_put(index, expiry, Expiring::SessionFamily, &index_key, &index_bytes)?;
+                // Bound the session's families of this client, and record the
+                // activity: keys read one by one, no scan.
+                let mut superseded = Vec::new();
+                if let Some((mut session, session_exp)) = tx_read::<UserSession>(sessions, Expiring::UserSession, sid)?
+                {
+                    let old = session.admit_family(&family.client_id, &family.id, MAX_FAMILIES_PER_CLIENT);
+                    session.record_activity(now);
+                    sessions.insert(sid, encode(session_exp, &session).map_err(abort)?)?;
+                    for id in old {
+                        index.remove([sid, id.as_bytes()].concat())?;
+                        let Some((mut f, f_exp)) = tx_read::<Family>(families, Expiring::Family, id.as_bytes())? else {
+                            continue;
+                        };
+                        if f.revoked.is_none() {
+                            f.revoked = Some(Revoked { at: now, reason: "superseded".into() });
+                            families.insert(id.as_bytes(), encode(f_exp, &f).map_err(abort)?)?;
+                            superseded.push(f);
+                        }
                     }
                 }
-            }
-            Ok(Redemption::Redeemed { superseded })
-        }))?;
+                if !superseded.is_empty() {
+                    tx_effects(audit, outbox, ssf_queue, &fallout.families_superseded(&superseded, family))?;
+                }
+                Ok(Redemption::Redeemed { superseded })
+            }))?;
         if outcome != Redemption::NotFound {
             self.commit.durable().await?;
         }
         Ok(outcome)
     }
 
-    fn family(&self, id: &str) -> Result<Option<Family>> {
+    async fn family(&self, id: &str) -> Result<Option<Family>> {
         self.read(Expiring::Family, id.as_bytes())
     }
 
-    fn user(&self, username: &str) -> Result<Option<User>> {
+    async fn user(&self, username: &str) -> Result<Option<User>> {
         let Some(bytes) = self.users.get(username.as_bytes()).map_err(io)? else { return Ok(None) };
         let stored: StoredUser = serde_json::from_slice(&bytes)
             .map_err(|e| StoreError::Corrupt { what: format!("user {username}"), message: e.to_string() })?;
@@ -611,21 +794,7 @@ impl Store for SledStore {
             .map_err(|message| StoreError::Corrupt { what: format!("user {username}"), message })
     }
 
-    async fn put_user(&self, user: &User) -> Result<()> {
-        let bytes = serde_json::to_vec(&StoredUser::from(user)).map_err(io)?;
-        self.users.insert(user.username.as_bytes(), bytes).map_err(io)?;
-        self.commit.durable().await
-    }
-
-    async fn delete_user(&self, username: &str) -> Result<bool> {
-        let existed = self.users.remove(username.as_bytes()).map_err(io)?.is_some();
-        if existed {
-            self.commit.durable().await?;
-        }
-        Ok(existed)
-    }
-
-    fn users(&self) -> Result<Vec<User>> {
+    async fn users(&self) -> Result<Vec<User>> {
         let mut out = Vec::new();
         for entry in self.users.iter() {
             let (k, bytes) = entry.map_err(io)?;
@@ -641,20 +810,11 @@ impl Store for SledStore {
         &self,
         username: &str,
         user: Option<&User>,
-        revoke: Option<Revoked>,
-        sets: &[QueuedSet],
+        revoke: Option<&Revoked>,
+        fallout: &dyn Fallout,
         event: &AuditEvent,
     ) -> Result<bool> {
         let user_bytes = user.map(|u| serde_json::to_vec(&StoredUser::from(u))).transpose().map_err(io)?;
-        let event_bytes = serde_json::to_vec(event).map_err(io)?;
-        let set_bytes: Vec<(&str, Vec<u8>)> = if revoke.is_some() {
-            sets.iter()
-                .map(|s| serde_json::to_vec(s).map(|b| (s.client_id.as_str(), b)))
-                .collect::<std::result::Result<_, _>>()
-                .map_err(io)?
-        } else {
-            Vec::new()
-        };
         let key = username.as_bytes();
         let trees = (&self.users, &self.user_markers, &self.outbox, &self.audit, &self.ssf_queue);
         let existed = tx_result(trees.transaction(|(users, markers, outbox, audit, ssf_queue)| {
@@ -662,37 +822,19 @@ impl Store for SledStore {
                 Some(b) => users.insert(key, b.as_slice())?.is_some(),
                 None => users.remove(key)?.is_some(),
             };
-            if let Some(revoked) = &revoke {
-                // Every session stored so far has a sequence at or below this id.
-                let seq = markers.generate_id()?;
-                let at = revoked.at;
-                let marker =
-                    serde_json::to_vec(&UserMarker { seq, revoked: revoked.clone() }).map_err(|e| abort(io(e)))?;
-                markers.insert(key, marker)?;
-                let fanout = Delivery {
-                    kind: DeliveryKind::UserFanout { seq },
-                    sub: username.to_owned(),
-                    created_at: at,
-                    attempts: 0,
-                    next_attempt_at: at,
-                };
-                let id = outbox.generate_id()?;
-                let bytes = serde_json::to_vec(&fanout).map_err(|e| abort(io(e)))?;
-                outbox.insert(outbox_key(at, id), bytes)?;
-                for (client_id, bytes) in &set_bytes {
-                    let id = ssf_queue.generate_id()?;
-                    ssf_queue.insert(set_key(client_id, id), bytes.as_slice())?;
-                }
+            let mut effects = Effects::default();
+            if let Some(revoked) = revoke {
+                effects = tx_mark_user(markers, username, revoked, fallout)?;
             }
-            let id = audit.generate_id()?;
-            audit.insert(&id.to_be_bytes(), event_bytes.as_slice())?;
+            effects.events.push(event.clone());
+            tx_effects(audit, outbox, ssf_queue, &effects)?;
             Ok(existed)
         }))?;
         self.commit.durable().await?;
         Ok(existed)
     }
 
-    fn clients(&self) -> Result<Vec<StoredClient>> {
+    async fn clients(&self) -> Result<Vec<StoredClient>> {
         let mut out = Vec::new();
         for entry in self.clients.iter() {
             let (k, bytes) = entry.map_err(io)?;
@@ -721,7 +863,7 @@ impl Store for SledStore {
         Ok(existed)
     }
 
-    fn all_sessions(&self) -> Result<Vec<UserSession>> {
+    async fn all_sessions(&self) -> Result<Vec<UserSession>> {
         let mut out = Vec::new();
         for entry in self.tree(Expiring::UserSession).iter() {
             let (_, bytes) = entry.map_err(io)?;
@@ -733,7 +875,7 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    fn client_families(&self, client_id: &str) -> Result<Vec<Family>> {
+    async fn client_families(&self, client_id: &str) -> Result<Vec<Family>> {
         let mut out = Vec::new();
         for entry in self.tree(Expiring::Family).iter() {
             let (_, bytes) = entry.map_err(io)?;
@@ -745,7 +887,7 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    fn user_sessions(&self, username: &str) -> Result<Vec<UserSession>> {
+    async fn user_sessions(&self, username: &str) -> Result<Vec<UserSession>> {
         let prefix = [username.as_bytes(), &[0u8]].concat();
         let marker = self.marker(username)?;
         let mut out = Vec::new();
@@ -760,53 +902,46 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    async fn revoke_user_sessions(&self, username: &str, revoked: Revoked) -> Result<u64> {
-        // Every session stored so far has a sequence at or below this id.
-        let seq = self.db.generate_id().map_err(io)?;
-        let bytes = serde_json::to_vec(&UserMarker { seq, revoked }).map_err(io)?;
-        self.user_markers.insert(username.as_bytes(), bytes).map_err(io)?;
+    async fn revoke_user(&self, username: &str, revoked: &Revoked, fallout: &dyn Fallout) -> Result<u64> {
+        let seq = tx_result((&self.user_markers, &self.outbox, &self.audit, &self.ssf_queue).transaction(
+            |(markers, outbox, audit, ssf_queue)| {
+                let seq = markers.generate_id()?;
+                let effects = tx_write_marker(markers, username, seq, revoked, fallout)?;
+                tx_effects(audit, outbox, ssf_queue, &effects)?;
+                Ok(seq)
+            },
+        ))?;
         self.commit.durable().await?;
         Ok(seq)
     }
 
-    async fn revoke_family(&self, id: &str, revoked: Revoked) -> Result<Option<Family>> {
+    async fn revoke_family(&self, id: &str, revoked: &Revoked, fallout: &dyn Fallout) -> Result<Revoke<Family>> {
         let key = id.as_bytes();
-        let outcome = tx_result(self.tree(Expiring::Family).transaction(|families| {
-            let Some((mut family, exp)) = tx_read::<Family>(families, Expiring::Family, key)? else {
-                return Ok(None);
-            };
-            let changed = family.revoked.is_none();
-            if changed {
-                family.revoked = Some(revoked.clone());
-                families.insert(key, encode(exp, &family).map_err(abort)?)?;
-            }
-            Ok(Some((family, changed)))
-        }))?;
-        match outcome {
-            None => Ok(None),
-            Some((family, changed)) => {
-                if changed {
-                    self.commit.durable().await?;
+        let trees = (self.tree(Expiring::Family), &self.audit, &self.outbox, &self.ssf_queue);
+        let outcome = tx_result(trees.transaction(|(families, audit, outbox, ssf_queue)| {
+            Ok(match tx_revoke_family(families, key, revoked)? {
+                None => Revoke::NotFound,
+                Some((family, false)) => Revoke::AlreadyRevoked(family),
+                Some((family, true)) => {
+                    tx_effects(audit, outbox, ssf_queue, &fallout.family_revoked(&family))?;
+                    Revoke::Revoked(family)
                 }
-                Ok(Some(family))
-            }
+            })
+        }))?;
+        if outcome.changed() {
+            self.commit.durable().await?;
         }
+        Ok(outcome)
     }
 
-    async fn append_audit(&self, event: &AuditEvent) -> Result<()> {
-        let id = self.db.generate_id().map_err(io)?;
-        self.audit.insert(id.to_be_bytes(), serde_json::to_vec(event).map_err(io)?).map_err(io)?;
-        self.commit.durable().await
-    }
-
-    async fn append_audit_id(&self, event: &AuditEvent) -> Result<u64> {
+    async fn append_event(&self, event: &AuditEvent) -> Result<u64> {
         let id = self.db.generate_id().map_err(io)?;
         self.audit.insert(id.to_be_bytes(), serde_json::to_vec(event).map_err(io)?).map_err(io)?;
         self.commit.durable().await?;
         Ok(id)
     }
 
-    async fn replace_audit(&self, id: u64, event: &AuditEvent) -> Result<bool> {
+    async fn replace_event(&self, id: u64, event: &AuditEvent) -> Result<bool> {
         let value = serde_json::to_vec(event).map_err(io)?;
         let key = id.to_be_bytes();
         let mut replaced = false;
@@ -848,7 +983,7 @@ impl Store for SledStore {
         Ok(removed)
     }
 
-    fn audit_page(&self, before: Option<u64>, limit: usize) -> Result<Vec<(u64, AuditEvent)>> {
+    async fn events_page(&self, before: Option<u64>, limit: usize) -> Result<Vec<(u64, AuditEvent)>> {
         let end = before.unwrap_or(u64::MAX).to_be_bytes();
         let mut out = Vec::with_capacity(limit.min(1000));
         for entry in self.audit.range(..end.as_slice()).rev().take(limit) {
@@ -872,7 +1007,7 @@ impl Store for SledStore {
         Ok(())
     }
 
-    fn due_deliveries(&self, now: UnixTime, limit: usize) -> Result<Vec<(u64, Delivery)>> {
+    async fn due_deliveries(&self, now: UnixTime, limit: usize) -> Result<Vec<(u64, Delivery)>> {
         let end = now.as_secs().saturating_add(1).to_be_bytes();
         let mut out = Vec::new();
         for entry in self.outbox.range(..end.as_slice()).take(limit) {
@@ -901,7 +1036,7 @@ impl Store for SledStore {
         self.commit.durable().await
     }
 
-    fn ssf_streams(&self) -> Result<Vec<Stream>> {
+    async fn ssf_streams(&self) -> Result<Vec<Stream>> {
         let mut out = Vec::new();
         for entry in self.ssf_streams.iter() {
             let (_, v) = entry.map_err(io)?;
@@ -913,7 +1048,7 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    fn ssf_stream(&self, client_id: &str) -> Result<Option<Stream>> {
+    async fn ssf_stream(&self, client_id: &str) -> Result<Option<Stream>> {
         match self.ssf_streams.get(client_id.as_bytes()).map_err(io)? {
             None => Ok(None),
             Some(v) => serde_json::from_slice(&v)
@@ -956,7 +1091,7 @@ impl Store for SledStore {
         self.commit.durable().await
     }
 
-    fn queued_sets(&self, client_id: &str, limit: usize) -> Result<Vec<(u64, QueuedSet)>> {
+    async fn queued_sets(&self, client_id: &str, limit: usize) -> Result<Vec<(u64, QueuedSet)>> {
         let prefix = set_prefix(client_id);
         let mut out = Vec::new();
         for entry in self.ssf_queue.scan_prefix(&prefix).take(limit) {
@@ -1023,37 +1158,57 @@ impl Store for SledStore {
         Ok(removed)
     }
 
-    async fn refresh<F>(&self, id: &str, decide: F) -> Result<Option<RefreshDecision>>
+    async fn refresh<F>(&self, id: &str, decide: F, fallout: &dyn Fallout) -> Result<Option<RefreshDecision>>
     where
         F: Fn(&Family, Option<&UserSession>) -> RefreshDecision + Send + Sync,
     {
-        // One key changes: the family record. A compare-and-swap on it is
-        // atomic (of N concurrent uses of one token, one CAS wins and the
-        // others re-decide against the new generation) and avoids sled
-        // transactions, which serialise against every other write. The
+        // A rotation changes one key: the family record. A compare-and-swap
+        // on it is atomic (of N concurrent uses of one token, one CAS wins
+        // and the others re-decide against the new generation) and avoids
+        // sled transactions, which serialise against every other write. The
         // session (with its user's marker) is read just before; a revocation
         // racing with this refresh still kills the new tokens at their first
-        // check, since every use re-reads session and family.
+        // check, since every use re-reads session and family. A reuse kill
+        // (rare) is a transaction: the family, compared against the version
+        // decided on, and its fallout.
         let key = id.as_bytes();
         let families = self.tree(Expiring::Family);
         let decision = loop {
             let Some(current) = families.get(key).map_err(io)? else { break None };
             let exp = record_expiry(&current).unwrap_or(UnixTime::EPOCH);
             let family: Family = decode(Expiring::Family, &current)?;
-            let session = self.session(&family.sid)?;
+            let session = self.read_session(&family.sid)?;
             let decision = decide(&family, session.as_ref());
-            let next = match &decision {
-                RefreshDecision::Rotate(next) | RefreshDecision::Reuse(next) => encode(exp, next)?,
+            match &decision {
                 RefreshDecision::Grace(_) | RefreshDecision::Refused(_) => break Some(decision),
-            };
-            if families.compare_and_swap(key, Some(current), Some(next)).map_err(io)?.is_ok() {
-                // A background refresh is no activity of the session either.
-                if let RefreshDecision::Rotate(rotated) = &decision
-                    && rotated.active_at.is_none()
-                {
-                    self.record_session_activity(&rotated.sid, rotated.rotated_at)?;
+                RefreshDecision::Rotate(next) => {
+                    let next = encode(exp, next)?;
+                    if families.compare_and_swap(key, Some(current), Some(next)).map_err(io)?.is_ok() {
+                        // A background refresh is no activity of the session either.
+                        if let RefreshDecision::Rotate(rotated) = &decision
+                            && rotated.active_at.is_none()
+                        {
+                            self.record_session_activity(&rotated.sid, rotated.rotated_at)?;
+                        }
+                        break Some(decision);
+                    }
                 }
-                break Some(decision);
+                RefreshDecision::Reuse(killed) => {
+                    let next = encode(exp, killed)?;
+                    let effects = fallout.family_revoked(killed);
+                    let trees = (families, &self.audit, &self.outbox, &self.ssf_queue);
+                    let won = tx_result(trees.transaction(|(families, audit, outbox, ssf_queue)| {
+                        if families.get(key)?.as_deref() != Some(&current[..]) {
+                            return Ok(false);
+                        }
+                        families.insert(key, next.as_slice())?;
+                        tx_effects(audit, outbox, ssf_queue, &effects)?;
+                        Ok(true)
+                    }))?;
+                    if won {
+                        break Some(decision);
+                    }
+                }
             }
         };
         if matches!(decision, Some(RefreshDecision::Rotate(_) | RefreshDecision::Reuse(_))) {
@@ -1066,7 +1221,17 @@ impl Store for SledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::EventKind;
     use crate::duration::Secs;
+    use crate::store::NoFallout;
+
+    async fn set_admin(store: &SledStore, layer: &PolicyLayer) -> Result<()> {
+        store.set_policy(Some(layer), &PolicyHistory::new(T0, SessionPolicy::default()), None).await
+    }
+
+    fn ev() -> AuditEvent {
+        AuditEvent::new(T0, EventKind::UserUpdated, "root", "user:bob")
+    }
 
     const T0: UnixTime = UnixTime(1_700_000_000);
 
@@ -1114,12 +1279,12 @@ mod tests {
     #[tokio::test]
     async fn admin_policy_round_trips_and_resets() {
         let store = SledStore::temporary().expect("store");
-        assert!(store.admin_policy().expect("read").is_empty());
+        assert!(store.admin_policy().await.expect("read").is_empty());
         let layer = PolicyLayer { max_lifetime: Some(Secs::hours(8)), ..Default::default() };
-        store.set_admin_policy(&layer).await.expect("write");
-        assert_eq!(store.admin_policy().expect("read"), layer);
-        store.set_admin_policy(&PolicyLayer::default()).await.expect("reset");
-        assert!(store.admin_policy().expect("read").is_empty());
+        set_admin(&store, &layer).await.expect("write");
+        assert_eq!(store.admin_policy().await.expect("read"), layer);
+        set_admin(&store, &PolicyLayer::default()).await.expect("reset");
+        assert!(store.admin_policy().await.expect("read").is_empty());
     }
 
     #[tokio::test]
@@ -1128,11 +1293,11 @@ mod tests {
         let layer = PolicyLayer { idle_timeout: Some(crate::policy::IdleTimeout::Off), ..Default::default() };
         {
             let store = SledStore::open(dir.path()).expect("open");
-            store.set_admin_policy(&layer).await.expect("write");
+            set_admin(&store, &layer).await.expect("write");
             store.close();
         }
         let store = SledStore::open(dir.path()).expect("reopen");
-        assert_eq!(store.admin_policy().expect("read"), layer);
+        assert_eq!(store.admin_policy().await.expect("read"), layer);
     }
 
     fn ssf_stream(client_id: &str) -> Stream {
@@ -1162,40 +1327,67 @@ mod tests {
             store.close();
         }
         let store = SledStore::open(dir.path()).expect("reopen");
-        assert_eq!(store.ssf_streams().expect("streams").len(), 2);
-        let a: Vec<QueuedSet> = store.queued_sets("a", 10).expect("queue").into_iter().map(|(_, s)| s).collect();
+        assert_eq!(store.ssf_streams().await.expect("streams").len(), 2);
+        let a: Vec<QueuedSet> = store.queued_sets("a", 10).await.expect("queue").into_iter().map(|(_, s)| s).collect();
         assert_eq!(a, vec![a1.clone(), a2.clone()]);
-        assert_eq!(store.queued_sets("a", 1).expect("queue").len(), 1);
+        assert_eq!(store.queued_sets("a", 1).await.expect("queue").len(), 1);
 
         // A failed push is rescheduled in place; an acknowledgement removes.
-        let (id, first) = store.queued_sets("a", 1).expect("queue").remove(0);
+        let (id, first) = store.queued_sets("a", 1).await.expect("queue").remove(0);
         store.reschedule_set(id, &first.after_failure(UnixTime(100))).await.expect("reschedule");
-        assert_eq!(store.queued_sets("a", 1).expect("queue")[0].1.attempts, 1);
+        assert_eq!(store.queued_sets("a", 1).await.expect("queue")[0].1.attempts, 1);
         assert_eq!(store.remove_sets("a", &[a1.jti.clone(), b1.jti.clone()]).await.expect("ack"), 1, "only a's own");
-        assert_eq!(store.queued_sets("a", 10).expect("queue").len(), 1);
+        assert_eq!(store.queued_sets("a", 10).await.expect("queue").len(), 1);
 
         // Old events are dropped; deleting a stream drops its queue.
         assert_eq!(store.prune_sets(UnixTime(101)).await.expect("prune"), 1, "b1 was issued at 100");
-        assert!(store.queued_sets("b", 10).expect("queue").is_empty());
+        assert!(store.queued_sets("b", 10).await.expect("queue").is_empty());
         store.enqueue_sets(&[queued("b", "u3", 200)]).await.expect("enqueue");
         assert!(store.delete_ssf_stream("b").await.expect("delete"));
-        assert!(store.queued_sets("b", 10).expect("queue").is_empty());
-        assert_eq!(store.ssf_stream("b").expect("read"), None);
+        assert!(store.queued_sets("b", 10).await.expect("queue").is_empty());
+        assert_eq!(store.ssf_stream("b").await.expect("read"), None);
         assert_eq!(store.clear_sets("a").await.expect("clear"), 1);
     }
 
     #[tokio::test]
     async fn a_user_revocation_queues_its_feed_events_in_the_same_step() {
         let store = SledStore::temporary().expect("store");
-        let event = AuditEvent::new(UnixTime(100), "user_deleted", "root", "user:bob");
+        let event = AuditEvent::new(UnixTime(100), EventKind::UserDeleted, "root", "user:bob");
         let set = queued("rs", "bob", 100);
-        store.write_user("bob", None, None, std::slice::from_ref(&set), &event).await.expect("no revocation");
-        assert!(store.queued_sets("rs", 10).expect("queue").is_empty(), "nothing revoked, nothing queued");
+        let fallout = FeedFallout(set.clone());
+        store.write_user("bob", None, None, &fallout, &event).await.expect("no revocation");
+        assert!(store.queued_sets("rs", 10).await.expect("queue").is_empty(), "nothing revoked, nothing queued");
         let revoked = Revoked { at: UnixTime(100), reason: "user_deleted".into() };
-        store.write_user("bob", None, Some(revoked), std::slice::from_ref(&set), &event).await.expect("write");
-        let queued: Vec<QueuedSet> = store.queued_sets("rs", 10).expect("queue").into_iter().map(|(_, s)| s).collect();
+        store.write_user("bob", None, Some(&revoked), &fallout, &event).await.expect("write");
+        let queued: Vec<QueuedSet> =
+            store.queued_sets("rs", 10).await.expect("queue").into_iter().map(|(_, s)| s).collect();
         assert_eq!(queued, vec![set]);
-        assert_eq!(store.due_deliveries(UnixTime(100), 10).expect("outbox").len(), 1, "and the logout fan-out");
+        assert_eq!(store.due_deliveries(UnixTime(100), 10).await.expect("outbox").len(), 1, "and the logout fan-out");
+    }
+
+    /// A user revocation's fallout: one feed event and the logout fan-out.
+    struct FeedFallout(QueuedSet);
+
+    impl Fallout for FeedFallout {
+        fn family_revoked(&self, _: &Family) -> Effects {
+            Effects::default()
+        }
+        fn families_superseded(&self, _: &[Family], _: &Family) -> Effects {
+            Effects::default()
+        }
+        fn session_revoked(&self, _: &UserSession, _: &[Family]) -> Effects {
+            Effects::default()
+        }
+        fn user_revoked(&self, username: &str, seq: u64, revoked: &Revoked) -> Effects {
+            let fanout = Delivery {
+                kind: crate::logout::DeliveryKind::UserFanout { seq },
+                sub: username.to_owned(),
+                created_at: revoked.at,
+                attempts: 0,
+                next_attempt_at: revoked.at,
+            };
+            Effects { events: Vec::new(), deliveries: vec![fanout], sets: vec![self.0.clone()] }
+        }
     }
 
     fn family(id: &str) -> Family {
@@ -1250,55 +1442,63 @@ mod tests {
             let at = T0.plus(Secs::new(i as u64));
             let mut f = family(&format!("f{i}"));
             (f.created_at, f.rotated_at) = (at, at);
-            match store.redeem_code(key.as_bytes(), &f, keep, at).await.expect("redeem") {
+            match store.redeem_code(key.as_bytes(), &f, keep, at, &NoFallout).await.expect("redeem") {
                 Redemption::Redeemed { superseded: s } => superseded.extend(s.into_iter().map(|f| f.id)),
                 other => panic!("{other:?}"),
             }
         }
         assert_eq!(superseded, ["f0", "f1"], "the oldest go first");
         for id in ["f0", "f1"] {
-            let f = store.family(id).expect("read").expect("kept for the audit trail");
+            let f = store.family(id).await.expect("read").expect("kept for the audit trail");
             assert_eq!(f.revoked.map(|r| r.reason).as_deref(), Some("superseded"));
         }
         let live: Vec<String> =
-            store.session_families(&session.sid).expect("index").into_iter().map(|f| f.id).collect();
+            store.session_families(&session.sid).await.expect("index").into_iter().map(|f| f.id).collect();
         assert_eq!(live, ["f2", "f3", "f4", "f5", "f6"], "superseded families leave the index");
-        let stored = store.session(&session.sid).expect("read").expect("exists");
+        let stored = store.session(&session.sid).await.expect("read").expect("exists");
         assert_eq!(stored.last_active, T0.plus(Secs::new(6)), "each redemption is activity");
 
         // A rotation records activity on the session too.
         let later = T0.plus(Secs::minutes(20));
         let decision = store
-            .refresh("f6", |f, _| {
-                crate::session::family::decide_refresh(
-                    f,
-                    1,
-                    later,
-                    Secs::ZERO,
-                    true,
-                    crate::session::family::Activity::Interactive,
-                )
-            })
+            .refresh(
+                "f6",
+                |f, _| {
+                    crate::session::family::decide_refresh(
+                        f,
+                        1,
+                        later,
+                        Secs::ZERO,
+                        true,
+                        crate::session::family::Activity::Interactive,
+                    )
+                },
+                &NoFallout,
+            )
             .await
             .expect("refresh");
         assert!(matches!(decision, Some(RefreshDecision::Rotate(_))));
-        assert_eq!(store.session(&session.sid).expect("read").expect("exists").last_active, later);
+        assert_eq!(store.session(&session.sid).await.expect("read").expect("exists").last_active, later);
         // A late, older rotation never moves it back.
         let earlier = T0.plus(Secs::minutes(10));
         store
-            .refresh("f5", |f, _| {
-                crate::session::family::decide_refresh(
-                    f,
-                    1,
-                    earlier,
-                    Secs::ZERO,
-                    true,
-                    crate::session::family::Activity::Interactive,
-                )
-            })
+            .refresh(
+                "f5",
+                |f, _| {
+                    crate::session::family::decide_refresh(
+                        f,
+                        1,
+                        earlier,
+                        Secs::ZERO,
+                        true,
+                        crate::session::family::Activity::Interactive,
+                    )
+                },
+                &NoFallout,
+            )
             .await
             .expect("refresh");
-        assert_eq!(store.session(&session.sid).expect("read").expect("exists").last_active, later);
+        assert_eq!(store.session(&session.sid).await.expect("read").expect("exists").last_active, later);
     }
 
     #[tokio::test]
@@ -1307,39 +1507,47 @@ mod tests {
         store.put_code(b"k", &code()).await.expect("put");
         let keep = T0.plus(Secs::days(30));
         assert_eq!(
-            store.redeem_code(b"k", &family("f1"), keep, T0).await.expect("redeem"),
+            store.redeem_code(b"k", &family("f1"), keep, T0, &NoFallout).await.expect("redeem"),
             Redemption::Redeemed { superseded: vec![] }
         );
-        assert_eq!(store.family("f1").expect("read").map(|f| f.revoked.is_none()), Some(true));
-        assert_eq!(store.session_families(&family("f1").sid).expect("index").len(), 1);
-        let replay = store.redeem_code(b"k", &family("f2"), keep, T0.plus(Secs::new(30))).await.expect("redeem");
+        assert_eq!(store.family("f1").await.expect("read").map(|f| f.revoked.is_none()), Some(true));
+        assert_eq!(store.session_families(&family("f1").sid).await.expect("index").len(), 1);
+        let replay =
+            store.redeem_code(b"k", &family("f2"), keep, T0.plus(Secs::new(30)), &NoFallout).await.expect("redeem");
         assert_eq!(replay, Redemption::Replayed { revoked_family: Some("f1".into()) });
-        let f1 = store.family("f1").expect("read").expect("exists");
+        let f1 = store.family("f1").await.expect("read").expect("exists");
         assert_eq!(f1.revoked.map(|r| r.reason), Some("authorization_code_replay".to_owned()));
-        assert!(store.family("f2").expect("read").is_none(), "the replay created nothing");
-        assert_eq!(store.redeem_code(b"nope", &family("f3"), keep, T0).await.expect("redeem"), Redemption::NotFound);
+        assert!(store.family("f2").await.expect("read").is_none(), "the replay created nothing");
+        assert_eq!(
+            store.redeem_code(b"nope", &family("f3"), keep, T0, &NoFallout).await.expect("redeem"),
+            Redemption::NotFound
+        );
     }
 
     async fn concurrent_refreshes(grace: Secs) -> Vec<RefreshDecision> {
         let store = SledStore::temporary().expect("store");
         store.put_code(b"k", &code()).await.expect("put");
-        store.redeem_code(b"k", &family("f"), T0.plus(Secs::days(30)), T0).await.expect("redeem");
+        store.redeem_code(b"k", &family("f"), T0.plus(Secs::days(30)), T0, &NoFallout).await.expect("redeem");
         let mut tasks = Vec::new();
         for _ in 0..20 {
             let store = store.clone();
             tasks.push(tokio::spawn(async move {
                 let now = T0.plus(Secs::new(5));
                 store
-                    .refresh("f", move |f, _| {
-                        crate::session::family::decide_refresh(
-                            f,
-                            1,
-                            now,
-                            grace,
-                            true,
-                            crate::session::family::Activity::Interactive,
-                        )
-                    })
+                    .refresh(
+                        "f",
+                        move |f, _| {
+                            crate::session::family::decide_refresh(
+                                f,
+                                1,
+                                now,
+                                grace,
+                                true,
+                                crate::session::family::Activity::Interactive,
+                            )
+                        },
+                        &NoFallout,
+                    )
                     .await
                     .expect("refresh")
                     .expect("family exists")
@@ -1382,28 +1590,18 @@ mod tests {
         let store = SledStore::temporary().expect("store");
         let (s, _) = UserSession::start("alice", true, Some("curl".into()), None, T0).expect("rng");
         store.put_session(&s, T0.plus(Secs::days(30))).await.expect("put");
-        let stored = store.session(&s.sid).expect("read").expect("exists");
+        let stored = store.session(&s.sid).await.expect("read").expect("exists");
         assert!(stored.seq > 0, "the store assigns the sequence");
         assert_eq!(stored, UserSession { seq: stored.seq, ..s.clone() });
-        assert_eq!(store.policy_history().expect("read"), None);
+        assert_eq!(store.policy_history().await.expect("read"), None);
         let h = PolicyHistory::new(T0, SessionPolicy::default());
-        store.set_policy_history(&h).await.expect("write");
-        assert_eq!(store.policy_history().expect("read"), Some(h));
+        store.set_policy(None, &h, None).await.expect("write");
+        assert_eq!(store.policy_history().await.expect("read"), Some(h));
         let later = T0.plus(Secs::minutes(5));
-        let touched = store
-            .update_session(&s.sid, |s| {
-                let changed = s.revoked.is_none() && s.last_active < later;
-                if changed {
-                    s.last_active = later;
-                }
-                changed
-            })
-            .await
-            .expect("update")
-            .expect("exists");
+        let touched = store.touch_session(&s.sid, later).await.expect("update").expect("exists");
         assert_eq!(touched.last_active, later);
-        assert_eq!(store.session(&s.sid).expect("read").map(|s| s.last_active), Some(later));
-        assert_eq!(store.update_session("nope", |_| true).await.expect("update"), None);
+        assert_eq!(store.session(&s.sid).await.expect("read").map(|s| s.last_active), Some(later));
+        assert_eq!(store.touch_session("nope", later).await.expect("update"), None);
     }
 
     #[tokio::test]
@@ -1417,36 +1615,34 @@ mod tests {
         }
         let (bob, _) = UserSession::start("bob", false, None, None, T0).expect("rng");
         store.put_session(&bob, T0.plus(Secs::days(30))).await.expect("put");
-        assert_eq!(store.user_sessions("alice").expect("list").len(), 3);
+        assert_eq!(store.user_sessions("alice").await.expect("list").len(), 3);
 
-        store.revoke_user_sessions("alice", Revoked { at: T0, reason: "compromised".into() }).await.expect("revoke");
+        store
+            .revoke_user("alice", &Revoked { at: T0, reason: "compromised".into() }, &NoFallout)
+            .await
+            .expect("revoke");
         for sid in &sids {
-            let s = store.session(sid).expect("read").expect("exists");
+            let s = store.session(sid).await.expect("read").expect("exists");
             assert_eq!(s.revoked.map(|r| r.reason), Some("compromised".to_owned()));
         }
-        assert!(store.session(&bob.sid).expect("read").expect("exists").revoked.is_none(), "other users untouched");
+        assert!(
+            store.session(&bob.sid).await.expect("read").expect("exists").revoked.is_none(),
+            "other users untouched"
+        );
         // Signing in again in the same second is not affected by the marker.
         let (again, _) = UserSession::start("alice", false, None, None, T0).expect("rng");
         store.put_session(&again, T0.plus(Secs::days(30))).await.expect("put");
-        assert!(store.session(&again.sid).expect("read").expect("exists").revoked.is_none());
-        let listed = store.user_sessions("alice").expect("list");
+        assert!(store.session(&again.sid).await.expect("read").expect("exists").revoked.is_none());
+        let listed = store.user_sessions("alice").await.expect("list");
         assert_eq!(listed.iter().filter(|s| s.revoked.is_none()).count(), 1);
         // Re-storing an old copy (sequence 0) does not lift it past the marker.
-        let mut copy = store.session(&sids[1]).expect("read").expect("exists");
+        let mut copy = store.session(&sids[1]).await.expect("read").expect("exists");
         copy.revoked = None;
         copy.seq = 0;
         store.put_session(&copy, T0.plus(Secs::days(30))).await.expect("put");
-        assert!(store.session(&sids[1]).expect("read").expect("exists").revoked.is_some());
+        assert!(store.session(&sids[1]).await.expect("read").expect("exists").revoked.is_some());
         // A revoked session cannot be revived by an activity update.
-        let touched = store
-            .update_session(&sids[0], |s| {
-                let changed = s.revoked.is_none();
-                s.last_active = T0.plus(Secs::new(1));
-                changed
-            })
-            .await
-            .expect("update")
-            .expect("exists");
+        let touched = store.touch_session(&sids[0], T0.plus(Secs::new(1))).await.expect("update").expect("exists");
         assert!(touched.revoked.is_some());
     }
 
@@ -1454,24 +1650,32 @@ mod tests {
     async fn a_revoked_family_refuses_refresh() {
         let store = SledStore::temporary().expect("store");
         store.put_code(b"k", &code()).await.expect("put");
-        store.redeem_code(b"k", &family("f"), T0.plus(Secs::days(30)), T0).await.expect("redeem");
-        let revoked = store.revoke_family("f", Revoked { at: T0, reason: "revoked".into() }).await.expect("revoke");
-        assert!(revoked.and_then(|f| f.revoked).is_some());
+        store.redeem_code(b"k", &family("f"), T0.plus(Secs::days(30)), T0, &NoFallout).await.expect("redeem");
+        let revoked =
+            store.revoke_family("f", &Revoked { at: T0, reason: "revoked".into() }, &NoFallout).await.expect("revoke");
+        assert!(matches!(revoked, Revoke::Revoked(f) if f.revoked.is_some()));
         let decision = store
-            .refresh("f", |f, _| {
-                crate::session::family::decide_refresh(
-                    f,
-                    1,
-                    T0,
-                    Secs::ZERO,
-                    true,
-                    crate::session::family::Activity::Interactive,
-                )
-            })
+            .refresh(
+                "f",
+                |f, _| {
+                    crate::session::family::decide_refresh(
+                        f,
+                        1,
+                        T0,
+                        Secs::ZERO,
+                        true,
+                        crate::session::family::Activity::Interactive,
+                    )
+                },
+                &NoFallout,
+            )
             .await
             .expect("refresh");
         assert!(matches!(decision, Some(RefreshDecision::Refused(_))));
-        assert_eq!(store.revoke_family("nope", Revoked { at: T0, reason: "x".into() }).await.expect("ok"), None);
+        assert_eq!(
+            store.revoke_family("nope", &Revoked { at: T0, reason: "x".into() }, &NoFallout).await.expect("ok"),
+            Revoke::NotFound
+        );
     }
 
     #[tokio::test]
@@ -1479,22 +1683,22 @@ mod tests {
         let store = SledStore::temporary().expect("store");
         for i in 0..5u64 {
             store
-                .append_audit(&AuditEvent::new(T0.plus(Secs::new(i)), "sign_in", "alice", "user:alice"))
+                .append_event(&AuditEvent::new(T0.plus(Secs::new(i)), EventKind::SignIn, "alice", "user:alice"))
                 .await
                 .expect("append");
         }
-        let first = store.audit_page(None, 2).expect("page");
+        let first = store.events_page(None, 2).await.expect("page");
         assert_eq!(first.iter().map(|(_, e)| e.at.as_secs() - T0.as_secs()).collect::<Vec<_>>(), vec![4, 3]);
-        let second = store.audit_page(Some(first[1].0), 2).expect("page");
+        let second = store.events_page(Some(first[1].0), 2).await.expect("page");
         assert_eq!(second.iter().map(|(_, e)| e.at.as_secs() - T0.as_secs()).collect::<Vec<_>>(), vec![2, 1]);
-        let last = store.audit_page(Some(second[1].0), 10).expect("page");
+        let last = store.events_page(Some(second[1].0), 10).await.expect("page");
         assert_eq!(last.len(), 1);
     }
 
     #[tokio::test]
     async fn stored_users_round_trip_and_delete() {
         let store = SledStore::temporary().expect("store");
-        assert!(store.user("bob").expect("read").is_none());
+        assert!(store.user("bob").await.expect("read").is_none());
         let bob = User {
             username: "bob".into(),
             name: None,
@@ -1504,13 +1708,13 @@ mod tests {
             disabled: false,
             created_at: None,
         };
-        store.put_user(&bob).await.expect("put");
-        let back = store.user("bob").expect("read").expect("exists");
+        store.write_user("bob", Some(&bob), None, &NoFallout, &ev()).await.expect("put");
+        let back = store.user("bob").await.expect("read").expect("exists");
         assert_eq!(back.email.as_deref(), Some("bob@example.com"));
         assert!(back.password_hash.verify("pw"));
-        assert!(store.delete_user("bob").await.expect("delete"));
-        assert!(!store.delete_user("bob").await.expect("delete"));
-        assert!(store.user("bob").expect("read").is_none());
+        assert!(store.write_user("bob", None, None, &NoFallout, &ev()).await.expect("delete"));
+        assert!(!store.write_user("bob", None, None, &NoFallout, &ev()).await.expect("delete"));
+        assert!(store.user("bob").await.expect("read").is_none());
     }
 
     #[tokio::test]
@@ -1518,18 +1722,18 @@ mod tests {
         let store = SledStore::temporary().expect("store");
         for i in 0..4u64 {
             store
-                .append_audit(&AuditEvent::new(T0.plus(Secs::days(i)), "sign_in", "a", "user:a"))
+                .append_event(&AuditEvent::new(T0.plus(Secs::days(i)), EventKind::SignIn, "a", "user:a"))
                 .await
                 .expect("append");
         }
-        store.revoke_user_sessions("alice", Revoked { at: T0, reason: "x".into() }).await.expect("marker");
+        store.revoke_user("alice", &Revoked { at: T0, reason: "x".into() }, &NoFallout).await.expect("marker");
         store
-            .revoke_user_sessions("bob", Revoked { at: T0.plus(Secs::days(3)), reason: "x".into() })
+            .revoke_user("bob", &Revoked { at: T0.plus(Secs::days(3)), reason: "x".into() }, &NoFallout)
             .await
             .expect("marker");
         let removed = store.prune_history(T0.plus(Secs::days(2)), T0.plus(Secs::days(1))).await.expect("prune");
         assert_eq!(removed, 3, "two events and alice's marker");
-        let left = store.audit_page(None, 10).expect("page");
+        let left = store.events_page(None, 10).await.expect("page");
         assert_eq!(left.len(), 2);
         assert!(store.marker("alice").expect("read").is_none());
         assert!(store.marker("bob").expect("read").is_some());
@@ -1550,16 +1754,16 @@ mod tests {
             next_attempt_at: T0,
         };
         store.enqueue_deliveries(std::slice::from_ref(&d)).await.expect("enqueue");
-        let due = store.due_deliveries(T0, 10).expect("due");
+        let due = store.due_deliveries(T0, 10).await.expect("due");
         assert_eq!(due.len(), 1);
         let (id, old) = &due[0];
         let retry = Delivery { attempts: 1, next_attempt_at: T0.plus(Secs::new(15)), ..old.clone() };
         store.finish_attempt(*id, old, Some(&retry)).await.expect("reschedule");
-        assert!(store.due_deliveries(T0.plus(Secs::new(14)), 10).expect("due").is_empty());
-        let due = store.due_deliveries(T0.plus(Secs::new(15)), 10).expect("due");
+        assert!(store.due_deliveries(T0.plus(Secs::new(14)), 10).await.expect("due").is_empty());
+        let due = store.due_deliveries(T0.plus(Secs::new(15)), 10).await.expect("due");
         assert_eq!(due[0].1.attempts, 1);
         store.finish_attempt(due[0].0, &due[0].1, None).await.expect("done");
-        assert!(store.due_deliveries(T0.plus(Secs::days(1)), 10).expect("due").is_empty());
+        assert!(store.due_deliveries(T0.plus(Secs::days(1)), 10).await.expect("due").is_empty());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,7 +19,10 @@ use super::{CSS, JS};
 use crate::admin::{self, Actor, AdminError};
 use crate::http::state::AppState;
 use crate::oauth::client::{GrantType, Permission};
-use crate::policy::{IdleTimeout, PolicyKey, PolicySources, SessionPolicy, Source};
+use crate::policy::{
+    ConsoleControl, ConsoleInput, POLICY_KEYS, PolicyKey, PolicyKeyDef, PolicySources, PolicyValue, SessionPolicy,
+    Source,
+};
 use crate::revocation::Revocation;
 
 /// A posted form, in order; names may repeat (checkboxes).
@@ -286,13 +289,13 @@ fn source_name(s: Source) -> &'static str {
     }
 }
 
-fn idle_form(prefix: &'static str, t: IdleTimeout, source: Source) -> IdleForm {
+fn idle_form(prefix: &'static str, t: PolicyValue, source: Source) -> IdleForm {
     let (enabled, choice, custom_minutes) = match t {
-        IdleTimeout::Off => (false, PRESETS[0].0.to_string(), String::new()),
-        IdleTimeout::After(d) if PRESETS.iter().any(|(s, _)| *s == d.as_secs()) => {
+        PolicyValue::Off => (false, PRESETS[0].0.to_string(), String::new()),
+        PolicyValue::Secs(d) if PRESETS.iter().any(|(s, _)| *s == d.as_secs()) => {
             (true, d.as_secs().to_string(), String::new())
         }
-        IdleTimeout::After(d) => (true, "custom".to_owned(), d.as_secs().div_ceil(60).to_string()),
+        PolicyValue::Secs(d) => (true, "custom".to_owned(), d.as_secs().div_ceil(60).to_string()),
     };
     IdleForm {
         prefix,
@@ -339,28 +342,21 @@ fn lifetime_form_typed(prefix: &'static str, form: &Form, source: Source) -> Lif
     }
 }
 
-/// Which form control a policy key is entered with.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Control {
-    Idle,
-    Max,
-    RememberIdle,
-    RememberMax,
-    Access,
-    Grace,
+/// The keys the settings page edits, each with its controls.
+fn console_keys() -> impl Iterator<Item = (&'static PolicyKeyDef, ConsoleControl)> {
+    POLICY_KEYS.iter().filter_map(|d| d.console.map(|c| (d, c)))
 }
 
-impl Control {
-    fn of(key: PolicyKey) -> Option<Control> {
-        match key {
-            PolicyKey::IdleTimeout => Some(Control::Idle),
-            PolicyKey::MaxLifetime => Some(Control::Max),
-            PolicyKey::RememberMeIdleTimeout => Some(Control::RememberIdle),
-            PolicyKey::RememberMeMaxLifetime => Some(Control::RememberMax),
-            PolicyKey::AccessTokenTtl => Some(Control::Access),
-            PolicyKey::RefreshReuseGrace => Some(Control::Grace),
-            PolicyKey::MaxLifetimeCeiling => None,
-        }
+/// A note under a fieldset's legend.
+fn group_note(legend: &str) -> Option<&'static str> {
+    (legend == "Remember me").then_some("For sign-ins with \"Remember me\" ticked.")
+}
+
+/// Seconds of a duration value (`off` shows as 0 where only durations go).
+fn shown_secs(v: PolicyValue) -> u64 {
+    match v {
+        PolicyValue::Secs(d) => d.as_secs(),
+        PolicyValue::Off => 0,
     }
 }
 
@@ -371,55 +367,57 @@ async fn settings_page(
     viewer: &Viewer,
     typed: Option<&Form>,
     error: Option<String>,
-    errors: Vec<(Control, String)>,
+    errors: Vec<(PolicyKey, String)>,
 ) -> SettingsPage {
     let policy = state.policy();
     let (p, sources): (&SessionPolicy, &PolicySources) = (&policy.0, &policy.1);
-    let src = |k| sources.of(k);
-    let (mut idle, mut max, mut rm_idle, mut rm_max, access, grace) = match typed {
-        None => (
-            idle_form("idle", p.idle_timeout, src(PolicyKey::IdleTimeout)),
-            lifetime_form("max", p.max_lifetime.as_secs(), src(PolicyKey::MaxLifetime)),
-            idle_form("rm_idle", p.remember_me_idle_timeout, src(PolicyKey::RememberMeIdleTimeout)),
-            lifetime_form("rm_max", p.remember_me_max_lifetime.as_secs(), src(PolicyKey::RememberMeMaxLifetime)),
-            p.access_token_ttl().as_secs().div_ceil(60).to_string(),
-            p.refresh_reuse_grace.as_secs().to_string(),
-        ),
-        Some(f) => (
-            idle_form_typed("idle", f, src(PolicyKey::IdleTimeout)),
-            lifetime_form_typed("max", f, src(PolicyKey::MaxLifetime)),
-            idle_form_typed("rm_idle", f, src(PolicyKey::RememberMeIdleTimeout)),
-            lifetime_form_typed("rm_max", f, src(PolicyKey::RememberMeMaxLifetime)),
-            f.text("access_token_minutes"),
-            f.text("grace_seconds"),
-        ),
-    };
-    let (mut access_error, mut grace_error) = (None, None);
-    for (control, message) in errors {
-        match control {
-            Control::Idle => idle.error = Some(message),
-            Control::Max => max.error = Some(message),
-            Control::RememberIdle => rm_idle.error = Some(message),
-            Control::RememberMax => rm_max.error = Some(message),
-            Control::Access => access_error = Some(message),
-            Control::Grace => grace_error = Some(message),
+    let mut groups: Vec<SettingsGroup> = Vec::new();
+    for (def, control) in console_keys() {
+        let source = sources.of(def.key);
+        let current = (def.effective)(p);
+        let number = |name: &'static str, unit: &str, min: u64, hint: &'static str, shown: u64| NumberForm {
+            name,
+            label: format!("{} ({unit})", def.label),
+            min,
+            value: typed.map_or_else(|| shown.to_string(), |f| f.text(name)),
+            hint,
+            source: source_name(source),
+            error: None,
+        };
+        let mut field = match control.input {
+            ConsoleInput::IdleSwitch { prefix } => SettingsField::Idle(match typed {
+                None => idle_form(prefix, current, source),
+                Some(f) => idle_form_typed(prefix, f, source),
+            }),
+            ConsoleInput::DaysHoursMinutes { prefix } => SettingsField::Lifetime(match typed {
+                None => lifetime_form(prefix, shown_secs(current), source),
+                Some(f) => lifetime_form_typed(prefix, f, source),
+            }),
+            ConsoleInput::Minutes { name, hint } => {
+                SettingsField::Number(number(name, "minutes", 1, hint, shown_secs(current).div_ceil(60)))
+            }
+            ConsoleInput::Seconds { name, hint } => {
+                SettingsField::Number(number(name, "seconds", 0, hint, shown_secs(current)))
+            }
+        };
+        if let Some((_, message)) = errors.iter().rev().find(|(k, _)| *k == def.key) {
+            field.set_error(message.clone());
+        }
+        match groups.iter_mut().find(|g| g.legend == control.group) {
+            Some(g) => g.fields.push(field),
+            None => groups.push(SettingsGroup {
+                legend: control.group,
+                note: group_note(control.group),
+                fields: vec![field],
+            }),
         }
     }
     SettingsPage {
         chrome: chrome(viewer, "Session settings", "/console/settings").await,
         error,
         ceiling: span(p.max_lifetime_ceiling.as_secs()),
-        ceiling_source: source_name(src(PolicyKey::MaxLifetimeCeiling)),
-        idle,
-        max,
-        rm_idle,
-        rm_max,
-        access_token_minutes: access,
-        access_source: source_name(src(PolicyKey::AccessTokenTtl)),
-        access_error,
-        grace_seconds: grace,
-        grace_source: source_name(src(PolicyKey::RefreshReuseGrace)),
-        grace_error,
+        ceiling_source: source_name(sources.of(PolicyKey::MaxLifetimeCeiling)),
+        groups,
     }
 }
 
@@ -472,62 +470,56 @@ fn typed_lifetime(form: &Form, prefix: &str) -> Result<u64, String> {
 /// The changes the form makes to the values in force, as the settings use
 /// case takes them: only the values that differ from what the form showed,
 /// so untouched values keep their source.
-fn settings_changes(p: &SessionPolicy, form: &Form) -> Result<Map<String, Value>, Vec<(Control, String)>> {
+fn settings_changes(p: &SessionPolicy, form: &Form) -> Result<Map<String, Value>, Vec<(PolicyKey, String)>> {
     let mut changes = Map::new();
     let mut errors = Vec::new();
-    let idle_value = |t: Option<u64>| t.map(Value::from).unwrap_or_else(|| Value::from("off"));
-    let shown_idle = |t: IdleTimeout| match t {
-        IdleTimeout::Off => None,
-        IdleTimeout::After(d) => Some(d.as_secs()),
+    let shown_idle = |v: PolicyValue| match v {
+        PolicyValue::Off => None,
+        PolicyValue::Secs(d) => Some(d.as_secs()),
     };
-    for (prefix, key, control, current) in [
-        ("idle", PolicyKey::IdleTimeout, Control::Idle, p.idle_timeout),
-        ("rm_idle", PolicyKey::RememberMeIdleTimeout, Control::RememberIdle, p.remember_me_idle_timeout),
-    ] {
-        match typed_idle(form, prefix) {
-            Ok(t) if t != shown_idle(current) => {
-                changes.insert(key.name().to_owned(), idle_value(t));
+    // Checked idle timeouts first, then durations, minutes, seconds: the
+    // order the refusal lists its complaints in.
+    let mut keys: Vec<_> = console_keys().collect();
+    keys.sort_by_key(|(_, c)| match c.input {
+        ConsoleInput::IdleSwitch { .. } => 0,
+        ConsoleInput::DaysHoursMinutes { .. } => 1,
+        ConsoleInput::Minutes { .. } => 2,
+        ConsoleInput::Seconds { .. } => 3,
+    });
+    for (def, control) in keys {
+        let current = (def.effective)(p);
+        let shown = shown_secs(current);
+        let typed: Result<Option<Value>, String> = match control.input {
+            ConsoleInput::IdleSwitch { prefix } => typed_idle(form, prefix)
+                .map(|t| (t != shown_idle(current)).then(|| t.map(Value::from).unwrap_or_else(|| Value::from("off")))),
+            ConsoleInput::DaysHoursMinutes { prefix } => {
+                typed_lifetime(form, prefix).map(|secs| (secs != shown - shown % 60).then(|| secs.into()))
             }
-            Ok(_) => {}
-            Err(e) => errors.push((control, e)),
-        }
-    }
-    for (prefix, key, control, current) in [
-        ("max", PolicyKey::MaxLifetime, Control::Max, p.max_lifetime.as_secs()),
-        ("rm_max", PolicyKey::RememberMeMaxLifetime, Control::RememberMax, p.remember_me_max_lifetime.as_secs()),
-    ] {
-        match typed_lifetime(form, prefix) {
-            Ok(secs) if secs != current - current % 60 => {
-                changes.insert(key.name().to_owned(), secs.into());
+            ConsoleInput::Minutes { name, .. } => match form.text(name).parse::<u64>() {
+                Ok(m) if m >= 1 => Ok((m != shown.div_ceil(60)).then(|| m.saturating_mul(60).into())),
+                _ => Err(format!("{}: a whole number of minutes, 1 or more", def.label)),
+            },
+            ConsoleInput::Seconds { name, .. } => match form.text(name).parse::<u64>() {
+                Ok(s) => Ok((s != shown).then(|| s.into())),
+                Err(_) => Err(format!("{}: a whole number of seconds, 0 or more", def.label)),
+            },
+        };
+        match typed {
+            Ok(Some(value)) => {
+                changes.insert(def.name.to_owned(), value);
             }
-            Ok(_) => {}
-            Err(e) => errors.push((control, e)),
+            Ok(None) => {}
+            Err(e) => errors.push((def.key, e)),
         }
-    }
-    match form.text("access_token_minutes").parse::<u64>() {
-        Ok(m) if m >= 1 => {
-            if m != p.access_token_ttl().as_secs().div_ceil(60) {
-                changes.insert(PolicyKey::AccessTokenTtl.name().to_owned(), m.saturating_mul(60).into());
-            }
-        }
-        _ => errors.push((Control::Access, "Access token lifetime: a whole number of minutes, 1 or more".into())),
-    }
-    match form.text("grace_seconds").parse::<u64>() {
-        Ok(s) => {
-            if s != p.refresh_reuse_grace.as_secs() {
-                changes.insert(PolicyKey::RefreshReuseGrace.name().to_owned(), s.into());
-            }
-        }
-        _ => errors.push((Control::Grace, "Reuse grace: a whole number of seconds, 0 or more".into())),
     }
     if errors.is_empty() { Ok(changes) } else { Err(errors) }
 }
 
 /// The control a refusal of the settings use case concerns ("... (field
 /// idle_timeout)").
-fn control_of(message: &str) -> Option<Control> {
+fn control_of(message: &str) -> Option<PolicyKey> {
     let field = message.rsplit_once("(field ")?.1.trim_end_matches(')');
-    PolicyKey::ALL.into_iter().find(|k| k.name() == field).and_then(Control::of)
+    console_keys().find(|(d, _)| d.name == field).map(|(d, _)| d.key)
 }
 
 /// What a change sets, old value to new, in the words of the settings page.
@@ -542,15 +534,7 @@ fn change_lines(policy: &SessionPolicy, sources: &PolicySources, changes: &Map<S
     changes
         .iter()
         .map(|(key, new)| {
-            let label = match key.as_str() {
-                "idle_timeout" => "Idle timeout",
-                "max_lifetime" => "Maximum session duration",
-                "remember_me_idle_timeout" => "Remember me: idle timeout",
-                "remember_me_max_lifetime" => "Remember me: maximum session duration",
-                "access_token_ttl" => "Access token lifetime",
-                "refresh_reuse_grace" => "Reuse grace",
-                other => other,
-            };
+            let label = POLICY_KEYS.iter().find(|d| d.name == key).map_or(key.as_str(), |d| d.label);
             format!("{label}: {} → {}", shown(&current[key.as_str()]), shown(new))
         })
         .collect()
@@ -583,7 +567,7 @@ pub async fn settings_save(State(state): State<AppState>, headers: HeaderMap, bo
         return forbidden(&viewer, Permission::SystemAdminister).await;
     }
     let policy = state.policy();
-    let refused = |summary: String, errors: Vec<(Control, String)>| {
+    let refused = |summary: String, errors: Vec<(PolicyKey, String)>| {
         let state = state.clone();
         let viewer = &viewer;
         let form = &form;
@@ -604,7 +588,7 @@ pub async fn settings_save(State(state): State<AppState>, headers: HeaderMap, bo
         return see_other("/console/settings");
     }
     let now = state.now();
-    let preview = match admin::settings::preview(&state, &changes, now) {
+    let preview = match admin::settings::preview(&state, &changes, now).await {
         Ok(p) => p,
         Err(e) => {
             let message = message_of(&e);
@@ -649,12 +633,9 @@ pub async fn settings_reset(State(state): State<AppState>, headers: HeaderMap, b
     }
     let now = state.now();
     if !form.confirmed() {
-        let all_cleared: Map<String, Value> = PolicyKey::ALL
-            .iter()
-            .filter(|k| Control::of(**k).is_some())
-            .map(|k| (k.name().to_owned(), Value::Null))
-            .collect();
-        let details = match admin::settings::preview(&state, &all_cleared, now) {
+        let all_cleared: Map<String, Value> =
+            POLICY_KEYS.iter().filter(|d| d.admin_settable).map(|d| (d.name.to_owned(), Value::Null)).collect();
+        let details = match admin::settings::preview(&state, &all_cleared, now).await {
             Ok(p) => preview_lines(&p),
             Err(e) => vec![message_of(&e)],
         };
@@ -697,7 +678,7 @@ async fn users_page(
     error: Option<String>,
     typed: Option<&Form>,
 ) -> Response {
-    let listed = match admin::users::list(state, Some(query), page) {
+    let listed = match admin::users::list(state, Some(query), page).await {
         Ok(l) => l,
         Err(e) => return failed(viewer, e, "/console/users").await,
     };
@@ -765,12 +746,13 @@ pub async fn user_create(State(state): State<AppState>, headers: HeaderMap, body
 }
 
 async fn user_page(state: &AppState, viewer: &Viewer, username: &str, error: Option<AdminError>) -> Response {
-    let user = match admin::users::show(state, username) {
+    let user = match admin::users::show(state, username).await {
         Ok(u) => u,
         Err(e) => return failed(viewer, e, "/console/users").await,
     };
     let now = state.now();
-    let sessions = match admin::sessions::live_sessions(state, username, viewer.caller.claims.sid.as_deref(), now) {
+    let sessions = match admin::sessions::live_sessions(state, username, viewer.caller.claims.sid.as_deref(), now).await
+    {
         Ok(s) => s,
         Err(e) => return failed(viewer, e, "/console/users").await,
     };
@@ -1325,10 +1307,11 @@ pub async fn audit(State(state): State<AppState>, headers: HeaderMap, uri: Uri, 
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
     let (user, kind) = (pairs.get("user").cloned().unwrap_or_default(), pairs.get("kind").cloned().unwrap_or_default());
-    let result = admin::audit::PageRequest::parse(raw).and_then(|page| {
-        let filter = admin::audit::Filter::parse(raw)?;
-        admin::audit::page(&state, page, &filter)
-    });
+    let result =
+        match admin::audit::PageRequest::parse(raw).and_then(|page| Ok((page, admin::audit::Filter::parse(raw)?))) {
+            Ok((page, filter)) => admin::audit::page(&state, page, &filter).await,
+            Err(e) => Err(e),
+        };
     let (events, next, error, status) = match result {
         Ok(p) => (p.events, p.next, None, StatusCode::OK),
         Err(e) => (Vec::new(), None, Some(message_of(&e)), status_of(&e)),
@@ -1363,10 +1346,11 @@ pub async fn account(State(state): State<AppState>, headers: HeaderMap, uri: Uri
         Err(r) => return r,
     };
     let current = viewer.caller.claims.sid.clone();
-    let sessions = match admin::sessions::live_sessions(&state, viewer.username(), current.as_deref(), state.now()) {
-        Ok(s) => s,
-        Err(e) => return failed(&viewer, e, "/console/account").await,
-    };
+    let sessions =
+        match admin::sessions::live_sessions(&state, viewer.username(), current.as_deref(), state.now()).await {
+            Ok(s) => s,
+            Err(e) => return failed(&viewer, e, "/console/account").await,
+        };
     let rows = sessions
         .into_iter()
         .map(|s| {

@@ -242,7 +242,7 @@ async fn signed_in(state: &AppState, headers: &HeaderMap) -> Option<Viewer> {
             }
         }
     }
-    let claims = match crate::http::bearer::authenticate(state, &tokens.access_token) {
+    let claims = match crate::http::bearer::authenticate(state, &tokens.access_token).await {
         Ok(c) => c,
         Err(_) => {
             *guard = Entry::Gone;
@@ -382,16 +382,14 @@ async fn refresh(state: &AppState, refresh_token: &str, now: UnixTime) -> Result
     ]);
     let client = console_client(state)?;
     let (keys, history) = (state.keys(), state.history());
-    let users = |name: &str| state.user(name).ok().flatten();
-    let minter = minter(state, &keys, &history, &users, now);
+    let minter = minter(state, &keys, &history, now);
     refresh_grant::refresh(&state.store, &minter, &client, &form, None).await
 }
 
 async fn redeem(state: &AppState, form: &Params, now: UnixTime) -> Result<TokenResponse, OAuthError> {
     let client = console_client(state)?;
     let (keys, history) = (state.keys(), state.history());
-    let users = |name: &str| state.user(name).ok().flatten();
-    let minter = minter(state, &keys, &history, &users, now);
+    let minter = minter(state, &keys, &history, now);
     code_grant::redeem(&state.store, &minter, &client, form, None).await
 }
 
@@ -404,13 +402,12 @@ fn minter<'a>(
     state: &'a AppState,
     keys: &'a crate::token::keys::KeySet,
     history: &'a crate::policy::PolicyHistory,
-    users: &'a (dyn Fn(&str) -> Option<crate::user::User> + Sync),
     now: UnixTime,
 ) -> Minter<'a> {
     Minter {
         keys,
         clients: &state.clients,
-        users,
+        users: state,
         refresh_key: &state.refresh_key,
         history,
         issuer: &state.issuer,

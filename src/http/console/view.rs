@@ -191,6 +191,41 @@ pub struct LifetimeForm {
     pub error: Option<String>,
 }
 
+/// A whole-number field (minutes or seconds) of one key.
+pub struct NumberForm {
+    pub name: &'static str,
+    pub label: String,
+    pub min: u64,
+    pub value: String,
+    pub hint: &'static str,
+    pub source: &'static str,
+    pub error: Option<String>,
+}
+
+/// The controls of one key on the settings page.
+pub enum SettingsField {
+    Idle(IdleForm),
+    Lifetime(LifetimeForm),
+    Number(NumberForm),
+}
+
+impl SettingsField {
+    pub fn set_error(&mut self, message: String) {
+        match self {
+            SettingsField::Idle(f) => f.error = Some(message),
+            SettingsField::Lifetime(f) => f.error = Some(message),
+            SettingsField::Number(f) => f.error = Some(message),
+        }
+    }
+}
+
+/// One fieldset of the settings page.
+pub struct SettingsGroup {
+    pub legend: &'static str,
+    pub note: Option<&'static str>,
+    pub fields: Vec<SettingsField>,
+}
+
 #[derive(Template)]
 #[template(path = "console/settings.html")]
 pub struct SettingsPage {
@@ -198,16 +233,8 @@ pub struct SettingsPage {
     pub error: Option<String>,
     pub ceiling: String,
     pub ceiling_source: &'static str,
-    pub idle: IdleForm,
-    pub max: LifetimeForm,
-    pub rm_idle: IdleForm,
-    pub rm_max: LifetimeForm,
-    pub access_token_minutes: String,
-    pub access_source: &'static str,
-    pub access_error: Option<String>,
-    pub grace_seconds: String,
-    pub grace_source: &'static str,
-    pub grace_error: Option<String>,
+    /// The keys of the policy table the console edits, in its order.
+    pub groups: Vec<SettingsGroup>,
 }
 
 #[derive(Template)]

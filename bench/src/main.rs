@@ -21,9 +21,9 @@
 //! # terminal 1 — tenure.toml holds a confidential client "bench" allowed client_credentials
 //! cargo run --release
 //! # terminal 2
-//! cargo run --release --bin tenure-bench -- token-cc --url http://127.0.0.1:8080 \
+//! cargo run --release -p tenure-bench -- token-cc --url http://127.0.0.1:8080 \
 //!     --client-id bench --client-secret bench-secret --connections 32 --duration 10s
-//! cargo run --release --bin tenure-bench -- refresh --url http://127.0.0.1:8080 \
+//! cargo run --release -p tenure-bench -- refresh --url http://127.0.0.1:8080 \
 //!     --client-id web --client-secret web-secret --redirect-uri http://127.0.0.1:9000/callback \
 //!     --username alice --password alice-password --scope openid --connections 32 --duration 10s
 //! ```
@@ -61,7 +61,6 @@ use hyper::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, HOST, HeaderValue, LOCA
 use hyper::{HeaderMap, Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use ring::rand::{SecureRandom, SystemRandom};
-use tenure::http::authorize::{CSRF_COOKIE, SESSION_COOKIE};
 use tokio::task::JoinSet;
 use tokio::time::timeout_at;
 
@@ -77,6 +76,10 @@ const SIGN_IN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Sign-ins in flight at once: each costs the server an argon2 verification.
 const SIGN_IN_PARALLEL: usize = 4;
 const FORM: HeaderValue = HeaderValue::from_static("application/x-www-form-urlencoded");
+/// The server's cookie names (`tenure::http::authorize`), copied so that this
+/// crate does not link the server; a test checks that they still match.
+const SESSION_COOKIE: &str = "tenure_session";
+const CSRF_COOKIE: &str = "tenure_csrf";
 
 #[derive(Parser)]
 #[command(name = "tenure-bench", about = "Load generator for a tenure server on this machine (loopback only)")]
@@ -428,12 +431,11 @@ impl DpopKey {
 
     /// A fresh proof for `POST` to the token endpoint, with `nonce`.
     fn proof(&self, nonce: Option<&str>) -> Result<HeaderValue, String> {
-        use tenure::clock::Clock;
         let mut claims = serde_json::json!({
             "jti": random_token()?,
             "htm": "POST",
             "htu": self.htu,
-            "iat": tenure::clock::SystemClock.now().as_secs(),
+            "iat": unix_now(),
         });
         if let Some(n) = nonce {
             claims["nonce"] = n.into();
@@ -444,6 +446,13 @@ impl DpopKey {
         HeaderValue::from_str(&format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref())))
             .map_err(|e| format!("bad DPoP proof header: {e}"))
     }
+}
+
+/// Seconds since the Unix epoch, for a DPoP proof's `iat` (0 if the clock is
+/// before 1970).
+#[allow(clippy::disallowed_methods)] // a client stamping its proofs: no server clock to inject
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// The `DPoP-Nonce` of a response, if any.
@@ -1446,6 +1455,12 @@ mod tests {
         assert_eq!(hidden_input(&html, "csrf_token").as_deref(), Some("c2lnbmVk-_"));
         assert_eq!(hidden_input(&html, "return_to").as_deref(), Some(return_to));
         assert_eq!(alert_text(&html).as_deref(), Some("Wrong username or password."));
+    }
+
+    #[test]
+    fn cookie_names_match_the_server() {
+        assert_eq!(SESSION_COOKIE, tenure::http::authorize::SESSION_COOKIE);
+        assert_eq!(CSRF_COOKIE, tenure::http::authorize::CSRF_COOKIE);
     }
 
     #[test]
