@@ -105,7 +105,7 @@ fn main() -> ExitCode {
 
 /// `tenure migrate`: apply the schema migrations the database lacks.
 fn migrate(config: &Config, now: tenure::clock::UnixTime) -> Result<(), String> {
-    use tenure::pg_store::{PgStore, migrate::latest};
+    use tenure::store::postgres::{PgStore, migrate::latest};
     let tenure::config::StoreChoice::Postgres { url, .. } = &config.store else {
         return Err("migrate applies to the PostgreSQL store: set store = \"postgres\" and database_url \
                     (TENURE_STORE, TENURE_DATABASE_URL); the sled store needs no migration"

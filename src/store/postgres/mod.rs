@@ -174,13 +174,18 @@ impl PgStore {
         Ok(store)
     }
 
+    /// Close the pool: connections in use close when returned.
+    pub fn close(self) {
+        self.pool.close();
+    }
+
     /// `user@host:port/dbname` of the database (no password).
     pub fn target(&self) -> &str {
         &self.target
     }
 
-    /// Whether the database answers (`/readyz`).
-    pub async fn check(&self) -> Result<(), PgError> {
+    /// Whether the database answers (`/readyz`, [`Store::check`](crate::store::Store::check)).
+    pub async fn ping(&self) -> Result<(), PgError> {
         let client = self.pool.get().await.map_err(|e| self.pool_error(e))?;
         client.simple_query("SELECT 1").await.map_err(|e| self.query_error(&e))?;
         Ok(())

@@ -15,7 +15,7 @@ use tokio_postgres::types::ToSql;
 use super::{PgStore, TxError};
 use crate::audit::AuditEvent;
 use crate::clock::UnixTime;
-use crate::logout::{Delivery, DeliveryKind};
+use crate::logout::Delivery;
 use crate::oauth::client_spec::StoredClient;
 use crate::policy::{PolicyHistory, PolicyLayer, SessionPolicy};
 use crate::session::Revoked;
@@ -23,7 +23,7 @@ use crate::session::code::{AuthCode, CODE_RECORD_TTL};
 use crate::session::family::{Family, RefreshDecision};
 use crate::session::user_session::{MAX_FAMILIES_PER_CLIENT, UserSession};
 use crate::ssf::{QueuedSet, Stream};
-use crate::store::{Redemption, Result, StoreError};
+use crate::store::{Effects, Fallout, Redemption, Result, Revoke, Store, StoreError};
 use crate::user::{StoredUser, User};
 
 const ADMIN_POLICY: &str = "admin_session_policy";
@@ -174,6 +174,52 @@ async fn tx_put_setting(tx: &Transaction<'_>, name: &str, body: &Value) -> std::
     Ok(())
 }
 
+/// Write a transition's audit events, outbox deliveries and feed events.
+async fn tx_effects(tx: &Transaction<'_>, effects: &Effects) -> std::result::Result<(), TxError> {
+    for event in &effects.events {
+        tx_audit(tx, event).await?;
+    }
+    for d in &effects.deliveries {
+        tx_enqueue_delivery(tx, d).await?;
+    }
+    for set in &effects.sets {
+        tx_enqueue_set(tx, set).await?;
+    }
+    Ok(())
+}
+
+/// Revoke family `id` inside a transaction; `Some` (the family as stored
+/// afterwards, and whether this call revoked it) when it exists.
+async fn tx_revoke_family(
+    tx: &Transaction<'_>,
+    id: &str,
+    revoked: &Revoked,
+) -> std::result::Result<Option<(Family, bool)>, TxError> {
+    let Some(mut family) = tx_lock_family(tx, id).await? else { return Ok(None) };
+    if family.revoked.is_some() {
+        return Ok(Some((family, false)));
+    }
+    let generation = family.generation;
+    family.revoked = Some(revoked.clone());
+    tx_write_family(tx, &family, generation).await?;
+    Ok(Some((family, true)))
+}
+
+/// Write user `username`'s revocation marker (the next `revocation_seq`:
+/// every session stored so far is at or below it); its sequence.
+async fn tx_mark_user(tx: &Transaction<'_>, username: &str, revoked: &Revoked) -> std::result::Result<u64, TxError> {
+    let row = tx
+        .query_one(
+            "INSERT INTO user_markers (username, seq, revoked_at, body) \
+             VALUES ($1, nextval('revocation_seq'), $2, $3) \
+             ON CONFLICT (username) DO UPDATE SET seq = excluded.seq, revoked_at = excluded.revoked_at, \
+             body = excluded.body RETURNING seq",
+            &[&username, &secs(revoked.at), &json(revoked)?],
+        )
+        .await?;
+    Ok(unsigned(row.try_get(0)?))
+}
+
 impl PgStore {
     async fn client(&self) -> Result<deadpool_postgres::Object> {
         self.pool.get().await.map_err(|e| StoreError::from(self.pool_error(e)))
@@ -195,56 +241,28 @@ impl PgStore {
         let row = self.query_opt("SELECT body FROM settings WHERE name = $1", &[&name]).await?;
         row.map(|r| r.try_get(0).map_err(pg)).transpose()
     }
+}
 
-    async fn put_setting(&self, name: &str, body: Option<&Value>) -> Result<()> {
-        match body {
-            None => self.execute("DELETE FROM settings WHERE name = $1", &[&name]).await?,
-            Some(body) => {
-                self.execute(
-                    "INSERT INTO settings (name, body) VALUES ($1, $2) \
-                     ON CONFLICT (name) DO UPDATE SET body = excluded.body",
-                    &[&name, body],
-                )
-                .await?
-            }
-        };
+impl Store for PgStore {
+    async fn check(&self) -> Result<()> {
+        self.ping().await.map_err(StoreError::from)
+    }
+
+    /// Every write has committed (and so is durable) before it returned.
+    async fn flush(&self) -> Result<()> {
         Ok(())
     }
 
     // ---- settings ----
 
-    pub async fn admin_policy(&self) -> Result<PolicyLayer> {
+    async fn admin_policy(&self) -> Result<PolicyLayer> {
         match self.setting(ADMIN_POLICY).await? {
             None => Ok(PolicyLayer::default()),
             Some(body) => decode("admin session policy", body),
         }
     }
 
-    pub async fn set_admin_policy(&self, layer: &PolicyLayer) -> Result<()> {
-        let body = if layer.is_empty() { None } else { Some(json(layer)?) };
-        self.put_setting(ADMIN_POLICY, body.as_ref()).await
-    }
-
-    /// Set the admin layer and append `event` in one transaction.
-    pub async fn set_admin_policy_with_event(&self, layer: &PolicyLayer, event: &AuditEvent) -> Result<()> {
-        let body = if layer.is_empty() { None } else { Some(json(layer)?) };
-        self.transaction("settings change", |tx, _| {
-            let body = body.clone();
-            Box::pin(async move {
-                match &body {
-                    None => {
-                        tx.execute("DELETE FROM settings WHERE name = $1", &[&ADMIN_POLICY]).await?;
-                    }
-                    Some(b) => tx_put_setting(tx, ADMIN_POLICY, b).await?,
-                }
-                tx_audit(tx, event).await?;
-                Ok(())
-            })
-        })
-        .await
-    }
-
-    pub async fn policy_history(&self) -> Result<Option<PolicyHistory>> {
+    async fn policy_history(&self) -> Result<Option<PolicyHistory>> {
         match self.setting(POLICY_HISTORY).await? {
             None => Ok(None),
             Some(body) => {
@@ -254,15 +272,40 @@ impl PgStore {
         }
     }
 
-    pub async fn set_policy_history(&self, history: &PolicyHistory) -> Result<()> {
-        self.put_setting(POLICY_HISTORY, Some(&json(&history.entries())?)).await
+    async fn set_policy(
+        &self,
+        admin: Option<&PolicyLayer>,
+        history: &PolicyHistory,
+        event: Option<&AuditEvent>,
+    ) -> Result<()> {
+        // Some(None): the admin layer is reset (no row).
+        let admin = admin.map(|l| if l.is_empty() { Ok(None) } else { json(l).map(Some) }).transpose()?;
+        let history = json(&history.entries())?;
+        let (admin, history) = (&admin, &history);
+        self.transaction("settings change", |tx, _| {
+            Box::pin(async move {
+                match admin {
+                    Some(Some(body)) => tx_put_setting(tx, ADMIN_POLICY, body).await?,
+                    Some(None) => {
+                        tx.execute("DELETE FROM settings WHERE name = $1", &[&ADMIN_POLICY]).await?;
+                    }
+                    None => {}
+                }
+                tx_put_setting(tx, POLICY_HISTORY, history).await?;
+                if let Some(event) = event {
+                    tx_audit(tx, event).await?;
+                }
+                Ok(())
+            })
+        })
+        .await
     }
 
     // ---- expiry ----
 
     /// Delete every code, family and session whose expiry is at or before
     /// `now`, in batches. Returns how many rows went.
-    pub async fn sweep_expired(&self, now: UnixTime) -> Result<usize> {
+    async fn sweep_expired(&self, now: UnixTime) -> Result<usize> {
         let mut removed = 0usize;
         for (table, key) in [("auth_codes", "code_hash"), ("families", "id"), ("user_sessions", "sid")] {
             // Batches keep each transaction short (and within CockroachDB's
@@ -287,7 +330,7 @@ impl PgStore {
     /// Create or replace a session, kept until `keep_until`. A new session
     /// takes the next `revocation_seq` (after every marker so far); a stored
     /// one keeps its own, so re-storing a copy never lifts it past a marker.
-    pub async fn put_session(&self, session: &UserSession, keep_until: UnixTime) -> Result<()> {
+    async fn put_session(&self, session: &UserSession, keep_until: UnixTime) -> Result<()> {
         self.execute(
             "INSERT INTO user_sessions (sid, username, seq, body, expires_at) \
              VALUES ($1, $2, nextval('revocation_seq'), $3, $4) \
@@ -299,20 +342,16 @@ impl PgStore {
         Ok(())
     }
 
-    pub async fn session(&self, sid: &str) -> Result<Option<UserSession>> {
+    async fn session(&self, sid: &str) -> Result<Option<UserSession>> {
         let row = self.query_opt(&format!("{SESSION_COLUMNS} WHERE s.sid = $1"), &[&sid]).await?;
         row.as_ref().map(session_from_row).transpose()
     }
 
-    pub async fn update_session<F>(&self, sid: &str, change: F) -> Result<Option<UserSession>>
-    where
-        F: Fn(&mut UserSession) -> bool + Send + Sync,
-    {
-        let change = &change;
-        self.transaction("session update", |tx, _| {
+    async fn touch_session(&self, sid: &str, at: UnixTime) -> Result<Option<UserSession>> {
+        self.transaction("session activity", |tx, _| {
             Box::pin(async move {
                 let Some(mut session) = tx_lock_session(tx, sid).await? else { return Ok(None) };
-                if change(&mut session) {
+                if session.record_activity(at) {
                     tx_write_session(tx, &session).await?;
                 }
                 Ok(Some(session))
@@ -321,43 +360,43 @@ impl PgStore {
         .await
     }
 
+    /// Revoke session `sid`; its families die with it (every use checks the
+    /// session). The fallout names the families still alive.
+    async fn revoke_session(&self, sid: &str, revoked: &Revoked, fallout: &dyn Fallout) -> Result<Revoke<UserSession>> {
+        self.transaction("session revocation", |tx, _| {
+            Box::pin(async move {
+                let Some(mut session) = tx_lock_session(tx, sid).await? else { return Ok(Revoke::NotFound) };
+                if session.revoked.is_some() {
+                    return Ok(Revoke::AlreadyRevoked(session));
+                }
+                session.revoked = Some(revoked.clone());
+                tx_write_session(tx, &session).await?;
+                let rows = tx
+                    .query("SELECT body FROM families WHERE sid = $1 AND in_session ORDER BY id FOR UPDATE", &[&sid])
+                    .await?;
+                let mut live = Vec::new();
+                for row in rows {
+                    let f: Family = decode("family", row.try_get(0)?)?;
+                    if f.revoked.is_none() {
+                        live.push(f);
+                    }
+                }
+                tx_effects(tx, &fallout.session_revoked(&session, &live)).await?;
+                Ok(Revoke::Revoked(session))
+            })
+        })
+        .await
+    }
+
     /// The families of session `sid` not superseded, by id.
-    pub async fn session_families(&self, sid: &str) -> Result<Vec<Family>> {
+    async fn session_families(&self, sid: &str) -> Result<Vec<Family>> {
         let rows = self.query("SELECT body FROM families WHERE sid = $1 AND in_session ORDER BY id", &[&sid]).await?;
         rows.into_iter().map(|r| decode("family", r.try_get(0).map_err(pg)?)).collect()
     }
 
-    /// Every session on record (revoked ones included).
-    pub async fn all_sessions(&self) -> Result<Vec<UserSession>> {
-        let rows = self.query(&format!("{SESSION_COLUMNS} ORDER BY s.sid"), &[]).await?;
-        rows.iter().map(session_from_row).collect()
-    }
-
-    pub async fn user_sessions(&self, username: &str) -> Result<Vec<UserSession>> {
-        let rows = self.query(&format!("{SESSION_COLUMNS} WHERE s.username = $1 ORDER BY s.sid"), &[&username]).await?;
-        rows.iter().map(session_from_row).collect()
-    }
-
-    /// Revoke every session `username` has now: one marker row. Returns its
-    /// sequence.
-    pub async fn revoke_user_sessions(&self, username: &str, revoked: Revoked) -> Result<u64> {
-        let body = json(&revoked)?;
-        let row = self
-            .query_opt(
-                "INSERT INTO user_markers (username, seq, revoked_at, body) \
-                 VALUES ($1, nextval('revocation_seq'), $2, $3) \
-                 ON CONFLICT (username) DO UPDATE SET seq = excluded.seq, revoked_at = excluded.revoked_at, \
-                 body = excluded.body RETURNING seq",
-                &[&username, &secs(revoked.at), &body],
-            )
-            .await?
-            .ok_or_else(|| StoreError::Io("the marker insert returned no row".into()))?;
-        Ok(unsigned(row.try_get(0).map_err(pg)?))
-    }
-
     // ---- codes and families ----
 
-    pub async fn put_code(&self, key: &[u8], code: &AuthCode) -> Result<()> {
+    async fn put_code(&self, key: &[u8], code: &AuthCode) -> Result<()> {
         self.execute(
             "INSERT INTO auth_codes (code_hash, body, expires_at) VALUES ($1, $2, $3) \
              ON CONFLICT (code_hash) DO UPDATE SET body = excluded.body, expires_at = excluded.expires_at",
@@ -367,7 +406,7 @@ impl PgStore {
         Ok(())
     }
 
-    pub async fn code(&self, key: &[u8]) -> Result<Option<AuthCode>> {
+    async fn code(&self, key: &[u8]) -> Result<Option<AuthCode>> {
         let row = self.query_opt("SELECT body FROM auth_codes WHERE code_hash = $1", &[&key]).await?;
         row.map(|r| decode("authorization code", r.try_get(0).map_err(pg)?)).transpose()
     }
@@ -377,12 +416,13 @@ impl PgStore {
     /// family the first created (RFC 6749 4.1.2). The family joins its
     /// session's families of its client; the ones it supersedes are revoked
     /// and leave the session's list; the session records the activity.
-    pub async fn redeem_code(
+    async fn redeem_code(
         &self,
         key: &[u8],
         family: &Family,
         keep_until: UnixTime,
         now: UnixTime,
+        fallout: &dyn Fallout,
     ) -> Result<Redemption> {
         let family_body = json(family)?;
         let family_body = &family_body;
@@ -396,18 +436,17 @@ impl PgStore {
                 let mut code: AuthCode = decode("authorization code", row.try_get(0)?)?;
                 if let Some(first) = code.redeemed_family.clone() {
                     // RFC 6749 4.1.2: revoke what the first redemption created.
-                    if let Some(mut f) = tx_lock_family(tx, &first).await?
-                        && f.revoked.is_none()
-                    {
-                        let generation = f.generation;
-                        f.revoked = Some(Revoked { at: now, reason: "authorization_code_replay".into() });
-                        tx_write_family(tx, &f, generation).await?;
-                    }
-                    return Ok(Redemption::Replayed { revoked_family: Some(first) });
+                    let revoked = Revoked { at: now, reason: "authorization_code_replay".into() };
+                    return match tx_revoke_family(tx, &first, &revoked).await? {
+                        Some((f, true)) => {
+                            tx_effects(tx, &fallout.family_revoked(&f)).await?;
+                            Ok(Redemption::Replayed { revoked_family: Some(first) })
+                        }
+                        _ => Ok(Redemption::Replayed { revoked_family: None }),
+                    };
                 }
                 code.redeemed_family = Some(family.id.clone());
                 tx.execute("UPDATE auth_codes SET body = $2 WHERE code_hash = $1", &[&key, &json(&code)?]).await?;
-                let mut superseded = Vec::new();
                 let session = tx_lock_session(tx, &family.sid).await?;
                 tx.execute(
                     "INSERT INTO families (id, sid, client_id, generation, in_session, body, expires_at) \
@@ -422,6 +461,7 @@ impl PgStore {
                     ],
                 )
                 .await?;
+                let mut superseded = Vec::new();
                 if let Some(mut session) = session {
                     let old = session.admit_family(&family.client_id, &family.id, MAX_FAMILIES_PER_CLIENT);
                     session.record_activity(now);
@@ -448,51 +488,33 @@ impl PgStore {
                         }
                     }
                 }
+                if !superseded.is_empty() {
+                    tx_effects(tx, &fallout.families_superseded(&superseded, family)).await?;
+                }
                 Ok(Redemption::Redeemed { superseded })
             })
         })
         .await
     }
 
-    pub async fn family(&self, id: &str) -> Result<Option<Family>> {
+    async fn family(&self, id: &str) -> Result<Option<Family>> {
         let row = self.query_opt("SELECT body FROM families WHERE id = $1", &[&id]).await?;
         row.map(|r| decode("family", r.try_get(0).map_err(pg)?)).transpose()
     }
 
-    pub async fn client_families(&self, client_id: &str) -> Result<Vec<Family>> {
-        let rows = self.query("SELECT body FROM families WHERE client_id = $1 ORDER BY id", &[&client_id]).await?;
-        rows.into_iter().map(|r| decode("family", r.try_get(0).map_err(pg)?)).collect()
-    }
-
-    /// Revoke family `id` (no change when already revoked). Returns the
-    /// family as stored afterwards.
-    pub async fn revoke_family(&self, id: &str, revoked: Revoked) -> Result<Option<Family>> {
-        let revoked = &revoked;
-        self.transaction("family revocation", |tx, _| {
-            Box::pin(async move {
-                let Some(mut family) = tx_lock_family(tx, id).await? else { return Ok(None) };
-                if family.revoked.is_none() {
-                    let generation = family.generation;
-                    family.revoked = Some(revoked.clone());
-                    tx_write_family(tx, &family, generation).await?;
-                }
-                Ok(Some(family))
-            })
-        })
-        .await
-    }
-
     /// Run `decide` on family `id` and its session in one transaction and
-    /// store its outcome; a rotation also records activity on the session
-    /// (unless it was a background refresh). Locks the session, then the
-    /// family; the family's generation guards the write.
-    pub async fn refresh<F>(&self, id: &str, decide: F) -> Result<Option<RefreshDecision>>
+    /// store its outcome: a rotation (the session records the activity
+    /// unless it was a background refresh), or a kill on reuse with its
+    /// fallout. Locks the session, then the family, so concurrent uses of
+    /// one token queue up and each decides on the generation the one before
+    /// left; the generation also guards the write.
+    async fn refresh<F>(&self, id: &str, decide: F, fallout: &dyn Fallout) -> Result<Option<RefreshDecision>>
     where
         F: Fn(&Family, Option<&UserSession>) -> RefreshDecision + Send + Sync,
     {
         let decide = &decide;
-        // A family's session never changes: read it outside the lock to
-        // know which session row to lock first.
+        // A family's session never changes: read it before the transaction
+        // to know which session row to lock first.
         let Some(row) = self.query_opt("SELECT sid FROM families WHERE id = $1", &[&id]).await? else {
             return Ok(None);
         };
@@ -504,20 +526,25 @@ impl PgStore {
                 let Some(family) = tx_lock_family(tx, id).await? else { return Ok(None) };
                 let decision = decide(&family, session.as_ref());
                 match &decision {
+                    RefreshDecision::Grace(_) | RefreshDecision::Refused(_) => return Ok(Some(decision)),
                     RefreshDecision::Rotate(next) | RefreshDecision::Reuse(next) => {
                         if !tx_write_family(tx, next, family.generation).await? {
                             return Err(TxError::Store(StoreError::Io("the family changed under its row lock".into())));
                         }
                     }
-                    RefreshDecision::Grace(_) | RefreshDecision::Refused(_) => return Ok(Some(decision)),
                 }
-                // A background refresh is no activity of the session either.
-                if let RefreshDecision::Rotate(rotated) = &decision
-                    && rotated.active_at.is_none()
-                    && let Some(s) = session.as_mut()
-                    && s.record_activity(rotated.rotated_at)
-                {
-                    tx_write_session(tx, s).await?;
+                match &decision {
+                    // A background refresh is no activity of the session either.
+                    RefreshDecision::Rotate(rotated) => {
+                        if rotated.active_at.is_none()
+                            && let Some(s) = session.as_mut()
+                            && s.record_activity(rotated.rotated_at)
+                        {
+                            tx_write_session(tx, s).await?;
+                        }
+                    }
+                    RefreshDecision::Reuse(killed) => tx_effects(tx, &fallout.family_revoked(killed)).await?,
+                    RefreshDecision::Grace(_) | RefreshDecision::Refused(_) => {}
                 }
                 Ok(Some(decision))
             })
@@ -525,9 +552,25 @@ impl PgStore {
         .await
     }
 
-    // ---- users and clients ----
+    async fn revoke_family(&self, id: &str, revoked: &Revoked, fallout: &dyn Fallout) -> Result<Revoke<Family>> {
+        self.transaction("family revocation", |tx, _| {
+            Box::pin(async move {
+                Ok(match tx_revoke_family(tx, id, revoked).await? {
+                    None => Revoke::NotFound,
+                    Some((family, false)) => Revoke::AlreadyRevoked(family),
+                    Some((family, true)) => {
+                        tx_effects(tx, &fallout.family_revoked(&family)).await?;
+                        Revoke::Revoked(family)
+                    }
+                })
+            })
+        })
+        .await
+    }
 
-    pub async fn user(&self, username: &str) -> Result<Option<User>> {
+    // ---- users ----
+
+    async fn user(&self, username: &str) -> Result<Option<User>> {
         let row = self.query_opt("SELECT body FROM users WHERE username = $1", &[&username]).await?;
         let Some(row) = row else { return Ok(None) };
         let what = format!("user {username}");
@@ -535,20 +578,7 @@ impl PgStore {
         stored.into_user().map(Some).map_err(|message| StoreError::Corrupt { what, message })
     }
 
-    pub async fn put_user(&self, user: &User) -> Result<()> {
-        self.execute(
-            "INSERT INTO users (username, body) VALUES ($1, $2) ON CONFLICT (username) DO UPDATE SET body = excluded.body",
-            &[&user.username, &json(&StoredUser::from(user))?],
-        )
-        .await?;
-        Ok(())
-    }
-
-    pub async fn delete_user(&self, username: &str) -> Result<bool> {
-        Ok(self.execute("DELETE FROM users WHERE username = $1", &[&username]).await? > 0)
-    }
-
-    pub async fn users(&self) -> Result<Vec<User>> {
+    async fn users(&self) -> Result<Vec<User>> {
         let rows = self.query("SELECT username, body FROM users ORDER BY username", &[]).await?;
         rows.into_iter()
             .map(|r| {
@@ -561,18 +591,18 @@ impl PgStore {
 
     /// Create or replace (`Some`) or delete (`None`) stored user `username`
     /// and append `event`; with `revoke`, also revoke every session of the
-    /// user (the marker), queue the back-channel fan-out and `sets`. One
-    /// transaction. Whether a stored user existed before.
-    pub async fn write_user(
+    /// user (the marker) with its fallout. One transaction. Whether a stored
+    /// user existed before.
+    async fn write_user(
         &self,
         username: &str,
         user: Option<&User>,
-        revoke: Option<Revoked>,
-        sets: &[QueuedSet],
+        revoke: Option<&Revoked>,
+        fallout: &dyn Fallout,
         event: &AuditEvent,
     ) -> Result<bool> {
         let body = user.map(|u| json(&StoredUser::from(u))).transpose()?;
-        let (body, revoke) = (&body, &revoke);
+        let body = &body;
         self.transaction("user change", |tx, _| {
             Box::pin(async move {
                 let existed =
@@ -590,37 +620,46 @@ impl PgStore {
                         tx.execute("DELETE FROM users WHERE username = $1", &[&username]).await?;
                     }
                 }
+                let mut effects = Effects::default();
                 if let Some(revoked) = revoke {
-                    let row = tx
-                        .query_one(
-                            "INSERT INTO user_markers (username, seq, revoked_at, body) \
-                             VALUES ($1, nextval('revocation_seq'), $2, $3) \
-                             ON CONFLICT (username) DO UPDATE SET seq = excluded.seq, \
-                             revoked_at = excluded.revoked_at, body = excluded.body RETURNING seq",
-                            &[&username, &secs(revoked.at), &json(revoked)?],
-                        )
-                        .await?;
-                    let seq = unsigned(row.try_get(0)?);
-                    let fanout = Delivery {
-                        kind: DeliveryKind::UserFanout { seq },
-                        sub: username.to_owned(),
-                        created_at: revoked.at,
-                        attempts: 0,
-                        next_attempt_at: revoked.at,
-                    };
-                    tx_enqueue_delivery(tx, &fanout).await?;
-                    for set in sets {
-                        tx_enqueue_set(tx, set).await?;
-                    }
+                    let seq = tx_mark_user(tx, username, revoked).await?;
+                    effects = fallout.user_revoked(username, seq, revoked);
                 }
-                tx_audit(tx, event).await?;
+                effects.events.push(event.clone());
+                tx_effects(tx, &effects).await?;
                 Ok(existed)
             })
         })
         .await
     }
 
-    pub async fn clients(&self) -> Result<Vec<StoredClient>> {
+    /// Revoke every session `username` has now: one marker row, with its
+    /// fallout. Returns its sequence.
+    async fn revoke_user(&self, username: &str, revoked: &Revoked, fallout: &dyn Fallout) -> Result<u64> {
+        self.transaction("user revocation", |tx, _| {
+            Box::pin(async move {
+                let seq = tx_mark_user(tx, username, revoked).await?;
+                tx_effects(tx, &fallout.user_revoked(username, seq, revoked)).await?;
+                Ok(seq)
+            })
+        })
+        .await
+    }
+
+    async fn user_sessions(&self, username: &str) -> Result<Vec<UserSession>> {
+        let rows = self.query(&format!("{SESSION_COLUMNS} WHERE s.username = $1 ORDER BY s.sid"), &[&username]).await?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    /// Every session on record (revoked ones included).
+    async fn all_sessions(&self) -> Result<Vec<UserSession>> {
+        let rows = self.query(&format!("{SESSION_COLUMNS} ORDER BY s.sid"), &[]).await?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    // ---- clients ----
+
+    async fn clients(&self) -> Result<Vec<StoredClient>> {
         let rows = self.query("SELECT id, body FROM clients ORDER BY id", &[]).await?;
         rows.into_iter()
             .map(|r| {
@@ -632,7 +671,7 @@ impl PgStore {
 
     /// Create or replace (`Some`) or delete (`None`) stored client `id` and
     /// append `event`, in one transaction. Whether one existed before.
-    pub async fn write_client(&self, id: &str, client: Option<&StoredClient>, event: &AuditEvent) -> Result<bool> {
+    async fn write_client(&self, id: &str, client: Option<&StoredClient>, event: &AuditEvent) -> Result<bool> {
         let body = client.map(json).transpose()?;
         let body = &body;
         self.transaction("client change", |tx, _| {
@@ -658,9 +697,14 @@ impl PgStore {
         .await
     }
 
-    // ---- audit log ----
+    async fn client_families(&self, client_id: &str) -> Result<Vec<Family>> {
+        let rows = self.query("SELECT body FROM families WHERE client_id = $1 ORDER BY id", &[&client_id]).await?;
+        rows.into_iter().map(|r| decode("family", r.try_get(0).map_err(pg)?)).collect()
+    }
 
-    pub async fn append_audit_id(&self, event: &AuditEvent) -> Result<u64> {
+    // ---- the event log ----
+
+    async fn append_event(&self, event: &AuditEvent) -> Result<u64> {
         let row = self
             .query_opt(
                 "INSERT INTO audit_events (at, body) VALUES ($1, $2) RETURNING id",
@@ -671,31 +715,19 @@ impl PgStore {
         Ok(unsigned(row.try_get(0).map_err(pg)?))
     }
 
-    pub async fn append_audit(&self, event: &AuditEvent) -> Result<()> {
-        self.append_audit_id(event).await.map(|_| ())
-    }
-
-    /// Replace audit event `id`; `false` when it is gone (pruned).
-    pub async fn replace_audit(&self, id: u64, event: &AuditEvent) -> Result<bool> {
+    /// Replace event `seq`; `false` when it is gone (pruned).
+    async fn replace_event(&self, seq: u64, event: &AuditEvent) -> Result<bool> {
         let n = self
             .execute(
                 "UPDATE audit_events SET at = $2, body = $3 WHERE id = $1",
-                &[&counter(id), &secs(event.at), &json(event)?],
+                &[&counter(seq), &secs(event.at), &json(event)?],
             )
             .await?;
         Ok(n > 0)
     }
 
-    /// Drop audit events from before `before` and user markers written
-    /// before `markers_before`. How many rows went.
-    pub async fn prune_history(&self, before: UnixTime, markers_before: UnixTime) -> Result<usize> {
-        let events = self.execute("DELETE FROM audit_events WHERE at < $1", &[&secs(before)]).await?;
-        let markers = self.execute("DELETE FROM user_markers WHERE revoked_at < $1", &[&secs(markers_before)]).await?;
-        Ok(usize::try_from(events.saturating_add(markers)).unwrap_or(usize::MAX))
-    }
-
-    /// Audit events newest first, strictly older than the event `before`.
-    pub async fn audit_page(&self, before: Option<u64>, limit: usize) -> Result<Vec<(u64, AuditEvent)>> {
+    /// Events newest first, strictly older than `before`.
+    async fn events_page(&self, before: Option<u64>, limit: usize) -> Result<Vec<(u64, AuditEvent)>> {
         let before = before.map_or(i64::MAX, counter);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = self
@@ -706,9 +738,17 @@ impl PgStore {
             .collect()
     }
 
+    /// Drop events from before `before` and user markers written before
+    /// `markers_before`. How many rows went.
+    async fn prune_history(&self, before: UnixTime, markers_before: UnixTime) -> Result<usize> {
+        let events = self.execute("DELETE FROM audit_events WHERE at < $1", &[&secs(before)]).await?;
+        let markers = self.execute("DELETE FROM user_markers WHERE revoked_at < $1", &[&secs(markers_before)]).await?;
+        Ok(usize::try_from(events.saturating_add(markers)).unwrap_or(usize::MAX))
+    }
+
     // ---- back-channel logout outbox ----
 
-    pub async fn enqueue_deliveries(&self, deliveries: &[Delivery]) -> Result<()> {
+    async fn enqueue_deliveries(&self, deliveries: &[Delivery]) -> Result<()> {
         if deliveries.is_empty() {
             return Ok(());
         }
@@ -724,7 +764,7 @@ impl PgStore {
     }
 
     /// Deliveries due at `now`, oldest first.
-    pub async fn due_deliveries(&self, now: UnixTime, limit: usize) -> Result<Vec<(u64, Delivery)>> {
+    async fn due_deliveries(&self, now: UnixTime, limit: usize) -> Result<Vec<(u64, Delivery)>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = self
             .query(
@@ -737,8 +777,9 @@ impl PgStore {
             .collect()
     }
 
-    /// Reschedule delivery `id` (`next`), or drop it (`None`).
-    pub async fn finish_attempt(&self, id: u64, _old: &Delivery, next: Option<&Delivery>) -> Result<()> {
+    /// Reschedule delivery `id` (`next`), or drop it (`None`). A row already
+    /// gone (another replica finished it) stays gone.
+    async fn finish_attempt(&self, id: u64, _old: &Delivery, next: Option<&Delivery>) -> Result<()> {
         match next {
             None => self.execute("DELETE FROM logout_outbox WHERE id = $1", &[&counter(id)]).await?,
             Some(d) => {
@@ -755,17 +796,17 @@ impl PgStore {
 
     // ---- revocation feed ----
 
-    pub async fn ssf_streams(&self) -> Result<Vec<Stream>> {
+    async fn ssf_streams(&self) -> Result<Vec<Stream>> {
         let rows = self.query("SELECT body FROM ssf_streams ORDER BY client_id", &[]).await?;
         rows.into_iter().map(|r| decode("SSF stream", r.try_get(0).map_err(pg)?)).collect()
     }
 
-    pub async fn ssf_stream(&self, client_id: &str) -> Result<Option<Stream>> {
+    async fn ssf_stream(&self, client_id: &str) -> Result<Option<Stream>> {
         let row = self.query_opt("SELECT body FROM ssf_streams WHERE client_id = $1", &[&client_id]).await?;
         row.map(|r| decode("SSF stream", r.try_get(0).map_err(pg)?)).transpose()
     }
 
-    pub async fn put_ssf_stream(&self, stream: &Stream) -> Result<()> {
+    async fn put_ssf_stream(&self, stream: &Stream) -> Result<()> {
         self.execute(
             "INSERT INTO ssf_streams (client_id, body) VALUES ($1, $2) \
              ON CONFLICT (client_id) DO UPDATE SET body = excluded.body",
@@ -776,7 +817,7 @@ impl PgStore {
     }
 
     /// Delete the stream of `client_id` and its queue in one transaction.
-    pub async fn delete_ssf_stream(&self, client_id: &str) -> Result<bool> {
+    async fn delete_ssf_stream(&self, client_id: &str) -> Result<bool> {
         self.transaction("stream deletion", |tx, _| {
             Box::pin(async move {
                 tx.execute("DELETE FROM ssf_queue WHERE client_id = $1", &[&client_id]).await?;
@@ -786,7 +827,7 @@ impl PgStore {
         .await
     }
 
-    pub async fn enqueue_sets(&self, sets: &[QueuedSet]) -> Result<()> {
+    async fn enqueue_sets(&self, sets: &[QueuedSet]) -> Result<()> {
         if sets.is_empty() {
             return Ok(());
         }
@@ -801,7 +842,7 @@ impl PgStore {
         .await
     }
 
-    pub async fn queued_sets(&self, client_id: &str, limit: usize) -> Result<Vec<(u64, QueuedSet)>> {
+    async fn queued_sets(&self, client_id: &str, limit: usize) -> Result<Vec<(u64, QueuedSet)>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = self
             .query("SELECT id, body FROM ssf_queue WHERE client_id = $1 ORDER BY id LIMIT $2", &[&client_id, &limit])
@@ -811,7 +852,7 @@ impl PgStore {
             .collect()
     }
 
-    pub async fn remove_sets(&self, client_id: &str, jtis: &[String]) -> Result<usize> {
+    async fn remove_sets(&self, client_id: &str, jtis: &[String]) -> Result<usize> {
         if jtis.is_empty() {
             return Ok(0);
         }
@@ -821,7 +862,7 @@ impl PgStore {
     }
 
     /// Replace queued event `id` while it is still queued.
-    pub async fn reschedule_set(&self, id: u64, next: &QueuedSet) -> Result<()> {
+    async fn reschedule_set(&self, id: u64, next: &QueuedSet) -> Result<()> {
         self.execute(
             "UPDATE ssf_queue SET next_attempt_at = $3, body = $4 WHERE id = $1 AND client_id = $2",
             &[&counter(id), &next.client_id, &secs(next.next_attempt_at), &json(next)?],
@@ -830,12 +871,12 @@ impl PgStore {
         Ok(())
     }
 
-    pub async fn clear_sets(&self, client_id: &str) -> Result<usize> {
+    async fn clear_sets(&self, client_id: &str) -> Result<usize> {
         let n = self.execute("DELETE FROM ssf_queue WHERE client_id = $1", &[&client_id]).await?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
-    pub async fn prune_sets(&self, before: UnixTime) -> Result<usize> {
+    async fn prune_sets(&self, before: UnixTime) -> Result<usize> {
         let n = self.execute("DELETE FROM ssf_queue WHERE iat < $1", &[&secs(before)]).await?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
