@@ -64,36 +64,39 @@ impl Effects {
 
 /// What a revocation sets off, computed inside the store's transaction from
 /// what the store found there (so the effects match the state exactly).
-/// Implemented by [`crate::revocation::Fallout`]; pure, no I/O.
+/// `streams` are the revocation feed's streams (SPEC 13), which the store
+/// reads only when something dies. Implemented by
+/// [`crate::revocation::Fallout`]; pure, no I/O.
 pub trait Fallout: Send + Sync {
     /// Family `family` has just died; `family.revoked` says why
     /// (`refresh_token_reuse`, `authorization_code_replay`, an admin's
     /// reason, ...).
-    fn family_revoked(&self, family: &Family) -> Effects;
+    fn family_revoked(&self, family: &Family, streams: &[Stream]) -> Effects;
     /// `families` (of one session and client) were revoked because `by`,
-    /// a newer family of the same client, pushed them out.
+    /// a newer family of the same client, pushed them out. (No feed event:
+    /// the session lives on.)
     fn families_superseded(&self, families: &[Family], by: &Family) -> Effects;
     /// Session `session` has just been revoked; `live` are its families
     /// that were still alive.
-    fn session_revoked(&self, session: &UserSession, live: &[Family]) -> Effects;
+    fn session_revoked(&self, session: &UserSession, live: &[Family], streams: &[Stream]) -> Effects;
     /// Every session of `username` up to marker `seq` has just been revoked.
-    fn user_revoked(&self, username: &str, seq: u64, revoked: &Revoked) -> Effects;
+    fn user_revoked(&self, username: &str, seq: u64, revoked: &Revoked, streams: &[Stream]) -> Effects;
 }
 
 /// A fallout that writes nothing (tests, and transitions that cannot kill).
 pub struct NoFallout;
 
 impl Fallout for NoFallout {
-    fn family_revoked(&self, _: &Family) -> Effects {
+    fn family_revoked(&self, _: &Family, _: &[Stream]) -> Effects {
         Effects::default()
     }
     fn families_superseded(&self, _: &[Family], _: &Family) -> Effects {
         Effects::default()
     }
-    fn session_revoked(&self, _: &UserSession, _: &[Family]) -> Effects {
+    fn session_revoked(&self, _: &UserSession, _: &[Family], _: &[Stream]) -> Effects {
         Effects::default()
     }
-    fn user_revoked(&self, _: &str, _: u64, _: &Revoked) -> Effects {
+    fn user_revoked(&self, _: &str, _: u64, _: &Revoked, _: &[Stream]) -> Effects {
         Effects::default()
     }
 }
