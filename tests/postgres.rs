@@ -297,7 +297,7 @@ mod store_ops {
     use tenure::session::code::AuthCode;
     use tenure::session::family::{Activity, Family, RefreshDecision, decide_refresh};
     use tenure::session::user_session::{MAX_FAMILIES_PER_CLIENT, UserSession};
-    use tenure::ssf::{QueuedSet, SetEvent, SetSubject};
+    use tenure::ssf::{QueuedSet, SetEvent, SetSubject, Stream};
     use tenure::store::{Effects, Fallout, NoFallout, Redemption, Revoke, Store};
 
     use crate::support::postgres;
@@ -319,7 +319,7 @@ mod store_ops {
     }
 
     impl Fallout for Recorder {
-        fn family_revoked(&self, family: &Family) -> Effects {
+        fn family_revoked(&self, family: &Family, _: &[Stream]) -> Effects {
             Effects {
                 events: vec![event(EventKind::FamilyRevoked, format!("family:{}", family.id))],
                 ..Effects::default()
@@ -330,12 +330,12 @@ mod store_ops {
             let target = format!("families:{} by {}", ids.join(","), by.id);
             Effects { events: vec![event(EventKind::FamilyRevoked, target)], ..Effects::default() }
         }
-        fn session_revoked(&self, session: &UserSession, live: &[Family]) -> Effects {
+        fn session_revoked(&self, session: &UserSession, live: &[Family], _: &[Stream]) -> Effects {
             let ids: Vec<&str> = live.iter().map(|f| f.id.as_str()).collect();
             let target = format!("session:{} live:{}", session.sid, ids.join(","));
             Effects { events: vec![event(EventKind::SessionRevoked, target)], ..Effects::default() }
         }
-        fn user_revoked(&self, username: &str, seq: u64, revoked: &Revoked) -> Effects {
+        fn user_revoked(&self, username: &str, seq: u64, revoked: &Revoked, streams: &[Stream]) -> Effects {
             Effects {
                 events: vec![event(EventKind::UserSessionsRevoked, format!("user:{username}"))],
                 deliveries: vec![Delivery {
@@ -345,9 +345,16 @@ mod store_ops {
                     attempts: 0,
                     next_attempt_at: revoked.at,
                 }],
-                sets: vec![feed_event("rs", username)],
+                sets: streams.iter().map(|s| feed_event(&s.client_id, username)).collect(),
             }
         }
+    }
+
+    /// A poll stream of the revocation feed for receiver `client_id`.
+    fn stream(client_id: &str) -> Stream {
+        let body = serde_json::json!({ "delivery": { "method": tenure::ssf::POLL },
+            "events_requested": [tenure::ssf::SESSION_REVOKED] });
+        Stream::create(client_id, body.as_object().expect("object"), "http://iss", T0).expect("valid")
     }
 
     async fn targets(store: &tenure::store::PgStore) -> Vec<String> {
@@ -528,6 +535,7 @@ mod store_ops {
         }
         let (bob, _) = UserSession::start("bob", false, None, None, T0).expect("rng");
         store.put_session(&bob, keep).await.expect("put");
+        store.put_ssf_stream(&stream("rs")).await.expect("stream");
         let revoked = Revoked { at: T0, reason: "compromised".into() };
         let seq = store.revoke_user("alice", &revoked, &Recorder).await.expect("revoke");
         for sid in &sids {
@@ -647,6 +655,7 @@ mod store_ops {
         let e = AuditEvent::new(UnixTime(100), EventKind::UserDeleted, "root", "user:bob");
         assert!(!store.write_user("bob", None, None, &Recorder, &e).await.expect("write"));
         assert!(store.queued_sets("rs", 10).await.expect("queue").is_empty(), "nothing revoked, nothing queued");
+        store.put_ssf_stream(&stream("rs")).await.expect("stream");
         let revoked = Revoked { at: UnixTime(100), reason: "user_deleted".into() };
         store.write_user("bob", None, Some(&revoked), &Recorder, &e).await.expect("write");
         assert_eq!(store.queued_sets("rs", 10).await.expect("queue").len(), 1);

@@ -188,6 +188,17 @@ async fn tx_effects(tx: &Transaction<'_>, effects: &Effects) -> std::result::Res
     Ok(())
 }
 
+/// The revocation feed's streams, read in the transaction that kills
+/// something (only then: a plain rotation needs none).
+async fn tx_streams(tx: &Transaction<'_>) -> std::result::Result<Vec<Stream>, TxError> {
+    let rows = tx.query("SELECT body FROM ssf_streams ORDER BY client_id", &[]).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        out.push(decode("SSF stream", row.try_get(0)?)?);
+    }
+    Ok(out)
+}
+
 /// Revoke family `id` inside a transaction; `Some` (the family as stored
 /// afterwards, and whether this call revoked it) when it exists.
 async fn tx_revoke_family(
@@ -381,7 +392,7 @@ impl Store for PgStore {
                         live.push(f);
                     }
                 }
-                tx_effects(tx, &fallout.session_revoked(&session, &live)).await?;
+                tx_effects(tx, &fallout.session_revoked(&session, &live, &tx_streams(tx).await?)).await?;
                 Ok(Revoke::Revoked(session))
             })
         })
@@ -439,7 +450,7 @@ impl Store for PgStore {
                     let revoked = Revoked { at: now, reason: "authorization_code_replay".into() };
                     return match tx_revoke_family(tx, &first, &revoked).await? {
                         Some((f, true)) => {
-                            tx_effects(tx, &fallout.family_revoked(&f)).await?;
+                            tx_effects(tx, &fallout.family_revoked(&f, &tx_streams(tx).await?)).await?;
                             Ok(Redemption::Replayed { revoked_family: Some(first) })
                         }
                         _ => Ok(Redemption::Replayed { revoked_family: None }),
@@ -543,7 +554,9 @@ impl Store for PgStore {
                             tx_write_session(tx, s).await?;
                         }
                     }
-                    RefreshDecision::Reuse(killed) => tx_effects(tx, &fallout.family_revoked(killed)).await?,
+                    RefreshDecision::Reuse(killed) => {
+                        tx_effects(tx, &fallout.family_revoked(killed, &tx_streams(tx).await?)).await?;
+                    }
                     RefreshDecision::Grace(_) | RefreshDecision::Refused(_) => {}
                 }
                 Ok(Some(decision))
@@ -559,7 +572,7 @@ impl Store for PgStore {
                     None => Revoke::NotFound,
                     Some((family, false)) => Revoke::AlreadyRevoked(family),
                     Some((family, true)) => {
-                        tx_effects(tx, &fallout.family_revoked(&family)).await?;
+                        tx_effects(tx, &fallout.family_revoked(&family, &tx_streams(tx).await?)).await?;
                         Revoke::Revoked(family)
                     }
                 })
@@ -623,7 +636,7 @@ impl Store for PgStore {
                 let mut effects = Effects::default();
                 if let Some(revoked) = revoke {
                     let seq = tx_mark_user(tx, username, revoked).await?;
-                    effects = fallout.user_revoked(username, seq, revoked);
+                    effects = fallout.user_revoked(username, seq, revoked, &tx_streams(tx).await?);
                 }
                 effects.events.push(event.clone());
                 tx_effects(tx, &effects).await?;
@@ -639,7 +652,7 @@ impl Store for PgStore {
         self.transaction("user revocation", |tx, _| {
             Box::pin(async move {
                 let seq = tx_mark_user(tx, username, revoked).await?;
-                tx_effects(tx, &fallout.user_revoked(username, seq, revoked)).await?;
+                tx_effects(tx, &fallout.user_revoked(username, seq, revoked, &tx_streams(tx).await?)).await?;
                 Ok(seq)
             })
         })
