@@ -35,19 +35,14 @@ impl<'a, S: Store> Revocation<'a, S> {
         Revoked { at: self.now, reason: reason.to_owned() }
     }
 
-    /// The fallout of a revocation by `actor` (the feed's streams read now).
-    pub async fn fallout(&self, actor: &str) -> Result<Fallout<'a>> {
-        Ok(Fallout {
-            clients: self.clients,
-            streams: self.store.ssf_streams().await?,
-            actor: actor.to_owned(),
-            now: self.now,
-        })
+    /// The fallout of a revocation by `actor`.
+    pub fn fallout(&self, actor: &str) -> Fallout<'a> {
+        Fallout { clients: self.clients, actor: actor.to_owned(), now: self.now }
     }
 
     /// Revoke family `id`.
     pub async fn family(&self, id: &str, actor: &str, reason: &str) -> Result<Revoke<Family>> {
-        let fallout = self.fallout(actor).await?;
+        let fallout = self.fallout(actor);
         let outcome = self.store.revoke_family(id, &self.revoked(reason), &fallout).await?;
         if let Revoke::Revoked(f) = &outcome {
             tracing::info!(family = %f.id, client_id = %f.client_id, sid = %f.sid, reason, "family revoked");
@@ -57,14 +52,14 @@ impl<'a, S: Store> Revocation<'a, S> {
 
     /// Revoke session `sid` and with it every family in it.
     pub async fn session(&self, sid: &str, actor: &str, reason: &str) -> Result<Revoke<UserSession>> {
-        let fallout = self.fallout(actor).await?;
+        let fallout = self.fallout(actor);
         self.store.revoke_session(sid, &self.revoked(reason), &fallout).await
     }
 
     /// Revoke every session `username` has: one marker, one fan-out entry
     /// for the back-channel logouts, the feed events and the audit event.
     pub async fn user(&self, username: &str, actor: &str, reason: &str) -> Result<u64> {
-        let fallout = self.fallout(actor).await?;
+        let fallout = self.fallout(actor);
         self.store.revoke_user(username, &self.revoked(reason), &fallout).await
     }
 }
@@ -73,8 +68,6 @@ impl<'a, S: Store> Revocation<'a, S> {
 /// [`store::Fallout`], which the store calls inside the transition.
 pub struct Fallout<'a> {
     pub clients: &'a ClientRegistry,
-    /// The revocation feed's streams (SPEC 13).
-    pub streams: Vec<Stream>,
     /// Who revoked: a username, `client:<id>`, or `system`.
     pub actor: String,
     pub now: UnixTime,
@@ -102,8 +95,8 @@ impl Fallout<'_> {
             .collect()
     }
 
-    fn sets(&self, subject: SetSubject, reason: &str) -> Vec<QueuedSet> {
-        ssf::session_revoked_sets(&self.streams, self.clients, subject, &self.actor, reason, self.now)
+    fn sets(&self, streams: &[Stream], subject: SetSubject, reason: &str) -> Vec<QueuedSet> {
+        ssf::session_revoked_sets(streams, self.clients, subject, &self.actor, reason, self.now)
     }
 }
 
@@ -112,7 +105,7 @@ fn reason_of(revoked: Option<&Revoked>) -> &str {
 }
 
 impl store::Fallout for Fallout<'_> {
-    fn family_revoked(&self, family: &Family) -> Effects {
+    fn family_revoked(&self, family: &Family, streams: &[Stream]) -> Effects {
         let reason = reason_of(family.revoked.as_ref());
         let kind = match reason {
             "refresh_token_reuse" => EventKind::RefreshTokenReuse,
@@ -131,7 +124,7 @@ impl store::Fallout for Fallout<'_> {
         Effects {
             events: vec![event],
             deliveries: self.deliveries(&family.sid, &family.username, std::slice::from_ref(family)),
-            sets: self.sets(subject, reason),
+            sets: self.sets(streams, subject, reason),
         }
     }
 
@@ -155,7 +148,7 @@ impl store::Fallout for Fallout<'_> {
         Effects { events, ..Effects::default() }
     }
 
-    fn session_revoked(&self, session: &UserSession, live: &[Family]) -> Effects {
+    fn session_revoked(&self, session: &UserSession, live: &[Family], streams: &[Stream]) -> Effects {
         let reason = reason_of(session.revoked.as_ref());
         let subject = SetSubject::Session { user: session.username.clone(), sid: session.sid.clone(), client_id: None };
         let event = AuditEvent::new(
@@ -171,11 +164,11 @@ impl store::Fallout for Fallout<'_> {
             events: vec![event],
             // Families revoked before already told their clients.
             deliveries: self.deliveries(&session.sid, &session.username, live),
-            sets: self.sets(subject, reason),
+            sets: self.sets(streams, subject, reason),
         }
     }
 
-    fn user_revoked(&self, username: &str, seq: u64, revoked: &Revoked) -> Effects {
+    fn user_revoked(&self, username: &str, seq: u64, revoked: &Revoked, streams: &[Stream]) -> Effects {
         let fanout = Delivery {
             kind: DeliveryKind::UserFanout { seq },
             sub: username.to_owned(),
@@ -190,7 +183,7 @@ impl store::Fallout for Fallout<'_> {
         Effects {
             events: vec![event],
             deliveries: vec![fanout],
-            sets: self.sets(SetSubject::User { user: username.to_owned() }, &revoked.reason),
+            sets: self.sets(streams, SetSubject::User { user: username.to_owned() }, &revoked.reason),
         }
     }
 }

@@ -304,7 +304,7 @@ pub async fn update(
     }
     event.log();
     let revoke = disabling.then(|| Revoked { at: now, reason: "user_disabled".into() });
-    let fallout = fallout(state, actor, now).await?;
+    let fallout = fallout(state, actor, now);
     state.store.write_user(username, Some(&user), revoke.as_ref(), &fallout, &event).await.map_err(store_err)?;
     Ok(UserView::of(&user, "admin"))
 }
@@ -316,7 +316,7 @@ pub async fn delete(state: &AppState, actor: &Actor, username: &str, now: UnixTi
         .reason("user_deleted");
     event.log();
     let revoke = Revoked { at: now, reason: "user_deleted".into() };
-    let fallout = fallout(state, actor, now).await?;
+    let fallout = fallout(state, actor, now);
     state.store.write_user(username, None, Some(&revoke), &fallout, &event).await.map_err(store_err)?;
     Ok(())
 }
@@ -324,7 +324,6 @@ pub async fn delete(state: &AppState, actor: &Actor, username: &str, now: UnixTi
 /// What revoking a user's sessions sets off (back-channel fan-out, the
 /// revocation feed's events, the audit event), written by the store in the
 /// same step as a disable or a delete.
-async fn fallout<'a>(state: &'a AppState, actor: &Actor, now: UnixTime) -> Result<crate::revocation::Fallout<'a>> {
-    let revocation = crate::revocation::Revocation { store: &state.store, clients: &state.clients, now };
-    revocation.fallout(&actor.name).await.map_err(store_err)
+fn fallout<'a>(state: &'a AppState, actor: &Actor, now: UnixTime) -> crate::revocation::Fallout<'a> {
+    crate::revocation::Revocation { store: &state.store, clients: &state.clients, now }.fallout(&actor.name)
 }

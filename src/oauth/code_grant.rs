@@ -142,10 +142,7 @@ pub async fn redeem<S: Store>(
     let keep_until = record.auth_time.plus(minter.history.current().max_lifetime_ceiling);
     // A replay's kill and the families a new one supersedes are written
     // with their fallout in the redemption's own step.
-    let fallout = crate::revocation::Revocation { store, clients: minter.clients, now }
-        .fallout("system")
-        .await
-        .map_err(store_error)?;
+    let fallout = crate::revocation::Revocation { store, clients: minter.clients, now }.fallout("system");
     match store.redeem_code(&key, &new_family, keep_until, now, &fallout).await.map_err(store_error)? {
         Redemption::Redeemed { .. } => {
             tracing::info!(client_id = %client.id, sid = %new_family.sid, family = %new_family.id, "authorization code redeemed");

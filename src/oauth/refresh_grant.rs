@@ -95,10 +95,7 @@ pub async fn refresh<S: Store>(
     let grace = history.current().refresh_reuse_grace;
     let client_override = client.session.as_ref();
     // Only a reuse kill uses the fallout: it is written in the same step.
-    let fallout = crate::revocation::Revocation { store, clients: minter.clients, now }
-        .fallout("system")
-        .await
-        .map_err(store_error)?;
+    let fallout = crate::revocation::Revocation { store, clients: minter.clients, now }.fallout("system");
     let decision = store
         .refresh(
             &presented.family_id,

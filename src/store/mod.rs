@@ -7,6 +7,7 @@
 //! - Records written with an expiry are removed by [`Store::sweep_expired`]
 //!   once that time has passed, so the store does not grow without bound.
 
+pub mod postgres;
 pub mod sled;
 
 use crate::audit::AuditEvent;
@@ -21,6 +22,7 @@ use crate::session::user_session::UserSession;
 use crate::ssf::{QueuedSet, Stream};
 use crate::user::User;
 
+pub use self::postgres::PgStore;
 pub use self::sled::SledStore;
 
 use std::future::Future;
@@ -62,36 +64,39 @@ impl Effects {
 
 /// What a revocation sets off, computed inside the store's transaction from
 /// what the store found there (so the effects match the state exactly).
-/// Implemented by [`crate::revocation::Fallout`]; pure, no I/O.
+/// `streams` are the revocation feed's streams (SPEC 13), which the store
+/// reads only when something dies. Implemented by
+/// [`crate::revocation::Fallout`]; pure, no I/O.
 pub trait Fallout: Send + Sync {
     /// Family `family` has just died; `family.revoked` says why
     /// (`refresh_token_reuse`, `authorization_code_replay`, an admin's
     /// reason, ...).
-    fn family_revoked(&self, family: &Family) -> Effects;
+    fn family_revoked(&self, family: &Family, streams: &[Stream]) -> Effects;
     /// `families` (of one session and client) were revoked because `by`,
-    /// a newer family of the same client, pushed them out.
+    /// a newer family of the same client, pushed them out. (No feed event:
+    /// the session lives on.)
     fn families_superseded(&self, families: &[Family], by: &Family) -> Effects;
     /// Session `session` has just been revoked; `live` are its families
     /// that were still alive.
-    fn session_revoked(&self, session: &UserSession, live: &[Family]) -> Effects;
+    fn session_revoked(&self, session: &UserSession, live: &[Family], streams: &[Stream]) -> Effects;
     /// Every session of `username` up to marker `seq` has just been revoked.
-    fn user_revoked(&self, username: &str, seq: u64, revoked: &Revoked) -> Effects;
+    fn user_revoked(&self, username: &str, seq: u64, revoked: &Revoked, streams: &[Stream]) -> Effects;
 }
 
 /// A fallout that writes nothing (tests, and transitions that cannot kill).
 pub struct NoFallout;
 
 impl Fallout for NoFallout {
-    fn family_revoked(&self, _: &Family) -> Effects {
+    fn family_revoked(&self, _: &Family, _: &[Stream]) -> Effects {
         Effects::default()
     }
     fn families_superseded(&self, _: &[Family], _: &Family) -> Effects {
         Effects::default()
     }
-    fn session_revoked(&self, _: &UserSession, _: &[Family]) -> Effects {
+    fn session_revoked(&self, _: &UserSession, _: &[Family], _: &[Stream]) -> Effects {
         Effects::default()
     }
-    fn user_revoked(&self, _: &str, _: u64, _: &Revoked) -> Effects {
+    fn user_revoked(&self, _: &str, _: u64, _: &Revoked, _: &[Stream]) -> Effects {
         Effects::default()
     }
 }
@@ -386,6 +391,7 @@ pub enum Redemption {
 #[derive(Clone)]
 pub enum AnyStore {
     Sled(SledStore),
+    Postgres(PgStore),
 }
 
 impl From<SledStore> for AnyStore {
@@ -394,11 +400,18 @@ impl From<SledStore> for AnyStore {
     }
 }
 
+impl From<PgStore> for AnyStore {
+    fn from(s: PgStore) -> Self {
+        AnyStore::Postgres(s)
+    }
+}
+
 impl AnyStore {
     /// Make everything durable and release the backend (blocking).
     pub fn close(self) {
         match self {
             AnyStore::Sled(s) => s.close(),
+            AnyStore::Postgres(s) => s.close(),
         }
     }
 
@@ -406,6 +419,7 @@ impl AnyStore {
     pub fn backend(&self) -> &'static str {
         match self {
             AnyStore::Sled(_) => "sled",
+            AnyStore::Postgres(_) => "postgres",
         }
     }
 }
@@ -414,6 +428,7 @@ macro_rules! dispatch {
     ($self:ident, $s:ident => $call:expr) => {
         match $self {
             AnyStore::Sled($s) => $call,
+            AnyStore::Postgres($s) => $call,
         }
     };
 }

@@ -272,6 +272,19 @@ impl SledStore {
         }
     }
 
+    /// The revocation feed's streams, for a transition's fallout.
+    fn streams(&self) -> Result<Vec<Stream>> {
+        let mut out = Vec::new();
+        for entry in self.ssf_streams.iter() {
+            let (_, v) = entry.map_err(io)?;
+            out.push(
+                serde_json::from_slice(&v)
+                    .map_err(|e| StoreError::Corrupt { what: "SSF stream".into(), message: e.to_string() })?,
+            );
+        }
+        Ok(out)
+    }
+
     /// Session `sid` with its user's marker applied.
     fn read_session(&self, sid: &str) -> Result<Option<UserSession>> {
         let Some(mut session) = self.read::<UserSession>(Expiring::UserSession, sid.as_bytes())? else {
@@ -352,10 +365,11 @@ fn tx_write_marker(
     seq: u64,
     revoked: &Revoked,
     fallout: &dyn Fallout,
+    streams: &[Stream],
 ) -> std::result::Result<Effects, TxError> {
     let marker = serde_json::to_vec(&UserMarker { seq, revoked: revoked.clone() }).map_err(|e| abort(io(e)))?;
     markers.insert(username.as_bytes(), marker)?;
-    Ok(fallout.user_revoked(username, seq, revoked))
+    Ok(fallout.user_revoked(username, seq, revoked, streams))
 }
 
 fn tx_mark_user(
@@ -363,9 +377,10 @@ fn tx_mark_user(
     username: &str,
     revoked: &Revoked,
     fallout: &dyn Fallout,
+    streams: &[Stream],
 ) -> std::result::Result<Effects, TxError> {
     let seq = markers.generate_id()?;
-    tx_write_marker(markers, username, seq, revoked, fallout)
+    tx_write_marker(markers, username, seq, revoked, fallout, streams)
 }
 
 fn outbox_key(at: UnixTime, id: u64) -> Vec<u8> {
@@ -644,6 +659,7 @@ impl Store for SledStore {
     }
 
     async fn revoke_session(&self, sid: &str, revoked: &Revoked, fallout: &dyn Fallout) -> Result<Revoke<UserSession>> {
+        let streams = self.streams()?;
         // The index of the session's families is read first (a transaction
         // cannot scan); each family is then read inside the transaction.
         let family_ids = self.session_family_ids(sid)?;
@@ -675,7 +691,7 @@ impl Store for SledStore {
                     live.push(f);
                 }
             }
-            tx_effects(audit, outbox, ssf_queue, &fallout.session_revoked(&session, &live))?;
+            tx_effects(audit, outbox, ssf_queue, &fallout.session_revoked(&session, &live, &streams))?;
             Ok(Revoke::Revoked(session))
         }))?;
         if outcome.changed() {
@@ -715,6 +731,7 @@ impl Store for SledStore {
         now: UnixTime,
         fallout: &dyn Fallout,
     ) -> Result<Redemption> {
+        let streams = self.streams()?;
         let family_bytes = encode(keep_until, family)?;
         let index_key = [family.sid.as_bytes(), family.id.as_bytes()].concat();
         let index_bytes = encode(keep_until, &())?;
@@ -739,7 +756,7 @@ impl Store for SledStore {
                     let revoked = Revoked { at: now, reason: "authorization_code_replay".into() };
                     return match tx_revoke_family(families, first.as_bytes(), &revoked)? {
                         Some((f, true)) => {
-                            tx_effects(audit, outbox, ssf_queue, &fallout.family_revoked(&f))?;
+                            tx_effects(audit, outbox, ssf_queue, &fallout.family_revoked(&f, &streams))?;
                             Ok(Redemption::Replayed { revoked_family: Some(first) })
                         }
                         _ => Ok(Redemption::Replayed { revoked_family: None }),
@@ -814,6 +831,7 @@ impl Store for SledStore {
         fallout: &dyn Fallout,
         event: &AuditEvent,
     ) -> Result<bool> {
+        let streams = if revoke.is_some() { self.streams()? } else { Vec::new() };
         let user_bytes = user.map(|u| serde_json::to_vec(&StoredUser::from(u))).transpose().map_err(io)?;
         let key = username.as_bytes();
         let trees = (&self.users, &self.user_markers, &self.outbox, &self.audit, &self.ssf_queue);
@@ -824,7 +842,7 @@ impl Store for SledStore {
             };
             let mut effects = Effects::default();
             if let Some(revoked) = revoke {
-                effects = tx_mark_user(markers, username, revoked, fallout)?;
+                effects = tx_mark_user(markers, username, revoked, fallout, &streams)?;
             }
             effects.events.push(event.clone());
             tx_effects(audit, outbox, ssf_queue, &effects)?;
@@ -903,10 +921,11 @@ impl Store for SledStore {
     }
 
     async fn revoke_user(&self, username: &str, revoked: &Revoked, fallout: &dyn Fallout) -> Result<u64> {
+        let streams = self.streams()?;
         let seq = tx_result((&self.user_markers, &self.outbox, &self.audit, &self.ssf_queue).transaction(
             |(markers, outbox, audit, ssf_queue)| {
                 let seq = markers.generate_id()?;
-                let effects = tx_write_marker(markers, username, seq, revoked, fallout)?;
+                let effects = tx_write_marker(markers, username, seq, revoked, fallout, &streams)?;
                 tx_effects(audit, outbox, ssf_queue, &effects)?;
                 Ok(seq)
             },
@@ -916,6 +935,7 @@ impl Store for SledStore {
     }
 
     async fn revoke_family(&self, id: &str, revoked: &Revoked, fallout: &dyn Fallout) -> Result<Revoke<Family>> {
+        let streams = self.streams()?;
         let key = id.as_bytes();
         let trees = (self.tree(Expiring::Family), &self.audit, &self.outbox, &self.ssf_queue);
         let outcome = tx_result(trees.transaction(|(families, audit, outbox, ssf_queue)| {
@@ -923,7 +943,7 @@ impl Store for SledStore {
                 None => Revoke::NotFound,
                 Some((family, false)) => Revoke::AlreadyRevoked(family),
                 Some((family, true)) => {
-                    tx_effects(audit, outbox, ssf_queue, &fallout.family_revoked(&family))?;
+                    tx_effects(audit, outbox, ssf_queue, &fallout.family_revoked(&family, &streams))?;
                     Revoke::Revoked(family)
                 }
             })
@@ -1037,15 +1057,7 @@ impl Store for SledStore {
     }
 
     async fn ssf_streams(&self) -> Result<Vec<Stream>> {
-        let mut out = Vec::new();
-        for entry in self.ssf_streams.iter() {
-            let (_, v) = entry.map_err(io)?;
-            out.push(
-                serde_json::from_slice(&v)
-                    .map_err(|e| StoreError::Corrupt { what: "SSF stream".into(), message: e.to_string() })?,
-            );
-        }
-        Ok(out)
+        self.streams()
     }
 
     async fn ssf_stream(&self, client_id: &str) -> Result<Option<Stream>> {
@@ -1195,7 +1207,7 @@ impl Store for SledStore {
                 }
                 RefreshDecision::Reuse(killed) => {
                     let next = encode(exp, killed)?;
-                    let effects = fallout.family_revoked(killed);
+                    let effects = fallout.family_revoked(killed, &self.streams()?);
                     let trees = (families, &self.audit, &self.outbox, &self.ssf_queue);
                     let won = tx_result(trees.transaction(|(families, audit, outbox, ssf_queue)| {
                         if families.get(key)?.as_deref() != Some(&current[..]) {
