@@ -124,7 +124,7 @@ async fn child(dir: PathBuf) {
             jkt: None,
         };
         store.put_code(sid.as_bytes(), &code).await.expect("code");
-        let fallout = revocation.fallout("system").await.expect("fallout");
+        let fallout = revocation.fallout("system");
         let redeemed = store.redeem_code(sid.as_bytes(), &family, keep, T0, &fallout).await.expect("redeem");
         assert_eq!(redeemed, Redemption::Redeemed { superseded: vec![] });
         println!("done family {fid} {sid}");
@@ -140,7 +140,7 @@ async fn child(dir: PathBuf) {
                 println!("done revoke_session {sid}");
             }
             2 => {
-                let fallout = revocation.fallout("system").await.expect("fallout");
+                let fallout = revocation.fallout("system");
                 let present = |generation: u64| {
                     move |f: &Family, _: Option<&UserSession>| {
                         decide_refresh(f, generation, T0, Secs::ZERO, true, Activity::Interactive)

@@ -125,6 +125,42 @@ pub(crate) use contract_tests;
 
 contract_tests!(sled, SledBackend::new());
 
+/// PostgreSQL: a fresh database on the tests' throwaway server
+/// (tests/support/postgres.rs), migrated; `reopen` closes the pool and
+/// connects again. Without PostgreSQL binaries the cases return early.
+pub struct PgBackend {
+    db: crate::support::postgres::PgDatabase,
+}
+
+impl PgBackend {
+    pub async fn new() -> Option<PgBackend> {
+        Some(PgBackend { db: crate::support::postgres::database().await? })
+    }
+}
+
+impl Backend for PgBackend {
+    type S = AnyStore;
+
+    async fn fresh(&self) -> AnyStore {
+        let store = self.db.connect_store().await;
+        store.migrate(T0).await.expect("migrate the test database");
+        AnyStore::from(store)
+    }
+
+    async fn reopen(&self, store: AnyStore) -> AnyStore {
+        store.close();
+        AnyStore::from(self.db.connect_store().await)
+    }
+}
+
+contract_tests!(
+    postgres,
+    match PgBackend::new().await {
+        Some(backend) => backend,
+        None => return,
+    }
+);
+
 // --- Fixtures ---
 
 pub const T0: UnixTime = UnixTime(1_700_000_000);
@@ -171,7 +207,7 @@ fn reason_of(r: Option<&Revoked>) -> String {
 }
 
 impl Fallout for Recorder {
-    fn family_revoked(&self, family: &Family) -> Effects {
+    fn family_revoked(&self, family: &Family, _: &[Stream]) -> Effects {
         let reason = reason_of(family.revoked.as_ref());
         tagged(
             format!("family:{}", family.id),
@@ -195,14 +231,14 @@ impl Fallout for Recorder {
         }
         out
     }
-    fn session_revoked(&self, session: &UserSession, live: &[Family]) -> Effects {
+    fn session_revoked(&self, session: &UserSession, live: &[Family], _: &[Stream]) -> Effects {
         let mut ids: Vec<&str> = live.iter().map(|f| f.id.as_str()).collect();
         ids.sort_unstable();
         let reason = reason_of(session.revoked.as_ref());
         let details = serde_json::json!({ "live": ids });
         tagged(format!("session:{}", session.sid), EventKind::SessionRevoked, &session.username, &reason, details)
     }
-    fn user_revoked(&self, username: &str, seq: u64, revoked: &Revoked) -> Effects {
+    fn user_revoked(&self, username: &str, seq: u64, revoked: &Revoked, _: &[Stream]) -> Effects {
         tagged(
             format!("user:{username}:{seq}"),
             EventKind::UserSessionsRevoked,
