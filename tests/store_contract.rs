@@ -5,7 +5,7 @@
 //! data closed and opened again) and one line:
 //!
 //! ```ignore
-//! crate::store_contract::contract_tests!(postgres, PgBackend::new().await);
+//! crate::store_contract::contract_tests!(mybackend, MyBackend::new().await);
 //! ```
 //!
 //! which adds one `#[tokio::test]` per case, named
