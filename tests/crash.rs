@@ -7,9 +7,9 @@
 //! loops over those transitions on a sled store with the real
 //! [`tenure::revocation::Fallout`] and prints a line after each durable
 //! return. The parent kills it with SIGKILL a random 50-400 ms after it
-//! opened the store, five times, and after each kill opens the store and checks, through the
-//! `Store` trait, that every effect matches its state and every reported
-//! transition is there.
+//! opened the store, five times, and after each kill opens the store and
+//! checks, through the `Store` trait, that every effect matches its state
+//! and every reported transition is there.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher, RandomState};
