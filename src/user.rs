@@ -88,6 +88,16 @@ impl StoredUser {
     }
 }
 
+/// Where users are looked up: configuration users, then stored ones.
+pub trait Directory: Send + Sync {
+    /// The enabled user `username`, `None` when unknown, disabled or
+    /// unreadable.
+    fn find<'a>(
+        &'a self,
+        username: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<User>> + Send + 'a>>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,14 +133,4 @@ mod tests {
         assert!(check_username("a b").is_err());
         assert!(check_username("client:ops").is_err(), "would read as a service account in the audit log");
     }
-}
-
-/// Where users are looked up: configuration users, then stored ones.
-pub trait Directory: Send + Sync {
-    /// The enabled user `username`, `None` when unknown, disabled or
-    /// unreadable.
-    fn find<'a>(
-        &'a self,
-        username: &'a str,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<User>> + Send + 'a>>;
 }

@@ -13,8 +13,8 @@ use super::{Actor, AdminError, Result};
 use crate::audit::{AuditEvent, EventKind};
 use crate::clock::UnixTime;
 use crate::duration::Secs;
-use crate::http::AppState;
 use crate::policy::{POLICY_KEYS, PolicyKeyDef, PolicyLayer, PolicyLayers, PolicySources, PolicyValue, SessionPolicy};
+use crate::service::AppState;
 use crate::store::Store;
 
 /// The JSON view: every key with its effective value (integer seconds, or

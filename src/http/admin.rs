@@ -10,10 +10,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
 use super::api::{ApiError, ApiJson, Caller};
-use super::state::AppState;
 use super::token::no_store;
 use crate::admin::{self, Actor, AdminError};
 use crate::oauth::client::Permission;
+use crate::service::AppState;
 
 impl From<AdminError> for ApiError {
     fn from(e: AdminError) -> Self {

@@ -14,8 +14,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::bearer::{self, BearerError};
-use super::state::AppState;
 use crate::oauth::client::Permission;
+use crate::service::AppState;
 use crate::token::claims::AccessClaims;
 
 #[derive(Debug)]

@@ -7,9 +7,9 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use super::api::{ApiError, Caller};
-use super::state::AppState;
 use crate::admin::audit::{self, Filter, PageRequest};
 use crate::oauth::client::Permission;
+use crate::service::AppState;
 
 /// `GET /admin/audit?limit=&before=&kind=&user=`.
 pub async fn list(State(state): State<AppState>, caller: Caller, query: RawQuery) -> Result<Response, ApiError> {

@@ -21,7 +21,6 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
-use super::AppState;
 use super::cookies::{cookie, csrf_token, csrf_token_matches, is_csrf_cookie, new_csrf_cookie, set_cookie};
 use super::form::{BODY_LIMIT, client_addr};
 use super::pages::{self, SignInForm};
@@ -30,8 +29,8 @@ use crate::clock::UnixTime;
 use crate::oauth::authorize::{AuthorizationRequest, AuthorizeError, Step, Target, query_after_sign_in};
 use crate::oauth::params::Params;
 use crate::oauth::throttle::ThrottleKey;
-use crate::revocation::Revocation;
 use crate::secret::{Secret, VerifyError};
+use crate::service::AppState;
 use crate::session::code::{AuthCode, new_code};
 use crate::session::user_session::{UserSession, parse_cookie};
 use crate::store::Store;
@@ -248,7 +247,7 @@ async fn sign_in(state: &AppState, request: Request, now: UnixTime) -> Result<Re
         headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|ua| ua.chars().take(512).collect());
     let cookie = start_session(state, username, remember_me, user_agent, remote, now).await?;
     if let Some(previous) = previous {
-        let revocation = Revocation { store: &state.store, clients: &state.clients, now };
+        let revocation = state.revocation(now);
         revocation
             .session(&previous.sid, username, REASON_REPLACED)
             .await

@@ -16,8 +16,8 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::state::AppState;
 use crate::oauth::tokens::descends_from_live_family;
+use crate::service::AppState;
 use crate::token::claims::AccessClaims;
 
 /// RFC 6750 3.1 errors.
@@ -159,7 +159,7 @@ async fn verify_live(state: &AppState, token: &str) -> Result<AccessClaims, Bear
     if claims.aud != state.issuer {
         return Err(BearerError::InvalidToken("the token is not addressed to this server".into()));
     }
-    let overrides = |client_id: &str| state.clients.get(client_id).and_then(|c| c.session.clone());
+    let overrides = |client_id: &str| state.client_override(client_id);
     let live =
         descends_from_live_family(&state.store, &state.history(), overrides, &claims, now).await.map_err(|e| {
             tracing::error!(error = %e, "store failure checking a bearer token");

@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, FromRequest, Request};
 use axum::http::{Extensions, HeaderMap, header};
 
-use super::AppState;
 use crate::net::TrustedProxies;
+use crate::service::AppState;
 
 use crate::oauth::OAuthError;
 use crate::oauth::error::ErrorCode;

@@ -8,11 +8,11 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 
 use super::form::OAuthForm;
-use super::state::AppState;
 use super::token::no_store;
 use crate::oauth::OAuthError;
 use crate::oauth::client_auth::PresentedClient;
 use crate::oauth::lookup::{self, Lookup};
+use crate::service::AppState;
 
 pub async fn introspect(
     State(state): State<AppState>,
@@ -45,7 +45,7 @@ pub async fn introspect(
     };
     let found = finder.find(&state.store, token, form.params.get("token_type_hint")).await.map_err(store_error)?;
     let history = state.history();
-    let overrides = |client_id: &str| state.clients.get(client_id).and_then(|c| c.session.clone());
+    let overrides = |client_id: &str| state.client_override(client_id);
     let body =
         lookup::introspect(&state.store, found, &state.issuer, &history, overrides, now).await.map_err(store_error)?;
     Ok(no_store(Json(body).into_response()))

@@ -31,7 +31,6 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 
-use super::AppState;
 use super::authorize::{CSRF_COOKIE, SESSION_COOKIE};
 use super::cookies::{cookie, csrf_token, csrf_token_matches, is_csrf_cookie, new_csrf_cookie, set_cookie};
 use super::form::BODY_LIMIT;
@@ -40,7 +39,7 @@ use crate::clock::UnixTime;
 use crate::oauth::client::Client;
 use crate::oauth::client_auth::ClientRegistry;
 use crate::oauth::params::Params;
-use crate::revocation::Revocation;
+use crate::service::AppState;
 use crate::session::user_session::{UserSession, parse_cookie};
 use crate::store::Store;
 use crate::token::claims::IdClaims;
@@ -118,7 +117,8 @@ async fn end_session(
     };
 
     if let Some(session) = &to_end {
-        Revocation { store: &state.store, clients: &state.clients, now }
+        state
+            .revocation(now)
             .session(&session.sid, &session.username, "logout")
             .await
             .map_err(|e| internal("ending a user session", e))?;

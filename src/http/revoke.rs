@@ -6,13 +6,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::form::OAuthForm;
-use super::state::AppState;
 use super::token::no_store;
 use crate::oauth::OAuthError;
 use crate::oauth::client_auth::PresentedClient;
 use crate::oauth::error::ErrorCode;
 use crate::oauth::lookup::{Found, Lookup};
-use crate::revocation::Revocation;
+use crate::service::AppState;
 
 pub async fn revoke(
     State(state): State<AppState>,
@@ -71,7 +70,7 @@ pub async fn revoke(
         }
     };
     if let Some(fid) = family_id {
-        let revocation = Revocation { store: &state.store, clients: &state.clients, now };
+        let revocation = state.revocation(now);
         revocation.family(&fid, &format!("client:{}", client.id), "revoked_by_client").await.map_err(store_error)?;
     }
     Ok(no_store(StatusCode::OK.into_response()))

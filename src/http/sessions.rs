@@ -15,9 +15,9 @@ use serde::Serialize;
 
 use super::admin::actor;
 use super::api::{ApiError, Caller};
-use super::state::AppState;
 use crate::admin::sessions::{self, SessionView};
 use crate::oauth::client::Permission;
+use crate::service::AppState;
 
 #[derive(Serialize)]
 struct AccountSessions {

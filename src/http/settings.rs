@@ -9,10 +9,10 @@ use serde_json::{Map, Value};
 
 use super::admin::actor;
 use super::api::{ApiError, ApiJson, Caller};
-use super::state::AppState;
 use super::token::no_store;
 use crate::admin::settings;
 use crate::oauth::client::Permission;
+use crate::service::AppState;
 
 pub async fn get(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     caller.require(Permission::SystemAdminister)?;

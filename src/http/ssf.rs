@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::api::{ApiError, Caller, JSON_BODY_LIMIT, parse_json};
-use super::state::AppState;
+use crate::service::AppState;
 use crate::ssf::{self, QueuedSet, SetEvent, SetSubject, Stream, StreamStatus};
 use crate::store::Store;
 

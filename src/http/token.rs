@@ -8,7 +8,6 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::internal;
 use super::form::OAuthForm;
-use super::state::AppState;
 use crate::audit::{AuditEvent, EventKind};
 use crate::oauth::client::GrantType;
 use crate::oauth::client_auth::PresentedClient;
@@ -17,6 +16,7 @@ use crate::oauth::error::ErrorCode;
 use crate::oauth::exchange::{ACCESS_TOKEN_TYPE as EXCHANGED_TYPE, Exchange};
 use crate::oauth::tokens::{Minter, TokenResponse};
 use crate::oauth::{OAuthError, client_credentials, code_grant, refresh_grant};
+use crate::service::AppState;
 use crate::store::Store;
 use crate::telemetry::GrantLabels;
 use crate::token::jwt::{self, TokenType};
@@ -145,7 +145,7 @@ async fn exchange(
     jkt: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     let exchange = Exchange { keys, retain: state.key_retention(), issuer: &state.issuer, history, now };
-    let overrides = |client_id: &str| state.clients.get(client_id).and_then(|c| c.session.clone());
+    let overrides = |client_id: &str| state.client_override(client_id);
     let mut claims = match exchange.decide(&state.store, client, overrides, params).await {
         Ok(claims) => claims,
         Err(refusal) => {

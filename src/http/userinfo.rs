@@ -6,8 +6,8 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 
 use super::bearer::{self, Bearer, BearerError};
-use super::state::AppState;
 use super::token::no_store;
+use crate::service::AppState;
 use crate::token::claims::AccessClaims;
 
 pub async fn get(State(state): State<AppState>, Bearer(claims): Bearer) -> Result<Response, BearerError> {
