@@ -10,89 +10,14 @@
 //! `ath` (`/userinfo`); as a bearer token it is refused everywhere, the
 //! admin and account API included.
 
-use axum::Json;
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderValue, header};
 
 use crate::oauth::tokens::descends_from_live_family;
-use crate::service::AppState;
+pub use crate::service::BearerError;
+use crate::service::{AppState, ServiceError};
 use crate::token::claims::AccessClaims;
-
-/// RFC 6750 3.1 errors.
-#[derive(Debug)]
-pub enum BearerError {
-    /// No credentials: 401 with a bare challenge.
-    Missing,
-    /// 401 `invalid_token`.
-    InvalidToken(String),
-    /// 403 `insufficient_scope`.
-    InsufficientScope(String),
-    /// 400 `invalid_request`.
-    InvalidRequest(String),
-    /// RFC 9449 7.1: a DPoP-bound token sent as a bearer token, or a
-    /// DPoP-scheme token that is not bound: 401 `invalid_token` with a DPoP
-    /// challenge.
-    DpopInvalidToken(String),
-    /// RFC 9449 7.1: 401 `invalid_dpop_proof` with a DPoP challenge.
-    InvalidDpopProof(String),
-    Internal,
-}
-
-/// The DPoP challenge's `algs` parameter (RFC 9449 7.1).
-fn dpop_algs() -> String {
-    crate::oauth::dpop::ALGS.join(" ")
-}
-
-impl IntoResponse for BearerError {
-    fn into_response(self) -> Response {
-        let (scheme, status, code, description) = match self {
-            BearerError::DpopInvalidToken(d) => ("DPoP", StatusCode::UNAUTHORIZED, Some("invalid_token"), d),
-            BearerError::InvalidDpopProof(d) => ("DPoP", StatusCode::UNAUTHORIZED, Some("invalid_dpop_proof"), d),
-            other => {
-                let (status, code, description) = other.bearer_parts();
-                ("Bearer", status, code, description)
-            }
-        };
-        let challenge = match (scheme, code) {
-            ("DPoP", Some(c)) => format!(
-                "DPoP algs=\"{}\", error=\"{c}\", error_description=\"{}\"",
-                dpop_algs(),
-                description.replace('"', "'")
-            ),
-            (_, None) => "Bearer realm=\"tenure\"".to_owned(),
-            (_, Some(c)) => format!(
-                "Bearer realm=\"tenure\", error=\"{c}\", error_description=\"{}\"",
-                description.replace('"', "'")
-            ),
-        };
-        let body = serde_json::json!({ "error": code.unwrap_or("invalid_request"), "error_description": description });
-        let mut response = (status, Json(body)).into_response();
-        if let Ok(v) = HeaderValue::from_str(&challenge) {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-        }
-        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        response
-    }
-}
-
-impl BearerError {
-    /// Status, RFC 6750 code and description of the bearer-scheme errors.
-    fn bearer_parts(self) -> (StatusCode, Option<&'static str>, String) {
-        match self {
-            BearerError::Missing => (StatusCode::UNAUTHORIZED, None, "a bearer access token is required".to_owned()),
-            BearerError::InvalidToken(d) => (StatusCode::UNAUTHORIZED, Some("invalid_token"), d),
-            BearerError::InsufficientScope(d) => (StatusCode::FORBIDDEN, Some("insufficient_scope"), d),
-            BearerError::InvalidRequest(d) => (StatusCode::BAD_REQUEST, Some("invalid_request"), d),
-            BearerError::Internal => {
-                (StatusCode::INTERNAL_SERVER_ERROR, Some("server_error"), "internal error".to_owned())
-            }
-            BearerError::DpopInvalidToken(d) => (StatusCode::UNAUTHORIZED, Some("invalid_token"), d),
-            BearerError::InvalidDpopProof(d) => (StatusCode::UNAUTHORIZED, Some("invalid_dpop_proof"), d),
-        }
-    }
-}
 
 /// The verified claims of the request's bearer token.
 pub struct Bearer(pub AccessClaims);
@@ -227,10 +152,11 @@ pub fn from_header(parts: &Parts) -> Result<Option<String>, BearerError> {
 }
 
 impl FromRequestParts<AppState> for Bearer {
-    type Rejection = BearerError;
+    type Rejection = ServiceError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        authenticate_parts(state, parts).await?.ok_or(BearerError::Missing).map(Bearer)
+        let claims = authenticate_parts(state, parts).await.map_err(ServiceError::Bearer)?;
+        claims.ok_or(ServiceError::Bearer(BearerError::Missing)).map(Bearer)
     }
 }
 

@@ -12,12 +12,12 @@ use super::token::no_store;
 use crate::oauth::OAuthError;
 use crate::oauth::client_auth::PresentedClient;
 use crate::oauth::lookup::{self, Lookup};
-use crate::service::AppState;
+use crate::service::{AppState, ServiceError};
 
 pub async fn introspect(
     State(state): State<AppState>,
-    form: Result<OAuthForm, OAuthError>,
-) -> Result<Response, OAuthError> {
+    form: Result<OAuthForm, ServiceError>,
+) -> Result<Response, ServiceError> {
     let form = form?;
     let now = state.now();
     let presented = PresentedClient::from_request(form.authorization.as_deref(), &form.params)?;
@@ -26,7 +26,8 @@ pub async fn introspect(
         return Err(OAuthError::invalid_client(format!(
             "client {:?} is public; only confidential clients may introspect (RFC 7662 2.1)",
             client.id
-        )));
+        ))
+        .into());
     }
     let token = form.params.require("token")?;
     let keys = state.keys();

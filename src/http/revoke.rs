@@ -11,12 +11,12 @@ use crate::oauth::OAuthError;
 use crate::oauth::client_auth::PresentedClient;
 use crate::oauth::error::ErrorCode;
 use crate::oauth::lookup::{Found, Lookup};
-use crate::service::AppState;
+use crate::service::{AppState, ServiceError};
 
 pub async fn revoke(
     State(state): State<AppState>,
-    form: Result<OAuthForm, OAuthError>,
-) -> Result<Response, OAuthError> {
+    form: Result<OAuthForm, ServiceError>,
+) -> Result<Response, ServiceError> {
     let form = form?;
     let now = state.now();
     let presented = PresentedClient::from_request(form.authorization.as_deref(), &form.params)?;
@@ -42,13 +42,13 @@ pub async fn revoke(
         Found::Unknown => None,
         Found::Refresh { family, .. } => {
             if family.client_id != client.id {
-                return Err(not_yours());
+                return Err(not_yours().into());
             }
             Some(family.id)
         }
         Found::Access(claims) => {
             if claims.client_id != client.id {
-                return Err(not_yours());
+                return Err(not_yours().into());
             }
             if claims.act.is_some() {
                 // Revoking it would kill the user's whole family, held by
@@ -56,7 +56,8 @@ pub async fn revoke(
                 return Err(OAuthError::new(
                     ErrorCode::UnsupportedTokenType,
                     "an exchanged token cannot be revoked on its own; it expires at its exp and dies with the subject's session",
-                ));
+                )
+                .into());
             }
             match claims.fid {
                 Some(fid) => Some(fid),
@@ -64,7 +65,8 @@ pub async fn revoke(
                     return Err(OAuthError::new(
                         ErrorCode::UnsupportedTokenType,
                         "client-credentials access tokens cannot be revoked; they expire at their exp",
-                    ));
+                    )
+                    .into());
                 }
             }
         }

@@ -16,19 +16,19 @@ use crate::oauth::error::ErrorCode;
 use crate::oauth::exchange::{ACCESS_TOKEN_TYPE as EXCHANGED_TYPE, Exchange};
 use crate::oauth::tokens::{Minter, TokenResponse};
 use crate::oauth::{OAuthError, client_credentials, code_grant, refresh_grant};
-use crate::service::AppState;
+use crate::service::{AppState, ServiceError};
 use crate::store::Store;
 use crate::telemetry::GrantLabels;
 use crate::token::jwt::{self, TokenType};
 
-pub async fn token(State(state): State<AppState>, form: Result<OAuthForm, OAuthError>) -> Response {
+pub async fn token(State(state): State<AppState>, form: Result<OAuthForm, ServiceError>) -> Response {
     // RFC 9449 8: every answer to a DPoP request carries a fresh nonce.
     let with_dpop = form.as_ref().is_ok_and(|f| !f.dpop.is_empty());
     let result = match form {
-        Ok(form) => handle(&state, form).await,
+        Ok(form) => handle(&state, form).await.map_err(ServiceError::OAuth),
         Err(rejected) => Err(rejected),
     };
-    if let Err(e) = &result {
+    if let Err(ServiceError::OAuth(e)) = &result {
         state
             .metrics
             .oauth_errors

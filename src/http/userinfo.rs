@@ -7,29 +7,31 @@ use axum::response::{IntoResponse, Response};
 
 use super::bearer::{self, Bearer, BearerError};
 use super::token::no_store;
-use crate::service::AppState;
+use crate::service::{AppState, ServiceError};
 use crate::token::claims::AccessClaims;
 
-pub async fn get(State(state): State<AppState>, Bearer(claims): Bearer) -> Result<Response, BearerError> {
+pub async fn get(State(state): State<AppState>, Bearer(claims): Bearer) -> Result<Response, ServiceError> {
     respond(&state, &claims).await
 }
 
-pub async fn post(State(state): State<AppState>, req: Request) -> Result<Response, BearerError> {
-    let claims = bearer::from_header_or_form(&state, req).await?;
+pub async fn post(State(state): State<AppState>, req: Request) -> Result<Response, ServiceError> {
+    let claims = bearer::from_header_or_form(&state, req).await.map_err(ServiceError::Bearer)?;
     respond(&state, &claims).await
 }
 
-async fn respond(state: &AppState, claims: &AccessClaims) -> Result<Response, BearerError> {
+async fn respond(state: &AppState, claims: &AccessClaims) -> Result<Response, ServiceError> {
     let scopes: Vec<&str> = claims.scope.split(' ').collect();
     if !scopes.contains(&"openid") {
-        return Err(BearerError::InsufficientScope("userinfo needs a token with the openid scope".into()));
+        return Err(ServiceError::Bearer(BearerError::InsufficientScope(
+            "userinfo needs a token with the openid scope".into(),
+        )));
     }
     let user = match &claims.sid {
-        Some(_) => state.user(&claims.sub).await.map_err(|_| BearerError::Internal)?,
+        Some(_) => state.user(&claims.sub).await.map_err(|_| ServiceError::Bearer(BearerError::Internal))?,
         None => None,
     };
     let Some(user) = user else {
-        return Err(BearerError::InvalidToken("the token does not belong to a user".into()));
+        return Err(ServiceError::Bearer(BearerError::InvalidToken("the token does not belong to a user".into())));
     };
     let mut body = serde_json::json!({ "sub": user.username });
     if scopes.contains(&"profile") {

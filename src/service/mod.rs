@@ -6,8 +6,10 @@
 //! workers (`backchannel`, `ssf::push`) depend on this module, not on `http`.
 //! The administration use cases live beside it in `crate::admin`.
 
+pub mod error;
 pub mod state;
 
+pub use error::{BearerError, ServiceError};
 pub use state::{AppState, StartError};
 
 use crate::clock::UnixTime;
