@@ -129,12 +129,6 @@ fn bearer(e: BearerError) -> Response {
     response
 }
 
-/// Log an internal failure and answer `server_error` without details.
-pub fn internal(context: &'static str, err: impl std::fmt::Display) -> OAuthError {
-    tracing::error!(%context, error = %err, "internal error");
-    OAuthError::server_error()
-}
-
 /// JSON 404 for unknown paths.
 pub async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, Json(serde_json::json!({ "error": "not_found", "message": "no such endpoint" })))

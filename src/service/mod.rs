@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod state;
+pub mod token;
 
 pub use error::{BearerError, ServiceError};
 pub use state::{AppState, StartError};
