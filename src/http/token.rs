@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::form::OAuthForm;
 use crate::service::token::TokenRequest;
-use crate::service::{self, AppState, ServiceError};
+use crate::service::{self, AppState, ClientRequest, ServiceError};
 
 pub async fn token(State(state): State<AppState>, form: Result<OAuthForm, ServiceError>) -> Response {
     let now = state.now();
@@ -18,12 +18,12 @@ pub async fn token(State(state): State<AppState>, form: Result<OAuthForm, Servic
     let result = match form {
         Ok(form) => {
             let dpop: Vec<&[u8]> = form.dpop.iter().map(HeaderValue::as_bytes).collect();
-            let request = TokenRequest {
+            let client = ClientRequest {
                 params: &form.params,
                 authorization: form.authorization.as_deref(),
                 remote: &form.remote,
-                dpop: &dpop,
             };
+            let request = TokenRequest { client, dpop: &dpop };
             service::token::token(&state, request, now).await
         }
         Err(rejected) => Err(rejected),

@@ -7,22 +7,64 @@
 //! The administration use cases live beside it in `crate::admin`.
 
 pub mod error;
+pub mod introspect;
+pub mod revoke;
 pub mod state;
 pub mod token;
+pub mod userinfo;
 
 pub use error::{BearerError, ServiceError};
 pub use state::{AppState, StartError};
 
+use std::sync::Arc;
+
 use crate::clock::UnixTime;
+use crate::oauth::OAuthError;
+use crate::oauth::client::Client;
+use crate::oauth::client_auth::PresentedClient;
+use crate::oauth::lookup::Lookup;
+use crate::oauth::params::Params;
 use crate::policy::ClientSessionOverride;
 use crate::revocation::Revocation;
 use crate::store::AnyStore;
+use crate::token::keys::KeySet;
+
+/// A request of a client to an OAuth endpoint: its form and credentials.
+pub struct ClientRequest<'a> {
+    /// The form parameters.
+    pub params: &'a Params,
+    /// The `Authorization` header (client_secret_basic).
+    pub authorization: Option<&'a str>,
+    /// The client's address, for the client-authentication throttle.
+    pub remote: &'a str,
+}
+
+impl ClientRequest<'_> {
+    /// The client these credentials prove (RFC 6749 2.3), or `invalid_client`.
+    pub async fn authenticate(&self, state: &AppState, now: UnixTime) -> Result<Arc<Client>, OAuthError> {
+        let presented = PresentedClient::from_request(self.authorization, self.params)?;
+        state.clients.authenticate(presented, self.remote, now).await
+    }
+}
 
 impl AppState {
     /// The one place a [`Revocation`] is assembled: the store and clients of
     /// this issuer at `now`.
     pub fn revocation(&self, now: UnixTime) -> Revocation<'_, AnyStore> {
         Revocation { store: &self.store, clients: &self.clients, now }
+    }
+
+    /// What finds the token a client presents to `/revoke` or `/introspect`.
+    pub fn lookup<'a>(&'a self, keys: &'a KeySet, now: UnixTime) -> Lookup<'a> {
+        Lookup {
+            keys,
+            verified: &self.verified,
+            retain: self.key_retention(),
+            max_lifetime: self.max_token_lifetime(),
+            issuer: &self.issuer,
+            refresh_key: &self.refresh_key,
+            now,
+        }
     }
 
     /// A client's session override (SPEC 3), by client id: what the

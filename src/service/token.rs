@@ -5,7 +5,6 @@
 use crate::audit::{AuditEvent, EventKind};
 use crate::clock::UnixTime;
 use crate::oauth::client::{Client, GrantType};
-use crate::oauth::client_auth::PresentedClient;
 use crate::oauth::dpop::{DpopError, Expected, Proof};
 use crate::oauth::error::ErrorCode;
 use crate::oauth::exchange::{ACCESS_TOKEN_TYPE as EXCHANGED_TYPE, Exchange};
@@ -13,7 +12,7 @@ use crate::oauth::params::Params;
 use crate::oauth::tokens::{Minter, TokenResponse};
 use crate::oauth::{OAuthError, client_credentials, code_grant, refresh_grant};
 use crate::policy::PolicyHistory;
-use crate::service::{AppState, ServiceError};
+use crate::service::{AppState, ClientRequest, ServiceError};
 use crate::store::Store;
 use crate::telemetry::GrantLabels;
 use crate::token::claims::{AccessClaims, Confirmation};
@@ -22,12 +21,8 @@ use crate::token::keys::KeySet;
 
 /// A token request as the client sent it.
 pub struct TokenRequest<'a> {
-    /// The form parameters.
-    pub params: &'a Params,
-    /// The `Authorization` header (client_secret_basic).
-    pub authorization: Option<&'a str>,
-    /// The client's address, for the client-authentication throttle.
-    pub remote: &'a str,
+    /// The form and the client's credentials.
+    pub client: ClientRequest<'a>,
     /// The values of the `DPoP` headers, unchecked.
     pub dpop: &'a [&'a [u8]],
 }
@@ -38,7 +33,7 @@ pub async fn token(state: &AppState, request: TokenRequest<'_>, now: UnixTime) -
 }
 
 async fn grant(state: &AppState, request: TokenRequest<'_>, now: UnixTime) -> Result<TokenResponse, OAuthError> {
-    let params = request.params;
+    let params = request.client.params;
     let grant_type = params.require("grant_type")?;
     let Some(grant) = GrantType::parse(grant_type) else {
         return Err(OAuthError::new(
@@ -48,8 +43,7 @@ async fn grant(state: &AppState, request: TokenRequest<'_>, now: UnixTime) -> Re
             ),
         ));
     };
-    let presented = PresentedClient::from_request(request.authorization, params)?;
-    let client = state.clients.authenticate(presented, request.remote, now).await?;
+    let client = request.client.authenticate(state, now).await?;
     let proof = token_proof(state, request.dpop, now).map_err(dpop_error)?;
     let jkt = proof.as_ref().map(|p| p.jkt.as_str());
     let keys = state.keys();
