@@ -61,10 +61,10 @@ pub fn session_view<'c>(
     now: UnixTime,
 ) -> Option<SessionView> {
     // SPEC 3: a refresh of any family counts as activity of its session.
-    let last_active = families.iter().map(Family::last_active).fold(session.last_active, UnixTime::max);
-    if !session.is_alive(history, last_active, now) {
+    if !session.is_live(history, families, now) {
         return None;
     }
+    let last_active = session.last_activity(families);
     let limits = history.current().limits(session.remember_me, None);
     let expires_at = limits.absolute_deadline(session.signed_in);
     let idle_expires_at = limits.idle_deadline(last_active).min(expires_at);

@@ -9,6 +9,7 @@
 pub mod error;
 pub mod introspect;
 pub mod revoke;
+pub mod signin;
 pub mod state;
 pub mod token;
 pub mod userinfo;
