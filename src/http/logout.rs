@@ -39,9 +39,8 @@ use crate::clock::UnixTime;
 use crate::oauth::client::Client;
 use crate::oauth::client_auth::ClientRegistry;
 use crate::oauth::params::Params;
-use crate::service::AppState;
-use crate::session::user_session::{UserSession, parse_cookie};
-use crate::store::Store;
+use crate::service::{self, AppState};
+use crate::session::user_session::UserSession;
 use crate::token::claims::IdClaims;
 use crate::token::jwt::{self, TokenType, VerifyError};
 use crate::token::keys::KeySet;
@@ -238,11 +237,8 @@ fn verify_hint(
 
 /// The session the `tenure_session` cookie proves, unless it has ended.
 async fn browser_session(state: &AppState, headers: &HeaderMap) -> Result<Option<UserSession>, LogoutError> {
-    let Some((sid, secret)) = cookie(headers, SESSION_COOKIE, state.is_https()).and_then(parse_cookie) else {
-        return Ok(None);
-    };
-    let session = state.store.session(sid).await.map_err(|e| internal("reading a user session", e))?;
-    Ok(session.filter(|s| s.cookie_matches(secret) && s.revoked.is_none()))
+    let session_cookie = cookie(headers, SESSION_COOKIE, state.is_https());
+    service::logout::browser_session(state, session_cookie).await.map_err(|_| LogoutError::Internal)
 }
 
 /// "Do you want to sign out?", with the request's parameters carried in

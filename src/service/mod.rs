@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod introspect;
+pub mod logout;
 pub mod revoke;
 pub mod signin;
 pub mod state;
