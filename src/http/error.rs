@@ -134,3 +134,61 @@ pub async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, Json(serde_json::json!({ "error": "not_found", "message": "no such endpoint" })))
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admin::AdminError;
+
+    async fn answer(e: ServiceError) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
+        let response = e.into_response();
+        let (parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, 64 * 1024).await.expect("body");
+        (parts.status, parts.headers, serde_json::from_slice(&bytes).expect("json"))
+    }
+
+    #[tokio::test]
+    async fn oauth_refusals_keep_the_rfc_6749_shape() {
+        let (status, headers, body) = answer(OAuthError::invalid_client("unknown client").into()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(body, serde_json::json!({ "error": "invalid_client", "error_description": "unknown client" }));
+        assert_eq!(headers[header::WWW_AUTHENTICATE], "Basic realm=\"tenure\"");
+        assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+        let busy = OAuthError::new(ErrorCode::Overloaded { retry_after_secs: 2 }, "busy");
+        let (status, headers, _) = answer(busy.into()).await;
+        assert_eq!(
+            (status, &headers[header::RETRY_AFTER]),
+            (StatusCode::SERVICE_UNAVAILABLE, &HeaderValue::from(2u64))
+        );
+    }
+
+    #[tokio::test]
+    async fn resource_refusals_carry_an_rfc_6750_challenge() {
+        let (status, headers, body) =
+            answer(ServiceError::Bearer(BearerError::InsufficientScope("needs openid".into()))).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(body["error"], "insufficient_scope");
+        assert_eq!(
+            headers[header::WWW_AUTHENTICATE],
+            "Bearer realm=\"tenure\", error=\"insufficient_scope\", error_description=\"needs openid\""
+        );
+    }
+
+    #[tokio::test]
+    async fn the_json_api_answers_error_and_message() {
+        let (status, headers, body) =
+            answer(ServiceError::api_bearer(BearerError::InvalidToken("expired".into()))).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(body, serde_json::json!({ "error": "invalid_token", "message": "expired" }));
+        assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer realm=\"tenure\", error=\"invalid_token\"");
+        let (status, _, body) = answer(AdminError::Conflict("taken".into()).into()).await;
+        assert_eq!(
+            (status, body),
+            (StatusCode::CONFLICT, serde_json::json!({ "error": "conflict", "message": "taken" }))
+        );
+        let (status, headers, body) = answer(AdminError::Internal("writing a user".into()).into()).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["message"], "the server could not complete the request (writing a user)");
+        assert!(headers.get(header::WWW_AUTHENTICATE).is_none());
+    }
+}
