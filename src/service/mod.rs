@@ -6,6 +6,7 @@
 //! workers (`backchannel`, `ssf::push`) depend on this module, not on `http`.
 //! The administration use cases live beside it in `crate::admin`.
 
+pub mod bearer;
 pub mod error;
 pub mod introspect;
 pub mod logout;

@@ -242,7 +242,7 @@ async fn signed_in(state: &AppState, headers: &HeaderMap) -> Option<Viewer> {
             }
         }
     }
-    let claims = match crate::http::bearer::authenticate(state, &tokens.access_token).await {
+    let claims = match crate::service::bearer::authenticate(state, &tokens.access_token, now).await {
         Ok(c) => c,
         Err(_) => {
             *guard = Entry::Gone;
