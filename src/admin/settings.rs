@@ -17,6 +17,13 @@ use crate::policy::{POLICY_KEYS, PolicyKeyDef, PolicyLayer, PolicyLayers, Policy
 use crate::service::AppState;
 use crate::store::Store;
 
+/// `GET /admin/settings/session`: the effective settings and where each
+/// comes from.
+pub fn current(state: &AppState) -> Value {
+    let policy = state.policy();
+    view(&policy.0, &policy.1)
+}
+
 /// The JSON view: every key with its effective value (integer seconds, or
 /// "off" for an idle timeout), and `sources`.
 pub fn view(policy: &SessionPolicy, sources: &PolicySources) -> Value {

@@ -16,8 +16,7 @@ use crate::service::{AppState, ServiceError};
 
 pub async fn get(State(state): State<AppState>, caller: Caller) -> Result<Response, ServiceError> {
     caller.require(Permission::SystemAdminister)?;
-    let policy = state.policy();
-    Ok(no_store(Json(settings::view(&policy.0, &policy.1)).into_response()))
+    Ok(no_store(Json(settings::current(&state)).into_response()))
 }
 
 pub async fn put(
