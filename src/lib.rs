@@ -34,6 +34,11 @@ pub mod telemetry;
 pub mod token;
 pub mod user;
 
+/// The PostgreSQL store (SPEC 12). It belongs in `store::postgres` and is
+/// declared here only until the reshaped store trait (issue #8) lands there.
+#[path = "store/postgres/mod.rs"]
+pub mod pg_store;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -70,6 +75,10 @@ pub enum ServeError {
     Start(#[from] StartError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Postgres(#[from] crate::pg_store::PgError),
+    #[error("{0}")]
+    Unsupported(String),
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -79,6 +88,16 @@ pub enum ServeError {
 pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
     // The store first: a second process on the same data_dir fails before
     // it takes a port.
+    if let crate::config::StoreChoice::Postgres { url, pool_size } = &config.store {
+        let store = crate::pg_store::PgStore::connect(url, *pool_size).await?;
+        let version = store.require_current_schema().await?;
+        tracing::info!(database = %store.target(), schema = version, "the PostgreSQL schema is current");
+        return Err(ServeError::Unsupported(format!(
+            "the database {} is ready (schema version {version}), but this build cannot serve from PostgreSQL yet: \
+             use store = \"sled\"",
+            store.target()
+        )));
+    }
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|source| ServeError::DataDir { path: config.data_dir.clone(), source })?;
     let store = AnyStore::from(SledStore::open(&config.data_dir)?);
