@@ -358,7 +358,12 @@ mod store_ops {
         let Some((_db, store)) = postgres::migrated_store().await else { return };
         for i in 0..5u64 {
             store
-                .append_audit(&AuditEvent::new(T0.plus(Secs::days(i)), tenure::audit::EventKind::SignIn, "alice", "user:alice"))
+                .append_audit(&AuditEvent::new(
+                    T0.plus(Secs::days(i)),
+                    tenure::audit::EventKind::SignIn,
+                    "alice",
+                    "user:alice",
+                ))
                 .await
                 .expect("append");
         }
@@ -369,9 +374,22 @@ mod store_ops {
         assert_eq!(days(&first), vec![4, 3]);
         let second = store.audit_page(Some(first[1].0), 2).await.expect("page");
         assert_eq!(days(&second), vec![2, 1]);
-        let id = store.append_audit_id(&AuditEvent::new(T0, tenure::audit::EventKind::SignInFailed, "x", "user:x")).await.expect("append");
-        assert!(store.replace_audit(id, &AuditEvent::new(T0, tenure::audit::EventKind::SignInFailed, "x", "user:y")).await.expect("replace"));
-        assert!(!store.replace_audit(id + 1000, &AuditEvent::new(T0, tenure::audit::EventKind::SignIn, "a", "t")).await.expect("replace"));
+        let id = store
+            .append_audit_id(&AuditEvent::new(T0, tenure::audit::EventKind::SignInFailed, "x", "user:x"))
+            .await
+            .expect("append");
+        assert!(
+            store
+                .replace_audit(id, &AuditEvent::new(T0, tenure::audit::EventKind::SignInFailed, "x", "user:y"))
+                .await
+                .expect("replace")
+        );
+        assert!(
+            !store
+                .replace_audit(id + 1000, &AuditEvent::new(T0, tenure::audit::EventKind::SignIn, "a", "t"))
+                .await
+                .expect("replace")
+        );
         store.revoke_user_sessions("alice", Revoked { at: T0, reason: "x".into() }).await.expect("marker");
         let removed = store.prune_history(T0.plus(Secs::days(2)), T0.plus(Secs::days(1))).await.expect("prune");
         assert_eq!(removed, 4, "two events, the replaced one, and alice's marker");
