@@ -62,8 +62,6 @@ pub fn app(state: AppState) -> Router {
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// How long audit events are kept.
 pub const AUDIT_RETENTION: crate::duration::Secs = crate::duration::Secs::days(90);
-/// How often the key directory is checked for a rotation.
-const KEY_WATCH_EVERY: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -165,23 +163,50 @@ async fn sweep_periodically(state: AppState) {
     }
 }
 
-/// Reload the key set when `tenure keys rotate` has changed the manifest.
-async fn watch_keys(state: AppState) {
-    let manifest = state.key_dir.manifest_path();
-    let modified = || std::fs::metadata(&manifest).and_then(|m| m.modified()).ok();
-    let mut last = modified();
-    let mut tick = tokio::time::interval(KEY_WATCH_EVERY);
+/// Reload the key set when the keys changed: the manifest (after `tenure
+/// keys rotate`) or, with PostgreSQL, the key epoch (a change by any
+/// replica), checked every [`token::key_store::RELOAD_EVERY`]; a
+/// notification from the database (LISTEN) wakes the check at once.
+pub async fn watch_keys(state: AppState) {
+    let changed = Arc::new(tokio::sync::Notify::new());
+    let listener = match &state.key_store {
+        token::key_store::KeyStore::Database(db) => Some(tokio::spawn(db.clone().listen(changed.clone()))),
+        token::key_store::KeyStore::Dir(_) => None,
+    };
+    let _stop_listener = AbortOnDrop(listener);
+    let mut last = state.key_store.version().await.ok();
+    let mut tick = tokio::time::interval(token::key_store::RELOAD_EVERY);
     loop {
-        tick.tick().await;
-        let now = modified();
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = changed.notified() => {}
+        }
+        let now = match state.key_store.version().await {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::warn!(error = %e, "checking the signing keys for changes failed");
+                continue;
+            }
+        };
         if now != last {
-            match state.reload_keys() {
+            match state.reload_keys().await {
                 Ok(()) => {
                     last = now;
                     tracing::info!(kid = %state.keys().active(state.now()).kid, "signing keys reloaded");
                 }
                 Err(e) => tracing::error!(error = %e, "reloading signing keys failed; keeping the current ones"),
             }
+        }
+    }
+}
+
+/// Aborts a task when dropped (the LISTEN task dies with the watch loop).
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(t) = &self.0 {
+            t.abort();
         }
     }
 }

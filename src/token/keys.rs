@@ -64,6 +64,13 @@ pub enum KeyError {
     Sign,
     #[error("cannot seal or unseal a private signing key (AES-256-GCM)")]
     Seal,
+    #[error(
+        "the signing keys in the database {target} were sealed under another keys/master.key (key {kid} does not \
+         open): give every replica the same master.key, the one the keys were created with"
+    )]
+    WrongMasterKey { kid: String, target: String },
+    #[error("signing keys in the database {target}: {message}")]
+    Database { target: String, message: String },
     #[error("no key {kid} in {path}; `tenure keys list` shows the keys")]
     UnknownKid { kid: String, path: PathBuf },
     #[error("key {kid} was already revoked at {at}")]
