@@ -34,11 +34,6 @@ pub mod telemetry;
 pub mod token;
 pub mod user;
 
-/// The PostgreSQL store (SPEC 12). It belongs in `store::postgres` and is
-/// declared here only until the reshaped store trait (issue #8) lands there.
-#[path = "store/postgres/mod.rs"]
-pub mod pg_store;
-
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -47,9 +42,9 @@ use std::time::Duration;
 use axum::Router;
 
 use crate::clock::{Clock, SystemClock, UnixTime};
-use crate::config::Config;
+use crate::config::{Config, StoreChoice};
 use crate::http::state::StartError;
-use crate::store::{AnyStore, SledStore, Store};
+use crate::store::{AnyStore, PgStore, SledStore, Store};
 
 pub use crate::http::AppState;
 
@@ -74,9 +69,7 @@ pub enum ServeError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
-    Postgres(#[from] crate::pg_store::PgError),
-    #[error("{0}")]
-    Unsupported(String),
+    Postgres(#[from] crate::store::postgres::PgError),
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -86,19 +79,25 @@ pub enum ServeError {
 pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
     // The store first: a second process on the same data_dir fails before
     // it takes a port.
-    if let crate::config::StoreChoice::Postgres { url, pool_size } = &config.store {
-        let store = crate::pg_store::PgStore::connect(url, *pool_size).await?;
-        let version = store.require_current_schema().await?;
-        tracing::info!(database = %store.target(), schema = version, "the PostgreSQL schema is current");
-        return Err(ServeError::Unsupported(format!(
-            "the database {} is ready (schema version {version}), but this build cannot serve from PostgreSQL yet: \
-             use store = \"sled\"",
-            store.target()
-        )));
-    }
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|source| ServeError::DataDir { path: config.data_dir.clone(), source })?;
-    let store = AnyStore::from(SledStore::open(&config.data_dir)?);
+    // The signing keys live with the store: keys_dir beside sled, the
+    // database with PostgreSQL (every replica signs with the same keys).
+    let (store, key_store) = match &config.store {
+        StoreChoice::Sled => {
+            std::fs::create_dir_all(&config.data_dir)
+                .map_err(|source| ServeError::DataDir { path: config.data_dir.clone(), source })?;
+            let keys = token::key_store::KeyStore::Dir(token::keys::KeyDir::new(&config.keys_dir));
+            (AnyStore::from(SledStore::open(&config.data_dir)?), keys)
+        }
+        // SPEC 12: the schema must be exactly the one this build knows
+        // (`tenure migrate` makes it so).
+        StoreChoice::Postgres { url, pool_size } => {
+            let store = PgStore::connect(url, *pool_size).await?;
+            let version = store.require_current_schema().await?;
+            tracing::info!(database = %store.target(), schema = version, "PostgreSQL store");
+            let keys = token::key_store::database(store.clone(), url, &config.keys_dir).map_err(StartError::from)?;
+            (AnyStore::from(store), keys)
+        }
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServeError::Listen { addr: config.listen, source })?;
@@ -108,7 +107,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
         tracing::warn!("{w}");
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let state = AppState::new(config, issuer.clone(), store.clone(), clock).await?;
+    let state = AppState::with_key_store(config, issuer.clone(), store.clone(), clock, key_store).await?;
 
     let sweeper = tokio::spawn(sweep_periodically(state.clone()));
     let watcher = tokio::spawn(watch_keys(state.clone()));

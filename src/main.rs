@@ -107,7 +107,7 @@ fn main() -> ExitCode {
 
 /// `tenure migrate`: apply the schema migrations the database lacks.
 fn migrate(config: &Config, now: tenure::clock::UnixTime) -> Result<(), String> {
-    use tenure::pg_store::{PgStore, migrate::latest};
+    use tenure::store::postgres::{PgStore, migrate::latest};
     let tenure::config::StoreChoice::Postgres { url, .. } = &config.store else {
         return Err("migrate applies to the PostgreSQL store: set store = \"postgres\" and database_url \
                     (TENURE_STORE, TENURE_DATABASE_URL); the sled store needs no migration"
@@ -141,7 +141,7 @@ async fn keys_command(action: KeysAction, config: &Config, now: tenure::clock::U
     let store = match &config.store {
         tenure::config::StoreChoice::Sled => KeyStore::Dir(KeyDir::new(&config.keys_dir)),
         tenure::config::StoreChoice::Postgres { url, .. } => {
-            let pg = tenure::pg_store::PgStore::connect(url, 1).await.map_err(|e| e.to_string())?;
+            let pg = tenure::store::postgres::PgStore::connect(url, 1).await.map_err(|e| e.to_string())?;
             pg.require_current_schema().await.map_err(|e| e.to_string())?;
             tenure::token::key_store::database(pg, url, &config.keys_dir).map_err(|e| e.to_string())?
         }

@@ -7,6 +7,7 @@
 //! - Records written with an expiry are removed by [`Store::sweep_expired`]
 //!   once that time has passed, so the store does not grow without bound.
 
+pub mod postgres;
 pub mod sled;
 
 use crate::audit::AuditEvent;
@@ -21,6 +22,7 @@ use crate::session::user_session::UserSession;
 use crate::ssf::{QueuedSet, Stream};
 use crate::user::User;
 
+pub use self::postgres::PgStore;
 pub use self::sled::SledStore;
 
 use std::future::Future;
@@ -389,6 +391,7 @@ pub enum Redemption {
 #[derive(Clone)]
 pub enum AnyStore {
     Sled(SledStore),
+    Postgres(PgStore),
 }
 
 impl From<SledStore> for AnyStore {
@@ -397,11 +400,18 @@ impl From<SledStore> for AnyStore {
     }
 }
 
+impl From<PgStore> for AnyStore {
+    fn from(s: PgStore) -> Self {
+        AnyStore::Postgres(s)
+    }
+}
+
 impl AnyStore {
     /// Make everything durable and release the backend (blocking).
     pub fn close(self) {
         match self {
             AnyStore::Sled(s) => s.close(),
+            AnyStore::Postgres(s) => s.close(),
         }
     }
 
@@ -409,6 +419,7 @@ impl AnyStore {
     pub fn backend(&self) -> &'static str {
         match self {
             AnyStore::Sled(_) => "sled",
+            AnyStore::Postgres(_) => "postgres",
         }
     }
 }
@@ -417,6 +428,7 @@ macro_rules! dispatch {
     ($self:ident, $s:ident => $call:expr) => {
         match $self {
             AnyStore::Sled($s) => $call,
+            AnyStore::Postgres($s) => $call,
         }
     };
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::clock::UnixTime;
 use crate::config::SigningAlg;
 use crate::duration::Secs;
-use crate::pg_store::keys::DbKeys;
+use crate::store::postgres::keys::DbKeys;
 use crate::token::keys::{KeyDir, KeyError, KeyRecord, KeySet, Manifest, Revocation, Rotation};
 
 /// How often a running server checks whether the keys changed (the key
@@ -145,7 +145,7 @@ impl KeyStore {
 /// The database's key store: the sealing key derived from
 /// `keys_dir/master.key` (created on a first start), the keys in `store`.
 pub fn database(
-    store: crate::pg_store::PgStore,
+    store: crate::store::postgres::PgStore,
     url: &crate::config::DatabaseUrl,
     keys_dir: &std::path::Path,
 ) -> Result<KeyStore, KeyError> {

@@ -34,7 +34,7 @@ use std::sync::{Once, OnceLock};
 use std::time::{Duration, Instant};
 
 use tenure::config::DatabaseUrl;
-use tenure::pg_store::PgStore;
+use tenure::store::postgres::PgStore;
 
 pub const PG_ROOT: &str = "/usr/lib/postgresql";
 /// The one line printed when the PostgreSQL tests are skipped.

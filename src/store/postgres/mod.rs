@@ -29,10 +29,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use deadpool_postgres::Transaction;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use ring::rand::{SecureRandom, SystemRandom};
+use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{NoTls, Transaction};
 
 use crate::clock::UnixTime;
 use crate::config::DatabaseUrl;
@@ -181,13 +182,18 @@ impl PgStore {
         self.pool.get().await.map_err(|e| self.pool_error(e))
     }
 
+    /// Close the pool: connections in use close when returned.
+    pub fn close(self) {
+        self.pool.close();
+    }
+
     /// `user@host:port/dbname` of the database (no password).
     pub fn target(&self) -> &str {
         &self.target
     }
 
-    /// Whether the database answers (`/readyz`).
-    pub async fn check(&self) -> Result<(), PgError> {
+    /// Whether the database answers (`/readyz`, [`Store::check`](crate::store::Store::check)).
+    pub async fn ping(&self) -> Result<(), PgError> {
         let client = self.pool.get().await.map_err(|e| self.pool_error(e))?;
         client.simple_query("SELECT 1").await.map_err(|e| self.query_error(&e))?;
         Ok(())

@@ -6,16 +6,17 @@
 //! authorization code, the user session, then families (several at once by
 //! id), so two transitions never wait for each other in a cycle.
 
+use deadpool_postgres::Transaction;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use tokio_postgres::Transaction;
+use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use super::{PgStore, TxError};
 use crate::audit::AuditEvent;
 use crate::clock::UnixTime;
-use crate::logout::{Delivery, DeliveryKind};
+use crate::logout::Delivery;
 use crate::oauth::client_spec::StoredClient;
 use crate::policy::{PolicyHistory, PolicyLayer, SessionPolicy};
 use crate::session::Revoked;
@@ -23,7 +24,7 @@ use crate::session::code::{AuthCode, CODE_RECORD_TTL};
 use crate::session::family::{Family, RefreshDecision};
 use crate::session::user_session::{MAX_FAMILIES_PER_CLIENT, UserSession};
 use crate::ssf::{QueuedSet, Stream};
-use crate::store::{Redemption, Result, StoreError};
+use crate::store::{Effects, Fallout, Redemption, Result, Revoke, Store, StoreError};
 use crate::user::{StoredUser, User};
 
 const ADMIN_POLICY: &str = "admin_session_policy";
@@ -56,6 +57,38 @@ fn pg(e: tokio_postgres::Error) -> StoreError {
     StoreError::Io(format!("database: {}", super::describe(&e)))
 }
 
+// Statements are prepared once per connection and cached (a round trip
+// saved on every later use).
+type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
+
+async fn q(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: Params<'_>,
+) -> std::result::Result<Vec<Row>, tokio_postgres::Error> {
+    let statement = tx.prepare_cached(sql).await?;
+    tx.query(&statement, params).await
+}
+
+async fn q_opt(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: Params<'_>,
+) -> std::result::Result<Option<Row>, tokio_postgres::Error> {
+    let statement = tx.prepare_cached(sql).await?;
+    tx.query_opt(&statement, params).await
+}
+
+async fn q_one(tx: &Transaction<'_>, sql: &str, params: Params<'_>) -> std::result::Result<Row, tokio_postgres::Error> {
+    let statement = tx.prepare_cached(sql).await?;
+    tx.query_one(&statement, params).await
+}
+
+async fn exec(tx: &Transaction<'_>, sql: &str, params: Params<'_>) -> std::result::Result<u64, tokio_postgres::Error> {
+    let statement = tx.prepare_cached(sql).await?;
+    tx.execute(&statement, params).await
+}
+
 /// "Every session of this user with a sequence up to `seq` is revoked."
 struct Marker {
     seq: u64,
@@ -75,7 +108,7 @@ fn overlay(session: &mut UserSession, marker: Option<&Marker>) {
 
 /// A session row (`body`, `seq`) and its user's marker (`marker_seq`,
 /// `marker`), as selected by [`SESSION_COLUMNS`].
-fn session_from_row(row: &tokio_postgres::Row) -> Result<UserSession> {
+fn session_from_row(row: &Row) -> Result<UserSession> {
     let mut session: UserSession = decode("user session", row.try_get("body").map_err(pg)?)?;
     session.seq = unsigned(row.try_get("seq").map_err(pg)?);
     let marker = match row.try_get::<_, Option<i64>>("marker_seq").map_err(pg)? {
@@ -93,7 +126,7 @@ const SESSION_COLUMNS: &str = "SELECT s.body, s.seq, m.seq AS marker_seq, m.body
      FROM user_sessions s LEFT JOIN user_markers m ON m.username = s.username";
 
 async fn tx_marker(tx: &Transaction<'_>, username: &str) -> std::result::Result<Option<Marker>, TxError> {
-    let Some(row) = tx.query_opt("SELECT seq, body FROM user_markers WHERE username = $1", &[&username]).await? else {
+    let Some(row) = q_opt(tx, "SELECT seq, body FROM user_markers WHERE username = $1", &[&username]).await? else {
         return Ok(None);
     };
     Ok(Some(Marker { seq: unsigned(row.try_get(0)?), revoked: decode("user marker", row.try_get(1)?)? }))
@@ -101,8 +134,7 @@ async fn tx_marker(tx: &Transaction<'_>, username: &str) -> std::result::Result<
 
 /// Lock session `sid` and read it with its user's marker applied.
 async fn tx_lock_session(tx: &Transaction<'_>, sid: &str) -> std::result::Result<Option<UserSession>, TxError> {
-    let Some(row) = tx.query_opt("SELECT body, seq FROM user_sessions WHERE sid = $1 FOR UPDATE", &[&sid]).await?
-    else {
+    let Some(row) = q_opt(tx, "SELECT body, seq FROM user_sessions WHERE sid = $1 FOR UPDATE", &[&sid]).await? else {
         return Ok(None);
     };
     let mut session: UserSession = decode("user session", row.try_get(0)?)?;
@@ -113,13 +145,13 @@ async fn tx_lock_session(tx: &Transaction<'_>, sid: &str) -> std::result::Result
 }
 
 async fn tx_write_session(tx: &Transaction<'_>, session: &UserSession) -> std::result::Result<(), TxError> {
-    tx.execute("UPDATE user_sessions SET body = $2 WHERE sid = $1", &[&session.sid, &json(session)?]).await?;
+    exec(tx, "UPDATE user_sessions SET body = $2 WHERE sid = $1", &[&session.sid, &json(session)?]).await?;
     Ok(())
 }
 
 /// Lock family `id` and read it.
 async fn tx_lock_family(tx: &Transaction<'_>, id: &str) -> std::result::Result<Option<Family>, TxError> {
-    match tx.query_opt("SELECT body FROM families WHERE id = $1 FOR UPDATE", &[&id]).await? {
+    match q_opt(tx, "SELECT body FROM families WHERE id = $1 FOR UPDATE", &[&id]).await? {
         None => Ok(None),
         Some(row) => Ok(Some(decode("family", row.try_get(0)?)?)),
     }
@@ -128,27 +160,28 @@ async fn tx_lock_family(tx: &Transaction<'_>, id: &str) -> std::result::Result<O
 /// Write family `next` over the version at `generation` (the guard every
 /// transition compares); whether it was still that version.
 async fn tx_write_family(tx: &Transaction<'_>, next: &Family, generation: u64) -> std::result::Result<bool, TxError> {
-    let n = tx
-        .execute(
-            "UPDATE families SET body = $2, generation = $3 WHERE id = $1 AND generation = $4",
-            &[&next.id, &json(next)?, &counter(next.generation), &counter(generation)],
-        )
-        .await?;
+    let n = exec(
+        tx,
+        "UPDATE families SET body = $2, generation = $3 WHERE id = $1 AND generation = $4",
+        &[&next.id, &json(next)?, &counter(next.generation), &counter(generation)],
+    )
+    .await?;
     Ok(n == 1)
 }
 
 async fn tx_audit(tx: &Transaction<'_>, event: &AuditEvent) -> std::result::Result<i64, TxError> {
-    let row = tx
-        .query_one(
-            "INSERT INTO audit_events (at, body) VALUES ($1, $2) RETURNING id",
-            &[&secs(event.at), &json(event)?],
-        )
-        .await?;
+    let row = q_one(
+        tx,
+        "INSERT INTO audit_events (at, body) VALUES ($1, $2) RETURNING id",
+        &[&secs(event.at), &json(event)?],
+    )
+    .await?;
     Ok(row.try_get(0)?)
 }
 
 async fn tx_enqueue_delivery(tx: &Transaction<'_>, d: &Delivery) -> std::result::Result<(), TxError> {
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO logout_outbox (next_attempt_at, body) VALUES ($1, $2)",
         &[&secs(d.next_attempt_at), &json(d)?],
     )
@@ -157,7 +190,8 @@ async fn tx_enqueue_delivery(tx: &Transaction<'_>, d: &Delivery) -> std::result:
 }
 
 async fn tx_enqueue_set(tx: &Transaction<'_>, set: &QueuedSet) -> std::result::Result<(), TxError> {
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO ssf_queue (client_id, jti, iat, next_attempt_at, body) VALUES ($1, $2, $3, $4, $5)",
         &[&set.client_id, &set.jti, &secs(set.iat), &secs(set.next_attempt_at), &json(set)?],
     )
@@ -166,7 +200,8 @@ async fn tx_enqueue_set(tx: &Transaction<'_>, set: &QueuedSet) -> std::result::R
 }
 
 async fn tx_put_setting(tx: &Transaction<'_>, name: &str, body: &Value) -> std::result::Result<(), TxError> {
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO settings (name, body) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET body = excluded.body",
         &[&name, body],
     )
@@ -174,77 +209,112 @@ async fn tx_put_setting(tx: &Transaction<'_>, name: &str, body: &Value) -> std::
     Ok(())
 }
 
+/// Write a transition's audit events, outbox deliveries and feed events.
+async fn tx_effects(tx: &Transaction<'_>, effects: &Effects) -> std::result::Result<(), TxError> {
+    for event in &effects.events {
+        tx_audit(tx, event).await?;
+    }
+    for d in &effects.deliveries {
+        tx_enqueue_delivery(tx, d).await?;
+    }
+    for set in &effects.sets {
+        tx_enqueue_set(tx, set).await?;
+    }
+    Ok(())
+}
+
+/// The revocation feed's streams, read in the transaction that kills
+/// something (only then: a plain rotation needs none).
+async fn tx_streams(tx: &Transaction<'_>) -> std::result::Result<Vec<Stream>, TxError> {
+    let rows = q(tx, "SELECT body FROM ssf_streams ORDER BY client_id", &[]).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        out.push(decode("SSF stream", row.try_get(0)?)?);
+    }
+    Ok(out)
+}
+
+/// Revoke family `id` inside a transaction; `Some` (the family as stored
+/// afterwards, and whether this call revoked it) when it exists.
+async fn tx_revoke_family(
+    tx: &Transaction<'_>,
+    id: &str,
+    revoked: &Revoked,
+) -> std::result::Result<Option<(Family, bool)>, TxError> {
+    let Some(mut family) = tx_lock_family(tx, id).await? else { return Ok(None) };
+    if family.revoked.is_some() {
+        return Ok(Some((family, false)));
+    }
+    let generation = family.generation;
+    family.revoked = Some(revoked.clone());
+    tx_write_family(tx, &family, generation).await?;
+    Ok(Some((family, true)))
+}
+
+/// Write user `username`'s revocation marker (the next `revocation_seq`:
+/// every session stored so far is at or below it); its sequence.
+async fn tx_mark_user(tx: &Transaction<'_>, username: &str, revoked: &Revoked) -> std::result::Result<u64, TxError> {
+    let row = q_one(
+        tx,
+        "INSERT INTO user_markers (username, seq, revoked_at, body) \
+             VALUES ($1, nextval('revocation_seq'), $2, $3) \
+             ON CONFLICT (username) DO UPDATE SET seq = excluded.seq, revoked_at = excluded.revoked_at, \
+             body = excluded.body RETURNING seq",
+        &[&username, &secs(revoked.at), &json(revoked)?],
+    )
+    .await?;
+    Ok(unsigned(row.try_get(0)?))
+}
+
 impl PgStore {
     async fn client(&self) -> Result<deadpool_postgres::Object> {
         self.pool.get().await.map_err(|e| StoreError::from(self.pool_error(e)))
     }
 
-    async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<tokio_postgres::Row>> {
-        self.client().await?.query(sql, params).await.map_err(pg)
+    async fn query(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(pg)?;
+        client.query(&statement, params).await.map_err(pg)
     }
 
-    async fn query_opt(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<tokio_postgres::Row>> {
-        self.client().await?.query_opt(sql, params).await.map_err(pg)
+    async fn query_opt(&self, sql: &str, params: Params<'_>) -> Result<Option<Row>> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(pg)?;
+        client.query_opt(&statement, params).await.map_err(pg)
     }
 
-    async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
-        self.client().await?.execute(sql, params).await.map_err(pg)
+    async fn execute(&self, sql: &str, params: Params<'_>) -> Result<u64> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(pg)?;
+        client.execute(&statement, params).await.map_err(pg)
     }
 
     async fn setting(&self, name: &str) -> Result<Option<Value>> {
         let row = self.query_opt("SELECT body FROM settings WHERE name = $1", &[&name]).await?;
         row.map(|r| r.try_get(0).map_err(pg)).transpose()
     }
+}
 
-    async fn put_setting(&self, name: &str, body: Option<&Value>) -> Result<()> {
-        match body {
-            None => self.execute("DELETE FROM settings WHERE name = $1", &[&name]).await?,
-            Some(body) => {
-                self.execute(
-                    "INSERT INTO settings (name, body) VALUES ($1, $2) \
-                     ON CONFLICT (name) DO UPDATE SET body = excluded.body",
-                    &[&name, body],
-                )
-                .await?
-            }
-        };
+impl Store for PgStore {
+    async fn check(&self) -> Result<()> {
+        self.ping().await.map_err(StoreError::from)
+    }
+
+    /// Every write has committed (and so is durable) before it returned.
+    async fn flush(&self) -> Result<()> {
         Ok(())
     }
 
     // ---- settings ----
 
-    pub async fn admin_policy(&self) -> Result<PolicyLayer> {
+    async fn admin_policy(&self) -> Result<PolicyLayer> {
         match self.setting(ADMIN_POLICY).await? {
             None => Ok(PolicyLayer::default()),
             Some(body) => decode("admin session policy", body),
         }
     }
 
-    pub async fn set_admin_policy(&self, layer: &PolicyLayer) -> Result<()> {
-        let body = if layer.is_empty() { None } else { Some(json(layer)?) };
-        self.put_setting(ADMIN_POLICY, body.as_ref()).await
-    }
-
-    /// Set the admin layer and append `event` in one transaction.
-    pub async fn set_admin_policy_with_event(&self, layer: &PolicyLayer, event: &AuditEvent) -> Result<()> {
-        let body = if layer.is_empty() { None } else { Some(json(layer)?) };
-        self.transaction("settings change", |tx, _| {
-            let body = body.clone();
-            Box::pin(async move {
-                match &body {
-                    None => {
-                        tx.execute("DELETE FROM settings WHERE name = $1", &[&ADMIN_POLICY]).await?;
-                    }
-                    Some(b) => tx_put_setting(tx, ADMIN_POLICY, b).await?,
-                }
-                tx_audit(tx, event).await?;
-                Ok(())
-            })
-        })
-        .await
-    }
-
-    pub async fn policy_history(&self) -> Result<Option<PolicyHistory>> {
+    async fn policy_history(&self) -> Result<Option<PolicyHistory>> {
         match self.setting(POLICY_HISTORY).await? {
             None => Ok(None),
             Some(body) => {
@@ -254,15 +324,40 @@ impl PgStore {
         }
     }
 
-    pub async fn set_policy_history(&self, history: &PolicyHistory) -> Result<()> {
-        self.put_setting(POLICY_HISTORY, Some(&json(&history.entries())?)).await
+    async fn set_policy(
+        &self,
+        admin: Option<&PolicyLayer>,
+        history: &PolicyHistory,
+        event: Option<&AuditEvent>,
+    ) -> Result<()> {
+        // Some(None): the admin layer is reset (no row).
+        let admin = admin.map(|l| if l.is_empty() { Ok(None) } else { json(l).map(Some) }).transpose()?;
+        let history = json(&history.entries())?;
+        let (admin, history) = (&admin, &history);
+        self.transaction("settings change", |tx, _| {
+            Box::pin(async move {
+                match admin {
+                    Some(Some(body)) => tx_put_setting(tx, ADMIN_POLICY, body).await?,
+                    Some(None) => {
+                        exec(tx, "DELETE FROM settings WHERE name = $1", &[&ADMIN_POLICY]).await?;
+                    }
+                    None => {}
+                }
+                tx_put_setting(tx, POLICY_HISTORY, history).await?;
+                if let Some(event) = event {
+                    tx_audit(tx, event).await?;
+                }
+                Ok(())
+            })
+        })
+        .await
     }
 
     // ---- expiry ----
 
     /// Delete every code, family and session whose expiry is at or before
     /// `now`, in batches. Returns how many rows went.
-    pub async fn sweep_expired(&self, now: UnixTime) -> Result<usize> {
+    async fn sweep_expired(&self, now: UnixTime) -> Result<usize> {
         let mut removed = 0usize;
         for (table, key) in [("auth_codes", "code_hash"), ("families", "id"), ("user_sessions", "sid")] {
             // Batches keep each transaction short (and within CockroachDB's
@@ -287,7 +382,7 @@ impl PgStore {
     /// Create or replace a session, kept until `keep_until`. A new session
     /// takes the next `revocation_seq` (after every marker so far); a stored
     /// one keeps its own, so re-storing a copy never lifts it past a marker.
-    pub async fn put_session(&self, session: &UserSession, keep_until: UnixTime) -> Result<()> {
+    async fn put_session(&self, session: &UserSession, keep_until: UnixTime) -> Result<()> {
         self.execute(
             "INSERT INTO user_sessions (sid, username, seq, body, expires_at) \
              VALUES ($1, $2, nextval('revocation_seq'), $3, $4) \
@@ -299,20 +394,16 @@ impl PgStore {
         Ok(())
     }
 
-    pub async fn session(&self, sid: &str) -> Result<Option<UserSession>> {
+    async fn session(&self, sid: &str) -> Result<Option<UserSession>> {
         let row = self.query_opt(&format!("{SESSION_COLUMNS} WHERE s.sid = $1"), &[&sid]).await?;
         row.as_ref().map(session_from_row).transpose()
     }
 
-    pub async fn update_session<F>(&self, sid: &str, change: F) -> Result<Option<UserSession>>
-    where
-        F: Fn(&mut UserSession) -> bool + Send + Sync,
-    {
-        let change = &change;
-        self.transaction("session update", |tx, _| {
+    async fn touch_session(&self, sid: &str, at: UnixTime) -> Result<Option<UserSession>> {
+        self.transaction("session activity", |tx, _| {
             Box::pin(async move {
                 let Some(mut session) = tx_lock_session(tx, sid).await? else { return Ok(None) };
-                if change(&mut session) {
+                if session.record_activity(at) {
                     tx_write_session(tx, &session).await?;
                 }
                 Ok(Some(session))
@@ -321,43 +412,43 @@ impl PgStore {
         .await
     }
 
+    /// Revoke session `sid`; its families die with it (every use checks the
+    /// session). The fallout names the families still alive.
+    async fn revoke_session(&self, sid: &str, revoked: &Revoked, fallout: &dyn Fallout) -> Result<Revoke<UserSession>> {
+        self.transaction("session revocation", |tx, _| {
+            Box::pin(async move {
+                let Some(mut session) = tx_lock_session(tx, sid).await? else { return Ok(Revoke::NotFound) };
+                if session.revoked.is_some() {
+                    return Ok(Revoke::AlreadyRevoked(session));
+                }
+                session.revoked = Some(revoked.clone());
+                tx_write_session(tx, &session).await?;
+                let rows =
+                    q(tx, "SELECT body FROM families WHERE sid = $1 AND in_session ORDER BY id FOR UPDATE", &[&sid])
+                        .await?;
+                let mut live = Vec::new();
+                for row in rows {
+                    let f: Family = decode("family", row.try_get(0)?)?;
+                    if f.revoked.is_none() {
+                        live.push(f);
+                    }
+                }
+                tx_effects(tx, &fallout.session_revoked(&session, &live, &tx_streams(tx).await?)).await?;
+                Ok(Revoke::Revoked(session))
+            })
+        })
+        .await
+    }
+
     /// The families of session `sid` not superseded, by id.
-    pub async fn session_families(&self, sid: &str) -> Result<Vec<Family>> {
+    async fn session_families(&self, sid: &str) -> Result<Vec<Family>> {
         let rows = self.query("SELECT body FROM families WHERE sid = $1 AND in_session ORDER BY id", &[&sid]).await?;
         rows.into_iter().map(|r| decode("family", r.try_get(0).map_err(pg)?)).collect()
     }
 
-    /// Every session on record (revoked ones included).
-    pub async fn all_sessions(&self) -> Result<Vec<UserSession>> {
-        let rows = self.query(&format!("{SESSION_COLUMNS} ORDER BY s.sid"), &[]).await?;
-        rows.iter().map(session_from_row).collect()
-    }
-
-    pub async fn user_sessions(&self, username: &str) -> Result<Vec<UserSession>> {
-        let rows = self.query(&format!("{SESSION_COLUMNS} WHERE s.username = $1 ORDER BY s.sid"), &[&username]).await?;
-        rows.iter().map(session_from_row).collect()
-    }
-
-    /// Revoke every session `username` has now: one marker row. Returns its
-    /// sequence.
-    pub async fn revoke_user_sessions(&self, username: &str, revoked: Revoked) -> Result<u64> {
-        let body = json(&revoked)?;
-        let row = self
-            .query_opt(
-                "INSERT INTO user_markers (username, seq, revoked_at, body) \
-                 VALUES ($1, nextval('revocation_seq'), $2, $3) \
-                 ON CONFLICT (username) DO UPDATE SET seq = excluded.seq, revoked_at = excluded.revoked_at, \
-                 body = excluded.body RETURNING seq",
-                &[&username, &secs(revoked.at), &body],
-            )
-            .await?
-            .ok_or_else(|| StoreError::Io("the marker insert returned no row".into()))?;
-        Ok(unsigned(row.try_get(0).map_err(pg)?))
-    }
-
     // ---- codes and families ----
 
-    pub async fn put_code(&self, key: &[u8], code: &AuthCode) -> Result<()> {
+    async fn put_code(&self, key: &[u8], code: &AuthCode) -> Result<()> {
         self.execute(
             "INSERT INTO auth_codes (code_hash, body, expires_at) VALUES ($1, $2, $3) \
              ON CONFLICT (code_hash) DO UPDATE SET body = excluded.body, expires_at = excluded.expires_at",
@@ -367,7 +458,7 @@ impl PgStore {
         Ok(())
     }
 
-    pub async fn code(&self, key: &[u8]) -> Result<Option<AuthCode>> {
+    async fn code(&self, key: &[u8]) -> Result<Option<AuthCode>> {
         let row = self.query_opt("SELECT body FROM auth_codes WHERE code_hash = $1", &[&key]).await?;
         row.map(|r| decode("authorization code", r.try_get(0).map_err(pg)?)).transpose()
     }
@@ -377,39 +468,40 @@ impl PgStore {
     /// family the first created (RFC 6749 4.1.2). The family joins its
     /// session's families of its client; the ones it supersedes are revoked
     /// and leave the session's list; the session records the activity.
-    pub async fn redeem_code(
+    async fn redeem_code(
         &self,
         key: &[u8],
         family: &Family,
         keep_until: UnixTime,
         now: UnixTime,
+        fallout: &dyn Fallout,
     ) -> Result<Redemption> {
         let family_body = json(family)?;
         let family_body = &family_body;
         self.transaction("code redemption", |tx, _| {
             Box::pin(async move {
                 let Some(row) =
-                    tx.query_opt("SELECT body FROM auth_codes WHERE code_hash = $1 FOR UPDATE", &[&key]).await?
+                    q_opt(tx, "SELECT body FROM auth_codes WHERE code_hash = $1 FOR UPDATE", &[&key]).await?
                 else {
                     return Ok(Redemption::NotFound);
                 };
                 let mut code: AuthCode = decode("authorization code", row.try_get(0)?)?;
                 if let Some(first) = code.redeemed_family.clone() {
                     // RFC 6749 4.1.2: revoke what the first redemption created.
-                    if let Some(mut f) = tx_lock_family(tx, &first).await?
-                        && f.revoked.is_none()
-                    {
-                        let generation = f.generation;
-                        f.revoked = Some(Revoked { at: now, reason: "authorization_code_replay".into() });
-                        tx_write_family(tx, &f, generation).await?;
-                    }
-                    return Ok(Redemption::Replayed { revoked_family: Some(first) });
+                    let revoked = Revoked { at: now, reason: "authorization_code_replay".into() };
+                    return match tx_revoke_family(tx, &first, &revoked).await? {
+                        Some((f, true)) => {
+                            tx_effects(tx, &fallout.family_revoked(&f, &tx_streams(tx).await?)).await?;
+                            Ok(Redemption::Replayed { revoked_family: Some(first) })
+                        }
+                        _ => Ok(Redemption::Replayed { revoked_family: None }),
+                    };
                 }
                 code.redeemed_family = Some(family.id.clone());
-                tx.execute("UPDATE auth_codes SET body = $2 WHERE code_hash = $1", &[&key, &json(&code)?]).await?;
-                let mut superseded = Vec::new();
+                exec(tx, "UPDATE auth_codes SET body = $2 WHERE code_hash = $1", &[&key, &json(&code)?]).await?;
                 let session = tx_lock_session(tx, &family.sid).await?;
-                tx.execute(
+                exec(
+                    tx,
                     "INSERT INTO families (id, sid, client_id, generation, in_session, body, expires_at) \
                      VALUES ($1, $2, $3, $4, TRUE, $5, $6)",
                     &[
@@ -422,6 +514,7 @@ impl PgStore {
                     ],
                 )
                 .await?;
+                let mut superseded = Vec::new();
                 if let Some(mut session) = session {
                     let old = session.admit_family(&family.client_id, &family.id, MAX_FAMILIES_PER_CLIENT);
                     session.record_activity(now);
@@ -429,10 +522,10 @@ impl PgStore {
                     let mut sorted = old.clone();
                     sorted.sort();
                     // Lock them in id order; report them oldest first.
-                    let rows = tx
-                        .query("SELECT id, body FROM families WHERE id = ANY($1) ORDER BY id FOR UPDATE", &[&sorted])
-                        .await?;
-                    tx.execute("UPDATE families SET in_session = FALSE WHERE id = ANY($1)", &[&sorted]).await?;
+                    let rows =
+                        q(tx, "SELECT id, body FROM families WHERE id = ANY($1) ORDER BY id FOR UPDATE", &[&sorted])
+                            .await?;
+                    exec(tx, "UPDATE families SET in_session = FALSE WHERE id = ANY($1)", &[&sorted]).await?;
                     let mut locked = std::collections::HashMap::new();
                     for row in rows {
                         let id: String = row.try_get(0)?;
@@ -448,76 +541,64 @@ impl PgStore {
                         }
                     }
                 }
+                if !superseded.is_empty() {
+                    tx_effects(tx, &fallout.families_superseded(&superseded, family)).await?;
+                }
                 Ok(Redemption::Redeemed { superseded })
             })
         })
         .await
     }
 
-    pub async fn family(&self, id: &str) -> Result<Option<Family>> {
+    async fn family(&self, id: &str) -> Result<Option<Family>> {
         let row = self.query_opt("SELECT body FROM families WHERE id = $1", &[&id]).await?;
         row.map(|r| decode("family", r.try_get(0).map_err(pg)?)).transpose()
     }
 
-    pub async fn client_families(&self, client_id: &str) -> Result<Vec<Family>> {
-        let rows = self.query("SELECT body FROM families WHERE client_id = $1 ORDER BY id", &[&client_id]).await?;
-        rows.into_iter().map(|r| decode("family", r.try_get(0).map_err(pg)?)).collect()
-    }
-
-    /// Revoke family `id` (no change when already revoked). Returns the
-    /// family as stored afterwards.
-    pub async fn revoke_family(&self, id: &str, revoked: Revoked) -> Result<Option<Family>> {
-        let revoked = &revoked;
-        self.transaction("family revocation", |tx, _| {
-            Box::pin(async move {
-                let Some(mut family) = tx_lock_family(tx, id).await? else { return Ok(None) };
-                if family.revoked.is_none() {
-                    let generation = family.generation;
-                    family.revoked = Some(revoked.clone());
-                    tx_write_family(tx, &family, generation).await?;
-                }
-                Ok(Some(family))
-            })
-        })
-        .await
-    }
-
     /// Run `decide` on family `id` and its session in one transaction and
-    /// store its outcome; a rotation also records activity on the session
-    /// (unless it was a background refresh). Locks the session, then the
-    /// family; the family's generation guards the write.
-    pub async fn refresh<F>(&self, id: &str, decide: F) -> Result<Option<RefreshDecision>>
+    /// store its outcome: a rotation (the session records the activity
+    /// unless it was a background refresh), or a kill on reuse with its
+    /// fallout. Locks the session, then the family, so concurrent uses of
+    /// one token queue up and each decides on the generation the one before
+    /// left; the generation also guards the write.
+    async fn refresh<F>(&self, id: &str, decide: F, fallout: &dyn Fallout) -> Result<Option<RefreshDecision>>
     where
         F: Fn(&Family, Option<&UserSession>) -> RefreshDecision + Send + Sync,
     {
         let decide = &decide;
-        // A family's session never changes: read it outside the lock to
-        // know which session row to lock first.
-        let Some(row) = self.query_opt("SELECT sid FROM families WHERE id = $1", &[&id]).await? else {
-            return Ok(None);
-        };
-        let sid: String = row.try_get(0).map_err(pg)?;
-        let sid = &sid;
         self.transaction("refresh", |tx, _| {
             Box::pin(async move {
-                let mut session = tx_lock_session(tx, sid).await?;
+                // A family's session never changes: read it first (no lock)
+                // to know which session row to lock before the family's.
+                let Some(row) = q_opt(tx, "SELECT sid FROM families WHERE id = $1", &[&id]).await? else {
+                    return Ok(None);
+                };
+                let sid: String = row.try_get(0)?;
+                let mut session = tx_lock_session(tx, &sid).await?;
                 let Some(family) = tx_lock_family(tx, id).await? else { return Ok(None) };
                 let decision = decide(&family, session.as_ref());
                 match &decision {
+                    RefreshDecision::Grace(_) | RefreshDecision::Refused(_) => return Ok(Some(decision)),
                     RefreshDecision::Rotate(next) | RefreshDecision::Reuse(next) => {
                         if !tx_write_family(tx, next, family.generation).await? {
                             return Err(TxError::Store(StoreError::Io("the family changed under its row lock".into())));
                         }
                     }
-                    RefreshDecision::Grace(_) | RefreshDecision::Refused(_) => return Ok(Some(decision)),
                 }
-                // A background refresh is no activity of the session either.
-                if let RefreshDecision::Rotate(rotated) = &decision
-                    && rotated.active_at.is_none()
-                    && let Some(s) = session.as_mut()
-                    && s.record_activity(rotated.rotated_at)
-                {
-                    tx_write_session(tx, s).await?;
+                match &decision {
+                    // A background refresh is no activity of the session either.
+                    RefreshDecision::Rotate(rotated) => {
+                        if rotated.active_at.is_none()
+                            && let Some(s) = session.as_mut()
+                            && s.record_activity(rotated.rotated_at)
+                        {
+                            tx_write_session(tx, s).await?;
+                        }
+                    }
+                    RefreshDecision::Reuse(killed) => {
+                        tx_effects(tx, &fallout.family_revoked(killed, &tx_streams(tx).await?)).await?;
+                    }
+                    RefreshDecision::Grace(_) | RefreshDecision::Refused(_) => {}
                 }
                 Ok(Some(decision))
             })
@@ -525,9 +606,25 @@ impl PgStore {
         .await
     }
 
-    // ---- users and clients ----
+    async fn revoke_family(&self, id: &str, revoked: &Revoked, fallout: &dyn Fallout) -> Result<Revoke<Family>> {
+        self.transaction("family revocation", |tx, _| {
+            Box::pin(async move {
+                Ok(match tx_revoke_family(tx, id, revoked).await? {
+                    None => Revoke::NotFound,
+                    Some((family, false)) => Revoke::AlreadyRevoked(family),
+                    Some((family, true)) => {
+                        tx_effects(tx, &fallout.family_revoked(&family, &tx_streams(tx).await?)).await?;
+                        Revoke::Revoked(family)
+                    }
+                })
+            })
+        })
+        .await
+    }
 
-    pub async fn user(&self, username: &str) -> Result<Option<User>> {
+    // ---- users ----
+
+    async fn user(&self, username: &str) -> Result<Option<User>> {
         let row = self.query_opt("SELECT body FROM users WHERE username = $1", &[&username]).await?;
         let Some(row) = row else { return Ok(None) };
         let what = format!("user {username}");
@@ -535,20 +632,7 @@ impl PgStore {
         stored.into_user().map(Some).map_err(|message| StoreError::Corrupt { what, message })
     }
 
-    pub async fn put_user(&self, user: &User) -> Result<()> {
-        self.execute(
-            "INSERT INTO users (username, body) VALUES ($1, $2) ON CONFLICT (username) DO UPDATE SET body = excluded.body",
-            &[&user.username, &json(&StoredUser::from(user))?],
-        )
-        .await?;
-        Ok(())
-    }
-
-    pub async fn delete_user(&self, username: &str) -> Result<bool> {
-        Ok(self.execute("DELETE FROM users WHERE username = $1", &[&username]).await? > 0)
-    }
-
-    pub async fn users(&self) -> Result<Vec<User>> {
+    async fn users(&self) -> Result<Vec<User>> {
         let rows = self.query("SELECT username, body FROM users ORDER BY username", &[]).await?;
         rows.into_iter()
             .map(|r| {
@@ -561,25 +645,26 @@ impl PgStore {
 
     /// Create or replace (`Some`) or delete (`None`) stored user `username`
     /// and append `event`; with `revoke`, also revoke every session of the
-    /// user (the marker), queue the back-channel fan-out and `sets`. One
-    /// transaction. Whether a stored user existed before.
-    pub async fn write_user(
+    /// user (the marker) with its fallout. One transaction. Whether a stored
+    /// user existed before.
+    async fn write_user(
         &self,
         username: &str,
         user: Option<&User>,
-        revoke: Option<Revoked>,
-        sets: &[QueuedSet],
+        revoke: Option<&Revoked>,
+        fallout: &dyn Fallout,
         event: &AuditEvent,
     ) -> Result<bool> {
         let body = user.map(|u| json(&StoredUser::from(u))).transpose()?;
-        let (body, revoke) = (&body, &revoke);
+        let body = &body;
         self.transaction("user change", |tx, _| {
             Box::pin(async move {
                 let existed =
-                    tx.query_opt("SELECT 1 FROM users WHERE username = $1 FOR UPDATE", &[&username]).await?.is_some();
+                    q_opt(tx, "SELECT 1 FROM users WHERE username = $1 FOR UPDATE", &[&username]).await?.is_some();
                 match body {
                     Some(b) => {
-                        tx.execute(
+                        exec(
+                            tx,
                             "INSERT INTO users (username, body) VALUES ($1, $2) \
                              ON CONFLICT (username) DO UPDATE SET body = excluded.body",
                             &[&username, b],
@@ -587,40 +672,49 @@ impl PgStore {
                         .await?;
                     }
                     None => {
-                        tx.execute("DELETE FROM users WHERE username = $1", &[&username]).await?;
+                        exec(tx, "DELETE FROM users WHERE username = $1", &[&username]).await?;
                     }
                 }
+                let mut effects = Effects::default();
                 if let Some(revoked) = revoke {
-                    let row = tx
-                        .query_one(
-                            "INSERT INTO user_markers (username, seq, revoked_at, body) \
-                             VALUES ($1, nextval('revocation_seq'), $2, $3) \
-                             ON CONFLICT (username) DO UPDATE SET seq = excluded.seq, \
-                             revoked_at = excluded.revoked_at, body = excluded.body RETURNING seq",
-                            &[&username, &secs(revoked.at), &json(revoked)?],
-                        )
-                        .await?;
-                    let seq = unsigned(row.try_get(0)?);
-                    let fanout = Delivery {
-                        kind: DeliveryKind::UserFanout { seq },
-                        sub: username.to_owned(),
-                        created_at: revoked.at,
-                        attempts: 0,
-                        next_attempt_at: revoked.at,
-                    };
-                    tx_enqueue_delivery(tx, &fanout).await?;
-                    for set in sets {
-                        tx_enqueue_set(tx, set).await?;
-                    }
+                    let seq = tx_mark_user(tx, username, revoked).await?;
+                    effects = fallout.user_revoked(username, seq, revoked, &tx_streams(tx).await?);
                 }
-                tx_audit(tx, event).await?;
+                effects.events.push(event.clone());
+                tx_effects(tx, &effects).await?;
                 Ok(existed)
             })
         })
         .await
     }
 
-    pub async fn clients(&self) -> Result<Vec<StoredClient>> {
+    /// Revoke every session `username` has now: one marker row, with its
+    /// fallout. Returns its sequence.
+    async fn revoke_user(&self, username: &str, revoked: &Revoked, fallout: &dyn Fallout) -> Result<u64> {
+        self.transaction("user revocation", |tx, _| {
+            Box::pin(async move {
+                let seq = tx_mark_user(tx, username, revoked).await?;
+                tx_effects(tx, &fallout.user_revoked(username, seq, revoked, &tx_streams(tx).await?)).await?;
+                Ok(seq)
+            })
+        })
+        .await
+    }
+
+    async fn user_sessions(&self, username: &str) -> Result<Vec<UserSession>> {
+        let rows = self.query(&format!("{SESSION_COLUMNS} WHERE s.username = $1 ORDER BY s.sid"), &[&username]).await?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    /// Every session on record (revoked ones included).
+    async fn all_sessions(&self) -> Result<Vec<UserSession>> {
+        let rows = self.query(&format!("{SESSION_COLUMNS} ORDER BY s.sid"), &[]).await?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    // ---- clients ----
+
+    async fn clients(&self) -> Result<Vec<StoredClient>> {
         let rows = self.query("SELECT id, body FROM clients ORDER BY id", &[]).await?;
         rows.into_iter()
             .map(|r| {
@@ -632,15 +726,16 @@ impl PgStore {
 
     /// Create or replace (`Some`) or delete (`None`) stored client `id` and
     /// append `event`, in one transaction. Whether one existed before.
-    pub async fn write_client(&self, id: &str, client: Option<&StoredClient>, event: &AuditEvent) -> Result<bool> {
+    async fn write_client(&self, id: &str, client: Option<&StoredClient>, event: &AuditEvent) -> Result<bool> {
         let body = client.map(json).transpose()?;
         let body = &body;
         self.transaction("client change", |tx, _| {
             Box::pin(async move {
-                let existed = tx.query_opt("SELECT 1 FROM clients WHERE id = $1 FOR UPDATE", &[&id]).await?.is_some();
+                let existed = q_opt(tx, "SELECT 1 FROM clients WHERE id = $1 FOR UPDATE", &[&id]).await?.is_some();
                 match body {
                     Some(b) => {
-                        tx.execute(
+                        exec(
+                            tx,
                             "INSERT INTO clients (id, body) VALUES ($1, $2) \
                              ON CONFLICT (id) DO UPDATE SET body = excluded.body",
                             &[&id, b],
@@ -648,7 +743,7 @@ impl PgStore {
                         .await?;
                     }
                     None => {
-                        tx.execute("DELETE FROM clients WHERE id = $1", &[&id]).await?;
+                        exec(tx, "DELETE FROM clients WHERE id = $1", &[&id]).await?;
                     }
                 }
                 tx_audit(tx, event).await?;
@@ -658,9 +753,14 @@ impl PgStore {
         .await
     }
 
-    // ---- audit log ----
+    async fn client_families(&self, client_id: &str) -> Result<Vec<Family>> {
+        let rows = self.query("SELECT body FROM families WHERE client_id = $1 ORDER BY id", &[&client_id]).await?;
+        rows.into_iter().map(|r| decode("family", r.try_get(0).map_err(pg)?)).collect()
+    }
 
-    pub async fn append_audit_id(&self, event: &AuditEvent) -> Result<u64> {
+    // ---- the event log ----
+
+    async fn append_event(&self, event: &AuditEvent) -> Result<u64> {
         let row = self
             .query_opt(
                 "INSERT INTO audit_events (at, body) VALUES ($1, $2) RETURNING id",
@@ -671,31 +771,19 @@ impl PgStore {
         Ok(unsigned(row.try_get(0).map_err(pg)?))
     }
 
-    pub async fn append_audit(&self, event: &AuditEvent) -> Result<()> {
-        self.append_audit_id(event).await.map(|_| ())
-    }
-
-    /// Replace audit event `id`; `false` when it is gone (pruned).
-    pub async fn replace_audit(&self, id: u64, event: &AuditEvent) -> Result<bool> {
+    /// Replace event `seq`; `false` when it is gone (pruned).
+    async fn replace_event(&self, seq: u64, event: &AuditEvent) -> Result<bool> {
         let n = self
             .execute(
                 "UPDATE audit_events SET at = $2, body = $3 WHERE id = $1",
-                &[&counter(id), &secs(event.at), &json(event)?],
+                &[&counter(seq), &secs(event.at), &json(event)?],
             )
             .await?;
         Ok(n > 0)
     }
 
-    /// Drop audit events from before `before` and user markers written
-    /// before `markers_before`. How many rows went.
-    pub async fn prune_history(&self, before: UnixTime, markers_before: UnixTime) -> Result<usize> {
-        let events = self.execute("DELETE FROM audit_events WHERE at < $1", &[&secs(before)]).await?;
-        let markers = self.execute("DELETE FROM user_markers WHERE revoked_at < $1", &[&secs(markers_before)]).await?;
-        Ok(usize::try_from(events.saturating_add(markers)).unwrap_or(usize::MAX))
-    }
-
-    /// Audit events newest first, strictly older than the event `before`.
-    pub async fn audit_page(&self, before: Option<u64>, limit: usize) -> Result<Vec<(u64, AuditEvent)>> {
+    /// Events newest first, strictly older than `before`.
+    async fn events_page(&self, before: Option<u64>, limit: usize) -> Result<Vec<(u64, AuditEvent)>> {
         let before = before.map_or(i64::MAX, counter);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = self
@@ -706,9 +794,17 @@ impl PgStore {
             .collect()
     }
 
+    /// Drop events from before `before` and user markers written before
+    /// `markers_before`. How many rows went.
+    async fn prune_history(&self, before: UnixTime, markers_before: UnixTime) -> Result<usize> {
+        let events = self.execute("DELETE FROM audit_events WHERE at < $1", &[&secs(before)]).await?;
+        let markers = self.execute("DELETE FROM user_markers WHERE revoked_at < $1", &[&secs(markers_before)]).await?;
+        Ok(usize::try_from(events.saturating_add(markers)).unwrap_or(usize::MAX))
+    }
+
     // ---- back-channel logout outbox ----
 
-    pub async fn enqueue_deliveries(&self, deliveries: &[Delivery]) -> Result<()> {
+    async fn enqueue_deliveries(&self, deliveries: &[Delivery]) -> Result<()> {
         if deliveries.is_empty() {
             return Ok(());
         }
@@ -724,7 +820,7 @@ impl PgStore {
     }
 
     /// Deliveries due at `now`, oldest first.
-    pub async fn due_deliveries(&self, now: UnixTime, limit: usize) -> Result<Vec<(u64, Delivery)>> {
+    async fn due_deliveries(&self, now: UnixTime, limit: usize) -> Result<Vec<(u64, Delivery)>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = self
             .query(
@@ -737,8 +833,9 @@ impl PgStore {
             .collect()
     }
 
-    /// Reschedule delivery `id` (`next`), or drop it (`None`).
-    pub async fn finish_attempt(&self, id: u64, _old: &Delivery, next: Option<&Delivery>) -> Result<()> {
+    /// Reschedule delivery `id` (`next`), or drop it (`None`). A row already
+    /// gone (another replica finished it) stays gone.
+    async fn finish_attempt(&self, id: u64, _old: &Delivery, next: Option<&Delivery>) -> Result<()> {
         match next {
             None => self.execute("DELETE FROM logout_outbox WHERE id = $1", &[&counter(id)]).await?,
             Some(d) => {
@@ -755,17 +852,17 @@ impl PgStore {
 
     // ---- revocation feed ----
 
-    pub async fn ssf_streams(&self) -> Result<Vec<Stream>> {
+    async fn ssf_streams(&self) -> Result<Vec<Stream>> {
         let rows = self.query("SELECT body FROM ssf_streams ORDER BY client_id", &[]).await?;
         rows.into_iter().map(|r| decode("SSF stream", r.try_get(0).map_err(pg)?)).collect()
     }
 
-    pub async fn ssf_stream(&self, client_id: &str) -> Result<Option<Stream>> {
+    async fn ssf_stream(&self, client_id: &str) -> Result<Option<Stream>> {
         let row = self.query_opt("SELECT body FROM ssf_streams WHERE client_id = $1", &[&client_id]).await?;
         row.map(|r| decode("SSF stream", r.try_get(0).map_err(pg)?)).transpose()
     }
 
-    pub async fn put_ssf_stream(&self, stream: &Stream) -> Result<()> {
+    async fn put_ssf_stream(&self, stream: &Stream) -> Result<()> {
         self.execute(
             "INSERT INTO ssf_streams (client_id, body) VALUES ($1, $2) \
              ON CONFLICT (client_id) DO UPDATE SET body = excluded.body",
@@ -776,17 +873,17 @@ impl PgStore {
     }
 
     /// Delete the stream of `client_id` and its queue in one transaction.
-    pub async fn delete_ssf_stream(&self, client_id: &str) -> Result<bool> {
+    async fn delete_ssf_stream(&self, client_id: &str) -> Result<bool> {
         self.transaction("stream deletion", |tx, _| {
             Box::pin(async move {
-                tx.execute("DELETE FROM ssf_queue WHERE client_id = $1", &[&client_id]).await?;
-                Ok(tx.execute("DELETE FROM ssf_streams WHERE client_id = $1", &[&client_id]).await? > 0)
+                exec(tx, "DELETE FROM ssf_queue WHERE client_id = $1", &[&client_id]).await?;
+                Ok(exec(tx, "DELETE FROM ssf_streams WHERE client_id = $1", &[&client_id]).await? > 0)
             })
         })
         .await
     }
 
-    pub async fn enqueue_sets(&self, sets: &[QueuedSet]) -> Result<()> {
+    async fn enqueue_sets(&self, sets: &[QueuedSet]) -> Result<()> {
         if sets.is_empty() {
             return Ok(());
         }
@@ -801,7 +898,7 @@ impl PgStore {
         .await
     }
 
-    pub async fn queued_sets(&self, client_id: &str, limit: usize) -> Result<Vec<(u64, QueuedSet)>> {
+    async fn queued_sets(&self, client_id: &str, limit: usize) -> Result<Vec<(u64, QueuedSet)>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = self
             .query("SELECT id, body FROM ssf_queue WHERE client_id = $1 ORDER BY id LIMIT $2", &[&client_id, &limit])
@@ -811,7 +908,7 @@ impl PgStore {
             .collect()
     }
 
-    pub async fn remove_sets(&self, client_id: &str, jtis: &[String]) -> Result<usize> {
+    async fn remove_sets(&self, client_id: &str, jtis: &[String]) -> Result<usize> {
         if jtis.is_empty() {
             return Ok(0);
         }
@@ -821,7 +918,7 @@ impl PgStore {
     }
 
     /// Replace queued event `id` while it is still queued.
-    pub async fn reschedule_set(&self, id: u64, next: &QueuedSet) -> Result<()> {
+    async fn reschedule_set(&self, id: u64, next: &QueuedSet) -> Result<()> {
         self.execute(
             "UPDATE ssf_queue SET next_attempt_at = $3, body = $4 WHERE id = $1 AND client_id = $2",
             &[&counter(id), &next.client_id, &secs(next.next_attempt_at), &json(next)?],
@@ -830,12 +927,12 @@ impl PgStore {
         Ok(())
     }
 
-    pub async fn clear_sets(&self, client_id: &str) -> Result<usize> {
+    async fn clear_sets(&self, client_id: &str) -> Result<usize> {
         let n = self.execute("DELETE FROM ssf_queue WHERE client_id = $1", &[&client_id]).await?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
-    pub async fn prune_sets(&self, before: UnixTime) -> Result<usize> {
+    async fn prune_sets(&self, before: UnixTime) -> Result<usize> {
         let n = self.execute("DELETE FROM ssf_queue WHERE iat < $1", &[&secs(before)]).await?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
