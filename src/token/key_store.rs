@@ -52,7 +52,7 @@ pub fn check_publish_ahead(store: &KeyStore, ahead: Secs) -> Result<(), PublishA
 }
 
 fn join<T>(r: Result<Result<T, KeyError>, tokio::task::JoinError>) -> Result<T, KeyError> {
-    r.map_err(|e| KeyError::Generate { alg: SigningAlg::ES256, message: format!("key task failed: {e}") })?
+    r.map_err(|e| KeyError::Task(e.to_string()))?
 }
 
 impl KeyStore {

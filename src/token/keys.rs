@@ -69,6 +69,8 @@ pub enum KeyError {
          open): give every replica the same master.key, the one the keys were created with"
     )]
     WrongMasterKey { kid: String, target: String },
+    #[error("a signing-key task failed: {0}")]
+    Task(String),
     #[error("signing keys in the database {target}: {message}")]
     Database { target: String, message: String },
     #[error("no key {kid} in {path}; `tenure keys list` shows the keys")]

@@ -153,7 +153,7 @@ impl DbKeys {
     pub async fn load(&self) -> Result<KeySet, KeyError> {
         let client = self.store.pooled().await.map_err(|e| self.db_error(e))?;
         let (_, snapshot) = self.read(&client, true).await?;
-        tokio::task::spawn_blocking(move || keys::load(&snapshot)).await.map_err(|e| self.db_error(e))?
+        tokio::task::spawn_blocking(move || keys::load(&snapshot)).await.map_err(|e| KeyError::Task(e.to_string()))?
     }
 
     /// See [`keys::ensure_active`].
@@ -260,7 +260,7 @@ impl DbKeys {
             (snapshot, out)
         })
         .await
-        .map_err(|e| self.db_error(e))?;
+        .map_err(|e| KeyError::Task(e.to_string()))?;
         let out = out?;
         if !*snapshot.written.borrow() {
             tx.rollback().await.map_err(|e| self.pg_error(&e))?;
