@@ -258,3 +258,26 @@ async fn the_keys_command_works_on_the_database() {
     let rows: i64 = db.client().await.query_one("SELECT count(*) FROM signing_keys", &[]).await.expect("count").get(0);
     assert_eq!(rows, 2);
 }
+
+/// A key change wakes the other replicas' listeners at once (NOTIFY), not
+/// only at the next epoch check.
+#[tokio::test]
+async fn a_key_change_is_notified_to_the_listening_replicas() {
+    let Some(db) = postgres::database().await else { return };
+    migrated(&db).await;
+    let a = db_keys(db.connect_store().await, &db, 7);
+    let b = std::sync::Arc::new(db_keys(db.connect_store().await, &db, 7));
+    let changed = std::sync::Arc::new(tokio::sync::Notify::new());
+    let listener = tokio::spawn(b.clone().listen(changed.clone()));
+    // A fresh LISTEN wakes once (anything may have changed before it).
+    tokio::time::timeout(Duration::from_secs(5), changed.notified()).await.expect("B listens");
+    a.ensure_active(SigningAlg::ES256, T0, Secs::minutes(10)).await.expect("first start at A");
+    tokio::time::timeout(Duration::from_secs(1), changed.notified()).await.expect("B is told within 1 s");
+    // A change that changes nothing notifies nobody.
+    assert!(a.ensure_active(SigningAlg::ES256, T0, Secs::minutes(10)).await.expect("restart").is_empty());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), changed.notified()).await.is_err(),
+        "a spurious notification"
+    );
+    listener.abort();
+}
