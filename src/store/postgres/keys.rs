@@ -381,9 +381,11 @@ impl DbKeys {
 
     /// Wake `changed` whenever a key change is notified, on a connection of
     /// its own (re-opened after [`RELISTEN_AFTER`] when lost). Runs until
-    /// aborted; without LISTEN support it logs once and returns (the epoch
-    /// check remains).
+    /// aborted; without LISTEN support it warns once and keeps trying
+    /// quietly (the epoch check remains).
     pub async fn listen(self: Arc<Self>, changed: Arc<tokio::sync::Notify>) {
+        // Warn once, not every few seconds on a database without LISTEN.
+        let mut warned = false;
         loop {
             let outcome = if self.url.requires_tls() {
                 match native_tls::TlsConnector::new() {
@@ -397,10 +399,14 @@ impl DbKeys {
             };
             match outcome {
                 Ok(()) => tracing::debug!("the LISTEN connection for key changes closed; reopening it"),
-                Err(e) => tracing::warn!(
-                    error = %e,
-                    "LISTEN for key changes failed; replicas still reload keys by the epoch check every 2 s"
-                ),
+                Err(e) if !warned => {
+                    warned = true;
+                    tracing::warn!(
+                        error = %e,
+                        "LISTEN for key changes failed; this replica still reloads keys by the epoch check every 2 s"
+                    );
+                }
+                Err(e) => tracing::debug!(error = %e, "LISTEN for key changes failed again"),
             }
             tokio::time::sleep(RELISTEN_AFTER).await;
         }
