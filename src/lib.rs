@@ -58,8 +58,6 @@ pub fn app(state: AppState) -> Router {
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// How long audit events are kept.
 pub const AUDIT_RETENTION: crate::duration::Secs = crate::duration::Secs::days(90);
-/// How often the key directory is checked for a rotation.
-const KEY_WATCH_EVERY: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -82,11 +80,14 @@ pub enum ServeError {
 pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
     // The store first: a second process on the same data_dir fails before
     // it takes a port.
-    let store = match &config.store {
+    // The signing keys live with the store: keys_dir beside sled, the
+    // database with PostgreSQL (every replica signs with the same keys).
+    let (store, key_store) = match &config.store {
         StoreChoice::Sled => {
             std::fs::create_dir_all(&config.data_dir)
                 .map_err(|source| ServeError::DataDir { path: config.data_dir.clone(), source })?;
-            AnyStore::from(SledStore::open(&config.data_dir)?)
+            let keys = token::key_store::KeyStore::Dir(token::keys::KeyDir::new(&config.keys_dir));
+            (AnyStore::from(SledStore::open(&config.data_dir)?), keys)
         }
         // SPEC 12: the schema must be exactly the one this build knows
         // (`tenure migrate` makes it so).
@@ -94,7 +95,8 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
             let store = PgStore::connect(url, *pool_size).await?;
             let version = store.require_current_schema().await?;
             tracing::info!(database = %store.target(), schema = version, "PostgreSQL store");
-            AnyStore::from(store)
+            let keys = token::key_store::database(store.clone(), url, &config.keys_dir).map_err(StartError::from)?;
+            (AnyStore::from(store), keys)
         }
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -106,7 +108,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
         tracing::warn!("{w}");
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let state = AppState::new(config, issuer.clone(), store.clone(), clock).await?;
+    let state = AppState::with_key_store(config, issuer.clone(), store.clone(), clock, key_store).await?;
 
     let sweeper = tokio::spawn(sweep_periodically(state.clone()));
     let watcher = tokio::spawn(watch_keys(state.clone()));
@@ -161,23 +163,50 @@ async fn sweep_periodically(state: AppState) {
     }
 }
 
-/// Reload the key set when `tenure keys rotate` has changed the manifest.
-async fn watch_keys(state: AppState) {
-    let manifest = state.key_dir.manifest_path();
-    let modified = || std::fs::metadata(&manifest).and_then(|m| m.modified()).ok();
-    let mut last = modified();
-    let mut tick = tokio::time::interval(KEY_WATCH_EVERY);
+/// Reload the key set when the keys changed: the manifest (after `tenure
+/// keys rotate`) or, with PostgreSQL, the key epoch (a change by any
+/// replica), checked every [`token::key_store::RELOAD_EVERY`]; a
+/// notification from the database (LISTEN) wakes the check at once.
+pub async fn watch_keys(state: AppState) {
+    let changed = Arc::new(tokio::sync::Notify::new());
+    let listener = match &state.key_store {
+        token::key_store::KeyStore::Database(db) => Some(tokio::spawn(db.clone().listen(changed.clone()))),
+        token::key_store::KeyStore::Dir(_) => None,
+    };
+    let _stop_listener = AbortOnDrop(listener);
+    let mut last = state.key_store.version().await.ok();
+    let mut tick = tokio::time::interval(token::key_store::RELOAD_EVERY);
     loop {
-        tick.tick().await;
-        let now = modified();
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = changed.notified() => {}
+        }
+        let now = match state.key_store.version().await {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::warn!(error = %e, "checking the signing keys for changes failed");
+                continue;
+            }
+        };
         if now != last {
-            match state.reload_keys() {
+            match state.reload_keys().await {
                 Ok(()) => {
                     last = now;
                     tracing::info!(kid = %state.keys().active(state.now()).kid, "signing keys reloaded");
                 }
                 Err(e) => tracing::error!(error = %e, "reloading signing keys failed; keeping the current ones"),
             }
+        }
+    }
+}
+
+/// Aborts a task when dropped (the LISTEN task dies with the watch loop).
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(t) = &self.0 {
+            t.abort();
         }
     }
 }

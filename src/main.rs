@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 use tenure::clock::{Clock, SystemClock};
 use tenure::config::Config;
 use tenure::secret::{PasswordHashString, Secret};
+use tenure::token::key_store::KeyStore;
 use tenure::token::keys::{KeyDir, retention};
 
 /// mimalloc: the request path allocates many small buffers (JSON, tokens);
@@ -37,7 +38,8 @@ enum Command {
     /// database_url); a no-op when it is current. Run it before `serve`
     /// after installing or upgrading tenure.
     Migrate,
-    /// Manage signing keys in keys_dir.
+    /// Manage signing keys: in keys_dir, or in the database with
+    /// store = "postgres".
     Keys {
         #[command(subcommand)]
         action: KeysAction,
@@ -133,6 +135,72 @@ fn migrate(config: &Config, now: tenure::clock::UnixTime) -> Result<(), String> 
     })
 }
 
+/// `tenure keys ...`: on `keys_dir`, or on the database with PostgreSQL
+/// (where every replica takes the change within 2 s).
+async fn keys_command(action: KeysAction, config: &Config, now: tenure::clock::UnixTime) -> Result<(), String> {
+    let store = match &config.store {
+        tenure::config::StoreChoice::Sled => KeyStore::Dir(KeyDir::new(&config.keys_dir)),
+        tenure::config::StoreChoice::Postgres { url, .. } => {
+            let pg = tenure::store::postgres::PgStore::connect(url, 1).await.map_err(|e| e.to_string())?;
+            pg.require_current_schema().await.map_err(|e| e.to_string())?;
+            tenure::token::key_store::database(pg, url, &config.keys_dir).map_err(|e| e.to_string())?
+        }
+    };
+    let keep = retention(config.policy.access_token_ttl());
+    let reload = match store {
+        KeyStore::Dir(_) => "a running server within 2 s",
+        KeyStore::Database(_) => "every replica within 2 s",
+    };
+    match action {
+        KeysAction::Rotate => {
+            let ahead = config.key_publish_ahead;
+            let r = store.rotate(config.signing_alg, now, ahead).await.map_err(|e| e.to_string())?;
+            let when = |k: &tenure::token::keys::KeyRecord| {
+                if k.active_from() <= now {
+                    "signs from now on".to_owned()
+                } else {
+                    format!("published now, signs from {} (key_publish_ahead = {ahead})", k.active_from())
+                }
+            };
+            println!("new key {} ({}) {}", r.primary.kid, r.primary.alg, when(&r.primary));
+            if let Some(c) = &r.companion {
+                println!("new key {} ({}, ID tokens of clients asking for RS256) {}", c.kid, c.alg, when(c));
+            }
+            println!("the keys they replace sign until then and stay published for {keep} after");
+            Ok(())
+        }
+        KeysAction::List => {
+            let manifest = store.records().await.map_err(|e| e.to_string())?;
+            for (k, state) in manifest.states(now, keep) {
+                println!("{}  {}  {}  created {}  {}", k.kid, k.alg, k.role.as_str(), k.created_at, state);
+            }
+            Ok(())
+        }
+        KeysAction::Revoke { kid } => {
+            let r = store.revoke(&kid, now).await.map_err(|e| e.to_string())?;
+            println!(
+                "revoked key {kid} ({}): removed from the JWKS; every token it signed is refused ({reload})",
+                r.revoked.alg
+            );
+            if let Some(new) = &r.replacement {
+                let origin = if r.generated { "new key" } else { "published next key" };
+                println!(
+                    "it was signing: {origin} {} ({}) signs from now on, without waiting for key_publish_ahead \
+                     (a compromise beats publish-ahead; verifiers with a cached JWKS refetch on its unknown kid)",
+                    new.kid, new.alg
+                );
+            }
+            Ok(())
+        }
+        KeysAction::Prune => {
+            for kid in store.prune(now, keep).await.map_err(|e| e.to_string())? {
+                println!("deleted retired key {kid}");
+            }
+            Ok(())
+        }
+    }
+}
+
 fn run(command: Command, config: Config) -> Result<(), String> {
     let now = SystemClock.now();
     match command {
@@ -144,56 +212,9 @@ fn run(command: Command, config: Config) -> Result<(), String> {
         }
         Command::Migrate => migrate(&config, now),
         Command::Keys { action } => {
-            let dir = KeyDir::new(&config.keys_dir);
-            let keep = retention(config.policy.access_token_ttl());
-            match action {
-                KeysAction::Rotate => {
-                    let ahead = config.key_publish_ahead;
-                    let r = dir.rotate(config.signing_alg, now, ahead).map_err(|e| e.to_string())?;
-                    let when = |k: &tenure::token::keys::KeyRecord| {
-                        if k.active_from() <= now {
-                            "signs from now on".to_owned()
-                        } else {
-                            format!("published now, signs from {} (key_publish_ahead = {ahead})", k.active_from())
-                        }
-                    };
-                    println!("new key {} ({}) {}", r.primary.kid, r.primary.alg, when(&r.primary));
-                    if let Some(c) = &r.companion {
-                        println!("new key {} ({}, ID tokens of clients asking for RS256) {}", c.kid, c.alg, when(c));
-                    }
-                    println!("the keys they replace sign until then and stay published for {keep} after");
-                    Ok(())
-                }
-                KeysAction::List => {
-                    let manifest = dir.read_manifest().map_err(|e| e.to_string())?;
-                    for (k, state) in manifest.states(now, keep) {
-                        println!("{}  {}  {}  created {}  {}", k.kid, k.alg, k.role.as_str(), k.created_at, state);
-                    }
-                    Ok(())
-                }
-                KeysAction::Revoke { kid } => {
-                    let r = dir.revoke(&kid, now).map_err(|e| e.to_string())?;
-                    println!(
-                        "revoked key {kid} ({}): removed from the JWKS; every token it signed is refused (a running server within 2 s)",
-                        r.revoked.alg
-                    );
-                    if let Some(new) = &r.replacement {
-                        let origin = if r.generated { "new key" } else { "published next key" };
-                        println!(
-                            "it was signing: {origin} {} ({}) signs from now on, without waiting for key_publish_ahead \
-                             (a compromise beats publish-ahead; verifiers with a cached JWKS refetch on its unknown kid)",
-                            new.kid, new.alg
-                        );
-                    }
-                    Ok(())
-                }
-                KeysAction::Prune => {
-                    for kid in dir.prune(now, keep).map_err(|e| e.to_string())? {
-                        println!("deleted retired key {kid}");
-                    }
-                    Ok(())
-                }
-            }
+            let runtime =
+                tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+            runtime.block_on(keys_command(action, &config, now))
         }
         Command::CheckConfig => {
             let p = &config.policy;

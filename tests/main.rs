@@ -25,6 +25,7 @@ mod interop;
 mod keys;
 mod logout;
 mod postgres;
+mod replica_keys;
 mod revocation;
 mod server;
 mod sessions;

@@ -1,6 +1,7 @@
-//! Signing keys (SPEC 10): list with state and age, rotate. The key files
-//! stay in `keys_dir`; a rotation here is the same as `tenure keys rotate`:
-//! the new key is published at once and signs after `key_publish_ahead`.
+//! Signing keys (SPEC 10): list with state and age, rotate. The keys stay
+//! where the store keeps them (`keys_dir` with sled, the database with
+//! PostgreSQL); a rotation here is the same as `tenure keys rotate`: the new
+//! key is published at once and signs after `key_publish_ahead`.
 
 use serde::Serialize;
 
@@ -55,8 +56,8 @@ fn view(record: &KeyRecord, state: &KeyState, now: UnixTime) -> KeyView {
 }
 
 /// Every key in the manifest, newest first.
-pub fn list(state: &AppState, now: UnixTime) -> Result<Vec<KeyView>> {
-    let manifest = state.key_dir.read_manifest().map_err(|e| AdminError::internal("reading the key manifest", e))?;
+pub async fn list(state: &AppState, now: UnixTime) -> Result<Vec<KeyView>> {
+    let manifest = state.key_store.records().await.map_err(|e| AdminError::internal("reading the key manifest", e))?;
     Ok(manifest.states(now, state.key_retention()).iter().map(|(k, s)| view(k, s, now)).collect())
 }
 
@@ -65,14 +66,14 @@ pub fn list(state: &AppState, now: UnixTime) -> Result<Vec<KeyView>> {
 /// previous key stays published until every token it signed has expired.
 /// Returns the new keys.
 pub async fn rotate(state: &AppState, actor: &Actor, now: UnixTime) -> Result<Vec<KeyView>> {
-    let dir = state.key_dir.clone();
     let alg = state.config.signing_alg;
     let ahead = state.config.key_publish_ahead;
-    let rotation = tokio::task::spawn_blocking(move || dir.rotate(alg, now, ahead))
+    let rotation = state
+        .key_store
+        .rotate(alg, now, ahead)
         .await
-        .map_err(|e| AdminError::internal("rotating the signing key", e))?
         .map_err(|e| AdminError::internal("rotating the signing key", e))?;
-    state.reload_keys().map_err(|e| AdminError::internal("loading the new signing key", e))?;
+    state.reload_keys().await.map_err(|e| AdminError::internal("loading the new signing key", e))?;
     let new_kids: Vec<&str> =
         std::iter::once(&rotation.primary).chain(rotation.companion.as_ref()).map(|k| k.kid.as_str()).collect();
     let event =
@@ -84,5 +85,5 @@ pub async fn rotate(state: &AppState, actor: &Actor, now: UnixTime) -> Result<Ve
             }));
     event.log();
     state.store.append_event(&event).await.map_err(|e| AdminError::internal("auditing a key rotation", e))?;
-    Ok(list(state, now)?.into_iter().filter(|k| new_kids.contains(&k.kid.as_str())).collect())
+    Ok(list(state, now).await?.into_iter().filter(|k| new_kids.contains(&k.kid.as_str())).collect())
 }

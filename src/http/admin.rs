@@ -196,7 +196,7 @@ pub async fn rotate_client_secret(
 /// `GET /admin/keys`.
 pub async fn list_keys(State(state): State<AppState>, caller: Caller) -> Result<Response, ServiceError> {
     caller.require(Permission::SystemAdminister)?;
-    Ok(json(StatusCode::OK, serde_json::json!({ "keys": admin::keys::list(&state, state.now())? })))
+    Ok(json(StatusCode::OK, serde_json::json!({ "keys": admin::keys::list(&state, state.now()).await? })))
 }
 
 /// `POST /admin/keys/rotate`.

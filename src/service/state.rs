@@ -17,6 +17,7 @@ use crate::secret::{HashingPool, PasswordHashString, Secret};
 use crate::session::refresh_token::RefreshKey;
 use crate::store::{AnyStore, Store};
 use crate::telemetry::Metrics;
+use crate::token::key_store::KeyStore;
 use crate::token::keys::{KeyDir, KeySet, retention};
 use crate::token::master_key::{MasterKey, Purpose};
 use crate::user::User;
@@ -74,7 +75,8 @@ pub struct Inner {
     pub dpop: crate::oauth::dpop::Dpop,
     /// Access tokens whose signature was verified (see `token::verified`).
     pub verified: crate::token::verified::VerifiedTokens,
-    pub key_dir: KeyDir,
+    /// Where the signing keys live: `keys_dir` (sled) or the database.
+    pub key_store: KeyStore,
     keys: RwLock<Arc<KeySet>>,
     policy: RwLock<Arc<(SessionPolicy, PolicySources)>>,
     history: RwLock<Arc<PolicyHistory>>,
@@ -111,6 +113,8 @@ pub enum StartError {
     Random,
     #[error("cannot prepare the sign-in timing guard: {0}")]
     Hash(String),
+    #[error(transparent)]
+    PublishAhead(#[from] crate::token::key_store::PublishAheadTooShort),
 }
 
 impl AppState {
@@ -122,6 +126,20 @@ impl AppState {
         store: AnyStore,
         clock: Arc<dyn Clock>,
     ) -> Result<AppState, StartError> {
+        let key_store = KeyStore::Dir(KeyDir::new(&config.keys_dir));
+        Self::with_key_store(config, issuer, store, clock, key_store).await
+    }
+
+    /// [`AppState::new`] with the signing keys in `key_store` (the
+    /// database's, with PostgreSQL).
+    pub async fn with_key_store(
+        config: Config,
+        issuer: String,
+        store: AnyStore,
+        clock: Arc<dyn Clock>,
+        key_store: KeyStore,
+    ) -> Result<AppState, StartError> {
+        crate::token::key_store::check_publish_ahead(&key_store, config.key_publish_ahead)?;
         let now = clock.now();
         let layers = PolicyLayers { admin: store.admin_policy().await?, ..config.policy_layers.clone() };
         let resolved = layers.resolve().map_err(|e| StartError::AdminPolicy(Box::new(e)))?;
@@ -138,23 +156,22 @@ impl AppState {
         if stored.as_ref() != Some(&history) {
             store.set_policy(None, &history, None).await?;
         }
-        let key_dir = KeyDir::new(&config.keys_dir);
-        for created in key_dir.ensure_active(config.signing_alg, now, config.key_publish_ahead)? {
+        for created in key_store.ensure_active(config.signing_alg, now, config.key_publish_ahead).await? {
             tracing::info!(
                 kid = %created.kid,
                 alg = %created.alg,
                 role = created.role.as_str(),
                 active_from = %created.active_from(),
-                dir = %key_dir.path().display(),
+                place = %key_store.describe(),
                 "generated a new signing key"
             );
         }
         let keep = retention(resolved.0.access_token_ttl());
-        for kid in key_dir.prune(now, keep)? {
+        for kid in key_store.prune(now, keep).await? {
             tracing::info!(%kid, "retired signing key deleted: every token it signed has expired");
         }
-        let keys = key_dir.load()?;
-        let master = MasterKey::load_or_create(key_dir.path())?;
+        let keys = key_store.load().await?;
+        let master = MasterKey::load_or_create(&config.keys_dir)?;
         let metrics = Metrics::new();
         let hashing =
             HashingPool::new(config.hashing_concurrency, std::time::Duration::from_secs(config.hashing_wait.as_secs()))
@@ -204,7 +221,7 @@ impl AppState {
             csrf_key: master.derive(Purpose::Csrf),
             dpop,
             verified: crate::token::verified::VerifiedTokens::new(),
-            key_dir,
+            key_store,
             keys: RwLock::new(Arc::new(keys)),
             policy: RwLock::new(Arc::new(resolved)),
             history: RwLock::new(Arc::new(history)),
@@ -226,9 +243,10 @@ impl AppState {
         }
     }
 
-    /// Reload the key directory (after `tenure keys rotate`).
-    pub fn reload_keys(&self) -> Result<(), crate::token::keys::KeyError> {
-        let fresh = Arc::new(self.key_dir.load()?);
+    /// Reload the signing keys (after a rotation here, by `tenure keys
+    /// rotate` or by another replica).
+    pub async fn reload_keys(&self) -> Result<(), crate::token::keys::KeyError> {
+        let fresh = Arc::new(self.key_store.load().await?);
         match self.keys.write() {
             Ok(mut k) => *k = fresh,
             Err(poisoned) => *poisoned.into_inner() = fresh,

@@ -62,6 +62,17 @@ pub enum KeyError {
     Generate { alg: SigningAlg, message: String },
     #[error("signing failed")]
     Sign,
+    #[error("cannot seal or unseal a private signing key (AES-256-GCM)")]
+    Seal,
+    #[error(
+        "the signing keys in the database {target} were sealed under another keys/master.key (key {kid} does not \
+         open): give every replica the same master.key, the one the keys were created with"
+    )]
+    WrongMasterKey { kid: String, target: String },
+    #[error("a signing-key task failed: {0}")]
+    Task(String),
+    #[error("signing keys in the database {target}: {message}")]
+    Database { target: String, message: String },
     #[error("no key {kid} in {path}; `tenure keys list` shows the keys")]
     UnknownKid { kid: String, path: PathBuf },
     #[error("key {kid} was already revoked at {at}")]
@@ -400,6 +411,218 @@ pub fn generate_pkcs8(alg: SigningAlg) -> Result<Vec<u8>, KeyError> {
     }
 }
 
+/// Where the manifest and the private keys live: the key directory
+/// ([`KeyDir`], sled) or a snapshot of the database's `signing_keys` table
+/// (PostgreSQL, see `store::postgres::keys`). Rotation, first-start
+/// creation, revocation, pruning and loading are the same code over either
+/// (the functions of this module taking a `Vault`).
+pub trait Vault {
+    /// Where the manifest is, for messages.
+    fn manifest_place(&self) -> PathBuf;
+    /// Where the private key `kid` is, for messages.
+    fn key_place(&self, kid: &str) -> PathBuf;
+    fn read_manifest(&self) -> Result<Manifest, KeyError>;
+    fn write_manifest(&self, manifest: &Manifest) -> Result<(), KeyError>;
+    /// Ready the place for new keys (the directory, mode 0700).
+    fn prepare(&self) -> Result<(), KeyError> {
+        Ok(())
+    }
+    /// Store the private key `kid` (PKCS#8 DER).
+    fn put_private(&self, kid: &str, der: &[u8]) -> Result<(), KeyError>;
+    fn has_private(&self, kid: &str) -> bool;
+    /// The private key `kid` (PKCS#8 DER), or why it cannot be had.
+    fn private(&self, kid: &str) -> Result<Vec<u8>, String>;
+    /// Delete the private key `kid`; nothing when it is gone already.
+    fn remove_private(&self, kid: &str) -> Result<(), KeyError>;
+}
+
+/// Generate a key and store its private half (the manifest is the caller's
+/// to write).
+fn generate<V: Vault + ?Sized>(
+    vault: &V,
+    alg: SigningAlg,
+    role: KeyRole,
+    now: UnixTime,
+    active_from: UnixTime,
+) -> Result<KeyRecord, KeyError> {
+    let der = generate_pkcs8(alg)?;
+    let key = SigningKey::from_pkcs8(alg, &der).map_err(|message| KeyError::Generate { alg, message })?;
+    vault.put_private(&key.kid, &der)?;
+    Ok(KeyRecord {
+        kid: key.kid,
+        alg,
+        created_at: now,
+        role,
+        active_from: Some(active_from),
+        retired_at: None,
+        revoked_at: None,
+    })
+}
+
+/// Generate a primary key of `alg` (and an RS256 companion unless `alg` is
+/// RS256), publish them at once and let them sign from `now +
+/// publish_ahead`; the keys they replace sign until then. (With no key
+/// signing yet there is nothing to wait for: the new key signs at once.)
+/// Called by `tenure keys rotate`, by a start that changes `signing_alg`,
+/// and by the admin API (running servers reload within 2 s).
+pub fn rotate<V: Vault + ?Sized>(
+    vault: &V,
+    alg: SigningAlg,
+    now: UnixTime,
+    publish_ahead: Secs,
+) -> Result<Rotation, KeyError> {
+    vault.prepare()?;
+    let mut manifest = vault.read_manifest()?;
+    let active_from = if manifest.has_active(KeyRole::Primary, now) { now.plus(publish_ahead) } else { now };
+    let primary = generate(vault, alg, KeyRole::Primary, now, active_from)?;
+    manifest.keys.push(primary.clone());
+    let companion = if alg == SigningAlg::RS256 {
+        // The primary key signs RS256 ID tokens once it is active.
+        for k in manifest.keys.iter_mut().filter(|k| k.role == KeyRole::Rs256Companion && k.revoked_at.is_none()) {
+            k.retired_at = Some(k.retired_at.map_or(active_from, |r| r.min(active_from)));
+        }
+        None
+    } else {
+        let c = generate(vault, SigningAlg::RS256, KeyRole::Rs256Companion, now, active_from)?;
+        manifest.keys.push(c.clone());
+        Some(c)
+    };
+    vault.write_manifest(&manifest)?;
+    Ok(Rotation { primary, companion, active_from })
+}
+
+/// Make sure keys for `alg` exist: on a first start generate them, signing
+/// at once; when the configured algorithm changed, rotate with
+/// `publish_ahead`; add an RS256 companion, signing at once, to a manifest
+/// written before companions existed. Returns the keys generated.
+pub fn ensure_active<V: Vault + ?Sized>(
+    vault: &V,
+    alg: SigningAlg,
+    now: UnixTime,
+    publish_ahead: Secs,
+) -> Result<Vec<KeyRecord>, KeyError> {
+    let manifest = vault.read_manifest()?;
+    let current = (0..manifest.keys.len())
+        .rev()
+        .find(|&i| {
+            let k = &manifest.keys[i];
+            k.role == KeyRole::Primary && k.revoked_at.is_none() && manifest.retired_at(i).is_none()
+        })
+        .map(|i| &manifest.keys[i]);
+    let rotation = match current {
+        None => Some(rotate(vault, alg, now, Secs::ZERO)?),
+        Some(k) if !vault.has_private(&k.kid) => Some(rotate(vault, alg, now, Secs::ZERO)?),
+        Some(k) if k.alg != alg => Some(rotate(vault, alg, now, publish_ahead)?),
+        Some(_) => None,
+    };
+    if let Some(r) = rotation {
+        return Ok(std::iter::once(r.primary).chain(r.companion).collect());
+    }
+    if alg != SigningAlg::RS256 && !manifest.has_current(KeyRole::Rs256Companion) {
+        vault.prepare()?;
+        let mut manifest = manifest;
+        let companion = generate(vault, SigningAlg::RS256, KeyRole::Rs256Companion, now, now)?;
+        manifest.keys.push(companion.clone());
+        vault.write_manifest(&manifest)?;
+        return Ok(vec![companion]);
+    }
+    Ok(Vec::new())
+}
+
+/// Withdraw key `kid` at once (compromise): it leaves the JWKS, the tokens
+/// it signed are refused, its private key is deleted. When it was signing,
+/// a key of the same role signs from `now` on, without waiting for the
+/// publish-ahead period: the next key already published, or a new key of
+/// the same algorithm.
+pub fn revoke<V: Vault + ?Sized>(vault: &V, kid: &str, now: UnixTime) -> Result<Revocation, KeyError> {
+    let mut manifest = vault.read_manifest()?;
+    let unknown = || KeyError::UnknownKid { kid: kid.to_owned(), path: vault.manifest_place() };
+    let i = manifest.keys.iter().position(|k| k.kid == kid).ok_or_else(unknown)?;
+    let record = manifest.keys.get(i).cloned().ok_or_else(unknown)?;
+    if let Some(at) = record.revoked_at {
+        return Err(KeyError::AlreadyRevoked { kid: kid.to_owned(), at });
+    }
+    let was_active = manifest.state(i, now, Secs::ZERO) == Some(KeyState::Active);
+    if let Some(k) = manifest.keys.get_mut(i) {
+        k.revoked_at = Some(now);
+    }
+    let mut replacement = None;
+    let mut generated = false;
+    // A signing key is replaced at once; so is the last primary key.
+    if was_active || (record.role == KeyRole::Primary && !manifest.has_current(KeyRole::Primary)) {
+        let next = manifest
+            .keys
+            .iter_mut()
+            .filter(|k| k.role == record.role && k.revoked_at.is_none() && now < k.active_from())
+            .min_by_key(|k| k.active_from());
+        if let Some(next) = next {
+            next.active_from = Some(now);
+            replacement = Some(next.clone());
+        } else {
+            let fresh = generate(vault, record.alg, record.role, now, now)?;
+            manifest.keys.push(fresh.clone());
+            replacement = Some(fresh);
+            generated = true;
+        }
+    }
+    vault.write_manifest(&manifest)?;
+    vault.remove_private(kid)?;
+    let revoked = manifest.keys.get(i).cloned().unwrap_or(record);
+    Ok(Revocation { revoked, was_active, replacement, generated })
+}
+
+/// Delete expired keys (retired more than `retain` ago) and revoked ones
+/// (revoked more than `retain` ago; listed until then). Returns the kids
+/// deleted.
+pub fn prune<V: Vault + ?Sized>(vault: &V, now: UnixTime, retain: Secs) -> Result<Vec<String>, KeyError> {
+    let manifest = vault.read_manifest()?;
+    let gone: Vec<bool> = (0..manifest.keys.len())
+        .map(|i| match manifest.state(i, now, retain) {
+            Some(KeyState::Expired { .. }) => true,
+            Some(KeyState::Revoked { revoked_at }) => revoked_at.plus(retain) <= now,
+            _ => false,
+        })
+        .collect();
+    if !gone.contains(&true) {
+        return Ok(Vec::new());
+    }
+    let (deleted, kept): (Vec<_>, Vec<_>) = manifest.keys.into_iter().zip(gone).partition(|(_, gone)| *gone);
+    vault.write_manifest(&Manifest { keys: kept.into_iter().map(|(k, _)| k).collect() })?;
+    for (k, _) in &deleted {
+        vault.remove_private(&k.kid)?;
+    }
+    Ok(deleted.into_iter().map(|(k, _)| k.kid).collect())
+}
+
+/// Load every unrevoked key of the manifest into a [`KeySet`].
+pub fn load<V: Vault + ?Sized>(vault: &V) -> Result<KeySet, KeyError> {
+    let manifest = vault.read_manifest()?;
+    let mut entries = Vec::with_capacity(manifest.keys.len());
+    for (i, record) in manifest.keys.iter().enumerate() {
+        if record.revoked_at.is_some() {
+            continue;
+        }
+        let fail =
+            |message: String| KeyError::Load { kid: record.kid.clone(), path: vault.key_place(&record.kid), message };
+        let der = vault.private(&record.kid).map_err(fail)?;
+        let key = SigningKey::from_pkcs8(record.alg, &der).map_err(fail)?;
+        if key.kid != record.kid {
+            return Err(fail(format!("its thumbprint is {}, not the kid the manifest names", key.kid)));
+        }
+        entries.push(Entry {
+            role: record.role,
+            active_from: record.active_from(),
+            retired_at: manifest.retired_at(i),
+            key,
+        });
+    }
+    let fallback = entries
+        .iter()
+        .rposition(|e| e.role == KeyRole::Primary && e.retired_at.is_none())
+        .ok_or_else(|| KeyError::Manifest { path: vault.manifest_place(), message: "no active key".into() })?;
+    Ok(KeySet { entries, fallback })
+}
+
 /// The key directory on disk.
 #[derive(Clone, Debug)]
 pub struct KeyDir {
@@ -450,190 +673,66 @@ impl KeyDir {
         fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700)).map_err(io_err(&self.dir))
     }
 
-    /// Generate a key and store its private half (the manifest is the
-    /// caller's to write).
-    fn generate(
-        &self,
-        alg: SigningAlg,
-        role: KeyRole,
-        now: UnixTime,
-        active_from: UnixTime,
-    ) -> Result<KeyRecord, KeyError> {
-        let der = generate_pkcs8(alg)?;
-        let key = SigningKey::from_pkcs8(alg, &der).map_err(|message| KeyError::Generate { alg, message })?;
-        let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", der));
-        write_private(&self.key_path(&key.kid), pem.as_bytes())?;
-        Ok(KeyRecord {
-            kid: key.kid,
-            alg,
-            created_at: now,
-            role,
-            active_from: Some(active_from),
-            retired_at: None,
-            revoked_at: None,
-        })
-    }
-
-    /// Generate a primary key of `alg` (and an RS256 companion unless `alg`
-    /// is RS256), publish them at once and let them sign from
-    /// `now + publish_ahead`; the keys they replace sign until then. (With
-    /// no key signing yet there is nothing to wait for: the new key signs at
-    /// once.) Called by `tenure keys rotate`, by a start that changes
-    /// `signing_alg`, and usable from a request handler (a running server
-    /// reloads the manifest within 2 s).
+    /// See [`rotate`].
     pub fn rotate(&self, alg: SigningAlg, now: UnixTime, publish_ahead: Secs) -> Result<Rotation, KeyError> {
-        self.ensure_dir()?;
-        let mut manifest = self.read_manifest()?;
-        let active_from = if manifest.has_active(KeyRole::Primary, now) { now.plus(publish_ahead) } else { now };
-        let primary = self.generate(alg, KeyRole::Primary, now, active_from)?;
-        manifest.keys.push(primary.clone());
-        let companion = if alg == SigningAlg::RS256 {
-            // The primary key signs RS256 ID tokens once it is active.
-            for k in manifest.keys.iter_mut().filter(|k| k.role == KeyRole::Rs256Companion && k.revoked_at.is_none()) {
-                k.retired_at = Some(k.retired_at.map_or(active_from, |r| r.min(active_from)));
-            }
-            None
-        } else {
-            let c = self.generate(SigningAlg::RS256, KeyRole::Rs256Companion, now, active_from)?;
-            manifest.keys.push(c.clone());
-            Some(c)
-        };
-        self.write_manifest(&manifest)?;
-        Ok(Rotation { primary, companion, active_from })
+        rotate(self, alg, now, publish_ahead)
     }
 
-    /// Make sure keys for `alg` exist: on a first start generate them,
-    /// signing at once; when the configured algorithm changed, rotate with
-    /// `publish_ahead`; add an RS256 companion, signing at once, to a key
-    /// directory written before companions existed. Returns the keys
-    /// generated.
+    /// See [`ensure_active`].
     pub fn ensure_active(
         &self,
         alg: SigningAlg,
         now: UnixTime,
         publish_ahead: Secs,
     ) -> Result<Vec<KeyRecord>, KeyError> {
-        let manifest = self.read_manifest()?;
-        let current = (0..manifest.keys.len())
-            .rev()
-            .find(|&i| {
-                let k = &manifest.keys[i];
-                k.role == KeyRole::Primary && k.revoked_at.is_none() && manifest.retired_at(i).is_none()
-            })
-            .map(|i| &manifest.keys[i]);
-        let rotation = match current {
-            None => Some(self.rotate(alg, now, Secs::ZERO)?),
-            Some(k) if !self.key_path(&k.kid).exists() => Some(self.rotate(alg, now, Secs::ZERO)?),
-            Some(k) if k.alg != alg => Some(self.rotate(alg, now, publish_ahead)?),
-            Some(_) => None,
-        };
-        if let Some(r) = rotation {
-            return Ok(std::iter::once(r.primary).chain(r.companion).collect());
-        }
-        if alg != SigningAlg::RS256 && !manifest.has_current(KeyRole::Rs256Companion) {
-            self.ensure_dir()?;
-            let mut manifest = manifest;
-            let companion = self.generate(SigningAlg::RS256, KeyRole::Rs256Companion, now, now)?;
-            manifest.keys.push(companion.clone());
-            self.write_manifest(&manifest)?;
-            return Ok(vec![companion]);
-        }
-        Ok(Vec::new())
+        ensure_active(self, alg, now, publish_ahead)
     }
 
-    /// Withdraw key `kid` at once (compromise): it leaves the JWKS, the
-    /// tokens it signed are refused, its private key is deleted. When it was
-    /// signing, a key of the same role signs from `now` on, without waiting
-    /// for the publish-ahead period: the next key already published, or a
-    /// new key of the same algorithm.
+    /// See [`revoke`].
     pub fn revoke(&self, kid: &str, now: UnixTime) -> Result<Revocation, KeyError> {
-        let mut manifest = self.read_manifest()?;
-        let unknown = || KeyError::UnknownKid { kid: kid.to_owned(), path: self.manifest_path() };
-        let i = manifest.keys.iter().position(|k| k.kid == kid).ok_or_else(unknown)?;
-        let record = manifest.keys.get(i).cloned().ok_or_else(unknown)?;
-        if let Some(at) = record.revoked_at {
-            return Err(KeyError::AlreadyRevoked { kid: kid.to_owned(), at });
-        }
-        let was_active = manifest.state(i, now, Secs::ZERO) == Some(KeyState::Active);
-        if let Some(k) = manifest.keys.get_mut(i) {
-            k.revoked_at = Some(now);
-        }
-        let mut replacement = None;
-        let mut generated = false;
-        // A signing key is replaced at once; so is the last primary key.
-        if was_active || (record.role == KeyRole::Primary && !manifest.has_current(KeyRole::Primary)) {
-            let next = manifest
-                .keys
-                .iter_mut()
-                .filter(|k| k.role == record.role && k.revoked_at.is_none() && now < k.active_from())
-                .min_by_key(|k| k.active_from());
-            if let Some(next) = next {
-                next.active_from = Some(now);
-                replacement = Some(next.clone());
-            } else {
-                let fresh = self.generate(record.alg, record.role, now, now)?;
-                manifest.keys.push(fresh.clone());
-                replacement = Some(fresh);
-                generated = true;
-            }
-        }
-        self.write_manifest(&manifest)?;
-        remove_if_present(&self.key_path(kid))?;
-        let revoked = manifest.keys.get(i).cloned().unwrap_or(record);
-        Ok(Revocation { revoked, was_active, replacement, generated })
+        revoke(self, kid, now)
     }
 
-    /// Delete expired keys (retired more than `retain` ago) and revoked ones
-    /// (revoked more than `retain` ago; listed until then). Returns the kids
-    /// deleted.
+    /// See [`prune`].
     pub fn prune(&self, now: UnixTime, retain: Secs) -> Result<Vec<String>, KeyError> {
-        let manifest = self.read_manifest()?;
-        let gone: Vec<bool> = (0..manifest.keys.len())
-            .map(|i| match manifest.state(i, now, retain) {
-                Some(KeyState::Expired { .. }) => true,
-                Some(KeyState::Revoked { revoked_at }) => revoked_at.plus(retain) <= now,
-                _ => false,
-            })
-            .collect();
-        if !gone.contains(&true) {
-            return Ok(Vec::new());
-        }
-        let (deleted, kept): (Vec<_>, Vec<_>) = manifest.keys.into_iter().zip(gone).partition(|(_, gone)| *gone);
-        self.write_manifest(&Manifest { keys: kept.into_iter().map(|(k, _)| k).collect() })?;
-        for (k, _) in &deleted {
-            remove_if_present(&self.key_path(&k.kid))?;
-        }
-        Ok(deleted.into_iter().map(|(k, _)| k.kid).collect())
+        prune(self, now, retain)
     }
 
-    /// Load every unrevoked key of the manifest into a [`KeySet`].
+    /// See [`load`].
     pub fn load(&self) -> Result<KeySet, KeyError> {
-        let manifest = self.read_manifest()?;
-        let mut entries = Vec::with_capacity(manifest.keys.len());
-        for (i, record) in manifest.keys.iter().enumerate() {
-            if record.revoked_at.is_some() {
-                continue;
-            }
-            let path = self.key_path(&record.kid);
-            let fail = |message: String| KeyError::Load { kid: record.kid.clone(), path: path.clone(), message };
-            let text = fs::read_to_string(&path).map_err(|e| fail(e.to_string()))?;
-            let parsed = pem::parse(text).map_err(|e| fail(e.to_string()))?;
-            let key = SigningKey::from_pkcs8(record.alg, parsed.contents()).map_err(fail)?;
-            if key.kid != record.kid {
-                return Err(fail(format!("its thumbprint is {}, not the kid the manifest names", key.kid)));
-            }
-            entries.push(Entry {
-                role: record.role,
-                active_from: record.active_from(),
-                retired_at: manifest.retired_at(i),
-                key,
-            });
-        }
-        let fallback = entries
-            .iter()
-            .rposition(|e| e.role == KeyRole::Primary && e.retired_at.is_none())
-            .ok_or_else(|| KeyError::Manifest { path: self.manifest_path(), message: "no active key".into() })?;
-        Ok(KeySet { entries, fallback })
+        load(self)
+    }
+}
+
+impl Vault for KeyDir {
+    fn manifest_place(&self) -> PathBuf {
+        self.manifest_path()
+    }
+    fn key_place(&self, kid: &str) -> PathBuf {
+        self.key_path(kid)
+    }
+    fn read_manifest(&self) -> Result<Manifest, KeyError> {
+        KeyDir::read_manifest(self)
+    }
+    fn write_manifest(&self, manifest: &Manifest) -> Result<(), KeyError> {
+        KeyDir::write_manifest(self, manifest)
+    }
+    fn prepare(&self) -> Result<(), KeyError> {
+        self.ensure_dir()
+    }
+    fn put_private(&self, kid: &str, der: &[u8]) -> Result<(), KeyError> {
+        let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", der.to_vec()));
+        write_private(&self.key_path(kid), pem.as_bytes())
+    }
+    fn has_private(&self, kid: &str) -> bool {
+        self.key_path(kid).exists()
+    }
+    fn private(&self, kid: &str) -> Result<Vec<u8>, String> {
+        let text = fs::read_to_string(self.key_path(kid)).map_err(|e| e.to_string())?;
+        Ok(pem::parse(text).map_err(|e| e.to_string())?.into_contents())
+    }
+    fn remove_private(&self, kid: &str) -> Result<(), KeyError> {
+        remove_if_present(&self.key_path(kid))
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod claims;
 pub mod jwt;
+pub mod key_store;
 pub mod keys;
 pub mod master_key;
 pub mod verified;

@@ -1244,7 +1244,7 @@ pub async fn keys(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -
         Ok(v) => v,
         Err(r) => return r,
     };
-    let keys = match admin::keys::list(&state, state.now()) {
+    let keys = match admin::keys::list(&state, state.now()).await {
         Ok(k) => k,
         Err(e) => return failed(&viewer, e, "/console").await,
     };

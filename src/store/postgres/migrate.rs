@@ -38,8 +38,10 @@ impl Migration {
 }
 
 /// Every migration this build knows, in order.
-pub const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "initial", sql: include_str!("../../../migrations/0001_initial.sql") }];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "initial", sql: include_str!("../../../migrations/0001_initial.sql") },
+    Migration { version: 2, name: "signing_keys", sql: include_str!("../../../migrations/0002_signing_keys.sql") },
+];
 
 /// The schema version this build serves.
 pub fn latest() -> i64 {

@@ -21,6 +21,7 @@
 //! Never in a message or a log: the URL's password. Errors name the
 //! database as [`DatabaseUrl::redacted`] does.
 
+pub mod keys;
 pub mod migrate;
 mod ops;
 
@@ -173,6 +174,12 @@ impl PgStore {
         let client = store.pool.get().await.map_err(|e| store.pool_error(e))?;
         client.simple_query("SELECT 1").await.map_err(|e| store.query_error(&e))?;
         Ok(store)
+    }
+
+    /// A pooled connection, for work that is not a store transaction (the
+    /// signing keys, `keys`).
+    pub async fn pooled(&self) -> Result<deadpool_postgres::Object, PgError> {
+        self.pool.get().await.map_err(|e| self.pool_error(e))
     }
 
     /// Close the pool: connections in use close when returned.
