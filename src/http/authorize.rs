@@ -29,7 +29,7 @@ use crate::audit::{AuditEvent, EventKind, FailedAttempt, escape_control};
 use crate::clock::UnixTime;
 use crate::oauth::authorize::{AuthorizationRequest, AuthorizeError, Step, Target, query_after_sign_in};
 use crate::oauth::params::Params;
-use crate::oauth::throttle::ThrottleKey;
+use crate::oauth::throttle::{SharedCounts, ThrottleKey};
 use crate::revocation::Revocation;
 use crate::secret::{Secret, VerifyError};
 use crate::session::code::{AuthCode, new_code};
@@ -197,7 +197,15 @@ async fn sign_in(state: &AppState, request: Request, now: UnixTime) -> Result<Re
     // usernames gets more guesses than the limits.
     let name: String = username.chars().take(64).collect();
     let throttles = &state.sign_in_throttles;
-    let account_slot = match throttles.user_address.reserve(ThrottleKey::of(&["user", username, &remote]), now) {
+    let (account_key, address_key) =
+        (ThrottleKey::of(&["user", username, &remote]), ThrottleKey::of(&["address", &remote]));
+    // With several replicas the failures are counted in the store too: take
+    // in what the others counted (one read each; nothing is written unless
+    // the attempt fails, or succeeds after failures on record).
+    let shared: &dyn SharedCounts = &state.store;
+    let account_on_record = throttles.user_address.consult(shared, account_key, now).await;
+    throttles.address.consult(shared, address_key, now).await;
+    let account_slot = match throttles.user_address.reserve(account_key, now) {
         Ok(slot) => slot,
         Err(refusal) => {
             let wait = refusal.retry_after_secs();
@@ -210,7 +218,7 @@ async fn sign_in(state: &AppState, request: Request, now: UnixTime) -> Result<Re
             return again_later(StatusCode::TOO_MANY_REQUESTS, &message, wait);
         }
     };
-    let address_slot = match throttles.address.reserve(ThrottleKey::of(&["address", &remote]), now) {
+    let address_slot = match throttles.address.reserve(address_key, now) {
         Ok(slot) => slot,
         Err(refusal) => {
             account_slot.released();
@@ -230,11 +238,16 @@ async fn sign_in(state: &AppState, request: Request, now: UnixTime) -> Result<Re
         PasswordCheck::Wrong => {
             account_slot.failed(now);
             address_slot.failed(now);
+            throttles.user_address.share_failure(shared, account_key, now).await;
+            throttles.address.share_failure(shared, address_key, now).await;
             record_failure(state, Some(&name), &remote, FailedAttempt::WrongPassword, now).await?;
             return again(StatusCode::UNAUTHORIZED, WRONG_CREDENTIALS);
         }
         PasswordCheck::Right => {
             account_slot.succeeded();
+            if account_on_record {
+                shared.clear(account_key).await;
+            }
             // A success does not wipe the address's count (one valid
             // account must not reset a spray).
             address_slot.released();
