@@ -102,6 +102,9 @@ struct FileConfig {
     hashing_concurrency: Option<usize>,
     hashing_wait: Option<String>,
     dpop_nonce: Option<String>,
+    store: Option<String>,
+    database_url: Option<Secret>,
+    database_pool_size: Option<usize>,
     #[serde(default)]
     session: PolicyLayer,
     #[serde(default)]
@@ -267,6 +270,8 @@ pub struct Config {
     pub hashing_wait: Secs,
     /// Whether DPoP proofs at `/token` must carry a server nonce (RFC 9449 8).
     pub dpop_nonce_required: bool,
+    /// Which store keeps the state (`store`, SPEC 6 and 12).
+    pub store: StoreChoice,
     pub policy_layers: PolicyLayers,
     /// The effective policy of the file and environment layers.
     pub policy: SessionPolicy,
@@ -279,7 +284,7 @@ pub struct Config {
 }
 
 /// The non-session variables, beside the seven `TENURE_SESSION_*` ones.
-const ENV_VARS: [&str; 17] = [
+const ENV_VARS: [&str; 20] = [
     "TENURE_CONFIG",
     "TENURE_ISSUER",
     "TENURE_LISTEN",
@@ -297,6 +302,9 @@ const ENV_VARS: [&str; 17] = [
     "TENURE_HASHING_CONCURRENCY",
     "TENURE_HASHING_WAIT",
     "TENURE_DPOP_NONCE",
+    "TENURE_STORE",
+    "TENURE_DATABASE_URL",
+    "TENURE_DATABASE_POOL_SIZE",
 ];
 
 /// The variables of `tenure admin` (SPEC 11). The server accepts and ignores
@@ -421,6 +429,7 @@ impl Config {
                 });
             }
         };
+        let store = build_store_choice(env, file.store, file.database_url, file.database_pool_size)?;
         let policy_layers =
             PolicyLayers { file: file.session, env: env_policy_layer(env)?, admin: PolicyLayer::default() };
         let (policy, _) = policy_layers.resolve()?;
@@ -448,6 +457,7 @@ impl Config {
             hashing_concurrency,
             hashing_wait,
             dpop_nonce_required,
+            store,
             policy_layers,
             policy,
             server,
@@ -455,6 +465,179 @@ impl Config {
             users,
             warnings,
         })
+    }
+}
+
+// ---- Store selection: `store`, `database_url`, `database_pool_size` (SPEC 6, 12) ----
+
+/// The default and the largest `database_pool_size`.
+pub const DEFAULT_DATABASE_POOL_SIZE: usize = 16;
+pub const MAX_DATABASE_POOL_SIZE: usize = 1024;
+
+/// Which store keeps the issuer's state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreChoice {
+    /// The embedded sled store under `data_dir` (the default).
+    Sled,
+    /// PostgreSQL, or a database that speaks its protocol, through a pool of
+    /// at most `pool_size` connections.
+    Postgres { url: DatabaseUrl, pool_size: usize },
+}
+
+/// A PostgreSQL connection string (`postgres://user:password@host:port/db?sslmode=require`
+/// or `host=... user=...`), parsed once. It may hold a password: `Debug`
+/// and `Display` print [`DatabaseUrl::redacted`], never the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl {
+    parsed: Box<tokio_postgres::Config>,
+}
+
+impl DatabaseUrl {
+    /// Parse `raw`; the error names what is wrong, never the password.
+    pub fn parse(raw: &str) -> Result<DatabaseUrl, String> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err("is empty; give a URL like postgres://tenure@db.example:5432/tenure?sslmode=require".into());
+        }
+        if let Some(mode) = sslmode_of(raw)
+            && !matches!(mode.as_str(), "disable" | "prefer" | "require")
+        {
+            return Err(format!(
+                "sslmode={mode} is not supported: use sslmode=require (tenure then verifies the server's \
+                 certificate and host name against the system's trusted roots, like verify-full) or sslmode=disable"
+            ));
+        }
+        let parsed: tokio_postgres::Config = raw.parse().map_err(|e: tokio_postgres::Error| {
+            // The parser's own words ("invalid value for option `port`"); it
+            // never repeats the input.
+            match std::error::Error::source(&e) {
+                Some(cause) => format!("is not a PostgreSQL connection string: {cause}"),
+                None => "is not a PostgreSQL connection string (postgres://user:password@host:port/dbname)".into(),
+            }
+        })?;
+        if parsed.get_hosts().is_empty() {
+            return Err("names no host: give one, like postgres://tenure@db.example:5432/tenure".into());
+        }
+        Ok(DatabaseUrl { parsed: Box::new(parsed) })
+    }
+
+    /// The parsed connection settings (password included: never log them).
+    pub fn config(&self) -> &tokio_postgres::Config {
+        &self.parsed
+    }
+
+    /// Whether the URL asks for TLS (`sslmode=require`).
+    pub fn requires_tls(&self) -> bool {
+        self.parsed.get_ssl_mode() == tokio_postgres::config::SslMode::Require
+    }
+
+    /// `user@host:port/dbname`, for messages and logs: no password.
+    pub fn redacted(&self) -> String {
+        let c = &self.parsed;
+        let hosts: Vec<String> = c
+            .get_hosts()
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let host = match h {
+                    tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                    tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+                };
+                let port = c.get_ports().get(i).or_else(|| c.get_ports().first()).copied().unwrap_or(5432);
+                format!("{host}:{port}")
+            })
+            .collect();
+        let user = c.get_user().map(|u| format!("{u}@")).unwrap_or_default();
+        format!("{user}{}/{}", hosts.join(","), c.get_dbname().or(c.get_user()).unwrap_or(""))
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({})", self.redacted())
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// The `sslmode` a connection string names, in either form.
+fn sslmode_of(raw: &str) -> Option<String> {
+    if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+        let url = url::Url::parse(raw).ok()?;
+        url.query_pairs().find(|(k, _)| k == "sslmode").map(|(_, v)| v.into_owned())
+    } else {
+        raw.split_whitespace().find_map(|kv| kv.strip_prefix("sslmode=")).map(|v| v.trim_matches('\'').to_owned())
+    }
+}
+
+fn build_store_choice(
+    env: &BTreeMap<String, String>,
+    file_store: Option<String>,
+    file_url: Option<Secret>,
+    file_pool_size: Option<usize>,
+) -> Result<StoreChoice, ConfigError> {
+    let (kind, kind_key) = match (env.get("TENURE_STORE"), file_store) {
+        (Some(v), _) => (v.trim().to_owned(), "TENURE_STORE"),
+        (None, Some(v)) => (v.trim().to_owned(), "store"),
+        (None, None) => ("sled".to_owned(), "store"),
+    };
+    let (url, url_key) = match (env.get("TENURE_DATABASE_URL"), file_url) {
+        (Some(v), _) => (Some(v.clone()), "TENURE_DATABASE_URL"),
+        (None, Some(v)) => (Some(v.expose().to_owned()), "database_url"),
+        (None, None) => (None, "database_url"),
+    };
+    let pool_size = match env.get("TENURE_DATABASE_POOL_SIZE") {
+        Some(raw) => Some(raw.trim().parse::<usize>().map_err(|_| ConfigError::Env {
+            var: "TENURE_DATABASE_POOL_SIZE".into(),
+            message: format!("{raw:?} is not a whole number of connections (1 to {MAX_DATABASE_POOL_SIZE})"),
+        })?),
+        None => file_pool_size,
+    };
+    let in_key = |key: &str, message: String| -> ConfigError {
+        if key.starts_with("TENURE_") {
+            ConfigError::Env { var: key.to_owned(), message }
+        } else {
+            invalid(key, message)
+        }
+    };
+    match kind.as_str() {
+        "sled" => {
+            if url.is_some() {
+                return Err(in_key(
+                    url_key,
+                    "is set but the store is sled (the default); set store = \"postgres\" (TENURE_STORE=postgres) \
+                     to use the database"
+                        .into(),
+                ));
+            }
+            if pool_size.is_some() {
+                return Err(invalid("database_pool_size", "applies only with store = \"postgres\""));
+            }
+            Ok(StoreChoice::Sled)
+        }
+        "postgres" => {
+            let raw = url.ok_or_else(|| {
+                invalid(
+                    "database_url",
+                    "is required with store = \"postgres\" (or TENURE_DATABASE_URL), \
+                     like postgres://tenure@db.example:5432/tenure?sslmode=require",
+                )
+            })?;
+            let url = DatabaseUrl::parse(&raw).map_err(|m| in_key(url_key, m))?;
+            let pool_size = pool_size.unwrap_or(DEFAULT_DATABASE_POOL_SIZE);
+            if !(1..=MAX_DATABASE_POOL_SIZE).contains(&pool_size) {
+                return Err(invalid(
+                    "database_pool_size",
+                    format!("must be between 1 and {MAX_DATABASE_POOL_SIZE}, not {pool_size}"),
+                ));
+            }
+            Ok(StoreChoice::Postgres { url, pool_size })
+        }
+        other => Err(in_key(kind_key, format!("{other:?} is not a store; use sled or postgres"))),
     }
 }
 
@@ -896,6 +1079,86 @@ mod tests {
         );
         let e = Config::from_toml("", &env(&[("TENURE_DPOP_NONCE", "no")])).expect_err("bad").to_string();
         assert_eq!(e, "environment variable TENURE_DPOP_NONCE: \"no\" is not a nonce mode; use required or off");
+    }
+
+    // ---- Store selection (PostgreSQL store, SPEC 12) ----
+
+    #[test]
+    fn the_store_is_sled_unless_postgres_is_chosen_with_a_url() {
+        assert_eq!(Config::from_toml("", &no_env()).expect("valid").store, StoreChoice::Sled);
+        let c = Config::from_toml(
+            "store = \"postgres\"\ndatabase_url = \"postgres://tenure:pw@db.example:5433/tenure?sslmode=require\"",
+            &no_env(),
+        )
+        .expect("valid");
+        let StoreChoice::Postgres { url, pool_size } = &c.store else { panic!("{:?}", c.store) };
+        assert_eq!(*pool_size, DEFAULT_DATABASE_POOL_SIZE);
+        assert!(url.requires_tls());
+        assert_eq!(url.redacted(), "tenure@db.example:5433/tenure");
+        let from_env = Config::from_toml(
+            "",
+            &env(&[
+                ("TENURE_STORE", "postgres"),
+                ("TENURE_DATABASE_URL", "host=db.example user=tenure dbname=issuer"),
+                ("TENURE_DATABASE_POOL_SIZE", "40"),
+            ]),
+        )
+        .expect("valid");
+        let StoreChoice::Postgres { url, pool_size } = &from_env.store else { panic!("{:?}", from_env.store) };
+        assert_eq!((url.redacted().as_str(), *pool_size), ("tenure@db.example:5432/issuer", 40));
+        assert!(!url.requires_tls(), "TLS only when the URL asks for it");
+    }
+
+    #[test]
+    fn the_database_password_never_prints() {
+        let c = Config::from_toml(
+            "store = \"postgres\"\ndatabase_url = \"postgres://tenure:hunter2-secret@db.example/tenure\"",
+            &no_env(),
+        )
+        .expect("valid");
+        let shown = format!(
+            "{c:?} {}",
+            match &c.store {
+                StoreChoice::Postgres { url, .. } => url.to_string(),
+                StoreChoice::Sled => String::new(),
+            }
+        );
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("tenure@db.example:5432/tenure"), "{shown}");
+        // Nor in a refusal of the URL.
+        let e = Config::from_toml(
+            "",
+            &env(&[("TENURE_STORE", "postgres"), ("TENURE_DATABASE_URL", "postgres://u:hunter2@h:notaport/db")]),
+        )
+        .expect_err("bad port")
+        .to_string();
+        assert!(
+            e.starts_with("environment variable TENURE_DATABASE_URL: is not a PostgreSQL connection string"),
+            "{e}"
+        );
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn store_settings_are_checked() {
+        assert_eq!(err("store = \"mysql\""), "store: \"mysql\" is not a store; use sled or postgres");
+        assert!(err("store = \"postgres\"").starts_with("database_url: is required with store = \"postgres\""));
+        assert!(
+            err("database_url = \"postgres://h/db\"").starts_with("database_url: is set but the store is sled"),
+            "a URL that would silently do nothing is refused"
+        );
+        assert_eq!(
+            err("store = \"postgres\"\ndatabase_url = \"postgres://h/db\"\ndatabase_pool_size = 0"),
+            "database_pool_size: must be between 1 and 1024, not 0"
+        );
+        assert!(
+            err("store = \"postgres\"\ndatabase_url = \"postgres://h/db?sslmode=verify-full\"")
+                .starts_with("database_url: sslmode=verify-full is not supported: use sslmode=require")
+        );
+        let e = Config::from_toml("", &env(&[("TENURE_STORE", "postgres"), ("TENURE_DATABASE_URL", " ")]))
+            .expect_err("empty")
+            .to_string();
+        assert!(e.starts_with("environment variable TENURE_DATABASE_URL: is empty"), "{e}");
     }
 
     #[test]

@@ -43,9 +43,9 @@ use std::time::Duration;
 use axum::Router;
 
 use crate::clock::{Clock, SystemClock, UnixTime};
-use crate::config::Config;
+use crate::config::{Config, StoreChoice};
 use crate::http::state::StartError;
-use crate::store::{AnyStore, SledStore, Store};
+use crate::store::{AnyStore, PgStore, SledStore, Store};
 
 pub use crate::http::AppState;
 
@@ -76,6 +76,8 @@ pub enum ServeError {
     Start(#[from] StartError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Postgres(#[from] crate::store::postgres::PgError),
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -85,9 +87,21 @@ pub enum ServeError {
 pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
     // The store first: a second process on the same data_dir fails before
     // it takes a port.
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|source| ServeError::DataDir { path: config.data_dir.clone(), source })?;
-    let store = AnyStore::from(SledStore::open(&config.data_dir)?);
+    let store = match &config.store {
+        StoreChoice::Sled => {
+            std::fs::create_dir_all(&config.data_dir)
+                .map_err(|source| ServeError::DataDir { path: config.data_dir.clone(), source })?;
+            AnyStore::from(SledStore::open(&config.data_dir)?)
+        }
+        // SPEC 12: the schema must be exactly the one this build knows
+        // (`tenure migrate` makes it so).
+        StoreChoice::Postgres { url, pool_size } => {
+            let store = PgStore::connect(url, *pool_size).await?;
+            let version = store.require_current_schema().await?;
+            tracing::info!(database = %store.target(), schema = version, "PostgreSQL store");
+            AnyStore::from(store)
+        }
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| ServeError::Listen { addr: config.listen, source })?;

@@ -1,5 +1,5 @@
-//! The `tenure` command: `serve` (the default), `keys`, `check-config`,
-//! `hash-secret`, and `admin` (src/cli/).
+//! The `tenure` command: `serve` (the default), `migrate`, `keys`,
+//! `check-config`, `hash-secret`, and `admin` (src/cli/).
 
 #![forbid(unsafe_code)]
 
@@ -33,6 +33,10 @@ struct Cli {
 enum Command {
     /// Serve the issuer (the default).
     Serve,
+    /// Create or upgrade the PostgreSQL schema (store = "postgres",
+    /// database_url); a no-op when it is current. Run it before `serve`
+    /// after installing or upgrading tenure.
+    Migrate,
     /// Manage signing keys in keys_dir.
     Keys {
         #[command(subcommand)]
@@ -99,6 +103,36 @@ fn main() -> ExitCode {
     }
 }
 
+/// `tenure migrate`: apply the schema migrations the database lacks.
+fn migrate(config: &Config, now: tenure::clock::UnixTime) -> Result<(), String> {
+    use tenure::store::postgres::{PgStore, migrate::latest};
+    let tenure::config::StoreChoice::Postgres { url, .. } = &config.store else {
+        return Err("migrate applies to the PostgreSQL store: set store = \"postgres\" and database_url \
+                    (TENURE_STORE, TENURE_DATABASE_URL); the sled store needs no migration"
+            .into());
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        // One connection is all a migration needs.
+        let store = PgStore::connect(url, 1).await.map_err(|e| e.to_string())?;
+        let applied = store.migrate(now).await.map_err(|e| e.to_string())?;
+        if applied.is_empty() {
+            println!(
+                "the database {} is at schema version {}, the current one: nothing to do",
+                store.target(),
+                latest()
+            );
+        }
+        for m in &applied {
+            println!("applied migration {} ({})", m.version, m.name);
+        }
+        if !applied.is_empty() {
+            println!("the database {} is now at schema version {}", store.target(), latest());
+        }
+        Ok(())
+    })
+}
+
 fn run(command: Command, config: Config) -> Result<(), String> {
     let now = SystemClock.now();
     match command {
@@ -108,6 +142,7 @@ fn run(command: Command, config: Config) -> Result<(), String> {
                 tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
             runtime.block_on(tenure::serve(config, tenure::shutdown_signal())).map_err(|e| e.to_string())
         }
+        Command::Migrate => migrate(&config, now),
         Command::Keys { action } => {
             let dir = KeyDir::new(&config.keys_dir);
             let keep = retention(config.policy.access_token_ttl());
@@ -164,6 +199,14 @@ fn run(command: Command, config: Config) -> Result<(), String> {
             let p = &config.policy;
             println!("configuration is valid");
             println!("listen = {}", config.listen);
+            match &config.store {
+                tenure::config::StoreChoice::Sled => {
+                    println!("store = sled (data_dir = {})", config.data_dir.display())
+                }
+                tenure::config::StoreChoice::Postgres { url, pool_size } => {
+                    println!("store = postgres (database {url}, database_pool_size = {pool_size})");
+                }
+            }
             println!("signing_alg = {}", config.signing_alg);
             println!("key_publish_ahead = {}", config.key_publish_ahead);
             let proxies: Vec<String> = config.trusted_proxies.nets().iter().map(ToString::to_string).collect();

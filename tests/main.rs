@@ -23,6 +23,7 @@ mod harden;
 mod interop;
 mod keys;
 mod logout;
+mod postgres;
 mod revocation;
 mod server;
 mod sessions;

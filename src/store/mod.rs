@@ -7,6 +7,7 @@
 //! - Records written with an expiry are removed by [`Store::sweep_expired`]
 //!   once that time has passed, so the store does not grow without bound.
 
+pub mod postgres;
 pub mod sled;
 
 use crate::audit::AuditEvent;
@@ -22,6 +23,7 @@ use crate::session::user_session::UserSession;
 use crate::ssf::{QueuedSet, Stream};
 use crate::user::User;
 
+pub use self::postgres::PgStore;
 pub use self::sled::SledStore;
 
 use std::future::Future;
@@ -460,6 +462,7 @@ pub enum Redemption {
 #[derive(Clone)]
 pub enum AnyStore {
     Sled(SledStore),
+    Postgres(PgStore),
 }
 
 impl From<SledStore> for AnyStore {
@@ -468,11 +471,18 @@ impl From<SledStore> for AnyStore {
     }
 }
 
+impl From<PgStore> for AnyStore {
+    fn from(s: PgStore) -> Self {
+        AnyStore::Postgres(s)
+    }
+}
+
 impl AnyStore {
     /// Make everything durable and release the backend (blocking).
     pub fn close(self) {
         match self {
             AnyStore::Sled(s) => s.close(),
+            AnyStore::Postgres(s) => s.close(),
         }
     }
 
@@ -480,6 +490,7 @@ impl AnyStore {
     pub fn backend(&self) -> &'static str {
         match self {
             AnyStore::Sled(_) => "sled",
+            AnyStore::Postgres(_) => "postgres",
         }
     }
 }
@@ -488,6 +499,7 @@ macro_rules! dispatch {
     ($self:ident, $s:ident => $call:expr) => {
         match $self {
             AnyStore::Sled($s) => $call,
+            AnyStore::Postgres($s) => $call,
         }
     };
 }

@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod flow;
+pub mod postgres;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -1,0 +1,678 @@
+//! The PostgreSQL store from the operator's side (SPEC 12): `tenure
+//! migrate` creates the schema once, `serve` refuses a database whose schema
+//! it does not know, TLS is asked for by the URL and its failure says so, and
+//! the URL's password never reaches the output.
+//!
+//! Each test gets a fresh database on the harness's throwaway server
+//! (tests/support/postgres.rs); without PostgreSQL they print one SKIPPED
+//! line and pass, unless TENURE_REQUIRE_EXTERNAL=1.
+
+use std::process::Output;
+
+use crate::support::postgres::{self, PgDatabase};
+use crate::support::{Server, tenure};
+
+/// Run `tenure <args>` in an empty directory with the PostgreSQL store on
+/// `url`.
+fn run(args: &[&str], url: &str) -> Output {
+    let dir = tempfile::tempdir().expect("tempdir");
+    tenure()
+        .args(args)
+        .current_dir(dir.path())
+        .env("TENURE_STORE", "postgres")
+        .env("TENURE_DATABASE_URL", url)
+        .env("TENURE_LISTEN", "127.0.0.1:0")
+        .output()
+        .expect("run tenure")
+}
+
+fn text(out: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+async fn versions(db: &PgDatabase) -> Vec<(i64, String)> {
+    let client = db.client().await;
+    client
+        .query("SELECT version, name FROM schema_migrations ORDER BY version", &[])
+        .await
+        .expect("schema_migrations exists")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+#[tokio::test]
+async fn migrate_creates_the_schema_once_and_a_second_run_is_a_no_op() {
+    let Some(db) = postgres::database().await else { return };
+    let first = run(&["migrate"], &db.url);
+    let (stdout, stderr) = text(&first);
+    assert!(first.status.success(), "migrate failed: {stderr}");
+    assert!(stdout.contains("applied migration 1 (initial)"), "{stdout}");
+    assert!(stdout.contains("now at schema version 1"), "{stdout}");
+    assert_eq!(versions(&db).await, vec![(1, "initial".to_owned())]);
+    // The tables of the records are there.
+    let client = db.client().await;
+    for table in ["user_sessions", "families", "auth_codes", "audit_events", "logout_outbox", "ssf_queue"] {
+        client.query(&format!("SELECT count(*) FROM {table}"), &[]).await.unwrap_or_else(|e| panic!("{table}: {e}"));
+    }
+
+    let second = run(&["migrate"], &db.url);
+    let (stdout, stderr) = text(&second);
+    assert!(second.status.success(), "second migrate failed: {stderr}");
+    assert!(stdout.contains("schema version 1, the current one: nothing to do"), "{stdout}");
+    assert_eq!(versions(&db).await, vec![(1, "initial".to_owned())], "nothing applied twice");
+}
+
+#[tokio::test]
+async fn serve_refuses_an_unmigrated_database_and_names_the_fix() {
+    let Some(db) = postgres::database().await else { return };
+    let out = run(&["serve"], &db.url);
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "serve started on an empty database: {stdout}");
+    assert!(stderr.contains("no tenure schema"), "{stderr}");
+    assert!(stderr.contains("schema version 1"), "names the version it needs: {stderr}");
+    assert!(stderr.contains("run `tenure migrate`"), "names the fix: {stderr}");
+    assert!(!stdout.contains("tenure listening"), "it never listened");
+}
+
+#[tokio::test]
+async fn serve_refuses_a_newer_or_foreign_schema() {
+    let Some(db) = postgres::database().await else { return };
+    assert!(run(&["migrate"], &db.url).status.success());
+    let client = db.client().await;
+    client
+        .batch_execute("INSERT INTO schema_migrations VALUES (2, 'from_the_future', 'x', 0)")
+        .await
+        .expect("insert a newer version");
+    let out = run(&["serve"], &db.url);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains("schema version 2, newer than version 1"), "{stderr}");
+    // migrate does not touch it either.
+    let out = run(&["migrate"], &db.url);
+    assert!(!out.status.success());
+    assert!(text(&out).1.contains("newer than version 1"), "{}", text(&out).1);
+
+    // A version 1 that is not tenure's (edited, or another program's).
+    client.batch_execute("DELETE FROM schema_migrations WHERE version = 2").await.expect("delete");
+    client.batch_execute("UPDATE schema_migrations SET checksum = 'edited'").await.expect("edit");
+    let out = run(&["serve"], &db.url);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains("a schema this tenure does not know"), "{stderr}");
+}
+
+#[tokio::test]
+async fn an_sslmode_require_url_fails_with_a_clear_tls_message() {
+    let Some(db) = postgres::database().await else { return };
+    // The harness's server has no TLS.
+    for args in [&["migrate"][..], &["serve"][..]] {
+        let out = run(args, &db.url_with("sslmode=require"));
+        let (_, stderr) = text(&out);
+        assert!(!out.status.success(), "{args:?} connected without TLS");
+        assert!(stderr.contains("over TLS"), "{args:?}: {stderr}");
+        assert!(stderr.contains("server does not support TLS"), "{args:?}: {stderr}");
+        assert!(stderr.contains("sslmode=require"), "names the setting: {stderr}");
+    }
+}
+
+/// Start `tenure serve` on `url` in `dir` and wait until it listens (or
+/// exits); with `keys`, the keys directory of another replica.
+fn serve(dir: &std::path::Path, url: &str, keys: Option<&std::path::Path>, log: &str) -> std::process::Child {
+    std::fs::write(dir.join("tenure.toml"), config()).expect("write config");
+    let mut cmd = tenure();
+    cmd.arg("serve")
+        .current_dir(dir)
+        .env("TENURE_STORE", "postgres")
+        .env("TENURE_DATABASE_URL", url)
+        .env("TENURE_LOG", log)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    if let Some(keys) = keys {
+        cmd.env("TENURE_KEYS_DIR", keys);
+    }
+    cmd.spawn().expect("spawn tenure serve")
+}
+
+/// The base URL a started server prints, reading its stdout.
+fn listening(child: &mut std::process::Child) -> String {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let line = lines.next().expect("a line").expect("utf-8");
+    let base = line.strip_prefix("tenure listening on ").expect("the listening line").split_whitespace().next();
+    base.expect("a URL").to_owned()
+}
+
+fn stop(child: std::process::Child) -> String {
+    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let out = child.wait_with_output().expect("wait");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+const WEB_REDIRECT: &str = "http://127.0.0.1:9000/callback";
+
+fn config() -> String {
+    crate::support::config_with(&format!(
+        r#"
+[[clients]]
+id = "web"
+secret = "web-secret"
+redirect_uris = ["{WEB_REDIRECT}"]
+grant_types = ["authorization_code", "refresh_token"]
+scopes = ["openid"]
+
+[[users]]
+username = "alice"
+password = "alice-password"
+"#
+    ))
+}
+
+#[tokio::test]
+async fn the_password_in_the_url_never_reaches_the_output() {
+    let Some(db) = postgres::database().await else { return };
+    // The harness trusts local connections, so any password is accepted.
+    let url = db.url.replacen("postgres@", "postgres:pw-Zq81-never-shown@", 1);
+    assert_ne!(url, db.url, "the URL has a user to give a password to");
+    for args in [&["serve"][..], &["migrate"][..], &["check-config"][..]] {
+        let out = run(args, &url);
+        let (stdout, stderr) = text(&out);
+        assert!(!stdout.contains("pw-Zq81") && !stderr.contains("pw-Zq81"), "{args:?}: {stdout}{stderr}");
+    }
+    let (checked, _) = text(&run(&["check-config"], &url));
+    assert!(checked.contains("store = postgres (database postgres@127.0.0.1:"), "{checked}");
+    // Serving, with every log line on.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = serve(dir.path(), &url, None, "debug");
+    let base = listening(&mut child);
+    let ready = reqwest::get(format!("{base}/readyz")).await.expect("readyz");
+    assert_eq!(ready.status(), 200);
+    let stderr = stop(child);
+    assert!(stderr.contains("PostgreSQL store"), "the log names the store: {stderr}");
+    assert!(!stderr.contains("pw-Zq81"), "{stderr}");
+    // A server that is not there: the connection error names the database.
+    let mut closed = url::Url::parse(&url).expect("url");
+    closed.set_port(Some(1)).expect("port");
+    let bad = run(&["serve"], closed.as_str());
+    let (stdout, stderr) = text(&bad);
+    assert!(!bad.status.success());
+    assert!(stderr.contains("cannot connect to the database postgres@127.0.0.1:1/"), "{stderr}");
+    assert!(!stdout.contains("pw-Zq81") && !stderr.contains("pw-Zq81"), "{stdout}{stderr}");
+}
+
+/// SPEC 12: two replicas on one database (sharing the keys directory, as
+/// they share `keys/master.key`): a token issued by one is refreshed at the
+/// other, and a reuse detected at one kills the family at both.
+#[tokio::test]
+async fn two_replicas_serve_one_issuer_from_one_database() {
+    use crate::support::flow::Browser;
+    let Some(db) = postgres::database().await else { return };
+    assert!(run(&["migrate"], &db.url).status.success());
+    let env = [("TENURE_STORE", "postgres"), ("TENURE_DATABASE_URL", db.url.as_str())];
+    let a = Server::start(&config(), &env);
+    let keys = a.keys_dir().display().to_string();
+    let b = Server::start(&config(), &[env[0], env[1], ("TENURE_KEYS_DIR", keys.as_str())]);
+    for r in [&a, &b] {
+        assert_eq!(r.http.get(r.url("/readyz")).send().await.expect("readyz").status(), 200);
+    }
+
+    let code = Browser::new()
+        .sign_in_for_code(
+            &a,
+            &[("response_type", "code"), ("client_id", "web"), ("redirect_uri", WEB_REDIRECT), ("scope", "openid")],
+            "alice",
+            "alice-password",
+            false,
+        )
+        .await;
+    let tokens =
+        token(&a, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", WEB_REDIRECT)]).await;
+    assert_eq!(tokens.0, 200, "{}", tokens.1);
+    let first = tokens.1["refresh_token"].as_str().expect("refresh token").to_owned();
+    // The code is spent at both.
+    let replay =
+        token(&b, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", WEB_REDIRECT)]).await;
+    assert_eq!((replay.0, replay.1["error"].as_str()), (400, Some("invalid_grant")));
+
+    // The family was killed by the replay: start again with a fresh sign-in.
+    let code = Browser::new()
+        .sign_in_for_code(
+            &b,
+            &[("response_type", "code"), ("client_id", "web"), ("redirect_uri", WEB_REDIRECT), ("scope", "openid")],
+            "alice",
+            "alice-password",
+            false,
+        )
+        .await;
+    let tokens =
+        token(&b, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", WEB_REDIRECT)]).await;
+    let second = tokens.1["refresh_token"].as_str().expect("refresh token").to_owned();
+    let rotated = token(&a, &[("grant_type", "refresh_token"), ("refresh_token", &second)]).await;
+    assert_eq!(rotated.0, 200, "a token of B refreshes at A: {}", rotated.1);
+    let third = rotated.1["refresh_token"].as_str().expect("refresh token").to_owned();
+    // Reusing the retired token at B kills the family for A too.
+    let reuse = token(&b, &[("grant_type", "refresh_token"), ("refresh_token", &second)]).await;
+    assert_eq!((reuse.0, reuse.1["error"].as_str()), (400, Some("invalid_grant")));
+    let dead = token(&a, &[("grant_type", "refresh_token"), ("refresh_token", &third)]).await;
+    assert_eq!((dead.0, dead.1["error"].as_str()), (400, Some("invalid_grant")), "{}", dead.1);
+    let old = token(&a, &[("grant_type", "refresh_token"), ("refresh_token", &first)]).await;
+    assert_eq!(old.0, 400);
+}
+
+async fn token(server: &Server, form: &[(&str, &str)]) -> (u16, serde_json::Value) {
+    let resp = server.post_form("/token", Some(("web", "web-secret")), form).await;
+    let status = resp.status().as_u16();
+    (status, resp.json().await.expect("json"))
+}
+
+#[tokio::test]
+async fn the_library_migrates_and_checks_the_store() {
+    let Some((_db, store)) = postgres::migrated_store().await else { return };
+    tenure::store::Store::check(&store).await.expect("the database answers");
+    assert_eq!(store.require_current_schema().await.expect("current"), 1);
+    assert!(store.migrate(tenure::clock::UnixTime(1_700_000_001)).await.expect("again").is_empty());
+}
+
+#[test]
+fn migrate_needs_the_postgres_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = tenure().arg("migrate").current_dir(dir.path()).output().expect("run tenure");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("migrate applies to the PostgreSQL store"), "{stderr}");
+    assert!(stderr.contains("TENURE_DATABASE_URL"), "{stderr}");
+}
+
+// ---- The PostgreSQL store's own semantics, as the sled store's unit tests
+// check them (store/sled.rs). ----
+
+mod store_ops {
+    use tenure::audit::{AuditEvent, EventKind};
+    use tenure::clock::UnixTime;
+    use tenure::duration::Secs;
+    use tenure::logout::{Delivery, DeliveryKind};
+    use tenure::session::Revoked;
+    use tenure::session::code::AuthCode;
+    use tenure::session::family::{Activity, Family, RefreshDecision, decide_refresh};
+    use tenure::session::user_session::{MAX_FAMILIES_PER_CLIENT, UserSession};
+    use tenure::ssf::{QueuedSet, SetEvent, SetSubject, Stream};
+    use tenure::store::{Effects, Fallout, NoFallout, Redemption, Revoke, Store};
+
+    use crate::support::postgres;
+
+    const T0: UnixTime = UnixTime(1_700_000_000);
+    const SID: &str = "0123456789abcdef0123456789abcdef";
+
+    /// Writes one audit event per revocation it is told of (naming what
+    /// died), and for a user a fan-out delivery and a feed event.
+    struct Recorder;
+
+    fn event(kind: EventKind, target: String) -> AuditEvent {
+        AuditEvent::new(T0, kind, "system", target)
+    }
+
+    fn feed_event(client: &str, user: &str) -> QueuedSet {
+        let revoked = SetEvent::SessionRevoked { reason: "x".into(), initiating_entity: None, event_timestamp: T0 };
+        QueuedSet::new(client, SetSubject::User { user: user.into() }, revoked, T0)
+    }
+
+    impl Fallout for Recorder {
+        fn family_revoked(&self, family: &Family, _: &[Stream]) -> Effects {
+            Effects {
+                events: vec![event(EventKind::FamilyRevoked, format!("family:{}", family.id))],
+                ..Effects::default()
+            }
+        }
+        fn families_superseded(&self, families: &[Family], by: &Family) -> Effects {
+            let ids: Vec<&str> = families.iter().map(|f| f.id.as_str()).collect();
+            let target = format!("families:{} by {}", ids.join(","), by.id);
+            Effects { events: vec![event(EventKind::FamilyRevoked, target)], ..Effects::default() }
+        }
+        fn session_revoked(&self, session: &UserSession, live: &[Family], _: &[Stream]) -> Effects {
+            let ids: Vec<&str> = live.iter().map(|f| f.id.as_str()).collect();
+            let target = format!("session:{} live:{}", session.sid, ids.join(","));
+            Effects { events: vec![event(EventKind::SessionRevoked, target)], ..Effects::default() }
+        }
+        fn user_revoked(&self, username: &str, seq: u64, revoked: &Revoked, streams: &[Stream]) -> Effects {
+            Effects {
+                events: vec![event(EventKind::UserSessionsRevoked, format!("user:{username}"))],
+                deliveries: vec![Delivery {
+                    kind: DeliveryKind::UserFanout { seq },
+                    sub: username.to_owned(),
+                    created_at: revoked.at,
+                    attempts: 0,
+                    next_attempt_at: revoked.at,
+                }],
+                sets: streams.iter().map(|s| feed_event(&s.client_id, username)).collect(),
+            }
+        }
+    }
+
+    /// A poll stream of the revocation feed for receiver `client_id`.
+    fn stream(client_id: &str) -> Stream {
+        let body = serde_json::json!({ "delivery": { "method": tenure::ssf::POLL },
+            "events_requested": [tenure::ssf::SESSION_REVOKED] });
+        Stream::create(client_id, body.as_object().expect("object"), "http://iss", T0).expect("valid")
+    }
+
+    async fn targets(store: &tenure::store::PgStore) -> Vec<String> {
+        store.events_page(None, 100).await.expect("events").into_iter().rev().map(|(_, e)| e.target).collect()
+    }
+
+    fn family(id: &str) -> Family {
+        Family {
+            id: id.into(),
+            salt: "salt".into(),
+            sid: SID.into(),
+            username: "alice".into(),
+            client_id: "web".into(),
+            scope: "openid".into(),
+            auth_time: T0,
+            remember_me: false,
+            created_at: T0,
+            generation: 1,
+            rotated_at: T0,
+            active_at: None,
+            issues_refresh_tokens: true,
+            revoked: None,
+            jkt: None,
+        }
+    }
+
+    fn code() -> AuthCode {
+        AuthCode {
+            client_id: "web".into(),
+            redirect_uri: "http://127.0.0.1/cb".into(),
+            redirect_uri_given: true,
+            scope: "openid".into(),
+            nonce: None,
+            code_challenge: None,
+            sid: SID.into(),
+            username: "alice".into(),
+            auth_time: T0,
+            remember_me: false,
+            issued_at: T0,
+            redeemed_family: None,
+            dpop_jkt: None,
+        }
+    }
+
+    fn session() -> UserSession {
+        let (mut s, _) = UserSession::start("alice", false, None, None, T0).expect("rng");
+        s.sid = SID.into();
+        s
+    }
+
+    fn rotate_at(now: UnixTime, grace: Secs) -> impl Fn(&Family, Option<&UserSession>) -> RefreshDecision {
+        move |f, _| decide_refresh(f, 1, now, grace, true, Activity::Interactive)
+    }
+
+    #[tokio::test]
+    async fn a_code_redeems_once_and_its_replay_revokes_the_family_with_its_fallout() {
+        let Some((_db, store)) = postgres::migrated_store().await else { return };
+        store.put_code(b"k", &code()).await.expect("put");
+        let keep = T0.plus(Secs::days(30));
+        let first = store.redeem_code(b"k", &family("f1"), keep, T0, &Recorder).await.expect("redeem");
+        assert_eq!(first, Redemption::Redeemed { superseded: vec![] });
+        assert_eq!(store.session_families(SID).await.expect("index").len(), 1);
+        let replay =
+            store.redeem_code(b"k", &family("f2"), keep, T0.plus(Secs::new(30)), &Recorder).await.expect("redeem");
+        assert_eq!(replay, Redemption::Replayed { revoked_family: Some("f1".into()) });
+        let f1 = store.family("f1").await.expect("read").expect("exists");
+        assert_eq!(f1.revoked.map(|r| r.reason).as_deref(), Some("authorization_code_replay"));
+        assert!(store.family("f2").await.expect("read").is_none(), "the replay created nothing");
+        assert_eq!(targets(&store).await, ["family:f1"], "the kill wrote its fallout");
+        let again = store.redeem_code(b"k", &family("f3"), keep, T0, &Recorder).await.expect("redeem");
+        assert_eq!(again, Redemption::Replayed { revoked_family: None }, "already revoked: nothing new");
+        assert_eq!(targets(&store).await.len(), 1);
+        let none = store.redeem_code(b"nope", &family("f3"), keep, T0, &Recorder).await.expect("redeem");
+        assert_eq!(none, Redemption::NotFound);
+    }
+
+    #[tokio::test]
+    async fn a_session_keeps_the_newest_families_of_a_client_and_records_activity() {
+        let Some((_db, store)) = postgres::migrated_store().await else { return };
+        let keep = T0.plus(Secs::days(30));
+        store.put_session(&session(), keep).await.expect("put");
+        let mut superseded = Vec::new();
+        for i in 0..(MAX_FAMILIES_PER_CLIENT + 2) {
+            let key = format!("k{i}");
+            store.put_code(key.as_bytes(), &code()).await.expect("put");
+            let at = T0.plus(Secs::new(i as u64));
+            let mut f = family(&format!("f{i}"));
+            (f.created_at, f.rotated_at) = (at, at);
+            match store.redeem_code(key.as_bytes(), &f, keep, at, &Recorder).await.expect("redeem") {
+                Redemption::Redeemed { superseded: s } => superseded.extend(s.into_iter().map(|f| f.id)),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(superseded, ["f0", "f1"], "the oldest go first");
+        assert_eq!(targets(&store).await, ["families:f0 by f5", "families:f1 by f6"]);
+        let f0 = store.family("f0").await.expect("read").expect("kept for the audit trail");
+        assert_eq!(f0.revoked.map(|r| r.reason).as_deref(), Some("superseded"));
+        let live: Vec<String> = store.session_families(SID).await.expect("index").into_iter().map(|f| f.id).collect();
+        assert_eq!(live, ["f2", "f3", "f4", "f5", "f6"]);
+        assert_eq!(store.session(SID).await.expect("read").expect("exists").last_active, T0.plus(Secs::new(6)));
+
+        let later = T0.plus(Secs::minutes(20));
+        let d = store.refresh("f6", rotate_at(later, Secs::ZERO), &Recorder).await.expect("refresh");
+        assert!(matches!(d, Some(RefreshDecision::Rotate(ref f)) if f.generation == 2), "{d:?}");
+        assert_eq!(store.family("f6").await.expect("read").expect("exists").generation, 2);
+        assert_eq!(store.session(SID).await.expect("read").expect("exists").last_active, later);
+        let earlier = T0.plus(Secs::minutes(10));
+        store.refresh("f5", rotate_at(earlier, Secs::ZERO), &Recorder).await.expect("refresh");
+        assert_eq!(store.session(SID).await.expect("read").expect("exists").last_active, later, "never backwards");
+        assert!(store.refresh("nope", rotate_at(later, Secs::ZERO), &Recorder).await.expect("refresh").is_none());
+
+        // Revoking the session names its live families in the fallout.
+        store.revoke_family("f2", &Revoked { at: later, reason: "admin".into() }, &Recorder).await.expect("revoke");
+        let revoked = Revoked { at: later, reason: "logout".into() };
+        let r = store.revoke_session(SID, &revoked, &Recorder).await.expect("revoke");
+        assert!(r.changed());
+        assert_eq!(targets(&store).await.last().map(String::as_str), Some(&*format!("session:{SID} live:f3,f4,f5,f6")));
+        let r = store.revoke_session(SID, &revoked, &Recorder).await.expect("revoke");
+        assert!(matches!(r, Revoke::AlreadyRevoked(_)));
+        assert!(matches!(store.revoke_session("nope", &revoked, &Recorder).await.expect("revoke"), Revoke::NotFound));
+        assert!(
+            store.touch_session(SID, later.plus(Secs::new(1))).await.expect("touch").expect("exists").last_active
+                == later,
+            "a revoked session records no activity"
+        );
+    }
+
+    async fn concurrent_refreshes(grace: Secs) -> Option<(Vec<RefreshDecision>, Vec<String>)> {
+        let (_db, store) = postgres::migrated_store().await?;
+        store.put_session(&session(), T0.plus(Secs::days(30))).await.expect("put");
+        store.put_code(b"k", &code()).await.expect("put");
+        store.redeem_code(b"k", &family("f"), T0.plus(Secs::days(30)), T0, &NoFallout).await.expect("redeem");
+        let mut tasks = Vec::new();
+        for _ in 0..12 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let decide = rotate_at(T0.plus(Secs::new(5)), grace);
+                store.refresh("f", decide, &Recorder).await.expect("refresh").expect("exists")
+            }));
+        }
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.expect("join"));
+        }
+        Some((out, targets(&store).await))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn of_concurrent_uses_one_rotates_and_the_next_kills_the_family_once() {
+        let Some((decisions, events)) = concurrent_refreshes(Secs::ZERO).await else { return };
+        assert_eq!(decisions.iter().filter(|d| matches!(d, RefreshDecision::Rotate(_))).count(), 1, "{decisions:?}");
+        assert_eq!(decisions.iter().filter(|d| matches!(d, RefreshDecision::Reuse(_))).count(), 1, "{decisions:?}");
+        assert_eq!(events, ["family:f"], "one kill, one fallout");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn of_concurrent_uses_all_get_the_same_successor_with_grace() {
+        let Some((decisions, events)) = concurrent_refreshes(Secs::new(30)).await else { return };
+        assert_eq!(decisions.iter().filter(|d| matches!(d, RefreshDecision::Rotate(_))).count(), 1);
+        for d in &decisions {
+            match d {
+                RefreshDecision::Rotate(f) | RefreshDecision::Grace(f) => assert_eq!(f.generation, 2),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(events.is_empty());
+    }
+
+    #[tokio::test]
+    async fn revoking_a_user_is_one_marker_that_spares_later_sign_ins() {
+        let Some((_db, store)) = postgres::migrated_store().await else { return };
+        let keep = T0.plus(Secs::days(30));
+        let mut sids = Vec::new();
+        for _ in 0..3 {
+            let (s, _) = UserSession::start("alice", false, None, None, T0).expect("rng");
+            store.put_session(&s, keep).await.expect("put");
+            sids.push(s.sid);
+        }
+        let (bob, _) = UserSession::start("bob", false, None, None, T0).expect("rng");
+        store.put_session(&bob, keep).await.expect("put");
+        store.put_ssf_stream(&stream("rs")).await.expect("stream");
+        let revoked = Revoked { at: T0, reason: "compromised".into() };
+        let seq = store.revoke_user("alice", &revoked, &Recorder).await.expect("revoke");
+        for sid in &sids {
+            let s = store.session(sid).await.expect("read").expect("exists");
+            assert!(s.seq <= seq);
+            assert_eq!(s.revoked.map(|r| r.reason).as_deref(), Some("compromised"));
+        }
+        assert!(store.session(&bob.sid).await.expect("read").expect("exists").revoked.is_none());
+        let due = store.due_deliveries(T0, 10).await.expect("outbox");
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].1.kind, DeliveryKind::UserFanout { seq }, "the fan-out names the marker");
+        assert_eq!(store.queued_sets("rs", 10).await.expect("feed").len(), 1);
+
+        let (again, _) = UserSession::start("alice", false, None, None, T0).expect("rng");
+        store.put_session(&again, keep).await.expect("put");
+        assert!(store.session(&again.sid).await.expect("read").expect("exists").revoked.is_none());
+        let listed = store.user_sessions("alice").await.expect("list");
+        assert_eq!((listed.len(), listed.iter().filter(|s| s.revoked.is_none()).count()), (4, 1));
+        // Re-storing an old copy does not lift it past the marker, nor does
+        // activity.
+        let mut copy = store.session(&sids[1]).await.expect("read").expect("exists");
+        (copy.revoked, copy.seq) = (None, 0);
+        store.put_session(&copy, keep).await.expect("put");
+        assert!(store.session(&sids[1]).await.expect("read").expect("exists").revoked.is_some());
+        let touched = store.touch_session(&sids[0], T0.plus(Secs::new(1))).await.expect("touch").expect("exists");
+        assert!(touched.revoked.is_some());
+        assert_eq!(touched.last_active, T0);
+        assert_eq!(store.all_sessions().await.expect("all").len(), 5);
+    }
+
+    #[tokio::test]
+    async fn the_event_log_pages_newest_first_and_is_pruned() {
+        let Some((_db, store)) = postgres::migrated_store().await else { return };
+        for i in 0..5u64 {
+            let e = AuditEvent::new(T0.plus(Secs::days(i)), EventKind::SignIn, "alice", "user:alice");
+            store.append_event(&e).await.expect("append");
+        }
+        let days = |page: &[(u64, AuditEvent)]| {
+            page.iter().map(|(_, e)| (e.at.as_secs() - T0.as_secs()) / 86_400).collect::<Vec<_>>()
+        };
+        let first = store.events_page(None, 2).await.expect("page");
+        assert_eq!(days(&first), vec![4, 3]);
+        let second = store.events_page(Some(first[1].0), 2).await.expect("page");
+        assert_eq!(days(&second), vec![2, 1]);
+        let id =
+            store.append_event(&AuditEvent::new(T0, EventKind::SignInFailed, "x", "user:x")).await.expect("append");
+        assert!(
+            store.replace_event(id, &AuditEvent::new(T0, EventKind::SignInFailed, "x", "user:y")).await.expect("ok")
+        );
+        assert!(!store.replace_event(id + 1000, &AuditEvent::new(T0, EventKind::SignIn, "a", "t")).await.expect("ok"));
+        store.revoke_user("alice", &Revoked { at: T0, reason: "x".into() }, &NoFallout).await.expect("marker");
+        let removed = store.prune_history(T0.plus(Secs::days(2)), T0.plus(Secs::days(1))).await.expect("prune");
+        assert_eq!(removed, 4, "two events, the replaced one, and alice's marker");
+        assert_eq!(store.events_page(None, 10).await.expect("page").len(), 3);
+    }
+
+    #[tokio::test]
+    async fn settings_and_their_event_are_one_step() {
+        let Some((_db, store)) = postgres::migrated_store().await else { return };
+        assert!(store.admin_policy().await.expect("read").is_empty());
+        assert_eq!(store.policy_history().await.expect("read"), None);
+        let layer = tenure::policy::PolicyLayer { max_lifetime: Some(Secs::hours(8)), ..Default::default() };
+        let history = tenure::policy::PolicyHistory::new(T0, tenure::policy::SessionPolicy::default());
+        let e = AuditEvent::new(T0, EventKind::SettingsChanged, "root", "settings");
+        store.set_policy(Some(&layer), &history, Some(&e)).await.expect("set");
+        assert_eq!(store.admin_policy().await.expect("read"), layer);
+        assert_eq!(store.policy_history().await.expect("read"), Some(history.clone()));
+        assert_eq!(targets(&store).await, ["settings"]);
+        store.set_policy(None, &history, None).await.expect("history only");
+        assert_eq!(store.admin_policy().await.expect("read"), layer, "None leaves the layer");
+        store.set_policy(Some(&Default::default()), &history, None).await.expect("reset");
+        assert!(store.admin_policy().await.expect("read").is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_outbox_and_the_feed_queue_keep_order_and_reschedule() {
+        let Some((_db, store)) = postgres::migrated_store().await else { return };
+        let d = Delivery {
+            kind: DeliveryKind::Logout {
+                client_id: "web".into(),
+                uri: "http://127.0.0.1:1/bc".into(),
+                sid: "s".into(),
+            },
+            sub: "alice".into(),
+            created_at: T0,
+            attempts: 0,
+            next_attempt_at: T0,
+        };
+        store.enqueue_deliveries(std::slice::from_ref(&d)).await.expect("enqueue");
+        let due = store.due_deliveries(T0, 10).await.expect("due");
+        let (id, old) = &due[0];
+        let retry = Delivery { attempts: 1, next_attempt_at: T0.plus(Secs::new(15)), ..old.clone() };
+        store.finish_attempt(*id, old, Some(&retry)).await.expect("reschedule");
+        assert!(store.due_deliveries(T0.plus(Secs::new(14)), 10).await.expect("due").is_empty());
+        let due = store.due_deliveries(T0.plus(Secs::new(15)), 10).await.expect("due");
+        assert_eq!(due[0].1.attempts, 1);
+        store.finish_attempt(due[0].0, &due[0].1, None).await.expect("done");
+        assert!(store.due_deliveries(T0.plus(Secs::days(1)), 10).await.expect("due").is_empty());
+
+        let (a1, a2, b1) = (feed_event("a", "u1"), feed_event("a", "u2"), feed_event("b", "u1"));
+        store.enqueue_sets(&[a1.clone(), b1.clone(), a2.clone()]).await.expect("enqueue");
+        let a: Vec<QueuedSet> = store.queued_sets("a", 10).await.expect("queue").into_iter().map(|(_, s)| s).collect();
+        assert_eq!(a, vec![a1.clone(), a2.clone()]);
+        let (id, first) = store.queued_sets("a", 1).await.expect("queue").remove(0);
+        store.reschedule_set(id, &first.after_failure(T0)).await.expect("reschedule");
+        assert_eq!(store.queued_sets("a", 1).await.expect("queue")[0].1.attempts, 1);
+        assert_eq!(store.remove_sets("a", &[a1.jti.clone(), b1.jti.clone()]).await.expect("ack"), 1, "only a's own");
+        assert_eq!(store.prune_sets(T0.plus(Secs::new(1))).await.expect("prune"), 2, "a2 and b1 were issued at T0");
+        store.enqueue_sets(&[feed_event("b", "u3")]).await.expect("enqueue");
+        assert!(!store.delete_ssf_stream("b").await.expect("delete"), "no stream, but its queue goes");
+        assert!(store.queued_sets("b", 10).await.expect("queue").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_user_change_writes_its_revocation_fallout_and_event_in_one_step() {
+        let Some((_db, store)) = postgres::migrated_store().await else { return };
+        let e = AuditEvent::new(UnixTime(100), EventKind::UserDeleted, "root", "user:bob");
+        assert!(!store.write_user("bob", None, None, &Recorder, &e).await.expect("write"));
+        assert!(store.queued_sets("rs", 10).await.expect("queue").is_empty(), "nothing revoked, nothing queued");
+        store.put_ssf_stream(&stream("rs")).await.expect("stream");
+        let revoked = Revoked { at: UnixTime(100), reason: "user_deleted".into() };
+        store.write_user("bob", None, Some(&revoked), &Recorder, &e).await.expect("write");
+        assert_eq!(store.queued_sets("rs", 10).await.expect("queue").len(), 1);
+        assert_eq!(store.due_deliveries(UnixTime(100), 10).await.expect("outbox").len(), 1, "the logout fan-out");
+        assert_eq!(targets(&store).await, ["user:bob", "user:bob", "user:bob"]);
+    }
+
+    #[tokio::test]
+    async fn the_sweeper_removes_exactly_what_expired() {
+        let Some((_db, store)) = postgres::migrated_store().await else { return };
+        store.put_code(b"c1", &code()).await.expect("put"); // kept 10 minutes
+        store.put_session(&session(), T0.plus(Secs::hours(12))).await.expect("put");
+        assert_eq!(store.sweep_expired(T0).await.expect("sweep"), 0);
+        assert_eq!(store.sweep_expired(T0.plus(Secs::minutes(10))).await.expect("sweep"), 1);
+        assert!(store.code(b"c1").await.expect("read").is_none());
+        assert!(store.session(SID).await.expect("read").is_some());
+        assert_eq!(store.sweep_expired(T0.plus(Secs::days(1))).await.expect("sweep"), 1);
+        assert!(store.session(SID).await.expect("read").is_none());
+    }
+}
