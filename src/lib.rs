@@ -122,6 +122,11 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
     let deliverer = tokio::spawn(backchannel::deliver_periodically(state.clone()));
     let pusher = tokio::spawn(ssf::push::push_periodically(state.clone()));
     let follower = tokio::spawn(replica::follow_changes(state.clone(), loaded_epoch, changed.clone()));
+    // PostgreSQL: a change at another replica wakes the follower at once.
+    let listener_task = match &store {
+        AnyStore::Postgres(pg) => Some(tokio::spawn(pg.clone().listen_for_changes(changed.clone()))),
+        AnyStore::Sled(_) => None,
+    };
 
     tracing::info!(%addr, %issuer, "tenure is serving");
     // One plain line on stdout for scripts and tests that started us on port 0.
@@ -134,6 +139,9 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
     deliverer.abort();
     pusher.abort();
     follower.abort();
+    if let Some(task) = listener_task {
+        task.abort();
+    }
     store.flush().await?;
     tokio::task::spawn_blocking(move || store.close()).await.map_err(std::io::Error::other)?;
     tracing::info!("tenure stopped");
