@@ -24,6 +24,7 @@ mod interop;
 mod keys;
 mod logout;
 mod postgres;
+mod replicas;
 mod revocation;
 mod server;
 mod sessions;

@@ -48,8 +48,9 @@ async fn migrate_creates_the_schema_once_and_a_second_run_is_a_no_op() {
     let (stdout, stderr) = text(&first);
     assert!(first.status.success(), "migrate failed: {stderr}");
     assert!(stdout.contains("applied migration 1 (initial)"), "{stdout}");
-    assert!(stdout.contains("now at schema version 1"), "{stdout}");
-    assert_eq!(versions(&db).await, vec![(1, "initial".to_owned())]);
+    assert!(stdout.contains("applied migration 3 (replicas)"), "{stdout}");
+    assert!(stdout.contains("now at schema version 3"), "{stdout}");
+    assert_eq!(versions(&db).await, vec![(1, "initial".to_owned()), (3, "replicas".to_owned())]);
     // The tables of the records are there.
     let client = db.client().await;
     for table in ["user_sessions", "families", "auth_codes", "audit_events", "logout_outbox", "ssf_queue"] {
@@ -59,8 +60,12 @@ async fn migrate_creates_the_schema_once_and_a_second_run_is_a_no_op() {
     let second = run(&["migrate"], &db.url);
     let (stdout, stderr) = text(&second);
     assert!(second.status.success(), "second migrate failed: {stderr}");
-    assert!(stdout.contains("schema version 1, the current one: nothing to do"), "{stdout}");
-    assert_eq!(versions(&db).await, vec![(1, "initial".to_owned())], "nothing applied twice");
+    assert!(stdout.contains("schema version 3, the current one: nothing to do"), "{stdout}");
+    assert_eq!(
+        versions(&db).await,
+        vec![(1, "initial".to_owned()), (3, "replicas".to_owned())],
+        "nothing applied twice"
+    );
 }
 
 #[tokio::test]
@@ -70,7 +75,7 @@ async fn serve_refuses_an_unmigrated_database_and_names_the_fix() {
     let (stdout, stderr) = text(&out);
     assert!(!out.status.success(), "serve started on an empty database: {stdout}");
     assert!(stderr.contains("no tenure schema"), "{stderr}");
-    assert!(stderr.contains("schema version 1"), "names the version it needs: {stderr}");
+    assert!(stderr.contains("schema version 3"), "names the version it needs: {stderr}");
     assert!(stderr.contains("run `tenure migrate`"), "names the fix: {stderr}");
     assert!(!stdout.contains("tenure listening"), "it never listened");
 }
@@ -81,17 +86,17 @@ async fn serve_refuses_a_newer_or_foreign_schema() {
     assert!(run(&["migrate"], &db.url).status.success());
     let client = db.client().await;
     client
-        .batch_execute("INSERT INTO schema_migrations VALUES (2, 'from_the_future', 'x', 0)")
+        .batch_execute("INSERT INTO schema_migrations VALUES (4, 'from_the_future', 'x', 0)")
         .await
         .expect("insert a newer version");
     let out = run(&["serve"], &db.url);
     let (_, stderr) = text(&out);
     assert!(!out.status.success());
-    assert!(stderr.contains("schema version 2, newer than version 1"), "{stderr}");
+    assert!(stderr.contains("schema version 4, newer than version 3"), "{stderr}");
     // migrate does not touch it either.
     let out = run(&["migrate"], &db.url);
     assert!(!out.status.success());
-    assert!(text(&out).1.contains("newer than version 1"), "{}", text(&out).1);
+    assert!(text(&out).1.contains("newer than version 3"), "{}", text(&out).1);
 
     // A version 1 that is not tenure's (edited, or another program's).
     client.batch_execute("DELETE FROM schema_migrations WHERE version = 2").await.expect("delete");
@@ -271,7 +276,7 @@ async fn token(server: &Server, form: &[(&str, &str)]) -> (u16, serde_json::Valu
 async fn the_library_migrates_and_checks_the_store() {
     let Some((_db, store)) = postgres::migrated_store().await else { return };
     tenure::store::Store::check(&store).await.expect("the database answers");
-    assert_eq!(store.require_current_schema().await.expect("current"), 1);
+    assert_eq!(store.require_current_schema().await.expect("current"), 3);
     assert!(store.migrate(tenure::clock::UnixTime(1_700_000_001)).await.expect("again").is_empty());
 }
 
