@@ -29,10 +29,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use deadpool_postgres::Transaction;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use ring::rand::{SecureRandom, SystemRandom};
+use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{NoTls, Transaction};
 
 use crate::clock::UnixTime;
 use crate::config::DatabaseUrl;

@@ -6,10 +6,11 @@
 //! authorization code, the user session, then families (several at once by
 //! id), so two transitions never wait for each other in a cycle.
 
+use deadpool_postgres::Transaction;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use tokio_postgres::Transaction;
+use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use super::{PgStore, TxError};
@@ -57,6 +58,38 @@ fn pg(e: tokio_postgres::Error) -> StoreError {
     StoreError::Io(format!("database: {}", super::describe(&e)))
 }
 
+// Statements are prepared once per connection and cached (a round trip
+// saved on every later use).
+type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
+
+async fn q(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: Params<'_>,
+) -> std::result::Result<Vec<Row>, tokio_postgres::Error> {
+    let statement = tx.prepare_cached(sql).await?;
+    tx.query(&statement, params).await
+}
+
+async fn q_opt(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: Params<'_>,
+) -> std::result::Result<Option<Row>, tokio_postgres::Error> {
+    let statement = tx.prepare_cached(sql).await?;
+    tx.query_opt(&statement, params).await
+}
+
+async fn q_one(tx: &Transaction<'_>, sql: &str, params: Params<'_>) -> std::result::Result<Row, tokio_postgres::Error> {
+    let statement = tx.prepare_cached(sql).await?;
+    tx.query_one(&statement, params).await
+}
+
+async fn exec(tx: &Transaction<'_>, sql: &str, params: Params<'_>) -> std::result::Result<u64, tokio_postgres::Error> {
+    let statement = tx.prepare_cached(sql).await?;
+    tx.execute(&statement, params).await
+}
+
 /// "Every session of this user with a sequence up to `seq` is revoked."
 struct Marker {
     seq: u64,
@@ -76,7 +109,7 @@ fn overlay(session: &mut UserSession, marker: Option<&Marker>) {
 
 /// A session row (`body`, `seq`) and its user's marker (`marker_seq`,
 /// `marker`), as selected by [`SESSION_COLUMNS`].
-fn session_from_row(row: &tokio_postgres::Row) -> Result<UserSession> {
+fn session_from_row(row: &Row) -> Result<UserSession> {
     let mut session: UserSession = decode("user session", row.try_get("body").map_err(pg)?)?;
     session.seq = unsigned(row.try_get("seq").map_err(pg)?);
     let marker = match row.try_get::<_, Option<i64>>("marker_seq").map_err(pg)? {
@@ -94,7 +127,7 @@ const SESSION_COLUMNS: &str = "SELECT s.body, s.seq, m.seq AS marker_seq, m.body
      FROM user_sessions s LEFT JOIN user_markers m ON m.username = s.username";
 
 async fn tx_marker(tx: &Transaction<'_>, username: &str) -> std::result::Result<Option<Marker>, TxError> {
-    let Some(row) = tx.query_opt("SELECT seq, body FROM user_markers WHERE username = $1", &[&username]).await? else {
+    let Some(row) = q_opt(tx, "SELECT seq, body FROM user_markers WHERE username = $1", &[&username]).await? else {
         return Ok(None);
     };
     Ok(Some(Marker { seq: unsigned(row.try_get(0)?), revoked: decode("user marker", row.try_get(1)?)? }))
@@ -102,8 +135,7 @@ async fn tx_marker(tx: &Transaction<'_>, username: &str) -> std::result::Result<
 
 /// Lock session `sid` and read it with its user's marker applied.
 async fn tx_lock_session(tx: &Transaction<'_>, sid: &str) -> std::result::Result<Option<UserSession>, TxError> {
-    let Some(row) = tx.query_opt("SELECT body, seq FROM user_sessions WHERE sid = $1 FOR UPDATE", &[&sid]).await?
-    else {
+    let Some(row) = q_opt(tx, "SELECT body, seq FROM user_sessions WHERE sid = $1 FOR UPDATE", &[&sid]).await? else {
         return Ok(None);
     };
     let mut session: UserSession = decode("user session", row.try_get(0)?)?;
@@ -114,13 +146,13 @@ async fn tx_lock_session(tx: &Transaction<'_>, sid: &str) -> std::result::Result
 }
 
 async fn tx_write_session(tx: &Transaction<'_>, session: &UserSession) -> std::result::Result<(), TxError> {
-    tx.execute("UPDATE user_sessions SET body = $2 WHERE sid = $1", &[&session.sid, &json(session)?]).await?;
+    exec(tx, "UPDATE user_sessions SET body = $2 WHERE sid = $1", &[&session.sid, &json(session)?]).await?;
     Ok(())
 }
 
 /// Lock family `id` and read it.
 async fn tx_lock_family(tx: &Transaction<'_>, id: &str) -> std::result::Result<Option<Family>, TxError> {
-    match tx.query_opt("SELECT body FROM families WHERE id = $1 FOR UPDATE", &[&id]).await? {
+    match q_opt(tx, "SELECT body FROM families WHERE id = $1 FOR UPDATE", &[&id]).await? {
         None => Ok(None),
         Some(row) => Ok(Some(decode("family", row.try_get(0)?)?)),
     }
@@ -129,27 +161,28 @@ async fn tx_lock_family(tx: &Transaction<'_>, id: &str) -> std::result::Result<O
 /// Write family `next` over the version at `generation` (the guard every
 /// transition compares); whether it was still that version.
 async fn tx_write_family(tx: &Transaction<'_>, next: &Family, generation: u64) -> std::result::Result<bool, TxError> {
-    let n = tx
-        .execute(
-            "UPDATE families SET body = $2, generation = $3 WHERE id = $1 AND generation = $4",
-            &[&next.id, &json(next)?, &counter(next.generation), &counter(generation)],
-        )
-        .await?;
+    let n = exec(
+        tx,
+        "UPDATE families SET body = $2, generation = $3 WHERE id = $1 AND generation = $4",
+        &[&next.id, &json(next)?, &counter(next.generation), &counter(generation)],
+    )
+    .await?;
     Ok(n == 1)
 }
 
 async fn tx_audit(tx: &Transaction<'_>, event: &AuditEvent) -> std::result::Result<i64, TxError> {
-    let row = tx
-        .query_one(
-            "INSERT INTO audit_events (at, body) VALUES ($1, $2) RETURNING id",
-            &[&secs(event.at), &json(event)?],
-        )
-        .await?;
+    let row = q_one(
+        tx,
+        "INSERT INTO audit_events (at, body) VALUES ($1, $2) RETURNING id",
+        &[&secs(event.at), &json(event)?],
+    )
+    .await?;
     Ok(row.try_get(0)?)
 }
 
 async fn tx_enqueue_delivery(tx: &Transaction<'_>, d: &Delivery) -> std::result::Result<(), TxError> {
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO logout_outbox (next_attempt_at, body) VALUES ($1, $2)",
         &[&secs(d.next_attempt_at), &json(d)?],
     )
@@ -158,7 +191,8 @@ async fn tx_enqueue_delivery(tx: &Transaction<'_>, d: &Delivery) -> std::result:
 }
 
 async fn tx_enqueue_set(tx: &Transaction<'_>, set: &QueuedSet) -> std::result::Result<(), TxError> {
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO ssf_queue (client_id, jti, iat, next_attempt_at, body) VALUES ($1, $2, $3, $4, $5)",
         &[&set.client_id, &set.jti, &secs(set.iat), &secs(set.next_attempt_at), &json(set)?],
     )
@@ -167,7 +201,8 @@ async fn tx_enqueue_set(tx: &Transaction<'_>, set: &QueuedSet) -> std::result::R
 }
 
 async fn tx_put_setting(tx: &Transaction<'_>, name: &str, body: &Value) -> std::result::Result<(), TxError> {
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO settings (name, body) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET body = excluded.body",
         &[&name, body],
     )
@@ -192,7 +227,7 @@ async fn tx_effects(tx: &Transaction<'_>, effects: &Effects) -> std::result::Res
 /// The revocation feed's streams, read in the transaction that kills
 /// something (only then: a plain rotation needs none).
 async fn tx_streams(tx: &Transaction<'_>) -> std::result::Result<Vec<Stream>, TxError> {
-    let rows = tx.query("SELECT body FROM ssf_streams ORDER BY client_id", &[]).await?;
+    let rows = q(tx, "SELECT body FROM ssf_streams ORDER BY client_id", &[]).await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         out.push(decode("SSF stream", row.try_get(0)?)?);
@@ -220,15 +255,15 @@ async fn tx_revoke_family(
 /// Write user `username`'s revocation marker (the next `revocation_seq`:
 /// every session stored so far is at or below it); its sequence.
 async fn tx_mark_user(tx: &Transaction<'_>, username: &str, revoked: &Revoked) -> std::result::Result<u64, TxError> {
-    let row = tx
-        .query_one(
-            "INSERT INTO user_markers (username, seq, revoked_at, body) \
+    let row = q_one(
+        tx,
+        "INSERT INTO user_markers (username, seq, revoked_at, body) \
              VALUES ($1, nextval('revocation_seq'), $2, $3) \
              ON CONFLICT (username) DO UPDATE SET seq = excluded.seq, revoked_at = excluded.revoked_at, \
              body = excluded.body RETURNING seq",
-            &[&username, &secs(revoked.at), &json(revoked)?],
-        )
-        .await?;
+        &[&username, &secs(revoked.at), &json(revoked)?],
+    )
+    .await?;
     Ok(unsigned(row.try_get(0)?))
 }
 
@@ -237,16 +272,22 @@ impl PgStore {
         self.pool.get().await.map_err(|e| StoreError::from(self.pool_error(e)))
     }
 
-    async fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<tokio_postgres::Row>> {
-        self.client().await?.query(sql, params).await.map_err(pg)
+    async fn query(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(pg)?;
+        client.query(&statement, params).await.map_err(pg)
     }
 
-    async fn query_opt(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<tokio_postgres::Row>> {
-        self.client().await?.query_opt(sql, params).await.map_err(pg)
+    async fn query_opt(&self, sql: &str, params: Params<'_>) -> Result<Option<Row>> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(pg)?;
+        client.query_opt(&statement, params).await.map_err(pg)
     }
 
-    async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
-        self.client().await?.execute(sql, params).await.map_err(pg)
+    async fn execute(&self, sql: &str, params: Params<'_>) -> Result<u64> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(pg)?;
+        client.execute(&statement, params).await.map_err(pg)
     }
 
     async fn setting(&self, name: &str) -> Result<Option<Value>> {
@@ -299,7 +340,7 @@ impl Store for PgStore {
                 match admin {
                     Some(Some(body)) => tx_put_setting(tx, ADMIN_POLICY, body).await?,
                     Some(None) => {
-                        tx.execute("DELETE FROM settings WHERE name = $1", &[&ADMIN_POLICY]).await?;
+                        exec(tx, "DELETE FROM settings WHERE name = $1", &[&ADMIN_POLICY]).await?;
                     }
                     None => {}
                 }
@@ -388,9 +429,9 @@ impl Store for PgStore {
                 }
                 session.revoked = Some(revoked.clone());
                 tx_write_session(tx, &session).await?;
-                let rows = tx
-                    .query("SELECT body FROM families WHERE sid = $1 AND in_session ORDER BY id FOR UPDATE", &[&sid])
-                    .await?;
+                let rows =
+                    q(tx, "SELECT body FROM families WHERE sid = $1 AND in_session ORDER BY id FOR UPDATE", &[&sid])
+                        .await?;
                 let mut live = Vec::new();
                 for row in rows {
                     let f: Family = decode("family", row.try_get(0)?)?;
@@ -446,7 +487,7 @@ impl Store for PgStore {
         self.transaction("code redemption", |tx, _| {
             Box::pin(async move {
                 let Some(row) =
-                    tx.query_opt("SELECT body FROM auth_codes WHERE code_hash = $1 FOR UPDATE", &[&key]).await?
+                    q_opt(tx, "SELECT body FROM auth_codes WHERE code_hash = $1 FOR UPDATE", &[&key]).await?
                 else {
                     return Ok(Redemption::NotFound);
                 };
@@ -463,9 +504,10 @@ impl Store for PgStore {
                     };
                 }
                 code.redeemed_family = Some(family.id.clone());
-                tx.execute("UPDATE auth_codes SET body = $2 WHERE code_hash = $1", &[&key, &json(&code)?]).await?;
+                exec(tx, "UPDATE auth_codes SET body = $2 WHERE code_hash = $1", &[&key, &json(&code)?]).await?;
                 let session = tx_lock_session(tx, &family.sid).await?;
-                tx.execute(
+                exec(
+                    tx,
                     "INSERT INTO families (id, sid, client_id, generation, in_session, body, expires_at) \
                      VALUES ($1, $2, $3, $4, TRUE, $5, $6)",
                     &[
@@ -486,10 +528,10 @@ impl Store for PgStore {
                     let mut sorted = old.clone();
                     sorted.sort();
                     // Lock them in id order; report them oldest first.
-                    let rows = tx
-                        .query("SELECT id, body FROM families WHERE id = ANY($1) ORDER BY id FOR UPDATE", &[&sorted])
-                        .await?;
-                    tx.execute("UPDATE families SET in_session = FALSE WHERE id = ANY($1)", &[&sorted]).await?;
+                    let rows =
+                        q(tx, "SELECT id, body FROM families WHERE id = ANY($1) ORDER BY id FOR UPDATE", &[&sorted])
+                            .await?;
+                    exec(tx, "UPDATE families SET in_session = FALSE WHERE id = ANY($1)", &[&sorted]).await?;
                     let mut locked = std::collections::HashMap::new();
                     for row in rows {
                         let id: String = row.try_get(0)?;
@@ -530,16 +572,15 @@ impl Store for PgStore {
         F: Fn(&Family, Option<&UserSession>) -> RefreshDecision + Send + Sync,
     {
         let decide = &decide;
-        // A family's session never changes: read it before the transaction
-        // to know which session row to lock first.
-        let Some(row) = self.query_opt("SELECT sid FROM families WHERE id = $1", &[&id]).await? else {
-            return Ok(None);
-        };
-        let sid: String = row.try_get(0).map_err(pg)?;
-        let sid = &sid;
         self.transaction("refresh", |tx, _| {
             Box::pin(async move {
-                let mut session = tx_lock_session(tx, sid).await?;
+                // A family's session never changes: read it first (no lock)
+                // to know which session row to lock before the family's.
+                let Some(row) = q_opt(tx, "SELECT sid FROM families WHERE id = $1", &[&id]).await? else {
+                    return Ok(None);
+                };
+                let sid: String = row.try_get(0)?;
+                let mut session = tx_lock_session(tx, &sid).await?;
                 let Some(family) = tx_lock_family(tx, id).await? else { return Ok(None) };
                 let decision = decide(&family, session.as_ref());
                 match &decision {
@@ -625,10 +666,11 @@ impl Store for PgStore {
         self.transaction("user change", |tx, _| {
             Box::pin(async move {
                 let existed =
-                    tx.query_opt("SELECT 1 FROM users WHERE username = $1 FOR UPDATE", &[&username]).await?.is_some();
+                    q_opt(tx, "SELECT 1 FROM users WHERE username = $1 FOR UPDATE", &[&username]).await?.is_some();
                 match body {
                     Some(b) => {
-                        tx.execute(
+                        exec(
+                            tx,
                             "INSERT INTO users (username, body) VALUES ($1, $2) \
                              ON CONFLICT (username) DO UPDATE SET body = excluded.body",
                             &[&username, b],
@@ -636,7 +678,7 @@ impl Store for PgStore {
                         .await?;
                     }
                     None => {
-                        tx.execute("DELETE FROM users WHERE username = $1", &[&username]).await?;
+                        exec(tx, "DELETE FROM users WHERE username = $1", &[&username]).await?;
                     }
                 }
                 let mut effects = Effects::default();
@@ -696,19 +738,19 @@ impl Store for PgStore {
         let existed = self
             .transaction("client change", |tx, _| {
                 Box::pin(async move {
-                    let existed =
-                        tx.query_opt("SELECT 1 FROM clients WHERE id = $1 FOR UPDATE", &[&id]).await?.is_some();
+                    let existed = q_opt(tx, "SELECT 1 FROM clients WHERE id = $1 FOR UPDATE", &[&id]).await?.is_some();
                     match body {
                         Some(b) => {
-                            tx.execute(
+                            exec(
+                                tx,
                                 "INSERT INTO clients (id, body) VALUES ($1, $2) \
-                             ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+                                 ON CONFLICT (id) DO UPDATE SET body = excluded.body",
                                 &[&id, b],
                             )
                             .await?;
                         }
                         None => {
-                            tx.execute("DELETE FROM clients WHERE id = $1", &[&id]).await?;
+                            exec(tx, "DELETE FROM clients WHERE id = $1", &[&id]).await?;
                         }
                     }
                     tx_audit(tx, event).await?;
@@ -845,8 +887,8 @@ impl Store for PgStore {
     async fn delete_ssf_stream(&self, client_id: &str) -> Result<bool> {
         self.transaction("stream deletion", |tx, _| {
             Box::pin(async move {
-                tx.execute("DELETE FROM ssf_queue WHERE client_id = $1", &[&client_id]).await?;
-                Ok(tx.execute("DELETE FROM ssf_streams WHERE client_id = $1", &[&client_id]).await? > 0)
+                exec(tx, "DELETE FROM ssf_queue WHERE client_id = $1", &[&client_id]).await?;
+                Ok(exec(tx, "DELETE FROM ssf_streams WHERE client_id = $1", &[&client_id]).await? > 0)
             })
         })
         .await
