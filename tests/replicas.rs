@@ -303,3 +303,171 @@ async fn shared_throttles_count_failures_in_the_database() {
     store.clear_throttle(&key).await.expect("clear");
     assert_eq!(store.shared_throttle(&key).await.expect("read"), None);
 }
+
+/// A relying party's back-channel logout endpoint: the `sid` of every
+/// logout token POSTed to it.
+struct LogoutReceiver {
+    uri: String,
+    sids: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LogoutReceiver {
+    async fn start() -> LogoutReceiver {
+        use base64::Engine;
+        let sids: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+        let seen = sids.clone();
+        let app = axum::Router::new().route(
+            "/bc",
+            axum::routing::post(move |body: String| {
+                let seen = seen.clone();
+                async move {
+                    let token = form_urlencoded::parse(body.as_bytes())
+                        .find(|(k, _)| k == "logout_token")
+                        .map(|(_, v)| v.into_owned())
+                        .unwrap_or_default();
+                    let payload = token.split('.').nth(1).unwrap_or_default();
+                    let claims: Value = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                        .decode(payload)
+                        .ok()
+                        .and_then(|b| serde_json::from_slice(&b).ok())
+                        .unwrap_or(Value::Null);
+                    seen.lock().unwrap().push(claims["sid"].as_str().unwrap_or_default().to_owned());
+                    axum::http::StatusCode::OK
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let uri = format!("http://{}/bc", listener.local_addr().expect("addr"));
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("serve");
+        });
+        LogoutReceiver { uri, sids, task }
+    }
+}
+
+impl Drop for LogoutReceiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// What one chain of refreshes knows when it stops.
+struct Chain {
+    /// The refresh token of the last answered rotation.
+    last_ok: String,
+    /// The last request reached a replica that died before answering: it may
+    /// or may not have rotated (it was never acknowledged).
+    in_doubt: bool,
+}
+
+/// SIGKILL of A under load: a few hundred refreshes in flight across A and
+/// B, then A dies. Every rotation A answered is honoured at B, every
+/// acknowledged revocation holds there, and every queued back-channel
+/// logout is delivered (by B, once A's claims on the outbox run out).
+#[tokio::test]
+async fn sigkill_of_a_under_load_loses_no_rotation_revocation_or_queued_logout() {
+    let Some(db) = postgres::database().await else { return };
+    let rp = LogoutReceiver::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = tenure()
+        .arg("migrate")
+        .current_dir(dir.path())
+        .env("TENURE_STORE", "postgres")
+        .env("TENURE_DATABASE_URL", &db.url)
+        .output()
+        .expect("migrate");
+    assert!(out.status.success());
+    let config = config().replace(
+        "scopes = [\"openid\"]\n",
+        &format!("scopes = [\"openid\"]\nbackchannel_logout_uri = \"{}\"\n", rp.uri),
+    );
+    let env = [("TENURE_STORE", "postgres"), ("TENURE_DATABASE_URL", db.url.as_str()), ("TENURE_ISSUER", ISSUER)];
+    let a = Server::start(&config, &env);
+    let keys = a.keys_dir().display().to_string();
+    let b = Server::start(&config, &[env[0], env[1], env[2], ("TENURE_KEYS_DIR", keys.as_str())]);
+
+    // Families to refresh, and families to revoke at A just before it dies.
+    let mut chains = Vec::new();
+    for i in 0..16 {
+        chains.push(field(&tokens_at(if i % 2 == 0 { &a } else { &b }).await, "refresh_token"));
+    }
+    let mut doomed = Vec::new();
+    for _ in 0..6 {
+        let t = tokens_at(&a).await;
+        let sid = {
+            use base64::Engine;
+            let id = field(&t, "id_token");
+            let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(id.split('.').nth(1).expect("payload"))
+                .expect("base64");
+            serde_json::from_slice::<Value>(&payload).expect("claims")["sid"].as_str().expect("sid").to_owned()
+        };
+        doomed.push((field(&t, "refresh_token"), sid));
+    }
+
+    let (a_url, b_url) = (a.url("/token"), b.url("/token"));
+    let mut running = tokio::task::JoinSet::new();
+    for (n, first) in chains.into_iter().enumerate() {
+        let (a_url, b_url) = (a_url.clone(), b_url.clone());
+        running.spawn(async move {
+            let http = reqwest::Client::new();
+            let mut chain = Chain { last_ok: first, in_doubt: false };
+            for step in 0..40 {
+                let url = if (n + step) % 2 == 0 { &a_url } else { &b_url };
+                let sent = http
+                    .post(url)
+                    .basic_auth("web", Some("web-secret"))
+                    .form(&[("grant_type", "refresh_token"), ("refresh_token", chain.last_ok.as_str())])
+                    .send()
+                    .await;
+                let body = match sent {
+                    Ok(resp) if resp.status() == 200 => resp.json::<Value>().await,
+                    Ok(resp) => panic!("a refresh was refused: {} {:?}", resp.status(), resp.text().await),
+                    // Refused connection: nothing was sent, nothing rotated.
+                    Err(e) if e.is_connect() => return chain,
+                    Err(_) => {
+                        chain.in_doubt = true;
+                        return chain;
+                    }
+                };
+                match body {
+                    Ok(body) => chain.last_ok = field(&body, "refresh_token"),
+                    Err(_) => {
+                        chain.in_doubt = true;
+                        return chain;
+                    }
+                }
+            }
+            chain
+        });
+    }
+    // Revocations acknowledged by A while the load runs, then SIGKILL.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    for (token, _) in &doomed {
+        assert_eq!(web(&a, "/revoke", &[("token", token)]).await.0, 200);
+    }
+    let dir_a = a.kill_keep_dir();
+    let chains = running.join_all().await;
+
+    let mut checked = 0;
+    for chain in chains.iter().filter(|c| !c.in_doubt) {
+        let (status, body) = refresh(&b, &chain.last_ok).await;
+        assert_eq!(status, 200, "a rotation answered before A died is honoured at B: {body}");
+        checked += 1;
+    }
+    assert!(checked >= chains.len() / 2, "most chains ended cleanly ({checked} of {})", chains.len());
+    for (token, _) in &doomed {
+        let (status, body) = refresh(&b, token).await;
+        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "revoked at A, dead at B");
+    }
+    // Every logout queued by those revocations arrives; one claimed by A
+    // when it died waits for its claim (30 s) to run out.
+    let all_delivered = crate::support::eventually(Duration::from_secs(45), || async {
+        let got = rp.sids.lock().unwrap().clone();
+        doomed.iter().all(|(_, sid)| got.contains(sid))
+    })
+    .await;
+    assert!(all_delivered, "delivered: {:?}", rp.sids.lock().unwrap());
+    drop(dir_a);
+}
