@@ -122,3 +122,49 @@ pub async fn follow_changes(state: AppState, loaded: Option<u64>, changed: Arc<N
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::config::Config;
+    use crate::policy::PolicyLayer;
+    use crate::store::SledStore;
+
+    const T0: UnixTime = UnixTime(1_700_000_000);
+
+    async fn state(dir: &tempfile::TempDir) -> AppState {
+        let text = format!("keys_dir = \"{}\"\n", dir.path().join("keys").display());
+        let config = Config::from_toml(&text, &Default::default()).expect("config");
+        let store = SledStore::temporary().expect("store");
+        AppState::new(config, "http://issuer.test".into(), store.into(), Arc::new(ManualClock::at(T0)))
+            .await
+            .expect("state")
+    }
+
+    #[tokio::test]
+    async fn a_reload_puts_the_stored_settings_in_force() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = state(&dir).await;
+        assert_ne!(state.policy().0.access_token_ttl(), Secs::minutes(20));
+        // What another replica wrote.
+        let admin = PolicyLayer { access_token_ttl: Some(Secs::minutes(20)), ..Default::default() };
+        let resolved = PolicyLayers { admin: admin.clone(), ..Default::default() }.resolve().expect("valid");
+        let mut history = (*state.history()).clone();
+        history.change(T0.plus(Secs::new(5)), resolved.0);
+        state.store.set_policy(Some(&admin), &history, None).await.expect("stored");
+
+        state.reload_shared().await.expect("reload");
+        assert_eq!(state.policy().0.access_token_ttl(), Secs::minutes(20));
+        assert_eq!(*state.history(), history);
+    }
+
+    #[tokio::test]
+    async fn one_process_holds_every_lease() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = state(&dir).await;
+        assert!(holds_lease(&state, "sweeper", T0, Secs::minutes(2)).await);
+        assert!(holds_lease(&state, "sweeper", T0, Secs::minutes(2)).await);
+        assert!(replica_id().contains(&std::process::id().to_string()));
+    }
+}

@@ -491,6 +491,41 @@ mod tests {
     }
 
     #[test]
+    fn replacing_the_run_time_clients_adds_replaces_and_removes_but_keeps_config_clients() {
+        let text = r#"
+[[clients]]
+id = "svc"
+secret = "s"
+grant_types = ["client_credentials"]
+
+[[clients]]
+id = "made-at-a"
+secret = "t"
+grant_types = ["client_credentials"]
+
+[[clients]]
+id = "also-at-a"
+secret = "u"
+grant_types = ["client_credentials"]
+"#;
+        let mut clients = crate::config::Config::from_toml(text, &Default::default()).expect("valid").clients;
+        let runtime = clients.split_off(1);
+        let registry = ClientRegistry::new(clients).expect("registry");
+        registry.put(runtime[0].clone());
+        // Another replica: "made-at-a" deleted, "also-at-a" created, and a
+        // stored "svc" never shadows the config's.
+        let mut shadow = runtime[1].clone();
+        shadow.id = "svc".into();
+        registry.replace_runtime(vec![runtime[1].clone(), shadow]);
+        let ids: Vec<String> = registry.all().iter().map(|c| c.id.clone()).collect();
+        assert_eq!(ids, ["also-at-a", "svc"]);
+        assert!(registry.is_from_config("svc"));
+        assert!(matches!(registry.get("svc").expect("svc").kind, ClientKind::Confidential { .. }));
+        registry.replace_runtime(Vec::new());
+        assert_eq!(registry.all().len(), 1, "only the config client is left");
+    }
+
+    #[test]
     fn web_origins_are_those_of_public_clients_exactly() {
         let text = r#"
 [[clients]]
