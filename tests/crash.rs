@@ -6,10 +6,10 @@
 //! selected by name, switched on by `TENURE_CRASH_CHILD=<store dir>`) that
 //! loops over those transitions on a sled store with the real
 //! [`tenure::revocation::Fallout`] and prints a line after each durable
-//! return. The parent kills it with SIGKILL after a random 50-400 ms, five
-//! times, and after each kill opens the store and checks, through the
-//! `Store` trait, that every effect matches its state and every reported
-//! transition is there.
+//! return. The parent kills it with SIGKILL a random 50-400 ms after it
+//! opened the store, five times, and after each kill opens the store and
+//! checks, through the `Store` trait, that every effect matches its state
+//! and every reported transition is there.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher, RandomState};
@@ -82,7 +82,11 @@ async fn child(dir: PathBuf) {
         store.policy_history().await.expect("read").unwrap_or_else(|| PolicyHistory::new(T0, SessionPolicy::default()));
     let revocation = Revocation { store: &store, clients: &clients, now: T0 };
     let keep = T0.plus(Secs::days(30));
-    for i in 0u64.. {
+    // Carry on the cycle of transitions where the last run was killed.
+    let start = store.all_sessions().await.expect("sessions").len() as u64;
+    // On a line of its own: libtest's "test crash::crash_child ... " has none.
+    println!("\nready");
+    for i in start.. {
         let (session, _) = UserSession::start("alice", false, None, None, T0).expect("rng");
         store.put_session(&session, keep).await.expect("session");
         let sid = session.sid.clone();
@@ -163,8 +167,8 @@ async fn child(dir: PathBuf) {
     }
 }
 
-/// One round: start the child on `dir`, SIGKILL it after `after`, and
-/// return the transitions it reported as done.
+/// One round: start the child on `dir`, SIGKILL it `after` it has opened
+/// the store, and return the transitions it reported as done.
 fn run_child(dir: &Path, after: Duration) -> Vec<String> {
     let exe = std::env::current_exe().expect("the test binary");
     let mut child = Command::new(exe)
@@ -176,16 +180,25 @@ fn run_child(dir: &Path, after: Duration) -> Vec<String> {
         .spawn()
         .expect("start the child");
     let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .filter_map(|l| l.strip_prefix("done ").map(str::to_owned))
-            .collect::<Vec<_>>()
+        let mut done = Vec::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line == "ready" {
+                let _ = tx.send(());
+            } else if let Some(d) = line.strip_prefix("done ") {
+                done.push(d.to_owned());
+            }
+        }
+        done
     });
-    std::thread::sleep(after);
+    let ready = rx.recv_timeout(Duration::from_secs(10));
+    if ready.is_ok() {
+        std::thread::sleep(after);
+    }
     child.kill().expect("SIGKILL");
     let status = child.wait().expect("wait");
+    assert!(ready.is_ok(), "the child never opened the store");
     assert!(!status.success(), "the child is killed, it never finishes: {status:?}");
     reader.join().expect("reader")
 }

@@ -290,8 +290,9 @@ fn migrate_needs_the_postgres_store() {
     assert!(stderr.contains("TENURE_DATABASE_URL"), "{stderr}");
 }
 
-// ---- The PostgreSQL store's own semantics, as the sled store's unit tests
-// check them (store/sled.rs). ----
+// ---- What the PostgreSQL store does beyond the store contract suite
+// (tests/store_contract.rs, which runs on both backends): the feed's
+// streams read inside a killing transaction, and the sweeper's batches. ----
 
 mod store_ops {
     use tenure::audit::{AuditEvent, EventKind};
@@ -301,9 +302,9 @@ mod store_ops {
     use tenure::session::Revoked;
     use tenure::session::code::AuthCode;
     use tenure::session::family::{Activity, Family, RefreshDecision, decide_refresh};
-    use tenure::session::user_session::{MAX_FAMILIES_PER_CLIENT, UserSession};
+    use tenure::session::user_session::UserSession;
     use tenure::ssf::{QueuedSet, SetEvent, SetSubject, Stream};
-    use tenure::store::{Effects, Fallout, NoFallout, Redemption, Revoke, Store};
+    use tenure::store::{Effects, Fallout, NoFallout, Store};
 
     use crate::support::postgres;
 
@@ -311,7 +312,8 @@ mod store_ops {
     const SID: &str = "0123456789abcdef0123456789abcdef";
 
     /// Writes one audit event per revocation it is told of (naming what
-    /// died), and for a user a fan-out delivery and a feed event.
+    /// died and the streams it was given), and for a user a fan-out delivery
+    /// and one feed event per stream.
     struct Recorder;
 
     fn event(kind: EventKind, target: String) -> AuditEvent {
@@ -324,11 +326,10 @@ mod store_ops {
     }
 
     impl Fallout for Recorder {
-        fn family_revoked(&self, family: &Family, _: &[Stream]) -> Effects {
-            Effects {
-                events: vec![event(EventKind::FamilyRevoked, format!("family:{}", family.id))],
-                ..Effects::default()
-            }
+        fn family_revoked(&self, family: &Family, streams: &[Stream]) -> Effects {
+            let names: Vec<&str> = streams.iter().map(|s| s.client_id.as_str()).collect();
+            let target = format!("family:{} streams:{}", family.id, names.join(","));
+            Effects { events: vec![event(EventKind::FamilyRevoked, target)], ..Effects::default() }
         }
         fn families_superseded(&self, families: &[Family], by: &Family) -> Effects {
             let ids: Vec<&str> = families.iter().map(|f| f.id.as_str()).collect();
@@ -415,246 +416,6 @@ mod store_ops {
     }
 
     #[tokio::test]
-    async fn a_code_redeems_once_and_its_replay_revokes_the_family_with_its_fallout() {
-        let Some((_db, store)) = postgres::migrated_store().await else { return };
-        store.put_code(b"k", &code()).await.expect("put");
-        let keep = T0.plus(Secs::days(30));
-        let first = store.redeem_code(b"k", &family("f1"), keep, T0, &Recorder).await.expect("redeem");
-        assert_eq!(first, Redemption::Redeemed { superseded: vec![] });
-        assert_eq!(store.session_families(SID).await.expect("index").len(), 1);
-        let replay =
-            store.redeem_code(b"k", &family("f2"), keep, T0.plus(Secs::new(30)), &Recorder).await.expect("redeem");
-        assert_eq!(replay, Redemption::Replayed { revoked_family: Some("f1".into()) });
-        let f1 = store.family("f1").await.expect("read").expect("exists");
-        assert_eq!(f1.revoked.map(|r| r.reason).as_deref(), Some("authorization_code_replay"));
-        assert!(store.family("f2").await.expect("read").is_none(), "the replay created nothing");
-        assert_eq!(targets(&store).await, ["family:f1"], "the kill wrote its fallout");
-        let again = store.redeem_code(b"k", &family("f3"), keep, T0, &Recorder).await.expect("redeem");
-        assert_eq!(again, Redemption::Replayed { revoked_family: None }, "already revoked: nothing new");
-        assert_eq!(targets(&store).await.len(), 1);
-        let none = store.redeem_code(b"nope", &family("f3"), keep, T0, &Recorder).await.expect("redeem");
-        assert_eq!(none, Redemption::NotFound);
-    }
-
-    #[tokio::test]
-    async fn a_session_keeps_the_newest_families_of_a_client_and_records_activity() {
-        let Some((_db, store)) = postgres::migrated_store().await else { return };
-        let keep = T0.plus(Secs::days(30));
-        store.put_session(&session(), keep).await.expect("put");
-        let mut superseded = Vec::new();
-        for i in 0..(MAX_FAMILIES_PER_CLIENT + 2) {
-            let key = format!("k{i}");
-            store.put_code(key.as_bytes(), &code()).await.expect("put");
-            let at = T0.plus(Secs::new(i as u64));
-            let mut f = family(&format!("f{i}"));
-            (f.created_at, f.rotated_at) = (at, at);
-            match store.redeem_code(key.as_bytes(), &f, keep, at, &Recorder).await.expect("redeem") {
-                Redemption::Redeemed { superseded: s } => superseded.extend(s.into_iter().map(|f| f.id)),
-                other => panic!("{other:?}"),
-            }
-        }
-        assert_eq!(superseded, ["f0", "f1"], "the oldest go first");
-        assert_eq!(targets(&store).await, ["families:f0 by f5", "families:f1 by f6"]);
-        let f0 = store.family("f0").await.expect("read").expect("kept for the audit trail");
-        assert_eq!(f0.revoked.map(|r| r.reason).as_deref(), Some("superseded"));
-        let live: Vec<String> = store.session_families(SID).await.expect("index").into_iter().map(|f| f.id).collect();
-        assert_eq!(live, ["f2", "f3", "f4", "f5", "f6"]);
-        assert_eq!(store.session(SID).await.expect("read").expect("exists").last_active, T0.plus(Secs::new(6)));
-
-        let later = T0.plus(Secs::minutes(20));
-        let d = store.refresh("f6", rotate_at(later, Secs::ZERO), &Recorder).await.expect("refresh");
-        assert!(matches!(d, Some(RefreshDecision::Rotate(ref f)) if f.generation == 2), "{d:?}");
-        assert_eq!(store.family("f6").await.expect("read").expect("exists").generation, 2);
-        assert_eq!(store.session(SID).await.expect("read").expect("exists").last_active, later);
-        let earlier = T0.plus(Secs::minutes(10));
-        store.refresh("f5", rotate_at(earlier, Secs::ZERO), &Recorder).await.expect("refresh");
-        assert_eq!(store.session(SID).await.expect("read").expect("exists").last_active, later, "never backwards");
-        assert!(store.refresh("nope", rotate_at(later, Secs::ZERO), &Recorder).await.expect("refresh").is_none());
-
-        // Revoking the session names its live families in the fallout.
-        store.revoke_family("f2", &Revoked { at: later, reason: "admin".into() }, &Recorder).await.expect("revoke");
-        let revoked = Revoked { at: later, reason: "logout".into() };
-        let r = store.revoke_session(SID, &revoked, &Recorder).await.expect("revoke");
-        assert!(r.changed());
-        assert_eq!(targets(&store).await.last().map(String::as_str), Some(&*format!("session:{SID} live:f3,f4,f5,f6")));
-        let r = store.revoke_session(SID, &revoked, &Recorder).await.expect("revoke");
-        assert!(matches!(r, Revoke::AlreadyRevoked(_)));
-        assert!(matches!(store.revoke_session("nope", &revoked, &Recorder).await.expect("revoke"), Revoke::NotFound));
-        assert!(
-            store.touch_session(SID, later.plus(Secs::new(1))).await.expect("touch").expect("exists").last_active
-                == later,
-            "a revoked session records no activity"
-        );
-    }
-
-    async fn concurrent_refreshes(grace: Secs) -> Option<(Vec<RefreshDecision>, Vec<String>)> {
-        let (_db, store) = postgres::migrated_store().await?;
-        store.put_session(&session(), T0.plus(Secs::days(30))).await.expect("put");
-        store.put_code(b"k", &code()).await.expect("put");
-        store.redeem_code(b"k", &family("f"), T0.plus(Secs::days(30)), T0, &NoFallout).await.expect("redeem");
-        let mut tasks = Vec::new();
-        for _ in 0..12 {
-            let store = store.clone();
-            tasks.push(tokio::spawn(async move {
-                let decide = rotate_at(T0.plus(Secs::new(5)), grace);
-                store.refresh("f", decide, &Recorder).await.expect("refresh").expect("exists")
-            }));
-        }
-        let mut out = Vec::new();
-        for t in tasks {
-            out.push(t.await.expect("join"));
-        }
-        Some((out, targets(&store).await))
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn of_concurrent_uses_one_rotates_and_the_next_kills_the_family_once() {
-        let Some((decisions, events)) = concurrent_refreshes(Secs::ZERO).await else { return };
-        assert_eq!(decisions.iter().filter(|d| matches!(d, RefreshDecision::Rotate(_))).count(), 1, "{decisions:?}");
-        assert_eq!(decisions.iter().filter(|d| matches!(d, RefreshDecision::Reuse(_))).count(), 1, "{decisions:?}");
-        assert_eq!(events, ["family:f"], "one kill, one fallout");
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn of_concurrent_uses_all_get_the_same_successor_with_grace() {
-        let Some((decisions, events)) = concurrent_refreshes(Secs::new(30)).await else { return };
-        assert_eq!(decisions.iter().filter(|d| matches!(d, RefreshDecision::Rotate(_))).count(), 1);
-        for d in &decisions {
-            match d {
-                RefreshDecision::Rotate(f) | RefreshDecision::Grace(f) => assert_eq!(f.generation, 2),
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-        assert!(events.is_empty());
-    }
-
-    #[tokio::test]
-    async fn revoking_a_user_is_one_marker_that_spares_later_sign_ins() {
-        let Some((_db, store)) = postgres::migrated_store().await else { return };
-        let keep = T0.plus(Secs::days(30));
-        let mut sids = Vec::new();
-        for _ in 0..3 {
-            let (s, _) = UserSession::start("alice", false, None, None, T0).expect("rng");
-            store.put_session(&s, keep).await.expect("put");
-            sids.push(s.sid);
-        }
-        let (bob, _) = UserSession::start("bob", false, None, None, T0).expect("rng");
-        store.put_session(&bob, keep).await.expect("put");
-        store.put_ssf_stream(&stream("rs")).await.expect("stream");
-        let revoked = Revoked { at: T0, reason: "compromised".into() };
-        let seq = store.revoke_user("alice", &revoked, &Recorder).await.expect("revoke");
-        for sid in &sids {
-            let s = store.session(sid).await.expect("read").expect("exists");
-            assert!(s.seq <= seq);
-            assert_eq!(s.revoked.map(|r| r.reason).as_deref(), Some("compromised"));
-        }
-        assert!(store.session(&bob.sid).await.expect("read").expect("exists").revoked.is_none());
-        let due = store.due_deliveries(T0, 10).await.expect("outbox");
-        assert_eq!(due.len(), 1);
-        assert_eq!(due[0].1.kind, DeliveryKind::UserFanout { seq }, "the fan-out names the marker");
-        assert_eq!(store.queued_sets("rs", 10).await.expect("feed").len(), 1);
-
-        let (again, _) = UserSession::start("alice", false, None, None, T0).expect("rng");
-        store.put_session(&again, keep).await.expect("put");
-        assert!(store.session(&again.sid).await.expect("read").expect("exists").revoked.is_none());
-        let listed = store.user_sessions("alice").await.expect("list");
-        assert_eq!((listed.len(), listed.iter().filter(|s| s.revoked.is_none()).count()), (4, 1));
-        // Re-storing an old copy does not lift it past the marker, nor does
-        // activity.
-        let mut copy = store.session(&sids[1]).await.expect("read").expect("exists");
-        (copy.revoked, copy.seq) = (None, 0);
-        store.put_session(&copy, keep).await.expect("put");
-        assert!(store.session(&sids[1]).await.expect("read").expect("exists").revoked.is_some());
-        let touched = store.touch_session(&sids[0], T0.plus(Secs::new(1))).await.expect("touch").expect("exists");
-        assert!(touched.revoked.is_some());
-        assert_eq!(touched.last_active, T0);
-        assert_eq!(store.all_sessions().await.expect("all").len(), 5);
-    }
-
-    #[tokio::test]
-    async fn the_event_log_pages_newest_first_and_is_pruned() {
-        let Some((_db, store)) = postgres::migrated_store().await else { return };
-        for i in 0..5u64 {
-            let e = AuditEvent::new(T0.plus(Secs::days(i)), EventKind::SignIn, "alice", "user:alice");
-            store.append_event(&e).await.expect("append");
-        }
-        let days = |page: &[(u64, AuditEvent)]| {
-            page.iter().map(|(_, e)| (e.at.as_secs() - T0.as_secs()) / 86_400).collect::<Vec<_>>()
-        };
-        let first = store.events_page(None, 2).await.expect("page");
-        assert_eq!(days(&first), vec![4, 3]);
-        let second = store.events_page(Some(first[1].0), 2).await.expect("page");
-        assert_eq!(days(&second), vec![2, 1]);
-        let id =
-            store.append_event(&AuditEvent::new(T0, EventKind::SignInFailed, "x", "user:x")).await.expect("append");
-        assert!(
-            store.replace_event(id, &AuditEvent::new(T0, EventKind::SignInFailed, "x", "user:y")).await.expect("ok")
-        );
-        assert!(!store.replace_event(id + 1000, &AuditEvent::new(T0, EventKind::SignIn, "a", "t")).await.expect("ok"));
-        store.revoke_user("alice", &Revoked { at: T0, reason: "x".into() }, &NoFallout).await.expect("marker");
-        let removed = store.prune_history(T0.plus(Secs::days(2)), T0.plus(Secs::days(1))).await.expect("prune");
-        assert_eq!(removed, 4, "two events, the replaced one, and alice's marker");
-        assert_eq!(store.events_page(None, 10).await.expect("page").len(), 3);
-    }
-
-    #[tokio::test]
-    async fn settings_and_their_event_are_one_step() {
-        let Some((_db, store)) = postgres::migrated_store().await else { return };
-        assert!(store.admin_policy().await.expect("read").is_empty());
-        assert_eq!(store.policy_history().await.expect("read"), None);
-        let layer = tenure::policy::PolicyLayer { max_lifetime: Some(Secs::hours(8)), ..Default::default() };
-        let history = tenure::policy::PolicyHistory::new(T0, tenure::policy::SessionPolicy::default());
-        let e = AuditEvent::new(T0, EventKind::SettingsChanged, "root", "settings");
-        store.set_policy(Some(&layer), &history, Some(&e)).await.expect("set");
-        assert_eq!(store.admin_policy().await.expect("read"), layer);
-        assert_eq!(store.policy_history().await.expect("read"), Some(history.clone()));
-        assert_eq!(targets(&store).await, ["settings"]);
-        store.set_policy(None, &history, None).await.expect("history only");
-        assert_eq!(store.admin_policy().await.expect("read"), layer, "None leaves the layer");
-        store.set_policy(Some(&Default::default()), &history, None).await.expect("reset");
-        assert!(store.admin_policy().await.expect("read").is_empty());
-    }
-
-    #[tokio::test]
-    async fn the_outbox_and_the_feed_queue_keep_order_and_reschedule() {
-        let Some((_db, store)) = postgres::migrated_store().await else { return };
-        let d = Delivery {
-            kind: DeliveryKind::Logout {
-                client_id: "web".into(),
-                uri: "http://127.0.0.1:1/bc".into(),
-                sid: "s".into(),
-            },
-            sub: "alice".into(),
-            created_at: T0,
-            attempts: 0,
-            next_attempt_at: T0,
-        };
-        store.enqueue_deliveries(std::slice::from_ref(&d)).await.expect("enqueue");
-        let due = store.due_deliveries(T0, 10).await.expect("due");
-        let (id, old) = &due[0];
-        let retry = Delivery { attempts: 1, next_attempt_at: T0.plus(Secs::new(15)), ..old.clone() };
-        store.finish_attempt(*id, old, Some(&retry)).await.expect("reschedule");
-        assert!(store.due_deliveries(T0.plus(Secs::new(14)), 10).await.expect("due").is_empty());
-        let due = store.due_deliveries(T0.plus(Secs::new(15)), 10).await.expect("due");
-        assert_eq!(due[0].1.attempts, 1);
-        store.finish_attempt(due[0].0, &due[0].1, None).await.expect("done");
-        assert!(store.due_deliveries(T0.plus(Secs::days(1)), 10).await.expect("due").is_empty());
-
-        let (a1, a2, b1) = (feed_event("a", "u1"), feed_event("a", "u2"), feed_event("b", "u1"));
-        store.enqueue_sets(&[a1.clone(), b1.clone(), a2.clone()]).await.expect("enqueue");
-        let a: Vec<QueuedSet> = store.queued_sets("a", 10).await.expect("queue").into_iter().map(|(_, s)| s).collect();
-        assert_eq!(a, vec![a1.clone(), a2.clone()]);
-        let (id, first) = store.queued_sets("a", 1).await.expect("queue").remove(0);
-        store.reschedule_set(id, &first.after_failure(T0)).await.expect("reschedule");
-        assert_eq!(store.queued_sets("a", 1).await.expect("queue")[0].1.attempts, 1);
-        assert_eq!(store.remove_sets("a", &[a1.jti.clone(), b1.jti.clone()]).await.expect("ack"), 1, "only a's own");
-        assert_eq!(store.prune_sets(T0.plus(Secs::new(1))).await.expect("prune"), 2, "a2 and b1 were issued at T0");
-        store.enqueue_sets(&[feed_event("b", "u3")]).await.expect("enqueue");
-        assert!(!store.delete_ssf_stream("b").await.expect("delete"), "no stream, but its queue goes");
-        assert!(store.queued_sets("b", 10).await.expect("queue").is_empty());
-    }
-
-    #[tokio::test]
     async fn a_user_change_writes_its_revocation_fallout_and_event_in_one_step() {
         let Some((_db, store)) = postgres::migrated_store().await else { return };
         let e = AuditEvent::new(UnixTime(100), EventKind::UserDeleted, "root", "user:bob");
@@ -668,16 +429,35 @@ mod store_ops {
         assert_eq!(targets(&store).await, ["user:bob", "user:bob", "user:bob"]);
     }
 
+    /// A family killed by a reuse hands the feed's streams, read in the
+    /// killing transaction, to its fallout.
     #[tokio::test]
-    async fn the_sweeper_removes_exactly_what_expired() {
+    async fn a_kill_reads_the_feed_streams_in_its_transaction() {
         let Some((_db, store)) = postgres::migrated_store().await else { return };
-        store.put_code(b"c1", &code()).await.expect("put"); // kept 10 minutes
+        store.put_ssf_stream(&stream("rs")).await.expect("stream");
+        store.put_session(&session(), T0.plus(Secs::days(30))).await.expect("put");
+        store.put_code(b"k", &code()).await.expect("put");
+        store.redeem_code(b"k", &family("f"), T0.plus(Secs::days(30)), T0, &NoFallout).await.expect("redeem");
+        let later = T0.plus(Secs::new(5));
+        store.refresh("f", rotate_at(later, Secs::ZERO), &Recorder).await.expect("rotate");
+        let killed = store.refresh("f", rotate_at(later, Secs::ZERO), &Recorder).await.expect("reuse");
+        assert!(matches!(killed, Some(RefreshDecision::Reuse(_))), "{killed:?}");
+        assert_eq!(targets(&store).await, ["family:f streams:rs"]);
+    }
+
+    /// The sweeper deletes in batches of 512 rows per statement until none
+    /// is left, and only what has expired.
+    #[tokio::test]
+    async fn the_sweeper_deletes_in_batches_until_done() {
+        let Some((_db, store)) = postgres::migrated_store().await else { return };
+        for i in 0..1100u32 {
+            store.put_code(&i.to_be_bytes(), &code()).await.expect("put"); // kept 10 minutes
+        }
         store.put_session(&session(), T0.plus(Secs::hours(12))).await.expect("put");
         assert_eq!(store.sweep_expired(T0).await.expect("sweep"), 0);
-        assert_eq!(store.sweep_expired(T0.plus(Secs::minutes(10))).await.expect("sweep"), 1);
-        assert!(store.code(b"c1").await.expect("read").is_none());
-        assert!(store.session(SID).await.expect("read").is_some());
+        assert_eq!(store.sweep_expired(T0.plus(Secs::minutes(10))).await.expect("sweep"), 1100);
+        assert!(store.code(&7u32.to_be_bytes()).await.expect("read").is_none());
+        assert!(store.session(SID).await.expect("read").is_some(), "not expired yet");
         assert_eq!(store.sweep_expired(T0.plus(Secs::days(1))).await.expect("sweep"), 1);
-        assert!(store.session(SID).await.expect("read").is_none());
     }
 }

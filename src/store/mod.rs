@@ -208,9 +208,11 @@ pub trait Store: Send + Sync + 'static {
     fn family(&self, id: &str) -> impl Future<Output = Result<Option<Family>>> + Send;
 
     /// Run `decide` on family `id` and its session and store its outcome
-    /// atomically: a rotation (compare-and-swap on the generation; the
-    /// session records the activity unless the refresh is background), or
-    /// a kill on reuse with its fallout in the same step. Grace and refusal
+    /// atomically: a rotation (compare-and-swap on the generation), or a
+    /// kill on reuse with its fallout in the same step. After a rotation
+    /// that is not background, the session records the activity (a backend
+    /// may do it in a second step, as sled does: a crash in between loses
+    /// only that mark, which can end the session earlier, never later). Grace and refusal
     /// write nothing. Of N concurrent first uses, one rotates and the
     /// others re-decide against the new generation. Durable on return.
     /// `None` when there is no such family.
