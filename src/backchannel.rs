@@ -24,11 +24,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::task::{self, JoinSet};
 
-use crate::AppState;
 use crate::clock::UnixTime;
 use crate::duration::Secs;
 use crate::logout::{Delivery, DeliveryKind, MAX_ATTEMPTS, backoff};
 use crate::revocation::Fallout;
+use crate::service::AppState;
 use crate::store::{Store, StoreError};
 use crate::token::claims::new_jti;
 use crate::token::jwt::{self, TokenType};
@@ -537,10 +537,7 @@ backchannel_logout_uri = "{uri}"
         let earlier = Revoked { at: T0, reason: "logout".into() };
         state.store.revoke_session(&sids[0], &earlier, &crate::store::NoFallout).await.expect("revoke");
         let t1 = T0.plus(Secs::new(60));
-        crate::revocation::Revocation { store: &state.store, clients: &state.clients, now: t1 }
-            .user("alice", "root", "admin")
-            .await
-            .expect("revoke user");
+        state.revocation(t1).user("alice", "root", "admin").await.expect("revoke user");
         // A session started after the revocation is not covered.
         let (later, _) = UserSession::start("alice", false, None, None, t1).expect("rng");
         state.store.put_session(&later, keep).await.expect("session");

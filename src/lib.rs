@@ -28,6 +28,7 @@ pub mod policy;
 pub mod replica;
 pub mod revocation;
 pub mod secret;
+pub mod service;
 pub mod session;
 pub mod ssf;
 pub mod store;
@@ -44,10 +45,10 @@ use axum::Router;
 
 use crate::clock::{Clock, SystemClock, UnixTime};
 use crate::config::{Config, StoreChoice};
-use crate::http::state::StartError;
+use crate::service::StartError;
 use crate::store::{AnyStore, PgStore, SledStore, Store};
 
-pub use crate::http::AppState;
+pub use crate::service::AppState;
 
 /// The router for `state`; tests drive it with `oneshot`, `serve` with a socket.
 pub fn app(state: AppState) -> Router {

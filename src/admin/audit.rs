@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::{AdminError, Result};
 use crate::audit::{AuditEvent, EventKind};
-use crate::http::AppState;
+use crate::service::AppState;
 use crate::store::Store;
 
 /// Which page of the audit log to read.

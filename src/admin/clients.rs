@@ -10,10 +10,9 @@ use serde_json::{Map, Value};
 use super::{Actor, AdminError, Result, hash_secret, new_client_secret};
 use crate::audit::{AuditEvent, EventKind};
 use crate::clock::UnixTime;
-use crate::http::AppState;
 use crate::oauth::client::Client;
 use crate::oauth::client_spec::{ClientSpec, StoredClient};
-use crate::revocation::Revocation;
+use crate::service::AppState;
 use crate::store::Store;
 
 /// The shortest client secret an administrator may set.
@@ -237,7 +236,7 @@ pub async fn rotate_secret(state: &AppState, actor: &Actor, id: &str, now: UnixT
 /// it is gone before the delivery runs.
 pub async fn delete(state: &AppState, actor: &Actor, id: &str, now: UnixTime) -> Result<usize> {
     stored(state, id).await?;
-    let revocation = Revocation { store: &state.store, clients: &state.clients, now };
+    let revocation = state.revocation(now);
     let mut revoked = 0;
     for family in state.store.client_families(id).await.map_err(store_err)? {
         if family.revoked.is_none() {

@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::{Actor, AdminError, Result};
 use crate::audit::{AuditEvent, EventKind};
 use crate::clock::UnixTime;
-use crate::http::AppState;
+use crate::service::AppState;
 use crate::store::Store;
 use crate::token::keys::{KeyRecord, KeyState};
 

@@ -69,7 +69,7 @@ pub(crate) fn new_client_secret() -> Result<String> {
 /// Hash a password or secret with argon2id, within the server's bound on
 /// concurrent hashing (503 `Busy` when every slot stays taken).
 pub(crate) async fn hash_secret(
-    state: &crate::http::AppState,
+    state: &crate::service::AppState,
     value: String,
 ) -> Result<crate::secret::PasswordHashString> {
     match state.hashing.hash(&crate::secret::Secret::new(value)).await {

@@ -16,8 +16,8 @@ use serde::Serialize;
 use super::{AdminError, Result};
 use crate::clock::UnixTime;
 use crate::duration::Secs;
-use crate::http::AppState;
 use crate::policy::{ClientSessionOverride, IdleTimeout, PolicyKey, PolicySources, SessionPolicy, Source};
+use crate::service::AppState;
 use crate::session::family::{self, Family};
 use crate::store::Store;
 

@@ -12,9 +12,8 @@ use serde::Serialize;
 
 use super::{Actor, AdminError, Result};
 use crate::clock::UnixTime;
-use crate::http::AppState;
 use crate::policy::{ClientSessionOverride, PolicyHistory};
-use crate::revocation::Revocation;
+use crate::service::AppState;
 use crate::session::family::{self, Family};
 use crate::session::user_session::UserSession;
 use crate::store::{Revoke, Store};
@@ -62,10 +61,10 @@ pub fn session_view<'c>(
     now: UnixTime,
 ) -> Option<SessionView> {
     // SPEC 3: a refresh of any family counts as activity of its session.
-    let last_active = families.iter().map(Family::last_active).fold(session.last_active, UnixTime::max);
-    if !session.is_alive(history, last_active, now) {
+    if !session.is_live(history, families, now) {
         return None;
     }
+    let last_active = session.last_activity(families);
     let limits = history.current().limits(session.remember_me, None);
     let expires_at = limits.absolute_deadline(session.signed_in);
     let idle_expires_at = limits.idle_deadline(last_active).min(expires_at);
@@ -129,7 +128,7 @@ pub async fn user_sessions(
 
 /// Sign `username` out everywhere, this session included.
 pub async fn revoke_own_all(state: &AppState, username: &str, now: UnixTime) -> Result<()> {
-    let revocation = Revocation { store: &state.store, clients: &state.clients, now };
+    let revocation = state.revocation(now);
     for session in live_sessions(state, username, None, now).await? {
         revocation
             .session(&session.sid, username, REASON_SIGNED_OUT_EVERYWHERE)
@@ -152,7 +151,7 @@ pub async fn revoke_own(state: &AppState, username: &str, sid: &str, now: UnixTi
     if !owned {
         return Err(no_such_session());
     }
-    let revocation = Revocation { store: &state.store, clients: &state.clients, now };
+    let revocation = state.revocation(now);
     revocation
         .session(sid, username, REASON_USER_REVOKED)
         .await
@@ -163,7 +162,7 @@ pub async fn revoke_own(state: &AppState, username: &str, sid: &str, now: UnixTi
 /// Every session of `username`, in one write whatever their number.
 pub async fn revoke_user(state: &AppState, actor: &Actor, username: &str, now: UnixTime) -> Result<()> {
     known_user(state, username).await?;
-    let revocation = Revocation { store: &state.store, clients: &state.clients, now };
+    let revocation = state.revocation(now);
     revocation
         .user(username, &actor.name, REASON_ADMIN_REVOKED)
         .await
@@ -176,7 +175,7 @@ pub async fn revoke_session(state: &AppState, actor: &Actor, sid: &str, now: Uni
     if !well_formed_sid(sid) {
         return Err(no_such_session());
     }
-    let revocation = Revocation { store: &state.store, clients: &state.clients, now };
+    let revocation = state.revocation(now);
     let revoked = revocation
         .session(sid, &actor.name, REASON_ADMIN_REVOKED)
         .await

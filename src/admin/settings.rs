@@ -13,9 +13,16 @@ use super::{Actor, AdminError, Result};
 use crate::audit::{AuditEvent, EventKind};
 use crate::clock::UnixTime;
 use crate::duration::Secs;
-use crate::http::AppState;
 use crate::policy::{POLICY_KEYS, PolicyKeyDef, PolicyLayer, PolicyLayers, PolicySources, PolicyValue, SessionPolicy};
+use crate::service::AppState;
 use crate::store::Store;
+
+/// `GET /admin/settings/session`: the effective settings and where each
+/// comes from.
+pub fn current(state: &AppState) -> Value {
+    let policy = state.policy();
+    view(&policy.0, &policy.1)
+}
 
 /// The JSON view: every key with its effective value (integer seconds, or
 /// "off" for an idle timeout), and `sources`.

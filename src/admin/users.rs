@@ -10,9 +10,9 @@ use serde_json::{Map, Value};
 use super::{Actor, AdminError, Result, hash_secret};
 use crate::audit::{AuditEvent, EventKind};
 use crate::clock::UnixTime;
-use crate::http::AppState;
 use crate::oauth::client_spec::parse_permissions;
 use crate::secret::PasswordHashString;
+use crate::service::AppState;
 use crate::session::Revoked;
 use crate::store::{NoFallout, Store};
 use crate::user::{User, check_username};
@@ -325,5 +325,5 @@ pub async fn delete(state: &AppState, actor: &Actor, username: &str, now: UnixTi
 /// revocation feed's events, the audit event), written by the store in the
 /// same step as a disable or a delete.
 fn fallout<'a>(state: &'a AppState, actor: &Actor, now: UnixTime) -> crate::revocation::Fallout<'a> {
-    crate::revocation::Revocation { store: &state.store, clients: &state.clients, now }.fallout(&actor.name)
+    state.revocation(now).fallout(&actor.name)
 }

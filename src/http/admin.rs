@@ -9,33 +9,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
-use super::api::{ApiError, ApiJson, Caller};
-use super::state::AppState;
+use super::api::{ApiJson, Caller};
 use super::token::no_store;
-use crate::admin::{self, Actor, AdminError};
+use crate::admin::{self, Actor};
 use crate::oauth::client::Permission;
-
-impl From<AdminError> for ApiError {
-    fn from(e: AdminError) -> Self {
-        match e {
-            AdminError::Invalid(m) => ApiError::bad_request(m),
-            AdminError::InvalidSetting(m) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_setting", m),
-            AdminError::NotFound(m) => ApiError::not_found(m),
-            AdminError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
-            AdminError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
-            AdminError::Busy => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                "the server is busy hashing other secrets; retry in 1 s",
-            ),
-            AdminError::Internal(context) => ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                format!("the server could not complete the request ({context})"),
-            ),
-        }
-    }
-}
+use crate::service::{AppState, ServiceError};
 
 pub fn actor(caller: &Caller) -> Actor {
     Actor::new(caller.actor(), &caller.permissions)
@@ -46,24 +24,24 @@ fn json(status: StatusCode, body: impl serde::Serialize) -> Response {
 }
 
 /// The request body as a JSON object.
-pub fn object(body: Result<ApiJson<Value>, ApiError>) -> Result<Map<String, Value>, ApiError> {
+pub fn object(body: Result<ApiJson<Value>, ServiceError>) -> Result<Map<String, Value>, ServiceError> {
     match body?.0 {
         Value::Object(m) => Ok(m),
-        _ => Err(ApiError::bad_request("the body must be a JSON object")),
+        _ => Err(ServiceError::invalid("the body must be a JSON object")),
     }
 }
 
 /// The query parameters, each at most once.
-fn query(raw: Option<&str>, known: &[&str]) -> Result<Vec<(String, String)>, ApiError> {
+fn query(raw: Option<&str>, known: &[&str]) -> Result<Vec<(String, String)>, ServiceError> {
     let pairs: Vec<(String, String)> = form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
     for (i, (k, _)) in pairs.iter().enumerate() {
         if !known.contains(&k.as_str()) {
-            return Err(ApiError::bad_request(format!("unknown parameter {k:?}; known: {}", known.join(", "))));
+            return Err(ServiceError::invalid(format!("unknown parameter {k:?}; known: {}", known.join(", "))));
         }
         if pairs[..i].iter().any(|(other, _)| other == k) {
-            return Err(ApiError::bad_request(format!("the {k} parameter is given more than once")));
+            return Err(ServiceError::invalid(format!("the {k} parameter is given more than once")));
         }
     }
     Ok(pairs)
@@ -76,7 +54,11 @@ fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
 // ---- users ----
 
 /// `GET /admin/users?query=&page=`.
-pub async fn list_users(State(state): State<AppState>, caller: Caller, raw: RawQuery) -> Result<Response, ApiError> {
+pub async fn list_users(
+    State(state): State<AppState>,
+    caller: Caller,
+    raw: RawQuery,
+) -> Result<Response, ServiceError> {
     caller.require(Permission::UsersEdit)?;
     let pairs = query(raw.0.as_deref(), &["query", "page"])?;
     let page = match param(&pairs, "page") {
@@ -85,7 +67,7 @@ pub async fn list_users(State(state): State<AppState>, caller: Caller, raw: RawQ
             .parse()
             .ok()
             .filter(|n| *n > 0)
-            .ok_or_else(|| ApiError::bad_request(format!("page must be a whole number from 1, not {p:?}")))?,
+            .ok_or_else(|| ServiceError::invalid(format!("page must be a whole number from 1, not {p:?}")))?,
     };
     Ok(json(StatusCode::OK, admin::users::list(&state, param(&pairs, "query"), page).await?))
 }
@@ -94,12 +76,12 @@ pub async fn list_users(State(state): State<AppState>, caller: Caller, raw: RawQ
 pub async fn create_user(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<ApiJson<Value>, ApiError>,
-) -> Result<Response, ApiError> {
+    body: Result<ApiJson<Value>, ServiceError>,
+) -> Result<Response, ServiceError> {
     caller.require(Permission::UsersEdit)?;
     let body = object(body)?;
     let new: admin::users::NewUser =
-        serde_json::from_value(Value::Object(body)).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        serde_json::from_value(Value::Object(body)).map_err(|e| ServiceError::invalid(e.to_string()))?;
     let user = admin::users::create(&state, &actor(&caller), new, state.now()).await?;
     Ok(json(StatusCode::CREATED, user))
 }
@@ -109,7 +91,7 @@ pub async fn show_user(
     State(state): State<AppState>,
     caller: Caller,
     username: Result<Path<String>, PathRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, ServiceError> {
     caller.require(Permission::UsersEdit)?;
     let Path(username) = username?;
     Ok(json(StatusCode::OK, admin::users::show(&state, &username).await?))
@@ -120,8 +102,8 @@ pub async fn update_user(
     State(state): State<AppState>,
     caller: Caller,
     username: Result<Path<String>, PathRejection>,
-    body: Result<ApiJson<Value>, ApiError>,
-) -> Result<Response, ApiError> {
+    body: Result<ApiJson<Value>, ServiceError>,
+) -> Result<Response, ServiceError> {
     caller.require(Permission::UsersEdit)?;
     let Path(username) = username?;
     let body = object(body)?;
@@ -134,7 +116,7 @@ pub async fn delete_user(
     State(state): State<AppState>,
     caller: Caller,
     username: Result<Path<String>, PathRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, ServiceError> {
     caller.require(Permission::UsersEdit)?;
     let Path(username) = username?;
     admin::users::delete(&state, &actor(&caller), &username, state.now()).await?;
@@ -144,7 +126,7 @@ pub async fn delete_user(
 // ---- clients ----
 
 /// `GET /admin/clients`.
-pub async fn list_clients(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+pub async fn list_clients(State(state): State<AppState>, caller: Caller) -> Result<Response, ServiceError> {
     caller.require(Permission::SystemAdminister)?;
     Ok(json(StatusCode::OK, serde_json::json!({ "clients": admin::clients::list(&state) })))
 }
@@ -153,8 +135,8 @@ pub async fn list_clients(State(state): State<AppState>, caller: Caller) -> Resu
 pub async fn create_client(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<ApiJson<Value>, ApiError>,
-) -> Result<Response, ApiError> {
+    body: Result<ApiJson<Value>, ServiceError>,
+) -> Result<Response, ServiceError> {
     caller.require(Permission::SystemAdminister)?;
     let body = object(body)?;
     let created = admin::clients::create(&state, &actor(&caller), &body, state.now()).await?;
@@ -166,7 +148,7 @@ pub async fn show_client(
     State(state): State<AppState>,
     caller: Caller,
     id: Result<Path<String>, PathRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, ServiceError> {
     caller.require(Permission::SystemAdminister)?;
     let Path(id) = id?;
     Ok(json(StatusCode::OK, admin::clients::show(&state, &id)?))
@@ -177,8 +159,8 @@ pub async fn replace_client(
     State(state): State<AppState>,
     caller: Caller,
     id: Result<Path<String>, PathRejection>,
-    body: Result<ApiJson<Value>, ApiError>,
-) -> Result<Response, ApiError> {
+    body: Result<ApiJson<Value>, ServiceError>,
+) -> Result<Response, ServiceError> {
     caller.require(Permission::SystemAdminister)?;
     let Path(id) = id?;
     let body = object(body)?;
@@ -190,7 +172,7 @@ pub async fn delete_client(
     State(state): State<AppState>,
     caller: Caller,
     id: Result<Path<String>, PathRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, ServiceError> {
     caller.require(Permission::SystemAdminister)?;
     let Path(id) = id?;
     admin::clients::delete(&state, &actor(&caller), &id, state.now()).await?;
@@ -202,7 +184,7 @@ pub async fn rotate_client_secret(
     State(state): State<AppState>,
     caller: Caller,
     id: Result<Path<String>, PathRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, ServiceError> {
     caller.require(Permission::SystemAdminister)?;
     let Path(id) = id?;
     let rotated = admin::clients::rotate_secret(&state, &actor(&caller), &id, state.now()).await?;
@@ -212,13 +194,13 @@ pub async fn rotate_client_secret(
 // ---- keys ----
 
 /// `GET /admin/keys`.
-pub async fn list_keys(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+pub async fn list_keys(State(state): State<AppState>, caller: Caller) -> Result<Response, ServiceError> {
     caller.require(Permission::SystemAdminister)?;
     Ok(json(StatusCode::OK, serde_json::json!({ "keys": admin::keys::list(&state, state.now())? })))
 }
 
 /// `POST /admin/keys/rotate`.
-pub async fn rotate_key(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+pub async fn rotate_key(State(state): State<AppState>, caller: Caller) -> Result<Response, ServiceError> {
     caller.require(Permission::SystemAdminister)?;
     let keys = admin::keys::rotate(&state, &actor(&caller), state.now()).await?;
     Ok(json(StatusCode::CREATED, serde_json::json!({ "keys": keys })))
@@ -227,13 +209,13 @@ pub async fn rotate_key(State(state): State<AppState>, caller: Caller) -> Result
 // ---- settings explain ----
 
 /// `GET /admin/settings/session/explain?client_id=&username=&remember_me=`.
-pub async fn explain(State(state): State<AppState>, caller: Caller, raw: RawQuery) -> Result<Response, ApiError> {
+pub async fn explain(State(state): State<AppState>, caller: Caller, raw: RawQuery) -> Result<Response, ServiceError> {
     caller.require(Permission::SystemAdminister)?;
     let pairs = query(raw.0.as_deref(), &["client_id", "username", "remember_me"])?;
     let remember_me = match param(&pairs, "remember_me") {
         None | Some("false") => false,
         Some("true") => true,
-        Some(other) => return Err(ApiError::bad_request(format!("remember_me must be true or false, not {other:?}"))),
+        Some(other) => return Err(ServiceError::invalid(format!("remember_me must be true or false, not {other:?}"))),
     };
     let explanation =
         admin::policy::explain(&state, param(&pairs, "client_id"), param(&pairs, "username"), remember_me).await?;

@@ -6,85 +6,25 @@
 
 use std::collections::BTreeSet;
 
-use axum::Json;
 use axum::extract::FromRequestParts;
 use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 
 use super::bearer::{self, BearerError};
-use super::state::AppState;
 use crate::oauth::client::Permission;
+use crate::service::{AppState, ServiceError};
 use crate::token::claims::AccessClaims;
 
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub error: &'static str,
-    pub message: String,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, error: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, error, message: message.into() }
-    }
-    pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
-    }
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
-    }
-    pub fn internal(context: &'static str, err: impl std::fmt::Display) -> Self {
-        tracing::error!(%context, error = %err, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the server could not complete the request")
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut response =
-            (self.status, Json(serde_json::json!({ "error": self.error, "message": self.message }))).into_response();
-        let headers = response.headers_mut();
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if self.status == StatusCode::UNAUTHORIZED {
-            let challenge = if self.error == "invalid_token" {
-                "Bearer realm=\"tenure\", error=\"invalid_token\""
-            } else {
-                "Bearer realm=\"tenure\""
-            };
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
-        }
-        response
-    }
-}
-
-impl From<BearerError> for ApiError {
-    fn from(e: BearerError) -> Self {
-        match e {
-            BearerError::Missing => {
-                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a bearer access token is required")
-            }
-            BearerError::InvalidToken(m) => ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", m),
-            BearerError::InsufficientScope(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
-            BearerError::InvalidRequest(m) => ApiError::bad_request(m),
-            BearerError::DpopInvalidToken(m) | BearerError::InvalidDpopProof(m) => {
-                ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", m)
-            }
-            BearerError::Internal => ApiError::internal("bearer authentication", "store failure"),
-        }
-    }
-}
-
-impl From<JsonRejection> for ApiError {
+impl From<JsonRejection> for ServiceError {
     fn from(e: JsonRejection) -> Self {
-        ApiError::bad_request(format!("the body must be a JSON object: {}", e.body_text()))
+        ServiceError::invalid(format!("the body must be a JSON object: {}", e.body_text()))
     }
 }
 
-impl From<PathRejection> for ApiError {
+impl From<PathRejection> for ServiceError {
     fn from(e: PathRejection) -> Self {
-        ApiError::bad_request(e.body_text())
+        ServiceError::invalid(e.body_text())
     }
 }
 
@@ -100,7 +40,7 @@ pub const JSON_BODY_LIMIT: usize = 64 * 1024;
 pub struct ApiJson<T>(pub T);
 
 impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for ApiJson<T> {
-    type Rejection = ApiError;
+    type Rejection = ServiceError;
 
     async fn from_request(req: axum::extract::Request, _state: &S) -> Result<Self, Self::Rejection> {
         let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -109,25 +49,19 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<
         let is_json = media_type == "application/json"
             || (media_type.starts_with("application/") && media_type.ends_with("+json"));
         if !is_json {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "invalid_request",
-                format!("the body must be application/json, not {content_type:?}"),
-            ));
+            return Err(ServiceError::UnsupportedMediaType(format!(
+                "the body must be application/json, not {content_type:?}"
+            )));
         }
-        let bytes = axum::body::to_bytes(req.into_body(), JSON_BODY_LIMIT).await.map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "invalid_request",
-                format!("the body exceeds {} KiB", JSON_BODY_LIMIT / 1024),
-            )
-        })?;
+        let bytes = axum::body::to_bytes(req.into_body(), JSON_BODY_LIMIT)
+            .await
+            .map_err(|_| ServiceError::TooLarge(format!("the body exceeds {} KiB", JSON_BODY_LIMIT / 1024)))?;
         parse_json(&bytes).map(ApiJson)
     }
 }
 
 /// Parse a JSON document, refusing duplicate keys in any object.
-pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ServiceError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let checked = serde::de::DeserializeSeed::deserialize(unique_keys::Checked, &mut de).and_then(|()| de.end());
     match checked {
@@ -137,10 +71,10 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Api
                 Some(key) => format!("the JSON body has the key {key:?} twice; give each key once"),
                 None => format!("the body must be a JSON object: {e}"),
             };
-            return Err(ApiError::bad_request(message));
+            return Err(ServiceError::invalid(message));
         }
     }
-    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("the body is not what was expected: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| ServiceError::invalid(format!("the body is not what was expected: {e}")))
 }
 
 /// A serde visitor that walks a JSON document and fails on the first object
@@ -225,15 +159,14 @@ impl Caller {
     }
 
     /// 403 unless the caller holds `p`.
-    pub fn require(&self, p: Permission) -> Result<(), ApiError> {
+    pub fn require(&self, p: Permission) -> Result<(), ServiceError> {
         if self.has(p) {
             Ok(())
         } else {
-            Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                format!("this needs the {} permission in the token's permissions claim", p.as_str()),
-            ))
+            Err(ServiceError::Forbidden(format!(
+                "this needs the {} permission in the token's permissions claim",
+                p.as_str()
+            )))
         }
     }
 
@@ -252,11 +185,12 @@ impl Caller {
 }
 
 impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
+    type Rejection = ServiceError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = bearer::from_header(parts)?.ok_or(BearerError::Missing)?;
-        let claims = bearer::authenticate(state, &token).await?;
+        let token =
+            bearer::from_header(parts).and_then(|t| t.ok_or(BearerError::Missing)).map_err(ServiceError::api_bearer)?;
+        let claims = bearer::authenticate(state, &token).await.map_err(ServiceError::api_bearer)?;
         let permissions = claims.permissions.iter().flatten().filter_map(|p| Permission::parse(p)).collect();
         Ok(Caller { claims, permissions })
     }
@@ -271,12 +205,16 @@ mod tests {
         let v: serde_json::Value = parse_json(br#"{"a": 1, "b": [{"c": 2}, {"c": 3}]}"#).expect("no duplicates");
         assert_eq!(v["b"][1]["c"], 3);
         let e = parse_json::<serde_json::Value>(br#"{"idle_timeout": 600, "idle_timeout": 2}"#).expect_err("dup");
-        assert_eq!(e.status, StatusCode::BAD_REQUEST);
-        assert_eq!(e.message, r#"the JSON body has the key "idle_timeout" twice; give each key once"#);
-        let e = parse_json::<serde_json::Value>(br#"{"x": {"k\"q": 1, "k\"q": 2}}"#).expect_err("nested dup");
-        assert!(e.message.contains(r#""k\"q""#), "{}", e.message);
-        let e = parse_json::<serde_json::Value>(b"{").expect_err("truncated");
-        assert!(e.message.starts_with("the body must be a JSON object"), "{}", e.message);
+        let ServiceError::Invalid(message) = e else { panic!("{e:?}") };
+        assert_eq!(message, r#"the JSON body has the key "idle_timeout" twice; give each key once"#);
+        let message = |e: ServiceError| match e {
+            ServiceError::Invalid(m) => m,
+            other => panic!("{other:?}"),
+        };
+        let e = message(parse_json::<serde_json::Value>(br#"{"x": {"k\"q": 1, "k\"q": 2}}"#).expect_err("nested dup"));
+        assert!(e.contains(r#""k\"q""#), "{e}");
+        let e = message(parse_json::<serde_json::Value>(b"{").expect_err("truncated"));
+        assert!(e.starts_with("the body must be a JSON object"), "{e}");
         assert!(parse_json::<serde_json::Value>(br#"{"a": 1} trailing"#).is_err());
     }
 }

@@ -6,13 +6,13 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
-use super::api::{ApiError, Caller};
-use super::state::AppState;
+use super::api::Caller;
 use crate::admin::audit::{self, Filter, PageRequest};
 use crate::oauth::client::Permission;
+use crate::service::{AppState, ServiceError};
 
 /// `GET /admin/audit?limit=&before=&kind=&user=`.
-pub async fn list(State(state): State<AppState>, caller: Caller, query: RawQuery) -> Result<Response, ApiError> {
+pub async fn list(State(state): State<AppState>, caller: Caller, query: RawQuery) -> Result<Response, ServiceError> {
     caller.require(Permission::UsersEdit)?;
     let page = PageRequest::parse(query.0.as_deref())?;
     let filter = Filter::parse(query.0.as_deref())?;

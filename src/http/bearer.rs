@@ -1,174 +1,24 @@
-//! Bearer-token authentication of tenure's own resource endpoints
-//! (RFC 6750): `/userinfo` now, the account and admin API later.
-//!
-//! A token is accepted when tenure signed it (RFC 8725 rules, `typ: at+jwt`),
-//! it is addressed to tenure (`aud` = issuer), it has not expired, and the
-//! family it descends from is still alive.
-//!
-//! DPoP (RFC 9449 7.1): a token bound to a key (`cnf.jkt`) is accepted only
-//! as `Authorization: DPoP <token>` with a proof of that key carrying its
-//! `ath` (`/userinfo`); as a bearer token it is refused everywhere, the
-//! admin and account API included.
+//! Access tokens as requests present them (RFC 6750 2.1, 2.2; RFC 9449
+//! 7.1): the `Authorization: Bearer|DPoP` header or the `access_token` form
+//! parameter, and the `DPoP` proofs. Verification (signature, audience,
+//! live family, DPoP binding) is [`crate::service::bearer`]; a DPoP-bound
+//! token sent as a bearer token is refused everywhere, the admin and
+//! account API included.
 
-use axum::Json;
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderValue, header};
 
-use super::state::AppState;
-use crate::oauth::tokens::descends_from_live_family;
+pub use crate::service::BearerError;
+use crate::service::{AppState, ServiceError, bearer};
 use crate::token::claims::AccessClaims;
-
-/// RFC 6750 3.1 errors.
-#[derive(Debug)]
-pub enum BearerError {
-    /// No credentials: 401 with a bare challenge.
-    Missing,
-    /// 401 `invalid_token`.
-    InvalidToken(String),
-    /// 403 `insufficient_scope`.
-    InsufficientScope(String),
-    /// 400 `invalid_request`.
-    InvalidRequest(String),
-    /// RFC 9449 7.1: a DPoP-bound token sent as a bearer token, or a
-    /// DPoP-scheme token that is not bound: 401 `invalid_token` with a DPoP
-    /// challenge.
-    DpopInvalidToken(String),
-    /// RFC 9449 7.1: 401 `invalid_dpop_proof` with a DPoP challenge.
-    InvalidDpopProof(String),
-    Internal,
-}
-
-/// The DPoP challenge's `algs` parameter (RFC 9449 7.1).
-fn dpop_algs() -> String {
-    crate::oauth::dpop::ALGS.join(" ")
-}
-
-impl IntoResponse for BearerError {
-    fn into_response(self) -> Response {
-        let (scheme, status, code, description) = match self {
-            BearerError::DpopInvalidToken(d) => ("DPoP", StatusCode::UNAUTHORIZED, Some("invalid_token"), d),
-            BearerError::InvalidDpopProof(d) => ("DPoP", StatusCode::UNAUTHORIZED, Some("invalid_dpop_proof"), d),
-            other => {
-                let (status, code, description) = other.bearer_parts();
-                ("Bearer", status, code, description)
-            }
-        };
-        let challenge = match (scheme, code) {
-            ("DPoP", Some(c)) => format!(
-                "DPoP algs=\"{}\", error=\"{c}\", error_description=\"{}\"",
-                dpop_algs(),
-                description.replace('"', "'")
-            ),
-            (_, None) => "Bearer realm=\"tenure\"".to_owned(),
-            (_, Some(c)) => format!(
-                "Bearer realm=\"tenure\", error=\"{c}\", error_description=\"{}\"",
-                description.replace('"', "'")
-            ),
-        };
-        let body = serde_json::json!({ "error": code.unwrap_or("invalid_request"), "error_description": description });
-        let mut response = (status, Json(body)).into_response();
-        if let Ok(v) = HeaderValue::from_str(&challenge) {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-        }
-        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        response
-    }
-}
-
-impl BearerError {
-    /// Status, RFC 6750 code and description of the bearer-scheme errors.
-    fn bearer_parts(self) -> (StatusCode, Option<&'static str>, String) {
-        match self {
-            BearerError::Missing => (StatusCode::UNAUTHORIZED, None, "a bearer access token is required".to_owned()),
-            BearerError::InvalidToken(d) => (StatusCode::UNAUTHORIZED, Some("invalid_token"), d),
-            BearerError::InsufficientScope(d) => (StatusCode::FORBIDDEN, Some("insufficient_scope"), d),
-            BearerError::InvalidRequest(d) => (StatusCode::BAD_REQUEST, Some("invalid_request"), d),
-            BearerError::Internal => {
-                (StatusCode::INTERNAL_SERVER_ERROR, Some("server_error"), "internal error".to_owned())
-            }
-            BearerError::DpopInvalidToken(d) => (StatusCode::UNAUTHORIZED, Some("invalid_token"), d),
-            BearerError::InvalidDpopProof(d) => (StatusCode::UNAUTHORIZED, Some("invalid_dpop_proof"), d),
-        }
-    }
-}
 
 /// The verified claims of the request's bearer token.
 pub struct Bearer(pub AccessClaims);
 
-/// Verify a bearer `token` and check its family is alive. A DPoP-bound
-/// token is refused: it must come with a proof (RFC 9449 7.1).
+/// Verify a bearer `token` at the clock's `now` ([`bearer::authenticate`]).
 pub async fn authenticate(state: &AppState, token: &str) -> Result<AccessClaims, BearerError> {
-    let claims = verify_live(state, token).await?;
-    if claims.cnf.is_some() {
-        return Err(BearerError::DpopInvalidToken(
-            "this access token is DPoP-bound: send it as Authorization: DPoP <token> with a DPoP proof".into(),
-        ));
-    }
-    Ok(claims)
-}
-
-/// Verify a DPoP-scheme `token` sent to `method` `endpoint` (a path) with
-/// the `DPoP` header values `proofs` (RFC 9449 7.1): the token must be
-/// bound, and the proof valid, carry its `ath`, and be signed by its key.
-pub async fn authenticate_dpop(
-    state: &AppState,
-    token: &str,
-    proofs: &[HeaderValue],
-    method: &str,
-    endpoint: &str,
-) -> Result<AccessClaims, BearerError> {
-    let claims = verify_live(state, token).await?;
-    let Some(cnf) = &claims.cnf else {
-        return Err(BearerError::DpopInvalidToken(
-            "this access token is not DPoP-bound: send it as Authorization: Bearer <token>".into(),
-        ));
-    };
-    let now = state.now();
-    let values: Vec<&[u8]> = proofs.iter().map(HeaderValue::as_bytes).collect();
-    let htu = format!("{}{endpoint}", state.issuer);
-    let expected = crate::oauth::dpop::Expected { htm: method, htu: &htu, access_token: Some(token) };
-    // Resource requests need no server nonce (RFC 9449 9 makes it optional).
-    let proof = match state.dpop.check_with(&values, &expected, false, now) {
-        Ok(Some(p)) => p,
-        Ok(None) => {
-            return Err(BearerError::InvalidDpopProof("a DPoP-scheme request needs a DPoP header with a proof".into()));
-        }
-        Err(crate::oauth::dpop::DpopError::Invalid(m)) => return Err(BearerError::InvalidDpopProof(m)),
-        Err(crate::oauth::dpop::DpopError::UseNonce) => {
-            return Err(BearerError::InvalidDpopProof("the DPoP proof lacks a valid nonce".into()));
-        }
-    };
-    if !bool::from(subtle::ConstantTimeEq::ct_eq(proof.jkt.as_bytes(), cnf.jkt.as_bytes())) {
-        return Err(BearerError::InvalidDpopProof(
-            "the DPoP proof is signed with another key than the one the access token is bound to".into(),
-        ));
-    }
-    Ok(claims)
-}
-
-/// Verify `token` and check its family is alive, whatever its binding.
-async fn verify_live(state: &AppState, token: &str) -> Result<AccessClaims, BearerError> {
-    let now = state.now();
-    let keys = state.keys();
-    let claims: AccessClaims = state
-        .verified
-        .verify(token, &keys, state.key_retention(), state.max_token_lifetime(), &state.issuer, now)
-        .map_err(|e| BearerError::InvalidToken(e.to_string()))?;
-    if claims.aud != state.issuer {
-        return Err(BearerError::InvalidToken("the token is not addressed to this server".into()));
-    }
-    let overrides = |client_id: &str| state.clients.get(client_id).and_then(|c| c.session.clone());
-    let live =
-        descends_from_live_family(&state.store, &state.history(), overrides, &claims, now).await.map_err(|e| {
-            tracing::error!(error = %e, "store failure checking a bearer token");
-            BearerError::Internal
-        })?;
-    if !live {
-        return Err(BearerError::InvalidToken("the session of this token has ended or was revoked".into()));
-    }
-    Ok(claims)
+    bearer::authenticate(state, token, state.now()).await
 }
 
 /// How the access token was presented.
@@ -208,8 +58,10 @@ pub async fn authenticate_parts(state: &AppState, parts: &Parts) -> Result<Optio
         None => Ok(None),
         Some(Presented::Bearer(token)) => authenticate(state, &token).await.map(Some),
         Some(Presented::Dpop(token)) => {
-            let proofs: Vec<HeaderValue> = parts.headers.get_all("dpop").iter().cloned().collect();
-            authenticate_dpop(state, &token, &proofs, parts.method.as_str(), parts.uri.path()).await.map(Some)
+            let proofs: Vec<&[u8]> = parts.headers.get_all("dpop").iter().map(HeaderValue::as_bytes).collect();
+            let presented =
+                bearer::DpopPresented { proofs: &proofs, method: parts.method.as_str(), endpoint: parts.uri.path() };
+            bearer::authenticate_dpop(state, &token, presented, state.now()).await.map(Some)
         }
     }
 }
@@ -227,10 +79,11 @@ pub fn from_header(parts: &Parts) -> Result<Option<String>, BearerError> {
 }
 
 impl FromRequestParts<AppState> for Bearer {
-    type Rejection = BearerError;
+    type Rejection = ServiceError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        authenticate_parts(state, parts).await?.ok_or(BearerError::Missing).map(Bearer)
+        let claims = authenticate_parts(state, parts).await.map_err(ServiceError::Bearer)?;
+        claims.ok_or(ServiceError::Bearer(BearerError::Missing)).map(Bearer)
     }
 }
 

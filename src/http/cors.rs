@@ -23,7 +23,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::AppState;
+use crate::service::AppState;
 
 /// How long a browser may cache a preflight answer.
 pub const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(600);

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
-use super::state::AppState;
+use crate::service::AppState;
 
 pub fn metadata(state: &AppState) -> serde_json::Value {
     let iss = &state.issuer;

@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use axum::extract::{ConnectInfo, FromRequest, Request};
 use axum::http::{Extensions, HeaderMap, header};
 
-use super::AppState;
 use crate::net::TrustedProxies;
+use crate::service::{AppState, ServiceError};
 
 use crate::oauth::OAuthError;
 use crate::oauth::error::ErrorCode;
@@ -37,9 +37,16 @@ pub fn client_addr(trusted: &TrustedProxies, headers: &HeaderMap, extensions: &E
 }
 
 impl FromRequest<AppState> for OAuthForm {
-    type Rejection = OAuthError;
+    type Rejection = ServiceError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        OAuthForm::read(req, state).await.map_err(ServiceError::OAuth)
+    }
+}
+
+impl OAuthForm {
+    /// Read the form; refusals are RFC 6749 errors.
+    async fn read(req: Request, state: &AppState) -> Result<Self, OAuthError> {
         let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
         let media_type = content_type.split(';').next().unwrap_or("").trim();
         if !media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::state::AppState;
+use crate::service::AppState;
 use crate::store::Store;
 
 pub async fn healthz() -> Response {

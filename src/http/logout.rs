@@ -31,7 +31,6 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 
-use super::AppState;
 use super::authorize::{CSRF_COOKIE, SESSION_COOKIE};
 use super::cookies::{cookie, csrf_token, csrf_token_matches, is_csrf_cookie, new_csrf_cookie, set_cookie};
 use super::form::BODY_LIMIT;
@@ -40,9 +39,8 @@ use crate::clock::UnixTime;
 use crate::oauth::client::Client;
 use crate::oauth::client_auth::ClientRegistry;
 use crate::oauth::params::Params;
-use crate::revocation::Revocation;
-use crate::session::user_session::{UserSession, parse_cookie};
-use crate::store::Store;
+use crate::service::{self, AppState};
+use crate::session::user_session::UserSession;
 use crate::token::claims::IdClaims;
 use crate::token::jwt::{self, TokenType, VerifyError};
 use crate::token::keys::KeySet;
@@ -118,7 +116,8 @@ async fn end_session(
     };
 
     if let Some(session) = &to_end {
-        Revocation { store: &state.store, clients: &state.clients, now }
+        state
+            .revocation(now)
             .session(&session.sid, &session.username, "logout")
             .await
             .map_err(|e| internal("ending a user session", e))?;
@@ -238,11 +237,8 @@ fn verify_hint(
 
 /// The session the `tenure_session` cookie proves, unless it has ended.
 async fn browser_session(state: &AppState, headers: &HeaderMap) -> Result<Option<UserSession>, LogoutError> {
-    let Some((sid, secret)) = cookie(headers, SESSION_COOKIE, state.is_https()).and_then(parse_cookie) else {
-        return Ok(None);
-    };
-    let session = state.store.session(sid).await.map_err(|e| internal("reading a user session", e))?;
-    Ok(session.filter(|s| s.cookie_matches(secret) && s.revoked.is_none()))
+    let session_cookie = cookie(headers, SESSION_COOKIE, state.is_https());
+    service::logout::browser_session(state, session_cookie).await.map_err(|_| LogoutError::Internal)
 }
 
 /// "Do you want to sign out?", with the request's parameters carried in

@@ -21,7 +21,6 @@ pub mod serve;
 pub mod sessions;
 pub mod settings;
 pub mod ssf;
-pub mod state;
 pub mod token;
 pub mod userinfo;
 
@@ -33,7 +32,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{MethodRouter, delete, get, post};
 
-pub use state::AppState;
+pub use crate::service::AppState;
 
 use crate::telemetry::{HttpLabels, RouteLabels};
 

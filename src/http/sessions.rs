@@ -14,10 +14,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::admin::actor;
-use super::api::{ApiError, Caller};
-use super::state::AppState;
+use super::api::Caller;
 use crate::admin::sessions::{self, SessionView};
 use crate::oauth::client::Permission;
+use crate::service::{AppState, ServiceError};
 
 #[derive(Serialize)]
 struct AccountSessions {
@@ -31,14 +31,14 @@ struct UserSessions {
 }
 
 /// `GET /account/sessions`: the caller's live sessions, newest first.
-pub async fn list_own(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+pub async fn list_own(State(state): State<AppState>, caller: Caller) -> Result<Response, ServiceError> {
     let username = account_holder(&caller)?;
     let sessions = sessions::live_sessions(&state, username, caller.claims.sid.as_deref(), state.now()).await?;
     Ok(no_store(Json(AccountSessions { sessions })))
 }
 
 /// `DELETE /account/sessions`: sign out everywhere, this session included.
-pub async fn revoke_own_all(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+pub async fn revoke_own_all(State(state): State<AppState>, caller: Caller) -> Result<Response, ServiceError> {
     let username = account_holder(&caller)?;
     sessions::revoke_own_all(&state, username, state.now()).await?;
     Ok(no_content())
@@ -50,7 +50,7 @@ pub async fn revoke_own(
     State(state): State<AppState>,
     caller: Caller,
     sid: Result<Path<String>, PathRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, ServiceError> {
     let username = account_holder(&caller)?;
     let Path(sid) = sid?;
     sessions::revoke_own(&state, username, &sid, state.now()).await?;
@@ -62,7 +62,7 @@ pub async fn list_user(
     State(state): State<AppState>,
     caller: Caller,
     username: Result<Path<String>, PathRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, ServiceError> {
     caller.require(Permission::UsersEdit)?;
     let Path(username) = username?;
     let sessions = sessions::user_sessions(&state, &username, caller.claims.sid.as_deref(), state.now()).await?;
@@ -75,7 +75,7 @@ pub async fn revoke_user(
     State(state): State<AppState>,
     caller: Caller,
     username: Result<Path<String>, PathRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, ServiceError> {
     caller.require(Permission::UsersEdit)?;
     let Path(username) = username?;
     sessions::revoke_user(&state, &actor(&caller), &username, state.now()).await?;
@@ -87,7 +87,7 @@ pub async fn revoke_session(
     State(state): State<AppState>,
     caller: Caller,
     sid: Result<Path<String>, PathRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, ServiceError> {
     caller.require(Permission::UsersEdit)?;
     let Path(sid) = sid?;
     sessions::revoke_session(&state, &actor(&caller), &sid, state.now()).await?;
@@ -95,10 +95,8 @@ pub async fn revoke_session(
 }
 
 /// The user of a user token; client-credentials tokens have no account.
-fn account_holder(caller: &Caller) -> Result<&str, ApiError> {
-    caller
-        .user()
-        .ok_or_else(|| ApiError::new(StatusCode::FORBIDDEN, "forbidden", "the account API needs a user's token"))
+fn account_holder(caller: &Caller) -> Result<&str, ServiceError> {
+    caller.user().ok_or_else(|| ServiceError::Forbidden("the account API needs a user's token".to_owned()))
 }
 
 fn no_store(body: impl IntoResponse) -> Response {

@@ -8,23 +8,22 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
 use super::admin::actor;
-use super::api::{ApiError, ApiJson, Caller};
-use super::state::AppState;
+use super::api::{ApiJson, Caller};
 use super::token::no_store;
 use crate::admin::settings;
 use crate::oauth::client::Permission;
+use crate::service::{AppState, ServiceError};
 
-pub async fn get(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+pub async fn get(State(state): State<AppState>, caller: Caller) -> Result<Response, ServiceError> {
     caller.require(Permission::SystemAdminister)?;
-    let policy = state.policy();
-    Ok(no_store(Json(settings::view(&policy.0, &policy.1)).into_response()))
+    Ok(no_store(Json(settings::current(&state)).into_response()))
 }
 
 pub async fn put(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<ApiJson<Value>, ApiError>,
-) -> Result<Response, ApiError> {
+    body: Result<ApiJson<Value>, ServiceError>,
+) -> Result<Response, ServiceError> {
     caller.require(Permission::SystemAdminister)?;
     let body = settings_object(body)?;
     let view = settings::update(&state, &actor(&caller), &body, state.now()).await?;
@@ -36,23 +35,23 @@ pub async fn put(
 pub async fn preview(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<ApiJson<Value>, ApiError>,
-) -> Result<Response, ApiError> {
+    body: Result<ApiJson<Value>, ServiceError>,
+) -> Result<Response, ServiceError> {
     caller.require(Permission::SystemAdminister)?;
     let body = settings_object(body)?;
     let preview = settings::preview(&state, &body, state.now()).await?;
     Ok(no_store(Json(preview).into_response()))
 }
 
-pub async fn delete(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+pub async fn delete(State(state): State<AppState>, caller: Caller) -> Result<Response, ServiceError> {
     caller.require(Permission::SystemAdminister)?;
     let view = settings::reset(&state, &actor(&caller), state.now()).await?;
     Ok(no_store(Json(view).into_response()))
 }
 
-fn settings_object(body: Result<ApiJson<Value>, ApiError>) -> Result<Map<String, Value>, ApiError> {
+fn settings_object(body: Result<ApiJson<Value>, ServiceError>) -> Result<Map<String, Value>, ServiceError> {
     match body?.0 {
         Value::Object(m) => Ok(m),
-        _ => Err(ApiError::bad_request("the body must be a JSON object of settings")),
+        _ => Err(ServiceError::invalid("the body must be a JSON object of settings")),
     }
 }

@@ -17,8 +17,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::api::{ApiError, Caller, JSON_BODY_LIMIT, parse_json};
-use super::state::AppState;
+use super::api::{Caller, JSON_BODY_LIMIT, parse_json};
+use crate::service::{AppState, ServiceError};
 use crate::ssf::{self, QueuedSet, SetEvent, SetSubject, Stream, StreamStatus};
 use crate::store::Store;
 
@@ -36,8 +36,8 @@ fn no_store(mut response: Response) -> Response {
     response
 }
 
-fn internal(context: &'static str, e: impl std::fmt::Display) -> ApiError {
-    ApiError::internal(context, e)
+fn internal(context: &'static str, e: impl std::fmt::Display) -> ServiceError {
+    ServiceError::internal(context, e)
 }
 
 /// `GET /.well-known/ssf-configuration` (SSF 1.0 7.1).
@@ -61,12 +61,11 @@ pub async fn configuration(State(state): State<AppState>) -> Response {
 
 /// The receiving client of `caller`, once it holds one of `scopes` (in the
 /// token and still in its client's `scopes`).
-fn receiver(state: &AppState, caller: &Caller, scopes: &[&str]) -> Result<String, ApiError> {
+fn receiver(state: &AppState, caller: &Caller, scopes: &[&str]) -> Result<String, ServiceError> {
     if caller.claims.sid.is_some() {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "the revocation feed takes a client-credentials token of the receiving client, not a user's token",
+        return Err(ServiceError::Forbidden(
+            "the revocation feed takes a client-credentials token of the receiving client, not a user's token"
+                .to_owned(),
         ));
     }
     let client_id = &caller.claims.client_id;
@@ -77,11 +76,10 @@ fn receiver(state: &AppState, caller: &Caller, scopes: &[&str]) -> Result<String
     if scopes.iter().any(granted) {
         Ok(client_id.clone())
     } else {
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "insufficient_scope",
-            format!("this needs a token with scope {} of a client allowed it", scopes.join(" or ")),
-        ))
+        Err(ServiceError::InsufficientScope(format!(
+            "this needs a token with scope {} of a client allowed it",
+            scopes.join(" or ")
+        )))
     }
 }
 
@@ -91,40 +89,36 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 
 /// A JSON object body (an empty body is `{}`): at most 64 KiB, no key twice
 /// (the admin API's rules).
-fn json_object(body: &Bytes) -> Result<Map<String, Value>, ApiError> {
+fn json_object(body: &Bytes) -> Result<Map<String, Value>, ServiceError> {
     if body.len() > JSON_BODY_LIMIT {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "invalid_request",
-            format!("the body exceeds {} KiB", JSON_BODY_LIMIT / 1024),
-        ));
+        return Err(ServiceError::TooLarge(format!("the body exceeds {} KiB", JSON_BODY_LIMIT / 1024)));
     }
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
     match parse_json::<Value>(body)? {
         Value::Object(m) => Ok(m),
-        _ => Err(ApiError::bad_request("the body must be a JSON object")),
+        _ => Err(ServiceError::invalid("the body must be a JSON object")),
     }
 }
 
-fn stream_id_of(body: &Map<String, Value>) -> Result<String, ApiError> {
+fn stream_id_of(body: &Map<String, Value>) -> Result<String, ServiceError> {
     match body.get("stream_id") {
         Some(Value::String(s)) => Ok(s.clone()),
-        Some(_) => Err(ApiError::bad_request("stream_id: must be a string")),
-        None => Err(ApiError::bad_request("stream_id: is required")),
+        Some(_) => Err(ServiceError::invalid("stream_id: must be a string")),
+        None => Err(ServiceError::invalid("stream_id: is required")),
     }
 }
 
 /// The caller's stream, checked against the `stream_id` it named (if any).
-async fn own_stream(state: &AppState, client_id: &str, stream_id: Option<&str>) -> Result<Stream, ApiError> {
+async fn own_stream(state: &AppState, client_id: &str, stream_id: Option<&str>) -> Result<Stream, ServiceError> {
     let stream = state.store.ssf_stream(client_id).await.map_err(|e| internal("reading an SSF stream", e))?;
     match (stream, stream_id) {
-        (None, _) => Err(ApiError::not_found(format!(
+        (None, _) => Err(ServiceError::not_found(format!(
             "client {client_id:?} has no event stream; create one with POST /ssf/stream"
         ))),
         (Some(s), Some(id)) if s.stream_id != id => {
-            Err(ApiError::not_found(format!("client {client_id:?} has no event stream {id:?}")))
+            Err(ServiceError::not_found(format!("client {client_id:?} has no event stream {id:?}")))
         }
         (Some(s), _) => Ok(s),
     }
@@ -136,7 +130,7 @@ pub async fn get_stream(
     State(state): State<AppState>,
     caller: Caller,
     RawQuery(q): RawQuery,
-) -> Result<Response, ApiError> {
+) -> Result<Response, ServiceError> {
     let client_id = receiver(&state, &caller, &[ssf::SCOPE_READ, ssf::SCOPE_MANAGE])?;
     match query_param(q.as_deref(), "stream_id") {
         Some(id) => {
@@ -151,43 +145,51 @@ pub async fn get_stream(
 }
 
 /// `POST /ssf/stream`: create the caller's stream (201); 409 when it has one.
-pub async fn create_stream(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<Response, ApiError> {
+pub async fn create_stream(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Response, ServiceError> {
     let client_id = receiver(&state, &caller, &[ssf::SCOPE_MANAGE])?;
     let body = json_object(&body)?;
     if let Some(existing) =
         state.store.ssf_stream(&client_id).await.map_err(|e| internal("reading an SSF stream", e))?
     {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            format!(
-                "client {client_id:?} already has event stream {:?} (one per receiving client); change it with PATCH or PUT",
-                existing.stream_id
-            ),
-        ));
+        return Err(ServiceError::Conflict(format!(
+            "client {client_id:?} already has event stream {:?} (one per receiving client); change it with PATCH or PUT",
+            existing.stream_id
+        )));
     }
-    let stream = Stream::create(&client_id, &body, &state.issuer, state.now()).map_err(ApiError::bad_request)?;
+    let stream = Stream::create(&client_id, &body, &state.issuer, state.now()).map_err(ServiceError::invalid)?;
     state.store.put_ssf_stream(&stream).await.map_err(|e| internal("storing an SSF stream", e))?;
     tracing::info!(%client_id, stream_id = %stream.stream_id, "SSF stream created");
     Ok(no_store((StatusCode::CREATED, Json(stream.view(&state.issuer))).into_response()))
 }
 
 /// `PATCH /ssf/stream`: change the properties named in the body.
-pub async fn patch_stream(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<Response, ApiError> {
+pub async fn patch_stream(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Response, ServiceError> {
     update_stream(state, caller, body, false).await
 }
 
 /// `PUT /ssf/stream`: replace the receiver-supplied properties.
-pub async fn replace_stream(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<Response, ApiError> {
+pub async fn replace_stream(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Response, ServiceError> {
     update_stream(state, caller, body, true).await
 }
 
-async fn update_stream(state: AppState, caller: Caller, body: Bytes, replace: bool) -> Result<Response, ApiError> {
+async fn update_stream(state: AppState, caller: Caller, body: Bytes, replace: bool) -> Result<Response, ServiceError> {
     let client_id = receiver(&state, &caller, &[ssf::SCOPE_MANAGE])?;
     let body = json_object(&body)?;
     let stream = own_stream(&state, &client_id, Some(&stream_id_of(&body)?)).await?;
     let next = if replace { stream.replace(&body, &state.issuer) } else { stream.patch(&body, &state.issuer) }
-        .map_err(ApiError::bad_request)?;
+        .map_err(ServiceError::invalid)?;
     state.store.put_ssf_stream(&next).await.map_err(|e| internal("storing an SSF stream", e))?;
     Ok(no_store(Json(next.view(&state.issuer)).into_response()))
 }
@@ -197,9 +199,9 @@ pub async fn delete_stream(
     State(state): State<AppState>,
     caller: Caller,
     RawQuery(q): RawQuery,
-) -> Result<Response, ApiError> {
+) -> Result<Response, ServiceError> {
     let client_id = receiver(&state, &caller, &[ssf::SCOPE_MANAGE])?;
-    let id = query_param(q.as_deref(), "stream_id").ok_or_else(|| ApiError::bad_request("stream_id: is required"))?;
+    let id = query_param(q.as_deref(), "stream_id").ok_or_else(|| ServiceError::invalid("stream_id: is required"))?;
     own_stream(&state, &client_id, Some(&id)).await?;
     state.store.delete_ssf_stream(&client_id).await.map_err(|e| internal("deleting an SSF stream", e))?;
     tracing::info!(%client_id, stream_id = %id, "SSF stream deleted");
@@ -211,7 +213,7 @@ pub async fn get_status(
     State(state): State<AppState>,
     caller: Caller,
     RawQuery(q): RawQuery,
-) -> Result<Response, ApiError> {
+) -> Result<Response, ServiceError> {
     let client_id = receiver(&state, &caller, &[ssf::SCOPE_READ, ssf::SCOPE_MANAGE])?;
     let id = query_param(q.as_deref(), "stream_id");
     Ok(no_store(Json(own_stream(&state, &client_id, id.as_deref()).await?.status_view()).into_response()))
@@ -219,13 +221,13 @@ pub async fn get_status(
 
 /// `POST /ssf/status` `{stream_id, status, reason?}`: enable, pause
 /// (events are held) or disable (queued events are dropped, none queued).
-pub async fn set_status(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<Response, ApiError> {
+pub async fn set_status(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<Response, ServiceError> {
     let client_id = receiver(&state, &caller, &[ssf::SCOPE_MANAGE])?;
     let body = json_object(&body)?;
     let mut stream = own_stream(&state, &client_id, Some(&stream_id_of(&body)?)).await?;
     for field in body.keys() {
         if !["stream_id", "status", "reason"].contains(&field.as_str()) {
-            return Err(ApiError::bad_request(format!(
+            return Err(ServiceError::invalid(format!(
                 "unknown field {field:?}; known fields: stream_id, status, reason"
             )));
         }
@@ -234,11 +236,11 @@ pub async fn set_status(State(state): State<AppState>, caller: Caller, body: Byt
         .get("status")
         .and_then(Value::as_str)
         .and_then(StreamStatus::parse)
-        .ok_or_else(|| ApiError::bad_request("status: is required, one of enabled, paused, disabled"))?;
+        .ok_or_else(|| ServiceError::invalid("status: is required, one of enabled, paused, disabled"))?;
     stream.status_reason = match body.get("reason") {
         None | Some(Value::Null) => None,
         Some(Value::String(r)) if r.len() <= 1000 => Some(r.clone()),
-        Some(_) => return Err(ApiError::bad_request("reason: must be a string of at most 1000 characters")),
+        Some(_) => return Err(ServiceError::invalid("reason: must be a string of at most 1000 characters")),
     };
     stream.status = status;
     state.store.put_ssf_stream(&stream).await.map_err(|e| internal("storing an SSF stream", e))?;
@@ -251,26 +253,25 @@ pub async fn set_status(State(state): State<AppState>, caller: Caller, body: Byt
 
 /// `POST /ssf/verify` `{stream_id, state?}`: queue a verification event
 /// (SSF 1.0 8.1.4); 204.
-pub async fn verify(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<Response, ApiError> {
+pub async fn verify(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<Response, ServiceError> {
     let client_id = receiver(&state, &caller, &[ssf::SCOPE_MANAGE])?;
     let body = json_object(&body)?;
     let stream = own_stream(&state, &client_id, Some(&stream_id_of(&body)?)).await?;
     for field in body.keys() {
         if !["stream_id", "state"].contains(&field.as_str()) {
-            return Err(ApiError::bad_request(format!("unknown field {field:?}; known fields: stream_id, state")));
+            return Err(ServiceError::invalid(format!("unknown field {field:?}; known fields: stream_id, state")));
         }
     }
     let verification_state = match body.get("state") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.len() <= 1000 => Some(s.clone()),
-        Some(_) => return Err(ApiError::bad_request("state: must be a string of at most 1000 characters")),
+        Some(_) => return Err(ServiceError::invalid("state: must be a string of at most 1000 characters")),
     };
     if !stream.queues(ssf::VERIFICATION) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            format!("event stream {:?} is disabled; enable it first", stream.stream_id),
-        ));
+        return Err(ServiceError::Conflict(format!(
+            "event stream {:?} is disabled; enable it first",
+            stream.stream_id
+        )));
     }
     let set = QueuedSet::new(
         &client_id,
@@ -293,32 +294,32 @@ struct PollRequest {
 
 impl PollRequest {
     /// Every member checked, the message naming it.
-    fn parse(body: &Map<String, Value>) -> Result<PollRequest, ApiError> {
+    fn parse(body: &Map<String, Value>) -> Result<PollRequest, ServiceError> {
         let mut request = PollRequest::default();
         for (field, value) in body {
             match field.as_str() {
                 "maxEvents" => {
                     let n = value.as_u64().ok_or_else(|| {
-                        ApiError::bad_request(format!("maxEvents: must be a whole number from 0, not {value}"))
+                        ServiceError::invalid(format!("maxEvents: must be a whole number from 0, not {value}"))
                     })?;
                     request.max_events = Some(usize::try_from(n).unwrap_or(usize::MAX));
                 }
                 "returnImmediately" => {
                     request.return_immediately = Some(value.as_bool().ok_or_else(|| {
-                        ApiError::bad_request(format!("returnImmediately: must be true or false, not {value}"))
+                        ServiceError::invalid(format!("returnImmediately: must be true or false, not {value}"))
                     })?);
                 }
                 "ack" => {
                     request.ack = serde_json::from_value(value.clone())
-                        .map_err(|_| ApiError::bad_request("ack: must be a list of jti strings"))?;
+                        .map_err(|_| ServiceError::invalid("ack: must be a list of jti strings"))?;
                 }
                 "setErrs" => {
                     request.set_errs = value.as_object().cloned().ok_or_else(|| {
-                        ApiError::bad_request("setErrs: must be an object of jti -> {err, description}")
+                        ServiceError::invalid("setErrs: must be an object of jti -> {err, description}")
                     })?;
                 }
                 other => {
-                    return Err(ApiError::bad_request(format!(
+                    return Err(ServiceError::invalid(format!(
                         "unknown member {other:?}; known members: ack, setErrs, maxEvents, returnImmediately"
                     )));
                 }
@@ -329,19 +330,18 @@ impl PollRequest {
 }
 
 /// `POST /ssf/poll` (RFC 8936): acknowledge, then receive pending SETs.
-pub async fn poll(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<Response, ApiError> {
+pub async fn poll(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<Response, ServiceError> {
     let client_id = receiver(&state, &caller, &[ssf::SCOPE_READ, ssf::SCOPE_MANAGE])?;
     let request = PollRequest::parse(&json_object(&body)?)?;
     let stream = own_stream(&state, &client_id, None).await?;
     if !matches!(stream.delivery, ssf::Delivery::Poll) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            format!("event stream {:?} delivers by push; change its delivery to poll first", stream.stream_id),
-        ));
+        return Err(ServiceError::Conflict(format!(
+            "event stream {:?} delivers by push; change its delivery to poll first",
+            stream.stream_id
+        )));
     }
     if request.ack.len() + request.set_errs.len() > MAX_EVENTS * 10 {
-        return Err(ApiError::bad_request(format!("at most {} acknowledgements per request", MAX_EVENTS * 10)));
+        return Err(ServiceError::invalid(format!("at most {} acknowledgements per request", MAX_EVENTS * 10)));
     }
     let mut errs = Vec::with_capacity(request.set_errs.len());
     for (jti, err) in request.set_errs {

@@ -1,47 +1,21 @@
-//! `GET|POST /userinfo` (OIDC Core 5.3): the signed-in user's claims, by the
-//! scopes of the access token.
+//! `GET|POST /userinfo` (OIDC Core 5.3): authenticate the access token
+//! (header, or RFC 6750 2.2 form body), call [`service::userinfo::userinfo`].
 
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 
-use super::bearer::{self, Bearer, BearerError};
-use super::state::AppState;
+use super::bearer::{self, Bearer};
 use super::token::no_store;
-use crate::token::claims::AccessClaims;
+use crate::service::{self, AppState, ServiceError};
 
-pub async fn get(State(state): State<AppState>, Bearer(claims): Bearer) -> Result<Response, BearerError> {
-    respond(&state, &claims).await
+pub async fn get(State(state): State<AppState>, Bearer(claims): Bearer) -> Result<Response, ServiceError> {
+    let body = service::userinfo::userinfo(&state, &claims).await?;
+    Ok(no_store(Json(body).into_response()))
 }
 
-pub async fn post(State(state): State<AppState>, req: Request) -> Result<Response, BearerError> {
-    let claims = bearer::from_header_or_form(&state, req).await?;
-    respond(&state, &claims).await
-}
-
-async fn respond(state: &AppState, claims: &AccessClaims) -> Result<Response, BearerError> {
-    let scopes: Vec<&str> = claims.scope.split(' ').collect();
-    if !scopes.contains(&"openid") {
-        return Err(BearerError::InsufficientScope("userinfo needs a token with the openid scope".into()));
-    }
-    let user = match &claims.sid {
-        Some(_) => state.user(&claims.sub).await.map_err(|_| BearerError::Internal)?,
-        None => None,
-    };
-    let Some(user) = user else {
-        return Err(BearerError::InvalidToken("the token does not belong to a user".into()));
-    };
-    let mut body = serde_json::json!({ "sub": user.username });
-    if scopes.contains(&"profile") {
-        body["preferred_username"] = user.username.clone().into();
-        if let Some(name) = &user.name {
-            body["name"] = name.clone().into();
-        }
-    }
-    if scopes.contains(&"email")
-        && let Some(email) = &user.email
-    {
-        body["email"] = email.clone().into();
-    }
+pub async fn post(State(state): State<AppState>, req: Request) -> Result<Response, ServiceError> {
+    let claims = bearer::from_header_or_form(&state, req).await.map_err(ServiceError::Bearer)?;
+    let body = service::userinfo::userinfo(&state, &claims).await?;
     Ok(no_store(Json(body).into_response()))
 }

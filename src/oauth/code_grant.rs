@@ -93,7 +93,7 @@ pub async fn redeem<S: Store>(
     if record.redeemed_family.is_none() {
         check(&record, client, params, now)?;
         let session = store.session(&record.sid).await.map_err(store_error)?;
-        if !session.as_ref().is_some_and(|s| s.is_alive(minter.history, s.last_active, now)) {
+        if !session.as_ref().is_some_and(|s| s.is_live(minter.history, &[], now)) {
             return Err(invalid_grant("the user session of this authorization code has ended"));
         }
     } else if record.client_id != client.id {

@@ -114,6 +114,21 @@ impl UserSession {
         policy.limits(self.remember_me, None).deadline(self.signed_in, last_active.max(self.last_active))
     }
 
+    /// SPEC 3: a refresh of any of the session's families counts as
+    /// activity of the session. The one place that rule is computed: the
+    /// latest of the session's own activity and its `families`' (the store
+    /// also records a refresh on the session record, so `&[]` suffices where
+    /// the families are not at hand).
+    pub fn last_activity(&self, families: &[super::family::Family]) -> UnixTime {
+        families.iter().map(super::family::Family::last_active).fold(self.last_active, UnixTime::max)
+    }
+
+    /// Alive at `now`, counting its `families`' refreshes as activity
+    /// ([`UserSession::last_activity`]).
+    pub fn is_live(&self, history: &PolicyHistory, families: &[super::family::Family], now: UnixTime) -> bool {
+        self.is_alive(history, self.last_activity(families), now)
+    }
+
     /// Alive at `now`: not revoked, and no policy in force since the last
     /// activity let it expire.
     pub fn is_alive(&self, history: &PolicyHistory, last_active: UnixTime, now: UnixTime) -> bool {

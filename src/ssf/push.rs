@@ -21,9 +21,9 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 
 use super::{Delivery, QueuedSet, Stream, StreamStatus};
-use crate::AppState;
 use crate::clock::UnixTime;
 use crate::config::SigningAlg;
+use crate::service::AppState;
 use crate::store::Store;
 use crate::token::jwt::{self, TokenType};
 

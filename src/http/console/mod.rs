@@ -23,7 +23,7 @@ use axum::routing::{get, post};
 
 pub use session::{CLIENT_ID, ConsoleSessions, builtin_client, redirect_uri};
 
-use super::state::AppState;
+use crate::service::AppState;
 
 /// The console pages' policy: only our own script and stylesheet, no inline
 /// code, forms only to us (the sign-in redirect chain stays on this origin:

@@ -17,13 +17,12 @@ use super::session::{self, CallbackError, Viewer, see_other};
 use super::view::*;
 use super::{CSS, JS};
 use crate::admin::{self, Actor, AdminError};
-use crate::http::state::AppState;
 use crate::oauth::client::{GrantType, Permission};
 use crate::policy::{
     ConsoleControl, ConsoleInput, POLICY_KEYS, PolicyKey, PolicyKeyDef, PolicySources, PolicyValue, SessionPolicy,
     Source,
 };
-use crate::revocation::Revocation;
+use crate::service::AppState;
 
 /// A posted form, in order; names may repeat (checkboxes).
 struct Form(Vec<(String, String)>);
@@ -252,7 +251,7 @@ pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap, body: B
         Err(r) => return r,
     };
     if let Some(fid) = session::family_of(&viewer) {
-        let revocation = Revocation { store: &state.store, clients: &state.clients, now: state.now() };
+        let revocation = state.revocation(state.now());
         if let Err(e) = revocation.family(fid, viewer.username(), "console_signed_out").await {
             tracing::error!(error = %e, "revoking the console's family at sign-out");
             return failed(&viewer, AdminError::Internal("signing out".into()), "/console").await;

@@ -29,11 +29,11 @@ use crate::clock::UnixTime;
 use crate::duration::Secs;
 use crate::http::api::Caller;
 use crate::http::cookies::{self, csrf_token, csrf_token_matches, is_csrf_cookie, new_csrf_cookie};
-use crate::http::state::AppState;
 use crate::oauth::client::{Client, Permission};
 use crate::oauth::params::Params;
 use crate::oauth::tokens::{Minter, TokenResponse};
 use crate::oauth::{OAuthError, code_grant, refresh_grant};
+use crate::service::AppState;
 
 /// The built-in client the console signs in as.
 pub const CLIENT_ID: &str = "console";
@@ -242,7 +242,7 @@ async fn signed_in(state: &AppState, headers: &HeaderMap) -> Option<Viewer> {
             }
         }
     }
-    let claims = match crate::http::bearer::authenticate(state, &tokens.access_token).await {
+    let claims = match crate::service::bearer::authenticate(state, &tokens.access_token, now).await {
         Ok(c) => c,
         Err(_) => {
             *guard = Entry::Gone;

@@ -1,4 +1,6 @@
-//! Shared state of the HTTP layer, built once at start-up.
+//! The issuer's state, built once at start-up: what every use case reads
+//! (configuration, clients, keys, policy, store). `http/` and the background
+//! workers hold it; nothing here knows HTTP.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

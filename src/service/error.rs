@@ -1,0 +1,128 @@
+//! The one error of the service layer: what a use case answers when it
+//! refuses. `http/error.rs` turns it into a response, in one place: an
+//! [`OAuthError`] into an RFC 6749 5.2 body, a [`BearerError`] into an
+//! RFC 6750 3.1 challenge, every other variant into the JSON API's
+//! `{"error","message"}`. Internal details are logged, never sent.
+
+use crate::admin::AdminError;
+use crate::oauth::OAuthError;
+
+/// RFC 6750 3.1 (and RFC 9449 7.1) refusals of an access token presented to
+/// one of tenure's resource endpoints.
+#[derive(Debug)]
+pub enum BearerError {
+    /// No credentials: 401 with a bare challenge.
+    Missing,
+    /// 401 `invalid_token`.
+    InvalidToken(String),
+    /// 403 `insufficient_scope`.
+    InsufficientScope(String),
+    /// 400 `invalid_request`.
+    InvalidRequest(String),
+    /// RFC 9449 7.1: a DPoP-bound token sent as a bearer token, or a
+    /// DPoP-scheme token that is not bound: 401 `invalid_token` with a DPoP
+    /// challenge.
+    DpopInvalidToken(String),
+    /// RFC 9449 7.1: 401 `invalid_dpop_proof` with a DPoP challenge.
+    InvalidDpopProof(String),
+    Internal,
+}
+
+/// Why a use case refused; each message names what the caller got wrong.
+#[derive(Debug)]
+pub enum ServiceError {
+    /// An OAuth endpoint's refusal (RFC 6749 5.2, RFC 7009, RFC 8693,
+    /// RFC 9449): answered with its RFC code and description.
+    OAuth(OAuthError),
+    /// A resource endpoint's token was refused (RFC 6750 3.1):
+    /// answered with a `WWW-Authenticate` challenge.
+    Bearer(BearerError),
+    /// The JSON API without a valid token (401 with a Bearer challenge);
+    /// `invalid_token` when a token was sent but refused.
+    Unauthenticated {
+        invalid_token: bool,
+        message: String,
+    },
+    /// Bad input (400 `invalid_request`).
+    Invalid(String),
+    /// A session setting breaks a rule of SPEC 3 (400 `invalid_setting`).
+    InvalidSetting(String),
+    /// The body is not of the media type the endpoint reads (415).
+    UnsupportedMediaType(String),
+    /// The body exceeds the endpoint's limit (413).
+    TooLarge(String),
+    /// The caller may not do this (403 `forbidden`).
+    Forbidden(String),
+    /// The token lacks the scope this needs (403 `insufficient_scope`).
+    InsufficientScope(String),
+    NotFound(String),
+    /// The thing exists in a form that cannot change, or the name is taken
+    /// (409).
+    Conflict(String),
+    /// The server is busy; retry (503, with `Retry-After` when given).
+    Unavailable {
+        message: String,
+        retry_after_secs: Option<u64>,
+    },
+    /// A store or key failure (500); the context, when given, is named
+    /// in the answer, the details are only in the log.
+    Internal(Option<String>),
+}
+
+pub type Result<T> = std::result::Result<T, ServiceError>;
+
+impl ServiceError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ServiceError::Invalid(message.into())
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ServiceError::NotFound(message.into())
+    }
+
+    /// Log an internal failure; the answer says only that it failed.
+    pub fn internal(context: &'static str, err: impl std::fmt::Display) -> Self {
+        tracing::error!(%context, error = %err, "internal error");
+        ServiceError::Internal(None)
+    }
+
+    /// A bearer refusal as the JSON API answers it (`{"error","message"}`
+    /// rather than the RFC 6750 body of the resource endpoints).
+    pub fn api_bearer(e: BearerError) -> Self {
+        match e {
+            BearerError::Missing => ServiceError::Unauthenticated {
+                invalid_token: false,
+                message: "a bearer access token is required".to_owned(),
+            },
+            BearerError::InvalidToken(message)
+            | BearerError::DpopInvalidToken(message)
+            | BearerError::InvalidDpopProof(message) => ServiceError::Unauthenticated { invalid_token: true, message },
+            BearerError::InsufficientScope(m) => ServiceError::Forbidden(m),
+            BearerError::InvalidRequest(m) => ServiceError::Invalid(m),
+            BearerError::Internal => ServiceError::internal("bearer authentication", "store failure"),
+        }
+    }
+}
+
+impl From<OAuthError> for ServiceError {
+    fn from(e: OAuthError) -> Self {
+        ServiceError::OAuth(e)
+    }
+}
+
+impl From<AdminError> for ServiceError {
+    fn from(e: AdminError) -> Self {
+        match e {
+            AdminError::Invalid(m) => ServiceError::Invalid(m),
+            AdminError::InvalidSetting(m) => ServiceError::InvalidSetting(m),
+            AdminError::NotFound(m) => ServiceError::NotFound(m),
+            AdminError::Conflict(m) => ServiceError::Conflict(m),
+            AdminError::Forbidden(m) => ServiceError::Forbidden(m),
+            AdminError::Busy => ServiceError::Unavailable {
+                message: "the server is busy hashing other secrets; retry in 1 s".to_owned(),
+                retry_after_secs: None,
+            },
+            AdminError::Internal(context) => ServiceError::Internal(Some(context)),
+        }
+    }
+}

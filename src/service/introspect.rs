@@ -1,0 +1,39 @@
+//! `POST /introspect` (RFC 7662): any authenticated confidential client may
+//! ask whether a token is active. A token is inactive the moment its family,
+//! session or user is revoked, a deadline passes, or a policy change ends
+//! its session; an inactive answer is only `{"active": false}` (2.2).
+
+use super::{AppState, ClientRequest, ServiceError};
+use crate::clock::UnixTime;
+use crate::oauth::OAuthError;
+use crate::oauth::lookup;
+
+/// The RFC 7662 2.2 answer about `request`'s `token` at `now`.
+pub async fn introspect(
+    state: &AppState,
+    request: ClientRequest<'_>,
+    now: UnixTime,
+) -> Result<serde_json::Value, ServiceError> {
+    let client = request.authenticate(state, now).await?;
+    if client.is_public() {
+        return Err(OAuthError::invalid_client(format!(
+            "client {:?} is public; only confidential clients may introspect (RFC 7662 2.1)",
+            client.id
+        ))
+        .into());
+    }
+    let token = request.params.require("token")?;
+    let keys = state.keys();
+    let store_error = |e: crate::store::StoreError| -> ServiceError {
+        tracing::error!(error = %e, "store failure at /introspect");
+        OAuthError::server_error().into()
+    };
+    let found = state
+        .lookup(&keys, now)
+        .find(&state.store, token, request.params.get("token_type_hint"))
+        .await
+        .map_err(store_error)?;
+    let history = state.history();
+    let overrides = |client_id: &str| state.client_override(client_id);
+    lookup::introspect(&state.store, found, &state.issuer, &history, overrides, now).await.map_err(store_error)
+}

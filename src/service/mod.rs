@@ -1,0 +1,78 @@
+//! The service layer: the issuer's use cases, between `http/` (which
+//! extracts, calls one function here and maps its result) and the domain
+//! (`oauth/`, `session/`, `revocation`, `store/`). Each use case is one
+//! function that takes the state, its inputs and `now`, and returns a domain
+//! result or a [`ServiceError`]; nothing here knows axum. The background
+//! workers (`backchannel`, `ssf::push`) depend on this module, not on `http`.
+//! The administration use cases live beside it in `crate::admin`.
+
+pub mod bearer;
+pub mod error;
+pub mod introspect;
+pub mod logout;
+pub mod revoke;
+pub mod signin;
+pub mod state;
+pub mod token;
+pub mod userinfo;
+
+pub use error::{BearerError, ServiceError};
+pub use state::{AppState, StartError};
+
+use std::sync::Arc;
+
+use crate::clock::UnixTime;
+use crate::oauth::OAuthError;
+use crate::oauth::client::Client;
+use crate::oauth::client_auth::PresentedClient;
+use crate::oauth::lookup::Lookup;
+use crate::oauth::params::Params;
+use crate::policy::ClientSessionOverride;
+use crate::revocation::Revocation;
+use crate::store::AnyStore;
+use crate::token::keys::KeySet;
+
+/// A request of a client to an OAuth endpoint: its form and credentials.
+pub struct ClientRequest<'a> {
+    /// The form parameters.
+    pub params: &'a Params,
+    /// The `Authorization` header (client_secret_basic).
+    pub authorization: Option<&'a str>,
+    /// The client's address, for the client-authentication throttle.
+    pub remote: &'a str,
+}
+
+impl ClientRequest<'_> {
+    /// The client these credentials prove (RFC 6749 2.3), or `invalid_client`.
+    pub async fn authenticate(&self, state: &AppState, now: UnixTime) -> Result<Arc<Client>, OAuthError> {
+        let presented = PresentedClient::from_request(self.authorization, self.params)?;
+        state.clients.authenticate(presented, self.remote, now).await
+    }
+}
+
+impl AppState {
+    /// The one place a [`Revocation`] is assembled: the store and clients of
+    /// this issuer at `now`.
+    pub fn revocation(&self, now: UnixTime) -> Revocation<'_, AnyStore> {
+        Revocation { store: &self.store, clients: &self.clients, now }
+    }
+
+    /// What finds the token a client presents to `/revoke` or `/introspect`.
+    pub fn lookup<'a>(&'a self, keys: &'a KeySet, now: UnixTime) -> Lookup<'a> {
+        Lookup {
+            keys,
+            verified: &self.verified,
+            retain: self.key_retention(),
+            max_lifetime: self.max_token_lifetime(),
+            issuer: &self.issuer,
+            refresh_key: &self.refresh_key,
+            now,
+        }
+    }
+
+    /// A client's session override (SPEC 3), by client id: what the
+    /// liveness checks of families and tokens take.
+    pub fn client_override(&self, client_id: &str) -> Option<ClientSessionOverride> {
+        self.clients.get(client_id).and_then(|c| c.session.clone())
+    }
+}

@@ -1,0 +1,164 @@
+//! `POST /token` (RFC 6749 3.2): authenticate the client, check its DPoP
+//! proof, dispatch on `grant_type` and sign. Token exchanges refused for
+//! policy reasons are audited here.
+
+use crate::audit::{AuditEvent, EventKind};
+use crate::clock::UnixTime;
+use crate::oauth::client::{Client, GrantType};
+use crate::oauth::dpop::{DpopError, Expected, Proof};
+use crate::oauth::error::ErrorCode;
+use crate::oauth::exchange::{ACCESS_TOKEN_TYPE as EXCHANGED_TYPE, Exchange};
+use crate::oauth::params::Params;
+use crate::oauth::tokens::{Minter, TokenResponse};
+use crate::oauth::{OAuthError, client_credentials, code_grant, refresh_grant};
+use crate::policy::PolicyHistory;
+use crate::service::{AppState, ClientRequest, ServiceError};
+use crate::store::Store;
+use crate::telemetry::GrantLabels;
+use crate::token::claims::{AccessClaims, Confirmation};
+use crate::token::jwt::{self, TokenType};
+use crate::token::keys::KeySet;
+
+/// A token request as the client sent it.
+pub struct TokenRequest<'a> {
+    /// The form and the client's credentials.
+    pub client: ClientRequest<'a>,
+    /// The values of the `DPoP` headers, unchecked.
+    pub dpop: &'a [&'a [u8]],
+}
+
+/// The token response for `request` at `now`, or the RFC 6749 5.2 refusal.
+pub async fn token(state: &AppState, request: TokenRequest<'_>, now: UnixTime) -> Result<TokenResponse, ServiceError> {
+    grant(state, request, now).await.map_err(ServiceError::OAuth)
+}
+
+async fn grant(state: &AppState, request: TokenRequest<'_>, now: UnixTime) -> Result<TokenResponse, OAuthError> {
+    let params = request.client.params;
+    let grant_type = params.require("grant_type")?;
+    let Some(grant) = GrantType::parse(grant_type) else {
+        return Err(OAuthError::new(
+            ErrorCode::UnsupportedGrantType,
+            format!(
+                "grant_type {grant_type:?} is not supported; this server supports: authorization_code, refresh_token, client_credentials, urn:ietf:params:oauth:grant-type:token-exchange"
+            ),
+        ));
+    };
+    let client = request.client.authenticate(state, now).await?;
+    let proof = token_proof(state, request.dpop, now).map_err(dpop_error)?;
+    let jkt = proof.as_ref().map(|p| p.jkt.as_str());
+    let keys = state.keys();
+    let history = state.history();
+    let minter = Minter {
+        keys: &keys,
+        clients: &state.clients,
+        users: state,
+        refresh_key: &state.refresh_key,
+        history: &history,
+        issuer: &state.issuer,
+        now,
+    };
+    let body = match grant {
+        GrantType::ClientCredentials => {
+            // A client's session override may shorten its tokens (SPEC 3).
+            let ttl = history.current().limits(false, client.session.as_ref()).access_token_ttl;
+            let claims = client_credentials::grant(&client, params, &state.issuer, now, ttl)?;
+            signed(&keys, claims, jkt, None, now)?
+        }
+        GrantType::AuthorizationCode => {
+            code_grant::redeem(&state.store, &minter, &client, params, proof.as_ref()).await?
+        }
+        GrantType::RefreshToken => {
+            refresh_grant::refresh(&state.store, &minter, &client, params, proof.as_ref()).await?
+        }
+        GrantType::TokenExchange => exchange(state, &client, params, &keys, &history, now, jkt).await?,
+    };
+    state.metrics.tokens_issued.get_or_create(&GrantLabels { grant_type: grant.as_str().to_owned() }).inc();
+    tracing::debug!(client_id = %client.id, grant_type = grant.as_str(), "tokens issued");
+    Ok(body)
+}
+
+/// The checked DPoP proof of a token request (`POST {issuer}/token`, with
+/// the server's nonce when required): `None` without a `DPoP` header.
+fn token_proof(state: &AppState, values: &[&[u8]], now: UnixTime) -> Result<Option<Proof>, DpopError> {
+    let htu = format!("{}/token", state.issuer);
+    state.dpop.check(values, &Expected { htm: "POST", htu: &htu, access_token: None }, now)
+}
+
+fn dpop_error(e: DpopError) -> OAuthError {
+    match e {
+        DpopError::Invalid(m) => OAuthError::new(ErrorCode::InvalidDpopProof, m),
+        DpopError::UseNonce => OAuthError::new(
+            ErrorCode::UseDpopNonce,
+            "the DPoP proof must carry the server's nonce: retry with the nonce of the DPoP-Nonce header",
+        ),
+    }
+}
+
+/// Sign `claims` (bound to `jkt` when DPoP was used) as an access-token
+/// response without refresh or ID token.
+fn signed(
+    keys: &KeySet,
+    mut claims: AccessClaims,
+    jkt: Option<&str>,
+    issued_token_type: Option<&'static str>,
+    now: UnixTime,
+) -> Result<TokenResponse, OAuthError> {
+    claims.cnf = jkt.map(|jkt| Confirmation { jkt: jkt.to_owned() });
+    let access_token =
+        jwt::sign(keys.active(now), TokenType::Access, &claims).map_err(|e| internal("signing an access token", e))?;
+    Ok(TokenResponse {
+        access_token,
+        issued_token_type,
+        token_type: if jkt.is_some() { "DPoP" } else { "Bearer" },
+        expires_in: claims.exp.saturating_sub(claims.iat),
+        scope: claims.scope,
+        refresh_token: None,
+        refresh_expires_in: None,
+        session_expires_in: None,
+        id_token: None,
+    })
+}
+
+/// RFC 8693 2.2: the exchanged access token; refusals for policy reasons
+/// are audited.
+async fn exchange(
+    state: &AppState,
+    client: &Client,
+    params: &Params,
+    keys: &KeySet,
+    history: &PolicyHistory,
+    now: UnixTime,
+    jkt: Option<&str>,
+) -> Result<TokenResponse, OAuthError> {
+    let exchange = Exchange { keys, retain: state.key_retention(), issuer: &state.issuer, history, now };
+    let overrides = |client_id: &str| state.client_override(client_id);
+    let claims = match exchange.decide(&state.store, client, overrides, params).await {
+        Ok(claims) => claims,
+        Err(refusal) => {
+            if refusal.audit {
+                let event = AuditEvent::new(
+                    now,
+                    EventKind::TokenExchangeRefused,
+                    format!("client:{}", client.id),
+                    "token_exchange",
+                )
+                .reason(refusal.error.description.clone())
+                .details(serde_json::json!({
+                    "error": refusal.error.code.as_str(),
+                    "audience": params.get("audience").or(params.get("resource")),
+                }));
+                event.log();
+                state.store.append_event(&event).await.map_err(|e| internal("auditing a refused exchange", e))?;
+            }
+            return Err(refusal.error);
+        }
+    };
+    tracing::info!(client_id = %client.id, audience = %claims.aud, sub = %claims.sub, "token exchanged");
+    signed(keys, claims, jkt, Some(EXCHANGED_TYPE), now)
+}
+
+/// Log an internal failure and answer `server_error` without details.
+pub(crate) fn internal(context: &'static str, err: impl std::fmt::Display) -> OAuthError {
+    tracing::error!(%context, error = %err, "internal error");
+    OAuthError::server_error()
+}
