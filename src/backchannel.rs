@@ -41,6 +41,10 @@ pub const BATCH: usize = 100;
 pub const MAX_CONCURRENT: usize = 16;
 /// A client that has not answered within this time has failed the attempt.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a replica holds the deliveries it claimed: far longer than an
+/// attempt takes (the request timeout, then its bookkeeping), so only a
+/// dead or stuck replica loses them to another.
+pub const CLAIM_HOLD: Secs = Secs::new(30);
 /// Logout tokens live two minutes (Back-Channel Logout 2.4, errata set 1).
 pub const LOGOUT_TOKEN_LIFETIME: Secs = Secs::minutes(2);
 /// The one member of the `events` claim (Back-Channel Logout 2.4).
@@ -140,7 +144,11 @@ impl Worker {
         if self.tasks.len() >= MAX_CONCURRENT {
             return;
         }
-        let due = match self.state.store.due_deliveries(now, BATCH).await {
+        // Claimed for this replica until CLAIM_HOLD from now: no other
+        // replica attempts them meanwhile; if this one dies, another does
+        // once the claim has run out.
+        let claimed = self.state.store.claim_deliveries(crate::replica::replica_id(), now, now.plus(CLAIM_HOLD), BATCH);
+        let due = match claimed.await {
             Ok(due) => due,
             Err(e) => {
                 tracing::warn!(error = %e, "reading the back-channel logout outbox failed");

@@ -25,6 +25,7 @@ pub mod logout;
 pub mod net;
 pub mod oauth;
 pub mod policy;
+pub mod replica;
 pub mod revocation;
 pub mod secret;
 pub mod service;
@@ -56,6 +57,11 @@ pub fn app(state: AppState) -> Router {
 
 /// How often the sweeper removes expired records.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// The lease of the sweeper and pruners, and how long a run holds it: a
+/// replica that keeps sweeping renews it; if it dies, another takes over
+/// within two periods.
+const SWEEP_LEASE: &str = "sweeper";
+const SWEEP_LEASE_HOLD: crate::duration::Secs = crate::duration::Secs::new(2 * SWEEP_EVERY.as_secs());
 /// How long audit events are kept.
 pub const AUDIT_RETENTION: crate::duration::Secs = crate::duration::Secs::days(90);
 
@@ -108,12 +114,22 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
         tracing::warn!("{w}");
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    // Read before the caches are loaded, so a change made meanwhile at
+    // another replica is noticed.
+    let loaded_epoch = store.cache_epoch().await.ok();
     let state = AppState::with_key_store(config, issuer.clone(), store.clone(), clock, key_store).await?;
+    let changed = Arc::new(tokio::sync::Notify::new());
 
     let sweeper = tokio::spawn(sweep_periodically(state.clone()));
     let watcher = tokio::spawn(watch_keys(state.clone()));
     let deliverer = tokio::spawn(backchannel::deliver_periodically(state.clone()));
     let pusher = tokio::spawn(ssf::push::push_periodically(state.clone()));
+    let follower = tokio::spawn(replica::follow_changes(state.clone(), loaded_epoch, changed.clone()));
+    // PostgreSQL: a change at another replica wakes the follower at once.
+    let listener_task = match &store {
+        AnyStore::Postgres(pg) => Some(tokio::spawn(pg.clone().listen_for_changes(changed.clone()))),
+        AnyStore::Sled(_) => None,
+    };
 
     tracing::info!(%addr, %issuer, "tenure is serving");
     // One plain line on stdout for scripts and tests that started us on port 0.
@@ -125,6 +141,10 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
     watcher.abort();
     deliverer.abort();
     pusher.abort();
+    follower.abort();
+    if let Some(task) = listener_task {
+        task.abort();
+    }
     store.flush().await?;
     tokio::task::spawn_blocking(move || store.close()).await.map_err(std::io::Error::other)?;
     tracing::info!("tenure stopped");
@@ -136,6 +156,11 @@ async fn sweep_periodically(state: AppState) {
     loop {
         tick.tick().await;
         let now = state.now();
+        // Replicas (issue #9): one sweeps per period; it keeps the lease
+        // while it lives, another takes over once it has run out.
+        if !replica::holds_lease(&state, SWEEP_LEASE, now, SWEEP_LEASE_HOLD).await {
+            continue;
+        }
         let ceiling = state.history().current().max_lifetime_ceiling;
         let audit_before = UnixTime(now.as_secs().saturating_sub(AUDIT_RETENTION.as_secs()));
         let markers_before = UnixTime(now.as_secs().saturating_sub(ceiling.as_secs()));

@@ -26,6 +26,7 @@ mod keys;
 mod logout;
 mod postgres;
 mod replica_keys;
+mod replicas;
 mod revocation;
 mod server;
 mod sessions;

@@ -124,7 +124,12 @@ async fn change(
     let admin = update(old_admin.clone())?;
     let resolved = proposed(state, admin.clone())?;
     let before = state.policy();
-    let mut history = (*state.history()).clone();
+    // The history as stored, not as cached: another replica may have
+    // changed it a moment ago.
+    let mut history = match state.store.policy_history().await.map_err(store_err)? {
+        Some(h) => h,
+        None => (*state.history()).clone(),
+    };
     history.change(now, resolved.0.clone());
     let new_view = view(&resolved.0, &resolved.1);
     let event = AuditEvent::new(now, kind, actor.name.clone(), "settings")

@@ -19,7 +19,7 @@ use base64::engine::general_purpose::STANDARD;
 use super::client::{Client, ClientKind};
 use super::error::{ErrorCode, OAuthError};
 use super::params::Params;
-use super::throttle::{AttemptThrottle, Refusal, ThrottleKey, ThrottleRules};
+use super::throttle::{AttemptThrottle, Refusal, SharedCounts, ThrottleKey, ThrottleRules, Unshared};
 use crate::clock::UnixTime;
 use crate::duration::Secs;
 use crate::secret::{HashingPool, Secret, VerifiedCache, VerifyError};
@@ -131,6 +131,46 @@ impl ClientRegistry {
         self
     }
 
+    /// Count authentication failures in `shared` too (the store, so that
+    /// every replica sees them).
+    pub fn with_shared_throttle(mut self, shared: Arc<dyn SharedCounts>) -> ClientRegistry {
+        self.guard.shared = shared;
+        self
+    }
+
+    /// Put the run-time clients (those not from the config file) in force
+    /// as `runtime` says, adding, replacing and removing (another replica
+    /// changed them). A client whose secret is unchanged keeps its verified
+    /// secret; a removed one, or one with a new secret, loses it.
+    pub fn replace_runtime(&self, runtime: Vec<Client>) {
+        let mut guard = match self.clients.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let secret = |c: &Client| match &c.kind {
+            ClientKind::Confidential { secret_hash } => Some(secret_hash.clone()),
+            ClientKind::Public => None,
+        };
+        let mut next: HashMap<String, Arc<Client>> = guard
+            .iter()
+            .filter(|(id, _)| self.from_config.contains(*id))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for client in runtime {
+            if self.from_config.contains(&client.id) {
+                continue;
+            }
+            if guard.get(&client.id).map(|old| secret(old)) != Some(secret(&client)) {
+                self.guard.forget(&client.id);
+            }
+            next.insert(client.id.clone(), Arc::new(client));
+        }
+        for gone in guard.keys().filter(|id| !next.contains_key(*id)) {
+            self.guard.forget(gone);
+        }
+        *guard = Arc::new(next);
+    }
+
     /// Every client by id, as of now.
     pub fn snapshot(&self) -> Arc<HashMap<String, Arc<Client>>> {
         match self.clients.read() {
@@ -209,6 +249,8 @@ impl ClientRegistry {
 /// hashing bound. It takes the client record, wherever it came from.
 pub struct SecretGuard {
     throttle: AttemptThrottle,
+    /// Where failures are counted for every replica.
+    shared: Arc<dyn SharedCounts>,
     verified: VerifiedCache,
     pool: HashingPool,
     /// One argon2 run per (client, secret) at a time; later arrivals wait
@@ -231,6 +273,7 @@ impl SecretGuard {
                 lock_base: FAILURE_WINDOW,
                 lock_cap: LOCK_CAP,
             }),
+            shared: Arc::new(Unshared),
             verified: VerifiedCache::new()?,
             pool,
             in_flight: Mutex::new(HashMap::new()),
@@ -275,6 +318,7 @@ impl SecretGuard {
                 ),
             )
         };
+        let on_record = self.throttle.consult(&*self.shared, key, now).await;
         self.throttle.check(&key, now).map_err(throttled)?;
         let unknown = || {
             OAuthError::invalid_client(format!(
@@ -282,24 +326,34 @@ impl SecretGuard {
                 shown_id(&presented.client_id)
             ))
         };
-        let refuse = |error: OAuthError| -> Result<Arc<Client>, OAuthError> {
+        let refuse = |error: OAuthError| async move {
             self.throttle.reserve(key, now).map_err(throttled)?.failed(now);
-            Err(error)
+            self.throttle.share_failure(&*self.shared, key, now).await;
+            Err::<Arc<Client>, OAuthError>(error)
         };
-        let Some(client) = client else { return refuse(unknown()) };
+        let Some(client) = client else { return refuse(unknown()).await };
         match (&client.kind, &presented.secret) {
             (ClientKind::Public, None) => Ok(client),
-            (ClientKind::Public, Some(_)) => refuse(OAuthError::invalid_client(format!(
-                "client {:?} is public and has no secret; send only client_id",
-                client.id
-            ))),
-            (ClientKind::Confidential { .. }, None) => refuse(OAuthError::invalid_client(format!(
-                "client {:?} is confidential: authenticate with client_secret_basic or client_secret_post",
-                client.id
-            ))),
+            (ClientKind::Public, Some(_)) => {
+                refuse(OAuthError::invalid_client(format!(
+                    "client {:?} is public and has no secret; send only client_id",
+                    client.id
+                )))
+                .await
+            }
+            (ClientKind::Confidential { .. }, None) => {
+                refuse(OAuthError::invalid_client(format!(
+                    "client {:?} is confidential: authenticate with client_secret_basic or client_secret_post",
+                    client.id
+                )))
+                .await
+            }
             (ClientKind::Confidential { secret_hash }, Some(secret)) => {
                 if self.verified.matches(&client.id, secret.expose()) {
                     self.throttle.clear(&key);
+                    if on_record {
+                        self.shared.clear(key).await;
+                    }
                     return Ok(client);
                 }
                 let fingerprint = self.verified.fingerprint(&client.id, secret.expose());
@@ -313,11 +367,15 @@ impl SecretGuard {
                         match self.pool.verify(secret_hash, secret).await {
                             Ok(true) => {
                                 reservation.succeeded();
+                                if on_record {
+                                    self.shared.clear(key).await;
+                                }
                                 self.verified.remember(&client.id, secret.expose());
                                 Ok(true)
                             }
                             Ok(false) => {
                                 reservation.failed(now);
+                                self.throttle.share_failure(&*self.shared, key, now).await;
                                 Ok(false)
                             }
                             Err(VerifyError::Busy) => Err(busy()),
@@ -430,6 +488,41 @@ mod tests {
             PresentedClient::from_request(Some(&basic("a", "b")), &other_id).expect_err("ids differ").code,
             ErrorCode::InvalidRequest
         );
+    }
+
+    #[test]
+    fn replacing_the_run_time_clients_adds_replaces_and_removes_but_keeps_config_clients() {
+        let text = r#"
+[[clients]]
+id = "svc"
+secret = "s"
+grant_types = ["client_credentials"]
+
+[[clients]]
+id = "made-at-a"
+secret = "t"
+grant_types = ["client_credentials"]
+
+[[clients]]
+id = "also-at-a"
+secret = "u"
+grant_types = ["client_credentials"]
+"#;
+        let mut clients = crate::config::Config::from_toml(text, &Default::default()).expect("valid").clients;
+        let runtime = clients.split_off(1);
+        let registry = ClientRegistry::new(clients).expect("registry");
+        registry.put(runtime[0].clone());
+        // Another replica: "made-at-a" deleted, "also-at-a" created, and a
+        // stored "svc" never shadows the config's.
+        let mut shadow = runtime[1].clone();
+        shadow.id = "svc".into();
+        registry.replace_runtime(vec![runtime[1].clone(), shadow]);
+        let ids: Vec<String> = registry.all().iter().map(|c| c.id.clone()).collect();
+        assert_eq!(ids, ["also-at-a", "svc"]);
+        assert!(registry.is_from_config("svc"));
+        assert!(matches!(registry.get("svc").expect("svc").kind, ClientKind::Confidential { .. }));
+        registry.replace_runtime(Vec::new());
+        assert_eq!(registry.all().len(), 1, "only the config client is left");
     }
 
     #[test]

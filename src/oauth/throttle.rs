@@ -290,9 +290,195 @@ impl Drop for Reservation<'_> {
     }
 }
 
+/// A key's failures as every replica counts them (with PostgreSQL, a row of
+/// the `throttles` table). Replicas share only failures and locks: an
+/// attempt in flight is counted by the replica that runs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThrottleState {
+    /// Failures in the window that started at `window_start`.
+    pub failures: u32,
+    pub window_start: UnixTime,
+    /// Locks so far (the backoff exponent).
+    pub strikes: u32,
+    pub locked_until: UnixTime,
+}
+
+impl Default for ThrottleState {
+    fn default() -> Self {
+        ThrottleState { failures: 0, window_start: UnixTime(0), strikes: 0, locked_until: UnixTime(0) }
+    }
+}
+
+impl ThrottleState {
+    /// The state after one more failure at `now`: the same rules as
+    /// [`AttemptThrottle`] (window, lock at the limit, doubling backoff
+    /// forgotten `lock_cap` after the last lock).
+    pub fn after_failure(self, rules: &ThrottleRules, now: UnixTime) -> ThrottleState {
+        let mut s = self;
+        if s.strikes > 0 && now >= s.locked_until.plus(rules.lock_cap) {
+            s.strikes = 0;
+        }
+        if now >= s.window_start.plus(rules.window) {
+            s.window_start = now;
+            s.failures = 0;
+        }
+        s.failures = s.failures.saturating_add(1);
+        if s.failures >= rules.limit {
+            s.locked_until = now.plus(rules.lock_for(s.strikes));
+            s.strikes = s.strikes.saturating_add(1);
+            s.failures = 0;
+            s.window_start = now;
+        }
+        s
+    }
+
+    /// Until when the record matters: its window, or its lock and backoff.
+    pub fn keep_until(&self, rules: &ThrottleRules) -> UnixTime {
+        self.window_start.plus(rules.window).max(self.locked_until.plus(rules.lock_cap))
+    }
+}
+
+/// What a throttle backed by the store needs from it (implemented for every
+/// [`Store`](crate::store::Store); a single process keeps nothing there).
+pub trait SharedCounts: Send + Sync {
+    fn read(&self, key: ThrottleKey) -> BoxFuture<'_, Option<ThrottleState>>;
+    fn failed(&self, key: ThrottleKey, rules: ThrottleRules, now: UnixTime) -> BoxFuture<'_, Option<ThrottleState>>;
+    fn clear(&self, key: ThrottleKey) -> BoxFuture<'_, ()>;
+}
+
+/// Nothing shared: one process counts in memory only.
+pub struct Unshared;
+
+impl SharedCounts for Unshared {
+    fn read(&self, _: ThrottleKey) -> BoxFuture<'_, Option<ThrottleState>> {
+        Box::pin(async { None })
+    }
+    fn failed(&self, _: ThrottleKey, _: ThrottleRules, _: UnixTime) -> BoxFuture<'_, Option<ThrottleState>> {
+        Box::pin(async { None })
+    }
+    fn clear(&self, _: ThrottleKey) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+}
+
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// A store error costs the shared count, never the request: the local
+/// throttle still applies.
+impl<S: crate::store::Store> SharedCounts for S {
+    fn read(&self, key: ThrottleKey) -> BoxFuture<'_, Option<ThrottleState>> {
+        Box::pin(async move {
+            self.shared_throttle(&key)
+                .await
+                .inspect_err(
+                    |e| tracing::warn!(error = %e, "reading a shared throttle failed; counting in memory only"),
+                )
+                .ok()
+                .flatten()
+        })
+    }
+    fn failed(&self, key: ThrottleKey, rules: ThrottleRules, now: UnixTime) -> BoxFuture<'_, Option<ThrottleState>> {
+        Box::pin(async move {
+            self.throttle_failed(&key, &rules, now)
+                .await
+                .inspect_err(|e| tracing::warn!(error = %e, "counting a failure in a shared throttle failed"))
+                .ok()
+                .flatten()
+        })
+    }
+    fn clear(&self, key: ThrottleKey) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Err(e) = self.clear_throttle(&key).await {
+                tracing::warn!(error = %e, "clearing a shared throttle failed");
+            }
+        })
+    }
+}
+
+impl AttemptThrottle {
+    /// Take in what every replica counted for `key` (a lock another replica
+    /// set holds here too).
+    pub fn absorb(&self, key: ThrottleKey, shared: &ThrottleState, now: UnixTime) {
+        let mut entries = match self.entries.lock() {
+            Ok(e) => e,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if now >= shared.locked_until && shared.strikes == 0 && !entries.contains_key(&key) {
+            return;
+        }
+        let e = entries.entry(key).or_insert_with(|| Entry::new(now));
+        e.locked_until = e.locked_until.max(shared.locked_until);
+        e.strikes = e.strikes.max(shared.strikes);
+        e.last_seen = now;
+    }
+
+    /// Before an attempt on `key`: take in the shared count. Whether the
+    /// store has failures of `key` on record (a success then clears them).
+    pub async fn consult(&self, shared: &dyn SharedCounts, key: ThrottleKey, now: UnixTime) -> bool {
+        match shared.read(key).await {
+            Some(state) => {
+                self.absorb(key, &state, now);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// After a failure of `key` counted here: count it for every replica
+    /// too, and take in the lock it may have set.
+    pub async fn share_failure(&self, shared: &dyn SharedCounts, key: ThrottleKey, now: UnixTime) {
+        if let Some(state) = shared.failed(key, self.rules, now).await {
+            self.absorb(key, &state, now);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_counts_lock_at_the_limit_and_back_off_like_the_local_throttle() {
+        let r = rules(3);
+        let mut s = ThrottleState::default();
+        for i in 0..2 {
+            s = s.after_failure(&r, T0.plus(Secs::new(i)));
+        }
+        assert_eq!((s.failures, s.strikes), (2, 0));
+        assert!(s.locked_until <= T0, "not locked below the limit");
+        s = s.after_failure(&r, T0.plus(Secs::new(2)));
+        assert_eq!(s.locked_until, T0.plus(Secs::new(2)).plus(Secs::minutes(5)), "the third failure locks");
+        assert_eq!((s.failures, s.strikes), (0, 1));
+        let after = s.locked_until;
+        for i in 0..3 {
+            s = s.after_failure(&r, after.plus(Secs::new(i)));
+        }
+        assert_eq!(s.locked_until, after.plus(Secs::new(2)).plus(Secs::minutes(10)), "the second lock doubles");
+        // A window that ran out starts again.
+        let later = s.locked_until.plus(Secs::minutes(30));
+        let t = s.after_failure(&r, later);
+        assert_eq!((t.failures, t.window_start), (1, later));
+        assert_eq!(t.strikes, 2, "the backoff is remembered until lock_cap after the last lock");
+        let much_later = s.locked_until.plus(Secs::hours(1));
+        assert_eq!(s.after_failure(&r, much_later).strikes, 0, "and forgotten after");
+        assert_eq!(s.keep_until(&r), s.locked_until.plus(Secs::hours(1)));
+    }
+
+    #[test]
+    fn a_lock_set_by_another_replica_refuses_here() {
+        let throttle = AttemptThrottle::new(rules(5));
+        let key = ThrottleKey::of(&["user", "alice", "10.0.0.1"]);
+        let shared = ThrottleState { failures: 0, window_start: T0, strikes: 1, locked_until: T0.plus(Secs::new(300)) };
+        throttle.absorb(key, &shared, T0);
+        assert_eq!(
+            throttle.reserve(key, T0.plus(Secs::new(10))).err(),
+            Some(Refusal::Locked { retry_after_secs: 290 })
+        );
+        assert!(throttle.reserve(key, T0.plus(Secs::new(300))).is_ok(), "free once the shared lock is over");
+        let other = ThrottleKey::of(&["user", "bob", "10.0.0.1"]);
+        throttle.absorb(other, &ThrottleState { window_start: T0, failures: 1, ..Default::default() }, T0);
+        assert_eq!(throttle.len(), 1, "a shared count without a lock takes no room");
+    }
 
     const T0: UnixTime = UnixTime(1_700_000_000);
 

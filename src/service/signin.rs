@@ -17,7 +17,7 @@
 use crate::audit::{AuditEvent, EventKind, FailedAttempt, escape_control};
 use crate::clock::UnixTime;
 use crate::oauth::authorize::AuthorizationRequest;
-use crate::oauth::throttle::ThrottleKey;
+use crate::oauth::throttle::{SharedCounts, ThrottleKey};
 use crate::secret::{Secret, VerifyError};
 use crate::service::{AppState, ServiceError};
 use crate::session::code::{AuthCode, new_code};
@@ -145,7 +145,15 @@ pub async fn sign_in(state: &AppState, form: SignIn<'_>, now: UnixTime) -> Resul
     // usernames gets more guesses than the limits.
     let name: String = username.chars().take(64).collect();
     let throttles = &state.sign_in_throttles;
-    let account_slot = match throttles.user_address.reserve(ThrottleKey::of(&["user", username, remote]), now) {
+    let (account_key, address_key) =
+        (ThrottleKey::of(&["user", username, remote]), ThrottleKey::of(&["address", remote]));
+    // With several replicas the failures are counted in the store too: take
+    // in what the others counted (one read each; nothing is written unless
+    // the attempt fails, or succeeds after failures on record).
+    let shared: &dyn SharedCounts = &state.store;
+    let account_on_record = throttles.user_address.consult(shared, account_key, now).await;
+    throttles.address.consult(shared, address_key, now).await;
+    let account_slot = match throttles.user_address.reserve(account_key, now) {
         Ok(slot) => slot,
         Err(refusal) => {
             let wait = refusal.retry_after_secs();
@@ -154,7 +162,7 @@ pub async fn sign_in(state: &AppState, form: SignIn<'_>, now: UnixTime) -> Resul
             return Ok(SignedIn::Refused(Refusal::AccountThrottled { retry_after_secs: wait }));
         }
     };
-    let address_slot = match throttles.address.reserve(ThrottleKey::of(&["address", remote]), now) {
+    let address_slot = match throttles.address.reserve(address_key, now) {
         Ok(slot) => slot,
         Err(refusal) => {
             account_slot.released();
@@ -172,11 +180,16 @@ pub async fn sign_in(state: &AppState, form: SignIn<'_>, now: UnixTime) -> Resul
         PasswordCheck::Wrong => {
             account_slot.failed(now);
             address_slot.failed(now);
+            throttles.user_address.share_failure(shared, account_key, now).await;
+            throttles.address.share_failure(shared, address_key, now).await;
             record_failure(state, Some(&name), remote, FailedAttempt::WrongPassword, now).await?;
             return Ok(SignedIn::Refused(Refusal::WrongCredentials));
         }
         PasswordCheck::Right => {
             account_slot.succeeded();
+            if account_on_record {
+                shared.clear(account_key).await;
+            }
             // A success does not wipe the address's count (one valid
             // account must not reset a spray).
             address_slot.released();

@@ -183,7 +183,9 @@ impl AppState {
         let console = crate::http::console::builtin_client(&issuer).map_err(StartError::ConsoleClient)?;
         let clients = ClientRegistry::new(config.clients.iter().cloned().chain([console]))
             .map_err(|_| StartError::Random)?
-            .with_hashing(hashing.clone());
+            .with_hashing(hashing.clone())
+            // Replicas (issue #9): client-authentication failures counted in the store.
+            .with_shared_throttle(Arc::new(store.clone()));
         for stored in store.clients().await? {
             let id = stored.spec.id.clone();
             if clients.is_from_config(&id) {

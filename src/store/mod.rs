@@ -14,6 +14,7 @@ use crate::audit::AuditEvent;
 use crate::clock::UnixTime;
 use crate::logout::Delivery;
 use crate::oauth::client_spec::StoredClient;
+use crate::oauth::throttle::{ThrottleKey, ThrottleRules, ThrottleState};
 use crate::policy::{PolicyHistory, PolicyLayer};
 use crate::session::Revoked;
 use crate::session::code::AuthCode;
@@ -369,6 +370,76 @@ pub trait Store: Send + Sync + 'static {
 
     /// Drop queued events issued before `before`; durable. How many.
     fn prune_sets(&self, before: UnixTime) -> impl Future<Output = Result<usize>> + Send;
+
+    // --- Coordination of replicas (issue #9) ---
+    //
+    // One process alone (sled) needs none of it: the defaults are what a
+    // single process does. A shared database (PostgreSQL) overrides them.
+
+    /// Take or renew lease `name` (a periodic job only one replica may run
+    /// at a time) for `owner` until `until`: granted when nobody holds it,
+    /// when `owner` does, or when the holder's lease ran out at `now`.
+    /// Whether `owner` holds it now.
+    fn take_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        now: UnixTime,
+        until: UnixTime,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        let _ = (name, owner, now, until);
+        async { Ok(true) }
+    }
+
+    /// Claim up to `limit` back-channel deliveries due at `now` for `owner`
+    /// until `lease_until`, oldest first: each is handed to one replica at
+    /// a time, and one whose claimer died (its lease ran out) is handed out
+    /// again. [`Store::finish_attempt`] ends the claim. One process: the
+    /// due ones ([`Store::due_deliveries`]).
+    fn claim_deliveries(
+        &self,
+        owner: &str,
+        now: UnixTime,
+        lease_until: UnixTime,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(u64, Delivery)>>> + Send {
+        let _ = (owner, lease_until);
+        self.due_deliveries(now, limit)
+    }
+
+    /// The authentication throttle `key` as counted by every replica,
+    /// `None` when the store keeps no throttles (one process counts in
+    /// memory) or the key has no failures on record.
+    fn shared_throttle(&self, key: &ThrottleKey) -> impl Future<Output = Result<Option<ThrottleState>>> + Send {
+        let _ = key;
+        async { Ok(None) }
+    }
+
+    /// Count a failed attempt of `key` at `now` under `rules`, for every
+    /// replica; durable. The state afterwards (`None`: not kept here).
+    fn throttle_failed(
+        &self,
+        key: &ThrottleKey,
+        rules: &ThrottleRules,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<Option<ThrottleState>>> + Send {
+        let _ = (key, rules, now);
+        async { Ok(None) }
+    }
+
+    /// Forget the failures of `key` (a success).
+    fn clear_throttle(&self, key: &ThrottleKey) -> impl Future<Output = Result<()>> + Send {
+        let _ = key;
+        async { Ok(()) }
+    }
+
+    /// The epoch of what each replica caches (the policy, the run-time
+    /// clients): it changes with every [`Store::set_policy`] and
+    /// [`Store::write_client`], so a replica that loaded another epoch
+    /// reloads. One process: always 0 (its caches are changed in place).
+    fn cache_epoch(&self) -> impl Future<Output = Result<u64>> + Send {
+        async { Ok(0) }
+    }
 }
 
 /// The outcome of [`Store::redeem_code`].
@@ -586,5 +657,34 @@ impl Store for AnyStore {
     }
     async fn prune_sets(&self, before: UnixTime) -> Result<usize> {
         dispatch!(self, s => s.prune_sets(before).await)
+    }
+    async fn take_lease(&self, name: &str, owner: &str, now: UnixTime, until: UnixTime) -> Result<bool> {
+        dispatch!(self, s => s.take_lease(name, owner, now, until).await)
+    }
+    async fn claim_deliveries(
+        &self,
+        owner: &str,
+        now: UnixTime,
+        lease_until: UnixTime,
+        limit: usize,
+    ) -> Result<Vec<(u64, Delivery)>> {
+        dispatch!(self, s => s.claim_deliveries(owner, now, lease_until, limit).await)
+    }
+    async fn shared_throttle(&self, key: &ThrottleKey) -> Result<Option<ThrottleState>> {
+        dispatch!(self, s => s.shared_throttle(key).await)
+    }
+    async fn throttle_failed(
+        &self,
+        key: &ThrottleKey,
+        rules: &ThrottleRules,
+        now: UnixTime,
+    ) -> Result<Option<ThrottleState>> {
+        dispatch!(self, s => s.throttle_failed(key, rules, now).await)
+    }
+    async fn clear_throttle(&self, key: &ThrottleKey) -> Result<()> {
+        dispatch!(self, s => s.clear_throttle(key).await)
+    }
+    async fn cache_epoch(&self) -> Result<u64> {
+        dispatch!(self, s => s.cache_epoch().await)
     }
 }

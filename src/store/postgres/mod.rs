@@ -21,6 +21,7 @@
 //! Never in a message or a log: the URL's password. Errors name the
 //! database as [`DatabaseUrl::redacted`] does.
 
+mod coord;
 pub mod keys;
 pub mod migrate;
 mod ops;
@@ -133,6 +134,8 @@ pub type Env<'a, 'env> = std::marker::PhantomData<&'a &'env ()>;
 pub struct PgStore {
     pool: Pool,
     target: String,
+    /// For the dedicated LISTEN connection (replicas, `coord`).
+    url: DatabaseUrl,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -170,7 +173,7 @@ impl PgStore {
             .create_timeout(Some(CONNECT_TIMEOUT.saturating_add(Duration::from_secs(1))))
             .build()
             .map_err(|e| PgError::Connect { target: target.clone(), message: e.to_string() })?;
-        let store = PgStore { pool, target };
+        let store = PgStore { pool, target, url: url.clone() };
         let client = store.pool.get().await.map_err(|e| store.pool_error(e))?;
         client.simple_query("SELECT 1").await.map_err(|e| store.query_error(&e))?;
         Ok(store)

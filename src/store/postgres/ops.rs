@@ -18,6 +18,7 @@ use crate::audit::AuditEvent;
 use crate::clock::UnixTime;
 use crate::logout::Delivery;
 use crate::oauth::client_spec::StoredClient;
+use crate::oauth::throttle::{ThrottleKey, ThrottleRules, ThrottleState};
 use crate::policy::{PolicyHistory, PolicyLayer, SessionPolicy};
 use crate::session::Revoked;
 use crate::session::code::{AuthCode, CODE_RECORD_TTL};
@@ -347,10 +348,14 @@ impl Store for PgStore {
                 if let Some(event) = event {
                     tx_audit(tx, event).await?;
                 }
+                // Replicas reload the policy (issue #9).
+                super::coord::tx_bump_epoch(tx).await?;
                 Ok(())
             })
         })
-        .await
+        .await?;
+        self.notify_change().await;
+        Ok(())
     }
 
     // ---- expiry ----
@@ -374,6 +379,7 @@ impl Store for PgStore {
                 }
             }
         }
+        removed += self.sweep_throttles(now).await?;
         Ok(removed)
     }
 
@@ -729,28 +735,33 @@ impl Store for PgStore {
     async fn write_client(&self, id: &str, client: Option<&StoredClient>, event: &AuditEvent) -> Result<bool> {
         let body = client.map(json).transpose()?;
         let body = &body;
-        self.transaction("client change", |tx, _| {
-            Box::pin(async move {
-                let existed = q_opt(tx, "SELECT 1 FROM clients WHERE id = $1 FOR UPDATE", &[&id]).await?.is_some();
-                match body {
-                    Some(b) => {
-                        exec(
-                            tx,
-                            "INSERT INTO clients (id, body) VALUES ($1, $2) \
-                             ON CONFLICT (id) DO UPDATE SET body = excluded.body",
-                            &[&id, b],
-                        )
-                        .await?;
+        let existed = self
+            .transaction("client change", |tx, _| {
+                Box::pin(async move {
+                    let existed = q_opt(tx, "SELECT 1 FROM clients WHERE id = $1 FOR UPDATE", &[&id]).await?.is_some();
+                    match body {
+                        Some(b) => {
+                            exec(
+                                tx,
+                                "INSERT INTO clients (id, body) VALUES ($1, $2) \
+                                 ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+                                &[&id, b],
+                            )
+                            .await?;
+                        }
+                        None => {
+                            exec(tx, "DELETE FROM clients WHERE id = $1", &[&id]).await?;
+                        }
                     }
-                    None => {
-                        exec(tx, "DELETE FROM clients WHERE id = $1", &[&id]).await?;
-                    }
-                }
-                tx_audit(tx, event).await?;
-                Ok(existed)
+                    tx_audit(tx, event).await?;
+                    // Replicas reload their clients (issue #9).
+                    super::coord::tx_bump_epoch(tx).await?;
+                    Ok(existed)
+                })
             })
-        })
-        .await
+            .await?;
+        self.notify_change().await;
+        Ok(existed)
     }
 
     async fn client_families(&self, client_id: &str) -> Result<Vec<Family>> {
@@ -935,5 +946,42 @@ impl Store for PgStore {
     async fn prune_sets(&self, before: UnixTime) -> Result<usize> {
         let n = self.execute("DELETE FROM ssf_queue WHERE iat < $1", &[&secs(before)]).await?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    // ---- coordination of replicas (issue #9, `coord`) ----
+
+    async fn take_lease(&self, name: &str, owner: &str, now: UnixTime, until: UnixTime) -> Result<bool> {
+        self.pg_take_lease(name, owner, now, until).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        owner: &str,
+        now: UnixTime,
+        lease_until: UnixTime,
+        limit: usize,
+    ) -> Result<Vec<(u64, Delivery)>> {
+        self.pg_claim_deliveries(owner, now, lease_until, limit).await
+    }
+
+    async fn shared_throttle(&self, key: &ThrottleKey) -> Result<Option<ThrottleState>> {
+        self.pg_shared_throttle(key).await
+    }
+
+    async fn throttle_failed(
+        &self,
+        key: &ThrottleKey,
+        rules: &ThrottleRules,
+        now: UnixTime,
+    ) -> Result<Option<ThrottleState>> {
+        self.pg_throttle_failed(key, rules, now).await
+    }
+
+    async fn clear_throttle(&self, key: &ThrottleKey) -> Result<()> {
+        self.pg_clear_throttle(key).await
+    }
+
+    async fn cache_epoch(&self) -> Result<u64> {
+        self.pg_cache_epoch().await
     }
 }

@@ -1,0 +1,170 @@
+//! Several replicas on one database (issue #9): who this replica is, the
+//! leases of its periodic jobs, and how its caches follow changes made at
+//! another replica.
+//!
+//! What each replica caches: the session policy (admin settings and the
+//! policy history) and the clients created through the admin API. A change
+//! bumps the store's cache epoch in the same transaction
+//! ([`Store::cache_epoch`]); [`follow_changes`] compares it with the epoch
+//! loaded, every [`EPOCH_CHECK_EVERY`] and at once when the store signals a
+//! change (PostgreSQL's LISTEN/NOTIFY, an accelerator only: the periodic
+//! check alone suffices on databases without it). Revocation state is never
+//! cached: every check reads the store.
+//!
+//! With the embedded store there is one process: leases are always granted,
+//! the epoch never moves, and nothing here costs anything.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::AppState;
+use crate::clock::UnixTime;
+use crate::duration::Secs;
+use crate::policy::{PolicyHistory, PolicyLayers};
+use crate::store::{Store, StoreError};
+
+/// How often a replica compares the store's cache epoch with its own.
+pub const EPOCH_CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// This process's name in leases: host, process id and a random part
+/// (a restarted replica is a new owner).
+pub fn replica_id() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| {
+        let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "tenure".to_owned());
+        let random: String = crate::session::new_id().chars().take(8).collect();
+        format!("{host}-{}-{random}", std::process::id())
+    })
+}
+
+/// Take (or keep) lease `name` for `hold` from `now`: whether this replica
+/// runs the job now. A store error counts as "not ours" (another replica,
+/// or the next tick, runs it).
+pub async fn holds_lease(state: &AppState, name: &str, now: UnixTime, hold: Secs) -> bool {
+    match state.store.take_lease(name, replica_id(), now, now.plus(hold)).await {
+        Ok(held) => held,
+        Err(e) => {
+            tracing::warn!(error = %e, lease = name, "taking a lease failed; skipping this run");
+            false
+        }
+    }
+}
+
+impl AppState {
+    /// Load the session policy and the run-time clients from the store again
+    /// and put them in force (another replica changed them).
+    pub async fn reload_shared(&self) -> Result<(), ReloadError> {
+        let admin = self.store.admin_policy().await?;
+        let layers = PolicyLayers { admin, ..self.config.policy_layers.clone() };
+        let resolved = layers.resolve().map_err(|e| ReloadError::Policy(e.to_string()))?;
+        let history = match self.store.policy_history().await? {
+            Some(h) => h,
+            None => PolicyHistory::new(self.now(), resolved.0.clone()),
+        };
+        let mut clients = Vec::new();
+        for stored in self.store.clients().await? {
+            let id = stored.spec.id.clone();
+            if self.clients.is_from_config(&id) {
+                continue;
+            }
+            match stored.into_client(self.config.signing_alg) {
+                Ok(client) => clients.push(client),
+                Err(message) => {
+                    tracing::error!(client = %id, %message, "a stored client cannot be loaded; skipping it")
+                }
+            }
+        }
+        self.set_policy(resolved, history);
+        self.clients.replace_runtime(clients);
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the session settings in the store are invalid here: {0}")]
+    Policy(String),
+}
+
+/// Reload the caches whenever the store's cache epoch moves from `loaded`
+/// (read before the state loaded them): checked every
+/// [`EPOCH_CHECK_EVERY`], and at once when `changed` is notified. Runs
+/// until the task is aborted.
+pub async fn follow_changes(state: AppState, loaded: Option<u64>, changed: Arc<Notify>) {
+    let mut seen = loaded;
+    let mut tick = tokio::time::interval(EPOCH_CHECK_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = changed.notified() => {}
+        }
+        let epoch = match state.store.cache_epoch().await {
+            Ok(epoch) => epoch,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the cache epoch failed");
+                continue;
+            }
+        };
+        if seen == Some(epoch) {
+            continue;
+        }
+        match state.reload_shared().await {
+            Ok(()) => {
+                tracing::debug!(epoch, "settings and clients reloaded (changed at another replica)");
+                seen = Some(epoch);
+            }
+            Err(e) => tracing::error!(error = %e, "reloading settings and clients failed; keeping the current ones"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::config::Config;
+    use crate::policy::PolicyLayer;
+    use crate::store::SledStore;
+
+    const T0: UnixTime = UnixTime(1_700_000_000);
+
+    async fn state(dir: &tempfile::TempDir) -> AppState {
+        let text = format!("keys_dir = \"{}\"\n", dir.path().join("keys").display());
+        let config = Config::from_toml(&text, &Default::default()).expect("config");
+        let store = SledStore::temporary().expect("store");
+        AppState::new(config, "http://issuer.test".into(), store.into(), Arc::new(ManualClock::at(T0)))
+            .await
+            .expect("state")
+    }
+
+    #[tokio::test]
+    async fn a_reload_puts_the_stored_settings_in_force() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = state(&dir).await;
+        assert_ne!(state.policy().0.access_token_ttl(), Secs::minutes(20));
+        // What another replica wrote.
+        let admin = PolicyLayer { access_token_ttl: Some(Secs::minutes(20)), ..Default::default() };
+        let resolved = PolicyLayers { admin: admin.clone(), ..Default::default() }.resolve().expect("valid");
+        let mut history = (*state.history()).clone();
+        history.change(T0.plus(Secs::new(5)), resolved.0);
+        state.store.set_policy(Some(&admin), &history, None).await.expect("stored");
+
+        state.reload_shared().await.expect("reload");
+        assert_eq!(state.policy().0.access_token_ttl(), Secs::minutes(20));
+        assert_eq!(*state.history(), history);
+    }
+
+    #[tokio::test]
+    async fn one_process_holds_every_lease() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = state(&dir).await;
+        assert!(holds_lease(&state, "sweeper", T0, Secs::minutes(2)).await);
+        assert!(holds_lease(&state, "sweeper", T0, Secs::minutes(2)).await);
+        assert!(replica_id().contains(&std::process::id().to_string()));
+    }
+}
