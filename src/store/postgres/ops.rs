@@ -133,6 +133,26 @@ async fn tx_marker(tx: &Transaction<'_>, username: &str) -> std::result::Result<
     Ok(Some(Marker { seq: unsigned(row.try_get(0)?), revoked: decode("user marker", row.try_get(1)?)? }))
 }
 
+/// Lock the session of family `family_id` and read it with its user's
+/// marker applied, in one statement.
+async fn tx_lock_session_of_family(
+    tx: &Transaction<'_>,
+    family_id: &str,
+) -> std::result::Result<Option<UserSession>, TxError> {
+    let sql = "SELECT s.body, s.seq, m.seq, m.body FROM user_sessions s \
+               LEFT JOIN user_markers m ON m.username = s.username \
+               WHERE s.sid = (SELECT sid FROM families WHERE id = $1) FOR UPDATE OF s";
+    let Some(row) = q_opt(tx, sql, &[&family_id]).await? else { return Ok(None) };
+    let mut session: UserSession = decode("user session", row.try_get(0)?)?;
+    session.seq = unsigned(row.try_get(1)?);
+    let marker_seq: Option<i64> = row.try_get(2)?;
+    if let Some(seq) = marker_seq {
+        let marker = Marker { seq: unsigned(seq), revoked: decode("user marker", row.try_get(3)?)? };
+        overlay(&mut session, Some(&marker));
+    }
+    Ok(Some(session))
+}
+
 /// Lock session `sid` and read it with its user's marker applied.
 async fn tx_lock_session(tx: &Transaction<'_>, sid: &str) -> std::result::Result<Option<UserSession>, TxError> {
     let Some(row) = q_opt(tx, "SELECT body, seq FROM user_sessions WHERE sid = $1 FOR UPDATE", &[&sid]).await? else {
@@ -574,13 +594,10 @@ impl Store for PgStore {
         let decide = &decide;
         self.transaction("refresh", |tx, _| {
             Box::pin(async move {
-                // A family's session never changes: read it first (no lock)
-                // to know which session row to lock before the family's.
-                let Some(row) = q_opt(tx, "SELECT sid FROM families WHERE id = $1", &[&id]).await? else {
-                    return Ok(None);
-                };
-                let sid: String = row.try_get(0)?;
-                let mut session = tx_lock_session(tx, &sid).await?;
+                // Lock the family's session (a family's session never
+                // changes), with its user's marker, in one round trip; then
+                // the family: the fixed order, session before family.
+                let mut session = tx_lock_session_of_family(tx, id).await?;
                 let Some(family) = tx_lock_family(tx, id).await? else { return Ok(None) };
                 let decision = decide(&family, session.as_ref());
                 match &decision {
