@@ -66,17 +66,57 @@ pub enum HashError {
     WrongAlgorithm(String),
     #[error("could not be hashed: {0}")]
     Hashing(String),
+    #[error(
+        "asks argon2 for {0}; at most m={MAX_M_COST_KIB} KiB (256 MiB), t={MAX_T_COST} and p={MAX_P_COST} are accepted, so no stored hash chooses the server's memory or time"
+    )]
+    TooCostly(String),
+}
+
+/// The most memory (KiB) a stored argon2 hash may ask for: 256 MiB.
+pub const MAX_M_COST_KIB: u32 = 256 * 1024;
+/// The most passes a stored argon2 hash may ask for.
+pub const MAX_T_COST: u32 = 16;
+/// The most lanes a stored argon2 hash may ask for.
+pub const MAX_P_COST: u32 = 16;
+
+/// The argon2 parameters of `parsed`, refused beyond the bounds above: a
+/// hash string names its own cost, and whoever may store one (a config
+/// file, an administrator) must not be able to make one sign-in attempt
+/// reserve gigabytes or run for minutes (SECURITY.md, "no caller picks the
+/// server's cost").
+fn bounded_params(parsed: &PasswordHash<'_>) -> Result<argon2::Params, HashError> {
+    let params = argon2::Params::try_from(parsed).map_err(|e| HashError::Malformed(e.to_string()))?;
+    let (m, t, p) = (params.m_cost(), params.t_cost(), params.p_cost());
+    if m > MAX_M_COST_KIB || t > MAX_T_COST || p > MAX_P_COST {
+        return Err(HashError::TooCostly(format!("m={m} KiB, t={t}, p={p}")));
+    }
+    Ok(params)
 }
 
 impl PasswordHashString {
-    /// Parse a stored hash, refusing anything that is not argon2.
+    /// Parse a hash given to tenure (config file, admin API), refusing
+    /// anything that is not argon2 or asks for more than the cost bounds.
     pub fn parse(s: &str) -> Result<Self, HashError> {
+        let parsed = Self::argon2(s)?;
+        bounded_params(&parsed)?;
+        Ok(PasswordHashString(s.to_owned()))
+    }
+
+    /// Read back a hash tenure stored. One stored before the cost bounds
+    /// existed still loads (so listings keep working); [`Self::verify`]
+    /// refuses to run it.
+    pub fn stored(s: &str) -> Result<Self, HashError> {
+        Self::argon2(s)?;
+        Ok(PasswordHashString(s.to_owned()))
+    }
+
+    fn argon2(s: &str) -> Result<PasswordHash<'_>, HashError> {
         let parsed = PasswordHash::new(s).map_err(|e| HashError::Malformed(e.to_string()))?;
         let alg = parsed.algorithm.as_str();
         if !alg.starts_with("argon2") {
             return Err(HashError::WrongAlgorithm(alg.to_owned()));
         }
-        Ok(PasswordHashString(s.to_owned()))
+        Ok(parsed)
     }
 
     /// Hash a plain value with argon2id and a fresh salt.
@@ -92,7 +132,14 @@ impl PasswordHashString {
     /// async executor).
     pub fn verify(&self, candidate: &str) -> bool {
         match PasswordHash::new(&self.0) {
-            Ok(parsed) => Argon2::default().verify_password(candidate.as_bytes(), &parsed).is_ok(),
+            // A hash stored before the bounds existed is refused, not run.
+            Ok(parsed) if bounded_params(&parsed).is_ok() => {
+                Argon2::default().verify_password(candidate.as_bytes(), &parsed).is_ok()
+            }
+            Ok(_) => {
+                tracing::warn!("a stored argon2 hash exceeds the cost bounds; the attempt is refused unverified");
+                false
+            }
             Err(_) => false,
         }
     }
@@ -285,6 +332,25 @@ mod tests {
         assert!(!format!("{s:?}").contains("hunter2"));
         let h = PasswordHashString::hash(&s).expect("hash");
         assert!(!format!("{h:?}").contains("argon2id$"));
+    }
+
+    #[test]
+    fn hashes_beyond_the_cost_bounds_are_refused_and_never_run() {
+        let salt = "c29tZXNhbHRzb21lc2FsdA";
+        let hash = "JGFyZ29uMmlkJHY9MTkkbT0xOTQ1Nix0PTIscD0x";
+        let with = |m: u32, t: u32, p: u32| format!("$argon2id$v=19$m={m},t={t},p={p}${salt}${hash}");
+        // The server's own parameters and the bounds themselves are fine.
+        assert!(PasswordHashString::parse(&with(19456, 2, 1)).is_ok());
+        assert!(PasswordHashString::parse(&with(MAX_M_COST_KIB, MAX_T_COST, MAX_P_COST)).is_ok());
+        for (m, t, p) in [(MAX_M_COST_KIB + 1, 2, 1), (19456, MAX_T_COST + 1, 1), (19456, 2, MAX_P_COST + 1)] {
+            let e = PasswordHashString::parse(&with(m, t, p)).expect_err("too costly");
+            assert!(matches!(e, HashError::TooCostly(_)), "{e:?}");
+            let message = e.to_string();
+            assert!(message.contains("m=262144 KiB (256 MiB), t=16 and p=16"), "{message}");
+        }
+        // Terabytes of memory: loads from the store but is never run.
+        let huge = PasswordHashString::stored(&with(u32::MAX / 2, 2, 1)).expect("stored hashes load");
+        assert!(!huge.verify("anything"));
     }
 
     #[test]

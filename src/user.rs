@@ -70,7 +70,7 @@ impl From<&User> for StoredUser {
 impl StoredUser {
     /// Parse back into a [`User`]; `Err` names what is corrupt.
     pub fn into_user(self) -> Result<User, String> {
-        let password_hash = PasswordHashString::parse(&self.password_hash).map_err(|e| e.to_string())?;
+        let password_hash = PasswordHashString::stored(&self.password_hash).map_err(|e| e.to_string())?;
         let permissions = self
             .permissions
             .iter()

@@ -10,6 +10,7 @@ mod support;
 mod abuse;
 mod activity;
 mod admin_api;
+mod authority;
 mod authorize;
 mod bad_input;
 mod cli;

@@ -194,7 +194,7 @@ pub async fn replace(
     let (hash, shown) = match (&old.secret_hash, spec.public, given) {
         (Some(h), false, None) => (
             Some(
-                crate::secret::PasswordHashString::parse(h)
+                crate::secret::PasswordHashString::stored(h)
                     .map_err(|e| AdminError::internal("reading a client secret", e))?,
             ),
             None,

@@ -188,7 +188,7 @@ Examples:
 }
 
 #[derive(Args, Debug)]
-#[command(group(ArgGroup::new("password").required(true).args(["password_file", "password_stdin"])))]
+#[command(group(ArgGroup::new("password").required(true).args(["password_file", "password_stdin", "password_hash_file"])))]
 struct PasswordSource {
     /// Read the password from the first line of this file.
     #[arg(long, value_name = "FILE")]
@@ -196,6 +196,10 @@ struct PasswordSource {
     /// Read the password from the first line of standard input.
     #[arg(long)]
     password_stdin: bool,
+    /// Read an argon2 hash (PHC string, as `tenure hash-secret` prints) from
+    /// the first line of this file, for users moved from another system.
+    #[arg(long, value_name = "FILE")]
+    password_hash_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -435,6 +439,15 @@ fn read_first_line(path: &Path, what: &str) -> Result<String, CliError> {
 }
 
 impl PasswordSource {
+    /// The body field and value: `password`, or `password_hash` (the server
+    /// checks the hash, its argon2 cost bounds included).
+    fn field(&self) -> Result<(&'static str, Secret), CliError> {
+        if let Some(path) = &self.password_hash_file {
+            return read_first_line(path, "--password-hash-file").map(|h| ("password_hash", Secret::new(h)));
+        }
+        self.read().map(|p| ("password", p))
+    }
+
     fn read(&self) -> Result<Secret, CliError> {
         if let Some(path) = &self.password_file {
             return read_first_line(path, "--password-file").map(Secret::new);
@@ -535,7 +548,8 @@ impl Plan {
                 UsersAction::Create { username, email, name, permissions, disabled, password } => {
                     // Only what was given: setting permissions needs
                     // system:administer, a users:edit account may create users.
-                    let mut body = json!({ "username": username, "password": password.read()?.expose() });
+                    let (field, value) = password.field()?;
+                    let mut body = json!({ "username": username, field: value.expose() });
                     if !permissions.is_empty() {
                         body["permissions"] = permissions.into();
                     }
@@ -559,11 +573,10 @@ impl Plan {
                 UsersAction::Enable { username } => {
                     Plan::UsersPatch { username, body: json!({ "disabled": false }), done: "enabled" }
                 }
-                UsersAction::SetPassword { username, password } => Plan::UsersPatch {
-                    body: json!({ "password": password.read()?.expose() }),
-                    username,
-                    done: "has a new password",
-                },
+                UsersAction::SetPassword { username, password } => {
+                    let (field, value) = password.field()?;
+                    Plan::UsersPatch { body: json!({ field: value.expose() }), username, done: "has a new password" }
+                }
                 UsersAction::Delete { username } => Plan::UsersDelete(username),
             },
             AdminCommand::Sessions { action } => match action {

@@ -191,7 +191,8 @@ impl FromRequestParts<AppState> for Caller {
         let token =
             bearer::from_header(parts).and_then(|t| t.ok_or(BearerError::Missing)).map_err(ServiceError::api_bearer)?;
         let claims = bearer::authenticate(state, &token).await.map_err(ServiceError::api_bearer)?;
-        let permissions = claims.permissions.iter().flatten().filter_map(|p| Permission::parse(p)).collect();
+        let permissions =
+            crate::service::bearer::current_permissions(state, &claims).await.map_err(ServiceError::api_bearer)?;
         Ok(Caller { claims, permissions })
     }
 }

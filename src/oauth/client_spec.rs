@@ -280,7 +280,7 @@ impl StoredClient {
     /// repeated for the session override: a later tightening of the global
     /// policy already caps the override (`SessionPolicy::limits`).
     pub fn into_client(self, signing_alg: SigningAlg) -> Result<Client, String> {
-        let hash = self.secret_hash.map(|h| PasswordHashString::parse(&h).map_err(|e| e.to_string())).transpose()?;
+        let hash = self.secret_hash.map(|h| PasswordHashString::stored(&h).map_err(|e| e.to_string())).transpose()?;
         let mut spec = self.spec;
         let session = spec.session.take();
         let mut client = spec

@@ -6,9 +6,19 @@
 //! family it descends from is still alive. A DPoP-bound token (`cnf.jkt`)
 //! is accepted only with a proof of that key carrying its `ath` (RFC 9449
 //! 7.1). Reading the `Authorization` and `DPoP` headers is `http/bearer.rs`.
+//!
+//! A token never acts with more than its holder has now: the client it was
+//! issued to must still exist, and the permissions it acts with
+//! ([`current_permissions`]) are those it carries that its user or client
+//! still holds, read at every request (a deleted client's token is dead, a
+//! demoted administrator's token loses the permission at once).
+
+use std::collections::BTreeSet;
 
 use super::{AppState, BearerError};
 use crate::clock::UnixTime;
+use crate::oauth::client::Permission;
+use crate::oauth::client_credentials::ADMIN_SCOPE;
 use crate::oauth::tokens::descends_from_live_family;
 use crate::token::claims::AccessClaims;
 
@@ -79,6 +89,9 @@ async fn verify_live(state: &AppState, token: &str, now: UnixTime) -> Result<Acc
     if claims.aud != state.issuer {
         return Err(BearerError::InvalidToken("the token is not addressed to this server".into()));
     }
+    if !state.holder_exists(&claims) {
+        return Err(BearerError::InvalidToken("the client this token was issued to no longer exists".into()));
+    }
     let overrides = |client_id: &str| state.client_override(client_id);
     let live =
         descends_from_live_family(&state.store, &state.history(), overrides, &claims, now).await.map_err(|e| {
@@ -89,4 +102,58 @@ async fn verify_live(state: &AppState, token: &str, now: UnixTime) -> Result<Acc
         return Err(BearerError::InvalidToken("the session of this token has ended or was revoked".into()));
     }
     Ok(claims)
+}
+
+/// The permissions `claims` may act with now (SPEC 4): those the token
+/// carries, intersected with what its holder holds at this moment — the
+/// user for a user token, the client for a client-credentials token — and
+/// only while the token's client is still allowed the `admin` scope. So
+/// removing a permission, disabling or deleting the user, or deleting the
+/// client applies to the very next request, whatever tokens are live.
+pub async fn current_permissions(state: &AppState, claims: &AccessClaims) -> Result<BTreeSet<Permission>, BearerError> {
+    let carried: BTreeSet<Permission> =
+        claims.permissions.iter().flatten().filter_map(|p| Permission::parse(p)).collect();
+    if carried.is_empty() {
+        return Ok(carried);
+    }
+    let Some(client) = state.clients.get(&claims.client_id) else { return Ok(BTreeSet::new()) };
+    if !client.scopes.contains(ADMIN_SCOPE) {
+        return Ok(BTreeSet::new());
+    }
+    let held = if claims.sid.is_some() {
+        let user = state.user(&claims.sub).await.map_err(|e| {
+            tracing::error!(error = %e, "store failure reading a token's user");
+            BearerError::Internal
+        })?;
+        user.map(|u| u.permissions).unwrap_or_default()
+    } else {
+        client.permissions.clone()
+    };
+    Ok(meet(&carried, &held))
+}
+
+/// The permissions implied by both sets (`system:administer` implies every
+/// other): a token carrying `system:administer` whose holder now has only
+/// `users:edit` acts with `users:edit`.
+fn meet(a: &BTreeSet<Permission>, b: &BTreeSet<Permission>) -> BTreeSet<Permission> {
+    let implies =
+        |set: &BTreeSet<Permission>, p: &Permission| set.contains(p) || set.contains(&Permission::SystemAdminister);
+    a.union(b).filter(|p| implies(a, p) && implies(b, p)).cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_acts_with_what_both_it_and_its_holder_imply() {
+        let set = |ps: &[Permission]| ps.iter().cloned().collect::<BTreeSet<_>>();
+        let admin = set(&[Permission::SystemAdminister]);
+        let helpdesk = set(&[Permission::UsersEdit]);
+        assert_eq!(meet(&admin, &helpdesk), helpdesk);
+        assert_eq!(meet(&helpdesk, &admin), helpdesk);
+        assert_eq!(meet(&admin, &admin), admin);
+        assert_eq!(meet(&admin, &set(&[])), set(&[]));
+        assert_eq!(meet(&set(&[]), &admin), set(&[]));
+    }
 }

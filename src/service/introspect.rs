@@ -33,6 +33,11 @@ pub async fn introspect(
         .find(&state.store, token, request.params.get("token_type_hint"))
         .await
         .map_err(store_error)?;
+    // A token whose client was deleted is dead, whatever its `exp`.
+    let found = match found {
+        lookup::Found::Access(claims) if !state.holder_exists(&claims) => lookup::Found::Unknown,
+        other => other,
+    };
     let history = state.history();
     let overrides = |client_id: &str| state.client_override(client_id);
     lookup::introspect(&state.store, found, &state.issuer, &history, overrides, now).await.map_err(store_error)

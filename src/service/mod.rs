@@ -70,6 +70,13 @@ impl AppState {
         }
     }
 
+    /// Whether the client an access token was issued to still exists: a
+    /// deleted client's tokens are dead at once (bearer use, userinfo,
+    /// introspection), however long their `exp`.
+    pub fn holder_exists(&self, claims: &crate::token::claims::AccessClaims) -> bool {
+        self.clients.get(&claims.client_id).is_some()
+    }
+
     /// A client's session override (SPEC 3), by client id: what the
     /// liveness checks of families and tokens take.
     pub fn client_override(&self, client_id: &str) -> Option<ClientSessionOverride> {

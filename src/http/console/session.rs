@@ -252,7 +252,7 @@ async fn signed_in(state: &AppState, headers: &HeaderMap) -> Option<Viewer> {
         }
     };
     drop(guard);
-    let permissions = claims.permissions.iter().flatten().filter_map(|p| Permission::parse(p)).collect();
+    let permissions = crate::service::bearer::current_permissions(state, &claims).await.ok()?;
     let csrf = csrf_token(&state.csrf_key, &cookie);
     Some(Viewer { caller: Caller { claims, permissions }, csrf, cookie, entry })
 }
