@@ -60,13 +60,13 @@ fn new_jti() -> String {
 }
 
 /// An ES256 key of the app (a WebCrypto key in a browser).
-struct DpopKey {
+pub(crate) struct DpopKey {
     pair: EcdsaKeyPair,
     rng: SystemRandom,
 }
 
 impl DpopKey {
-    fn new() -> DpopKey {
+    pub(crate) fn new() -> DpopKey {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
         let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
@@ -79,7 +79,7 @@ impl DpopKey {
     }
 
     /// RFC 7638 thumbprint, computed here from the members in order.
-    fn jkt(&self) -> String {
+    pub(crate) fn jkt(&self) -> String {
         let jwk = self.jwk();
         let canonical = format!(
             r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
@@ -99,7 +99,7 @@ impl DpopKey {
 
     /// A fresh proof for `htm` `htu`, with the server's `nonce` and the
     /// hash of `access_token` if given.
-    fn proof(&self, htm: &str, htu: &str, nonce: Option<&str>, access_token: Option<&str>) -> String {
+    pub(crate) fn proof(&self, htm: &str, htu: &str, nonce: Option<&str>, access_token: Option<&str>) -> String {
         let mut claims = json!({ "jti": new_jti(), "htm": htm, "htu": htu, "iat": now() });
         if let Some(n) = nonce {
             claims["nonce"] = n.into();
