@@ -769,3 +769,44 @@ async fn the_console_refreshes_while_used_and_ends_at_the_idle_timeout() {
     assert_eq!(idle.status(), 303, "idle longer than the idle timeout: signed out");
     assert!(location(&idle).unwrap().starts_with("/authorize?"));
 }
+
+/// Resident memory of the server process, in KiB.
+fn rss_kib(server: &Server) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn anonymous_visits_with_huge_urls_keep_a_bounded_return_path() {
+    let server = Server::start(&config(), &[]);
+    let huge = format!("/console/users?query={}", "q".repeat(60_000));
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    // Warm up (the first requests size the server's buffers and pools).
+    for _ in 0..20 {
+        assert_eq!(http.get(server.url(&huge)).send().await.unwrap().status(), 303);
+    }
+    let before = rss_kib(&server);
+    let mut set = tokio::task::JoinSet::new();
+    for worker in 0..8 {
+        let (http, url) = (http.clone(), server.url(&huge));
+        set.spawn(async move {
+            for _ in (worker..2_000).step_by(8) {
+                let resp = http.get(&url).send().await.unwrap();
+                assert_eq!(resp.status(), 303, "each visit is sent to sign in");
+            }
+        });
+    }
+    set.join_all().await;
+    let grown_mib = rss_kib(&server).saturating_sub(before) / 1024;
+    // 2,000 pending sign-ins that each kept the 60 KB URL held 120 MB.
+    assert!(grown_mib < 30, "2,000 anonymous visits grew the server by {grown_mib} MiB");
+
+    // A visit with a huge query comes back to its page without the query;
+    // a normal one to the page asked for, query included.
+    let browser = Browser::new();
+    let landed = sign_in(&server, &browser, &huge, "carol", "carol-password").await;
+    assert_eq!(landed, "/console/users");
+    let landed = sign_in(&server, &Browser::new(), "/console/users?query=car", "carol", "carol-password").await;
+    assert_eq!(landed, "/console/users?query=car");
+}

@@ -275,14 +275,26 @@ fn random(bytes: usize) -> Option<String> {
     Some(B64.encode(raw))
 }
 
-/// A `/console` path to come back to after sign-in; anything else is
-/// `/console`.
+/// The longest path (with its query) a pending sign-in keeps to come back
+/// to: every anonymous visit keeps one, so its size is the server's choice.
+pub const MAX_RETURN_LEN: usize = 512;
+
+/// A `/console` path to come back to after sign-in, at most
+/// [`MAX_RETURN_LEN`] bytes: a longer one comes back to its path without
+/// the query (or to `/console`); anything else is `/console`.
 pub fn safe_return(path: &str) -> String {
-    let ok = (path == "/console" || path.starts_with("/console/") || path.starts_with("/console?"))
-        && !path.contains("//")
-        && !path.contains('\\')
-        && path.bytes().all(|b| b.is_ascii_graphic());
-    if ok { path.to_owned() } else { "/console".to_owned() }
+    let is_console_path = |p: &str| {
+        (p == "/console" || p.starts_with("/console/") || p.starts_with("/console?"))
+            && !p.contains("//")
+            && !p.contains('\\')
+            && p.bytes().all(|b| b.is_ascii_graphic())
+    };
+    let without_query = path.split_once('?').map_or(path, |(p, _)| p);
+    [path, without_query]
+        .into_iter()
+        .find(|p| p.len() <= MAX_RETURN_LEN && is_console_path(p))
+        .unwrap_or("/console")
+        .to_owned()
 }
 
 /// Send the browser to `/authorize` as the client `console`.
@@ -451,6 +463,14 @@ mod tests {
         for bad in ["//evil.example", "/console//evil", "https://evil.example/console", "/consolex", "/console/\\x"] {
             assert_eq!(safe_return(bad), "/console", "{bad}");
         }
+        // The server chooses the size it keeps: a long query is dropped, a
+        // long path gives /console.
+        let long_query = format!("/console/users?query={}", "a".repeat(60_000));
+        assert_eq!(safe_return(&long_query), "/console/users");
+        let just_fits = format!("/console/users?query={}", "a".repeat(MAX_RETURN_LEN - "/console/users?query=".len()));
+        assert_eq!(safe_return(&just_fits), just_fits);
+        assert_eq!(safe_return(&format!("/console/{}", "a".repeat(MAX_RETURN_LEN))), "/console");
+        assert_eq!(safe_return(&format!("//evil?{}", "a".repeat(MAX_RETURN_LEN))), "/console");
     }
 
     #[test]
