@@ -392,11 +392,25 @@ async fn the_console_session_is_listed_as_client_console_and_sign_out_revokes_it
     let resp = post(&server, &browser, "/console/sign-out", &form(&[("csrf", &token)])).await;
     assert_eq!(resp.status(), 303);
     assert_eq!(location(&resp).as_deref(), Some("/console/signed-out"));
-    assert!(resp.headers()["set-cookie"].to_str().unwrap().contains("tenure_console=;"), "the cookie is cleared");
-    // The back button: the page is gone, the browser is sent to sign in.
+    let set_cookies: Vec<&str> = resp.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap()).collect();
+    assert!(set_cookies.iter().any(|c| c.starts_with("tenure_console=;")), "the cookie is cleared: {set_cookies:?}");
+    assert!(set_cookies.iter().any(|c| c.starts_with("tenure_console_signed_out=1;")), "{set_cookies:?}");
+    // The browser's cache (its back/forward cache too) is cleared, by the
+    // redirect and by the page it leads to.
+    assert_eq!(resp.headers()["clear-site-data"], "\"cache\"");
+    let landing = browser.get(&server, "/console/signed-out").await;
+    assert_eq!(landing.headers()["clear-site-data"], "\"cache\"");
+    assert_eq!(landing.headers()["cache-control"], "no-store");
+    // The back button: the page is gone, the browser is sent to sign in, with
+    // the password asked for again (the tenure session stays for other apps
+    // but does not sign the console back in silently).
     let back = browser.get(&server, "/console/account").await;
     assert_eq!(back.status(), 303);
-    assert!(location(&back).unwrap().starts_with("/authorize?"));
+    let authorize = location(&back).unwrap();
+    assert!(authorize.starts_with("/authorize?"));
+    assert_eq!(query_param(&authorize, "prompt").as_deref(), Some("login"));
+    let page = browser.get(&server, &authorize).await;
+    assert_eq!(page.status(), 200, "the sign-in page, not a silent sign-in");
     let listed: Value = server
         .http
         .get(server.url("/admin/users/root/sessions"))
@@ -408,6 +422,13 @@ async fn the_console_session_is_listed_as_client_console_and_sign_out_revokes_it
         .await
         .unwrap();
     assert_eq!(listed["sessions"][0]["client_ids"], serde_json::json!([]), "the console family is revoked: {listed}");
+    // Signing in again with the password ends the mark: a later sign-in of
+    // this browser is silent again through its tenure session.
+    assert_eq!(sign_in(&server, &browser, "/console/account", "root", "root-password").await, "/console/account");
+    let fresh = Browser::new();
+    let first = fresh.get(&server, "/console/account").await;
+    assert_eq!(query_param(&location(&first).unwrap(), "prompt"), None, "a browser that never signed out");
+    assert_eq!(browser.get(&server, "/console/account").await.status(), 200);
 }
 
 #[tokio::test]
