@@ -392,11 +392,25 @@ async fn the_console_session_is_listed_as_client_console_and_sign_out_revokes_it
     let resp = post(&server, &browser, "/console/sign-out", &form(&[("csrf", &token)])).await;
     assert_eq!(resp.status(), 303);
     assert_eq!(location(&resp).as_deref(), Some("/console/signed-out"));
-    assert!(resp.headers()["set-cookie"].to_str().unwrap().contains("tenure_console=;"), "the cookie is cleared");
-    // The back button: the page is gone, the browser is sent to sign in.
+    let set_cookies: Vec<&str> = resp.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap()).collect();
+    assert!(set_cookies.iter().any(|c| c.starts_with("tenure_console=;")), "the cookie is cleared: {set_cookies:?}");
+    assert!(set_cookies.iter().any(|c| c.starts_with("tenure_console_signed_out=1;")), "{set_cookies:?}");
+    // The browser's cache (its back/forward cache too) is cleared, by the
+    // redirect and by the page it leads to.
+    assert_eq!(resp.headers()["clear-site-data"], "\"cache\"");
+    let landing = browser.get(&server, "/console/signed-out").await;
+    assert_eq!(landing.headers()["clear-site-data"], "\"cache\"");
+    assert_eq!(landing.headers()["cache-control"], "no-store");
+    // The back button: the page is gone, the browser is sent to sign in, with
+    // the password asked for again (the tenure session stays for other apps
+    // but does not sign the console back in silently).
     let back = browser.get(&server, "/console/account").await;
     assert_eq!(back.status(), 303);
-    assert!(location(&back).unwrap().starts_with("/authorize?"));
+    let authorize = location(&back).unwrap();
+    assert!(authorize.starts_with("/authorize?"));
+    assert_eq!(query_param(&authorize, "prompt").as_deref(), Some("login"));
+    let page = browser.get(&server, &authorize).await;
+    assert_eq!(page.status(), 200, "the sign-in page, not a silent sign-in");
     let listed: Value = server
         .http
         .get(server.url("/admin/users/root/sessions"))
@@ -408,6 +422,13 @@ async fn the_console_session_is_listed_as_client_console_and_sign_out_revokes_it
         .await
         .unwrap();
     assert_eq!(listed["sessions"][0]["client_ids"], serde_json::json!([]), "the console family is revoked: {listed}");
+    // Signing in again with the password ends the mark: a later sign-in of
+    // this browser is silent again through its tenure session.
+    assert_eq!(sign_in(&server, &browser, "/console/account", "root", "root-password").await, "/console/account");
+    let fresh = Browser::new();
+    let first = fresh.get(&server, "/console/account").await;
+    assert_eq!(query_param(&location(&first).unwrap(), "prompt"), None, "a browser that never signed out");
+    assert_eq!(browser.get(&server, "/console/account").await.status(), 200);
 }
 
 #[tokio::test]
@@ -768,4 +789,45 @@ async fn the_console_refreshes_while_used_and_ends_at_the_idle_timeout() {
     let idle = browser.get(&server, "/console/account").await;
     assert_eq!(idle.status(), 303, "idle longer than the idle timeout: signed out");
     assert!(location(&idle).unwrap().starts_with("/authorize?"));
+}
+
+/// Resident memory of the server process, in KiB.
+fn rss_kib(server: &Server) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn anonymous_visits_with_huge_urls_keep_a_bounded_return_path() {
+    let server = Server::start(&config(), &[]);
+    let huge = format!("/console/users?query={}", "q".repeat(60_000));
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    // Warm up (the first requests size the server's buffers and pools).
+    for _ in 0..20 {
+        assert_eq!(http.get(server.url(&huge)).send().await.unwrap().status(), 303);
+    }
+    let before = rss_kib(&server);
+    let mut set = tokio::task::JoinSet::new();
+    for worker in 0..8 {
+        let (http, url) = (http.clone(), server.url(&huge));
+        set.spawn(async move {
+            for _ in (worker..2_000).step_by(8) {
+                let resp = http.get(&url).send().await.unwrap();
+                assert_eq!(resp.status(), 303, "each visit is sent to sign in");
+            }
+        });
+    }
+    set.join_all().await;
+    let grown_mib = rss_kib(&server).saturating_sub(before) / 1024;
+    // 2,000 pending sign-ins that each kept the 60 KB URL held 120 MB.
+    assert!(grown_mib < 30, "2,000 anonymous visits grew the server by {grown_mib} MiB");
+
+    // A visit with a huge query comes back to its page without the query;
+    // a normal one to the page asked for, query included.
+    let browser = Browser::new();
+    let landed = sign_in(&server, &browser, &huge, "carol", "carol-password").await;
+    assert_eq!(landed, "/console/users");
+    let landed = sign_in(&server, &Browser::new(), "/console/users?query=car", "carol", "carol-password").await;
+    assert_eq!(landed, "/console/users?query=car");
 }

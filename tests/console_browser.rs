@@ -328,6 +328,45 @@ async fn my_sessions_signs_out_everywhere_in_chromium_and_the_back_button_shows_
     browser.close().await;
 }
 
+#[tokio::test]
+async fn after_sign_out_the_back_button_shows_the_sign_in_page_not_the_settings_in_chromium() {
+    let Some(browser) = Chromium::start().await else { return };
+    let server = Server::start(&config(), &[]);
+    sign_in(&browser, &server, "/console/settings", "root", "root-password").await;
+    wait_for_page_text(&browser, "Automatically sign out inactive users").await;
+    press(&browser, "Sign out").await;
+    wait_for_page_text(&browser, "You have signed out of the tenure console.").await;
+    // The browser's own back navigation: not a page of the signed-out
+    // session from the back/forward cache, but a fresh request, which is
+    // sent to sign in.
+    browser.client.back().await.unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let body = browser.text("body").await;
+        assert!(
+            !body.contains("Automatically sign out inactive users"),
+            "the back button showed the settings again at {}",
+            browser.url().await
+        );
+        if browser.url().await.path() == "/authorize" {
+            break;
+        }
+        assert!(started.elapsed() < PATIENCE, "the back button shows {body:?} at {}", browser.url().await);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The console asks for the password: the tenure session (which other
+    // apps keep) does not sign the console in again behind the back button.
+    browser.wait_for("input[name=username]").await;
+    let url = browser.url().await;
+    assert!(url.query_pairs().any(|(k, v)| k == "prompt" && v == "login"), "{url}");
+    browser.fill("input[name=username]", "root").await;
+    browser.fill("input[name=password]", "root-password").await;
+    browser.click("button[type=submit]").await;
+    wait_for_page_text(&browser, "Automatically sign out inactive users").await;
+    no_errors(&browser.console_errors().await);
+    browser.close().await;
+}
+
 /// The screenshots in docs/console/ (run on purpose:
 /// `cargo test --test integration console_browser::screenshots -- --ignored`).
 #[tokio::test]

@@ -60,13 +60,13 @@ fn new_jti() -> String {
 }
 
 /// An ES256 key of the app (a WebCrypto key in a browser).
-struct DpopKey {
+pub(crate) struct DpopKey {
     pair: EcdsaKeyPair,
     rng: SystemRandom,
 }
 
 impl DpopKey {
-    fn new() -> DpopKey {
+    pub(crate) fn new() -> DpopKey {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
         let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
@@ -79,7 +79,7 @@ impl DpopKey {
     }
 
     /// RFC 7638 thumbprint, computed here from the members in order.
-    fn jkt(&self) -> String {
+    pub(crate) fn jkt(&self) -> String {
         let jwk = self.jwk();
         let canonical = format!(
             r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
@@ -99,7 +99,7 @@ impl DpopKey {
 
     /// A fresh proof for `htm` `htu`, with the server's `nonce` and the
     /// hash of `access_token` if given.
-    fn proof(&self, htm: &str, htu: &str, nonce: Option<&str>, access_token: Option<&str>) -> String {
+    pub(crate) fn proof(&self, htm: &str, htu: &str, nonce: Option<&str>, access_token: Option<&str>) -> String {
         let mut claims = json!({ "jti": new_jti(), "htm": htm, "htu": htu, "iat": now() });
         if let Some(n) = nonce {
             claims["nonce"] = n.into();
@@ -599,4 +599,88 @@ password = "alice-password"
     errors.retain(|e| !e.message.contains("/token") || !e.message.contains("400"));
     assert!(errors.is_empty(), "console errors: {errors:#?}");
     browser.close().await;
+}
+
+/// A public RSA jwk built by hand: `n` of `bytes` random octets and the
+/// exponent `e` (a key the server must refuse before any arithmetic, so no
+/// private key is needed).
+fn rsa_shaped_jwk(bytes: usize, e: &str) -> Value {
+    let mut n = vec![0u8; bytes];
+    ring::rand::SecureRandom::fill(&SystemRandom::new(), &mut n).unwrap();
+    n[0] |= 0x80;
+    json!({ "kty": "RSA", "e": e, "n": B64.encode(n) })
+}
+
+/// A proof naming `jwk` in its header whose signature is random bytes.
+fn unverifiable_proof(alg: &str, jwk: &Value, claims: &Value) -> String {
+    let header = json!({ "typ": "dpop+jwt", "alg": alg, "jwk": jwk });
+    format!("{}.{}.{}", B64.encode(header.to_string()), B64.encode(claims.to_string()), B64.encode([7u8; 512]))
+}
+
+#[tokio::test]
+async fn rsa_proofs_need_e_65537_and_a_2048_to_4096_bit_modulus_and_cheap_checks_come_first() {
+    let server = Server::start(&config(), &[]);
+    let mut spa = Spa::new(&server).await;
+    let htu = spa.token_endpoint.clone();
+    let claims = || json!({ "jti": new_jti(), "htm": "POST", "htu": htu, "iat": now() });
+    let form = refresh_form("any");
+
+    // A client may not choose the server's cost: e = 3, 8192 and 16384 bits.
+    let (status, code, description) =
+        error(spa.post(&form, Some(&unverifiable_proof("RS256", &rsa_shaped_jwk(256, "Aw"), &claims()))).await).await;
+    assert_eq!((status, code.as_str()), (400, "invalid_dpop_proof"), "{description}");
+    assert!(description.contains("exponent 65537"), "{description}");
+    for (bytes, alg) in [(1024, "RS256"), (2048, "PS256")] {
+        let proof = unverifiable_proof(alg, &rsa_shaped_jwk(bytes, "AQAB"), &claims());
+        let (status, code, description) = error(spa.post(&form, Some(&proof)).await).await;
+        assert_eq!((status, code.as_str()), (400, "invalid_dpop_proof"), "{description}");
+        assert!(description.contains("2048- to 4096-bit modulus"), "{description}");
+        assert!(description.contains(&format!("{} bits", bytes * 8)), "{description}");
+    }
+
+    // A 4096-bit key whose proof names another URI: refused for its htu,
+    // before its (unverifiable) signature; a request of another method too.
+    let big = rsa_shaped_jwk(512, "AQAB");
+    let mut wrong_htu = claims();
+    wrong_htu["htu"] = htu.replace("/token", "/userinfo").into();
+    let (_, code, description) =
+        error(spa.post(&form, Some(&unverifiable_proof("RS256", &big, &wrong_htu))).await).await;
+    assert_eq!(code, "invalid_dpop_proof");
+    assert!(description.contains("htu") && !description.contains("signature"), "{description}");
+    let mut wrong_htm = claims();
+    wrong_htm["htm"] = "GET".into();
+    let (_, code, description) =
+        error(spa.post(&form, Some(&unverifiable_proof("RS256", &big, &wrong_htm))).await).await;
+    assert_eq!(code, "invalid_dpop_proof");
+    assert!(description.contains("htm \"GET\""), "{description}");
+    // Without the server's nonce it is asked for first, still unverified.
+    let (_, code, _) = error(spa.post(&form, Some(&unverifiable_proof("RS256", &big, &claims()))).await).await;
+    assert_eq!(code, "use_dpop_nonce");
+    let mut with_nonce = claims();
+    with_nonce["nonce"] = spa.nonce.clone().unwrap().into();
+    let (_, code, description) =
+        error(spa.post(&form, Some(&unverifiable_proof("RS256", &big, &with_nonce))).await).await;
+    assert_eq!(code, "invalid_dpop_proof");
+    assert!(description.contains("signature does not verify"), "{description}");
+
+    // A 2048-bit key with e = 65537 binds the family as before.
+    let pair = josekit::jws::RS256.generate_key_pair(2048).unwrap().to_jwk_key_pair();
+    let public = Value::Object(pair.to_public_key().unwrap().as_ref().clone());
+    let signer = josekit::jws::RS256.signer_from_jwk(&pair).unwrap();
+    let sign = |claims: &Value| {
+        let header = json!({ "typ": "dpop+jwt", "alg": "RS256", "jwk": public });
+        let input = format!("{}.{}", B64.encode(header.to_string()), B64.encode(claims.to_string()));
+        let signature = josekit::jws::JwsSigner::sign(&signer, input.as_bytes()).unwrap();
+        format!("{input}.{}", B64.encode(signature))
+    };
+    let signed_in = self::code(&server, &[]).await;
+    let mut c = claims();
+    c["nonce"] = spa.nonce.clone().unwrap().into();
+    let resp = spa.post(&signed_in.form(), Some(&sign(&c))).await;
+    assert_eq!(resp.status(), 200);
+    let tokens: Value = resp.json().await.unwrap();
+    assert_eq!(tokens["token_type"], "DPoP");
+    let canonical = format!(r#"{{"e":"AQAB","kty":"RSA","n":"{}"}}"#, public["n"].as_str().unwrap());
+    let jkt = B64.encode(ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes()));
+    assert_eq!(payload(tokens["access_token"].as_str().unwrap())["cnf"]["jkt"], jkt);
 }

@@ -329,3 +329,109 @@ async fn an_exchanged_token_cannot_be_revoked_on_its_own() {
     assert!(introspect(&server, at(&user)).await);
     assert!(introspect(&server, at(&exchanged)).await);
 }
+
+/// The form exchanging `subject` for a token for `billing-api`.
+fn exchange_form(subject: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("grant_type", EXCHANGE),
+        ("subject_token", subject),
+        ("subject_token_type", AT_TYPE),
+        ("audience", "billing-api"),
+    ]
+}
+
+/// POST /token as `client` with `form` and an optional `DPoP` proof.
+async fn token_with_proof(
+    server: &Server,
+    client: (&str, &str),
+    form: &[(&str, &str)],
+    proof: Option<String>,
+) -> reqwest::Response {
+    let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+    let mut req = server
+        .http
+        .post(server.url("/token"))
+        .basic_auth(client.0, Some(client.1))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body);
+    if let Some(p) = proof {
+        req = req.header("dpop", p);
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_dpop_bound_subject_is_exchanged_only_with_a_proof_of_its_key_and_stays_bound() {
+    let server = Server::start(&config(), &[("TENURE_DPOP_NONCE", "off")]);
+    let htu = server.url("/token");
+    let key = crate::dpop::DpopKey::new();
+    let proof = |key: &crate::dpop::DpopKey| Some(key.proof("POST", &htu, None, None));
+    let svc = ("orders-svc", "orders-svc-secret");
+
+    // The user's token, bound to the front client's key at the code exchange.
+    let code = Browser::new()
+        .sign_in_for_code(
+            &server,
+            &[
+                ("response_type", "code"),
+                ("client_id", "web"),
+                ("redirect_uri", WEB_REDIRECT),
+                ("scope", "openid orders:read"),
+            ],
+            "alice",
+            "alice-password",
+            false,
+        )
+        .await;
+    let form = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", WEB_REDIRECT)];
+    let user: serde_json::Value =
+        token_with_proof(&server, ("web", "web-secret"), &form, proof(&key)).await.json().await.unwrap();
+    assert_eq!(user["token_type"], "DPoP");
+    let subject = at(&user);
+    assert_eq!(claims_of(subject)["cnf"]["jkt"], key.jkt());
+
+    // Without a proof it would become a bearer token: refused, and audited.
+    let description =
+        refused(token_with_proof(&server, svc, &exchange_form(subject), None).await, "invalid_grant").await;
+    assert!(description.contains("DPoP-bound") && description.contains("proof"), "{description}");
+    // Another key would rebind it: refused.
+    let other = crate::dpop::DpopKey::new();
+    let description =
+        refused(token_with_proof(&server, svc, &exchange_form(subject), proof(&other)).await, "invalid_grant").await;
+    assert!(description.contains("another DPoP key"), "{description}");
+    let admin: serde_json::Value = server
+        .post_form("/token", Some(("ops", "ops-secret")), &[("grant_type", "client_credentials")])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let audit: serde_json::Value =
+        server.http.get(server.url("/admin/audit")).bearer_auth(at(&admin)).send().await.unwrap().json().await.unwrap();
+    assert!(audit.to_string().contains("DPoP-bound"), "{audit}");
+
+    // With a proof of its key: exchanged, and the new token keeps the key.
+    let resp = token_with_proof(&server, svc, &exchange_form(subject), proof(&key)).await;
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["token_type"], "DPoP");
+    let c = claims_of(at(&body));
+    assert_eq!(c["cnf"]["jkt"], key.jkt());
+    assert_eq!((c["sub"].as_str(), c["aud"].as_str()), (Some("alice"), Some("billing-api")));
+
+    // A service's own bound token likewise; an unbound one stays as it was.
+    let cc: serde_json::Value = token_with_proof(&server, svc, &[("grant_type", "client_credentials")], proof(&key))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let cc_subject = at(&cc);
+    refused(token_with_proof(&server, svc, &exchange_form(cc_subject), None).await, "invalid_grant").await;
+    let resp = token_with_proof(&server, svc, &exchange_form(cc_subject), proof(&key)).await;
+    assert_eq!(claims_of(at(&resp.json().await.unwrap()))["cnf"]["jkt"], key.jkt());
+    let plain: serde_json::Value =
+        server.post_form("/token", Some(svc), &[("grant_type", "client_credentials")]).await.json().await.unwrap();
+    let plain_subject = at(&plain);
+    let resp = token_with_proof(&server, svc, &exchange_form(plain_subject), None).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<serde_json::Value>().await.unwrap()["token_type"], "Bearer");
+}

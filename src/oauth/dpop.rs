@@ -117,9 +117,9 @@ fn normalised_htu(uri: &str) -> Option<String> {
     Some(url.to_string())
 }
 
-/// Verify an ES256 compact JWS against a P-256 public JWK with ring; the
-/// payload when the signature holds.
-fn verify_es256(proof: &str, jwk: &Map<String, Value>) -> Result<Vec<u8>, DpopError> {
+/// Verify the ES256 signature of a compact JWS against a P-256 public JWK
+/// with ring.
+fn verify_es256(proof: &str, jwk: &Map<String, Value>) -> Result<(), DpopError> {
     let bad_key = || invalid("the jwk of the DPoP proof is not a valid ES256 public key");
     if jwk.get("kty").and_then(Value::as_str) != Some("EC") || jwk.get("crv").and_then(Value::as_str) != Some("P-256") {
         return Err(bad_key());
@@ -133,19 +133,70 @@ fn verify_es256(proof: &str, jwk: &Map<String, Value>) -> Result<Vec<u8>, DpopEr
     point.extend(coordinate("x")?);
     point.extend(coordinate("y")?);
     let (signing_input, signature_b64) = proof.rsplit_once('.').ok_or_else(bad_key)?;
-    let payload_b64 = signing_input.split_once('.').map(|(_, p)| p).ok_or_else(bad_key)?;
     let signature = B64.decode(signature_b64).map_err(|_| invalid("the DPoP proof's signature is not base64url"))?;
     ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, &point)
         .verify(signing_input.as_bytes(), &signature)
-        .map_err(|_| invalid("the DPoP proof's signature does not verify with its jwk"))?;
-    B64.decode(payload_b64).map_err(|_| invalid("the DPoP proof's payload is not base64url"))
+        .map_err(|_| invalid("the DPoP proof's signature does not verify with its jwk"))
+}
+
+/// The only RSA public exponent accepted (65537, `AQAB`): a client chooses
+/// its key, and so the cost of verifying its proofs.
+pub const RSA_EXPONENT: [u8; 3] = [1, 0, 1];
+/// The smallest and largest RSA modulus accepted, in bits.
+pub const RSA_BITS: std::ops::RangeInclusive<usize> = 2048..=4096;
+
+/// The cheap rules on the proof's key, before anything is verified with it:
+/// the key type of the `alg`, and for RSA the exponent 65537 and a 2048- to
+/// 4096-bit modulus (a client must not choose the server's cost).
+fn check_key(alg: &str, jwk: &Map<String, Value>) -> Result<(), DpopError> {
+    let kty = jwk.get("kty").and_then(Value::as_str).unwrap_or("");
+    let wanted = match alg {
+        "ES256" => "EC",
+        "EdDSA" => "OKP",
+        _ => "RSA",
+    };
+    if kty != wanted {
+        return Err(invalid(format!("a DPoP proof signed with {alg} needs a jwk of kty {wanted:?}")));
+    }
+    if kty != "RSA" {
+        return Ok(());
+    }
+    let decoded = |name: &str| -> Result<Vec<u8>, DpopError> {
+        jwk.get(name)
+            .and_then(Value::as_str)
+            .and_then(|v| B64.decode(v).ok())
+            .ok_or_else(|| invalid(format!("the jwk's {name:?} is not base64url")))
+    };
+    if decoded("e")? != RSA_EXPONENT {
+        return Err(invalid("the RSA key of a DPoP proof must have the public exponent 65537 (e = \"AQAB\")"));
+    }
+    let n = decoded("n")?;
+    let bits = match n.iter().position(|b| *b != 0) {
+        // Minimal encoding (RFC 7518 6.3.1.1): no leading zero octet.
+        Some(0) => n.len() * 8 - n[0].leading_zeros() as usize,
+        _ => 0,
+    };
+    if !RSA_BITS.contains(&bits) {
+        return Err(invalid(format!(
+            "the RSA key of a DPoP proof must have a {}- to {}-bit modulus (minimally encoded); this one has {bits} bits",
+            RSA_BITS.start(),
+            RSA_BITS.end(),
+        )));
+    }
+    Ok(())
 }
 
 /// Private members of a JWK (RFC 7517, 7518 6.2.2, 6.3.2, 6.4; RFC 8037).
 const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
-/// Check `proof` (signature, header and claims) against `expected` at `now`.
-/// `nonce` is the check of the `nonce` claim when nonces are required.
+/// Check `proof` (header, key, claims, then signature) against `expected`
+/// at `now`. `nonce` is the check of the `nonce` claim when nonces are
+/// required.
+///
+/// Everything cheap comes first: the header, the key's shape (for RSA its
+/// exponent and size, [`RSA_EXPONENT`], [`RSA_BITS`]), then the claims read
+/// from the still unverified payload (`jti`, `htm`, `htu`, `iat`, `ath`,
+/// `nonce`); only a proof that would be accepted pays for the signature.
 pub fn verify(
     proof: &str,
     expected: &Expected<'_>,
@@ -156,7 +207,8 @@ pub fn verify(
         return Err(invalid(format!("the DPoP proof exceeds {MAX_PROOF_LEN} bytes")));
     }
     let mut parts = proof.split('.');
-    let (Some(header_b64), Some(_), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(header_b64), Some(payload_b64), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(invalid("the DPoP header must hold one JWT in compact form (three base64url parts)"));
     };
     let header: Map<String, Value> = B64
@@ -184,23 +236,10 @@ pub fn verify(
         )));
     }
     let jkt = thumbprint(jwk_map)?;
-    let payload = if alg == "ES256" {
-        // The common case, on the refresh hot path: ring verifies straight
-        // from the point, without building an OpenSSL key per request.
-        verify_es256(proof, jwk_map)?
-    } else {
-        let jwk = josekit::jwk::Jwk::from_map(jwk_map.clone())
-            .map_err(|_| invalid("the jwk of the DPoP proof is not a valid JSON Web Key"))?;
-        let bad_key = |_| invalid(format!("the jwk of the DPoP proof is not a valid {alg} public key"));
-        let verifier: Box<dyn josekit::jws::JwsVerifier> = match alg {
-            "EdDSA" => Box::new(josekit::jws::EdDSA.verifier_from_jwk(&jwk).map_err(bad_key)?),
-            "RS256" => Box::new(josekit::jws::RS256.verifier_from_jwk(&jwk).map_err(bad_key)?),
-            _ => Box::new(josekit::jws::PS256.verifier_from_jwk(&jwk).map_err(bad_key)?),
-        };
-        josekit::jws::deserialize_compact(proof, verifier.as_ref())
-            .map_err(|_| invalid("the DPoP proof's signature does not verify with its jwk"))?
-            .0
-    };
+    check_key(alg, jwk_map)?;
+    // Not yet verified: read only to refuse a proof for another request
+    // before its signature is paid for.
+    let payload = B64.decode(payload_b64).map_err(|_| invalid("the DPoP proof's payload is not base64url"))?;
     let claims: Map<String, Value> =
         serde_json::from_slice(&payload).map_err(|_| invalid("the DPoP proof's payload is not a JSON object"))?;
     let string = |name: &str| -> Result<&str, DpopError> {
@@ -258,6 +297,23 @@ pub fn verify(
             Some(n) if valid_nonce(n) => {}
             _ => return Err(DpopError::UseNonce),
         }
+    }
+    // Last, the signature (ES256 is the common case, on the refresh hot
+    // path: ring verifies straight from the point, without building an
+    // OpenSSL key per request).
+    if alg == "ES256" {
+        verify_es256(proof, jwk_map)?;
+    } else {
+        let jwk = josekit::jwk::Jwk::from_map(jwk_map.clone())
+            .map_err(|_| invalid("the jwk of the DPoP proof is not a valid JSON Web Key"))?;
+        let bad_key = |_| invalid(format!("the jwk of the DPoP proof is not a valid {alg} public key"));
+        let verifier: Box<dyn josekit::jws::JwsVerifier> = match alg {
+            "EdDSA" => Box::new(josekit::jws::EdDSA.verifier_from_jwk(&jwk).map_err(bad_key)?),
+            "RS256" => Box::new(josekit::jws::RS256.verifier_from_jwk(&jwk).map_err(bad_key)?),
+            _ => Box::new(josekit::jws::PS256.verifier_from_jwk(&jwk).map_err(bad_key)?),
+        };
+        josekit::jws::deserialize_compact(proof, verifier.as_ref())
+            .map_err(|_| invalid("the DPoP proof's signature does not verify with its jwk"))?;
     }
     Ok(Proof { jkt, jti: jti.to_owned(), iat })
 }
@@ -564,6 +620,71 @@ mod tests {
         check(&with(json!({"iat": NOW + IAT_FUTURE}))).expect("newest accepted");
         assert!(refused(&with(json!({"jti": null}))).contains("\"jti\""));
         assert!(refused(&with(json!({"iat": "now"}))).contains("\"iat\""));
+    }
+
+    /// A public RSA jwk built by hand: `n` of `bytes` random octets (the top
+    /// bit set) and the exponent `e`; never verified, so no key is generated.
+    fn rsa_shaped(bytes: usize, e: &str) -> Map<String, Value> {
+        let mut n = vec![0u8; bytes];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut n).expect("random");
+        n[0] |= 0x80;
+        json!({ "kty": "RSA", "e": e, "n": B64.encode(n) }).as_object().expect("object").clone()
+    }
+
+    /// A proof whose header names `jwk`, with a signature that cannot verify.
+    fn unsigned(alg: &str, jwk: &Map<String, Value>, claims: Value) -> String {
+        let header = json!({ "typ": "dpop+jwt", "alg": alg, "jwk": jwk });
+        format!("{}.{}.{}", B64.encode(header.to_string()), B64.encode(claims.to_string()), B64.encode([7u8; 256]))
+    }
+
+    #[test]
+    fn rsa_keys_need_the_exponent_65537_and_a_2048_to_4096_bit_modulus() {
+        let exponent = refused(&unsigned("RS256", &rsa_shaped(256, "Aw"), claims(NOW)));
+        assert!(exponent.contains("exponent 65537"), "{exponent}");
+        for (bytes, bits) in [(2048, 16384), (1024, 8192), (128, 1024)] {
+            let size = refused(&unsigned("PS256", &rsa_shaped(bytes, "AQAB"), claims(NOW)));
+            assert!(size.contains("2048- to 4096-bit modulus") && size.contains(&format!("{bits} bits")), "{size}");
+        }
+        let mut padded = rsa_shaped(256, "AQAB");
+        let n = B64.decode(padded["n"].as_str().expect("n")).expect("b64");
+        padded["n"] = json!(B64.encode([&[0u8][..], &n].concat()));
+        assert!(refused(&unsigned("RS256", &padded, claims(NOW))).contains("minimally encoded"));
+        let padded_e = refused(&unsigned("RS256", &rsa_shaped(256, "AAEAAQ"), claims(NOW)));
+        assert!(padded_e.contains("exponent 65537"), "{padded_e}");
+        let ec = public(&es256());
+        assert!(refused(&unsigned("RS256", &ec, claims(NOW))).contains("kty \"RSA\""));
+        // The bounds themselves are accepted (and then verified).
+        for bytes in [256, 512] {
+            let m = refused(&unsigned("RS256", &rsa_shaped(bytes, "AQAB"), claims(NOW)));
+            assert!(m.contains("signature does not verify") || m.contains("not a valid RS256"), "{m}");
+        }
+    }
+
+    #[test]
+    fn the_cheap_checks_come_before_the_signature() {
+        // A 4096-bit key and a signature that cannot verify: each claim
+        // problem is reported, so none of them paid for the signature.
+        let key = rsa_shaped(512, "AQAB");
+        let with = |patch: Value| {
+            let mut c = claims(NOW);
+            for (k, v) in patch.as_object().expect("object") {
+                c[k] = v.clone();
+            }
+            unsigned("RS256", &key, c)
+        };
+        assert!(refused(&with(json!({"htm": "GET"}))).contains("htm \"GET\" does not match"));
+        assert!(refused(&with(json!({"htu": "https://evil.example.com/token"}))).contains("htu"));
+        assert!(refused(&with(json!({"iat": NOW - IAT_PAST - 1}))).contains("stale"));
+        assert!(refused(&with(json!({"jti": ""}))).contains("jti"));
+        let expected = Expected { htm: "POST", htu: HTU, access_token: None };
+        let no_nonce = |_: &str| false;
+        assert_eq!(verify(&with(json!({})), &expected, Some(&no_nonce), UnixTime(NOW)), Err(DpopError::UseNonce));
+        // Only a proof that passes them all reaches the signature.
+        assert!(refused(&with(json!({}))).contains("signature does not verify"));
+        let es = es256();
+        let mut bad_sig = sign(&es, "ES256", json!({}), json!({"jti": "j", "htm": "PUT", "htu": HTU, "iat": NOW}));
+        bad_sig.push('A');
+        assert!(refused(&bad_sig).contains("htm"));
     }
 
     #[test]

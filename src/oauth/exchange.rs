@@ -13,6 +13,12 @@
 //!   naming the requesting client, nesting any earlier `act` (4.1); and it
 //!   never outlives the subject's session (idle and absolute deadlines) nor,
 //!   without a session, the subject token itself. No refresh token.
+//! - A DPoP-bound subject token (`cnf.jkt`, RFC 9449 6) is exchanged only
+//!   with a DPoP proof of that same key, and the issued token keeps the
+//!   binding: an exchange never turns a sender-constrained token into a
+//!   bearer one, nor rebinds it to another key. Without a proof, or with
+//!   another key's, `invalid_grant` (RFC 8693 2.2.2: the subject token is
+//!   not valid for this request).
 
 use super::client::{Client, GrantType, ScopeSet};
 use super::error::{ErrorCode, OAuthError};
@@ -62,6 +68,7 @@ impl Exchange<'_> {
         client: &Client,
         subject_client_override: impl Fn(&str) -> Option<crate::policy::ClientSessionOverride>,
         params: &Params,
+        proof_jkt: Option<&str>,
     ) -> Result<AccessClaims, Refusal> {
         if !client.allows_grant(GrantType::TokenExchange) || client.is_public() {
             return Err(OAuthError::new(
@@ -125,6 +132,23 @@ impl Exchange<'_> {
             self.now,
         )
         .map_err(|e| OAuthError::new(ErrorCode::InvalidGrant, format!("subject_token: {e}")))?;
+        if let Some(cnf) = &subject.cnf {
+            match proof_jkt {
+                Some(jkt) if jkt == cnf.jkt => {}
+                Some(_) => {
+                    return Err(policy(
+                        ErrorCode::InvalidGrant,
+                        "subject_token is bound to another DPoP key than the proof's (cnf.jkt): sign the DPoP proof with the subject token's key".to_owned(),
+                    ));
+                }
+                None => {
+                    return Err(policy(
+                        ErrorCode::InvalidGrant,
+                        "subject_token is DPoP-bound (cnf.jkt): send a DPoP proof signed by its key; the exchanged token stays bound to that key".to_owned(),
+                    ));
+                }
+            }
+        }
         // The subject's family bounds the new token's life and kills it.
         let deadline = match &subject.fid {
             None => UnixTime(subject.exp),

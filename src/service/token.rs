@@ -132,7 +132,7 @@ async fn exchange(
 ) -> Result<TokenResponse, OAuthError> {
     let exchange = Exchange { keys, retain: state.key_retention(), issuer: &state.issuer, history, now };
     let overrides = |client_id: &str| state.client_override(client_id);
-    let claims = match exchange.decide(&state.store, client, overrides, params).await {
+    let claims = match exchange.decide(&state.store, client, overrides, params, jkt).await {
         Ok(claims) => claims,
         Err(refusal) => {
             if refusal.audit {

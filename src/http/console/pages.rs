@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::{Map, Value};
 
@@ -265,9 +265,13 @@ async fn signed_out_of_console(state: &AppState, viewer: &Viewer) -> Response {
     session::clear_cookie(state, see_other("/console/signed-out"))
 }
 
-/// `/console/signed-out`.
+/// `/console/signed-out`: the landing page of a sign-out clears the
+/// browser's cache again (a browser may not act on `Clear-Site-Data` of the
+/// redirect that led here).
 pub async fn signed_out() -> Response {
-    plain(StatusCode::OK, "Signed out", "You have signed out of the tenure console.", false)
+    let mut response = plain(StatusCode::OK, "Signed out", "You have signed out of the tenure console.", false);
+    response.headers_mut().insert("clear-site-data", HeaderValue::from_static(session::CLEAR_CACHE));
+    response
 }
 
 pub async fn not_found() -> Response {

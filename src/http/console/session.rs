@@ -42,6 +42,10 @@ pub const CLIENT_ID: &str = "console";
 pub const SCOPES: &str = "openid profile email admin";
 /// The console-session cookie.
 pub const COOKIE: &str = "tenure_console";
+/// Set by "Sign out" until the next console sign-in: while it is there the
+/// console asks for the password (`prompt=login`) instead of signing the
+/// browser back in silently through its tenure session.
+pub const SIGNED_OUT_COOKIE: &str = "tenure_console_signed_out";
 /// The most console sessions kept in memory; the oldest go first.
 pub const MAX_SESSIONS: usize = 10_000;
 /// How long a sign-in may take from the redirect to the callback.
@@ -212,7 +216,10 @@ impl Viewer {
 pub async fn viewer(state: &AppState, headers: &HeaderMap, return_to: &str) -> Result<Viewer, Response> {
     match signed_in(state, headers).await {
         Some(v) => Ok(v),
-        None => Err(start_sign_in(state, return_to)),
+        None => {
+            let signed_out = cookies::cookie(headers, SIGNED_OUT_COOKIE, state.is_https()).is_some();
+            Err(start_sign_in(state, return_to, signed_out))
+        }
     }
 }
 
@@ -275,31 +282,50 @@ fn random(bytes: usize) -> Option<String> {
     Some(B64.encode(raw))
 }
 
-/// A `/console` path to come back to after sign-in; anything else is
-/// `/console`.
+/// The longest path (with its query) a pending sign-in keeps to come back
+/// to: every anonymous visit keeps one, so its size is the server's choice.
+pub const MAX_RETURN_LEN: usize = 512;
+
+/// A `/console` path to come back to after sign-in, at most
+/// [`MAX_RETURN_LEN`] bytes: a longer one comes back to its path without
+/// the query (or to `/console`); anything else is `/console`.
 pub fn safe_return(path: &str) -> String {
-    let ok = (path == "/console" || path.starts_with("/console/") || path.starts_with("/console?"))
-        && !path.contains("//")
-        && !path.contains('\\')
-        && path.bytes().all(|b| b.is_ascii_graphic());
-    if ok { path.to_owned() } else { "/console".to_owned() }
+    let is_console_path = |p: &str| {
+        (p == "/console" || p.starts_with("/console/") || p.starts_with("/console?"))
+            && !p.contains("//")
+            && !p.contains('\\')
+            && p.bytes().all(|b| b.is_ascii_graphic())
+    };
+    let without_query = path.split_once('?').map_or(path, |(p, _)| p);
+    [path, without_query]
+        .into_iter()
+        .find(|p| p.len() <= MAX_RETURN_LEN && is_console_path(p))
+        .unwrap_or("/console")
+        .to_owned()
 }
 
-/// Send the browser to `/authorize` as the client `console`.
-fn start_sign_in(state: &AppState, return_to: &str) -> Response {
+/// Send the browser to `/authorize` as the client `console`; after a
+/// sign-out (`signed_out`) with `prompt=login`, so that the browser's back
+/// button or the next visit shows the sign-in page, never a console page
+/// signed in again silently.
+fn start_sign_in(state: &AppState, return_to: &str, signed_out: bool) -> Response {
     let (Some(cookie), Some(oauth_state), Some(verifier)) = (new_csrf_cookie().ok(), random(16), random(32)) else {
         return (StatusCode::INTERNAL_SERVER_ERROR, "no randomness").into_response();
     };
     let challenge = B64.encode(digest(&SHA256, verifier.as_bytes()));
-    let query = form_urlencoded::Serializer::new(String::new())
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query
         .append_pair("response_type", "code")
         .append_pair("client_id", CLIENT_ID)
         .append_pair("redirect_uri", &redirect_uri(&state.issuer))
         .append_pair("scope", SCOPES)
         .append_pair("state", &oauth_state)
         .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256")
-        .finish();
+        .append_pair("code_challenge_method", "S256");
+    if signed_out {
+        query.append_pair("prompt", "login");
+    }
+    let query = query.finish();
     let now = state.now();
     let entry = Entry::Pending { state: oauth_state, verifier, return_to: safe_return(return_to) };
     state.console.insert(&cookie, entry, now, oldest_alive(state, now));
@@ -369,7 +395,12 @@ pub async fn finish_sign_in(
     state.console.insert(&fresh, Entry::Active(Tokens::from_response(tokens, now)), now, oldest_alive(state, now));
     let mut response = see_other(&return_to);
     if let Ok(v) = cookies::set_cookie(COOKIE, &fresh, state.is_https(), None) {
-        response.headers_mut().insert(header::SET_COOKIE, v);
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    if cookies::cookie(headers, SIGNED_OUT_COOKIE, state.is_https()).is_some()
+        && let Ok(v) = cookies::set_cookie(SIGNED_OUT_COOKIE, "", state.is_https(), Some(0))
+    {
+        response.headers_mut().append(header::SET_COOKIE, v);
     }
     Ok(response)
 }
@@ -417,14 +448,24 @@ fn minter<'a>(
 
 /// The response that clears the console cookie, and the browser's cached
 /// pages of this origin (its back/forward cache included), so the back
-/// button cannot show a page of the signed-out session.
+/// button cannot show a page of the signed-out session; it marks the
+/// browser as signed out of the console ([`SIGNED_OUT_COOKIE`]), so a page
+/// fetched again asks for the password rather than signing in silently
+/// through the tenure session, which "Sign out" leaves to other apps.
 pub fn clear_cookie(state: &AppState, mut response: Response) -> Response {
     if let Ok(v) = cookies::set_cookie(COOKIE, "", state.is_https(), Some(0)) {
-        response.headers_mut().insert(header::SET_COOKIE, v);
+        response.headers_mut().append(header::SET_COOKIE, v);
     }
-    response.headers_mut().insert("clear-site-data", HeaderValue::from_static("\"cache\""));
+    if let Ok(v) = cookies::set_cookie(SIGNED_OUT_COOKIE, "1", state.is_https(), None) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    response.headers_mut().insert("clear-site-data", HeaderValue::from_static(CLEAR_CACHE));
     response
 }
+
+/// `Clear-Site-Data` of the sign-out responses: the browser's HTTP cache and
+/// back/forward cache of this origin.
+pub const CLEAR_CACHE: &str = "\"cache\"";
 
 /// 303 See Other to `location` (post/redirect/get).
 pub fn see_other(location: &str) -> Response {
@@ -451,6 +492,14 @@ mod tests {
         for bad in ["//evil.example", "/console//evil", "https://evil.example/console", "/consolex", "/console/\\x"] {
             assert_eq!(safe_return(bad), "/console", "{bad}");
         }
+        // The server chooses the size it keeps: a long query is dropped, a
+        // long path gives /console.
+        let long_query = format!("/console/users?query={}", "a".repeat(60_000));
+        assert_eq!(safe_return(&long_query), "/console/users");
+        let just_fits = format!("/console/users?query={}", "a".repeat(MAX_RETURN_LEN - "/console/users?query=".len()));
+        assert_eq!(safe_return(&just_fits), just_fits);
+        assert_eq!(safe_return(&format!("/console/{}", "a".repeat(MAX_RETURN_LEN))), "/console");
+        assert_eq!(safe_return(&format!("//evil?{}", "a".repeat(MAX_RETURN_LEN))), "/console");
     }
 
     #[test]
