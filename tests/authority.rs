@@ -36,6 +36,12 @@ secret = "web-secret"
 redirect_uris = ["{REDIRECT}"]
 grant_types = ["authorization_code", "refresh_token"]
 scopes = ["openid", "admin"]
+
+[[clients]]
+id = "gateway"
+secret = "gateway-secret"
+grant_types = ["urn:ietf:params:oauth:grant-type:token-exchange"]
+token_exchange_audiences = ["billing-api"]
 "#
     ))
 }
@@ -134,6 +140,31 @@ async fn a_deleted_clients_token_is_refused_at_once_and_inactive() {
     let (status, _) = call(&server, "GET", "/admin/clients/backdoor", &root, None).await;
     assert_eq!(status, 404);
     assert!(!introspect_active(&server, &token).await, "introspection says inactive at once");
+    let exchange = [
+        ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
+        ("subject_token", token.as_str()),
+        ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token"),
+        ("audience", "billing-api"),
+    ];
+    let resp = server.post_form("/token", Some(("gateway", "gateway-secret")), &exchange).await;
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+    assert!(body["error_description"].as_str().unwrap().contains("no longer exists"), "{body}");
+}
+
+#[tokio::test]
+async fn a_live_clients_token_is_still_exchanged() {
+    let server = Server::start(&config(), &[]);
+    let token = server.cc_token().await;
+    let exchange = [
+        ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
+        ("subject_token", token.as_str()),
+        ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token"),
+        ("audience", "billing-api"),
+    ];
+    let resp = server.post_form("/token", Some(("gateway", "gateway-secret")), &exchange).await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
 }
 
 #[tokio::test]

@@ -54,6 +54,9 @@ fn policy(code: ErrorCode, d: String) -> Refusal {
 
 pub struct Exchange<'a> {
     pub keys: &'a KeySet,
+    /// The registered clients: a subject token whose client was deleted is
+    /// dead, whatever its `exp`.
+    pub clients: &'a super::client_auth::ClientRegistry,
     pub retain: Secs,
     pub issuer: &'a str,
     pub history: &'a PolicyHistory,
@@ -132,6 +135,12 @@ impl Exchange<'_> {
             self.now,
         )
         .map_err(|e| OAuthError::new(ErrorCode::InvalidGrant, format!("subject_token: {e}")))?;
+        if self.clients.get(&subject.client_id).is_none() {
+            return Err(policy(
+                ErrorCode::InvalidGrant,
+                "subject_token: the client it was issued to no longer exists".to_owned(),
+            ));
+        }
         if let Some(cnf) = &subject.cnf {
             match proof_jkt {
                 Some(jkt) if jkt == cnf.jkt => {}

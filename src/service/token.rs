@@ -130,7 +130,8 @@ async fn exchange(
     now: UnixTime,
     jkt: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
-    let exchange = Exchange { keys, retain: state.key_retention(), issuer: &state.issuer, history, now };
+    let exchange =
+        Exchange { keys, clients: &state.clients, retain: state.key_retention(), issuer: &state.issuer, history, now };
     let overrides = |client_id: &str| state.client_override(client_id);
     let claims = match exchange.decide(&state.store, client, overrides, params, jkt).await {
         Ok(claims) => claims,
