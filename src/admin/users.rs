@@ -316,6 +316,7 @@ pub async fn update(
     let revoke = disabling.then(|| Revoked { at: now, reason: "user_disabled".into() });
     let fallout = fallout(state, actor, now);
     state.store.write_user(username, Some(&user), revoke.as_ref(), &fallout, &event).await.map_err(store_err)?;
+    fallout.log_committed();
     event.log();
     Ok(UserView::of(&user, "admin"))
 }
@@ -328,6 +329,7 @@ pub async fn delete(state: &AppState, actor: &Actor, username: &str, now: UnixTi
     let revoke = Revoked { at: now, reason: "user_deleted".into() };
     let fallout = fallout(state, actor, now);
     state.store.write_user(username, None, Some(&revoke), &fallout, &event).await.map_err(store_err)?;
+    fallout.log_committed();
     event.log();
     Ok(())
 }
