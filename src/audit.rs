@@ -249,8 +249,8 @@ impl FailureAggregator {
         }
         .details(serde_json::json!({ "ip": ip, "count": 0, "wrong_password": 0, "throttled": 0, "last_at": now }));
         count(&mut event, attempt, now);
-        event.log();
         let id = store.append_event(&event).await?;
+        event.log();
         open.insert(key, OpenRecord { id, event });
         Ok(())
     }

@@ -293,7 +293,7 @@ async fn send_logout_token(
 /// `d.sub` stored up to marker `seq`, except those revoked earlier (their
 /// clients were told then). Returns how many were queued.
 async fn fan_out(state: &AppState, d: &Delivery, seq: u64, now: UnixTime) -> Result<usize, AttemptError> {
-    let fallout = Fallout { clients: &state.clients, actor: "system".into(), now };
+    let fallout = Fallout::new(&state.clients, "system", now);
     let mut deliveries = Vec::new();
     for session in state.store.user_sessions(&d.sub).await? {
         let revoked_before = session.revoked.as_ref().is_some_and(|r| r.at < d.created_at);

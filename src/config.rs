@@ -122,7 +122,10 @@ struct ServerEntry {
     request_header_timeout: Option<crate::duration::Secs>,
     request_body_timeout: Option<crate::duration::Secs>,
     keep_alive_timeout: Option<crate::duration::Secs>,
+    first_byte_timeout: Option<crate::duration::Secs>,
     max_connections: Option<usize>,
+    max_connections_per_address: Option<usize>,
+    max_requests_per_connection: Option<usize>,
 }
 
 /// Connection limits of the HTTP server (`[server]`, operations doc
@@ -137,8 +140,18 @@ pub struct ServerLimits {
     pub request_body_timeout: std::time::Duration,
     /// How long a connection with no request in progress stays open.
     pub keep_alive_timeout: std::time::Duration,
-    /// Connections served at once; more wait in the listen backlog.
+    /// How long a new connection may stay silent before its first byte
+    /// (at most `keep_alive_timeout` applies).
+    pub first_byte_timeout: std::time::Duration,
+    /// Connections served at once; more wait (a few accepted, the rest in
+    /// the listen backlog) while the longest-held ones are turned over.
     pub max_connections: usize,
+    /// Connections one client address may hold at once (served or waiting);
+    /// connections from `trusted_proxies` are not counted per address.
+    pub max_connections_per_address: usize,
+    /// Requests served on one kept-alive connection; the last one's response
+    /// carries `Connection: close`.
+    pub max_requests_per_connection: usize,
 }
 
 impl Default for ServerLimits {
@@ -147,15 +160,21 @@ impl Default for ServerLimits {
             request_header_timeout: std::time::Duration::from_secs(10),
             request_body_timeout: std::time::Duration::from_secs(30),
             keep_alive_timeout: std::time::Duration::from_secs(60),
-            max_connections: 512,
+            first_byte_timeout: std::time::Duration::from_secs(5),
+            max_connections: 4096,
+            max_connections_per_address: 256,
+            max_requests_per_connection: 1000,
         }
     }
 }
 
 /// The longest any connection timeout may be set to.
 const MAX_CONNECTION_TIMEOUT: crate::duration::Secs = crate::duration::Secs::hours(1);
-/// The most connections `max_connections` may allow.
+/// The most connections `max_connections` (and the per-address limit) may
+/// allow.
 const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
+/// The most requests `max_requests_per_connection` may allow.
+const MAX_REQUESTS_PER_CONNECTION_LIMIT: usize = 1_000_000_000;
 
 fn build_server_limits(file: ServerEntry, env: &BTreeMap<String, String>) -> Result<ServerLimits, ConfigError> {
     use crate::duration::Secs;
@@ -179,20 +198,35 @@ fn build_server_limits(file: ServerEntry, env: &BTreeMap<String, String>) -> Res
         }
         Ok(std::time::Duration::from_secs(value.as_secs()))
     };
-    let max_connections = match env.get("TENURE_SERVER_MAX_CONNECTIONS") {
-        Some(raw) => Some(raw.trim().parse::<usize>().map_err(|_| ConfigError::Env {
-            var: "TENURE_SERVER_MAX_CONNECTIONS".into(),
-            message: format!("{raw:?} is not a whole number"),
-        })?),
-        None => file.max_connections,
-    }
-    .unwrap_or(defaults.max_connections);
-    if !(1..=MAX_CONNECTIONS_LIMIT).contains(&max_connections) {
-        return Err(invalid(
-            "server.max_connections",
-            format!("must be between 1 and {MAX_CONNECTIONS_LIMIT}, not {max_connections}"),
-        ));
-    }
+    let count = |name: &str, from_file: Option<usize>, default: usize, most: usize| {
+        let var = format!("TENURE_SERVER_{}", name.to_ascii_uppercase());
+        let value = match env.get(&var) {
+            Some(raw) => Some(raw.trim().parse::<usize>().map_err(|_| ConfigError::Env {
+                var: var.clone(),
+                message: format!("{raw:?} is not a whole number"),
+            })?),
+            None => from_file,
+        }
+        .unwrap_or(default);
+        if !(1..=most).contains(&value) {
+            return Err(invalid(format!("server.{name}"), format!("must be between 1 and {most}, not {value}")));
+        }
+        Ok(value)
+    };
+    let max_connections =
+        count("max_connections", file.max_connections, defaults.max_connections, MAX_CONNECTIONS_LIMIT)?;
+    let max_connections_per_address = count(
+        "max_connections_per_address",
+        file.max_connections_per_address,
+        defaults.max_connections_per_address,
+        MAX_CONNECTIONS_LIMIT,
+    )?;
+    let max_requests_per_connection = count(
+        "max_requests_per_connection",
+        file.max_requests_per_connection,
+        defaults.max_requests_per_connection,
+        MAX_REQUESTS_PER_CONNECTION_LIMIT,
+    )?;
     Ok(ServerLimits {
         request_header_timeout: timeout(
             "request_header_timeout",
@@ -205,7 +239,10 @@ fn build_server_limits(file: ServerEntry, env: &BTreeMap<String, String>) -> Res
             defaults.request_body_timeout,
         )?,
         keep_alive_timeout: timeout("keep_alive_timeout", file.keep_alive_timeout, defaults.keep_alive_timeout)?,
+        first_byte_timeout: timeout("first_byte_timeout", file.first_byte_timeout, defaults.first_byte_timeout)?,
         max_connections,
+        max_connections_per_address,
+        max_requests_per_connection,
     })
 }
 
@@ -284,7 +321,7 @@ pub struct Config {
 }
 
 /// The non-session variables, beside the seven `TENURE_SESSION_*` ones.
-const ENV_VARS: [&str; 20] = [
+const ENV_VARS: [&str; 23] = [
     "TENURE_CONFIG",
     "TENURE_ISSUER",
     "TENURE_LISTEN",
@@ -297,7 +334,10 @@ const ENV_VARS: [&str; 20] = [
     "TENURE_SERVER_REQUEST_HEADER_TIMEOUT",
     "TENURE_SERVER_REQUEST_BODY_TIMEOUT",
     "TENURE_SERVER_KEEP_ALIVE_TIMEOUT",
+    "TENURE_SERVER_FIRST_BYTE_TIMEOUT",
     "TENURE_SERVER_MAX_CONNECTIONS",
+    "TENURE_SERVER_MAX_CONNECTIONS_PER_ADDRESS",
+    "TENURE_SERVER_MAX_REQUESTS_PER_CONNECTION",
     "TENURE_TRUSTED_PROXIES",
     "TENURE_HASHING_CONCURRENCY",
     "TENURE_HASHING_WAIT",
@@ -1023,6 +1063,29 @@ mod tests {
             "server.max_connections: must be between 1 and 1000000, not 0"
         );
         assert!(err("[server]\nidle_timeout = \"1m\"").contains("unknown field `idle_timeout`"));
+        let c = Config::from_toml(
+            "[server]\nfirst_byte_timeout = \"2s\"\nmax_connections_per_address = 8\nmax_requests_per_connection = 100",
+            &env(&[("TENURE_SERVER_MAX_REQUESTS_PER_CONNECTION", "50")]),
+        )
+        .expect("valid");
+        assert_eq!(c.server.first_byte_timeout, std::time::Duration::from_secs(2));
+        assert_eq!(c.server.max_connections_per_address, 8);
+        assert_eq!(c.server.max_requests_per_connection, 50, "env wins");
+        assert_eq!(
+            err("[server]\nmax_connections_per_address = 0"),
+            "server.max_connections_per_address: must be between 1 and 1000000, not 0"
+        );
+        assert_eq!(
+            err("[server]\nmax_requests_per_connection = 0"),
+            "server.max_requests_per_connection: must be between 1 and 1000000000, not 0"
+        );
+        let e = Config::from_toml("", &env(&[("TENURE_SERVER_FIRST_BYTE_TIMEOUT", "0")])).expect_err("bad");
+        assert_eq!(e.to_string(), "server.first_byte_timeout: must be more than 0s and at most 1h, not 0s");
+        let e = Config::from_toml("", &env(&[("TENURE_SERVER_MAX_CONNECTIONS_PER_ADDRESS", "-1")])).expect_err("bad");
+        assert_eq!(
+            e.to_string(),
+            "environment variable TENURE_SERVER_MAX_CONNECTIONS_PER_ADDRESS: \"-1\" is not a whole number"
+        );
         let e = Config::from_toml("", &env(&[("TENURE_SERVER_MAX_CONNECTIONS", "many")])).expect_err("bad");
         assert_eq!(e.to_string(), "environment variable TENURE_SERVER_MAX_CONNECTIONS: \"many\" is not a whole number");
         let e = Config::from_toml("", &env(&[("TENURE_SERVER_KEEP_ALIVE_TIMEOUT", "2d")])).expect_err("bad");

@@ -19,6 +19,7 @@ pub mod backchannel;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod duration;
 pub mod http;
 pub mod logout;
@@ -90,7 +91,10 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
     // database with PostgreSQL (every replica signs with the same keys).
     let (store, key_store) = match &config.store {
         StoreChoice::Sled => {
-            std::fs::create_dir_all(&config.data_dir)
+            // Private from the start (0700); the store tightens it and its
+            // files if they were created looser.
+            std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+                .create(&config.data_dir)
                 .map_err(|source| ServeError::DataDir { path: config.data_dir.clone(), source })?;
             let keys = token::key_store::KeyStore::Dir(token::keys::KeyDir::new(&config.keys_dir));
             (AnyStore::from(SledStore::open(&config.data_dir)?), keys)
@@ -136,7 +140,8 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
     println!("tenure listening on http://{addr} (issuer {issuer})");
 
     let limits = state.config.server;
-    let served = http::serve::serve(listener, app(state), limits, shutdown).await;
+    let proxies = state.config.trusted_proxies.clone();
+    let served = http::serve::serve(listener, app(state), limits, proxies, shutdown).await;
     sweeper.abort();
     watcher.abort();
     deliverer.abort();

@@ -241,7 +241,10 @@ fn run(command: Command, config: Config) -> Result<(), String> {
             println!("server.request_header_timeout = {}s", server.request_header_timeout.as_secs());
             println!("server.request_body_timeout = {}s", server.request_body_timeout.as_secs());
             println!("server.keep_alive_timeout = {}s", server.keep_alive_timeout.as_secs());
+            println!("server.first_byte_timeout = {}s", server.first_byte_timeout.as_secs());
             println!("server.max_connections = {}", server.max_connections);
+            println!("server.max_connections_per_address = {}", server.max_connections_per_address);
+            println!("server.max_requests_per_connection = {}", server.max_requests_per_connection);
             println!("clients = {}, users = {}", config.clients.len(), config.users.len());
             for w in &config.warnings {
                 println!("warning: {w}");

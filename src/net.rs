@@ -61,7 +61,7 @@ impl fmt::Display for IpNet {
 }
 
 /// IPv4-mapped IPv6 addresses (`::ffff:1.2.3.4`) as the IPv4 address.
-fn canonical(ip: IpAddr) -> IpAddr {
+pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,

@@ -37,13 +37,14 @@ impl<'a, S: Store> Revocation<'a, S> {
 
     /// The fallout of a revocation by `actor`.
     pub fn fallout(&self, actor: &str) -> Fallout<'a> {
-        Fallout { clients: self.clients, actor: actor.to_owned(), now: self.now }
+        Fallout::new(self.clients, actor, self.now)
     }
 
     /// Revoke family `id`.
     pub async fn family(&self, id: &str, actor: &str, reason: &str) -> Result<Revoke<Family>> {
         let fallout = self.fallout(actor);
         let outcome = self.store.revoke_family(id, &self.revoked(reason), &fallout).await?;
+        fallout.log_committed();
         if let Revoke::Revoked(f) = &outcome {
             tracing::info!(family = %f.id, client_id = %f.client_id, sid = %f.sid, reason, "family revoked");
         }
@@ -53,14 +54,18 @@ impl<'a, S: Store> Revocation<'a, S> {
     /// Revoke session `sid` and with it every family in it.
     pub async fn session(&self, sid: &str, actor: &str, reason: &str) -> Result<Revoke<UserSession>> {
         let fallout = self.fallout(actor);
-        self.store.revoke_session(sid, &self.revoked(reason), &fallout).await
+        let outcome = self.store.revoke_session(sid, &self.revoked(reason), &fallout).await?;
+        fallout.log_committed();
+        Ok(outcome)
     }
 
     /// Revoke every session `username` has: one marker, one fan-out entry
     /// for the back-channel logouts, the feed events and the audit event.
     pub async fn user(&self, username: &str, actor: &str, reason: &str) -> Result<u64> {
         let fallout = self.fallout(actor);
-        self.store.revoke_user(username, &self.revoked(reason), &fallout).await
+        let seq = self.store.revoke_user(username, &self.revoked(reason), &fallout).await?;
+        fallout.log_committed();
+        Ok(seq)
     }
 }
 
@@ -71,9 +76,44 @@ pub struct Fallout<'a> {
     /// Who revoked: a username, `client:<id>`, or `system`.
     pub actor: String,
     pub now: UnixTime,
+    /// The audit events handed to the store, logged by
+    /// [`Fallout::log_committed`] once the store accepted them: never from
+    /// inside the transition, which may run again or fail.
+    events: std::sync::Mutex<Vec<AuditEvent>>,
+}
+
+impl<'a> Fallout<'a> {
+    pub fn new(clients: &'a ClientRegistry, actor: &str, now: UnixTime) -> Self {
+        Fallout { clients, actor: actor.to_owned(), now, events: std::sync::Mutex::new(Vec::new()) }
+    }
 }
 
 impl Fallout<'_> {
+    /// Remember `event` for the log; a transition that ran again replaces
+    /// what its earlier run produced for the same target.
+    fn remember(&self, event: &AuditEvent) {
+        let mut events = match self.events.lock() {
+            Ok(events) => events,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match events.iter_mut().find(|e| e.kind == event.kind && e.target == event.target) {
+            Some(earlier) => *earlier = event.clone(),
+            None => events.push(event.clone()),
+        }
+    }
+
+    /// Log the audit events of the transition: call after the store
+    /// accepted it.
+    pub fn log_committed(&self) {
+        let events = match self.events.lock() {
+            Ok(mut events) => std::mem::take(&mut *events),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        };
+        for event in &events {
+            event.log();
+        }
+    }
+
     /// Logout deliveries for session `sid` of `sub`: one per client with a
     /// `backchannel_logout_uri` among `families`.
     pub fn deliveries(&self, sid: &str, sub: &str, families: &[Family]) -> Vec<Delivery> {
@@ -120,7 +160,7 @@ impl store::Fallout for Fallout<'_> {
         let event = AuditEvent::new(self.now, kind, self.actor.clone(), format!("family:{}", family.id))
             .reason(reason)
             .details(serde_json::json!({ "sid": family.sid, "client_id": family.client_id, "sub": family.username }));
-        event.log();
+        self.remember(&event);
         Effects {
             events: vec![event],
             deliveries: self.deliveries(&family.sid, &family.username, std::slice::from_ref(family)),
@@ -159,7 +199,7 @@ impl store::Fallout for Fallout<'_> {
         )
         .reason(reason)
         .details(serde_json::json!({ "sub": session.username }));
-        event.log();
+        self.remember(&event);
         Effects {
             events: vec![event],
             // Families revoked before already told their clients.
@@ -179,11 +219,56 @@ impl store::Fallout for Fallout<'_> {
         let event =
             AuditEvent::new(self.now, EventKind::UserSessionsRevoked, self.actor.clone(), format!("user:{username}"))
                 .reason(revoked.reason.clone());
-        event.log();
+        self.remember(&event);
         Effects {
             events: vec![event],
             deliveries: vec![fanout],
             sets: self.sets(streams, SetSubject::User { user: username.to_owned() }, &revoked.reason),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::store::Fallout as _;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_audit_line_waits_for_the_store_to_accept_the_change() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber =
+            tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).with_target(false).finish();
+        let clients = ClientRegistry::new(Vec::new()).expect("registry");
+        let fallout = Fallout::new(&clients, "root", UnixTime(1_000));
+        let revoked = Revoked { at: UnixTime(1_000), reason: "user_disabled".into() };
+        let text = || String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
+        tracing::subscriber::with_default(subscriber, || {
+            // Inside the transition, which runs twice (a retried conflict).
+            let effects = fallout.user_revoked("alice", 7, &revoked, &[]);
+            assert_eq!(effects.events.len(), 1, "the event goes to the store");
+            fallout.user_revoked("alice", 7, &revoked, &[]);
+            assert_eq!(text(), "", "nothing is logged before the store accepted it");
+            fallout.log_committed();
+            fallout.log_committed();
+        });
+        let logged = text();
+        assert_eq!(logged.lines().count(), 1, "one change, one line: {logged}");
+        assert!(logged.contains("target=user:alice"), "{logged}");
     }
 }

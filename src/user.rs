@@ -34,6 +34,16 @@ pub fn check_username(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Display names (a user's or a client's `name`): any text but control
+/// characters, which would break log lines and which PostgreSQL cannot
+/// store (NUL), so both stores refuse the same names (SPEC 7).
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.chars().any(char::is_control) {
+        return Err(format!("{name:?} must not contain control characters"));
+    }
+    Ok(())
+}
+
 /// The stored form of a user (admin-created users live in the store; users
 /// declared in the config file take precedence).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]

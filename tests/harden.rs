@@ -2,7 +2,8 @@
 //! cardinality, bounded families per session and client, logout that never
 //! trusts a bare ID token, exact redirect URIs for web clients, the admin
 //! settings floor, strict JSON and form media types, HSTS and `__Host-`
-//! cookies on an https issuer.
+//! cookies on an https issuer; (issue 17) per-address connection limits,
+//! the first-byte timeout, connection turnover, a private store directory.
 
 use std::time::{Duration, Instant};
 
@@ -253,7 +254,197 @@ async fn sigterm_finishes_requests_in_flight_and_does_not_wait_for_idle_connecti
     assert!(stopped.elapsed() < Duration::from_secs(5));
 }
 
-// ---- metrics ----// ---- metrics -------------------------------------------------------------
+// ---- metrics ----/// A connection to the server from `source`, another loopback address
+/// (Linux routes all of 127.0.0.0/8 to `lo`): a client at another address.
+async fn connect_from(server: &Server, source: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    socket.connect(server.base.trim_start_matches("http://").parse().unwrap()).await.unwrap()
+}
+
+/// Send one GET /healthz and read its response head; the status line, or
+/// what went wrong. Panics if no answer comes within `within`.
+async fn health_over(stream: &mut TcpStream, within: Duration) -> String {
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: tenure\r\n\r\n").await.unwrap();
+    let mut received = Vec::new();
+    let mut buf = [0u8; 1024];
+    let answered = tokio::time::timeout(within, async {
+        while !received.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(answered.is_ok(), "no answer within {within:?}");
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+#[tokio::test]
+async fn one_address_cannot_take_every_connection_slot() {
+    let limits = [("TENURE_SERVER_MAX_CONNECTIONS", "16"), ("TENURE_SERVER_MAX_CONNECTIONS_PER_ADDRESS", "8")];
+    let server = Server::start(&config(), &limits);
+    // 127.0.0.2 opens 12 connections that never send a byte: 8 are held,
+    // the 4 beyond its limit are closed at once (long before any timeout).
+    let mut greedy = Vec::new();
+    for _ in 0..8 {
+        greedy.push(connect_from(&server, "127.0.0.2").await);
+    }
+    for _ in 0..4 {
+        let mut extra = connect_from(&server, "127.0.0.2").await;
+        let (received, _) = read_until_closed(&mut extra, Duration::from_secs(2)).await;
+        assert_eq!(received, "", "closed without an answer");
+    }
+    // Another client is served at once.
+    let mut other = connect_from(&server, "127.0.0.3").await;
+    let status = health_over(&mut other, Duration::from_secs(2)).await;
+    assert!(status.starts_with("HTTP/1.1 200 OK"), "{status}");
+    drop(other);
+
+    // 127.0.0.4 takes the other 8 slots: every slot is held by silent
+    // connections. A third address still gets one, at once: the address
+    // holding the most gives up its longest-held connection.
+    for _ in 0..8 {
+        greedy.push(connect_from(&server, "127.0.0.4").await);
+    }
+    let mut beyond = connect_from(&server, "127.0.0.4").await;
+    read_until_closed(&mut beyond, Duration::from_secs(2)).await;
+    let asked = Instant::now();
+    let mut newcomer = connect_from(&server, "127.0.0.5").await;
+    let status = health_over(&mut newcomer, Duration::from_secs(2)).await;
+    assert!(status.starts_with("HTTP/1.1 200 OK"), "{status}");
+    assert!(asked.elapsed() < Duration::from_secs(2), "{:?}", asked.elapsed());
+}
+
+#[tokio::test]
+async fn a_silent_connection_is_closed_at_the_first_byte_timeout() {
+    // A long keep-alive, a short first-byte timeout.
+    let server = Server::start(
+        &config(),
+        &[("TENURE_SERVER_FIRST_BYTE_TIMEOUT", "1"), ("TENURE_SERVER_KEEP_ALIVE_TIMEOUT", "30")],
+    );
+    let mut silent = connect(&server).await;
+    let opened = Instant::now();
+    let (received, closed) = read_until_closed(&mut silent, Duration::from_secs(5)).await;
+    assert_eq!(received, "");
+    let open_for = closed - opened;
+    assert!(open_for >= Duration::from_millis(700) && open_for < Duration::from_secs(3), "{open_for:?}");
+    // A connection that was answered is kept alive for the longer timeout.
+    let mut kept = connect(&server).await;
+    let status = health_over(&mut kept, Duration::from_secs(5)).await;
+    assert!(status.starts_with("HTTP/1.1 200 OK"), "{status}");
+    let mut probe = [0u8; 64];
+    let still_open = tokio::time::timeout(Duration::from_secs(2), kept.read(&mut probe)).await;
+    assert!(still_open.is_err(), "closed while kept alive: {still_open:?}");
+}
+
+#[tokio::test]
+async fn a_kept_alive_connection_serves_at_most_max_requests_per_connection() {
+    let server = Server::start(&config(), &[("TENURE_SERVER_MAX_REQUESTS_PER_CONNECTION", "3")]);
+    let mut stream = connect(&server).await;
+    for n in 1..=2 {
+        let head = health_over(&mut stream, Duration::from_secs(5)).await;
+        assert!(head.starts_with("HTTP/1.1 200 OK"), "request {n}: {head}");
+        assert!(!head.to_ascii_lowercase().contains("connection: close"), "request {n}: {head}");
+    }
+    let head = health_over(&mut stream, Duration::from_secs(5)).await;
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("connection: close"), "the third says so: {head}");
+    read_until_closed(&mut stream, Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn busy_keep_alive_clients_beyond_the_cap_each_get_a_turn() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // 64 clients each sending requests back to back on one kept-alive
+    // connection, against 16 slots: the longest-held connections are turned
+    // over, so every client is answered within a few seconds. Each keeps
+    // the load up until all have had an answer (or 10 s have passed).
+    const CLIENTS: usize = 64;
+    let server = Server::start(&config(), &[("TENURE_SERVER_MAX_CONNECTIONS", "16")]);
+    let url = server.url("/healthz");
+    // Built beforehand: each loads the system's CA certificates.
+    let https: Vec<reqwest::Client> =
+        (0..CLIENTS).map(|_| reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap()).collect();
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(10);
+    let answered = Arc::new(AtomicUsize::new(0));
+    let mut clients = Vec::new();
+    for http in https {
+        let url = url.clone();
+        let answered = answered.clone();
+        clients.push(tokio::spawn(async move {
+            let mut first_answer = None;
+            while answered.load(Ordering::SeqCst) < CLIENTS && Instant::now() < deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let Ok(Ok(resp)) = tokio::time::timeout(left, http.get(&url).send()).await else { continue };
+                if resp.status() == 200 && resp.bytes().await.is_ok() && first_answer.is_none() {
+                    first_answer = Some(started.elapsed());
+                    answered.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            first_answer
+        }));
+    }
+    let mut waits = Vec::new();
+    for client in clients {
+        waits.push(client.await.unwrap());
+    }
+    let unanswered = waits.iter().filter(|w| w.is_none()).count();
+    assert_eq!(unanswered, 0, "{unanswered} of {CLIENTS} clients got no answer within 10 s: {waits:?}");
+}
+
+// ---- file modes ----------------------------------------------------------
+
+/// Every directory under `dir` (and `dir`) with its mode, and every file.
+fn modes(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = vec![(dir.to_owned(), std::fs::metadata(dir).unwrap().permissions().mode() & 0o777)];
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            out.extend(modes(&entry.path()));
+        } else if kind.is_file() {
+            out.push((entry.path(), entry.metadata().unwrap().permissions().mode() & 0o777));
+        }
+    }
+    out
+}
+
+fn assert_private(dir: &std::path::Path) {
+    let found = modes(dir);
+    assert!(found.len() > 1, "the store wrote files: {found:?}");
+    for (path, mode) in found {
+        let want = if path.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(mode, want, "{} is {mode:o}", path.display());
+    }
+}
+
+#[tokio::test]
+async fn the_store_directory_and_its_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    // A fresh data_dir is created 0700, its files 0600.
+    let server = Server::start(&config(), &[]);
+    assert_eq!(server.http.get(server.url("/readyz")).send().await.unwrap().status(), 200);
+    assert_private(&server.path().join("data"));
+    drop(server);
+
+    // One created by someone else, open to all, is tightened at start.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(data.join("notes.txt"), "left by the operator").unwrap();
+    std::fs::set_permissions(data.join("notes.txt"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let server = Server::start_in(dir, &config(), &[]);
+    assert_eq!(server.http.get(server.url("/readyz")).send().await.unwrap().status(), 200);
+    assert_private(&server.path().join("data"));
+}
+
+// ---- metrics -------------------------------------------------------------
 
 #[tokio::test]
 async fn invented_http_methods_share_one_metrics_label() {
@@ -376,6 +567,9 @@ fn check_config_shows_the_connection_limits() {
         "server.request_body_timeout = 30s",
         "server.keep_alive_timeout = 120s",
         "server.max_connections = 64",
+        "server.first_byte_timeout = 5s",
+        "server.max_connections_per_address = 256",
+        "server.max_requests_per_connection = 1000",
     ] {
         assert!(stdout.contains(line), "{line} in {stdout}");
     }

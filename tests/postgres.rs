@@ -271,6 +271,115 @@ async fn two_replicas_serve_one_issuer_from_one_database() {
     assert_eq!(old.0, 400);
 }
 
+/// SPEC 7: a NUL character in a username, a name, a client id, a path or a
+/// form field is a 4xx with the PostgreSQL store as with sled (PostgreSQL
+/// text cannot hold NUL; it used to answer 500).
+#[tokio::test]
+async fn nul_characters_are_refused_alike_by_both_stores() {
+    use reqwest::Method;
+    use serde_json::json;
+    let Some(db) = postgres::database().await else { return };
+    assert!(run(&["migrate"], &db.url).status.success());
+    let config = format!(
+        "{}\n[[clients]]\nid = \"ops\"\nsecret = \"ops-secret\"\ngrant_types = [\"client_credentials\"]\n\
+         scopes = [\"admin\"]\npermissions = [\"system:administer\"]\n",
+        config()
+    );
+    let pg = Server::start(&config, &[("TENURE_STORE", "postgres"), ("TENURE_DATABASE_URL", db.url.as_str())]);
+    let sled = Server::start(&config, &[]);
+    let mut admins = Vec::new();
+    for server in [&pg, &sled] {
+        let resp =
+            server.post_form("/token", Some(("ops", "ops-secret")), &[("grant_type", "client_credentials")]).await;
+        let body: serde_json::Value = resp.json().await.expect("json");
+        let admin = body["access_token"].as_str().expect("admin token").to_owned();
+        let created = server
+            .http
+            .post(server.url("/admin/users"))
+            .bearer_auth(&admin)
+            .json(&json!({"username": "dave", "password": "dave-password-1"}))
+            .send()
+            .await
+            .expect("create dave");
+        assert_eq!(created.status(), 201);
+        admins.push(admin);
+    }
+    let probes: Vec<(Method, &str, Option<serde_json::Value>)> = vec![
+        (Method::POST, "/admin/users", Some(json!({"username": "a\u{0}b", "password": "long-password-1"}))),
+        (
+            Method::POST,
+            "/admin/users",
+            Some(json!({"username": "erin", "password": "long-password-1", "name": "E\u{0}"})),
+        ),
+        (
+            Method::POST,
+            "/admin/users",
+            Some(json!({"username": "frank", "password": "long-password-1", "email": "f\u{0}@example.com"})),
+        ),
+        (Method::POST, "/admin/users", Some(json!({"username": "gus", "password": "long-password-1", "x\u{0}": 1}))),
+        (Method::PATCH, "/admin/users/dave", Some(json!({"name": "Dave\u{0}"}))),
+        (Method::GET, "/admin/users/a%00b", None),
+        (Method::PATCH, "/admin/users/a%00b", Some(json!({"name": "x"}))),
+        (Method::DELETE, "/admin/users/a%00b", None),
+        (Method::GET, "/admin/users/a%00b/sessions", None),
+        (Method::DELETE, "/admin/users/a%00b/sessions", None),
+        (Method::DELETE, "/admin/sessions/a%00b", None),
+        (Method::GET, "/admin/clients/a%00b", None),
+        (Method::DELETE, "/admin/clients/a%00b", None),
+        (Method::POST, "/admin/clients", Some(json!({"id": "a\u{0}b", "grant_types": ["client_credentials"]}))),
+        (
+            Method::POST,
+            "/admin/clients",
+            Some(json!({"id": "svc", "name": "S\u{0}", "grant_types": ["client_credentials"]})),
+        ),
+        (Method::GET, "/admin/audit?actor=a%00b", None),
+        (Method::GET, "/admin/users?query=a%00b", None),
+    ];
+    for (method, path, body) in &probes {
+        let mut statuses = Vec::new();
+        for (server, admin) in [&pg, &sled].into_iter().zip(&admins) {
+            let mut req = server.http.request(method.clone(), server.url(path)).bearer_auth(admin);
+            if let Some(body) = body {
+                req = req.json(body);
+            }
+            let resp = req.send().await.expect("request");
+            let status = resp.status().as_u16();
+            let text = resp.text().await.unwrap_or_default();
+            assert!((400..500).contains(&status), "{method} {path} {body:?}: {status} {text}");
+            statuses.push(status);
+        }
+        assert_eq!(statuses[0], statuses[1], "{method} {path} {body:?}: PostgreSQL and sled answer alike");
+    }
+    // Form fields of the OAuth endpoints.
+    let forms: [&[(&str, &str)]; 2] = [
+        &[("grant_type", "client_credentials"), ("client_id", "a\u{0}b"), ("client_secret", "s")],
+        &[("grant_type", "password"), ("username", "a\u{0}b"), ("password", "p")],
+    ];
+    for form in forms {
+        let mut statuses = Vec::new();
+        for server in [&pg, &sled] {
+            let status = server.post_form("/token", None, form).await.status().as_u16();
+            assert!((400..500).contains(&status), "{form:?}: {status}");
+            statuses.push(status);
+        }
+        assert_eq!(statuses[0], statuses[1], "{form:?}");
+    }
+    // Nothing was created or changed.
+    for (server, admin) in [&pg, &sled].into_iter().zip(&admins) {
+        let dave: serde_json::Value = server
+            .http
+            .get(server.url("/admin/users/dave"))
+            .bearer_auth(admin)
+            .send()
+            .await
+            .expect("dave")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(dave["name"], serde_json::Value::Null, "{dave}");
+    }
+}
+
 async fn token(server: &Server, form: &[(&str, &str)]) -> (u16, serde_json::Value) {
     let resp = server.post_form("/token", Some(("web", "web-secret")), form).await;
     let status = resp.status().as_u16();

@@ -164,7 +164,7 @@ pub struct AuditPage {
 /// The page `page` asks for, of the events `filter` keeps.
 pub async fn page(state: &AppState, page: PageRequest, filter: &Filter) -> Result<AuditPage> {
     let read = |before, n| async move {
-        state.store.events_page(before, n).await.map_err(|e| AdminError::internal("reading the audit log", e))
+        state.store.events_page(before, n).await.map_err(|e| AdminError::store("reading the audit log", e))
     };
     let (events, next) = if filter.is_empty() {
         // One more than asked tells whether another page follows.

@@ -48,7 +48,7 @@ fn view(state: &AppState, client: &Client) -> ClientView {
 }
 
 fn store_err(e: crate::store::StoreError) -> AdminError {
-    AdminError::internal("reading or writing clients", e)
+    AdminError::store("reading or writing clients", e)
 }
 
 fn unknown(id: &str) -> AdminError {
@@ -145,8 +145,8 @@ pub async fn create(state: &AppState, actor: &Actor, body: &Map<String, Value>, 
     let stored = record(&client, ClientSpec::of(&client), now);
     let event = AuditEvent::new(now, EventKind::ClientCreated, actor.name.clone(), format!("client:{}", client.id))
         .details(serde_json::to_value(&stored.spec).unwrap_or(Value::Null));
-    event.log();
     state.store.write_client(&client.id, Some(&stored), &event).await.map_err(store_err)?;
+    event.log();
     let view = view(state, &client);
     state.clients.put(client);
     Ok(WithSecret { client: ClientView { source: "admin", ..view }, client_secret: shown })
@@ -206,8 +206,8 @@ pub async fn replace(
     let event = AuditEvent::new(now, EventKind::ClientUpdated, actor.name.clone(), format!("client:{id}")).details(
         serde_json::json!({ "old": old.spec, "new": stored.spec, "secret_changed": secret_given || shown.is_some() }),
     );
-    event.log();
     state.store.write_client(id, Some(&stored), &event).await.map_err(store_err)?;
+    event.log();
     let view = view(state, &client);
     state.clients.put(client);
     Ok(WithSecret { client: view, client_secret: shown })
@@ -224,8 +224,8 @@ pub async fn rotate_secret(state: &AppState, actor: &Actor, id: &str, now: UnixT
     let client = build(state, old.spec.clone(), Some(hash))?;
     let stored = record(&client, old.spec, old.created_at);
     let event = AuditEvent::new(now, EventKind::ClientSecretRotated, actor.name.clone(), format!("client:{id}"));
-    event.log();
     state.store.write_client(id, Some(&stored), &event).await.map_err(store_err)?;
+    event.log();
     let view = view(state, &client);
     state.clients.put(client);
     Ok(WithSecret { client: view, client_secret: Some(fresh) })
@@ -246,8 +246,8 @@ pub async fn delete(state: &AppState, actor: &Actor, id: &str, now: UnixTime) ->
     }
     let event = AuditEvent::new(now, EventKind::ClientDeleted, actor.name.clone(), format!("client:{id}"))
         .details(serde_json::json!({ "families_revoked": revoked }));
-    event.log();
     state.store.write_client(id, None, &event).await.map_err(store_err)?;
+    event.log();
     state.clients.remove(id);
     // Its revocation-feed stream, if it was a receiver, goes with it.
     state.store.delete_ssf_stream(id).await.map_err(store_err)?;

@@ -83,7 +83,7 @@ pub async fn rotate(state: &AppState, actor: &Actor, now: UnixTime) -> Result<Ve
                 "kids": new_kids,
                 "active_from": rotation.active_from.to_rfc3339(),
             }));
-    event.log();
     state.store.append_event(&event).await.map_err(|e| AdminError::internal("auditing a key rotation", e))?;
+    event.log();
     Ok(list(state, now).await?.into_iter().filter(|k| new_kids.contains(&k.kid.as_str())).collect())
 }

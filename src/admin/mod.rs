@@ -38,6 +38,17 @@ impl AdminError {
         tracing::error!(%context, error = %e, "administration failed");
         AdminError::Internal(context.to_owned())
     }
+
+    /// A store failure: a value the store cannot hold is the caller's
+    /// mistake (400); anything else is internal.
+    pub fn store(context: &str, e: crate::store::StoreError) -> Self {
+        match e {
+            crate::store::StoreError::Refused(_) => AdminError::Invalid(
+                "a value holds a character that cannot be stored (such as NUL); remove it and try again".into(),
+            ),
+            e => AdminError::internal(context, e),
+        }
+    }
 }
 
 pub type Result<T> = std::result::Result<T, AdminError>;

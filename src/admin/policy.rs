@@ -170,7 +170,7 @@ pub async fn explain(
         None => None,
     };
     if let Some(u) = username
-        && state.any_user(u).await.map_err(|e| AdminError::internal("reading a user", e))?.is_none()
+        && state.any_user(u).await.map_err(|e| AdminError::store("reading a user", e))?.is_none()
     {
         return Err(AdminError::NotFound(format!("no user named {u:?}")));
     }
@@ -225,7 +225,7 @@ impl Counts {
 
 /// What putting `proposed` in force now would do to the live sessions.
 pub async fn preview(state: &AppState, proposed: &SessionPolicy, now: UnixTime) -> Result<Preview> {
-    let store_err = |e| AdminError::internal("reading sessions for a preview", e);
+    let store_err = |e| AdminError::store("reading sessions for a preview", e);
     let history = state.history();
     let current = history.current().clone();
     let clients = state.clients.snapshot();

@@ -97,7 +97,7 @@ pub async fn live_sessions(
 ) -> Result<Vec<SessionView>> {
     let history = state.history();
     let mut sessions =
-        state.store.user_sessions(username).await.map_err(|e| AdminError::internal("listing a user's sessions", e))?;
+        state.store.user_sessions(username).await.map_err(|e| AdminError::store("listing a user's sessions", e))?;
     sessions.retain(|s| s.revoked.is_none());
     // The store's sequence orders sign-ins within the same second.
     sessions.sort_by_key(|s| std::cmp::Reverse((s.signed_in, s.seq)));
@@ -109,7 +109,7 @@ pub async fn live_sessions(
             .store
             .session_families(&session.sid)
             .await
-            .map_err(|e| AdminError::internal("reading a session's families", e))?;
+            .map_err(|e| AdminError::store("reading a session's families", e))?;
         views.extend(session_view(session, &families, &history, client_override, current_sid, now));
     }
     Ok(views)
@@ -133,7 +133,7 @@ pub async fn revoke_own_all(state: &AppState, username: &str, now: UnixTime) -> 
         revocation
             .session(&session.sid, username, REASON_SIGNED_OUT_EVERYWHERE)
             .await
-            .map_err(|e| AdminError::internal("revoking a user's sessions", e))?;
+            .map_err(|e| AdminError::store("revoking a user's sessions", e))?;
     }
     Ok(())
 }
@@ -146,7 +146,7 @@ pub async fn revoke_own(state: &AppState, username: &str, sid: &str, now: UnixTi
             .store
             .session(sid)
             .await
-            .map_err(|e| AdminError::internal("reading a user session", e))?
+            .map_err(|e| AdminError::store("reading a user session", e))?
             .is_some_and(|s| s.username == username);
     if !owned {
         return Err(no_such_session());
@@ -155,7 +155,7 @@ pub async fn revoke_own(state: &AppState, username: &str, sid: &str, now: UnixTi
     revocation
         .session(sid, username, REASON_USER_REVOKED)
         .await
-        .map_err(|e| AdminError::internal("revoking a user session", e))?;
+        .map_err(|e| AdminError::store("revoking a user session", e))?;
     Ok(())
 }
 
@@ -166,7 +166,7 @@ pub async fn revoke_user(state: &AppState, actor: &Actor, username: &str, now: U
     revocation
         .user(username, &actor.name, REASON_ADMIN_REVOKED)
         .await
-        .map_err(|e| AdminError::internal("revoking a user's sessions", e))?;
+        .map_err(|e| AdminError::store("revoking a user's sessions", e))?;
     Ok(())
 }
 
@@ -179,7 +179,7 @@ pub async fn revoke_session(state: &AppState, actor: &Actor, sid: &str, now: Uni
     let revoked = revocation
         .session(sid, &actor.name, REASON_ADMIN_REVOKED)
         .await
-        .map_err(|e| AdminError::internal("revoking a user session", e))?;
+        .map_err(|e| AdminError::store("revoking a user session", e))?;
     match revoked {
         Revoke::Revoked(_) | Revoke::AlreadyRevoked(_) => Ok(()),
         Revoke::NotFound => Err(no_such_session()),
@@ -187,7 +187,7 @@ pub async fn revoke_session(state: &AppState, actor: &Actor, sid: &str, now: Uni
 }
 
 async fn known_user(state: &AppState, username: &str) -> Result<()> {
-    if state.any_user(username).await.map_err(|e| AdminError::internal("reading a user", e))?.is_some() {
+    if state.any_user(username).await.map_err(|e| AdminError::store("reading a user", e))?.is_some() {
         Ok(())
     } else {
         Err(AdminError::NotFound(format!("no user named {username:?}")))

@@ -94,7 +94,7 @@ pub fn proposed(state: &AppState, admin: PolicyLayer) -> Result<(SessionPolicy, 
 /// sessions; refused exactly as [`change`] would refuse it. Nothing changes.
 pub async fn preview(state: &AppState, changes: &Map<String, Value>, now: UnixTime) -> Result<super::policy::Preview> {
     let old_admin =
-        state.store.admin_policy().await.map_err(|e| AdminError::internal("previewing session settings", e))?;
+        state.store.admin_policy().await.map_err(|e| AdminError::store("previewing session settings", e))?;
     let (proposed, _) = proposed(state, merge(old_admin, changes)?)?;
     super::policy::preview(state, &proposed, now).await
 }
@@ -119,7 +119,7 @@ async fn change(
     now: UnixTime,
 ) -> Result<Value> {
     let _serialised = state.settings_lock.lock().await;
-    let store_err = |e| AdminError::internal("changing session settings", e);
+    let store_err = |e| AdminError::store("changing session settings", e);
     let old_admin = state.store.admin_policy().await.map_err(store_err)?;
     let admin = update(old_admin.clone())?;
     let resolved = proposed(state, admin.clone())?;

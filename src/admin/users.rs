@@ -15,7 +15,7 @@ use crate::secret::PasswordHashString;
 use crate::service::AppState;
 use crate::session::Revoked;
 use crate::store::{NoFallout, Store};
-use crate::user::{User, check_username};
+use crate::user::{User, check_name, check_username};
 
 /// Users per page of `GET /admin/users`.
 pub const PAGE_SIZE: usize = 50;
@@ -57,7 +57,7 @@ pub struct UserPage {
 }
 
 fn store_err(e: crate::store::StoreError) -> AdminError {
-    AdminError::internal("reading or writing users", e)
+    AdminError::store("reading or writing users", e)
 }
 
 /// Every user, config ones first on a name clash, sorted by username.
@@ -154,6 +154,13 @@ async fn password_hash(
     }
 }
 
+fn check_user_name(name: &Option<String>) -> Result<()> {
+    match name {
+        Some(n) => check_name(n).map_err(|m| AdminError::Invalid(format!("name: {m}"))),
+        None => Ok(()),
+    }
+}
+
 fn check_email(email: &Option<String>) -> Result<()> {
     match email {
         Some(e) if e.len() > 254 || e.chars().any(char::is_control) || !e.contains('@') => {
@@ -179,6 +186,7 @@ fn permissions_of(
 pub async fn create(state: &AppState, actor: &Actor, new: NewUser, now: UnixTime) -> Result<UserView> {
     check_username(&new.username).map_err(|m| AdminError::Invalid(format!("username: {m}")))?;
     check_email(&new.email)?;
+    check_user_name(&new.name)?;
     let permissions = permissions_of(actor, &new.permissions)?;
     if state.clients.get(&new.username).is_some() {
         return Err(AdminError::Conflict(format!(
@@ -206,8 +214,8 @@ pub async fn create(state: &AppState, actor: &Actor, new: NewUser, now: UnixTime
         .details(
             serde_json::json!({ "email": user.email, "permissions": view.permissions, "disabled": user.disabled }),
         );
-    event.log();
     state.store.write_user(&user.username, Some(&user), None, &NoFallout, &event).await.map_err(store_err)?;
+    event.log();
     Ok(view)
 }
 
@@ -263,7 +271,10 @@ pub async fn update(
                 user.email = text(field, value)?;
                 check_email(&user.email)?;
             }
-            "name" => user.name = text(field, value)?,
+            "name" => {
+                user.name = text(field, value)?;
+                check_user_name(&user.name)?;
+            }
             "password" => password = text(field, value)?,
             "password_hash" => hash = text(field, value)?,
             "permissions" => {
@@ -302,10 +313,11 @@ pub async fn update(
     if disabling {
         event = event.reason("user_disabled");
     }
-    event.log();
     let revoke = disabling.then(|| Revoked { at: now, reason: "user_disabled".into() });
     let fallout = fallout(state, actor, now);
     state.store.write_user(username, Some(&user), revoke.as_ref(), &fallout, &event).await.map_err(store_err)?;
+    fallout.log_committed();
+    event.log();
     Ok(UserView::of(&user, "admin"))
 }
 
@@ -314,10 +326,11 @@ pub async fn delete(state: &AppState, actor: &Actor, username: &str, now: UnixTi
     may_change(actor, &stored(state, username).await?)?;
     let event = AuditEvent::new(now, EventKind::UserDeleted, actor.name.clone(), format!("user:{username}"))
         .reason("user_deleted");
-    event.log();
     let revoke = Revoked { at: now, reason: "user_deleted".into() };
     let fallout = fallout(state, actor, now);
     state.store.write_user(username, None, Some(&revoke), &fallout, &event).await.map_err(store_err)?;
+    fallout.log_committed();
+    event.log();
     Ok(())
 }
 

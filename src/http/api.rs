@@ -60,16 +60,21 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<
     }
 }
 
-/// Parse a JSON document, refusing duplicate keys in any object.
+/// Parse a JSON document, refusing duplicate keys in any object and the NUL
+/// character in any string (no name or value may hold it, and PostgreSQL
+/// could not store it: both stores answer alike, SPEC 7).
 pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ServiceError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let checked = serde::de::DeserializeSeed::deserialize(unique_keys::Checked, &mut de).and_then(|()| de.end());
     match checked {
         Ok(()) => {}
         Err(e) => {
-            let message = match unique_keys::duplicate(&e) {
-                Some(key) => format!("the JSON body has the key {key:?} twice; give each key once"),
-                None => format!("the body must be a JSON object: {e}"),
+            let message = match (unique_keys::duplicate(&e), unique_keys::has_nul(&e)) {
+                (Some(key), _) => format!("the JSON body has the key {key:?} twice; give each key once"),
+                (None, true) => "the JSON body has a NUL character (\\u0000) in a string; no name or value here \
+                                 may hold one"
+                    .to_owned(),
+                (None, false) => format!("the body must be a JSON object: {e}"),
             };
             return Err(ServiceError::invalid(message));
         }
@@ -86,6 +91,16 @@ mod unique_keys {
     use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
     const MARK: &str = "duplicate key: ";
+    const NUL: &str = "NUL in a string";
+
+    /// Whether `e` is the error [`Checked`] raised for a string holding NUL.
+    pub fn has_nul(e: &serde_json::Error) -> bool {
+        e.to_string().starts_with(NUL)
+    }
+
+    fn check_text<E: de::Error>(s: &str) -> Result<(), E> {
+        if s.contains('\0') { Err(E::custom(NUL)) } else { Ok(()) }
+    }
 
     /// The repeated key, when `e` is the error [`Checked`] raised for one.
     pub fn duplicate(e: &serde_json::Error) -> Option<String> {
@@ -122,8 +137,8 @@ mod unique_keys {
         fn visit_f64<E>(self, _: f64) -> Result<(), E> {
             Ok(())
         }
-        fn visit_str<E>(self, _: &str) -> Result<(), E> {
-            Ok(())
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<(), E> {
+            check_text(s)
         }
         fn visit_unit<E>(self) -> Result<(), E> {
             Ok(())
@@ -135,6 +150,7 @@ mod unique_keys {
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
             let mut seen = HashSet::new();
             while let Some(key) = map.next_key::<String>()? {
+                check_text(&key)?;
                 if !seen.insert(key.clone()) {
                     let quoted = serde_json::to_string(&key).unwrap_or_default();
                     return Err(de::Error::custom(format!("{MARK}{quoted}")));

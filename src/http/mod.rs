@@ -89,6 +89,7 @@ pub fn router(state: AppState) -> Router {
         .merge(console::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), observe))
         .fallback(error::not_found)
+        .layer(middleware::from_fn(refuse_nul_in_target))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .with_state(state);
     if https { router.layer(middleware::map_response(strict_transport_security)) } else { router }
@@ -106,6 +107,20 @@ async fn strict_transport_security(mut response: Response) -> Response {
         axum::http::HeaderValue::from_static(STRICT_TRANSPORT_SECURITY),
     );
     response
+}
+
+/// A request whose path or query holds `%00` (a NUL character once
+/// decoded) is refused with 400 before any handler: no username, client id,
+/// session id or parameter may hold NUL, and PostgreSQL could not store or
+/// even look one up, so both stores answer alike (SPEC 7).
+async fn refuse_nul_in_target(req: Request, next: Next) -> Response {
+    let target = req.uri().path_and_query().map_or("", axum::http::uri::PathAndQuery::as_str);
+    if target.as_bytes().windows(3).any(|w| w == b"%00") {
+        return axum::response::IntoResponse::into_response(crate::service::ServiceError::invalid(
+            "the request path or query has a NUL character (%00); no name or value here may hold one",
+        ));
+    }
+    next.run(req).await
 }
 
 /// `route` answering browsers by `policy` (see [`cors`]).

@@ -92,6 +92,9 @@ impl ClientSpec {
         signing_alg: SigningAlg,
     ) -> Result<Client, FieldError> {
         check_client_id(&self.id)?;
+        if let Some(name) = &self.name {
+            crate::user::check_name(name).map_err(|m| FieldError::new("name", m))?;
+        }
         let id_token_signed_response_alg = self
             .id_token_signed_response_alg
             .as_deref()

@@ -143,7 +143,9 @@ pub async fn redeem<S: Store>(
     // A replay's kill and the families a new one supersedes are written
     // with their fallout in the redemption's own step.
     let fallout = crate::revocation::Revocation { store, clients: minter.clients, now }.fallout("system");
-    match store.redeem_code(&key, &new_family, keep_until, now, &fallout).await.map_err(store_error)? {
+    let redeemed = store.redeem_code(&key, &new_family, keep_until, now, &fallout).await.map_err(store_error)?;
+    fallout.log_committed();
+    match redeemed {
         Redemption::Redeemed { .. } => {
             tracing::info!(client_id = %client.id, sid = %new_family.sid, family = %new_family.id, "authorization code redeemed");
             minter.mint(&new_family, client, &record.scope, record.nonce.clone(), jkt).await

@@ -15,6 +15,15 @@ impl Params {
     pub fn parse(body: &[u8]) -> Result<Params, OAuthError> {
         let mut map = BTreeMap::new();
         for (k, v) in form_urlencoded::parse(body) {
+            // No name or value here may hold NUL, and PostgreSQL could not
+            // store it: refused alike with either store (SPEC 7).
+            if k.contains('\0') {
+                return Err(OAuthError::invalid_request("a parameter name contains a NUL character (%00)"));
+            }
+            if v.contains('\0') {
+                let name: String = k.chars().take(40).collect();
+                return Err(OAuthError::invalid_request(format!("parameter {name:?} contains a NUL character (%00)")));
+            }
             if v.is_empty() {
                 continue;
             }

@@ -106,8 +106,9 @@ pub async fn refresh<S: Store>(
             &fallout,
         )
         .await
-        .map_err(store_error)?
-        .ok_or_else(not_valid)?;
+        .map_err(store_error)?;
+    fallout.log_committed();
+    let decision = decision.ok_or_else(not_valid)?;
     match decision {
         RefreshDecision::Rotate(next) | RefreshDecision::Grace(next) => {
             minter.mint(&next, client, &scope, None, jkt).await

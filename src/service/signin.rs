@@ -209,8 +209,8 @@ pub async fn sign_in(state: &AppState, form: SignIn<'_>, now: UnixTime) -> Resul
         .map_err(|e| ServiceError::internal("storing a new user session", e))?;
     let event = AuditEvent::new(now, EventKind::SignIn, session.username.clone(), format!("session:{}", session.sid))
         .details(serde_json::json!({ "remember_me": remember_me, "ip": session.ip, "user_agent": session.user_agent }));
-    event.log();
     state.store.append_event(&event).await.map_err(|e| ServiceError::internal("auditing a sign-in", e))?;
+    event.log();
     if let Some(previous) = previous {
         state
             .revocation(now)

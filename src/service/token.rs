@@ -148,8 +148,8 @@ async fn exchange(
                     "error": refusal.error.code.as_str(),
                     "audience": params.get("audience").or(params.get("resource")),
                 }));
-                event.log();
                 state.store.append_event(&event).await.map_err(|e| internal("auditing a refused exchange", e))?;
+                event.log();
             }
             return Err(refusal.error);
         }

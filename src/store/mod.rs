@@ -36,6 +36,11 @@ pub enum StoreError {
     Corrupt { what: String, message: String },
     #[error("store is shutting down")]
     Closed,
+    /// The store cannot hold a value the request carried (PostgreSQL text
+    /// cannot hold NUL): the caller's mistake, a 400, never a 500. Input
+    /// validation refuses such values first; this is the safety net.
+    #[error("a value holds a character that cannot be stored (such as NUL): {0}")]
+    Refused(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;

@@ -36,6 +36,52 @@ use crate::user::{StoredUser, User};
 
 const ADMIN_POLICY_KEY: &[u8] = b"admin_session_policy";
 const POLICY_HISTORY_KEY: &[u8] = b"policy_history";
+/// Create `path` as a directory if needed and set its mode to `mode`
+/// (warning when an existing one was open to other users).
+fn make_private(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let failed =
+        |e: std::io::Error| StoreError::Io(format!("cannot make the store at {} private: {e}", path.display()));
+    std::fs::DirBuilder::new().recursive(true).mode(mode).create(path).map_err(failed)?;
+    set_mode(path, mode).map_err(failed)?;
+    Ok(())
+}
+
+/// Set the mode of `path` to `mode` unless it already is; warn when it was
+/// readable or writable by others.
+fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let was = std::fs::symlink_metadata(path)?.permissions().mode() & 0o777;
+    if was != mode {
+        if was & 0o077 != 0 {
+            tracing::warn!(path = %path.display(), was = format!("{was:o}"), now = format!("{mode:o}"), "tightened the mode of a store file that other local users could reach");
+        }
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}
+
+/// Every directory under `dir` 0700, every file 0600 (symbolic links are
+/// left alone: their own mode means nothing).
+fn make_private_tree(dir: &Path) -> Result<()> {
+    let failed = |path: &Path, e: std::io::Error| {
+        StoreError::Io(format!("cannot make the store file {} private: {e}", path.display()))
+    };
+    let entries = std::fs::read_dir(dir).map_err(|e| failed(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| failed(dir, e))?;
+        let path = entry.path();
+        let kind = entry.file_type().map_err(|e| failed(&path, e))?;
+        if kind.is_dir() {
+            set_mode(&path, 0o700).map_err(|e| failed(&path, e))?;
+            make_private_tree(&path)?;
+        } else if kind.is_file() {
+            set_mode(&path, 0o600).map_err(|e| failed(&path, e))?;
+        }
+    }
+    Ok(())
+}
+
 /// At most this many expired records are removed per sweep transaction.
 const SWEEP_BATCH: usize = 512;
 
@@ -183,12 +229,20 @@ pub struct SledStore {
 
 impl SledStore {
     /// Open (or create) the store in `dir`.
+    ///
+    /// The store holds password hashes and session records: `dir` is made
+    /// 0700 (created so, or tightened if it was looser) and every file and
+    /// directory in it is made 0600 / 0700 once sled has opened it, as
+    /// `keys/` is. Files sled writes later (snapshots) are created inside the
+    /// private directory, so no other local user can reach them.
     pub fn open(dir: &Path) -> Result<SledStore> {
+        make_private(dir, 0o700)?;
         let db = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(|e| StoreError::Io(format!("cannot open the store at {}: {e}", dir.display())))?;
+        make_private_tree(dir)?;
         Self::from_db(db)
     }
 

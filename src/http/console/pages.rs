@@ -107,6 +107,19 @@ async fn page_viewer(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Result
 /// be replayed).
 async fn form_viewer(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<Viewer, Response> {
     let viewer = session::viewer(state, headers, "/console").await?;
+    if form.0.iter().any(|(k, v)| k.contains('\0') || v.contains('\0')) {
+        // No field may hold NUL (PostgreSQL could not store it): refused
+        // alike with either store (SPEC 7).
+        let page = MessagePage {
+            chrome: chrome(&viewer, "Bad form", "").await,
+            heading: "This form cannot be used".into(),
+            message: "A field holds a NUL character, which no name or value may contain, so nothing was changed."
+                .into(),
+            back_href: "/console".into(),
+            back_label: "Back to the console".into(),
+        };
+        return Err(render(StatusCode::BAD_REQUEST, page));
+    }
     if !viewer.csrf_ok(state, form.get("csrf").unwrap_or_default()) {
         let page = MessagePage {
             chrome: chrome(&viewer, "Form expired", "").await,

@@ -96,6 +96,13 @@ pub fn describe(e: &tokio_postgres::Error) -> String {
     out
 }
 
+/// Whether PostgreSQL refused a value it cannot hold as text (NUL:
+/// `character_not_in_repertoire`, `untranslatable_character`): bad input,
+/// not a database failure.
+pub fn is_unstorable_text(e: &tokio_postgres::Error) -> bool {
+    e.code().is_some_and(|c| *c == SqlState::CHARACTER_NOT_IN_REPERTOIRE || *c == SqlState::UNTRANSLATABLE_CHARACTER)
+}
+
 /// Whether a statement failed only because it met a concurrent one, so that
 /// running the whole transaction again is right.
 pub fn is_retryable(e: &tokio_postgres::Error) -> bool {
@@ -254,6 +261,7 @@ impl PgStore {
                     attempt += 1;
                     tokio::time::sleep(retry_delay(attempt)).await;
                 }
+                Err(TxError::Pg(e)) if is_unstorable_text(&e) => return Err(StoreError::Refused(describe(&e))),
                 Err(TxError::Pg(e)) => {
                     return Err(StoreError::Io(format!(
                         "{what} in the database {} failed: {}",

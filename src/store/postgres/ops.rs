@@ -55,6 +55,9 @@ fn decode<T: DeserializeOwned>(what: &str, value: Value) -> Result<T> {
 }
 
 fn pg(e: tokio_postgres::Error) -> StoreError {
+    if super::is_unstorable_text(&e) {
+        return StoreError::Refused(super::describe(&e));
+    }
     StoreError::Io(format!("database: {}", super::describe(&e)))
 }
 
