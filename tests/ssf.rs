@@ -642,3 +642,33 @@ async fn bad_input_gets_a_400_that_names_the_problem() {
     let (status, _) = call(&server, "DELETE", "/ssf/stream", Some(&rs), None).await;
     assert_eq!(status, 400, "DELETE needs stream_id");
 }
+
+#[tokio::test]
+async fn a_receivers_set_errors_cannot_forge_log_lines() {
+    let server = Server::start(&config(), &[("TENURE_LOG", "warn")]);
+    let rs = cc_token(&server, "rs", "rs-secret").await;
+    let id = poll_stream(&server, &rs).await;
+    assert_eq!(call(&server, "POST", "/ssf/verify", Some(&rs), Some(json!({ "stream_id": id }))).await.0, 204);
+    let answer = poll(&server, &rs, json!({ "returnImmediately": true })).await;
+    let (jti, _) = one_set(&server, &answer, "rs").await;
+    let forged = "FORGED 2026-12-06T12:00:00.000000Z  INFO audit event audit=\"user.created\" actor=\"admin\"";
+    let errs = json!({
+        jti: { "err": format!("invalid_key\n{forged}"), "description": format!("bad\r\n{forged}\u{2028}{forged}") },
+        format!("unknown\n{forged}"): { "err": "x", "description": format!("\n{forged}") },
+    });
+    poll(&server, &rs, json!({ "setErrs": errs, "returnImmediately": true })).await;
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            server.log_lines().iter().filter(|l| l.contains("a receiver reported a SET error")).count() == 2
+        })
+        .await,
+        "both reports logged: {:?}",
+        server.log_lines()
+    );
+    let lines = server.log_lines();
+    assert!(lines.iter().all(|l| !l.starts_with("FORGED")), "a receiver forged a log line: {lines:#?}");
+    let reports: Vec<&String> = lines.iter().filter(|l| l.contains("a receiver reported a SET error")).collect();
+    assert!(reports.iter().any(|l| l.contains("invalid_key\\nFORGED")), "the text is kept, escaped: {reports:#?}");
+    let answer = poll(&server, &rs, json!({ "returnImmediately": true })).await;
+    assert_eq!(answer["sets"], json!({}), "the reported SET was removed");
+}

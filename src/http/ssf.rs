@@ -344,10 +344,11 @@ pub async fn poll(State(state): State<AppState>, caller: Caller, body: Bytes) ->
         return Err(ServiceError::invalid(format!("at most {} acknowledgements per request", MAX_EVENTS * 10)));
     }
     let mut errs = Vec::with_capacity(request.set_errs.len());
-    for (jti, err) in request.set_errs {
-        let error: String = err.to_string().chars().take(200).collect();
-        let shown: String = jti.chars().take(64).collect();
-        tracing::warn!(%client_id, jti = %shown, %error, "a receiver reported a SET error");
+    for (jti, report) in request.set_errs {
+        // Receiver text: escaped, so it can never forge a log line.
+        let ssf::ReceiverError { err, description } = ssf::ReceiverError::from_body(&report);
+        let shown = ssf::loggable(&jti, 64);
+        tracing::warn!(%client_id, jti = %shown, %err, %description, "a receiver reported a SET error");
         errs.push(jti);
     }
     // Unknown jtis (already acknowledged, or dropped) are not counted.

@@ -20,6 +20,7 @@ pub mod push;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use crate::audit::escape_control;
 use crate::clock::UnixTime;
 use crate::duration::Secs;
 use crate::oauth::client_auth::ClientRegistry;
@@ -305,6 +306,40 @@ fn check_push_url(raw: &str) -> StreamResult<()> {
         return Err("delivery.endpoint_url: must not carry a fragment or credentials".into());
     }
     Ok(())
+}
+
+/// Receiver text (a `jti` it names, an `err` code, a description) made
+/// fit for a log line: at most `max` characters, control characters (and
+/// the Unicode line separators) escaped, so a receiver can never start a
+/// log line of its own.
+pub fn loggable(text: &str, max: usize) -> String {
+    let cut: String = text.chars().take(max).collect();
+    escape_control(&cut).into_owned()
+}
+
+/// What a receiver said about one SET it could not process: a poll's
+/// `setErrs` entry (RFC 8936 2.4) or a push's `400` body (RFC 8935 2.3),
+/// `{"err": "...", "description": "..."}`, ready for the log
+/// ([`loggable`]: `err` at most 64 characters, `description` 200).
+#[derive(Debug, PartialEq, Eq)]
+pub struct ReceiverError {
+    pub err: String,
+    pub description: String,
+}
+
+impl ReceiverError {
+    pub fn from_body(body: &Value) -> ReceiverError {
+        let text = |key: &str, max: usize| match body.get(key) {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => loggable(s, max),
+            Some(other) => loggable(&other.to_string(), max),
+        };
+        let err = text("err", 64);
+        ReceiverError {
+            err: if err.is_empty() { "unspecified".to_owned() } else { err },
+            description: text("description", 200),
+        }
+    }
 }
 
 /// Who an event is about (RFC 9493 subject identifiers).
@@ -605,6 +640,19 @@ mod tests {
         assert_eq!(first.after_failure(T0).next_attempt_at, T0.plus(Secs::new(10)));
         assert_eq!(backoff(30), Secs::new(2560));
         assert_eq!(first.jti, set.jti, "a retry sends the same SET");
+    }
+
+    #[test]
+    fn receiver_text_cannot_start_a_log_line() {
+        let forged = "x\n2026-12-06T12:00:00Z  INFO audit event audit=\"user.created\"\r\u{2028}";
+        assert_eq!(loggable(forged, 200).lines().count(), 1);
+        assert!(!loggable(forged, 200).contains(['\n', '\r', '\u{2028}']));
+        assert_eq!(loggable("abcdef", 3), "abc");
+        let e = ReceiverError::from_body(&json!({ "err": forged, "description": format!("d\n{forged}") }));
+        assert!(!e.err.contains('\n') && !e.description.contains('\n') && !e.description.contains('\r'));
+        assert!(e.err.starts_with("x\\n2026"), "{}", e.err);
+        assert_eq!(ReceiverError::from_body(&json!({})).err, "unspecified");
+        assert_eq!(ReceiverError::from_body(&json!({ "err": 7 })).err, "7");
     }
 
     #[test]

@@ -180,10 +180,10 @@ async fn post(http: &reqwest::Client, url: &str, authorization: Option<&str>, to
         return Ok(());
     }
     if status == reqwest::StatusCode::BAD_REQUEST {
-        // {"err": "...", "description": "..."}; only the short code is kept.
+        // {"err": "...", "description": "..."}: receiver text, escaped for
+        // the log; only the short code is kept.
         let body: serde_json::Value = response.json().await.unwrap_or_default();
-        let err: String = body["err"].as_str().unwrap_or("unspecified").chars().take(64).collect();
-        return Err(Failure::Rejected(err));
+        return Err(Failure::Rejected(super::ReceiverError::from_body(&body).err));
     }
     Err(Failure::Retry(format!("the receiver answered HTTP {}", status.as_u16())))
 }
