@@ -21,7 +21,14 @@ const VERIFICATION: &str = "https://schemas.openid.net/secevent/ssf/event-type/v
 const POLL: &str = "urn:ietf:rfc:8936";
 const PUSH: &str = "urn:ietf:rfc:8935";
 
+/// The test receivers listen on 127.0.0.1: this configuration allows
+/// push delivery to loopback addresses.
 fn config() -> String {
+    strict_config() + "\n[feed]\nallowed_private_networks = [\"127.0.0.0/8\", \"::1\"]\n"
+}
+
+/// Push delivery to public addresses only (the default).
+fn strict_config() -> String {
     config_with(&format!(
         r#"
 [[clients]]
@@ -671,4 +678,76 @@ async fn a_receivers_set_errors_cannot_forge_log_lines() {
     assert!(reports.iter().any(|l| l.contains("invalid_key\\nFORGED")), "the text is kept, escaped: {reports:#?}");
     let answer = poll(&server, &rs, json!({ "returnImmediately": true })).await;
     assert_eq!(answer["sets"], json!({}), "the reported SET was removed");
+}
+
+#[tokio::test]
+async fn push_endpoints_on_loopback_private_or_metadata_addresses_are_refused_by_default() {
+    let server = Server::start(&strict_config(), &[]);
+    let rs = cc_token(&server, "rs", "rs-secret").await;
+    let push_to = |url: &str| {
+        json!({ "delivery": { "method": PUSH, "endpoint_url": url,
+        "authorization_header": "Bearer receiver-secret" } })
+    };
+    for url in [
+        "http://127.0.0.1:9/events",
+        "https://10.0.0.1/events",
+        "https://169.254.169.254/latest/meta-data/",
+        "http://[::1]:9/events",
+        "https://[fd00::1]/events",
+        "https://100.64.0.1/events",
+        "https://[::ffff:127.0.0.1]/events",
+        "http://localhost:9/events",
+    ] {
+        let (status, body) = call(&server, "POST", "/ssf/stream", Some(&rs), Some(push_to(url))).await;
+        assert_eq!(status, 400, "{url}: {body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.starts_with("delivery.endpoint_url: "), "{message}");
+        assert!(message.contains("feed.allowed_private_networks"), "names the key that allows it: {message}");
+    }
+    let (_, body) =
+        call(&server, "POST", "/ssf/stream", Some(&rs), Some(push_to("https://169.254.169.254/latest"))).await;
+    assert!(body["message"].as_str().unwrap().contains("169.254.169.254 is a link-local address"), "{body}");
+    let (_, body) = call(&server, "POST", "/ssf/stream", Some(&rs), Some(push_to("http://localhost:9/events"))).await;
+    assert!(body["message"].as_str().unwrap().contains("localhost resolves to 127.0.0.1"), "{body}");
+
+    // Changing a stream's delivery is checked the same way.
+    let id = poll_stream(&server, &rs).await;
+    let mut change = push_to("https://192.168.1.10/events");
+    change["stream_id"] = json!(id);
+    let (status, body) = call(&server, "PATCH", "/ssf/stream", Some(&rs), Some(change.clone())).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"].as_str().unwrap().starts_with("delivery.endpoint_url: 192.168.1.10 is a private"));
+    assert_eq!(call(&server, "PUT", "/ssf/stream", Some(&rs), Some(change)).await.0, 400);
+    let mut public = push_to("https://93.184.215.14/events");
+    public["stream_id"] = json!(id);
+    let (status, body) = call(&server, "PATCH", "/ssf/stream", Some(&rs), Some(public)).await;
+    assert_eq!(status, 200, "a public address is fine: {body}");
+}
+
+#[tokio::test]
+async fn a_stored_endpoint_whose_name_resolves_to_loopback_is_not_pushed_to_once_not_allowed() {
+    let (receiver, url) = Receiver::start(vec![], 202).await;
+    let url = url.replace("127.0.0.1", "localhost");
+    let server = Server::start(&config(), &[]);
+    let rs = cc_token(&server, "rs", "rs-secret").await;
+    let admin = cc_token(&server, "ops", "ops-secret").await;
+    push_stream(&server, &rs, &url).await;
+    assert_eq!(call(&server, "DELETE", "/admin/users/alice/sessions", Some(&admin), None).await.0, 204);
+    assert!(eventually(Duration::from_secs(4), || async { receiver.got().len() == 1 }).await, "pushed while allowed");
+
+    // The operator removes the allowance; the stream stays stored. Every
+    // connection resolves the name again and refuses the loopback address.
+    let dir = server.kill_keep_dir();
+    let server = Server::start_in(dir, &strict_config(), &[("TENURE_LOG", "warn")]);
+    let admin = cc_token(&server, "ops", "ops-secret").await;
+    assert_eq!(call(&server, "DELETE", "/admin/users/alice/sessions", Some(&admin), None).await.0, 204);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            server.log_lines().iter().any(|l| l.contains("push target refused: localhost resolves to 127.0.0.1"))
+        })
+        .await,
+        "the attempt is refused at connect time: {:#?}",
+        server.log_lines()
+    );
+    assert_eq!(receiver.got().len(), 1, "nothing reached the loopback receiver");
 }

@@ -161,6 +161,7 @@ pub async fn create_stream(
         )));
     }
     let stream = Stream::create(&client_id, &body, &state.issuer, state.now()).map_err(ServiceError::invalid)?;
+    check_push_target(&state, &stream.delivery).await?;
     state.store.put_ssf_stream(&stream).await.map_err(|e| internal("storing an SSF stream", e))?;
     tracing::info!(%client_id, stream_id = %stream.stream_id, "SSF stream created");
     Ok(no_store((StatusCode::CREATED, Json(stream.view(&state.issuer))).into_response()))
@@ -190,8 +191,23 @@ async fn update_stream(state: AppState, caller: Caller, body: Bytes, replace: bo
     let stream = own_stream(&state, &client_id, Some(&stream_id_of(&body)?)).await?;
     let next = if replace { stream.replace(&body, &state.issuer) } else { stream.patch(&body, &state.issuer) }
         .map_err(ServiceError::invalid)?;
+    if next.delivery != stream.delivery {
+        check_push_target(&state, &next.delivery).await?;
+    }
     state.store.put_ssf_stream(&next).await.map_err(|e| internal("storing an SSF stream", e))?;
     Ok(no_store(Json(next.view(&state.issuer)).into_response()))
+}
+
+/// A push endpoint must be a public address, or in one of the operator's
+/// `feed.allowed_private_networks` (checked again at every connection).
+async fn check_push_target(state: &AppState, delivery: &ssf::Delivery) -> Result<(), ServiceError> {
+    let ssf::Delivery::Push { endpoint_url, .. } = delivery else { return Ok(()) };
+    ssf::push::check_endpoint(&state.config.feed_push_targets, endpoint_url).await.map_err(|refused| {
+        ServiceError::invalid(format!(
+            "delivery.endpoint_url: {refused}; push delivery reaches only public addresses, \
+             unless the operator allows the network in feed.allowed_private_networks"
+        ))
+    })
 }
 
 /// `DELETE /ssf/stream?stream_id=`: the stream and its queued events go.
