@@ -652,7 +652,7 @@ async fn bad_input_gets_a_400_that_names_the_problem() {
 
 #[tokio::test]
 async fn a_receivers_set_errors_cannot_forge_log_lines() {
-    let server = Server::start(&config(), &[("TENURE_LOG", "warn")]);
+    let server = Server::start(&strict_config(), &[("TENURE_LOG", "warn")]);
     let rs = cc_token(&server, "rs", "rs-secret").await;
     let id = poll_stream(&server, &rs).await;
     assert_eq!(call(&server, "POST", "/ssf/verify", Some(&rs), Some(json!({ "stream_id": id }))).await.0, 204);
@@ -750,4 +750,126 @@ async fn a_stored_endpoint_whose_name_resolves_to_loopback_is_not_pushed_to_once
         server.log_lines()
     );
     assert_eq!(receiver.got().len(), 1, "nothing reached the loopback receiver");
+}
+
+#[tokio::test]
+async fn verification_requests_are_bounded_per_stream() {
+    let server = Server::start(&strict_config(), &[]);
+    let rs = cc_token(&server, "rs", "rs-secret").await;
+    let id = poll_stream(&server, &rs).await;
+    let (_, stream) = call(&server, "GET", &format!("/ssf/stream?stream_id={id}"), Some(&rs), None).await;
+    assert_eq!(stream["min_verification_interval"], 30, "SSF 1.0: the transmitter says how often");
+    assert_eq!(call(&server, "POST", "/ssf/verify", Some(&rs), Some(json!({ "stream_id": id }))).await.0, 204);
+    for _ in 0..20 {
+        let resp = server
+            .http
+            .post(server.url("/ssf/verify"))
+            .bearer_auth(&rs)
+            .json(&json!({ "stream_id": id, "state": "again" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 429);
+        let wait: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=30).contains(&wait), "Retry-After: {wait}");
+        let body: Value = resp.json().await.unwrap();
+        assert!(body["message"].as_str().unwrap().contains("min_verification_interval"), "{body}");
+    }
+    let answer = poll(&server, &rs, json!({ "returnImmediately": true })).await;
+    let (_, set) = one_set(&server, &answer, "rs").await;
+    assert!(set["events"][VERIFICATION].is_object(), "one verification event queued, not 21");
+}
+
+#[tokio::test]
+async fn polling_a_long_queue_never_delays_other_requests_and_signs_each_set_once() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
+    const EVENTS: usize = 1500;
+    let server = Arc::new(Server::start(&strict_config(), &[]));
+    let rs = cc_token(&server, "rs", "rs-secret").await;
+    let admin = cc_token(&server, "ops", "ops-secret").await;
+    poll_stream(&server, &rs).await;
+
+    // Queue many events: every revocation of alice's sessions queues one.
+    let queued = Arc::new(AtomicUsize::new(0));
+    let mut writers = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let (server, admin, queued) = (server.clone(), admin.clone(), queued.clone());
+        writers.spawn(async move {
+            while queued.fetch_add(1, Ordering::SeqCst) < EVENTS {
+                let url = server.url("/admin/users/alice/sessions");
+                let resp = server.http.delete(url).bearer_auth(&admin).send().await.unwrap();
+                assert_eq!(resp.status(), 204);
+            }
+        });
+    }
+    while let Some(done) = writers.join_next().await {
+        done.unwrap();
+    }
+
+    // GET /healthz answers within this (the machine may be loaded by
+    // more than this test).
+    let probe = reqwest::Client::new();
+    let worst_of = |probes: usize| {
+        let (probe, server) = (probe.clone(), server.clone());
+        async move {
+            let mut worst = Duration::ZERO;
+            for _ in 0..probes {
+                let started = tokio::time::Instant::now();
+                let resp = probe.get(server.url("/healthz")).timeout(Duration::from_secs(60)).send().await.unwrap();
+                assert_eq!(resp.status(), 200);
+                worst = worst.max(started.elapsed());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            worst
+        }
+    };
+    let idle = worst_of(10).await;
+
+    // Receivers poll the whole queue again and again, two at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    let polls = Arc::new(AtomicUsize::new(0));
+    let mut pollers = tokio::task::JoinSet::new();
+    for _ in 0..2 {
+        let (server, rs, stop, polls) = (server.clone(), rs.clone(), stop.clone(), polls.clone());
+        pollers.spawn(async move {
+            let http = reqwest::Client::new();
+            while !stop.load(Ordering::SeqCst) {
+                let resp = http
+                    .post(server.url("/ssf/poll"))
+                    .bearer_auth(&rs)
+                    .json(&json!({ "maxEvents": 1000, "returnImmediately": true }))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 200);
+                resp.bytes().await.unwrap();
+                polls.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+    }
+    // Meanwhile an unrelated request answers promptly, every time: within
+    // a second more than it took before the polls began.
+    let worst = worst_of(30).await;
+    stop.store(true, Ordering::SeqCst);
+    while let Some(done) = pollers.join_next().await {
+        done.unwrap();
+    }
+    let polls = polls.load(Ordering::SeqCst);
+    assert!(polls >= 2, "the polls ran");
+    assert!(
+        worst < Duration::from_secs(1) + idle,
+        "GET /healthz took up to {worst:?} while the feed was polled ({polls} polls), {idle:?} before"
+    );
+    eprintln!("GET /healthz: at most {worst:?} during {polls} polls of 1000 SETs, {idle:?} before");
+
+    // Signed once: the same SETs, byte for byte, poll after poll.
+    let first = poll(&server, &rs, json!({ "maxEvents": 1000, "returnImmediately": true })).await;
+    let again = poll(&server, &rs, json!({ "maxEvents": 1000, "returnImmediately": true })).await;
+    assert_eq!(first["sets"].as_object().unwrap().len(), 1000);
+    assert_eq!(first["moreAvailable"], true);
+    assert_eq!(first["sets"], again["sets"]);
+    let jwks = server.jwks().await;
+    for token in first["sets"].as_object().unwrap().values().take(5) {
+        verify_set(token.as_str().unwrap(), &jwks, &server.base, "rs");
+    }
 }

@@ -289,11 +289,23 @@ pub async fn verify(State(state): State<AppState>, caller: Caller, body: Bytes) 
             stream.stream_id
         )));
     }
+    let now = state.now();
+    if let Err(wait) = state.feed.admit_verification(&client_id, now) {
+        return Err(ServiceError::TooManyRequests {
+            message: format!(
+                "at most one verification request per stream every {} s (min_verification_interval); \
+                 retry in {} s",
+                ssf::MIN_VERIFICATION_INTERVAL.as_secs(),
+                wait.as_secs()
+            ),
+            retry_after_secs: wait.as_secs(),
+        });
+    }
     let set = QueuedSet::new(
         &client_id,
         SetSubject::Stream { stream_id: stream.stream_id.clone() },
         SetEvent::Verification { state: verification_state },
-        state.now(),
+        now,
     );
     state.store.enqueue_sets(std::slice::from_ref(&set)).await.map_err(|e| internal("queueing a SET", e))?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -389,11 +401,13 @@ pub async fn poll(State(state): State<AppState>, caller: Caller, body: Bytes) ->
         }
     }
     let more = queued.len() > max;
-    let now = state.now();
+    queued.truncate(max);
+    let jtis: Vec<String> = queued.iter().map(|(_, set)| set.jti.clone()).collect();
+    let signed =
+        ssf::push::signed_sets(&state, &stream, queued, state.now()).await.map_err(|e| internal("signing SETs", e))?;
     let mut sets = Map::new();
-    for (_, set) in queued.into_iter().take(max) {
-        let token = ssf::push::sign(&state, &stream, &set, now).map_err(|e| internal("signing a SET", e))?;
-        sets.insert(set.jti, Value::String(token));
+    for (jti, (_, signed)) in jtis.into_iter().zip(signed) {
+        sets.insert(jti, Value::String(signed.token));
     }
     Ok(no_store(Json(json!({ "sets": sets, "moreAvailable": more })).into_response()))
 }

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use tokio::task::JoinSet;
 
-use super::{Delivery, QueuedSet, Stream, StreamStatus};
+use super::{Delivery, QueuedSet, SignedSet, Stream, StreamStatus};
 use crate::clock::UnixTime;
 use crate::config::SigningAlg;
 use crate::net::{OutboundTargets, RefusedTarget};
@@ -134,12 +134,65 @@ pub fn push_client(targets: &OutboundTargets) -> reqwest::Result<reqwest::Client
         .build()
 }
 
-/// Sign queued event `set` for `stream` as a SET (RS256, CAEP
-/// interoperability profile; `typ: secevent+jwt`).
-pub fn sign(state: &AppState, stream: &Stream, set: &QueuedSet, now: UnixTime) -> Result<String, String> {
+/// The events `queued` of `stream`, each with its signed SET (RS256, CAEP
+/// interoperability profile; `typ: secevent+jwt`), signed once: a SET
+/// signed before by a key still published is handed out again as it is.
+/// The others are signed on the blocking pool, never on the request
+/// executor, one batch at a time across the process (so concurrent polls
+/// cannot take every core, and the second of two polls of the same events
+/// finds them signed), and kept in the queue for the next poll or push.
+pub async fn signed_sets(
+    state: &AppState,
+    stream: &Stream,
+    mut queued: Vec<(u64, QueuedSet)>,
+    now: UnixTime,
+) -> Result<Vec<(u64, SignedSet)>, String> {
     let keys = state.keys();
-    let key = keys.id_token_key(Some(SigningAlg::RS256), now);
-    jwt::sign(key, TokenType::SecEvent, &set.claims(&state.issuer, stream)).map_err(|e| e.to_string())
+    let retain = state.key_retention();
+    let usable = |set: &QueuedSet| set.signed.as_ref().is_some_and(|s| keys.is_published(&s.kid, now, retain));
+    if !queued.iter().all(|(_, set)| usable(set)) {
+        let _permit = state.feed.signing.acquire().await.map_err(|e| e.to_string())?;
+        // Another poll may have signed them while this one waited.
+        let stored = state.store.queued_sets(&stream.client_id, queued.len()).await.map_err(|e| e.to_string())?;
+        let stored: std::collections::HashMap<u64, QueuedSet> = stored.into_iter().collect();
+        for (id, set) in &mut queued {
+            if !usable(set)
+                && let Some(signed) = stored.get(id).and_then(|s| s.signed.clone())
+            {
+                set.signed = Some(signed);
+            }
+        }
+        let unsigned: Vec<(u64, QueuedSet)> = queued.iter().filter(|(_, s)| !usable(s)).cloned().collect();
+        if !unsigned.is_empty() {
+            let (signer, issuer, owned) = (keys.clone(), state.issuer.clone(), stream.clone());
+            let fresh = tokio::task::spawn_blocking(move || {
+                let key = signer.id_token_key(Some(SigningAlg::RS256), now);
+                unsigned
+                    .into_iter()
+                    .map(|(id, set)| {
+                        let token = jwt::sign(key, TokenType::SecEvent, &set.claims(&issuer, &owned))?;
+                        Ok((id, SignedSet { kid: key.kid.clone(), token }))
+                    })
+                    .collect::<Result<Vec<_>, crate::token::keys::KeyError>>()
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+            if let Err(e) = state.store.keep_signed_sets(&stream.client_id, &fresh).await {
+                tracing::warn!(error = %e, client_id = %stream.client_id, "keeping signed SETs failed; they will be signed again");
+            }
+            let fresh: std::collections::HashMap<u64, SignedSet> = fresh.into_iter().collect();
+            for (id, set) in &mut queued {
+                if let Some(signed) = fresh.get(id) {
+                    set.signed = Some(signed.clone());
+                }
+            }
+        }
+    }
+    queued
+        .into_iter()
+        .map(|(id, set)| set.signed.map(|s| (id, s)).ok_or_else(|| format!("SET {} was not signed", set.jti)))
+        .collect()
 }
 
 /// Run the worker until the task is aborted (at shutdown).
@@ -208,10 +261,12 @@ pub async fn deliver_due(state: &AppState, http: &reqwest::Client, stream: &Stre
         if set.next_attempt_at > now {
             break;
         }
-        let outcome = match sign(state, stream, &set, now) {
-            Ok(token) => {
+        let outcome = match signed_sets(state, stream, vec![(id, set.clone())], now).await.as_deref() {
+            Ok([(_, signed)]) => {
+                let token = signed.token.clone();
                 post(http, &state.config.feed_push_targets, endpoint_url, authorization_header.as_deref(), token).await
             }
+            Ok(_) => Err(Failure::Retry("signing failed".to_owned())),
             Err(e) => Err(Failure::Retry(format!("signing failed: {e}"))),
         };
         let client_id = &stream.client_id;
