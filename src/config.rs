@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::duration::Secs;
-use crate::net::{IpNet, TrustedProxies};
+use crate::net::{IpNet, OutboundTargets, TrustedProxies};
 use crate::oauth::client::{Client, Permission};
 use crate::oauth::client_spec::ClientSpec;
 use crate::policy::{ClientSessionOverride, POLICY_KEYS, PolicyError, PolicyLayer, PolicyLayers, SessionPolicy};
@@ -110,6 +110,8 @@ struct FileConfig {
     #[serde(default)]
     server: ServerEntry,
     #[serde(default)]
+    feed: FeedEntry,
+    #[serde(default)]
     clients: Vec<ClientEntry>,
     #[serde(default)]
     users: Vec<UserEntry>,
@@ -126,6 +128,13 @@ struct ServerEntry {
     max_connections: Option<usize>,
     max_connections_per_address: Option<usize>,
     max_requests_per_connection: Option<usize>,
+}
+
+/// The `[feed]` table: the revocation feed (docs/feed.md).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FeedEntry {
+    allowed_private_networks: Option<Vec<String>>,
 }
 
 /// Connection limits of the HTTP server (`[server]`, operations doc
@@ -314,6 +323,9 @@ pub struct Config {
     pub policy: SessionPolicy,
     /// Connection limits (`[server]`).
     pub server: ServerLimits,
+    /// Where push delivery of the revocation feed may connect: public
+    /// addresses and `feed.allowed_private_networks`.
+    pub feed_push_targets: OutboundTargets,
     pub clients: Vec<Client>,
     pub users: Vec<User>,
     /// Warnings to log once logging is up (plain secrets in the file, ...).
@@ -321,7 +333,7 @@ pub struct Config {
 }
 
 /// The non-session variables, beside the seven `TENURE_SESSION_*` ones.
-const ENV_VARS: [&str; 23] = [
+const ENV_VARS: [&str; 24] = [
     "TENURE_CONFIG",
     "TENURE_ISSUER",
     "TENURE_LISTEN",
@@ -345,6 +357,7 @@ const ENV_VARS: [&str; 23] = [
     "TENURE_STORE",
     "TENURE_DATABASE_URL",
     "TENURE_DATABASE_POOL_SIZE",
+    "TENURE_FEED_ALLOWED_PRIVATE_NETWORKS",
 ];
 
 /// The variables of `tenure admin` (SPEC 11). The server accepts and ignores
@@ -474,6 +487,17 @@ impl Config {
             PolicyLayers { file: file.session, env: env_policy_layer(env)?, admin: PolicyLayer::default() };
         let (policy, _) = policy_layers.resolve()?;
         let server = build_server_limits(file.server, env)?;
+        let feed_push_targets = match env.get("TENURE_FEED_ALLOWED_PRIVATE_NETWORKS") {
+            Some(raw) => parse_networks(
+                "TENURE_FEED_ALLOWED_PRIVATE_NETWORKS",
+                raw.split(',').map(str::trim).filter(|s| !s.is_empty()),
+            )?,
+            None => parse_networks(
+                "feed.allowed_private_networks",
+                file.feed.allowed_private_networks.iter().flatten().map(String::as_str),
+            )?,
+        };
+        let feed_push_targets = OutboundTargets::allowing(feed_push_targets);
 
         let users = build_users(file.users, &mut warnings)?;
         let clients = build_clients(file.clients, &policy, signing_alg, &mut warnings)?;
@@ -501,6 +525,7 @@ impl Config {
             policy_layers,
             policy,
             server,
+            feed_push_targets,
             clients,
             users,
             warnings,
@@ -687,10 +712,13 @@ pub const MAX_HASHING_CONCURRENCY: usize = 256;
 /// `trusted_proxies` (file: a list; env: comma-separated), each an IP
 /// address or a CIDR range.
 fn parse_trusted_proxies<'a>(key: &str, items: impl Iterator<Item = &'a str>) -> Result<TrustedProxies, ConfigError> {
-    items
-        .map(|item| item.parse::<IpNet>().map_err(|m| invalid(key, m)))
-        .collect::<Result<Vec<_>, _>>()
-        .map(TrustedProxies::new)
+    parse_networks(key, items).map(TrustedProxies::new)
+}
+
+/// A list of IP addresses or CIDR ranges under `key` (file: a list; env:
+/// comma-separated).
+fn parse_networks<'a>(key: &str, items: impl Iterator<Item = &'a str>) -> Result<Vec<IpNet>, ConfigError> {
+    items.map(|item| item.parse::<IpNet>().map_err(|m| invalid(key, m))).collect()
 }
 
 /// OIDC Discovery 3 / RFC 8414 2: an https URL with no query or fragment
@@ -1128,6 +1156,34 @@ mod tests {
         );
         assert!(err("hashing_wait = \"2h\"").starts_with("hashing_wait: 2h is too long: at most 1m"));
         assert!(err("hashing_wait = \"soon\"").starts_with("hashing_wait: \"soon\" is not a duration"));
+    }
+
+    #[test]
+    fn feed_push_reaches_only_public_addresses_unless_networks_are_allowed() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+        let c = Config::from_toml("", &no_env()).expect("valid");
+        assert!(c.feed_push_targets.allowed().is_empty(), "no private network by default");
+        assert!(c.feed_push_targets.check(ip("127.0.0.1")).is_err());
+        let c = Config::from_toml("[feed]\nallowed_private_networks = [\"10.1.0.0/16\", \"::1\"]", &no_env())
+            .expect("valid");
+        assert!(c.feed_push_targets.check(ip("10.1.2.3")).is_ok() && c.feed_push_targets.check(ip("::1")).is_ok());
+        assert!(c.feed_push_targets.check(ip("10.2.0.1")).is_err());
+        let c = Config::from_toml(
+            "[feed]\nallowed_private_networks = [\"10.1.0.0/16\"]",
+            &env(&[("TENURE_FEED_ALLOWED_PRIVATE_NETWORKS", "127.0.0.0/8, 192.168.0.0/16")]),
+        )
+        .expect("valid");
+        assert!(c.feed_push_targets.check(ip("10.1.2.3")).is_err(), "the environment replaces the file");
+        assert!(c.feed_push_targets.check(ip("192.168.7.7")).is_ok());
+        assert_eq!(
+            err("[feed]\nallowed_private_networks = [\"lab.internal\"]"),
+            "feed.allowed_private_networks: \"lab.internal\" is not an IP address or CIDR range (like 10.0.0.1, 10.0.0.0/8 or fd00::/8)"
+        );
+        let e = Config::from_toml("", &env(&[("TENURE_FEED_ALLOWED_PRIVATE_NETWORKS", "10.0.0.0/99")]))
+            .expect_err("bad")
+            .to_string();
+        assert!(e.starts_with("TENURE_FEED_ALLOWED_PRIVATE_NETWORKS: \"10.0.0.0/99\" is not"), "{e}");
+        assert!(err("[feed]\nallow_everything = true").contains("unknown field `allow_everything`"));
     }
 
     #[test]

@@ -116,6 +116,117 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
     hop.parse::<IpAddr>().ok().or_else(|| hop.parse::<std::net::SocketAddr>().ok().map(|s| s.ip())).map(canonical)
 }
 
+// ---- Outbound targets: where tenure itself may connect ----
+
+const fn v4(a: u8, b: u8, c: u8, d: u8, prefix: u8) -> IpNet {
+    IpNet { addr: IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d)), prefix }
+}
+
+const fn v6(segments: [u16; 8], prefix: u8) -> IpNet {
+    let [a, b, c, d, e, f, g, h] = segments;
+    IpNet { addr: IpAddr::V6(std::net::Ipv6Addr::new(a, b, c, d, e, f, g, h)), prefix }
+}
+
+/// The special-purpose ranges (IANA registries, RFC 6890 and its updates)
+/// an outbound request must not reach unless the operator allows them:
+/// the server's own host, private networks, link-local (cloud metadata
+/// services at 169.254.169.254 and fd00:ec2::254), and addresses that are
+/// not a single public host.
+const NON_PUBLIC: [(IpNet, &str); 26] = [
+    (v4(0, 0, 0, 0, 8), "an unspecified (\"this network\") address"),
+    (v4(10, 0, 0, 0, 8), "a private address (RFC 1918)"),
+    (v4(100, 64, 0, 0, 10), "a shared (carrier-grade NAT) address (RFC 6598)"),
+    (v4(127, 0, 0, 0, 8), "a loopback address"),
+    (v4(169, 254, 0, 0, 16), "a link-local address (cloud metadata services live here)"),
+    (v4(172, 16, 0, 0, 12), "a private address (RFC 1918)"),
+    (v4(192, 0, 0, 0, 24), "an IETF protocol address (RFC 6890)"),
+    (v4(192, 0, 2, 0, 24), "a documentation address (RFC 5737)"),
+    (v4(192, 88, 99, 0, 24), "a 6to4 relay address (RFC 7526)"),
+    (v4(192, 168, 0, 0, 16), "a private address (RFC 1918)"),
+    (v4(198, 18, 0, 0, 15), "a benchmarking address (RFC 2544)"),
+    (v4(198, 51, 100, 0, 24), "a documentation address (RFC 5737)"),
+    (v4(203, 0, 113, 0, 24), "a documentation address (RFC 5737)"),
+    (v4(224, 0, 0, 0, 4), "a multicast address"),
+    (v4(240, 0, 0, 0, 4), "a reserved or broadcast address"),
+    (v6([0, 0, 0, 0, 0, 0, 0, 0], 128), "the unspecified address"),
+    (v6([0, 0, 0, 0, 0, 0, 0, 1], 128), "a loopback address"),
+    (v6([0, 0, 0, 0, 0, 0, 0, 0], 96), "an IPv4-compatible address (deprecated)"),
+    (v6([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48), "a local-use NAT64 address (RFC 8215)"),
+    (v6([0x100, 0, 0, 0, 0, 0, 0, 0], 64), "a discard-only address (RFC 6666)"),
+    (v6([0x2001, 0, 0, 0, 0, 0, 0, 0], 32), "a Teredo address (RFC 4380)"),
+    (v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32), "a documentation address (RFC 3849)"),
+    (v6([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7), "a unique local (private) address (RFC 4193)"),
+    (v6([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10), "a link-local address"),
+    (v6([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10), "a site-local address (deprecated)"),
+    (v6([0xff00, 0, 0, 0, 0, 0, 0, 0], 8), "a multicast address"),
+];
+
+/// Why an address is not a public one: the range it is in and what the
+/// range is. `None` for a public address. An IPv6 address that carries
+/// an IPv4 one (IPv4-mapped `::ffff:0:0/96`, NAT64 `64:ff9b::/96`, 6to4
+/// `2002::/16`) is judged by the IPv4 address.
+pub fn non_public_range(ip: IpAddr) -> Option<(IpNet, &'static str)> {
+    let ip = canonical(ip);
+    if let IpAddr::V6(v6) = ip {
+        let bits = u128::from(v6);
+        let embedded = if bits >> 32 == 0x0064_ff9b_0000_0000_0000_0000 {
+            Some((bits & 0xffff_ffff) as u32)
+        } else if bits >> 112 == 0x2002 {
+            Some(((bits >> 80) & 0xffff_ffff) as u32)
+        } else {
+            None
+        };
+        if let Some(found) = embedded.and_then(|v4| non_public_range(IpAddr::V4(v4.into()))) {
+            return Some(found);
+        }
+    }
+    NON_PUBLIC.iter().find(|(net, _)| net.contains(ip)).copied()
+}
+
+/// Where tenure's own outbound requests may go (push delivery of the
+/// revocation feed): any public address, and the non-public ranges the
+/// operator listed (`feed.allowed_private_networks`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OutboundTargets {
+    allowed: Vec<IpNet>,
+}
+
+/// An address an outbound request may not reach, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefusedTarget {
+    pub ip: IpAddr,
+    pub range: IpNet,
+    pub what: &'static str,
+}
+
+impl fmt::Display for RefusedTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} is {} ({})", self.ip, self.what, self.range)
+    }
+}
+
+impl OutboundTargets {
+    /// Public addresses, and these non-public ranges.
+    pub fn allowing(allowed: Vec<IpNet>) -> Self {
+        OutboundTargets { allowed }
+    }
+
+    pub fn allowed(&self) -> &[IpNet] {
+        &self.allowed
+    }
+
+    /// Whether a request may connect to `ip`.
+    pub fn check(&self, ip: IpAddr) -> Result<(), RefusedTarget> {
+        if self.allowed.iter().any(|n| n.contains(ip)) {
+            return Ok(());
+        }
+        match non_public_range(ip) {
+            None => Ok(()),
+            Some((range, what)) => Err(RefusedTarget { ip: canonical(ip), range, what }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,5 +270,49 @@ mod tests {
         assert_eq!(p.client_addr(ip("127.0.0.1"), []), ip("127.0.0.1"), "no header");
         assert_eq!(p.client_addr(ip("127.0.0.1"), ["garbage, 10.0.0.5"]), ip("10.0.0.5"), "stops at garbage");
         assert_eq!(p.client_addr(ip("127.0.0.1"), ["203.0.113.9:4711"]), ip("203.0.113.9"), "with a port");
+    }
+
+    #[test]
+    fn outbound_requests_reach_public_addresses_and_only_the_private_ranges_allowed() {
+        let strict = OutboundTargets::default();
+        for public in ["93.184.215.14", "8.8.8.8", "2606:4700::1111", "172.32.0.1", "100.128.0.1", "::ffff:8.8.8.8"] {
+            assert_eq!(strict.check(ip(public)), Ok(()), "{public}");
+        }
+        for (private, what) in [
+            ("127.0.0.1", "loopback"),
+            ("127.8.9.10", "loopback"),
+            ("10.0.0.1", "private"),
+            ("172.16.5.4", "private"),
+            ("192.168.1.1", "private"),
+            ("169.254.169.254", "link-local"),
+            ("100.64.0.1", "carrier-grade NAT"),
+            ("0.0.0.0", "unspecified"),
+            ("255.255.255.255", "broadcast"),
+            ("224.0.0.1", "multicast"),
+            ("::1", "loopback"),
+            ("::", "unspecified"),
+            ("fd00::1", "unique local"),
+            ("fc00::1", "unique local"),
+            ("fe80::1", "link-local"),
+            ("fd00:ec2::254", "unique local"),
+            ("::ffff:127.0.0.1", "loopback"),
+            ("::ffff:169.254.169.254", "link-local"),
+            ("64:ff9b::a9fe:a9fe", "link-local"),
+            ("2002:7f00:1::", "loopback"),
+            ("ff02::1", "multicast"),
+        ] {
+            let refused = strict.check(ip(private)).expect_err(private);
+            assert!(refused.to_string().contains(what), "{private}: {refused}");
+        }
+        let lab =
+            OutboundTargets::allowing(vec!["127.0.0.0/8".parse().expect("net"), "10.1.0.0/16".parse().expect("net")]);
+        assert_eq!(lab.check(ip("127.0.0.1")), Ok(()));
+        assert_eq!(lab.check(ip("10.1.2.3")), Ok(()));
+        assert!(lab.check(ip("10.2.0.1")).is_err(), "only the ranges listed");
+        assert!(lab.check(ip("169.254.169.254")).is_err());
+        assert_eq!(
+            strict.check(ip("169.254.169.254")).expect_err("metadata").to_string(),
+            "169.254.169.254 is a link-local address (cloud metadata services live here) (169.254.0.0/16)"
+        );
     }
 }

@@ -21,7 +21,14 @@ const VERIFICATION: &str = "https://schemas.openid.net/secevent/ssf/event-type/v
 const POLL: &str = "urn:ietf:rfc:8936";
 const PUSH: &str = "urn:ietf:rfc:8935";
 
+/// The test receivers listen on 127.0.0.1: this configuration allows
+/// push delivery to loopback addresses.
 fn config() -> String {
+    strict_config() + "\n[feed]\nallowed_private_networks = [\"127.0.0.0/8\", \"::1\"]\n"
+}
+
+/// Push delivery to public addresses only (the default).
+fn strict_config() -> String {
     config_with(&format!(
         r#"
 [[clients]]
@@ -641,4 +648,228 @@ async fn bad_input_gets_a_400_that_names_the_problem() {
     assert_eq!((status, body["message"].as_str()), (400, Some("stream_id: is required")));
     let (status, _) = call(&server, "DELETE", "/ssf/stream", Some(&rs), None).await;
     assert_eq!(status, 400, "DELETE needs stream_id");
+}
+
+#[tokio::test]
+async fn a_receivers_set_errors_cannot_forge_log_lines() {
+    let server = Server::start(&strict_config(), &[("TENURE_LOG", "warn")]);
+    let rs = cc_token(&server, "rs", "rs-secret").await;
+    let id = poll_stream(&server, &rs).await;
+    assert_eq!(call(&server, "POST", "/ssf/verify", Some(&rs), Some(json!({ "stream_id": id }))).await.0, 204);
+    let answer = poll(&server, &rs, json!({ "returnImmediately": true })).await;
+    let (jti, _) = one_set(&server, &answer, "rs").await;
+    let forged = "FORGED 2026-12-06T12:00:00.000000Z  INFO audit event audit=\"user.created\" actor=\"admin\"";
+    let errs = json!({
+        jti: { "err": format!("invalid_key\n{forged}"), "description": format!("bad\r\n{forged}\u{2028}{forged}") },
+        format!("unknown\n{forged}"): { "err": "x", "description": format!("\n{forged}") },
+    });
+    poll(&server, &rs, json!({ "setErrs": errs, "returnImmediately": true })).await;
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            server.log_lines().iter().filter(|l| l.contains("a receiver reported a SET error")).count() == 2
+        })
+        .await,
+        "both reports logged: {:?}",
+        server.log_lines()
+    );
+    let lines = server.log_lines();
+    assert!(lines.iter().all(|l| !l.starts_with("FORGED")), "a receiver forged a log line: {lines:#?}");
+    let reports: Vec<&String> = lines.iter().filter(|l| l.contains("a receiver reported a SET error")).collect();
+    assert!(reports.iter().any(|l| l.contains("invalid_key\\nFORGED")), "the text is kept, escaped: {reports:#?}");
+    let answer = poll(&server, &rs, json!({ "returnImmediately": true })).await;
+    assert_eq!(answer["sets"], json!({}), "the reported SET was removed");
+}
+
+#[tokio::test]
+async fn push_endpoints_on_loopback_private_or_metadata_addresses_are_refused_by_default() {
+    let server = Server::start(&strict_config(), &[]);
+    let rs = cc_token(&server, "rs", "rs-secret").await;
+    let push_to = |url: &str| {
+        json!({ "delivery": { "method": PUSH, "endpoint_url": url,
+        "authorization_header": "Bearer receiver-secret" } })
+    };
+    for url in [
+        "http://127.0.0.1:9/events",
+        "https://10.0.0.1/events",
+        "https://169.254.169.254/latest/meta-data/",
+        "http://[::1]:9/events",
+        "https://[fd00::1]/events",
+        "https://100.64.0.1/events",
+        "https://[::ffff:127.0.0.1]/events",
+        "http://localhost:9/events",
+    ] {
+        let (status, body) = call(&server, "POST", "/ssf/stream", Some(&rs), Some(push_to(url))).await;
+        assert_eq!(status, 400, "{url}: {body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.starts_with("delivery.endpoint_url: "), "{message}");
+        assert!(message.contains("feed.allowed_private_networks"), "names the key that allows it: {message}");
+    }
+    let (_, body) =
+        call(&server, "POST", "/ssf/stream", Some(&rs), Some(push_to("https://169.254.169.254/latest"))).await;
+    assert!(body["message"].as_str().unwrap().contains("169.254.169.254 is a link-local address"), "{body}");
+    let (_, body) = call(&server, "POST", "/ssf/stream", Some(&rs), Some(push_to("http://localhost:9/events"))).await;
+    assert!(body["message"].as_str().unwrap().contains("localhost resolves to 127.0.0.1"), "{body}");
+
+    // Changing a stream's delivery is checked the same way.
+    let id = poll_stream(&server, &rs).await;
+    let mut change = push_to("https://192.168.1.10/events");
+    change["stream_id"] = json!(id);
+    let (status, body) = call(&server, "PATCH", "/ssf/stream", Some(&rs), Some(change.clone())).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"].as_str().unwrap().starts_with("delivery.endpoint_url: 192.168.1.10 is a private"));
+    assert_eq!(call(&server, "PUT", "/ssf/stream", Some(&rs), Some(change)).await.0, 400);
+    let mut public = push_to("https://93.184.215.14/events");
+    public["stream_id"] = json!(id);
+    let (status, body) = call(&server, "PATCH", "/ssf/stream", Some(&rs), Some(public)).await;
+    assert_eq!(status, 200, "a public address is fine: {body}");
+}
+
+#[tokio::test]
+async fn a_stored_endpoint_whose_name_resolves_to_loopback_is_not_pushed_to_once_not_allowed() {
+    let (receiver, url) = Receiver::start(vec![], 202).await;
+    let url = url.replace("127.0.0.1", "localhost");
+    let server = Server::start(&config(), &[]);
+    let rs = cc_token(&server, "rs", "rs-secret").await;
+    let admin = cc_token(&server, "ops", "ops-secret").await;
+    push_stream(&server, &rs, &url).await;
+    assert_eq!(call(&server, "DELETE", "/admin/users/alice/sessions", Some(&admin), None).await.0, 204);
+    assert!(eventually(Duration::from_secs(4), || async { receiver.got().len() == 1 }).await, "pushed while allowed");
+
+    // The operator removes the allowance; the stream stays stored. Every
+    // connection resolves the name again and refuses the loopback address.
+    let dir = server.kill_keep_dir();
+    let server = Server::start_in(dir, &strict_config(), &[("TENURE_LOG", "warn")]);
+    let admin = cc_token(&server, "ops", "ops-secret").await;
+    assert_eq!(call(&server, "DELETE", "/admin/users/alice/sessions", Some(&admin), None).await.0, 204);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            server.log_lines().iter().any(|l| l.contains("push target refused: localhost resolves to 127.0.0.1"))
+        })
+        .await,
+        "the attempt is refused at connect time: {:#?}",
+        server.log_lines()
+    );
+    assert_eq!(receiver.got().len(), 1, "nothing reached the loopback receiver");
+}
+
+#[tokio::test]
+async fn verification_requests_are_bounded_per_stream() {
+    let server = Server::start(&strict_config(), &[]);
+    let rs = cc_token(&server, "rs", "rs-secret").await;
+    let id = poll_stream(&server, &rs).await;
+    let (_, stream) = call(&server, "GET", &format!("/ssf/stream?stream_id={id}"), Some(&rs), None).await;
+    assert_eq!(stream["min_verification_interval"], 30, "SSF 1.0: the transmitter says how often");
+    assert_eq!(call(&server, "POST", "/ssf/verify", Some(&rs), Some(json!({ "stream_id": id }))).await.0, 204);
+    for _ in 0..20 {
+        let resp = server
+            .http
+            .post(server.url("/ssf/verify"))
+            .bearer_auth(&rs)
+            .json(&json!({ "stream_id": id, "state": "again" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 429);
+        let wait: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=30).contains(&wait), "Retry-After: {wait}");
+        let body: Value = resp.json().await.unwrap();
+        assert!(body["message"].as_str().unwrap().contains("min_verification_interval"), "{body}");
+    }
+    let answer = poll(&server, &rs, json!({ "returnImmediately": true })).await;
+    let (_, set) = one_set(&server, &answer, "rs").await;
+    assert!(set["events"][VERIFICATION].is_object(), "one verification event queued, not 21");
+}
+
+#[tokio::test]
+async fn polling_a_long_queue_never_delays_other_requests_and_signs_each_set_once() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
+    const EVENTS: usize = 1500;
+    let server = Arc::new(Server::start(&strict_config(), &[]));
+    let rs = cc_token(&server, "rs", "rs-secret").await;
+    let admin = cc_token(&server, "ops", "ops-secret").await;
+    poll_stream(&server, &rs).await;
+
+    // Queue many events: every revocation of alice's sessions queues one.
+    let queued = Arc::new(AtomicUsize::new(0));
+    let mut writers = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let (server, admin, queued) = (server.clone(), admin.clone(), queued.clone());
+        writers.spawn(async move {
+            while queued.fetch_add(1, Ordering::SeqCst) < EVENTS {
+                let url = server.url("/admin/users/alice/sessions");
+                let resp = server.http.delete(url).bearer_auth(&admin).send().await.unwrap();
+                assert_eq!(resp.status(), 204);
+            }
+        });
+    }
+    while let Some(done) = writers.join_next().await {
+        done.unwrap();
+    }
+
+    // GET /healthz answers within this (the machine may be loaded by
+    // more than this test).
+    let probe = reqwest::Client::new();
+    let worst_of = |probes: usize| {
+        let (probe, server) = (probe.clone(), server.clone());
+        async move {
+            let mut worst = Duration::ZERO;
+            for _ in 0..probes {
+                let started = tokio::time::Instant::now();
+                let resp = probe.get(server.url("/healthz")).timeout(Duration::from_secs(60)).send().await.unwrap();
+                assert_eq!(resp.status(), 200);
+                worst = worst.max(started.elapsed());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            worst
+        }
+    };
+    let idle = worst_of(10).await;
+
+    // Receivers poll the whole queue again and again, two at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    let polls = Arc::new(AtomicUsize::new(0));
+    let mut pollers = tokio::task::JoinSet::new();
+    for _ in 0..2 {
+        let (server, rs, stop, polls) = (server.clone(), rs.clone(), stop.clone(), polls.clone());
+        pollers.spawn(async move {
+            let http = reqwest::Client::new();
+            while !stop.load(Ordering::SeqCst) {
+                let resp = http
+                    .post(server.url("/ssf/poll"))
+                    .bearer_auth(&rs)
+                    .json(&json!({ "maxEvents": 1000, "returnImmediately": true }))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 200);
+                resp.bytes().await.unwrap();
+                polls.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+    }
+    // Meanwhile an unrelated request answers promptly, every time: within
+    // a second more than it took before the polls began.
+    let worst = worst_of(30).await;
+    stop.store(true, Ordering::SeqCst);
+    while let Some(done) = pollers.join_next().await {
+        done.unwrap();
+    }
+    let polls = polls.load(Ordering::SeqCst);
+    assert!(polls >= 2, "the polls ran");
+    assert!(
+        worst < Duration::from_secs(1) + idle,
+        "GET /healthz took up to {worst:?} while the feed was polled ({polls} polls), {idle:?} before"
+    );
+    eprintln!("GET /healthz: at most {worst:?} during {polls} polls of 1000 SETs, {idle:?} before");
+
+    // Signed once: the same SETs, byte for byte, poll after poll.
+    let first = poll(&server, &rs, json!({ "maxEvents": 1000, "returnImmediately": true })).await;
+    let again = poll(&server, &rs, json!({ "maxEvents": 1000, "returnImmediately": true })).await;
+    assert_eq!(first["sets"].as_object().unwrap().len(), 1000);
+    assert_eq!(first["moreAvailable"], true);
+    assert_eq!(first["sets"], again["sets"]);
+    let jwks = server.jwks().await;
+    for token in first["sets"].as_object().unwrap().values().take(5) {
+        verify_set(token.as_str().unwrap(), &jwks, &server.base, "rs");
+    }
 }

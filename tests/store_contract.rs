@@ -1114,6 +1114,18 @@ pub async fn the_set_queue_keeps_order_per_stream(b: &impl Backend) {
     assert_eq!(store.queued_sets("a", 10).await.expect("queue").len(), 1);
     assert_eq!(store.queued_sets("b", 10).await.expect("queue").len(), 1);
 
+    // A signed SET is kept with its event, whatever else changed in the
+    // record; an event gone stays gone.
+    let (id2, second) = store.queued_sets("a", 1).await.expect("queue").remove(0);
+    let signed = tenure::ssf::SignedSet { kid: "k1".into(), token: "h.c.s".into() };
+    store.keep_signed_sets("a", &[(id2, signed.clone()), (id, signed.clone())]).await.expect("keep");
+    let kept = store.queued_sets("a", 10).await.expect("queue");
+    assert_eq!(kept.len(), 1, "acknowledged a1 is not written back");
+    assert_eq!(kept[0], (id2, tenure::ssf::QueuedSet { signed: Some(signed.clone()), ..second.clone() }));
+    let retried = kept[0].1.after_failure(UnixTime(102));
+    store.reschedule_set(id2, &retried).await.expect("reschedule");
+    assert_eq!(store.queued_sets("a", 1).await.expect("queue")[0].1.signed, Some(signed), "a retry keeps it");
+
     // Old events are dropped; deleting a stream drops its queue.
     assert_eq!(store.prune_sets(UnixTime(101)).await.expect("prune"), 1, "b1 was issued at 100");
     assert!(store.queued_sets("b", 10).await.expect("queue").is_empty());

@@ -31,6 +31,9 @@ impl IntoResponse for ServiceError {
             ServiceError::InsufficientScope(m) => (StatusCode::FORBIDDEN, "insufficient_scope", m, None),
             ServiceError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m, None),
             ServiceError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m, None),
+            ServiceError::TooManyRequests { message, retry_after_secs } => {
+                (StatusCode::TOO_MANY_REQUESTS, "too_many_requests", message, Some(retry_after_secs))
+            }
             ServiceError::Unavailable { message, retry_after_secs } => {
                 (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", message, retry_after_secs)
             }

@@ -161,6 +161,7 @@ pub async fn create_stream(
         )));
     }
     let stream = Stream::create(&client_id, &body, &state.issuer, state.now()).map_err(ServiceError::invalid)?;
+    check_push_target(&state, &stream.delivery).await?;
     state.store.put_ssf_stream(&stream).await.map_err(|e| internal("storing an SSF stream", e))?;
     tracing::info!(%client_id, stream_id = %stream.stream_id, "SSF stream created");
     Ok(no_store((StatusCode::CREATED, Json(stream.view(&state.issuer))).into_response()))
@@ -190,8 +191,23 @@ async fn update_stream(state: AppState, caller: Caller, body: Bytes, replace: bo
     let stream = own_stream(&state, &client_id, Some(&stream_id_of(&body)?)).await?;
     let next = if replace { stream.replace(&body, &state.issuer) } else { stream.patch(&body, &state.issuer) }
         .map_err(ServiceError::invalid)?;
+    if next.delivery != stream.delivery {
+        check_push_target(&state, &next.delivery).await?;
+    }
     state.store.put_ssf_stream(&next).await.map_err(|e| internal("storing an SSF stream", e))?;
     Ok(no_store(Json(next.view(&state.issuer)).into_response()))
+}
+
+/// A push endpoint must be a public address, or in one of the operator's
+/// `feed.allowed_private_networks` (checked again at every connection).
+async fn check_push_target(state: &AppState, delivery: &ssf::Delivery) -> Result<(), ServiceError> {
+    let ssf::Delivery::Push { endpoint_url, .. } = delivery else { return Ok(()) };
+    ssf::push::check_endpoint(&state.config.feed_push_targets, endpoint_url).await.map_err(|refused| {
+        ServiceError::invalid(format!(
+            "delivery.endpoint_url: {refused}; push delivery reaches only public addresses, \
+             unless the operator allows the network in feed.allowed_private_networks"
+        ))
+    })
 }
 
 /// `DELETE /ssf/stream?stream_id=`: the stream and its queued events go.
@@ -273,11 +289,23 @@ pub async fn verify(State(state): State<AppState>, caller: Caller, body: Bytes) 
             stream.stream_id
         )));
     }
+    let now = state.now();
+    if let Err(wait) = state.feed.admit_verification(&client_id, now) {
+        return Err(ServiceError::TooManyRequests {
+            message: format!(
+                "at most one verification request per stream every {} s (min_verification_interval); \
+                 retry in {} s",
+                ssf::MIN_VERIFICATION_INTERVAL.as_secs(),
+                wait.as_secs()
+            ),
+            retry_after_secs: wait.as_secs(),
+        });
+    }
     let set = QueuedSet::new(
         &client_id,
         SetSubject::Stream { stream_id: stream.stream_id.clone() },
         SetEvent::Verification { state: verification_state },
-        state.now(),
+        now,
     );
     state.store.enqueue_sets(std::slice::from_ref(&set)).await.map_err(|e| internal("queueing a SET", e))?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -344,10 +372,11 @@ pub async fn poll(State(state): State<AppState>, caller: Caller, body: Bytes) ->
         return Err(ServiceError::invalid(format!("at most {} acknowledgements per request", MAX_EVENTS * 10)));
     }
     let mut errs = Vec::with_capacity(request.set_errs.len());
-    for (jti, err) in request.set_errs {
-        let error: String = err.to_string().chars().take(200).collect();
-        let shown: String = jti.chars().take(64).collect();
-        tracing::warn!(%client_id, jti = %shown, %error, "a receiver reported a SET error");
+    for (jti, report) in request.set_errs {
+        // Receiver text: escaped, so it can never forge a log line.
+        let ssf::ReceiverError { err, description } = ssf::ReceiverError::from_body(&report);
+        let shown = ssf::loggable(&jti, 64);
+        tracing::warn!(%client_id, jti = %shown, %err, %description, "a receiver reported a SET error");
         errs.push(jti);
     }
     // Unknown jtis (already acknowledged, or dropped) are not counted.
@@ -372,11 +401,13 @@ pub async fn poll(State(state): State<AppState>, caller: Caller, body: Bytes) ->
         }
     }
     let more = queued.len() > max;
-    let now = state.now();
+    queued.truncate(max);
+    let jtis: Vec<String> = queued.iter().map(|(_, set)| set.jti.clone()).collect();
+    let signed =
+        ssf::push::signed_sets(&state, &stream, queued, state.now()).await.map_err(|e| internal("signing SETs", e))?;
     let mut sets = Map::new();
-    for (_, set) in queued.into_iter().take(max) {
-        let token = ssf::push::sign(&state, &stream, &set, now).map_err(|e| internal("signing a SET", e))?;
-        sets.insert(set.jti, Value::String(token));
+    for (jti, (_, signed)) in jtis.into_iter().zip(signed) {
+        sets.insert(jti, Value::String(signed.token));
     }
     Ok(no_store(Json(json!({ "sets": sets, "moreAvailable": more })).into_response()))
 }

@@ -59,6 +59,12 @@ pub enum ServiceError {
     /// The thing exists in a form that cannot change, or the name is taken
     /// (409).
     Conflict(String),
+    /// The caller asked too often (429 `too_many_requests`, with
+    /// `Retry-After`).
+    TooManyRequests {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// The server is busy; retry (503, with `Retry-After` when given).
     Unavailable {
         message: String,

@@ -85,6 +85,8 @@ pub struct Inner {
     /// The backend chosen at start-up (`store` in the configuration).
     pub store: AnyStore,
     pub metrics: Metrics,
+    /// The revocation feed's bounds: SET signing, verification requests.
+    pub feed: crate::ssf::FeedGuards,
     /// The web console's signed-in sessions (SPEC 9).
     pub console: crate::http::console::ConsoleSessions,
 }
@@ -230,6 +232,7 @@ impl AppState {
             settings_lock: tokio::sync::Mutex::new(()),
             store,
             metrics,
+            feed: Default::default(),
             console: Default::default(),
         })))
     }

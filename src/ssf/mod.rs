@@ -13,13 +13,21 @@
 //! (RFC 8936, `http/ssf.rs`) or push (RFC 8935, [`push`]).
 //!
 //! A queued event keeps its `jti` and `iat`, so a retried push or a repeated
-//! poll hands out the same SET (RS256 signatures are deterministic).
+//! poll hands out the same SET. It is signed once, off the request
+//! executor, the first time it is handed out, and the signed form
+//! ([`SignedSet`]) is kept with it in the queue (`push::signed_sets`).
+//! Verification requests are bounded per stream
+//! ([`MIN_VERIFICATION_INTERVAL`], [`FeedGuards`]).
 
 pub mod push;
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use crate::audit::escape_control;
 use crate::clock::UnixTime;
 use crate::duration::Secs;
 use crate::oauth::client_auth::ClientRegistry;
@@ -141,6 +149,7 @@ impl Stream {
             "events_requested": self.events_requested,
             "events_delivered": self.events_delivered(),
             "delivery": delivery,
+            "min_verification_interval": MIN_VERIFICATION_INTERVAL.as_secs(),
         });
         if let (Some(d), Some(obj)) = (&self.description, v.as_object_mut()) {
             obj.insert("description".into(), Value::String(d.clone()));
@@ -307,6 +316,40 @@ fn check_push_url(raw: &str) -> StreamResult<()> {
     Ok(())
 }
 
+/// Receiver text (a `jti` it names, an `err` code, a description) made
+/// fit for a log line: at most `max` characters, control characters (and
+/// the Unicode line separators) escaped, so a receiver can never start a
+/// log line of its own.
+pub fn loggable(text: &str, max: usize) -> String {
+    let cut: String = text.chars().take(max).collect();
+    escape_control(&cut).into_owned()
+}
+
+/// What a receiver said about one SET it could not process: a poll's
+/// `setErrs` entry (RFC 8936 2.4) or a push's `400` body (RFC 8935 2.3),
+/// `{"err": "...", "description": "..."}`, ready for the log
+/// ([`loggable`]: `err` at most 64 characters, `description` 200).
+#[derive(Debug, PartialEq, Eq)]
+pub struct ReceiverError {
+    pub err: String,
+    pub description: String,
+}
+
+impl ReceiverError {
+    pub fn from_body(body: &Value) -> ReceiverError {
+        let text = |key: &str, max: usize| match body.get(key) {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => loggable(s, max),
+            Some(other) => loggable(&other.to_string(), max),
+        };
+        let err = text("err", 64);
+        ReceiverError {
+            err: if err.is_empty() { "unspecified".to_owned() } else { err },
+            description: text("description", 200),
+        }
+    }
+}
+
 /// Who an event is about (RFC 9493 subject identifiers).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "level", rename_all = "snake_case")]
@@ -410,6 +453,59 @@ fn initiating_entity(actor: &str, reason: &str) -> &'static str {
     }
 }
 
+/// SSF 1.0 8.1.1 `min_verification_interval`: a stream may ask for a
+/// verification event at most this often; more often is answered 429.
+pub const MIN_VERIFICATION_INTERVAL: Secs = Secs::new(30);
+
+/// The feed's guards against receivers that would choose the server's
+/// cost: one batch of SETs signed at a time (on the blocking pool), and
+/// one verification request per stream and [`MIN_VERIFICATION_INTERVAL`].
+pub struct FeedGuards {
+    /// Held while a batch of SETs is signed.
+    pub signing: tokio::sync::Semaphore,
+    /// When each receiving client last had a verification event queued.
+    verifications: Mutex<HashMap<String, UnixTime>>,
+}
+
+impl Default for FeedGuards {
+    fn default() -> Self {
+        FeedGuards { signing: tokio::sync::Semaphore::new(1), verifications: Mutex::default() }
+    }
+}
+
+impl FeedGuards {
+    /// Admit a verification request of the stream of `client_id` at
+    /// `now`, or say how long until the next one is admitted.
+    pub fn admit_verification(&self, client_id: &str, now: UnixTime) -> Result<(), Secs> {
+        let mut last = self.verifications.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(at) = last.get(client_id) {
+            let next = at.plus(MIN_VERIFICATION_INTERVAL);
+            if now < next {
+                return Err(Secs::new(next.as_secs() - now.as_secs()));
+            }
+        }
+        last.insert(client_id.to_owned(), now);
+        Ok(())
+    }
+}
+
+/// A queued event signed as a SET, kept with it so that it is signed once.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedSet {
+    /// The key that signed it: a SET whose key is no longer published is
+    /// signed again.
+    pub kid: String,
+    /// The compact JWS.
+    pub token: String,
+}
+
+impl std::fmt::Debug for SignedSet {
+    /// The SET itself is never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedSet").field("kid", &self.kid).finish_non_exhaustive()
+    }
+}
+
 /// One event queued for one stream until delivered, acknowledged or too
 /// old.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -423,6 +519,9 @@ pub struct QueuedSet {
     /// Failed push attempts so far.
     pub attempts: u32,
     pub next_attempt_at: UnixTime,
+    /// The SET, once signed (absent in records written before it was).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed: Option<SignedSet>,
 }
 
 impl QueuedSet {
@@ -435,6 +534,7 @@ impl QueuedSet {
             event,
             attempts: 0,
             next_attempt_at: now,
+            signed: None,
         }
     }
 
@@ -605,6 +705,29 @@ mod tests {
         assert_eq!(first.after_failure(T0).next_attempt_at, T0.plus(Secs::new(10)));
         assert_eq!(backoff(30), Secs::new(2560));
         assert_eq!(first.jti, set.jti, "a retry sends the same SET");
+    }
+
+    #[test]
+    fn receiver_text_cannot_start_a_log_line() {
+        let forged = "x\n2026-12-06T12:00:00Z  INFO audit event audit=\"user.created\"\r\u{2028}";
+        assert_eq!(loggable(forged, 200).lines().count(), 1);
+        assert!(!loggable(forged, 200).contains(['\n', '\r', '\u{2028}']));
+        assert_eq!(loggable("abcdef", 3), "abc");
+        let e = ReceiverError::from_body(&json!({ "err": forged, "description": format!("d\n{forged}") }));
+        assert!(!e.err.contains('\n') && !e.description.contains('\n') && !e.description.contains('\r'));
+        assert!(e.err.starts_with("x\\n2026"), "{}", e.err);
+        assert_eq!(ReceiverError::from_body(&json!({})).err, "unspecified");
+        assert_eq!(ReceiverError::from_body(&json!({ "err": 7 })).err, "7");
+    }
+
+    #[test]
+    fn a_stream_asks_for_verification_at_most_once_per_interval() {
+        let guards = FeedGuards::default();
+        assert_eq!(guards.admit_verification("rs", T0), Ok(()));
+        assert_eq!(guards.admit_verification("rs", T0.plus(Secs::new(1))), Err(Secs::new(29)));
+        assert_eq!(guards.admit_verification("other", T0.plus(Secs::new(1))), Ok(()), "per stream");
+        assert_eq!(guards.admit_verification("rs", T0.plus(MIN_VERIFICATION_INTERVAL)), Ok(()));
+        assert!(guards.admit_verification("rs", T0.plus(Secs::new(31))).is_err());
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::session::Revoked;
 use crate::session::code::AuthCode;
 use crate::session::family::{Family, RefreshDecision};
 use crate::session::user_session::UserSession;
-use crate::ssf::{QueuedSet, Stream};
+use crate::ssf::{QueuedSet, SignedSet, Stream};
 use crate::user::User;
 
 pub use self::postgres::PgStore;
@@ -366,6 +366,12 @@ pub trait Store: Send + Sync + 'static {
     /// (acknowledged, or delivered); durable. How many were removed.
     fn remove_sets(&self, client_id: &str, jtis: &[String]) -> impl Future<Output = Result<usize>> + Send;
 
+    /// Keep the signed form of queued events of `client_id` (`(id, SET)`),
+    /// those still queued, the rest of each record as it is. Not flushed:
+    /// a lost write only means signing again.
+    fn keep_signed_sets(&self, client_id: &str, signed: &[(u64, SignedSet)])
+    -> impl Future<Output = Result<()>> + Send;
+
     /// Replace queued event `id` (a failed push, rescheduled); durable.
     fn reschedule_set(&self, id: u64, next: &QueuedSet) -> impl Future<Output = Result<()>> + Send;
 
@@ -653,6 +659,9 @@ impl Store for AnyStore {
     }
     async fn remove_sets(&self, client_id: &str, jtis: &[String]) -> Result<usize> {
         dispatch!(self, s => s.remove_sets(client_id, jtis).await)
+    }
+    async fn keep_signed_sets(&self, client_id: &str, signed: &[(u64, SignedSet)]) -> Result<()> {
+        dispatch!(self, s => s.keep_signed_sets(client_id, signed).await)
     }
     async fn reschedule_set(&self, id: u64, next: &QueuedSet) -> Result<()> {
         dispatch!(self, s => s.reschedule_set(id, next).await)

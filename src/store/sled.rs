@@ -11,6 +11,7 @@
 //! `expires_at (u64 BE) || kind tag || record key`, so the sweeper reads a
 //! prefix range in time order and never scans live records.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
@@ -31,7 +32,7 @@ use crate::session::Revoked;
 use crate::session::code::{AuthCode, CODE_RECORD_TTL};
 use crate::session::family::{Family, RefreshDecision};
 use crate::session::user_session::{MAX_FAMILIES_PER_CLIENT, UserSession};
-use crate::ssf::{QueuedSet, Stream};
+use crate::ssf::{QueuedSet, SignedSet, Stream};
 use crate::user::{StoredUser, User};
 
 const ADMIN_POLICY_KEY: &[u8] = b"admin_session_policy";
@@ -1172,11 +1173,15 @@ impl Store for SledStore {
         if jtis.is_empty() {
             return Ok(0);
         }
+        let mut wanted: HashSet<&str> = jtis.iter().map(String::as_str).collect();
         let mut removed = 0;
         for entry in self.ssf_queue.scan_prefix(set_prefix(client_id)) {
+            if wanted.is_empty() {
+                break; // acknowledgements name the oldest events: stop once all are found
+            }
             let (k, v) = entry.map_err(io)?;
             let set = decode_set(&v)?;
-            if jtis.contains(&set.jti) && self.ssf_queue.remove(&k).map_err(io)?.is_some() {
+            if wanted.remove(set.jti.as_str()) && self.ssf_queue.remove(&k).map_err(io)?.is_some() {
                 removed += 1;
             }
         }
@@ -1184,6 +1189,23 @@ impl Store for SledStore {
             self.commit.durable().await?;
         }
         Ok(removed)
+    }
+
+    async fn keep_signed_sets(&self, client_id: &str, signed: &[(u64, SignedSet)]) -> Result<()> {
+        for (id, set) in signed {
+            // Only while it is still queued (an acknowledgement may have
+            // won), and only the signed form changes (a push may have
+            // rescheduled it meanwhile).
+            self.ssf_queue
+                .fetch_and_update(set_key(client_id, *id), |old| {
+                    let old = old?;
+                    let mut record = decode_set(old).ok()?;
+                    record.signed = Some(set.clone());
+                    serde_json::to_vec(&record).ok().or_else(|| Some(old.to_vec()))
+                })
+                .map_err(io)?;
+        }
+        Ok(())
     }
 
     async fn reschedule_set(&self, id: u64, next: &QueuedSet) -> Result<()> {

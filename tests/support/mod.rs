@@ -8,7 +8,7 @@ pub mod postgres;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use jsonwebtoken::jwk::JwkSet;
@@ -54,7 +54,12 @@ pub struct Server {
     pub base: String,
     pub dir: tempfile::TempDir,
     pub http: reqwest::Client,
+    /// Its log lines (stderr, still echoed to the test's stderr).
+    log: Arc<Mutex<Vec<String>>>,
 }
+
+/// At most this many log lines are kept per server.
+const LOG_LINES_KEPT: usize = 10_000;
 
 impl Server {
     /// Start with `config` as tenure.toml and extra environment variables.
@@ -72,11 +77,24 @@ impl Server {
             .env("TENURE_LOG", "error")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("spawn tenure");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        if let Some(stderr) = child.stderr.take() {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    eprintln!("{line}");
+                    let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
+                    if log.len() < LOG_LINES_KEPT {
+                        log.push(line);
+                    }
+                }
+            });
+        }
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -94,7 +112,13 @@ impl Server {
                 panic!("tenure did not report its address within 60 s");
             }
         };
-        Server { child, base, dir, http: reqwest::Client::new() }
+        Server { child, base, dir, http: reqwest::Client::new(), log }
+    }
+
+    /// The lines the server has written to its log (stderr) so far; the
+    /// level is `TENURE_LOG` (`error` unless the test passes another).
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn url(&self, path: &str) -> String {

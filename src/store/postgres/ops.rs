@@ -24,7 +24,7 @@ use crate::session::Revoked;
 use crate::session::code::{AuthCode, CODE_RECORD_TTL};
 use crate::session::family::{Family, RefreshDecision};
 use crate::session::user_session::{MAX_FAMILIES_PER_CLIENT, UserSession};
-use crate::ssf::{QueuedSet, Stream};
+use crate::ssf::{QueuedSet, SignedSet, Stream};
 use crate::store::{Effects, Fallout, Redemption, Result, Revoke, Store, StoreError};
 use crate::user::{StoredUser, User};
 
@@ -946,6 +946,22 @@ impl Store for PgStore {
         let n =
             self.execute("DELETE FROM ssf_queue WHERE client_id = $1 AND jti = ANY($2)", &[&client_id, &jtis]).await?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    /// Set the `signed` member of the bodies of queued events still queued.
+    async fn keep_signed_sets(&self, client_id: &str, signed: &[(u64, SignedSet)]) -> Result<()> {
+        if signed.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = signed.iter().map(|(id, _)| counter(*id)).collect();
+        let sets = signed.iter().map(|(_, s)| json(s)).collect::<Result<Vec<Value>>>()?;
+        self.execute(
+            "UPDATE ssf_queue AS q SET body = jsonb_set(q.body, '{signed}', s.signed) \
+             FROM unnest($2::BIGINT[], $3::JSONB[]) AS s(id, signed) WHERE q.client_id = $1 AND q.id = s.id",
+            &[&client_id, &ids, &sets],
+        )
+        .await?;
+        Ok(())
     }
 
     /// Replace queued event `id` while it is still queued.
