@@ -87,6 +87,8 @@ pub struct Inner {
     pub metrics: Metrics,
     /// The web console's signed-in sessions (SPEC 9).
     pub console: crate::http::console::ConsoleSessions,
+    /// The first run's one-time setup token (SPEC 9 "First run").
+    pub first_run: crate::admin::setup::FirstRun,
 }
 
 impl std::ops::Deref for AppState {
@@ -231,6 +233,7 @@ impl AppState {
             store,
             metrics,
             console: Default::default(),
+            first_run: Default::default(),
         })))
     }
 

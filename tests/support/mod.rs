@@ -54,6 +54,8 @@ pub struct Server {
     pub base: String,
     pub dir: tempfile::TempDir,
     pub http: reqwest::Client,
+    /// Every line the server printed on standard output so far.
+    pub stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -79,8 +81,11 @@ impl Server {
         let mut child = cmd.spawn().expect("spawn tenure");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = lines.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                kept.lock().unwrap().push(line.clone());
                 if let Some(rest) = line.strip_prefix("tenure listening on ") {
                     let url = rest.split_whitespace().next().unwrap_or_default().to_owned();
                     let _ = tx.send(url);
@@ -94,7 +99,13 @@ impl Server {
                 panic!("tenure did not report its address within 60 s");
             }
         };
-        Server { child, base, dir, http: reqwest::Client::new() }
+        Server { child, base, dir, http: reqwest::Client::new(), stdout: lines }
+    }
+
+    /// The lines printed on standard output before and with the
+    /// `tenure listening on` line (and any printed since).
+    pub fn printed(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
     }
 
     pub fn url(&self, path: &str) -> String {
