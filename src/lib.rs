@@ -122,7 +122,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
     // another replica is noticed.
     let loaded_epoch = store.cache_epoch().await.ok();
     let state = AppState::with_key_store(config, issuer.clone(), store.clone(), clock, key_store).await?;
-    first_run(&state).await?;
+    let setup_url = first_run(&state).await?;
     let changed = Arc::new(tokio::sync::Notify::new());
 
     let sweeper = tokio::spawn(sweep_periodically(state.clone()));
@@ -139,6 +139,11 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
     tracing::info!(%addr, %issuer, "tenure is serving");
     // One plain line on stdout for scripts and tests that started us on port 0.
     println!("tenure listening on http://{addr} (issuer {issuer})");
+    // SPEC 9 "First run": after that line, which scripts read first.
+    if let Some(url) = setup_url {
+        tracing::warn!(%url, "no administrator yet: open this one-time setup URL within 1 hour to create one");
+        println!("tenure setup: no administrator yet; create one within 1 hour at {url}");
+    }
 
     let limits = state.config.server;
     let served = http::serve::serve(listener, app(state), limits, shutdown).await;
@@ -158,9 +163,10 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
 
 /// SPEC 9 "First run": create the bootstrap administrator of
 /// `TENURE_BOOTSTRAP_ADMIN_*` when none exists; then, if there is still no
-/// administrator, print a one-time setup URL once, on standard output and
-/// in the log (the only place it is ever shown; only its hash is kept).
-async fn first_run(state: &AppState) -> Result<(), ServeError> {
+/// administrator, draw a one-time setup token and return its URL, which
+/// `serve` prints once, on standard output and in the log (the only place
+/// it is ever shown; only its hash is kept).
+async fn first_run(state: &AppState) -> Result<Option<String>, ServeError> {
     use crate::admin::setup::{self, Bootstrap};
     let message = |e: admin::AdminError| match e {
         admin::AdminError::Invalid(m)
@@ -184,13 +190,10 @@ async fn first_run(state: &AppState) -> Result<(), ServeError> {
         }
     }
     if setup::is_done(state).await.map_err(|e| ServeError::FirstRun(message(e)))? {
-        return Ok(());
+        return Ok(None);
     }
     let token = state.first_run.issue(now).map_err(|e| ServeError::FirstRun(message(e)))?;
-    let url = format!("{}{}?token={token}", state.issuer.trim_end_matches('/'), setup::SETUP_PATH);
-    tracing::warn!(%url, "no administrator yet: open this one-time setup URL within 1 hour to create one");
-    println!("tenure setup: no administrator yet; create one within 1 hour at {url}");
-    Ok(())
+    Ok(Some(format!("{}{}?token={token}", state.issuer.trim_end_matches('/'), setup::SETUP_PATH)))
 }
 
 async fn sweep_periodically(state: AppState) {

@@ -4,10 +4,12 @@
 //! says setup is done. `TENURE_BOOTSTRAP_ADMIN_*` create the administrator
 //! without the page.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use crate::support::flow::{Browser, input_value, location, pkce_pair};
-use crate::support::{Server, config_with};
+use crate::support::{Server, config_with, eventually};
 
 const REDIRECT: &str = "http://127.0.0.1:9000/callback";
 
@@ -36,8 +38,11 @@ fn printed_setup_urls(server: &Server) -> Vec<String> {
         .collect()
 }
 
-/// The one setup URL, as a path of the server.
-fn setup_path(server: &Server) -> String {
+/// The one setup URL, as a path of the server (printed right after the
+/// listening line: waited for, up to 10 s).
+async fn setup_path(server: &Server) -> String {
+    let printed = || async { !printed_setup_urls(server).is_empty() };
+    assert!(eventually(Duration::from_secs(10), printed).await, "no setup URL: {:?}", server.printed());
     let urls = printed_setup_urls(server);
     assert_eq!(urls.len(), 1, "one setup URL, printed once: {:?}", server.printed());
     let path = urls[0].strip_prefix(&server.base).expect("on the issuer's origin").to_owned();
@@ -122,7 +127,7 @@ async fn users_seen_by(server: &Server, username: &str, password: &str) -> Vec<V
 #[tokio::test]
 async fn the_printed_setup_url_creates_the_first_administrator_who_lands_in_the_console_signed_in() {
     let server = Server::start(&config(), &[]);
-    let path = setup_path(&server);
+    let path = setup_path(&server).await;
     let browser = Browser::new();
 
     let page = browser.get(&server, &path).await;
@@ -189,13 +194,16 @@ async fn the_printed_setup_url_creates_the_first_administrator_who_lands_in_the_
     // A restart with an administrator prints no setup URL.
     let dir = server.kill_keep_dir();
     let restarted = Server::start_in(dir, &config(), &[]);
+    let done = Browser::new().get(&restarted, &path).await;
+    assert!(done.text().await.unwrap().contains("Setup is done"));
+    // Printed, if at all, right after the listening line: by now.
     assert!(printed_setup_urls(&restarted).is_empty(), "{:?}", restarted.printed());
 }
 
 #[tokio::test]
 async fn a_wrong_token_creates_nothing_and_racing_posts_create_one_administrator() {
     let server = Server::start(&config(), &[]);
-    let path = setup_path(&server);
+    let path = setup_path(&server).await;
 
     let wrong = Browser::new().get(&server, "/console/setup?token=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").await;
     assert_eq!(wrong.status(), 403);
@@ -233,22 +241,22 @@ async fn a_configured_administrator_means_no_setup_url() {
         config()
     );
     let server = Server::start(&config, &[]);
-    assert!(printed_setup_urls(&server).is_empty(), "{:?}", server.printed());
     let page = Browser::new().get(&server, "/console/setup?token=anything").await;
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("Setup is done"));
+    assert!(printed_setup_urls(&server).is_empty(), "{:?}", server.printed());
 }
 
 #[tokio::test]
 async fn the_bootstrap_variables_create_the_administrator_without_the_page() {
     let env = [("TENURE_BOOTSTRAP_ADMIN_USERNAME", "ops"), ("TENURE_BOOTSTRAP_ADMIN_PASSWORD", "bootstrap-pass")];
     let server = Server::start(&config(), &env);
-    assert!(printed_setup_urls(&server).is_empty(), "an administrator exists: {:?}", server.printed());
     let browser = Browser::new();
     let landed = crate::console::sign_in(&server, &browser, "/console/users", "ops", "bootstrap-pass").await;
     assert_eq!(landed, "/console/users", "signed in to the console");
     let users = users_seen_by(&server, "ops", "bootstrap-pass").await;
     assert_eq!(users[0]["permissions"], serde_json::json!(["system:administer"]));
+    assert!(printed_setup_urls(&server).is_empty(), "an administrator exists: {:?}", server.printed());
 
     // Once an administrator exists the variables are ignored (a changed
     // password does not overwrite anything, nor stop the start).
@@ -265,8 +273,8 @@ async fn the_bootstrap_variables_create_the_administrator_without_the_page() {
     let file = file.to_string_lossy().into_owned();
     let env = [("TENURE_BOOTSTRAP_ADMIN_USERNAME", "ops"), ("TENURE_BOOTSTRAP_ADMIN_PASSWORD_FILE", file.as_str())];
     let server = Server::start_in(dir, &config(), &env);
-    assert!(printed_setup_urls(&server).is_empty());
     assert_eq!(users_seen_by(&server, "ops", "from-a-file-pass").await.len(), 1);
+    assert!(printed_setup_urls(&server).is_empty());
 }
 
 #[test]
