@@ -15,7 +15,7 @@ const REDIRECT: &str = "http://127.0.0.1:9000/callback";
 
 /// No user at all; a web client that may ask for the `admin` scope, to
 /// call the admin API as the new administrator.
-fn config() -> String {
+pub fn config() -> String {
     config_with(&format!(
         r#"
 [[clients]]
@@ -40,7 +40,7 @@ fn printed_setup_urls(server: &Server) -> Vec<String> {
 
 /// The one setup URL, as a path of the server (printed right after the
 /// listening line: waited for, up to 10 s).
-async fn setup_path(server: &Server) -> String {
+pub async fn setup_path(server: &Server) -> String {
     let printed = || async { !printed_setup_urls(server).is_empty() };
     assert!(eventually(Duration::from_secs(10), printed).await, "no setup URL: {:?}", server.printed());
     let urls = printed_setup_urls(server);
