@@ -192,7 +192,7 @@ async fn first_run(state: &AppState) -> Result<Option<String>, ServeError> {
     if setup::is_done(state).await.map_err(|e| ServeError::FirstRun(message(e)))? {
         return Ok(None);
     }
-    let token = state.first_run.issue(now).map_err(|e| ServeError::FirstRun(message(e)))?;
+    let token = setup::open(state, now).await.map_err(|e| ServeError::FirstRun(message(e)))?;
     Ok(Some(format!("{}{}?token={token}", state.issuer.trim_end_matches('/'), setup::SETUP_PATH)))
 }
 

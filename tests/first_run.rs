@@ -291,3 +291,49 @@ fn a_bootstrap_password_that_breaks_the_user_rules_stops_the_start() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("TENURE_BOOTSTRAP_ADMIN_PASSWORD: the password must be at least 8 characters"), "{stderr}");
 }
+
+/// With PostgreSQL the token's hash is in the store: the URL one replica
+/// printed works at another, and two replicas posting at once (each with its
+/// own URL, at the other replica) create one administrator.
+#[tokio::test]
+async fn with_postgresql_a_replicas_setup_url_works_at_another_and_racing_replicas_create_one_administrator() {
+    let Some(db) = crate::support::postgres::database().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::support::tenure()
+        .arg("migrate")
+        .current_dir(dir.path())
+        .env("TENURE_STORE", "postgres")
+        .env("TENURE_DATABASE_URL", &db.url)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "migrate: {}", String::from_utf8_lossy(&out.stderr));
+    let env = [("TENURE_STORE", "postgres"), ("TENURE_DATABASE_URL", db.url.as_str())];
+    let a = Server::start(&config(), &env);
+    let keys = a.keys_dir().display().to_string();
+    let b = Server::start(&config(), &[env[0], env[1], ("TENURE_KEYS_DIR", keys.as_str())]);
+    let (path_a, path_b) = (setup_path(&a).await, setup_path(&b).await);
+    assert_ne!(path_a, path_b, "each start draws its own token");
+
+    let (first, second) = (Browser::new(), Browser::new());
+    let page_1 = first.get(&b, &path_a).await;
+    assert_eq!(page_1.status(), 200, "A's URL opens the form at B");
+    let page_1 = page_1.text().await.unwrap();
+    let page_2 = second.get(&a, &path_b).await;
+    assert_eq!(page_2.status(), 200, "B's URL opens the form at A");
+    let page_2 = page_2.text().await.unwrap();
+    let (one, two) = tokio::join!(
+        submit(&b, &first, &page_1, "ann", "correct horse", "correct horse"),
+        submit(&a, &second, &page_2, "bob", "correct horse", "correct horse"),
+    );
+    let statuses = [one.status().as_u16(), two.status().as_u16()];
+    assert_eq!(statuses.iter().filter(|s| **s == 303).count(), 1, "one administrator created: {statuses:?}");
+    assert!(statuses.iter().all(|s| [303, 200, 403].contains(s)), "the other is refused: {statuses:?}");
+    let winner = if statuses[0] == 303 { "ann" } else { "bob" };
+    let users = users_seen_by(&a, winner, "correct horse").await;
+    let names: Vec<&str> = users.iter().map(|u| u["username"].as_str().unwrap()).collect();
+    assert_eq!(names, [winner], "exactly one user, at every replica");
+    for (server, path) in [(&a, &path_a), (&a, &path_b), (&b, &path_a), (&b, &path_b)] {
+        let page = Browser::new().get(server, path).await;
+        assert!(page.text().await.unwrap().contains("Setup is done"), "{path} at {}", server.base);
+    }
+}

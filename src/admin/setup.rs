@@ -5,13 +5,14 @@
 //! `TENURE_BOOTSTRAP_ADMIN_*` variables, which create it at start-up. There
 //! is never a fixed default password.
 //!
-//! The token is 256 random bits; only its SHA-256 is kept, in this
-//! process's memory, for [`SETUP_VALID_FOR`] or until it is used. A fresh
-//! one is drawn at each start while no administrator exists. Creating the
-//! administrator runs under one lock and re-checks "no administrator yet"
-//! inside it, so two racing posts with the token create at most one. With
-//! several replicas each one that starts without an administrator prints its
-//! own URL, which works on that replica only.
+//! The token is 256 random bits; only its SHA-256 is kept, for
+//! [`SETUP_VALID_FOR`] or until it is used: in this process's memory and,
+//! with PostgreSQL, in the store too, so the URL works on every replica. A
+//! fresh one is drawn at each start while no administrator exists. Creating
+//! the administrator runs under one lock that re-checks "no administrator
+//! yet", and takes the tokens out of the store in one atomic step before
+//! creating the user (putting them back if it could not), so two racing
+//! posts, at one replica or two, create at most one administrator.
 
 use ring::digest::{SHA256, digest};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -36,6 +37,7 @@ pub const SETUP_ACTOR: &str = "setup:first-run";
 pub const BOOTSTRAP_ACTOR: &str = "setup:environment";
 
 /// The hash of the live setup token and when it stops working.
+#[derive(Clone, Copy)]
 struct Issued {
     hash: [u8; 32],
     expires_at: UnixTime,
@@ -67,17 +69,18 @@ impl FirstRun {
     }
 
     /// Draw a fresh token valid from `now` for [`SETUP_VALID_FOR`]; any
-    /// earlier one stops working. The caller shows it once; only its hash
-    /// is kept.
-    pub fn issue(&self, now: UnixTime) -> Result<String, AdminError> {
+    /// earlier one of this process stops working. The caller shows it once;
+    /// only its hash is kept.
+    fn issue(&self, now: UnixTime) -> Result<(String, Issued), AdminError> {
         use base64::Engine;
         let mut raw = [0u8; 32];
         SystemRandom::new()
             .fill(&mut raw)
             .map_err(|_| AdminError::internal("drawing a setup token", "no randomness"))?;
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
-        *self.issued() = Some(Issued { hash: hash_of(&token), expires_at: now.plus(SETUP_VALID_FOR) });
-        Ok(token)
+        let issued = Issued { hash: hash_of(&token), expires_at: now.plus(SETUP_VALID_FOR) };
+        *self.issued() = Some(issued);
+        Ok((token, issued))
     }
 
     /// Whether `token` is the live one at `now` (compared in constant time).
@@ -98,6 +101,28 @@ impl FirstRun {
     fn is_settled(&self) -> bool {
         self.settled.load(std::sync::atomic::Ordering::Acquire)
     }
+}
+
+/// Draw the setup token of this start (SPEC 9 "First run") and keep its
+/// hash where every replica sees it; the token, to show once.
+pub async fn open(state: &AppState, now: UnixTime) -> Result<String, AdminError> {
+    let (token, issued) = state.first_run.issue(now)?;
+    state
+        .store
+        .put_setup_token(&issued.hash, issued.expires_at)
+        .await
+        .map_err(|e| AdminError::internal("storing the setup token", e))?;
+    Ok(token)
+}
+
+/// Whether `token` is a live setup token at `now`: this process's, or one
+/// another replica stored.
+async fn is_live(state: &AppState, token: &str, now: UnixTime) -> Result<bool, AdminError> {
+    if state.first_run.is_valid(token, now) {
+        return Ok(true);
+    }
+    let stored = state.store.setup_token(&hash_of(token), now).await;
+    Ok(stored.map_err(|e| AdminError::internal("reading the setup token", e))? == Some(true))
 }
 
 /// Whether setup is over: an administrator exists (known to this process,
@@ -139,7 +164,7 @@ pub async fn status(state: &AppState, token: &str, now: UnixTime) -> Result<Setu
     if is_done(state).await? {
         return Ok(SetupStatus::Done);
     }
-    Ok(if state.first_run.is_valid(token, now) { SetupStatus::Open } else { SetupStatus::BadToken })
+    Ok(if is_live(state, token, now).await? { SetupStatus::Open } else { SetupStatus::BadToken })
 }
 
 /// The setup form, as posted.
@@ -175,7 +200,7 @@ pub async fn create_first_admin(
     if is_done(state).await.map_err(SetupRefusal::Admin)? {
         return Err(SetupRefusal::Done);
     }
-    if !state.first_run.is_valid(token, now) {
+    if !is_live(state, token, now).await.map_err(SetupRefusal::Admin)? {
         return Err(SetupRefusal::BadToken);
     }
     if form.password.expose() != form.confirm.expose() {
@@ -183,11 +208,47 @@ pub async fn create_first_admin(
             "confirm_password: the two passwords differ; type the same password twice".into(),
         )));
     }
-    let view = create_administrator(state, SETUP_ACTOR, form.username, form.password, now)
-        .await
-        .map_err(SetupRefusal::Admin)?;
-    state.first_run.settle();
-    Ok(view)
+    // Replicas: whoever takes the stored tokens first creates the
+    // administrator; the other finds none left.
+    let taken = take_stored_tokens(state, now).await.map_err(SetupRefusal::Admin)?;
+    if let Some(taken) = &taken
+        && !taken.iter().any(|(hash, _)| *hash == hash_of(token))
+    {
+        put_back(state, taken).await;
+        return Err(if is_done(state).await.map_err(SetupRefusal::Admin)? {
+            SetupRefusal::Done
+        } else {
+            SetupRefusal::BadToken
+        });
+    }
+    match create_administrator(state, SETUP_ACTOR, form.username, form.password, now).await {
+        Ok(view) => {
+            state.first_run.settle();
+            Ok(view)
+        }
+        Err(e) => {
+            if let Some(taken) = &taken {
+                put_back(state, taken).await;
+            }
+            Err(SetupRefusal::Admin(e))
+        }
+    }
+}
+
+async fn take_stored_tokens(
+    state: &AppState,
+    now: UnixTime,
+) -> Result<Option<Vec<crate::store::SetupToken>>, AdminError> {
+    state.store.take_setup_tokens(now).await.map_err(|e| AdminError::internal("taking the setup tokens", e))
+}
+
+/// The setup tokens taken for an attempt that created nobody go back.
+async fn put_back(state: &AppState, taken: &[crate::store::SetupToken]) {
+    for (hash, until) in taken {
+        if let Err(e) = state.store.put_setup_token(hash, *until).await {
+            tracing::error!(error = %e, "putting a setup token back failed; restart tenure for a fresh one");
+        }
+    }
 }
 
 /// What the bootstrap variables came to.
@@ -212,6 +273,8 @@ pub async fn bootstrap(
     }
     let view = create_administrator(state, BOOTSTRAP_ACTOR, username.to_owned(), password.clone(), now).await?;
     state.first_run.settle();
+    // Setup links printed by other replicas stop working.
+    take_stored_tokens(state, now).await?;
     Ok(Bootstrap::Created(view))
 }
 
@@ -245,14 +308,14 @@ mod tests {
     fn a_setup_token_works_for_an_hour_and_only_the_latest_one() {
         let first_run = FirstRun::default();
         assert!(!first_run.is_valid("", T0), "nothing issued, nothing valid");
-        let token = first_run.issue(T0).expect("randomness");
+        let (token, _) = first_run.issue(T0).expect("randomness");
         assert_eq!(token.len(), 43, "256 bits, base64url");
         assert!(first_run.is_valid(&token, T0));
         assert!(first_run.is_valid(&token, T0.plus(Secs::new(3599))));
         assert!(!first_run.is_valid(&token, T0.plus(SETUP_VALID_FOR)), "expired after one hour");
         assert!(!first_run.is_valid(&format!("{token}x"), T0));
         assert!(!first_run.is_valid("", T0));
-        let fresh = first_run.issue(T0).expect("randomness");
+        let (fresh, _) = first_run.issue(T0).expect("randomness");
         assert_ne!(fresh, token);
         assert!(!first_run.is_valid(&token, T0), "a fresh token replaces the old one");
         assert!(first_run.is_valid(&fresh, T0));
