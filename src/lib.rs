@@ -142,7 +142,14 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
     // SPEC 9 "First run": after that line, which scripts read first.
     if let Some(url) = setup_url {
         tracing::warn!(%url, "no administrator yet: open this one-time setup URL within 1 hour to create one");
-        println!("tenure setup: no administrator yet; create one within 1 hour at {url}");
+        // Not println!: a reader that took the first line and closed the
+        // pipe must not stop the server (println! panics on EPIPE).
+        use std::io::Write;
+        let line = format!("tenure setup: no administrator yet; create one within 1 hour at {url}\n");
+        let mut stdout = std::io::stdout().lock();
+        if stdout.write_all(line.as_bytes()).and_then(|()| stdout.flush()).is_err() {
+            tracing::debug!("standard output is closed; the setup URL is in the log only");
+        }
     }
 
     let limits = state.config.server;

@@ -337,3 +337,35 @@ async fn with_postgresql_a_replicas_setup_url_works_at_another_and_racing_replic
         assert!(page.text().await.unwrap().contains("Setup is done"), "{path} at {}", server.base);
     }
 }
+
+/// A script that reads the listening line and closes the pipe does not
+/// stop a first run: the setup line after it is not worth dying for.
+#[tokio::test]
+async fn a_closed_standard_output_after_the_listening_line_does_not_stop_the_first_run() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tenure.toml"), config()).unwrap();
+    let mut child = crate::support::tenure()
+        .current_dir(dir.path())
+        // Log lines on standard error before the setup line widen the
+        // window in which the pipe is already closed.
+        .env("TENURE_LOG", "debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let first = {
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        lines.next().unwrap().unwrap()
+        // The pipe closes here, before the setup line is (or was) written.
+    };
+    let base = first.strip_prefix("tenure listening on ").unwrap().split_whitespace().next().unwrap().to_owned();
+    let http = reqwest::Client::new();
+    for _ in 0..3 {
+        let ready = http.get(format!("{base}/readyz")).send().await.expect("still serving");
+        assert_eq!(ready.status(), 200);
+    }
+    assert!(child.try_wait().unwrap().is_none(), "still running");
+    let _ = child.kill();
+    let _ = child.wait();
+}
