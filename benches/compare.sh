@@ -50,7 +50,7 @@ start() { # binary -> sets $server and $url
   (cd "$work" && exec "$1" --config tenure.toml >server.out 2>server.err) &
   server=$!
   for _ in $(seq 100); do grep -q listening "$work/server.out" 2>/dev/null && break; sleep 0.1; done
-  url=$(sed -E 's/^tenure listening on (http:\/\/[^ ]+).*/\1/' "$work/server.out")
+  url=$(sed -nE 's/^tenure listening on (http:\/\/[^ ]+).*/\1/p' "$work/server.out")
 }
 stop() { kill "$server"; wait "$server" 2>/dev/null || true; server=""; : > "$work/server.out"; }
 flow() { echo --url "$url" --client-id web --client-secret web-secret --redirect-uri http://127.0.0.1:9000/callback --username alice --password alice-password; }

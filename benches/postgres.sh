@@ -85,7 +85,7 @@ start() { # mode index -> url on stdout
   fi
   servers+=($!)
   for _ in $(seq 200); do grep -q listening "$out" 2>/dev/null && break; sleep 0.1; done
-  sed -E 's/^tenure listening on (http:\/\/[^ ]+).*/\1/' "$out"
+  sed -nE 's/^tenure listening on (http:\/\/[^ ]+).*/\1/p' "$out"
 }
 stop_all() { for s in "${servers[@]}"; do kill "$s" 2>/dev/null || true; wait "$s" 2>/dev/null || true; done; servers=(); }
 args_for() { # scenario url

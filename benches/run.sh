@@ -41,7 +41,7 @@ TOML
 (cd "$work" && exec "$OLDPWD/target/release/tenure" --config tenure.toml >server.out 2>server.err) &
 server=$!
 for _ in $(seq 50); do grep -q listening "$work/server.out" 2>/dev/null && break; sleep 0.1; done
-url=$(sed -E 's/^tenure listening on (http:\/\/[^ ]+).*/\1/' "$work/server.out")
+url=$(sed -nE 's/^tenure listening on (http:\/\/[^ ]+).*/\1/p' "$work/server.out")
 bench=target/release/tenure-bench
 flow=(--url "$url" --client-id web --client-secret web-secret --redirect-uri http://127.0.0.1:9000/callback --username alice --password alice-password)
 # One unmeasured run first: the machine has just built the release binary.

@@ -330,10 +330,21 @@ pub struct Config {
     pub users: Vec<User>,
     /// Warnings to log once logging is up (plain secrets in the file, ...).
     pub warnings: Vec<String>,
+    /// `TENURE_BOOTSTRAP_ADMIN_*`: the first administrator, created at
+    /// start-up when none exists (SPEC 9 "First run").
+    pub bootstrap_admin: Option<BootstrapAdmin>,
+}
+
+/// The administrator that `TENURE_BOOTSTRAP_ADMIN_USERNAME` and
+/// `TENURE_BOOTSTRAP_ADMIN_PASSWORD` (or `..._PASSWORD_FILE`) describe.
+#[derive(Debug, Clone)]
+pub struct BootstrapAdmin {
+    pub username: String,
+    pub password: Secret,
 }
 
 /// The non-session variables, beside the seven `TENURE_SESSION_*` ones.
-const ENV_VARS: [&str; 24] = [
+const ENV_VARS: [&str; 27] = [
     "TENURE_CONFIG",
     "TENURE_ISSUER",
     "TENURE_LISTEN",
@@ -358,6 +369,9 @@ const ENV_VARS: [&str; 24] = [
     "TENURE_DATABASE_URL",
     "TENURE_DATABASE_POOL_SIZE",
     "TENURE_FEED_ALLOWED_PRIVATE_NETWORKS",
+    "TENURE_BOOTSTRAP_ADMIN_USERNAME",
+    "TENURE_BOOTSTRAP_ADMIN_PASSWORD",
+    "TENURE_BOOTSTRAP_ADMIN_PASSWORD_FILE",
 ];
 
 /// The variables of `tenure admin` (SPEC 11). The server accepts and ignores
@@ -500,6 +514,7 @@ impl Config {
         let feed_push_targets = OutboundTargets::allowing(feed_push_targets);
 
         let users = build_users(file.users, &mut warnings)?;
+        let bootstrap_admin = bootstrap_admin(env)?;
         let clients = build_clients(file.clients, &policy, signing_alg, &mut warnings)?;
         let usernames: HashSet<&str> = users.iter().map(|u| u.username.as_str()).collect();
         if let Some(c) = clients.iter().find(|c| usernames.contains(c.id.as_str())) {
@@ -529,7 +544,49 @@ impl Config {
             clients,
             users,
             warnings,
+            bootstrap_admin,
         })
+    }
+}
+
+// ---- The first administrator: `TENURE_BOOTSTRAP_ADMIN_*` (SPEC 9) ----
+
+/// The bootstrap administrator of `env`, if any: the username and exactly
+/// one of the password and the password file (its first line), both
+/// following the rules of every user.
+fn bootstrap_admin(env: &BTreeMap<String, String>) -> Result<Option<BootstrapAdmin>, ConfigError> {
+    const USERNAME: &str = "TENURE_BOOTSTRAP_ADMIN_USERNAME";
+    const PASSWORD: &str = "TENURE_BOOTSTRAP_ADMIN_PASSWORD";
+    const PASSWORD_FILE: &str = "TENURE_BOOTSTRAP_ADMIN_PASSWORD_FILE";
+    let env_error = |var: &str, message: String| ConfigError::Env { var: var.to_owned(), message };
+    let (password, password_var) = match (env.get(PASSWORD), env.get(PASSWORD_FILE)) {
+        (Some(_), Some(_)) => {
+            return Err(env_error(PASSWORD_FILE, format!("set either {PASSWORD} or {PASSWORD_FILE}, not both")));
+        }
+        (Some(p), None) => (Some(Secret::new(p.clone())), PASSWORD),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| env_error(PASSWORD_FILE, format!("cannot read {path}: {e}")))?;
+            let first = text.lines().next().unwrap_or_default().to_owned();
+            (Some(Secret::new(first)), PASSWORD_FILE)
+        }
+        (None, None) => (None, PASSWORD),
+    };
+    let username = env.get(USERNAME).map(|u| u.trim().to_owned());
+    match (username, password) {
+        (None, None) => Ok(None),
+        (Some(_), None) => {
+            Err(env_error(USERNAME, format!("is set without a password: set {PASSWORD} or {PASSWORD_FILE} too")))
+        }
+        (None, Some(_)) => Err(env_error(password_var, format!("is set without {USERNAME}"))),
+        (Some(username), Some(password)) => {
+            crate::user::check_username(&username).map_err(|m| env_error(USERNAME, m))?;
+            let min = crate::user::MIN_PASSWORD_CHARS;
+            if password.expose().chars().count() < min {
+                return Err(env_error(password_var, format!("the password must be at least {min} characters")));
+            }
+            Ok(Some(BootstrapAdmin { username, password }))
+        }
     }
 }
 
@@ -988,6 +1045,52 @@ mod tests {
         let e = Config::from_toml("", &env(&[("TENURE_CLIENT_SECRETS", "x")])).expect_err("typo").to_string();
         assert!(e.starts_with("unknown environment variable TENURE_CLIENT_SECRETS"), "{e}");
         assert!(e.ends_with("TENURE_URL, TENURE_CLIENT_ID, TENURE_CLIENT_SECRET, TENURE_CLIENT_SECRET_FILE"), "{e}");
+    }
+
+    #[test]
+    fn the_bootstrap_administrator_comes_from_the_environment_and_follows_the_user_rules() {
+        let c = Config::from_toml(
+            "",
+            &env(&[("TENURE_BOOTSTRAP_ADMIN_USERNAME", "admin"), ("TENURE_BOOTSTRAP_ADMIN_PASSWORD", "long enough")]),
+        )
+        .expect("a username and a password");
+        let admin = c.bootstrap_admin.clone().expect("an administrator to create");
+        assert_eq!((admin.username.as_str(), admin.password.expose()), ("admin", "long enough"));
+        assert!(!format!("{c:?}").contains("long enough"), "the password never reaches Debug");
+        assert!(Config::from_toml("", &no_env()).expect("defaults").bootstrap_admin.is_none(), "nothing by default");
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("password");
+        std::fs::write(&file, "from the file\n").expect("write");
+        let path = file.to_string_lossy().into_owned();
+        let c = Config::from_toml(
+            "",
+            &env(&[("TENURE_BOOTSTRAP_ADMIN_USERNAME", "admin"), ("TENURE_BOOTSTRAP_ADMIN_PASSWORD_FILE", &path)]),
+        )
+        .expect("a password file");
+        assert_eq!(c.bootstrap_admin.expect("set").password.expose(), "from the file", "its first line");
+
+        let refused = |vars: &[(&str, &str)]| Config::from_toml("", &env(vars)).expect_err("refused").to_string();
+        let e = refused(&[("TENURE_BOOTSTRAP_ADMIN_USERNAME", "admin")]);
+        assert!(e.contains("TENURE_BOOTSTRAP_ADMIN_USERNAME: is set without a password"), "{e}");
+        let e = refused(&[("TENURE_BOOTSTRAP_ADMIN_PASSWORD", "long enough")]);
+        assert!(e.contains("TENURE_BOOTSTRAP_ADMIN_PASSWORD: is set without TENURE_BOOTSTRAP_ADMIN_USERNAME"), "{e}");
+        let e = refused(&[("TENURE_BOOTSTRAP_ADMIN_USERNAME", "admin"), ("TENURE_BOOTSTRAP_ADMIN_PASSWORD", "short")]);
+        assert!(e.contains("TENURE_BOOTSTRAP_ADMIN_PASSWORD: the password must be at least 8 characters"), "{e}");
+        let e = refused(&[
+            ("TENURE_BOOTSTRAP_ADMIN_USERNAME", "admin"),
+            ("TENURE_BOOTSTRAP_ADMIN_PASSWORD", "long enough"),
+            ("TENURE_BOOTSTRAP_ADMIN_PASSWORD_FILE", &path),
+        ]);
+        assert!(e.contains("not both"), "{e}");
+        let e =
+            refused(&[("TENURE_BOOTSTRAP_ADMIN_USERNAME", "a/b"), ("TENURE_BOOTSTRAP_ADMIN_PASSWORD", "long enough")]);
+        assert!(e.starts_with("environment variable TENURE_BOOTSTRAP_ADMIN_USERNAME"), "{e}");
+        let e = refused(&[
+            ("TENURE_BOOTSTRAP_ADMIN_USERNAME", "admin"),
+            ("TENURE_BOOTSTRAP_ADMIN_PASSWORD_FILE", "/nonexistent/tenure-password"),
+        ]);
+        assert!(e.contains("TENURE_BOOTSTRAP_ADMIN_PASSWORD_FILE: cannot read /nonexistent/tenure-password"), "{e}");
     }
 
     #[test]

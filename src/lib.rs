@@ -78,6 +78,10 @@ pub enum ServeError {
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Postgres(#[from] crate::store::postgres::PgError),
+    #[error("TENURE_BOOTSTRAP_ADMIN_USERNAME: the administrator was not created: {0}")]
+    Bootstrap(String),
+    #[error("the first-run check failed: {0}")]
+    FirstRun(String),
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -122,6 +126,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
     // another replica is noticed.
     let loaded_epoch = store.cache_epoch().await.ok();
     let state = AppState::with_key_store(config, issuer.clone(), store.clone(), clock, key_store).await?;
+    let setup_url = first_run(&state).await?;
     let changed = Arc::new(tokio::sync::Notify::new());
 
     let sweeper = tokio::spawn(sweep_periodically(state.clone()));
@@ -138,6 +143,18 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
     tracing::info!(%addr, %issuer, "tenure is serving");
     // One plain line on stdout for scripts and tests that started us on port 0.
     println!("tenure listening on http://{addr} (issuer {issuer})");
+    // SPEC 9 "First run": after that line, which scripts read first.
+    if let Some(url) = setup_url {
+        tracing::warn!(%url, "no administrator yet: open this one-time setup URL within 1 hour to create one");
+        // Not println!: a reader that took the first line and closed the
+        // pipe must not stop the server (println! panics on EPIPE).
+        use std::io::Write;
+        let line = format!("tenure setup: no administrator yet; create one within 1 hour at {url}\n");
+        let mut stdout = std::io::stdout().lock();
+        if stdout.write_all(line.as_bytes()).and_then(|()| stdout.flush()).is_err() {
+            tracing::debug!("standard output is closed; the setup URL is in the log only");
+        }
+    }
 
     let limits = state.config.server;
     let proxies = state.config.trusted_proxies.clone();
@@ -154,6 +171,41 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
     tokio::task::spawn_blocking(move || store.close()).await.map_err(std::io::Error::other)?;
     tracing::info!("tenure stopped");
     Ok(served?)
+}
+
+/// SPEC 9 "First run": create the bootstrap administrator of
+/// `TENURE_BOOTSTRAP_ADMIN_*` when none exists; then, if there is still no
+/// administrator, draw a one-time setup token and return its URL, which
+/// `serve` prints once, on standard output and in the log (the only place
+/// it is ever shown; only its hash is kept).
+async fn first_run(state: &AppState) -> Result<Option<String>, ServeError> {
+    use crate::admin::setup::{self, Bootstrap};
+    let message = |e: admin::AdminError| match e {
+        admin::AdminError::Invalid(m)
+        | admin::AdminError::InvalidSetting(m)
+        | admin::AdminError::NotFound(m)
+        | admin::AdminError::Conflict(m)
+        | admin::AdminError::Forbidden(m) => m,
+        admin::AdminError::Busy => "every hashing slot stayed busy".to_owned(),
+        admin::AdminError::Internal(context) => format!("{context} failed (see the log)"),
+    };
+    let now = state.now();
+    if let Some(admin) = &state.config.bootstrap_admin {
+        match setup::bootstrap(state, &admin.username, &admin.password, now).await.map_err(message) {
+            Ok(Bootstrap::Created(user)) => {
+                tracing::info!(username = %user.username, "administrator created from TENURE_BOOTSTRAP_ADMIN_*");
+            }
+            Ok(Bootstrap::AlreadyAdministered) => {
+                tracing::info!("an administrator exists already; TENURE_BOOTSTRAP_ADMIN_* ignored");
+            }
+            Err(m) => return Err(ServeError::Bootstrap(m)),
+        }
+    }
+    if setup::is_done(state).await.map_err(|e| ServeError::FirstRun(message(e)))? {
+        return Ok(None);
+    }
+    let token = setup::open(state, now).await.map_err(|e| ServeError::FirstRun(message(e)))?;
+    Ok(Some(format!("{}{}?token={token}", state.issuer.trim_end_matches('/'), setup::SETUP_PATH)))
 }
 
 async fn sweep_periodically(state: AppState) {

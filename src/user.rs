@@ -20,6 +20,10 @@ pub struct User {
     pub created_at: Option<crate::clock::UnixTime>,
 }
 
+/// The shortest password a user may have (SPEC 9, 10): set through the
+/// admin API, the console, the first-run page or the bootstrap variables.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+
 /// Usernames are 1 to 64 characters, none of them control characters,
 /// whitespace or '/', so they fit a URL path segment unescaped.
 pub fn check_username(name: &str) -> Result<(), String> {

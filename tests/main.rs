@@ -21,6 +21,7 @@ mod cors;
 mod crash;
 mod dpop;
 mod exchange;
+mod first_run;
 mod harden;
 mod interop;
 mod keys;

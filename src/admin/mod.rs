@@ -10,6 +10,7 @@ pub mod keys;
 pub mod policy;
 pub mod sessions;
 pub mod settings;
+pub mod setup;
 pub mod users;
 
 use crate::oauth::client::Permission;

@@ -19,8 +19,7 @@ use crate::user::{User, check_name, check_username};
 
 /// Users per page of `GET /admin/users`.
 pub const PAGE_SIZE: usize = 50;
-/// The shortest password an administrator may set.
-pub const MIN_PASSWORD_CHARS: usize = 8;
+pub use crate::user::MIN_PASSWORD_CHARS;
 
 /// A user as the admin API shows it (never a password or hash).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -89,6 +89,8 @@ pub struct Inner {
     pub feed: crate::ssf::FeedGuards,
     /// The web console's signed-in sessions (SPEC 9).
     pub console: crate::http::console::ConsoleSessions,
+    /// The first run's one-time setup token (SPEC 9 "First run").
+    pub first_run: crate::admin::setup::FirstRun,
 }
 
 impl std::ops::Deref for AppState {
@@ -234,6 +236,7 @@ impl AppState {
             metrics,
             feed: Default::default(),
             console: Default::default(),
+            first_run: Default::default(),
         })))
     }
 

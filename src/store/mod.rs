@@ -131,6 +131,9 @@ impl<T> Revoke<T> {
     }
 }
 
+/// A first-run setup token as a store keeps it: its SHA-256 and expiry.
+pub type SetupToken = ([u8; 32], UnixTime);
+
 /// What the issuer keeps: one backend seam (sled embedded, PostgreSQL for
 /// replicas). Every method is async; every transition is one method that
 /// is atomic and durable on return, and says what happened.
@@ -444,6 +447,30 @@ pub trait Store: Send + Sync + 'static {
         async { Ok(()) }
     }
 
+    /// Keep the SHA-256 of a first-run setup token (SPEC 9) until `until`,
+    /// so that every replica accepts it. Whether this store keeps setup
+    /// tokens (one process keeps its own in memory: `false`).
+    fn put_setup_token(&self, hash: &[u8; 32], until: UnixTime) -> impl Future<Output = Result<bool>> + Send {
+        let _ = (hash, until);
+        async { Ok(false) }
+    }
+
+    /// Whether a replica stored the setup token `hash` and it is alive at
+    /// `now`; `None` when this store keeps no setup tokens.
+    fn setup_token(&self, hash: &[u8; 32], now: UnixTime) -> impl Future<Output = Result<Option<bool>>> + Send {
+        let _ = (hash, now);
+        async { Ok(None) }
+    }
+
+    /// Take every setup token alive at `now` out of the store, atomically
+    /// (of two replicas taking at once, one gets them, the other none):
+    /// their hashes and expiries, to put back if the administrator could
+    /// not be created. `None` when this store keeps no setup tokens.
+    fn take_setup_tokens(&self, now: UnixTime) -> impl Future<Output = Result<Option<Vec<SetupToken>>>> + Send {
+        let _ = now;
+        async { Ok(None) }
+    }
+
     /// The epoch of what each replica caches (the policy, the run-time
     /// clients): it changes with every [`Store::set_policy`] and
     /// [`Store::write_client`], so a replica that loaded another epoch
@@ -697,6 +724,15 @@ impl Store for AnyStore {
     }
     async fn clear_throttle(&self, key: &ThrottleKey) -> Result<()> {
         dispatch!(self, s => s.clear_throttle(key).await)
+    }
+    async fn put_setup_token(&self, hash: &[u8; 32], until: UnixTime) -> Result<bool> {
+        dispatch!(self, s => s.put_setup_token(hash, until).await)
+    }
+    async fn setup_token(&self, hash: &[u8; 32], now: UnixTime) -> Result<Option<bool>> {
+        dispatch!(self, s => s.setup_token(hash, now).await)
+    }
+    async fn take_setup_tokens(&self, now: UnixTime) -> Result<Option<Vec<SetupToken>>> {
+        dispatch!(self, s => s.take_setup_tokens(now).await)
     }
     async fn cache_epoch(&self) -> Result<u64> {
         dispatch!(self, s => s.cache_epoch().await)

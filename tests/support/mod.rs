@@ -56,6 +56,8 @@ pub struct Server {
     pub http: reqwest::Client,
     /// Its log lines (stderr, still echoed to the test's stderr).
     log: Arc<Mutex<Vec<String>>>,
+    /// Every line the server printed on standard output so far.
+    pub stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// At most this many log lines are kept per server.
@@ -97,8 +99,11 @@ impl Server {
         }
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = lines.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                kept.lock().unwrap().push(line.clone());
                 if let Some(rest) = line.strip_prefix("tenure listening on ") {
                     let url = rest.split_whitespace().next().unwrap_or_default().to_owned();
                     let _ = tx.send(url);
@@ -112,13 +117,19 @@ impl Server {
                 panic!("tenure did not report its address within 60 s");
             }
         };
-        Server { child, base, dir, http: reqwest::Client::new(), log }
+        Server { child, base, dir, http: reqwest::Client::new(), log, stdout: lines }
     }
 
     /// The lines the server has written to its log (stderr) so far; the
     /// level is `TENURE_LOG` (`error` unless the test passes another).
     pub fn log_lines(&self) -> Vec<String> {
         self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The lines printed on standard output before and with the
+    /// `tenure listening on` line (and any printed since).
+    pub fn printed(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
     }
 
     pub fn url(&self, path: &str) -> String {

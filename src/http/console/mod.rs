@@ -10,6 +10,7 @@
 
 mod pages;
 mod session;
+mod setup;
 mod view;
 
 use std::sync::LazyLock;
@@ -63,6 +64,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/callback", get(pages::callback))
         .route("/console/sign-out", post(pages::sign_out))
         .route("/console/signed-out", get(pages::signed_out))
+        .route("/console/setup", get(setup::page).post(setup::create))
         .route("/console/settings", get(pages::settings).post(pages::settings_save))
         .route("/console/settings/reset", post(pages::settings_reset))
         .route("/console/users", get(pages::users).post(pages::user_create))

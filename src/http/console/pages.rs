@@ -49,7 +49,7 @@ impl Form {
     }
 }
 
-fn render(status: StatusCode, page: impl Template) -> Response {
+pub(super) fn render(status: StatusCode, page: impl Template) -> Response {
     match page.render() {
         Ok(html) => (status, Html(html)).into_response(),
         Err(e) => {
@@ -223,7 +223,7 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response
     }
 }
 
-fn plain(status: StatusCode, heading: &str, message: &str, alert: bool) -> Response {
+pub(super) fn plain(status: StatusCode, heading: &str, message: &str, alert: bool) -> Response {
     let page = PlainPage {
         heading: heading.to_owned(),
         message: message.to_owned(),

@@ -137,6 +137,20 @@ pub struct PlainPage {
     pub css: &'static str,
 }
 
+/// The first-run page (SPEC 9): create the first administrator.
+#[derive(Template)]
+#[template(path = "console/setup.html")]
+pub struct SetupPage {
+    pub token: String,
+    pub csrf: String,
+    pub username: String,
+    /// Why the last post was refused, and which field it was about.
+    pub error: Option<String>,
+    pub error_field: &'static str,
+    pub min_password: usize,
+    pub css: &'static str,
+}
+
 #[derive(Template)]
 #[template(path = "console/message.html")]
 pub struct MessagePage {

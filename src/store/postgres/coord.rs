@@ -31,6 +31,24 @@ fn pg(e: tokio_postgres::Error) -> StoreError {
     StoreError::Io(format!("database: {}", describe(&e)))
 }
 
+const SETUP_TOKEN_PREFIX: &str = "setup-token:";
+
+fn setup_token_name(hash: &[u8; 32]) -> String {
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{SETUP_TOKEN_PREFIX}{hex}")
+}
+
+fn hash_of_hex(hex: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if hex.len() != 64 {
+        return None;
+    }
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
 fn unsigned(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
@@ -186,6 +204,51 @@ impl PgStore {
         let client = self.pool.get().await.map_err(|e| StoreError::from(self.pool_error(e)))?;
         let n = client.execute("DELETE FROM throttles WHERE expires_at <= $1", &[&secs(now)]).await.map_err(pg)?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    // First-run setup tokens (SPEC 9) are rows of `leases` named
+    // `setup-token:<hex SHA-256>` whose `until` is the token's expiry: no
+    // schema change, and no job lease has such a name.
+
+    pub(crate) async fn pg_put_setup_token(&self, hash: &[u8; 32], until: UnixTime) -> Result<bool> {
+        let client = self.pool.get().await.map_err(|e| StoreError::from(self.pool_error(e)))?;
+        client
+            .execute(
+                "INSERT INTO leases (name, owner, until) VALUES ($1, 'setup', $2) \
+                 ON CONFLICT (name) DO UPDATE SET until = excluded.until",
+                &[&setup_token_name(hash), &secs(until)],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(true)
+    }
+
+    pub(crate) async fn pg_setup_token(&self, hash: &[u8; 32], now: UnixTime) -> Result<bool> {
+        let client = self.pool.get().await.map_err(|e| StoreError::from(self.pool_error(e)))?;
+        let row = client
+            .query_opt("SELECT 1 FROM leases WHERE name = $1 AND until > $2", &[&setup_token_name(hash), &secs(now)])
+            .await
+            .map_err(pg)?;
+        Ok(row.is_some())
+    }
+
+    /// One statement: the rows go to the first taker only.
+    pub(crate) async fn pg_take_setup_tokens(&self, now: UnixTime) -> Result<Vec<crate::store::SetupToken>> {
+        let client = self.pool.get().await.map_err(|e| StoreError::from(self.pool_error(e)))?;
+        let rows = client
+            .query("DELETE FROM leases WHERE name LIKE 'setup-token:%' RETURNING name, until", &[])
+            .await
+            .map_err(pg)?;
+        let mut live = Vec::new();
+        for row in rows {
+            let name: String = row.try_get(0).map_err(pg)?;
+            let until = UnixTime(unsigned(row.try_get(1).map_err(pg)?));
+            let hash = name.strip_prefix(SETUP_TOKEN_PREFIX).and_then(hash_of_hex);
+            if let Some(hash) = hash.filter(|_| until > now) {
+                live.push((hash, until));
+            }
+        }
+        Ok(live)
     }
 
     pub(crate) async fn pg_cache_epoch(&self) -> Result<u64> {

@@ -1017,6 +1017,18 @@ impl Store for PgStore {
         self.pg_clear_throttle(key).await
     }
 
+    async fn put_setup_token(&self, hash: &[u8; 32], until: UnixTime) -> Result<bool> {
+        self.pg_put_setup_token(hash, until).await
+    }
+
+    async fn setup_token(&self, hash: &[u8; 32], now: UnixTime) -> Result<Option<bool>> {
+        self.pg_setup_token(hash, now).await.map(Some)
+    }
+
+    async fn take_setup_tokens(&self, now: UnixTime) -> Result<Option<Vec<crate::store::SetupToken>>> {
+        self.pg_take_setup_tokens(now).await.map(Some)
+    }
+
     async fn cache_epoch(&self) -> Result<u64> {
         self.pg_cache_epoch().await
     }
