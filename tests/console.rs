@@ -538,6 +538,44 @@ async fn a_helpdesk_user_revokes_a_users_sessions_after_confirming() {
     assert_eq!(refreshed.status(), 400, "alice's refresh token fails at once");
 }
 
+/// The console's user page revokes only a session of the user it names,
+/// and a helpdesk (`users:edit`) cannot sign out a user who holds
+/// permissions there either.
+#[tokio::test]
+async fn a_helpdesk_user_cannot_revoke_another_users_or_an_administrators_session() {
+    let server = Server::start(&config(), &[]);
+    let root = Browser::new();
+    sign_in(&server, &root, "/console/account", "root", "root-password").await;
+    let page = root.get(&server, "/console/account").await.text().await.unwrap();
+    let root_sid =
+        page.split("<tr class=\"current\" data-sid=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let browser = Browser::new();
+    sign_in(&server, &browser, "/console/users/alice", "carol", "carol-password").await;
+    let token = csrf(&server, &browser, "/console/users/alice").await;
+    let confirmed = form(&[("csrf", &token), ("confirmed", "1")]);
+
+    // A sid of root under alice's page: not alice's session.
+    let resp = post(&server, &browser, &format!("/console/users/alice/sessions/{root_sid}/revoke"), &confirmed).await;
+    assert_eq!(resp.status(), 404);
+    // Under root's own page: root holds permissions.
+    let resp = post(&server, &browser, &format!("/console/users/root/sessions/{root_sid}/revoke"), &confirmed).await;
+    assert_eq!(resp.status(), 403);
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("revoking their sessions needs the system:administer permission"), "{text}");
+    let resp = post(&server, &browser, "/console/users/root/sessions/revoke-all", &confirmed).await;
+    assert_eq!(resp.status(), 403);
+    assert_eq!(root.get(&server, "/console/account").await.status(), 200, "root is still signed in");
+
+    // An administrator revokes it from the right page.
+    let admin = Browser::new();
+    sign_in(&server, &admin, "/console/users/root", "root", "root-password").await;
+    let token = csrf(&server, &admin, "/console/users/root").await;
+    let confirmed = form(&[("csrf", &token), ("confirmed", "1")]);
+    let resp = post(&server, &admin, &format!("/console/users/root/sessions/{root_sid}/revoke"), &confirmed).await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(root.get(&server, "/console/account").await.status(), 303, "that session is signed out");
+}
+
 #[tokio::test]
 async fn users_are_created_disabled_and_given_permissions_through_the_console() {
     let server = Server::start(&config(), &[]);

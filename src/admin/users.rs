@@ -224,6 +224,19 @@ fn may_change(actor: &Actor, user: &User) -> Result<()> {
     Ok(())
 }
 
+/// The same rule for a user's sessions: a helpdesk (`users:edit`) may not
+/// sign out a user who holds permissions (SECURITY.md, "Authority and
+/// cost"); only `system:administer` may. Everyone may end their own.
+pub(super) fn may_revoke_sessions_of(actor: &Actor, user: &User) -> Result<()> {
+    if !user.permissions.is_empty() && !actor.administer && actor.name != user.username {
+        return Err(AdminError::Forbidden(format!(
+            "user {:?} holds permissions; revoking their sessions needs the system:administer permission",
+            user.username
+        )));
+    }
+    Ok(())
+}
+
 /// The stored user `username`: 409 for a config user, 404 when unknown.
 async fn stored(state: &AppState, username: &str) -> Result<User> {
     if state.users.contains_key(username) {

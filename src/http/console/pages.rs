@@ -921,7 +921,7 @@ pub async fn user_revoke_session(
         };
         return confirm(&viewer, &form, c).await;
     }
-    match admin::sessions::revoke_session(&state, &actor(&viewer), &sid, state.now()).await {
+    match admin::sessions::revoke_user_session(&state, &actor(&viewer), &username, &sid, state.now()).await {
         Ok(()) => {
             if viewer.caller.claims.sid.as_deref() == Some(sid.as_str()) {
                 return signed_out_of_console(&state, &viewer).await;
