@@ -904,8 +904,8 @@ mod tests {
         let env = Config::from_toml("", &vars).expect("the environment takes every key");
         assert_eq!(env.policy_layers.env, expected, "environment");
         assert_eq!(env.policy, file.policy);
-        let admin =
-            crate::admin::settings::merge(PolicyLayer::default(), &body).expect("the admin API takes every key");
+        let admin = crate::admin::settings::merge(PolicyLayer::default(), &body, Secs::new(1))
+            .expect("the admin API takes every key");
         assert_eq!(admin, expected, "admin API");
     }
 

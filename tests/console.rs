@@ -324,6 +324,29 @@ async fn an_invalid_combination_is_refused_inline_with_the_rule_and_nothing_is_s
     assert_eq!(settings["max_lifetime"], 12 * 3600);
 }
 
+/// The settings page shows the operator's floor beside the ceiling, and a
+/// value below it is refused inline, naming `session.admin_floor`.
+#[tokio::test]
+async fn the_console_shows_the_admin_floor_and_refuses_values_below_it() {
+    let server = Server::start(&config(), &[("TENURE_SESSION_ADMIN_FLOOR", "10m")]);
+    let browser = Browser::new();
+    sign_in(&server, &browser, "/console/settings", "root", "root-password").await;
+    let page = browser.get(&server, "/console/settings").await.text().await.unwrap();
+    assert!(page.contains(r#"<p class="meta" id="floor">Floor: 10 min <span class="source env">env</span>"#), "{page}");
+    let token = input_value(&page, "csrf").unwrap();
+    let pairs = settings_form(&token, &[("access_token_minutes", "9")]);
+    let resp = post(&server, &browser, "/console/settings", &pairs).await;
+    assert_eq!(resp.status(), 400);
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("Nothing was saved"), "{page}");
+    assert!(page.contains("access_token_ttl must be at least session.admin_floor (10m, 600 seconds)"), "{page}");
+    assert_eq!(admin_settings(&server).await["access_token_ttl"], 1800);
+    let resp =
+        post(&server, &browser, "/console/settings", &settings_form(&token, &[("access_token_minutes", "10")])).await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(admin_settings(&server).await["access_token_ttl"], 600);
+}
+
 #[tokio::test]
 async fn a_change_that_ends_live_sessions_is_previewed_and_saved_only_when_confirmed() {
     let server = Server::start(&config(), &[]);

@@ -872,7 +872,7 @@ mod tests {
         assert_eq!(body.as_object().map(|m| m.len()), Some(POLICY_KEYS.len()));
         assert!(settings_syntax().starts_with(
             "Keys: idle_timeout, max_lifetime, remember_me_idle_timeout, remember_me_max_lifetime,
-access_token_ttl, refresh_reuse_grace (max_lifetime_ceiling comes from file or environment).
+access_token_ttl, refresh_reuse_grace (max_lifetime_ceiling, admin_floor come from file or environment).
 Values: "
         ));
     }

@@ -416,6 +416,8 @@ async fn settings_page(
         error,
         ceiling: span(p.max_lifetime_ceiling.as_secs()),
         ceiling_source: source_name(sources.of(PolicyKey::MaxLifetimeCeiling)),
+        floor: span(p.admin_floor.as_secs()),
+        floor_source: source_name(sources.of(PolicyKey::AdminFloor)),
         groups,
     }
 }
