@@ -376,8 +376,13 @@ const ENV_VARS: [&str; 27] = [
 
 /// The variables of `tenure admin` (SPEC 11). The server accepts and ignores
 /// them, so one environment can serve both the issuer and its command line.
-pub const CLI_ENV_VARS: [&str; 4] =
-    ["TENURE_URL", "TENURE_CLIENT_ID", "TENURE_CLIENT_SECRET", "TENURE_CLIENT_SECRET_FILE"];
+pub const CLI_ENV_VARS: [&str; 5] = [
+    "TENURE_URL",
+    "TENURE_CLIENT_ID",
+    "TENURE_CLIENT_SECRET",
+    "TENURE_CLIENT_SECRET_FILE",
+    "TENURE_ALLOW_INSECURE_HTTP",
+];
 
 fn known_env_vars() -> Vec<String> {
     ENV_VARS
@@ -1024,8 +1029,8 @@ mod tests {
         let env = Config::from_toml("", &vars).expect("the environment takes every key");
         assert_eq!(env.policy_layers.env, expected, "environment");
         assert_eq!(env.policy, file.policy);
-        let admin =
-            crate::admin::settings::merge(PolicyLayer::default(), &body).expect("the admin API takes every key");
+        let admin = crate::admin::settings::merge(PolicyLayer::default(), &body, Secs::new(1))
+            .expect("the admin API takes every key");
         assert_eq!(admin, expected, "admin API");
     }
 
@@ -1038,13 +1043,19 @@ mod tests {
                 ("TENURE_CLIENT_ID", "tenure-cli"),
                 ("TENURE_CLIENT_SECRET", "s3cret"),
                 ("TENURE_CLIENT_SECRET_FILE", "/run/secrets/tenure-cli"),
+                ("TENURE_ALLOW_INSECURE_HTTP", "0"),
             ]),
         )
         .expect("the server accepts the CLI's variables");
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080", "and they change nothing");
         let e = Config::from_toml("", &env(&[("TENURE_CLIENT_SECRETS", "x")])).expect_err("typo").to_string();
         assert!(e.starts_with("unknown environment variable TENURE_CLIENT_SECRETS"), "{e}");
-        assert!(e.ends_with("TENURE_URL, TENURE_CLIENT_ID, TENURE_CLIENT_SECRET, TENURE_CLIENT_SECRET_FILE"), "{e}");
+        assert!(
+            e.ends_with(
+                "TENURE_URL, TENURE_CLIENT_ID, TENURE_CLIENT_SECRET, TENURE_CLIENT_SECRET_FILE, TENURE_ALLOW_INSECURE_HTTP"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

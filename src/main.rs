@@ -50,7 +50,7 @@ enum Command {
     /// hash, for `secret_hash` / `password_hash` in the config file.
     HashSecret,
     /// Manage a running issuer over its admin API, as a service account
-    /// (TENURE_URL, TENURE_CLIENT_ID, TENURE_CLIENT_SECRET[_FILE]).
+    /// (TENURE_URL, TENURE_CLIENT_ID, TENURE_CLIENT_SECRET[_FILE], TENURE_ALLOW_INSECURE_HTTP).
     Admin(tenure::cli::admin::AdminArgs),
 }
 

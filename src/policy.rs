@@ -87,6 +87,7 @@ pub enum PolicyKey {
     AccessTokenTtl,
     RefreshReuseGrace,
     MaxLifetimeCeiling,
+    AdminFloor,
 }
 
 impl PolicyKey {
@@ -189,11 +190,13 @@ pub struct PolicyKeyDef {
     /// Whether the admin API (and console) may set it; if not, it comes from
     /// the config file or environment only.
     pub admin_settable: bool,
-    /// The shortest value the admin API accepts, if any. A few seconds would
-    /// sign everyone out at once, the admin included, with no way back
-    /// through the API; file and environment still take any value above zero
-    /// (tests, demos). The rules between keys are [`SessionPolicy::validate`].
-    pub admin_floor: Option<Secs>,
+    /// Whether the operator's `session.admin_floor` bounds it from below
+    /// when set through the admin API (and so the console and the CLI). A
+    /// few seconds would sign everyone out at once, the admin included, with
+    /// no way back through the API; file and environment still take any
+    /// value above zero (tests, demos). The rules between keys are
+    /// [`SessionPolicy::validate`].
+    pub floored: bool,
 }
 
 impl PolicyKeyDef {
@@ -256,7 +259,7 @@ pub const POLICY_KEYS: &[PolicyKeyDef] = &[
         field: PolicyField::Idle { get: |l| l.idle_timeout, set: |l, v| l.idle_timeout = v },
         effective: |p| p.idle_timeout.into(),
         admin_settable: true,
-        admin_floor: Some(Secs::minutes(5)),
+        floored: true,
     },
     PolicyKeyDef {
         key: PolicyKey::MaxLifetime,
@@ -271,7 +274,7 @@ pub const POLICY_KEYS: &[PolicyKeyDef] = &[
         field: PolicyField::Duration { get: |l| l.max_lifetime, set: |l, v| l.max_lifetime = v },
         effective: |p| PolicyValue::Secs(p.max_lifetime),
         admin_settable: true,
-        admin_floor: Some(Secs::minutes(5)),
+        floored: true,
     },
     PolicyKeyDef {
         key: PolicyKey::RememberMeIdleTimeout,
@@ -283,7 +286,7 @@ pub const POLICY_KEYS: &[PolicyKeyDef] = &[
         field: PolicyField::Idle { get: |l| l.remember_me_idle_timeout, set: |l, v| l.remember_me_idle_timeout = v },
         effective: |p| p.remember_me_idle_timeout.into(),
         admin_settable: true,
-        admin_floor: Some(Secs::minutes(5)),
+        floored: true,
     },
     PolicyKeyDef {
         key: PolicyKey::RememberMeMaxLifetime,
@@ -301,7 +304,7 @@ pub const POLICY_KEYS: &[PolicyKeyDef] = &[
         },
         effective: |p| PolicyValue::Secs(p.remember_me_max_lifetime),
         admin_settable: true,
-        admin_floor: Some(Secs::minutes(5)),
+        floored: true,
     },
     PolicyKeyDef {
         key: PolicyKey::AccessTokenTtl,
@@ -316,7 +319,7 @@ pub const POLICY_KEYS: &[PolicyKeyDef] = &[
         field: PolicyField::Duration { get: |l| l.access_token_ttl, set: |l, v| l.access_token_ttl = v },
         effective: |p| PolicyValue::Secs(p.access_token_ttl()),
         admin_settable: true,
-        admin_floor: Some(Secs::minutes(1)),
+        floored: true,
     },
     PolicyKeyDef {
         key: PolicyKey::RefreshReuseGrace,
@@ -334,7 +337,7 @@ pub const POLICY_KEYS: &[PolicyKeyDef] = &[
         field: PolicyField::Duration { get: |l| l.refresh_reuse_grace, set: |l, v| l.refresh_reuse_grace = v },
         effective: |p| PolicyValue::Secs(p.refresh_reuse_grace),
         admin_settable: true,
-        admin_floor: None,
+        floored: false,
     },
     PolicyKeyDef {
         key: PolicyKey::MaxLifetimeCeiling,
@@ -346,7 +349,20 @@ pub const POLICY_KEYS: &[PolicyKeyDef] = &[
         field: PolicyField::Duration { get: |l| l.max_lifetime_ceiling, set: |l, v| l.max_lifetime_ceiling = v },
         effective: |p| PolicyValue::Secs(p.max_lifetime_ceiling),
         admin_settable: false,
-        admin_floor: None,
+        floored: false,
+    },
+    PolicyKeyDef {
+        key: PolicyKey::AdminFloor,
+        name: "admin_floor",
+        env_var: "TENURE_SESSION_ADMIN_FLOOR",
+        description: "operator's floor: the admin API, console and CLI may not set an idle timeout, maximum lifetime \
+                      or access-token lifetime below it; file or environment only",
+        label: "Floor",
+        console: None,
+        field: PolicyField::Duration { get: |l| l.admin_floor, set: |l, v| l.admin_floor = v },
+        effective: |p| PolicyValue::Secs(p.admin_floor),
+        admin_settable: false,
+        floored: false,
     },
 ];
 
@@ -388,6 +404,8 @@ pub struct PolicyLayer {
     pub refresh_reuse_grace: Option<Secs>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_lifetime_ceiling: Option<Secs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_floor: Option<Secs>,
 }
 
 impl PolicyLayer {
@@ -415,6 +433,16 @@ pub struct SessionPolicy {
     pub access_token_ttl: Option<Secs>,
     pub refresh_reuse_grace: Secs,
     pub max_lifetime_ceiling: Secs,
+    /// The shortest idle timeout, maximum lifetime or access-token lifetime
+    /// the admin API accepts. Histories stored before the key existed read
+    /// as the default.
+    #[serde(default = "default_admin_floor")]
+    pub admin_floor: Secs,
+}
+
+/// SPEC 3: `session.admin_floor` defaults to 5 minutes.
+fn default_admin_floor() -> Secs {
+    Secs::minutes(5)
 }
 
 impl Default for SessionPolicy {
@@ -428,6 +456,7 @@ impl Default for SessionPolicy {
             access_token_ttl: None,
             refresh_reuse_grace: Secs::ZERO,
             max_lifetime_ceiling: Secs::days(30),
+            admin_floor: default_admin_floor(),
         }
     }
 }
@@ -532,15 +561,22 @@ impl SessionPolicy {
             access_token_ttl: layer.access_token_ttl.or(d.access_token_ttl),
             refresh_reuse_grace: layer.refresh_reuse_grace.unwrap_or(d.refresh_reuse_grace),
             max_lifetime_ceiling: layer.max_lifetime_ceiling.unwrap_or(d.max_lifetime_ceiling),
+            admin_floor: layer.admin_floor.unwrap_or(d.admin_floor),
         }
     }
 
     /// Every rule of SPEC 3: durations > 0 (grace >= 0); idle <= max;
     /// access_token_ttl <= idle; remember-me idle <= remember-me max; every
-    /// lifetime <= ceiling.
+    /// lifetime <= ceiling; the admin floor <= ceiling. (The floor itself
+    /// binds only values set through the admin API: see
+    /// `admin::settings::merge`.)
     pub fn validate(&self) -> Result<(), PolicyError> {
         use PolicyKey as K;
         positive(K::MaxLifetimeCeiling, self.max_lifetime_ceiling)?;
+        positive(K::AdminFloor, self.admin_floor)?;
+        if self.admin_floor > self.max_lifetime_ceiling {
+            return Err(exceeds(K::AdminFloor, self.admin_floor, K::MaxLifetimeCeiling, self.max_lifetime_ceiling));
+        }
         positive(K::MaxLifetime, self.max_lifetime)?;
         positive(K::RememberMeMaxLifetime, self.remember_me_max_lifetime)?;
         if let IdleTimeout::After(d) = self.idle_timeout {
@@ -810,6 +846,7 @@ mod tests {
         assert_eq!(p.access_token_ttl(), Secs::minutes(30), "defaults to the idle timeout");
         assert_eq!(p.refresh_reuse_grace, Secs::ZERO);
         assert_eq!(p.max_lifetime_ceiling, Secs::days(30));
+        assert_eq!(p.admin_floor, Secs::minutes(5));
         assert!(sources.0.iter().all(|(_, s)| *s == Source::Default));
     }
 
@@ -822,6 +859,7 @@ mod tests {
             "remember_me_max_lifetime",
             "access_token_ttl",
             "max_lifetime_ceiling",
+            "admin_floor",
         ] {
             assert_eq!(message(&format!("{key} = 0")), format!("session.{key} must be greater than 0"));
         }
@@ -897,6 +935,26 @@ mod tests {
         assert_eq!(sources.of(PolicyKey::IdleTimeout), Source::Env);
         assert_eq!(sources.of(PolicyKey::MaxLifetime), Source::Admin);
         assert_eq!(sources.of(PolicyKey::RememberMeMaxLifetime), Source::Default);
+    }
+
+    #[test]
+    fn the_admin_floor_is_positive_and_within_the_ceiling() {
+        assert_eq!(
+            message(
+                "max_lifetime_ceiling = \"1d\"\nremember_me_max_lifetime = \"1d\"\nremember_me_idle_timeout = \"1h\"\nadmin_floor = \"2d\""
+            ),
+            "session.admin_floor (2d) must not exceed session.max_lifetime_ceiling (1d)"
+        );
+        assert_eq!(resolve_file("admin_floor = \"1s\"").map(|p| p.admin_floor), Ok(Secs::new(1)));
+        let layers = PolicyLayers { admin: layer("admin_floor = 1"), ..Default::default() };
+        let err = layers.resolve().expect_err("an operator key");
+        assert_eq!(err.key(), "admin_floor");
+        assert!(err.to_string().contains("config file or environment only"), "{err}");
+        // A history stored before the key existed reads with the default.
+        let mut old = serde_json::to_value(SessionPolicy::default()).expect("serialisable");
+        old.as_object_mut().expect("an object").remove("admin_floor");
+        let read: SessionPolicy = serde_json::from_value(old).expect("readable");
+        assert_eq!(read, SessionPolicy::default());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::support::{Server, config_with};
 
 const REDIRECT: &str = "http://127.0.0.1:9000/callback";
 
-fn config() -> String {
+pub fn config() -> String {
     config_with(&format!(
         r#"
 [[clients]]
@@ -699,4 +699,93 @@ async fn a_preview_of_shorter_limits_counts_the_sessions_it_would_end() {
     // Nothing was written: the same preview again gives the same answer.
     let again = tenure::admin::policy::preview(&state, &current, now).await.unwrap();
     assert_eq!(again.sessions_unchanged, 2);
+}
+
+/// A subject is never given again (RFC 9700 4.15; SECURITY.md "Authority
+/// and cost"): a deleted user's name cannot come back as a user or a
+/// client, and a deleted client's id cannot become a username. Run on each
+/// store (the PostgreSQL run is in postgres.rs).
+pub async fn names_are_never_given_again(server: &Server) {
+    let root = root(server).await;
+    let user = |name: &str| json!({"username": name, "password": "a-long-password"});
+    let client = |id: &str| json!({"id": id, "grant_types": ["client_credentials"], "scopes": ["orders:read"]});
+
+    assert_eq!(call(server, "POST", "/admin/users", Some(&root), Some(user("bob"))).await.0, 201);
+    assert_eq!(call(server, "DELETE", "/admin/users/bob", Some(&root), None).await.0, 204);
+    let (s, b) = call(server, "POST", "/admin/users", Some(&root), Some(user("bob"))).await;
+    assert_eq!((s, b["error"].as_str()), (409, Some("conflict")), "{b}");
+    assert_eq!(
+        message(&b),
+        "username: \"bob\" belonged to a deleted user; a username is never given again, so the old user's \
+         subject never names someone else"
+    );
+    let (s, b) = call(server, "POST", "/admin/clients", Some(&root), Some(client("bob"))).await;
+    assert_eq!(s, 409, "{b}");
+    assert!(message(&b).starts_with("id: \"bob\" was the username of a deleted user"), "{b}");
+
+    // A deleted client's id never becomes a username; it may name a client again.
+    assert_eq!(call(server, "POST", "/admin/clients", Some(&root), Some(client("reports"))).await.0, 201);
+    assert_eq!(call(server, "DELETE", "/admin/clients/reports", Some(&root), None).await.0, 204);
+    let (s, b) = call(server, "POST", "/admin/users", Some(&root), Some(user("reports"))).await;
+    assert_eq!(s, 409, "{b}");
+    assert_eq!(
+        message(&b),
+        "username: \"reports\" was the id of a deleted client; a user must never share a client's subject"
+    );
+
+    // Live names: a user named like a client, a client named like a user.
+    let (s, b) = call(server, "POST", "/admin/users", Some(&root), Some(user("orders-api"))).await;
+    assert_eq!(s, 409, "{b}");
+    assert!(message(&b).contains("is a client id"), "{b}");
+    assert_eq!(call(server, "POST", "/admin/users", Some(&root), Some(user("carol"))).await.0, 201);
+    let (s, b) = call(server, "POST", "/admin/clients", Some(&root), Some(client("carol"))).await;
+    assert_eq!(s, 409, "{b}");
+    assert!(message(&b).contains("is a username"), "{b}");
+    // Other names are still free.
+    assert_eq!(call(server, "POST", "/admin/users", Some(&root), Some(user("bobby"))).await.0, 201);
+}
+
+#[tokio::test]
+async fn a_deleted_username_is_never_given_again() {
+    let server = Server::start(&config(), &[]);
+    names_are_never_given_again(&server).await;
+    // Nor by the config file: a restart with a config user named like the
+    // deleted one is refused, naming the user and the rule.
+    let dir = server.kill_keep_dir();
+    let with_bob = format!("{}\n[[users]]\nusername = \"bob\"\npassword = \"bob-password\"\n", config());
+    std::fs::write(dir.path().join("tenure.toml"), &with_bob).unwrap();
+    let out = crate::support::tenure().arg("check-config").current_dir(dir.path()).output().unwrap();
+    assert!(out.status.success(), "the file alone is valid: {}", String::from_utf8_lossy(&out.stderr));
+    let out = crate::support::tenure()
+        .current_dir(dir.path())
+        .env("TENURE_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+        .wait_with_output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("users[bob].username was the username of a deleted user; a subject is never given again"),
+        "{stderr}"
+    );
+    let with_carol_client = format!(
+        "{}\n[[clients]]\nid = \"carol\"\nsecret = \"carol-secret\"\ngrant_types = [\"client_credentials\"]\n",
+        config()
+    );
+    std::fs::write(dir.path().join("tenure.toml"), &with_carol_client).unwrap();
+    let out = crate::support::tenure()
+        .current_dir(dir.path())
+        .env("TENURE_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+        .wait_with_output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("clients[carol].id is the username of a user created (or deleted)"), "{stderr}");
 }

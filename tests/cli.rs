@@ -728,3 +728,57 @@ async fn explain_and_preview_show_what_decides_and_what_would_change() {
     assert_eq!(run.status, Some(1));
     assert!(run.stderr.contains("must not exceed session.max_lifetime"), "{}", run.stderr);
 }
+
+/// `tenure admin` with `env` only (no server): the exit status and stderr.
+fn admin_env(env: &[(&str, &str)], args: &[&str]) -> std::process::Child {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("admin")
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TENURE_CLIENT_ID", CLI_ID)
+        .env("TENURE_CLIENT_SECRET", CLI_SECRET)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("run tenure admin")
+}
+
+/// An `http://` URL to a host that is not loopback would carry the client
+/// secret in clear: refused before anything is sent (exit 2, naming
+/// TENURE_URL and the flag), unless `--insecure-http` or
+/// `TENURE_ALLOW_INSECURE_HTTP=1` says so.
+#[test]
+fn plain_http_to_a_remote_host_is_refused_unless_the_flag_allows_it() {
+    // TEST-NET-1 (RFC 5737): never a real host.
+    let remote = "http://192.0.2.1:9";
+    let refused = Run::from(admin_env(&[("TENURE_URL", remote)], &["users", "list"]).wait_with_output().unwrap());
+    assert_eq!(refused.status, Some(2), "{}", refused.stderr);
+    for words in
+        ["TENURE_URL", "\"http://192.0.2.1:9\"", "nothing was sent", "--insecure-http", "TENURE_ALLOW_INSECURE_HTTP=1"]
+    {
+        assert!(refused.stderr.contains(words), "{words} in {}", refused.stderr);
+    }
+    let bad = Run::from(
+        admin_env(&[("TENURE_URL", remote), ("TENURE_ALLOW_INSECURE_HTTP", "yes")], &["users", "list"])
+            .wait_with_output()
+            .unwrap(),
+    );
+    assert_eq!(bad.status, Some(2));
+    assert!(bad.stderr.contains("TENURE_ALLOW_INSECURE_HTTP must be 1 or 0"), "{}", bad.stderr);
+
+    // Allowed: the request is attempted (and fails to connect, within the
+    // CLI's 5 s connect timeout), with a warning.
+    let by_flag = admin_env(&[("TENURE_URL", remote)], &["--insecure-http", "users", "list"]);
+    let by_env = admin_env(&[("TENURE_URL", remote), ("TENURE_ALLOW_INSECURE_HTTP", "1")], &["users", "list"]);
+    for child in [by_flag, by_env] {
+        let run = Run::from(child.wait_with_output().unwrap());
+        assert_eq!(run.status, Some(1), "a transport failure, not a refusal: {}", run.stderr);
+        assert!(run.stderr.contains("warning: http://192.0.2.1:9 is http"), "{}", run.stderr);
+        assert!(run.stderr.contains("reading discovery at http://192.0.2.1:9/"), "{}", run.stderr);
+        assert!(!run.stderr.contains("nothing was sent"), "{}", run.stderr);
+    }
+}

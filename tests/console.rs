@@ -324,6 +324,29 @@ async fn an_invalid_combination_is_refused_inline_with_the_rule_and_nothing_is_s
     assert_eq!(settings["max_lifetime"], 12 * 3600);
 }
 
+/// The settings page shows the operator's floor beside the ceiling, and a
+/// value below it is refused inline, naming `session.admin_floor`.
+#[tokio::test]
+async fn the_console_shows_the_admin_floor_and_refuses_values_below_it() {
+    let server = Server::start(&config(), &[("TENURE_SESSION_ADMIN_FLOOR", "10m")]);
+    let browser = Browser::new();
+    sign_in(&server, &browser, "/console/settings", "root", "root-password").await;
+    let page = browser.get(&server, "/console/settings").await.text().await.unwrap();
+    assert!(page.contains(r#"<p class="meta" id="floor">Floor: 10 min <span class="source env">env</span>"#), "{page}");
+    let token = input_value(&page, "csrf").unwrap();
+    let pairs = settings_form(&token, &[("access_token_minutes", "9")]);
+    let resp = post(&server, &browser, "/console/settings", &pairs).await;
+    assert_eq!(resp.status(), 400);
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("Nothing was saved"), "{page}");
+    assert!(page.contains("access_token_ttl must be at least session.admin_floor (10m, 600 seconds)"), "{page}");
+    assert_eq!(admin_settings(&server).await["access_token_ttl"], 1800);
+    let resp =
+        post(&server, &browser, "/console/settings", &settings_form(&token, &[("access_token_minutes", "10")])).await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(admin_settings(&server).await["access_token_ttl"], 600);
+}
+
 #[tokio::test]
 async fn a_change_that_ends_live_sessions_is_previewed_and_saved_only_when_confirmed() {
     let server = Server::start(&config(), &[]);
@@ -557,6 +580,44 @@ async fn a_helpdesk_user_revokes_a_users_sessions_after_confirming() {
         )
         .await;
     assert_eq!(refreshed.status(), 400, "alice's refresh token fails at once");
+}
+
+/// The console's user page revokes only a session of the user it names,
+/// and a helpdesk (`users:edit`) cannot sign out a user who holds
+/// permissions there either.
+#[tokio::test]
+async fn a_helpdesk_user_cannot_revoke_another_users_or_an_administrators_session() {
+    let server = Server::start(&config(), &[]);
+    let root = Browser::new();
+    sign_in(&server, &root, "/console/account", "root", "root-password").await;
+    let page = root.get(&server, "/console/account").await.text().await.unwrap();
+    let root_sid =
+        page.split("<tr class=\"current\" data-sid=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let browser = Browser::new();
+    sign_in(&server, &browser, "/console/users/alice", "carol", "carol-password").await;
+    let token = csrf(&server, &browser, "/console/users/alice").await;
+    let confirmed = form(&[("csrf", &token), ("confirmed", "1")]);
+
+    // A sid of root under alice's page: not alice's session.
+    let resp = post(&server, &browser, &format!("/console/users/alice/sessions/{root_sid}/revoke"), &confirmed).await;
+    assert_eq!(resp.status(), 404);
+    // Under root's own page: root holds permissions.
+    let resp = post(&server, &browser, &format!("/console/users/root/sessions/{root_sid}/revoke"), &confirmed).await;
+    assert_eq!(resp.status(), 403);
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("revoking their sessions needs the system:administer permission"), "{text}");
+    let resp = post(&server, &browser, "/console/users/root/sessions/revoke-all", &confirmed).await;
+    assert_eq!(resp.status(), 403);
+    assert_eq!(root.get(&server, "/console/account").await.status(), 200, "root is still signed in");
+
+    // An administrator revokes it from the right page.
+    let admin = Browser::new();
+    sign_in(&server, &admin, "/console/users/root", "root", "root-password").await;
+    let token = csrf(&server, &admin, "/console/users/root").await;
+    let confirmed = form(&[("csrf", &token), ("confirmed", "1")]);
+    let resp = post(&server, &admin, &format!("/console/users/root/sessions/{root_sid}/revoke"), &confirmed).await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(root.get(&server, "/console/account").await.status(), 303, "that session is signed out");
 }
 
 #[tokio::test]

@@ -593,12 +593,13 @@ async fn the_admin_api_cannot_set_lockout_lifetimes_but_the_environment_can() {
     for (body, message) in [
         (
             r#"{"idle_timeout": 2}"#,
-            "idle_timeout must be at least 300 seconds (5m) when set through the admin API, not 2",
+            "idle_timeout must be at least session.admin_floor (5m, 300 seconds) when set through the admin API, \
+             console or CLI, not 2 seconds; shorter values are for the config file or environment (field idle_timeout)",
         ),
-        (r#"{"max_lifetime": 2}"#, "max_lifetime must be at least 300 seconds (5m)"),
-        (r#"{"remember_me_idle_timeout": 60}"#, "remember_me_idle_timeout must be at least 300 seconds"),
-        (r#"{"remember_me_max_lifetime": 299}"#, "remember_me_max_lifetime must be at least 300 seconds"),
-        (r#"{"access_token_ttl": 59}"#, "access_token_ttl must be at least 60 seconds (1m)"),
+        (r#"{"max_lifetime": 2}"#, "max_lifetime must be at least session.admin_floor (5m, 300 seconds)"),
+        (r#"{"remember_me_idle_timeout": 60}"#, "remember_me_idle_timeout must be at least session.admin_floor (5m"),
+        (r#"{"remember_me_max_lifetime": 299}"#, "remember_me_max_lifetime must be at least session.admin_floor (5m"),
+        (r#"{"access_token_ttl": 299}"#, "access_token_ttl must be at least session.admin_floor (5m, 300 seconds)"),
     ] {
         let resp = put(body).await.unwrap();
         assert_eq!(resp.status(), 400, "{body}");
@@ -606,11 +607,18 @@ async fn the_admin_api_cannot_set_lockout_lifetimes_but_the_environment_can() {
         assert_eq!(v["error"], "invalid_setting");
         assert!(s(&v, "message").starts_with(message), "{body}: {v}");
     }
-    let ok = put(r#"{"idle_timeout": 300, "access_token_ttl": 60}"#).await.unwrap();
+    let ok = put(r#"{"idle_timeout": 300, "access_token_ttl": 300}"#).await.unwrap();
     assert_eq!(ok.status(), 200);
     // Nothing of the refused values was applied.
     let v: serde_json::Value = ok.json().await.unwrap();
     assert_eq!((v["idle_timeout"].as_u64(), v["max_lifetime"].as_u64()), (Some(300), Some(43200)));
+    // The floor is shown like the ceiling, and is the operator's alone.
+    assert_eq!((v["admin_floor"].as_u64(), v["sources"]["admin_floor"].as_str()), (Some(300), Some("default")));
+    let resp = put(r#"{"admin_floor": 1}"#).await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(v["error"], "invalid_setting");
+    assert!(s(&v, "message").starts_with("session.admin_floor may not be set through the admin API"), "{v}");
 
     // The environment still may (tests, demos).
     let tiny = Server::start(&config(), &[("TENURE_SESSION_IDLE_TIMEOUT", "2"), ("TENURE_SESSION_MAX_LIFETIME", "2")]);
@@ -618,6 +626,50 @@ async fn the_admin_api_cannot_set_lockout_lifetimes_but_the_environment_can() {
     let v = tiny.http.get(tiny.url("/admin/settings/session")).bearer_auth(&admin).send().await.unwrap();
     let v: serde_json::Value = v.json().await.unwrap();
     assert_eq!(v["idle_timeout"], 2);
+}
+
+/// SPEC 3: `session.admin_floor` is the operator's: lowered in the
+/// environment, the admin API may go down to it (and no further); it must
+/// be above zero and within the ceiling, or the server does not start.
+#[tokio::test]
+async fn the_operator_sets_the_admin_floor_in_the_file_or_environment() {
+    let server = Server::start(&config(), &[("TENURE_SESSION_ADMIN_FLOOR", "1m")]);
+    let admin = admin_token(&server).await;
+    let put = |body: &'static str| {
+        server
+            .http
+            .put(server.url("/admin/settings/session"))
+            .bearer_auth(&admin)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let ok = put(r#"{"idle_timeout": 60, "access_token_ttl": 60}"#).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let v: serde_json::Value = ok.json().await.unwrap();
+    assert_eq!((v["idle_timeout"].as_u64(), v["access_token_ttl"].as_u64()), (Some(60), Some(60)));
+    assert_eq!((v["admin_floor"].as_u64(), v["sources"]["admin_floor"].as_str()), (Some(60), Some("env")));
+    let resp = put(r#"{"max_lifetime": 59}"#).await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let v: serde_json::Value = resp.json().await.unwrap();
+    assert!(s(&v, "message").starts_with("max_lifetime must be at least session.admin_floor (1m, 60 seconds)"), "{v}");
+
+    for (var, value, message) in [
+        ("TENURE_SESSION_ADMIN_FLOOR", "0", "session.admin_floor must be greater than 0"),
+        (
+            "TENURE_SESSION_ADMIN_FLOOR",
+            "31d",
+            "session.admin_floor (31d) must not exceed session.max_lifetime_ceiling (30d)",
+        ),
+    ] {
+        let out =
+            crate::support::tenure().arg("check-config").env(var, value).current_dir(server.path()).output().unwrap();
+        assert!(!out.status.success(), "{var}={value}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(message), "{var}={value}: {stderr}");
+    }
+    let out = crate::support::tenure().arg("check-config").current_dir(server.path()).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("session.admin_floor = 5m"), "shown by check-config");
 }
 
 #[tokio::test]

@@ -380,6 +380,17 @@ async fn nul_characters_are_refused_alike_by_both_stores() {
     }
 }
 
+/// Issue 17: the tombstones of deleted users and clients hold on
+/// PostgreSQL as on sled (the admin API end to end).
+#[tokio::test]
+async fn a_deleted_username_is_never_given_again_on_postgres() {
+    let Some(db) = postgres::database().await else { return };
+    assert!(run(&["migrate"], &db.url).status.success());
+    let env = [("TENURE_STORE", "postgres"), ("TENURE_DATABASE_URL", db.url.as_str())];
+    let server = Server::start(&crate::admin_api::config(), &env);
+    crate::admin_api::names_are_never_given_again(&server).await;
+}
+
 async fn token(server: &Server, form: &[(&str, &str)]) -> (u16, serde_json::Value) {
     let resp = server.post_form("/token", Some(("web", "web-secret")), form).await;
     let status = resp.status().as_u16();

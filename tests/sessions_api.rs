@@ -439,3 +439,51 @@ async fn the_audit_log_shows_revocations_newest_first_in_pages() {
         assert!(body["message"].as_str().unwrap().starts_with(name), "{query}: {body}");
     }
 }
+
+/// The helpdesk rule (only `system:administer` changes a user who holds
+/// permissions) protects that user's sessions too: a `users:edit` caller
+/// cannot sign an administrator out, by sid or all at once; administrators
+/// still can, and everyone still ends their own.
+#[tokio::test]
+async fn users_edit_cannot_sign_out_a_user_who_holds_permissions() {
+    let server = Server::start(&config(), &[]);
+    let root = sign_in(&server, "root").await;
+    let alice = sign_in(&server, "alice").await;
+    let carol = admin_token(&server, "carol").await;
+    let service = service_token(&server).await;
+
+    let by_sid = format!("/admin/sessions/{}", root.sid);
+    for token in [&carol, &service] {
+        for path in [by_sid.as_str(), "/admin/users/root/sessions"] {
+            let body = refused(call(&server, reqwest::Method::DELETE, path, Some(token)).await, 403).await;
+            assert_eq!(body["error"], "forbidden", "{path}");
+            assert_eq!(
+                body["message"],
+                "user \"root\" holds permissions; revoking their sessions needs the system:administer permission",
+                "{path}"
+            );
+        }
+    }
+    assert_refreshes(&server, &root.refresh).await;
+    // Listing stays open to users:edit; a user without permissions is fair game.
+    assert_eq!(sids(&get_ok(&server, "/admin/users/root/sessions", &carol).await), vec![root.sid.clone()]);
+    assert_eq!(delete(&server, &format!("/admin/sessions/{}", alice.sid), &carol).await, 204);
+
+    // carol holds users:edit herself: another helpdesk cannot sign her out,
+    // but she may end her own sessions.
+    let carol_other = sign_in(&server, "carol").await;
+    let resp = call(&server, reqwest::Method::DELETE, "/admin/users/carol/sessions", Some(&service)).await;
+    refused(resp, 403).await;
+    assert_eq!(delete(&server, &format!("/admin/sessions/{}", carol_other.sid), &carol).await, 204);
+    assert_refresh_refused(&server, &carol_other.refresh).await;
+
+    // system:administer may, by sid and all at once.
+    let root_admin = admin_token(&server, "root").await;
+    let second_carol = sign_in(&server, "carol").await;
+    assert_eq!(delete(&server, &format!("/admin/sessions/{}", second_carol.sid), &root_admin).await, 204);
+    assert_refresh_refused(&server, &second_carol.refresh).await;
+    assert_eq!(delete(&server, "/admin/users/carol/sessions", &root_admin).await, 204);
+    // And root still ends their own sessions through the account API.
+    assert_eq!(delete(&server, &format!("/account/sessions/{}", root.sid), &root_admin).await, 204);
+    assert_refresh_refused(&server, &root.refresh).await;
+}

@@ -30,7 +30,7 @@ use tenure::session::code::{AuthCode, CODE_RECORD_TTL};
 use tenure::session::family::{Activity, Family, RefreshDecision, decide_refresh};
 use tenure::session::user_session::{MAX_FAMILIES_PER_CLIENT, UserSession};
 use tenure::ssf::{QueuedSet, SetEvent, SetSubject, Stream};
-use tenure::store::{AnyStore, Effects, Fallout, NoFallout, Redemption, Revoke, SledStore, Store};
+use tenure::store::{AnyStore, Effects, Fallout, NoFallout, Redemption, RetiredName, Revoke, SledStore, Store};
 use tenure::user::User;
 
 /// A store backend under test.
@@ -100,6 +100,7 @@ macro_rules! contract_tests {
             the_event_log_pages_newest_first_and_replaces_in_place,
             stored_users_round_trip_and_a_user_write_can_revoke,
             stored_clients_round_trip_with_their_events,
+            a_deletion_retires_the_name_for_good,
             old_events_and_markers_are_pruned,
             the_outbox_hands_out_due_deliveries_and_reschedules,
             the_set_queue_keeps_order_per_stream,
@@ -1027,6 +1028,36 @@ pub async fn stored_clients_round_trip_with_their_events(b: &impl Backend) {
     web.sort();
     assert_eq!(web, ["w1", "w2"]);
     assert!(store.client_families("nope").await.expect("list").is_empty());
+}
+
+/// Deleting a stored user or client retires its name in the same step
+/// (issue 17: a subject is never given again); a write that deletes nothing
+/// retires nothing; tombstones survive a reopen.
+pub async fn a_deletion_retires_the_name_for_good(b: &impl Backend) {
+    let store = b.fresh().await;
+    let event = |kind, target: &str| AuditEvent::new(T0, kind, "root", target.to_owned());
+    store
+        .write_user("bob", Some(&bob()), None, &Recorder, &event(EventKind::UserCreated, "user:bob"))
+        .await
+        .expect("put");
+    assert_eq!(store.retired_name("bob").await.expect("read"), None, "a live user is not retired");
+    store.write_user("bob", None, None, &Recorder, &event(EventKind::UserDeleted, "user:bob")).await.expect("delete");
+    assert_eq!(store.retired_name("bob").await.expect("read"), Some(RetiredName::User));
+    // Deleting what never existed retires nothing.
+    store.write_user("nobody", None, None, &Recorder, &event(EventKind::UserDeleted, "user:nobody")).await.expect("x");
+    assert_eq!(store.retired_name("nobody").await.expect("read"), None);
+
+    let app = stored_client("app");
+    store.write_client("app", Some(&app), &event(EventKind::ClientCreated, "client:app")).await.expect("put");
+    assert_eq!(store.retired_name("app").await.expect("read"), None);
+    store.write_client("app", None, &event(EventKind::ClientDeleted, "client:app")).await.expect("delete");
+    assert_eq!(store.retired_name("app").await.expect("read"), Some(RetiredName::Client));
+    store.write_client("ghost", None, &event(EventKind::ClientDeleted, "client:ghost")).await.expect("x");
+    assert_eq!(store.retired_name("ghost").await.expect("read"), None);
+
+    let store = b.reopen(store).await;
+    assert_eq!(store.retired_name("bob").await.expect("read"), Some(RetiredName::User));
+    assert_eq!(store.retired_name("app").await.expect("read"), Some(RetiredName::Client));
 }
 
 pub async fn old_events_and_markers_are_pruned(b: &impl Backend) {

@@ -13,7 +13,7 @@ use crate::clock::UnixTime;
 use crate::oauth::client::Client;
 use crate::oauth::client_spec::{ClientSpec, StoredClient};
 use crate::service::AppState;
-use crate::store::Store;
+use crate::store::{RetiredName, Store};
 
 /// The shortest client secret an administrator may set.
 pub const MIN_SECRET_CHARS: usize = 16;
@@ -135,6 +135,13 @@ pub async fn create(state: &AppState, actor: &Actor, body: &Map<String, Value>, 
     if state.any_user(&spec.id).await.map_err(store_err)?.is_some() {
         return Err(AdminError::Conflict(format!(
             "id: {:?} is a username; a client id must never share a user's subject",
+            spec.id
+        )));
+    }
+    if state.store.retired_name(&spec.id).await.map_err(store_err)? == Some(RetiredName::User) {
+        return Err(AdminError::Conflict(format!(
+            "id: {:?} was the username of a deleted user; a client id must never share a user's subject, \
+             and a subject is never given again",
             spec.id
         )));
     }

@@ -1,7 +1,9 @@
 //! Sessions of a user (SPEC 4, 9): what a listing shows of each live
 //! session, and revocation of one session, all of a user's, or the caller's
 //! own. The account and admin API (`http/sessions.rs`) and the console call
-//! these; the caller checks permissions. [`Revocation`] kills every
+//! these; the caller checks permissions, and the revocations here apply the
+//! helpdesk rule of `users.rs` (a user who holds permissions is signed out
+//! only by `system:administer`). [`Revocation`] kills every
 //! descendant of what is revoked and audits it. Someone else's session
 //! answers exactly like an unknown one, so the account API reveals nothing
 //! about other users.
@@ -159,9 +161,12 @@ pub async fn revoke_own(state: &AppState, username: &str, sid: &str, now: UnixTi
     Ok(())
 }
 
-/// Every session of `username`, in one write whatever their number.
+/// Every session of `username`, in one write whatever their number. A user
+/// who holds permissions is signed out only by `system:administer` (or
+/// themselves).
 pub async fn revoke_user(state: &AppState, actor: &Actor, username: &str, now: UnixTime) -> Result<()> {
-    known_user(state, username).await?;
+    let user = known_user(state, username).await?;
+    super::users::may_revoke_sessions_of(actor, &user)?;
     let revocation = state.revocation(now);
     revocation
         .user(username, &actor.name, REASON_ADMIN_REVOKED)
@@ -170,10 +175,41 @@ pub async fn revoke_user(state: &AppState, actor: &Actor, username: &str, now: U
     Ok(())
 }
 
-/// Revoke any session by sid (idempotent); not found when unknown.
+/// Revoke any session by sid (idempotent); not found when unknown. The
+/// session of a user who holds permissions needs `system:administer`.
 pub async fn revoke_session(state: &AppState, actor: &Actor, sid: &str, now: UnixTime) -> Result<()> {
+    let owner = session_owner(state, sid).await?.ok_or_else(no_such_session)?;
+    revoke_checked(state, actor, &owner, sid, now).await
+}
+
+/// Revoke the session `sid` of `username` (the console's user page): not
+/// found when the session is unknown or belongs to someone else, so a page
+/// that names one user never ends another's session.
+pub async fn revoke_user_session(
+    state: &AppState,
+    actor: &Actor,
+    username: &str,
+    sid: &str,
+    now: UnixTime,
+) -> Result<()> {
+    let owner = session_owner(state, sid).await?.filter(|owner| owner == username).ok_or_else(no_such_session)?;
+    revoke_checked(state, actor, &owner, sid, now).await
+}
+
+/// The user whose session `sid` is, or `None` for an unknown sid.
+async fn session_owner(state: &AppState, sid: &str) -> Result<Option<String>> {
     if !well_formed_sid(sid) {
-        return Err(no_such_session());
+        return Ok(None);
+    }
+    let session = state.store.session(sid).await.map_err(|e| AdminError::internal("reading a user session", e))?;
+    Ok(session.map(|s| s.username))
+}
+
+/// Revoke `sid` of `owner` after the helpdesk rule: a user who holds
+/// permissions (still known) is signed out only by `system:administer`.
+async fn revoke_checked(state: &AppState, actor: &Actor, owner: &str, sid: &str, now: UnixTime) -> Result<()> {
+    if let Some(user) = state.any_user(owner).await.map_err(|e| AdminError::internal("reading a user", e))? {
+        super::users::may_revoke_sessions_of(actor, &user)?;
     }
     let revocation = state.revocation(now);
     let revoked = revocation
@@ -186,12 +222,12 @@ pub async fn revoke_session(state: &AppState, actor: &Actor, sid: &str, now: Uni
     }
 }
 
-async fn known_user(state: &AppState, username: &str) -> Result<()> {
-    if state.any_user(username).await.map_err(|e| AdminError::store("reading a user", e))?.is_some() {
-        Ok(())
-    } else {
-        Err(AdminError::NotFound(format!("no user named {username:?}")))
-    }
+async fn known_user(state: &AppState, username: &str) -> Result<crate::user::User> {
+    state
+        .any_user(username)
+        .await
+        .map_err(|e| AdminError::store("reading a user", e))?
+        .ok_or_else(|| AdminError::NotFound(format!("no user named {username:?}")))
 }
 
 /// A sid as tenure mints them (32 hex characters); anything else is unknown.

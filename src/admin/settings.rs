@@ -2,7 +2,8 @@
 //! value's source, changes through the admin API or the console (they win
 //! over file and environment, are validated by the same rules, persisted, and
 //! apply to live sessions at their next check), the preview of a change, and
-//! the reset. The ceiling comes from file or environment only.
+//! the reset. The ceiling and the admin floor come from file or environment
+//! only; no value set here may go below the floor.
 //!
 //! The JSON handlers (`http/settings.rs`) and the console call these; the
 //! caller checks `system:administer`.
@@ -44,8 +45,10 @@ pub fn view(policy: &SessionPolicy, sources: &PolicySources) -> Value {
 }
 
 /// Apply a change to the admin layer: each known key set to integer seconds
-/// (or "off" for idle timeouts), or `null` to drop the admin value.
-pub fn merge(mut layer: PolicyLayer, body: &Map<String, Value>) -> Result<PolicyLayer> {
+/// (or "off" for idle timeouts), or `null` to drop the admin value. A value
+/// set for a key the operator's `floor` (`session.admin_floor`) binds must
+/// not be below it.
+pub fn merge(mut layer: PolicyLayer, body: &Map<String, Value>, floor: Secs) -> Result<PolicyLayer> {
     for (field, value) in body {
         let Some(def) = POLICY_KEYS.iter().find(|d| d.name == field) else {
             let known: Vec<&str> = POLICY_KEYS.iter().map(|d| d.name).collect();
@@ -62,25 +65,31 @@ pub fn merge(mut layer: PolicyLayer, body: &Map<String, Value>) -> Result<Policy
         };
         def.set(&mut layer, new).map_err(|_| not_seconds())?;
         if let Some(v) = new {
-            check_admin_floor(def, v)?;
+            check_admin_floor(def, v, floor)?;
         }
     }
     Ok(layer)
 }
 
-/// Refuse an admin value below the key's `admin_floor` (see [`POLICY_KEYS`]).
-fn check_admin_floor(def: &PolicyKeyDef, value: PolicyValue) -> Result<()> {
-    let (Some(floor), PolicyValue::Secs(v)) = (def.admin_floor, value) else { return Ok(()) };
-    if v < floor {
+/// Refuse an admin value below `floor` for a key the floor binds (see
+/// `floored` in [`POLICY_KEYS`]).
+fn check_admin_floor(def: &PolicyKeyDef, value: PolicyValue, floor: Secs) -> Result<()> {
+    let PolicyValue::Secs(v) = value else { return Ok(()) };
+    if def.floored && v < floor {
         return Err(AdminError::InvalidSetting(format!(
-            "{} must be at least {} seconds ({floor}) when set through the admin API, not {}; \
-             shorter values are for the config file or environment (tests, demos)",
-            def.name,
+            "{name} must be at least session.admin_floor ({floor}, {} seconds) when set through the admin API, \
+             console or CLI, not {} seconds; shorter values are for the config file or environment (field {name})",
             floor.as_secs(),
-            v.as_secs()
+            v.as_secs(),
+            name = def.name,
         )));
     }
     Ok(())
+}
+
+/// The operator's `session.admin_floor` in force (file or environment only).
+fn floor(state: &AppState) -> Secs {
+    state.policy().0.admin_floor
 }
 
 /// The policy in force with `admin` as the admin layer, validated by the
@@ -95,13 +104,14 @@ pub fn proposed(state: &AppState, admin: PolicyLayer) -> Result<(SessionPolicy, 
 pub async fn preview(state: &AppState, changes: &Map<String, Value>, now: UnixTime) -> Result<super::policy::Preview> {
     let old_admin =
         state.store.admin_policy().await.map_err(|e| AdminError::store("previewing session settings", e))?;
-    let (proposed, _) = proposed(state, merge(old_admin, changes)?)?;
+    let (proposed, _) = proposed(state, merge(old_admin, changes, floor(state))?)?;
     super::policy::preview(state, &proposed, now).await
 }
 
 /// Apply `changes` (as [`merge`] takes them) and return the new view.
 pub async fn update(state: &AppState, actor: &Actor, changes: &Map<String, Value>, now: UnixTime) -> Result<Value> {
-    change(state, actor, |admin| merge(admin, changes), EventKind::SettingsChanged, now).await
+    let floor = floor(state);
+    change(state, actor, |admin| merge(admin, changes, floor), EventKind::SettingsChanged, now).await
 }
 
 /// Drop every admin-set value; file and environment apply again.
@@ -146,6 +156,8 @@ mod tests {
     use super::*;
     use crate::policy::IdleTimeout;
 
+    const FLOOR: Secs = Secs::minutes(5);
+
     fn body(v: Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap_or_default()
     }
@@ -160,45 +172,55 @@ mod tests {
     #[test]
     fn merge_sets_clears_and_names_bad_fields() {
         let layer =
-            merge(PolicyLayer::default(), &body(serde_json::json!({"idle_timeout": 900, "max_lifetime": 3600})))
+            merge(PolicyLayer::default(), &body(serde_json::json!({"idle_timeout": 900, "max_lifetime": 3600})), FLOOR)
                 .expect("valid");
         assert_eq!(layer.idle_timeout, Some(IdleTimeout::After(Secs::new(900))));
-        let layer =
-            merge(layer, &body(serde_json::json!({"idle_timeout": "off", "max_lifetime": null}))).expect("valid");
+        let layer = merge(layer, &body(serde_json::json!({"idle_timeout": "off", "max_lifetime": null})), FLOOR)
+            .expect("valid");
         assert_eq!(layer.idle_timeout, Some(IdleTimeout::Off));
         assert_eq!(layer.max_lifetime, None);
-        let e = message(merge(PolicyLayer::default(), &body(serde_json::json!({"idle": 1}))).expect_err("unknown"));
+        let e =
+            message(merge(PolicyLayer::default(), &body(serde_json::json!({"idle": 1})), FLOOR).expect_err("unknown"));
         assert!(e.contains("unknown field \"idle\""), "{e}");
         let e = message(
-            merge(PolicyLayer::default(), &body(serde_json::json!({"max_lifetime": "12h"}))).expect_err("type"),
+            merge(PolicyLayer::default(), &body(serde_json::json!({"max_lifetime": "12h"})), FLOOR).expect_err("type"),
         );
         assert!(e.contains("max_lifetime must be a whole number of seconds"), "{e}");
         let e = message(
-            merge(PolicyLayer::default(), &body(serde_json::json!({"max_lifetime": -5}))).expect_err("negative"),
+            merge(PolicyLayer::default(), &body(serde_json::json!({"max_lifetime": -5})), FLOOR).expect_err("negative"),
         );
         assert!(e.contains("max_lifetime"), "{e}");
     }
 
     #[test]
-    fn the_admin_api_refuses_lockout_values() {
-        let put = |v: Value| merge(PolicyLayer::default(), &body(v));
-        for key in ["idle_timeout", "max_lifetime", "remember_me_idle_timeout", "remember_me_max_lifetime"] {
+    fn the_admin_api_refuses_values_below_the_operators_floor() {
+        let put = |v: Value| merge(PolicyLayer::default(), &body(v), FLOOR);
+        for key in
+            ["idle_timeout", "max_lifetime", "remember_me_idle_timeout", "remember_me_max_lifetime", "access_token_ttl"]
+        {
             let e = put(serde_json::json!({ key: 299 })).expect_err("under 5 minutes");
             assert!(matches!(e, AdminError::InvalidSetting(_)), "{e:?}");
             let m = message(e);
-            assert!(
-                m.starts_with(&format!(
-                    "{key} must be at least 300 seconds (5m) when set through the admin API, not 299"
-                )),
-                "{m}"
+            assert_eq!(
+                m,
+                format!(
+                    "{key} must be at least session.admin_floor (5m, 300 seconds) when set through the admin API, \
+                     console or CLI, not 299 seconds; shorter values are for the config file or environment \
+                     (field {key})"
+                )
             );
             assert!(put(serde_json::json!({ key: 300 })).is_ok(), "{key} at the floor");
         }
-        let e = message(put(serde_json::json!({"access_token_ttl": 2})).expect_err("under 1 minute"));
-        assert!(e.starts_with("access_token_ttl must be at least 60 seconds (1m)"), "{e}");
-        assert!(put(serde_json::json!({"access_token_ttl": 60})).is_ok());
         assert!(put(serde_json::json!({"idle_timeout": "off", "refresh_reuse_grace": 0})).is_ok(), "no floor");
         assert!(put(serde_json::json!({"idle_timeout": null})).is_ok(), "clearing is always allowed");
+        // The operator's floor, whatever it is.
+        let low = merge(PolicyLayer::default(), &body(serde_json::json!({"idle_timeout": 2})), Secs::new(1));
+        assert_eq!(low.expect("above a 1 s floor").idle_timeout, Some(IdleTimeout::After(Secs::new(2))));
+        let high = merge(PolicyLayer::default(), &body(serde_json::json!({"idle_timeout": 1800})), Secs::hours(1));
+        assert!(
+            message(high.expect_err("below a 1 h floor"))
+                .starts_with("idle_timeout must be at least session.admin_floor (1h,")
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::oauth::client_spec::parse_permissions;
 use crate::secret::PasswordHashString;
 use crate::service::AppState;
 use crate::session::Revoked;
-use crate::store::{NoFallout, Store};
+use crate::store::{NoFallout, RetiredName, Store};
 use crate::user::{User, check_name, check_username};
 
 /// Users per page of `GET /admin/users`.
@@ -196,6 +196,23 @@ pub async fn create(state: &AppState, actor: &Actor, new: NewUser, now: UnixTime
     if state.any_user(&new.username).await.map_err(store_err)?.is_some() {
         return Err(AdminError::Conflict(format!("username: a user {:?} already exists", new.username)));
     }
+    // A username is its user's `sub`: given once, never again (RFC 9700 4.15).
+    match state.store.retired_name(&new.username).await.map_err(store_err)? {
+        Some(RetiredName::User) => {
+            return Err(AdminError::Conflict(format!(
+                "username: {:?} belonged to a deleted user; a username is never given again, so the old \
+                 user's subject never names someone else",
+                new.username
+            )));
+        }
+        Some(RetiredName::Client) => {
+            return Err(AdminError::Conflict(format!(
+                "username: {:?} was the id of a deleted client; a user must never share a client's subject",
+                new.username
+            )));
+        }
+        None => {}
+    }
     let password_hash = password_hash(state, new.password, new.password_hash)
         .await?
         .ok_or_else(|| AdminError::Invalid("password: is required (or password_hash)".into()))?;
@@ -225,6 +242,19 @@ fn may_change(actor: &Actor, user: &User) -> Result<()> {
     if !user.permissions.is_empty() && !actor.administer {
         return Err(AdminError::Forbidden(format!(
             "user {:?} holds permissions; changing or deleting them needs the system:administer permission",
+            user.username
+        )));
+    }
+    Ok(())
+}
+
+/// The same rule for a user's sessions: a helpdesk (`users:edit`) may not
+/// sign out a user who holds permissions (SECURITY.md, "Authority and
+/// cost"); only `system:administer` may. Everyone may end their own.
+pub(super) fn may_revoke_sessions_of(actor: &Actor, user: &User) -> Result<()> {
+    if !user.permissions.is_empty() && !actor.administer && actor.name != user.username {
+        return Err(AdminError::Forbidden(format!(
+            "user {:?} holds permissions; revoking their sessions needs the system:administer permission",
             user.username
         )));
     }

@@ -28,6 +28,7 @@ Environment:
   TENURE_URL                  the issuer's URL (or --url)
   TENURE_CLIENT_ID            a client with permissions and scope admin (or --client-id)
   TENURE_CLIENT_SECRET        its secret, or TENURE_CLIENT_SECRET_FILE: a file holding it
+  TENURE_ALLOW_INSECURE_HTTP  1: allow an http:// URL to a host other than loopback (or --insecure-http)
 
 Examples:
   export TENURE_URL=https://id.example.com TENURE_CLIENT_ID=tenure-cli
@@ -50,6 +51,11 @@ pub struct AdminArgs {
     /// The service account's client id (a client with `permissions`).
     #[arg(long, global = true, env = "TENURE_CLIENT_ID", value_name = "ID")]
     client_id: Option<String>,
+    /// Send the secret and tokens to an `http://` URL whose host is not
+    /// loopback (they cross the network in clear); also
+    /// TENURE_ALLOW_INSECURE_HTTP=1.
+    #[arg(long, global = true)]
+    insecure_http: bool,
     /// `table` for people, `json` for the server's own JSON.
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Table)]
     output: Output,
@@ -404,6 +410,13 @@ async fn run(args: AdminArgs, env: &BTreeMap<String, String>, now: UnixTime) -> 
     let secret = client_secret(env)?;
     let client = AdminClient::new(&url, Credentials { client_id, secret })?;
     if client.is_cleartext_remote() {
+        if !(args.insecure_http || allows_insecure_http(env)?) {
+            return Err(CliError::usage(format!(
+                "TENURE_URL (or --url) {url:?} is http:// to a host that is not loopback: the client secret and \
+                 tokens would cross the network in clear, so nothing was sent; use https://, or pass \
+                 --insecure-http (or set TENURE_ALLOW_INSECURE_HTTP=1) to send them anyway"
+            )));
+        }
         eprintln!("tenure admin: warning: {url} is http: the client secret and tokens cross the network in clear");
     }
     let shown = plan.execute(&client, now).await?;
@@ -412,6 +425,18 @@ async fn run(args: AdminArgs, env: &BTreeMap<String, String>, now: UnixTime) -> 
         (Output::Json, None) => String::new(),
         (Output::Table, _) => shown.table,
     })
+}
+
+/// `TENURE_ALLOW_INSECURE_HTTP`: `1` or `true` allows cleartext to a remote
+/// host; `0`, `false` or unset does not; anything else is a usage error.
+fn allows_insecure_http(env: &BTreeMap<String, String>) -> Result<bool, CliError> {
+    match env.get("TENURE_ALLOW_INSECURE_HTTP").map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("" | "0" | "false") => Ok(false),
+        Some("1" | "true") => Ok(true),
+        Some(other) => {
+            Err(CliError::usage(format!("TENURE_ALLOW_INSECURE_HTTP must be 1 or 0 (true or false), not {other:?}")))
+        }
+    }
 }
 
 /// `TENURE_CLIENT_SECRET`, or the first line of `TENURE_CLIENT_SECRET_FILE`.
@@ -860,7 +885,7 @@ mod tests {
         assert_eq!(body.as_object().map(|m| m.len()), Some(POLICY_KEYS.len()));
         assert!(settings_syntax().starts_with(
             "Keys: idle_timeout, max_lifetime, remember_me_idle_timeout, remember_me_max_lifetime,
-access_token_ttl, refresh_reuse_grace (max_lifetime_ceiling comes from file or environment).
+access_token_ttl, refresh_reuse_grace (max_lifetime_ceiling, admin_floor come from file or environment).
 Values: "
         ));
     }

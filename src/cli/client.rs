@@ -61,7 +61,7 @@ impl AdminClient {
     pub fn is_cleartext_remote(&self) -> bool {
         let loopback = match self.base.host() {
             Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
             Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
             None => false,
         };
@@ -197,6 +197,10 @@ mod tests {
         assert!(!client("https://id.example.com").is_cleartext_remote());
         assert!(!client("http://127.0.0.1:8080").is_cleartext_remote());
         assert!(!client("http://[::1]:8080").is_cleartext_remote());
+        assert!(!client("http://[::ffff:127.0.0.1]:8080").is_cleartext_remote());
+        assert!(!client("http://127.8.9.10:8080").is_cleartext_remote());
+        assert!(client("http://[2001:db8::1]:8080").is_cleartext_remote());
+        assert!(client("http://localhost.example.com:8080").is_cleartext_remote());
         assert!(!client("http://localhost:8080").is_cleartext_remote());
     }
 

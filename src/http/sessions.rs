@@ -1,7 +1,9 @@
 //! Sessions through the account and admin API (SPEC 4, "Admin and account
 //! API"): a user lists and revokes their own sessions under
 //! `/account/sessions`; a holder of `users:edit` does the same for anyone
-//! under `/admin/users/{username}/sessions` and `/admin/sessions/{sid}`.
+//! under `/admin/users/{username}/sessions` and `/admin/sessions/{sid}`,
+//! except that ending a session of a user who holds permissions needs
+//! `system:administer` (the helpdesk rule of `crate::admin::users`).
 //!
 //! Handlers are thin: [`Caller`] authenticates (401) and checks the
 //! permission (403); the use cases live in `crate::admin::sessions`.

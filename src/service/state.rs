@@ -119,6 +119,45 @@ pub enum StartError {
     Hash(String),
     #[error(transparent)]
     PublishAhead(#[from] crate::token::key_store::PublishAheadTooShort),
+    /// A config user or client takes a subject the store already gave
+    /// (RFC 9700 4.15; names are never given again).
+    #[error("{0}")]
+    SubjectTaken(String),
+}
+
+/// A config user must not take the id of a client created through the admin
+/// API or a name retired by a deletion; a config client must not take the
+/// name of a stored or deleted user (RFC 9700 4.15: a client id never
+/// collides with a user's subject, and a subject is never given again).
+async fn check_config_subjects(config: &Config, clients: &ClientRegistry, store: &AnyStore) -> Result<(), StartError> {
+    use crate::store::RetiredName;
+    for user in &config.users {
+        let name = &user.username;
+        if clients.get(name).is_some() {
+            return Err(StartError::SubjectTaken(format!(
+                "users[{name}].username is also the id of a client (created through the admin API, or built in); \
+                 a user must never share a client's subject: rename the user or delete that client"
+            )));
+        }
+        if let Some(kind) = store.retired_name(name).await? {
+            return Err(StartError::SubjectTaken(format!(
+                "users[{name}].username was the {} of a deleted {}; a subject is never given again: choose \
+                 another username",
+                if kind == RetiredName::User { "username" } else { "id" },
+                kind.as_str()
+            )));
+        }
+    }
+    for client in &config.clients {
+        let id = &client.id;
+        if store.user(id).await?.is_some() || store.retired_name(id).await? == Some(RetiredName::User) {
+            return Err(StartError::SubjectTaken(format!(
+                "clients[{id}].id is the username of a user created (or deleted) through the admin API; a client \
+                 id must never share a user's subject: choose another id"
+            )));
+        }
+    }
+    Ok(())
 }
 
 impl AppState {
@@ -206,6 +245,7 @@ impl AppState {
                 }
             }
         }
+        check_config_subjects(&config, &clients, &store).await?;
         let users = config.users.iter().map(|u| (u.username.clone(), u.clone())).collect();
         let dummy_password_hash = PasswordHashString::hash(&Secret::new(crate::session::new_id()))
             .map_err(|e| StartError::Hash(e.to_string()))?;

@@ -107,6 +107,33 @@ impl Fallout for NoFallout {
     }
 }
 
+/// Whose name a tombstone keeps (see [`Store::retired_name`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetiredName {
+    /// A deleted user's username (their tokens' `sub`).
+    User,
+    /// A deleted client's id.
+    Client,
+}
+
+impl RetiredName {
+    /// How the stores spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetiredName::User => "user",
+            RetiredName::Client => "client",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "user" => Some(RetiredName::User),
+            "client" => Some(RetiredName::Client),
+            _ => None,
+        }
+    }
+}
+
 /// What a revocation did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Revoke<T> {
@@ -255,7 +282,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Create or replace (`Some`) or delete (`None`) stored user `username`
     /// and append `event`; with `revoke`, also revoke every session the user
-    /// has (a marker) with its fallout. One atomic, durable step. Returns
+    /// has (a marker) with its fallout. Deleting a stored user also retires
+    /// the name ([`Store::retired_name`]). One atomic, durable step. Returns
     /// whether a stored user existed before.
     fn write_user(
         &self,
@@ -265,6 +293,11 @@ pub trait Store: Send + Sync + 'static {
         fallout: &dyn Fallout,
         event: &AuditEvent,
     ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Whether `name` once named a user or a client that was deleted (a
+    /// tombstone [`Store::write_user`] and [`Store::write_client`] write
+    /// with the deletion, kept forever): a subject is never given again.
+    fn retired_name(&self, name: &str) -> impl Future<Output = Result<Option<RetiredName>>> + Send;
 
     /// Revoke every session `username` has now, in one write whatever their
     /// number (a marker checked whenever a session is read), with its
@@ -290,7 +323,8 @@ pub trait Store: Send + Sync + 'static {
     fn clients(&self) -> impl Future<Output = Result<Vec<StoredClient>>> + Send;
 
     /// Create or replace (`Some`) or delete (`None`) stored client `id` and
-    /// append `event`, atomically; durable. Whether one existed before.
+    /// append `event`, atomically; durable. Deleting a stored client also
+    /// retires its id ([`Store::retired_name`]). Whether one existed before.
     fn write_client(
         &self,
         id: &str,
@@ -616,6 +650,9 @@ impl Store for AnyStore {
     }
     async fn users(&self) -> Result<Vec<User>> {
         dispatch!(self, s => s.users().await)
+    }
+    async fn retired_name(&self, name: &str) -> Result<Option<RetiredName>> {
+        dispatch!(self, s => s.retired_name(name).await)
     }
     async fn write_user(
         &self,

@@ -22,7 +22,7 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use tokio::sync::oneshot;
 
-use super::{Effects, Fallout, Redemption, Result, Revoke, Store, StoreError};
+use super::{Effects, Fallout, Redemption, Result, RetiredName, Revoke, Store, StoreError};
 use crate::audit::AuditEvent;
 use crate::clock::UnixTime;
 use crate::logout::Delivery;
@@ -215,6 +215,9 @@ pub struct SledStore {
     users: sled::Tree,
     /// Clients created through the admin API.
     clients: sled::Tree,
+    /// name -> "user" | "client": names of deleted users and clients, never
+    /// given again ([`RetiredName`]).
+    retired_names: sled::Tree,
     /// id (u64 BE, increasing) -> [`AuditEvent`].
     audit: sled::Tree,
     /// next attempt (u64 BE) || id (u64 BE) -> [`Delivery`].
@@ -265,6 +268,7 @@ impl SledStore {
             user_markers: tree("user_markers")?,
             users: tree("users")?,
             clients: tree("clients")?,
+            retired_names: tree("retired_names")?,
             audit: tree("audit")?,
             outbox: tree("outbox")?,
             ssf_streams: tree("ssf_streams")?,
@@ -866,6 +870,15 @@ impl Store for SledStore {
             .map_err(|message| StoreError::Corrupt { what: format!("user {username}"), message })
     }
 
+    async fn retired_name(&self, name: &str) -> Result<Option<RetiredName>> {
+        let Some(bytes) = self.retired_names.get(name.as_bytes()).map_err(io)? else { return Ok(None) };
+        let kind = std::str::from_utf8(&bytes).ok().and_then(RetiredName::parse);
+        kind.map(Some).ok_or_else(|| StoreError::Corrupt {
+            what: format!("retired name {name}"),
+            message: format!("unknown kind {:?}", String::from_utf8_lossy(&bytes)),
+        })
+    }
+
     async fn users(&self) -> Result<Vec<User>> {
         let mut out = Vec::new();
         for entry in self.users.iter() {
@@ -889,12 +902,15 @@ impl Store for SledStore {
         let streams = if revoke.is_some() { self.streams()? } else { Vec::new() };
         let user_bytes = user.map(|u| serde_json::to_vec(&StoredUser::from(u))).transpose().map_err(io)?;
         let key = username.as_bytes();
-        let trees = (&self.users, &self.user_markers, &self.outbox, &self.audit, &self.ssf_queue);
-        let existed = tx_result(trees.transaction(|(users, markers, outbox, audit, ssf_queue)| {
+        let trees = (&self.users, &self.user_markers, &self.outbox, &self.audit, &self.ssf_queue, &self.retired_names);
+        let existed = tx_result(trees.transaction(|(users, markers, outbox, audit, ssf_queue, retired)| {
             let existed = match &user_bytes {
                 Some(b) => users.insert(key, b.as_slice())?.is_some(),
                 None => users.remove(key)?.is_some(),
             };
+            if user_bytes.is_none() && existed {
+                retired.insert(key, RetiredName::User.as_str().as_bytes())?;
+            }
             let mut effects = Effects::default();
             if let Some(revoked) = revoke {
                 effects = tx_mark_user(markers, username, revoked, fallout, &streams)?;
@@ -923,11 +939,15 @@ impl Store for SledStore {
         let client_bytes = client.map(serde_json::to_vec).transpose().map_err(io)?;
         let event_bytes = serde_json::to_vec(event).map_err(io)?;
         let key = id.as_bytes();
-        let existed = tx_result((&self.clients, &self.audit).transaction(|(clients, audit)| {
+        let trees = (&self.clients, &self.audit, &self.retired_names);
+        let existed = tx_result(trees.transaction(|(clients, audit, retired)| {
             let existed = match &client_bytes {
                 Some(b) => clients.insert(key, b.as_slice())?.is_some(),
                 None => clients.remove(key)?.is_some(),
             };
+            if client_bytes.is_none() && existed {
+                retired.insert(key, RetiredName::Client.as_str().as_bytes())?;
+            }
             let id = audit.generate_id()?;
             audit.insert(&id.to_be_bytes(), event_bytes.as_slice())?;
             Ok(existed)

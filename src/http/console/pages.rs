@@ -433,6 +433,8 @@ async fn settings_page(
         error,
         ceiling: span(p.max_lifetime_ceiling.as_secs()),
         ceiling_source: source_name(sources.of(PolicyKey::MaxLifetimeCeiling)),
+        floor: span(p.admin_floor.as_secs()),
+        floor_source: source_name(sources.of(PolicyKey::AdminFloor)),
         groups,
     }
 }
@@ -938,7 +940,7 @@ pub async fn user_revoke_session(
         };
         return confirm(&viewer, &form, c).await;
     }
-    match admin::sessions::revoke_session(&state, &actor(&viewer), &sid, state.now()).await {
+    match admin::sessions::revoke_user_session(&state, &actor(&viewer), &username, &sid, state.now()).await {
         Ok(()) => {
             if viewer.caller.claims.sid.as_deref() == Some(sid.as_str()) {
                 return signed_out_of_console(&state, &viewer).await;

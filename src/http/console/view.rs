@@ -247,6 +247,8 @@ pub struct SettingsPage {
     pub error: Option<String>,
     pub ceiling: String,
     pub ceiling_source: &'static str,
+    pub floor: String,
+    pub floor_source: &'static str,
     /// The keys of the policy table the console edits, in its order.
     pub groups: Vec<SettingsGroup>,
 }

@@ -25,7 +25,7 @@ use crate::session::code::{AuthCode, CODE_RECORD_TTL};
 use crate::session::family::{Family, RefreshDecision};
 use crate::session::user_session::{MAX_FAMILIES_PER_CLIENT, UserSession};
 use crate::ssf::{QueuedSet, SignedSet, Stream};
-use crate::store::{Effects, Fallout, Redemption, Result, Revoke, Store, StoreError};
+use crate::store::{Effects, Fallout, Redemption, Result, RetiredName, Revoke, Store, StoreError};
 use crate::user::{StoredUser, User};
 
 const ADMIN_POLICY: &str = "admin_session_policy";
@@ -288,6 +288,17 @@ async fn tx_mark_user(tx: &Transaction<'_>, username: &str, revoked: &Revoked) -
     )
     .await?;
     Ok(unsigned(row.try_get(0)?))
+}
+
+/// Retire `name` (a deleted user's or client's): it is never given again.
+async fn tx_retire_name(tx: &Transaction<'_>, name: &str, kind: RetiredName) -> std::result::Result<(), TxError> {
+    exec(
+        tx,
+        "INSERT INTO retired_names (name, kind) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        &[&name, &kind.as_str()],
+    )
+    .await?;
+    Ok(())
 }
 
 impl PgStore {
@@ -658,6 +669,16 @@ impl Store for PgStore {
         stored.into_user().map(Some).map_err(|message| StoreError::Corrupt { what, message })
     }
 
+    async fn retired_name(&self, name: &str) -> Result<Option<RetiredName>> {
+        let row = self.query_opt("SELECT kind FROM retired_names WHERE name = $1", &[&name]).await?;
+        let Some(row) = row else { return Ok(None) };
+        let kind: String = row.try_get(0).map_err(pg)?;
+        RetiredName::parse(&kind).map(Some).ok_or_else(|| StoreError::Corrupt {
+            what: format!("retired name {name}"),
+            message: format!("unknown kind {kind:?}"),
+        })
+    }
+
     async fn users(&self) -> Result<Vec<User>> {
         let rows = self.query("SELECT username, body FROM users ORDER BY username", &[]).await?;
         rows.into_iter()
@@ -699,6 +720,9 @@ impl Store for PgStore {
                     }
                     None => {
                         exec(tx, "DELETE FROM users WHERE username = $1", &[&username]).await?;
+                        if existed {
+                            tx_retire_name(tx, username, RetiredName::User).await?;
+                        }
                     }
                 }
                 let mut effects = Effects::default();
@@ -771,6 +795,9 @@ impl Store for PgStore {
                         }
                         None => {
                             exec(tx, "DELETE FROM clients WHERE id = $1", &[&id]).await?;
+                            if existed {
+                                tx_retire_name(tx, id, RetiredName::Client).await?;
+                            }
                         }
                     }
                     tx_audit(tx, event).await?;
