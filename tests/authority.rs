@@ -151,6 +151,13 @@ async fn a_deleted_clients_token_is_refused_at_once_and_inactive() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"], "invalid_grant", "{body}");
     assert!(body["error_description"].as_str().unwrap().contains("no longer exists"), "{body}");
+
+    // A new client under the deleted one's id would bring its tokens back.
+    let again = json!({ "id": "deployer", "grant_types": ["client_credentials"], "scopes": ["admin"] });
+    let (status, body) = call(&server, "POST", "/admin/clients", &root, Some(again)).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("was the id of a deleted client"), "{body}");
+    assert_eq!(call(&server, "GET", "/admin/clients", &token, None).await.0, 401);
 }
 
 #[tokio::test]

@@ -138,12 +138,24 @@ pub async fn create(state: &AppState, actor: &Actor, body: &Map<String, Value>, 
             spec.id
         )));
     }
-    if state.store.retired_name(&spec.id).await.map_err(store_err)? == Some(RetiredName::User) {
-        return Err(AdminError::Conflict(format!(
-            "id: {:?} was the username of a deleted user; a client id must never share a user's subject, \
-             and a subject is never given again",
-            spec.id
-        )));
+    match state.store.retired_name(&spec.id).await.map_err(store_err)? {
+        Some(RetiredName::User) => {
+            return Err(AdminError::Conflict(format!(
+                "id: {:?} was the username of a deleted user; a client id must never share a user's subject, \
+                 and a subject is never given again",
+                spec.id
+            )));
+        }
+        // Tokens name their client by id: a new client under a deleted
+        // one's id would bring the deleted client's live tokens back.
+        Some(RetiredName::Client) => {
+            return Err(AdminError::Conflict(format!(
+                "id: {:?} was the id of a deleted client; a client id is never given again, so the deleted \
+                 client's tokens stay dead",
+                spec.id
+            )));
+        }
+        None => {}
     }
     // Validate before hashing: a bad request costs no argon2.
     build(state, spec.clone(), (!spec.public).then(|| state.dummy_password_hash.clone()))?;
