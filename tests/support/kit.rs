@@ -14,25 +14,26 @@ pub const WEB_REDIRECT: &str = "http://127.0.0.1:9000/callback";
 /// The `web` client's credentials (HTTP Basic).
 pub const WEB: (&str, &str) = ("web", "web-secret");
 
-/// A service account holding `system:administer` (the `admin` scope).
-pub const ROOT_AUTOMATION: &str = r#"
-[[clients]]
-id = "root-automation"
-secret = "root-automation-secret"
-grant_types = ["client_credentials"]
-scopes = ["admin"]
-permissions = ["system:administer"]
-"#;
+/// A `[[clients]]` service account `$id` (secret `$id-secret`) holding
+/// `system:administer` through the `admin` scope.
+macro_rules! administrator_account {
+    ($id:literal) => {
+        concat!(
+            "\n[[clients]]\nid = \"",
+            $id,
+            "\"\nsecret = \"",
+            $id,
+            "-secret\"\ngrant_types = [\"client_credentials\"]\nscopes = [\"admin\"]\n",
+            "permissions = [\"system:administer\"]\n"
+        )
+    };
+}
 
-/// Another service account holding `system:administer`, named `ops`.
-pub const OPS: &str = r#"
-[[clients]]
-id = "ops"
-secret = "ops-secret"
-grant_types = ["client_credentials"]
-scopes = ["admin"]
-permissions = ["system:administer"]
-"#;
+/// The service account `root-automation`, holding `system:administer`.
+pub const ROOT_AUTOMATION: &str = administrator_account!("root-automation");
+
+/// The service account `ops`, holding `system:administer`.
+pub const OPS: &str = administrator_account!("ops");
 
 /// The confidential `web` client (code and refresh grants) at
 /// [`WEB_REDIRECT`] with these scopes (no `scopes` line when empty).
