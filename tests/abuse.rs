@@ -12,35 +12,17 @@ use serde_json::Value;
 use tokio::task::JoinSet;
 
 use crate::support::flow::{Browser, code_from, input_value, location, pkce_pair};
+use crate::support::kit::{WEB, WEB_REDIRECT as REDIRECT, redeem, user, web_client};
 use crate::support::{Server, config_with, eventually};
 
-const REDIRECT: &str = "http://127.0.0.1:9000/callback";
-
 fn config(backchannel_uri: Option<&str>) -> String {
-    let backchannel = backchannel_uri.map(|u| format!("backchannel_logout_uri = \"{u}\"")).unwrap_or_default();
+    let backchannel = backchannel_uri.map(|u| format!("backchannel_logout_uri = \"{u}\"\n")).unwrap_or_default();
     config_with(&format!(
-        r#"
-[[clients]]
-id = "web"
-secret = "web-secret"
-redirect_uris = ["{REDIRECT}"]
-grant_types = ["authorization_code", "refresh_token"]
-scopes = ["openid", "admin"]
-{backchannel}
-
-[[users]]
-username = "alice"
-password = "alice-password"
-
-[[users]]
-username = "bob"
-password = "bob-password"
-
-[[users]]
-username = "root"
-password = "root-password"
-permissions = ["system:administer"]
-"#
+        "{}{backchannel}{}{}{}",
+        web_client(&["openid", "admin"]),
+        user("alice", &[]),
+        user("bob", &[]),
+        user("root", &["system:administer"])
     ))
 }
 
@@ -152,22 +134,8 @@ async fn tokens(
     let query = web_query(&challenge, extra);
     let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let code = browser.sign_in_for_code(server, &query, user, &format!("{user}-password"), false).await;
-    let resp = server
-        .post_form(
-            "/token",
-            Some(("web", "web-secret")),
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", &verifier),
-            ],
-        )
-        .await;
-    let status = resp.status();
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(status, 200, "{body}");
-    (body["access_token"].as_str().unwrap().to_owned(), body["refresh_token"].as_str().unwrap().to_owned())
+    let tokens = redeem(server, WEB, &code, REDIRECT, Some(&verifier)).await;
+    (tokens.access(), tokens.refresh())
 }
 
 /// Every audit event, newest first (as root).

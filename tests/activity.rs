@@ -6,37 +6,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::flow::{Browser, pkce_pair};
+use crate::support::kit::{self, user, web_client};
 use crate::support::{Server, config_with};
 
-const REDIRECT: &str = "http://127.0.0.1:9000/callback";
-
 async fn sign_in(server: &Server) -> String {
-    let browser = Browser::new();
-    let (verifier, challenge) = pkce_pair();
-    let query = [
-        ("response_type", "code"),
-        ("client_id", "web"),
-        ("redirect_uri", REDIRECT),
-        ("scope", "openid"),
-        ("code_challenge", challenge.as_str()),
-        ("code_challenge_method", "S256"),
-    ];
-    let code = browser.sign_in_for_code(server, &query, "alice", "alice-password", false).await;
-    let resp = server
-        .post_form(
-            "/token",
-            Some(("web", "web-secret")),
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", &verifier),
-            ],
-        )
-        .await;
-    assert_eq!(resp.status(), 200);
-    resp.json::<Value>().await.unwrap()["refresh_token"].as_str().unwrap().to_owned()
+    kit::sign_in(server, "alice", "alice-password", "openid").await.refresh()
 }
 
 async fn refresh(server: &Server, token: &str, activity: Option<&str>) -> reqwest::Response {
@@ -48,19 +22,7 @@ async fn refresh(server: &Server, token: &str, activity: Option<&str>) -> reqwes
 }
 
 fn config() -> String {
-    config_with(&format!(
-        r#"
-[[clients]]
-id = "web"
-secret = "web-secret"
-redirect_uris = ["{REDIRECT}"]
-grant_types = ["authorization_code", "refresh_token"]
-
-[[users]]
-username = "alice"
-password = "alice-password"
-"#
-    ))
+    config_with(&format!("{}{}", web_client(&[]), user("alice", &[])))
 }
 
 #[tokio::test]
@@ -74,6 +36,7 @@ async fn a_background_refresh_keeps_the_idle_deadline_and_an_interactive_one_mov
     let mut background_died_after = None;
     // Refresh both every second for 7 s: twice the idle timeout and more.
     while started.elapsed() < Duration::from_secs(7) {
+        // sleep: idle timeout on the real binary's wall clock; refreshes are spaced on purpose
         tokio::time::sleep(Duration::from_millis(1000)).await;
         if background_died_after.is_none() {
             let resp = refresh(&server, &background, Some("background")).await;

@@ -12,64 +12,23 @@ use serde_json::{Value, json};
 use crate::support::flow::{Browser, pkce_pair};
 use crate::support::{Server, config_with};
 
-const REDIRECT: &str = "http://127.0.0.1:9000/callback";
+use crate::support::kit::{
+    ROOT_AUTOMATION, WEB_REDIRECT as REDIRECT, call, cc_admin_token, code_exchange, introspect_active, refresh,
+    root_token, user, web_client,
+};
 
 pub fn config() -> String {
-    config_with(&format!(
-        r#"
-[[clients]]
-id = "root-automation"
-secret = "root-automation-secret"
-grant_types = ["client_credentials"]
-scopes = ["admin"]
-permissions = ["system:administer"]
-
-[[clients]]
-id = "web"
-secret = "web-secret"
-redirect_uris = ["{REDIRECT}"]
-grant_types = ["authorization_code", "refresh_token"]
-scopes = ["openid", "profile", "admin"]
-
-[[users]]
-username = "alice"
-password = "alice-password"
-"#
-    ))
-}
-
-async fn cc(server: &Server, id: &str, secret: &str) -> reqwest::Response {
-    server.post_form("/token", Some((id, secret)), &[("grant_type", "client_credentials"), ("scope", "admin")]).await
-}
-
-async fn token_of(server: &Server, id: &str, secret: &str) -> String {
-    let resp = cc(server, id, secret).await;
-    assert_eq!(resp.status(), 200, "client credentials for {id}");
-    resp.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned()
+    config_with(&format!("{ROOT_AUTOMATION}{}{}", web_client(&["openid", "profile", "admin"]), user("alice", &[])))
 }
 
 /// `system:administer`.
 async fn root(server: &Server) -> String {
-    token_of(server, "root-automation", "root-automation-secret").await
+    root_token(server).await
 }
 
 /// `users:edit` only.
 async fn helpdesk(server: &Server) -> String {
-    token_of(server, "automation", "automation-secret").await
-}
-
-async fn call(server: &Server, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
-    let mut req = server.http.request(method.parse().unwrap(), server.url(path));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) })
+    cc_admin_token(server, "automation", "automation-secret").await
 }
 
 fn message(body: &Value) -> &str {
@@ -78,42 +37,8 @@ fn message(body: &Value) -> &str {
 
 /// Sign `user` in at `web` with a fresh browser; (access, refresh).
 async fn sign_in(server: &Server, user: &str, password: &str) -> (String, String) {
-    let browser = Browser::new();
-    let (verifier, challenge) = pkce_pair();
-    let query = [
-        ("response_type", "code"),
-        ("client_id", "web"),
-        ("redirect_uri", REDIRECT),
-        ("scope", "openid"),
-        ("code_challenge", challenge.as_str()),
-        ("code_challenge_method", "S256"),
-    ];
-    let code = browser.sign_in_for_code(server, &query, user, password, false).await;
-    let resp = server
-        .post_form(
-            "/token",
-            Some(("web", "web-secret")),
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", &verifier),
-            ],
-        )
-        .await;
-    assert_eq!(resp.status(), 200);
-    let body: Value = resp.json().await.unwrap();
-    (body["access_token"].as_str().unwrap().to_owned(), body["refresh_token"].as_str().unwrap().to_owned())
-}
-
-async fn refresh(server: &Server, client: (&str, &str), token: &str) -> reqwest::Response {
-    server.post_form("/token", Some(client), &[("grant_type", "refresh_token"), ("refresh_token", token)]).await
-}
-
-async fn introspect_active(server: &Server, token: &str) -> bool {
-    let resp = server.post_form("/introspect", Some(("orders-api", "orders-secret")), &[("token", token)]).await;
-    assert_eq!(resp.status(), 200);
-    resp.json::<Value>().await.unwrap()["active"].as_bool().unwrap()
+    let tokens = crate::support::kit::sign_in(server, user, password, "openid").await;
+    (tokens.access(), tokens.refresh())
 }
 
 fn kid(jwt: &str) -> String {
@@ -443,18 +368,7 @@ async fn clients_are_registered_validated_rotated_and_deleted() {
         ("code_challenge_method", "S256"),
     ];
     let code = browser.sign_in_for_code(&server, &query, "alice", "alice-password", false).await;
-    let resp = server
-        .post_form(
-            "/token",
-            Some(("wiki", "wiki-secret-long-enough")),
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", &verifier),
-            ],
-        )
-        .await;
+    let resp = code_exchange(&server, ("wiki", "wiki-secret-long-enough"), &code, REDIRECT, Some(&verifier)).await;
     assert_eq!(resp.status(), 200);
     let access = resp.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
     assert!(introspect_active(&server, &access).await);
@@ -745,6 +659,21 @@ pub async fn names_are_never_given_again(server: &Server) {
     assert_eq!(call(server, "POST", "/admin/users", Some(&root), Some(user("bobby"))).await.0, 201);
 }
 
+/// Serve from `dir`, which must fail to start; its log (stderr).
+fn refused_start(dir: &std::path::Path) -> String {
+    let out = crate::support::tenure()
+        .current_dir(dir)
+        .env("TENURE_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+        .wait_with_output()
+        .unwrap();
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[tokio::test]
 async fn a_deleted_username_is_never_given_again() {
     let server = Server::start(&config(), &[]);
@@ -756,17 +685,7 @@ async fn a_deleted_username_is_never_given_again() {
     std::fs::write(dir.path().join("tenure.toml"), &with_bob).unwrap();
     let out = crate::support::tenure().arg("check-config").current_dir(dir.path()).output().unwrap();
     assert!(out.status.success(), "the file alone is valid: {}", String::from_utf8_lossy(&out.stderr));
-    let out = crate::support::tenure()
-        .current_dir(dir.path())
-        .env("TENURE_LOG", "error")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap()
-        .wait_with_output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused_start(dir.path());
     assert!(
         stderr.contains("users[bob].username was the username of a deleted user; a subject is never given again"),
         "{stderr}"
@@ -776,16 +695,6 @@ async fn a_deleted_username_is_never_given_again() {
         config()
     );
     std::fs::write(dir.path().join("tenure.toml"), &with_carol_client).unwrap();
-    let out = crate::support::tenure()
-        .current_dir(dir.path())
-        .env("TENURE_LOG", "error")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap()
-        .wait_with_output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused_start(dir.path());
     assert!(stderr.contains("clients[carol].id is the username of a user created (or deleted)"), "{stderr}");
 }

@@ -8,10 +8,8 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
-use crate::support::flow::{Browser, pkce_pair};
+use crate::support::kit::{self, ROOT_AUTOMATION, cc_admin_token, introspect_active, root_token, web_client};
 use crate::support::{BIN, Server, config_with};
-
-const REDIRECT: &str = "http://127.0.0.1:9000/callback";
 
 /// A hash with the server's own parameters, and one that asks for 4 GiB.
 const SALT_AND_HASH: &str = "c29tZXNhbHRzb21lc2FsdA$JGFyZ29uMmlkJHY9MTkkbT0xOTQ1Nix0PTIscD0x";
@@ -22,57 +20,23 @@ fn costly_hash() -> String {
 
 fn config() -> String {
     config_with(&format!(
-        r#"
-[[clients]]
-id = "root-automation"
-secret = "root-automation-secret"
-grant_types = ["client_credentials"]
-scopes = ["admin"]
-permissions = ["system:administer"]
-
-[[clients]]
-id = "web"
-secret = "web-secret"
-redirect_uris = ["{REDIRECT}"]
-grant_types = ["authorization_code", "refresh_token"]
-scopes = ["openid", "admin"]
-
+        r#"{ROOT_AUTOMATION}{}
 [[clients]]
 id = "gateway"
 secret = "gateway-secret"
 grant_types = ["urn:ietf:params:oauth:grant-type:token-exchange"]
 token_exchange_audiences = ["billing-api"]
-"#
+"#,
+        web_client(&["openid", "admin"])
     ))
 }
 
 async fn call(server: &Server, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = server.http.request(method.parse().unwrap(), server.url(path)).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-}
-
-async fn cc_token(server: &Server, id: &str, secret: &str) -> String {
-    let resp = server
-        .post_form("/token", Some((id, secret)), &[("grant_type", "client_credentials"), ("scope", "admin")])
-        .await;
-    assert_eq!(resp.status(), 200, "client credentials for {id}");
-    resp.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned()
+    kit::call(server, method, path, Some(token), body).await
 }
 
 async fn root(server: &Server) -> String {
-    cc_token(server, "root-automation", "root-automation-secret").await
-}
-
-async fn introspect_active(server: &Server, token: &str) -> bool {
-    let resp = server.post_form("/introspect", Some(("orders-api", "orders-secret")), &[("token", token)]).await;
-    assert_eq!(resp.status(), 200);
-    resp.json::<Value>().await.unwrap()["active"].as_bool().unwrap()
+    root_token(server).await
 }
 
 /// A run-time service account `id` holding `system:administer`; its secret.
@@ -96,26 +60,7 @@ async fn create_admin_client(server: &Server, root: &str, id: &str) -> String {
 
 /// Sign `user` in at `web` with the `admin` scope; the access token.
 async fn sign_in(server: &Server, user: &str, password: &str) -> String {
-    let browser = Browser::new();
-    let (verifier, challenge) = pkce_pair();
-    let query = [
-        ("response_type", "code"),
-        ("client_id", "web"),
-        ("redirect_uri", REDIRECT),
-        ("scope", "openid admin"),
-        ("code_challenge", challenge.as_str()),
-        ("code_challenge_method", "S256"),
-    ];
-    let code = browser.sign_in_for_code(server, &query, user, password, false).await;
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", REDIRECT),
-        ("code_verifier", verifier.as_str()),
-    ];
-    let resp = server.post_form("/token", Some(("web", "web-secret")), &form).await;
-    assert_eq!(resp.status(), 200);
-    resp.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned()
+    kit::sign_in(server, user, password, "openid admin").await.access()
 }
 
 #[tokio::test]
@@ -123,7 +68,7 @@ async fn a_deleted_clients_token_is_refused_at_once_and_inactive() {
     let server = Server::start(&config(), &[]);
     let root = root(&server).await;
     let secret = create_admin_client(&server, &root, "deployer").await;
-    let token = cc_token(&server, "deployer", &secret).await;
+    let token = cc_admin_token(&server, "deployer", &secret).await;
     assert_eq!(call(&server, "GET", "/admin/clients", &token, None).await.0, 200);
     assert!(introspect_active(&server, &token).await);
 
@@ -179,7 +124,7 @@ async fn permissions_removed_from_a_client_end_at_the_next_request() {
     let server = Server::start(&config(), &[]);
     let root = root(&server).await;
     let secret = create_admin_client(&server, &root, "deployer").await;
-    let token = cc_token(&server, "deployer", &secret).await;
+    let token = cc_admin_token(&server, "deployer", &secret).await;
     assert_eq!(call(&server, "GET", "/admin/settings/session", &token, None).await.0, 200);
 
     // Down to users:edit: settings are out of reach, users still in.

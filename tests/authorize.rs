@@ -3,37 +3,25 @@
 //! sign-in, single sign-on, `prompt`, `max_age`, throttling, CSRF, cookies, and
 //! the errors that must never become redirects.
 
-use crate::support::flow::{Browser, code_from, input_value, location, pkce_pair, query_param};
+use crate::support::flow::{Browser, code_from, input_value, location, pkce_pair, query_param, set_cookie};
+use crate::support::kit::{WEB_REDIRECT, user, web_client};
 use crate::support::{Server, config_with};
 
-const WEB_REDIRECT: &str = "http://127.0.0.1:9000/callback";
 const SPA_REDIRECT: &str = "http://127.0.0.1:9001/";
 
 fn config() -> String {
     config_with(&format!(
-        r#"
-[[clients]]
-id = "web"
-name = "Web <Shop> & Co"
-secret = "web-secret"
-redirect_uris = ["{WEB_REDIRECT}"]
-grant_types = ["authorization_code", "refresh_token"]
-scopes = ["openid", "profile", "email"]
+        r#"{}name = "Web <Shop> & Co"
 
 [[clients]]
 id = "spa"
 public = true
 redirect_uris = ["{SPA_REDIRECT}"]
 grant_types = ["authorization_code", "refresh_token"]
-
-[[users]]
-username = "alice"
-password = "alice-password"
-
-[[users]]
-username = "bob"
-password = "bob-password"
-"#
+{}{}"#,
+        web_client(&["openid", "profile", "email"]),
+        user("alice", &[]),
+        user("bob", &[])
     ))
 }
 
@@ -43,14 +31,6 @@ fn web<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
         vec![("response_type", "code"), ("client_id", "web"), ("redirect_uri", WEB_REDIRECT), ("state", "st-1")];
     query.extend_from_slice(extra);
     query
-}
-
-fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
-    resp.headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .find(|c| c.starts_with(&format!("{name}=")))
 }
 
 /// Follow a 302 error redirect to `redirect_uri` and return (error, description).
@@ -163,6 +143,7 @@ async fn prompt_none_without_a_session_is_login_required() {
     browser.sign_in_for_code(&server, &web(&[]), "alice", "alice-password", false).await;
     browser.code_for(&server, &web(&[("prompt", "none")])).await;
     // ... unless the sign-in is older than max_age.
+    // sleep: max_age on the real binary's wall clock (whole seconds)
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let resp = browser.authorize(&server, &web(&[("prompt", "none"), ("max_age", "0")])).await;
     assert_eq!(error_redirect(&resp, WEB_REDIRECT, &server.base).0, "login_required");
@@ -177,6 +158,7 @@ async fn prompt_login_and_max_age_ask_again_despite_a_session() {
     let code = browser.sign_in_for_code(&server, &web(&[("prompt", "login")]), "alice", "alice-password", false).await;
     assert_eq!(code.len(), 43, "after signing in again the request continues without looping");
 
+    // sleep: max_age on the real binary's wall clock (whole seconds)
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let code = browser.sign_in_for_code(&server, &web(&[("max_age", "0")]), "alice", "alice-password", false).await;
     assert_eq!(code.len(), 43, "max_age=0 forces a sign-in, then continues");

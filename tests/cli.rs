@@ -6,14 +6,11 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::Value;
 
-use crate::support::flow::{Browser, pkce_pair};
+use crate::support::kit::{self, cc_admin_token, user, web_client};
 use crate::support::{BIN, Server, config_with};
 
-const REDIRECT: &str = "http://127.0.0.1:9000/callback";
 const CLI_ID: &str = "tenure-cli";
 const CLI_SECRET: &str = "tenure-cli-secret";
 
@@ -26,22 +23,10 @@ secret = "{CLI_SECRET}"
 grant_types = ["client_credentials"]
 scopes = ["admin"]
 permissions = ["system:administer"]
-
-[[clients]]
-id = "web"
-secret = "web-secret"
-redirect_uris = ["{REDIRECT}"]
-grant_types = ["authorization_code", "refresh_token"]
-scopes = ["openid", "profile"]
-
-[[users]]
-username = "alice"
-password = "alice-password"
-
-[[users]]
-username = "bob"
-password = "bob-password"
-"#
+{}{}{}"#,
+        web_client(&["openid", "profile"]),
+        user("alice", &[]),
+        user("bob", &[])
     ))
 }
 
@@ -109,12 +94,7 @@ fn admin_as(server: &Server, env: &[(&str, &str)], args: &[&str], stdin: Option<
 /// A client-credentials token of the CLI's service account, to ask the API
 /// directly what the CLI should have shown.
 async fn api_token(server: &Server) -> String {
-    let resp = server
-        .post_form("/token", Some((CLI_ID, CLI_SECRET)), &[("grant_type", "client_credentials"), ("scope", "admin")])
-        .await;
-    assert_eq!(resp.status(), 200);
-    let body: Value = resp.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
+    cc_admin_token(server, CLI_ID, CLI_SECRET).await
 }
 
 async fn api_get(server: &Server, path: &str) -> Value {
@@ -126,33 +106,7 @@ async fn api_get(server: &Server, path: &str) -> Value {
 
 /// Sign `user` in at `web` from a new browser: a new session; its sid.
 async fn sign_in(server: &Server, user: &str) -> String {
-    let (verifier, challenge) = pkce_pair();
-    let query = [
-        ("response_type", "code"),
-        ("client_id", "web"),
-        ("redirect_uri", REDIRECT),
-        ("scope", "openid"),
-        ("code_challenge", challenge.as_str()),
-        ("code_challenge_method", "S256"),
-    ];
-    let code = Browser::new().sign_in_for_code(server, &query, user, &format!("{user}-password"), false).await;
-    let resp = server
-        .post_form(
-            "/token",
-            Some(("web", "web-secret")),
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", &verifier),
-            ],
-        )
-        .await;
-    assert_eq!(resp.status(), 200);
-    let body: Value = resp.json().await.unwrap();
-    let access = body["access_token"].as_str().unwrap();
-    let claims: Value = serde_json::from_slice(&B64.decode(access.split('.').nth(1).unwrap()).unwrap()).unwrap();
-    claims["sid"].as_str().expect("a user token carries sid").to_owned()
+    kit::sign_in(server, user, &format!("{user}-password"), "openid").await.sid()
 }
 
 /// The lines of a table whose first cell is `first`.

@@ -6,55 +6,19 @@
 use serde_json::Value;
 
 use crate::support::flow::{Browser, input_value, location, query_param};
+use crate::support::kit::{self, ROOT_AUTOMATION, call, root_token, user, web_client};
 use crate::support::{Server, config_with};
 
 /// Users of every kind, and an automation client with `system:administer`
 /// for reading the admin API.
 pub fn config() -> String {
-    config_with(
-        r#"
-[[clients]]
-id = "root-automation"
-secret = "root-automation-secret"
-grant_types = ["client_credentials"]
-scopes = ["admin"]
-permissions = ["system:administer"]
-
-[[clients]]
-id = "web"
-secret = "web-secret"
-redirect_uris = ["http://127.0.0.1:9000/callback"]
-grant_types = ["authorization_code", "refresh_token"]
-scopes = ["openid", "profile"]
-
-[[users]]
-username = "root"
-password = "root-password"
-permissions = ["system:administer"]
-
-[[users]]
-username = "carol"
-password = "carol-password"
-permissions = ["users:edit"]
-
-[[users]]
-username = "alice"
-password = "alice-password"
-"#,
-    )
-}
-
-/// A `system:administer` token for the admin API.
-pub async fn root_token(server: &Server) -> String {
-    let resp = server
-        .post_form(
-            "/token",
-            Some(("root-automation", "root-automation-secret")),
-            &[("grant_type", "client_credentials"), ("scope", "admin")],
-        )
-        .await;
-    assert_eq!(resp.status(), 200);
-    resp.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned()
+    config_with(&format!(
+        "{ROOT_AUTOMATION}{}{}{}{}",
+        web_client(&["openid", "profile"]),
+        user("root", &["system:administer"]),
+        user("carol", &["users:edit"]),
+        user("alice", &[])
+    ))
 }
 
 /// `GET /admin/settings/session` as the automation client.
@@ -399,16 +363,7 @@ async fn the_console_session_is_listed_as_client_console_and_sign_out_revokes_it
     let page = browser.get(&server, "/console/account").await.text().await.unwrap();
     assert!(page.contains("<td data-label=\"Client\">console <span class=\"badge on\">This session</span>"), "{page}");
     let bearer = root_token(&server).await;
-    let listed: Value = server
-        .http
-        .get(server.url("/admin/users/root/sessions"))
-        .bearer_auth(&bearer)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = call(&server, "GET", "/admin/users/root/sessions", Some(&bearer), None).await.1;
     assert_eq!(listed["sessions"][0]["client_ids"], serde_json::json!(["console"]));
 
     let token = csrf(&server, &browser, "/console/account").await;
@@ -434,16 +389,7 @@ async fn the_console_session_is_listed_as_client_console_and_sign_out_revokes_it
     assert_eq!(query_param(&authorize, "prompt").as_deref(), Some("login"));
     let page = browser.get(&server, &authorize).await;
     assert_eq!(page.status(), 200, "the sign-in page, not a silent sign-in");
-    let listed: Value = server
-        .http
-        .get(server.url("/admin/users/root/sessions"))
-        .bearer_auth(&bearer)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = call(&server, "GET", "/admin/users/root/sessions", Some(&bearer), None).await.1;
     assert_eq!(listed["sessions"][0]["client_ids"], serde_json::json!([]), "the console family is revoked: {listed}");
     // Signing in again with the password ends the mark: a later sign-in of
     // this browser is silent again through its tenure session.
@@ -471,16 +417,7 @@ async fn a_revoked_session_ends_the_console_at_once() {
 async fn the_console_client_is_built_in_and_read_only_in_the_admin_api() {
     let server = Server::start(&config(), &[]);
     let token = root_token(&server).await;
-    let shown: Value = server
-        .http
-        .get(server.url("/admin/clients/console"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let shown: Value = call(&server, "GET", "/admin/clients/console", Some(&token), None).await.1;
     assert_eq!(shown["source"], "builtin");
     assert_eq!(shown["public"], true);
     assert_eq!(shown["redirect_uris"], serde_json::json!([server.url("/console/callback")]));
@@ -527,34 +464,7 @@ async fn a_helpdesk_user_revokes_a_users_sessions_after_confirming() {
     let browser = Browser::new();
     sign_in(&server, &browser, "/console/users/alice", "carol", "carol-password").await;
     // alice signs in to an app.
-    let alice = Browser::new();
-    let (verifier, challenge) = crate::support::flow::pkce_pair();
-    let query = [
-        ("response_type", "code"),
-        ("client_id", "web"),
-        ("redirect_uri", "http://127.0.0.1:9000/callback"),
-        ("scope", "openid"),
-        ("state", "s"),
-        ("code_challenge", challenge.as_str()),
-        ("code_challenge_method", "S256"),
-    ];
-    let code = alice.sign_in_for_code(&server, &query, "alice", "alice-password", false).await;
-    let tokens: Value = server
-        .post_form(
-            "/token",
-            Some(("web", "web-secret")),
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", "http://127.0.0.1:9000/callback"),
-                ("code_verifier", &verifier),
-            ],
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let refresh = kit::sign_in(&server, "alice", "alice-password", "openid").await.refresh();
     let page = browser.get(&server, "/console/users/alice").await.text().await.unwrap();
     assert!(page.contains("<td data-label=\"Client\">web"), "alice's session with client web: {page}");
     let csrf = input_value(&page, "csrf").unwrap();
@@ -837,6 +747,7 @@ async fn the_console_refreshes_while_used_and_ends_at_the_idle_timeout() {
     let server = Server::start(&config(), &env);
     let browser = Browser::new();
     sign_in(&server, &browser, "/console/account", "alice", "alice-password").await;
+    // sleep: idle timeout on the real binary's wall clock
     let wait = |ms| tokio::time::sleep(std::time::Duration::from_millis(ms));
     wait(2500).await;
     assert_eq!(browser.get(&server, "/console/account").await.status(), 200, "half the token's life: refreshed");

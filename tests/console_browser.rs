@@ -10,9 +10,9 @@ use fantoccini::Locator;
 use serde_json::Value;
 
 use crate::console::{admin_settings, config};
-use crate::support::Server;
 use crate::support::browser::{Chromium, ConsoleEntry, PATIENCE};
-use crate::support::flow::{Browser, pkce_pair};
+use crate::support::kit::{self, WEB};
+use crate::support::{Server, eventually};
 
 /// Sign in to the console at `path` as a person does on tenure's sign-in
 /// page.
@@ -79,20 +79,13 @@ async fn follow(browser: &Chromium, text: &str) {
 
 /// Wait until the page's text contains `text`.
 async fn wait_for_page_text(browser: &Chromium, text: &str) {
-    let started = std::time::Instant::now();
-    loop {
-        if browser.text("body").await.contains(text) {
-            return;
-        }
-        if started.elapsed() > PATIENCE {
-            panic!(
-                "the page never showed {text:?}; it shows {:?} at {}\nconsole errors: {:#?}",
-                browser.text("body").await,
-                browser.url().await,
-                browser.console_errors().await
-            );
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    if !eventually(PATIENCE, || async { browser.text("body").await.contains(text) }).await {
+        panic!(
+            "the page never showed {text:?}; it shows {:?} at {}\nconsole errors: {:#?}",
+            browser.text("body").await,
+            browser.url().await,
+            browser.console_errors().await
+        );
     }
 }
 
@@ -103,46 +96,11 @@ fn no_errors(errors: &[ConsoleEntry]) {
 /// alice signs in to the confidential app `web` (another browser, through
 /// HTTP) and gets its refresh token.
 async fn app_refresh_token(server: &Server, username: &str, password: &str) -> String {
-    let app = Browser::new();
-    let (verifier, challenge) = pkce_pair();
-    let query = [
-        ("response_type", "code"),
-        ("client_id", "web"),
-        ("redirect_uri", "http://127.0.0.1:9000/callback"),
-        ("scope", "openid"),
-        ("state", "s"),
-        ("code_challenge", challenge.as_str()),
-        ("code_challenge_method", "S256"),
-    ];
-    let code = app.sign_in_for_code(server, &query, username, password, false).await;
-    let tokens: Value = server
-        .post_form(
-            "/token",
-            Some(("web", "web-secret")),
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", "http://127.0.0.1:9000/callback"),
-                ("code_verifier", &verifier),
-            ],
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    tokens["refresh_token"].as_str().unwrap().to_owned()
+    kit::sign_in(server, username, password, "openid").await.refresh()
 }
 
 async fn refresh_status(server: &Server, refresh_token: &str) -> u16 {
-    server
-        .post_form(
-            "/token",
-            Some(("web", "web-secret")),
-            &[("grant_type", "refresh_token"), ("refresh_token", refresh_token)],
-        )
-        .await
-        .status()
-        .as_u16()
+    kit::refresh(server, WEB, refresh_token).await.status().as_u16()
 }
 
 #[tokio::test]
@@ -266,11 +224,8 @@ async fn a_helpdesk_user_revokes_a_users_sessions_in_chromium_and_the_refresh_to
     fill_labelled(&browser, "Search users", None, "ali").await;
     press(&browser, "Search").await;
     wait_for_page_text(&browser, "ali").await;
-    let started = std::time::Instant::now();
-    while browser.url().await.query() != Some("query=ali") {
-        assert!(started.elapsed() < PATIENCE, "the search did not load: {}", browser.url().await);
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let searched = eventually(PATIENCE, || async { browser.url().await.query() == Some("query=ali") }).await;
+    assert!(searched, "the search did not load: {}", browser.url().await);
     follow(&browser, "alice").await;
     wait_for_page_text(&browser, "Live sessions").await;
     let sessions = browser.text("table").await;
@@ -340,20 +295,17 @@ async fn after_sign_out_the_back_button_shows_the_sign_in_page_not_the_settings_
     // session from the back/forward cache, but a fresh request, which is
     // sent to sign in.
     browser.client.back().await.unwrap();
-    let started = std::time::Instant::now();
-    loop {
+    let at_sign_in = eventually(PATIENCE, || async {
         let body = browser.text("body").await;
         assert!(
             !body.contains("Automatically sign out inactive users"),
             "the back button showed the settings again at {}",
             browser.url().await
         );
-        if browser.url().await.path() == "/authorize" {
-            break;
-        }
-        assert!(started.elapsed() < PATIENCE, "the back button shows {body:?} at {}", browser.url().await);
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+        browser.url().await.path() == "/authorize"
+    })
+    .await;
+    assert!(at_sign_in, "the back button shows {:?} at {}", browser.text("body").await, browser.url().await);
     // The console asks for the password: the tenure session (which other
     // apps keep) does not sign the console in again behind the back button.
     browser.wait_for("input[name=username]").await;
@@ -416,6 +368,7 @@ async fn screenshots() {
         let dir = dir.clone();
         async move {
             browser.client.set_window_size(1280, height).await.unwrap();
+            // sleep: the window resize has no event to wait for before a screenshot
             tokio::time::sleep(std::time::Duration::from_millis(300)).await;
             let png = browser.client.screenshot().await.unwrap();
             std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
@@ -467,6 +420,7 @@ async fn screenshots() {
     shoot("my-sessions", 700).await;
     browser.client.set_window_size(400, 900).await.unwrap();
     browser.goto(&server.url("/console/account")).await;
+    // sleep: the window resize has no event to wait for before a screenshot
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     std::fs::write(dir.join("my-sessions-narrow.png"), browser.client.screenshot().await.unwrap()).unwrap();
 

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use reqwest::{Method, Response};
 
 use crate::support::flow::{Browser, pkce_pair};
+use crate::support::kit::spa_client;
 use crate::support::{Server, config_with};
 
 const SPA_ORIGIN: &str = "http://127.0.0.1:9001";
@@ -17,14 +18,7 @@ const FOREIGN_ORIGIN: &str = "https://evil.example";
 
 fn config() -> String {
     config_with(&format!(
-        r#"
-[[clients]]
-id = "spa"
-public = true
-redirect_uris = ["{SPA_REDIRECT}"]
-web_origins = ["{SPA_ORIGIN}"]
-grant_types = ["authorization_code", "refresh_token"]
-
+        r#"{}
 [[clients]]
 id = "other-spa"
 public = true
@@ -36,7 +30,8 @@ grant_types = ["authorization_code"]
 username = "alice"
 password = "alice-password"
 email = "alice@example.com"
-"#
+"#,
+        spa_client(SPA_REDIRECT, SPA_ORIGIN)
     ))
 }
 

@@ -194,6 +194,7 @@ fn run_child(dir: &Path, after: Duration) -> Vec<String> {
     });
     let ready = rx.recv_timeout(Duration::from_secs(10));
     if ready.is_ok() {
+        // sleep: the kill lands at a chosen moment of the child's run
         std::thread::sleep(after);
     }
     child.kill().expect("SIGKILL");

@@ -13,6 +13,7 @@ use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use serde_json::{Value, json};
 
 use crate::support::flow::{Browser, pkce_pair};
+use crate::support::kit::{spa_client, user};
 use crate::support::{Server, config_with};
 
 const SPA_ORIGIN: &str = "http://127.0.0.1:9011";
@@ -23,14 +24,7 @@ fn config() -> String {
         r#"
 [session]
 refresh_reuse_grace = "60s"
-
-[[clients]]
-id = "spa"
-public = true
-redirect_uris = ["{SPA_REDIRECT}"]
-web_origins = ["{SPA_ORIGIN}"]
-grant_types = ["authorization_code", "refresh_token"]
-scopes = ["openid", "profile"]
+{}scopes = ["openid", "profile"]
 
 [[clients]]
 id = "resource-server"
@@ -46,7 +40,8 @@ grant_types = ["authorization_code", "refresh_token"]
 [[users]]
 username = "alice"
 password = "alice-password"
-"#
+"#,
+        spa_client(SPA_REDIRECT, SPA_ORIGIN)
     ))
 }
 
@@ -532,20 +527,8 @@ async fn oidc_client_ts_binds_an_spa_to_a_browser_key_in_chromium() {
 
     let Some(browser) = Chromium::start().await else { return };
     let (listener, spa_origin) = Site::bind().await;
-    let config = config_with(&format!(
-        r#"
-[[clients]]
-id = "spa"
-public = true
-redirect_uris = ["{spa_origin}/callback"]
-web_origins = ["{spa_origin}"]
-grant_types = ["authorization_code", "refresh_token"]
-
-[[users]]
-username = "alice"
-password = "alice-password"
-"#
-    ));
+    let config =
+        config_with(&format!("{}{}", spa_client(&format!("{spa_origin}/callback"), &spa_origin), user("alice", &[])));
     let server = Server::start(&config, &[]);
     let site = Site::serve(listener, spa_origin.clone(), spa_with(&spa_origin, &server.base, true));
 

@@ -7,22 +7,15 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 use crate::support::flow::Browser;
+use crate::support::kit::{OPS, WEB, WEB_REDIRECT, claims, sign_in_without_pkce, user, web_client};
 use crate::support::{Server, config_with};
 
-const WEB_REDIRECT: &str = "http://127.0.0.1:9000/callback";
 const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const AT_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 
 fn config() -> String {
     config_with(&format!(
-        r#"
-[[clients]]
-id = "web"
-secret = "web-secret"
-redirect_uris = ["{WEB_REDIRECT}"]
-grant_types = ["authorization_code", "refresh_token"]
-scopes = ["openid", "orders:read", "orders:write"]
-
+        r#"{}
 [[clients]]
 id = "orders-svc"
 secret = "orders-svc-secret"
@@ -35,46 +28,14 @@ id = "billing-api"
 secret = "billing-secret"
 grant_types = ["{EXCHANGE}"]
 token_exchange_audiences = ["ledger-api"]
-
-[[clients]]
-id = "ops"
-secret = "ops-secret"
-grant_types = ["client_credentials"]
-scopes = ["admin"]
-permissions = ["system:administer"]
-
-[[users]]
-username = "alice"
-password = "alice-password"
-"#
+{OPS}{}"#,
+        web_client(&["openid", "orders:read", "orders:write"]),
+        user("alice", &[])
     ))
 }
 
 async fn user_tokens(server: &Server) -> serde_json::Value {
-    let code = Browser::new()
-        .sign_in_for_code(
-            server,
-            &[
-                ("response_type", "code"),
-                ("client_id", "web"),
-                ("redirect_uri", WEB_REDIRECT),
-                ("scope", "openid orders:read orders:write"),
-            ],
-            "alice",
-            "alice-password",
-            false,
-        )
-        .await;
-    server
-        .post_form(
-            "/token",
-            Some(("web", "web-secret")),
-            &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", WEB_REDIRECT)],
-        )
-        .await
-        .json()
-        .await
-        .unwrap()
+    sign_in_without_pkce(server, WEB, "alice", "alice-password", "openid orders:read orders:write", false).await.body
 }
 
 async fn exchange(server: &Server, client: (&str, &str), subject: &str, extra: &[(&str, &str)]) -> reqwest::Response {
@@ -88,10 +49,6 @@ async fn refused(resp: reqwest::Response, error: &str) -> String {
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["error"], error, "{body}");
     body["error_description"].as_str().unwrap().to_owned()
-}
-
-fn claims_of(token: &str) -> serde_json::Value {
-    serde_json::from_slice(&B64.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap()
 }
 
 fn at(v: &serde_json::Value) -> &str {
@@ -132,7 +89,7 @@ async fn a_service_trades_a_users_token_for_a_narrower_one_for_its_downstream() 
     validation.set_audience(&["billing-api"]);
     validation.set_issuer(&[server.base.as_str()]);
     let c = jsonwebtoken::decode::<serde_json::Value>(at(&body), &key, &validation).expect("verifies").claims;
-    let subject = claims_of(at(&user));
+    let subject = claims(at(&user));
     assert_eq!(c["sub"], "alice");
     assert_eq!(c["sid"], subject["sid"], "keeps the session");
     assert_eq!(c["client_id"], "orders-svc");
@@ -154,7 +111,7 @@ async fn a_chained_exchange_nests_the_actors() {
     let second = exchange(&server, ("billing-api", "billing-secret"), at(&first), &[("resource", "ledger-api")]).await;
     assert_eq!(second.status(), 200);
     let second: serde_json::Value = second.json().await.unwrap();
-    let c = claims_of(at(&second));
+    let c = claims(at(&second));
     assert_eq!(c["aud"], "ledger-api");
     assert_eq!(c["act"], serde_json::json!({"sub": "billing-api", "act": {"sub": "orders-svc"}}));
     assert_eq!(c["sub"], "alice");
@@ -246,7 +203,7 @@ async fn every_bad_request_is_refused_with_its_rfc8693_code() {
     let mac = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes()), input.as_bytes());
     let confused = format!("{input}.{}", B64.encode(mac.as_ref()));
     refused(exchange(&server, svc, &confused, &aud).await, "invalid_grant").await;
-    let mut payload = claims_of(at(&user));
+    let mut payload = claims(at(&user));
     payload["scope"] = "openid orders:read orders:write admin".into();
     let tampered = format!("{}.{}.{}", parts[0], B64.encode(payload.to_string()), parts[2]);
     let why = refused(exchange(&server, svc, &tampered, &aud).await, "invalid_grant").await;
@@ -271,7 +228,7 @@ async fn every_bad_request_is_refused_with_its_rfc8693_code() {
 async fn an_expired_subject_is_refused() {
     let server = Server::start(&config(), &[("TENURE_SESSION_ACCESS_TOKEN_TTL", "1")]);
     let user = user_tokens(&server).await;
-    let subject_exp = claims_of(at(&user))["exp"].as_u64().unwrap();
+    let subject_exp = claims(at(&user))["exp"].as_u64().unwrap();
     // The real binary runs on the wall clock: wait (at most ~2 s) for exp to pass.
     let expired = crate::support::eventually(std::time::Duration::from_secs(5), || async {
         use tenure::clock::Clock;
@@ -299,10 +256,10 @@ async fn a_service_identity_can_be_exchanged_too() {
     let resp = exchange(&server, ("orders-svc", "orders-svc-secret"), at(&cc), &[("audience", "billing-api")]).await;
     assert_eq!(resp.status(), 200);
     let body: serde_json::Value = resp.json().await.unwrap();
-    let c = claims_of(at(&body));
+    let c = claims(at(&body));
     assert_eq!((c["sub"].as_str(), c["aud"].as_str()), (Some("orders-svc"), Some("billing-api")));
     assert!(c.get("sid").is_none());
-    assert!(c["exp"].as_u64().unwrap() <= claims_of(at(&cc))["exp"].as_u64().unwrap(), "never outlives the subject");
+    assert!(c["exp"].as_u64().unwrap() <= claims(at(&cc))["exp"].as_u64().unwrap(), "never outlives the subject");
     refused(
         exchange(&server, ("orders-svc", "orders-svc-secret"), at(&cc), &[("audience", "ledger-api")]).await,
         "invalid_target",
@@ -388,7 +345,7 @@ async fn a_dpop_bound_subject_is_exchanged_only_with_a_proof_of_its_key_and_stay
         token_with_proof(&server, ("web", "web-secret"), &form, proof(&key)).await.json().await.unwrap();
     assert_eq!(user["token_type"], "DPoP");
     let subject = at(&user);
-    assert_eq!(claims_of(subject)["cnf"]["jkt"], key.jkt());
+    assert_eq!(claims(subject)["cnf"]["jkt"], key.jkt());
 
     // Without a proof it would become a bearer token: refused, and audited.
     let description =
@@ -414,7 +371,7 @@ async fn a_dpop_bound_subject_is_exchanged_only_with_a_proof_of_its_key_and_stay
     assert_eq!(resp.status(), 200);
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["token_type"], "DPoP");
-    let c = claims_of(at(&body));
+    let c = claims(at(&body));
     assert_eq!(c["cnf"]["jkt"], key.jkt());
     assert_eq!((c["sub"].as_str(), c["aud"].as_str()), (Some("alice"), Some("billing-api")));
 
@@ -427,7 +384,7 @@ async fn a_dpop_bound_subject_is_exchanged_only_with_a_proof_of_its_key_and_stay
     let cc_subject = at(&cc);
     refused(token_with_proof(&server, svc, &exchange_form(cc_subject), None).await, "invalid_grant").await;
     let resp = token_with_proof(&server, svc, &exchange_form(cc_subject), proof(&key)).await;
-    assert_eq!(claims_of(at(&resp.json().await.unwrap()))["cnf"]["jkt"], key.jkt());
+    assert_eq!(claims(at(&resp.json().await.unwrap()))["cnf"]["jkt"], key.jkt());
     let plain: serde_json::Value =
         server.post_form("/token", Some(svc), &[("grant_type", "client_credentials")]).await.json().await.unwrap();
     let plain_subject = at(&plain);

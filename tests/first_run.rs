@@ -8,24 +8,14 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::flow::{Browser, input_value, location, pkce_pair};
+use crate::support::flow::{Browser, input_value, location};
+use crate::support::kit::{sign_in, web_client};
 use crate::support::{Server, config_with, eventually};
-
-const REDIRECT: &str = "http://127.0.0.1:9000/callback";
 
 /// No user at all; a web client that may ask for the `admin` scope, to
 /// call the admin API as the new administrator.
 pub fn config() -> String {
-    config_with(&format!(
-        r#"
-[[clients]]
-id = "web"
-secret = "web-secret"
-redirect_uris = ["{REDIRECT}"]
-grant_types = ["authorization_code", "refresh_token"]
-scopes = ["openid", "profile", "admin"]
-"#
-    ))
+    config_with(&web_client(&["openid", "profile", "admin"]))
 }
 
 /// The setup URLs the server printed on standard output.
@@ -89,31 +79,7 @@ async fn follow(server: &Server, browser: &Browser, mut location: String) -> (re
 
 /// An access token of `username` at the client `web` with the `admin` scope.
 async fn admin_token(server: &Server, username: &str, password: &str) -> String {
-    let browser = Browser::new();
-    let (verifier, challenge) = pkce_pair();
-    let query = [
-        ("response_type", "code"),
-        ("client_id", "web"),
-        ("redirect_uri", REDIRECT),
-        ("scope", "openid admin"),
-        ("code_challenge", challenge.as_str()),
-        ("code_challenge_method", "S256"),
-    ];
-    let code = browser.sign_in_for_code(server, &query, username, password, false).await;
-    let resp = server
-        .post_form(
-            "/token",
-            Some(("web", "web-secret")),
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", &verifier),
-            ],
-        )
-        .await;
-    assert_eq!(resp.status(), 200);
-    resp.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned()
+    sign_in(server, username, password, "openid admin").await.access()
 }
 
 /// The users of `GET /admin/users` as the administrator `username`.

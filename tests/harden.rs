@@ -11,38 +11,21 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::support::flow::{Browser, code_from, input_value, location, pkce_pair};
+use crate::support::kit::{self, OPS, WEB, WEB_REDIRECT, call, cc_token, user, web_client};
 use crate::support::{Server, config_with};
-
-const WEB_REDIRECT: &str = "http://127.0.0.1:9000/callback";
 
 fn config() -> String {
     config_with(&format!(
-        r#"
-[[clients]]
-id = "web"
-secret = "web-secret"
-redirect_uris = ["{WEB_REDIRECT}"]
-grant_types = ["authorization_code", "refresh_token"]
-scopes = ["openid", "profile", "email"]
-
+        r#"{}
 [[clients]]
 id = "cli"
 public = true
 application_type = "native"
 redirect_uris = ["http://127.0.0.1:9000/callback"]
 grant_types = ["authorization_code", "refresh_token"]
-
-[[clients]]
-id = "ops"
-secret = "ops-secret"
-grant_types = ["client_credentials"]
-scopes = ["admin"]
-permissions = ["system:administer"]
-
-[[users]]
-username = "alice"
-password = "alice-password"
-"#
+{OPS}{}"#,
+        web_client(&["openid", "profile", "email"]),
+        user("alice", &[])
     ))
 }
 
@@ -51,31 +34,15 @@ fn web_query() -> Vec<(&'static str, &'static str)> {
 }
 
 async fn redeem(server: &Server, code: &str) -> serde_json::Value {
-    let resp = server
-        .post_form(
-            "/token",
-            Some(("web", "web-secret")),
-            &[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", WEB_REDIRECT)],
-        )
-        .await;
-    assert_eq!(resp.status(), 200);
-    resp.json().await.unwrap()
+    kit::redeem(server, WEB, code, WEB_REDIRECT, None).await.body
 }
 
 async fn refresh(server: &Server, refresh_token: &str) -> reqwest::Response {
-    server
-        .post_form(
-            "/token",
-            Some(("web", "web-secret")),
-            &[("grant_type", "refresh_token"), ("refresh_token", refresh_token)],
-        )
-        .await
+    kit::refresh(server, WEB, refresh_token).await
 }
 
 async fn admin_token(server: &Server) -> String {
-    let resp = server.post_form("/token", Some(("ops", "ops-secret")), &[("grant_type", "client_credentials")]).await;
-    let body: serde_json::Value = resp.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
+    cc_token(server, "ops", "ops-secret").await
 }
 
 fn s(v: &serde_json::Value, k: &str) -> String {
@@ -118,6 +85,7 @@ async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> (String,
 async fn drip_until_closed(stream: &mut TcpStream, chunk: &[u8], every: Duration, within: Duration) -> Instant {
     let started = Instant::now();
     while started.elapsed() < within {
+        // sleep: the drip rate is what is under test (a slow client)
         tokio::time::sleep(every).await;
         if stream.write_all(chunk).await.is_err() {
             return Instant::now();
@@ -156,6 +124,7 @@ async fn a_dripping_body_gets_408_at_the_body_timeout() {
     let (mut read, mut write) = stream.into_split();
     let dripping = tokio::spawn(async move {
         for _ in 0..40 {
+            // sleep: the drip rate is what is under test (a slow body)
             tokio::time::sleep(Duration::from_millis(250)).await;
             if write.write_all(b"a").await.is_err() {
                 break;
@@ -212,6 +181,7 @@ async fn connections_beyond_the_cap_wait_for_a_free_slot() {
     let first = connect(&server).await;
     let _second = connect(&server).await;
     // Give the accept loop a moment to take both.
+    // sleep: the accept loop taking both connections cannot be observed from outside under a cap of 2
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut third = connect(&server).await;
     third.write_all(b"GET /healthz HTTP/1.1\r\nHost: tenure\r\nConnection: close\r\n\r\n").await.unwrap();
@@ -238,9 +208,11 @@ async fn sigterm_finishes_requests_in_flight_and_does_not_wait_for_idle_connecti
     );
     in_flight.write_all(head.as_bytes()).await.unwrap();
     in_flight.write_all(&body[..5]).await.unwrap();
+    // sleep: the server reading the partial request cannot be observed from outside
     tokio::time::sleep(Duration::from_millis(300)).await;
     let pid = server.child.id().to_string();
     assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    // sleep: the server acting on SIGTERM cannot be observed without a new connection
     tokio::time::sleep(Duration::from_millis(300)).await;
     // The request begun before the signal is answered in full.
     in_flight.write_all(&body[5..]).await.unwrap();
@@ -473,6 +445,7 @@ async fn a_bare_cross_site_logout_with_a_leaked_expired_id_token_ends_nothing() 
     let code = browser.sign_in_for_code(&server, &web_query(), "alice", "alice-password", false).await;
     let tokens = redeem(&server, &code).await;
     let id_token = s(&tokens, "id_token");
+    // sleep: expiry on the real binary's wall clock (1 s access token TTL)
     tokio::time::sleep(Duration::from_millis(2100)).await;
 
     // The attacker's page posts the leaked hint; the victim's browser sends
@@ -689,16 +662,7 @@ async fn duplicate_json_keys_are_refused_by_name() {
     let v: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(v["error"], "invalid_request");
     assert_eq!(v["message"], r#"the JSON body has the key "idle_timeout" twice; give each key once"#);
-    let v: serde_json::Value = server
-        .http
-        .get(server.url("/admin/settings/session"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: serde_json::Value = call(&server, "GET", "/admin/settings/session", Some(&admin), None).await.1;
     assert_eq!(v["idle_timeout"], 1800, "nothing changed");
 }
 
@@ -785,31 +749,14 @@ async fn fifty_code_redemptions_in_one_session_leave_at_most_five_families_alive
     let code = browser.code_for(&server, &web_query()).await;
     assert_eq!(code.len(), 43);
     // ... and the session listing shows it with its one client.
-    let listing: serde_json::Value = server
-        .http
-        .get(server.url("/account/sessions"))
-        .bearer_auth(s(&last, "access_token"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listing: serde_json::Value =
+        call(&server, "GET", "/account/sessions", Some(&s(&last, "access_token")), None).await.1;
     let sessions = listing["sessions"].as_array().unwrap();
     assert_eq!(sessions.len(), 1, "{listing}");
     assert_eq!(sessions[0]["client_ids"], serde_json::json!(["web"]));
     // Each superseded family is audited.
     let admin = admin_token(&server).await;
-    let audit: serde_json::Value = server
-        .http
-        .get(server.url("/admin/audit?limit=500"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let audit: serde_json::Value = call(&server, "GET", "/admin/audit?limit=500", Some(&admin), None).await.1;
     let superseded = audit["events"]
         .as_array()
         .unwrap()
@@ -828,6 +775,7 @@ async fn refreshes_keep_the_browser_session_alive_for_single_sign_on() {
     let code = browser.sign_in_for_code(&server, &web_query(), "alice", "alice-password", false).await;
     let mut rt = s(&redeem(&server, &code).await, "refresh_token");
     for _ in 0..3 {
+        // sleep: idle timeout on the real binary's wall clock; refreshes are spaced on purpose
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let body: serde_json::Value = refresh(&server, &rt).await.json().await.unwrap();
         rt = s(&body, "refresh_token");

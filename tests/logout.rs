@@ -11,30 +11,21 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 
-use crate::support::flow::{Browser, code_from, input_value, location, query_param};
+use crate::support::flow::{Browser, code_from, input_value, location, query_param, set_cookie};
+use crate::support::kit::{WEB, WEB_REDIRECT, redeem, refresh, user, web_client};
 use crate::support::{Server, config_with, eventually};
 
-const WEB_REDIRECT: &str = "http://127.0.0.1:9000/callback";
 const AFTER_LOGOUT: &str = "http://127.0.0.1:9000/signed-out";
 const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 
 fn config(backchannel_uri: &str) -> String {
     config_with(&format!(
-        r#"
-[[clients]]
-id = "web"
-name = "Web Shop"
-secret = "web-secret"
-redirect_uris = ["{WEB_REDIRECT}"]
-grant_types = ["authorization_code", "refresh_token"]
-scopes = ["openid", "profile", "email"]
+        r#"{}name = "Web Shop"
 backchannel_logout_uri = "{backchannel_uri}"
 post_logout_redirect_uris = ["{AFTER_LOGOUT}"]
-
-[[users]]
-username = "alice"
-password = "alice-password"
-"#
+{}"#,
+        web_client(&["openid", "profile", "email"]),
+        user("alice", &[])
     ))
 }
 
@@ -157,15 +148,7 @@ async fn sign_in(server: &Server) -> SignedIn {
         .next()
         .expect("a session cookie");
     let code = code_from(browser.get(server, &location(&posted).unwrap()).await).await;
-    let resp = server
-        .post_form(
-            "/token",
-            Some(("web", "web-secret")),
-            &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", WEB_REDIRECT)],
-        )
-        .await;
-    assert_eq!(resp.status(), 200);
-    let body: serde_json::Value = resp.json().await.unwrap();
+    let body = redeem(server, WEB, &code, WEB_REDIRECT, None).await.body;
     let id_token = body["id_token"].as_str().unwrap().to_owned();
     let jwks = server.jwks().await;
     let id = crate::support::verify(&id_token, &jwks, &server.base, "web").claims;
@@ -185,13 +168,7 @@ async fn logout(browser: &Browser, server: &Server, query: &[(&str, &str)]) -> r
 }
 
 async fn refresh_status(server: &Server, refresh_token: &str) -> (u16, serde_json::Value) {
-    let resp = server
-        .post_form(
-            "/token",
-            Some(("web", "web-secret")),
-            &[("grant_type", "refresh_token"), ("refresh_token", refresh_token)],
-        )
-        .await;
+    let resp = refresh(server, WEB, refresh_token).await;
     (resp.status().as_u16(), resp.json().await.unwrap())
 }
 
@@ -216,14 +193,6 @@ async fn prompt_none(server: &Server, session_cookie: Option<&str>) -> reqwest::
         req = req.header("cookie", format!("tenure_session={c}"));
     }
     req.send().await.unwrap()
-}
-
-fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
-    resp.headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .find(|c| c.starts_with(&format!("{name}=")))
 }
 
 /// The logout token of a back-channel request, checked against the JWKS with

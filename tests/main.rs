@@ -26,6 +26,7 @@ mod harden;
 mod interop;
 mod keys;
 mod logout;
+mod no_sleeps;
 mod postgres;
 mod replica_keys;
 mod replicas;

@@ -9,6 +9,7 @@
 
 use std::process::Output;
 
+use crate::support::kit::{WEB, WEB_REDIRECT, code_without_pkce, sign_in_without_pkce, user, web_client};
 use crate::support::postgres::{self, PgDatabase};
 use crate::support::{Server, tenure};
 use tenure::store::postgres::migrate::{MIGRATIONS, latest};
@@ -161,23 +162,8 @@ fn stop(child: std::process::Child) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-const WEB_REDIRECT: &str = "http://127.0.0.1:9000/callback";
-
 fn config() -> String {
-    crate::support::config_with(&format!(
-        r#"
-[[clients]]
-id = "web"
-secret = "web-secret"
-redirect_uris = ["{WEB_REDIRECT}"]
-grant_types = ["authorization_code", "refresh_token"]
-scopes = ["openid"]
-
-[[users]]
-username = "alice"
-password = "alice-password"
-"#
-    ))
+    crate::support::config_with(&format!("{}{}", web_client(&["openid"]), user("alice", &[])))
 }
 
 #[tokio::test]
@@ -217,7 +203,6 @@ async fn the_password_in_the_url_never_reaches_the_output() {
 /// other, and a reuse detected at one kills the family at both.
 #[tokio::test]
 async fn two_replicas_serve_one_issuer_from_one_database() {
-    use crate::support::flow::Browser;
     let Some(db) = postgres::database().await else { return };
     assert!(run(&["migrate"], &db.url).status.success());
     let env = [("TENURE_STORE", "postgres"), ("TENURE_DATABASE_URL", db.url.as_str())];
@@ -228,15 +213,7 @@ async fn two_replicas_serve_one_issuer_from_one_database() {
         assert_eq!(r.http.get(r.url("/readyz")).send().await.expect("readyz").status(), 200);
     }
 
-    let code = Browser::new()
-        .sign_in_for_code(
-            &a,
-            &[("response_type", "code"), ("client_id", "web"), ("redirect_uri", WEB_REDIRECT), ("scope", "openid")],
-            "alice",
-            "alice-password",
-            false,
-        )
-        .await;
+    let code = code_without_pkce(&a, "web", "alice", "alice-password", "openid", false).await;
     let tokens =
         token(&a, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", WEB_REDIRECT)]).await;
     assert_eq!(tokens.0, 200, "{}", tokens.1);
@@ -247,18 +224,7 @@ async fn two_replicas_serve_one_issuer_from_one_database() {
     assert_eq!((replay.0, replay.1["error"].as_str()), (400, Some("invalid_grant")));
 
     // The family was killed by the replay: start again with a fresh sign-in.
-    let code = Browser::new()
-        .sign_in_for_code(
-            &b,
-            &[("response_type", "code"), ("client_id", "web"), ("redirect_uri", WEB_REDIRECT), ("scope", "openid")],
-            "alice",
-            "alice-password",
-            false,
-        )
-        .await;
-    let tokens =
-        token(&b, &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", WEB_REDIRECT)]).await;
-    let second = tokens.1["refresh_token"].as_str().expect("refresh token").to_owned();
+    let second = sign_in_without_pkce(&b, WEB, "alice", "alice-password", "openid", false).await.refresh();
     let rotated = token(&a, &[("grant_type", "refresh_token"), ("refresh_token", &second)]).await;
     assert_eq!(rotated.0, 200, "a token of B refreshes at A: {}", rotated.1);
     let third = rotated.1["refresh_token"].as_str().expect("refresh token").to_owned();

@@ -14,6 +14,7 @@ use tenure::duration::Secs;
 use tenure::store::postgres::keys::DbKeys;
 use tenure::token::master_key::MasterKey;
 
+use crate::support::kit::{ROOT_AUTOMATION, root_token};
 use crate::support::postgres::{self, PgDatabase};
 use crate::support::{Server, config_with, eventually, tenure};
 
@@ -21,16 +22,7 @@ const T0: UnixTime = UnixTime(1_700_000_000);
 
 /// Both replicas are one issuer (behind one load balancer).
 fn config() -> String {
-    let clients = config_with(
-        r#"
-[[clients]]
-id = "root-automation"
-secret = "root-automation-secret"
-grant_types = ["client_credentials"]
-scopes = ["admin"]
-permissions = ["system:administer"]
-"#,
-    );
+    let clients = config_with(ROOT_AUTOMATION);
     format!("issuer = \"https://issuer.test\"\n{clients}")
 }
 
@@ -55,16 +47,7 @@ fn replica_dir(from: &std::path::Path) -> tempfile::TempDir {
 }
 
 async fn root(server: &Server) -> String {
-    let resp = server
-        .post_form(
-            "/token",
-            Some(("root-automation", "root-automation-secret")),
-            &[("grant_type", "client_credentials"), ("scope", "admin")],
-        )
-        .await;
-    assert_eq!(resp.status(), 200);
-    let body: Value = resp.json().await.expect("json");
-    body["access_token"].as_str().expect("token").to_owned()
+    root_token(server).await
 }
 
 fn kid(token: &str) -> String {

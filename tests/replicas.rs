@@ -12,22 +12,16 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::support::flow::Browser;
+use crate::support::kit::{ROOT_AUTOMATION, root_token, user};
 use crate::support::postgres::{self, PgDatabase};
-use crate::support::{Server, tenure};
+use crate::support::{Server, eventually, tenure};
 
 const REDIRECT: &str = "https://app.example/cb";
 const ISSUER: &str = "http://tenure.replicas.test";
 
 fn config() -> String {
     crate::support::config_with(&format!(
-        r#"
-[[clients]]
-id = "root-automation"
-secret = "root-automation-secret"
-grant_types = ["client_credentials"]
-scopes = ["admin"]
-permissions = ["system:administer"]
-
+        r#"{ROOT_AUTOMATION}
 [[clients]]
 id = "web"
 secret = "web-secret"
@@ -35,10 +29,8 @@ redirect_uris = ["{REDIRECT}"]
 grant_types = ["authorization_code", "refresh_token"]
 scopes = ["openid"]
 
-[[users]]
-username = "alice"
-password = "alice-password"
-"#
+{}"#,
+        user("alice", &[])
     ))
 }
 
@@ -96,15 +88,7 @@ fn field(body: &Value, name: &str) -> String {
 }
 
 async fn root(server: &Server) -> String {
-    let resp = server
-        .post_form(
-            "/token",
-            Some(("root-automation", "root-automation-secret")),
-            &[("grant_type", "client_credentials"), ("scope", "admin")],
-        )
-        .await;
-    assert_eq!(resp.status(), 200);
-    field(&resp.json().await.expect("json"), "access_token")
+    root_token(server).await
 }
 
 async fn admin(server: &Server, method: &str, path: &str, token: &str, body: Value) -> (u16, Value) {
@@ -184,15 +168,14 @@ async fn a_settings_change_at_a_is_in_force_at_b_at_once() {
     assert_eq!(status, 200, "{view}");
     // NOTIFY makes it immediate; the deadline only absorbs the hop.
     let started = Instant::now();
-    let mut seen = Value::Null;
-    while started.elapsed() < Duration::from_millis(900) {
-        seen = admin(&b, "GET", "/admin/settings/session", &rb, Value::Null).await.1;
-        if seen == view {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(seen, view, "B shows A's settings within {:?}", started.elapsed());
+    let seen = std::cell::RefCell::new(Value::Null);
+    eventually(Duration::from_millis(900), || async {
+        let now = admin(&b, "GET", "/admin/settings/session", &rb, Value::Null).await.1;
+        *seen.borrow_mut() = now;
+        *seen.borrow() == view
+    })
+    .await;
+    assert_eq!(*seen.borrow(), view, "B shows A's settings within {:?}", started.elapsed());
     // And B issues by them: a token from B lives 1200 s.
     let tokens = tokens_at(&b).await;
     assert_eq!(tokens["expires_in"], 1200, "{tokens}");
@@ -443,6 +426,7 @@ async fn sigkill_of_a_under_load_loses_no_rotation_revocation_or_queued_logout()
         });
     }
     // Revocations acknowledged by A while the load runs, then SIGKILL.
+    // sleep: lets the load run before the revocations; nothing to wait for
     tokio::time::sleep(Duration::from_millis(150)).await;
     for (token, _) in &doomed {
         assert_eq!(web(&a, "/revoke", &[("token", token)]).await.0, 200);

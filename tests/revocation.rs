@@ -3,21 +3,14 @@
 
 use std::time::Duration;
 
-use crate::support::flow::Browser;
+use crate::support::kit::{
+    OPS, WEB, WEB_REDIRECT, call, cc_token, refresh, sign_in_without_pkce, spa_client, user, web_client,
+};
 use crate::support::{Server, config_with, eventually};
-
-const WEB_REDIRECT: &str = "http://127.0.0.1:9000/callback";
 
 fn config() -> String {
     config_with(&format!(
-        r#"
-[[clients]]
-id = "web"
-secret = "web-secret"
-redirect_uris = ["{WEB_REDIRECT}"]
-grant_types = ["authorization_code", "refresh_token"]
-scopes = ["openid", "profile", "email"]
-
+        r#"{}
 [[clients]]
 id = "other"
 secret = "other-secret"
@@ -28,47 +21,15 @@ grant_types = ["authorization_code", "refresh_token"]
 id = "rs"
 secret = "rs-secret"
 grant_types = ["client_credentials"]
-
-[[clients]]
-id = "spa"
-public = true
-redirect_uris = ["http://127.0.0.1:9001/"]
-web_origins = ["http://127.0.0.1:9001"]
-grant_types = ["authorization_code", "refresh_token"]
-
-[[clients]]
-id = "ops"
-secret = "ops-secret"
-grant_types = ["client_credentials"]
-scopes = ["admin"]
-permissions = ["system:administer"]
-
-[[users]]
-username = "alice"
-password = "alice-password"
-"#
+{}{OPS}{}"#,
+        web_client(&["openid", "profile", "email"]),
+        spa_client("http://127.0.0.1:9001/", "http://127.0.0.1:9001"),
+        user("alice", &[])
     ))
 }
 
 async fn tokens(server: &Server, client: (&str, &str)) -> serde_json::Value {
-    let code = Browser::new()
-        .sign_in_for_code(
-            server,
-            &[("response_type", "code"), ("client_id", client.0), ("redirect_uri", WEB_REDIRECT), ("scope", "openid")],
-            "alice",
-            "alice-password",
-            false,
-        )
-        .await;
-    let resp = server
-        .post_form(
-            "/token",
-            Some(client),
-            &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", WEB_REDIRECT)],
-        )
-        .await;
-    assert_eq!(resp.status(), 200);
-    resp.json().await.unwrap()
+    sign_in_without_pkce(server, client, "alice", "alice-password", "openid", false).await.body
 }
 
 fn s<'a>(v: &'a serde_json::Value, k: &str) -> &'a str {
@@ -82,17 +43,11 @@ async fn introspect(server: &Server, token: &str) -> serde_json::Value {
 }
 
 async fn refresh_status(server: &Server, token: &str) -> u16 {
-    server
-        .post_form("/token", Some(("web", "web-secret")), &[("grant_type", "refresh_token"), ("refresh_token", token)])
-        .await
-        .status()
-        .as_u16()
+    refresh(server, WEB, token).await.status().as_u16()
 }
 
 async fn admin_token(server: &Server) -> String {
-    let resp = server.post_form("/token", Some(("ops", "ops-secret")), &[("grant_type", "client_credentials")]).await;
-    let body: serde_json::Value = resp.json().await.unwrap();
-    s(&body, "access_token").to_owned()
+    cc_token(server, "ops", "ops-secret").await
 }
 
 #[tokio::test]
@@ -206,16 +161,7 @@ async fn the_admin_settings_api_needs_system_administer() {
         .unwrap();
     assert_eq!(forbidden.status(), 403);
     let admin = admin_token(&server).await;
-    let ok: serde_json::Value = server
-        .http
-        .get(server.url("/admin/settings/session"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ok: serde_json::Value = call(&server, "GET", "/admin/settings/session", Some(&admin), None).await.1;
     assert_eq!(ok["idle_timeout"], 1800);
     assert_eq!(ok["max_lifetime"], 43200);
     assert_eq!(ok["sources"]["idle_timeout"], "default");
@@ -258,27 +204,9 @@ async fn settings_changes_are_validated_sourced_persisted_and_resettable() {
     let dir = server.kill_keep_dir();
     let server = Server::start_in(dir, &config_text, &[("TENURE_SESSION_MAX_LIFETIME", "10h")]);
     let admin = admin_token(&server).await;
-    let after: serde_json::Value = server
-        .http
-        .get(server.url("/admin/settings/session"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let after: serde_json::Value = call(&server, "GET", "/admin/settings/session", Some(&admin), None).await.1;
     assert_eq!(after["idle_timeout"], 600);
-    let reset: serde_json::Value = server
-        .http
-        .delete(server.url("/admin/settings/session"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let reset: serde_json::Value = call(&server, "DELETE", "/admin/settings/session", Some(&admin), None).await.1;
     assert_eq!(reset["idle_timeout"], 1800);
     assert_eq!(reset["sources"]["idle_timeout"], "default");
 }

@@ -8,28 +8,16 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 use crate::support::flow::{Browser, pkce_pair};
+use crate::support::kit::{
+    WEB, WEB_REDIRECT, code_without_pkce, refresh, sign_in_without_pkce, spa_client, web_client,
+};
 use crate::support::{Server, config_with};
 
 const SPA_REDIRECT: &str = "http://127.0.0.1:9001/";
-const WEB_REDIRECT: &str = "http://127.0.0.1:9000/callback";
 
 fn config(extra: &str) -> String {
     config_with(&format!(
-        r#"
-[[clients]]
-id = "web"
-secret = "web-secret"
-redirect_uris = ["{WEB_REDIRECT}"]
-grant_types = ["authorization_code", "refresh_token"]
-scopes = ["openid", "profile", "email"]
-
-[[clients]]
-id = "spa"
-public = true
-redirect_uris = ["{SPA_REDIRECT}"]
-web_origins = ["http://127.0.0.1:9001"]
-grant_types = ["authorization_code", "refresh_token"]
-session = {{ max_lifetime = "1h" }}
+        r#"{}{}session = {{ max_lifetime = "1h" }}
 
 [[clients]]
 id = "no-refresh"
@@ -44,7 +32,9 @@ email = "alice@example.com"
 name = "Alice Liddell"
 
 {extra}
-"#
+"#,
+        web_client(&["openid", "profile", "email"]),
+        spa_client(SPA_REDIRECT, "http://127.0.0.1:9001")
     ))
 }
 
@@ -89,34 +79,7 @@ async fn spa_tokens(server: &Server) -> serde_json::Value {
 
 /// Sign in at the confidential web client and redeem the code.
 async fn web_tokens(server: &Server, remember_me: bool) -> serde_json::Value {
-    let browser = Browser::new();
-    let code = browser
-        .sign_in_for_code(
-            server,
-            &[
-                ("response_type", "code"),
-                ("client_id", "web"),
-                ("redirect_uri", WEB_REDIRECT),
-                ("scope", "openid email"),
-            ],
-            "alice",
-            "alice-password",
-            remember_me,
-        )
-        .await;
-    let resp = server
-        .post_form(
-            "/token",
-            Some(("web", "web-secret")),
-            &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", WEB_REDIRECT)],
-        )
-        .await;
-    assert_eq!(resp.status(), 200);
-    resp.json().await.unwrap()
-}
-
-async fn refresh(server: &Server, client: (&str, &str), token: &str) -> reqwest::Response {
-    server.post_form("/token", Some(client), &[("grant_type", "refresh_token"), ("refresh_token", token)]).await
+    sign_in_without_pkce(server, WEB, "alice", "alice-password", "openid email", remember_me).await.body
 }
 
 async fn refresh_ok(server: &Server, token: &str) -> serde_json::Value {
@@ -253,16 +216,7 @@ async fn a_forged_or_foreign_refresh_token_kills_nothing() {
 #[tokio::test]
 async fn a_replayed_code_is_refused_and_revokes_what_it_created() {
     let server = Server::start(&config(""), &[]);
-    let browser = Browser::new();
-    let code = browser
-        .sign_in_for_code(
-            &server,
-            &[("response_type", "code"), ("client_id", "web"), ("redirect_uri", WEB_REDIRECT), ("scope", "openid")],
-            "alice",
-            "alice-password",
-            false,
-        )
-        .await;
+    let code = code_without_pkce(&server, "web", "alice", "alice-password", "openid", false).await;
     let form = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", WEB_REDIRECT)];
     let exchange = || server.post_form("/token", Some(("web", "web-secret")), &form);
     let first: serde_json::Value = exchange().await.json().await.unwrap();

@@ -3,43 +3,20 @@
 //! each killing every descendant token — the 401/403/404 rules, and the
 //! audit log paged newest first.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::Value;
 
-use crate::support::flow::{Browser, pkce_pair};
+use crate::support::flow::Browser;
+use crate::support::kit::{cc_admin_token, claims, sign_in_in, user, web_client};
 use crate::support::{Server, config_with};
-
-const REDIRECT: &str = "http://127.0.0.1:9000/callback";
 
 fn config() -> String {
     config_with(&format!(
-        r#"
-[[clients]]
-id = "web"
-secret = "web-secret"
-redirect_uris = ["{REDIRECT}"]
-grant_types = ["authorization_code", "refresh_token"]
-scopes = ["openid", "profile", "admin"]
-
-[[users]]
-username = "alice"
-password = "alice-password"
-
-[[users]]
-username = "bob"
-password = "bob-password"
-
-[[users]]
-username = "carol"
-password = "carol-password"
-permissions = ["users:edit"]
-
-[[users]]
-username = "root"
-password = "root-password"
-permissions = ["system:administer"]
-"#
+        "{}{}{}{}{}",
+        web_client(&["openid", "profile", "admin"]),
+        user("alice", &[]),
+        user("bob", &[]),
+        user("carol", &["users:edit"]),
+        user("root", &["system:administer"])
     ))
 }
 
@@ -60,33 +37,8 @@ async fn sign_in_as(server: &Server, user: &str, scope: &str, user_agent: &str, 
         .build()
         .unwrap();
     let browser = Browser { http };
-    let (verifier, challenge) = pkce_pair();
-    let query = [
-        ("response_type", "code"),
-        ("client_id", "web"),
-        ("redirect_uri", REDIRECT),
-        ("scope", scope),
-        ("code_challenge", challenge.as_str()),
-        ("code_challenge_method", "S256"),
-    ];
-    let code = browser.sign_in_for_code(server, &query, user, &format!("{user}-password"), remember_me).await;
-    let resp = server
-        .post_form(
-            "/token",
-            Some(("web", "web-secret")),
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", &verifier),
-            ],
-        )
-        .await;
-    assert_eq!(resp.status(), 200);
-    let body: Value = resp.json().await.unwrap();
-    let access = body["access_token"].as_str().unwrap().to_owned();
-    let sid = claims(&access)["sid"].as_str().expect("a user token carries sid").to_owned();
-    Signed { access, refresh: body["refresh_token"].as_str().unwrap().to_owned(), sid }
+    let tokens = sign_in_in(server, &browser, user, &format!("{user}-password"), scope, remember_me).await;
+    Signed { access: tokens.access(), refresh: tokens.refresh(), sid: tokens.sid() }
 }
 
 async fn sign_in(server: &Server, user: &str) -> Signed {
@@ -103,21 +55,7 @@ async fn admin_token(server: &Server, user: &str) -> String {
 /// A client-credentials token of the `automation` service account
 /// (`users:edit`).
 async fn service_token(server: &Server) -> String {
-    let resp = server
-        .post_form(
-            "/token",
-            Some(("automation", "automation-secret")),
-            &[("grant_type", "client_credentials"), ("scope", "admin")],
-        )
-        .await;
-    assert_eq!(resp.status(), 200);
-    let body: Value = resp.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
-}
-
-/// The (unverified) claims of a JWT; the tests that verify them are elsewhere.
-fn claims(jwt: &str) -> Value {
-    serde_json::from_slice(&B64.decode(jwt.split('.').nth(1).unwrap()).unwrap()).unwrap()
+    cc_admin_token(server, "automation", "automation-secret").await
 }
 
 async fn call(server: &Server, method: reqwest::Method, path: &str, token: Option<&str>) -> reqwest::Response {

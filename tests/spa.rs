@@ -15,7 +15,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::support::browser::Chromium;
-use crate::support::{Server, config_with};
+use crate::support::kit::spa_client;
+use crate::support::{Server, config_with, eventually};
 
 const INDEX_HTML: &str = include_str!("fixtures/spa/index.html");
 const APP_JS: &str = include_str!("fixtures/spa/app.js");
@@ -86,22 +87,16 @@ pub(crate) fn spa_with(origin: &str, authority: &str, dpop: bool) -> Router {
 
 fn tenure_config(spa_origin: &str) -> String {
     config_with(&format!(
-        r#"
-[[clients]]
-id = "spa"
-name = "The SPA"
-public = true
-redirect_uris = ["{spa_origin}/callback"]
-web_origins = ["{spa_origin}"]
+        r#"{}name = "The SPA"
 post_logout_redirect_uris = ["{spa_origin}/signed-out"]
-grant_types = ["authorization_code", "refresh_token"]
 
 [[users]]
 username = "alice"
 password = "alice-password"
 name = "Alice Liddell"
 email = "alice@example.com"
-"#
+"#,
+        spa_client(&format!("{spa_origin}/callback"), spa_origin)
     ))
 }
 
@@ -236,15 +231,15 @@ async fn the_browser_harness_reports_console_errors_and_csp_violations() {
 
     browser.goto(&site.url("/dirty")).await;
     browser.wait_for("#ok").await;
-    let mut errors = Vec::new();
     // The log reaches chromedriver asynchronously; give it a moment.
-    for _ in 0..40 {
-        errors.extend(browser.console_errors().await);
-        if errors.len() >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let seen = std::cell::RefCell::new(Vec::new());
+    eventually(Duration::from_secs(2), || async {
+        let more = browser.console_errors().await;
+        seen.borrow_mut().extend(more);
+        seen.borrow().len() >= 2
+    })
+    .await;
+    let errors = seen.into_inner();
     let csp =
         errors.iter().find(|e| e.message.contains("Content Security Policy")).unwrap_or_else(|| panic!("{errors:#?}"));
     assert_eq!(csp.source, "security", "{csp:?}");

@@ -7,15 +7,15 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use base64::Engine;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 
-use crate::support::flow::Browser;
+use crate::support::kit::{
+    OPS, WEB, WEB_REDIRECT, call, cc_token, claims, code_without_pkce, sign_in_without_pkce, user, web_client,
+};
 use crate::support::{Server, config_with, eventually};
 
-const WEB_REDIRECT: &str = "http://127.0.0.1:9000/callback";
 const SESSION_REVOKED: &str = "https://schemas.openid.net/secevent/caep/event-type/session-revoked";
 const VERIFICATION: &str = "https://schemas.openid.net/secevent/ssf/event-type/verification";
 const POLL: &str = "urn:ietf:rfc:8936";
@@ -30,14 +30,7 @@ fn config() -> String {
 /// Push delivery to public addresses only (the default).
 fn strict_config() -> String {
     config_with(&format!(
-        r#"
-[[clients]]
-id = "web"
-secret = "web-secret"
-redirect_uris = ["{WEB_REDIRECT}"]
-grant_types = ["authorization_code", "refresh_token"]
-scopes = ["openid"]
-
+        r#"{}
 [[clients]]
 id = "rs"
 secret = "rs-secret"
@@ -49,73 +42,24 @@ id = "reader"
 secret = "reader-secret"
 grant_types = ["client_credentials"]
 scopes = ["ssf.read"]
-
-[[clients]]
-id = "ops"
-secret = "ops-secret"
-grant_types = ["client_credentials"]
-scopes = ["admin"]
-permissions = ["system:administer"]
-
-[[users]]
-username = "alice"
-password = "alice-password"
-"#
+{OPS}{}"#,
+        web_client(&["openid"]),
+        user("alice", &[])
     ))
-}
-
-async fn cc_token(server: &Server, id: &str, secret: &str) -> String {
-    let resp = server.post_form("/token", Some((id, secret)), &[("grant_type", "client_credentials")]).await;
-    assert_eq!(resp.status(), 200, "token for {id}");
-    let body: Value = resp.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
 }
 
 /// Sign alice in to `web`: its token response.
 async fn sign_in(server: &Server) -> Value {
-    let code = Browser::new()
-        .sign_in_for_code(
-            server,
-            &[("response_type", "code"), ("client_id", "web"), ("redirect_uri", WEB_REDIRECT), ("scope", "openid")],
-            "alice",
-            "alice-password",
-            false,
-        )
-        .await;
-    let resp = server
-        .post_form(
-            "/token",
-            Some(("web", "web-secret")),
-            &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", WEB_REDIRECT)],
-        )
-        .await;
-    assert_eq!(resp.status(), 200);
-    resp.json().await.unwrap()
+    sign_in_without_pkce(server, WEB, "alice", "alice-password", "openid", false).await.body
 }
 
 /// The claims of the access token (read, not verified: it is ours).
 fn claims_of(tokens: &Value) -> Value {
-    let at = tokens["access_token"].as_str().unwrap();
-    let payload = at.split('.').nth(1).unwrap();
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+    claims(tokens["access_token"].as_str().unwrap())
 }
 
 fn sid_of(tokens: &Value) -> String {
     claims_of(tokens)["sid"].as_str().unwrap().to_owned()
-}
-
-async fn call(server: &Server, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
-    let mut req = server.http.request(method.parse().unwrap(), server.url(path));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 async fn poll(server: &Server, token: &str, body: Value) -> Value {
@@ -264,6 +208,7 @@ async fn a_long_poll_returns_as_soon_as_a_revocation_happens_and_max_events_page
             (answer, started.elapsed())
         })
     };
+    // sleep: the long poll waiting on the server cannot be observed from outside
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (status, _) = call(&server, "DELETE", "/admin/users/alice/sessions", Some(&admin), None).await;
     assert_eq!(status, 204);
@@ -487,6 +432,7 @@ async fn a_push_receiver_gets_the_set_within_seconds_and_again_after_a_failure()
     assert_eq!(a["jti"], b["jti"], "the retry sends the same event");
     assert_eq!(b["sub_id"]["session"]["id"], sid.as_str());
     assert!(b["events"][SESSION_REVOKED]["event_timestamp"].is_u64());
+    // sleep: an absence (no further delivery) cannot be polled for
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(receiver.got().len(), 2, "nothing more once delivered");
 
@@ -502,6 +448,7 @@ async fn a_push_receiver_gets_the_set_within_seconds_and_again_after_a_failure()
         (verify_set(&got[2].3, &jwks, &server.base, "rs"), verify_set(&got[3].3, &jwks, &server.base, "rs"));
     assert_eq!((got[2].0, got[3].0), (400, 202));
     assert_ne!(refused["jti"], next["jti"]);
+    // sleep: an absence (no retry) cannot be polled for
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(receiver.got().len(), 4, "the refused SET is not sent again");
 
@@ -574,15 +521,7 @@ async fn reuse_detection_and_code_replay_reach_the_feed() {
     assert!(event["reason_admin"]["en"].as_str().unwrap().contains("refresh token was presented again"), "{set}");
 
     // An authorization code redeemed twice kills the family it created.
-    let code = Browser::new()
-        .sign_in_for_code(
-            &server,
-            &[("response_type", "code"), ("client_id", "web"), ("redirect_uri", WEB_REDIRECT), ("scope", "openid")],
-            "alice",
-            "alice-password",
-            false,
-        )
-        .await;
+    let code = code_without_pkce(&server, "web", "alice", "alice-password", "openid", false).await;
     let form = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", WEB_REDIRECT)];
     assert_eq!(server.post_form("/token", Some(("web", "web-secret")), &form).await.status(), 200);
     assert_eq!(server.post_form("/token", Some(("web", "web-secret")), &form).await.status(), 400);
@@ -612,6 +551,7 @@ async fn a_deleted_receiver_client_is_fed_nothing_more() {
 
     assert_eq!(call(&server, "DELETE", "/admin/clients/cache", Some(&admin), None).await.0, 204);
     assert_eq!(call(&server, "DELETE", "/admin/users/alice/sessions", Some(&admin), None).await.0, 204);
+    // sleep: an absence (no delivery to a deleted client) cannot be polled for
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(receiver.got().len(), 1, "its stream went with the client");
 }
@@ -818,6 +758,7 @@ async fn polling_a_long_queue_never_delays_other_requests_and_signs_each_set_onc
                 let resp = probe.get(server.url("/healthz")).timeout(Duration::from_secs(60)).send().await.unwrap();
                 assert_eq!(resp.status(), 200);
                 worst = worst.max(started.elapsed());
+                // sleep: the probes are spaced on purpose, to sample latency over time
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             worst

@@ -20,7 +20,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::{Once, mpsc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{ClientBuilder, Locator};
@@ -178,20 +178,13 @@ impl Chromium {
     /// Wait until the text of `css` is `expected`; on timeout, panic with
     /// what the page shows instead, and the console errors.
     pub async fn wait_for_text(&self, css: &str, expected: &str) {
-        let started = Instant::now();
-        loop {
-            if self.text(css).await == expected {
-                return;
-            }
-            if started.elapsed() > PATIENCE {
-                let errors = self.console_errors().await;
-                panic!(
-                    "{css:?} did not read {expected:?} within {PATIENCE:?}; it reads {:?} on {}\nconsole errors: {errors:#?}",
-                    self.text(css).await,
-                    self.describe().await,
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        if !super::eventually(PATIENCE, || async { self.text(css).await == expected }).await {
+            let errors = self.console_errors().await;
+            panic!(
+                "{css:?} did not read {expected:?} within {PATIENCE:?}; it reads {:?} on {}\nconsole errors: {errors:#?}",
+                self.text(css).await,
+                self.describe().await,
+            );
         }
     }
 

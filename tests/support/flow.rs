@@ -141,6 +141,15 @@ pub fn location(resp: &reqwest::Response) -> Option<String> {
     resp.headers().get("location").map(|v| v.to_str().expect("ASCII Location").to_owned())
 }
 
+/// The whole `Set-Cookie` header that sets cookie `name`, if any.
+pub fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().expect("ASCII Set-Cookie").to_owned())
+        .find(|c| c.starts_with(&format!("{name}=")))
+}
+
 /// Parameter `name` of the query of `url` (absolute or a path).
 pub fn query_param(url: &str, name: &str) -> Option<String> {
     let query = url.split_once('?')?.1;

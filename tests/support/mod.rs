@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod flow;
+pub mod kit;
 pub mod postgres;
 
 use std::io::{BufRead, BufReader};
@@ -190,6 +191,7 @@ impl Server {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return status;
             }
+            // sleep: bounded polling in a synchronous function (eventually is async)
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("tenure did not stop within 6 s of SIGTERM");
@@ -250,6 +252,7 @@ where
         if tokio::time::Instant::now() >= deadline {
             return false;
         }
+        // sleep: the polling step of eventually itself
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -297,6 +297,7 @@ fn start_local(bin: &Path) -> ServerInfo {
                 std::fs::read_to_string(&log).unwrap_or_default()
             );
         }
+        // sleep: bounded polling in a synchronous function (eventually is async)
         std::thread::sleep(Duration::from_millis(100));
     }
     ServerInfo {
