@@ -14,6 +14,8 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+#[cfg(test)]
+mod architecture;
 pub mod audit;
 pub mod backchannel;
 pub mod cli;
