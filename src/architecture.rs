@@ -36,13 +36,8 @@ const ALLOWED: &[(&str, &str)] = &[
     // admin/ and service/ name the console's client identity and sessions.
     ("admin::clients", "http"),
     ("service::state", "http"),
-    // SigningAlg lives in config.rs.
-    ("oauth::client", "config"),
-    ("oauth::client_spec", "config"),
-    ("token::jwt", "config"),
+    // DatabaseUrl lives in config.rs.
     ("token::key_store", "config"),
-    ("token::keys", "config"),
-    ("token::master_key", "config"),
     ("store::postgres", "config"),
     ("store::postgres::keys", "config"),
     // The key store reaches into the PostgreSQL store.

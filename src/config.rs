@@ -16,6 +16,7 @@ use crate::oauth::client::{Client, Permission};
 use crate::oauth::client_spec::ClientSpec;
 use crate::policy::{ClientSessionOverride, POLICY_KEYS, PolicyError, PolicyLayer, PolicyLayers, SessionPolicy};
 use crate::secret::{PasswordHashString, Secret};
+use crate::token::SigningAlg;
 use crate::user::User;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -25,33 +26,6 @@ pub const DEFAULT_CONFIG_FILE: &str = "tenure.toml";
 pub const DEFAULT_KEY_PUBLISH_AHEAD: Secs = Secs::minutes(10);
 /// The longest `key_publish_ahead` accepted.
 pub const MAX_KEY_PUBLISH_AHEAD: Secs = Secs::days(1);
-
-/// The JWS algorithm tenure signs with (SPEC 5, `signing_alg`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum SigningAlg {
-    ES256,
-    EdDSA,
-    RS256,
-}
-
-impl SigningAlg {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SigningAlg::ES256 => "ES256",
-            SigningAlg::EdDSA => "EdDSA",
-            SigningAlg::RS256 => "RS256",
-        }
-    }
-    pub fn parse(s: &str) -> Option<SigningAlg> {
-        [SigningAlg::ES256, SigningAlg::EdDSA, SigningAlg::RS256].into_iter().find(|a| a.as_str() == s)
-    }
-}
-
-impl fmt::Display for SigningAlg {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {

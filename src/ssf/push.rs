@@ -34,10 +34,10 @@ use tokio::task::JoinSet;
 
 use super::{Delivery, QueuedSet, SignedSet, Stream, StreamStatus};
 use crate::clock::UnixTime;
-use crate::config::SigningAlg;
 use crate::net::{OutboundTargets, RefusedTarget};
 use crate::service::AppState;
 use crate::store::Store;
+use crate::token::SigningAlg;
 use crate::token::jwt::{self, TokenType};
 
 /// How often the queue is checked for due SETs.

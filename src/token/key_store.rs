@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::SigningAlg;
 use crate::clock::UnixTime;
-use crate::config::SigningAlg;
 use crate::duration::Secs;
 use crate::store::postgres::keys::DbKeys;
 use crate::token::keys::{KeyDir, KeyError, KeyRecord, KeySet, Manifest, Revocation, Rotation};

@@ -30,8 +30,8 @@ use tokio_postgres::{AsyncMessage, NoTls};
 use super::PgStore;
 use crate::clock::{Clock, SystemClock, UnixTime};
 use crate::config::DatabaseUrl;
-use crate::config::SigningAlg;
 use crate::duration::Secs;
+use crate::token::SigningAlg;
 use crate::token::keys::{self, KeyError, KeyRecord, KeySet, Manifest, Revocation, Rotation, Vault};
 use crate::token::master_key::{Sealed, SealingKey};
 
