@@ -36,12 +36,6 @@ const ALLOWED: &[(&str, &str)] = &[
     // admin/ and service/ name the console's client identity and sessions.
     ("admin::clients", "http"),
     ("service::state", "http"),
-    // DatabaseUrl lives in config.rs.
-    ("token::key_store", "config"),
-    ("store::postgres", "config"),
-    ("store::postgres::keys", "config"),
-    // The key store reaches into the PostgreSQL store.
-    ("token::key_store", "store"),
     // The failed-sign-in aggregator calls the store.
     ("audit", "store"),
     // The throttle's shared counts are implemented for every Store.

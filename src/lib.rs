@@ -102,7 +102,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
             std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
                 .create(&config.data_dir)
                 .map_err(|source| ServeError::DataDir { path: config.data_dir.clone(), source })?;
-            let keys = token::key_store::KeyStore::Dir(token::keys::KeyDir::new(&config.keys_dir));
+            let keys = store::key_store::KeyStore::Dir(token::keys::KeyDir::new(&config.keys_dir));
             (AnyStore::from(SledStore::open(&config.data_dir)?), keys)
         }
         // SPEC 12: the schema must be exactly the one this build knows
@@ -111,7 +111,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
             let store = PgStore::connect(url, *pool_size).await?;
             let version = store.require_current_schema().await?;
             tracing::info!(database = %store.target(), schema = version, "PostgreSQL store");
-            let keys = token::key_store::database(store.clone(), url, &config.keys_dir).map_err(StartError::from)?;
+            let keys = store::key_store::database(store.clone(), url, &config.keys_dir).map_err(StartError::from)?;
             (AnyStore::from(store), keys)
         }
     };
@@ -249,17 +249,17 @@ async fn sweep_periodically(state: AppState) {
 
 /// Reload the key set when the keys changed: the manifest (after `tenure
 /// keys rotate`) or, with PostgreSQL, the key epoch (a change by any
-/// replica), checked every [`token::key_store::RELOAD_EVERY`]; a
+/// replica), checked every [`store::key_store::RELOAD_EVERY`]; a
 /// notification from the database (LISTEN) wakes the check at once.
 pub async fn watch_keys(state: AppState) {
     let changed = Arc::new(tokio::sync::Notify::new());
     let listener = match &state.key_store {
-        token::key_store::KeyStore::Database(db) => Some(tokio::spawn(db.clone().listen(changed.clone()))),
-        token::key_store::KeyStore::Dir(_) => None,
+        store::key_store::KeyStore::Database(db) => Some(tokio::spawn(db.clone().listen(changed.clone()))),
+        store::key_store::KeyStore::Dir(_) => None,
     };
     let _stop_listener = AbortOnDrop(listener);
     let mut last = state.key_store.version().await.ok();
-    let mut tick = tokio::time::interval(token::key_store::RELOAD_EVERY);
+    let mut tick = tokio::time::interval(store::key_store::RELOAD_EVERY);
     loop {
         tokio::select! {
             _ = tick.tick() => {}

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tenure::clock::UnixTime;
-use tenure::config::DatabaseUrl;
 use tenure::duration::Secs;
+use tenure::store::postgres::DatabaseUrl;
 use tenure::store::postgres::keys::DbKeys;
 use tenure::token::SigningAlg;
 use tenure::token::master_key::MasterKey;

@@ -15,9 +15,9 @@ use crate::oauth::throttle::{AttemptThrottle, ThrottleRules};
 use crate::policy::{PolicyHistory, PolicyLayers, PolicySources, SessionPolicy};
 use crate::secret::{HashingPool, PasswordHashString, Secret};
 use crate::session::refresh_token::RefreshKey;
+use crate::store::key_store::KeyStore;
 use crate::store::{AnyStore, Store};
 use crate::telemetry::Metrics;
-use crate::token::key_store::KeyStore;
 use crate::token::keys::{KeyDir, KeySet, retention};
 use crate::token::master_key::{MasterKey, Purpose};
 use crate::user::User;
@@ -118,7 +118,7 @@ pub enum StartError {
     #[error("cannot prepare the sign-in timing guard: {0}")]
     Hash(String),
     #[error(transparent)]
-    PublishAhead(#[from] crate::token::key_store::PublishAheadTooShort),
+    PublishAhead(#[from] crate::store::key_store::PublishAheadTooShort),
     /// A config user or client takes a subject the store already gave
     /// (RFC 9700 4.15; names are never given again).
     #[error("{0}")]
@@ -182,7 +182,7 @@ impl AppState {
         clock: Arc<dyn Clock>,
         key_store: KeyStore,
     ) -> Result<AppState, StartError> {
-        crate::token::key_store::check_publish_ahead(&key_store, config.key_publish_ahead)?;
+        crate::store::key_store::check_publish_ahead(&key_store, config.key_publish_ahead)?;
         let now = clock.now();
         let layers = PolicyLayers { admin: store.admin_policy().await?, ..config.policy_layers.clone() };
         let resolved = layers.resolve().map_err(|e| StartError::AdminPolicy(Box::new(e)))?;

@@ -4,7 +4,6 @@
 pub mod alg;
 pub mod claims;
 pub mod jwt;
-pub mod key_store;
 pub mod keys;
 pub mod master_key;
 pub mod verified;
