@@ -31,10 +31,7 @@ const FLOORS: &[(&str, &[&str])] = &[
 const ALLOWED: &[(&str, &str)] = &[
     // replica.rs names AppState through the crate root's re-export.
     ("replica", "<root>"),
-    // config names the console's client.
-    ("config", "http"),
-    // admin/ and service/ name the console's client identity and sessions.
-    ("admin::clients", "http"),
+    // AppState holds the console's sessions.
     ("service::state", "http"),
     // The failed-sign-in aggregator calls the store.
     ("audit", "store"),

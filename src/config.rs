@@ -790,7 +790,7 @@ fn build_clients(
         if !seen.insert(c.id.clone()) {
             return Err(invalid(format!("{key}.id"), "is declared twice"));
         }
-        if c.id == crate::http::console::CLIENT_ID {
+        if c.id == crate::oauth::console_client::CLIENT_ID {
             // SPEC 9: the console's client is built in.
             return Err(invalid(
                 format!("{key}.id"),

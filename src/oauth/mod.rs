@@ -7,6 +7,7 @@ pub mod client_auth;
 pub mod client_credentials;
 pub mod client_spec;
 pub mod code_grant;
+pub mod console_client;
 pub mod dpop;
 pub mod error;
 pub mod exchange;

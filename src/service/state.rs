@@ -220,10 +220,10 @@ impl AppState {
             HashingPool::new(config.hashing_concurrency, std::time::Duration::from_secs(config.hashing_wait.as_secs()))
                 .with_counters(metrics.secret_verifications.clone(), metrics.hashing_busy.clone());
         // SPEC 9: the console's client is built in, beside the config's.
-        if config.clients.iter().any(|c| c.id == crate::http::console::CLIENT_ID) {
+        if config.clients.iter().any(|c| c.id == crate::oauth::console_client::CLIENT_ID) {
             return Err(StartError::ReservedClient);
         }
-        let console = crate::http::console::builtin_client(&issuer).map_err(StartError::ConsoleClient)?;
+        let console = crate::oauth::console_client::builtin_client(&issuer).map_err(StartError::ConsoleClient)?;
         let clients = ClientRegistry::new(config.clients.iter().cloned().chain([console]))
             .map_err(|_| StartError::Random)?
             .with_hashing(hashing.clone())

@@ -22,7 +22,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-pub use session::{CLIENT_ID, ConsoleSessions, builtin_client, redirect_uri};
+pub use session::ConsoleSessions;
 
 use crate::service::AppState;
 

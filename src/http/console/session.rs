@@ -30,16 +30,12 @@ use crate::duration::Secs;
 use crate::http::api::Caller;
 use crate::http::cookies::{self, csrf_token, csrf_token_matches, is_csrf_cookie, new_csrf_cookie};
 use crate::oauth::client::{Client, Permission};
+use crate::oauth::console_client::{CLIENT_ID, SCOPES, redirect_uri};
 use crate::oauth::params::Params;
 use crate::oauth::tokens::{Minter, TokenResponse};
 use crate::oauth::{OAuthError, code_grant, refresh_grant};
 use crate::service::AppState;
 
-/// The built-in client the console signs in as.
-pub const CLIENT_ID: &str = "console";
-/// The scopes it asks for: `admin` makes the access token carry the user's
-/// `permissions`, which decide the pages shown.
-pub const SCOPES: &str = "openid profile email admin";
 /// The console-session cookie.
 pub const COOKIE: &str = "tenure_console";
 /// Set by "Sign out" until the next console sign-in: while it is there the
@@ -50,34 +46,6 @@ pub const SIGNED_OUT_COOKIE: &str = "tenure_console_signed_out";
 pub const MAX_SESSIONS: usize = 10_000;
 /// How long a sign-in may take from the redirect to the callback.
 const PENDING_FOR: Secs = Secs::minutes(10);
-
-/// The console's redirect URI under `issuer`.
-pub fn redirect_uri(issuer: &str) -> String {
-    format!("{}/console/callback", issuer.trim_end_matches('/'))
-}
-
-/// The built-in client `console` (SPEC 9): public, PKCE, code and refresh
-/// grants, the console's scopes, redirect URI `<issuer>/console/callback`.
-/// It is not listed in `[[clients]]` and cannot be changed at run time.
-pub fn builtin_client(issuer: &str) -> Result<Client, String> {
-    use crate::oauth::client::{ClientKind, GrantType, RedirectUri, ScopeSet};
-    Ok(Client {
-        id: CLIENT_ID.to_owned(),
-        name: Some("tenure console".to_owned()),
-        kind: ClientKind::Public,
-        redirect_uris: vec![RedirectUri::parse(&redirect_uri(issuer))?],
-        web_origins: Vec::new(),
-        grant_types: [GrantType::AuthorizationCode, GrantType::RefreshToken].into_iter().collect(),
-        scopes: ScopeSet::parse(SCOPES)?,
-        backchannel_logout_uri: None,
-        post_logout_redirect_uris: Vec::new(),
-        token_exchange_audiences: Vec::new(),
-        permissions: Default::default(),
-        session: None,
-        application_type: Default::default(),
-        id_token_signed_response_alg: None,
-    })
-}
 
 /// The state of one console session.
 enum Entry {
