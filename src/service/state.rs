@@ -87,8 +87,6 @@ pub struct Inner {
     pub metrics: Metrics,
     /// The revocation feed's bounds: SET signing, verification requests.
     pub feed: crate::ssf::FeedGuards,
-    /// The web console's signed-in sessions (SPEC 9).
-    pub console: crate::http::console::ConsoleSessions,
     /// The first run's one-time setup token (SPEC 9 "First run").
     pub first_run: crate::admin::setup::FirstRun,
 }
@@ -275,7 +273,6 @@ impl AppState {
             store,
             metrics,
             feed: Default::default(),
-            console: Default::default(),
             first_run: Default::default(),
         })))
     }
