@@ -8,6 +8,7 @@
 
 pub mod bearer;
 pub mod error;
+pub mod failed_sign_ins;
 pub mod introspect;
 pub mod logout;
 pub mod revoke;

@@ -66,7 +66,7 @@ pub struct Inner {
     pub dummy_password_hash: PasswordHashString,
     pub sign_in_throttles: SignInThrottles,
     /// Failed sign-ins, one audit record per (username, address) and hour.
-    pub failed_sign_ins: crate::audit::FailureAggregator,
+    pub failed_sign_ins: crate::service::failed_sign_ins::FailureAggregator,
     /// The bound on concurrent argon2 runs (sign-in and client secrets).
     pub hashing: HashingPool,
     pub refresh_key: RefreshKey,
@@ -259,7 +259,7 @@ impl AppState {
             users,
             dummy_password_hash,
             sign_in_throttles: SignInThrottles::default(),
-            failed_sign_ins: crate::audit::FailureAggregator::default(),
+            failed_sign_ins: crate::service::failed_sign_ins::FailureAggregator::default(),
             hashing,
             refresh_key: RefreshKey::new(master.derive(Purpose::RefreshToken)),
             csrf_key: master.derive(Purpose::Csrf),
