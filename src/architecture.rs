@@ -31,8 +31,6 @@ const FLOORS: &[(&str, &[&str])] = &[
 const ALLOWED: &[(&str, &str)] = &[
     // replica.rs names AppState through the crate root's re-export.
     ("replica", "<root>"),
-    // The throttle's shared counts are implemented for every Store.
-    ("oauth::throttle", "store"),
     // descends_from_live_family reads the store.
     ("oauth::tokens", "store"),
     // Grants and lookup that call the store (to move into service/).

@@ -10,6 +10,7 @@
 pub mod key_store;
 pub mod postgres;
 pub mod sled;
+mod throttle;
 
 use crate::audit::AuditEvent;
 use crate::clock::UnixTime;
