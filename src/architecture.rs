@@ -31,12 +31,9 @@ const FLOORS: &[(&str, &[&str])] = &[
 const ALLOWED: &[(&str, &str)] = &[
     // replica.rs names AppState through the crate root's re-export.
     ("replica", "<root>"),
-    // descends_from_live_family reads the store.
-    ("oauth::tokens", "store"),
     // Grants and lookup that call the store (to move into service/).
     ("oauth::code_grant", "store"),
     ("oauth::exchange", "store"),
-    ("oauth::lookup", "store"),
     ("oauth::refresh_grant", "store"),
     // Revocation is one store transition (a use case on the model floor).
     ("revocation", "store"),

@@ -11,7 +11,6 @@ pub mod console_client;
 pub mod dpop;
 pub mod error;
 pub mod exchange;
-pub mod lookup;
 pub mod params;
 pub mod refresh_grant;
 pub mod throttle;
