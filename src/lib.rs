@@ -8,8 +8,10 @@
 //! The crate is organised by concept (see docs/architecture.md):
 //! [`config`] and [`policy`] (what operators set), [`clock`] (time as a
 //! value), [`oauth`] (protocol rules, no HTTP), [`token`] (claims, signing,
-//! keys), [`store`] (persistence behind a trait), [`http`] (the only code that
-//! knows axum), [`telemetry`] (logs and metrics).
+//! keys), [`store`] (persistence behind a trait), [`service`] (the use
+//! cases), [`worker`] (the background loops), [`http`] (the only code that
+//! knows axum), [`telemetry`] (logs and metrics). Every import points down
+//! the floors of docs/architecture.md; `architecture.rs` tests it.
 
 #![forbid(unsafe_code)]
 

@@ -4,20 +4,21 @@
 use std::sync::Arc;
 
 use crate::service::AppState;
+use crate::store::key_store::{KeyStore, RELOAD_EVERY};
 
 /// Reload the key set when the keys changed: the manifest (after `tenure
 /// keys rotate`) or, with PostgreSQL, the key epoch (a change by any
-/// replica), checked every [`crate::store::key_store::RELOAD_EVERY`]; a
+/// replica), checked every [`RELOAD_EVERY`]; a
 /// notification from the database (LISTEN) wakes the check at once.
 pub async fn watch_keys(state: AppState) {
     let changed = Arc::new(tokio::sync::Notify::new());
     let listener = match &state.key_store {
-        crate::store::key_store::KeyStore::Database(db) => Some(tokio::spawn(db.clone().listen(changed.clone()))),
-        crate::store::key_store::KeyStore::Dir(_) => None,
+        KeyStore::Database(db) => Some(tokio::spawn(db.clone().listen(changed.clone()))),
+        KeyStore::Dir(_) => None,
     };
     let _stop_listener = AbortOnDrop(listener);
     let mut last = state.key_store.version().await.ok();
-    let mut tick = tokio::time::interval(crate::store::key_store::RELOAD_EVERY);
+    let mut tick = tokio::time::interval(RELOAD_EVERY);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
