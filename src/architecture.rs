@@ -30,7 +30,7 @@ const FLOORS: &[(&str, &[&str])] = &[
 /// Upward imports that remain, each `from module -> matched floor entry`.
 /// Remove a line when its import goes; never add one.
 const ALLOWED: &[(&str, &str)] = &[
-    // Grants and lookup that call the store (to move into service/).
+    // The grants that call the store (to move into service/).
     ("oauth::code_grant", "store"),
     ("oauth::exchange", "store"),
     ("oauth::refresh_grant", "store"),
