@@ -8,14 +8,17 @@
 //! The crate is organised by concept (see docs/architecture.md):
 //! [`config`] and [`policy`] (what operators set), [`clock`] (time as a
 //! value), [`oauth`] (protocol rules, no HTTP), [`token`] (claims, signing,
-//! keys), [`store`] (persistence behind a trait), [`http`] (the only code that
-//! knows axum), [`telemetry`] (logs and metrics).
+//! keys), [`store`] (persistence behind a trait), [`service`] (the use
+//! cases), [`worker`] (the background loops), [`http`] (the only code that
+//! knows axum), [`telemetry`] (logs and metrics). Every import points down
+//! the floors of docs/architecture.md; `architecture.rs` tests it.
 
 #![forbid(unsafe_code)]
 
 pub mod admin;
+#[cfg(test)]
+mod architecture;
 pub mod audit;
-pub mod backchannel;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -26,7 +29,6 @@ pub mod logout;
 pub mod net;
 pub mod oauth;
 pub mod policy;
-pub mod replica;
 pub mod revocation;
 pub mod secret;
 pub mod service;
@@ -36,15 +38,15 @@ pub mod store;
 pub mod telemetry;
 pub mod token;
 pub mod user;
+pub mod worker;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 
-use crate::clock::{Clock, SystemClock, UnixTime};
+use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, StoreChoice};
 use crate::service::StartError;
 use crate::store::{AnyStore, PgStore, SledStore, Store};
@@ -55,16 +57,6 @@ pub use crate::service::AppState;
 pub fn app(state: AppState) -> Router {
     http::router(state)
 }
-
-/// How often the sweeper removes expired records.
-const SWEEP_EVERY: Duration = Duration::from_secs(60);
-/// The lease of the sweeper and pruners, and how long a run holds it: a
-/// replica that keeps sweeping renews it; if it dies, another takes over
-/// within two periods.
-const SWEEP_LEASE: &str = "sweeper";
-const SWEEP_LEASE_HOLD: crate::duration::Secs = crate::duration::Secs::new(2 * SWEEP_EVERY.as_secs());
-/// How long audit events are kept.
-pub const AUDIT_RETENTION: crate::duration::Secs = crate::duration::Secs::days(90);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -100,7 +92,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
             std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
                 .create(&config.data_dir)
                 .map_err(|source| ServeError::DataDir { path: config.data_dir.clone(), source })?;
-            let keys = token::key_store::KeyStore::Dir(token::keys::KeyDir::new(&config.keys_dir));
+            let keys = store::key_store::KeyStore::Dir(token::keys::KeyDir::new(&config.keys_dir));
             (AnyStore::from(SledStore::open(&config.data_dir)?), keys)
         }
         // SPEC 12: the schema must be exactly the one this build knows
@@ -109,7 +101,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
             let store = PgStore::connect(url, *pool_size).await?;
             let version = store.require_current_schema().await?;
             tracing::info!(database = %store.target(), schema = version, "PostgreSQL store");
-            let keys = token::key_store::database(store.clone(), url, &config.keys_dir).map_err(StartError::from)?;
+            let keys = store::key_store::database(store.clone(), url, &config.keys_dir).map_err(StartError::from)?;
             (AnyStore::from(store), keys)
         }
     };
@@ -129,11 +121,11 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
     let setup_url = first_run(&state).await?;
     let changed = Arc::new(tokio::sync::Notify::new());
 
-    let sweeper = tokio::spawn(sweep_periodically(state.clone()));
-    let watcher = tokio::spawn(watch_keys(state.clone()));
-    let deliverer = tokio::spawn(backchannel::deliver_periodically(state.clone()));
-    let pusher = tokio::spawn(ssf::push::push_periodically(state.clone()));
-    let follower = tokio::spawn(replica::follow_changes(state.clone(), loaded_epoch, changed.clone()));
+    let sweeper = tokio::spawn(worker::sweeper::sweep_periodically(state.clone()));
+    let watcher = tokio::spawn(worker::keys::watch_keys(state.clone()));
+    let deliverer = tokio::spawn(worker::backchannel::deliver_periodically(state.clone()));
+    let pusher = tokio::spawn(worker::ssf_push::push_periodically(state.clone()));
+    let follower = tokio::spawn(worker::replica::follow_changes(state.clone(), loaded_epoch, changed.clone()));
     // PostgreSQL: a change at another replica wakes the follower at once.
     let listener_task = match &store {
         AnyStore::Postgres(pg) => Some(tokio::spawn(pg.clone().listen_for_changes(changed.clone()))),
@@ -206,91 +198,6 @@ async fn first_run(state: &AppState) -> Result<Option<String>, ServeError> {
     }
     let token = setup::open(state, now).await.map_err(|e| ServeError::FirstRun(message(e)))?;
     Ok(Some(format!("{}{}?token={token}", state.issuer.trim_end_matches('/'), setup::SETUP_PATH)))
-}
-
-async fn sweep_periodically(state: AppState) {
-    let mut tick = tokio::time::interval(SWEEP_EVERY);
-    loop {
-        tick.tick().await;
-        let now = state.now();
-        // Replicas (issue #9): one sweeps per period; it keeps the lease
-        // while it lives, another takes over once it has run out.
-        if !replica::holds_lease(&state, SWEEP_LEASE, now, SWEEP_LEASE_HOLD).await {
-            continue;
-        }
-        let ceiling = state.history().current().max_lifetime_ceiling;
-        let audit_before = UnixTime(now.as_secs().saturating_sub(AUDIT_RETENTION.as_secs()));
-        let markers_before = UnixTime(now.as_secs().saturating_sub(ceiling.as_secs()));
-        match state.store.prune_history(audit_before, markers_before).await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(removed = n, "old audit events and user markers pruned"),
-            Err(e) => tracing::warn!(error = %e, "pruning the audit log failed"),
-        }
-        // Revocation-feed events older than the longest access-token
-        // lifetime describe tokens that have expired anyway (SPEC 13).
-        let sets_before = UnixTime(now.as_secs().saturating_sub(state.policy().0.access_token_ttl().as_secs()));
-        match state.store.prune_sets(sets_before).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(removed = n, "revocation-feed events older than the access-token lifetime dropped"),
-            Err(e) => tracing::warn!(error = %e, "pruning the revocation-feed queue failed"),
-        }
-        match state.store.sweep_expired(now).await {
-            Ok(0) => {}
-            Ok(n) => {
-                state.metrics.store_sweeps_removed.inc_by(n as u64);
-                tracing::debug!(removed = n, "expired records swept");
-            }
-            Err(e) => tracing::warn!(error = %e, "sweeping expired records failed"),
-        }
-    }
-}
-
-/// Reload the key set when the keys changed: the manifest (after `tenure
-/// keys rotate`) or, with PostgreSQL, the key epoch (a change by any
-/// replica), checked every [`token::key_store::RELOAD_EVERY`]; a
-/// notification from the database (LISTEN) wakes the check at once.
-pub async fn watch_keys(state: AppState) {
-    let changed = Arc::new(tokio::sync::Notify::new());
-    let listener = match &state.key_store {
-        token::key_store::KeyStore::Database(db) => Some(tokio::spawn(db.clone().listen(changed.clone()))),
-        token::key_store::KeyStore::Dir(_) => None,
-    };
-    let _stop_listener = AbortOnDrop(listener);
-    let mut last = state.key_store.version().await.ok();
-    let mut tick = tokio::time::interval(token::key_store::RELOAD_EVERY);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            () = changed.notified() => {}
-        }
-        let now = match state.key_store.version().await {
-            Ok(v) => Some(v),
-            Err(e) => {
-                tracing::warn!(error = %e, "checking the signing keys for changes failed");
-                continue;
-            }
-        };
-        if now != last {
-            match state.reload_keys().await {
-                Ok(()) => {
-                    last = now;
-                    tracing::info!(kid = %state.keys().active(state.now()).kid, "signing keys reloaded");
-                }
-                Err(e) => tracing::error!(error = %e, "reloading signing keys failed; keeping the current ones"),
-            }
-        }
-    }
-}
-
-/// Aborts a task when dropped (the LISTEN task dies with the watch loop).
-struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        if let Some(t) = &self.0 {
-            t.abort();
-        }
-    }
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use tenure::clock::{Clock, SystemClock};
 use tenure::config::Config;
 use tenure::secret::{PasswordHashString, Secret};
-use tenure::token::key_store::KeyStore;
+use tenure::store::key_store::KeyStore;
 use tenure::token::keys::{KeyDir, retention};
 
 /// mimalloc: the request path allocates many small buffers (JSON, tokens);
@@ -143,7 +143,7 @@ async fn keys_command(action: KeysAction, config: &Config, now: tenure::clock::U
         tenure::config::StoreChoice::Postgres { url, .. } => {
             let pg = tenure::store::postgres::PgStore::connect(url, 1).await.map_err(|e| e.to_string())?;
             pg.require_current_schema().await.map_err(|e| e.to_string())?;
-            tenure::token::key_store::database(pg, url, &config.keys_dir).map_err(|e| e.to_string())?
+            tenure::store::key_store::database(pg, url, &config.keys_dir).map_err(|e| e.to_string())?
         }
     };
     let keep = retention(config.policy.access_token_ttl());

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tenure::clock::UnixTime;
-use tenure::config::{DatabaseUrl, SigningAlg};
 use tenure::duration::Secs;
+use tenure::store::postgres::DatabaseUrl;
 use tenure::store::postgres::keys::DbKeys;
+use tenure::token::SigningAlg;
 use tenure::token::master_key::MasterKey;
 
 use crate::support::kit::{ROOT_AUTOMATION, root_token};

@@ -37,7 +37,7 @@ pub struct WithSecret {
 }
 
 fn view(state: &AppState, client: &Client) -> ClientView {
-    let source = if client.id == crate::http::console::CLIENT_ID {
+    let source = if client.id == crate::oauth::console_client::CLIENT_ID {
         "builtin"
     } else if state.clients.is_from_config(&client.id) {
         "config"
@@ -173,7 +173,7 @@ pub async fn create(state: &AppState, actor: &Actor, body: &Map<String, Value>, 
 
 /// The stored client `id`: 409 for a config client, 404 when unknown.
 async fn stored(state: &AppState, id: &str) -> Result<StoredClient> {
-    if id == crate::http::console::CLIENT_ID {
+    if id == crate::oauth::console_client::CLIENT_ID {
         return Err(AdminError::Conflict(format!(
             "client {id:?} is the built-in web console client and cannot be changed"
         )));

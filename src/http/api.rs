@@ -6,8 +6,8 @@
 
 use std::collections::BTreeSet;
 
-use axum::extract::FromRequestParts;
 use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
 
@@ -200,10 +200,14 @@ impl Caller {
     }
 }
 
-impl FromRequestParts<AppState> for Caller {
+impl<S: Send + Sync> FromRequestParts<S> for Caller
+where
+    AppState: FromRef<S>,
+{
     type Rejection = ServiceError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = &AppState::from_ref(state);
         let token =
             bearer::from_header(parts).and_then(|t| t.ok_or(BearerError::Missing)).map_err(ServiceError::api_bearer)?;
         let claims = bearer::authenticate(state, &token).await.map_err(ServiceError::api_bearer)?;

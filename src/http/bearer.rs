@@ -5,7 +5,7 @@
 //! token sent as a bearer token is refused everywhere, the admin and
 //! account API included.
 
-use axum::extract::{FromRequestParts, Request};
+use axum::extract::{FromRef, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
 
@@ -78,11 +78,14 @@ pub fn from_header(parts: &Parts) -> Result<Option<String>, BearerError> {
     Ok(Some(token.trim().to_owned()))
 }
 
-impl FromRequestParts<AppState> for Bearer {
+impl<S: Send + Sync> FromRequestParts<S> for Bearer
+where
+    AppState: FromRef<S>,
+{
     type Rejection = ServiceError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let claims = authenticate_parts(state, parts).await.map_err(ServiceError::Bearer)?;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let claims = authenticate_parts(&AppState::from_ref(state), parts).await.map_err(ServiceError::Bearer)?;
         claims.ok_or(ServiceError::Bearer(BearerError::Missing)).map(Bearer)
     }
 }

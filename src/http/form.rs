@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, FromRequest, Request};
+use axum::extract::{ConnectInfo, FromRef, FromRequest, Request};
 use axum::http::{Extensions, HeaderMap, header};
 
 use crate::net::TrustedProxies;
@@ -36,11 +36,14 @@ pub fn client_addr(trusted: &TrustedProxies, headers: &HeaderMap, extensions: &E
     trusted.client_addr(peer, forwarded).to_string()
 }
 
-impl FromRequest<AppState> for OAuthForm {
+impl<S: Send + Sync> FromRequest<S> for OAuthForm
+where
+    AppState: FromRef<S>,
+{
     type Rejection = ServiceError;
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        OAuthForm::read(req, state).await.map_err(ServiceError::OAuth)
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        OAuthForm::read(req, &AppState::from_ref(state)).await.map_err(ServiceError::OAuth)
     }
 }
 

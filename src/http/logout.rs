@@ -382,8 +382,9 @@ impl IntoResponse for LogoutError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Config, SigningAlg};
+    use crate::config::Config;
     use crate::duration::Secs;
+    use crate::token::SigningAlg;
     use crate::token::keys::KeyDir;
 
     const ISS: &str = "http://127.0.0.1:8080";

@@ -24,10 +24,11 @@ pub mod ssf;
 pub mod token;
 pub mod userinfo;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{FromRef, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{MethodRouter, delete, get, post};
@@ -36,7 +37,23 @@ pub use crate::service::AppState;
 
 use crate::telemetry::{HttpLabels, RouteLabels};
 
-/// The whole HTTP surface, ready for `serve` or `oneshot` in tests.
+/// The router's state: the service's [`AppState`] and, beside it, the state
+/// only HTTP knows (the console's signed-in sessions). Handlers take either
+/// part as an axum substate: `State<AppState>` or `State<ConsoleState>`.
+#[derive(Clone)]
+pub struct HttpState {
+    pub app: AppState,
+    pub console_sessions: Arc<console::ConsoleSessions>,
+}
+
+impl FromRef<HttpState> for AppState {
+    fn from_ref(state: &HttpState) -> AppState {
+        state.app.clone()
+    }
+}
+
+/// The whole HTTP surface, ready for `serve` or `oneshot` in tests. Each
+/// router keeps its own console sessions (`serve` builds one).
 pub fn router(state: AppState) -> Router {
     let https = state.is_https();
     let router = Router::new()
@@ -91,7 +108,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(error::not_found)
         .layer(middleware::from_fn(refuse_nul_in_target))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
-        .with_state(state);
+        .with_state(HttpState { app: state, console_sessions: Default::default() });
     if https { router.layer(middleware::map_response(strict_transport_security)) } else { router }
 }
 
@@ -124,7 +141,7 @@ async fn refuse_nul_in_target(req: Request, next: Next) -> Response {
 }
 
 /// `route` answering browsers by `policy` (see [`cors`]).
-fn with_cors(route: MethodRouter<AppState>, state: &AppState, policy: cors::CorsPolicy) -> MethodRouter<AppState> {
+fn with_cors(route: MethodRouter<HttpState>, state: &AppState, policy: cors::CorsPolicy) -> MethodRouter<HttpState> {
     route.layer(middleware::from_fn_with_state((state.clone(), policy), cors::cors))
 }
 

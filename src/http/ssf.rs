@@ -202,7 +202,7 @@ async fn update_stream(state: AppState, caller: Caller, body: Bytes, replace: bo
 /// `feed.allowed_private_networks` (checked again at every connection).
 async fn check_push_target(state: &AppState, delivery: &ssf::Delivery) -> Result<(), ServiceError> {
     let ssf::Delivery::Push { endpoint_url, .. } = delivery else { return Ok(()) };
-    ssf::push::check_endpoint(&state.config.feed_push_targets, endpoint_url).await.map_err(|refused| {
+    crate::worker::ssf_push::check_endpoint(&state.config.feed_push_targets, endpoint_url).await.map_err(|refused| {
         ServiceError::invalid(format!(
             "delivery.endpoint_url: {refused}; push delivery reaches only public addresses, \
              unless the operator allows the network in feed.allowed_private_networks"
@@ -403,8 +403,9 @@ pub async fn poll(State(state): State<AppState>, caller: Caller, body: Bytes) ->
     let more = queued.len() > max;
     queued.truncate(max);
     let jtis: Vec<String> = queued.iter().map(|(_, set)| set.jti.clone()).collect();
-    let signed =
-        ssf::push::signed_sets(&state, &stream, queued, state.now()).await.map_err(|e| internal("signing SETs", e))?;
+    let signed = crate::worker::ssf_push::signed_sets(&state, &stream, queued, state.now())
+        .await
+        .map_err(|e| internal("signing SETs", e))?;
     let mut sets = Map::new();
     for (jti, (_, signed)) in jtis.into_iter().zip(signed) {
         sets.insert(jti, Value::String(signed.token));

@@ -222,7 +222,7 @@ pub struct Client {
     pub session: Option<ClientSessionOverride>,
     /// OIDC Dynamic Client Registration 2: the algorithm of this client's
     /// ID tokens; `None`: `signing_alg`.
-    pub id_token_signed_response_alg: Option<crate::config::SigningAlg>,
+    pub id_token_signed_response_alg: Option<crate::token::SigningAlg>,
 }
 
 impl Client {

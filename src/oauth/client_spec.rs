@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use super::client::{
     ApplicationType, Client, ClientKind, GrantType, Permission, RedirectUri, Scope, ScopeSet, WebOrigin,
 };
-use crate::config::SigningAlg;
 use crate::policy::{ClientSessionOverride, SessionPolicy};
 use crate::secret::PasswordHashString;
+use crate::token::SigningAlg;
 
 /// A client as an administrator writes it: every field in its plain form.
 /// Secrets are not part of it (they are hashed on their way in).

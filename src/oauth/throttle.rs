@@ -339,7 +339,8 @@ impl ThrottleState {
 }
 
 /// What a throttle backed by the store needs from it (implemented for every
-/// [`Store`](crate::store::Store); a single process keeps nothing there).
+/// [`Store`](crate::store::Store) in `store/throttle.rs`; a single process
+/// keeps nothing there).
 pub trait SharedCounts: Send + Sync {
     fn read(&self, key: ThrottleKey) -> BoxFuture<'_, Option<ThrottleState>>;
     fn failed(&self, key: ThrottleKey, rules: ThrottleRules, now: UnixTime) -> BoxFuture<'_, Option<ThrottleState>>;
@@ -361,39 +362,8 @@ impl SharedCounts for Unshared {
     }
 }
 
-type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
-
-/// A store error costs the shared count, never the request: the local
-/// throttle still applies.
-impl<S: crate::store::Store> SharedCounts for S {
-    fn read(&self, key: ThrottleKey) -> BoxFuture<'_, Option<ThrottleState>> {
-        Box::pin(async move {
-            self.shared_throttle(&key)
-                .await
-                .inspect_err(
-                    |e| tracing::warn!(error = %e, "reading a shared throttle failed; counting in memory only"),
-                )
-                .ok()
-                .flatten()
-        })
-    }
-    fn failed(&self, key: ThrottleKey, rules: ThrottleRules, now: UnixTime) -> BoxFuture<'_, Option<ThrottleState>> {
-        Box::pin(async move {
-            self.throttle_failed(&key, &rules, now)
-                .await
-                .inspect_err(|e| tracing::warn!(error = %e, "counting a failure in a shared throttle failed"))
-                .ok()
-                .flatten()
-        })
-    }
-    fn clear(&self, key: ThrottleKey) -> BoxFuture<'_, ()> {
-        Box::pin(async move {
-            if let Err(e) = self.clear_throttle(&key).await {
-                tracing::warn!(error = %e, "clearing a shared throttle failed");
-            }
-        })
-    }
-}
+/// What [`SharedCounts`] returns: a future that may be sent across threads.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 impl AttemptThrottle {
     /// Take in what every replica counted for `key` (a lock another replica

@@ -19,7 +19,7 @@ use super::{AppState, BearerError};
 use crate::clock::UnixTime;
 use crate::oauth::client::Permission;
 use crate::oauth::client_credentials::ADMIN_SCOPE;
-use crate::oauth::tokens::descends_from_live_family;
+use crate::service::lookup::descends_from_live_family;
 use crate::token::claims::AccessClaims;
 
 /// Verify a bearer `token` and check its family is alive. A DPoP-bound

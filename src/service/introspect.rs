@@ -6,7 +6,7 @@
 use super::{AppState, ClientRequest, ServiceError};
 use crate::clock::UnixTime;
 use crate::oauth::OAuthError;
-use crate::oauth::lookup;
+use crate::service::lookup;
 
 /// The RFC 7662 2.2 answer about `request`'s `token` at `now`.
 pub async fn introspect(

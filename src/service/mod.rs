@@ -8,8 +8,10 @@
 
 pub mod bearer;
 pub mod error;
+pub mod failed_sign_ins;
 pub mod introspect;
 pub mod logout;
+pub mod lookup;
 pub mod revoke;
 pub mod signin;
 pub mod state;
@@ -25,10 +27,10 @@ use crate::clock::UnixTime;
 use crate::oauth::OAuthError;
 use crate::oauth::client::Client;
 use crate::oauth::client_auth::PresentedClient;
-use crate::oauth::lookup::Lookup;
 use crate::oauth::params::Params;
 use crate::policy::ClientSessionOverride;
 use crate::revocation::Revocation;
+use crate::service::lookup::Lookup;
 use crate::store::AnyStore;
 use crate::token::keys::KeySet;
 

@@ -5,7 +5,7 @@ use super::{AppState, ClientRequest, ServiceError};
 use crate::clock::UnixTime;
 use crate::oauth::OAuthError;
 use crate::oauth::error::ErrorCode;
-use crate::oauth::lookup::Found;
+use crate::service::lookup::Found;
 
 /// Revoke the `token` of `request`'s client (idempotent). An unknown or
 /// invalid token is not an error (RFC 7009 2.2); a token issued to another

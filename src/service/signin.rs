@@ -14,7 +14,8 @@
 //! The CSRF check of the sign-in form, the cookies and the pages are the
 //! browser's side: `http/authorize.rs`.
 
-use crate::audit::{AuditEvent, EventKind, FailedAttempt, escape_control};
+use super::failed_sign_ins::FailedAttempt;
+use crate::audit::{AuditEvent, EventKind, escape_control};
 use crate::clock::UnixTime;
 use crate::oauth::authorize::AuthorizationRequest;
 use crate::oauth::throttle::{SharedCounts, ThrottleKey};

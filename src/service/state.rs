@@ -15,9 +15,9 @@ use crate::oauth::throttle::{AttemptThrottle, ThrottleRules};
 use crate::policy::{PolicyHistory, PolicyLayers, PolicySources, SessionPolicy};
 use crate::secret::{HashingPool, PasswordHashString, Secret};
 use crate::session::refresh_token::RefreshKey;
+use crate::store::key_store::KeyStore;
 use crate::store::{AnyStore, Store};
 use crate::telemetry::Metrics;
-use crate::token::key_store::KeyStore;
 use crate::token::keys::{KeyDir, KeySet, retention};
 use crate::token::master_key::{MasterKey, Purpose};
 use crate::user::User;
@@ -66,7 +66,7 @@ pub struct Inner {
     pub dummy_password_hash: PasswordHashString,
     pub sign_in_throttles: SignInThrottles,
     /// Failed sign-ins, one audit record per (username, address) and hour.
-    pub failed_sign_ins: crate::audit::FailureAggregator,
+    pub failed_sign_ins: crate::service::failed_sign_ins::FailureAggregator,
     /// The bound on concurrent argon2 runs (sign-in and client secrets).
     pub hashing: HashingPool,
     pub refresh_key: RefreshKey,
@@ -87,8 +87,6 @@ pub struct Inner {
     pub metrics: Metrics,
     /// The revocation feed's bounds: SET signing, verification requests.
     pub feed: crate::ssf::FeedGuards,
-    /// The web console's signed-in sessions (SPEC 9).
-    pub console: crate::http::console::ConsoleSessions,
     /// The first run's one-time setup token (SPEC 9 "First run").
     pub first_run: crate::admin::setup::FirstRun,
 }
@@ -118,7 +116,7 @@ pub enum StartError {
     #[error("cannot prepare the sign-in timing guard: {0}")]
     Hash(String),
     #[error(transparent)]
-    PublishAhead(#[from] crate::token::key_store::PublishAheadTooShort),
+    PublishAhead(#[from] crate::store::key_store::PublishAheadTooShort),
     /// A config user or client takes a subject the store already gave
     /// (RFC 9700 4.15; names are never given again).
     #[error("{0}")]
@@ -182,7 +180,7 @@ impl AppState {
         clock: Arc<dyn Clock>,
         key_store: KeyStore,
     ) -> Result<AppState, StartError> {
-        crate::token::key_store::check_publish_ahead(&key_store, config.key_publish_ahead)?;
+        crate::store::key_store::check_publish_ahead(&key_store, config.key_publish_ahead)?;
         let now = clock.now();
         let layers = PolicyLayers { admin: store.admin_policy().await?, ..config.policy_layers.clone() };
         let resolved = layers.resolve().map_err(|e| StartError::AdminPolicy(Box::new(e)))?;
@@ -220,10 +218,10 @@ impl AppState {
             HashingPool::new(config.hashing_concurrency, std::time::Duration::from_secs(config.hashing_wait.as_secs()))
                 .with_counters(metrics.secret_verifications.clone(), metrics.hashing_busy.clone());
         // SPEC 9: the console's client is built in, beside the config's.
-        if config.clients.iter().any(|c| c.id == crate::http::console::CLIENT_ID) {
+        if config.clients.iter().any(|c| c.id == crate::oauth::console_client::CLIENT_ID) {
             return Err(StartError::ReservedClient);
         }
-        let console = crate::http::console::builtin_client(&issuer).map_err(StartError::ConsoleClient)?;
+        let console = crate::oauth::console_client::builtin_client(&issuer).map_err(StartError::ConsoleClient)?;
         let clients = ClientRegistry::new(config.clients.iter().cloned().chain([console]))
             .map_err(|_| StartError::Random)?
             .with_hashing(hashing.clone())
@@ -261,7 +259,7 @@ impl AppState {
             users,
             dummy_password_hash,
             sign_in_throttles: SignInThrottles::default(),
-            failed_sign_ins: crate::audit::FailureAggregator::default(),
+            failed_sign_ins: crate::service::failed_sign_ins::FailureAggregator::default(),
             hashing,
             refresh_key: RefreshKey::new(master.derive(Purpose::RefreshToken)),
             csrf_key: master.derive(Purpose::Csrf),
@@ -275,7 +273,6 @@ impl AppState {
             store,
             metrics,
             feed: Default::default(),
-            console: Default::default(),
             first_run: Default::default(),
         })))
     }

@@ -7,8 +7,10 @@
 //! - Records written with an expiry are removed by [`Store::sweep_expired`]
 //!   once that time has passed, so the store does not grow without bound.
 
+pub mod key_store;
 pub mod postgres;
 pub mod sled;
+mod throttle;
 
 use crate::audit::AuditEvent;
 use crate::clock::UnixTime;

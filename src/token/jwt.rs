@@ -9,9 +9,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::SigningAlg;
 use super::keys::{KeyError, KeySet, SigningKey};
 use crate::clock::UnixTime;
-use crate::config::SigningAlg;
 use crate::duration::Secs;
 
 /// The `typ` header of each kind of token tenure signs (RFC 8725 3.11).

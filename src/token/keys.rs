@@ -41,8 +41,8 @@ use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
 use serde::{Deserialize, Serialize};
 
+use super::SigningAlg;
 use crate::clock::UnixTime;
-use crate::config::SigningAlg;
 use crate::duration::Secs;
 
 pub const MANIFEST: &str = "keys.json";

@@ -59,7 +59,7 @@ impl MasterKey {
                 fs::create_dir_all(dir).map_err(io)?;
                 let mut fresh = [0u8; 32];
                 SystemRandom::new().fill(&mut fresh).map_err(|_| KeyError::Generate {
-                    alg: crate::config::SigningAlg::ES256,
+                    alg: crate::token::SigningAlg::ES256,
                     message: "no randomness".into(),
                 })?;
                 let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(io)?;

@@ -83,7 +83,7 @@ impl VerifiedTokens {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::SigningAlg;
+    use crate::token::SigningAlg;
     use crate::token::keys::KeyDir;
 
     const T0: UnixTime = UnixTime(1_700_000_000);

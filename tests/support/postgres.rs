@@ -33,7 +33,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Once, OnceLock};
 use std::time::{Duration, Instant};
 
-use tenure::config::DatabaseUrl;
+use tenure::store::postgres::DatabaseUrl;
 use tenure::store::postgres::PgStore;
 
 pub const PG_ROOT: &str = "/usr/lib/postgresql";

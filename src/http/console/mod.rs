@@ -13,18 +13,41 @@ mod session;
 mod setup;
 mod view;
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use axum::Router;
-use axum::extract::{Path, Request};
+use axum::extract::{FromRef, Path, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-pub use session::{CLIENT_ID, ConsoleSessions, builtin_client, redirect_uri};
+pub use session::ConsoleSessions;
 
+use crate::http::HttpState;
 use crate::service::AppState;
+
+/// What console handlers take (`State<ConsoleState>`, an axum substate of
+/// [`HttpState`]): the service's state, which it derefs to, and the
+/// console's signed-in sessions, which only HTTP knows (SPEC 9).
+#[derive(Clone)]
+pub struct ConsoleState {
+    pub app: AppState,
+    pub sessions: Arc<ConsoleSessions>,
+}
+
+impl std::ops::Deref for ConsoleState {
+    type Target = AppState;
+    fn deref(&self) -> &AppState {
+        &self.app
+    }
+}
+
+impl FromRef<HttpState> for ConsoleState {
+    fn from_ref(state: &HttpState) -> ConsoleState {
+        ConsoleState { app: state.app.clone(), sessions: state.console_sessions.clone() }
+    }
+}
 
 /// The console pages' policy: only our own script and stylesheet, no inline
 /// code, forms only to us (the sign-in redirect chain stays on this origin:
@@ -57,7 +80,7 @@ pub static JS: LazyLock<Asset> = LazyLock::new(|| {
 });
 
 /// The console's routes, with its security headers.
-pub fn routes() -> Router<AppState> {
+pub fn routes() -> Router<HttpState> {
     Router::new()
         .route("/console", get(pages::home))
         .route("/console/", get(pages::home))

@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::{Map, Value};
 
+use super::ConsoleState;
 use super::session::{self, CallbackError, Viewer, see_other};
 use super::view::*;
 use super::{CSS, JS};
@@ -22,7 +23,6 @@ use crate::policy::{
     ConsoleControl, ConsoleInput, POLICY_KEYS, PolicyKey, PolicyKeyDef, PolicySources, PolicyValue, SessionPolicy,
     Source,
 };
-use crate::service::AppState;
 
 /// A posted form, in order; names may repeat (checkboxes).
 struct Form(Vec<(String, String)>);
@@ -97,7 +97,7 @@ fn actor(viewer: &Viewer) -> Actor {
 }
 
 /// The viewer of a page, or the redirect to sign in and come back.
-async fn page_viewer(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Result<Viewer, Response> {
+async fn page_viewer(state: &ConsoleState, headers: &HeaderMap, uri: &Uri) -> Result<Viewer, Response> {
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/console");
     session::viewer(state, headers, path).await
 }
@@ -105,7 +105,7 @@ async fn page_viewer(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Result
 /// The viewer of a posted form with a valid CSRF token. Without a session
 /// the browser signs in and lands on the console's start page (a post cannot
 /// be replayed).
-async fn form_viewer(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<Viewer, Response> {
+async fn form_viewer(state: &ConsoleState, headers: &HeaderMap, form: &Form) -> Result<Viewer, Response> {
     let viewer = session::viewer(state, headers, "/console").await?;
     if form.0.iter().any(|(k, v)| k.contains('\0') || v.contains('\0')) {
         // No field may hold NUL (PostgreSQL could not store it): refused
@@ -209,7 +209,7 @@ fn enc(s: &str) -> String {
 // ---- sign-in and sign-out ----
 
 /// `/console`: the first page the viewer may see.
-pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn home(State(state): State<ConsoleState>, headers: HeaderMap) -> Response {
     let viewer = match session::viewer(&state, &headers, "/console").await {
         Ok(v) => v,
         Err(r) => return r,
@@ -237,7 +237,7 @@ pub(super) fn plain(status: StatusCode, heading: &str, message: &str, alert: boo
 
 /// `/console/callback`: the end of the console's code + PKCE flow.
 pub async fn callback(
-    State(state): State<AppState>,
+    State(state): State<ConsoleState>,
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
@@ -257,7 +257,7 @@ pub async fn callback(
 
 /// `POST /console/sign-out`: revoke the console's family, forget the tokens,
 /// clear the cookie.
-pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn sign_out(State(state): State<ConsoleState>, headers: HeaderMap, body: Bytes) -> Response {
     let form = Form::parse(&body);
     let viewer = match form_viewer(&state, &headers, &form).await {
         Ok(v) => v,
@@ -273,7 +273,7 @@ pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap, body: B
     signed_out_of_console(&state, &viewer).await
 }
 
-async fn signed_out_of_console(state: &AppState, viewer: &Viewer) -> Response {
+async fn signed_out_of_console(state: &ConsoleState, viewer: &Viewer) -> Response {
     viewer.end(state).await;
     session::clear_cookie(state, see_other("/console/signed-out"))
 }
@@ -379,7 +379,7 @@ fn shown_secs(v: PolicyValue) -> u64 {
 /// The settings page: the values in force, or those just typed (after a
 /// refusal), with errors beside the controls they concern.
 async fn settings_page(
-    state: &AppState,
+    state: &ConsoleState,
     viewer: &Viewer,
     typed: Option<&Form>,
     error: Option<String>,
@@ -440,7 +440,7 @@ async fn settings_page(
 }
 
 /// `GET /console/settings` (`system:administer`).
-pub async fn settings(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+pub async fn settings(State(state): State<ConsoleState>, headers: HeaderMap, uri: Uri) -> Response {
     let viewer = match page_viewer(&state, &headers, &uri).await {
         Ok(v) => v,
         Err(r) => return r,
@@ -575,7 +575,7 @@ fn preview_lines(p: &admin::policy::Preview) -> Vec<String> {
 
 /// `POST /console/settings`: refuse bad input inline; before a change that
 /// ends or shortens live sessions, show the preview and ask to confirm.
-pub async fn settings_save(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn settings_save(State(state): State<ConsoleState>, headers: HeaderMap, body: Bytes) -> Response {
     let form = Form::parse(&body);
     let viewer = match form_viewer(&state, &headers, &form).await {
         Ok(v) => v,
@@ -640,7 +640,7 @@ pub async fn settings_save(State(state): State<AppState>, headers: HeaderMap, bo
 
 /// `POST /console/settings/reset`: drop the values set here, after showing
 /// what that does to live sessions.
-pub async fn settings_reset(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn settings_reset(State(state): State<ConsoleState>, headers: HeaderMap, body: Bytes) -> Response {
     let form = Form::parse(&body);
     let viewer = match form_viewer(&state, &headers, &form).await {
         Ok(v) => v,
@@ -689,7 +689,7 @@ pub struct UsersQuery {
 }
 
 async fn users_page(
-    state: &AppState,
+    state: &ConsoleState,
     viewer: &Viewer,
     query: &str,
     page: usize,
@@ -717,7 +717,7 @@ async fn users_page(
 
 /// `GET /console/users?query=&page=` (`users:edit`).
 pub async fn users(
-    State(state): State<AppState>,
+    State(state): State<ConsoleState>,
     headers: HeaderMap,
     uri: Uri,
     Query(q): Query<UsersQuery>,
@@ -734,7 +734,7 @@ pub async fn users(
 }
 
 /// `POST /console/users`: create a user.
-pub async fn user_create(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn user_create(State(state): State<ConsoleState>, headers: HeaderMap, body: Bytes) -> Response {
     let form = Form::parse(&body);
     let viewer = match form_viewer(&state, &headers, &form).await {
         Ok(v) => v,
@@ -763,7 +763,7 @@ pub async fn user_create(State(state): State<AppState>, headers: HeaderMap, body
     }
 }
 
-async fn user_page(state: &AppState, viewer: &Viewer, username: &str, error: Option<AdminError>) -> Response {
+async fn user_page(state: &ConsoleState, viewer: &Viewer, username: &str, error: Option<AdminError>) -> Response {
     let user = match admin::users::show(state, username).await {
         Ok(u) => u,
         Err(e) => return failed(viewer, e, "/console/users").await,
@@ -800,7 +800,7 @@ async fn user_page(state: &AppState, viewer: &Viewer, username: &str, error: Opt
 
 /// `GET /console/users/{username}` (`users:edit`).
 pub async fn user(
-    State(state): State<AppState>,
+    State(state): State<ConsoleState>,
     headers: HeaderMap,
     uri: Uri,
     Path(username): Path<String>,
@@ -817,7 +817,7 @@ pub async fn user(
 
 /// `POST /console/users/{username}/{disable|enable|password|permissions}`.
 pub async fn user_action(
-    State(state): State<AppState>,
+    State(state): State<ConsoleState>,
     headers: HeaderMap,
     Path((username, action)): Path<(String, String)>,
     body: Bytes,
@@ -876,7 +876,7 @@ pub async fn user_action(
 
 /// `POST /console/users/{username}/sessions/revoke-all`.
 pub async fn user_revoke_all(
-    State(state): State<AppState>,
+    State(state): State<ConsoleState>,
     headers: HeaderMap,
     Path(username): Path<String>,
     body: Bytes,
@@ -915,7 +915,7 @@ pub async fn user_revoke_all(
 
 /// `POST /console/users/{username}/sessions/{sid}/revoke`.
 pub async fn user_revoke_session(
-    State(state): State<AppState>,
+    State(state): State<ConsoleState>,
     headers: HeaderMap,
     Path((username, sid)): Path<(String, String)>,
     body: Bytes,
@@ -969,7 +969,7 @@ fn limits_text(spec: &crate::oauth::client_spec::ClientSpec) -> String {
     if parts.is_empty() { "global".to_owned() } else { parts.join(", ") }
 }
 
-async fn require_admin(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Result<Viewer, Response> {
+async fn require_admin(state: &ConsoleState, headers: &HeaderMap, uri: &Uri) -> Result<Viewer, Response> {
     let viewer = page_viewer(state, headers, uri).await?;
     if !viewer.has(Permission::SystemAdminister) {
         return Err(forbidden(&viewer, Permission::SystemAdminister).await);
@@ -977,7 +977,7 @@ async fn require_admin(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Resu
     Ok(viewer)
 }
 
-async fn require_admin_form(state: &AppState, headers: &HeaderMap, form: &Form) -> Result<Viewer, Response> {
+async fn require_admin_form(state: &ConsoleState, headers: &HeaderMap, form: &Form) -> Result<Viewer, Response> {
     let viewer = form_viewer(state, headers, form).await?;
     if !viewer.has(Permission::SystemAdminister) {
         return Err(forbidden(&viewer, Permission::SystemAdminister).await);
@@ -986,7 +986,7 @@ async fn require_admin_form(state: &AppState, headers: &HeaderMap, form: &Form) 
 }
 
 /// `GET /console/clients` (`system:administer`).
-pub async fn clients(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+pub async fn clients(State(state): State<ConsoleState>, headers: HeaderMap, uri: Uri) -> Response {
     let viewer = match require_admin(&state, &headers, &uri).await {
         Ok(v) => v,
         Err(r) => return r,
@@ -1082,7 +1082,7 @@ fn client_body(form: &Form) -> Map<String, Value> {
 }
 
 /// `GET /console/clients/new`.
-pub async fn client_new(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+pub async fn client_new(State(state): State<ConsoleState>, headers: HeaderMap, uri: Uri) -> Response {
     let viewer = match require_admin(&state, &headers, &uri).await {
         Ok(v) => v,
         Err(r) => return r,
@@ -1103,7 +1103,7 @@ async fn secret_page(viewer: &Viewer, client_id: String, secret: String) -> Resp
 }
 
 /// `POST /console/clients`: create; a generated secret is shown once.
-pub async fn client_create(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn client_create(State(state): State<ConsoleState>, headers: HeaderMap, body: Bytes) -> Response {
     let form = Form::parse(&body);
     let viewer = match require_admin_form(&state, &headers, &form).await {
         Ok(v) => v,
@@ -1131,7 +1131,12 @@ pub async fn client_create(State(state): State<AppState>, headers: HeaderMap, bo
 }
 
 /// `GET /console/clients/{id}`.
-pub async fn client(State(state): State<AppState>, headers: HeaderMap, uri: Uri, Path(id): Path<String>) -> Response {
+pub async fn client(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> Response {
     let viewer = match require_admin(&state, &headers, &uri).await {
         Ok(v) => v,
         Err(r) => return r,
@@ -1154,7 +1159,7 @@ pub async fn client(State(state): State<AppState>, headers: HeaderMap, uri: Uri,
 
 /// `POST /console/clients/{id}`: replace the client's settings.
 pub async fn client_save(
-    State(state): State<AppState>,
+    State(state): State<ConsoleState>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
@@ -1191,7 +1196,7 @@ pub async fn client_save(
 
 /// `POST /console/clients/{id}/secret`: a new secret, shown once.
 pub async fn client_secret(
-    State(state): State<AppState>,
+    State(state): State<ConsoleState>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
@@ -1224,7 +1229,7 @@ pub async fn client_secret(
 
 /// `POST /console/clients/{id}/delete`.
 pub async fn client_delete(
-    State(state): State<AppState>,
+    State(state): State<ConsoleState>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
@@ -1258,7 +1263,7 @@ pub async fn client_delete(
 // ---- signing keys ----
 
 /// `GET /console/keys` (`system:administer`).
-pub async fn keys(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+pub async fn keys(State(state): State<ConsoleState>, headers: HeaderMap, uri: Uri) -> Response {
     let viewer = match require_admin(&state, &headers, &uri).await {
         Ok(v) => v,
         Err(r) => return r,
@@ -1283,7 +1288,7 @@ pub async fn keys(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -
 }
 
 /// `POST /console/keys/rotate`.
-pub async fn keys_rotate(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn keys_rotate(State(state): State<ConsoleState>, headers: HeaderMap, body: Bytes) -> Response {
     let form = Form::parse(&body);
     let viewer = match require_admin_form(&state, &headers, &form).await {
         Ok(v) => v,
@@ -1312,7 +1317,12 @@ pub async fn keys_rotate(State(state): State<AppState>, headers: HeaderMap, body
 // ---- audit log ----
 
 /// `GET /console/audit?user=&kind=&before=` (`users:edit`).
-pub async fn audit(State(state): State<AppState>, headers: HeaderMap, uri: Uri, RawQuery(raw): RawQuery) -> Response {
+pub async fn audit(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    uri: Uri,
+    RawQuery(raw): RawQuery,
+) -> Response {
     let viewer = match page_viewer(&state, &headers, &uri).await {
         Ok(v) => v,
         Err(r) => return r,
@@ -1358,7 +1368,7 @@ pub async fn audit(State(state): State<AppState>, headers: HeaderMap, uri: Uri, 
 // ---- my sessions ----
 
 /// `GET /console/account`: the viewer's own sessions (everyone).
-pub async fn account(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+pub async fn account(State(state): State<ConsoleState>, headers: HeaderMap, uri: Uri) -> Response {
     let viewer = match page_viewer(&state, &headers, &uri).await {
         Ok(v) => v,
         Err(r) => return r,
@@ -1388,7 +1398,7 @@ pub async fn account(State(state): State<AppState>, headers: HeaderMap, uri: Uri
 /// `POST /console/account/sessions/{sid}/revoke`: sign out one of the
 /// viewer's sessions; the current one signs the console out too.
 pub async fn account_revoke(
-    State(state): State<AppState>,
+    State(state): State<ConsoleState>,
     headers: HeaderMap,
     Path(sid): Path<String>,
     body: Bytes,
@@ -1412,7 +1422,11 @@ pub async fn account_revoke(
 }
 
 /// `POST /console/account/sign-out-everywhere`.
-pub async fn account_sign_out_everywhere(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn account_sign_out_everywhere(
+    State(state): State<ConsoleState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let form = Form::parse(&body);
     let viewer = match form_viewer(&state, &headers, &form).await {
         Ok(v) => v,

@@ -25,21 +25,17 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ring::digest::{SHA256, digest};
 use ring::rand::{SecureRandom, SystemRandom};
 
+use super::ConsoleState;
 use crate::clock::UnixTime;
 use crate::duration::Secs;
 use crate::http::api::Caller;
 use crate::http::cookies::{self, csrf_token, csrf_token_matches, is_csrf_cookie, new_csrf_cookie};
 use crate::oauth::client::{Client, Permission};
+use crate::oauth::console_client::{CLIENT_ID, SCOPES, redirect_uri};
 use crate::oauth::params::Params;
 use crate::oauth::tokens::{Minter, TokenResponse};
 use crate::oauth::{OAuthError, code_grant, refresh_grant};
-use crate::service::AppState;
 
-/// The built-in client the console signs in as.
-pub const CLIENT_ID: &str = "console";
-/// The scopes it asks for: `admin` makes the access token carry the user's
-/// `permissions`, which decide the pages shown.
-pub const SCOPES: &str = "openid profile email admin";
 /// The console-session cookie.
 pub const COOKIE: &str = "tenure_console";
 /// Set by "Sign out" until the next console sign-in: while it is there the
@@ -50,34 +46,6 @@ pub const SIGNED_OUT_COOKIE: &str = "tenure_console_signed_out";
 pub const MAX_SESSIONS: usize = 10_000;
 /// How long a sign-in may take from the redirect to the callback.
 const PENDING_FOR: Secs = Secs::minutes(10);
-
-/// The console's redirect URI under `issuer`.
-pub fn redirect_uri(issuer: &str) -> String {
-    format!("{}/console/callback", issuer.trim_end_matches('/'))
-}
-
-/// The built-in client `console` (SPEC 9): public, PKCE, code and refresh
-/// grants, the console's scopes, redirect URI `<issuer>/console/callback`.
-/// It is not listed in `[[clients]]` and cannot be changed at run time.
-pub fn builtin_client(issuer: &str) -> Result<Client, String> {
-    use crate::oauth::client::{ClientKind, GrantType, RedirectUri, ScopeSet};
-    Ok(Client {
-        id: CLIENT_ID.to_owned(),
-        name: Some("tenure console".to_owned()),
-        kind: ClientKind::Public,
-        redirect_uris: vec![RedirectUri::parse(&redirect_uri(issuer))?],
-        web_origins: Vec::new(),
-        grant_types: [GrantType::AuthorizationCode, GrantType::RefreshToken].into_iter().collect(),
-        scopes: ScopeSet::parse(SCOPES)?,
-        backchannel_logout_uri: None,
-        post_logout_redirect_uris: Vec::new(),
-        token_exchange_audiences: Vec::new(),
-        permissions: Default::default(),
-        session: None,
-        application_type: Default::default(),
-        id_token_signed_response_alg: None,
-    })
-}
 
 /// The state of one console session.
 enum Entry {
@@ -185,7 +153,7 @@ impl Viewer {
     }
 
     /// Whether `token` (from a posted form) is this session's CSRF token.
-    pub fn csrf_ok(&self, state: &AppState, token: &str) -> bool {
+    pub fn csrf_ok(&self, state: &ConsoleState, token: &str) -> bool {
         csrf_token_matches(&state.csrf_key, &self.cookie, token)
     }
 
@@ -205,15 +173,15 @@ impl Viewer {
     }
 
     /// Forget the console session (after signing out).
-    pub async fn end(&self, state: &AppState) {
+    pub async fn end(&self, state: &ConsoleState) {
         *self.entry.lock().await = Entry::Gone;
-        state.console.remove(&self.cookie);
+        state.sessions.remove(&self.cookie);
     }
 }
 
 /// The signed-in viewer, or the response that sends the browser to sign in
 /// (coming back to `return_to`, a `/console` path).
-pub async fn viewer(state: &AppState, headers: &HeaderMap, return_to: &str) -> Result<Viewer, Response> {
+pub async fn viewer(state: &ConsoleState, headers: &HeaderMap, return_to: &str) -> Result<Viewer, Response> {
     match signed_in(state, headers).await {
         Some(v) => Ok(v),
         None => {
@@ -223,9 +191,9 @@ pub async fn viewer(state: &AppState, headers: &HeaderMap, return_to: &str) -> R
     }
 }
 
-async fn signed_in(state: &AppState, headers: &HeaderMap) -> Option<Viewer> {
+async fn signed_in(state: &ConsoleState, headers: &HeaderMap) -> Option<Viewer> {
     let cookie = cookies::cookie(headers, COOKIE, state.is_https()).filter(|c| is_csrf_cookie(c))?.to_owned();
-    let entry = state.console.get(&cookie)?;
+    let entry = state.sessions.get(&cookie)?;
     let mut guard = entry.lock().await;
     let Entry::Active(tokens) = &mut *guard else { return None };
     let now = state.now();
@@ -244,7 +212,7 @@ async fn signed_in(state: &AppState, headers: &HeaderMap) -> Option<Viewer> {
             None => {
                 *guard = Entry::Gone;
                 drop(guard);
-                state.console.remove(&cookie);
+                state.sessions.remove(&cookie);
                 return None;
             }
         }
@@ -254,7 +222,7 @@ async fn signed_in(state: &AppState, headers: &HeaderMap) -> Option<Viewer> {
         Err(_) => {
             *guard = Entry::Gone;
             drop(guard);
-            state.console.remove(&cookie);
+            state.sessions.remove(&cookie);
             return None;
         }
     };
@@ -308,7 +276,7 @@ pub fn safe_return(path: &str) -> String {
 /// sign-out (`signed_out`) with `prompt=login`, so that the browser's back
 /// button or the next visit shows the sign-in page, never a console page
 /// signed in again silently.
-fn start_sign_in(state: &AppState, return_to: &str, signed_out: bool) -> Response {
+fn start_sign_in(state: &ConsoleState, return_to: &str, signed_out: bool) -> Response {
     let (Some(cookie), Some(oauth_state), Some(verifier)) = (new_csrf_cookie().ok(), random(16), random(32)) else {
         return (StatusCode::INTERNAL_SERVER_ERROR, "no randomness").into_response();
     };
@@ -328,7 +296,7 @@ fn start_sign_in(state: &AppState, return_to: &str, signed_out: bool) -> Respons
     let query = query.finish();
     let now = state.now();
     let entry = Entry::Pending { state: oauth_state, verifier, return_to: safe_return(return_to) };
-    state.console.insert(&cookie, entry, now, oldest_alive(state, now));
+    state.sessions.insert(&cookie, entry, now, oldest_alive(state, now));
     let mut response = see_other(&format!("/authorize?{query}"));
     if let Ok(v) = cookies::set_cookie(COOKIE, &cookie, state.is_https(), None) {
         response.headers_mut().insert(header::SET_COOKIE, v);
@@ -337,7 +305,7 @@ fn start_sign_in(state: &AppState, return_to: &str, signed_out: bool) -> Respons
 }
 
 /// No console session can be older than the ceiling.
-fn oldest_alive(state: &AppState, now: UnixTime) -> UnixTime {
+fn oldest_alive(state: &ConsoleState, now: UnixTime) -> UnixTime {
     UnixTime(now.as_secs().saturating_sub(state.history().current().max_lifetime_ceiling.as_secs()))
 }
 
@@ -353,14 +321,14 @@ pub enum CallbackError {
 /// session under a fresh cookie; the response redirects to the page asked
 /// for.
 pub async fn finish_sign_in(
-    state: &AppState,
+    state: &ConsoleState,
     headers: &HeaderMap,
     params: &HashMap<String, String>,
 ) -> Result<Response, CallbackError> {
     let cookie = cookies::cookie(headers, COOKIE, state.is_https())
         .filter(|c| is_csrf_cookie(c))
         .ok_or(CallbackError::NoSignIn)?;
-    let entry = state.console.get(cookie).ok_or(CallbackError::NoSignIn)?;
+    let entry = state.sessions.get(cookie).ok_or(CallbackError::NoSignIn)?;
     let (verifier, return_to) = {
         let mut guard = entry.lock().await;
         let Entry::Pending { state: expected, verifier, return_to } = &*guard else {
@@ -375,7 +343,7 @@ pub async fn finish_sign_in(
         *guard = Entry::Gone;
         taken
     };
-    state.console.remove(cookie);
+    state.sessions.remove(cookie);
     if let Some(error) = params.get("error") {
         let description = params.get("error_description").cloned().unwrap_or_default();
         return Err(CallbackError::Refused(format!("{error}: {description}")));
@@ -392,7 +360,7 @@ pub async fn finish_sign_in(
     ]);
     let tokens = redeem(state, &form, now).await.map_err(|e| CallbackError::Refused(e.description.into_owned()))?;
     let fresh = new_csrf_cookie().map_err(|_| CallbackError::Refused("no randomness".into()))?;
-    state.console.insert(&fresh, Entry::Active(Tokens::from_response(tokens, now)), now, oldest_alive(state, now));
+    state.sessions.insert(&fresh, Entry::Active(Tokens::from_response(tokens, now)), now, oldest_alive(state, now));
     let mut response = see_other(&return_to);
     if let Ok(v) = cookies::set_cookie(COOKIE, &fresh, state.is_https(), None) {
         response.headers_mut().append(header::SET_COOKIE, v);
@@ -405,7 +373,7 @@ pub async fn finish_sign_in(
     Ok(response)
 }
 
-async fn refresh(state: &AppState, refresh_token: &str, now: UnixTime) -> Result<TokenResponse, OAuthError> {
+async fn refresh(state: &ConsoleState, refresh_token: &str, now: UnixTime) -> Result<TokenResponse, OAuthError> {
     let form = Params::from_pairs([
         ("grant_type", "refresh_token"),
         ("refresh_token", refresh_token),
@@ -417,20 +385,20 @@ async fn refresh(state: &AppState, refresh_token: &str, now: UnixTime) -> Result
     refresh_grant::refresh(&state.store, &minter, &client, &form, None).await
 }
 
-async fn redeem(state: &AppState, form: &Params, now: UnixTime) -> Result<TokenResponse, OAuthError> {
+async fn redeem(state: &ConsoleState, form: &Params, now: UnixTime) -> Result<TokenResponse, OAuthError> {
     let client = console_client(state)?;
     let (keys, history) = (state.keys(), state.history());
     let minter = minter(state, &keys, &history, now);
     code_grant::redeem(&state.store, &minter, &client, form, None).await
 }
 
-fn console_client(state: &AppState) -> Result<Arc<Client>, OAuthError> {
+fn console_client(state: &ConsoleState) -> Result<Arc<Client>, OAuthError> {
     state.clients.get(CLIENT_ID).ok_or_else(|| OAuthError::invalid_client("the built-in console client is missing"))
 }
 
 /// The same minter `POST /token` builds.
 fn minter<'a>(
-    state: &'a AppState,
+    state: &'a ConsoleState,
     keys: &'a crate::token::keys::KeySet,
     history: &'a crate::policy::PolicyHistory,
     now: UnixTime,
@@ -438,7 +406,7 @@ fn minter<'a>(
     Minter {
         keys,
         clients: &state.clients,
-        users: state,
+        users: &state.app,
         refresh_key: &state.refresh_key,
         history,
         issuer: &state.issuer,
@@ -452,7 +420,7 @@ fn minter<'a>(
 /// browser as signed out of the console ([`SIGNED_OUT_COOKIE`]), so a page
 /// fetched again asks for the password rather than signing in silently
 /// through the tenure session, which "Sign out" leaves to other apps.
-pub fn clear_cookie(state: &AppState, mut response: Response) -> Response {
+pub fn clear_cookie(state: &ConsoleState, mut response: Response) -> Response {
     if let Ok(v) = cookies::set_cookie(COOKIE, "", state.is_https(), Some(0)) {
         response.headers_mut().append(header::SET_COOKIE, v);
     }

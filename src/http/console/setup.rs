@@ -17,6 +17,7 @@ use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 
 use super::CSS;
+use super::ConsoleState;
 use super::pages::{plain, render};
 use super::session::see_other;
 use super::view::SetupPage;
@@ -26,7 +27,6 @@ use crate::http::authorize::{CSRF_COOKIE, SESSION_COOKIE};
 use crate::http::cookies::{cookie, csrf_token, csrf_token_matches, is_csrf_cookie, new_csrf_cookie, set_cookie};
 use crate::http::form::client_addr;
 use crate::secret::Secret;
-use crate::service::AppState;
 use crate::service::signin::{self, SignIn, SignedIn};
 use crate::user::MIN_PASSWORD_CHARS;
 
@@ -56,7 +56,7 @@ fn failed(message: &str) -> Response {
 /// The form, with `error` about `field`, and the browser's CSRF cookie (set
 /// here unless it sent a valid one).
 fn form_page(
-    state: &AppState,
+    state: &ConsoleState,
     headers: &HeaderMap,
     status: StatusCode,
     token: &str,
@@ -94,7 +94,7 @@ fn form_page(
 /// `GET /console/setup?token=`: the form while the token is live and no
 /// administrator exists; otherwise why not.
 pub async fn page(
-    State(state): State<AppState>,
+    State(state): State<ConsoleState>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
@@ -109,7 +109,7 @@ pub async fn page(
 
 /// `POST /console/setup`: create the first administrator and sign them in.
 pub async fn create(
-    State(state): State<AppState>,
+    State(state): State<ConsoleState>,
     extensions: Extensions,
     headers: HeaderMap,
     body: Bytes,

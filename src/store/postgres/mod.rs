@@ -22,9 +22,12 @@
 //! database as [`DatabaseUrl::redacted`] does.
 
 mod coord;
+mod database_url;
 pub mod keys;
 pub mod migrate;
 mod ops;
+
+pub use database_url::DatabaseUrl;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -37,7 +40,6 @@ use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
 use crate::clock::UnixTime;
-use crate::config::DatabaseUrl;
 use crate::store::StoreError;
 
 /// How long a request waits for a pooled connection before it fails.

@@ -147,7 +147,8 @@ impl Worker {
         // Claimed for this replica until CLAIM_HOLD from now: no other
         // replica attempts them meanwhile; if this one dies, another does
         // once the claim has run out.
-        let claimed = self.state.store.claim_deliveries(crate::replica::replica_id(), now, now.plus(CLAIM_HOLD), BATCH);
+        let claimed =
+            self.state.store.claim_deliveries(crate::worker::replica::replica_id(), now, now.plus(CLAIM_HOLD), BATCH);
         let due = match claimed.await {
             Ok(due) => due,
             Err(e) => {

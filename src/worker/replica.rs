@@ -19,10 +19,10 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::AppState;
 use crate::clock::UnixTime;
 use crate::duration::Secs;
 use crate::policy::{PolicyHistory, PolicyLayers};
+use crate::service::AppState;
 use crate::store::{Store, StoreError};
 
 /// How often a replica compares the store's cache epoch with its own.

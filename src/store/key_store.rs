@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::UnixTime;
-use crate::config::SigningAlg;
 use crate::duration::Secs;
 use crate::store::postgres::keys::DbKeys;
+use crate::token::SigningAlg;
 use crate::token::keys::{KeyDir, KeyError, KeyRecord, KeySet, Manifest, Revocation, Rotation};
 
 /// How often a running server checks whether the keys changed (the key
@@ -146,7 +146,7 @@ impl KeyStore {
 /// `keys_dir/master.key` (created on a first start), the keys in `store`.
 pub fn database(
     store: crate::store::postgres::PgStore,
-    url: &crate::config::DatabaseUrl,
+    url: &crate::store::postgres::DatabaseUrl,
     keys_dir: &std::path::Path,
 ) -> Result<KeyStore, KeyError> {
     let master = crate::token::master_key::MasterKey::load_or_create(keys_dir)?;

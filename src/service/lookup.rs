@@ -3,7 +3,6 @@
 //! computed). Anything else is unknown — and never an error the caller sees
 //! (RFC 7009 2.2, RFC 7662 2.2).
 
-use super::tokens::descends_from_live_family;
 use crate::clock::UnixTime;
 use crate::duration::Secs;
 use crate::policy::PolicyHistory;
@@ -135,4 +134,24 @@ pub async fn introspect<S: Store>(
             Ok(body)
         }
     }
+}
+
+/// Whether an access token still descends from a live family (SPEC 5: after
+/// a revocation, every descendant is dead at once; SPEC 3: a policy change
+/// applies at the next check). Tokens without a family (client credentials)
+/// live until their `exp`.
+pub async fn descends_from_live_family<S: Store>(
+    store: &S,
+    history: &PolicyHistory,
+    overrides: impl Fn(&str) -> Option<crate::policy::ClientSessionOverride>,
+    claims: &AccessClaims,
+    now: UnixTime,
+) -> Result<bool, StoreError> {
+    let Some(fid) = &claims.fid else { return Ok(true) };
+    let Some(f) = store.family(fid).await? else { return Ok(false) };
+    let session = store.session(&f.sid).await?;
+    // The family's own client's limits apply (an exchanged token is held by
+    // another client, but lives and dies with the family).
+    let over = overrides(&f.client_id);
+    Ok(family::is_alive(history, &f, session.as_ref(), over.as_ref(), now))
 }

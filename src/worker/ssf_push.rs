@@ -8,7 +8,7 @@
 //! and removes the SET; 400 is the receiver refusing that SET (RFC 8935
 //! 2.3: it would refuse it again), which is logged with its `err` code and
 //! dropped; anything else, a timeout or a connection error
-//! keeps it queued for another attempt after [`super::backoff`] (5 s after
+//! keeps it queued for another attempt after [`crate::ssf::backoff`] (5 s after
 //! the first failure, then doubling), and the stream's later SETs wait
 //! behind it so order is kept. The queue is in the store, so what is not
 //! delivered survives a restart; SETs older than the longest access-token
@@ -32,12 +32,12 @@ use std::time::Duration;
 
 use tokio::task::JoinSet;
 
-use super::{Delivery, QueuedSet, SignedSet, Stream, StreamStatus};
 use crate::clock::UnixTime;
-use crate::config::SigningAlg;
 use crate::net::{OutboundTargets, RefusedTarget};
 use crate::service::AppState;
+use crate::ssf::{Delivery, QueuedSet, SignedSet, Stream, StreamStatus};
 use crate::store::Store;
+use crate::token::SigningAlg;
 use crate::token::jwt::{self, TokenType};
 
 /// How often the queue is checked for due SETs.
@@ -233,7 +233,7 @@ pub async fn push_periodically(state: AppState) {
         for stream in streams {
             let pushes = matches!(stream.delivery, Delivery::Push { .. })
                 && stream.status == StreamStatus::Enabled
-                && super::receives(&state.clients, &stream.client_id);
+                && crate::ssf::receives(&state.clients, &stream.client_id);
             if pushes && busy.insert(stream.client_id.clone()) {
                 let (state, http) = (state.clone(), http.clone());
                 tasks.spawn(async move {
@@ -349,7 +349,7 @@ async fn post(
         // {"err": "...", "description": "..."}: receiver text, escaped for
         // the log; only the short code is kept.
         let body: serde_json::Value = response.json().await.unwrap_or_default();
-        return Err(Failure::Rejected(super::ReceiverError::from_body(&body).err));
+        return Err(Failure::Rejected(crate::ssf::ReceiverError::from_body(&body).err));
     }
     Err(Failure::Retry(format!("the receiver answered HTTP {}", status.as_u16())))
 }
