@@ -29,7 +29,6 @@ pub mod logout;
 pub mod net;
 pub mod oauth;
 pub mod policy;
-pub mod revocation;
 pub mod secret;
 pub mod service;
 pub mod session;

@@ -366,6 +366,6 @@ pub async fn delete(state: &AppState, actor: &Actor, username: &str, now: UnixTi
 /// What revoking a user's sessions sets off (back-channel fan-out, the
 /// revocation feed's events, the audit event), written by the store in the
 /// same step as a disable or a delete.
-fn fallout<'a>(state: &'a AppState, actor: &Actor, now: UnixTime) -> crate::revocation::Fallout<'a> {
+fn fallout<'a>(state: &'a AppState, actor: &Actor, now: UnixTime) -> crate::service::revocation::Fallout<'a> {
     state.revocation(now).fallout(&actor.name)
 }

@@ -22,7 +22,7 @@ pub async fn browser_session(
 }
 
 /// End `session` and every family in it, queue the back-channel logouts
-/// and audit it ([`crate::revocation::Revocation::session`]); `client_id`
+/// and audit it ([`crate::service::revocation::Revocation::session`]); `client_id`
 /// is the application that asked, for the log.
 pub async fn end_session(
     state: &AppState,

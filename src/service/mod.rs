@@ -1,17 +1,21 @@
 //! The service layer: the issuer's use cases, between `http/` (which
 //! extracts, calls one function here and maps its result) and the domain
-//! (`oauth/`, `session/`, `revocation`, `store/`). Each use case is one
+//! (`oauth/`, `session/`, `store/`). Each use case is one
 //! function that takes the state, its inputs and `now`, and returns a domain
 //! result or a [`ServiceError`]; nothing here knows axum. The background
 //! workers (`backchannel`, `ssf::push`) depend on this module, not on `http`.
 //! The administration use cases live beside it in `crate::admin`.
 
 pub mod bearer;
+pub mod code_grant;
 pub mod error;
+pub mod exchange;
 pub mod failed_sign_ins;
 pub mod introspect;
 pub mod logout;
 pub mod lookup;
+pub mod refresh_grant;
+pub mod revocation;
 pub mod revoke;
 pub mod signin;
 pub mod state;
@@ -29,10 +33,10 @@ use crate::oauth::client::Client;
 use crate::oauth::client_auth::PresentedClient;
 use crate::oauth::params::Params;
 use crate::policy::ClientSessionOverride;
-use crate::revocation::Revocation;
 use crate::service::lookup::Lookup;
 use crate::store::AnyStore;
 use crate::token::keys::KeySet;
+use revocation::Revocation;
 
 /// A request of a client to an OAuth endpoint: its form and credentials.
 pub struct ClientRequest<'a> {

@@ -2,15 +2,16 @@
 //! proof, dispatch on `grant_type` and sign. Token exchanges refused for
 //! policy reasons are audited here.
 
+use super::exchange::{ACCESS_TOKEN_TYPE as EXCHANGED_TYPE, Exchange};
+use super::{code_grant, refresh_grant};
 use crate::audit::{AuditEvent, EventKind};
 use crate::clock::UnixTime;
 use crate::oauth::client::{Client, GrantType};
 use crate::oauth::dpop::{DpopError, Expected, Proof};
 use crate::oauth::error::ErrorCode;
-use crate::oauth::exchange::{ACCESS_TOKEN_TYPE as EXCHANGED_TYPE, Exchange};
 use crate::oauth::params::Params;
 use crate::oauth::tokens::{Minter, TokenResponse};
-use crate::oauth::{OAuthError, client_credentials, code_grant, refresh_grant};
+use crate::oauth::{OAuthError, client_credentials};
 use crate::policy::PolicyHistory;
 use crate::service::{AppState, ClientRequest, ServiceError};
 use crate::store::Store;

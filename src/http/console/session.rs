@@ -30,11 +30,12 @@ use crate::clock::UnixTime;
 use crate::duration::Secs;
 use crate::http::api::Caller;
 use crate::http::cookies::{self, csrf_token, csrf_token_matches, is_csrf_cookie, new_csrf_cookie};
+use crate::oauth::OAuthError;
 use crate::oauth::client::{Client, Permission};
 use crate::oauth::console_client::{CLIENT_ID, SCOPES, redirect_uri};
 use crate::oauth::params::Params;
 use crate::oauth::tokens::{Minter, TokenResponse};
-use crate::oauth::{OAuthError, code_grant, refresh_grant};
+use crate::service::{code_grant, refresh_grant};
 
 /// The console-session cookie.
 pub const COOKIE: &str = "tenure_console";

@@ -20,11 +20,11 @@
 //!   another key's, `invalid_grant` (RFC 8693 2.2.2: the subject token is
 //!   not valid for this request).
 
-use super::client::{Client, GrantType, ScopeSet};
-use super::error::{ErrorCode, OAuthError};
-use super::params::Params;
 use crate::clock::UnixTime;
 use crate::duration::Secs;
+use crate::oauth::client::{Client, GrantType, ScopeSet};
+use crate::oauth::error::{ErrorCode, OAuthError};
+use crate::oauth::params::Params;
 use crate::policy::PolicyHistory;
 use crate::session::family;
 use crate::store::Store;
@@ -56,7 +56,7 @@ pub struct Exchange<'a> {
     pub keys: &'a KeySet,
     /// The registered clients: a subject token whose client was deleted is
     /// dead, whatever its `exp`.
-    pub clients: &'a super::client_auth::ClientRegistry,
+    pub clients: &'a crate::oauth::client_auth::ClientRegistry,
     pub retain: Secs,
     pub issuer: &'a str,
     pub history: &'a PolicyHistory,

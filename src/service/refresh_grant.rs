@@ -1,11 +1,11 @@
 //! The refresh-token grant (RFC 6749 6; RFC 9700 4.14; SPEC 5): rotation,
 //! the idempotent grace window, and reuse detection that revokes the family.
 
-use super::client::{Client, GrantType, ScopeSet};
-use super::dpop::Proof;
-use super::error::{ErrorCode, OAuthError};
-use super::params::Params;
-use super::tokens::{Minter, TokenResponse};
+use crate::oauth::client::{Client, GrantType, ScopeSet};
+use crate::oauth::dpop::Proof;
+use crate::oauth::error::{ErrorCode, OAuthError};
+use crate::oauth::params::Params;
+use crate::oauth::tokens::{Minter, TokenResponse};
 use crate::session::family::{self, Activity, RefreshDecision};
 use crate::session::refresh_token;
 use crate::store::Store;
@@ -95,7 +95,7 @@ pub async fn refresh<S: Store>(
     let grace = history.current().refresh_reuse_grace;
     let client_override = client.session.as_ref();
     // Only a reuse kill uses the fallout: it is written in the same step.
-    let fallout = crate::revocation::Revocation { store, clients: minter.clients, now }.fallout("system");
+    let fallout = crate::service::revocation::Revocation { store, clients: minter.clients, now }.fallout("system");
     let decision = store
         .refresh(
             &presented.family_id,

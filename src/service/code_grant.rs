@@ -7,11 +7,11 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ring::rand::{SecureRandom, SystemRandom};
 
-use super::client::{Client, GrantType};
-use super::dpop::Proof;
-use super::error::{ErrorCode, OAuthError};
-use super::params::Params;
-use super::tokens::{Minter, TokenResponse};
+use crate::oauth::client::{Client, GrantType};
+use crate::oauth::dpop::Proof;
+use crate::oauth::error::{ErrorCode, OAuthError};
+use crate::oauth::params::Params;
+use crate::oauth::tokens::{Minter, TokenResponse};
 use crate::session::code::{self, AuthCode};
 use crate::session::family::Family;
 use crate::store::{Redemption, Store};
@@ -142,7 +142,7 @@ pub async fn redeem<S: Store>(
     let keep_until = record.auth_time.plus(minter.history.current().max_lifetime_ceiling);
     // A replay's kill and the families a new one supersedes are written
     // with their fallout in the redemption's own step.
-    let fallout = crate::revocation::Revocation { store, clients: minter.clients, now }.fallout("system");
+    let fallout = crate::service::revocation::Revocation { store, clients: minter.clients, now }.fallout("system");
     let redeemed = store.redeem_code(&key, &new_family, keep_until, now, &fallout).await.map_err(store_error)?;
     fallout.log_committed();
     match redeemed {
