@@ -16,7 +16,7 @@ use std::time::Instant;
 use tenure::clock::UnixTime;
 use tenure::config::Config;
 use tenure::oauth::client_auth::ClientRegistry;
-use tenure::revocation::Revocation;
+use tenure::service::revocation::Revocation;
 use tenure::session::user_session::UserSession;
 use tenure::store::{SledStore, Store};
 

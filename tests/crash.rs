@@ -5,7 +5,7 @@
 //! The test runs its own test binary again as a child ([`crash_child`],
 //! selected by name, switched on by `TENURE_CRASH_CHILD=<store dir>`) that
 //! loops over those transitions on a sled store with the real
-//! [`tenure::revocation::Fallout`] and prints a line after each durable
+//! [`tenure::service::revocation::Fallout`] and prints a line after each durable
 //! return. The parent kills it with SIGKILL a random 50-400 ms after it
 //! opened the store, five times, and after each kill opens the store and
 //! checks, through the `Store` trait, that every effect matches its state
@@ -25,7 +25,7 @@ use tenure::duration::Secs;
 use tenure::logout::DeliveryKind;
 use tenure::oauth::client_auth::ClientRegistry;
 use tenure::policy::{PolicyHistory, SessionPolicy};
-use tenure::revocation::Revocation;
+use tenure::service::revocation::Revocation;
 use tenure::session::code::AuthCode;
 use tenure::session::family::{Activity, Family, RefreshDecision, decide_refresh};
 use tenure::session::user_session::UserSession;
