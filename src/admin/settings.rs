@@ -169,6 +169,39 @@ mod tests {
         }
     }
 
+    /// The admin API's half of config's test of the same name: every row of
+    /// the policy table (the operator-only ones aside) is taken by the
+    /// admin API to the same layer as the file and the environment take it.
+    #[test]
+    fn every_policy_key_is_accepted_by_file_env_and_admin_api() {
+        use crate::policy::{POLICY_KEYS, PolicyValue};
+        let value = |d: &crate::policy::PolicyKeyDef| {
+            if d.accepts_off() { PolicyValue::Off } else { PolicyValue::Secs(Secs::hours(1)) }
+        };
+        let mut expected = PolicyLayer::default();
+        let mut json = serde_json::Map::new();
+        for d in POLICY_KEYS {
+            let v = value(d);
+            d.set(&mut expected, Some(v)).expect("a value of the key's kind");
+            let j = match v {
+                PolicyValue::Off => serde_json::Value::from("off"),
+                PolicyValue::Secs(s) => serde_json::Value::from(s.as_secs()),
+            };
+            json.insert(d.name.to_owned(), j);
+        }
+        let file = crate::config::Config::from_toml(
+            &format!(
+                "[session]\n{}",
+                POLICY_KEYS.iter().map(|d| format!("{} = \"{}\"\n", d.name, value(d))).collect::<String>()
+            ),
+            &Default::default(),
+        )
+        .expect("the file takes every key");
+        assert_eq!(file.policy_layers.file, expected, "config file");
+        let admin = merge(PolicyLayer::default(), &json, Secs::new(1)).expect("the admin API takes every key");
+        assert_eq!(admin, expected, "admin API");
+    }
+
     #[test]
     fn merge_sets_clears_and_names_bad_fields() {
         let layer =

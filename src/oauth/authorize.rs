@@ -488,7 +488,6 @@ fn quoted(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
     use crate::duration::Secs;
 
     const ISS: &str = "http://127.0.0.1:8080";
@@ -523,8 +522,7 @@ id = "svc"
 secret = "s"
 grant_types = ["client_credentials"]
 "#;
-        let config = Config::from_toml(text, &Default::default()).expect("valid");
-        ClientRegistry::new(config.clients).expect("rng")
+        ClientRegistry::new(crate::oauth::client_spec::clients_from_toml(text)).expect("rng")
     }
 
     fn web(extra: &[(&str, &str)]) -> Vec<(String, String)> {

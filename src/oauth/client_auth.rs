@@ -525,7 +525,7 @@ id = "also-at-a"
 secret = "u"
 grant_types = ["client_credentials"]
 "#;
-        let mut clients = crate::config::Config::from_toml(text, &Default::default()).expect("valid").clients;
+        let mut clients = crate::oauth::client_spec::clients_from_toml(text);
         let runtime = clients.split_off(1);
         let registry = ClientRegistry::new(clients).expect("registry");
         registry.put(runtime[0].clone());
@@ -556,8 +556,7 @@ id = "svc"
 secret = "s"
 grant_types = ["client_credentials"]
 "#;
-        let config = crate::config::Config::from_toml(text, &Default::default()).expect("valid");
-        let mut clients = config.clients;
+        let mut clients = crate::oauth::client_spec::clients_from_toml(text);
         // A confidential client cannot register web origins (config.rs); were
         // one to carry them anyway, they would not be served.
         clients[1].web_origins = vec![crate::oauth::client::WebOrigin::parse("https://web.example").expect("origin")];

@@ -77,7 +77,6 @@ pub fn grant(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
 
     const ISS: &str = "http://127.0.0.1:8080";
     const T0: UnixTime = UnixTime(1_700_000_000);
@@ -85,7 +84,7 @@ mod tests {
     fn client(extra: &str) -> Client {
         let text =
             format!("[[clients]]\nid = \"svc\"\nsecret = \"s\"\ngrant_types = [\"client_credentials\"]\n{extra}");
-        Config::from_toml(&text, &Default::default()).expect("valid").clients.remove(0)
+        crate::oauth::client_spec::clients_from_toml(&text).remove(0)
     }
 
     #[test]
@@ -114,7 +113,7 @@ mod tests {
     #[test]
     fn only_clients_allowed_the_grant_get_it() {
         let text = "[[clients]]\nid = \"web\"\nsecret = \"s\"\ngrant_types = [\"authorization_code\"]\nredirect_uris = [\"http://127.0.0.1/cb\"]";
-        let c = Config::from_toml(text, &Default::default()).expect("valid").clients.remove(0);
+        let c = crate::oauth::client_spec::clients_from_toml(text).remove(0);
         assert_eq!(
             grant(&c, &Params::default(), ISS, T0, Secs::minutes(1)).expect_err("not allowed").code,
             ErrorCode::UnauthorizedClient

@@ -294,6 +294,27 @@ impl StoredClient {
     }
 }
 
+/// Clients from `[[clients]]` TOML as the config file writes them (a plain
+/// `secret` is hashed), for unit tests of the protocol rules, which must not
+/// reach up to `config` for their fixtures.
+#[cfg(test)]
+pub(crate) fn clients_from_toml(text: &str) -> Vec<Client> {
+    #[derive(Deserialize)]
+    struct File {
+        clients: Vec<toml::Table>,
+    }
+    let file: File = toml::from_str(text).expect("[[clients]] TOML");
+    file.clients
+        .into_iter()
+        .map(|mut table| {
+            let secret = table.remove("secret").and_then(|v| v.as_str().map(str::to_owned));
+            let hash = secret.map(|s| PasswordHashString::hash(&crate::secret::Secret::new(s)).expect("hash"));
+            let spec: ClientSpec = table.try_into().expect("a client spec");
+            spec.build(hash, &SessionPolicy::default(), SigningAlg::ES256).expect("a valid client")
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -573,7 +573,7 @@ pub fn receives(clients: &ClientRegistry, client_id: &str) -> bool {
 
 /// The `session-revoked` events about `subject`, one for every stream of
 /// `streams` that takes them, for the store step of the revocation that
-/// queues them ([`crate::service::revocation::Fallout`]).
+/// queues them (`Fallout` in `service/revocation.rs`).
 pub fn session_revoked_sets(
     streams: &[Stream],
     clients: &ClientRegistry,

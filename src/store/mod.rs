@@ -74,7 +74,7 @@ impl Effects {
 /// what the store found there (so the effects match the state exactly).
 /// `streams` are the revocation feed's streams (SPEC 13), which the store
 /// reads only when something dies. Implemented by
-/// [`crate::service::revocation::Fallout`]; pure, no I/O.
+/// the revocation use case's `Fallout` (`service/revocation.rs`); pure, no I/O.
 pub trait Fallout: Send + Sync {
     /// Family `family` has just died; `family.revoked` says why
     /// (`refresh_token_reuse`, `authorization_code_replay`, an admin's
