@@ -210,7 +210,7 @@ async fn sigterm_finishes_requests_in_flight_and_does_not_wait_for_idle_connecti
     in_flight.write_all(&body[..5]).await.unwrap();
     // sleep: the server reading the partial request cannot be observed from outside
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let pid = server.child.id().to_string();
+    let pid = server.pid().to_string();
     assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     // sleep: the server acting on SIGTERM cannot be observed without a new connection
     tokio::time::sleep(Duration::from_millis(300)).await;
