@@ -11,6 +11,7 @@ pub mod code_grant;
 pub mod error;
 pub mod exchange;
 pub mod failed_sign_ins;
+pub mod feed;
 pub mod introspect;
 pub mod logout;
 pub mod lookup;
