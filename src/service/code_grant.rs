@@ -3,6 +3,7 @@
 //! and the PKCE challenge; redeeming it creates the family; a replay revokes
 //! that family (RFC 6749 4.1.2).
 
+use super::token::require_grant;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -79,12 +80,7 @@ pub async fn redeem<S: Store>(
     params: &Params,
     proof: Option<&Proof>,
 ) -> Result<TokenResponse, OAuthError> {
-    if !client.allows_grant(GrantType::AuthorizationCode) {
-        return Err(OAuthError::new(
-            ErrorCode::UnauthorizedClient,
-            format!("client {:?} is not allowed the authorization_code grant", client.id),
-        ));
-    }
+    require_grant(client, GrantType::AuthorizationCode)?;
     let code_value = params.require("code")?;
     let key = code::storage_key(code_value);
     let unknown = || invalid_grant("the authorization code is invalid or has expired");

@@ -1,6 +1,7 @@
 //! The refresh-token grant (RFC 6749 6; RFC 9700 4.14; SPEC 5): rotation,
 //! the idempotent grace window, and reuse detection that revokes the family.
 
+use super::token::require_grant;
 use crate::oauth::client::{Client, GrantType, ScopeSet};
 use crate::oauth::dpop::Proof;
 use crate::oauth::error::{ErrorCode, OAuthError};
@@ -29,12 +30,7 @@ pub async fn refresh<S: Store>(
     params: &Params,
     proof: Option<&Proof>,
 ) -> Result<TokenResponse, OAuthError> {
-    if !client.allows_grant(GrantType::RefreshToken) {
-        return Err(OAuthError::new(
-            ErrorCode::UnauthorizedClient,
-            format!("client {:?} is not allowed the refresh_token grant", client.id),
-        ));
-    }
+    require_grant(client, GrantType::RefreshToken)?;
     let token = params.require("refresh_token")?;
     let not_valid = || invalid_grant("the refresh token is not valid");
     // A token that fails any of these checks was never issued: it kills nothing.

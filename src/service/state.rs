@@ -413,21 +413,27 @@ pub enum ReloadError {
 }
 
 #[cfg(test)]
+impl AppState {
+    /// A state for unit tests: the default configuration with its keys in
+    /// `dir`, sled in memory, a manual clock at `at`.
+    pub async fn for_tests(dir: &tempfile::TempDir, at: UnixTime) -> AppState {
+        let text = format!("keys_dir = \"{}\"\n", dir.path().join("keys").display());
+        let config = Config::from_toml(&text, &Default::default()).expect("config");
+        let store = crate::store::SledStore::temporary().expect("store");
+        let clock = Arc::new(crate::clock::ManualClock::at(at));
+        AppState::new(config, "http://issuer.test".into(), store.into(), clock).await.expect("state")
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::ManualClock;
     use crate::policy::PolicyLayer;
-    use crate::store::SledStore;
 
     const T0: UnixTime = UnixTime(1_700_000_000);
 
     async fn state(dir: &tempfile::TempDir) -> AppState {
-        let text = format!("keys_dir = \"{}\"\n", dir.path().join("keys").display());
-        let config = Config::from_toml(&text, &Default::default()).expect("config");
-        let store = SledStore::temporary().expect("store");
-        AppState::new(config, "http://issuer.test".into(), store.into(), Arc::new(ManualClock::at(T0)))
-            .await
-            .expect("state")
+        AppState::for_tests(dir, T0).await
     }
 
     #[tokio::test]

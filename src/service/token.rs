@@ -89,6 +89,16 @@ pub async fn issue(
     })
 }
 
+/// `unauthorized_client` unless `client` may use the code or refresh
+/// `grant` (named as in `grant_type`).
+pub fn require_grant(client: &Client, grant: GrantType) -> Result<(), OAuthError> {
+    if client.allows_grant(grant) {
+        return Ok(());
+    }
+    let message = format!("client {:?} is not allowed the {} grant", client.id, grant.as_str());
+    Err(OAuthError::new(ErrorCode::UnauthorizedClient, message))
+}
+
 /// The checked DPoP proof of a token request (`POST {issuer}/token`, with
 /// the server's nonce when required): `None` without a `DPoP` header.
 fn token_proof(state: &AppState, values: &[&[u8]], now: UnixTime) -> Result<Option<Proof>, DpopError> {

@@ -87,19 +87,11 @@ pub async fn follow_changes(state: AppState, loaded: Option<u64>, changed: Arc<N
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::ManualClock;
-    use crate::config::Config;
-    use crate::store::SledStore;
 
     const T0: UnixTime = UnixTime(1_700_000_000);
 
     async fn state(dir: &tempfile::TempDir) -> AppState {
-        let text = format!("keys_dir = \"{}\"\n", dir.path().join("keys").display());
-        let config = Config::from_toml(&text, &Default::default()).expect("config");
-        let store = SledStore::temporary().expect("store");
-        AppState::new(config, "http://issuer.test".into(), store.into(), Arc::new(ManualClock::at(T0)))
-            .await
-            .expect("state")
+        AppState::for_tests(dir, T0).await
     }
 
     #[tokio::test]
