@@ -3,16 +3,15 @@
 //! and the PKCE challenge; redeeming it creates the family; a replay revokes
 //! that family (RFC 6749 4.1.2).
 
-use super::token::require_grant;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ring::rand::{SecureRandom, SystemRandom};
 
+use super::token::Grant;
 use crate::oauth::client::{Client, GrantType};
-use crate::oauth::dpop::Proof;
 use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::params::Params;
-use crate::oauth::tokens::{Minter, TokenResponse};
+use crate::oauth::tokens::TokenResponse;
 use crate::session::code::{self, AuthCode};
 use crate::session::family::Family;
 use crate::store::{Redemption, Store};
@@ -73,14 +72,9 @@ pub fn check(code: &AuthCode, client: &Client, params: &Params, now: crate::cloc
 /// Redeem `code` for `client`: tokens, or the RFC error. With a DPoP
 /// `proof` the access token is bound to its key, and a public client's
 /// family too (RFC 9449 5): every refresh must then prove the key.
-pub async fn redeem<S: Store>(
-    store: &S,
-    minter: &Minter<'_>,
-    client: &Client,
-    params: &Params,
-    proof: Option<&Proof>,
-) -> Result<TokenResponse, OAuthError> {
-    require_grant(client, GrantType::AuthorizationCode)?;
+pub async fn redeem<S: Store>(grant: Grant<'_, S>) -> Result<TokenResponse, OAuthError> {
+    grant.require(GrantType::AuthorizationCode)?;
+    let Grant { store, minter, client, params, proof } = grant;
     let code_value = params.require("code")?;
     let key = code::storage_key(code_value);
     let unknown = || invalid_grant("the authorization code is invalid or has expired");

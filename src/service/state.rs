@@ -432,14 +432,10 @@ mod tests {
 
     const T0: UnixTime = UnixTime(1_700_000_000);
 
-    async fn state(dir: &tempfile::TempDir) -> AppState {
-        AppState::for_tests(dir, T0).await
-    }
-
     #[tokio::test]
     async fn a_reload_puts_the_stored_settings_in_force() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let state = state(&dir).await;
+        let state = AppState::for_tests(&dir, T0).await;
         assert_ne!(state.policy().0.access_token_ttl(), Secs::minutes(20));
         // What another replica wrote.
         let admin = PolicyLayer { access_token_ttl: Some(Secs::minutes(20)), ..Default::default() };

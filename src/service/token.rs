@@ -83,20 +83,36 @@ pub async fn issue(
             let claims = client_credentials::grant(client, params, &state.issuer, now, ttl)?;
             signed(&keys, claims, jkt, None, now)?
         }
-        GrantType::AuthorizationCode => code_grant::redeem(&state.store, &minter, client, params, proof).await?,
-        GrantType::RefreshToken => refresh_grant::refresh(&state.store, &minter, client, params, proof).await?,
+        GrantType::AuthorizationCode => {
+            code_grant::redeem(Grant { store: &state.store, minter: &minter, client, params, proof }).await?
+        }
+        GrantType::RefreshToken => {
+            refresh_grant::refresh(Grant { store: &state.store, minter: &minter, client, params, proof }).await?
+        }
         GrantType::TokenExchange => exchange(state, client, params, &keys, &history, now, jkt).await?,
     })
 }
 
-/// `unauthorized_client` unless `client` may use the code or refresh
-/// `grant` (named as in `grant_type`).
-pub fn require_grant(client: &Client, grant: GrantType) -> Result<(), OAuthError> {
-    if client.allows_grant(grant) {
-        return Ok(());
+/// What the code and refresh grants take: the store, the minter, the
+/// authenticated client, its form and its checked DPoP proof.
+pub struct Grant<'a, S> {
+    pub store: &'a S,
+    pub minter: &'a Minter<'a>,
+    pub client: &'a Client,
+    pub params: &'a Params,
+    pub proof: Option<&'a Proof>,
+}
+
+impl<S> Grant<'_, S> {
+    /// `unauthorized_client` unless the client may use the code or refresh
+    /// `grant` (named as in `grant_type`).
+    pub fn require(&self, grant: GrantType) -> Result<(), OAuthError> {
+        if self.client.allows_grant(grant) {
+            return Ok(());
+        }
+        let message = format!("client {:?} is not allowed the {} grant", self.client.id, grant.as_str());
+        Err(OAuthError::new(ErrorCode::UnauthorizedClient, message))
     }
-    let message = format!("client {:?} is not allowed the {} grant", client.id, grant.as_str());
-    Err(OAuthError::new(ErrorCode::UnauthorizedClient, message))
 }
 
 /// The checked DPoP proof of a token request (`POST {issuer}/token`, with

@@ -90,14 +90,10 @@ mod tests {
 
     const T0: UnixTime = UnixTime(1_700_000_000);
 
-    async fn state(dir: &tempfile::TempDir) -> AppState {
-        AppState::for_tests(dir, T0).await
-    }
-
     #[tokio::test]
     async fn one_process_holds_every_lease() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let state = state(&dir).await;
+        let state = AppState::for_tests(&dir, T0).await;
         assert!(holds_lease(&state, "sweeper", T0, Secs::minutes(2)).await);
         assert!(holds_lease(&state, "sweeper", T0, Secs::minutes(2)).await);
         assert!(replica_id().contains(&std::process::id().to_string()));
