@@ -27,74 +27,88 @@ macro_rules! error_response {
 }
 
 error_response!(
-    /// `invalid_request` or `invalid_setting`: a malformed body, an unknown
-    /// field or parameter, or a value out of range; the message names it.
-    ApiInvalid,
+    /// `invalid_request` (or `invalid_setting` for a session setting): a field
+    /// breaks a rule (the message names it), an unknown field or a value of
+    /// the wrong type, a body that is not a JSON object, or a malformed
+    /// path, query or `Authorization` header.
+    ApiBadRequest,
     "ApiError"
 );
 error_response!(
-    /// `unauthorized` (no token) or `invalid_token`, with
-    /// `WWW-Authenticate: Bearer`.
+    /// No valid bearer token: `unauthorized` when none was sent,
+    /// `invalid_token` when it is not a live access token of tenure addressed
+    /// to the issuer (bad signature or type, expired, another audience such
+    /// as an exchanged token, or its session or family was revoked or has
+    /// ended).
     ApiUnauthorized,
     "ApiError"
 );
 error_response!(
-    /// `forbidden` or `insufficient_scope`: the token lacks the permission
-    /// or scope (checked before anything is looked up).
+    /// `forbidden`: the token's `permissions` claim lacks the permission
+    /// (`system:administer` includes `users:edit`), a `users:edit` caller
+    /// gives or changes a user's `permissions`, or an account endpoint was
+    /// called with a client-credentials token; `insufficient_scope` at the
+    /// feed: the token lacks `ssf.read` or `ssf.manage`.
     ApiForbidden,
     "ApiError"
 );
 error_response!(
-    /// `not_found`: no such user, client, session or stream.
+    /// `not_found`: an unknown session id, username, client id or stream.
     ApiNotFound,
     "ApiError"
 );
 error_response!(
-    /// `conflict`: the target is read-only (declared in the config file, or
-    /// built in), already exists, or is in the wrong state.
+    /// `conflict`: the user or client is declared in the config file (or
+    /// built in) and is read-only through the API, it exists already, or the
+    /// stream is in a state that refuses the request.
     ApiConflict,
     "ApiError"
 );
 error_response!(
-    /// `server_error`: the store failed; details are in the log.
+    /// `server_error`: an internal failure (details only in the log).
     ApiServerError,
     "ApiError"
 );
 error_response!(
-    /// An OAuth error (RFC 6749 5.2): `invalid_request`, `invalid_grant`,
-    /// `invalid_scope`, `unsupported_grant_type`, ... The body names what
+    /// The request is malformed or refused: `invalid_request`,
+    /// `invalid_grant`, `unauthorized_client`, `unsupported_grant_type`,
+    /// `invalid_scope`, `invalid_target`, `unsupported_token_type`, DPoP's
+    /// `invalid_dpop_proof` and `use_dpop_nonce`; the description names what
     /// was wrong.
     OAuthBadRequest,
     "OAuthError"
 );
 error_response!(
-    /// `invalid_client`: the client did not authenticate; with
-    /// `WWW-Authenticate: Basic` when it tried HTTP Basic.
-    OAuthInvalidClient,
+    /// `invalid_client`: client authentication failed or was missing (unknown
+    /// client or wrong secret, a secret sent by a public client, no secret
+    /// from a confidential client, an `Authorization` header that is not
+    /// Basic, not base64 of `id:secret`, or not ASCII).
+    InvalidClient,
     "OAuthError"
 );
 error_response!(
-    /// `temporarily_unavailable`: too many failed client authentications
-    /// from this address or for this client; `Retry-After` says when to
-    /// try again.
-    OAuthThrottled,
+    /// The body exceeds 64 KiB. The error code is `invalid_request`.
+    RequestTooLarge,
     "OAuthError"
 );
 error_response!(
-    /// `server_error` (500) or `temporarily_unavailable` (503, the store
-    /// does not answer).
+    /// `temporarily_unavailable`: too many failed client authentications for
+    /// this `client_id` from this address (10 within 5 minutes).
+    TemporarilyUnavailable,
+    "OAuthError"
+);
+error_response!(
+    /// `temporarily_unavailable`: every password-hashing slot stayed busy for
+    /// `hashing_wait`; retry after `Retry-After` (1 s).
+    HashingBusy,
+    "OAuthError"
+);
+error_response!(
+    /// `server_error`: an internal failure; the description is always "the
+    /// server could not complete the request", details only in the log.
     OAuthServerError,
     "OAuthError"
 );
-
-/// `413`: the body is larger than the limit; empty body.
-pub struct PayloadTooLarge;
-
-impl<'s> ToResponse<'s> for PayloadTooLarge {
-    fn response() -> (&'s str, RefOr<Response>) {
-        ("PayloadTooLarge", ResponseBuilder::new().description("The body is larger than the limit.").build().into())
-    }
-}
 
 /// The answer to a CORS preflight: `204`, empty, with the
 /// `Access-Control-Allow-*` headers when the origin is allowed.
