@@ -82,7 +82,13 @@ use utoipa::{Modify, OpenApi};
         paths::verify_ssf_stream,
         paths::poll_ssf,
     ),
-    components(schemas(schemas::OAuthError, schemas::ApiError, schemas::BearerError)),
+    components(schemas(
+        schemas::OAuthError,
+        schemas::ApiError,
+        schemas::BearerError,
+        crate::token::claims::AccessClaims,
+        crate::token::claims::IdClaims
+    )),
     modifiers(&Described)
 )]
 struct ApiDoc;

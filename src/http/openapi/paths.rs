@@ -86,7 +86,7 @@ fn openapi() {}
 /// `code`, `state` and `iss`. A code is valid for 60 s, once. Otherwise the sign-in page is shown
 /// (`200`), or with `prompt=none` the client gets `login_required`.
 #[utoipa::path(get, path = "/authorize", tag = "authorization", operation_id = "authorize",
-    params(AuthorizationRequest),
+    params(AuthorizationRequest, ("tenure_session" = Option<String>, Cookie, description = "The user session, set at sign-in (`__Host-tenure_session` on an https issuer)."), ("tenure_csrf" = Option<String>, Cookie, description = "The CSRF cookie, set with the sign-in and confirmation pages (`__Host-tenure_csrf` on an https issuer).")),
     responses(
         (status = 200, description = "The sign-in page: an HTML form (`method=\"post\"`, `action=\"/login\"`) with inputs `username`, `password`, checkbox `remember_me` (value `on`), and hidden `csrf_token` and `return_to`. Shown when there is no live session, with `prompt=login`, or when the session is older than `max_age`.", content_type = "text/html; charset=utf-8", body = String),
         (status = 302, description = "Redirect to the client's redirect URI (its own query kept, RFC 6749 3.1.2), either with the authorization response (`code`, `state`, `iss`) or with an error (`error`, `error_description`, `state`, `iss`)."),
@@ -102,6 +102,7 @@ fn authorize() {}
 /// of the request is not read. Validation, cookies and answers are those of GET; the sign-in page's
 /// `return_to` is the body.
 #[utoipa::path(post, path = "/authorize", tag = "authorization", operation_id = "authorizePost",
+    params(("tenure_session" = Option<String>, Cookie, description = "The user session, set at sign-in (`__Host-tenure_session` on an https issuer)."), ("tenure_csrf" = Option<String>, Cookie, description = "The CSRF cookie, set with the sign-in and confirmation pages (`__Host-tenure_csrf` on an https issuer).")),
     request_body(content = AuthorizationRequest, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "The sign-in page: an HTML form (`method=\"post\"`, `action=\"/login\"`) with inputs `username`, `password`, checkbox `remember_me` (value `on`), and hidden `csrf_token` and `return_to`. Shown when there is no live session, with `prompt=login`, or when the session is older than `max_age`.", content_type = "text/html; charset=utf-8", body = String),
@@ -124,6 +125,7 @@ fn authorize_post() {}
 /// repeat, up to an hour. The client address is the peer, or behind a `trusted_proxies` proxy the
 /// rightmost untrusted `X-Forwarded-For` entry.
 #[utoipa::path(post, path = "/login", tag = "authorization", operation_id = "login",
+    params(("tenure_csrf" = Option<String>, Cookie, description = "The CSRF cookie, set with the sign-in and confirmation pages (`__Host-tenure_csrf` on an https issuer).")),
     request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 303, description = "Signed in; continue the authorization request."),
@@ -332,7 +334,7 @@ fn introspect() {}
 /// (with `state`), or `200` with a "You are signed out" page; both clear the session cookie. Until
 /// the redirect is known to be valid, every error is a `400` HTML page, never a redirect.
 #[utoipa::path(get, path = "/logout", tag = "logout", operation_id = "logoutGet",
-    params(LogoutRequest),
+    params(LogoutRequest, ("tenure_session" = Option<String>, Cookie, description = "The user session, set at sign-in (`__Host-tenure_session` on an https issuer)."), ("tenure_csrf" = Option<String>, Cookie, description = "The CSRF cookie, set with the sign-in and confirmation pages (`__Host-tenure_csrf` on an https issuer).")),
     responses(
         (status = 200, description = "An HTML page: the confirmation page (\"Do you want to sign out?\", a form posting to `/logout` with the request's `id_token_hint`, `client_id`, `post_logout_redirect_uri`, `state` and a `csrf_token` in hidden inputs), or the \"You are signed out\" page after the session ended (then the session cookie is cleared).", content_type = "text/html; charset=utf-8", body = String),
         (status = 303, description = "Signed out (or nothing left to end): to the registered `post_logout_redirect_uri`, its own query kept, with `state` appended when sent."),
@@ -349,6 +351,7 @@ fn logout_get() {}
 /// not match the cookie is a `400` page ("This sign-out form has expired"). Without a hint and
 /// without a session cookie, a POST gets the confirmation page.
 #[utoipa::path(post, path = "/logout", tag = "logout", operation_id = "logoutPost",
+    params(("tenure_session" = Option<String>, Cookie, description = "The user session, set at sign-in (`__Host-tenure_session` on an https issuer)."), ("tenure_csrf" = Option<String>, Cookie, description = "The CSRF cookie, set with the sign-in and confirmation pages (`__Host-tenure_csrf` on an https issuer).")),
     request_body(content = LogoutRequest, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "An HTML page: the confirmation page (\"Do you want to sign out?\", a form posting to `/logout` with the request's `id_token_hint`, `client_id`, `post_logout_redirect_uri`, `state` and a `csrf_token` in hidden inputs), or the \"You are signed out\" page after the session ended (then the session cookie is cleared).", content_type = "text/html; charset=utf-8", body = String),

@@ -276,17 +276,10 @@ pub struct Introspection {
     /// `Bearer`, `DPoP` or `refresh_token`.
     pub token_type: Option<String>,
     /// RFC 9449 6.2: the thumbprint of the DPoP key a token is bound to.
-    pub cnf: Option<DpopConfirmation>,
+    pub cnf: Option<crate::token::claims::Confirmation>,
     pub sid: Option<String>,
     pub username: Option<String>,
     pub auth_time: Option<u64>,
-}
-
-/// RFC 9449 6.1.
-#[derive(ToSchema)]
-pub struct DpopConfirmation {
-    /// The JWK SHA-256 thumbprint (RFC 7638) of the key.
-    pub jkt: String,
 }
 
 // ---- operations ----
