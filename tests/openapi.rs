@@ -30,3 +30,76 @@ async fn the_discovery_schema_names_every_field_discovery_answers() {
     answered.sort();
     assert_eq!(described, answered);
 }
+
+/// Every field of `value` is a property of schema `name`, and every
+/// property the schema requires is there.
+fn conforms(doc: &serde_json::Value, name: &str, value: &serde_json::Value) {
+    let schema = &doc["components"]["schemas"][name];
+    let properties = schema["properties"].as_object().unwrap_or_else(|| panic!("no schema {name}"));
+    let object = value.as_object().unwrap_or_else(|| panic!("{name}: not an object: {value}"));
+    for key in object.keys() {
+        assert!(properties.contains_key(key), "{name} does not describe the field {key:?} of {value}");
+    }
+    for key in schema["required"].as_array().into_iter().flatten() {
+        assert!(object.contains_key(key.as_str().unwrap()), "{name} requires {key} but {value} has none");
+    }
+}
+
+#[tokio::test]
+async fn the_admin_schemas_describe_what_the_admin_api_answers() {
+    use crate::admin_api::config;
+    use crate::support::kit::{call, root_token};
+
+    let server = Server::start(&config(), &[]);
+    let doc = server.get_json("/openapi.json").await;
+    let root = root_token(&server).await;
+    let get = |path: &'static str| {
+        let (server, root) = (&server, &root);
+        async move {
+            let (status, body) = call(server, "GET", path, Some(root), None).await;
+            assert_eq!(status, 200, "{path}: {body}");
+            body
+        }
+    };
+    conforms(&doc, "Settings", &get("/admin/settings/session").await);
+    conforms(&doc, "Explanation", &get("/admin/settings/session/explain").await);
+    let users = get("/admin/users").await;
+    conforms(&doc, "UserPage", &users);
+    for user in users["users"].as_array().unwrap() {
+        conforms(&doc, "UserView", user);
+    }
+    let clients = get("/admin/clients").await;
+    conforms(&doc, "ClientList", &clients);
+    for client in clients["clients"].as_array().unwrap() {
+        conforms(&doc, "ClientView", client);
+    }
+    let keys = get("/admin/keys").await;
+    conforms(&doc, "KeyList", &keys);
+    for key in keys["keys"].as_array().unwrap() {
+        conforms(&doc, "KeyView", key);
+    }
+    let audit = get("/admin/audit").await;
+    conforms(&doc, "AuditPage", &audit);
+    for event in audit["events"].as_array().unwrap() {
+        conforms(&doc, "EventView", event);
+    }
+}
+
+#[tokio::test]
+async fn the_token_introspection_and_feed_schemas_describe_their_answers() {
+    use crate::admin_api::config;
+
+    let server = Server::start(&config(), &[]);
+    let doc = server.get_json("/openapi.json").await;
+    let client = Some(("root-automation", "root-automation-secret"));
+    let response = server.post_form("/token", client, &[("grant_type", "client_credentials")]).await;
+    assert_eq!(response.status(), 200);
+    let tokens: serde_json::Value = response.json().await.unwrap();
+    conforms(&doc, "TokenResponse", &tokens);
+    let token = tokens["access_token"].as_str().unwrap();
+    let response = server.post_form("/introspect", client, &[("token", token)]).await;
+    let introspection: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(introspection["active"], true);
+    conforms(&doc, "Introspection", &introspection);
+    conforms(&doc, "SsfConfiguration", &server.get_json("/.well-known/ssf-configuration").await);
+}

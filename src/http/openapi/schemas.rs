@@ -388,6 +388,8 @@ pub struct ClientSettings {
     pub permissions: Option<Vec<String>>,
     pub session: Option<ClientSessionOverride>,
     /// `RS256` or the configured `signing_alg`.
+    /// `web` (the default) or `native` (RFC 8252: any loopback port).
+    pub application_type: Option<String>,
     pub id_token_signed_response_alg: Option<String>,
 }
 
@@ -406,6 +408,8 @@ pub struct ClientView {
     pub token_exchange_audiences: Vec<String>,
     pub permissions: Vec<String>,
     pub session: Option<ClientSessionOverride>,
+    /// `web` (the default) or `native` (RFC 8252: any loopback port).
+    pub application_type: Option<String>,
     pub id_token_signed_response_alg: Option<String>,
     /// `config` (read-only), `builtin` (the console client, read-only) or `admin`.
     pub source: String,
