@@ -103,3 +103,24 @@ async fn the_token_introspection_and_feed_schemas_describe_their_answers() {
     conforms(&doc, "Introspection", &introspection);
     conforms(&doc, "SsfConfiguration", &server.get_json("/.well-known/ssf-configuration").await);
 }
+
+#[tokio::test]
+async fn the_user_token_userinfo_and_session_schemas_describe_their_answers() {
+    use crate::admin_api::config;
+    use crate::support::kit::{call, sign_in};
+
+    let server = Server::start(&config(), &[]);
+    let doc = server.get_json("/openapi.json").await;
+    let tokens = sign_in(&server, "alice", "alice-password", "openid profile").await;
+    conforms(&doc, "TokenResponse", &tokens.body);
+    let access = tokens.access();
+    let response = server.http.get(server.url("/userinfo")).bearer_auth(&access).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    conforms(&doc, "Userinfo", &response.json().await.unwrap());
+    let (status, sessions) = call(&server, "GET", "/account/sessions", Some(&access), None).await;
+    assert_eq!(status, 200, "{sessions}");
+    conforms(&doc, "SessionList", &sessions);
+    for session in sessions["sessions"].as_array().unwrap() {
+        conforms(&doc, "SessionView", session);
+    }
+}
