@@ -88,6 +88,21 @@ use utoipa::{Modify, OpenApi};
         schemas::BearerError,
         crate::token::claims::AccessClaims,
         crate::token::claims::IdClaims
+    ),
+    responses(
+        responses::ApiBadRequest,
+        responses::ApiUnauthorized,
+        responses::ApiForbidden,
+        responses::ApiNotFound,
+        responses::ApiConflict,
+        responses::ApiServerError,
+        responses::OAuthBadRequest,
+        responses::InvalidClient,
+        responses::RequestTooLarge,
+        responses::TemporarilyUnavailable,
+        responses::HashingBusy,
+        responses::OAuthServerError,
+        responses::CorsPreflight
     )),
     modifiers(&Described)
 )]
@@ -291,5 +306,34 @@ mod tests {
         // And nothing described that is not routed.
         let described: usize = doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
         assert_eq!(described, routes.len(), "the document describes operations the router does not have");
+    }
+
+    /// Every `$ref` names a component the document has.
+    #[test]
+    fn every_reference_resolves() {
+        fn refs<'a>(value: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    if let Some(serde_json::Value::String(r)) = map.get("$ref") {
+                        out.push(r);
+                    }
+                    map.values().for_each(|v| refs(v, out));
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+                _ => {}
+            }
+        }
+        let doc = serde_json::to_value(document()).unwrap();
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        assert!(!found.is_empty());
+        let dangling: Vec<&str> = found
+            .into_iter()
+            .filter(|r| {
+                let pointer = r.strip_prefix('#').unwrap_or(r);
+                doc.pointer(pointer).is_none()
+            })
+            .collect();
+        assert!(dangling.is_empty(), "references to nothing: {dangling:?}");
     }
 }
