@@ -569,7 +569,7 @@ impl SessionPolicy {
     /// access_token_ttl <= idle; remember-me idle <= remember-me max; every
     /// lifetime <= ceiling; the admin floor <= ceiling. (The floor itself
     /// binds only values set through the admin API: see
-    /// `admin::settings::merge`.)
+    /// `service::settings::merge`.)
     pub fn validate(&self) -> Result<(), PolicyError> {
         use PolicyKey as K;
         positive(K::MaxLifetimeCeiling, self.max_lifetime_ceiling)?;

@@ -1,6 +1,6 @@
 //! `/admin/users`, `/admin/clients`, `/admin/keys` and the settings explain
 //! and preview (SPEC 10): extract, check the permission, call the one use
-//! case in `crate::admin`, map its result.
+//! case in `crate::service`, map its result.
 
 use axum::Json;
 use axum::extract::rejection::PathRejection;
@@ -11,9 +11,8 @@ use serde_json::{Map, Value};
 
 use super::api::{ApiJson, Caller};
 use super::token::no_store;
-use crate::admin::{self, Actor};
 use crate::oauth::client::Permission;
-use crate::service::{AppState, ServiceError};
+use crate::service::{self, Actor, AppState, ServiceError};
 
 pub fn actor(caller: &Caller) -> Actor {
     Actor::new(caller.actor(), &caller.permissions)
@@ -69,7 +68,7 @@ pub async fn list_users(
             .filter(|n| *n > 0)
             .ok_or_else(|| ServiceError::invalid(format!("page must be a whole number from 1, not {p:?}")))?,
     };
-    Ok(json(StatusCode::OK, admin::users::list(&state, param(&pairs, "query"), page).await?))
+    Ok(json(StatusCode::OK, service::users::list(&state, param(&pairs, "query"), page).await?))
 }
 
 /// `POST /admin/users`.
@@ -80,9 +79,9 @@ pub async fn create_user(
 ) -> Result<Response, ServiceError> {
     caller.require(Permission::UsersEdit)?;
     let body = object(body)?;
-    let new: admin::users::NewUser =
+    let new: service::users::NewUser =
         serde_json::from_value(Value::Object(body)).map_err(|e| ServiceError::invalid(e.to_string()))?;
-    let user = admin::users::create(&state, &actor(&caller), new, state.now()).await?;
+    let user = service::users::create(&state, &actor(&caller), new, state.now()).await?;
     Ok(json(StatusCode::CREATED, user))
 }
 
@@ -94,7 +93,7 @@ pub async fn show_user(
 ) -> Result<Response, ServiceError> {
     caller.require(Permission::UsersEdit)?;
     let Path(username) = username?;
-    Ok(json(StatusCode::OK, admin::users::show(&state, &username).await?))
+    Ok(json(StatusCode::OK, service::users::show(&state, &username).await?))
 }
 
 /// `PATCH /admin/users/{username}`.
@@ -107,7 +106,7 @@ pub async fn update_user(
     caller.require(Permission::UsersEdit)?;
     let Path(username) = username?;
     let body = object(body)?;
-    let user = admin::users::update(&state, &actor(&caller), &username, &body, state.now()).await?;
+    let user = service::users::update(&state, &actor(&caller), &username, &body, state.now()).await?;
     Ok(json(StatusCode::OK, user))
 }
 
@@ -119,7 +118,7 @@ pub async fn delete_user(
 ) -> Result<Response, ServiceError> {
     caller.require(Permission::UsersEdit)?;
     let Path(username) = username?;
-    admin::users::delete(&state, &actor(&caller), &username, state.now()).await?;
+    service::users::delete(&state, &actor(&caller), &username, state.now()).await?;
     Ok(no_store(StatusCode::NO_CONTENT.into_response()))
 }
 
@@ -128,7 +127,7 @@ pub async fn delete_user(
 /// `GET /admin/clients`.
 pub async fn list_clients(State(state): State<AppState>, caller: Caller) -> Result<Response, ServiceError> {
     caller.require(Permission::SystemAdminister)?;
-    Ok(json(StatusCode::OK, serde_json::json!({ "clients": admin::clients::list(&state) })))
+    Ok(json(StatusCode::OK, serde_json::json!({ "clients": service::clients::list(&state) })))
 }
 
 /// `POST /admin/clients`.
@@ -139,7 +138,7 @@ pub async fn create_client(
 ) -> Result<Response, ServiceError> {
     caller.require(Permission::SystemAdminister)?;
     let body = object(body)?;
-    let created = admin::clients::create(&state, &actor(&caller), &body, state.now()).await?;
+    let created = service::clients::create(&state, &actor(&caller), &body, state.now()).await?;
     Ok(json(StatusCode::CREATED, created))
 }
 
@@ -151,7 +150,7 @@ pub async fn show_client(
 ) -> Result<Response, ServiceError> {
     caller.require(Permission::SystemAdminister)?;
     let Path(id) = id?;
-    Ok(json(StatusCode::OK, admin::clients::show(&state, &id)?))
+    Ok(json(StatusCode::OK, service::clients::show(&state, &id)?))
 }
 
 /// `PUT /admin/clients/{id}`.
@@ -164,7 +163,7 @@ pub async fn replace_client(
     caller.require(Permission::SystemAdminister)?;
     let Path(id) = id?;
     let body = object(body)?;
-    Ok(json(StatusCode::OK, admin::clients::replace(&state, &actor(&caller), &id, &body, state.now()).await?))
+    Ok(json(StatusCode::OK, service::clients::replace(&state, &actor(&caller), &id, &body, state.now()).await?))
 }
 
 /// `DELETE /admin/clients/{id}`.
@@ -175,7 +174,7 @@ pub async fn delete_client(
 ) -> Result<Response, ServiceError> {
     caller.require(Permission::SystemAdminister)?;
     let Path(id) = id?;
-    admin::clients::delete(&state, &actor(&caller), &id, state.now()).await?;
+    service::clients::delete(&state, &actor(&caller), &id, state.now()).await?;
     Ok(no_store(StatusCode::NO_CONTENT.into_response()))
 }
 
@@ -187,7 +186,7 @@ pub async fn rotate_client_secret(
 ) -> Result<Response, ServiceError> {
     caller.require(Permission::SystemAdminister)?;
     let Path(id) = id?;
-    let rotated = admin::clients::rotate_secret(&state, &actor(&caller), &id, state.now()).await?;
+    let rotated = service::clients::rotate_secret(&state, &actor(&caller), &id, state.now()).await?;
     Ok(json(StatusCode::OK, serde_json::json!({ "client_id": id, "client_secret": rotated.client_secret })))
 }
 
@@ -196,13 +195,13 @@ pub async fn rotate_client_secret(
 /// `GET /admin/keys`.
 pub async fn list_keys(State(state): State<AppState>, caller: Caller) -> Result<Response, ServiceError> {
     caller.require(Permission::SystemAdminister)?;
-    Ok(json(StatusCode::OK, serde_json::json!({ "keys": admin::keys::list(&state, state.now()).await? })))
+    Ok(json(StatusCode::OK, serde_json::json!({ "keys": service::keys::list(&state, state.now()).await? })))
 }
 
 /// `POST /admin/keys/rotate`.
 pub async fn rotate_key(State(state): State<AppState>, caller: Caller) -> Result<Response, ServiceError> {
     caller.require(Permission::SystemAdminister)?;
-    let keys = admin::keys::rotate(&state, &actor(&caller), state.now()).await?;
+    let keys = service::keys::rotate(&state, &actor(&caller), state.now()).await?;
     Ok(json(StatusCode::CREATED, serde_json::json!({ "keys": keys })))
 }
 
@@ -218,6 +217,6 @@ pub async fn explain(State(state): State<AppState>, caller: Caller, raw: RawQuer
         Some(other) => return Err(ServiceError::invalid(format!("remember_me must be true or false, not {other:?}"))),
     };
     let explanation =
-        admin::policy::explain(&state, param(&pairs, "client_id"), param(&pairs, "username"), remember_me).await?;
+        service::explain::explain(&state, param(&pairs, "client_id"), param(&pairs, "username"), remember_me).await?;
     Ok(json(StatusCode::OK, explanation))
 }

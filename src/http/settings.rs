@@ -1,6 +1,6 @@
 //! `GET|PUT|DELETE /admin/settings/session` and
 //! `POST /admin/settings/session/preview` (SPEC 3, 4, 10): extract, check
-//! `system:administer`, call the use case in `crate::admin::settings`.
+//! `system:administer`, call the use case in `crate::service::settings`.
 
 use axum::Json;
 use axum::extract::State;
@@ -10,8 +10,8 @@ use serde_json::{Map, Value};
 use super::admin::actor;
 use super::api::{ApiJson, Caller};
 use super::token::no_store;
-use crate::admin::settings;
 use crate::oauth::client::Permission;
+use crate::service::settings;
 use crate::service::{AppState, ServiceError};
 
 pub async fn get(State(state): State<AppState>, caller: Caller) -> Result<Response, ServiceError> {

@@ -7,7 +7,8 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::{Actor, AdminError, Result, hash_secret, new_client_secret};
+use super::actor::{Actor, hash_secret, new_client_secret};
+use super::error::{Result, ServiceError};
 use crate::audit::{AuditEvent, EventKind};
 use crate::clock::UnixTime;
 use crate::oauth::client::Client;
@@ -47,12 +48,12 @@ fn view(state: &AppState, client: &Client) -> ClientView {
     ClientView { spec: ClientSpec::of(client), source }
 }
 
-fn store_err(e: crate::store::StoreError) -> AdminError {
-    AdminError::store("reading or writing clients", e)
+fn store_err(e: crate::store::StoreError) -> ServiceError {
+    ServiceError::store("reading or writing clients", e)
 }
 
-fn unknown(id: &str) -> AdminError {
-    AdminError::NotFound(format!("no client named {id:?}"))
+fn unknown(id: &str) -> ServiceError {
+    ServiceError::NotFound(format!("no client named {id:?}"))
 }
 
 pub fn list(state: &AppState) -> Vec<ClientView> {
@@ -69,17 +70,17 @@ fn parse(body: &Map<String, Value>) -> Result<(ClientSpec, Option<String>)> {
     let secret = match rest.remove("secret") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s),
-        Some(other) => return Err(AdminError::Invalid(format!("secret: must be a string, not {other}"))),
+        Some(other) => return Err(ServiceError::Invalid(format!("secret: must be a string, not {other}"))),
     };
     if let Some(s) = &secret
         && s.chars().count() < MIN_SECRET_CHARS
     {
-        return Err(AdminError::Invalid(format!(
+        return Err(ServiceError::Invalid(format!(
             "secret: must be at least {MIN_SECRET_CHARS} characters (or leave it out to have one generated)"
         )));
     }
     let spec: ClientSpec =
-        serde_json::from_value(Value::Object(rest)).map_err(|e| AdminError::Invalid(e.to_string()))?;
+        serde_json::from_value(Value::Object(rest)).map_err(|e| ServiceError::Invalid(e.to_string()))?;
     Ok((spec, secret))
 }
 
@@ -88,9 +89,9 @@ fn build(state: &AppState, spec: ClientSpec, secret_hash: Option<crate::secret::
     let policy = state.policy();
     spec.build(secret_hash, &policy.0, state.config.signing_alg).map_err(|e| {
         if e.field == "session" {
-            AdminError::Invalid(e.message)
+            ServiceError::Invalid(e.message)
         } else {
-            AdminError::Invalid(format!("{}: {}", e.field, e.message))
+            ServiceError::Invalid(format!("{}: {}", e.field, e.message))
         }
     })
 }
@@ -104,7 +105,7 @@ async fn secret_for(
 ) -> Result<(Option<crate::secret::PasswordHashString>, Option<String>)> {
     if spec.public {
         if given.is_some() {
-            return Err(AdminError::Invalid("secret: a public client has no secret".into()));
+            return Err(ServiceError::Invalid("secret: a public client has no secret".into()));
         }
         return Ok((None, None));
     }
@@ -128,19 +129,19 @@ fn record(client: &Client, spec: ClientSpec, created_at: UnixTime) -> StoredClie
 pub async fn create(state: &AppState, actor: &Actor, body: &Map<String, Value>, now: UnixTime) -> Result<WithSecret> {
     let (spec, given) = parse(body)?;
     crate::oauth::client_spec::check_client_id(&spec.id)
-        .map_err(|e| AdminError::Invalid(format!("{}: {}", e.field, e.message)))?;
+        .map_err(|e| ServiceError::Invalid(format!("{}: {}", e.field, e.message)))?;
     if state.clients.get(&spec.id).is_some() {
-        return Err(AdminError::Conflict(format!("id: a client {:?} already exists", spec.id)));
+        return Err(ServiceError::Conflict(format!("id: a client {:?} already exists", spec.id)));
     }
     if state.any_user(&spec.id).await.map_err(store_err)?.is_some() {
-        return Err(AdminError::Conflict(format!(
+        return Err(ServiceError::Conflict(format!(
             "id: {:?} is a username; a client id must never share a user's subject",
             spec.id
         )));
     }
     match state.store.retired_name(&spec.id).await.map_err(store_err)? {
         Some(RetiredName::User) => {
-            return Err(AdminError::Conflict(format!(
+            return Err(ServiceError::Conflict(format!(
                 "id: {:?} was the username of a deleted user; a client id must never share a user's subject, \
                  and a subject is never given again",
                 spec.id
@@ -149,7 +150,7 @@ pub async fn create(state: &AppState, actor: &Actor, body: &Map<String, Value>, 
         // Tokens name their client by id: a new client under a deleted
         // one's id would bring the deleted client's live tokens back.
         Some(RetiredName::Client) => {
-            return Err(AdminError::Conflict(format!(
+            return Err(ServiceError::Conflict(format!(
                 "id: {:?} was the id of a deleted client; a client id is never given again, so the deleted \
                  client's tokens stay dead",
                 spec.id
@@ -174,12 +175,12 @@ pub async fn create(state: &AppState, actor: &Actor, body: &Map<String, Value>, 
 /// The stored client `id`: 409 for a config client, 404 when unknown.
 async fn stored(state: &AppState, id: &str) -> Result<StoredClient> {
     if id == crate::oauth::console_client::CLIENT_ID {
-        return Err(AdminError::Conflict(format!(
+        return Err(ServiceError::Conflict(format!(
             "client {id:?} is the built-in web console client and cannot be changed"
         )));
     }
     if state.clients.is_from_config(id) {
-        return Err(AdminError::Conflict(format!(
+        return Err(ServiceError::Conflict(format!(
             "client {id:?} is declared in the config file and is read-only here; change the file"
         )));
     }
@@ -203,7 +204,7 @@ pub async fn replace(
         }
         Some(Value::String(s)) if s == id => {}
         Some(other) => {
-            return Err(AdminError::Invalid(format!(
+            return Err(ServiceError::Invalid(format!(
                 "id: the body names {other}, the path {id:?}; a client id cannot change"
             )));
         }
@@ -214,7 +215,7 @@ pub async fn replace(
         (Some(h), false, None) => (
             Some(
                 crate::secret::PasswordHashString::stored(h)
-                    .map_err(|e| AdminError::internal("reading a client secret", e))?,
+                    .map_err(|e| ServiceError::internal_in("reading a client secret", e))?,
             ),
             None,
         ),
@@ -236,7 +237,7 @@ pub async fn replace(
 pub async fn rotate_secret(state: &AppState, actor: &Actor, id: &str, now: UnixTime) -> Result<WithSecret> {
     let old = stored(state, id).await?;
     if old.spec.public {
-        return Err(AdminError::Invalid(format!("client {id:?} is public and has no secret")));
+        return Err(ServiceError::Invalid(format!("client {id:?} is public and has no secret")));
     }
     let fresh = new_client_secret()?;
     let hash = hash_secret(state, fresh.clone()).await?;

@@ -10,7 +10,8 @@
 
 use serde_json::{Map, Value};
 
-use super::{Actor, AdminError, Result};
+use super::actor::Actor;
+use super::error::{Result, ServiceError};
 use crate::audit::{AuditEvent, EventKind};
 use crate::clock::UnixTime;
 use crate::duration::Secs;
@@ -52,10 +53,10 @@ pub fn merge(mut layer: PolicyLayer, body: &Map<String, Value>, floor: Secs) -> 
     for (field, value) in body {
         let Some(def) = POLICY_KEYS.iter().find(|d| d.name == field) else {
             let known: Vec<&str> = POLICY_KEYS.iter().map(|d| d.name).collect();
-            return Err(AdminError::Invalid(format!("unknown field {field:?}; known fields: {}", known.join(", "))));
+            return Err(ServiceError::Invalid(format!("unknown field {field:?}; known fields: {}", known.join(", "))));
         };
         let not_seconds =
-            || AdminError::Invalid(format!("{field} must be a whole number of seconds (>= 0), not {value}"));
+            || ServiceError::Invalid(format!("{field} must be a whole number of seconds (>= 0), not {value}"));
         let new = if value.is_null() {
             None
         } else if def.accepts_off() && value.as_str() == Some("off") {
@@ -76,13 +77,17 @@ pub fn merge(mut layer: PolicyLayer, body: &Map<String, Value>, floor: Secs) -> 
 fn check_admin_floor(def: &PolicyKeyDef, value: PolicyValue, floor: Secs) -> Result<()> {
     let PolicyValue::Secs(v) = value else { return Ok(()) };
     if def.floored && v < floor {
-        return Err(AdminError::InvalidSetting(format!(
-            "{name} must be at least session.admin_floor ({floor}, {} seconds) when set through the admin API, \
-             console or CLI, not {} seconds; shorter values are for the config file or environment (field {name})",
-            floor.as_secs(),
-            v.as_secs(),
-            name = def.name,
-        )));
+        return Err(ServiceError::InvalidSetting {
+            key: def.name,
+            message: format!(
+                "{name} must be at least session.admin_floor ({floor}, {} seconds) when set through the admin \
+                 API, console or CLI, not {} seconds; shorter values are for the config file or environment \
+                 (field {name})",
+                floor.as_secs(),
+                v.as_secs(),
+                name = def.name,
+            ),
+        });
     }
     Ok(())
 }
@@ -96,16 +101,18 @@ fn floor(state: &AppState) -> Secs {
 /// rules of SPEC 3 (the message names the key and the rule).
 pub fn proposed(state: &AppState, admin: PolicyLayer) -> Result<(SessionPolicy, PolicySources)> {
     let layers = PolicyLayers { admin, ..state.config.policy_layers.clone() };
-    layers.resolve().map_err(|e| AdminError::InvalidSetting(format!("{e} (field {})", e.key())))
+    layers
+        .resolve()
+        .map_err(|e| ServiceError::InvalidSetting { key: e.key(), message: format!("{e} (field {})", e.key()) })
 }
 
 /// What applying `changes` (as [`merge`] takes them) would do to the live
 /// sessions; refused exactly as [`change`] would refuse it. Nothing changes.
-pub async fn preview(state: &AppState, changes: &Map<String, Value>, now: UnixTime) -> Result<super::policy::Preview> {
+pub async fn preview(state: &AppState, changes: &Map<String, Value>, now: UnixTime) -> Result<super::explain::Preview> {
     let old_admin =
-        state.store.admin_policy().await.map_err(|e| AdminError::store("previewing session settings", e))?;
+        state.store.admin_policy().await.map_err(|e| ServiceError::store("previewing session settings", e))?;
     let (proposed, _) = proposed(state, merge(old_admin, changes, floor(state))?)?;
-    super::policy::preview(state, &proposed, now).await
+    super::explain::preview(state, &proposed, now).await
 }
 
 /// Apply `changes` (as [`merge`] takes them) and return the new view.
@@ -129,7 +136,7 @@ async fn change(
     now: UnixTime,
 ) -> Result<Value> {
     let _serialised = state.settings_lock.lock().await;
-    let store_err = |e| AdminError::store("changing session settings", e);
+    let store_err = |e| ServiceError::store("changing session settings", e);
     let old_admin = state.store.admin_policy().await.map_err(store_err)?;
     let admin = update(old_admin.clone())?;
     let resolved = proposed(state, admin.clone())?;
@@ -162,9 +169,9 @@ mod tests {
         v.as_object().cloned().unwrap_or_default()
     }
 
-    fn message(e: AdminError) -> String {
+    fn message(e: ServiceError) -> String {
         match e {
-            AdminError::Invalid(m) | AdminError::InvalidSetting(m) => m,
+            ServiceError::Invalid(m) | ServiceError::InvalidSetting { message: m, .. } => m,
             other => format!("{other:?}"),
         }
     }
@@ -232,7 +239,7 @@ mod tests {
             ["idle_timeout", "max_lifetime", "remember_me_idle_timeout", "remember_me_max_lifetime", "access_token_ttl"]
         {
             let e = put(serde_json::json!({ key: 299 })).expect_err("under 5 minutes");
-            assert!(matches!(e, AdminError::InvalidSetting(_)), "{e:?}");
+            assert!(matches!(e, ServiceError::InvalidSetting { key: k, .. } if k == key), "{e:?}");
             let m = message(e);
             assert_eq!(
                 m,

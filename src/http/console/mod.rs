@@ -5,7 +5,7 @@
 //! (post/redirect/get), a CSRF token on every change.
 //!
 //! The console signs in as the built-in client `console` (see [`session`])
-//! and calls the same use cases as the admin API (`crate::admin`), with the
+//! and calls the same use cases as the admin API (`crate::service`), with the
 //! permissions of the viewer's access token: it adds no rule of its own.
 
 mod pages;

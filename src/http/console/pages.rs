@@ -1,5 +1,5 @@
 //! The console's handlers: extract, check the viewer's session, CSRF token
-//! and permission, call one use case in `crate::admin`, render a template or
+//! and permission, call one use case in `crate::service`, render a template or
 //! redirect (post/redirect/get). Destructive actions first answer with a
 //! confirmation page (no script needed); the confirmed post carries
 //! `confirmed=1`.
@@ -17,12 +17,12 @@ use super::ConsoleState;
 use super::session::{self, CallbackError, Viewer, see_other};
 use super::view::*;
 use super::{CSS, JS};
-use crate::admin::{self, Actor, AdminError};
 use crate::oauth::client::{GrantType, Permission};
 use crate::policy::{
     ConsoleControl, ConsoleInput, POLICY_KEYS, PolicyKey, PolicyKeyDef, PolicySources, PolicyValue, SessionPolicy,
     Source,
 };
+use crate::service::{self, Actor, ServiceError};
 
 /// A posted form, in order; names may repeat (checkboxes).
 struct Form(Vec<(String, String)>);
@@ -144,30 +144,31 @@ async fn forbidden(viewer: &Viewer, what: Permission) -> Response {
     render(StatusCode::FORBIDDEN, page)
 }
 
-fn status_of(e: &AdminError) -> StatusCode {
+fn status_of(e: &ServiceError) -> StatusCode {
     match e {
-        AdminError::Invalid(_) | AdminError::InvalidSetting(_) => StatusCode::BAD_REQUEST,
-        AdminError::NotFound(_) => StatusCode::NOT_FOUND,
-        AdminError::Conflict(_) => StatusCode::CONFLICT,
-        AdminError::Forbidden(_) => StatusCode::FORBIDDEN,
-        AdminError::Busy => StatusCode::SERVICE_UNAVAILABLE,
-        AdminError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        ServiceError::Invalid(_) | ServiceError::InvalidSetting { .. } => StatusCode::BAD_REQUEST,
+        ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
+        ServiceError::Conflict(_) => StatusCode::CONFLICT,
+        ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
+        ServiceError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
-fn message_of(e: &AdminError) -> String {
+fn message_of(e: &ServiceError) -> String {
     match e {
-        AdminError::Invalid(m)
-        | AdminError::InvalidSetting(m)
-        | AdminError::NotFound(m)
-        | AdminError::Conflict(m)
-        | AdminError::Forbidden(m) => m.clone(),
-        AdminError::Busy => "The server is busy; try again in a moment.".to_owned(),
-        AdminError::Internal(context) => format!("The server could not complete the request ({context})."),
+        ServiceError::Invalid(m)
+        | ServiceError::InvalidSetting { message: m, .. }
+        | ServiceError::NotFound(m)
+        | ServiceError::Conflict(m)
+        | ServiceError::Forbidden(m) => m.clone(),
+        ServiceError::Unavailable { .. } => "The server is busy; try again in a moment.".to_owned(),
+        ServiceError::Internal(Some(context)) => format!("The server could not complete the request ({context})."),
+        _ => "The server could not complete the request.".to_owned(),
     }
 }
 
-async fn failed(viewer: &Viewer, e: AdminError, back: &str) -> Response {
+async fn failed(viewer: &Viewer, e: ServiceError, back: &str) -> Response {
     let page = MessagePage {
         chrome: chrome(viewer, "Not done", "").await,
         heading: "That did not work".into(),
@@ -267,7 +268,7 @@ pub async fn sign_out(State(state): State<ConsoleState>, headers: HeaderMap, bod
         let revocation = state.revocation(state.now());
         if let Err(e) = revocation.family(fid, viewer.username(), "console_signed_out").await {
             tracing::error!(error = %e, "revoking the console's family at sign-out");
-            return failed(&viewer, AdminError::Internal("signing out".into()), "/console").await;
+            return failed(&viewer, ServiceError::Internal(Some("signing out".into())), "/console").await;
         }
     }
     signed_out_of_console(&state, &viewer).await
@@ -542,7 +543,7 @@ fn control_of(message: &str) -> Option<PolicyKey> {
 
 /// What a change sets, old value to new, in the words of the settings page.
 fn change_lines(policy: &SessionPolicy, sources: &PolicySources, changes: &Map<String, Value>) -> Vec<String> {
-    let current = admin::settings::view(policy, sources);
+    let current = service::settings::view(policy, sources);
     let shown = |v: &Value| match v {
         Value::Number(n) => n.as_u64().map_or_else(|| n.to_string(), |s| crate::duration::Secs::new(s).to_string()),
         Value::String(s) => s.clone(),
@@ -558,7 +559,7 @@ fn change_lines(policy: &SessionPolicy, sources: &PolicySources, changes: &Map<S
         .collect()
 }
 
-fn preview_lines(p: &admin::policy::Preview) -> Vec<String> {
+fn preview_lines(p: &service::explain::Preview) -> Vec<String> {
     let mut lines = vec![
         format!("{} sessions end now", p.sessions_ending_now),
         format!("{} sessions get shorter", p.sessions_shortened),
@@ -606,7 +607,7 @@ pub async fn settings_save(State(state): State<ConsoleState>, headers: HeaderMap
         return see_other("/console/settings");
     }
     let now = state.now();
-    let preview = match admin::settings::preview(&state, &changes, now).await {
+    let preview = match service::settings::preview(&state, &changes, now).await {
         Ok(p) => p,
         Err(e) => {
             let message = message_of(&e);
@@ -625,7 +626,7 @@ pub async fn settings_save(State(state): State<ConsoleState>, headers: HeaderMap
         };
         return confirm(&viewer, &form, c).await;
     }
-    match admin::settings::update(&state, &actor(&viewer), &changes, now).await {
+    match service::settings::update(&state, &actor(&viewer), &changes, now).await {
         Ok(_) => {
             viewer.flash("Session settings saved.").await;
             see_other("/console/settings")
@@ -653,7 +654,7 @@ pub async fn settings_reset(State(state): State<ConsoleState>, headers: HeaderMa
     if !form.confirmed() {
         let all_cleared: Map<String, Value> =
             POLICY_KEYS.iter().filter(|d| d.admin_settable).map(|d| (d.name.to_owned(), Value::Null)).collect();
-        let details = match admin::settings::preview(&state, &all_cleared, now).await {
+        let details = match service::settings::preview(&state, &all_cleared, now).await {
             Ok(p) => preview_lines(&p),
             Err(e) => vec![message_of(&e)],
         };
@@ -669,7 +670,7 @@ pub async fn settings_reset(State(state): State<ConsoleState>, headers: HeaderMa
         };
         return confirm(&viewer, &form, c).await;
     }
-    match admin::settings::reset(&state, &actor(&viewer), now).await {
+    match service::settings::reset(&state, &actor(&viewer), now).await {
         Ok(_) => {
             viewer.flash("Session settings reset to the file and environment values.").await;
             see_other("/console/settings")
@@ -696,7 +697,7 @@ async fn users_page(
     error: Option<String>,
     typed: Option<&Form>,
 ) -> Response {
-    let listed = match admin::users::list(state, Some(query), page).await {
+    let listed = match service::users::list(state, Some(query), page).await {
         Ok(l) => l,
         Err(e) => return failed(viewer, e, "/console/users").await,
     };
@@ -745,7 +746,7 @@ pub async fn user_create(State(state): State<ConsoleState>, headers: HeaderMap, 
     }
     let username = form.text("username");
     let email = Some(form.text("email")).filter(|e| !e.is_empty());
-    let new = admin::users::NewUser {
+    let new = service::users::NewUser {
         username: username.clone(),
         password: form.get("password").map(str::to_owned).filter(|p| !p.is_empty()),
         password_hash: None,
@@ -754,7 +755,7 @@ pub async fn user_create(State(state): State<ConsoleState>, headers: HeaderMap, 
         permissions: form.all("permissions"),
         disabled: false,
     };
-    match admin::users::create(&state, &actor(&viewer), new, state.now()).await {
+    match service::users::create(&state, &actor(&viewer), new, state.now()).await {
         Ok(user) => {
             viewer.flash(format!("User {} created.", user.username)).await;
             see_other(&format!("/console/users/{}", enc(&user.username)))
@@ -763,17 +764,17 @@ pub async fn user_create(State(state): State<ConsoleState>, headers: HeaderMap, 
     }
 }
 
-async fn user_page(state: &ConsoleState, viewer: &Viewer, username: &str, error: Option<AdminError>) -> Response {
-    let user = match admin::users::show(state, username).await {
+async fn user_page(state: &ConsoleState, viewer: &Viewer, username: &str, error: Option<ServiceError>) -> Response {
+    let user = match service::users::show(state, username).await {
         Ok(u) => u,
         Err(e) => return failed(viewer, e, "/console/users").await,
     };
     let now = state.now();
-    let sessions = match admin::sessions::live_sessions(state, username, viewer.caller.claims.sid.as_deref(), now).await
-    {
-        Ok(s) => s,
-        Err(e) => return failed(viewer, e, "/console/users").await,
-    };
+    let sessions =
+        match service::sessions::live_sessions(state, username, viewer.caller.claims.sid.as_deref(), now).await {
+            Ok(s) => s,
+            Err(e) => return failed(viewer, e, "/console/users").await,
+        };
     let rows = sessions
         .into_iter()
         .map(|s| {
@@ -864,12 +865,12 @@ pub async fn user_action(
         }
         _ => return not_found().await,
     };
-    match admin::users::update(&state, &actor(&viewer), &username, &patch, state.now()).await {
+    match service::users::update(&state, &actor(&viewer), &username, &patch, state.now()).await {
         Ok(_) => {
             viewer.flash(done).await;
             see_other(&back)
         }
-        Err(AdminError::NotFound(m)) => failed(&viewer, AdminError::NotFound(m), "/console/users").await,
+        Err(ServiceError::NotFound(m)) => failed(&viewer, ServiceError::NotFound(m), "/console/users").await,
         Err(e) => user_page(&state, &viewer, &username, Some(e)).await,
     }
 }
@@ -901,7 +902,7 @@ pub async fn user_revoke_all(
         };
         return confirm(&viewer, &form, c).await;
     }
-    match admin::sessions::revoke_user(&state, &actor(&viewer), &username, state.now()).await {
+    match service::sessions::revoke_user(&state, &actor(&viewer), &username, state.now()).await {
         Ok(()) => {
             if username == viewer.username() {
                 return signed_out_of_console(&state, &viewer).await;
@@ -940,7 +941,7 @@ pub async fn user_revoke_session(
         };
         return confirm(&viewer, &form, c).await;
     }
-    match admin::sessions::revoke_user_session(&state, &actor(&viewer), &username, &sid, state.now()).await {
+    match service::sessions::revoke_user_session(&state, &actor(&viewer), &username, &sid, state.now()).await {
         Ok(()) => {
             if viewer.caller.claims.sid.as_deref() == Some(sid.as_str()) {
                 return signed_out_of_console(&state, &viewer).await;
@@ -991,7 +992,7 @@ pub async fn clients(State(state): State<ConsoleState>, headers: HeaderMap, uri:
         Ok(v) => v,
         Err(r) => return r,
     };
-    let rows = admin::clients::list(&state)
+    let rows = service::clients::list(&state)
         .into_iter()
         .map(|c| ClientRow {
             name: c.spec.name.clone().unwrap_or_default(),
@@ -1109,7 +1110,7 @@ pub async fn client_create(State(state): State<ConsoleState>, headers: HeaderMap
         Ok(v) => v,
         Err(r) => return r,
     };
-    match admin::clients::create(&state, &actor(&viewer), &client_body(&form), state.now()).await {
+    match service::clients::create(&state, &actor(&viewer), &client_body(&form), state.now()).await {
         Ok(created) => match created.client_secret {
             Some(secret) => secret_page(&viewer, created.client.spec.id, secret).await,
             None => {
@@ -1141,7 +1142,7 @@ pub async fn client(
         Ok(v) => v,
         Err(r) => return r,
     };
-    match admin::clients::show(&state, &id) {
+    match service::clients::show(&state, &id) {
         Ok(c) => {
             let page = ClientPage {
                 chrome: chrome(&viewer, &format!("Client {id}"), "/console/clients").await,
@@ -1171,7 +1172,7 @@ pub async fn client_save(
     };
     let mut body = client_body(&form);
     body.insert("id".into(), id.clone().into());
-    match admin::clients::replace(&state, &actor(&viewer), &id, &body, state.now()).await {
+    match service::clients::replace(&state, &actor(&viewer), &id, &body, state.now()).await {
         Ok(saved) => match saved.client_secret {
             Some(secret) => secret_page(&viewer, id, secret).await,
             None => {
@@ -1218,7 +1219,7 @@ pub async fn client_secret(
         };
         return confirm(&viewer, &form, c).await;
     }
-    match admin::clients::rotate_secret(&state, &actor(&viewer), &id, state.now()).await {
+    match service::clients::rotate_secret(&state, &actor(&viewer), &id, state.now()).await {
         Ok(rotated) => match rotated.client_secret {
             Some(secret) => secret_page(&viewer, id, secret).await,
             None => see_other(&back),
@@ -1251,7 +1252,7 @@ pub async fn client_delete(
         };
         return confirm(&viewer, &form, c).await;
     }
-    match admin::clients::delete(&state, &actor(&viewer), &id, state.now()).await {
+    match service::clients::delete(&state, &actor(&viewer), &id, state.now()).await {
         Ok(revoked) => {
             viewer.flash(format!("Client {id} deleted; {revoked} of its sessions were revoked.")).await;
             see_other("/console/clients")
@@ -1268,7 +1269,7 @@ pub async fn keys(State(state): State<ConsoleState>, headers: HeaderMap, uri: Ur
         Ok(v) => v,
         Err(r) => return r,
     };
-    let keys = match admin::keys::list(&state, state.now()).await {
+    let keys = match service::keys::list(&state, state.now()).await {
         Ok(k) => k,
         Err(e) => return failed(&viewer, e, "/console").await,
     };
@@ -1305,7 +1306,7 @@ pub async fn keys_rotate(State(state): State<ConsoleState>, headers: HeaderMap, 
         };
         return confirm(&viewer, &form, c).await;
     }
-    match admin::keys::rotate(&state, &actor(&viewer), state.now()).await {
+    match service::keys::rotate(&state, &actor(&viewer), state.now()).await {
         Ok(_) => {
             viewer.flash("A new signing key was published.").await;
             see_other("/console/keys")
@@ -1335,11 +1336,12 @@ pub async fn audit(
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
     let (user, kind) = (pairs.get("user").cloned().unwrap_or_default(), pairs.get("kind").cloned().unwrap_or_default());
-    let result =
-        match admin::audit::PageRequest::parse(raw).and_then(|page| Ok((page, admin::audit::Filter::parse(raw)?))) {
-            Ok((page, filter)) => admin::audit::page(&state, page, &filter).await,
-            Err(e) => Err(e),
-        };
+    let result = match service::audit::PageRequest::parse(raw)
+        .and_then(|page| Ok((page, service::audit::Filter::parse(raw)?)))
+    {
+        Ok((page, filter)) => service::audit::page(&state, page, &filter).await,
+        Err(e) => Err(e),
+    };
     let (events, next, error, status) = match result {
         Ok(p) => (p.events, p.next, None, StatusCode::OK),
         Err(e) => (Vec::new(), None, Some(message_of(&e)), status_of(&e)),
@@ -1375,7 +1377,7 @@ pub async fn account(State(state): State<ConsoleState>, headers: HeaderMap, uri:
     };
     let current = viewer.caller.claims.sid.clone();
     let sessions =
-        match admin::sessions::live_sessions(&state, viewer.username(), current.as_deref(), state.now()).await {
+        match service::sessions::live_sessions(&state, viewer.username(), current.as_deref(), state.now()).await {
             Ok(s) => s,
             Err(e) => return failed(&viewer, e, "/console/account").await,
         };
@@ -1409,7 +1411,7 @@ pub async fn account_revoke(
         Err(r) => return r,
     };
     let username = viewer.username().to_owned();
-    match admin::sessions::revoke_own(&state, &username, &sid, state.now()).await {
+    match service::sessions::revoke_own(&state, &username, &sid, state.now()).await {
         Ok(()) if viewer.caller.claims.sid.as_deref() == Some(sid.as_str()) => {
             signed_out_of_console(&state, &viewer).await
         }
@@ -1444,7 +1446,7 @@ pub async fn account_sign_out_everywhere(
         return confirm(&viewer, &form, c).await;
     }
     let username = viewer.username().to_owned();
-    match admin::sessions::revoke_own_all(&state, &username, state.now()).await {
+    match service::sessions::revoke_own_all(&state, &username, state.now()).await {
         Ok(()) => signed_out_of_console(&state, &viewer).await,
         Err(e) => failed(&viewer, e, "/console/account").await,
     }

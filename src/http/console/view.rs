@@ -4,7 +4,7 @@
 
 use askama::Template;
 
-use crate::admin::sessions::SessionView;
+use crate::service::sessions::SessionView;
 
 /// One link of the navigation.
 pub struct NavItem {
@@ -258,7 +258,7 @@ pub struct SettingsPage {
 pub struct UsersPage {
     pub chrome: Chrome,
     pub query: String,
-    pub users: Vec<crate::admin::users::UserView>,
+    pub users: Vec<crate::service::users::UserView>,
     pub page: usize,
     pub next_page: Option<usize>,
     pub error: Option<String>,
@@ -271,7 +271,7 @@ pub struct UsersPage {
 #[template(path = "console/user.html")]
 pub struct UserPage {
     pub chrome: Chrome,
-    pub user: crate::admin::users::UserView,
+    pub user: crate::service::users::UserView,
     pub read_only: bool,
     pub error: Option<String>,
     pub can_set_permissions: bool,
