@@ -12,6 +12,9 @@ use serde_json::{Map, Value};
 use super::api::{ApiJson, Caller};
 use super::token::no_store;
 use crate::oauth::client::Permission;
+use crate::oauth::client_spec::ClientSpec;
+use crate::service::clients::{ClientInput, MIN_SECRET_CHARS};
+use crate::service::users::UserPatch;
 use crate::service::{self, Actor, AppState, ServiceError};
 
 pub fn actor(caller: &Caller) -> Actor {
@@ -106,8 +109,48 @@ pub async fn update_user(
     caller.require(Permission::UsersEdit)?;
     let Path(username) = username?;
     let body = object(body)?;
-    let user = service::users::update(&state, &actor(&caller), &username, &body, state.now()).await?;
-    Ok(json(StatusCode::OK, user))
+    let actor = actor(&caller);
+    let user = service::users::editable(&state, &actor, &username).await?;
+    let patch = user_patch(&body)?;
+    Ok(json(StatusCode::OK, service::users::update(&state, &actor, user, patch, state.now()).await?))
+}
+
+/// A PATCH body: any of `email`, `name` (null clears), `password` or
+/// `password_hash`, `permissions`, `disabled`.
+fn user_patch(body: &Map<String, Value>) -> Result<UserPatch, ServiceError> {
+    let text = |field: &str, v: &Value| -> Result<Option<String>, ServiceError> {
+        match v {
+            Value::Null => Ok(None),
+            Value::String(s) => Ok(Some(s.clone())),
+            other => Err(ServiceError::invalid(format!("{field}: must be a string or null, not {other}"))),
+        }
+    };
+    let mut patch = UserPatch::default();
+    for (field, value) in body {
+        match field.as_str() {
+            "email" => patch.email = Some(text(field, value)?),
+            "name" => patch.name = Some(text(field, value)?),
+            "password" => patch.password = text(field, value)?,
+            "password_hash" => patch.password_hash = text(field, value)?,
+            "permissions" => {
+                let raw: Vec<String> = serde_json::from_value(value.clone())
+                    .map_err(|_| ServiceError::invalid("permissions: must be a list of strings"))?;
+                patch.permissions = Some(raw);
+            }
+            "disabled" => {
+                let disabled = value
+                    .as_bool()
+                    .ok_or_else(|| ServiceError::invalid(format!("disabled: must be true or false, not {value}")))?;
+                patch.disabled = Some(disabled);
+            }
+            other => {
+                return Err(ServiceError::invalid(format!(
+                    "unknown field {other:?}; known fields: email, name, password, password_hash, permissions, disabled"
+                )));
+            }
+        }
+    }
+    Ok(patch)
 }
 
 /// `DELETE /admin/users/{username}`.
@@ -138,7 +181,7 @@ pub async fn create_client(
 ) -> Result<Response, ServiceError> {
     caller.require(Permission::SystemAdminister)?;
     let body = object(body)?;
-    let created = service::clients::create(&state, &actor(&caller), &body, state.now()).await?;
+    let created = service::clients::create(&state, &actor(&caller), client_input(body)?, state.now()).await?;
     Ok(json(StatusCode::CREATED, created))
 }
 
@@ -162,8 +205,41 @@ pub async fn replace_client(
 ) -> Result<Response, ServiceError> {
     caller.require(Permission::SystemAdminister)?;
     let Path(id) = id?;
-    let body = object(body)?;
-    Ok(json(StatusCode::OK, service::clients::replace(&state, &actor(&caller), &id, &body, state.now()).await?))
+    let mut body = object(body)?;
+    let old = service::clients::editable(&state, &id).await?;
+    match body.get("id") {
+        None => {
+            body.insert("id".into(), Value::String(id.clone()));
+        }
+        Some(Value::String(s)) if *s == id => {}
+        Some(other) => {
+            return Err(ServiceError::invalid(format!(
+                "id: the body names {other}, the path {id:?}; a client id cannot change"
+            )));
+        }
+    }
+    let input = client_input(body)?;
+    Ok(json(StatusCode::OK, service::clients::replace(&state, &actor(&caller), old, input, state.now()).await?))
+}
+
+/// A client's settings and an optional `secret` from a request body (the
+/// admin API's, or the one the console builds from its form).
+pub fn client_input(mut body: Map<String, Value>) -> Result<ClientInput, ServiceError> {
+    let secret = match body.remove("secret") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(other) => return Err(ServiceError::invalid(format!("secret: must be a string, not {other}"))),
+    };
+    if let Some(s) = &secret
+        && s.chars().count() < MIN_SECRET_CHARS
+    {
+        return Err(ServiceError::invalid(format!(
+            "secret: must be at least {MIN_SECRET_CHARS} characters (or leave it out to have one generated)"
+        )));
+    }
+    let spec: ClientSpec =
+        serde_json::from_value(Value::Object(body)).map_err(|e| ServiceError::invalid(e.to_string()))?;
+    Ok(ClientInput { spec, secret })
 }
 
 /// `DELETE /admin/clients/{id}`.

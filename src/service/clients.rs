@@ -5,7 +5,7 @@
 //! returned once and only its argon2id hash is kept.
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::actor::{Actor, hash_secret, new_client_secret};
 use super::error::{Result, ServiceError};
@@ -64,24 +64,12 @@ pub fn show(state: &AppState, id: &str) -> Result<ClientView> {
     state.clients.get(id).map(|c| view(state, &c)).ok_or_else(|| unknown(id))
 }
 
-/// Split a request body into the client's settings and an optional secret.
-fn parse(body: &Map<String, Value>) -> Result<(ClientSpec, Option<String>)> {
-    let mut rest = body.clone();
-    let secret = match rest.remove("secret") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s),
-        Some(other) => return Err(ServiceError::Invalid(format!("secret: must be a string, not {other}"))),
-    };
-    if let Some(s) = &secret
-        && s.chars().count() < MIN_SECRET_CHARS
-    {
-        return Err(ServiceError::Invalid(format!(
-            "secret: must be at least {MIN_SECRET_CHARS} characters (or leave it out to have one generated)"
-        )));
-    }
-    let spec: ClientSpec =
-        serde_json::from_value(Value::Object(rest)).map_err(|e| ServiceError::Invalid(e.to_string()))?;
-    Ok((spec, secret))
+/// A client's settings as the admin API and the console give them, and the
+/// secret to set (`None`: keep the secret, or generate one when needed).
+#[derive(Clone, Debug)]
+pub struct ClientInput {
+    pub spec: ClientSpec,
+    pub secret: Option<String>,
 }
 
 /// Validate `spec` with `secret_hash` against the current policy.
@@ -126,8 +114,8 @@ fn record(client: &Client, spec: ClientSpec, created_at: UnixTime) -> StoredClie
     StoredClient { spec, secret_hash, created_at }
 }
 
-pub async fn create(state: &AppState, actor: &Actor, body: &Map<String, Value>, now: UnixTime) -> Result<WithSecret> {
-    let (spec, given) = parse(body)?;
+pub async fn create(state: &AppState, actor: &Actor, input: ClientInput, now: UnixTime) -> Result<WithSecret> {
+    let ClientInput { spec, secret: given } = input;
     crate::oauth::client_spec::check_client_id(&spec.id)
         .map_err(|e| ServiceError::Invalid(format!("{}: {}", e.field, e.message)))?;
     if state.clients.get(&spec.id).is_some() {
@@ -187,29 +175,28 @@ async fn stored(state: &AppState, id: &str) -> Result<StoredClient> {
     state.store.clients().await.map_err(store_err)?.into_iter().find(|c| c.spec.id == id).ok_or_else(|| unknown(id))
 }
 
-/// Replace client `id`'s settings. The secret stays unless `secret` is
-/// given (or the client turns confidential, when one is generated).
+/// A stored client that may be changed, read before the change is read (a
+/// config or the built-in client is 409, an unknown one 404).
+pub struct Editable(StoredClient);
+
+pub async fn editable(state: &AppState, id: &str) -> Result<Editable> {
+    stored(state, id).await.map(Editable)
+}
+
+/// Replace the settings of the client [`editable`] found (`input.spec.id`
+/// is its id). The secret stays unless `input.secret` is given (or the
+/// client turns confidential, when one is generated).
 pub async fn replace(
     state: &AppState,
     actor: &Actor,
-    id: &str,
-    body: &Map<String, Value>,
+    old: Editable,
+    input: ClientInput,
     now: UnixTime,
 ) -> Result<WithSecret> {
-    let old = stored(state, id).await?;
-    let mut body = body.clone();
-    match body.get("id") {
-        None => {
-            body.insert("id".into(), Value::String(id.to_owned()));
-        }
-        Some(Value::String(s)) if s == id => {}
-        Some(other) => {
-            return Err(ServiceError::Invalid(format!(
-                "id: the body names {other}, the path {id:?}; a client id cannot change"
-            )));
-        }
-    }
-    let (spec, given) = parse(&body)?;
+    let Editable(old) = old;
+    let id = old.spec.id.clone();
+    let id = id.as_str();
+    let ClientInput { spec, secret: given } = input;
     let secret_given = given.is_some();
     let (hash, shown) = match (&old.secret_hash, spec.public, given) {
         (Some(h), false, None) => (

@@ -5,7 +5,6 @@
 //! returned.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 use super::actor::{Actor, hash_secret};
 use super::error::{Result, ServiceError};
@@ -274,66 +273,68 @@ async fn stored(state: &AppState, username: &str) -> Result<User> {
     state.store.user(username).await.map_err(store_err)?.ok_or_else(|| unknown(username))
 }
 
-/// Apply a PATCH body: any of `email`, `name` (null clears), `password` or
-/// `password_hash`, `permissions`, `disabled`. Disabling revokes every
+/// A change to a stored user (`PATCH /admin/users/{username}`, the
+/// console's user actions): each field given is set; `None` leaves it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserPatch {
+    /// `Some(None)` clears the address.
+    pub email: Option<Option<String>>,
+    /// `Some(None)` clears the name.
+    pub name: Option<Option<String>>,
+    pub password: Option<String>,
+    pub password_hash: Option<String>,
+    pub permissions: Option<Vec<String>>,
+    pub disabled: Option<bool>,
+}
+
+/// A stored user that `actor` may change: read, and checked, before the
+/// change is read (a config user is 409, an unknown one 404, a user with
+/// permissions 403 for a helpdesk).
+pub struct Editable(User);
+
+pub async fn editable(state: &AppState, actor: &Actor, username: &str) -> Result<Editable> {
+    let user = stored(state, username).await?;
+    may_change(actor, &user)?;
+    Ok(Editable(user))
+}
+
+/// Apply `patch` to the user [`editable`] found. Disabling revokes every
 /// session in the same durable step.
 pub async fn update(
     state: &AppState,
     actor: &Actor,
-    username: &str,
-    patch: &Map<String, Value>,
+    user: Editable,
+    patch: UserPatch,
     now: UnixTime,
 ) -> Result<UserView> {
-    let mut user = stored(state, username).await?;
-    may_change(actor, &user)?;
+    let Editable(mut user) = user;
+    let username = user.username.clone();
+    let username = username.as_str();
     let was_disabled = user.disabled;
-    let mut changed = Vec::new();
-    let text = |field: &str, v: &Value| -> Result<Option<String>> {
-        match v {
-            Value::Null => Ok(None),
-            Value::String(s) => Ok(Some(s.clone())),
-            other => Err(ServiceError::Invalid(format!("{field}: must be a string or null, not {other}"))),
-        }
-    };
-    let mut password = None;
-    let mut hash = None;
-    for (field, value) in patch {
-        match field.as_str() {
-            "email" => {
-                user.email = text(field, value)?;
-                check_email(&user.email)?;
-            }
-            "name" => {
-                user.name = text(field, value)?;
-                check_user_name(&user.name)?;
-            }
-            "password" => password = text(field, value)?,
-            "password_hash" => hash = text(field, value)?,
-            "permissions" => {
-                let raw: Vec<String> = serde_json::from_value(value.clone())
-                    .map_err(|_| ServiceError::Invalid("permissions: must be a list of strings".into()))?;
-                if !actor.administer {
-                    return Err(ServiceError::Forbidden(
-                        "changing permissions needs the system:administer permission".into(),
-                    ));
-                }
-                user.permissions = permissions_of(actor, &raw)?;
-            }
-            "disabled" => {
-                user.disabled = value
-                    .as_bool()
-                    .ok_or_else(|| ServiceError::Invalid(format!("disabled: must be true or false, not {value}")))?;
-            }
-            other => {
-                return Err(ServiceError::Invalid(format!(
-                    "unknown field {other:?}; known fields: email, name, password, password_hash, permissions, disabled"
-                )));
-            }
-        }
-        if field != "password" && field != "password_hash" {
-            changed.push(field.clone());
-        }
+    // In the order of the fields' names, as the API reads them.
+    let mut changed: Vec<String> = Vec::new();
+    if let Some(disabled) = patch.disabled {
+        user.disabled = disabled;
+        changed.push("disabled".into());
     }
+    if let Some(email) = patch.email {
+        user.email = email;
+        check_email(&user.email)?;
+        changed.push("email".into());
+    }
+    if let Some(name) = patch.name {
+        user.name = name;
+        check_user_name(&user.name)?;
+        changed.push("name".into());
+    }
+    if let Some(raw) = patch.permissions {
+        if !actor.administer {
+            return Err(ServiceError::Forbidden("changing permissions needs the system:administer permission".into()));
+        }
+        user.permissions = permissions_of(actor, &raw)?;
+        changed.push("permissions".into());
+    }
+    let (password, hash) = (patch.password, patch.password_hash);
     if let Some(h) = password_hash(state, password, hash).await? {
         user.password_hash = h;
         changed.push("password".into());

@@ -17,11 +17,13 @@ use super::ConsoleState;
 use super::session::{self, CallbackError, Viewer, see_other};
 use super::view::*;
 use super::{CSS, JS};
+use crate::http::admin::client_input;
 use crate::oauth::client::{GrantType, Permission};
 use crate::policy::{
     ConsoleControl, ConsoleInput, POLICY_KEYS, PolicyKey, PolicyKeyDef, PolicySources, PolicyValue, SessionPolicy,
     Source,
 };
+use crate::service::users::UserPatch;
 use crate::service::{self, Actor, ServiceError};
 
 /// A posted form, in order; names may repeat (checkboxes).
@@ -832,7 +834,7 @@ pub async fn user_action(
         return forbidden(&viewer, Permission::UsersEdit).await;
     }
     let back = format!("/console/users/{}", enc(&username));
-    let mut patch = Map::new();
+    let mut patch = UserPatch::default();
     let done = match action.as_str() {
         "disable" => {
             if !form.confirmed() {
@@ -848,24 +850,29 @@ pub async fn user_action(
                 };
                 return confirm(&viewer, &form, c).await;
             }
-            patch.insert("disabled".into(), true.into());
+            patch.disabled = Some(true);
             format!("{username} is disabled and signed out everywhere.")
         }
         "enable" => {
-            patch.insert("disabled".into(), false.into());
+            patch.disabled = Some(false);
             format!("{username} is enabled.")
         }
         "password" => {
-            patch.insert("password".into(), form.get("password").unwrap_or_default().into());
+            patch.password = Some(form.get("password").unwrap_or_default().to_owned());
             format!("The password of {username} was reset.")
         }
         "permissions" => {
-            patch.insert("permissions".into(), form.all("permissions").into());
+            patch.permissions = Some(form.all("permissions").into_iter().map(Into::into).collect());
             format!("The permissions of {username} were saved; they apply from the user's next token.")
         }
         _ => return not_found().await,
     };
-    match service::users::update(&state, &actor(&viewer), &username, &patch, state.now()).await {
+    let actor = actor(&viewer);
+    let updated = match service::users::editable(&state, &actor, &username).await {
+        Ok(user) => service::users::update(&state, &actor, user, patch, state.now()).await,
+        Err(e) => Err(e),
+    };
+    match updated {
         Ok(_) => {
             viewer.flash(done).await;
             see_other(&back)
@@ -1110,7 +1117,11 @@ pub async fn client_create(State(state): State<ConsoleState>, headers: HeaderMap
         Ok(v) => v,
         Err(r) => return r,
     };
-    match service::clients::create(&state, &actor(&viewer), &client_body(&form), state.now()).await {
+    let created = match client_input(client_body(&form)) {
+        Ok(input) => service::clients::create(&state, &actor(&viewer), input, state.now()).await,
+        Err(e) => Err(e),
+    };
+    match created {
         Ok(created) => match created.client_secret {
             Some(secret) => secret_page(&viewer, created.client.spec.id, secret).await,
             None => {
@@ -1172,7 +1183,14 @@ pub async fn client_save(
     };
     let mut body = client_body(&form);
     body.insert("id".into(), id.clone().into());
-    match service::clients::replace(&state, &actor(&viewer), &id, &body, state.now()).await {
+    let saved = match service::clients::editable(&state, &id).await {
+        Ok(old) => match client_input(body) {
+            Ok(input) => service::clients::replace(&state, &actor(&viewer), old, input, state.now()).await,
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
+    match saved {
         Ok(saved) => match saved.client_secret {
             Some(secret) => secret_page(&viewer, id, secret).await,
             None => {
