@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 
+use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
@@ -18,9 +19,8 @@ use axum::response::Response;
 
 use super::CSS;
 use super::ConsoleState;
-use super::pages::{plain, render};
+use super::page::{plain, render};
 use super::session::see_other;
-use super::view::SetupPage;
 use crate::http::authorize::{CSRF_COOKIE, SESSION_COOKIE};
 use crate::http::cookies::{cookie, csrf_token, csrf_token_matches, is_csrf_cookie, new_csrf_cookie, set_cookie};
 use crate::http::form::client_addr;
@@ -29,6 +29,20 @@ use crate::service::ServiceError;
 use crate::service::setup::{self, FirstAdmin, SetupRefusal, SetupStatus};
 use crate::service::signin::{self, SignIn, SignedIn};
 use crate::user::MIN_PASSWORD_CHARS;
+
+/// The first-run page (SPEC 9): create the first administrator.
+#[derive(Template)]
+#[template(path = "console/setup.html")]
+pub struct SetupPage {
+    pub token: String,
+    pub csrf: String,
+    pub username: String,
+    /// Why the last post was refused, and which field it was about.
+    pub error: Option<String>,
+    pub error_field: &'static str,
+    pub min_password: usize,
+    pub css: &'static str,
+}
 
 fn done() -> Response {
     plain(

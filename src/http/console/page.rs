@@ -1,0 +1,235 @@
+//! What every console handler shares: the posted form, rendering, the
+//! page chrome and navigation, the viewer checks (session, CSRF token,
+//! permission) and the pages that answer a refusal or ask to confirm.
+
+use askama::Template;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{Html, IntoResponse, Response};
+
+use super::ConsoleState;
+use super::session::{self, Viewer, see_other};
+use super::view::{Chrome, ConfirmPage, MessagePage, NavItem, PlainPage};
+use super::{CSS, JS};
+use crate::oauth::client::Permission;
+use crate::service::{Actor, ServiceError};
+
+/// A posted form, in order; names may repeat (checkboxes).
+pub(super) struct Form(pub(super) Vec<(String, String)>);
+
+impl Form {
+    pub(super) fn parse(body: &Bytes) -> Form {
+        Form(form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
+    }
+    pub(super) fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+    pub(super) fn text(&self, name: &str) -> String {
+        self.get(name).unwrap_or_default().trim().to_owned()
+    }
+    pub(super) fn all(&self, name: &str) -> Vec<String> {
+        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()
+    }
+    pub(super) fn confirmed(&self) -> bool {
+        self.get("confirmed") == Some("1")
+    }
+    /// Every field but the CSRF token and the confirmation, to post again.
+    pub(super) fn to_repost(&self) -> Vec<(String, String)> {
+        self.0.iter().filter(|(k, _)| k != "csrf" && k != "confirmed").cloned().collect()
+    }
+}
+
+pub(super) fn render(status: StatusCode, page: impl Template) -> Response {
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "rendering a console page");
+            (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be rendered").into_response()
+        }
+    }
+}
+
+pub(super) fn nav(viewer: &Viewer, current: &str) -> Vec<NavItem> {
+    let mut items = Vec::new();
+    let mut add =
+        |href: &'static str, label: &'static str| items.push(NavItem { href, label, current: href == current });
+    if viewer.has(Permission::SystemAdminister) {
+        add("/console/settings", "Session settings");
+    }
+    if viewer.has(Permission::UsersEdit) {
+        add("/console/users", "Users");
+    }
+    if viewer.has(Permission::SystemAdminister) {
+        add("/console/clients", "Clients");
+        add("/console/keys", "Signing keys");
+    }
+    if viewer.has(Permission::UsersEdit) {
+        add("/console/audit", "Audit log");
+    }
+    add("/console/account", "My sessions");
+    items
+}
+
+pub(super) async fn chrome(viewer: &Viewer, title: &str, current: &str) -> Chrome {
+    Chrome {
+        title: title.to_owned(),
+        username: viewer.username().to_owned(),
+        csrf: viewer.csrf.clone(),
+        nav: nav(viewer, current),
+        flash: viewer.take_flash().await,
+        css: &CSS.path,
+        js: &JS.path,
+    }
+}
+
+pub(super) fn actor(viewer: &Viewer) -> Actor {
+    Actor::new(viewer.username(), &viewer.caller.permissions)
+}
+
+/// The viewer of a page, or the redirect to sign in and come back.
+pub(super) async fn page_viewer(state: &ConsoleState, headers: &HeaderMap, uri: &Uri) -> Result<Viewer, Response> {
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/console");
+    session::viewer(state, headers, path).await
+}
+
+/// The viewer of a posted form with a valid CSRF token. Without a session
+/// the browser signs in and lands on the console's start page (a post cannot
+/// be replayed).
+pub(super) async fn form_viewer(state: &ConsoleState, headers: &HeaderMap, form: &Form) -> Result<Viewer, Response> {
+    let viewer = session::viewer(state, headers, "/console").await?;
+    if form.0.iter().any(|(k, v)| k.contains('\0') || v.contains('\0')) {
+        // No field may hold NUL (PostgreSQL could not store it): refused
+        // alike with either store (SPEC 7).
+        let page = MessagePage {
+            chrome: chrome(&viewer, "Bad form", "").await,
+            heading: "This form cannot be used".into(),
+            message: "A field holds a NUL character, which no name or value may contain, so nothing was changed."
+                .into(),
+            back_href: "/console".into(),
+            back_label: "Back to the console".into(),
+        };
+        return Err(render(StatusCode::BAD_REQUEST, page));
+    }
+    if !viewer.csrf_ok(state, form.get("csrf").unwrap_or_default()) {
+        let page = MessagePage {
+            chrome: chrome(&viewer, "Form expired", "").await,
+            heading: "This form has expired".into(),
+            message: "The form did not carry this console session's security token, so nothing was changed. Go back, reload the page and try again.".into(),
+            back_href: "/console".into(),
+            back_label: "Back to the console".into(),
+        };
+        return Err(render(StatusCode::FORBIDDEN, page));
+    }
+    Ok(viewer)
+}
+
+pub(super) async fn forbidden(viewer: &Viewer, what: Permission) -> Response {
+    let page = MessagePage {
+        chrome: chrome(viewer, "Not allowed", "").await,
+        heading: "You cannot open this page".into(),
+        message: format!("This page needs the {} permission, which your account does not have.", what.as_str()),
+        back_href: "/console/account".into(),
+        back_label: "Go to My sessions".into(),
+    };
+    render(StatusCode::FORBIDDEN, page)
+}
+
+pub(super) fn status_of(e: &ServiceError) -> StatusCode {
+    match e {
+        ServiceError::Invalid(_) | ServiceError::InvalidSetting { .. } => StatusCode::BAD_REQUEST,
+        ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
+        ServiceError::Conflict(_) => StatusCode::CONFLICT,
+        ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
+        ServiceError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+pub(super) fn message_of(e: &ServiceError) -> String {
+    match e {
+        ServiceError::Invalid(m)
+        | ServiceError::InvalidSetting { message: m, .. }
+        | ServiceError::NotFound(m)
+        | ServiceError::Conflict(m)
+        | ServiceError::Forbidden(m) => m.clone(),
+        ServiceError::Unavailable { .. } => "The server is busy; try again in a moment.".to_owned(),
+        ServiceError::Internal(Some(context)) => format!("The server could not complete the request ({context})."),
+        _ => "The server could not complete the request.".to_owned(),
+    }
+}
+
+pub(super) async fn failed(viewer: &Viewer, e: ServiceError, back: &str) -> Response {
+    let page = MessagePage {
+        chrome: chrome(viewer, "Not done", "").await,
+        heading: "That did not work".into(),
+        message: message_of(&e),
+        back_href: back.to_owned(),
+        back_label: "Back".into(),
+    };
+    render(status_of(&e), page)
+}
+
+pub(super) struct Confirm<'a> {
+    pub(super) heading: &'a str,
+    pub(super) message: String,
+    pub(super) details: Vec<String>,
+    pub(super) action: String,
+    pub(super) confirm_label: &'a str,
+    pub(super) cancel_href: String,
+}
+
+pub(super) async fn confirm(viewer: &Viewer, form: &Form, c: Confirm<'_>) -> Response {
+    let page = ConfirmPage {
+        chrome: chrome(viewer, c.heading, "").await,
+        heading: c.heading.to_owned(),
+        message: c.message,
+        details: c.details,
+        action: c.action,
+        hidden: form.to_repost(),
+        confirm_label: c.confirm_label.to_owned(),
+        cancel_href: c.cancel_href,
+        danger: true,
+    };
+    render(StatusCode::OK, page)
+}
+
+pub(super) fn enc(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+pub(super) fn plain(status: StatusCode, heading: &str, message: &str, alert: bool) -> Response {
+    let page = PlainPage {
+        heading: heading.to_owned(),
+        message: message.to_owned(),
+        alert,
+        link_href: "/console",
+        link_label: "Sign in to the console",
+        css: &CSS.path,
+    };
+    render(status, page)
+}
+
+pub(super) async fn signed_out_of_console(state: &ConsoleState, viewer: &Viewer) -> Response {
+    viewer.end(state).await;
+    session::clear_cookie(state, see_other("/console/signed-out"))
+}
+
+pub(super) async fn require_admin(state: &ConsoleState, headers: &HeaderMap, uri: &Uri) -> Result<Viewer, Response> {
+    let viewer = page_viewer(state, headers, uri).await?;
+    if !viewer.has(Permission::SystemAdminister) {
+        return Err(forbidden(&viewer, Permission::SystemAdminister).await);
+    }
+    Ok(viewer)
+}
+
+pub(super) async fn require_admin_form(
+    state: &ConsoleState,
+    headers: &HeaderMap,
+    form: &Form,
+) -> Result<Viewer, Response> {
+    let viewer = form_viewer(state, headers, form).await?;
+    if !viewer.has(Permission::SystemAdminister) {
+        return Err(forbidden(&viewer, Permission::SystemAdminister).await);
+    }
+    Ok(viewer)
+}

@@ -1,0 +1,477 @@
+//! `/console/settings` (`system:administer`): the session policy the
+//! console edits, with a preview before a change that ends live sessions.
+
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::Response;
+use serde_json::{Map, Value};
+
+use super::ConsoleState;
+use super::page::{
+    Confirm, Form, actor, chrome, confirm, failed, forbidden, form_viewer, message_of, page_viewer, render,
+};
+use super::session::{Viewer, see_other};
+use super::view::{Chrome, span};
+use crate::oauth::client::Permission;
+use crate::policy::{
+    ConsoleControl, ConsoleInput, POLICY_KEYS, PolicyKey, PolicyKeyDef, PolicySources, PolicyValue, SessionPolicy,
+    Source,
+};
+use crate::service;
+
+/// The idle-timeout controls of one group.
+pub struct IdleForm {
+    pub prefix: &'static str,
+    pub enabled: bool,
+    /// A preset's seconds, or "custom".
+    pub choice: String,
+    pub custom_minutes: String,
+    pub presets: Vec<(u64, &'static str)>,
+    pub source: &'static str,
+    pub error: Option<String>,
+}
+
+/// The days/hours/minutes controls of one group.
+pub struct LifetimeForm {
+    pub prefix: &'static str,
+    pub days: String,
+    pub hours: String,
+    pub minutes: String,
+    pub source: &'static str,
+    pub error: Option<String>,
+}
+
+/// A whole-number field (minutes or seconds) of one key.
+pub struct NumberForm {
+    pub name: &'static str,
+    pub label: String,
+    pub min: u64,
+    pub value: String,
+    pub hint: &'static str,
+    pub source: &'static str,
+    pub error: Option<String>,
+}
+
+/// The controls of one key on the settings page.
+pub enum SettingsField {
+    Idle(IdleForm),
+    Lifetime(LifetimeForm),
+    Number(NumberForm),
+}
+
+impl SettingsField {
+    pub fn set_error(&mut self, message: String) {
+        match self {
+            SettingsField::Idle(f) => f.error = Some(message),
+            SettingsField::Lifetime(f) => f.error = Some(message),
+            SettingsField::Number(f) => f.error = Some(message),
+        }
+    }
+}
+
+/// One fieldset of the settings page.
+pub struct SettingsGroup {
+    pub legend: &'static str,
+    pub note: Option<&'static str>,
+    pub fields: Vec<SettingsField>,
+}
+
+#[derive(Template)]
+#[template(path = "console/settings.html")]
+pub struct SettingsPage {
+    pub chrome: Chrome,
+    pub error: Option<String>,
+    pub ceiling: String,
+    pub ceiling_source: &'static str,
+    pub floor: String,
+    pub floor_source: &'static str,
+    /// The keys of the policy table the console edits, in its order.
+    pub groups: Vec<SettingsGroup>,
+}
+
+const PRESETS: [(u64, &str); 5] =
+    [(3600, "1 hour"), (10_800, "3 hours"), (21_600, "6 hours"), (43_200, "12 hours"), (86_400, "24 hours")];
+
+fn source_name(s: Source) -> &'static str {
+    match s {
+        Source::Default => "default",
+        Source::File => "file",
+        Source::Env => "env",
+        Source::Admin => "admin",
+    }
+}
+
+fn idle_form(prefix: &'static str, t: PolicyValue, source: Source) -> IdleForm {
+    let (enabled, choice, custom_minutes) = match t {
+        PolicyValue::Off => (false, PRESETS[0].0.to_string(), String::new()),
+        PolicyValue::Secs(d) if PRESETS.iter().any(|(s, _)| *s == d.as_secs()) => {
+            (true, d.as_secs().to_string(), String::new())
+        }
+        PolicyValue::Secs(d) => (true, "custom".to_owned(), d.as_secs().div_ceil(60).to_string()),
+    };
+    IdleForm {
+        prefix,
+        enabled,
+        choice,
+        custom_minutes,
+        presets: PRESETS.to_vec(),
+        source: source_name(source),
+        error: None,
+    }
+}
+
+fn idle_form_typed(prefix: &'static str, form: &Form, source: Source) -> IdleForm {
+    IdleForm {
+        prefix,
+        enabled: form.get(&format!("{prefix}_enabled")) == Some("on"),
+        choice: form.get(&format!("{prefix}_choice")).unwrap_or("custom").to_owned(),
+        custom_minutes: form.text(&format!("{prefix}_custom_minutes")),
+        presets: PRESETS.to_vec(),
+        source: source_name(source),
+        error: None,
+    }
+}
+
+fn lifetime_form(prefix: &'static str, secs: u64, source: Source) -> LifetimeForm {
+    LifetimeForm {
+        prefix,
+        days: (secs / 86_400).to_string(),
+        hours: ((secs % 86_400) / 3600).to_string(),
+        minutes: ((secs % 3600) / 60).to_string(),
+        source: source_name(source),
+        error: None,
+    }
+}
+
+fn lifetime_form_typed(prefix: &'static str, form: &Form, source: Source) -> LifetimeForm {
+    LifetimeForm {
+        prefix,
+        days: form.text(&format!("{prefix}_days")),
+        hours: form.text(&format!("{prefix}_hours")),
+        minutes: form.text(&format!("{prefix}_minutes")),
+        source: source_name(source),
+        error: None,
+    }
+}
+
+/// The keys the settings page edits, each with its controls.
+fn console_keys() -> impl Iterator<Item = (&'static PolicyKeyDef, ConsoleControl)> {
+    POLICY_KEYS.iter().filter_map(|d| d.console.map(|c| (d, c)))
+}
+
+/// A note under a fieldset's legend.
+fn group_note(legend: &str) -> Option<&'static str> {
+    (legend == "Remember me").then_some("For sign-ins with \"Remember me\" ticked.")
+}
+
+/// Seconds of a duration value (`off` shows as 0 where only durations go).
+fn shown_secs(v: PolicyValue) -> u64 {
+    match v {
+        PolicyValue::Secs(d) => d.as_secs(),
+        PolicyValue::Off => 0,
+    }
+}
+
+/// The settings page: the values in force, or those just typed (after a
+/// refusal), with errors beside the controls they concern.
+async fn settings_page(
+    state: &ConsoleState,
+    viewer: &Viewer,
+    typed: Option<&Form>,
+    error: Option<String>,
+    errors: Vec<(PolicyKey, String)>,
+) -> SettingsPage {
+    let policy = state.policy();
+    let (p, sources): (&SessionPolicy, &PolicySources) = (&policy.0, &policy.1);
+    let mut groups: Vec<SettingsGroup> = Vec::new();
+    for (def, control) in console_keys() {
+        let source = sources.of(def.key);
+        let current = (def.effective)(p);
+        let number = |name: &'static str, unit: &str, min: u64, hint: &'static str, shown: u64| NumberForm {
+            name,
+            label: format!("{} ({unit})", def.label),
+            min,
+            value: typed.map_or_else(|| shown.to_string(), |f| f.text(name)),
+            hint,
+            source: source_name(source),
+            error: None,
+        };
+        let mut field = match control.input {
+            ConsoleInput::IdleSwitch { prefix } => SettingsField::Idle(match typed {
+                None => idle_form(prefix, current, source),
+                Some(f) => idle_form_typed(prefix, f, source),
+            }),
+            ConsoleInput::DaysHoursMinutes { prefix } => SettingsField::Lifetime(match typed {
+                None => lifetime_form(prefix, shown_secs(current), source),
+                Some(f) => lifetime_form_typed(prefix, f, source),
+            }),
+            ConsoleInput::Minutes { name, hint } => {
+                SettingsField::Number(number(name, "minutes", 1, hint, shown_secs(current).div_ceil(60)))
+            }
+            ConsoleInput::Seconds { name, hint } => {
+                SettingsField::Number(number(name, "seconds", 0, hint, shown_secs(current)))
+            }
+        };
+        if let Some((_, message)) = errors.iter().rev().find(|(k, _)| *k == def.key) {
+            field.set_error(message.clone());
+        }
+        match groups.iter_mut().find(|g| g.legend == control.group) {
+            Some(g) => g.fields.push(field),
+            None => groups.push(SettingsGroup {
+                legend: control.group,
+                note: group_note(control.group),
+                fields: vec![field],
+            }),
+        }
+    }
+    SettingsPage {
+        chrome: chrome(viewer, "Session settings", "/console/settings").await,
+        error,
+        ceiling: span(p.max_lifetime_ceiling.as_secs()),
+        ceiling_source: source_name(sources.of(PolicyKey::MaxLifetimeCeiling)),
+        floor: span(p.admin_floor.as_secs()),
+        floor_source: source_name(sources.of(PolicyKey::AdminFloor)),
+        groups,
+    }
+}
+
+/// `GET /console/settings` (`system:administer`).
+pub async fn settings(State(state): State<ConsoleState>, headers: HeaderMap, uri: Uri) -> Response {
+    let viewer = match page_viewer(&state, &headers, &uri).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if !viewer.has(Permission::SystemAdminister) {
+        return forbidden(&viewer, Permission::SystemAdminister).await;
+    }
+    let page = settings_page(&state, &viewer, None, None, Vec::new()).await;
+    render(StatusCode::OK, page)
+}
+
+fn whole(raw: &str) -> Option<u64> {
+    if raw.is_empty() { Some(0) } else { raw.parse().ok() }
+}
+
+/// An idle timeout as typed: `None` for off.
+fn typed_idle(form: &Form, prefix: &str) -> Result<Option<u64>, String> {
+    if form.get(&format!("{prefix}_enabled")) != Some("on") {
+        return Ok(None);
+    }
+    match form.get(&format!("{prefix}_choice")) {
+        Some(choice) if choice != "custom" => match choice.parse::<u64>() {
+            Ok(secs) if PRESETS.iter().any(|(s, _)| *s == secs) => Ok(Some(secs)),
+            _ => Err("Idle timeout: choose one of the listed timeouts or Custom".into()),
+        },
+        _ => match form.text(&format!("{prefix}_custom_minutes")).parse::<u64>() {
+            Ok(m) if m >= 1 => m.checked_mul(60).map(Some).ok_or_else(|| "Idle timeout: too many minutes".into()),
+            _ => Err("Idle timeout: enter the custom timeout as a whole number of minutes, 1 or more".into()),
+        },
+    }
+}
+
+/// A duration typed as days, hours and minutes (empty = 0).
+fn typed_lifetime(form: &Form, prefix: &str) -> Result<u64, String> {
+    let part = |name: &str| whole(&form.text(&format!("{prefix}_{name}")));
+    let (Some(d), Some(h), Some(m)) = (part("days"), part("hours"), part("minutes")) else {
+        return Err("Maximum session duration: days, hours and minutes must be whole numbers (0 or more)".into());
+    };
+    d.checked_mul(86_400)
+        .and_then(|d| h.checked_mul(3600).and_then(|h| d.checked_add(h)))
+        .and_then(|dh| m.checked_mul(60).and_then(|m| dh.checked_add(m)))
+        .ok_or_else(|| "Maximum session duration: the duration is too long".into())
+}
+
+/// The changes the form makes to the values in force, as the settings use
+/// case takes them: only the values that differ from what the form showed,
+/// so untouched values keep their source.
+fn settings_changes(p: &SessionPolicy, form: &Form) -> Result<Map<String, Value>, Vec<(PolicyKey, String)>> {
+    let mut changes = Map::new();
+    let mut errors = Vec::new();
+    let shown_idle = |v: PolicyValue| match v {
+        PolicyValue::Off => None,
+        PolicyValue::Secs(d) => Some(d.as_secs()),
+    };
+    // Checked idle timeouts first, then durations, minutes, seconds: the
+    // order the refusal lists its complaints in.
+    let mut keys: Vec<_> = console_keys().collect();
+    keys.sort_by_key(|(_, c)| match c.input {
+        ConsoleInput::IdleSwitch { .. } => 0,
+        ConsoleInput::DaysHoursMinutes { .. } => 1,
+        ConsoleInput::Minutes { .. } => 2,
+        ConsoleInput::Seconds { .. } => 3,
+    });
+    for (def, control) in keys {
+        let current = (def.effective)(p);
+        let shown = shown_secs(current);
+        let typed: Result<Option<Value>, String> = match control.input {
+            ConsoleInput::IdleSwitch { prefix } => typed_idle(form, prefix)
+                .map(|t| (t != shown_idle(current)).then(|| t.map(Value::from).unwrap_or_else(|| Value::from("off")))),
+            ConsoleInput::DaysHoursMinutes { prefix } => {
+                typed_lifetime(form, prefix).map(|secs| (secs != shown - shown % 60).then(|| secs.into()))
+            }
+            ConsoleInput::Minutes { name, .. } => match form.text(name).parse::<u64>() {
+                Ok(m) if m >= 1 => Ok((m != shown.div_ceil(60)).then(|| m.saturating_mul(60).into())),
+                _ => Err(format!("{}: a whole number of minutes, 1 or more", def.label)),
+            },
+            ConsoleInput::Seconds { name, .. } => match form.text(name).parse::<u64>() {
+                Ok(s) => Ok((s != shown).then(|| s.into())),
+                Err(_) => Err(format!("{}: a whole number of seconds, 0 or more", def.label)),
+            },
+        };
+        match typed {
+            Ok(Some(value)) => {
+                changes.insert(def.name.to_owned(), value);
+            }
+            Ok(None) => {}
+            Err(e) => errors.push((def.key, e)),
+        }
+    }
+    if errors.is_empty() { Ok(changes) } else { Err(errors) }
+}
+
+/// The control a refusal of the settings use case concerns ("... (field
+/// idle_timeout)").
+fn control_of(message: &str) -> Option<PolicyKey> {
+    let field = message.rsplit_once("(field ")?.1.trim_end_matches(')');
+    console_keys().find(|(d, _)| d.name == field).map(|(d, _)| d.key)
+}
+
+/// What a change sets, old value to new, in the words of the settings page.
+fn change_lines(policy: &SessionPolicy, sources: &PolicySources, changes: &Map<String, Value>) -> Vec<String> {
+    let current = service::settings::view(policy, sources);
+    let shown = |v: &Value| match v {
+        Value::Number(n) => n.as_u64().map_or_else(|| n.to_string(), |s| crate::duration::Secs::new(s).to_string()),
+        Value::String(s) => s.clone(),
+        Value::Null => "the file or environment value".to_owned(),
+        other => other.to_string(),
+    };
+    changes
+        .iter()
+        .map(|(key, new)| {
+            let label = POLICY_KEYS.iter().find(|d| d.name == key).map_or(key.as_str(), |d| d.label);
+            format!("{label}: {} → {}", shown(&current[key.as_str()]), shown(new))
+        })
+        .collect()
+}
+
+fn preview_lines(p: &service::explain::Preview) -> Vec<String> {
+    let mut lines = vec![
+        format!("{} sessions end now", p.sessions_ending_now),
+        format!("{} sessions get shorter", p.sessions_shortened),
+        format!("{} sessions are unchanged", p.sessions_unchanged),
+    ];
+    for (client, c) in &p.by_client {
+        lines.push(format!(
+            "client {client}: {} end now, {} shorter, {} unchanged",
+            c.ending_now, c.shortened, c.unchanged
+        ));
+    }
+    lines
+}
+
+/// `POST /console/settings`: refuse bad input inline; before a change that
+/// ends or shortens live sessions, show the preview and ask to confirm.
+pub async fn settings_save(State(state): State<ConsoleState>, headers: HeaderMap, body: Bytes) -> Response {
+    let form = Form::parse(&body);
+    let viewer = match form_viewer(&state, &headers, &form).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if !viewer.has(Permission::SystemAdminister) {
+        return forbidden(&viewer, Permission::SystemAdminister).await;
+    }
+    let policy = state.policy();
+    let refused = |summary: String, errors: Vec<(PolicyKey, String)>| {
+        let state = state.clone();
+        let viewer = &viewer;
+        let form = &form;
+        async move {
+            let page = settings_page(&state, viewer, Some(form), Some(summary), errors).await;
+            render(StatusCode::BAD_REQUEST, page)
+        }
+    };
+    let changes = match settings_changes(&policy.0, &form) {
+        Ok(c) => c,
+        Err(errors) => {
+            let summary = errors.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>().join(". ");
+            return refused(format!("Nothing was saved. {summary}."), errors).await;
+        }
+    };
+    if changes.is_empty() {
+        viewer.flash("Nothing to save: the values are those in force.").await;
+        return see_other("/console/settings");
+    }
+    let now = state.now();
+    let preview = match service::settings::preview(&state, &changes, now).await {
+        Ok(p) => p,
+        Err(e) => {
+            let message = message_of(&e);
+            let errors = control_of(&message).map(|c| vec![(c, message.clone())]).unwrap_or_default();
+            return refused(format!("Nothing was saved: {message}"), errors).await;
+        }
+    };
+    if !form.confirmed() && (preview.sessions_ending_now > 0 || preview.sessions_shortened > 0) {
+        let c = Confirm {
+            heading: "Apply to live sessions?",
+            message: "This change ends or shortens sessions that are live now.".into(),
+            details: change_lines(&policy.0, &policy.1, &changes).into_iter().chain(preview_lines(&preview)).collect(),
+            action: "/console/settings".into(),
+            confirm_label: "Save and apply",
+            cancel_href: "/console/settings".into(),
+        };
+        return confirm(&viewer, &form, c).await;
+    }
+    match service::settings::update(&state, &actor(&viewer), &changes, now).await {
+        Ok(_) => {
+            viewer.flash("Session settings saved.").await;
+            see_other("/console/settings")
+        }
+        Err(e) => {
+            let message = message_of(&e);
+            let errors = control_of(&message).map(|c| vec![(c, message.clone())]).unwrap_or_default();
+            refused(format!("Nothing was saved: {message}"), errors).await
+        }
+    }
+}
+
+/// `POST /console/settings/reset`: drop the values set here, after showing
+/// what that does to live sessions.
+pub async fn settings_reset(State(state): State<ConsoleState>, headers: HeaderMap, body: Bytes) -> Response {
+    let form = Form::parse(&body);
+    let viewer = match form_viewer(&state, &headers, &form).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if !viewer.has(Permission::SystemAdminister) {
+        return forbidden(&viewer, Permission::SystemAdminister).await;
+    }
+    let now = state.now();
+    if !form.confirmed() {
+        let all_cleared: Map<String, Value> =
+            POLICY_KEYS.iter().filter(|d| d.admin_settable).map(|d| (d.name.to_owned(), Value::Null)).collect();
+        let details = match service::settings::preview(&state, &all_cleared, now).await {
+            Ok(p) => preview_lines(&p),
+            Err(e) => vec![message_of(&e)],
+        };
+        let c = Confirm {
+            heading: "Reset session settings?",
+            message:
+                "Every value set in the console or admin API is dropped; the config file and environment apply again."
+                    .into(),
+            details,
+            action: "/console/settings/reset".into(),
+            confirm_label: "Reset",
+            cancel_href: "/console/settings".into(),
+        };
+        return confirm(&viewer, &form, c).await;
+    }
+    match service::settings::reset(&state, &actor(&viewer), now).await {
+        Ok(_) => {
+            viewer.flash("Session settings reset to the file and environment values.").await;
+            see_other("/console/settings")
+        }
+        Err(e) => failed(&viewer, e, "/console/settings").await,
+    }
+}
