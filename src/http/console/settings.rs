@@ -6,7 +6,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
-use serde_json::{Map, Value};
 
 use super::ConsoleState;
 use super::page::{
@@ -14,12 +13,14 @@ use super::page::{
 };
 use super::session::{Viewer, see_other};
 use super::view::{Chrome, span};
+use crate::duration::Secs;
 use crate::oauth::client::Permission;
 use crate::policy::{
     ConsoleControl, ConsoleInput, POLICY_KEYS, PolicyKey, PolicyKeyDef, PolicySources, PolicyValue, SessionPolicy,
     Source,
 };
-use crate::service;
+use crate::service::settings::PolicyChange;
+use crate::service::{self, ServiceError};
 
 /// The idle-timeout controls of one group.
 pub struct IdleForm {
@@ -286,8 +287,8 @@ fn typed_lifetime(form: &Form, prefix: &str) -> Result<u64, String> {
 /// The changes the form makes to the values in force, as the settings use
 /// case takes them: only the values that differ from what the form showed,
 /// so untouched values keep their source.
-fn settings_changes(p: &SessionPolicy, form: &Form) -> Result<Map<String, Value>, Vec<(PolicyKey, String)>> {
-    let mut changes = Map::new();
+fn settings_changes(p: &SessionPolicy, form: &Form) -> Result<PolicyChange, Vec<(PolicyKey, String)>> {
+    let mut changes = PolicyChange::default();
     let mut errors = Vec::new();
     let shown_idle = |v: PolicyValue| match v {
         PolicyValue::Off => None,
@@ -305,25 +306,25 @@ fn settings_changes(p: &SessionPolicy, form: &Form) -> Result<Map<String, Value>
     for (def, control) in keys {
         let current = (def.effective)(p);
         let shown = shown_secs(current);
-        let typed: Result<Option<Value>, String> = match control.input {
-            ConsoleInput::IdleSwitch { prefix } => typed_idle(form, prefix)
-                .map(|t| (t != shown_idle(current)).then(|| t.map(Value::from).unwrap_or_else(|| Value::from("off")))),
-            ConsoleInput::DaysHoursMinutes { prefix } => {
-                typed_lifetime(form, prefix).map(|secs| (secs != shown - shown % 60).then(|| secs.into()))
-            }
+        let typed: Result<Option<PolicyValue>, String> = match control.input {
+            ConsoleInput::IdleSwitch { prefix } => typed_idle(form, prefix).map(|t| {
+                (t != shown_idle(current)).then(|| t.map_or(PolicyValue::Off, |s| PolicyValue::Secs(Secs::new(s))))
+            }),
+            ConsoleInput::DaysHoursMinutes { prefix } => typed_lifetime(form, prefix)
+                .map(|secs| (secs != shown - shown % 60).then(|| PolicyValue::Secs(Secs::new(secs)))),
             ConsoleInput::Minutes { name, .. } => match form.text(name).parse::<u64>() {
-                Ok(m) if m >= 1 => Ok((m != shown.div_ceil(60)).then(|| m.saturating_mul(60).into())),
+                Ok(m) if m >= 1 => {
+                    Ok((m != shown.div_ceil(60)).then(|| PolicyValue::Secs(Secs::new(m.saturating_mul(60)))))
+                }
                 _ => Err(format!("{}: a whole number of minutes, 1 or more", def.label)),
             },
             ConsoleInput::Seconds { name, .. } => match form.text(name).parse::<u64>() {
-                Ok(s) => Ok((s != shown).then(|| s.into())),
+                Ok(s) => Ok((s != shown).then(|| PolicyValue::Secs(Secs::new(s)))),
                 Err(_) => Err(format!("{}: a whole number of seconds, 0 or more", def.label)),
             },
         };
         match typed {
-            Ok(Some(value)) => {
-                changes.insert(def.name.to_owned(), value);
-            }
+            Ok(Some(value)) => changes.set(def.key, Some(value)),
             Ok(None) => {}
             Err(e) => errors.push((def.key, e)),
         }
@@ -331,28 +332,29 @@ fn settings_changes(p: &SessionPolicy, form: &Form) -> Result<Map<String, Value>
     if errors.is_empty() { Ok(changes) } else { Err(errors) }
 }
 
-/// The control a refusal of the settings use case concerns ("... (field
-/// idle_timeout)").
-fn control_of(message: &str) -> Option<PolicyKey> {
-    let field = message.rsplit_once("(field ")?.1.trim_end_matches(')');
-    console_keys().find(|(d, _)| d.name == field).map(|(d, _)| d.key)
+/// The refusal of the settings use case, and the control of the setting it
+/// names (an `InvalidSetting` carries its key).
+fn refusal_of(e: &ServiceError) -> (String, Vec<(PolicyKey, String)>) {
+    let message = message_of(e);
+    let control = match e {
+        ServiceError::InvalidSetting { key, .. } => console_keys().find(|(d, _)| d.name == *key).map(|(d, _)| d.key),
+        _ => None,
+    };
+    let errors = control.map(|c| vec![(c, message.clone())]).unwrap_or_default();
+    (message, errors)
 }
 
 /// What a change sets, old value to new, in the words of the settings page.
-fn change_lines(policy: &SessionPolicy, sources: &PolicySources, changes: &Map<String, Value>) -> Vec<String> {
+fn change_lines(policy: &SessionPolicy, sources: &PolicySources, changes: &PolicyChange) -> Vec<String> {
     let current = service::settings::view(policy, sources);
-    let shown = |v: &Value| match v {
-        Value::Number(n) => n.as_u64().map_or_else(|| n.to_string(), |s| crate::duration::Secs::new(s).to_string()),
-        Value::String(s) => s.clone(),
-        Value::Null => "the file or environment value".to_owned(),
-        other => other.to_string(),
+    let shown = |v: Option<PolicyValue>| match v {
+        Some(PolicyValue::Secs(d)) => d.to_string(),
+        Some(PolicyValue::Off) => "off".to_owned(),
+        None => "the file or environment value".to_owned(),
     };
     changes
         .iter()
-        .map(|(key, new)| {
-            let label = POLICY_KEYS.iter().find(|d| d.name == key).map_or(key.as_str(), |d| d.label);
-            format!("{label}: {} → {}", shown(&current[key.as_str()]), shown(new))
-        })
+        .map(|(def, new)| format!("{}: {} → {}", def.label, shown(current.value(def.key)), shown(new)))
         .collect()
 }
 
@@ -407,8 +409,7 @@ pub async fn settings_save(State(state): State<ConsoleState>, headers: HeaderMap
     let preview = match service::settings::preview(&state, &changes, now).await {
         Ok(p) => p,
         Err(e) => {
-            let message = message_of(&e);
-            let errors = control_of(&message).map(|c| vec![(c, message.clone())]).unwrap_or_default();
+            let (message, errors) = refusal_of(&e);
             return refused(format!("Nothing was saved: {message}"), errors).await;
         }
     };
@@ -429,8 +430,7 @@ pub async fn settings_save(State(state): State<ConsoleState>, headers: HeaderMap
             see_other("/console/settings")
         }
         Err(e) => {
-            let message = message_of(&e);
-            let errors = control_of(&message).map(|c| vec![(c, message.clone())]).unwrap_or_default();
+            let (message, errors) = refusal_of(&e);
             refused(format!("Nothing was saved: {message}"), errors).await
         }
     }
@@ -449,8 +449,7 @@ pub async fn settings_reset(State(state): State<ConsoleState>, headers: HeaderMa
     }
     let now = state.now();
     if !form.confirmed() {
-        let all_cleared: Map<String, Value> =
-            POLICY_KEYS.iter().filter(|d| d.admin_settable).map(|d| (d.name.to_owned(), Value::Null)).collect();
+        let all_cleared = PolicyChange::clear_all();
         let details = match service::settings::preview(&state, &all_cleared, now).await {
             Ok(p) => preview_lines(&p),
             Err(e) => vec![message_of(&e)],
