@@ -2,20 +2,18 @@
 //! form, new secrets (shown once) and deletion.
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Map, Value};
 
 use super::ConsoleState;
-use super::page::{
-    Confirm, Form, actor, chrome, confirm, enc, failed, message_of, render, require_admin, require_admin_form,
-    status_of,
-};
+use super::extract::{AdminViewer, Administer, CsrfForm, PageViewer};
+use super::page::{Confirm, Form, actor, chrome, confirm, enc, failed, message_of, render, status_of};
 use super::session::{Viewer, see_other};
 use super::view::{Chrome, span};
 use crate::admin;
+use crate::http::pages::PageError;
 use crate::oauth::client::GrantType;
 
 pub struct ClientRow {
@@ -83,11 +81,10 @@ fn limits_text(spec: &crate::oauth::client_spec::ClientSpec) -> String {
 }
 
 /// `GET /console/clients` (`system:administer`).
-pub async fn clients(State(state): State<ConsoleState>, headers: HeaderMap, uri: Uri) -> Response {
-    let viewer = match require_admin(&state, &headers, &uri).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn clients(
+    State(state): State<ConsoleState>,
+    PageViewer { viewer, .. }: AdminViewer,
+) -> Result<Response, PageError> {
     let rows = admin::clients::list(&state)
         .into_iter()
         .map(|c| ClientRow {
@@ -100,7 +97,10 @@ pub async fn clients(State(state): State<ConsoleState>, headers: HeaderMap, uri:
             id: c.spec.id,
         })
         .collect();
-    render(StatusCode::OK, ClientsPage { chrome: chrome(&viewer, "Clients", "/console/clients").await, clients: rows })
+    Ok(render(
+        StatusCode::OK,
+        ClientsPage { chrome: chrome(&viewer, "Clients", "/console/clients").await, clients: rows },
+    ))
 }
 
 fn grant_boxes(checked: &[String]) -> Vec<(&'static str, bool)> {
@@ -179,11 +179,10 @@ fn client_body(form: &Form) -> Map<String, Value> {
 }
 
 /// `GET /console/clients/new`.
-pub async fn client_new(State(state): State<ConsoleState>, headers: HeaderMap, uri: Uri) -> Response {
-    let viewer = match require_admin(&state, &headers, &uri).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn client_new(
+    State(_state): State<ConsoleState>,
+    PageViewer { viewer, .. }: AdminViewer,
+) -> Result<Response, PageError> {
     let f = ClientForm {
         grant_types: grant_boxes(&["authorization_code".to_owned(), "refresh_token".to_owned()]),
         scopes: "openid profile email".into(),
@@ -191,7 +190,7 @@ pub async fn client_new(State(state): State<ConsoleState>, headers: HeaderMap, u
     };
     let page =
         ClientPage { chrome: chrome(&viewer, "New client", "/console/clients").await, creating: true, f, error: None };
-    render(StatusCode::OK, page)
+    Ok(render(StatusCode::OK, page))
 }
 
 async fn secret_page(viewer: &Viewer, client_id: String, secret: String) -> Response {
@@ -200,13 +199,11 @@ async fn secret_page(viewer: &Viewer, client_id: String, secret: String) -> Resp
 }
 
 /// `POST /console/clients`: create; a generated secret is shown once.
-pub async fn client_create(State(state): State<ConsoleState>, headers: HeaderMap, body: Bytes) -> Response {
-    let form = Form::parse(&body);
-    let viewer = match require_admin_form(&state, &headers, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    match admin::clients::create(&state, &actor(&viewer), &client_body(&form), state.now()).await {
+pub async fn client_create(
+    State(state): State<ConsoleState>,
+    CsrfForm { viewer, form, .. }: CsrfForm<Administer>,
+) -> Result<Response, PageError> {
+    Ok(match admin::clients::create(&state, &actor(&viewer), &client_body(&form), state.now()).await {
         Ok(created) => match created.client_secret {
             Some(secret) => secret_page(&viewer, created.client.spec.id, secret).await,
             None => {
@@ -224,21 +221,16 @@ pub async fn client_create(State(state): State<ConsoleState>, headers: HeaderMap
             };
             render(status, page)
         }
-    }
+    })
 }
 
 /// `GET /console/clients/{id}`.
 pub async fn client(
     State(state): State<ConsoleState>,
-    headers: HeaderMap,
-    uri: Uri,
     Path(id): Path<String>,
-) -> Response {
-    let viewer = match require_admin(&state, &headers, &uri).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    match admin::clients::show(&state, &id) {
+    PageViewer { viewer, .. }: AdminViewer,
+) -> Result<Response, PageError> {
+    Ok(match admin::clients::show(&state, &id) {
         Ok(c) => {
             let page = ClientPage {
                 chrome: chrome(&viewer, &format!("Client {id}"), "/console/clients").await,
@@ -251,24 +243,18 @@ pub async fn client(
             render(StatusCode::OK, page)
         }
         Err(e) => failed(&viewer, e, "/console/clients").await,
-    }
+    })
 }
 
 /// `POST /console/clients/{id}`: replace the client's settings.
 pub async fn client_save(
     State(state): State<ConsoleState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    let form = Form::parse(&body);
-    let viewer = match require_admin_form(&state, &headers, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    CsrfForm { viewer, form, .. }: CsrfForm<Administer>,
+) -> Result<Response, PageError> {
     let mut body = client_body(&form);
     body.insert("id".into(), id.clone().into());
-    match admin::clients::replace(&state, &actor(&viewer), &id, &body, state.now()).await {
+    Ok(match admin::clients::replace(&state, &actor(&viewer), &id, &body, state.now()).await {
         Ok(saved) => match saved.client_secret {
             Some(secret) => secret_page(&viewer, id, secret).await,
             None => {
@@ -288,21 +274,15 @@ pub async fn client_save(
             };
             render(status, page)
         }
-    }
+    })
 }
 
 /// `POST /console/clients/{id}/secret`: a new secret, shown once.
 pub async fn client_secret(
     State(state): State<ConsoleState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    let form = Form::parse(&body);
-    let viewer = match require_admin_form(&state, &headers, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    CsrfForm { viewer, form, .. }: CsrfForm<Administer>,
+) -> Result<Response, PageError> {
     let back = format!("/console/clients/{}", enc(&id));
     if !form.confirmed() {
         let c = Confirm {
@@ -313,29 +293,23 @@ pub async fn client_secret(
             confirm_label: "Rotate secret",
             cancel_href: back.clone(),
         };
-        return confirm(&viewer, &form, c).await;
+        return Ok(confirm(&viewer, &form, c).await);
     }
-    match admin::clients::rotate_secret(&state, &actor(&viewer), &id, state.now()).await {
+    Ok(match admin::clients::rotate_secret(&state, &actor(&viewer), &id, state.now()).await {
         Ok(rotated) => match rotated.client_secret {
             Some(secret) => secret_page(&viewer, id, secret).await,
             None => see_other(&back),
         },
         Err(e) => failed(&viewer, e, &back).await,
-    }
+    })
 }
 
 /// `POST /console/clients/{id}/delete`.
 pub async fn client_delete(
     State(state): State<ConsoleState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    let form = Form::parse(&body);
-    let viewer = match require_admin_form(&state, &headers, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    CsrfForm { viewer, form, .. }: CsrfForm<Administer>,
+) -> Result<Response, PageError> {
     let back = format!("/console/clients/{}", enc(&id));
     if !form.confirmed() {
         let c = Confirm {
@@ -346,13 +320,13 @@ pub async fn client_delete(
             confirm_label: "Delete client",
             cancel_href: back.clone(),
         };
-        return confirm(&viewer, &form, c).await;
+        return Ok(confirm(&viewer, &form, c).await);
     }
-    match admin::clients::delete(&state, &actor(&viewer), &id, state.now()).await {
+    Ok(match admin::clients::delete(&state, &actor(&viewer), &id, state.now()).await {
         Ok(revoked) => {
             viewer.flash(format!("Client {id} deleted; {revoked} of its sessions were revoked.")).await;
             see_other("/console/clients")
         }
         Err(e) => failed(&viewer, e, &back).await,
-    }
+    })
 }

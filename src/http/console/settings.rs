@@ -2,20 +2,18 @@
 //! console edits, with a preview before a change that ends live sessions.
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Map, Value};
 
 use super::ConsoleState;
-use super::page::{
-    Confirm, Form, actor, chrome, confirm, failed, forbidden, form_viewer, message_of, page_viewer, render,
-};
+use super::extract::{AdminViewer, Administer, CsrfForm, PageViewer};
+use super::page::{Confirm, Form, actor, chrome, confirm, failed, message_of, render};
 use super::session::{Viewer, see_other};
 use super::view::{Chrome, span};
 use crate::admin;
-use crate::oauth::client::Permission;
+use crate::http::pages::PageError;
 use crate::policy::{
     ConsoleControl, ConsoleInput, POLICY_KEYS, PolicyKey, PolicyKeyDef, PolicySources, PolicyValue, SessionPolicy,
     Source,
@@ -238,16 +236,12 @@ async fn settings_page(
 }
 
 /// `GET /console/settings` (`system:administer`).
-pub async fn settings(State(state): State<ConsoleState>, headers: HeaderMap, uri: Uri) -> Response {
-    let viewer = match page_viewer(&state, &headers, &uri).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    if !viewer.has(Permission::SystemAdminister) {
-        return forbidden(&viewer, Permission::SystemAdminister).await;
-    }
+pub async fn settings(
+    State(state): State<ConsoleState>,
+    PageViewer { viewer, .. }: AdminViewer,
+) -> Result<Response, PageError> {
     let page = settings_page(&state, &viewer, None, None, Vec::new()).await;
-    render(StatusCode::OK, page)
+    Ok(render(StatusCode::OK, page))
 }
 
 fn whole(raw: &str) -> Option<u64> {
@@ -373,15 +367,10 @@ fn preview_lines(p: &admin::policy::Preview) -> Vec<String> {
 
 /// `POST /console/settings`: refuse bad input inline; before a change that
 /// ends or shortens live sessions, show the preview and ask to confirm.
-pub async fn settings_save(State(state): State<ConsoleState>, headers: HeaderMap, body: Bytes) -> Response {
-    let form = Form::parse(&body);
-    let viewer = match form_viewer(&state, &headers, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    if !viewer.has(Permission::SystemAdminister) {
-        return forbidden(&viewer, Permission::SystemAdminister).await;
-    }
+pub async fn settings_save(
+    State(state): State<ConsoleState>,
+    CsrfForm { viewer, form, .. }: CsrfForm<Administer>,
+) -> Result<Response, PageError> {
     let policy = state.policy();
     let refused = |summary: String, errors: Vec<(PolicyKey, String)>| {
         let state = state.clone();
@@ -396,12 +385,12 @@ pub async fn settings_save(State(state): State<ConsoleState>, headers: HeaderMap
         Ok(c) => c,
         Err(errors) => {
             let summary = errors.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>().join(". ");
-            return refused(format!("Nothing was saved. {summary}."), errors).await;
+            return Ok(refused(format!("Nothing was saved. {summary}."), errors).await);
         }
     };
     if changes.is_empty() {
         viewer.flash("Nothing to save: the values are those in force.").await;
-        return see_other("/console/settings");
+        return Ok(see_other("/console/settings"));
     }
     let now = state.now();
     let preview = match admin::settings::preview(&state, &changes, now).await {
@@ -409,7 +398,7 @@ pub async fn settings_save(State(state): State<ConsoleState>, headers: HeaderMap
         Err(e) => {
             let message = message_of(&e);
             let errors = control_of(&message).map(|c| vec![(c, message.clone())]).unwrap_or_default();
-            return refused(format!("Nothing was saved: {message}"), errors).await;
+            return Ok(refused(format!("Nothing was saved: {message}"), errors).await);
         }
     };
     if !form.confirmed() && (preview.sessions_ending_now > 0 || preview.sessions_shortened > 0) {
@@ -421,9 +410,9 @@ pub async fn settings_save(State(state): State<ConsoleState>, headers: HeaderMap
             confirm_label: "Save and apply",
             cancel_href: "/console/settings".into(),
         };
-        return confirm(&viewer, &form, c).await;
+        return Ok(confirm(&viewer, &form, c).await);
     }
-    match admin::settings::update(&state, &actor(&viewer), &changes, now).await {
+    Ok(match admin::settings::update(&state, &actor(&viewer), &changes, now).await {
         Ok(_) => {
             viewer.flash("Session settings saved.").await;
             see_other("/console/settings")
@@ -433,20 +422,15 @@ pub async fn settings_save(State(state): State<ConsoleState>, headers: HeaderMap
             let errors = control_of(&message).map(|c| vec![(c, message.clone())]).unwrap_or_default();
             refused(format!("Nothing was saved: {message}"), errors).await
         }
-    }
+    })
 }
 
 /// `POST /console/settings/reset`: drop the values set here, after showing
 /// what that does to live sessions.
-pub async fn settings_reset(State(state): State<ConsoleState>, headers: HeaderMap, body: Bytes) -> Response {
-    let form = Form::parse(&body);
-    let viewer = match form_viewer(&state, &headers, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    if !viewer.has(Permission::SystemAdminister) {
-        return forbidden(&viewer, Permission::SystemAdminister).await;
-    }
+pub async fn settings_reset(
+    State(state): State<ConsoleState>,
+    CsrfForm { viewer, form, .. }: CsrfForm<Administer>,
+) -> Result<Response, PageError> {
     let now = state.now();
     if !form.confirmed() {
         let all_cleared: Map<String, Value> =
@@ -465,13 +449,13 @@ pub async fn settings_reset(State(state): State<ConsoleState>, headers: HeaderMa
             confirm_label: "Reset",
             cancel_href: "/console/settings".into(),
         };
-        return confirm(&viewer, &form, c).await;
+        return Ok(confirm(&viewer, &form, c).await);
     }
-    match admin::settings::reset(&state, &actor(&viewer), now).await {
+    Ok(match admin::settings::reset(&state, &actor(&viewer), now).await {
         Ok(_) => {
             viewer.flash("Session settings reset to the file and environment values.").await;
             see_other("/console/settings")
         }
         Err(e) => failed(&viewer, e, "/console/settings").await,
-    }
+    })
 }
