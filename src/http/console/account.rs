@@ -1,17 +1,16 @@
 //! `/console/account` (everyone): the viewer's own sessions.
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::ConsoleState;
-use super::page::{
-    Confirm, Form, chrome, confirm, enc, failed, form_viewer, page_viewer, render, signed_out_of_console,
-};
+use super::extract::{CsrfForm, PageViewer};
+use super::page::{Confirm, chrome, confirm, enc, failed, render, signed_out_of_console};
 use super::session::see_other;
 use super::view::{Chrome, SessionRow};
+use crate::http::pages::PageError;
 use crate::service;
 
 #[derive(Template)]
@@ -23,16 +22,15 @@ pub struct AccountPage {
 }
 
 /// `GET /console/account`: the viewer's own sessions (everyone).
-pub async fn account(State(state): State<ConsoleState>, headers: HeaderMap, uri: Uri) -> Response {
-    let viewer = match page_viewer(&state, &headers, &uri).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn account(
+    State(state): State<ConsoleState>,
+    PageViewer { viewer, .. }: PageViewer,
+) -> Result<Response, PageError> {
     let current = viewer.caller.claims.sid.clone();
     let sessions =
         match service::sessions::live_sessions(&state, viewer.username(), current.as_deref(), state.now()).await {
             Ok(s) => s,
-            Err(e) => return failed(&viewer, e, "/console/account").await,
+            Err(e) => return Ok(failed(&viewer, e, "/console/account").await),
         };
     let rows = sessions
         .into_iter()
@@ -47,24 +45,18 @@ pub async fn account(State(state): State<ConsoleState>, headers: HeaderMap, uri:
         sessions: rows,
         sessions_caption: "Your sessions",
     };
-    render(StatusCode::OK, page)
+    Ok(render(StatusCode::OK, page))
 }
 
 /// `POST /console/account/sessions/{sid}/revoke`: sign out one of the
 /// viewer's sessions; the current one signs the console out too.
 pub async fn account_revoke(
     State(state): State<ConsoleState>,
-    headers: HeaderMap,
     Path(sid): Path<String>,
-    body: Bytes,
-) -> Response {
-    let form = Form::parse(&body);
-    let viewer = match form_viewer(&state, &headers, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    CsrfForm { viewer, form: _, .. }: CsrfForm,
+) -> Result<Response, PageError> {
     let username = viewer.username().to_owned();
-    match service::sessions::revoke_own(&state, &username, &sid, state.now()).await {
+    Ok(match service::sessions::revoke_own(&state, &username, &sid, state.now()).await {
         Ok(()) if viewer.caller.claims.sid.as_deref() == Some(sid.as_str()) => {
             signed_out_of_console(&state, &viewer).await
         }
@@ -73,20 +65,14 @@ pub async fn account_revoke(
             see_other("/console/account")
         }
         Err(e) => failed(&viewer, e, "/console/account").await,
-    }
+    })
 }
 
 /// `POST /console/account/sign-out-everywhere`.
 pub async fn account_sign_out_everywhere(
     State(state): State<ConsoleState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let form = Form::parse(&body);
-    let viewer = match form_viewer(&state, &headers, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    CsrfForm { viewer, form, .. }: CsrfForm,
+) -> Result<Response, PageError> {
     if !form.confirmed() {
         let c = Confirm {
             heading: "Sign out everywhere?",
@@ -96,11 +82,11 @@ pub async fn account_sign_out_everywhere(
             confirm_label: "Sign out everywhere",
             cancel_href: "/console/account".into(),
         };
-        return confirm(&viewer, &form, c).await;
+        return Ok(confirm(&viewer, &form, c).await);
     }
     let username = viewer.username().to_owned();
-    match service::sessions::revoke_own_all(&state, &username, state.now()).await {
+    Ok(match service::sessions::revoke_own_all(&state, &username, state.now()).await {
         Ok(()) => signed_out_of_console(&state, &viewer).await,
         Err(e) => failed(&viewer, e, "/console/account").await,
-    }
+    })
 }

@@ -4,13 +4,14 @@ use std::collections::HashMap;
 
 use askama::Template;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::ConsoleState;
-use super::page::{chrome, forbidden, message_of, page_viewer, render, status_of};
+use super::extract::{PageViewer, UsersViewer};
+use super::page::{chrome, message_of, render, status_of};
 use super::view::{Chrome, Time};
-use crate::oauth::client::Permission;
+use crate::http::pages::PageError;
 use crate::service;
 
 pub struct EventRow {
@@ -35,17 +36,9 @@ pub struct AuditPage {
 /// `GET /console/audit?user=&kind=&before=` (`users:edit`).
 pub async fn audit(
     State(state): State<ConsoleState>,
-    headers: HeaderMap,
-    uri: Uri,
     RawQuery(raw): RawQuery,
-) -> Response {
-    let viewer = match page_viewer(&state, &headers, &uri).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    if !viewer.has(Permission::UsersEdit) {
-        return forbidden(&viewer, Permission::UsersEdit).await;
-    }
+    PageViewer { viewer, .. }: UsersViewer,
+) -> Result<Response, PageError> {
     let raw = raw.as_deref();
     let pairs: HashMap<String, String> = form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -79,5 +72,5 @@ pub async fn audit(
         next,
         error,
     };
-    render(status, page)
+    Ok(render(status, page))
 }

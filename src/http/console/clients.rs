@@ -2,20 +2,18 @@
 //! form, new secrets (shown once) and deletion.
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Map, Value};
 
 use super::ConsoleState;
-use super::page::{
-    Confirm, Form, actor, chrome, confirm, enc, failed, message_of, render, require_admin, require_admin_form,
-    status_of,
-};
+use super::extract::{AdminViewer, Administer, CsrfForm, PageViewer};
+use super::page::{Confirm, Form, actor, chrome, confirm, enc, failed, message_of, render, status_of};
 use super::session::{Viewer, see_other};
 use super::view::{Chrome, span};
 use crate::http::admin::client_input;
+use crate::http::pages::PageError;
 use crate::oauth::client::GrantType;
 use crate::service;
 
@@ -84,11 +82,10 @@ fn limits_text(spec: &crate::oauth::client_spec::ClientSpec) -> String {
 }
 
 /// `GET /console/clients` (`system:administer`).
-pub async fn clients(State(state): State<ConsoleState>, headers: HeaderMap, uri: Uri) -> Response {
-    let viewer = match require_admin(&state, &headers, &uri).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn clients(
+    State(state): State<ConsoleState>,
+    PageViewer { viewer, .. }: AdminViewer,
+) -> Result<Response, PageError> {
     let rows = service::clients::list(&state)
         .into_iter()
         .map(|c| ClientRow {
@@ -101,7 +98,10 @@ pub async fn clients(State(state): State<ConsoleState>, headers: HeaderMap, uri:
             id: c.spec.id,
         })
         .collect();
-    render(StatusCode::OK, ClientsPage { chrome: chrome(&viewer, "Clients", "/console/clients").await, clients: rows })
+    Ok(render(
+        StatusCode::OK,
+        ClientsPage { chrome: chrome(&viewer, "Clients", "/console/clients").await, clients: rows },
+    ))
 }
 
 fn grant_boxes(checked: &[String]) -> Vec<(&'static str, bool)> {
@@ -180,11 +180,10 @@ fn client_body(form: &Form) -> Map<String, Value> {
 }
 
 /// `GET /console/clients/new`.
-pub async fn client_new(State(state): State<ConsoleState>, headers: HeaderMap, uri: Uri) -> Response {
-    let viewer = match require_admin(&state, &headers, &uri).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn client_new(
+    State(_state): State<ConsoleState>,
+    PageViewer { viewer, .. }: AdminViewer,
+) -> Result<Response, PageError> {
     let f = ClientForm {
         grant_types: grant_boxes(&["authorization_code".to_owned(), "refresh_token".to_owned()]),
         scopes: "openid profile email".into(),
@@ -192,7 +191,7 @@ pub async fn client_new(State(state): State<ConsoleState>, headers: HeaderMap, u
     };
     let page =
         ClientPage { chrome: chrome(&viewer, "New client", "/console/clients").await, creating: true, f, error: None };
-    render(StatusCode::OK, page)
+    Ok(render(StatusCode::OK, page))
 }
 
 async fn secret_page(viewer: &Viewer, client_id: String, secret: String) -> Response {
@@ -201,17 +200,15 @@ async fn secret_page(viewer: &Viewer, client_id: String, secret: String) -> Resp
 }
 
 /// `POST /console/clients`: create; a generated secret is shown once.
-pub async fn client_create(State(state): State<ConsoleState>, headers: HeaderMap, body: Bytes) -> Response {
-    let form = Form::parse(&body);
-    let viewer = match require_admin_form(&state, &headers, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn client_create(
+    State(state): State<ConsoleState>,
+    CsrfForm { viewer, form, .. }: CsrfForm<Administer>,
+) -> Result<Response, PageError> {
     let created = match client_input(client_body(&form)) {
         Ok(input) => service::clients::create(&state, &actor(&viewer), input, state.now()).await,
         Err(e) => Err(e),
     };
-    match created {
+    Ok(match created {
         Ok(created) => match created.client_secret {
             Some(secret) => secret_page(&viewer, created.client.spec.id, secret).await,
             None => {
@@ -229,21 +226,16 @@ pub async fn client_create(State(state): State<ConsoleState>, headers: HeaderMap
             };
             render(status, page)
         }
-    }
+    })
 }
 
 /// `GET /console/clients/{id}`.
 pub async fn client(
     State(state): State<ConsoleState>,
-    headers: HeaderMap,
-    uri: Uri,
     Path(id): Path<String>,
-) -> Response {
-    let viewer = match require_admin(&state, &headers, &uri).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    match service::clients::show(&state, &id) {
+    PageViewer { viewer, .. }: AdminViewer,
+) -> Result<Response, PageError> {
+    Ok(match service::clients::show(&state, &id) {
         Ok(c) => {
             let page = ClientPage {
                 chrome: chrome(&viewer, &format!("Client {id}"), "/console/clients").await,
@@ -256,21 +248,15 @@ pub async fn client(
             render(StatusCode::OK, page)
         }
         Err(e) => failed(&viewer, e, "/console/clients").await,
-    }
+    })
 }
 
 /// `POST /console/clients/{id}`: replace the client's settings.
 pub async fn client_save(
     State(state): State<ConsoleState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    let form = Form::parse(&body);
-    let viewer = match require_admin_form(&state, &headers, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    CsrfForm { viewer, form, .. }: CsrfForm<Administer>,
+) -> Result<Response, PageError> {
     let mut body = client_body(&form);
     body.insert("id".into(), id.clone().into());
     let saved = match service::clients::editable(&state, &id).await {
@@ -280,7 +266,7 @@ pub async fn client_save(
         },
         Err(e) => Err(e),
     };
-    match saved {
+    Ok(match saved {
         Ok(saved) => match saved.client_secret {
             Some(secret) => secret_page(&viewer, id, secret).await,
             None => {
@@ -300,21 +286,15 @@ pub async fn client_save(
             };
             render(status, page)
         }
-    }
+    })
 }
 
 /// `POST /console/clients/{id}/secret`: a new secret, shown once.
 pub async fn client_secret(
     State(state): State<ConsoleState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    let form = Form::parse(&body);
-    let viewer = match require_admin_form(&state, &headers, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    CsrfForm { viewer, form, .. }: CsrfForm<Administer>,
+) -> Result<Response, PageError> {
     let back = format!("/console/clients/{}", enc(&id));
     if !form.confirmed() {
         let c = Confirm {
@@ -325,29 +305,23 @@ pub async fn client_secret(
             confirm_label: "Rotate secret",
             cancel_href: back.clone(),
         };
-        return confirm(&viewer, &form, c).await;
+        return Ok(confirm(&viewer, &form, c).await);
     }
-    match service::clients::rotate_secret(&state, &actor(&viewer), &id, state.now()).await {
+    Ok(match service::clients::rotate_secret(&state, &actor(&viewer), &id, state.now()).await {
         Ok(rotated) => match rotated.client_secret {
             Some(secret) => secret_page(&viewer, id, secret).await,
             None => see_other(&back),
         },
         Err(e) => failed(&viewer, e, &back).await,
-    }
+    })
 }
 
 /// `POST /console/clients/{id}/delete`.
 pub async fn client_delete(
     State(state): State<ConsoleState>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    let form = Form::parse(&body);
-    let viewer = match require_admin_form(&state, &headers, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    CsrfForm { viewer, form, .. }: CsrfForm<Administer>,
+) -> Result<Response, PageError> {
     let back = format!("/console/clients/{}", enc(&id));
     if !form.confirmed() {
         let c = Confirm {
@@ -358,13 +332,13 @@ pub async fn client_delete(
             confirm_label: "Delete client",
             cancel_href: back.clone(),
         };
-        return confirm(&viewer, &form, c).await;
+        return Ok(confirm(&viewer, &form, c).await);
     }
-    match service::clients::delete(&state, &actor(&viewer), &id, state.now()).await {
+    Ok(match service::clients::delete(&state, &actor(&viewer), &id, state.now()).await {
         Ok(revoked) => {
             viewer.flash(format!("Client {id} deleted; {revoked} of its sessions were revoked.")).await;
             see_other("/console/clients")
         }
         Err(e) => failed(&viewer, e, &back).await,
-    }
+    })
 }

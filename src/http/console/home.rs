@@ -3,30 +3,28 @@
 
 use std::collections::HashMap;
 
-use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 
 use super::ConsoleState;
-use super::page::{Form, failed, form_viewer, plain, signed_out_of_console};
+use super::extract::CsrfForm;
+use super::page::{failed, plain, signed_out_of_console};
 use super::session::{self, CallbackError, see_other};
+use crate::http::pages::PageError;
 use crate::oauth::client::Permission;
 use crate::service::ServiceError;
 
 /// `/console`: the first page the viewer may see.
-pub async fn home(State(state): State<ConsoleState>, headers: HeaderMap) -> Response {
-    let viewer = match session::viewer(&state, &headers, "/console").await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    if viewer.has(Permission::SystemAdminister) {
+pub async fn home(State(state): State<ConsoleState>, headers: HeaderMap) -> Result<Response, PageError> {
+    let viewer = session::viewer(&state, &headers, "/console").await.map_err(PageError::Shown)?;
+    Ok(if viewer.has(Permission::SystemAdminister) {
         see_other("/console/settings")
     } else if viewer.has(Permission::UsersEdit) {
         see_other("/console/users")
     } else {
         see_other("/console/account")
-    }
+    })
 }
 
 /// `/console/callback`: the end of the console's code + PKCE flow.
@@ -51,20 +49,18 @@ pub async fn callback(
 
 /// `POST /console/sign-out`: revoke the console's family, forget the tokens,
 /// clear the cookie.
-pub async fn sign_out(State(state): State<ConsoleState>, headers: HeaderMap, body: Bytes) -> Response {
-    let form = Form::parse(&body);
-    let viewer = match form_viewer(&state, &headers, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn sign_out(
+    State(state): State<ConsoleState>,
+    CsrfForm { viewer, form: _, .. }: CsrfForm,
+) -> Result<Response, PageError> {
     if let Some(fid) = session::family_of(&viewer) {
         let revocation = state.revocation(state.now());
         if let Err(e) = revocation.family(fid, viewer.username(), "console_signed_out").await {
             tracing::error!(error = %e, "revoking the console's family at sign-out");
-            return failed(&viewer, ServiceError::Internal(Some("signing out".into())), "/console").await;
+            return Ok(failed(&viewer, ServiceError::Internal(Some("signing out".into())), "/console").await);
         }
     }
-    signed_out_of_console(&state, &viewer).await
+    Ok(signed_out_of_console(&state, &viewer).await)
 }
 
 /// `/console/signed-out`: the landing page of a sign-out clears the

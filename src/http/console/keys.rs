@@ -1,15 +1,16 @@
 //! `/console/keys` (`system:administer`): the signing keys and rotation.
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::ConsoleState;
-use super::page::{Confirm, Form, actor, chrome, confirm, failed, render, require_admin, require_admin_form};
+use super::extract::{AdminViewer, Administer, CsrfForm, PageViewer};
+use super::page::{Confirm, actor, chrome, confirm, failed, render};
 use super::session::see_other;
 use super::view::{Chrome, Time, span};
+use crate::http::pages::PageError;
 use crate::service;
 
 pub struct KeyRow {
@@ -30,14 +31,13 @@ pub struct KeysPage {
 }
 
 /// `GET /console/keys` (`system:administer`).
-pub async fn keys(State(state): State<ConsoleState>, headers: HeaderMap, uri: Uri) -> Response {
-    let viewer = match require_admin(&state, &headers, &uri).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn keys(
+    State(state): State<ConsoleState>,
+    PageViewer { viewer, .. }: AdminViewer,
+) -> Result<Response, PageError> {
     let keys = match service::keys::list(&state, state.now()).await {
         Ok(k) => k,
-        Err(e) => return failed(&viewer, e, "/console").await,
+        Err(e) => return Ok(failed(&viewer, e, "/console").await),
     };
     let rows = keys
         .into_iter()
@@ -51,16 +51,14 @@ pub async fn keys(State(state): State<ConsoleState>, headers: HeaderMap, uri: Ur
             state: k.state,
         })
         .collect();
-    render(StatusCode::OK, KeysPage { chrome: chrome(&viewer, "Signing keys", "/console/keys").await, keys: rows })
+    Ok(render(StatusCode::OK, KeysPage { chrome: chrome(&viewer, "Signing keys", "/console/keys").await, keys: rows }))
 }
 
 /// `POST /console/keys/rotate`.
-pub async fn keys_rotate(State(state): State<ConsoleState>, headers: HeaderMap, body: Bytes) -> Response {
-    let form = Form::parse(&body);
-    let viewer = match require_admin_form(&state, &headers, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+pub async fn keys_rotate(
+    State(state): State<ConsoleState>,
+    CsrfForm { viewer, form, .. }: CsrfForm<Administer>,
+) -> Result<Response, PageError> {
     if !form.confirmed() {
         let c = Confirm {
             heading: "Rotate the signing keys?",
@@ -70,13 +68,13 @@ pub async fn keys_rotate(State(state): State<ConsoleState>, headers: HeaderMap, 
             confirm_label: "Rotate keys",
             cancel_href: "/console/keys".into(),
         };
-        return confirm(&viewer, &form, c).await;
+        return Ok(confirm(&viewer, &form, c).await);
     }
-    match service::keys::rotate(&state, &actor(&viewer), state.now()).await {
+    Ok(match service::keys::rotate(&state, &actor(&viewer), state.now()).await {
         Ok(_) => {
             viewer.flash("A new signing key was published.").await;
             see_other("/console/keys")
         }
         Err(e) => failed(&viewer, e, "/console/keys").await,
-    }
+    })
 }

@@ -11,6 +11,7 @@
 mod account;
 mod audit;
 mod clients;
+mod extract;
 mod home;
 mod keys;
 mod page;

@@ -4,7 +4,7 @@
 
 use askama::Template;
 use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
 use super::ConsoleState;
@@ -84,43 +84,6 @@ pub(super) async fn chrome(viewer: &Viewer, title: &str, current: &str) -> Chrom
 
 pub(super) fn actor(viewer: &Viewer) -> Actor {
     Actor::new(viewer.username(), &viewer.caller.permissions)
-}
-
-/// The viewer of a page, or the redirect to sign in and come back.
-pub(super) async fn page_viewer(state: &ConsoleState, headers: &HeaderMap, uri: &Uri) -> Result<Viewer, Response> {
-    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/console");
-    session::viewer(state, headers, path).await
-}
-
-/// The viewer of a posted form with a valid CSRF token. Without a session
-/// the browser signs in and lands on the console's start page (a post cannot
-/// be replayed).
-pub(super) async fn form_viewer(state: &ConsoleState, headers: &HeaderMap, form: &Form) -> Result<Viewer, Response> {
-    let viewer = session::viewer(state, headers, "/console").await?;
-    if form.0.iter().any(|(k, v)| k.contains('\0') || v.contains('\0')) {
-        // No field may hold NUL (PostgreSQL could not store it): refused
-        // alike with either store (SPEC 7).
-        let page = MessagePage {
-            chrome: chrome(&viewer, "Bad form", "").await,
-            heading: "This form cannot be used".into(),
-            message: "A field holds a NUL character, which no name or value may contain, so nothing was changed."
-                .into(),
-            back_href: "/console".into(),
-            back_label: "Back to the console".into(),
-        };
-        return Err(render(StatusCode::BAD_REQUEST, page));
-    }
-    if !viewer.csrf_ok(state, form.get("csrf").unwrap_or_default()) {
-        let page = MessagePage {
-            chrome: chrome(&viewer, "Form expired", "").await,
-            heading: "This form has expired".into(),
-            message: "The form did not carry this console session's security token, so nothing was changed. Go back, reload the page and try again.".into(),
-            back_href: "/console".into(),
-            back_label: "Back to the console".into(),
-        };
-        return Err(render(StatusCode::FORBIDDEN, page));
-    }
-    Ok(viewer)
 }
 
 pub(super) async fn forbidden(viewer: &Viewer, what: Permission) -> Response {
@@ -212,24 +175,4 @@ pub(super) fn plain(status: StatusCode, heading: &str, message: &str, alert: boo
 pub(super) async fn signed_out_of_console(state: &ConsoleState, viewer: &Viewer) -> Response {
     viewer.end(state).await;
     session::clear_cookie(state, see_other("/console/signed-out"))
-}
-
-pub(super) async fn require_admin(state: &ConsoleState, headers: &HeaderMap, uri: &Uri) -> Result<Viewer, Response> {
-    let viewer = page_viewer(state, headers, uri).await?;
-    if !viewer.has(Permission::SystemAdminister) {
-        return Err(forbidden(&viewer, Permission::SystemAdminister).await);
-    }
-    Ok(viewer)
-}
-
-pub(super) async fn require_admin_form(
-    state: &ConsoleState,
-    headers: &HeaderMap,
-    form: &Form,
-) -> Result<Viewer, Response> {
-    let viewer = form_viewer(state, headers, form).await?;
-    if !viewer.has(Permission::SystemAdminister) {
-        return Err(forbidden(&viewer, Permission::SystemAdminister).await);
-    }
-    Ok(viewer)
 }

@@ -2,19 +2,17 @@
 //! console edits, with a preview before a change that ends live sessions.
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::ConsoleState;
-use super::page::{
-    Confirm, Form, actor, chrome, confirm, failed, forbidden, form_viewer, message_of, page_viewer, render,
-};
+use super::extract::{AdminViewer, Administer, CsrfForm, PageViewer};
+use super::page::{Confirm, Form, actor, chrome, confirm, failed, message_of, render};
 use super::session::{Viewer, see_other};
 use super::view::{Chrome, span};
 use crate::duration::Secs;
-use crate::oauth::client::Permission;
+use crate::http::pages::PageError;
 use crate::policy::{
     ConsoleControl, ConsoleInput, POLICY_KEYS, PolicyKey, PolicyKeyDef, PolicySources, PolicyValue, SessionPolicy,
     Source,
@@ -239,16 +237,12 @@ async fn settings_page(
 }
 
 /// `GET /console/settings` (`system:administer`).
-pub async fn settings(State(state): State<ConsoleState>, headers: HeaderMap, uri: Uri) -> Response {
-    let viewer = match page_viewer(&state, &headers, &uri).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    if !viewer.has(Permission::SystemAdminister) {
-        return forbidden(&viewer, Permission::SystemAdminister).await;
-    }
+pub async fn settings(
+    State(state): State<ConsoleState>,
+    PageViewer { viewer, .. }: AdminViewer,
+) -> Result<Response, PageError> {
     let page = settings_page(&state, &viewer, None, None, Vec::new()).await;
-    render(StatusCode::OK, page)
+    Ok(render(StatusCode::OK, page))
 }
 
 fn whole(raw: &str) -> Option<u64> {
@@ -375,15 +369,10 @@ fn preview_lines(p: &service::explain::Preview) -> Vec<String> {
 
 /// `POST /console/settings`: refuse bad input inline; before a change that
 /// ends or shortens live sessions, show the preview and ask to confirm.
-pub async fn settings_save(State(state): State<ConsoleState>, headers: HeaderMap, body: Bytes) -> Response {
-    let form = Form::parse(&body);
-    let viewer = match form_viewer(&state, &headers, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    if !viewer.has(Permission::SystemAdminister) {
-        return forbidden(&viewer, Permission::SystemAdminister).await;
-    }
+pub async fn settings_save(
+    State(state): State<ConsoleState>,
+    CsrfForm { viewer, form, .. }: CsrfForm<Administer>,
+) -> Result<Response, PageError> {
     let policy = state.policy();
     let refused = |summary: String, errors: Vec<(PolicyKey, String)>| {
         let state = state.clone();
@@ -398,19 +387,19 @@ pub async fn settings_save(State(state): State<ConsoleState>, headers: HeaderMap
         Ok(c) => c,
         Err(errors) => {
             let summary = errors.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>().join(". ");
-            return refused(format!("Nothing was saved. {summary}."), errors).await;
+            return Ok(refused(format!("Nothing was saved. {summary}."), errors).await);
         }
     };
     if changes.is_empty() {
         viewer.flash("Nothing to save: the values are those in force.").await;
-        return see_other("/console/settings");
+        return Ok(see_other("/console/settings"));
     }
     let now = state.now();
     let preview = match service::settings::preview(&state, &changes, now).await {
         Ok(p) => p,
         Err(e) => {
             let (message, errors) = refusal_of(&e);
-            return refused(format!("Nothing was saved: {message}"), errors).await;
+            return Ok(refused(format!("Nothing was saved: {message}"), errors).await);
         }
     };
     if !form.confirmed() && (preview.sessions_ending_now > 0 || preview.sessions_shortened > 0) {
@@ -422,9 +411,9 @@ pub async fn settings_save(State(state): State<ConsoleState>, headers: HeaderMap
             confirm_label: "Save and apply",
             cancel_href: "/console/settings".into(),
         };
-        return confirm(&viewer, &form, c).await;
+        return Ok(confirm(&viewer, &form, c).await);
     }
-    match service::settings::update(&state, &actor(&viewer), &changes, now).await {
+    Ok(match service::settings::update(&state, &actor(&viewer), &changes, now).await {
         Ok(_) => {
             viewer.flash("Session settings saved.").await;
             see_other("/console/settings")
@@ -433,20 +422,15 @@ pub async fn settings_save(State(state): State<ConsoleState>, headers: HeaderMap
             let (message, errors) = refusal_of(&e);
             refused(format!("Nothing was saved: {message}"), errors).await
         }
-    }
+    })
 }
 
 /// `POST /console/settings/reset`: drop the values set here, after showing
 /// what that does to live sessions.
-pub async fn settings_reset(State(state): State<ConsoleState>, headers: HeaderMap, body: Bytes) -> Response {
-    let form = Form::parse(&body);
-    let viewer = match form_viewer(&state, &headers, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    if !viewer.has(Permission::SystemAdminister) {
-        return forbidden(&viewer, Permission::SystemAdminister).await;
-    }
+pub async fn settings_reset(
+    State(state): State<ConsoleState>,
+    CsrfForm { viewer, form, .. }: CsrfForm<Administer>,
+) -> Result<Response, PageError> {
     let now = state.now();
     if !form.confirmed() {
         let all_cleared = PolicyChange::clear_all();
@@ -464,13 +448,13 @@ pub async fn settings_reset(State(state): State<ConsoleState>, headers: HeaderMa
             confirm_label: "Reset",
             cancel_href: "/console/settings".into(),
         };
-        return confirm(&viewer, &form, c).await;
+        return Ok(confirm(&viewer, &form, c).await);
     }
-    match service::settings::reset(&state, &actor(&viewer), now).await {
+    Ok(match service::settings::reset(&state, &actor(&viewer), now).await {
         Ok(_) => {
             viewer.flash("Session settings reset to the file and environment values.").await;
             see_other("/console/settings")
         }
         Err(e) => failed(&viewer, e, "/console/settings").await,
-    }
+    })
 }

@@ -2,19 +2,19 @@
 //! its actions (disable, enable, password, permissions, sessions).
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::ConsoleState;
+use super::extract::{CsrfForm, EditUsers, PageViewer, UsersViewer};
 use super::home::not_found;
 use super::page::{
-    Confirm, Form, actor, chrome, confirm, enc, failed, forbidden, form_viewer, message_of, page_viewer, render,
-    signed_out_of_console, status_of,
+    Confirm, Form, actor, chrome, confirm, enc, failed, message_of, render, signed_out_of_console, status_of,
 };
 use super::session::{Viewer, see_other};
 use super::view::{Chrome, SessionRow};
+use crate::http::pages::PageError;
 use crate::oauth::client::Permission;
 use crate::service::users::UserPatch;
 use crate::service::{self, ServiceError};
@@ -85,31 +85,18 @@ async fn users_page(
 /// `GET /console/users?query=&page=` (`users:edit`).
 pub async fn users(
     State(state): State<ConsoleState>,
-    headers: HeaderMap,
-    uri: Uri,
     Query(q): Query<UsersQuery>,
-) -> Response {
-    let viewer = match page_viewer(&state, &headers, &uri).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    if !viewer.has(Permission::UsersEdit) {
-        return forbidden(&viewer, Permission::UsersEdit).await;
-    }
+    PageViewer { viewer, .. }: UsersViewer,
+) -> Result<Response, PageError> {
     let page = q.page.as_deref().and_then(|p| p.parse().ok()).filter(|p| *p > 0).unwrap_or(1);
-    users_page(&state, &viewer, q.query.trim(), page, None, None).await
+    Ok(users_page(&state, &viewer, q.query.trim(), page, None, None).await)
 }
 
 /// `POST /console/users`: create a user.
-pub async fn user_create(State(state): State<ConsoleState>, headers: HeaderMap, body: Bytes) -> Response {
-    let form = Form::parse(&body);
-    let viewer = match form_viewer(&state, &headers, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    if !viewer.has(Permission::UsersEdit) {
-        return forbidden(&viewer, Permission::UsersEdit).await;
-    }
+pub async fn user_create(
+    State(state): State<ConsoleState>,
+    CsrfForm { viewer, form, .. }: CsrfForm<EditUsers>,
+) -> Result<Response, PageError> {
     let username = form.text("username");
     let email = Some(form.text("email")).filter(|e| !e.is_empty());
     let new = service::users::NewUser {
@@ -121,13 +108,13 @@ pub async fn user_create(State(state): State<ConsoleState>, headers: HeaderMap, 
         permissions: form.all("permissions"),
         disabled: false,
     };
-    match service::users::create(&state, &actor(&viewer), new, state.now()).await {
+    Ok(match service::users::create(&state, &actor(&viewer), new, state.now()).await {
         Ok(user) => {
             viewer.flash(format!("User {} created.", user.username)).await;
             see_other(&format!("/console/users/{}", enc(&user.username)))
         }
         Err(e) => users_page(&state, &viewer, "", 1, Some(message_of(&e)), Some(&form)).await,
-    }
+    })
 }
 
 async fn user_page(state: &ConsoleState, viewer: &Viewer, username: &str, error: Option<ServiceError>) -> Response {
@@ -168,35 +155,18 @@ async fn user_page(state: &ConsoleState, viewer: &Viewer, username: &str, error:
 /// `GET /console/users/{username}` (`users:edit`).
 pub async fn user(
     State(state): State<ConsoleState>,
-    headers: HeaderMap,
-    uri: Uri,
     Path(username): Path<String>,
-) -> Response {
-    let viewer = match page_viewer(&state, &headers, &uri).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    if !viewer.has(Permission::UsersEdit) {
-        return forbidden(&viewer, Permission::UsersEdit).await;
-    }
-    user_page(&state, &viewer, &username, None).await
+    PageViewer { viewer, .. }: UsersViewer,
+) -> Result<Response, PageError> {
+    Ok(user_page(&state, &viewer, &username, None).await)
 }
 
 /// `POST /console/users/{username}/{disable|enable|password|permissions}`.
 pub async fn user_action(
     State(state): State<ConsoleState>,
-    headers: HeaderMap,
     Path((username, action)): Path<(String, String)>,
-    body: Bytes,
-) -> Response {
-    let form = Form::parse(&body);
-    let viewer = match form_viewer(&state, &headers, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    if !viewer.has(Permission::UsersEdit) {
-        return forbidden(&viewer, Permission::UsersEdit).await;
-    }
+    CsrfForm { viewer, form, .. }: CsrfForm<EditUsers>,
+) -> Result<Response, PageError> {
     let back = format!("/console/users/{}", enc(&username));
     let mut patch = UserPatch::default();
     let done = match action.as_str() {
@@ -212,7 +182,7 @@ pub async fn user_action(
                     confirm_label: "Disable user",
                     cancel_href: back.clone(),
                 };
-                return confirm(&viewer, &form, c).await;
+                return Ok(confirm(&viewer, &form, c).await);
             }
             patch.disabled = Some(true);
             format!("{username} is disabled and signed out everywhere.")
@@ -229,38 +199,29 @@ pub async fn user_action(
             patch.permissions = Some(form.all("permissions").into_iter().map(Into::into).collect());
             format!("The permissions of {username} were saved; they apply from the user's next token.")
         }
-        _ => return not_found().await,
+        _ => return Ok(not_found().await),
     };
     let actor = actor(&viewer);
     let updated = match service::users::editable(&state, &actor, &username).await {
         Ok(user) => service::users::update(&state, &actor, user, patch, state.now()).await,
         Err(e) => Err(e),
     };
-    match updated {
+    Ok(match updated {
         Ok(_) => {
             viewer.flash(done).await;
             see_other(&back)
         }
         Err(ServiceError::NotFound(m)) => failed(&viewer, ServiceError::NotFound(m), "/console/users").await,
         Err(e) => user_page(&state, &viewer, &username, Some(e)).await,
-    }
+    })
 }
 
 /// `POST /console/users/{username}/sessions/revoke-all`.
 pub async fn user_revoke_all(
     State(state): State<ConsoleState>,
-    headers: HeaderMap,
     Path(username): Path<String>,
-    body: Bytes,
-) -> Response {
-    let form = Form::parse(&body);
-    let viewer = match form_viewer(&state, &headers, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    if !viewer.has(Permission::UsersEdit) {
-        return forbidden(&viewer, Permission::UsersEdit).await;
-    }
+    CsrfForm { viewer, form, .. }: CsrfForm<EditUsers>,
+) -> Result<Response, PageError> {
     let back = format!("/console/users/{}", enc(&username));
     if !form.confirmed() {
         let c = Confirm {
@@ -271,35 +232,26 @@ pub async fn user_revoke_all(
             confirm_label: "Revoke all sessions",
             cancel_href: back.clone(),
         };
-        return confirm(&viewer, &form, c).await;
+        return Ok(confirm(&viewer, &form, c).await);
     }
-    match service::sessions::revoke_user(&state, &actor(&viewer), &username, state.now()).await {
+    Ok(match service::sessions::revoke_user(&state, &actor(&viewer), &username, state.now()).await {
         Ok(()) => {
             if username == viewer.username() {
-                return signed_out_of_console(&state, &viewer).await;
+                return Ok(signed_out_of_console(&state, &viewer).await);
             }
             viewer.flash(format!("Every session of {username} was revoked.")).await;
             see_other(&back)
         }
         Err(e) => failed(&viewer, e, &back).await,
-    }
+    })
 }
 
 /// `POST /console/users/{username}/sessions/{sid}/revoke`.
 pub async fn user_revoke_session(
     State(state): State<ConsoleState>,
-    headers: HeaderMap,
     Path((username, sid)): Path<(String, String)>,
-    body: Bytes,
-) -> Response {
-    let form = Form::parse(&body);
-    let viewer = match form_viewer(&state, &headers, &form).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    if !viewer.has(Permission::UsersEdit) {
-        return forbidden(&viewer, Permission::UsersEdit).await;
-    }
+    CsrfForm { viewer, form, .. }: CsrfForm<EditUsers>,
+) -> Result<Response, PageError> {
     let back = format!("/console/users/{}", enc(&username));
     if !form.confirmed() {
         let c = Confirm {
@@ -310,16 +262,16 @@ pub async fn user_revoke_session(
             confirm_label: "Revoke",
             cancel_href: back.clone(),
         };
-        return confirm(&viewer, &form, c).await;
+        return Ok(confirm(&viewer, &form, c).await);
     }
-    match service::sessions::revoke_user_session(&state, &actor(&viewer), &username, &sid, state.now()).await {
+    Ok(match service::sessions::revoke_user_session(&state, &actor(&viewer), &username, &sid, state.now()).await {
         Ok(()) => {
             if viewer.caller.claims.sid.as_deref() == Some(sid.as_str()) {
-                return signed_out_of_console(&state, &viewer).await;
+                return Ok(signed_out_of_console(&state, &viewer).await);
             }
             viewer.flash("The session was revoked.").await;
             see_other(&back)
         }
         Err(e) => failed(&viewer, e, &back).await,
-    }
+    })
 }
