@@ -143,28 +143,6 @@ pub enum PolicyField {
     Idle { get: fn(&PolicyLayer) -> Option<IdleTimeout>, set: fn(&mut PolicyLayer, Option<IdleTimeout>) },
 }
 
-/// Where the console's settings page shows a key and how it is typed there.
-#[derive(Clone, Copy, Debug)]
-pub struct ConsoleControl {
-    /// The fieldset's legend; fieldsets appear in the order of their first key.
-    pub group: &'static str,
-    pub input: ConsoleInput,
-}
-
-/// The form controls of one key on the console's settings page.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ConsoleInput {
-    /// The "Automatically sign out inactive users" switch, then a preset or
-    /// custom minutes: `{prefix}_enabled`, `{prefix}_choice`, `{prefix}_custom_minutes`.
-    IdleSwitch { prefix: &'static str },
-    /// Days, hours and minutes: `{prefix}_days`, `{prefix}_hours`, `{prefix}_minutes`.
-    DaysHoursMinutes { prefix: &'static str },
-    /// Whole minutes, 1 or more, in the field `name`.
-    Minutes { name: &'static str, hint: &'static str },
-    /// Whole seconds, 0 or more, in the field `name`.
-    Seconds { name: &'static str, hint: &'static str },
-}
-
 /// `off` given for a key that takes only durations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OffNotAccepted;
@@ -182,8 +160,6 @@ pub struct PolicyKeyDef {
     pub description: &'static str,
     /// The console's words for it.
     pub label: &'static str,
-    /// Its controls on the console's settings page; `None`: not edited there.
-    pub console: Option<ConsoleControl>,
     pub field: PolicyField,
     /// The value in force in a resolved policy.
     pub effective: fn(&SessionPolicy) -> PolicyValue,
@@ -255,7 +231,6 @@ pub const POLICY_KEYS: &[PolicyKeyDef] = &[
         env_var: "TENURE_SESSION_IDLE_TIMEOUT",
         description: "max time between refreshes; `off` = same as max lifetime",
         label: "Idle timeout",
-        console: Some(ConsoleControl { group: "Sign-in sessions", input: ConsoleInput::IdleSwitch { prefix: "idle" } }),
         field: PolicyField::Idle { get: |l| l.idle_timeout, set: |l, v| l.idle_timeout = v },
         effective: |p| p.idle_timeout.into(),
         admin_settable: true,
@@ -267,10 +242,6 @@ pub const POLICY_KEYS: &[PolicyKeyDef] = &[
         env_var: "TENURE_SESSION_MAX_LIFETIME",
         description: "absolute lifetime from sign-in",
         label: "Maximum session duration",
-        console: Some(ConsoleControl {
-            group: "Sign-in sessions",
-            input: ConsoleInput::DaysHoursMinutes { prefix: "max" },
-        }),
         field: PolicyField::Duration { get: |l| l.max_lifetime, set: |l, v| l.max_lifetime = v },
         effective: |p| PolicyValue::Secs(p.max_lifetime),
         admin_settable: true,
@@ -282,7 +253,6 @@ pub const POLICY_KEYS: &[PolicyKeyDef] = &[
         env_var: "TENURE_SESSION_REMEMBER_ME_IDLE_TIMEOUT",
         description: "idle limit when \"Remember me\" was ticked",
         label: "Remember me: idle timeout",
-        console: Some(ConsoleControl { group: "Remember me", input: ConsoleInput::IdleSwitch { prefix: "rm_idle" } }),
         field: PolicyField::Idle { get: |l| l.remember_me_idle_timeout, set: |l, v| l.remember_me_idle_timeout = v },
         effective: |p| p.remember_me_idle_timeout.into(),
         admin_settable: true,
@@ -294,10 +264,6 @@ pub const POLICY_KEYS: &[PolicyKeyDef] = &[
         env_var: "TENURE_SESSION_REMEMBER_ME_MAX_LIFETIME",
         description: "absolute limit when \"Remember me\" was ticked",
         label: "Remember me: maximum session duration",
-        console: Some(ConsoleControl {
-            group: "Remember me",
-            input: ConsoleInput::DaysHoursMinutes { prefix: "rm_max" },
-        }),
         field: PolicyField::Duration {
             get: |l| l.remember_me_max_lifetime,
             set: |l, v| l.remember_me_max_lifetime = v,
@@ -312,10 +278,6 @@ pub const POLICY_KEYS: &[PolicyKeyDef] = &[
         env_var: "TENURE_SESSION_ACCESS_TOKEN_TTL",
         description: "access token lifetime; never above the idle timeout (unset = the idle timeout)",
         label: "Access token lifetime",
-        console: Some(ConsoleControl {
-            group: "Tokens",
-            input: ConsoleInput::Minutes { name: "access_token_minutes", hint: "Never above the idle timeout." },
-        }),
         field: PolicyField::Duration { get: |l| l.access_token_ttl, set: |l, v| l.access_token_ttl = v },
         effective: |p| PolicyValue::Secs(p.access_token_ttl()),
         admin_settable: true,
@@ -327,13 +289,6 @@ pub const POLICY_KEYS: &[PolicyKeyDef] = &[
         env_var: "TENURE_SESSION_REFRESH_REUSE_GRACE",
         description: "retry window for the previous refresh token",
         label: "Reuse grace",
-        console: Some(ConsoleControl {
-            group: "Tokens",
-            input: ConsoleInput::Seconds {
-                name: "grace_seconds",
-                hint: "How long a just-replaced refresh token may be retried (0 = never).",
-            },
-        }),
         field: PolicyField::Duration { get: |l| l.refresh_reuse_grace, set: |l, v| l.refresh_reuse_grace = v },
         effective: |p| PolicyValue::Secs(p.refresh_reuse_grace),
         admin_settable: true,
@@ -345,7 +300,6 @@ pub const POLICY_KEYS: &[PolicyKeyDef] = &[
         env_var: "TENURE_SESSION_MAX_LIFETIME_CEILING",
         description: "operator's cap: nothing (admin API included) may exceed it; file or environment only",
         label: "Ceiling",
-        console: None,
         field: PolicyField::Duration { get: |l| l.max_lifetime_ceiling, set: |l, v| l.max_lifetime_ceiling = v },
         effective: |p| PolicyValue::Secs(p.max_lifetime_ceiling),
         admin_settable: false,
@@ -358,7 +312,6 @@ pub const POLICY_KEYS: &[PolicyKeyDef] = &[
         description: "operator's floor: the admin API, console and CLI may not set an idle timeout, maximum lifetime \
                       or access-token lifetime below it; file or environment only",
         label: "Floor",
-        console: None,
         field: PolicyField::Duration { get: |l| l.admin_floor, set: |l, v| l.admin_floor = v },
         effective: |p| PolicyValue::Secs(p.admin_floor),
         admin_settable: false,

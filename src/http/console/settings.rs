@@ -13,12 +13,31 @@ use super::session::{Viewer, see_other};
 use super::view::{Chrome, span};
 use crate::duration::Secs;
 use crate::http::pages::PageError;
-use crate::policy::{
-    ConsoleControl, ConsoleInput, POLICY_KEYS, PolicyKey, PolicyKeyDef, PolicySources, PolicyValue, SessionPolicy,
-    Source,
-};
+use crate::policy::{POLICY_KEYS, PolicyKey, PolicyKeyDef, PolicySources, PolicyValue, SessionPolicy, Source};
 use crate::service::settings::PolicyChange;
 use crate::service::{self, ServiceError};
+
+/// Where the console's settings page shows a key and how it is typed there.
+#[derive(Clone, Copy, Debug)]
+pub struct ConsoleControl {
+    /// The fieldset's legend; fieldsets appear in the order of their first key.
+    pub group: &'static str,
+    pub input: ConsoleInput,
+}
+
+/// The form controls of one key on the console's settings page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsoleInput {
+    /// The "Automatically sign out inactive users" switch, then a preset or
+    /// custom minutes: `{prefix}_enabled`, `{prefix}_choice`, `{prefix}_custom_minutes`.
+    IdleSwitch { prefix: &'static str },
+    /// Days, hours and minutes: `{prefix}_days`, `{prefix}_hours`, `{prefix}_minutes`.
+    DaysHoursMinutes { prefix: &'static str },
+    /// Whole minutes, 1 or more, in the field `name`.
+    Minutes { name: &'static str, hint: &'static str },
+    /// Whole seconds, 0 or more, in the field `name`.
+    Seconds { name: &'static str, hint: &'static str },
+}
 
 /// The idle-timeout controls of one group.
 pub struct IdleForm {
@@ -156,8 +175,31 @@ fn lifetime_form_typed(prefix: &'static str, form: &Form, source: Source) -> Lif
 }
 
 /// The keys the settings page edits, each with its controls.
+/// The controls of `key` on the settings page; `None`: not edited here
+/// (file and environment only).
+fn control(key: PolicyKey) -> Option<ConsoleControl> {
+    let (group, input) = match key {
+        PolicyKey::IdleTimeout => ("Sign-in sessions", ConsoleInput::IdleSwitch { prefix: "idle" }),
+        PolicyKey::MaxLifetime => ("Sign-in sessions", ConsoleInput::DaysHoursMinutes { prefix: "max" }),
+        PolicyKey::RememberMeIdleTimeout => ("Remember me", ConsoleInput::IdleSwitch { prefix: "rm_idle" }),
+        PolicyKey::RememberMeMaxLifetime => ("Remember me", ConsoleInput::DaysHoursMinutes { prefix: "rm_max" }),
+        PolicyKey::AccessTokenTtl => {
+            ("Tokens", ConsoleInput::Minutes { name: "access_token_minutes", hint: "Never above the idle timeout." })
+        }
+        PolicyKey::RefreshReuseGrace => (
+            "Tokens",
+            ConsoleInput::Seconds {
+                name: "grace_seconds",
+                hint: "How long a just-replaced refresh token may be retried (0 = never).",
+            },
+        ),
+        PolicyKey::MaxLifetimeCeiling | PolicyKey::AdminFloor => return None,
+    };
+    Some(ConsoleControl { group, input })
+}
+
 fn console_keys() -> impl Iterator<Item = (&'static PolicyKeyDef, ConsoleControl)> {
-    POLICY_KEYS.iter().filter_map(|d| d.console.map(|c| (d, c)))
+    POLICY_KEYS.iter().filter_map(|d| control(d.key).map(|c| (d, c)))
 }
 
 /// A note under a fieldset's legend.
