@@ -12,9 +12,10 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
 use super::ConsoleState;
-use super::page::{Form, chrome, forbidden, render};
+use super::page::{chrome, forbidden, render};
 use super::session::{self, Viewer};
 use super::view::MessagePage;
+use crate::http::form::Form;
 use crate::http::pages::PageError;
 use crate::oauth::client::Permission;
 
