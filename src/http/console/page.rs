@@ -1,6 +1,6 @@
-//! What every console handler shares: the posted form, rendering, the
-//! page chrome and navigation, the viewer checks (session, CSRF token,
-//! permission) and the pages that answer a refusal or ask to confirm.
+//! What every console handler shares: rendering, the page chrome and
+//! navigation, the acting user, and the pages that answer a refusal or ask
+//! to confirm. The viewer checks are the extractors of [`super::extract`].
 
 use askama::Template;
 use axum::http::StatusCode;
