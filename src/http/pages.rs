@@ -154,7 +154,14 @@ pub enum PageError {
     Internal(Flow),
     /// A page rendered already: the console's refusals carry the viewer's
     /// page chrome (its lookup is async), or send the browser to sign in.
-    Shown(Response),
+    Shown(Box<Response>),
+}
+
+impl PageError {
+    /// A page rendered already (see [`PageError::Shown`]).
+    pub fn shown(page: Response) -> PageError {
+        PageError::Shown(Box::new(page))
+    }
 }
 
 /// Log an internal failure (never a code, token, cookie or password) and
@@ -180,7 +187,7 @@ impl Flow {
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let (status, html) = match self {
-            PageError::Shown(response) => return response,
+            PageError::Shown(response) => return *response,
             PageError::BadRequest(flow, message) => {
                 (StatusCode::BAD_REQUEST, self::message(flow.cannot(), &message, None))
             }

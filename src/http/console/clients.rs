@@ -9,10 +9,11 @@ use serde_json::{Map, Value};
 
 use super::ConsoleState;
 use super::extract::{AdminViewer, Administer, CsrfForm, PageViewer};
-use super::page::{Confirm, Form, actor, chrome, confirm, enc, failed, message_of, render, status_of};
+use super::page::{Confirm, actor, chrome, confirm, enc, failed, message_of, render, status_of};
 use super::session::{Viewer, see_other};
 use super::view::{Chrome, span};
 use crate::http::admin::client_input;
+use crate::http::form::Form;
 use crate::http::pages::PageError;
 use crate::oauth::client::GrantType;
 use crate::service;

@@ -12,9 +12,10 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
 use super::ConsoleState;
-use super::page::{Form, chrome, forbidden, render};
+use super::page::{chrome, forbidden, render};
 use super::session::{self, Viewer};
 use super::view::MessagePage;
+use crate::http::form::Form;
 use crate::http::pages::PageError;
 use crate::oauth::client::Permission;
 
@@ -101,7 +102,7 @@ async fn form_viewer(state: &ConsoleState, headers: &HeaderMap, form: &Form) -> 
 /// `viewer`, or the 403 page when it lacks `N`'s permission.
 async fn permitted<N: Need>(viewer: Viewer) -> Result<Viewer, PageError> {
     match N::PERMISSION {
-        Some(what) if !viewer.has(what) => Err(PageError::Shown(forbidden(&viewer, what).await)),
+        Some(what) if !viewer.has(what) => Err(PageError::shown(forbidden(&viewer, what).await)),
         _ => Ok(viewer),
     }
 }
@@ -115,7 +116,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, PageError> {
         let state = ConsoleState::from_ref(state);
-        let viewer = page_viewer(&state, &parts.headers, &parts.uri).await.map_err(PageError::Shown)?;
+        let viewer = page_viewer(&state, &parts.headers, &parts.uri).await.map_err(PageError::shown)?;
         Ok(PageViewer { viewer: permitted::<N>(viewer).await?, need: PhantomData })
     }
 }
@@ -129,10 +130,10 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, PageError> {
         let headers = req.headers().clone();
-        let body = Bytes::from_request(req, state).await.map_err(|r| PageError::Shown(r.into_response()))?;
+        let body = Bytes::from_request(req, state).await.map_err(|r| PageError::shown(r.into_response()))?;
         let state = ConsoleState::from_ref(state);
         let form = Form::parse(&body);
-        let viewer = form_viewer(&state, &headers, &form).await.map_err(PageError::Shown)?;
+        let viewer = form_viewer(&state, &headers, &form).await.map_err(PageError::shown)?;
         Ok(CsrfForm { viewer: permitted::<N>(viewer).await?, form, need: PhantomData })
     }
 }

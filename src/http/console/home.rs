@@ -17,7 +17,7 @@ use crate::service::ServiceError;
 
 /// `/console`: the first page the viewer may see.
 pub async fn home(State(state): State<ConsoleState>, headers: HeaderMap) -> Result<Response, PageError> {
-    let viewer = session::viewer(&state, &headers, "/console").await.map_err(PageError::Shown)?;
+    let viewer = session::viewer(&state, &headers, "/console").await.map_err(PageError::shown)?;
     Ok(if viewer.has(Permission::SystemAdminister) {
         see_other("/console/settings")
     } else if viewer.has(Permission::UsersEdit) {

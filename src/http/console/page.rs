@@ -1,9 +1,8 @@
-//! What every console handler shares: the posted form, rendering, the
-//! page chrome and navigation, the viewer checks (session, CSRF token,
-//! permission) and the pages that answer a refusal or ask to confirm.
+//! What every console handler shares: rendering, the page chrome and
+//! navigation, the acting user, and the pages that answer a refusal or ask
+//! to confirm. The viewer checks are the extractors of [`super::extract`].
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
@@ -11,33 +10,9 @@ use super::ConsoleState;
 use super::session::{self, Viewer, see_other};
 use super::view::{Chrome, ConfirmPage, MessagePage, NavItem, PlainPage};
 use super::{CSS, JS};
+use crate::http::form::Form;
 use crate::oauth::client::Permission;
 use crate::service::{Actor, ServiceError};
-
-/// A posted form, in order; names may repeat (checkboxes).
-pub(super) struct Form(pub(super) Vec<(String, String)>);
-
-impl Form {
-    pub(super) fn parse(body: &Bytes) -> Form {
-        Form(form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
-    }
-    pub(super) fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-    }
-    pub(super) fn text(&self, name: &str) -> String {
-        self.get(name).unwrap_or_default().trim().to_owned()
-    }
-    pub(super) fn all(&self, name: &str) -> Vec<String> {
-        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()
-    }
-    pub(super) fn confirmed(&self) -> bool {
-        self.get("confirmed") == Some("1")
-    }
-    /// Every field but the CSRF token and the confirmation, to post again.
-    pub(super) fn to_repost(&self) -> Vec<(String, String)> {
-        self.0.iter().filter(|(k, _)| k != "csrf" && k != "confirmed").cloned().collect()
-    }
-}
 
 pub(super) fn render(status: StatusCode, page: impl Template) -> Response {
     match page.render() {

@@ -8,10 +8,11 @@ use axum::response::Response;
 
 use super::ConsoleState;
 use super::extract::{AdminViewer, Administer, CsrfForm, PageViewer};
-use super::page::{Confirm, Form, actor, chrome, confirm, failed, message_of, render};
+use super::page::{Confirm, actor, chrome, confirm, failed, message_of, render};
 use super::session::{Viewer, see_other};
 use super::view::{Chrome, span};
 use crate::duration::Secs;
+use crate::http::form::Form;
 use crate::http::pages::PageError;
 use crate::policy::{POLICY_KEYS, PolicyKey, PolicyKeyDef, PolicySources, PolicyValue, SessionPolicy, Source};
 use crate::service::settings::PolicyChange;

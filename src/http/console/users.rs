@@ -9,11 +9,10 @@ use axum::response::Response;
 use super::ConsoleState;
 use super::extract::{CsrfForm, EditUsers, PageViewer, UsersViewer};
 use super::home::not_found;
-use super::page::{
-    Confirm, Form, actor, chrome, confirm, enc, failed, message_of, render, signed_out_of_console, status_of,
-};
+use super::page::{Confirm, actor, chrome, confirm, enc, failed, message_of, render, signed_out_of_console, status_of};
 use super::session::{Viewer, see_other};
 use super::view::{Chrome, SessionRow};
+use crate::http::form::Form;
 use crate::http::pages::PageError;
 use crate::oauth::client::Permission;
 use crate::service::users::UserPatch;
