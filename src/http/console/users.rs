@@ -195,7 +195,7 @@ pub async fn user_action(
             format!("The password of {username} was reset.")
         }
         "permissions" => {
-            patch.permissions = Some(form.all("permissions").into_iter().map(Into::into).collect());
+            patch.permissions = Some(form.all("permissions"));
             format!("The permissions of {username} were saved; they apply from the user's next token.")
         }
         _ => return Ok(not_found().await),
