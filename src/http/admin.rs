@@ -222,9 +222,8 @@ pub async fn replace_client(
     Ok(json(StatusCode::OK, service::clients::replace(&state, &actor(&caller), old, input, state.now()).await?))
 }
 
-/// A client's settings and an optional `secret` from a request body (the
-/// admin API's, or the one the console builds from its form).
-pub fn client_input(mut body: Map<String, Value>) -> Result<ClientInput, ServiceError> {
+/// A client's settings and an optional `secret` from a request body.
+fn client_input(mut body: Map<String, Value>) -> Result<ClientInput, ServiceError> {
     let secret = match body.remove("secret") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s),

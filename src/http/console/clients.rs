@@ -5,18 +5,20 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde_json::{Map, Value};
 
 use super::ConsoleState;
 use super::extract::{AdminViewer, Administer, CsrfForm, PageViewer};
 use super::page::{Confirm, actor, chrome, confirm, enc, failed, message_of, render, status_of};
 use super::session::{Viewer, see_other};
 use super::view::{Chrome, span};
-use crate::http::admin::client_input;
+use crate::duration::Secs;
 use crate::http::form::Form;
 use crate::http::pages::PageError;
 use crate::oauth::client::GrantType;
-use crate::service;
+use crate::oauth::client_spec::ClientSpec;
+use crate::policy::ClientSessionOverride;
+use crate::service::clients::ClientInput;
+use crate::service::{self, ServiceError};
 
 pub struct ClientRow {
     pub id: String,
@@ -141,43 +143,39 @@ fn client_form_typed(form: &Form) -> ClientForm {
     }
 }
 
-/// The admin API's body for the client form.
-fn client_body(form: &Form) -> Map<String, Value> {
-    let lines = |name: &str| -> Value {
-        form.get(name)
-            .unwrap_or_default()
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(|l| Value::from(l.to_owned()))
-            .collect::<Vec<_>>()
-            .into()
+/// The client the form describes, refused as the admin API refuses the
+/// same body: a session value that is not a duration names itself, the
+/// first by key name.
+fn client_input(form: &Form) -> Result<ClientInput, ServiceError> {
+    let lines = |name: &str| -> Vec<String> {
+        form.get(name).unwrap_or_default().lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect()
     };
-    let mut body = Map::new();
-    body.insert("id".into(), form.text("id").into());
-    let name = form.text("name");
-    if !name.is_empty() {
-        body.insert("name".into(), name.into());
-    }
-    body.insert("public".into(), (form.get("public") == Some("on")).into());
-    body.insert("redirect_uris".into(), lines("redirect_uris"));
-    body.insert("web_origins".into(), lines("web_origins"));
-    body.insert("grant_types".into(), form.all("grant_types").into());
-    let scopes: Vec<Value> = form.text("scopes").split_whitespace().map(|s| Value::from(s.to_owned())).collect();
-    if !scopes.is_empty() {
-        body.insert("scopes".into(), scopes.into());
-    }
-    let mut session = Map::new();
-    for key in ["idle_timeout", "max_lifetime", "access_token_ttl"] {
+    let secs = |key: &str| -> Result<Option<Secs>, ServiceError> {
         let v = form.text(&format!("session_{key}"));
-        if !v.is_empty() {
-            session.insert(key.into(), v.into());
+        if v.is_empty() {
+            return Ok(None);
         }
-    }
-    if !session.is_empty() {
-        body.insert("session".into(), session.into());
-    }
-    body
+        v.parse::<Secs>().map(Some).map_err(|e| ServiceError::invalid(e.to_string()))
+    };
+    let access_token_ttl = secs("access_token_ttl")?;
+    let idle_timeout = secs("idle_timeout")?;
+    let max_lifetime = secs("max_lifetime")?;
+    let session = (access_token_ttl.is_some() || idle_timeout.is_some() || max_lifetime.is_some())
+        .then_some(ClientSessionOverride { idle_timeout, max_lifetime, access_token_ttl });
+    let name = form.text("name");
+    let scopes: Vec<String> = form.text("scopes").split_whitespace().map(str::to_owned).collect();
+    let spec = ClientSpec {
+        id: form.text("id"),
+        name: (!name.is_empty()).then_some(name),
+        public: form.get("public") == Some("on"),
+        redirect_uris: lines("redirect_uris"),
+        web_origins: lines("web_origins"),
+        grant_types: form.all("grant_types"),
+        scopes: (!scopes.is_empty()).then_some(scopes),
+        session,
+        ..ClientSpec::default()
+    };
+    Ok(ClientInput { spec, secret: None })
 }
 
 /// `GET /console/clients/new`.
@@ -205,7 +203,7 @@ pub async fn client_create(
     State(state): State<ConsoleState>,
     CsrfForm { viewer, form, .. }: CsrfForm<Administer>,
 ) -> Result<Response, PageError> {
-    let created = match client_input(client_body(&form)) {
+    let created = match client_input(&form) {
         Ok(input) => service::clients::create(&state, &actor(&viewer), input, state.now()).await,
         Err(e) => Err(e),
     };
@@ -258,11 +256,12 @@ pub async fn client_save(
     Path(id): Path<String>,
     CsrfForm { viewer, form, .. }: CsrfForm<Administer>,
 ) -> Result<Response, PageError> {
-    let mut body = client_body(&form);
-    body.insert("id".into(), id.clone().into());
     let saved = match service::clients::editable(&state, &id).await {
-        Ok(old) => match client_input(body) {
-            Ok(input) => service::clients::replace(&state, &actor(&viewer), old, input, state.now()).await,
+        Ok(old) => match client_input(&form) {
+            Ok(mut input) => {
+                input.spec.id = id.clone();
+                service::clients::replace(&state, &actor(&viewer), old, input, state.now()).await
+            }
             Err(e) => Err(e),
         },
         Err(e) => Err(e),
