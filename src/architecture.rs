@@ -24,7 +24,7 @@ const FLOORS: &[(&str, &[&str])] = &[
     ("model", &["session", "policy", "audit", "user", "oauth", "token", "ssf", "logout"]),
     ("store", &["store"]),
     ("config", &["config", "telemetry"]),
-    ("service", &["service", "admin"]),
+    ("service", &["service"]),
     ("worker", &["worker"]),
     ("edge", &["http", "cli"]),
     ("root", &["<root>", "architecture"]),

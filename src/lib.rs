@@ -15,7 +15,6 @@
 
 #![forbid(unsafe_code)]
 
-pub mod admin;
 #[cfg(test)]
 mod architecture;
 pub mod audit;
@@ -170,15 +169,17 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
 /// `serve` prints once, on standard output and in the log (the only place
 /// it is ever shown; only its hash is kept).
 async fn first_run(state: &AppState) -> Result<Option<String>, ServeError> {
-    use crate::admin::setup::{self, Bootstrap};
-    let message = |e: admin::AdminError| match e {
-        admin::AdminError::Invalid(m)
-        | admin::AdminError::InvalidSetting(m)
-        | admin::AdminError::NotFound(m)
-        | admin::AdminError::Conflict(m)
-        | admin::AdminError::Forbidden(m) => m,
-        admin::AdminError::Busy => "every hashing slot stayed busy".to_owned(),
-        admin::AdminError::Internal(context) => format!("{context} failed (see the log)"),
+    use crate::service::ServiceError;
+    use crate::service::setup::{self, Bootstrap};
+    let message = |e: ServiceError| match e {
+        ServiceError::Invalid(m)
+        | ServiceError::InvalidSetting { message: m, .. }
+        | ServiceError::NotFound(m)
+        | ServiceError::Conflict(m)
+        | ServiceError::Forbidden(m) => m,
+        ServiceError::Unavailable { .. } => "every hashing slot stayed busy".to_owned(),
+        ServiceError::Internal(Some(context)) => format!("{context} failed (see the log)"),
+        other => format!("{other:?}"),
     };
     let now = state.now();
     if let Some(admin) = &state.config.bootstrap_admin {

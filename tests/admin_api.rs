@@ -586,10 +586,10 @@ async fn a_preview_of_shorter_limits_counts_the_sessions_it_would_end() {
     let current = state.policy().0.clone();
     let with = |layer: PolicyLayer| PolicyLayers { admin: layer, ..config.policy_layers.clone() }.resolve().unwrap().0;
     // Session 2 (last active T0+4h, idle 2h) died at T0+6h: not counted.
-    let p = tenure::admin::policy::preview(&state, &current, now).await.unwrap();
+    let p = tenure::service::explain::preview(&state, &current, now).await.unwrap();
     assert_eq!((p.sessions_unchanged, p.sessions_shortened, p.sessions_ending_now), (2, 0, 0), "{p:?}");
     // Max lifetime 3 h: the 6 h old session ends now, the 1 h old one is shortened.
-    let p = tenure::admin::policy::preview(
+    let p = tenure::service::explain::preview(
         &state,
         &with(PolicyLayer { max_lifetime: Some(Secs::hours(3)), ..Default::default() }),
         now,
@@ -602,7 +602,7 @@ async fn a_preview_of_shorter_limits_counts_the_sessions_it_would_end() {
     assert_eq!(p.by_client["kubectl"].unchanged, 1, "{p:?}");
     // Idle 30 min: the session last active 70 min ago ends now; the one
     // active 10 min ago is shortened.
-    let p = tenure::admin::policy::preview(
+    let p = tenure::service::explain::preview(
         &state,
         &with(PolicyLayer { idle_timeout: Some(IdleTimeout::After(Secs::minutes(30))), ..Default::default() }),
         now,
@@ -611,7 +611,7 @@ async fn a_preview_of_shorter_limits_counts_the_sessions_it_would_end() {
     .unwrap();
     assert_eq!((p.sessions_ending_now, p.sessions_shortened), (1, 1), "{p:?}");
     // Nothing was written: the same preview again gives the same answer.
-    let again = tenure::admin::policy::preview(&state, &current, now).await.unwrap();
+    let again = tenure::service::explain::preview(&state, &current, now).await.unwrap();
     assert_eq!(again.sessions_unchanged, 2);
 }
 

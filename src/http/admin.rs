@@ -1,6 +1,6 @@
 //! `/admin/users`, `/admin/clients`, `/admin/keys` and the settings explain
 //! and preview (SPEC 10): extract, check the permission, call the one use
-//! case in `crate::admin`, map its result.
+//! case in `crate::service`, map its result.
 
 use axum::Json;
 use axum::extract::rejection::PathRejection;
@@ -11,9 +11,11 @@ use serde_json::{Map, Value};
 
 use super::api::{ApiJson, Caller};
 use super::token::no_store;
-use crate::admin::{self, Actor};
 use crate::oauth::client::Permission;
-use crate::service::{AppState, ServiceError};
+use crate::oauth::client_spec::ClientSpec;
+use crate::service::clients::{ClientInput, MIN_SECRET_CHARS};
+use crate::service::users::UserPatch;
+use crate::service::{self, Actor, AppState, ServiceError};
 
 pub fn actor(caller: &Caller) -> Actor {
     Actor::new(caller.actor(), &caller.permissions)
@@ -69,7 +71,7 @@ pub async fn list_users(
             .filter(|n| *n > 0)
             .ok_or_else(|| ServiceError::invalid(format!("page must be a whole number from 1, not {p:?}")))?,
     };
-    Ok(json(StatusCode::OK, admin::users::list(&state, param(&pairs, "query"), page).await?))
+    Ok(json(StatusCode::OK, service::users::list(&state, param(&pairs, "query"), page).await?))
 }
 
 /// `POST /admin/users`.
@@ -80,9 +82,9 @@ pub async fn create_user(
 ) -> Result<Response, ServiceError> {
     caller.require(Permission::UsersEdit)?;
     let body = object(body)?;
-    let new: admin::users::NewUser =
+    let new: service::users::NewUser =
         serde_json::from_value(Value::Object(body)).map_err(|e| ServiceError::invalid(e.to_string()))?;
-    let user = admin::users::create(&state, &actor(&caller), new, state.now()).await?;
+    let user = service::users::create(&state, &actor(&caller), new, state.now()).await?;
     Ok(json(StatusCode::CREATED, user))
 }
 
@@ -94,7 +96,7 @@ pub async fn show_user(
 ) -> Result<Response, ServiceError> {
     caller.require(Permission::UsersEdit)?;
     let Path(username) = username?;
-    Ok(json(StatusCode::OK, admin::users::show(&state, &username).await?))
+    Ok(json(StatusCode::OK, service::users::show(&state, &username).await?))
 }
 
 /// `PATCH /admin/users/{username}`.
@@ -107,8 +109,48 @@ pub async fn update_user(
     caller.require(Permission::UsersEdit)?;
     let Path(username) = username?;
     let body = object(body)?;
-    let user = admin::users::update(&state, &actor(&caller), &username, &body, state.now()).await?;
-    Ok(json(StatusCode::OK, user))
+    let actor = actor(&caller);
+    let user = service::users::editable(&state, &actor, &username).await?;
+    let patch = user_patch(&body)?;
+    Ok(json(StatusCode::OK, service::users::update(&state, &actor, user, patch, state.now()).await?))
+}
+
+/// A PATCH body: any of `email`, `name` (null clears), `password` or
+/// `password_hash`, `permissions`, `disabled`.
+fn user_patch(body: &Map<String, Value>) -> Result<UserPatch, ServiceError> {
+    let text = |field: &str, v: &Value| -> Result<Option<String>, ServiceError> {
+        match v {
+            Value::Null => Ok(None),
+            Value::String(s) => Ok(Some(s.clone())),
+            other => Err(ServiceError::invalid(format!("{field}: must be a string or null, not {other}"))),
+        }
+    };
+    let mut patch = UserPatch::default();
+    for (field, value) in body {
+        match field.as_str() {
+            "email" => patch.email = Some(text(field, value)?),
+            "name" => patch.name = Some(text(field, value)?),
+            "password" => patch.password = text(field, value)?,
+            "password_hash" => patch.password_hash = text(field, value)?,
+            "permissions" => {
+                let raw: Vec<String> = serde_json::from_value(value.clone())
+                    .map_err(|_| ServiceError::invalid("permissions: must be a list of strings"))?;
+                patch.permissions = Some(raw);
+            }
+            "disabled" => {
+                let disabled = value
+                    .as_bool()
+                    .ok_or_else(|| ServiceError::invalid(format!("disabled: must be true or false, not {value}")))?;
+                patch.disabled = Some(disabled);
+            }
+            other => {
+                return Err(ServiceError::invalid(format!(
+                    "unknown field {other:?}; known fields: email, name, password, password_hash, permissions, disabled"
+                )));
+            }
+        }
+    }
+    Ok(patch)
 }
 
 /// `DELETE /admin/users/{username}`.
@@ -119,7 +161,7 @@ pub async fn delete_user(
 ) -> Result<Response, ServiceError> {
     caller.require(Permission::UsersEdit)?;
     let Path(username) = username?;
-    admin::users::delete(&state, &actor(&caller), &username, state.now()).await?;
+    service::users::delete(&state, &actor(&caller), &username, state.now()).await?;
     Ok(no_store(StatusCode::NO_CONTENT.into_response()))
 }
 
@@ -128,7 +170,7 @@ pub async fn delete_user(
 /// `GET /admin/clients`.
 pub async fn list_clients(State(state): State<AppState>, caller: Caller) -> Result<Response, ServiceError> {
     caller.require(Permission::SystemAdminister)?;
-    Ok(json(StatusCode::OK, serde_json::json!({ "clients": admin::clients::list(&state) })))
+    Ok(json(StatusCode::OK, serde_json::json!({ "clients": service::clients::list(&state) })))
 }
 
 /// `POST /admin/clients`.
@@ -139,7 +181,7 @@ pub async fn create_client(
 ) -> Result<Response, ServiceError> {
     caller.require(Permission::SystemAdminister)?;
     let body = object(body)?;
-    let created = admin::clients::create(&state, &actor(&caller), &body, state.now()).await?;
+    let created = service::clients::create(&state, &actor(&caller), client_input(body)?, state.now()).await?;
     Ok(json(StatusCode::CREATED, created))
 }
 
@@ -151,7 +193,7 @@ pub async fn show_client(
 ) -> Result<Response, ServiceError> {
     caller.require(Permission::SystemAdminister)?;
     let Path(id) = id?;
-    Ok(json(StatusCode::OK, admin::clients::show(&state, &id)?))
+    Ok(json(StatusCode::OK, service::clients::show(&state, &id)?))
 }
 
 /// `PUT /admin/clients/{id}`.
@@ -163,8 +205,40 @@ pub async fn replace_client(
 ) -> Result<Response, ServiceError> {
     caller.require(Permission::SystemAdminister)?;
     let Path(id) = id?;
-    let body = object(body)?;
-    Ok(json(StatusCode::OK, admin::clients::replace(&state, &actor(&caller), &id, &body, state.now()).await?))
+    let mut body = object(body)?;
+    let old = service::clients::editable(&state, &id).await?;
+    match body.get("id") {
+        None => {
+            body.insert("id".into(), Value::String(id.clone()));
+        }
+        Some(Value::String(s)) if *s == id => {}
+        Some(other) => {
+            return Err(ServiceError::invalid(format!(
+                "id: the body names {other}, the path {id:?}; a client id cannot change"
+            )));
+        }
+    }
+    let input = client_input(body)?;
+    Ok(json(StatusCode::OK, service::clients::replace(&state, &actor(&caller), old, input, state.now()).await?))
+}
+
+/// A client's settings and an optional `secret` from a request body.
+fn client_input(mut body: Map<String, Value>) -> Result<ClientInput, ServiceError> {
+    let secret = match body.remove("secret") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(other) => return Err(ServiceError::invalid(format!("secret: must be a string, not {other}"))),
+    };
+    if let Some(s) = &secret
+        && s.chars().count() < MIN_SECRET_CHARS
+    {
+        return Err(ServiceError::invalid(format!(
+            "secret: must be at least {MIN_SECRET_CHARS} characters (or leave it out to have one generated)"
+        )));
+    }
+    let spec: ClientSpec =
+        serde_json::from_value(Value::Object(body)).map_err(|e| ServiceError::invalid(e.to_string()))?;
+    Ok(ClientInput { spec, secret })
 }
 
 /// `DELETE /admin/clients/{id}`.
@@ -175,7 +249,7 @@ pub async fn delete_client(
 ) -> Result<Response, ServiceError> {
     caller.require(Permission::SystemAdminister)?;
     let Path(id) = id?;
-    admin::clients::delete(&state, &actor(&caller), &id, state.now()).await?;
+    service::clients::delete(&state, &actor(&caller), &id, state.now()).await?;
     Ok(no_store(StatusCode::NO_CONTENT.into_response()))
 }
 
@@ -187,7 +261,7 @@ pub async fn rotate_client_secret(
 ) -> Result<Response, ServiceError> {
     caller.require(Permission::SystemAdminister)?;
     let Path(id) = id?;
-    let rotated = admin::clients::rotate_secret(&state, &actor(&caller), &id, state.now()).await?;
+    let rotated = service::clients::rotate_secret(&state, &actor(&caller), &id, state.now()).await?;
     Ok(json(StatusCode::OK, serde_json::json!({ "client_id": id, "client_secret": rotated.client_secret })))
 }
 
@@ -196,13 +270,13 @@ pub async fn rotate_client_secret(
 /// `GET /admin/keys`.
 pub async fn list_keys(State(state): State<AppState>, caller: Caller) -> Result<Response, ServiceError> {
     caller.require(Permission::SystemAdminister)?;
-    Ok(json(StatusCode::OK, serde_json::json!({ "keys": admin::keys::list(&state, state.now()).await? })))
+    Ok(json(StatusCode::OK, serde_json::json!({ "keys": service::keys::list(&state, state.now()).await? })))
 }
 
 /// `POST /admin/keys/rotate`.
 pub async fn rotate_key(State(state): State<AppState>, caller: Caller) -> Result<Response, ServiceError> {
     caller.require(Permission::SystemAdminister)?;
-    let keys = admin::keys::rotate(&state, &actor(&caller), state.now()).await?;
+    let keys = service::keys::rotate(&state, &actor(&caller), state.now()).await?;
     Ok(json(StatusCode::CREATED, serde_json::json!({ "keys": keys })))
 }
 
@@ -218,6 +292,6 @@ pub async fn explain(State(state): State<AppState>, caller: Caller, raw: RawQuer
         Some(other) => return Err(ServiceError::invalid(format!("remember_me must be true or false, not {other:?}"))),
     };
     let explanation =
-        admin::policy::explain(&state, param(&pairs, "client_id"), param(&pairs, "username"), remember_me).await?;
+        service::explain::explain(&state, param(&pairs, "client_id"), param(&pairs, "username"), remember_me).await?;
     Ok(json(StatusCode::OK, explanation))
 }

@@ -1,5 +1,5 @@
 //! `GET /admin/audit` (SPEC 4, 9; `system:administer` or `users:edit`): the
-//! audit log, newest first, paged; the rules live in `crate::admin::audit`.
+//! audit log, newest first, paged; the rules live in `crate::service::audit`.
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
@@ -7,8 +7,8 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use super::api::Caller;
-use crate::admin::audit::{self, Filter, PageRequest};
 use crate::oauth::client::Permission;
+use crate::service::audit::{self, Filter, PageRequest};
 use crate::service::{AppState, ServiceError};
 
 /// `GET /admin/audit?limit=&before=&kind=&user=`.

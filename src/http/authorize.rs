@@ -18,8 +18,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use super::cookies::{cookie, csrf_token, csrf_token_matches, is_csrf_cookie, new_csrf_cookie, set_cookie};
-use super::form::{BODY_LIMIT, client_addr};
-use super::pages::{self, SignInForm};
+use super::form::{client_addr, read_page_form};
+use super::pages::{self, Flow, PageError, SignInForm};
 use crate::clock::UnixTime;
 use crate::oauth::authorize::{AuthorizationRequest, AuthorizeError, Step, Target, query_after_sign_in};
 use crate::oauth::params::Params;
@@ -31,7 +31,6 @@ pub const SESSION_COOKIE: &str = "tenure_session";
 pub const CSRF_COOKIE: &str = "tenure_csrf";
 
 const WRONG_CREDENTIALS: &str = "Wrong username or password.";
-const FORM_EXPIRED: &str = "This sign-in form has expired. Go back and try again.";
 const SERVER_BUSY: &str = "The server is busy signing in other people. Try again in a moment.";
 
 /// `GET /authorize`: validate the request, then issue a code to a live
@@ -70,7 +69,7 @@ async fn authorization_response(
         .and_then(|params| AuthorizationRequest::parse(&params, &state.clients));
     let request = match parsed {
         Ok(request) => request,
-        Err(AuthorizeError::ShowPage(message)) => return Err(PageError::BadRequest(message)),
+        Err(AuthorizeError::ShowPage(message)) => return Err(PageError::BadRequest(Flow::SignIn, message)),
         Err(AuthorizeError::Redirect(e)) => return redirect(StatusCode::FOUND, &e.location(&state.issuer)),
     };
     let session = live_session(state, headers, now).await?;
@@ -87,7 +86,7 @@ async fn authorization_response(
 /// The session of the `tenure_session` cookie, if it is alive at `now` and
 /// its user still exists.
 async fn live_session(state: &AppState, headers: &HeaderMap, now: UnixTime) -> Result<Option<UserSession>, PageError> {
-    Ok(signin::live_session(state, cookie(headers, SESSION_COOKIE, state.is_https()), now).await?)
+    signin::live_session(state, cookie(headers, SESSION_COOKIE, state.is_https()), now).await.map_err(failed)
 }
 
 /// Issue a code to the session (SSO) and send the browser back to the client.
@@ -97,7 +96,7 @@ async fn issue_code(
     session: UserSession,
     now: UnixTime,
 ) -> Result<Response, PageError> {
-    let code = signin::issue_code(state, request, &session, now).await?;
+    let code = signin::issue_code(state, request, &session, now).await.map_err(failed)?;
     redirect(StatusCode::FOUND, &request.code_location(&code, &state.issuer))
 }
 
@@ -118,13 +117,15 @@ async fn sign_in(state: &AppState, request: Request, now: UnixTime) -> Result<Re
             .ok()
             .filter(|p| Target::identify(p, &state.clients).is_ok())
             .map(|_| format!("/authorize?{return_to}"));
-        return Err(PageError::FormExpired { retry });
+        return Err(PageError::FormExpired { flow: Flow::SignIn, retry });
     }
 
     // Where to continue: our own /authorize with the original request.
-    let params = Params::parse(return_to.as_bytes()).map_err(|e| PageError::BadRequest(e.description.into_owned()))?;
-    let target = Target::identify(&params, &state.clients).map_err(PageError::BadRequest)?;
-    let next = query_after_sign_in(return_to).map_err(|e| PageError::BadRequest(e.description.into_owned()))?;
+    let params = Params::parse(return_to.as_bytes())
+        .map_err(|e| PageError::BadRequest(Flow::SignIn, e.description.into_owned()))?;
+    let target = Target::identify(&params, &state.clients).map_err(|m| PageError::BadRequest(Flow::SignIn, m))?;
+    let next =
+        query_after_sign_in(return_to).map_err(|e| PageError::BadRequest(Flow::SignIn, e.description.into_owned()))?;
     let next = format!("/authorize?{next}");
 
     let username = form.get("username").unwrap_or("");
@@ -149,7 +150,7 @@ async fn sign_in(state: &AppState, request: Request, now: UnixTime) -> Result<Re
         user_agent,
         session_cookie: cookie(headers, SESSION_COOKIE, state.is_https()),
     };
-    let (cookie_value, max_age) = match signin::sign_in(state, form, now).await? {
+    let (cookie_value, max_age) = match signin::sign_in(state, form, now).await.map_err(failed)? {
         SignedIn::Session { cookie_value, max_age } => (cookie_value, max_age),
         SignedIn::Refused(Refusal::MissingCredentials) => {
             return again(StatusCode::BAD_REQUEST, "Enter your username and password.");
@@ -188,24 +189,15 @@ fn seconds(n: u64) -> String {
 /// parameter at most once.
 async fn read_form(headers: &HeaderMap, body: Body) -> Result<Params, PageError> {
     let text = read_form_text(headers, body).await?;
-    Params::parse(text.as_bytes()).map_err(|e| PageError::BadRequest(e.description.into_owned()))
+    Params::parse(text.as_bytes()).map_err(|e| PageError::BadRequest(Flow::SignIn, e.description.into_owned()))
 }
 
 /// The raw text of a form body (it is ASCII when well formed).
 async fn read_form_text(headers: &HeaderMap, body: Body) -> Result<String, PageError> {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let media_type = content_type.split(';').next().unwrap_or("").trim();
-    if !media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-        return Err(PageError::BadRequest("The form must be sent as application/x-www-form-urlencoded.".to_owned()));
-    }
-    let declared =
-        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > BODY_LIMIT) {
-        return Err(PageError::TooLarge);
-    }
-    let bytes = axum::body::to_bytes(body, BODY_LIMIT).await.map_err(|_| PageError::TooLarge)?;
-    String::from_utf8(bytes.to_vec())
-        .map_err(|_| PageError::BadRequest("The form is not valid application/x-www-form-urlencoded text.".to_owned()))
+    let bytes = read_page_form(headers, body, Flow::SignIn).await?;
+    String::from_utf8(bytes.to_vec()).map_err(|_| {
+        PageError::BadRequest(Flow::SignIn, "The form is not valid application/x-www-form-urlencoded text.".to_owned())
+    })
 }
 
 /// What the sign-in form shows besides the application.
@@ -264,59 +256,12 @@ fn redirect(status: StatusCode, location: &str) -> Result<Response, PageError> {
     Ok(response)
 }
 
-/// Why a request ends on an error page rather than at the client.
-#[derive(Debug)]
-enum PageError {
-    /// 400: the request cannot be trusted or understood; the message says why.
-    BadRequest(String),
-    /// 400: the CSRF token is missing or does not match the cookie.
-    FormExpired { retry: Option<String> },
-    /// 413: the form exceeds 64 KiB.
-    TooLarge,
-    /// 500: details are in the log only.
-    Internal,
-}
-
 /// Log an internal failure (never a code, cookie or password) and answer 500.
 fn internal(context: &'static str, err: impl std::fmt::Display) -> PageError {
-    tracing::error!(%context, error = %err, "internal error");
-    PageError::Internal
+    pages::internal(Flow::SignIn, context, err)
 }
 
-impl From<ServiceError> for PageError {
-    /// The sign-in use cases fail only internally (logged where it happened).
-    fn from(_: ServiceError) -> Self {
-        PageError::Internal
-    }
-}
-
-impl IntoResponse for PageError {
-    fn into_response(self) -> Response {
-        let (status, html) = match self {
-            PageError::BadRequest(message) => {
-                (StatusCode::BAD_REQUEST, pages::message("This sign-in request cannot be completed", &message, None))
-            }
-            PageError::FormExpired { retry } => (
-                StatusCode::BAD_REQUEST,
-                pages::message("Sign in", FORM_EXPIRED, retry.as_deref().map(|href| (href, "Try again"))),
-            ),
-            PageError::TooLarge => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                pages::message(
-                    "This sign-in request cannot be completed",
-                    &format!("The form is larger than {} KiB.", BODY_LIMIT / 1024),
-                    None,
-                ),
-            ),
-            PageError::Internal => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                pages::message(
-                    "Something went wrong",
-                    "The server could not complete your sign-in. Please try again in a moment.",
-                    None,
-                ),
-            ),
-        };
-        pages::respond(status, html, None)
-    }
+/// The sign-in use cases fail only internally (logged where it happened).
+fn failed(_: ServiceError) -> PageError {
+    PageError::Internal(Flow::SignIn)
 }

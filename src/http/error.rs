@@ -24,7 +24,7 @@ impl IntoResponse for ServiceError {
                 (StatusCode::UNAUTHORIZED, error, message, None)
             }
             ServiceError::Invalid(m) => (StatusCode::BAD_REQUEST, "invalid_request", m, None),
-            ServiceError::InvalidSetting(m) => (StatusCode::BAD_REQUEST, "invalid_setting", m, None),
+            ServiceError::InvalidSetting { message, .. } => (StatusCode::BAD_REQUEST, "invalid_setting", message, None),
             ServiceError::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "invalid_request", m, None),
             ServiceError::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", m, None),
             ServiceError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m, None),
@@ -141,7 +141,6 @@ pub async fn not_found() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admin::AdminError;
 
     async fn answer(e: ServiceError) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
         let response = e.into_response();
@@ -184,12 +183,12 @@ mod tests {
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert_eq!(body, serde_json::json!({ "error": "invalid_token", "message": "expired" }));
         assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer realm=\"tenure\", error=\"invalid_token\"");
-        let (status, _, body) = answer(AdminError::Conflict("taken".into()).into()).await;
+        let (status, _, body) = answer(ServiceError::Conflict("taken".into())).await;
         assert_eq!(
             (status, body),
             (StatusCode::CONFLICT, serde_json::json!({ "error": "conflict", "message": "taken" }))
         );
-        let (status, headers, body) = answer(AdminError::Internal("writing a user".into()).into()).await;
+        let (status, headers, body) = answer(ServiceError::internal_in("writing a user", "disk full")).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(body["message"], "the server could not complete the request (writing a user)");
         assert!(headers.get(header::WWW_AUTHENTICATE).is_none());

@@ -1,12 +1,16 @@
-//! Extractor for OAuth endpoint bodies: `application/x-www-form-urlencoded`,
-//! at most 64 KiB (SPEC 4), parsed into [`Params`], with the caller's address
-//! and `Authorization` header.
+//! Form bodies: the extractor for OAuth endpoint bodies
+//! (`application/x-www-form-urlencoded`, at most 64 KiB (SPEC 4), parsed into
+//! [`Params`], with the caller's address and `Authorization` header), and the
+//! one reader of the HTML pages' forms: [`read_page_form`] for the sign-in
+//! and logout forms, [`Form`] for the console's (names may repeat).
 
 use std::net::SocketAddr;
 
+use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, FromRef, FromRequest, Request};
 use axum::http::{Extensions, HeaderMap, header};
 
+use super::pages::{Flow, PageError};
 use crate::net::TrustedProxies;
 use crate::service::{AppState, ServiceError};
 
@@ -93,6 +97,50 @@ impl OAuthForm {
         };
         let params = Params::parse(&bytes)?;
         Ok(OAuthForm { params, authorization, remote, dpop })
+    }
+}
+
+/// The body of a sign-in or logout form: `application/x-www-form-urlencoded`,
+/// at most [`BODY_LIMIT`]; a refusal is `flow`'s error page.
+pub async fn read_page_form(headers: &HeaderMap, body: Body, flow: Flow) -> Result<Bytes, PageError> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    if !media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return Err(PageError::BadRequest(
+            flow,
+            "The form must be sent as application/x-www-form-urlencoded.".to_owned(),
+        ));
+    }
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > BODY_LIMIT) {
+        return Err(PageError::TooLarge(flow));
+    }
+    axum::body::to_bytes(body, BODY_LIMIT).await.map_err(|_| PageError::TooLarge(flow))
+}
+
+/// A console form, in order; names may repeat (checkboxes).
+pub struct Form(pub Vec<(String, String)>);
+
+impl Form {
+    pub fn parse(body: &Bytes) -> Form {
+        Form(form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
+    }
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self, name: &str) -> String {
+        self.get(name).unwrap_or_default().trim().to_owned()
+    }
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()
+    }
+    pub fn confirmed(&self) -> bool {
+        self.get("confirmed") == Some("1")
+    }
+    /// Every field but the CSRF token and the confirmation, to post again.
+    pub fn to_repost(&self) -> Vec<(String, String)> {
+        self.0.iter().filter(|(k, _)| k != "csrf" && k != "confirmed").cloned().collect()
     }
 }
 

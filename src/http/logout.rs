@@ -33,8 +33,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 
 use super::authorize::{CSRF_COOKIE, SESSION_COOKIE};
 use super::cookies::{cookie, csrf_token, csrf_token_matches, is_csrf_cookie, new_csrf_cookie, set_cookie};
-use super::form::BODY_LIMIT;
-use super::pages;
+use super::form::read_page_form;
+use super::pages::{self, Flow, PageError};
 use crate::clock::UnixTime;
 use crate::oauth::client::Client;
 use crate::oauth::client_auth::ClientRegistry;
@@ -50,7 +50,7 @@ pub async fn get(State(state): State<AppState>, headers: HeaderMap, uri: Uri) ->
     let now = state.now();
     let outcome = match Params::parse(uri.query().unwrap_or("").as_bytes()) {
         Ok(params) => end_session(&state, &headers, &params, Method::Get, now).await,
-        Err(e) => Err(LogoutError::BadRequest(e.description.into_owned())),
+        Err(e) => Err(PageError::BadRequest(Flow::SignOut, e.description.into_owned())),
     };
     outcome.unwrap_or_else(IntoResponse::into_response)
 }
@@ -79,12 +79,12 @@ async fn end_session(
     params: &Params,
     method: Method,
     now: UnixTime,
-) -> Result<Response, LogoutError> {
+) -> Result<Response, PageError> {
     let keys = state.keys();
     let request = LogoutRequest::parse(params, &state.clients, |token| {
         verify_hint(token, &keys, state.key_retention(), state.max_token_lifetime(), &state.issuer, now)
     })
-    .map_err(LogoutError::BadRequest)?;
+    .map_err(|m| PageError::BadRequest(Flow::SignOut, m))?;
 
     // The confirmation form is the only request that carries a CSRF token.
     let confirmed = params.get("csrf_token").is_some();
@@ -94,7 +94,7 @@ async fn end_session(
             _ => false,
         };
         if !csrf_ok {
-            return Err(LogoutError::FormExpired);
+            return Err(PageError::FormExpired { flow: Flow::SignOut, retry: None });
         }
     }
 
@@ -236,9 +236,9 @@ fn verify_hint(
 }
 
 /// The session the `tenure_session` cookie proves, unless it has ended.
-async fn browser_session(state: &AppState, headers: &HeaderMap) -> Result<Option<UserSession>, LogoutError> {
+async fn browser_session(state: &AppState, headers: &HeaderMap) -> Result<Option<UserSession>, PageError> {
     let session_cookie = cookie(headers, SESSION_COOKIE, state.is_https());
-    service::logout::browser_session(state, session_cookie).await.map_err(|_| LogoutError::Internal)
+    service::logout::browser_session(state, session_cookie).await.map_err(|_| PageError::Internal(Flow::SignOut))
 }
 
 /// "Do you want to sign out?", with the request's parameters carried in
@@ -249,7 +249,7 @@ fn confirmation_page(
     headers: &HeaderMap,
     request: &LogoutRequest,
     params: &Params,
-) -> Result<Response, LogoutError> {
+) -> Result<Response, PageError> {
     let existing = cookie(headers, CSRF_COOKIE, state.is_https()).filter(|c| is_csrf_cookie(c));
     let (csrf_cookie, fresh) = match existing {
         Some(c) => (c.to_owned(), false),
@@ -303,28 +303,18 @@ fn page(heading: &str, body: &str) -> String {
 
 /// A form body: `application/x-www-form-urlencoded`, at most 64 KiB, each
 /// parameter at most once.
-async fn read_form(headers: &HeaderMap, body: Body) -> Result<Params, LogoutError> {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let media_type = content_type.split(';').next().unwrap_or("").trim();
-    if !media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-        return Err(LogoutError::BadRequest("The form must be sent as application/x-www-form-urlencoded.".to_owned()));
-    }
-    let declared =
-        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > BODY_LIMIT) {
-        return Err(LogoutError::TooLarge);
-    }
-    let bytes = axum::body::to_bytes(body, BODY_LIMIT).await.map_err(|_| LogoutError::TooLarge)?;
-    Params::parse(&bytes).map_err(|e| LogoutError::BadRequest(e.description.into_owned()))
+async fn read_form(headers: &HeaderMap, body: Body) -> Result<Params, PageError> {
+    let bytes = read_page_form(headers, body, Flow::SignOut).await?;
+    Params::parse(&bytes).map_err(|e| PageError::BadRequest(Flow::SignOut, e.description.into_owned()))
 }
 
 /// Removes the session cookie from the browser.
-fn clear_session_cookie(secure: bool) -> Result<HeaderValue, LogoutError> {
+fn clear_session_cookie(secure: bool) -> Result<HeaderValue, PageError> {
     set_cookie(SESSION_COOKIE, "", secure, Some(0)).map_err(|e| internal("building a cookie", e))
 }
 
 /// 303 to a registered post-logout redirect URI.
-fn redirect(location: &str) -> Result<Response, LogoutError> {
+fn redirect(location: &str) -> Result<Response, PageError> {
     let location = HeaderValue::from_str(location).map_err(|e| internal("building a redirect", e))?;
     let mut response = StatusCode::SEE_OTHER.into_response();
     let headers = response.headers_mut();
@@ -334,49 +324,9 @@ fn redirect(location: &str) -> Result<Response, LogoutError> {
     Ok(response)
 }
 
-/// Why a logout ends on an error page.
-#[derive(Debug)]
-enum LogoutError {
-    /// 400: the request cannot be trusted or understood; the message says why.
-    BadRequest(String),
-    /// 400: the confirmation form's CSRF token is missing or does not match.
-    FormExpired,
-    /// 413: the form exceeds 64 KiB.
-    TooLarge,
-    /// 500: details are in the log only.
-    Internal,
-}
-
 /// Log an internal failure (never a token or cookie) and answer 500.
-fn internal(context: &'static str, err: impl std::fmt::Display) -> LogoutError {
-    tracing::error!(%context, error = %err, "internal error");
-    LogoutError::Internal
-}
-
-impl IntoResponse for LogoutError {
-    fn into_response(self) -> Response {
-        const CANNOT: &str = "This sign-out request cannot be completed";
-        let (status, html) = match self {
-            LogoutError::BadRequest(message) => (StatusCode::BAD_REQUEST, pages::message(CANNOT, &message, None)),
-            LogoutError::FormExpired => (
-                StatusCode::BAD_REQUEST,
-                pages::message("Sign out", "This sign-out form has expired. Go back and try again.", None),
-            ),
-            LogoutError::TooLarge => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                pages::message(CANNOT, &format!("The form is larger than {} KiB.", BODY_LIMIT / 1024), None),
-            ),
-            LogoutError::Internal => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                pages::message(
-                    "Something went wrong",
-                    "The server could not sign you out. Please try again in a moment.",
-                    None,
-                ),
-            ),
-        };
-        pages::respond(status, html, None)
-    }
+fn internal(context: &'static str, err: impl std::fmt::Display) -> PageError {
+    pages::internal(Flow::SignOut, context, err)
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
+use super::form::BODY_LIMIT;
+
 /// The policy of every page (no scripts, no framing, forms only to us).
 pub const CONTENT_SECURITY_POLICY: &str =
     "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'";
@@ -126,6 +128,95 @@ pub fn form_action_source(redirect_uri: &str) -> Option<String> {
         scheme => format!("{scheme}:"),
     };
     source.bytes().all(|b| b.is_ascii_graphic() && b != b';' && b != b',' && b != b'\'').then_some(source)
+}
+
+/// The flow an HTML refusal belongs to: its words differ, its shape does not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// `/authorize` and `/login`.
+    SignIn,
+    /// `/logout`.
+    SignOut,
+}
+
+/// Why a request ends on an error page: every HTML page (sign-in, logout,
+/// console) answers its refusals through this one type.
+#[derive(Debug)]
+pub enum PageError {
+    /// 400: the request cannot be trusted or understood; the message says why.
+    BadRequest(Flow, String),
+    /// 400: the form's CSRF token is missing or does not match the cookie;
+    /// `retry` is a link to start again, when one is known.
+    FormExpired { flow: Flow, retry: Option<String> },
+    /// 413: the form exceeds 64 KiB.
+    TooLarge(Flow),
+    /// 500: details are in the log only.
+    Internal(Flow),
+    /// A page rendered already: the console's refusals carry the viewer's
+    /// page chrome (its lookup is async), or send the browser to sign in.
+    Shown(Box<Response>),
+}
+
+impl PageError {
+    /// A page rendered already (see [`PageError::Shown`]).
+    pub fn shown(page: Response) -> PageError {
+        PageError::Shown(Box::new(page))
+    }
+}
+
+/// Log an internal failure (never a code, token, cookie or password) and
+/// answer 500.
+pub fn internal(flow: Flow, context: &'static str, err: impl std::fmt::Display) -> PageError {
+    tracing::error!(%context, error = %err, "internal error");
+    PageError::Internal(flow)
+}
+
+const FORM_EXPIRED_SIGN_IN: &str = "This sign-in form has expired. Go back and try again.";
+const FORM_EXPIRED_SIGN_OUT: &str = "This sign-out form has expired. Go back and try again.";
+
+impl Flow {
+    /// The heading of a request that cannot go on.
+    fn cannot(self) -> &'static str {
+        match self {
+            Flow::SignIn => "This sign-in request cannot be completed",
+            Flow::SignOut => "This sign-out request cannot be completed",
+        }
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let (status, html) = match self {
+            PageError::Shown(response) => return *response,
+            PageError::BadRequest(flow, message) => {
+                (StatusCode::BAD_REQUEST, self::message(flow.cannot(), &message, None))
+            }
+            PageError::FormExpired { flow: Flow::SignIn, retry } => (
+                StatusCode::BAD_REQUEST,
+                self::message("Sign in", FORM_EXPIRED_SIGN_IN, retry.as_deref().map(|href| (href, "Try again"))),
+            ),
+            PageError::FormExpired { flow: Flow::SignOut, retry } => (
+                StatusCode::BAD_REQUEST,
+                self::message("Sign out", FORM_EXPIRED_SIGN_OUT, retry.as_deref().map(|href| (href, "Try again"))),
+            ),
+            PageError::TooLarge(flow) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                self::message(flow.cannot(), &format!("The form is larger than {} KiB.", BODY_LIMIT / 1024), None),
+            ),
+            PageError::Internal(flow) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                self::message(
+                    "Something went wrong",
+                    match flow {
+                        Flow::SignIn => "The server could not complete your sign-in. Please try again in a moment.",
+                        Flow::SignOut => "The server could not sign you out. Please try again in a moment.",
+                    },
+                    None,
+                ),
+            ),
+        };
+        respond(status, html, None)
+    }
 }
 
 fn document(title: &str, body: &str) -> String {

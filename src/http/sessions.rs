@@ -3,10 +3,10 @@
 //! `/account/sessions`; a holder of `users:edit` does the same for anyone
 //! under `/admin/users/{username}/sessions` and `/admin/sessions/{sid}`,
 //! except that ending a session of a user who holds permissions needs
-//! `system:administer` (the helpdesk rule of `crate::admin::users`).
+//! `system:administer` (the helpdesk rule of `crate::service::users`).
 //!
 //! Handlers are thin: [`Caller`] authenticates (401) and checks the
-//! permission (403); the use cases live in `crate::admin::sessions`.
+//! permission (403); the use cases live in `crate::service::sessions`.
 
 use axum::Json;
 use axum::extract::rejection::PathRejection;
@@ -17,8 +17,8 @@ use serde::Serialize;
 
 use super::admin::actor;
 use super::api::Caller;
-use crate::admin::sessions::{self, SessionView};
 use crate::oauth::client::Permission;
+use crate::service::sessions::{self, SessionView};
 use crate::service::{AppState, ServiceError};
 
 #[derive(Serialize)]

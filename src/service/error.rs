@@ -4,7 +4,6 @@
 //! RFC 6750 3.1 challenge, every other variant into the JSON API's
 //! `{"error","message"}`. Internal details are logged, never sent.
 
-use crate::admin::AdminError;
 use crate::oauth::OAuthError;
 
 /// RFC 6750 3.1 (and RFC 9449 7.1) refusals of an access token presented to
@@ -45,8 +44,14 @@ pub enum ServiceError {
     },
     /// Bad input (400 `invalid_request`).
     Invalid(String),
-    /// A session setting breaks a rule of SPEC 3 (400 `invalid_setting`).
-    InvalidSetting(String),
+    /// A session setting breaks a rule of SPEC 3 (400 `invalid_setting`):
+    /// `key` names the setting as data (its name in `policy::POLICY_KEYS`,
+    /// as the admin API and the console's form name it), `message` the key
+    /// and the rule.
+    InvalidSetting {
+        key: &'static str,
+        message: String,
+    },
     /// The body is not of the media type the endpoint reads (415).
     UnsupportedMediaType(String),
     /// The body exceeds the endpoint's limit (413).
@@ -86,6 +91,32 @@ impl ServiceError {
         ServiceError::NotFound(message.into())
     }
 
+    /// Log an internal failure of `context` (such as "reading users"); the
+    /// answer names the context, never the details.
+    pub fn internal_in(context: &str, err: impl std::fmt::Display) -> Self {
+        tracing::error!(%context, error = %err, "administration failed");
+        ServiceError::Internal(Some(context.to_owned()))
+    }
+
+    /// A store failure: a value the store cannot hold is the caller's
+    /// mistake (400); anything else is internal.
+    pub fn store(context: &str, e: crate::store::StoreError) -> Self {
+        match e {
+            crate::store::StoreError::Refused(_) => ServiceError::Invalid(
+                "a value holds a character that cannot be stored (such as NUL); remove it and try again".into(),
+            ),
+            e => ServiceError::internal_in(context, e),
+        }
+    }
+
+    /// Every hashing slot stayed busy: retry shortly (503).
+    pub fn busy_hashing() -> Self {
+        ServiceError::Unavailable {
+            message: "the server is busy hashing other secrets; retry in 1 s".to_owned(),
+            retry_after_secs: None,
+        }
+    }
+
     /// Log an internal failure; the answer says only that it failed.
     pub fn internal(context: &'static str, err: impl std::fmt::Display) -> Self {
         tracing::error!(%context, error = %err, "internal error");
@@ -113,22 +144,5 @@ impl ServiceError {
 impl From<OAuthError> for ServiceError {
     fn from(e: OAuthError) -> Self {
         ServiceError::OAuth(e)
-    }
-}
-
-impl From<AdminError> for ServiceError {
-    fn from(e: AdminError) -> Self {
-        match e {
-            AdminError::Invalid(m) => ServiceError::Invalid(m),
-            AdminError::InvalidSetting(m) => ServiceError::InvalidSetting(m),
-            AdminError::NotFound(m) => ServiceError::NotFound(m),
-            AdminError::Conflict(m) => ServiceError::Conflict(m),
-            AdminError::Forbidden(m) => ServiceError::Forbidden(m),
-            AdminError::Busy => ServiceError::Unavailable {
-                message: "the server is busy hashing other secrets; retry in 1 s".to_owned(),
-                retry_after_secs: None,
-            },
-            AdminError::Internal(context) => ServiceError::Internal(Some(context)),
-        }
     }
 }

@@ -4,25 +4,36 @@
 //! function that takes the state, its inputs and `now`, and returns a domain
 //! result or a [`ServiceError`]; nothing here knows axum. The background
 //! workers (`backchannel`, `ssf::push`) depend on this module, not on `http`.
-//! The administration use cases live beside it in `crate::admin`.
+//! The administration use cases (users, clients, keys, sessions, settings,
+//! explain, audit, setup) take an [`Actor`] (`actor.rs`).
 
+pub mod actor;
+pub mod audit;
 pub mod bearer;
+pub mod clients;
 pub mod code_grant;
 pub mod error;
 pub mod exchange;
+pub mod explain;
 pub mod failed_sign_ins;
 pub mod feed;
 pub mod introspect;
+pub mod keys;
 pub mod logout;
 pub mod lookup;
 pub mod refresh_grant;
 pub mod revocation;
 pub mod revoke;
+pub mod sessions;
+pub mod settings;
+pub mod setup;
 pub mod signin;
 pub mod state;
 pub mod token;
 pub mod userinfo;
+pub mod users;
 
+pub use actor::Actor;
 pub use error::{BearerError, ServiceError};
 pub use state::{AppState, StartError};
 

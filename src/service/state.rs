@@ -88,7 +88,7 @@ pub struct Inner {
     /// The revocation feed's bounds: SET signing, verification requests.
     pub feed: crate::ssf::FeedGuards,
     /// The first run's one-time setup token (SPEC 9 "First run").
-    pub first_run: crate::admin::setup::FirstRun,
+    pub first_run: crate::service::setup::FirstRun,
 }
 
 impl std::ops::Deref for AppState {

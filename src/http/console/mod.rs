@@ -5,12 +5,20 @@
 //! (post/redirect/get), a CSRF token on every change.
 //!
 //! The console signs in as the built-in client `console` (see [`session`])
-//! and calls the same use cases as the admin API (`crate::admin`), with the
+//! and calls the same use cases as the admin API (`crate::service`), with the
 //! permissions of the viewer's access token: it adds no rule of its own.
 
-mod pages;
+mod account;
+mod audit;
+mod clients;
+mod extract;
+mod home;
+mod keys;
+mod page;
 mod session;
+mod settings;
 mod setup;
+mod users;
 mod view;
 
 use std::sync::{Arc, LazyLock};
@@ -82,31 +90,31 @@ pub static JS: LazyLock<Asset> = LazyLock::new(|| {
 /// The console's routes, with its security headers.
 pub fn routes() -> Router<HttpState> {
     Router::new()
-        .route("/console", get(pages::home))
-        .route("/console/", get(pages::home))
-        .route("/console/callback", get(pages::callback))
-        .route("/console/sign-out", post(pages::sign_out))
-        .route("/console/signed-out", get(pages::signed_out))
+        .route("/console", get(home::home))
+        .route("/console/", get(home::home))
+        .route("/console/callback", get(home::callback))
+        .route("/console/sign-out", post(home::sign_out))
+        .route("/console/signed-out", get(home::signed_out))
         .route("/console/setup", get(setup::page).post(setup::create))
-        .route("/console/settings", get(pages::settings).post(pages::settings_save))
-        .route("/console/settings/reset", post(pages::settings_reset))
-        .route("/console/users", get(pages::users).post(pages::user_create))
-        .route("/console/users/{username}", get(pages::user))
-        .route("/console/users/{username}/{action}", post(pages::user_action))
-        .route("/console/users/{username}/sessions/revoke-all", post(pages::user_revoke_all))
-        .route("/console/users/{username}/sessions/{sid}/revoke", post(pages::user_revoke_session))
-        .route("/console/clients", get(pages::clients).post(pages::client_create))
-        .route("/console/clients/new", get(pages::client_new))
-        .route("/console/clients/{id}", get(pages::client).post(pages::client_save))
-        .route("/console/clients/{id}/secret", post(pages::client_secret))
-        .route("/console/clients/{id}/delete", post(pages::client_delete))
-        .route("/console/keys", get(pages::keys))
-        .route("/console/keys/rotate", post(pages::keys_rotate))
-        .route("/console/audit", get(pages::audit))
-        .route("/console/account", get(pages::account))
-        .route("/console/account/sessions/{sid}/revoke", post(pages::account_revoke))
-        .route("/console/account/sign-out-everywhere", post(pages::account_sign_out_everywhere))
-        .route("/console/{*rest}", get(pages::not_found).post(pages::not_found))
+        .route("/console/settings", get(settings::settings).post(settings::settings_save))
+        .route("/console/settings/reset", post(settings::settings_reset))
+        .route("/console/users", get(users::users).post(users::user_create))
+        .route("/console/users/{username}", get(users::user))
+        .route("/console/users/{username}/{action}", post(users::user_action))
+        .route("/console/users/{username}/sessions/revoke-all", post(users::user_revoke_all))
+        .route("/console/users/{username}/sessions/{sid}/revoke", post(users::user_revoke_session))
+        .route("/console/clients", get(clients::clients).post(clients::client_create))
+        .route("/console/clients/new", get(clients::client_new))
+        .route("/console/clients/{id}", get(clients::client).post(clients::client_save))
+        .route("/console/clients/{id}/secret", post(clients::client_secret))
+        .route("/console/clients/{id}/delete", post(clients::client_delete))
+        .route("/console/keys", get(keys::keys))
+        .route("/console/keys/rotate", post(keys::keys_rotate))
+        .route("/console/audit", get(audit::audit))
+        .route("/console/account", get(account::account))
+        .route("/console/account/sessions/{sid}/revoke", post(account::account_revoke))
+        .route("/console/account/sign-out-everywhere", post(account::account_sign_out_everywhere))
+        .route("/console/{*rest}", get(home::not_found).post(home::not_found))
         .layer(middleware::from_fn(page_headers))
         // Console forms are small; a larger body is refused (413).
         .layer(axum::extract::DefaultBodyLimit::max(FORM_LIMIT))

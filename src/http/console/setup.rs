@@ -1,7 +1,7 @@
 //! `/console/setup` (SPEC 9 "First run"): the page that creates the first
 //! administrator with the one-time token `serve` printed at start-up, then
 //! signs them in. The rules (token, "no administrator yet", the user rules)
-//! are `crate::admin::setup`'s; this file reads the form and the cookies.
+//! are `crate::service::setup`'s; this file reads the form and the cookies.
 //!
 //! The form is bound to the browser as the sign-in form is: a CSRF token,
 //! the HMAC of the `tenure_csrf` cookie. A created administrator gets a
@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 
+use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
@@ -18,17 +19,30 @@ use axum::response::Response;
 
 use super::CSS;
 use super::ConsoleState;
-use super::pages::{plain, render};
+use super::page::{plain, render};
 use super::session::see_other;
-use super::view::SetupPage;
-use crate::admin::AdminError;
-use crate::admin::setup::{self, FirstAdmin, SetupRefusal, SetupStatus};
 use crate::http::authorize::{CSRF_COOKIE, SESSION_COOKIE};
 use crate::http::cookies::{cookie, csrf_token, csrf_token_matches, is_csrf_cookie, new_csrf_cookie, set_cookie};
 use crate::http::form::client_addr;
 use crate::secret::Secret;
+use crate::service::ServiceError;
+use crate::service::setup::{self, FirstAdmin, SetupRefusal, SetupStatus};
 use crate::service::signin::{self, SignIn, SignedIn};
 use crate::user::MIN_PASSWORD_CHARS;
+
+/// The first-run page (SPEC 9): create the first administrator.
+#[derive(Template)]
+#[template(path = "console/setup.html")]
+pub struct SetupPage {
+    pub token: String,
+    pub csrf: String,
+    pub username: String,
+    /// Why the last post was refused, and which field it was about.
+    pub error: Option<String>,
+    pub error_field: &'static str,
+    pub min_password: usize,
+    pub css: &'static str,
+}
 
 fn done() -> Response {
     plain(
@@ -142,24 +156,27 @@ pub async fn create(
         Ok(created) => created,
         Err(SetupRefusal::Done) => return done(),
         Err(SetupRefusal::BadToken) => return bad_token(),
-        Err(SetupRefusal::Admin(AdminError::Busy)) => {
+        Err(SetupRefusal::Admin(ServiceError::Unavailable { .. })) => {
             return again(StatusCode::SERVICE_UNAVAILABLE, "", "The server is busy; try again in a moment.".into());
         }
-        Err(SetupRefusal::Admin(AdminError::Internal(context))) => {
+        Err(SetupRefusal::Admin(ServiceError::Internal(Some(context)))) => {
             return failed(&format!("The server could not create the administrator ({context}); see its log."));
         }
         Err(SetupRefusal::Admin(
-            AdminError::Invalid(m)
-            | AdminError::InvalidSetting(m)
-            | AdminError::Conflict(m)
-            | AdminError::NotFound(m)
-            | AdminError::Forbidden(m),
+            ServiceError::Invalid(m)
+            | ServiceError::InvalidSetting { message: m, .. }
+            | ServiceError::Conflict(m)
+            | ServiceError::NotFound(m)
+            | ServiceError::Forbidden(m),
         )) => {
             let field = ["username", "password", "confirm_password"]
                 .into_iter()
                 .find(|f| m.starts_with(&format!("{f}:")))
                 .unwrap_or("username");
             return again(StatusCode::BAD_REQUEST, field, m);
+        }
+        Err(SetupRefusal::Admin(_)) => {
+            return failed("The server could not create the administrator; see its log.");
         }
     };
     // Signed in as at the sign-in page: a session, its cookie, the audit

@@ -5,9 +5,9 @@
 //! returned.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
-use super::{Actor, AdminError, Result, hash_secret};
+use super::actor::{Actor, hash_secret};
+use super::error::{Result, ServiceError};
 use crate::audit::{AuditEvent, EventKind};
 use crate::clock::UnixTime;
 use crate::oauth::client_spec::parse_permissions;
@@ -55,8 +55,8 @@ pub struct UserPage {
     pub next_page: Option<usize>,
 }
 
-fn store_err(e: crate::store::StoreError) -> AdminError {
-    AdminError::store("reading or writing users", e)
+fn store_err(e: crate::store::StoreError) -> ServiceError {
+    ServiceError::store("reading or writing users", e)
 }
 
 /// Every user, config ones first on a name clash, sorted by username.
@@ -75,7 +75,7 @@ async fn all_users(state: &AppState) -> Result<Vec<UserView>> {
 /// Pages count from 1.
 pub async fn list(state: &AppState, query: Option<&str>, page: usize) -> Result<UserPage> {
     if page == 0 {
-        return Err(AdminError::Invalid("page: pages count from 1".into()));
+        return Err(ServiceError::Invalid("page: pages count from 1".into()));
     }
     let needle = query.map(str::to_lowercase).filter(|q| !q.is_empty());
     let matching: Vec<UserView> = all_users(state)
@@ -109,8 +109,8 @@ pub async fn show(state: &AppState, username: &str) -> Result<UserView> {
         .ok_or_else(|| unknown(username))
 }
 
-fn unknown(username: &str) -> AdminError {
-    AdminError::NotFound(format!("no user named {username:?}"))
+fn unknown(username: &str) -> ServiceError {
+    ServiceError::NotFound(format!("no user named {username:?}"))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -138,16 +138,18 @@ async fn password_hash(
 ) -> Result<Option<PasswordHashString>> {
     match (password, hash) {
         (Some(_), Some(_)) => {
-            Err(AdminError::Invalid("password: give either password or password_hash, not both".into()))
+            Err(ServiceError::Invalid("password: give either password or password_hash, not both".into()))
         }
         (Some(p), None) => {
             if p.chars().count() < MIN_PASSWORD_CHARS {
-                return Err(AdminError::Invalid(format!("password: must be at least {MIN_PASSWORD_CHARS} characters")));
+                return Err(ServiceError::Invalid(format!(
+                    "password: must be at least {MIN_PASSWORD_CHARS} characters"
+                )));
             }
             Ok(Some(hash_secret(state, p).await?))
         }
         (None, Some(h)) => {
-            PasswordHashString::parse(&h).map(Some).map_err(|e| AdminError::Invalid(format!("password_hash: {e}")))
+            PasswordHashString::parse(&h).map(Some).map_err(|e| ServiceError::Invalid(format!("password_hash: {e}")))
         }
         (None, None) => Ok(None),
     }
@@ -155,7 +157,7 @@ async fn password_hash(
 
 fn check_user_name(name: &Option<String>) -> Result<()> {
     match name {
-        Some(n) => check_name(n).map_err(|m| AdminError::Invalid(format!("name: {m}"))),
+        Some(n) => check_name(n).map_err(|m| ServiceError::Invalid(format!("name: {m}"))),
         None => Ok(()),
     }
 }
@@ -163,7 +165,7 @@ fn check_user_name(name: &Option<String>) -> Result<()> {
 fn check_email(email: &Option<String>) -> Result<()> {
     match email {
         Some(e) if e.len() > 254 || e.chars().any(char::is_control) || !e.contains('@') => {
-            Err(AdminError::Invalid(format!("email: {e:?} is not an email address")))
+            Err(ServiceError::Invalid(format!("email: {e:?} is not an email address")))
         }
         _ => Ok(()),
     }
@@ -174,39 +176,39 @@ fn permissions_of(
     raw: &[String],
 ) -> Result<std::collections::BTreeSet<crate::oauth::client::Permission>> {
     let permissions = parse_permissions("permissions", raw)
-        .map_err(|e| AdminError::Invalid(format!("{}: {}", e.field, e.message)))?;
+        .map_err(|e| ServiceError::Invalid(format!("{}: {}", e.field, e.message)))?;
     if !permissions.is_empty() && !actor.administer {
-        return Err(AdminError::Forbidden("setting permissions needs the system:administer permission".into()));
+        return Err(ServiceError::Forbidden("setting permissions needs the system:administer permission".into()));
     }
     Ok(permissions)
 }
 
 /// Create a user kept in the store.
 pub async fn create(state: &AppState, actor: &Actor, new: NewUser, now: UnixTime) -> Result<UserView> {
-    check_username(&new.username).map_err(|m| AdminError::Invalid(format!("username: {m}")))?;
+    check_username(&new.username).map_err(|m| ServiceError::Invalid(format!("username: {m}")))?;
     check_email(&new.email)?;
     check_user_name(&new.name)?;
     let permissions = permissions_of(actor, &new.permissions)?;
     if state.clients.get(&new.username).is_some() {
-        return Err(AdminError::Conflict(format!(
+        return Err(ServiceError::Conflict(format!(
             "username: {:?} is a client id; a user must never share a client's subject",
             new.username
         )));
     }
     if state.any_user(&new.username).await.map_err(store_err)?.is_some() {
-        return Err(AdminError::Conflict(format!("username: a user {:?} already exists", new.username)));
+        return Err(ServiceError::Conflict(format!("username: a user {:?} already exists", new.username)));
     }
     // A username is its user's `sub`: given once, never again (RFC 9700 4.15).
     match state.store.retired_name(&new.username).await.map_err(store_err)? {
         Some(RetiredName::User) => {
-            return Err(AdminError::Conflict(format!(
+            return Err(ServiceError::Conflict(format!(
                 "username: {:?} belonged to a deleted user; a username is never given again, so the old \
                  user's subject never names someone else",
                 new.username
             )));
         }
         Some(RetiredName::Client) => {
-            return Err(AdminError::Conflict(format!(
+            return Err(ServiceError::Conflict(format!(
                 "username: {:?} was the id of a deleted client; a user must never share a client's subject",
                 new.username
             )));
@@ -215,7 +217,7 @@ pub async fn create(state: &AppState, actor: &Actor, new: NewUser, now: UnixTime
     }
     let password_hash = password_hash(state, new.password, new.password_hash)
         .await?
-        .ok_or_else(|| AdminError::Invalid("password: is required (or password_hash)".into()))?;
+        .ok_or_else(|| ServiceError::Invalid("password: is required (or password_hash)".into()))?;
     let user = User {
         username: new.username,
         name: new.name,
@@ -240,7 +242,7 @@ pub async fn create(state: &AppState, actor: &Actor, new: NewUser, now: UnixTime
 /// could sign in as them.
 fn may_change(actor: &Actor, user: &User) -> Result<()> {
     if !user.permissions.is_empty() && !actor.administer {
-        return Err(AdminError::Forbidden(format!(
+        return Err(ServiceError::Forbidden(format!(
             "user {:?} holds permissions; changing or deleting them needs the system:administer permission",
             user.username
         )));
@@ -253,7 +255,7 @@ fn may_change(actor: &Actor, user: &User) -> Result<()> {
 /// cost"); only `system:administer` may. Everyone may end their own.
 pub(super) fn may_revoke_sessions_of(actor: &Actor, user: &User) -> Result<()> {
     if !user.permissions.is_empty() && !actor.administer && actor.name != user.username {
-        return Err(AdminError::Forbidden(format!(
+        return Err(ServiceError::Forbidden(format!(
             "user {:?} holds permissions; revoking their sessions needs the system:administer permission",
             user.username
         )));
@@ -264,73 +266,75 @@ pub(super) fn may_revoke_sessions_of(actor: &Actor, user: &User) -> Result<()> {
 /// The stored user `username`: 409 for a config user, 404 when unknown.
 async fn stored(state: &AppState, username: &str) -> Result<User> {
     if state.users.contains_key(username) {
-        return Err(AdminError::Conflict(format!(
+        return Err(ServiceError::Conflict(format!(
             "user {username:?} is declared in the config file and is read-only here; change the file"
         )));
     }
     state.store.user(username).await.map_err(store_err)?.ok_or_else(|| unknown(username))
 }
 
-/// Apply a PATCH body: any of `email`, `name` (null clears), `password` or
-/// `password_hash`, `permissions`, `disabled`. Disabling revokes every
+/// A change to a stored user (`PATCH /admin/users/{username}`, the
+/// console's user actions): each field given is set; `None` leaves it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserPatch {
+    /// `Some(None)` clears the address.
+    pub email: Option<Option<String>>,
+    /// `Some(None)` clears the name.
+    pub name: Option<Option<String>>,
+    pub password: Option<String>,
+    pub password_hash: Option<String>,
+    pub permissions: Option<Vec<String>>,
+    pub disabled: Option<bool>,
+}
+
+/// A stored user that `actor` may change: read, and checked, before the
+/// change is read (a config user is 409, an unknown one 404, a user with
+/// permissions 403 for a helpdesk).
+pub struct Editable(User);
+
+pub async fn editable(state: &AppState, actor: &Actor, username: &str) -> Result<Editable> {
+    let user = stored(state, username).await?;
+    may_change(actor, &user)?;
+    Ok(Editable(user))
+}
+
+/// Apply `patch` to the user [`editable`] found. Disabling revokes every
 /// session in the same durable step.
 pub async fn update(
     state: &AppState,
     actor: &Actor,
-    username: &str,
-    patch: &Map<String, Value>,
+    user: Editable,
+    patch: UserPatch,
     now: UnixTime,
 ) -> Result<UserView> {
-    let mut user = stored(state, username).await?;
-    may_change(actor, &user)?;
+    let Editable(mut user) = user;
+    let username = user.username.clone();
+    let username = username.as_str();
     let was_disabled = user.disabled;
-    let mut changed = Vec::new();
-    let text = |field: &str, v: &Value| -> Result<Option<String>> {
-        match v {
-            Value::Null => Ok(None),
-            Value::String(s) => Ok(Some(s.clone())),
-            other => Err(AdminError::Invalid(format!("{field}: must be a string or null, not {other}"))),
-        }
-    };
-    let mut password = None;
-    let mut hash = None;
-    for (field, value) in patch {
-        match field.as_str() {
-            "email" => {
-                user.email = text(field, value)?;
-                check_email(&user.email)?;
-            }
-            "name" => {
-                user.name = text(field, value)?;
-                check_user_name(&user.name)?;
-            }
-            "password" => password = text(field, value)?,
-            "password_hash" => hash = text(field, value)?,
-            "permissions" => {
-                let raw: Vec<String> = serde_json::from_value(value.clone())
-                    .map_err(|_| AdminError::Invalid("permissions: must be a list of strings".into()))?;
-                if !actor.administer {
-                    return Err(AdminError::Forbidden(
-                        "changing permissions needs the system:administer permission".into(),
-                    ));
-                }
-                user.permissions = permissions_of(actor, &raw)?;
-            }
-            "disabled" => {
-                user.disabled = value
-                    .as_bool()
-                    .ok_or_else(|| AdminError::Invalid(format!("disabled: must be true or false, not {value}")))?;
-            }
-            other => {
-                return Err(AdminError::Invalid(format!(
-                    "unknown field {other:?}; known fields: email, name, password, password_hash, permissions, disabled"
-                )));
-            }
-        }
-        if field != "password" && field != "password_hash" {
-            changed.push(field.clone());
-        }
+    // In the order of the fields' names, as the API reads them.
+    let mut changed: Vec<String> = Vec::new();
+    if let Some(disabled) = patch.disabled {
+        user.disabled = disabled;
+        changed.push("disabled".into());
     }
+    if let Some(email) = patch.email {
+        user.email = email;
+        check_email(&user.email)?;
+        changed.push("email".into());
+    }
+    if let Some(name) = patch.name {
+        user.name = name;
+        check_user_name(&user.name)?;
+        changed.push("name".into());
+    }
+    if let Some(raw) = patch.permissions {
+        if !actor.administer {
+            return Err(ServiceError::Forbidden("changing permissions needs the system:administer permission".into()));
+        }
+        user.permissions = permissions_of(actor, &raw)?;
+        changed.push("permissions".into());
+    }
+    let (password, hash) = (patch.password, patch.password_hash);
     if let Some(h) = password_hash(state, password, hash).await? {
         user.password_hash = h;
         changed.push("password".into());

@@ -5,7 +5,8 @@
 
 use serde::Serialize;
 
-use super::{Actor, AdminError, Result};
+use super::actor::Actor;
+use super::error::{Result, ServiceError};
 use crate::audit::{AuditEvent, EventKind};
 use crate::clock::UnixTime;
 use crate::service::AppState;
@@ -57,7 +58,8 @@ fn view(record: &KeyRecord, state: &KeyState, now: UnixTime) -> KeyView {
 
 /// Every key in the manifest, newest first.
 pub async fn list(state: &AppState, now: UnixTime) -> Result<Vec<KeyView>> {
-    let manifest = state.key_store.records().await.map_err(|e| AdminError::internal("reading the key manifest", e))?;
+    let manifest =
+        state.key_store.records().await.map_err(|e| ServiceError::internal_in("reading the key manifest", e))?;
     Ok(manifest.states(now, state.key_retention()).iter().map(|(k, s)| view(k, s, now)).collect())
 }
 
@@ -72,8 +74,8 @@ pub async fn rotate(state: &AppState, actor: &Actor, now: UnixTime) -> Result<Ve
         .key_store
         .rotate(alg, now, ahead)
         .await
-        .map_err(|e| AdminError::internal("rotating the signing key", e))?;
-    state.reload_keys().await.map_err(|e| AdminError::internal("loading the new signing key", e))?;
+        .map_err(|e| ServiceError::internal_in("rotating the signing key", e))?;
+    state.reload_keys().await.map_err(|e| ServiceError::internal_in("loading the new signing key", e))?;
     let new_kids: Vec<&str> =
         std::iter::once(&rotation.primary).chain(rotation.companion.as_ref()).map(|k| k.kid.as_str()).collect();
     let event =
@@ -83,7 +85,7 @@ pub async fn rotate(state: &AppState, actor: &Actor, now: UnixTime) -> Result<Ve
                 "kids": new_kids,
                 "active_from": rotation.active_from.to_rfc3339(),
             }));
-    state.store.append_event(&event).await.map_err(|e| AdminError::internal("auditing a key rotation", e))?;
+    state.store.append_event(&event).await.map_err(|e| ServiceError::internal_in("auditing a key rotation", e))?;
     event.log();
     Ok(list(state, now).await?.into_iter().filter(|k| new_kids.contains(&k.kid.as_str())).collect())
 }

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{AdminError, Result};
+use super::error::{Result, ServiceError};
 use crate::clock::UnixTime;
 use crate::duration::Secs;
 use crate::policy::{ClientSessionOverride, IdleTimeout, PolicyKey, PolicySources, SessionPolicy, Source};
@@ -166,13 +166,15 @@ pub async fn explain(
     remember_me: bool,
 ) -> Result<Explanation> {
     let client = match client_id {
-        Some(id) => Some(state.clients.get(id).ok_or_else(|| AdminError::NotFound(format!("no client named {id:?}")))?),
+        Some(id) => {
+            Some(state.clients.get(id).ok_or_else(|| ServiceError::NotFound(format!("no client named {id:?}")))?)
+        }
         None => None,
     };
     if let Some(u) = username
-        && state.any_user(u).await.map_err(|e| AdminError::store("reading a user", e))?.is_none()
+        && state.any_user(u).await.map_err(|e| ServiceError::store("reading a user", e))?.is_none()
     {
-        return Err(AdminError::NotFound(format!("no user named {u:?}")));
+        return Err(ServiceError::NotFound(format!("no user named {u:?}")));
     }
     let policy = state.policy();
     let over = client.as_ref().and_then(|c| c.session.as_ref().map(|o| (c.id.as_str(), o)));
@@ -225,7 +227,7 @@ impl Counts {
 
 /// What putting `proposed` in force now would do to the live sessions.
 pub async fn preview(state: &AppState, proposed: &SessionPolicy, now: UnixTime) -> Result<Preview> {
-    let store_err = |e| AdminError::store("reading sessions for a preview", e);
+    let store_err = |e| ServiceError::store("reading sessions for a preview", e);
     let history = state.history();
     let current = history.current().clone();
     let clients = state.clients.snapshot();

@@ -12,7 +12,8 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use super::{Actor, AdminError, Result};
+use super::actor::Actor;
+use super::error::{Result, ServiceError};
 use crate::clock::UnixTime;
 use crate::policy::{ClientSessionOverride, PolicyHistory};
 use crate::service::AppState;
@@ -99,7 +100,7 @@ pub async fn live_sessions(
 ) -> Result<Vec<SessionView>> {
     let history = state.history();
     let mut sessions =
-        state.store.user_sessions(username).await.map_err(|e| AdminError::store("listing a user's sessions", e))?;
+        state.store.user_sessions(username).await.map_err(|e| ServiceError::store("listing a user's sessions", e))?;
     sessions.retain(|s| s.revoked.is_none());
     // The store's sequence orders sign-ins within the same second.
     sessions.sort_by_key(|s| std::cmp::Reverse((s.signed_in, s.seq)));
@@ -111,7 +112,7 @@ pub async fn live_sessions(
             .store
             .session_families(&session.sid)
             .await
-            .map_err(|e| AdminError::store("reading a session's families", e))?;
+            .map_err(|e| ServiceError::store("reading a session's families", e))?;
         views.extend(session_view(session, &families, &history, client_override, current_sid, now));
     }
     Ok(views)
@@ -135,7 +136,7 @@ pub async fn revoke_own_all(state: &AppState, username: &str, now: UnixTime) -> 
         revocation
             .session(&session.sid, username, REASON_SIGNED_OUT_EVERYWHERE)
             .await
-            .map_err(|e| AdminError::store("revoking a user's sessions", e))?;
+            .map_err(|e| ServiceError::store("revoking a user's sessions", e))?;
     }
     Ok(())
 }
@@ -148,7 +149,7 @@ pub async fn revoke_own(state: &AppState, username: &str, sid: &str, now: UnixTi
             .store
             .session(sid)
             .await
-            .map_err(|e| AdminError::store("reading a user session", e))?
+            .map_err(|e| ServiceError::store("reading a user session", e))?
             .is_some_and(|s| s.username == username);
     if !owned {
         return Err(no_such_session());
@@ -157,7 +158,7 @@ pub async fn revoke_own(state: &AppState, username: &str, sid: &str, now: UnixTi
     revocation
         .session(sid, username, REASON_USER_REVOKED)
         .await
-        .map_err(|e| AdminError::store("revoking a user session", e))?;
+        .map_err(|e| ServiceError::store("revoking a user session", e))?;
     Ok(())
 }
 
@@ -171,7 +172,7 @@ pub async fn revoke_user(state: &AppState, actor: &Actor, username: &str, now: U
     revocation
         .user(username, &actor.name, REASON_ADMIN_REVOKED)
         .await
-        .map_err(|e| AdminError::store("revoking a user's sessions", e))?;
+        .map_err(|e| ServiceError::store("revoking a user's sessions", e))?;
     Ok(())
 }
 
@@ -201,21 +202,21 @@ async fn session_owner(state: &AppState, sid: &str) -> Result<Option<String>> {
     if !well_formed_sid(sid) {
         return Ok(None);
     }
-    let session = state.store.session(sid).await.map_err(|e| AdminError::internal("reading a user session", e))?;
+    let session = state.store.session(sid).await.map_err(|e| ServiceError::internal_in("reading a user session", e))?;
     Ok(session.map(|s| s.username))
 }
 
 /// Revoke `sid` of `owner` after the helpdesk rule: a user who holds
 /// permissions (still known) is signed out only by `system:administer`.
 async fn revoke_checked(state: &AppState, actor: &Actor, owner: &str, sid: &str, now: UnixTime) -> Result<()> {
-    if let Some(user) = state.any_user(owner).await.map_err(|e| AdminError::internal("reading a user", e))? {
+    if let Some(user) = state.any_user(owner).await.map_err(|e| ServiceError::internal_in("reading a user", e))? {
         super::users::may_revoke_sessions_of(actor, &user)?;
     }
     let revocation = state.revocation(now);
     let revoked = revocation
         .session(sid, &actor.name, REASON_ADMIN_REVOKED)
         .await
-        .map_err(|e| AdminError::store("revoking a user session", e))?;
+        .map_err(|e| ServiceError::store("revoking a user session", e))?;
     match revoked {
         Revoke::Revoked(_) | Revoke::AlreadyRevoked(_) => Ok(()),
         Revoke::NotFound => Err(no_such_session()),
@@ -226,8 +227,8 @@ async fn known_user(state: &AppState, username: &str) -> Result<crate::user::Use
     state
         .any_user(username)
         .await
-        .map_err(|e| AdminError::store("reading a user", e))?
-        .ok_or_else(|| AdminError::NotFound(format!("no user named {username:?}")))
+        .map_err(|e| ServiceError::store("reading a user", e))?
+        .ok_or_else(|| ServiceError::NotFound(format!("no user named {username:?}")))
 }
 
 /// A sid as tenure mints them (32 hex characters); anything else is unknown.
@@ -235,8 +236,8 @@ fn well_formed_sid(sid: &str) -> bool {
     sid.len() == 32 && sid.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-fn no_such_session() -> AdminError {
-    AdminError::NotFound("no such session".into())
+fn no_such_session() -> ServiceError {
+    ServiceError::NotFound("no such session".into())
 }
 
 #[cfg(test)]

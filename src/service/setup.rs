@@ -18,8 +18,9 @@ use ring::digest::{SHA256, digest};
 use ring::rand::{SecureRandom, SystemRandom};
 use subtle::ConstantTimeEq;
 
+use super::actor::Actor;
+use super::error::ServiceError;
 use super::users::{self, NewUser, UserView};
-use super::{Actor, AdminError};
 use crate::clock::UnixTime;
 use crate::duration::Secs;
 use crate::oauth::client::Permission;
@@ -71,12 +72,12 @@ impl FirstRun {
     /// Draw a fresh token valid from `now` for [`SETUP_VALID_FOR`]; any
     /// earlier one of this process stops working. The caller shows it once;
     /// only its hash is kept.
-    fn issue(&self, now: UnixTime) -> Result<(String, Issued), AdminError> {
+    fn issue(&self, now: UnixTime) -> Result<(String, Issued), ServiceError> {
         use base64::Engine;
         let mut raw = [0u8; 32];
         SystemRandom::new()
             .fill(&mut raw)
-            .map_err(|_| AdminError::internal("drawing a setup token", "no randomness"))?;
+            .map_err(|_| ServiceError::internal_in("drawing a setup token", "no randomness"))?;
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
         let issued = Issued { hash: hash_of(&token), expires_at: now.plus(SETUP_VALID_FOR) };
         *self.issued() = Some(issued);
@@ -105,29 +106,29 @@ impl FirstRun {
 
 /// Draw the setup token of this start (SPEC 9 "First run") and keep its
 /// hash where every replica sees it; the token, to show once.
-pub async fn open(state: &AppState, now: UnixTime) -> Result<String, AdminError> {
+pub async fn open(state: &AppState, now: UnixTime) -> Result<String, ServiceError> {
     let (token, issued) = state.first_run.issue(now)?;
     state
         .store
         .put_setup_token(&issued.hash, issued.expires_at)
         .await
-        .map_err(|e| AdminError::internal("storing the setup token", e))?;
+        .map_err(|e| ServiceError::internal_in("storing the setup token", e))?;
     Ok(token)
 }
 
 /// Whether `token` is a live setup token at `now`: this process's, or one
 /// another replica stored.
-async fn is_live(state: &AppState, token: &str, now: UnixTime) -> Result<bool, AdminError> {
+async fn is_live(state: &AppState, token: &str, now: UnixTime) -> Result<bool, ServiceError> {
     if state.first_run.is_valid(token, now) {
         return Ok(true);
     }
     let stored = state.store.setup_token(&hash_of(token), now).await;
-    Ok(stored.map_err(|e| AdminError::internal("reading the setup token", e))? == Some(true))
+    Ok(stored.map_err(|e| ServiceError::internal_in("reading the setup token", e))? == Some(true))
 }
 
 /// Whether setup is over: an administrator exists (known to this process,
 /// or found in the store, which is read only until one is found).
-pub async fn is_done(state: &AppState) -> Result<bool, AdminError> {
+pub async fn is_done(state: &AppState) -> Result<bool, ServiceError> {
     if state.first_run.is_settled() {
         return Ok(true);
     }
@@ -140,12 +141,12 @@ pub async fn is_done(state: &AppState) -> Result<bool, AdminError> {
 
 /// Whether a user who can sign in holds `system:administer`: a config user,
 /// or an enabled stored one.
-pub async fn administrator_exists(state: &AppState) -> Result<bool, AdminError> {
+pub async fn administrator_exists(state: &AppState) -> Result<bool, ServiceError> {
     let admin = |u: &crate::user::User| !u.disabled && u.permissions.contains(&Permission::SystemAdminister);
     if state.users.values().any(admin) {
         return Ok(true);
     }
-    let stored = state.store.users().await.map_err(|e| AdminError::internal("reading users", e))?;
+    let stored = state.store.users().await.map_err(|e| ServiceError::internal_in("reading users", e))?;
     Ok(stored.iter().any(admin))
 }
 
@@ -160,7 +161,7 @@ pub enum SetupStatus {
     BadToken,
 }
 
-pub async fn status(state: &AppState, token: &str, now: UnixTime) -> Result<SetupStatus, AdminError> {
+pub async fn status(state: &AppState, token: &str, now: UnixTime) -> Result<SetupStatus, ServiceError> {
     if is_done(state).await? {
         return Ok(SetupStatus::Done);
     }
@@ -175,14 +176,14 @@ pub struct FirstAdmin {
 }
 
 /// Why the first administrator was not created.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum SetupRefusal {
     /// An administrator exists already (this run's, or another one).
     Done,
     /// The token is wrong, expired or used.
     BadToken,
     /// The form is wrong (the message names the field) or the server failed.
-    Admin(AdminError),
+    Admin(ServiceError),
 }
 
 /// Create the first administrator (`permissions = ["system:administer"]`)
@@ -204,7 +205,7 @@ pub async fn create_first_admin(
         return Err(SetupRefusal::BadToken);
     }
     if form.password.expose() != form.confirm.expose() {
-        return Err(SetupRefusal::Admin(AdminError::Invalid(
+        return Err(SetupRefusal::Admin(ServiceError::Invalid(
             "confirm_password: the two passwords differ; type the same password twice".into(),
         )));
     }
@@ -238,8 +239,8 @@ pub async fn create_first_admin(
 async fn take_stored_tokens(
     state: &AppState,
     now: UnixTime,
-) -> Result<Option<Vec<crate::store::SetupToken>>, AdminError> {
-    state.store.take_setup_tokens(now).await.map_err(|e| AdminError::internal("taking the setup tokens", e))
+) -> Result<Option<Vec<crate::store::SetupToken>>, ServiceError> {
+    state.store.take_setup_tokens(now).await.map_err(|e| ServiceError::internal_in("taking the setup tokens", e))
 }
 
 /// The setup tokens taken for an attempt that created nobody go back.
@@ -266,7 +267,7 @@ pub async fn bootstrap(
     username: &str,
     password: &Secret,
     now: UnixTime,
-) -> Result<Bootstrap, AdminError> {
+) -> Result<Bootstrap, ServiceError> {
     let _once = state.first_run.create.lock().await;
     if is_done(state).await? {
         return Ok(Bootstrap::AlreadyAdministered);
@@ -284,7 +285,7 @@ async fn create_administrator(
     username: String,
     password: Secret,
     now: UnixTime,
-) -> Result<UserView, AdminError> {
+) -> Result<UserView, ServiceError> {
     let actor = Actor { name: actor.to_owned(), administer: true };
     let new = NewUser {
         username,

@@ -11,7 +11,7 @@
 
 use serde::Serialize;
 
-use super::{AdminError, Result};
+use super::error::{Result, ServiceError};
 use crate::audit::{AuditEvent, EventKind};
 use crate::service::AppState;
 use crate::store::Store;
@@ -45,14 +45,14 @@ impl Filter {
             }
             if key == "kind" && EventKind::parse(&value).is_none() {
                 let known: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
-                return Err(AdminError::Invalid(format!(
+                return Err(ServiceError::Invalid(format!(
                     "kind: there is no event kind {:?}; the kinds are {}",
                     value.chars().take(40).collect::<String>(),
                     known.join(", ")
                 )));
             }
             if slot.replace(value.into_owned()).is_some() {
-                return Err(AdminError::Invalid(format!("the {key} parameter is given more than once")));
+                return Err(ServiceError::Invalid(format!("the {key} parameter is given more than once")));
             }
         }
         Ok(filter)
@@ -93,13 +93,13 @@ impl PageRequest {
                 _ => continue,
             };
             if slot.replace(value).is_some() {
-                return Err(AdminError::Invalid(format!("the {key} parameter is given more than once")));
+                return Err(ServiceError::Invalid(format!("the {key} parameter is given more than once")));
             }
         }
         let limit = match limit {
             None => Self::DEFAULT_LIMIT,
             Some(raw) => raw.parse().ok().filter(|n| (1..=Self::MAX_LIMIT).contains(n)).ok_or_else(|| {
-                AdminError::Invalid(format!(
+                ServiceError::Invalid(format!(
                     "limit must be an integer from 1 to {} (got {:?})",
                     Self::MAX_LIMIT,
                     truncated(&raw)
@@ -109,7 +109,7 @@ impl PageRequest {
         let before = match before {
             None => None,
             Some(raw) => Some(raw.parse().map_err(|_| {
-                AdminError::Invalid(format!(
+                ServiceError::Invalid(format!(
                     "before must be the id of an audit event, as in `next` (got {:?})",
                     truncated(&raw)
                 ))
@@ -164,7 +164,7 @@ pub struct AuditPage {
 /// The page `page` asks for, of the events `filter` keeps.
 pub async fn page(state: &AppState, page: PageRequest, filter: &Filter) -> Result<AuditPage> {
     let read = |before, n| async move {
-        state.store.events_page(before, n).await.map_err(|e| AdminError::store("reading the audit log", e))
+        state.store.events_page(before, n).await.map_err(|e| ServiceError::store("reading the audit log", e))
     };
     let (events, next) = if filter.is_empty() {
         // One more than asked tells whether another page follows.
@@ -209,9 +209,9 @@ pub async fn page(state: &AppState, page: PageRequest, filter: &Filter) -> Resul
 mod tests {
     use super::*;
 
-    fn message(e: AdminError) -> String {
+    fn message(e: ServiceError) -> String {
         match e {
-            AdminError::Invalid(m) => m,
+            ServiceError::Invalid(m) => m,
             other => format!("{other:?}"),
         }
     }

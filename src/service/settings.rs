@@ -10,60 +10,113 @@
 
 use serde_json::{Map, Value};
 
-use super::{Actor, AdminError, Result};
+use super::actor::Actor;
+use super::error::{Result, ServiceError};
 use crate::audit::{AuditEvent, EventKind};
 use crate::clock::UnixTime;
 use crate::duration::Secs;
-use crate::policy::{POLICY_KEYS, PolicyKeyDef, PolicyLayer, PolicyLayers, PolicySources, PolicyValue, SessionPolicy};
+use crate::policy::{
+    POLICY_KEYS, PolicyKey, PolicyKeyDef, PolicyLayer, PolicyLayers, PolicySources, PolicyValue, SessionPolicy, Source,
+};
 use crate::service::AppState;
 use crate::store::Store;
 
+/// A change to the admin layer: each key given is set to a value (`Some`)
+/// or cleared (`None`: the file and environment apply again). Kept in the
+/// order of the keys' names, the order the admin API reads a body in.
+#[derive(Clone, Debug, Default)]
+pub struct PolicyChange {
+    keys: Vec<(&'static PolicyKeyDef, Option<PolicyValue>)>,
+}
+
+impl PolicyChange {
+    /// Set `key` to `value`, or clear it with `None`; a later call for the
+    /// same key wins.
+    pub fn set(&mut self, key: PolicyKey, value: Option<PolicyValue>) {
+        let def = key.def();
+        self.keys.retain(|(d, _)| d.key != key);
+        let at = self.keys.partition_point(|(d, _)| d.name < def.name);
+        self.keys.insert(at, (def, value));
+    }
+
+    /// Clear every key an administrator may set: what the reset drops.
+    pub fn clear_all() -> Self {
+        let mut change = PolicyChange::default();
+        for def in POLICY_KEYS.iter().filter(|d| d.admin_settable) {
+            change.set(def.key, None);
+        }
+        change
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Each key changed with its new value, in the order of the keys' names.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static PolicyKeyDef, Option<PolicyValue>)> + '_ {
+        self.keys.iter().copied()
+    }
+}
+
+/// The settings in force: every key with its effective value and where it
+/// comes from. Serialised as the admin API shows it: each key's value
+/// (integer seconds, or "off" for an idle timeout), and `sources`.
+#[derive(Clone, Debug)]
+pub struct SettingsView {
+    /// Every row of [`POLICY_KEYS`], in its order.
+    pub values: Vec<(&'static PolicyKeyDef, PolicyValue, Source)>,
+}
+
+impl SettingsView {
+    /// The effective value of `key`.
+    pub fn value(&self, key: PolicyKey) -> Option<PolicyValue> {
+        self.values.iter().find(|(d, _, _)| d.key == key).map(|(_, v, _)| *v)
+    }
+
+    fn to_json(&self) -> Value {
+        let mut out = Map::new();
+        for (def, value, _) in &self.values {
+            let value = match value {
+                PolicyValue::Off => Value::from("off"),
+                PolicyValue::Secs(d) => Value::from(d.as_secs()),
+            };
+            out.insert(def.name.into(), value);
+        }
+        let src: Map<String, Value> = self
+            .values
+            .iter()
+            .map(|(d, _, source)| (d.name.to_owned(), serde_json::to_value(source).unwrap_or(Value::Null)))
+            .collect();
+        out.insert("sources".into(), Value::Object(src));
+        Value::Object(out)
+    }
+}
+
+impl serde::Serialize for SettingsView {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        self.to_json().serialize(serializer)
+    }
+}
+
 /// `GET /admin/settings/session`: the effective settings and where each
 /// comes from.
-pub fn current(state: &AppState) -> Value {
+pub fn current(state: &AppState) -> SettingsView {
     let policy = state.policy();
     view(&policy.0, &policy.1)
 }
 
-/// The JSON view: every key with its effective value (integer seconds, or
-/// "off" for an idle timeout), and `sources`.
-pub fn view(policy: &SessionPolicy, sources: &PolicySources) -> Value {
-    let mut out = Map::new();
-    for def in POLICY_KEYS {
-        let value = match (def.effective)(policy) {
-            PolicyValue::Off => Value::from("off"),
-            PolicyValue::Secs(d) => Value::from(d.as_secs()),
-        };
-        out.insert(def.name.into(), value);
-    }
-    let src: Map<String, Value> = POLICY_KEYS
-        .iter()
-        .map(|d| (d.name.to_owned(), serde_json::to_value(sources.of(d.key)).unwrap_or(Value::Null)))
-        .collect();
-    out.insert("sources".into(), Value::Object(src));
-    Value::Object(out)
+/// The view of `policy` with its `sources`.
+pub fn view(policy: &SessionPolicy, sources: &PolicySources) -> SettingsView {
+    SettingsView { values: POLICY_KEYS.iter().map(|d| (d, (d.effective)(policy), sources.of(d.key))).collect() }
 }
 
-/// Apply a change to the admin layer: each known key set to integer seconds
-/// (or "off" for idle timeouts), or `null` to drop the admin value. A value
-/// set for a key the operator's `floor` (`session.admin_floor`) binds must
-/// not be below it.
-pub fn merge(mut layer: PolicyLayer, body: &Map<String, Value>, floor: Secs) -> Result<PolicyLayer> {
-    for (field, value) in body {
-        let Some(def) = POLICY_KEYS.iter().find(|d| d.name == field) else {
-            let known: Vec<&str> = POLICY_KEYS.iter().map(|d| d.name).collect();
-            return Err(AdminError::Invalid(format!("unknown field {field:?}; known fields: {}", known.join(", "))));
-        };
-        let not_seconds =
-            || AdminError::Invalid(format!("{field} must be a whole number of seconds (>= 0), not {value}"));
-        let new = if value.is_null() {
-            None
-        } else if def.accepts_off() && value.as_str() == Some("off") {
-            Some(PolicyValue::Off)
-        } else {
-            Some(PolicyValue::Secs(value.as_u64().map(Secs::new).ok_or_else(not_seconds)?))
-        };
-        def.set(&mut layer, new).map_err(|_| not_seconds())?;
+/// Apply a change to the admin layer. A value set for a key the operator's
+/// `floor` (`session.admin_floor`) binds must not be below it.
+pub fn merge(mut layer: PolicyLayer, change: &PolicyChange, floor: Secs) -> Result<PolicyLayer> {
+    for (def, new) in change.iter() {
+        def.set(&mut layer, new).map_err(|_| {
+            ServiceError::Invalid(format!("{} must be a whole number of seconds (>= 0), not \"off\"", def.name))
+        })?;
         if let Some(v) = new {
             check_admin_floor(def, v, floor)?;
         }
@@ -76,13 +129,17 @@ pub fn merge(mut layer: PolicyLayer, body: &Map<String, Value>, floor: Secs) -> 
 fn check_admin_floor(def: &PolicyKeyDef, value: PolicyValue, floor: Secs) -> Result<()> {
     let PolicyValue::Secs(v) = value else { return Ok(()) };
     if def.floored && v < floor {
-        return Err(AdminError::InvalidSetting(format!(
-            "{name} must be at least session.admin_floor ({floor}, {} seconds) when set through the admin API, \
-             console or CLI, not {} seconds; shorter values are for the config file or environment (field {name})",
-            floor.as_secs(),
-            v.as_secs(),
-            name = def.name,
-        )));
+        return Err(ServiceError::InvalidSetting {
+            key: def.name,
+            message: format!(
+                "{name} must be at least session.admin_floor ({floor}, {} seconds) when set through the admin \
+                 API, console or CLI, not {} seconds; shorter values are for the config file or environment \
+                 (field {name})",
+                floor.as_secs(),
+                v.as_secs(),
+                name = def.name,
+            ),
+        });
     }
     Ok(())
 }
@@ -96,26 +153,28 @@ fn floor(state: &AppState) -> Secs {
 /// rules of SPEC 3 (the message names the key and the rule).
 pub fn proposed(state: &AppState, admin: PolicyLayer) -> Result<(SessionPolicy, PolicySources)> {
     let layers = PolicyLayers { admin, ..state.config.policy_layers.clone() };
-    layers.resolve().map_err(|e| AdminError::InvalidSetting(format!("{e} (field {})", e.key())))
+    layers
+        .resolve()
+        .map_err(|e| ServiceError::InvalidSetting { key: e.key(), message: format!("{e} (field {})", e.key()) })
 }
 
-/// What applying `changes` (as [`merge`] takes them) would do to the live
-/// sessions; refused exactly as [`change`] would refuse it. Nothing changes.
-pub async fn preview(state: &AppState, changes: &Map<String, Value>, now: UnixTime) -> Result<super::policy::Preview> {
+/// What applying `changes` would do to the live sessions; refused exactly
+/// as [`update`] would refuse it. Nothing changes.
+pub async fn preview(state: &AppState, changes: &PolicyChange, now: UnixTime) -> Result<super::explain::Preview> {
     let old_admin =
-        state.store.admin_policy().await.map_err(|e| AdminError::store("previewing session settings", e))?;
+        state.store.admin_policy().await.map_err(|e| ServiceError::store("previewing session settings", e))?;
     let (proposed, _) = proposed(state, merge(old_admin, changes, floor(state))?)?;
-    super::policy::preview(state, &proposed, now).await
+    super::explain::preview(state, &proposed, now).await
 }
 
-/// Apply `changes` (as [`merge`] takes them) and return the new view.
-pub async fn update(state: &AppState, actor: &Actor, changes: &Map<String, Value>, now: UnixTime) -> Result<Value> {
+/// Apply `changes` and return the new view.
+pub async fn update(state: &AppState, actor: &Actor, changes: &PolicyChange, now: UnixTime) -> Result<SettingsView> {
     let floor = floor(state);
     change(state, actor, |admin| merge(admin, changes, floor), EventKind::SettingsChanged, now).await
 }
 
 /// Drop every admin-set value; file and environment apply again.
-pub async fn reset(state: &AppState, actor: &Actor, now: UnixTime) -> Result<Value> {
+pub async fn reset(state: &AppState, actor: &Actor, now: UnixTime) -> Result<SettingsView> {
     change(state, actor, |_| Ok(PolicyLayer::default()), EventKind::SettingsReset, now).await
 }
 
@@ -127,9 +186,9 @@ async fn change(
     update: impl FnOnce(PolicyLayer) -> Result<PolicyLayer>,
     kind: EventKind,
     now: UnixTime,
-) -> Result<Value> {
+) -> Result<SettingsView> {
     let _serialised = state.settings_lock.lock().await;
-    let store_err = |e| AdminError::store("changing session settings", e);
+    let store_err = |e| ServiceError::store("changing session settings", e);
     let old_admin = state.store.admin_policy().await.map_err(store_err)?;
     let admin = update(old_admin.clone())?;
     let resolved = proposed(state, admin.clone())?;
@@ -158,13 +217,15 @@ mod tests {
 
     const FLOOR: Secs = Secs::minutes(5);
 
-    fn body(v: Value) -> Map<String, Value> {
-        v.as_object().cloned().unwrap_or_default()
+    /// `v` read as the admin API reads a body (`http/settings.rs`), then merged.
+    fn merged(layer: PolicyLayer, v: Value, floor: Secs) -> Result<PolicyLayer> {
+        let body = v.as_object().cloned().unwrap_or_default();
+        crate::http::settings::policy_change(&body).and_then(|change| merge(layer, &change, floor))
     }
 
-    fn message(e: AdminError) -> String {
+    fn message(e: ServiceError) -> String {
         match e {
-            AdminError::Invalid(m) | AdminError::InvalidSetting(m) => m,
+            ServiceError::Invalid(m) | ServiceError::InvalidSetting { message: m, .. } => m,
             other => format!("{other:?}"),
         }
     }
@@ -198,41 +259,41 @@ mod tests {
         )
         .expect("the file takes every key");
         assert_eq!(file.policy_layers.file, expected, "config file");
-        let admin = merge(PolicyLayer::default(), &json, Secs::new(1)).expect("the admin API takes every key");
+        let admin = merged(PolicyLayer::default(), serde_json::Value::Object(json), Secs::new(1))
+            .expect("the admin API takes every key");
         assert_eq!(admin, expected, "admin API");
     }
 
     #[test]
     fn merge_sets_clears_and_names_bad_fields() {
         let layer =
-            merge(PolicyLayer::default(), &body(serde_json::json!({"idle_timeout": 900, "max_lifetime": 3600})), FLOOR)
+            merged(PolicyLayer::default(), serde_json::json!({"idle_timeout": 900, "max_lifetime": 3600}), FLOOR)
                 .expect("valid");
         assert_eq!(layer.idle_timeout, Some(IdleTimeout::After(Secs::new(900))));
-        let layer = merge(layer, &body(serde_json::json!({"idle_timeout": "off", "max_lifetime": null})), FLOOR)
-            .expect("valid");
+        let layer =
+            merged(layer, serde_json::json!({"idle_timeout": "off", "max_lifetime": null}), FLOOR).expect("valid");
         assert_eq!(layer.idle_timeout, Some(IdleTimeout::Off));
         assert_eq!(layer.max_lifetime, None);
-        let e =
-            message(merge(PolicyLayer::default(), &body(serde_json::json!({"idle": 1})), FLOOR).expect_err("unknown"));
+        let e = message(merged(PolicyLayer::default(), serde_json::json!({"idle": 1}), FLOOR).expect_err("unknown"));
         assert!(e.contains("unknown field \"idle\""), "{e}");
         let e = message(
-            merge(PolicyLayer::default(), &body(serde_json::json!({"max_lifetime": "12h"})), FLOOR).expect_err("type"),
+            merged(PolicyLayer::default(), serde_json::json!({"max_lifetime": "12h"}), FLOOR).expect_err("type"),
         );
         assert!(e.contains("max_lifetime must be a whole number of seconds"), "{e}");
         let e = message(
-            merge(PolicyLayer::default(), &body(serde_json::json!({"max_lifetime": -5})), FLOOR).expect_err("negative"),
+            merged(PolicyLayer::default(), serde_json::json!({"max_lifetime": -5}), FLOOR).expect_err("negative"),
         );
         assert!(e.contains("max_lifetime"), "{e}");
     }
 
     #[test]
     fn the_admin_api_refuses_values_below_the_operators_floor() {
-        let put = |v: Value| merge(PolicyLayer::default(), &body(v), FLOOR);
+        let put = |v: Value| merged(PolicyLayer::default(), v, FLOOR);
         for key in
             ["idle_timeout", "max_lifetime", "remember_me_idle_timeout", "remember_me_max_lifetime", "access_token_ttl"]
         {
             let e = put(serde_json::json!({ key: 299 })).expect_err("under 5 minutes");
-            assert!(matches!(e, AdminError::InvalidSetting(_)), "{e:?}");
+            assert!(matches!(e, ServiceError::InvalidSetting { key: k, .. } if k == key), "{e:?}");
             let m = message(e);
             assert_eq!(
                 m,
@@ -247,9 +308,9 @@ mod tests {
         assert!(put(serde_json::json!({"idle_timeout": "off", "refresh_reuse_grace": 0})).is_ok(), "no floor");
         assert!(put(serde_json::json!({"idle_timeout": null})).is_ok(), "clearing is always allowed");
         // The operator's floor, whatever it is.
-        let low = merge(PolicyLayer::default(), &body(serde_json::json!({"idle_timeout": 2})), Secs::new(1));
+        let low = merged(PolicyLayer::default(), serde_json::json!({"idle_timeout": 2}), Secs::new(1));
         assert_eq!(low.expect("above a 1 s floor").idle_timeout, Some(IdleTimeout::After(Secs::new(2))));
-        let high = merge(PolicyLayer::default(), &body(serde_json::json!({"idle_timeout": 1800})), Secs::hours(1));
+        let high = merged(PolicyLayer::default(), serde_json::json!({"idle_timeout": 1800}), Secs::hours(1));
         assert!(
             message(high.expect_err("below a 1 h floor"))
                 .starts_with("idle_timeout must be at least session.admin_floor (1h,")
@@ -259,7 +320,7 @@ mod tests {
     #[test]
     fn the_view_shows_values_and_sources() {
         let (p, sources) = PolicyLayers::default().resolve().expect("defaults");
-        let v = view(&p, &sources);
+        let v = serde_json::to_value(view(&p, &sources)).expect("json");
         assert_eq!(v["idle_timeout"], 1800);
         assert_eq!(v["access_token_ttl"], 1800);
         assert_eq!(v["sources"]["max_lifetime"], "default");

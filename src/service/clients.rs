@@ -5,9 +5,10 @@
 //! returned once and only its argon2id hash is kept.
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::{Actor, AdminError, Result, hash_secret, new_client_secret};
+use super::actor::{Actor, hash_secret, new_client_secret};
+use super::error::{Result, ServiceError};
 use crate::audit::{AuditEvent, EventKind};
 use crate::clock::UnixTime;
 use crate::oauth::client::Client;
@@ -47,12 +48,12 @@ fn view(state: &AppState, client: &Client) -> ClientView {
     ClientView { spec: ClientSpec::of(client), source }
 }
 
-fn store_err(e: crate::store::StoreError) -> AdminError {
-    AdminError::store("reading or writing clients", e)
+fn store_err(e: crate::store::StoreError) -> ServiceError {
+    ServiceError::store("reading or writing clients", e)
 }
 
-fn unknown(id: &str) -> AdminError {
-    AdminError::NotFound(format!("no client named {id:?}"))
+fn unknown(id: &str) -> ServiceError {
+    ServiceError::NotFound(format!("no client named {id:?}"))
 }
 
 pub fn list(state: &AppState) -> Vec<ClientView> {
@@ -63,24 +64,12 @@ pub fn show(state: &AppState, id: &str) -> Result<ClientView> {
     state.clients.get(id).map(|c| view(state, &c)).ok_or_else(|| unknown(id))
 }
 
-/// Split a request body into the client's settings and an optional secret.
-fn parse(body: &Map<String, Value>) -> Result<(ClientSpec, Option<String>)> {
-    let mut rest = body.clone();
-    let secret = match rest.remove("secret") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s),
-        Some(other) => return Err(AdminError::Invalid(format!("secret: must be a string, not {other}"))),
-    };
-    if let Some(s) = &secret
-        && s.chars().count() < MIN_SECRET_CHARS
-    {
-        return Err(AdminError::Invalid(format!(
-            "secret: must be at least {MIN_SECRET_CHARS} characters (or leave it out to have one generated)"
-        )));
-    }
-    let spec: ClientSpec =
-        serde_json::from_value(Value::Object(rest)).map_err(|e| AdminError::Invalid(e.to_string()))?;
-    Ok((spec, secret))
+/// A client's settings as the admin API and the console give them, and the
+/// secret to set (`None`: keep the secret, or generate one when needed).
+#[derive(Clone, Debug)]
+pub struct ClientInput {
+    pub spec: ClientSpec,
+    pub secret: Option<String>,
 }
 
 /// Validate `spec` with `secret_hash` against the current policy.
@@ -88,9 +77,9 @@ fn build(state: &AppState, spec: ClientSpec, secret_hash: Option<crate::secret::
     let policy = state.policy();
     spec.build(secret_hash, &policy.0, state.config.signing_alg).map_err(|e| {
         if e.field == "session" {
-            AdminError::Invalid(e.message)
+            ServiceError::Invalid(e.message)
         } else {
-            AdminError::Invalid(format!("{}: {}", e.field, e.message))
+            ServiceError::Invalid(format!("{}: {}", e.field, e.message))
         }
     })
 }
@@ -104,7 +93,7 @@ async fn secret_for(
 ) -> Result<(Option<crate::secret::PasswordHashString>, Option<String>)> {
     if spec.public {
         if given.is_some() {
-            return Err(AdminError::Invalid("secret: a public client has no secret".into()));
+            return Err(ServiceError::Invalid("secret: a public client has no secret".into()));
         }
         return Ok((None, None));
     }
@@ -125,22 +114,22 @@ fn record(client: &Client, spec: ClientSpec, created_at: UnixTime) -> StoredClie
     StoredClient { spec, secret_hash, created_at }
 }
 
-pub async fn create(state: &AppState, actor: &Actor, body: &Map<String, Value>, now: UnixTime) -> Result<WithSecret> {
-    let (spec, given) = parse(body)?;
+pub async fn create(state: &AppState, actor: &Actor, input: ClientInput, now: UnixTime) -> Result<WithSecret> {
+    let ClientInput { spec, secret: given } = input;
     crate::oauth::client_spec::check_client_id(&spec.id)
-        .map_err(|e| AdminError::Invalid(format!("{}: {}", e.field, e.message)))?;
+        .map_err(|e| ServiceError::Invalid(format!("{}: {}", e.field, e.message)))?;
     if state.clients.get(&spec.id).is_some() {
-        return Err(AdminError::Conflict(format!("id: a client {:?} already exists", spec.id)));
+        return Err(ServiceError::Conflict(format!("id: a client {:?} already exists", spec.id)));
     }
     if state.any_user(&spec.id).await.map_err(store_err)?.is_some() {
-        return Err(AdminError::Conflict(format!(
+        return Err(ServiceError::Conflict(format!(
             "id: {:?} is a username; a client id must never share a user's subject",
             spec.id
         )));
     }
     match state.store.retired_name(&spec.id).await.map_err(store_err)? {
         Some(RetiredName::User) => {
-            return Err(AdminError::Conflict(format!(
+            return Err(ServiceError::Conflict(format!(
                 "id: {:?} was the username of a deleted user; a client id must never share a user's subject, \
                  and a subject is never given again",
                 spec.id
@@ -149,7 +138,7 @@ pub async fn create(state: &AppState, actor: &Actor, body: &Map<String, Value>, 
         // Tokens name their client by id: a new client under a deleted
         // one's id would bring the deleted client's live tokens back.
         Some(RetiredName::Client) => {
-            return Err(AdminError::Conflict(format!(
+            return Err(ServiceError::Conflict(format!(
                 "id: {:?} was the id of a deleted client; a client id is never given again, so the deleted \
                  client's tokens stay dead",
                 spec.id
@@ -174,47 +163,46 @@ pub async fn create(state: &AppState, actor: &Actor, body: &Map<String, Value>, 
 /// The stored client `id`: 409 for a config client, 404 when unknown.
 async fn stored(state: &AppState, id: &str) -> Result<StoredClient> {
     if id == crate::oauth::console_client::CLIENT_ID {
-        return Err(AdminError::Conflict(format!(
+        return Err(ServiceError::Conflict(format!(
             "client {id:?} is the built-in web console client and cannot be changed"
         )));
     }
     if state.clients.is_from_config(id) {
-        return Err(AdminError::Conflict(format!(
+        return Err(ServiceError::Conflict(format!(
             "client {id:?} is declared in the config file and is read-only here; change the file"
         )));
     }
     state.store.clients().await.map_err(store_err)?.into_iter().find(|c| c.spec.id == id).ok_or_else(|| unknown(id))
 }
 
-/// Replace client `id`'s settings. The secret stays unless `secret` is
-/// given (or the client turns confidential, when one is generated).
+/// A stored client that may be changed, read before the change is read (a
+/// config or the built-in client is 409, an unknown one 404).
+pub struct Editable(StoredClient);
+
+pub async fn editable(state: &AppState, id: &str) -> Result<Editable> {
+    stored(state, id).await.map(Editable)
+}
+
+/// Replace the settings of the client [`editable`] found (`input.spec.id`
+/// is its id). The secret stays unless `input.secret` is given (or the
+/// client turns confidential, when one is generated).
 pub async fn replace(
     state: &AppState,
     actor: &Actor,
-    id: &str,
-    body: &Map<String, Value>,
+    old: Editable,
+    input: ClientInput,
     now: UnixTime,
 ) -> Result<WithSecret> {
-    let old = stored(state, id).await?;
-    let mut body = body.clone();
-    match body.get("id") {
-        None => {
-            body.insert("id".into(), Value::String(id.to_owned()));
-        }
-        Some(Value::String(s)) if s == id => {}
-        Some(other) => {
-            return Err(AdminError::Invalid(format!(
-                "id: the body names {other}, the path {id:?}; a client id cannot change"
-            )));
-        }
-    }
-    let (spec, given) = parse(&body)?;
+    let Editable(old) = old;
+    let id = old.spec.id.clone();
+    let id = id.as_str();
+    let ClientInput { spec, secret: given } = input;
     let secret_given = given.is_some();
     let (hash, shown) = match (&old.secret_hash, spec.public, given) {
         (Some(h), false, None) => (
             Some(
                 crate::secret::PasswordHashString::stored(h)
-                    .map_err(|e| AdminError::internal("reading a client secret", e))?,
+                    .map_err(|e| ServiceError::internal_in("reading a client secret", e))?,
             ),
             None,
         ),
@@ -236,7 +224,7 @@ pub async fn replace(
 pub async fn rotate_secret(state: &AppState, actor: &Actor, id: &str, now: UnixTime) -> Result<WithSecret> {
     let old = stored(state, id).await?;
     if old.spec.public {
-        return Err(AdminError::Invalid(format!("client {id:?} is public and has no secret")));
+        return Err(ServiceError::Invalid(format!("client {id:?} is public and has no secret")));
     }
     let fresh = new_client_secret()?;
     let hash = hash_secret(state, fresh.clone()).await?;
