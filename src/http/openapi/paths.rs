@@ -16,10 +16,10 @@ use super::schemas::{
     SsfConfiguration, SsfPollRequest, SsfPollResponse, SsfStatus, SsfStream, SsfStreamRequest, SsfVerifyRequest,
     Status, TokenForm, TokenRequest, Unavailable, UserPatch, UserSessionList, Userinfo, UserinfoForm,
 };
-use crate::admin::audit::AuditPage;
-use crate::admin::policy::{Explanation, Preview};
-use crate::admin::users::{NewUser, UserPage, UserView};
 use crate::oauth::tokens::TokenResponse;
+use crate::service::audit::AuditPage;
+use crate::service::explain::{Explanation, Preview};
+use crate::service::users::{NewUser, UserPage, UserView};
 
 // ---- discovery ----
 

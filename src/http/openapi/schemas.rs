@@ -442,20 +442,20 @@ pub struct ClientSecret {
 /// `GET /admin/keys` and `POST /admin/keys/rotate`, newest first.
 #[derive(ToSchema)]
 pub struct KeyList {
-    pub keys: Vec<crate::admin::keys::KeyView>,
+    pub keys: Vec<crate::service::keys::KeyView>,
 }
 
 /// `GET /account/sessions`, newest sign-in first.
 #[derive(ToSchema)]
 pub struct SessionList {
-    pub sessions: Vec<crate::admin::sessions::SessionView>,
+    pub sessions: Vec<crate::service::sessions::SessionView>,
 }
 
 /// `GET /admin/users/{username}/sessions`, newest sign-in first.
 #[derive(ToSchema)]
 pub struct UserSessionList {
     pub username: String,
-    pub sessions: Vec<crate::admin::sessions::SessionView>,
+    pub sessions: Vec<crate::service::sessions::SessionView>,
 }
 
 // ---- feed (SSF) ----
