@@ -6,8 +6,11 @@
 //! [`ALLOWED`] (the violations still to remove). A pair in `ALLOWED` that no
 //! longer occurs fails too, so the list only shrinks.
 //!
-//! Test code (`#[cfg(test)]` items) is not checked: a unit test may build
-//! its fixtures from any floor. Comments and string literals are skipped.
+//! Test code (`#[cfg(test)]` items) is checked too: a unit test imports from
+//! its floor or below, like the code it tests, and builds its fixtures
+//! there. A `#[cfg(test)] mod tests` is read as the submodule it is (its
+//! `super::` is the file's module). Comments and string literals are
+//! skipped.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -175,19 +178,30 @@ fn item_end(bytes: &[u8], from: usize) -> usize {
     bytes.len()
 }
 
-/// The text with every `#[cfg(test)]` item removed.
-fn without_tests(text: &str) -> String {
+/// The text split into the code outside `#[cfg(test)]` items and those
+/// items, each with the name of the module it declares (`mod tests { … }`),
+/// if it is one.
+fn split_tests(text: &str) -> (String, Vec<(Option<String>, String)>) {
     const MARK: &str = "#[cfg(test)]";
     let mut out = String::with_capacity(text.len());
+    let mut tests = Vec::new();
     let mut rest = text;
     while let Some(at) = rest.find(MARK) {
         out.push_str(&rest[..at]);
         let after = &rest[at + MARK.len()..];
         let end = item_end(after.as_bytes(), 0);
+        let item = &after[..end];
+        let head = item.trim_start().trim_start_matches("pub ").trim_start();
+        let name = head.strip_prefix("mod ").and_then(|m| {
+            let (segments, _) = path_at(m.as_bytes(), 0);
+            let body = m.trim_start().trim_start_matches(|c: char| is_ident(c as u8)).trim_start();
+            (segments.len() == 1 && body.starts_with('{')).then(|| segments[0].clone())
+        });
+        tests.push((name, item.to_owned()));
         rest = &after[end..];
     }
     out.push_str(rest);
-    out
+    (out, tests)
 }
 
 fn is_ident(b: u8) -> bool {
@@ -255,9 +269,21 @@ fn group_paths(bytes: &[u8], at: usize, prefix: &[String], out: &mut Vec<Vec<Str
 }
 
 /// Every path in `text` (a file of module `module`) that names something
-/// outside the file's own module, from the crate root.
+/// outside the file's own module, from the crate root; test code included,
+/// a `#[cfg(test)] mod` as the submodule it is.
 pub fn imports(module: &[String], text: &str) -> Vec<Import> {
-    let code = without_tests(&strip(text));
+    let (code, tests) = split_tests(&strip(text));
+    let mut found = paths_in(module, &code);
+    for (name, item) in tests {
+        let mut inner = module.to_vec();
+        inner.extend(name);
+        found.extend(paths_in(&inner, &item));
+    }
+    found
+}
+
+/// The paths of [`imports`] in `code` (stripped) of module `module`.
+fn paths_in(module: &[String], code: &str) -> Vec<Import> {
     let bytes = code.as_bytes();
     let mut paths: Vec<Vec<String>> = Vec::new();
     let mut i = 0;
@@ -424,21 +450,44 @@ mod tests {
             // use crate::http::not_an_import;
             const S: &str = "crate::cli::not_an_import";
             #[cfg(test)]
-            mod tests { use crate::cli::Args; }
+            mod tests { use super::super::Fixture; use crate::cli::Args; }
         "#;
         let module = module_of("oauth/grant/fake.rs");
         let found: Vec<String> = imports(&module, text).into_iter().map(|i| i.to).collect();
         assert_eq!(
             found,
-            ["clock::UnixTime", "service::AppState", "service::error::ServiceError", "oauth::http::form"]
+            [
+                "clock::UnixTime",
+                "service::AppState",
+                "service::error::ServiceError",
+                "oauth::http::form",
+                "oauth::grant::Fixture",
+                "cli::Args"
+            ]
         );
         let files = vec![("token/fake.rs".to_owned(), text.to_owned())];
-        // In token/fake.rs, `super::super::` is the crate root.
+        // In token/fake.rs, `super::super::` is the crate root; in its
+        // tests, `super::super::` is `token`.
         let problems = check(&files, &[]);
-        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert_eq!(problems.len(), 4, "{problems:?}");
         assert!(problems[0].contains("token::fake imports crate::http::form"), "{problems:?}");
         assert!(problems[1].contains("token::fake imports crate::service::AppState"), "{problems:?}");
         assert!(problems[2].contains("token::fake imports crate::service::error::ServiceError"), "{problems:?}");
+        assert!(problems[3].contains("token::fake::tests imports crate::cli::Args"), "{problems:?}");
+    }
+
+    #[test]
+    fn an_upward_import_in_test_code_fails() {
+        let text = "pub fn f() {}
+#[cfg(test)]
+mod tests {
+    use crate::service::AppState;
+}
+";
+        let files = vec![("store/fake.rs".to_owned(), text.to_owned())];
+        let problems = check(&files, &[]);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("store::fake::tests imports crate::service::AppState"), "{problems:?}");
     }
 
     #[test]

@@ -174,11 +174,44 @@ pub fn escape_control(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// The log lines an audit event writes, captured (for unit tests here and
+/// in the use cases that log events).
+#[cfg(test)]
+#[derive(Clone, Default)]
+pub struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+#[cfg(test)]
+impl Captured {
+    /// What was written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().expect("lock").clone()).expect("utf-8")
+    }
+}
+
+#[cfg(test)]
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A plain-text subscriber writing into the returned [`Captured`]; use it
+/// with `tracing::subscriber::with_default`.
+#[cfg(test)]
+pub fn captured_log() -> (Captured, impl tracing::Subscriber) {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber =
+        tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).with_target(false).finish();
+    (captured, subscriber)
+}
+
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
-
     use super::*;
 
     const T0: UnixTime = UnixTime(1_700_000_000);
@@ -191,32 +224,16 @@ mod tests {
         assert_eq!(escape_control("a\r\tb\u{1b}[31m\u{2028}"), "a\\r\\tb\\u{1b}[31m\\u{2028}");
     }
 
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("lock").extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     #[test]
     fn a_newline_in_a_username_cannot_forge_an_audit_line() {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        let subscriber =
-            tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).with_target(false).finish();
+        let (captured, subscriber) = captured_log();
         let forged = "eve\n2026-01-01T00:00:00Z  INFO audit event audit=sign_in actor=root target=session:x";
         tracing::subscriber::with_default(subscriber, || {
             AuditEvent::new(T0, EventKind::SignInFailed, forged, format!("user:{forged}"))
                 .reason("bad\r\npassword")
                 .log();
         });
-        let text = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
+        let text = captured.text();
         assert_eq!(text.lines().count(), 1, "one event, one line: {text}");
         assert!(text.contains(r"actor=eve\n2026-01-01T00:00:00Z"), "{text}");
         assert!(text.contains(r"reason=bad\r\npassword"), "{text}");

@@ -107,7 +107,7 @@ async fn attempt(
 
 /// Peak and current resident memory of the server process, in KiB.
 fn memory_kib(server: &Server) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
     let field = |name: &str| -> u64 {
         let line = status.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} in {status}"));
         line.split_whitespace().nth(1).unwrap().parse().unwrap()

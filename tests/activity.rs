@@ -2,11 +2,10 @@
 //! the background dies at the idle deadline of its last interactive activity,
 //! a chain refreshing interactively lives on; the token lifetimes say so.
 
-use std::time::{Duration, Instant};
-
 use serde_json::Value;
 
 use crate::support::kit::{self, user, web_client};
+use crate::support::manual::ManualServer;
 use crate::support::{Server, config_with};
 
 async fn sign_in(server: &Server) -> String {
@@ -25,45 +24,41 @@ fn config() -> String {
     config_with(&format!("{}{}", web_client(&[]), user("alice", &[])))
 }
 
+/// In process on a manual clock: the seconds are the clock's.
 #[tokio::test]
 async fn a_background_refresh_keeps_the_idle_deadline_and_an_interactive_one_moves_it() {
-    let server = Server::start(&config(), &[("TENURE_SESSION_IDLE_TIMEOUT", "4s")]);
+    let server = ManualServer::start(&config(), &[("TENURE_SESSION_IDLE_TIMEOUT", "4s")]).await;
     let discovery = server.get_json("/.well-known/openid-configuration").await;
     assert_eq!(discovery["refresh_token_activity_values_supported"], serde_json::json!(["interactive", "background"]));
     let mut background = sign_in(&server).await;
     let mut interactive = sign_in(&server).await;
-    let started = Instant::now();
     let mut background_died_after = None;
     // Refresh both every second for 7 s: twice the idle timeout and more.
-    while started.elapsed() < Duration::from_secs(7) {
-        // sleep: idle timeout on the real binary's wall clock; refreshes are spaced on purpose
-        tokio::time::sleep(Duration::from_millis(1000)).await;
+    for elapsed in 1..=7u64 {
+        server.advance(1);
         if background_died_after.is_none() {
             let resp = refresh(&server, &background, Some("background")).await;
             if resp.status() == 200 {
                 let body: Value = resp.json().await.unwrap();
                 // Never beyond the idle deadline of the sign-in.
                 let left = body["refresh_expires_in"].as_u64().unwrap();
-                assert!(left as f64 <= 4.0 - started.elapsed().as_secs_f64() + 1.0, "refresh_expires_in {left}");
+                assert_eq!(left, 4 - elapsed, "refresh_expires_in at {elapsed} s");
                 assert!(body["expires_in"].as_u64().unwrap() <= left);
                 background = body["refresh_token"].as_str().unwrap().to_owned();
             } else {
                 assert_eq!(resp.status(), 400);
                 assert_eq!(resp.json::<Value>().await.unwrap()["error"], "invalid_grant");
-                background_died_after = Some(started.elapsed());
+                background_died_after = Some(elapsed);
             }
         }
         let resp = refresh(&server, &interactive, None).await;
-        assert_eq!(resp.status(), 200, "an interactive chain lives on at {:?}", started.elapsed());
+        assert_eq!(resp.status(), 200, "an interactive chain lives on at {elapsed} s");
         let body: Value = resp.json().await.unwrap();
         assert!(body["refresh_expires_in"].as_u64().unwrap() >= 3, "the idle clock starts again");
         interactive = body["refresh_token"].as_str().unwrap().to_owned();
     }
     let died = background_died_after.expect("the background chain signed out");
-    assert!(
-        died >= Duration::from_secs(3) && died <= Duration::from_secs(6),
-        "died at the original idle deadline: {died:?}"
-    );
+    assert_eq!(died, 4, "alive at 3 s, refused at the original idle deadline");
     // An unknown activity is refused by name.
     let resp = refresh(&server, &interactive, Some("sometimes")).await;
     assert_eq!(resp.status(), 400);

@@ -5,6 +5,7 @@
 
 use crate::support::flow::{Browser, code_from, input_value, location, pkce_pair, query_param, set_cookie};
 use crate::support::kit::{WEB_REDIRECT, user, web_client};
+use crate::support::manual::ManualServer;
 use crate::support::{Server, config_with};
 
 const SPA_REDIRECT: &str = "http://127.0.0.1:9001/";
@@ -131,9 +132,10 @@ async fn a_live_session_gets_codes_without_the_form() {
     assert_eq!(Browser::new().authorize(&server, &web(&[])).await.status(), 200);
 }
 
+/// In process on a manual clock (`max_age` counts whole seconds).
 #[tokio::test]
 async fn prompt_none_without_a_session_is_login_required() {
-    let server = Server::start(&config(), &[]);
+    let server = ManualServer::start(&config(), &[]).await;
     let browser = Browser::new();
     let resp = browser.authorize(&server, &web(&[("prompt", "none")])).await;
     let (error, _) = error_redirect(&resp, WEB_REDIRECT, &server.base);
@@ -142,24 +144,25 @@ async fn prompt_none_without_a_session_is_login_required() {
     // With a session, prompt=none answers with a code at once.
     browser.sign_in_for_code(&server, &web(&[]), "alice", "alice-password", false).await;
     browser.code_for(&server, &web(&[("prompt", "none")])).await;
-    // ... unless the sign-in is older than max_age.
-    // sleep: max_age on the real binary's wall clock (whole seconds)
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // ... unless the sign-in is older than max_age: not yet in its second,
+    browser.code_for(&server, &web(&[("prompt", "none"), ("max_age", "0")])).await;
+    // but one second later.
+    server.advance(1);
     let resp = browser.authorize(&server, &web(&[("prompt", "none"), ("max_age", "0")])).await;
     assert_eq!(error_redirect(&resp, WEB_REDIRECT, &server.base).0, "login_required");
 }
 
+/// In process on a manual clock (`max_age` counts whole seconds).
 #[tokio::test]
 async fn prompt_login_and_max_age_ask_again_despite_a_session() {
-    let server = Server::start(&config(), &[]);
+    let server = ManualServer::start(&config(), &[]).await;
     let browser = Browser::new();
     browser.sign_in_for_code(&server, &web(&[]), "alice", "alice-password", false).await;
 
     let code = browser.sign_in_for_code(&server, &web(&[("prompt", "login")]), "alice", "alice-password", false).await;
     assert_eq!(code.len(), 43, "after signing in again the request continues without looping");
 
-    // sleep: max_age on the real binary's wall clock (whole seconds)
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    server.advance(1);
     let code = browser.sign_in_for_code(&server, &web(&[("max_age", "0")]), "alice", "alice-password", false).await;
     assert_eq!(code.len(), 43, "max_age=0 forces a sign-in, then continues");
     browser.code_for(&server, &web(&[("max_age", "3600")])).await;

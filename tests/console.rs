@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::support::flow::{Browser, input_value, location, query_param};
 use crate::support::kit::{self, ROOT_AUTOMATION, call, root_token, user, web_client};
+use crate::support::manual::ManualServer;
 use crate::support::{Server, config_with};
 
 /// Users of every kind, and an automation client with `system:administer`
@@ -739,25 +740,23 @@ async fn my_sessions_signs_out_one_other_session_and_then_this_one() {
 }
 
 /// The console keeps its session alive by refreshing while it is used, and
-/// it ends with the idle timeout like any other session. (The real binary
-/// has no injected clock: this test waits a few seconds.)
+/// it ends with the idle timeout like any other session. In process on a
+/// manual clock.
 #[tokio::test]
 async fn the_console_refreshes_while_used_and_ends_at_the_idle_timeout() {
     let env = [("TENURE_SESSION_IDLE_TIMEOUT", "4s"), ("TENURE_SESSION_ACCESS_TOKEN_TTL", "4s")];
-    let server = Server::start(&config(), &env);
+    let server = ManualServer::start(&config(), &env).await;
     let browser = Browser::new();
     sign_in(&server, &browser, "/console/account", "alice", "alice-password").await;
-    // sleep: idle timeout on the real binary's wall clock
-    let wait = |ms| tokio::time::sleep(std::time::Duration::from_millis(ms));
-    wait(2500).await;
-    assert_eq!(browser.get(&server, "/console/account").await.status(), 200, "half the token's life: refreshed");
-    wait(2500).await;
+    server.advance(3);
+    assert_eq!(browser.get(&server, "/console/account").await.status(), 200, "past half the token's life: refreshed");
+    server.advance(2);
     assert_eq!(
         browser.get(&server, "/console/account").await.status(),
         200,
-        "5 s after sign-in, alive only because the console refreshed at 2.5 s"
+        "5 s after sign-in, alive only because the console refreshed at 3 s"
     );
-    wait(5000).await;
+    server.advance(5);
     let idle = browser.get(&server, "/console/account").await;
     assert_eq!(idle.status(), 303, "idle longer than the idle timeout: signed out");
     assert!(location(&idle).unwrap().starts_with("/authorize?"));
@@ -765,7 +764,7 @@ async fn the_console_refreshes_while_used_and_ends_at_the_idle_timeout() {
 
 /// Resident memory of the server process, in KiB.
 fn rss_kib(server: &Server) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }

@@ -12,6 +12,7 @@ use tokio::net::TcpStream;
 
 use crate::support::flow::{Browser, code_from, input_value, location, pkce_pair};
 use crate::support::kit::{self, OPS, WEB, WEB_REDIRECT, call, cc_token, user, web_client};
+use crate::support::manual::ManualServer;
 use crate::support::{Server, config_with};
 
 fn config() -> String {
@@ -210,7 +211,7 @@ async fn sigterm_finishes_requests_in_flight_and_does_not_wait_for_idle_connecti
     in_flight.write_all(&body[..5]).await.unwrap();
     // sleep: the server reading the partial request cannot be observed from outside
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let pid = server.child.id().to_string();
+    let pid = server.pid().to_string();
     assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     // sleep: the server acting on SIGTERM cannot be observed without a new connection
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -438,15 +439,15 @@ async fn invented_http_methods_share_one_metrics_label() {
 #[tokio::test]
 async fn a_bare_cross_site_logout_with_a_leaked_expired_id_token_ends_nothing() {
     // A 1 s access token TTL expires the ID token at once (env: the admin API
-    // refuses such values).
-    let server =
-        Server::start(&config(), &[("TENURE_SESSION_ACCESS_TOKEN_TTL", "1"), ("TENURE_SESSION_IDLE_TIMEOUT", "1h")]);
+    // refuses such values). In process on a manual clock.
+    let env = [("TENURE_SESSION_ACCESS_TOKEN_TTL", "1"), ("TENURE_SESSION_IDLE_TIMEOUT", "1h")];
+    let server = ManualServer::start(&config(), &env).await;
     let browser = Browser::new();
     let code = browser.sign_in_for_code(&server, &web_query(), "alice", "alice-password", false).await;
     let tokens = redeem(&server, &code).await;
     let id_token = s(&tokens, "id_token");
-    // sleep: expiry on the real binary's wall clock (1 s access token TTL)
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // Past the ID token's expiry.
+    server.advance(2);
 
     // The attacker's page posts the leaked hint; the victim's browser sends
     // no session cookie on a cross-site POST.
@@ -769,18 +770,18 @@ async fn fifty_code_redemptions_in_one_session_leave_at_most_five_families_alive
 #[tokio::test]
 async fn refreshes_keep_the_browser_session_alive_for_single_sign_on() {
     // Idle 3 s: the session lives on through refreshes alone (SPEC 3), which
-    // the store records on the session record.
-    let server = Server::start(&config(), &[("TENURE_SESSION_IDLE_TIMEOUT", "3")]);
+    // the store records on the session record. In process on a manual clock.
+    let server = ManualServer::start(&config(), &[("TENURE_SESSION_IDLE_TIMEOUT", "3")]).await;
     let browser = Browser::new();
     let code = browser.sign_in_for_code(&server, &web_query(), "alice", "alice-password", false).await;
     let mut rt = s(&redeem(&server, &code).await, "refresh_token");
     for _ in 0..3 {
-        // sleep: idle timeout on the real binary's wall clock; refreshes are spaced on purpose
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // 2 s of 3 idle before each refresh.
+        server.advance(2);
         let body: serde_json::Value = refresh(&server, &rt).await.json().await.unwrap();
         rt = s(&body, "refresh_token");
     }
-    // 4.5 s after sign-in, 3 s idle would have ended a session without activity.
+    // 6 s after sign-in, 3 s idle would have ended a session without activity.
     let code = browser.code_for(&server, &web_query()).await;
     assert_eq!(code.len(), 43);
 }

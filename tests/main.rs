@@ -27,6 +27,7 @@ mod interop;
 mod keys;
 mod logout;
 mod no_sleeps;
+mod openapi;
 mod postgres;
 mod replica_keys;
 mod replicas;

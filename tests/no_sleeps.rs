@@ -3,9 +3,9 @@
 //! sleeps on purpose in its retry loops, so the rule is this test): a test
 //! that waits for a condition polls it with `support::eventually`. The few
 //! sleeps that remain say why on the line above, in a `// sleep: ` comment
-//! — pacing that is itself under test, a wait for something that cannot be
-//! observed (an absence, a process's progress), or expiry against the real
-//! binary's wall clock.
+//! — pacing that is itself under test, or a wait for something that cannot
+//! be observed (an absence, a process's progress). Expiry is no reason: a
+//! test of it moves a manual clock (`support::manual::ManualServer`).
 
 use std::path::Path;
 

@@ -15,6 +15,7 @@ pub mod form;
 pub mod health;
 pub mod introspect;
 pub mod logout;
+pub mod openapi;
 pub mod pages;
 pub mod revoke;
 pub mod serve;
@@ -95,6 +96,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/keys/rotate", post(admin::rotate_key))
         .route("/userinfo", with_cors(get(userinfo::get).post(userinfo::post), &state, cors::USERINFO))
         .route("/logout", get(logout::get).post(logout::post))
+        .route("/openapi.json", get(openapi::serve))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

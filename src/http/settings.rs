@@ -81,3 +81,125 @@ pub fn policy_change(body: &Map<String, Value>) -> Result<PolicyChange, ServiceE
     }
     Ok(change)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{IdleTimeout, PolicyLayer, PolicyLayers};
+    use crate::service::ServiceError;
+    use crate::service::settings::{merge, view};
+
+    type Result<T> = std::result::Result<T, ServiceError>;
+
+    const FLOOR: Secs = Secs::minutes(5);
+
+    /// `v` read as the admin API reads a body ([`policy_change`]), then
+    /// merged by the use case.
+    fn merged(layer: PolicyLayer, v: Value, floor: Secs) -> Result<PolicyLayer> {
+        let body = v.as_object().cloned().unwrap_or_default();
+        policy_change(&body).and_then(|change| merge(layer, &change, floor))
+    }
+
+    fn message(e: ServiceError) -> String {
+        match e {
+            ServiceError::Invalid(m) | ServiceError::InvalidSetting { message: m, .. } => m,
+            other => format!("{other:?}"),
+        }
+    }
+
+    /// The admin API's half of config's test of the same name: every row of
+    /// the policy table (the operator-only ones aside) is taken by the
+    /// admin API to the same layer as the file and the environment take it.
+    #[test]
+    fn every_policy_key_is_accepted_by_file_env_and_admin_api() {
+        use crate::policy::{POLICY_KEYS, PolicyValue};
+        let value = |d: &crate::policy::PolicyKeyDef| {
+            if d.accepts_off() { PolicyValue::Off } else { PolicyValue::Secs(Secs::hours(1)) }
+        };
+        let mut expected = PolicyLayer::default();
+        let mut json = serde_json::Map::new();
+        for d in POLICY_KEYS {
+            let v = value(d);
+            d.set(&mut expected, Some(v)).expect("a value of the key's kind");
+            let j = match v {
+                PolicyValue::Off => serde_json::Value::from("off"),
+                PolicyValue::Secs(s) => serde_json::Value::from(s.as_secs()),
+            };
+            json.insert(d.name.to_owned(), j);
+        }
+        let file = crate::config::Config::from_toml(
+            &format!(
+                "[session]\n{}",
+                POLICY_KEYS.iter().map(|d| format!("{} = \"{}\"\n", d.name, value(d))).collect::<String>()
+            ),
+            &Default::default(),
+        )
+        .expect("the file takes every key");
+        assert_eq!(file.policy_layers.file, expected, "config file");
+        let admin = merged(PolicyLayer::default(), serde_json::Value::Object(json), Secs::new(1))
+            .expect("the admin API takes every key");
+        assert_eq!(admin, expected, "admin API");
+    }
+
+    #[test]
+    fn merge_sets_clears_and_names_bad_fields() {
+        let layer =
+            merged(PolicyLayer::default(), serde_json::json!({"idle_timeout": 900, "max_lifetime": 3600}), FLOOR)
+                .expect("valid");
+        assert_eq!(layer.idle_timeout, Some(IdleTimeout::After(Secs::new(900))));
+        let layer =
+            merged(layer, serde_json::json!({"idle_timeout": "off", "max_lifetime": null}), FLOOR).expect("valid");
+        assert_eq!(layer.idle_timeout, Some(IdleTimeout::Off));
+        assert_eq!(layer.max_lifetime, None);
+        let e = message(merged(PolicyLayer::default(), serde_json::json!({"idle": 1}), FLOOR).expect_err("unknown"));
+        assert!(e.contains("unknown field \"idle\""), "{e}");
+        let e = message(
+            merged(PolicyLayer::default(), serde_json::json!({"max_lifetime": "12h"}), FLOOR).expect_err("type"),
+        );
+        assert!(e.contains("max_lifetime must be a whole number of seconds"), "{e}");
+        let e = message(
+            merged(PolicyLayer::default(), serde_json::json!({"max_lifetime": -5}), FLOOR).expect_err("negative"),
+        );
+        assert!(e.contains("max_lifetime"), "{e}");
+    }
+
+    #[test]
+    fn the_admin_api_refuses_values_below_the_operators_floor() {
+        let put = |v: Value| merged(PolicyLayer::default(), v, FLOOR);
+        for key in
+            ["idle_timeout", "max_lifetime", "remember_me_idle_timeout", "remember_me_max_lifetime", "access_token_ttl"]
+        {
+            let e = put(serde_json::json!({ key: 299 })).expect_err("under 5 minutes");
+            assert!(matches!(e, ServiceError::InvalidSetting { key: k, .. } if k == key), "{e:?}");
+            let m = message(e);
+            assert_eq!(
+                m,
+                format!(
+                    "{key} must be at least session.admin_floor (5m, 300 seconds) when set through the admin API, \
+                     console or CLI, not 299 seconds; shorter values are for the config file or environment \
+                     (field {key})"
+                )
+            );
+            assert!(put(serde_json::json!({ key: 300 })).is_ok(), "{key} at the floor");
+        }
+        assert!(put(serde_json::json!({"idle_timeout": "off", "refresh_reuse_grace": 0})).is_ok(), "no floor");
+        assert!(put(serde_json::json!({"idle_timeout": null})).is_ok(), "clearing is always allowed");
+        // The operator's floor, whatever it is.
+        let low = merged(PolicyLayer::default(), serde_json::json!({"idle_timeout": 2}), Secs::new(1));
+        assert_eq!(low.expect("above a 1 s floor").idle_timeout, Some(IdleTimeout::After(Secs::new(2))));
+        let high = merged(PolicyLayer::default(), serde_json::json!({"idle_timeout": 1800}), Secs::hours(1));
+        assert!(
+            message(high.expect_err("below a 1 h floor"))
+                .starts_with("idle_timeout must be at least session.admin_floor (1h,")
+        );
+    }
+
+    #[test]
+    fn the_view_shows_values_and_sources() {
+        let (p, sources) = PolicyLayers::default().resolve().expect("defaults");
+        let v = serde_json::to_value(view(&p, &sources)).expect("json");
+        assert_eq!(v["idle_timeout"], 1800);
+        assert_eq!(v["access_token_ttl"], 1800);
+        assert_eq!(v["sources"]["max_lifetime"], "default");
+    }
+}

@@ -16,7 +16,7 @@ use crate::token::keys::KeySet;
 
 /// RFC 6749 5.1 response, with SPEC 4's `refresh_expires_in` and
 /// `session_expires_in`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
     /// RFC 8693 2.2.1, for exchanges.

@@ -125,7 +125,7 @@ fn truncated(raw: &str) -> String {
 }
 
 /// One event as the audit page shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct EventView {
     /// A string: ids may exceed what a JSON number holds exactly.
     pub id: String,
@@ -154,7 +154,7 @@ impl EventView {
 }
 
 /// A page of the audit log, newest first.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditPage {
     pub events: Vec<EventView>,
     /// Pass as `before` for the next page; `None` on the last one.

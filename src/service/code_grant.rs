@@ -7,11 +7,11 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ring::rand::{SecureRandom, SystemRandom};
 
+use super::token::Grant;
 use crate::oauth::client::{Client, GrantType};
-use crate::oauth::dpop::Proof;
 use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::params::Params;
-use crate::oauth::tokens::{Minter, TokenResponse};
+use crate::oauth::tokens::TokenResponse;
 use crate::session::code::{self, AuthCode};
 use crate::session::family::Family;
 use crate::store::{Redemption, Store};
@@ -72,19 +72,9 @@ pub fn check(code: &AuthCode, client: &Client, params: &Params, now: crate::cloc
 /// Redeem `code` for `client`: tokens, or the RFC error. With a DPoP
 /// `proof` the access token is bound to its key, and a public client's
 /// family too (RFC 9449 5): every refresh must then prove the key.
-pub async fn redeem<S: Store>(
-    store: &S,
-    minter: &Minter<'_>,
-    client: &Client,
-    params: &Params,
-    proof: Option<&Proof>,
-) -> Result<TokenResponse, OAuthError> {
-    if !client.allows_grant(GrantType::AuthorizationCode) {
-        return Err(OAuthError::new(
-            ErrorCode::UnauthorizedClient,
-            format!("client {:?} is not allowed the authorization_code grant", client.id),
-        ));
-    }
+pub async fn redeem<S: Store>(grant: Grant<'_, S>) -> Result<TokenResponse, OAuthError> {
+    grant.require(GrantType::AuthorizationCode)?;
+    let Grant { store, minter, client, params, proof } = grant;
     let code_value = params.require("code")?;
     let key = code::storage_key(code_value);
     let unknown = || invalid_grant("the authorization code is invalid or has expired");

@@ -22,7 +22,7 @@ use crate::session::family::{self, Family};
 use crate::store::Store;
 
 /// One effective value and why it is what it is.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Decided {
     /// Seconds.
     pub value: u64,
@@ -31,7 +31,7 @@ pub struct Decided {
     pub reason: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Explanation {
     pub client_id: Option<String>,
     pub username: Option<String>,
@@ -191,7 +191,7 @@ pub async fn explain(
 }
 
 /// How a proposed policy changes sessions of one kind.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Counts {
     pub ending_now: u64,
     pub shortened: u64,
@@ -199,7 +199,7 @@ pub struct Counts {
     pub extended: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Preview {
     pub valid: bool,
     pub sessions_ending_now: u64,

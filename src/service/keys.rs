@@ -13,7 +13,7 @@ use crate::service::AppState;
 use crate::store::Store;
 use crate::token::keys::{KeyRecord, KeyState};
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct KeyView {
     pub kid: String,
     pub alg: String,

@@ -16,6 +16,7 @@ pub mod error;
 pub mod exchange;
 pub mod explain;
 pub mod failed_sign_ins;
+pub mod feed;
 pub mod introspect;
 pub mod keys;
 pub mod logout;

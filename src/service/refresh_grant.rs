@@ -1,11 +1,10 @@
 //! The refresh-token grant (RFC 6749 6; RFC 9700 4.14; SPEC 5): rotation,
 //! the idempotent grace window, and reuse detection that revokes the family.
 
-use crate::oauth::client::{Client, GrantType, ScopeSet};
-use crate::oauth::dpop::Proof;
+use super::token::Grant;
+use crate::oauth::client::{GrantType, ScopeSet};
 use crate::oauth::error::{ErrorCode, OAuthError};
-use crate::oauth::params::Params;
-use crate::oauth::tokens::{Minter, TokenResponse};
+use crate::oauth::tokens::TokenResponse;
 use crate::session::family::{self, Activity, RefreshDecision};
 use crate::session::refresh_token;
 use crate::store::Store;
@@ -22,19 +21,9 @@ fn store_error(e: crate::store::StoreError) -> OAuthError {
 /// Refresh for `client`. A family bound to a DPoP key (RFC 9449 5) needs a
 /// `proof` signed with that key, checked before anything rotates, so a
 /// stolen bound refresh token is useless, inside the grace window too.
-pub async fn refresh<S: Store>(
-    store: &S,
-    minter: &Minter<'_>,
-    client: &Client,
-    params: &Params,
-    proof: Option<&Proof>,
-) -> Result<TokenResponse, OAuthError> {
-    if !client.allows_grant(GrantType::RefreshToken) {
-        return Err(OAuthError::new(
-            ErrorCode::UnauthorizedClient,
-            format!("client {:?} is not allowed the refresh_token grant", client.id),
-        ));
-    }
+pub async fn refresh<S: Store>(grant: Grant<'_, S>) -> Result<TokenResponse, OAuthError> {
+    grant.require(GrantType::RefreshToken)?;
+    let Grant { store, minter, client, params, proof } = grant;
     let token = params.require("refresh_token")?;
     let not_valid = || invalid_grant("the refresh token is not valid");
     // A token that fails any of these checks was never issued: it kills nothing.

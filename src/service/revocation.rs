@@ -230,34 +230,17 @@ impl store::Fallout for Fallout<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use super::*;
+    use crate::audit::captured_log;
     use crate::store::Fallout as _;
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("lock").extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     #[test]
     fn the_audit_line_waits_for_the_store_to_accept_the_change() {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        let subscriber =
-            tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).with_target(false).finish();
+        let (captured, subscriber) = captured_log();
         let clients = ClientRegistry::new(Vec::new()).expect("registry");
         let fallout = Fallout::new(&clients, "root", UnixTime(1_000));
         let revoked = Revoked { at: UnixTime(1_000), reason: "user_disabled".into() };
-        let text = || String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
+        let text = || captured.text();
         tracing::subscriber::with_default(subscriber, || {
             // Inside the transition, which runs twice (a retried conflict).
             let effects = fallout.user_revoked("alice", 7, &revoked, &[]);

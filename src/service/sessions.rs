@@ -27,7 +27,7 @@ const REASON_USER_REVOKED: &str = "user_revoked";
 const REASON_ADMIN_REVOKED: &str = "admin_revoked";
 
 /// One session as a listing shows it (SPEC 4). Timestamps are RFC 3339, UTC.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SessionView {
     pub sid: String,
     /// The clients with a live family in the session, sorted.

@@ -16,7 +16,7 @@ use crate::policy::{PolicyHistory, PolicyLayers, PolicySources, SessionPolicy};
 use crate::secret::{HashingPool, PasswordHashString, Secret};
 use crate::session::refresh_token::RefreshKey;
 use crate::store::key_store::KeyStore;
-use crate::store::{AnyStore, Store};
+use crate::store::{AnyStore, Store, StoreError};
 use crate::telemetry::Metrics;
 use crate::token::keys::{KeyDir, KeySet, retention};
 use crate::token::master_key::{MasterKey, Purpose};
@@ -370,5 +370,82 @@ impl crate::user::Directory for AppState {
         username: &'a str,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<User>> + Send + 'a>> {
         Box::pin(async move { self.user(username).await.ok().flatten() })
+    }
+}
+
+impl AppState {
+    /// Load the session policy and the run-time clients from the store again
+    /// and put them in force (another replica changed them; the worker
+    /// `worker::replica::follow_changes` notices).
+    pub async fn reload_shared(&self) -> Result<(), ReloadError> {
+        let admin = self.store.admin_policy().await?;
+        let layers = PolicyLayers { admin, ..self.config.policy_layers.clone() };
+        let resolved = layers.resolve().map_err(|e| ReloadError::Policy(e.to_string()))?;
+        let history = match self.store.policy_history().await? {
+            Some(h) => h,
+            None => PolicyHistory::new(self.now(), resolved.0.clone()),
+        };
+        let mut clients = Vec::new();
+        for stored in self.store.clients().await? {
+            let id = stored.spec.id.clone();
+            if self.clients.is_from_config(&id) {
+                continue;
+            }
+            match stored.into_client(self.config.signing_alg) {
+                Ok(client) => clients.push(client),
+                Err(message) => {
+                    tracing::error!(client = %id, %message, "a stored client cannot be loaded; skipping it")
+                }
+            }
+        }
+        self.set_policy(resolved, history);
+        self.clients.replace_runtime(clients);
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the session settings in the store are invalid here: {0}")]
+    Policy(String),
+}
+
+#[cfg(test)]
+impl AppState {
+    /// A state for unit tests: the default configuration with its keys in
+    /// `dir`, sled in memory, a manual clock at `at`.
+    pub async fn for_tests(dir: &tempfile::TempDir, at: UnixTime) -> AppState {
+        let text = format!("keys_dir = \"{}\"\n", dir.path().join("keys").display());
+        let config = Config::from_toml(&text, &Default::default()).expect("config");
+        let store = crate::store::SledStore::temporary().expect("store");
+        let clock = Arc::new(crate::clock::ManualClock::at(at));
+        AppState::new(config, "http://issuer.test".into(), store.into(), clock).await.expect("state")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::PolicyLayer;
+
+    const T0: UnixTime = UnixTime(1_700_000_000);
+
+    #[tokio::test]
+    async fn a_reload_puts_the_stored_settings_in_force() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = AppState::for_tests(&dir, T0).await;
+        assert_ne!(state.policy().0.access_token_ttl(), Secs::minutes(20));
+        // What another replica wrote.
+        let admin = PolicyLayer { access_token_ttl: Some(Secs::minutes(20)), ..Default::default() };
+        let resolved = PolicyLayers { admin: admin.clone(), ..Default::default() }.resolve().expect("valid");
+        let mut history = (*state.history()).clone();
+        history.change(T0.plus(Secs::new(5)), resolved.0);
+        state.store.set_policy(Some(&admin), &history, None).await.expect("stored");
+
+        state.reload_shared().await.expect("reload");
+        assert_eq!(state.policy().0.access_token_ttl(), Secs::minutes(20));
+        assert_eq!(*state.history(), history);
     }
 }

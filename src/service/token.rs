@@ -46,7 +46,25 @@ async fn grant(state: &AppState, request: TokenRequest<'_>, now: UnixTime) -> Re
     };
     let client = request.client.authenticate(state, now).await?;
     let proof = token_proof(state, request.dpop, now).map_err(dpop_error)?;
-    let jkt = proof.as_ref().map(|p| p.jkt.as_str());
+    let body = issue(state, &client, grant, params, proof.as_ref(), now).await?;
+    state.metrics.tokens_issued.get_or_create(&GrantLabels { grant_type: grant.as_str().to_owned() }).inc();
+    tracing::debug!(client_id = %client.id, grant_type = grant.as_str(), "tokens issued");
+    Ok(body)
+}
+
+/// The tokens of `grant` for the authenticated `client` (its DPoP `proof`
+/// checked), at `now`: the one place the token minter is built. `POST
+/// /token` comes here after authenticating the client, the console (the
+/// built-in client `console`) with its own code and refresh token.
+pub async fn issue(
+    state: &AppState,
+    client: &Client,
+    grant: GrantType,
+    params: &Params,
+    proof: Option<&Proof>,
+    now: UnixTime,
+) -> Result<TokenResponse, OAuthError> {
+    let jkt = proof.map(|p| p.jkt.as_str());
     let keys = state.keys();
     let history = state.history();
     let minter = Minter {
@@ -58,24 +76,43 @@ async fn grant(state: &AppState, request: TokenRequest<'_>, now: UnixTime) -> Re
         issuer: &state.issuer,
         now,
     };
-    let body = match grant {
+    Ok(match grant {
         GrantType::ClientCredentials => {
             // A client's session override may shorten its tokens (SPEC 3).
             let ttl = history.current().limits(false, client.session.as_ref()).access_token_ttl;
-            let claims = client_credentials::grant(&client, params, &state.issuer, now, ttl)?;
+            let claims = client_credentials::grant(client, params, &state.issuer, now, ttl)?;
             signed(&keys, claims, jkt, None, now)?
         }
         GrantType::AuthorizationCode => {
-            code_grant::redeem(&state.store, &minter, &client, params, proof.as_ref()).await?
+            code_grant::redeem(Grant { store: &state.store, minter: &minter, client, params, proof }).await?
         }
         GrantType::RefreshToken => {
-            refresh_grant::refresh(&state.store, &minter, &client, params, proof.as_ref()).await?
+            refresh_grant::refresh(Grant { store: &state.store, minter: &minter, client, params, proof }).await?
         }
-        GrantType::TokenExchange => exchange(state, &client, params, &keys, &history, now, jkt).await?,
-    };
-    state.metrics.tokens_issued.get_or_create(&GrantLabels { grant_type: grant.as_str().to_owned() }).inc();
-    tracing::debug!(client_id = %client.id, grant_type = grant.as_str(), "tokens issued");
-    Ok(body)
+        GrantType::TokenExchange => exchange(state, client, params, &keys, &history, now, jkt).await?,
+    })
+}
+
+/// What the code and refresh grants take: the store, the minter, the
+/// authenticated client, its form and its checked DPoP proof.
+pub struct Grant<'a, S> {
+    pub store: &'a S,
+    pub minter: &'a Minter<'a>,
+    pub client: &'a Client,
+    pub params: &'a Params,
+    pub proof: Option<&'a Proof>,
+}
+
+impl<S> Grant<'_, S> {
+    /// `unauthorized_client` unless the client may use the code or refresh
+    /// `grant` (named as in `grant_type`).
+    pub fn require(&self, grant: GrantType) -> Result<(), OAuthError> {
+        if self.client.allows_grant(grant) {
+            return Ok(());
+        }
+        let message = format!("client {:?} is not allowed the {} grant", self.client.id, grant.as_str());
+        Err(OAuthError::new(ErrorCode::UnauthorizedClient, message))
+    }
 }
 
 /// The checked DPoP proof of a token request (`POST {issuer}/token`, with

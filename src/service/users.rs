@@ -22,7 +22,7 @@ pub const PAGE_SIZE: usize = 50;
 pub use crate::user::MIN_PASSWORD_CHARS;
 
 /// A user as the admin API shows it (never a password or hash).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UserView {
     pub username: String,
     pub name: Option<String>,
@@ -48,7 +48,7 @@ impl UserView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserPage {
     pub users: Vec<UserView>,
     pub page: usize,
@@ -113,7 +113,7 @@ fn unknown(username: &str) -> ServiceError {
     ServiceError::NotFound(format!("no user named {username:?}"))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     pub username: String,

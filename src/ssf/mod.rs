@@ -15,7 +15,7 @@
 //! A queued event keeps its `jti` and `iat`, so a retried push or a repeated
 //! poll hands out the same SET. It is signed once, off the request
 //! executor, the first time it is handed out, and the signed form
-//! ([`SignedSet`]) is kept with it in the queue (`worker::ssf_push::signed_sets`).
+//! ([`SignedSet`]) is kept with it in the queue (`service::feed::signed_sets`).
 //! Verification requests are bounded per stream
 //! ([`MIN_VERIFICATION_INTERVAL`], [`FeedGuards`]).
 

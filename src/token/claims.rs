@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// RFC 9068 2.2 access-token claims.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AccessClaims {
     pub iss: String,
     /// The user's username, or the client id for client-credentials tokens.
@@ -35,7 +35,7 @@ pub struct AccessClaims {
 }
 
 /// RFC 7800 / RFC 9449 6.1 confirmation: the SHA-256 JWK thumbprint.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Confirmation {
     pub jkt: String,
 }
@@ -46,7 +46,7 @@ pub fn new_jti() -> String {
 }
 
 /// OIDC Core 2 ID token claims.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IdClaims {
     pub iss: String,
     pub sub: String,

@@ -365,6 +365,24 @@ mod tests {
         (format!("http://{addr}/bc"), server)
     }
 
+    /// A client endpoint answering with `statuses` in turn, listening, and a
+    /// state whose client `web` has it as its back-channel logout URI.
+    struct Setup {
+        endpoint: Endpoint,
+        uri: String,
+        server: tokio::task::JoinHandle<()>,
+        state: AppState,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn setup(statuses: Vec<u16>) -> Setup {
+        let endpoint = Endpoint { statuses: Arc::new(Mutex::new(statuses)), ..Endpoint::default() };
+        let (uri, server) = listen(endpoint.clone()).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = state(&dir, &uri, &ManualClock::at(T0)).await;
+        Setup { endpoint, uri, server, state, _dir: dir }
+    }
+
     async fn state(dir: &tempfile::TempDir, uri: &str, clock: &ManualClock) -> AppState {
         let keys = dir.path().join("keys");
         let text = format!(
@@ -426,11 +444,7 @@ backchannel_logout_uri = "{uri}"
 
     #[tokio::test]
     async fn a_failed_delivery_is_retried_on_schedule_with_a_valid_token() {
-        let endpoint = Endpoint { statuses: Arc::new(Mutex::new(vec![500])), ..Endpoint::default() };
-        let (uri, server) = listen(endpoint.clone()).await;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let clock = ManualClock::at(T0);
-        let state = state(&dir, &uri, &clock).await;
+        let Setup { endpoint, uri, server, state, _dir } = setup(vec![500]).await;
         state.store.enqueue_deliveries(&[logout(&uri)]).await.expect("enqueue");
         let mut worker = Worker::new(state.clone()).expect("worker");
 
@@ -469,11 +483,7 @@ backchannel_logout_uri = "{uri}"
 
     #[tokio::test]
     async fn a_delivery_under_way_is_not_started_twice() {
-        let endpoint = Endpoint::default();
-        let (uri, server) = listen(endpoint.clone()).await;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let clock = ManualClock::at(T0);
-        let state = state(&dir, &uri, &clock).await;
+        let Setup { endpoint, uri, server, state, _dir } = setup(Vec::new()).await;
         state.store.enqueue_deliveries(&[logout(&uri)]).await.expect("enqueue");
         let mut worker = Worker::new(state.clone()).expect("worker");
         worker.dispatch(T0).await;
@@ -487,11 +497,7 @@ backchannel_logout_uri = "{uri}"
 
     #[tokio::test]
     async fn a_user_revocation_fans_out_to_the_sessions_it_covers() {
-        let endpoint = Endpoint::default();
-        let (uri, server) = listen(endpoint.clone()).await;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let clock = ManualClock::at(T0);
-        let state = state(&dir, &uri, &clock).await;
+        let Setup { endpoint, uri: _, server, state, _dir } = setup(Vec::new()).await;
         let keep = T0.plus(Secs::days(30));
         let mut sids = Vec::new();
         for n in 0..3u8 {

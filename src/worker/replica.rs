@@ -21,9 +21,8 @@ use tokio::sync::Notify;
 
 use crate::clock::UnixTime;
 use crate::duration::Secs;
-use crate::policy::{PolicyHistory, PolicyLayers};
 use crate::service::AppState;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 /// How often a replica compares the store's cache epoch with its own.
 pub const EPOCH_CHECK_EVERY: Duration = Duration::from_secs(1);
@@ -50,44 +49,6 @@ pub async fn holds_lease(state: &AppState, name: &str, now: UnixTime, hold: Secs
             false
         }
     }
-}
-
-impl AppState {
-    /// Load the session policy and the run-time clients from the store again
-    /// and put them in force (another replica changed them).
-    pub async fn reload_shared(&self) -> Result<(), ReloadError> {
-        let admin = self.store.admin_policy().await?;
-        let layers = PolicyLayers { admin, ..self.config.policy_layers.clone() };
-        let resolved = layers.resolve().map_err(|e| ReloadError::Policy(e.to_string()))?;
-        let history = match self.store.policy_history().await? {
-            Some(h) => h,
-            None => PolicyHistory::new(self.now(), resolved.0.clone()),
-        };
-        let mut clients = Vec::new();
-        for stored in self.store.clients().await? {
-            let id = stored.spec.id.clone();
-            if self.clients.is_from_config(&id) {
-                continue;
-            }
-            match stored.into_client(self.config.signing_alg) {
-                Ok(client) => clients.push(client),
-                Err(message) => {
-                    tracing::error!(client = %id, %message, "a stored client cannot be loaded; skipping it")
-                }
-            }
-        }
-        self.set_policy(resolved, history);
-        self.clients.replace_runtime(clients);
-        Ok(())
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ReloadError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("the session settings in the store are invalid here: {0}")]
-    Policy(String),
 }
 
 /// Reload the caches whenever the store's cache epoch moves from `loaded`
@@ -126,43 +87,13 @@ pub async fn follow_changes(state: AppState, loaded: Option<u64>, changed: Arc<N
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::ManualClock;
-    use crate::config::Config;
-    use crate::policy::PolicyLayer;
-    use crate::store::SledStore;
 
     const T0: UnixTime = UnixTime(1_700_000_000);
-
-    async fn state(dir: &tempfile::TempDir) -> AppState {
-        let text = format!("keys_dir = \"{}\"\n", dir.path().join("keys").display());
-        let config = Config::from_toml(&text, &Default::default()).expect("config");
-        let store = SledStore::temporary().expect("store");
-        AppState::new(config, "http://issuer.test".into(), store.into(), Arc::new(ManualClock::at(T0)))
-            .await
-            .expect("state")
-    }
-
-    #[tokio::test]
-    async fn a_reload_puts_the_stored_settings_in_force() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let state = state(&dir).await;
-        assert_ne!(state.policy().0.access_token_ttl(), Secs::minutes(20));
-        // What another replica wrote.
-        let admin = PolicyLayer { access_token_ttl: Some(Secs::minutes(20)), ..Default::default() };
-        let resolved = PolicyLayers { admin: admin.clone(), ..Default::default() }.resolve().expect("valid");
-        let mut history = (*state.history()).clone();
-        history.change(T0.plus(Secs::new(5)), resolved.0);
-        state.store.set_policy(Some(&admin), &history, None).await.expect("stored");
-
-        state.reload_shared().await.expect("reload");
-        assert_eq!(state.policy().0.access_token_ttl(), Secs::minutes(20));
-        assert_eq!(*state.history(), history);
-    }
 
     #[tokio::test]
     async fn one_process_holds_every_lease() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let state = state(&dir).await;
+        let state = AppState::for_tests(&dir, T0).await;
         assert!(holds_lease(&state, "sweeper", T0, Secs::minutes(2)).await);
         assert!(holds_lease(&state, "sweeper", T0, Secs::minutes(2)).await);
         assert!(replica_id().contains(&std::process::id().to_string()));

@@ -18,7 +18,8 @@
 //! Where a push may go (SECURITY.md "Authority and cost"): only to public
 //! addresses and to the non-public ranges the operator lists in
 //! `feed.allowed_private_networks` ([`OutboundTargets`]). The endpoint is
-//! checked when the stream is configured ([`check_endpoint`]) and again at
+//! checked when the stream is configured
+//! ([`crate::service::feed::check_endpoint`]) and again at
 //! every connection: the client resolves names itself ([`VettingResolver`])
 //! and connects only to vetted addresses, so a name that later resolves to
 //! a loopback, private or metadata address (DNS rebinding) is refused; an
@@ -26,19 +27,18 @@
 //! is followed and no proxy from the environment is used.
 
 use std::collections::HashSet;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinSet;
 
 use crate::clock::UnixTime;
-use crate::net::{OutboundTargets, RefusedTarget};
+use crate::net::OutboundTargets;
 use crate::service::AppState;
-use crate::ssf::{Delivery, QueuedSet, SignedSet, Stream, StreamStatus};
+use crate::service::feed::{TargetRefused, literal_host, signed_sets, vet_addresses};
+use crate::ssf::{Delivery, Stream, StreamStatus};
 use crate::store::Store;
-use crate::token::SigningAlg;
-use crate::token::jwt::{self, TokenType};
 
 /// How often the queue is checked for due SETs.
 pub const TICK: Duration = Duration::from_secs(1);
@@ -46,62 +46,6 @@ pub const TICK: Duration = Duration::from_secs(1);
 pub const BATCH: usize = 100;
 /// A receiver that has not answered within this time has failed the attempt.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a push endpoint's name may take to resolve when a stream is
-/// configured.
-pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// A push endpoint whose address is not allowed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct TargetRefused(pub String);
-
-fn refused_name(host: &str, r: &RefusedTarget) -> TargetRefused {
-    TargetRefused(format!("{host} resolves to {}, {} ({})", r.ip, r.what, r.range))
-}
-
-/// The addresses `host` resolved to, when every one of them is allowed.
-/// A name with one forbidden address among public ones is refused whole
-/// (the connection could go to any of them).
-pub fn vet_addresses(
-    targets: &OutboundTargets,
-    host: &str,
-    addrs: Vec<SocketAddr>,
-) -> Result<Vec<SocketAddr>, TargetRefused> {
-    if addrs.is_empty() {
-        return Err(TargetRefused(format!("{host} resolves to no address")));
-    }
-    for a in &addrs {
-        targets.check(a.ip()).map_err(|r| refused_name(host, &r))?;
-    }
-    Ok(addrs)
-}
-
-/// The IP address written in `url` as its host, if it is one (reqwest
-/// connects to it without asking the resolver).
-fn literal_host(url: &url::Url) -> Option<IpAddr> {
-    match url.host()? {
-        url::Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
-        url::Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
-        url::Host::Domain(_) => None,
-    }
-}
-
-/// Check push endpoint `endpoint_url` when a stream is configured: an
-/// address in the URL against `targets`, a name by resolving it now. A
-/// name that does not resolve (yet) passes: every connection is checked
-/// again ([`VettingResolver`]).
-pub async fn check_endpoint(targets: &OutboundTargets, endpoint_url: &str) -> Result<(), TargetRefused> {
-    let Ok(url) = url::Url::parse(endpoint_url) else { return Ok(()) };
-    if let Some(ip) = literal_host(&url) {
-        return targets.check(ip).map_err(|r| TargetRefused(r.to_string()));
-    }
-    let Some(host) = url.host_str() else { return Ok(()) };
-    match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, 0))).await {
-        Ok(Ok(addrs)) => vet_addresses(targets, host, addrs.collect()).map(|_| ()),
-        Ok(Err(_)) | Err(_) => Ok(()),
-    }
-}
-
 /// The push client's resolver: resolves with the system resolver, then
 /// hands reqwest only vetted addresses ([`vet_addresses`]), so the address
 /// checked is the address connected to.
@@ -132,67 +76,6 @@ pub fn push_client(targets: &OutboundTargets) -> reqwest::Result<reqwest::Client
         .dns_resolver(Arc::new(VettingResolver { targets: targets.clone() }))
         .user_agent(concat!("tenure/", env!("CARGO_PKG_VERSION"), " (SSF push)"))
         .build()
-}
-
-/// The events `queued` of `stream`, each with its signed SET (RS256, CAEP
-/// interoperability profile; `typ: secevent+jwt`), signed once: a SET
-/// signed before by a key still published is handed out again as it is.
-/// The others are signed on the blocking pool, never on the request
-/// executor, one batch at a time across the process (so concurrent polls
-/// cannot take every core, and the second of two polls of the same events
-/// finds them signed), and kept in the queue for the next poll or push.
-pub async fn signed_sets(
-    state: &AppState,
-    stream: &Stream,
-    mut queued: Vec<(u64, QueuedSet)>,
-    now: UnixTime,
-) -> Result<Vec<(u64, SignedSet)>, String> {
-    let keys = state.keys();
-    let retain = state.key_retention();
-    let usable = |set: &QueuedSet| set.signed.as_ref().is_some_and(|s| keys.is_published(&s.kid, now, retain));
-    if !queued.iter().all(|(_, set)| usable(set)) {
-        let _permit = state.feed.signing.acquire().await.map_err(|e| e.to_string())?;
-        // Another poll may have signed them while this one waited.
-        let stored = state.store.queued_sets(&stream.client_id, queued.len()).await.map_err(|e| e.to_string())?;
-        let stored: std::collections::HashMap<u64, QueuedSet> = stored.into_iter().collect();
-        for (id, set) in &mut queued {
-            if !usable(set)
-                && let Some(signed) = stored.get(id).and_then(|s| s.signed.clone())
-            {
-                set.signed = Some(signed);
-            }
-        }
-        let unsigned: Vec<(u64, QueuedSet)> = queued.iter().filter(|(_, s)| !usable(s)).cloned().collect();
-        if !unsigned.is_empty() {
-            let (signer, issuer, owned) = (keys.clone(), state.issuer.clone(), stream.clone());
-            let fresh = tokio::task::spawn_blocking(move || {
-                let key = signer.id_token_key(Some(SigningAlg::RS256), now);
-                unsigned
-                    .into_iter()
-                    .map(|(id, set)| {
-                        let token = jwt::sign(key, TokenType::SecEvent, &set.claims(&issuer, &owned))?;
-                        Ok((id, SignedSet { kid: key.kid.clone(), token }))
-                    })
-                    .collect::<Result<Vec<_>, crate::token::keys::KeyError>>()
-            })
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
-            if let Err(e) = state.store.keep_signed_sets(&stream.client_id, &fresh).await {
-                tracing::warn!(error = %e, client_id = %stream.client_id, "keeping signed SETs failed; they will be signed again");
-            }
-            let fresh: std::collections::HashMap<u64, SignedSet> = fresh.into_iter().collect();
-            for (id, set) in &mut queued {
-                if let Some(signed) = fresh.get(id) {
-                    set.signed = Some(signed.clone());
-                }
-            }
-        }
-    }
-    queued
-        .into_iter()
-        .map(|(id, set)| set.signed.map(|s| (id, s)).ok_or_else(|| format!("SET {} was not signed", set.jti)))
-        .collect()
 }
 
 /// Run the worker until the task is aborted (at shutdown).
@@ -370,26 +253,6 @@ fn refusal(e: &reqwest::Error) -> Option<&TargetRefused> {
 mod tests {
     use super::*;
 
-    fn addr(s: &str) -> SocketAddr {
-        s.parse().expect("socket address")
-    }
-
-    #[test]
-    fn a_name_is_refused_when_any_of_its_addresses_is_not_allowed() {
-        let strict = OutboundTargets::default();
-        assert_eq!(
-            vet_addresses(&strict, "rs.example", vec![addr("93.184.215.14:443")]),
-            Ok(vec![addr("93.184.215.14:443")])
-        );
-        let rebound = vet_addresses(&strict, "rs.example", vec![addr("93.184.215.14:443"), addr("127.0.0.1:443")])
-            .expect_err("one loopback address among public ones");
-        assert_eq!(rebound.0, "rs.example resolves to 127.0.0.1, a loopback address (127.0.0.0/8)");
-        assert!(vet_addresses(&strict, "md.example", vec![addr("[::ffff:169.254.169.254]:80")]).is_err());
-        assert!(vet_addresses(&strict, "none.example", vec![]).is_err());
-        let lab = OutboundTargets::allowing(vec!["127.0.0.0/8".parse().expect("net")]);
-        assert!(vet_addresses(&lab, "localhost", vec![addr("127.0.0.1:0")]).is_ok());
-    }
-
     #[tokio::test]
     async fn the_resolver_refuses_a_name_of_a_loopback_address_at_connect_time() {
         use reqwest::dns::Resolve;
@@ -407,25 +270,5 @@ mod tests {
         let http = push_client(&OutboundTargets::default()).expect("client");
         let e = http.post("http://localhost:9/events").send().await.expect_err("refused");
         assert!(refusal(&e).is_some(), "{e:?}");
-    }
-
-    #[tokio::test]
-    async fn endpoints_are_checked_when_a_stream_is_configured() {
-        let strict = OutboundTargets::default();
-        for url in [
-            "http://127.0.0.1:8080/x",
-            "https://10.0.0.1/x",
-            "https://169.254.169.254/latest/meta-data",
-            "http://[::1]:8080/x",
-            "https://[fd00::1]/x",
-            "https://100.64.0.1/x",
-            "https://[::ffff:127.0.0.1]/x",
-            "https://2130706433/x",
-            "http://localhost:8080/x",
-        ] {
-            assert!(check_endpoint(&strict, url).await.is_err(), "{url}");
-        }
-        assert_eq!(check_endpoint(&strict, "https://93.184.215.14/x").await, Ok(()));
-        assert_eq!(check_endpoint(&strict, "https://does-not-resolve.invalid/x").await, Ok(()), "checked at connect");
     }
 }

@@ -1,9 +1,11 @@
 //! A real `tenure` process on 127.0.0.1:0 in a temporary directory, killed
-//! when dropped.
+//! when dropped; or, for the tests that move time, the same router served
+//! in process on a manual clock ([`manual::ManualServer`]).
 
 pub mod browser;
 pub mod flow;
 pub mod kit;
+pub mod manual;
 pub mod postgres;
 
 use std::io::{BufRead, BufReader};
@@ -51,7 +53,11 @@ permissions = ["users:edit"]
 }
 
 pub struct Server {
-    pub child: Child,
+    /// The `tenure` process; `None` when served in process
+    /// ([`manual::ManualServer`]).
+    child: Option<Child>,
+    /// The in-process server's task, ended on drop.
+    task: Option<tokio::task::JoinHandle<()>>,
     pub base: String,
     pub dir: tempfile::TempDir,
     pub http: reqwest::Client,
@@ -118,7 +124,24 @@ impl Server {
                 panic!("tenure did not report its address within 60 s");
             }
         };
-        Server { child, base, dir, http: reqwest::Client::new(), log, stdout: lines }
+        Server { child: Some(child), task: None, base, dir, http: reqwest::Client::new(), log, stdout: lines }
+    }
+
+    /// A server already listening at `base`, served by `task` in this
+    /// process (see [`manual::ManualServer`]).
+    pub fn in_process(base: String, dir: tempfile::TempDir, task: tokio::task::JoinHandle<()>) -> Server {
+        let (log, stdout) = (Arc::default(), Arc::default());
+        Server { child: None, task: Some(task), base, dir, http: reqwest::Client::new(), log, stdout }
+    }
+
+    /// The `tenure` process.
+    pub fn child(&mut self) -> &mut Child {
+        self.child.as_mut().expect("a tenure process, not an in-process server")
+    }
+
+    /// The process id of the `tenure` process.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("a tenure process, not an in-process server").id()
     }
 
     /// The lines the server has written to its log (stderr) so far; the
@@ -185,10 +208,10 @@ impl Server {
 
     /// Stop with SIGTERM and return the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
+        let pid = self.pid().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         for _ in 0..300 {
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Ok(Some(status)) = self.child().try_wait() {
                 return status;
             }
             // sleep: bounded polling in a synchronous function (eventually is async)
@@ -199,8 +222,8 @@ impl Server {
 
     /// SIGKILL the process and hand back its directory for a restart.
     pub fn kill_keep_dir(mut self) -> tempfile::TempDir {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.child().kill();
+        let _ = self.child().wait();
         std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"))
     }
 
@@ -211,8 +234,13 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some(task) = &self.task {
+            task.abort();
+        }
     }
 }
 

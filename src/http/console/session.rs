@@ -31,11 +31,11 @@ use crate::duration::Secs;
 use crate::http::api::Caller;
 use crate::http::cookies::{self, csrf_token, csrf_token_matches, is_csrf_cookie, new_csrf_cookie};
 use crate::oauth::OAuthError;
-use crate::oauth::client::{Client, Permission};
+use crate::oauth::client::{Client, GrantType, Permission};
 use crate::oauth::console_client::{CLIENT_ID, SCOPES, redirect_uri};
 use crate::oauth::params::Params;
-use crate::oauth::tokens::{Minter, TokenResponse};
-use crate::service::{code_grant, refresh_grant};
+use crate::oauth::tokens::TokenResponse;
+use crate::service;
 
 /// The console-session cookie.
 pub const COOKIE: &str = "tenure_console";
@@ -381,38 +381,16 @@ async fn refresh(state: &ConsoleState, refresh_token: &str, now: UnixTime) -> Re
         ("client_id", CLIENT_ID),
     ]);
     let client = console_client(state)?;
-    let (keys, history) = (state.keys(), state.history());
-    let minter = minter(state, &keys, &history, now);
-    refresh_grant::refresh(&state.store, &minter, &client, &form, None).await
+    service::token::issue(state, &client, GrantType::RefreshToken, &form, None, now).await
 }
 
 async fn redeem(state: &ConsoleState, form: &Params, now: UnixTime) -> Result<TokenResponse, OAuthError> {
     let client = console_client(state)?;
-    let (keys, history) = (state.keys(), state.history());
-    let minter = minter(state, &keys, &history, now);
-    code_grant::redeem(&state.store, &minter, &client, form, None).await
+    service::token::issue(state, &client, GrantType::AuthorizationCode, form, None, now).await
 }
 
 fn console_client(state: &ConsoleState) -> Result<Arc<Client>, OAuthError> {
     state.clients.get(CLIENT_ID).ok_or_else(|| OAuthError::invalid_client("the built-in console client is missing"))
-}
-
-/// The same minter `POST /token` builds.
-fn minter<'a>(
-    state: &'a ConsoleState,
-    keys: &'a crate::token::keys::KeySet,
-    history: &'a crate::policy::PolicyHistory,
-    now: UnixTime,
-) -> Minter<'a> {
-    Minter {
-        keys,
-        clients: &state.clients,
-        users: &state.app,
-        refresh_key: &state.refresh_key,
-        history,
-        issuer: &state.issuer,
-        now,
-    }
 }
 
 /// The response that clears the console cookie, and the browser's cached
