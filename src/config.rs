@@ -885,7 +885,7 @@ mod tests {
 
     /// Every row of the policy table is taken by the config file and the
     /// environment, each to the same layer (the admin API's half is
-    /// `service::settings`'s test of the same name).
+    /// `http::settings`'s test of the same name).
     #[test]
     fn every_policy_key_is_accepted_by_file_env_and_admin_api() {
         use crate::policy::{POLICY_KEYS, PolicyValue};

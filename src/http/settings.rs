@@ -85,15 +85,16 @@ pub fn policy_change(body: &Map<String, Value>) -> Result<PolicyChange, ServiceE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::duration::Secs;
-    use crate::policy::{IdleTimeout, PolicyLayer};
-    use crate::service::settings::merge;
+    use crate::policy::{IdleTimeout, PolicyLayer, PolicyLayers};
+    use crate::service::ServiceError;
+    use crate::service::settings::{merge, view};
 
     type Result<T> = std::result::Result<T, ServiceError>;
 
     const FLOOR: Secs = Secs::minutes(5);
 
-    /// `v` read as the admin API reads a body, then merged by the use case.
+    /// `v` read as the admin API reads a body ([`policy_change`]), then
+    /// merged by the use case.
     fn merged(layer: PolicyLayer, v: Value, floor: Secs) -> Result<PolicyLayer> {
         let body = v.as_object().cloned().unwrap_or_default();
         policy_change(&body).and_then(|change| merge(layer, &change, floor))
@@ -191,5 +192,14 @@ mod tests {
             message(high.expect_err("below a 1 h floor"))
                 .starts_with("idle_timeout must be at least session.admin_floor (1h,")
         );
+    }
+
+    #[test]
+    fn the_view_shows_values_and_sources() {
+        let (p, sources) = PolicyLayers::default().resolve().expect("defaults");
+        let v = serde_json::to_value(view(&p, &sources)).expect("json");
+        assert_eq!(v["idle_timeout"], 1800);
+        assert_eq!(v["access_token_ttl"], 1800);
+        assert_eq!(v["sources"]["max_lifetime"], "default");
     }
 }

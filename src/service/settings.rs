@@ -209,17 +209,3 @@ async fn change(
     state.set_policy(resolved, history);
     Ok(new_view)
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_view_shows_values_and_sources() {
-        let (p, sources) = PolicyLayers::default().resolve().expect("defaults");
-        let v = serde_json::to_value(view(&p, &sources)).expect("json");
-        assert_eq!(v["idle_timeout"], 1800);
-        assert_eq!(v["access_token_ttl"], 1800);
-        assert_eq!(v["sources"]["max_lifetime"], "default");
-    }
-}
