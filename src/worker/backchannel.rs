@@ -52,7 +52,7 @@ pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/back
 
 /// Back-Channel Logout 1.0 2.4 logout-token claims. There is deliberately
 /// no `nonce` (2.4: "A nonce Claim MUST NOT be present").
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LogoutClaims {
     pub iss: String,
     /// The client told about the logout.
@@ -65,6 +65,7 @@ pub struct LogoutClaims {
     /// The session that ended (the ID token's `sid`).
     pub sid: String,
     /// `{"http://schemas.openid.net/event/backchannel-logout": {}}`.
+    #[schema(value_type = Object)]
     pub events: serde_json::Value,
 }
 

@@ -10,6 +10,7 @@
 mod paths;
 mod responses;
 mod schemas;
+mod webhooks;
 
 use axum::Json;
 use axum::response::{IntoResponse, Response};
@@ -87,7 +88,8 @@ use utoipa::{Modify, OpenApi};
         schemas::ApiError,
         schemas::BearerError,
         crate::token::claims::AccessClaims,
-        crate::token::claims::IdClaims
+        crate::token::claims::IdClaims,
+        crate::worker::backchannel::LogoutClaims
     ),
     responses(
         responses::ApiBadRequest,
@@ -136,7 +138,7 @@ const TAGS: &[(&str, &str)] = &[
     (
         "logout",
         "OIDC RP-Initiated Logout 1.0 (`/logout`, HTML pages and redirects). tenure also sends OIDC Back-Channel \
-         Logout 1.0 logout tokens to clients' `backchannel_logout_uri` (see api.md).",
+         Logout 1.0 logout tokens to clients' `backchannel_logout_uri` (the `backchannelLogout` webhook).",
     ),
     (
         "account",
@@ -174,6 +176,9 @@ const TAGS: &[(&str, &str)] = &[
 
 impl Modify for Described {
     fn modify(&self, doc: &mut Document) {
+        // OpenAPI 3.1 `webhooks`: a root member utoipa's type does not have,
+        // written through its root-level extension map (serialised flat).
+        doc.extensions.get_or_insert_with(Default::default).insert("webhooks".to_owned(), webhooks::webhooks());
         doc.info.description = Some(DESCRIPTION.to_owned());
         doc.tags = Some(
             TAGS.iter()
@@ -306,6 +311,20 @@ mod tests {
         // And nothing described that is not routed.
         let described: usize = doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
         assert_eq!(described, routes.len(), "the document describes operations the router does not have");
+    }
+
+    /// The requests tenure sends (feed push, back-channel logout) are
+    /// described as OpenAPI 3.1 webhooks, with the logout token's claims.
+    #[test]
+    fn the_requests_tenure_sends_are_webhooks() {
+        let doc = serde_json::to_value(document()).unwrap();
+        assert_eq!(doc["webhooks"]["ssfPush"]["post"]["operationId"], "ssfPush");
+        let logout = &doc["webhooks"]["backchannelLogout"]["post"];
+        assert_eq!(
+            logout["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]["required"][0],
+            "logout_token"
+        );
+        assert!(doc["components"]["schemas"]["LogoutClaims"]["properties"]["sid"].is_object());
     }
 
     /// Every `$ref` names a component the document has.
