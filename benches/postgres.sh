@@ -25,6 +25,7 @@ duration=${BENCH_DURATION:-10s}  # shorter for a smoke run: BENCH_DURATION=2s
 work=$(mktemp -d)
 chmod 755 "$work"
 servers=()
+started=()  # every server pid, to check at the end that none is left
 pg_pid=""
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 cleanup() {
@@ -72,7 +73,9 @@ fresh_db() {
   TENURE_STORE=postgres TENURE_DATABASE_URL="postgres://postgres@127.0.0.1:$port/bench" \
     "$tenure" --config "$work/tenure.toml" migrate >/dev/null
 }
-start() { # mode index -> url on stdout
+# Not called inside $(...): a subshell would keep the pid it records and
+# stop_all would stop nothing (every run then left its servers behind).
+start() { # mode index -> sets $url
   local mode=$1 i=$2 out="$work/server-$2.out"
   : > "$out"
   if [ "$mode" = sled ]; then
@@ -83,9 +86,9 @@ start() { # mode index -> url on stdout
       TENURE_DATABASE_POOL_SIZE=32 TENURE_KEYS_DIR="$work/keys" \
       "$tenure" --config tenure.toml >"$out" 2>"$work/server-$i.err") &
   fi
-  servers+=($!)
+  servers+=($!); started+=($!)
   for _ in $(seq 200); do grep -q listening "$out" 2>/dev/null && break; sleep 0.1; done
-  sed -nE 's/^tenure listening on (http:\/\/[^ ]+).*/\1/p' "$out"
+  url=$(sed -nE 's/^tenure listening on (http:\/\/[^ ]+).*/\1/p' "$out")
 }
 stop_all() { for s in "${servers[@]}"; do kill "$s" 2>/dev/null || true; wait "$s" 2>/dev/null || true; done; servers=(); }
 args_for() { # scenario url
@@ -102,7 +105,7 @@ run() { # scenario mode run
   rm -rf "$work/data" "$work/keys"
   [ "$mode" != sled ] && fresh_db
   if [ "$mode" = pg-2 ]; then
-    a=$(start pg 0); b=$(start pg 1)
+    start pg 0; a=$url; start pg 1; b=$url
     # shellcheck disable=SC2046
     "$bench" $(args_for "$scen" "$a") --connections 16 --duration "$duration" --warmup 2s --json >"$work/a.json" 2>/dev/null &
     pa=$!
@@ -117,7 +120,7 @@ print(json.dumps({"rps": a.get("rps", 0) + b.get("rps", 0), "p99_ms": max(a.get(
 PY
 )
   else
-    url=$(start "${mode%%-*}" 0)
+    start "${mode%%-*}" 0
     # shellcheck disable=SC2046
     out=$("$bench" $(args_for "$scen" "$url") --connections 32 --duration "$duration" --warmup 2s --json 2>/dev/null || echo '{"error":"failed"}')
   fi
@@ -129,6 +132,10 @@ for scen in refresh token-cc introspect; do
     for mode in sled pg-1 pg-2; do run "$scen" "$mode" "$n"; done
   done
 done
+stop_all
+left=0
+for s in "${started[@]}"; do kill -0 "$s" 2>/dev/null && { echo "postgres.sh: server $s is still running" >&2; left=$((left + 1)); }; done
+echo "servers started: ${#started[@]}, still running: $left"
 python3 - "$work/results.jsonl" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
