@@ -6,6 +6,7 @@
 //! its transaction, and callers pass `now`.
 
 pub mod code;
+pub mod device;
 pub mod family;
 pub mod refresh_token;
 pub mod user_session;
