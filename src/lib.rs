@@ -99,7 +99,8 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
             let store = PgStore::connect(url, *pool_size).await?;
             let version = store.require_current_schema().await?;
             tracing::info!(database = %store.target(), schema = version, "PostgreSQL store");
-            let keys = store::key_store::database(store.clone(), url, &config.keys_dir).map_err(StartError::from)?;
+            let keys =
+                store::key_store::database(store.clone(), url, &config.keys_dir).await.map_err(StartError::from)?;
             (AnyStore::from(store), keys)
         }
     };

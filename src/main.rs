@@ -143,7 +143,7 @@ async fn keys_command(action: KeysAction, config: &Config, now: tenure::clock::U
         tenure::config::StoreChoice::Postgres { url, .. } => {
             let pg = tenure::store::postgres::PgStore::connect(url, 1).await.map_err(|e| e.to_string())?;
             pg.require_current_schema().await.map_err(|e| e.to_string())?;
-            tenure::store::key_store::database(pg, url, &config.keys_dir).map_err(|e| e.to_string())?
+            tenure::store::key_store::database(pg, url, &config.keys_dir).await.map_err(|e| e.to_string())?
         }
     };
     let keep = retention(config.policy.access_token_ttl());

@@ -185,6 +185,8 @@ async fn a_replica_with_another_master_key_refuses_to_start() {
     // The server says the same at start-up.
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("tenure.toml"), config()).expect("config");
+    std::fs::create_dir_all(dir.path().join("keys")).expect("keys dir");
+    std::fs::write(dir.path().join("keys/master.key"), [8u8; 32]).expect("another master.key");
     let out = tenure()
         .arg("serve")
         .current_dir(dir.path())
@@ -195,6 +197,42 @@ async fn a_replica_with_another_master_key_refuses_to_start() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("were sealed under another keys/master.key"), "{stderr}");
+}
+
+/// A replica started without `keys/master.key` on a database that already
+/// holds sealed keys refuses to start, names the file to mount, and writes
+/// no master key of its own (which could never open those keys).
+#[tokio::test]
+async fn a_replica_without_the_master_key_refuses_and_writes_none() {
+    let Some(db) = postgres::database().await else { return };
+    migrated(&db).await;
+    db_keys(db.connect_store().await, &db, 7)
+        .ensure_active(SigningAlg::ES256, T0, Secs::minutes(10))
+        .await
+        .expect("keys sealed under master key 7");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("tenure.toml"), config()).expect("config");
+    for command in [&["serve"][..], &["keys", "list"][..]] {
+        let out = tenure()
+            .args(command)
+            .current_dir(dir.path())
+            .env("TENURE_STORE", "postgres")
+            .env("TENURE_DATABASE_URL", &db.url)
+            .output()
+            .expect("run tenure");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{command:?} started without the master key");
+        assert!(stderr.contains("holds signing keys sealed under a master key"), "{command:?}: {stderr}");
+        assert!(stderr.contains("keys/master.key does not exist: mount the master.key"), "{command:?}: {stderr}");
+        assert!(!dir.path().join("keys/master.key").exists(), "{command:?} wrote a master key of its own");
+    }
+
+    // On an empty database the first replica creates it.
+    let fresh = postgres::database().await.expect("a second database");
+    migrated(&fresh).await;
+    let env = [("TENURE_STORE", "postgres"), ("TENURE_DATABASE_URL", fresh.url.as_str())];
+    let first = Server::start(&config(), &env);
+    assert!(first.keys_dir().join("master.key").exists(), "a first start creates the master key");
 }
 
 /// With PostgreSQL, a publish-ahead shorter than the reload interval could

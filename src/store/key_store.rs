@@ -143,12 +143,22 @@ impl KeyStore {
 }
 
 /// The database's key store: the sealing key derived from
-/// `keys_dir/master.key` (created on a first start), the keys in `store`.
-pub fn database(
+/// `keys_dir/master.key`, the keys in `store`. The master key is created on
+/// a first start only: when the database already holds sealed keys, a
+/// missing file is an error naming the file to mount (a new key would not
+/// open them).
+pub async fn database(
     store: crate::store::postgres::PgStore,
     url: &crate::store::postgres::DatabaseUrl,
     keys_dir: &std::path::Path,
 ) -> Result<KeyStore, KeyError> {
-    let master = crate::token::master_key::MasterKey::load_or_create(keys_dir)?;
+    use crate::token::master_key::{FILE, MasterKey};
+    let master = match MasterKey::load(keys_dir)? {
+        Some(master) => master,
+        None if crate::store::postgres::keys::holds_sealed_keys(&store).await? => {
+            return Err(KeyError::MasterKeyMissing { path: keys_dir.join(FILE), target: store.target().to_owned() });
+        }
+        None => MasterKey::create(keys_dir)?,
+    };
     Ok(KeyStore::Database(Arc::new(DbKeys::new(store, url.clone(), master.sealing_key()?))))
 }

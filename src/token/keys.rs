@@ -69,6 +69,12 @@ pub enum KeyError {
          open): give every replica the same master.key, the one the keys were created with"
     )]
     WrongMasterKey { kid: String, target: String },
+    #[error(
+        "the database {target} holds signing keys sealed under a master key, but {path} does not exist: mount \
+         the master.key every other replica uses at {path} (a new one would not open those keys, so none was \
+         written)"
+    )]
+    MasterKeyMissing { path: PathBuf, target: String },
     #[error("a signing-key task failed: {0}")]
     Task(String),
     #[error("signing keys in the database {target}: {message}")]

@@ -51,24 +51,19 @@ impl Purpose {
 impl MasterKey {
     /// Load `dir/master.key`, creating it on first start.
     pub fn load_or_create(dir: &Path) -> Result<MasterKey, KeyError> {
+        match MasterKey::load(dir)? {
+            Some(key) => Ok(key),
+            None => MasterKey::create(dir),
+        }
+    }
+
+    /// Load `dir/master.key`; `None` when there is no such file.
+    pub fn load(dir: &Path) -> Result<Option<MasterKey>, KeyError> {
         let path = dir.join(FILE);
-        let io = |source| KeyError::Io { path: path.clone(), source };
         let bytes = match fs::read(&path) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                fs::create_dir_all(dir).map_err(io)?;
-                let mut fresh = [0u8; 32];
-                SystemRandom::new().fill(&mut fresh).map_err(|_| KeyError::Generate {
-                    alg: crate::token::SigningAlg::ES256,
-                    message: "no randomness".into(),
-                })?;
-                let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(io)?;
-                f.set_permissions(fs::Permissions::from_mode(0o600)).map_err(io)?;
-                f.write_all(&fresh).map_err(io)?;
-                f.sync_all().map_err(io)?;
-                fresh.to_vec()
-            }
-            Err(e) => return Err(io(e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(KeyError::Io { path, source }),
         };
         if bytes.len() != 32 {
             return Err(KeyError::Load {
@@ -77,7 +72,25 @@ impl MasterKey {
                 message: format!("must hold exactly 32 bytes, found {}", bytes.len()),
             });
         }
-        Ok(MasterKey(hkdf::Salt::new(hkdf::HKDF_SHA256, b"tenure").extract(&bytes)))
+        Ok(Some(MasterKey(hkdf::Salt::new(hkdf::HKDF_SHA256, b"tenure").extract(&bytes))))
+    }
+
+    /// Write a fresh random `dir/master.key` (0600, synced); never
+    /// replaces one (`create_new`).
+    pub fn create(dir: &Path) -> Result<MasterKey, KeyError> {
+        let path = dir.join(FILE);
+        let io = |source| KeyError::Io { path: path.clone(), source };
+        fs::create_dir_all(dir).map_err(io)?;
+        let mut fresh = [0u8; 32];
+        SystemRandom::new().fill(&mut fresh).map_err(|_| KeyError::Generate {
+            alg: crate::token::SigningAlg::ES256,
+            message: "no randomness".into(),
+        })?;
+        let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(io)?;
+        f.set_permissions(fs::Permissions::from_mode(0o600)).map_err(io)?;
+        f.write_all(&fresh).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        Ok(MasterKey(hkdf::Salt::new(hkdf::HKDF_SHA256, b"tenure").extract(&fresh)))
     }
 
     /// A key for testing.

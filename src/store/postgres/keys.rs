@@ -115,6 +115,18 @@ impl Vault for Snapshot {
     }
 }
 
+/// Whether the database holds a private signing key sealed under some
+/// master key (before a replica may write a master key of its own).
+pub async fn holds_sealed_keys(store: &PgStore) -> Result<bool, KeyError> {
+    let error = |message: String| KeyError::Database { target: store.target().to_owned(), message };
+    let client = store.pooled().await.map_err(|e| error(e.to_string()))?;
+    let row = client
+        .query_one("SELECT EXISTS (SELECT 1 FROM signing_keys WHERE sealed IS NOT NULL)", &[])
+        .await
+        .map_err(|e| error(super::describe(&e)))?;
+    Ok(row.get(0))
+}
+
 impl DbKeys {
     pub fn new(store: PgStore, url: DatabaseUrl, sealing: SealingKey) -> DbKeys {
         DbKeys { store, url, sealing: Arc::new(sealing), owner: uuid::Uuid::new_v4().to_string() }
