@@ -196,8 +196,9 @@ pub async fn endings_are_named_and_listed(server: &Server) {
     let by_user = listed(&listing, &phone_sid);
     assert_eq!((by_user["end_reason"].clone(), by_user["ended_by"].clone()), (json!("signed_out"), json!("alice")));
     assert_eq!(by_user["end_summary"], "signed out");
-    // The user sees the same in their own listing.
-    let own = get(server, "/account/sessions", &tablet.access()).await;
+    // The user sees the same in their own listing (from a new sign-in: the
+    // tablet's tokens died with its family).
+    let own = get(server, "/account/sessions", &sign_in(server, "alice").await.access()).await;
     assert_eq!(listed(&own, &phone_sid)["end_reason"], "signed_out");
     let dave_listing = get(server, "/admin/users/dave/sessions", &root).await;
     assert_eq!(listed(&dave_listing, &daves.sid())["end_reason"], "user_disabled");
