@@ -625,14 +625,19 @@ pub async fn a_revoked_family_refuses_refresh(b: &impl Backend) {
     let outcome = store.revoke_family("f", &revoked("revoked"), &NoFallout).await.expect("revoke");
     assert!(matches!(&outcome, Revoke::Revoked(f) if f.revoked == Some(revoked("revoked"))), "{outcome:?}");
     let decision = refresh(&store, "f", 1, T0, Secs::ZERO).await;
-    assert!(matches!(decision, Some(RefreshDecision::Refused(_))), "{decision:?}");
+    // SPEC 14: refused, and why, from the record read in the same step.
+    let why = |d: &Option<RefreshDecision>| match d {
+        Some(RefreshDecision::Ended(e)) => Some(e.reason),
+        _ => None,
+    };
+    assert_eq!(why(&decision), Some(EndReason::Revoked), "{decision:?}");
     assert_eq!(store.family("f").await.expect("read").expect("exists").generation, 1, "nothing changed");
     assert_eq!(refresh(&store, "nope", 1, T0, Secs::ZERO).await, None, "no such family");
     // A family whose session was revoked is refused too (the decision sees the session).
     let other = signed_in(&store, "alice", T0, keep()).await;
     redeemed(&store, &other, "g", "web").await;
     store.revoke_session(&other.sid, &revoked("logout"), &NoFallout).await.expect("revoke");
-    assert!(matches!(refresh(&store, "g", 1, T0, Secs::ZERO).await, Some(RefreshDecision::Refused(_))));
+    assert_eq!(why(&refresh(&store, "g", 1, T0, Secs::ZERO).await), Some(EndReason::SignedOut));
 }
 
 pub async fn revoke_family_says_what_it_did_and_writes_its_effects_once(b: &impl Backend) {
@@ -688,7 +693,8 @@ pub async fn revoke_session_says_what_it_did_and_writes_its_effects_once(b: &imp
     assert_eq!(store.revoke_session("nope", &revoked("x"), &Recorder).await.expect("revoke"), Revoke::NotFound);
     assert_eq!(effects_of(&store, "session:nope").await, (0, 0, 0));
     // Its families can no longer be refreshed.
-    assert!(matches!(refresh(&store, "live-web", 1, T0, Secs::ZERO).await, Some(RefreshDecision::Refused(_))));
+    let decision = refresh(&store, "live-web", 1, T0, Secs::ZERO).await;
+    assert!(matches!(decision, Some(RefreshDecision::Ended(_))), "{decision:?}");
 }
 
 pub async fn a_reuse_kill_writes_its_effects_and_grace_and_refusal_write_nothing(b: &impl Backend) {
@@ -724,7 +730,9 @@ pub async fn a_reuse_kill_writes_its_effects_and_grace_and_refusal_write_nothing
     assert_eq!(events_tagged(&store, "family:f").await[0].reason.as_deref(), Some("refresh_token_reuse"));
     // Every later use is refused and writes nothing more.
     for presented in [1, 2] {
-        assert!(matches!(refresh(&store, "f", presented, t2, Secs::ZERO).await, Some(RefreshDecision::Refused(_))));
+        let decision = refresh(&store, "f", presented, t2, Secs::ZERO).await;
+        let reused = matches!(&decision, Some(RefreshDecision::Ended(e)) if e.reason == EndReason::ReuseDetected);
+        assert!(reused, "{decision:?}");
     }
     assert_eq!(effects_of(&store, "family:f").await, (1, 1, 1), "written exactly once");
 }
