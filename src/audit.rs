@@ -11,6 +11,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::UnixTime;
+use crate::session::end::EndReason;
 
 /// What happened. Serialised (store, API, logs) as its snake_case name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -115,6 +116,10 @@ pub struct AuditEvent {
     pub target: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// SPEC 14: for an event that ends sessions, why, as the SPEC code
+    /// (`reason` keeps the stored words).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<EndReason>,
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub details: serde_json::Value,
 }
@@ -127,12 +132,22 @@ impl AuditEvent {
             actor: actor.into(),
             target: target.into(),
             reason: None,
+            end_reason: None,
             details: serde_json::Value::Null,
         }
     }
 
     pub fn reason(mut self, reason: impl Into<String>) -> Self {
         self.reason = Some(reason.into());
+        self
+    }
+
+    /// An event that ends sessions for the stored revocation `reason`: the
+    /// reason as it is, and its SPEC 14 code in `end_reason`.
+    pub fn ending(mut self, reason: impl Into<String>) -> Self {
+        let reason = reason.into();
+        self.end_reason = Some(EndReason::of_revocation(&reason));
+        self.reason = Some(reason);
         self
     }
 
@@ -150,6 +165,7 @@ impl AuditEvent {
             actor = %escape_control(&self.actor),
             target = %escape_control(&self.target),
             reason = %escape_control(self.reason.as_deref().unwrap_or("")),
+            end_reason = self.end_reason.map_or("", EndReason::as_str),
             "audit event"
         );
     }

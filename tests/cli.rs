@@ -287,15 +287,23 @@ async fn sessions_are_listed_and_revoked_one_or_all() {
     let out = admin(&server, &["sessions", "revoke", "alice", &first]).ok();
     assert_eq!(out, format!("revoked session {first} of alice\n"));
     let left = api_get(&server, "/admin/users/alice/sessions").await;
-    let sids: Vec<&str> = left["sessions"].as_array().unwrap().iter().map(|s| s["sid"].as_str().unwrap()).collect();
-    assert_eq!(sids, [second.as_str()]);
+    let live = |v: &serde_json::Value| -> Vec<String> {
+        let sessions = v["sessions"].as_array().unwrap().iter().filter(|s| s["ended"] == false);
+        sessions.map(|s| s["sid"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(live(&left), [second.clone()]);
+    // SPEC 14: the ended one is listed after the live ones, with why.
+    assert_eq!(left["sessions"][1]["sid"], first.as_str());
+    assert_eq!(left["sessions"][1]["end_reason"], "revoked");
 
     assert_eq!(admin(&server, &["sessions", "revoke", "alice"]).ok(), "revoked every session of alice\n");
-    assert_eq!(admin(&server, &["sessions", "list", "alice"]).ok(), "alice has no live sessions\n");
+    let listed = admin(&server, &["sessions", "list", "alice"]).ok();
+    assert!(listed.starts_with("alice has no live sessions\n"), "{listed}");
+    assert!(listed.contains("ENDED SID") && listed.contains(&first) && listed.contains("revoked by"), "{listed}");
     assert_eq!(api_get(&server, "/admin/users/bob/sessions").await["sessions"][0]["sid"], bobs.as_str());
     // 204 No Content: nothing to print as JSON, the status says it worked.
     assert_eq!(admin(&server, &["sessions", "revoke", "bob", "--output", "json"]).ok(), "");
-    assert_eq!(api_get(&server, "/admin/users/bob/sessions").await["sessions"], serde_json::json!([]));
+    assert_eq!(live(&api_get(&server, "/admin/users/bob/sessions").await), Vec::<String>::new());
 }
 
 #[tokio::test]

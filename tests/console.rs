@@ -723,6 +723,9 @@ async fn my_sessions_signs_out_one_other_session_and_then_this_one() {
     assert_eq!(other.get(&server, "/console/account").await.status(), 303, "the other browser is signed out");
     let page = browser.get(&server, "/console/account").await.text().await.unwrap();
     assert!(page.contains("That session was signed out."));
+    // SPEC 14: it is listed below the live ones as ended, with why.
+    assert!(page.contains(&format!("<tr data-sid=\"{other_sid}\" data-end-reason=\"signed_out\">")), "{page}");
+    assert!(page.contains("Ended: signed out"), "{page}");
     let current = page.split("<tr class=\"current\" data-sid=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
     let resp =
         post(&server, &browser, &format!("/console/account/sessions/{current}/revoke"), &form(&[("csrf", &token)]))

@@ -431,3 +431,47 @@ async fn screenshots() {
     shoot("setup", 700).await;
     browser.close().await;
 }
+
+/// With `TENURE_SCREENSHOTS=1`, a screenshot of the page as
+/// docs/console/`name`.png.
+async fn shoot_if_asked(browser: &Chromium, name: &str, height: u32) {
+    if std::env::var("TENURE_SCREENSHOTS").is_ok_and(|v| v == "1") {
+        browser.client.set_window_size(1280, height).await.unwrap();
+        // sleep: the window resize has no event to wait for before a screenshot
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/console");
+        std::fs::write(dir.join(format!("{name}.png")), browser.client.screenshot().await.unwrap()).unwrap();
+    }
+}
+
+/// SPEC 14 in Chromium: the sessions that ended in the last 30 days, with
+/// why, on "My sessions" and on a user's page (`TENURE_SCREENSHOTS=1` writes
+/// docs/console/my-sessions-ended.png and docs/console/user-ended.png).
+#[tokio::test]
+async fn ended_sessions_show_why_in_chromium() {
+    let Some(browser) = Chromium::start().await else { return };
+    let server = Server::start(&config(), &[]);
+    let revoked = kit::sign_in(&server, "alice", "alice-password", "openid").await;
+    let signed_out = kit::sign_in(&server, "alice", "alice-password", "openid").await;
+    let helpdesk = kit::cc_admin_token(&server, "automation", "automation-secret").await;
+    let path = format!("/admin/sessions/{}", revoked.sid());
+    assert_eq!(kit::call(&server, "DELETE", &path, Some(&helpdesk), None).await.0, 204);
+    let path = format!("/account/sessions/{}", signed_out.sid());
+    assert_eq!(kit::call(&server, "DELETE", &path, Some(&signed_out.access()), None).await.0, 204);
+
+    sign_in(&browser, &server, "/console/account", "alice", "alice-password").await;
+    wait_for_page_text(&browser, "Ended in the last 30 days").await;
+    let ended = browser.text("table.ended").await;
+    assert!(ended.contains("Ended: revoked by automation"), "{ended}");
+    assert!(ended.contains("Ended: signed out"), "{ended}");
+    let live = browser.text("table").await;
+    assert!(live.contains("This session") && !live.contains("Ended:"), "the live ones first, apart: {live}");
+    shoot_if_asked(&browser, "my-sessions-ended", 800).await;
+    browser.close().await;
+
+    let Some(browser) = Chromium::start().await else { return };
+    sign_in(&browser, &server, "/console/users/alice", "root", "root-password").await;
+    wait_for_page_text(&browser, "Ended: revoked by automation").await;
+    shoot_if_asked(&browser, "user-ended", 1100).await;
+    browser.close().await;
+}

@@ -143,7 +143,7 @@ async fn child(dir: PathBuf) {
                 let fallout = revocation.fallout("system");
                 let present = |generation: u64| {
                     move |f: &Family, _: Option<&UserSession>| {
-                        decide_refresh(f, generation, T0, Secs::ZERO, true, Activity::Interactive)
+                        decide_refresh(f, generation, T0, Secs::ZERO, None, Activity::Interactive)
                     }
                 };
                 let rotated = store.refresh(&fid, present(1), &fallout).await.expect("refresh");

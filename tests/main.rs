@@ -20,6 +20,7 @@ mod console_browser;
 mod cors;
 mod crash;
 mod dpop;
+mod end_reasons;
 mod exchange;
 mod first_run;
 mod harden;

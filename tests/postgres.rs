@@ -357,6 +357,17 @@ async fn a_deleted_username_is_never_given_again_on_postgres() {
     crate::admin_api::names_are_never_given_again(&server).await;
 }
 
+/// SPEC 14 on PostgreSQL: every ending named at the refresh, listed with
+/// why and when, and audited with `end_reason` (tests/end_reasons.rs).
+#[tokio::test]
+async fn ended_sessions_are_named_and_listed_on_postgres() {
+    let Some(db) = postgres::database().await else { return };
+    assert!(run(&["migrate"], &db.url).status.success());
+    let env = [("TENURE_STORE", "postgres"), ("TENURE_DATABASE_URL", db.url.as_str())];
+    let server = Server::start(&crate::end_reasons::config(), &env);
+    crate::end_reasons::endings_are_named_and_listed(&server).await;
+}
+
 async fn token(server: &Server, form: &[(&str, &str)]) -> (u16, serde_json::Value) {
     let resp = server.post_form("/token", Some(("web", "web-secret")), form).await;
     let status = resp.status().as_u16();
@@ -503,7 +514,7 @@ mod store_ops {
     }
 
     fn rotate_at(now: UnixTime, grace: Secs) -> impl Fn(&Family, Option<&UserSession>) -> RefreshDecision {
-        move |f, _| decide_refresh(f, 1, now, grace, true, Activity::Interactive)
+        move |f, _| decide_refresh(f, 1, now, grace, None, Activity::Interactive)
     }
 
     #[tokio::test]
@@ -513,7 +524,7 @@ mod store_ops {
         assert!(!store.write_user("bob", None, None, &Recorder, &e).await.expect("write"));
         assert!(store.queued_sets("rs", 10).await.expect("queue").is_empty(), "nothing revoked, nothing queued");
         store.put_ssf_stream(&stream("rs")).await.expect("stream");
-        let revoked = Revoked { at: UnixTime(100), reason: "user_deleted".into() };
+        let revoked = Revoked { at: UnixTime(100), reason: "user_deleted".into(), by: None };
         store.write_user("bob", None, Some(&revoked), &Recorder, &e).await.expect("write");
         assert_eq!(store.queued_sets("rs", 10).await.expect("queue").len(), 1);
         assert_eq!(store.due_deliveries(UnixTime(100), 10).await.expect("outbox").len(), 1, "the logout fan-out");

@@ -27,6 +27,7 @@ use tenure::oauth::client_spec::{ClientSpec, StoredClient};
 use tenure::policy::{IdleTimeout, PolicyHistory, PolicyLayer, SessionPolicy};
 use tenure::session::Revoked;
 use tenure::session::code::{AuthCode, CODE_RECORD_TTL};
+use tenure::session::end::{EndReason, Ended};
 use tenure::session::family::{Activity, Family, RefreshDecision, decide_refresh};
 use tenure::session::user_session::{MAX_FAMILIES_PER_CLIENT, UserSession};
 use tenure::ssf::{QueuedSet, SetEvent, SetSubject, Stream};
@@ -279,7 +280,7 @@ async fn events_tagged<S: Store>(store: &S, tag: &str) -> Vec<AuditEvent> {
 }
 
 fn revoked(reason: &str) -> Revoked {
-    Revoked { at: T0, reason: reason.to_owned() }
+    Revoked { at: T0, reason: reason.to_owned(), by: None }
 }
 
 /// A session of `user` signed in at `at`, stored (with its sequence).
@@ -344,7 +345,12 @@ async fn refresh<S: Store>(store: &S, id: &str, presented: u64, now: UnixTime, g
         .refresh(
             id,
             move |f, s| {
-                decide_refresh(f, presented, now, grace, s.is_some_and(|s| s.revoked.is_none()), Activity::Interactive)
+                // SPEC 14: why it ended, from the records read in this step.
+                let ended = match s {
+                    Some(s) => s.revoked.as_ref().map(Ended::revoked),
+                    None => Some(Ended::revoked(&Revoked { at: now, reason: "no session".into(), by: None })),
+                };
+                decide_refresh(f, presented, now, grace, ended, Activity::Interactive)
             },
             &Recorder,
         )
@@ -442,7 +448,7 @@ pub async fn a_code_redeems_once_and_its_replay_revokes_the_family(b: &impl Back
     let killed = store.family("f1").await.expect("read").expect("exists");
     assert_eq!(
         killed.revoked,
-        Some(Revoked { at: T0.plus(Secs::new(30)), reason: "authorization_code_replay".into() })
+        Some(Revoked { at: T0.plus(Secs::new(30)), reason: "authorization_code_replay".into(), by: None })
     );
     assert_eq!(effects_of(&store, "family:f1").await, (1, 1, 1));
     assert_eq!(events_tagged(&store, "family:f1").await[0].reason.as_deref(), Some("authorization_code_replay"));
@@ -507,7 +513,7 @@ pub async fn a_session_keeps_the_newest_families_of_a_client_and_records_activit
     let background = store
         .refresh(
             "f4",
-            |f, _| decide_refresh(f, 1, T0.plus(Secs::minutes(25)), Secs::ZERO, true, Activity::Background),
+            |f, _| decide_refresh(f, 1, T0.plus(Secs::minutes(25)), Secs::ZERO, None, Activity::Background),
             &Recorder,
         )
         .await
@@ -619,14 +625,19 @@ pub async fn a_revoked_family_refuses_refresh(b: &impl Backend) {
     let outcome = store.revoke_family("f", &revoked("revoked"), &NoFallout).await.expect("revoke");
     assert!(matches!(&outcome, Revoke::Revoked(f) if f.revoked == Some(revoked("revoked"))), "{outcome:?}");
     let decision = refresh(&store, "f", 1, T0, Secs::ZERO).await;
-    assert!(matches!(decision, Some(RefreshDecision::Refused(_))), "{decision:?}");
+    // SPEC 14: refused, and why, from the record read in the same step.
+    let why = |d: &Option<RefreshDecision>| match d {
+        Some(RefreshDecision::Ended(e)) => Some(e.reason),
+        _ => None,
+    };
+    assert_eq!(why(&decision), Some(EndReason::Revoked), "{decision:?}");
     assert_eq!(store.family("f").await.expect("read").expect("exists").generation, 1, "nothing changed");
     assert_eq!(refresh(&store, "nope", 1, T0, Secs::ZERO).await, None, "no such family");
     // A family whose session was revoked is refused too (the decision sees the session).
     let other = signed_in(&store, "alice", T0, keep()).await;
     redeemed(&store, &other, "g", "web").await;
     store.revoke_session(&other.sid, &revoked("logout"), &NoFallout).await.expect("revoke");
-    assert!(matches!(refresh(&store, "g", 1, T0, Secs::ZERO).await, Some(RefreshDecision::Refused(_))));
+    assert_eq!(why(&refresh(&store, "g", 1, T0, Secs::ZERO).await), Some(EndReason::SignedOut));
 }
 
 pub async fn revoke_family_says_what_it_did_and_writes_its_effects_once(b: &impl Backend) {
@@ -682,7 +693,8 @@ pub async fn revoke_session_says_what_it_did_and_writes_its_effects_once(b: &imp
     assert_eq!(store.revoke_session("nope", &revoked("x"), &Recorder).await.expect("revoke"), Revoke::NotFound);
     assert_eq!(effects_of(&store, "session:nope").await, (0, 0, 0));
     // Its families can no longer be refreshed.
-    assert!(matches!(refresh(&store, "live-web", 1, T0, Secs::ZERO).await, Some(RefreshDecision::Refused(_))));
+    let decision = refresh(&store, "live-web", 1, T0, Secs::ZERO).await;
+    assert!(matches!(decision, Some(RefreshDecision::Ended(_))), "{decision:?}");
 }
 
 pub async fn a_reuse_kill_writes_its_effects_and_grace_and_refusal_write_nothing(b: &impl Backend) {
@@ -711,14 +723,16 @@ pub async fn a_reuse_kill_writes_its_effects_and_grace_and_refusal_write_nothing
     let Some(RefreshDecision::Reuse(killed)) = refresh(&store, "f", 1, t2, Secs::new(30)).await else {
         panic!("reuse")
     };
-    let reuse = Revoked { at: t2, reason: "refresh_token_reuse".into() };
+    let reuse = Revoked { at: t2, reason: "refresh_token_reuse".into(), by: None };
     assert_eq!(killed.revoked, Some(reuse.clone()));
     assert_eq!(store.family("f").await.expect("read").and_then(|f| f.revoked), Some(reuse));
     assert_eq!(effects_of(&store, "family:f").await, (1, 1, 1));
     assert_eq!(events_tagged(&store, "family:f").await[0].reason.as_deref(), Some("refresh_token_reuse"));
     // Every later use is refused and writes nothing more.
     for presented in [1, 2] {
-        assert!(matches!(refresh(&store, "f", presented, t2, Secs::ZERO).await, Some(RefreshDecision::Refused(_))));
+        let decision = refresh(&store, "f", presented, t2, Secs::ZERO).await;
+        let reused = matches!(&decision, Some(RefreshDecision::Ended(e)) if e.reason == EndReason::ReuseDetected);
+        assert!(reused, "{decision:?}");
     }
     assert_eq!(effects_of(&store, "family:f").await, (1, 1, 1), "written exactly once");
 }
@@ -866,7 +880,9 @@ pub async fn of_32_concurrent_first_uses_one_rotates_and_one_kills_without_grace
     // them is a reuse and kills the family, the rest find it revoked.
     assert_eq!(count(|d| matches!(d, RefreshDecision::Rotate(_))), 1, "{decisions:?}");
     assert_eq!(count(|d| matches!(d, RefreshDecision::Reuse(_))), 1, "{decisions:?}");
-    assert_eq!(count(|d| matches!(d, RefreshDecision::Refused("the refresh token has been revoked"))), 30);
+    // The rest find it ended, and why: the reuse (SPEC 14).
+    let reused = |d: &RefreshDecision| matches!(d, RefreshDecision::Ended(e) if e.reason == EndReason::ReuseDetected);
+    assert_eq!(count(reused), 30, "{decisions:?}");
     let f = store.family("f").await.expect("read").expect("exists");
     assert_eq!((f.generation, f.revoked.map(|r| r.reason)), (2, Some("refresh_token_reuse".to_owned())));
     assert_eq!(effects_of(&store, "family:f").await, (1, 1, 1), "one kill, one set of effects");
@@ -1072,7 +1088,7 @@ pub async fn old_events_and_markers_are_pruned(b: &impl Backend) {
     let bob = signed_in(&store, "bob", T0, keep()).await;
     store.revoke_user("alice", &revoked("x"), &NoFallout).await.expect("marker");
     store
-        .revoke_user("bob", &Revoked { at: T0.plus(Secs::days(3)), reason: "x".into() }, &NoFallout)
+        .revoke_user("bob", &Revoked { at: T0.plus(Secs::days(3)), reason: "x".into(), by: None }, &NoFallout)
         .await
         .expect("marker");
     let removed = store.prune_history(T0.plus(Secs::days(2)), T0.plus(Secs::days(1))).await.expect("prune");

@@ -722,7 +722,11 @@ impl Plan {
                 // The API revokes by sid alone; check the session is this
                 // user's, so a pasted sid of someone else is not revoked.
                 let listed = api.get(api.url(&["admin", "users", &username, "sessions"])).await?;
-                let theirs = listed["sessions"].as_array().into_iter().flatten().any(|s| s["sid"] == sid.as_str());
+                let theirs = listed["sessions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|s| s["sid"] == sid.as_str() && s["ended"] != true);
                 if !theirs {
                     return Err(CliError::Refused(format!(
                         "{username} has no live session {sid}; nothing was revoked (see `tenure admin sessions list {username}`)"

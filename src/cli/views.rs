@@ -83,7 +83,8 @@ pub(super) fn sessions_table(v: &Value, username: &str, now: UnixTime) -> String
         "IP",
         "USER AGENT",
     ]);
-    for s in v["sessions"].as_array().into_iter().flatten() {
+    let sessions = || v["sessions"].as_array().into_iter().flatten();
+    for s in sessions().filter(|s| s["ended"] != true) {
         t.row(vec![
             output::text(&s["sid"]),
             output::list(&s["client_ids"], ","),
@@ -96,7 +97,17 @@ pub(super) fn sessions_table(v: &Value, username: &str, now: UnixTime) -> String
             output::text(&s["user_agent"]),
         ]);
     }
-    if t.is_empty() { format!("{username} has no live sessions\n") } else { t.render() }
+    let mut out = if t.is_empty() { format!("{username} has no live sessions\n") } else { t.render() };
+    // SPEC 14: the sessions that ended in the last 30 days, and why.
+    let mut ended = Table::new(&["ENDED SID", "ENDED", "WHY"]);
+    for s in sessions().filter(|s| s["ended"] == true) {
+        ended.row(vec![output::text(&s["sid"]), output::text(&s["ended_at"]), output::text(&s["end_summary"])]);
+    }
+    if !ended.is_empty() {
+        out.push('\n');
+        out.push_str(&ended.render());
+    }
+    out
 }
 
 /// Keys with their role and state; the last column says when the state

@@ -73,7 +73,11 @@ fn oauth(e: OAuthError) -> Response {
         ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
     };
-    let body = serde_json::json!({ "error": e.code.as_str(), "error_description": e.description });
+    let mut body = serde_json::json!({ "error": e.code.as_str(), "error_description": e.description });
+    // SPEC 14: an extra member (RFC 6749 5.2 lets a response carry more).
+    if let Some(reason) = e.end_reason {
+        body["session_end_reason"] = serde_json::Value::from(reason.as_str());
+    }
     let mut response = (status, Json(body)).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -161,6 +165,24 @@ mod tests {
         assert_eq!(
             (status, &headers[header::RETRY_AFTER]),
             (StatusCode::SERVICE_UNAVAILABLE, &HeaderValue::from(2u64))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refresh_refused_for_an_ended_session_says_why() {
+        let ended = OAuthError::session_ended(
+            crate::session::end::EndReason::IdleTimeout,
+            "the session ended after 30 minutes of inactivity",
+        );
+        let (status, _, body) = answer(ended.into()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "error": "invalid_grant",
+                "error_description": "the session ended after 30 minutes of inactivity",
+                "session_end_reason": "idle_timeout",
+            })
         );
     }
 

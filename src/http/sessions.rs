@@ -32,10 +32,11 @@ struct UserSessions {
     sessions: Vec<SessionView>,
 }
 
-/// `GET /account/sessions`: the caller's live sessions, newest first.
+/// `GET /account/sessions`: the caller's live sessions, newest first, then
+/// those that ended in the last 30 days (SPEC 14).
 pub async fn list_own(State(state): State<AppState>, caller: Caller) -> Result<Response, ServiceError> {
     let username = account_holder(&caller)?;
-    let sessions = sessions::live_sessions(&state, username, caller.claims.sid.as_deref(), state.now()).await?;
+    let sessions = sessions::listed_sessions(&state, username, caller.claims.sid.as_deref(), state.now()).await?;
     Ok(no_store(Json(AccountSessions { sessions })))
 }
 

@@ -4,6 +4,8 @@
 
 use std::borrow::Cow;
 
+use crate::session::end::EndReason;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorCode {
     /// RFC 6749 5.2.
@@ -61,11 +63,20 @@ impl ErrorCode {
 pub struct OAuthError {
     pub code: ErrorCode,
     pub description: Cow<'static, str>,
+    /// SPEC 14: a refresh refused because its session ended says why, as
+    /// the extra member `session_end_reason` of the RFC 6749 5.2 body.
+    pub end_reason: Option<EndReason>,
 }
 
 impl OAuthError {
     pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
-        OAuthError { code, description: description.into() }
+        OAuthError { code, description: description.into(), end_reason: None }
+    }
+
+    /// `invalid_grant` for a session that ended: `description` is a sentence
+    /// an app can show its user, `reason` the SPEC 14 code.
+    pub fn session_ended(reason: EndReason, description: impl Into<Cow<'static, str>>) -> Self {
+        OAuthError { end_reason: Some(reason), ..Self::new(ErrorCode::InvalidGrant, description) }
     }
     pub fn invalid_request(d: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorCode::InvalidRequest, d)

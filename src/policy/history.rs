@@ -51,17 +51,31 @@ impl PolicyHistory {
     }
 
     /// Whether something last proven alive at `last_active` is still alive at
-    /// `now`, where `deadline(policy)` is its deadline under one policy.
-    ///
-    /// It is dead when, under some policy in force after `last_active`, its
-    /// deadline came no later than that policy's replacement (or, for the
-    /// current policy, at or before `now`).
+    /// `now`, where `deadline(policy)` is its deadline under one policy
+    /// (see [`PolicyHistory::death`]).
     pub fn is_alive(
         &self,
         last_active: UnixTime,
         now: UnixTime,
         deadline: impl Fn(&SessionPolicy) -> UnixTime,
     ) -> bool {
+        self.death(last_active, now, deadline).is_none()
+    }
+
+    /// When and under which policy something last proven alive at
+    /// `last_active` died, `None` while it is alive at `now`, where
+    /// `deadline(policy)` is its deadline under one policy.
+    ///
+    /// It is dead when, under some policy in force after `last_active`, its
+    /// deadline came no later than that policy's replacement (or, for the
+    /// current policy, at or before `now`); the first such deadline is the
+    /// moment it died (SPEC 14: the deadline, not when it was noticed).
+    pub fn death(
+        &self,
+        last_active: UnixTime,
+        now: UnixTime,
+        deadline: impl Fn(&SessionPolicy) -> UnixTime,
+    ) -> Option<Death<'_>> {
         let n = self.0.len();
         for (i, (_, policy)) in self.0.iter().enumerate() {
             let end = if i + 1 < n { Some(self.0[i + 1].0) } else { None };
@@ -80,11 +94,20 @@ impl PolicyHistory {
                 None => d <= now,
             };
             if died {
-                return false;
+                return Some(Death { at: d, policy });
             }
         }
-        true
+        None
     }
+}
+
+/// When something died of a timeout, and the policy whose deadline passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Death<'a> {
+    /// The deadline that passed.
+    pub at: UnixTime,
+    /// The policy in force then.
+    pub policy: &'a SessionPolicy,
 }
 
 #[cfg(test)]
@@ -125,6 +148,17 @@ mod history_tests {
         // A session whose deadline under the strict policy fell after it was replaced survives.
         let late = T0.plus(Secs::hours(4));
         assert!(h.is_alive(late, now, absolute(late)));
+    }
+
+    #[test]
+    fn death_names_the_deadline_and_the_policy_that_killed() {
+        let mut h = PolicyHistory::new(T0, with_max(Secs::hours(12)));
+        h.change(T0.plus(Secs::hours(1)), with_max(Secs::hours(2)));
+        h.change(T0.plus(Secs::hours(5)), with_max(Secs::hours(12)));
+        let death = h.death(T0, T0.plus(Secs::hours(6)), absolute(T0)).expect("dead");
+        assert_eq!(death.at, T0.plus(Secs::hours(2)), "the deadline, not the moment it was noticed");
+        assert_eq!(death.policy.max_lifetime, Secs::hours(2));
+        assert!(h.death(T0.plus(Secs::hours(4)), T0.plus(Secs::hours(6)), absolute(T0.plus(Secs::hours(4)))).is_none());
     }
 
     #[test]

@@ -135,6 +135,12 @@ pub struct EventView {
     pub target: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// SPEC 14: for an event that ended sessions, why (`idle_timeout`,
+    /// `max_lifetime`, `signed_out`, `revoked`, `reuse_detected`,
+    /// `user_disabled`, `credentials_changed`, `session_limit`,
+    /// `client_deleted`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<String>,
     #[serde(skip_serializing_if = "serde_json::Value::is_null")]
     pub details: serde_json::Value,
 }
@@ -148,6 +154,7 @@ impl EventView {
             actor: event.actor,
             target: event.target,
             reason: event.reason,
+            end_reason: event.end_reason.map(|r| r.as_str().to_owned()),
             details: event.details,
         }
     }

@@ -5,6 +5,7 @@ use super::token::Grant;
 use crate::oauth::client::{GrantType, ScopeSet};
 use crate::oauth::error::{ErrorCode, OAuthError};
 use crate::oauth::tokens::TokenResponse;
+use crate::session::end::{EndReason, Ended};
 use crate::session::family::{self, Activity, RefreshDecision};
 use crate::session::refresh_token;
 use crate::store::Store;
@@ -89,8 +90,10 @@ pub async fn refresh<S: Store>(grant: Grant<'_, S>) -> Result<TokenResponse, OAu
         .refresh(
             &presented.family_id,
             |f, session| {
-                let alive = family::is_alive(history, f, session, client_override, now);
-                family::decide_refresh(f, presented.generation, now, grace, alive, activity)
+                // SPEC 14: why it ended is decided on the records this very
+                // step reads, so it never disagrees with what was written.
+                let ended = family::ended(history, f, session, client_override, now);
+                family::decide_refresh(f, presented.generation, now, grace, ended, activity)
             },
             &fallout,
         )
@@ -111,8 +114,10 @@ pub async fn refresh<S: Store>(grant: Grant<'_, S>) -> Result<TokenResponse, OAu
                 reason = "refresh_token_reuse",
                 "a spent refresh token was presented: its family is revoked"
             );
-            Err(invalid_grant("the refresh token was already used; its session's tokens are revoked"))
+            let ended = Ended { at: now, reason: EndReason::ReuseDetected, by: None, limit: None };
+            Err(OAuthError::session_ended(ended.reason, ended.description()))
         }
+        RefreshDecision::Ended(ended) => Err(OAuthError::session_ended(ended.reason, ended.description())),
         RefreshDecision::Refused(why) => Err(invalid_grant(why)),
     }
 }

@@ -31,8 +31,9 @@ pub struct Revocation<'a, S: Store> {
 }
 
 impl<'a, S: Store> Revocation<'a, S> {
-    fn revoked(&self, reason: &str) -> Revoked {
-        Revoked { at: self.now, reason: reason.to_owned() }
+    /// A revocation at `now` for `reason` by `actor` (SPEC 14: who ended it).
+    fn revoked(&self, reason: &str, actor: &str) -> Revoked {
+        Revoked { at: self.now, reason: reason.to_owned(), by: Some(actor.to_owned()) }
     }
 
     /// The fallout of a revocation by `actor`.
@@ -43,7 +44,7 @@ impl<'a, S: Store> Revocation<'a, S> {
     /// Revoke family `id`.
     pub async fn family(&self, id: &str, actor: &str, reason: &str) -> Result<Revoke<Family>> {
         let fallout = self.fallout(actor);
-        let outcome = self.store.revoke_family(id, &self.revoked(reason), &fallout).await?;
+        let outcome = self.store.revoke_family(id, &self.revoked(reason, actor), &fallout).await?;
         fallout.log_committed();
         if let Revoke::Revoked(f) = &outcome {
             tracing::info!(family = %f.id, client_id = %f.client_id, sid = %f.sid, reason, "family revoked");
@@ -54,7 +55,7 @@ impl<'a, S: Store> Revocation<'a, S> {
     /// Revoke session `sid` and with it every family in it.
     pub async fn session(&self, sid: &str, actor: &str, reason: &str) -> Result<Revoke<UserSession>> {
         let fallout = self.fallout(actor);
-        let outcome = self.store.revoke_session(sid, &self.revoked(reason), &fallout).await?;
+        let outcome = self.store.revoke_session(sid, &self.revoked(reason, actor), &fallout).await?;
         fallout.log_committed();
         Ok(outcome)
     }
@@ -63,7 +64,7 @@ impl<'a, S: Store> Revocation<'a, S> {
     /// for the back-channel logouts, the feed events and the audit event.
     pub async fn user(&self, username: &str, actor: &str, reason: &str) -> Result<u64> {
         let fallout = self.fallout(actor);
-        let seq = self.store.revoke_user(username, &self.revoked(reason), &fallout).await?;
+        let seq = self.store.revoke_user(username, &self.revoked(reason, actor), &fallout).await?;
         fallout.log_committed();
         Ok(seq)
     }
@@ -158,7 +159,7 @@ impl store::Fallout for Fallout<'_> {
             client_id: Some(family.client_id.clone()),
         };
         let event = AuditEvent::new(self.now, kind, self.actor.clone(), format!("family:{}", family.id))
-            .reason(reason)
+            .ending(reason)
             .details(serde_json::json!({ "sid": family.sid, "client_id": family.client_id, "sub": family.username }));
         self.remember(&event);
         Effects {
@@ -197,7 +198,7 @@ impl store::Fallout for Fallout<'_> {
             self.actor.clone(),
             format!("session:{}", session.sid),
         )
-        .reason(reason)
+        .ending(reason)
         .details(serde_json::json!({ "sub": session.username }));
         self.remember(&event);
         Effects {
@@ -218,7 +219,7 @@ impl store::Fallout for Fallout<'_> {
         };
         let event =
             AuditEvent::new(self.now, EventKind::UserSessionsRevoked, self.actor.clone(), format!("user:{username}"))
-                .reason(revoked.reason.clone());
+                .ending(revoked.reason.clone());
         self.remember(&event);
         Effects {
             events: vec![event],
@@ -239,7 +240,7 @@ mod tests {
         let (captured, subscriber) = captured_log();
         let clients = ClientRegistry::new(Vec::new()).expect("registry");
         let fallout = Fallout::new(&clients, "root", UnixTime(1_000));
-        let revoked = Revoked { at: UnixTime(1_000), reason: "user_disabled".into() };
+        let revoked = Revoked { at: UnixTime(1_000), reason: "user_disabled".into(), by: None };
         let text = || captured.text();
         tracing::subscriber::with_default(subscriber, || {
             // Inside the transition, which runs twice (a retried conflict).

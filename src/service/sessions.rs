@@ -1,6 +1,6 @@
-//! Sessions of a user (SPEC 4, 9): what a listing shows of each live
-//! session, and revocation of one session, all of a user's, or the caller's
-//! own. The account and admin API (`http/sessions.rs`) and the console call
+//! Sessions of a user (SPEC 4, 9, 14): what a listing shows of each live
+//! session and of those that ended in the last 30 days (why and when), and
+//! revocation of one session, all of a user's, or the caller's own. The account and admin API (`http/sessions.rs`) and the console call
 //! these; the caller checks permissions, and the revocations here apply the
 //! helpdesk rule of `users.rs` (a user who holds permissions is signed out
 //! only by `system:administer`). [`Revocation`] kills every
@@ -17,6 +17,7 @@ use super::error::{Result, ServiceError};
 use crate::clock::UnixTime;
 use crate::policy::{ClientSessionOverride, PolicyHistory};
 use crate::service::AppState;
+use crate::session::end::{ENDED_LISTED, EndReason, Ended};
 use crate::session::family::{self, Family};
 use crate::session::user_session::UserSession;
 use crate::store::{Revoke, Store};
@@ -46,6 +47,28 @@ pub struct SessionView {
     pub ip: Option<String>,
     /// Whether this is the session of the caller's token.
     pub current: bool,
+    /// SPEC 14: whether the session has ended. Ended sessions are listed for
+    /// 30 days after their end, after the live ones, the latest end first.
+    pub ended: bool,
+    /// When it ended (RFC 3339); for a timeout, the deadline that passed,
+    /// not the moment it was noticed. Only on ended sessions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<String>,
+    /// Why it ended: `idle_timeout`, `max_lifetime`, `signed_out`,
+    /// `revoked`, `reuse_detected`, `user_disabled`, `credentials_changed`,
+    /// `session_limit` or `client_deleted`. Only on ended sessions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "idle_timeout")]
+    pub end_reason: Option<EndReason>,
+    /// Who ended it, when someone did: a username, `client:<id>` or
+    /// `system`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_by: Option<String>,
+    /// What a person reads after "Ended: " ("idle for 30 min", "revoked by
+    /// helpdesk"). Only on ended sessions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "idle for 30 min")]
+    pub end_summary: Option<String>,
 }
 
 /// What `session` looks like at `now`, or `None` when it is no longer alive
@@ -67,6 +90,33 @@ pub fn session_view<'c>(
     if !session.is_live(history, families, now) {
         return None;
     }
+    Some(view(session, families, history, client_override, current_sid, now, None))
+}
+
+/// What the ended `session` looks like at `now` (SPEC 14), or `None` while
+/// it is alive, or when it ended [`ENDED_LISTED`] or longer ago.
+pub fn ended_session_view<'c>(
+    session: &UserSession,
+    families: &[Family],
+    history: &PolicyHistory,
+    client_override: impl Fn(&str) -> Option<&'c ClientSessionOverride>,
+    current_sid: Option<&str>,
+    now: UnixTime,
+) -> Option<SessionView> {
+    let ended = session.ended(history, families, now)?;
+    (now < ended.at.plus(ENDED_LISTED))
+        .then(|| view(session, families, history, client_override, current_sid, now, Some(&ended)))
+}
+
+fn view<'c>(
+    session: &UserSession,
+    families: &[Family],
+    history: &PolicyHistory,
+    client_override: impl Fn(&str) -> Option<&'c ClientSessionOverride>,
+    current_sid: Option<&str>,
+    now: UnixTime,
+    ended: Option<&Ended>,
+) -> SessionView {
     let last_active = session.last_activity(families);
     let limits = history.current().limits(session.remember_me, None);
     let expires_at = limits.absolute_deadline(session.signed_in);
@@ -76,7 +126,7 @@ pub fn session_view<'c>(
         .filter(|f| family::is_alive(history, f, Some(session), client_override(&f.client_id), now))
         .map(|f| f.client_id.as_str())
         .collect();
-    Some(SessionView {
+    SessionView {
         sid: session.sid.clone(),
         client_ids: client_ids.into_iter().map(str::to_owned).collect(),
         created_at: session.signed_in.to_rfc3339(),
@@ -87,7 +137,12 @@ pub fn session_view<'c>(
         user_agent: session.user_agent.clone(),
         ip: session.ip.clone(),
         current: current_sid == Some(session.sid.as_str()),
-    })
+        ended: ended.is_some(),
+        ended_at: ended.map(|e| e.at.to_rfc3339()),
+        end_reason: ended.map(|e| e.reason),
+        ended_by: ended.and_then(|e| e.by.clone()),
+        end_summary: ended.map(Ended::summary),
+    }
 }
 
 /// The live sessions of `username` at `now`, newest sign-in first;
@@ -118,7 +173,48 @@ pub async fn live_sessions(
     Ok(views)
 }
 
-/// The live sessions of a known user (404 for an unknown one).
+/// The sessions of `username` a listing shows (SPEC 14): the live ones,
+/// newest sign-in first, then those that ended in the last
+/// [`ENDED_LISTED`], the latest end first.
+pub async fn listed_sessions(
+    state: &AppState,
+    username: &str,
+    current_sid: Option<&str>,
+    now: UnixTime,
+) -> Result<Vec<SessionView>> {
+    let history = state.history();
+    let mut sessions =
+        state.store.user_sessions(username).await.map_err(|e| ServiceError::store("listing a user's sessions", e))?;
+    sessions.sort_by_key(|s| std::cmp::Reverse((s.signed_in, s.seq)));
+    let clients = state.clients.snapshot();
+    let client_override = |id: &str| clients.get(id).and_then(|c| c.session.as_ref());
+    let (mut live, mut ended) = (Vec::new(), Vec::new());
+    for session in &sessions {
+        // A session revoked longer ago than the listing shows needs no read.
+        if session.revoked.as_ref().is_some_and(|r| r.at.plus(ENDED_LISTED) <= now) {
+            continue;
+        }
+        let families = state
+            .store
+            .session_families(&session.sid)
+            .await
+            .map_err(|e| ServiceError::store("reading a session's families", e))?;
+        match session_view(session, &families, &history, client_override, current_sid, now) {
+            Some(view) => live.push(view),
+            None => ended.extend(
+                ended_session_view(session, &families, &history, client_override, current_sid, now)
+                    .map(|view| (session.seq, view)),
+            ),
+        }
+    }
+    // RFC 3339 in UTC with whole seconds: the text sorts as the time.
+    ended.sort_by(|(a_seq, a), (b_seq, b)| (&b.ended_at, b_seq).cmp(&(&a.ended_at, a_seq)));
+    live.extend(ended.into_iter().map(|(_, view)| view));
+    Ok(live)
+}
+
+/// The sessions of a known user a listing shows, ended ones included (404
+/// for an unknown user).
 pub async fn user_sessions(
     state: &AppState,
     username: &str,
@@ -126,7 +222,7 @@ pub async fn user_sessions(
     now: UnixTime,
 ) -> Result<Vec<SessionView>> {
     known_user(state, username).await?;
-    live_sessions(state, username, current_sid, now).await
+    listed_sessions(state, username, current_sid, now).await
 }
 
 /// Sign `username` out everywhere, this session included.
@@ -311,6 +407,11 @@ mod tests {
                 user_agent: Some("Firefox".into()),
                 ip: Some("192.0.2.7".into()),
                 current: true,
+                ended: false,
+                ended_at: None,
+                end_reason: None,
+                ended_by: None,
+                end_summary: None,
             }
         );
         let other = session_view(&session(false), &[], &history(), no_override, Some("x"), now).expect("alive");
@@ -322,7 +423,7 @@ mod tests {
     fn a_refresh_is_activity_and_only_live_families_name_their_client() {
         let refreshed = T0.plus(Secs::minutes(20));
         let mut dead = family("old-app", T0);
-        dead.revoked = Some(Revoked { at: T0, reason: "logout".into() });
+        dead.revoked = Some(Revoked { at: T0, reason: "logout".into(), by: None });
         let families = [family("web", refreshed), dead, family("spa", T0.plus(Secs::minutes(1))), family("web", T0)];
         let now = T0.plus(Secs::minutes(40)); // the session's own activity is 40 min old
         let view = session_view(&session(false), &families, &history(), no_override, None, now).expect("alive");
@@ -369,8 +470,40 @@ mod tests {
         let active = [family("web", T0.plus(Secs::hours(11)).plus(Secs::minutes(59)))];
         assert!(session_view(&s, &active, &h, no_override, None, T0.plus(Secs::hours(12))).is_none(), "absolute");
         let mut revoked = session(false);
-        revoked.revoked = Some(Revoked { at: T0, reason: "admin_revoked".into() });
+        revoked.revoked = Some(Revoked { at: T0, reason: "admin_revoked".into(), by: None });
         assert!(session_view(&revoked, &[], &h, no_override, None, T0).is_none(), "revoked");
+    }
+
+    #[test]
+    fn ended_sessions_are_listed_for_30_days_with_why_and_when() {
+        let h = history();
+        let s = session(false);
+        assert!(ended_session_view(&s, &[], &h, no_override, None, T0).is_none(), "alive");
+        let later = T0.plus(Secs::days(2));
+        let idle = ended_session_view(&s, &[], &h, no_override, None, later).expect("ended");
+        assert!(idle.ended);
+        assert_eq!(idle.ended_at.as_deref(), Some("2023-11-14T22:43:20Z"), "the deadline, not when it was noticed");
+        assert_eq!(
+            (idle.end_reason, idle.end_summary.as_deref()),
+            (Some(EndReason::IdleTimeout), Some("idle for 30 min"))
+        );
+        let json = serde_json::to_value(&idle).expect("json");
+        assert_eq!((json["ended"].clone(), json["end_reason"].clone()), (true.into(), "idle_timeout".into()));
+        let mut revoked = session(false);
+        revoked.revoked = Some(Revoked {
+            at: T0.plus(Secs::minutes(5)),
+            reason: "admin_revoked".into(),
+            by: Some("helpdesk".into()),
+        });
+        let view = ended_session_view(&revoked, &[], &h, no_override, None, later).expect("ended");
+        assert_eq!(view.end_summary.as_deref(), Some("revoked by helpdesk"));
+        assert_eq!(view.ended_by.as_deref(), Some("helpdesk"));
+        let gone = T0.plus(Secs::minutes(5)).plus(ENDED_LISTED);
+        assert!(ended_session_view(&revoked, &[], &h, no_override, None, gone).is_none(), "after 30 days");
+        let live =
+            serde_json::to_value(session_view(&s, &[], &h, no_override, None, T0).expect("alive")).expect("json");
+        assert_eq!(live["ended"], false);
+        assert!(live.get("end_reason").is_none());
     }
 
     #[test]

@@ -346,10 +346,12 @@ impl AppState {
         self.issuer.starts_with("https://")
     }
 
-    /// Keep session and family records this long after sign-in: no policy
-    /// can make them live longer than the ceiling.
+    /// Keep session records this long after sign-in: no policy can make
+    /// them live longer than the ceiling, and an ended session stays listed
+    /// (SPEC 14) for [`ENDED_LISTED`](crate::session::end::ENDED_LISTED)
+    /// after its end.
     pub fn keep_until(&self, signed_in: crate::clock::UnixTime) -> crate::clock::UnixTime {
-        signed_in.plus(self.history().current().max_lifetime_ceiling)
+        signed_in.plus(self.history().current().max_lifetime_ceiling).plus(crate::session::end::ENDED_LISTED)
     }
 
     /// How long retired keys stay in the JWKS under the current policy.

@@ -344,9 +344,9 @@ pub async fn update(
     let mut event = AuditEvent::new(now, kind, actor.name.clone(), format!("user:{username}"))
         .details(serde_json::json!({ "changed": changed }));
     if disabling {
-        event = event.reason("user_disabled");
+        event = event.ending("user_disabled");
     }
-    let revoke = disabling.then(|| Revoked { at: now, reason: "user_disabled".into() });
+    let revoke = disabling.then(|| Revoked { at: now, reason: "user_disabled".into(), by: Some(actor.name.clone()) });
     let fallout = fallout(state, actor, now);
     state.store.write_user(username, Some(&user), revoke.as_ref(), &fallout, &event).await.map_err(store_err)?;
     fallout.log_committed();
@@ -358,8 +358,8 @@ pub async fn update(
 pub async fn delete(state: &AppState, actor: &Actor, username: &str, now: UnixTime) -> Result<()> {
     may_change(actor, &stored(state, username).await?)?;
     let event = AuditEvent::new(now, EventKind::UserDeleted, actor.name.clone(), format!("user:{username}"))
-        .reason("user_deleted");
-    let revoke = Revoked { at: now, reason: "user_deleted".into() };
+        .ending("user_deleted");
+    let revoke = Revoked { at: now, reason: "user_deleted".into(), by: Some(actor.name.clone()) };
     let fallout = fallout(state, actor, now);
     state.store.write_user(username, None, Some(&revoke), &fallout, &event).await.map_err(store_err)?;
     fallout.log_committed();

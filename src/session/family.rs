@@ -15,6 +15,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Revoked;
+use super::end::{EndReason, Ended};
 use super::user_session::UserSession;
 use crate::clock::UnixTime;
 use crate::duration::Secs;
@@ -112,6 +113,50 @@ pub fn is_alive(
         && history.is_alive(family.last_active(), now, |p| family_deadline(p, family, client))
 }
 
+/// How and when the family ended, `None` while [`is_alive`] at `now` (SPEC
+/// 14): its own revocation, its session's, or the deadline that passed
+/// (idle timeout or maximum lifetime, with the limit in force then).
+pub fn ended(
+    history: &PolicyHistory,
+    family: &Family,
+    session: Option<&UserSession>,
+    client: Option<&ClientSessionOverride>,
+    now: UnixTime,
+) -> Option<Ended> {
+    if let Some(revoked) = &family.revoked {
+        return Some(Ended::revoked(revoked));
+    }
+    match session {
+        Some(s) => {
+            if let Some(revoked) = &s.revoked {
+                return Some(Ended::revoked(revoked));
+            }
+        }
+        // The session record is gone (swept): long over, and no-one says why.
+        None => {
+            return Some(Ended { at: family.rotated_at, reason: EndReason::Revoked, by: None, limit: None });
+        }
+    }
+    let death = history.death(family.last_active(), now, |p| family_deadline(p, family, client))?;
+    Some(timed_out(death.policy, family, client, death.at))
+}
+
+/// Which clock ran out at `at` under `policy`: the idle one when its deadline
+/// came strictly before both absolute ones, else the maximum lifetime (the
+/// session's or the client's own, whichever came first).
+fn timed_out(policy: &SessionPolicy, family: &Family, client: Option<&ClientSessionOverride>, at: UnixTime) -> Ended {
+    let session = policy.limits(family.remember_me, None);
+    let own = policy.limits(family.remember_me, client);
+    let session_end = session.absolute_deadline(family.auth_time);
+    let own_end = own.absolute_deadline(family.created_at);
+    let idle_end = own.idle_deadline(family.last_active());
+    if idle_end < session_end.min(own_end) {
+        return Ended::timed_out(EndReason::IdleTimeout, at, own.idle_timeout);
+    }
+    let limit = if session_end <= own_end { session.max_lifetime } else { own.max_lifetime };
+    Ended::timed_out(EndReason::MaxLifetime, at, limit)
+}
+
 /// The outcome of presenting generation `presented` of a genuine token.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RefreshDecision {
@@ -121,26 +166,29 @@ pub enum RefreshDecision {
     Grace(Family),
     /// A spent token was replayed: the family, now revoked.
     Reuse(Family),
-    /// Refused without changing anything (revoked, expired, unknown state).
+    /// The family or its session has ended (SPEC 14: why and when, decided
+    /// on the records the store read in this step); nothing changes.
+    Ended(Ended),
+    /// Refused without changing anything (a state never issued).
     Refused(&'static str),
 }
 
-/// Decide a refresh (see the module table). `alive` is the verdict of
-/// [`is_alive`] at `now`.
+/// Decide a refresh (see the module table). `ended` is the verdict of
+/// [`ended`] at `now`: `None` while the family is alive.
 pub fn decide_refresh(
     family: &Family,
     presented: u64,
     now: UnixTime,
     grace: Secs,
-    alive: bool,
+    ended: Option<Ended>,
     activity: Activity,
 ) -> RefreshDecision {
-    if family.revoked.is_some() {
-        return RefreshDecision::Refused("the refresh token has been revoked");
+    if let Some(revoked) = &family.revoked {
+        return RefreshDecision::Ended(ended.unwrap_or_else(|| Ended::revoked(revoked)));
     }
     if presented == family.generation {
-        if !alive {
-            return RefreshDecision::Refused("the session has expired");
+        if let Some(ended) = ended {
+            return RefreshDecision::Ended(ended);
         }
         let mut next = family.clone();
         next.generation += 1;
@@ -158,14 +206,13 @@ pub fn decide_refresh(
     }
     let in_grace = presented + 1 == family.generation && now < family.rotated_at.plus(grace);
     if in_grace {
-        return if alive {
-            RefreshDecision::Grace(family.clone())
-        } else {
-            RefreshDecision::Refused("the session has expired")
+        return match ended {
+            None => RefreshDecision::Grace(family.clone()),
+            Some(ended) => RefreshDecision::Ended(ended),
         };
     }
     let mut killed = family.clone();
-    killed.revoked = Some(Revoked { at: now, reason: "refresh_token_reuse".into() });
+    killed.revoked = Some(Revoked { at: now, reason: "refresh_token_reuse".into(), by: None });
     RefreshDecision::Reuse(killed)
 }
 
@@ -174,6 +221,10 @@ mod tests {
     use super::*;
 
     const T0: UnixTime = UnixTime(1_700_000_000);
+
+    fn expired() -> Ended {
+        Ended::timed_out(EndReason::IdleTimeout, T0, Secs::minutes(30))
+    }
 
     fn family() -> Family {
         Family {
@@ -198,7 +249,7 @@ mod tests {
     #[test]
     fn the_current_token_rotates() {
         let now = T0.plus(Secs::minutes(5));
-        let RefreshDecision::Rotate(next) = decide_refresh(&family(), 1, now, Secs::ZERO, true, Activity::Interactive)
+        let RefreshDecision::Rotate(next) = decide_refresh(&family(), 1, now, Secs::ZERO, None, Activity::Interactive)
         else {
             panic!("rotates")
         };
@@ -213,9 +264,9 @@ mod tests {
         // Two silent refreshes, ten minutes apart.
         for (generation, minutes) in [(1, 10), (2, 20)] {
             let now = T0.plus(Secs::minutes(minutes));
-            let alive = is_alive(&history, &f, Some(&session()), None, now);
+            let ended = ended(&history, &f, Some(&session()), None, now);
             let RefreshDecision::Rotate(next) =
-                decide_refresh(&f, generation, now, Secs::ZERO, alive, Activity::Background)
+                decide_refresh(&f, generation, now, Secs::ZERO, ended, Activity::Background)
             else {
                 panic!("rotates")
             };
@@ -228,7 +279,7 @@ mod tests {
         assert!(!is_alive(&history, &f, Some(&session()), None, at_deadline), "signed out on time");
         // An interactive refresh before the deadline starts the clock again.
         let now = T0.plus(Secs::minutes(25));
-        let RefreshDecision::Rotate(next) = decide_refresh(&f, 3, now, Secs::ZERO, true, Activity::Interactive) else {
+        let RefreshDecision::Rotate(next) = decide_refresh(&f, 3, now, Secs::ZERO, None, Activity::Interactive) else {
             panic!("rotates")
         };
         assert_eq!(next.last_active(), now);
@@ -241,7 +292,7 @@ mod tests {
         f.generation = 2;
         f.rotated_at = T0.plus(Secs::new(10));
         let RefreshDecision::Reuse(killed) =
-            decide_refresh(&f, 1, T0.plus(Secs::new(10)), Secs::ZERO, true, Activity::Interactive)
+            decide_refresh(&f, 1, T0.plus(Secs::new(10)), Secs::ZERO, None, Activity::Interactive)
         else {
             panic!("reuse")
         };
@@ -255,23 +306,23 @@ mod tests {
         f.rotated_at = T0;
         let grace = Secs::new(30);
         assert_eq!(
-            decide_refresh(&f, 4, T0.plus(Secs::new(29)), grace, true, Activity::Interactive),
+            decide_refresh(&f, 4, T0.plus(Secs::new(29)), grace, None, Activity::Interactive),
             RefreshDecision::Grace(f.clone())
         );
         assert!(
             matches!(
-                decide_refresh(&f, 4, T0.plus(Secs::new(30)), grace, true, Activity::Interactive),
+                decide_refresh(&f, 4, T0.plus(Secs::new(30)), grace, None, Activity::Interactive),
                 RefreshDecision::Reuse(_)
             ),
             "window over"
         );
         assert!(
-            matches!(decide_refresh(&f, 3, T0, grace, true, Activity::Interactive), RefreshDecision::Reuse(_)),
+            matches!(decide_refresh(&f, 3, T0, grace, None, Activity::Interactive), RefreshDecision::Reuse(_)),
             "only the immediate predecessor"
         );
         assert_eq!(
-            decide_refresh(&f, 4, T0, grace, false, Activity::Interactive),
-            RefreshDecision::Refused("the session has expired")
+            decide_refresh(&f, 4, T0, grace, Some(expired()), Activity::Interactive),
+            RefreshDecision::Ended(expired())
         );
     }
 
@@ -279,17 +330,17 @@ mod tests {
     fn revoked_or_expired_families_refuse_and_change_nothing() {
         let mut f = family();
         assert_eq!(
-            decide_refresh(&f, 1, T0, Secs::ZERO, false, Activity::Interactive),
-            RefreshDecision::Refused("the session has expired")
+            decide_refresh(&f, 1, T0, Secs::ZERO, Some(expired()), Activity::Interactive),
+            RefreshDecision::Ended(expired())
         );
-        f.revoked = Some(Revoked { at: T0, reason: "logout".into() });
+        f.revoked = Some(Revoked { at: T0, reason: "logout".into(), by: None });
         assert!(matches!(
-            decide_refresh(&f, 1, T0, Secs::ZERO, true, Activity::Interactive),
-            RefreshDecision::Refused(_)
+            decide_refresh(&f, 1, T0, Secs::ZERO, None, Activity::Interactive),
+            RefreshDecision::Ended(Ended { reason: EndReason::SignedOut, .. })
         ));
         assert!(
             matches!(
-                decide_refresh(&family(), 9, T0, Secs::ZERO, true, Activity::Interactive),
+                decide_refresh(&family(), 9, T0, Secs::ZERO, None, Activity::Interactive),
                 RefreshDecision::Refused(_)
             ),
             "a future generation"
@@ -314,6 +365,28 @@ mod tests {
             seq: 1,
             families: Default::default(),
         }
+    }
+
+    #[test]
+    fn an_ended_family_says_which_clock_ran_out_and_when() {
+        let s = session();
+        let mut f = family();
+        f.rotated_at = T0.plus(Secs::hours(1));
+        let idle = ended(&history(), &f, Some(&s), None, T0.plus(Secs::hours(5))).expect("ended");
+        assert_eq!(idle, Ended::timed_out(EndReason::IdleTimeout, T0.plus(Secs::minutes(90)), Secs::minutes(30)));
+        assert_eq!(idle.description(), "the session ended after 30 minutes of inactivity");
+        f.rotated_at = T0.plus(Secs::hours(11)).plus(Secs::minutes(50));
+        let max = ended(&history(), &f, Some(&s), None, T0.plus(Secs::hours(13))).expect("ended");
+        assert_eq!(max, Ended::timed_out(EndReason::MaxLifetime, T0.plus(Secs::hours(12)), Secs::hours(12)));
+        let kubectl: ClientSessionOverride = toml::from_str("max_lifetime = \"1h\"").expect("valid");
+        f.rotated_at = T0.plus(Secs::minutes(50));
+        let own = ended(&history(), &f, Some(&s), Some(&kubectl), T0.plus(Secs::hours(2))).expect("ended");
+        assert_eq!(own, Ended::timed_out(EndReason::MaxLifetime, T0.plus(Secs::hours(1)), Secs::hours(1)));
+        assert!(ended(&history(), &f, Some(&s), None, T0.plus(Secs::minutes(60))).is_none(), "alive");
+        let mut revoked = s.clone();
+        revoked.revoked = Some(Revoked { at: T0, reason: "admin_revoked".into(), by: Some("helpdesk".into()) });
+        let by = ended(&history(), &f, Some(&revoked), None, T0.plus(Secs::minutes(60))).expect("ended");
+        assert_eq!((by.reason, by.summary()), (EndReason::Revoked, "revoked by helpdesk".to_owned()));
     }
 
     #[test]
@@ -374,7 +447,7 @@ mod tests {
     fn a_revoked_or_missing_session_kills_its_families() {
         let f = family();
         let mut s = session();
-        s.revoked = Some(Revoked { at: T0, reason: "admin".into() });
+        s.revoked = Some(Revoked { at: T0, reason: "admin".into(), by: None });
         assert!(!is_alive(&history(), &f, Some(&s), None, T0));
         assert!(!is_alive(&history(), &f, None, None, T0));
     }

@@ -7,6 +7,7 @@
 
 pub mod code;
 pub mod device;
+pub mod end;
 pub mod family;
 pub mod refresh_token;
 pub mod user_session;
@@ -20,6 +21,10 @@ use crate::clock::UnixTime;
 pub struct Revoked {
     pub at: UnixTime,
     pub reason: String,
+    /// Who ended it: a username, `client:<id>`, `system` (SPEC 14); `None`
+    /// in records written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 /// A fresh random identifier (sid, family id): 122 random bits, 32 hex chars.

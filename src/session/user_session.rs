@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use super::Revoked;
+use super::end::{EndReason, Ended};
 use crate::clock::UnixTime;
 use crate::policy::{PolicyHistory, SessionPolicy};
 
@@ -135,6 +136,24 @@ impl UserSession {
         let last_active = last_active.max(self.last_active);
         self.revoked.is_none() && history.is_alive(last_active, now, |p| self.deadline(p, last_active))
     }
+
+    /// How and when the session ended, `None` while it is alive at `now`
+    /// (SPEC 14), counting its `families`' refreshes as activity: its
+    /// revocation, or the deadline that passed (idle timeout or maximum
+    /// lifetime, with the limit in force then).
+    pub fn ended(&self, history: &PolicyHistory, families: &[super::family::Family], now: UnixTime) -> Option<Ended> {
+        if let Some(revoked) = &self.revoked {
+            return Some(Ended::revoked(revoked));
+        }
+        let last_active = self.last_activity(families);
+        let death = history.death(last_active, now, |p| self.deadline(p, last_active))?;
+        let limits = death.policy.limits(self.remember_me, None);
+        Some(if limits.idle_deadline(last_active) < limits.absolute_deadline(self.signed_in) {
+            Ended::timed_out(EndReason::IdleTimeout, death.at, limits.idle_timeout)
+        } else {
+            Ended::timed_out(EndReason::MaxLifetime, death.at, limits.max_lifetime)
+        })
+    }
 }
 
 /// Split a cookie value into `(sid, secret)`.
@@ -203,15 +222,31 @@ mod tests {
         assert!(s.record_activity(T0.plus(Secs::new(10))));
         assert!(!s.record_activity(T0.plus(Secs::new(5))), "an older refresh arriving late");
         assert_eq!(s.last_active, T0.plus(Secs::new(10)));
-        s.revoked = Some(Revoked { at: T0, reason: "logout".into() });
+        s.revoked = Some(Revoked { at: T0, reason: "logout".into(), by: None });
         assert!(!s.record_activity(T0.plus(Secs::new(20))));
+    }
+
+    #[test]
+    fn an_ended_session_says_why_and_when() {
+        let history = PolicyHistory::new(T0, SessionPolicy::default());
+        let (mut s, _) = UserSession::start("alice", false, None, None, T0).expect("rng");
+        assert!(s.ended(&history, &[], T0.plus(Secs::minutes(29))).is_none());
+        let idle = s.ended(&history, &[], T0.plus(Secs::hours(3))).expect("ended");
+        assert_eq!(idle, Ended::timed_out(EndReason::IdleTimeout, T0.plus(Secs::minutes(30)), Secs::minutes(30)));
+        assert_eq!(idle.summary(), "idle for 30 min");
+        s.last_active = T0.plus(Secs::hours(11)).plus(Secs::minutes(45));
+        let max = s.ended(&history, &[], T0.plus(Secs::hours(13))).expect("ended");
+        assert_eq!(max, Ended::timed_out(EndReason::MaxLifetime, T0.plus(Secs::hours(12)), Secs::hours(12)));
+        s.revoked = Some(Revoked { at: T0.plus(Secs::hours(1)), reason: "logout".into(), by: Some("alice".into()) });
+        let out = s.ended(&history, &[], T0.plus(Secs::hours(13))).expect("ended");
+        assert_eq!((out.reason, out.at), (EndReason::SignedOut, T0.plus(Secs::hours(1))));
     }
 
     #[test]
     fn a_revoked_session_is_dead() {
         let history = PolicyHistory::new(T0, SessionPolicy::default());
         let (mut s, _) = UserSession::start("alice", false, None, None, T0).expect("rng");
-        s.revoked = Some(Revoked { at: T0, reason: "logout".into() });
+        s.revoked = Some(Revoked { at: T0, reason: "logout".into(), by: None });
         assert!(!s.is_alive(&history, T0, T0));
     }
 }

@@ -812,7 +812,7 @@ impl Store for SledStore {
                 };
                 if let Some(first) = code.redeemed_family.clone() {
                     // RFC 6749 4.1.2: revoke what the first redemption created.
-                    let revoked = Revoked { at: now, reason: "authorization_code_replay".into() };
+                    let revoked = Revoked { at: now, reason: "authorization_code_replay".into(), by: None };
                     return match tx_revoke_family(families, first.as_bytes(), &revoked)? {
                         Some((f, true)) => {
                             tx_effects(audit, outbox, ssf_queue, &fallout.family_revoked(&f, &streams))?;
@@ -839,7 +839,7 @@ impl Store for SledStore {
                             continue;
                         };
                         if f.revoked.is_none() {
-                            f.revoked = Some(Revoked { at: now, reason: "superseded".into() });
+                            f.revoked = Some(Revoked { at: now, reason: "superseded".into(), by: None });
                             families.insert(id.as_bytes(), encode(f_exp, &f).map_err(abort)?)?;
                             superseded.push(f);
                         }
@@ -1288,7 +1288,9 @@ impl Store for SledStore {
             let session = self.read_session(&family.sid)?;
             let decision = decide(&family, session.as_ref());
             match &decision {
-                RefreshDecision::Grace(_) | RefreshDecision::Refused(_) => break Some(decision),
+                RefreshDecision::Grace(_) | RefreshDecision::Ended(_) | RefreshDecision::Refused(_) => {
+                    break Some(decision);
+                }
                 RefreshDecision::Rotate(next) => {
                     let next = encode(exp, next)?;
                     if families.compare_and_swap(key, Some(current), Some(next)).map_err(io)?.is_ok() {

@@ -542,7 +542,7 @@ backchannel_logout_uri = "{uri}"
             sids.push(session.sid);
         }
         // The first session was logged out earlier: its client was told then.
-        let earlier = Revoked { at: T0, reason: "logout".into() };
+        let earlier = Revoked { at: T0, reason: "logout".into(), by: None };
         state.store.revoke_session(&sids[0], &earlier, &crate::store::NoFallout).await.expect("revoke");
         let t1 = T0.plus(Secs::new(60));
         state.revocation(t1).user("alice", "root", "admin").await.expect("revoke user");

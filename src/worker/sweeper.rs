@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::clock::UnixTime;
 use crate::duration::Secs;
 use crate::service::AppState;
+use crate::session::end::ENDED_LISTED;
 use crate::store::Store;
 
 /// How often the sweeper removes expired records.
@@ -33,7 +34,10 @@ pub async fn sweep_periodically(state: AppState) {
         }
         let ceiling = state.history().current().max_lifetime_ceiling;
         let audit_before = UnixTime(now.as_secs().saturating_sub(AUDIT_RETENTION.as_secs()));
-        let markers_before = UnixTime(now.as_secs().saturating_sub(ceiling.as_secs()));
+        // A marker tells why the sessions it covers ended: it stays as long
+        // as they do (the ceiling, then 30 days listed as ended, SPEC 14).
+        let markers_before =
+            UnixTime(now.as_secs().saturating_sub(ceiling.as_secs()).saturating_sub(ENDED_LISTED.as_secs()));
         match state.store.prune_history(audit_before, markers_before).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(removed = n, "old audit events and user markers pruned"),

@@ -9,7 +9,7 @@ use super::ConsoleState;
 use super::extract::{CsrfForm, PageViewer};
 use super::page::{Confirm, chrome, confirm, enc, failed, render, signed_out_of_console};
 use super::session::see_other;
-use super::view::{Chrome, SessionRow};
+use super::view::{Chrome, EndedRow, SessionRow, session_rows};
 use crate::http::pages::PageError;
 use crate::service;
 
@@ -19,6 +19,8 @@ pub struct AccountPage {
     pub chrome: Chrome,
     pub sessions: Vec<SessionRow>,
     pub sessions_caption: &'static str,
+    /// Sessions that ended in the last 30 days, with why (SPEC 14).
+    pub ended: Vec<EndedRow>,
 }
 
 /// `GET /console/account`: the viewer's own sessions (everyone).
@@ -28,22 +30,20 @@ pub async fn account(
 ) -> Result<Response, PageError> {
     let current = viewer.caller.claims.sid.clone();
     let sessions =
-        match service::sessions::live_sessions(&state, viewer.username(), current.as_deref(), state.now()).await {
+        match service::sessions::listed_sessions(&state, viewer.username(), current.as_deref(), state.now()).await {
             Ok(s) => s,
             Err(e) => return Ok(failed(&viewer, e, "/console/account").await),
         };
-    let rows = sessions
-        .into_iter()
-        .map(|s| {
-            let label = if s.current { "Sign out this session" } else { "Sign out" };
-            let action = format!("/console/account/sessions/{}/revoke", enc(&s.sid));
-            SessionRow::of(s, action, label)
-        })
-        .collect();
+    let (rows, ended) = session_rows(sessions, |s| {
+        let label = if s.current { "Sign out this session" } else { "Sign out" };
+        let action = format!("/console/account/sessions/{}/revoke", enc(&s.sid));
+        SessionRow::of(s, action, label)
+    });
     let page = AccountPage {
         chrome: chrome(&viewer, "My sessions", "/console/account").await,
         sessions: rows,
         sessions_caption: "Your sessions",
+        ended,
     };
     Ok(render(StatusCode::OK, page))
 }

@@ -11,7 +11,7 @@ use super::extract::{CsrfForm, EditUsers, PageViewer, UsersViewer};
 use super::home::not_found;
 use super::page::{Confirm, actor, chrome, confirm, enc, failed, message_of, render, signed_out_of_console, status_of};
 use super::session::{Viewer, see_other};
-use super::view::{Chrome, SessionRow};
+use super::view::{Chrome, EndedRow, SessionRow, session_rows};
 use crate::http::form::Form;
 use crate::http::pages::PageError;
 use crate::oauth::client::Permission;
@@ -44,6 +44,8 @@ pub struct UserPage {
     pub has_users_edit: bool,
     pub sessions: Vec<SessionRow>,
     pub sessions_caption: &'static str,
+    /// Sessions that ended in the last 30 days, with why (SPEC 14).
+    pub ended: Vec<EndedRow>,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -123,17 +125,14 @@ async fn user_page(state: &ConsoleState, viewer: &Viewer, username: &str, error:
     };
     let now = state.now();
     let sessions =
-        match service::sessions::live_sessions(state, username, viewer.caller.claims.sid.as_deref(), now).await {
+        match service::sessions::listed_sessions(state, username, viewer.caller.claims.sid.as_deref(), now).await {
             Ok(s) => s,
             Err(e) => return failed(viewer, e, "/console/users").await,
         };
-    let rows = sessions
-        .into_iter()
-        .map(|s| {
-            let action = format!("/console/users/{}/sessions/{}/revoke", enc(username), enc(&s.sid));
-            SessionRow::of(s, action, "Revoke")
-        })
-        .collect();
+    let (rows, ended) = session_rows(sessions, |s| {
+        let action = format!("/console/users/{}/sessions/{}/revoke", enc(username), enc(&s.sid));
+        SessionRow::of(s, action, "Revoke")
+    });
     let status = error.as_ref().map(status_of).unwrap_or(StatusCode::OK);
     let error = error.as_ref().map(message_of);
     let has = |p: Permission| user.permissions.iter().any(|q| q == p.as_str());
@@ -146,6 +145,7 @@ async fn user_page(state: &ConsoleState, viewer: &Viewer, username: &str, error:
         has_users_edit: has(Permission::UsersEdit),
         sessions: rows,
         sessions_caption: "Live sessions",
+        ended,
         user,
     };
     render(status, page)

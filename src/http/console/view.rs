@@ -126,6 +126,43 @@ impl SessionRow {
     }
 }
 
+/// One ended session as a console table shows it (SPEC 14).
+pub struct EndedRow {
+    pub sid: String,
+    pub device: String,
+    pub ip: String,
+    pub signed_in: Time,
+    pub ended_at: Time,
+    /// "Ended: idle for 30 min", "Ended: revoked by helpdesk".
+    pub why: String,
+    /// The SPEC 14 code, for scripts and tests (`data-end-reason`).
+    pub reason: &'static str,
+}
+
+impl EndedRow {
+    pub fn of(s: SessionView) -> EndedRow {
+        EndedRow {
+            device: device(s.user_agent.as_deref()),
+            ip: s.ip.unwrap_or_else(|| "—".to_owned()),
+            signed_in: Time::from_rfc3339(&s.created_at),
+            ended_at: Time::from_rfc3339(s.ended_at.as_deref().unwrap_or(&s.last_active_at)),
+            why: format!("Ended: {}", s.end_summary.as_deref().unwrap_or("ended")),
+            reason: s.end_reason.map_or("", |r| r.as_str()),
+            sid: s.sid,
+        }
+    }
+}
+
+/// Split a listing (SPEC 14) into the live sessions' rows, each with its
+/// revoke action, and the ended ones'.
+pub fn session_rows(
+    sessions: Vec<SessionView>,
+    live: impl Fn(SessionView) -> SessionRow,
+) -> (Vec<SessionRow>, Vec<EndedRow>) {
+    let (ended, open): (Vec<_>, Vec<_>) = sessions.into_iter().partition(|s| s.ended);
+    (open.into_iter().map(live).collect(), ended.into_iter().map(EndedRow::of).collect())
+}
+
 #[derive(Template)]
 #[template(path = "console/plain.html")]
 pub struct PlainPage {

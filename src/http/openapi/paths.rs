@@ -366,9 +366,10 @@ fn logout_post() {}
 
 // ---- account ----
 
-/// The caller's live sessions, newest sign-in first
+/// The caller's live sessions, newest sign-in first, then those that ended in the last 30 days
 ///
-/// Needs a user's access token (a client-credentials token is `403`); no permission.
+/// Ended sessions (SPEC 14) carry `ended: true`, `ended_at` (for a timeout, the deadline that
+/// passed) and `end_reason`; live ones `ended: false`. Needs a user's access token (a client-credentials token is `403`); no permission.
 #[utoipa::path(get, path = "/account/sessions", tag = "account", operation_id = "listOwnSessions",
     security(("bearerAuth" = [])),
     responses(
@@ -767,7 +768,10 @@ fn rotate_key() {}
 
 // ---- admin: sessions and audit ----
 
-/// A user's live sessions, newest sign-in first
+/// A user's live sessions, newest sign-in first, then those that ended in the last 30 days
+///
+/// Ended sessions (SPEC 14) carry `ended: true`, `ended_at` (for a timeout, the deadline that
+/// passed), `end_reason` and `ended_by`; live ones `ended: false`.
 ///
 /// Needs `users:edit` (or `system:administer`), checked before the user is looked up.
 #[utoipa::path(get, path = "/admin/users/{username}/sessions", tag = "admin", operation_id = "listUserSessions",

@@ -74,7 +74,8 @@ error_response!(
     /// `invalid_grant`, `unauthorized_client`, `unsupported_grant_type`,
     /// `invalid_scope`, `invalid_target`, `unsupported_token_type`, DPoP's
     /// `invalid_dpop_proof` and `use_dpop_nonce`; the description names what
-    /// was wrong.
+    /// was wrong. A refresh refused because its session ended adds
+    /// `session_end_reason` (SPEC 14) and a description an app can show.
     OAuthBadRequest,
     "OAuthError"
 );

@@ -25,8 +25,17 @@ pub struct OAuthError {
         pattern = "^(invalid_request|invalid_client|invalid_grant|invalid_dpop_proof|use_dpop_nonce|unauthorized_client|unsupported_grant_type|invalid_scope|invalid_target|unsupported_token_type|temporarily_unavailable|server_error)$"
     )]
     pub error: String,
-    /// Human-readable; never contains a secret.
+    /// Human-readable; never contains a secret. For a refresh refused
+    /// because its session ended, a sentence an app can show its user as
+    /// it is ("the session ended after 30 minutes of inactivity").
     pub error_description: String,
+    /// SPEC 14: only on `invalid_grant` from a refresh whose session (or
+    /// refresh-token family) ended: why.
+    #[schema(
+        example = "idle_timeout",
+        pattern = "^(idle_timeout|max_lifetime|signed_out|revoked|reuse_detected|user_disabled|credentials_changed|session_limit|client_deleted)$"
+    )]
+    pub session_end_reason: Option<String>,
 }
 
 /// A bearer token error (RFC 6750 3.1), from `/userinfo`; the same code is

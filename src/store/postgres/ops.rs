@@ -528,7 +528,7 @@ impl Store for PgStore {
                 let mut code: AuthCode = decode("authorization code", row.try_get(0)?)?;
                 if let Some(first) = code.redeemed_family.clone() {
                     // RFC 6749 4.1.2: revoke what the first redemption created.
-                    let revoked = Revoked { at: now, reason: "authorization_code_replay".into() };
+                    let revoked = Revoked { at: now, reason: "authorization_code_replay".into(), by: None };
                     return match tx_revoke_family(tx, &first, &revoked).await? {
                         Some((f, true)) => {
                             tx_effects(tx, &fallout.family_revoked(&f, &tx_streams(tx).await?)).await?;
@@ -575,7 +575,7 @@ impl Store for PgStore {
                         let Some(mut f) = locked.remove(&id) else { continue };
                         if f.revoked.is_none() {
                             let generation = f.generation;
-                            f.revoked = Some(Revoked { at: now, reason: "superseded".into() });
+                            f.revoked = Some(Revoked { at: now, reason: "superseded".into(), by: None });
                             tx_write_family(tx, &f, generation).await?;
                             superseded.push(f);
                         }
@@ -615,7 +615,9 @@ impl Store for PgStore {
                 let Some(family) = tx_lock_family(tx, id).await? else { return Ok(None) };
                 let decision = decide(&family, session.as_ref());
                 match &decision {
-                    RefreshDecision::Grace(_) | RefreshDecision::Refused(_) => return Ok(Some(decision)),
+                    RefreshDecision::Grace(_) | RefreshDecision::Ended(_) | RefreshDecision::Refused(_) => {
+                        return Ok(Some(decision));
+                    }
                     RefreshDecision::Rotate(next) | RefreshDecision::Reuse(next) => {
                         if !tx_write_family(tx, next, family.generation).await? {
                             return Err(TxError::Store(StoreError::Io("the family changed under its row lock".into())));
@@ -635,7 +637,7 @@ impl Store for PgStore {
                     RefreshDecision::Reuse(killed) => {
                         tx_effects(tx, &fallout.family_revoked(killed, &tx_streams(tx).await?)).await?;
                     }
-                    RefreshDecision::Grace(_) | RefreshDecision::Refused(_) => {}
+                    RefreshDecision::Grace(_) | RefreshDecision::Ended(_) | RefreshDecision::Refused(_) => {}
                 }
                 Ok(Some(decision))
             })
