@@ -543,7 +543,7 @@ async fn screenshots() {
     create_user(&server, "erin").await;
     let _app = sign_in(&server, "erin", "erin-password").await;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/console");
-    browser.client.set_window_size(1280, 1000).await.unwrap();
+    browser.client.set_window_size(1280, 1150).await.unwrap();
     console_sign_in(&browser, &server, "/console/account", "erin", "erin-password").await;
     let shoot = |name: &'static str| {
         let (browser, dir) = (&browser, dir.clone());
