@@ -137,12 +137,12 @@ async fn users_are_created_found_changed_and_deleted_with_every_rule_enforced() 
     assert_eq!(s, 409);
     assert!(message(&b).contains("config file"), "{b}");
 
-    // The new user signs in; a password reset takes effect.
-    let (_, dave_refresh) = sign_in(&server, "dave", "dave-password").await;
+    // A password reset takes effect (and ends dave's sessions: tests/passwords.rs).
     let (s, _) =
         call(&server, "PATCH", "/admin/users/dave", Some(&helpdesk), Some(json!({"password": "new-dave-password"})))
             .await;
     assert_eq!(s, 200);
+    let (_, dave_refresh) = sign_in(&server, "dave", "new-dave-password").await;
     let (s, _) =
         call(&server, "PATCH", "/admin/users/dave", Some(&helpdesk), Some(json!({"permissions": ["users:edit"]})))
             .await;

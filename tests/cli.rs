@@ -489,7 +489,7 @@ async fn users_are_created_shown_listed_disabled_and_deleted() {
         &["users", "set-password", "dave", "--password-stdin"],
         Some("dave-password\n"),
     );
-    assert_eq!(run.ok(), "user dave has a new password\n");
+    assert_eq!(run.ok(), "user dave has a new password; their sessions are revoked\n");
 
     // A user of the config file cannot be changed here: the server's 409.
     let run = admin(&server, &["users", "disable", "alice"]);

@@ -29,6 +29,7 @@ mod keys;
 mod logout;
 mod no_sleeps;
 mod openapi;
+mod passwords;
 mod postgres;
 mod replica_keys;
 mod replicas;

@@ -100,6 +100,7 @@ macro_rules! contract_tests {
             concurrent_revocations_write_one_set_of_effects,
             the_event_log_pages_newest_first_and_replaces_in_place,
             stored_users_round_trip_and_a_user_write_can_revoke,
+            a_password_change_keeps_one_session_and_ends_the_others,
             stored_clients_round_trip_with_their_events,
             a_deletion_retires_the_name_for_good,
             old_events_and_markers_are_pruned,
@@ -1005,6 +1006,82 @@ pub async fn stored_users_round_trip_and_a_user_write_can_revoke(b: &impl Backen
     assert!(store.user("carol").await.expect("read").is_none());
     assert_eq!(events_tagged(&store, "user:carol").await.len(), 3);
     assert_eq!(store.due_deliveries(FAR, ALL).await.expect("outbox").len(), 1, "only bob's revocation queued one");
+}
+
+/// SPEC 14: a user changing their own password ends every other session of
+/// theirs in the same step as the user write; the current one lives on, and
+/// the marker's fallout (the back-channel fan-out) leaves it out.
+pub async fn a_password_change_keeps_one_session_and_ends_the_others(b: &impl Backend) {
+    let store = b.fresh().await;
+    let created = AuditEvent::new(T0, EventKind::UserCreated, "root", "user:bob");
+    store.write_user("bob", Some(&bob()), None, &Recorder, &created).await.expect("put");
+    let current = signed_in(&store, "bob", T0, keep()).await;
+    let other = signed_in(&store, "bob", T0, keep()).await;
+    let carol = signed_in(&store, "carol", T0, keep()).await;
+    redeemed(&store, &current, "kept", "web").await;
+    redeemed(&store, &other, "ended", "web").await;
+
+    let changed = User {
+        password_hash: tenure::secret::PasswordHashString::hash(&tenure::secret::Secret::new("new")).expect("hash"),
+        ..bob()
+    };
+    let event = AuditEvent::new(T0, EventKind::UserUpdated, "bob", "user:bob").reason("credentials_changed");
+    let kept = store
+        .write_user_keeping(&changed, &revoked("credentials_changed"), &current.sid, &Recorder, &event)
+        .await
+        .expect("write");
+    assert!(kept, "the current session was live");
+    assert!(store.user("bob").await.expect("read").expect("exists").password_hash.verify("new"), "the new hash");
+    assert!(events_tagged(&store, "user:bob").await.contains(&event), "the write's own event");
+
+    let now_current = store.session(&current.sid).await.expect("read").expect("exists");
+    let now_other = store.session(&other.sid).await.expect("read").expect("exists");
+    assert!(now_current.revoked.is_none(), "{now_current:?}");
+    assert_eq!(now_other.revoked, Some(revoked("credentials_changed")));
+    assert!(store.session(&carol.sid).await.expect("read").expect("exists").revoked.is_none(), "others untouched");
+    let markers: Vec<AuditEvent> = store
+        .events_page(None, ALL)
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|(_, e)| e)
+        .filter(|e| e.target.starts_with("user:bob:"))
+        .collect();
+    assert_eq!(markers.len(), 1, "one marker, with its fallout");
+    assert_eq!(effects_of(&store, &markers[0].target).await, (1, 1, 1));
+    let seq: u64 = markers[0].target.rsplit(':').next().and_then(|n| n.parse().ok()).expect("the marker's sequence");
+    assert!(now_other.seq <= seq && now_current.seq > seq, "the kept session is after the marker");
+
+    // Its families refresh; the other session's are refused.
+    assert!(matches!(refresh(&store, "kept", 1, T0, Secs::ZERO).await, Some(RefreshDecision::Rotate(_))));
+    assert!(matches!(refresh(&store, "ended", 1, T0, Secs::ZERO).await, Some(RefreshDecision::Refused(_))));
+    // Activity and a re-stored copy keep the new sequence.
+    let touched = store.touch_session(&current.sid, T0.plus(Secs::new(5))).await.expect("touch").expect("exists");
+    assert!(touched.revoked.is_none());
+    store.put_session(&touched, keep()).await.expect("put");
+    assert!(store.session(&current.sid).await.expect("read").expect("exists").revoked.is_none());
+    let live: Vec<String> = store
+        .user_sessions("bob")
+        .await
+        .expect("list")
+        .into_iter()
+        .filter(|s| s.revoked.is_none())
+        .map(|s| s.sid)
+        .collect();
+    assert_eq!(live, [current.sid.clone()]);
+
+    // Keeping a session that is not a live one of the user keeps nothing:
+    // another user's session, or one already ended, and every session ends.
+    let event = AuditEvent::new(T0, EventKind::UserUpdated, "bob", "user:bob");
+    for keep_sid in [carol.sid.as_str(), other.sid.as_str(), "no-such-session"] {
+        let kept = store
+            .write_user_keeping(&changed, &revoked("credentials_changed"), keep_sid, &Recorder, &event)
+            .await
+            .expect("write");
+        assert!(!kept, "{keep_sid}");
+    }
+    assert!(store.session(&current.sid).await.expect("read").expect("exists").revoked.is_some());
+    assert!(store.session(&carol.sid).await.expect("read").expect("exists").revoked.is_none(), "never another's");
 }
 
 pub async fn stored_clients_round_trip_with_their_events(b: &impl Backend) {

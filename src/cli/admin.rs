@@ -251,7 +251,8 @@ enum UsersAction {
     /// Enable a disabled user.
     #[command(after_help = "Example:\n  tenure admin users enable alice")]
     Enable { username: String },
-    /// Set a user's password from a file or standard input.
+    /// Set a user's password from a file or standard input; every session
+    /// of the user ends in the same step.
     #[command(after_help = "Example:\n  tenure admin users set-password alice --password-file alice.pw")]
     SetPassword {
         username: String,
@@ -600,7 +601,11 @@ impl Plan {
                 }
                 UsersAction::SetPassword { username, password } => {
                     let (field, value) = password.field()?;
-                    Plan::UsersPatch { body: json!({ field: value.expose() }), username, done: "has a new password" }
+                    Plan::UsersPatch {
+                        body: json!({ field: value.expose() }),
+                        username,
+                        done: "has a new password; their sessions are revoked",
+                    }
                 }
                 UsersAction::Delete { username } => Plan::UsersDelete(username),
             },

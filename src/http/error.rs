@@ -24,6 +24,7 @@ impl IntoResponse for ServiceError {
                 (StatusCode::UNAUTHORIZED, error, message, None)
             }
             ServiceError::Invalid(m) => (StatusCode::BAD_REQUEST, "invalid_request", m, None),
+            ServiceError::InvalidGrant(m) => (StatusCode::BAD_REQUEST, "invalid_grant", m, None),
             ServiceError::InvalidSetting { message, .. } => (StatusCode::BAD_REQUEST, "invalid_setting", message, None),
             ServiceError::UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "invalid_request", m, None),
             ServiceError::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", m, None),

@@ -1,6 +1,7 @@
 //! The only code that knows axum: the router, the state, extractors, the one
 //! error-to-response mapping, and one file per endpoint group.
 
+pub mod account;
 pub mod admin;
 pub mod api;
 pub mod audit;
@@ -102,6 +103,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/account/sessions", get(sessions::list_own).delete(sessions::revoke_own_all))
         .route("/account/sessions/{sid}", delete(sessions::revoke_own))
+        .route("/account/password", post(account::change_password))
         .route("/admin/users/{username}/sessions", get(sessions::list_user).delete(sessions::revoke_user))
         .route("/admin/sessions/{sid}", delete(sessions::revoke_session))
         .route("/admin/audit", get(audit::list))

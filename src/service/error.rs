@@ -54,6 +54,10 @@ pub enum ServiceError {
     },
     /// The body is not of the media type the endpoint reads (415).
     UnsupportedMediaType(String),
+    /// A credential the caller gave is wrong (400 `invalid_grant`, as
+    /// RFC 6749 5.2 names a wrong grant): the current password of
+    /// `POST /account/password` (SPEC 14).
+    InvalidGrant(String),
     /// The body exceeds the endpoint's limit (413).
     TooLarge(String),
     /// The caller may not do this (403 `forbidden`).

@@ -7,6 +7,7 @@
 //! The administration use cases (users, clients, keys, sessions, settings,
 //! explain, audit, setup) take an [`Actor`] (`actor.rs`).
 
+pub mod account;
 pub mod actor;
 pub mod audit;
 pub mod bearer;

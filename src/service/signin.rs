@@ -141,60 +141,8 @@ pub async fn sign_in(state: &AppState, form: SignIn<'_>, now: UnixTime) -> Resul
         return Ok(SignedIn::Refused(Refusal::MissingCredentials));
     }
 
-    // SPEC 7: counted before the password is checked, per (username,
-    // address) and per address, so neither concurrency nor spraying many
-    // usernames gets more guesses than the limits.
-    let name: String = username.chars().take(64).collect();
-    let throttles = &state.sign_in_throttles;
-    let (account_key, address_key) =
-        (ThrottleKey::of(&["user", username, remote]), ThrottleKey::of(&["address", remote]));
-    // With several replicas the failures are counted in the store too: take
-    // in what the others counted (one read each; nothing is written unless
-    // the attempt fails, or succeeds after failures on record).
-    let shared: &dyn SharedCounts = &state.store;
-    let account_on_record = throttles.user_address.consult(shared, account_key, now).await;
-    throttles.address.consult(shared, address_key, now).await;
-    let account_slot = match throttles.user_address.reserve(account_key, now) {
-        Ok(slot) => slot,
-        Err(refusal) => {
-            let wait = refusal.retry_after_secs();
-            tracing::warn!(username = %escape_control(&name), %remote, retry_after = wait, "sign-in throttled");
-            record_failure(state, Some(&name), remote, FailedAttempt::Throttled, now).await?;
-            return Ok(SignedIn::Refused(Refusal::AccountThrottled { retry_after_secs: wait }));
-        }
-    };
-    let address_slot = match throttles.address.reserve(address_key, now) {
-        Ok(slot) => slot,
-        Err(refusal) => {
-            account_slot.released();
-            let wait = refusal.retry_after_secs();
-            tracing::warn!(%remote, retry_after = wait, "sign-in throttled for the address");
-            record_failure(state, None, remote, FailedAttempt::Throttled, now).await?;
-            return Ok(SignedIn::Refused(Refusal::AddressThrottled { retry_after_secs: wait }));
-        }
-    };
-    match check_password(state, username, password).await? {
-        PasswordCheck::Busy => {
-            // Nothing was decided: both slots go back (dropped).
-            return Ok(SignedIn::Refused(Refusal::Busy));
-        }
-        PasswordCheck::Wrong => {
-            account_slot.failed(now);
-            address_slot.failed(now);
-            throttles.user_address.share_failure(shared, account_key, now).await;
-            throttles.address.share_failure(shared, address_key, now).await;
-            record_failure(state, Some(&name), remote, FailedAttempt::WrongPassword, now).await?;
-            return Ok(SignedIn::Refused(Refusal::WrongCredentials));
-        }
-        PasswordCheck::Right => {
-            account_slot.succeeded();
-            if account_on_record {
-                shared.clear(account_key).await;
-            }
-            // A success does not wipe the address's count (one valid
-            // account must not reset a spray).
-            address_slot.released();
-        }
+    if let Err(refusal) = check_throttled(state, username, password, remote, now).await? {
+        return Ok(SignedIn::Refused(refusal));
     }
 
     // A sign-in in a browser that still carries another live session ends
@@ -223,6 +171,76 @@ pub async fn sign_in(state: &AppState, form: SignIn<'_>, now: UnixTime) -> Resul
     // absolute limit; otherwise it ends with the browser session.
     let max_age = remember_me.then(|| state.history().current().remember_me_max_lifetime.as_secs());
     Ok(SignedIn::Session { cookie_value: cookie_value.0, max_age })
+}
+
+/// Check `username`'s `password` under the sign-in throttle (SPEC 7): the
+/// attempt is counted before the password is checked, per (username,
+/// address) and per address; a wrong password counts against both and is
+/// audited in aggregate. The sign-in form uses it, and so does a user
+/// changing their own password (SPEC 14), so both share one count.
+pub async fn check_throttled(
+    state: &AppState,
+    username: &str,
+    password: &str,
+    remote: &str,
+    now: UnixTime,
+) -> Result<Result<(), Refusal>, ServiceError> {
+    // SPEC 7: counted before the password is checked, per (username,
+    // address) and per address, so neither concurrency nor spraying many
+    // usernames gets more guesses than the limits.
+    let name: String = username.chars().take(64).collect();
+    let throttles = &state.sign_in_throttles;
+    let (account_key, address_key) =
+        (ThrottleKey::of(&["user", username, remote]), ThrottleKey::of(&["address", remote]));
+    // With several replicas the failures are counted in the store too: take
+    // in what the others counted (one read each; nothing is written unless
+    // the attempt fails, or succeeds after failures on record).
+    let shared: &dyn SharedCounts = &state.store;
+    let account_on_record = throttles.user_address.consult(shared, account_key, now).await;
+    throttles.address.consult(shared, address_key, now).await;
+    let account_slot = match throttles.user_address.reserve(account_key, now) {
+        Ok(slot) => slot,
+        Err(refusal) => {
+            let wait = refusal.retry_after_secs();
+            tracing::warn!(username = %escape_control(&name), %remote, retry_after = wait, "sign-in throttled");
+            record_failure(state, Some(&name), remote, FailedAttempt::Throttled, now).await?;
+            return Ok(Err(Refusal::AccountThrottled { retry_after_secs: wait }));
+        }
+    };
+    let address_slot = match throttles.address.reserve(address_key, now) {
+        Ok(slot) => slot,
+        Err(refusal) => {
+            account_slot.released();
+            let wait = refusal.retry_after_secs();
+            tracing::warn!(%remote, retry_after = wait, "sign-in throttled for the address");
+            record_failure(state, None, remote, FailedAttempt::Throttled, now).await?;
+            return Ok(Err(Refusal::AddressThrottled { retry_after_secs: wait }));
+        }
+    };
+    match check_password(state, username, password).await? {
+        PasswordCheck::Busy => {
+            // Nothing was decided: both slots go back (dropped).
+            return Ok(Err(Refusal::Busy));
+        }
+        PasswordCheck::Wrong => {
+            account_slot.failed(now);
+            address_slot.failed(now);
+            throttles.user_address.share_failure(shared, account_key, now).await;
+            throttles.address.share_failure(shared, address_key, now).await;
+            record_failure(state, Some(&name), remote, FailedAttempt::WrongPassword, now).await?;
+            return Ok(Err(Refusal::WrongCredentials));
+        }
+        PasswordCheck::Right => {
+            account_slot.succeeded();
+            if account_on_record {
+                shared.clear(account_key).await;
+            }
+            // A success does not wipe the address's count (one valid
+            // account must not reset a spray).
+            address_slot.released();
+        }
+    }
+    Ok(Ok(()))
 }
 
 /// Count a failed sign-in in its aggregated audit record.

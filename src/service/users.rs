@@ -1,7 +1,7 @@
 //! Users (SPEC 10): list and search, create, show, change, disable, delete.
 //! Users declared in the config file are listed read-only. Disabling or
-//! deleting a user revokes all their sessions in the same durable step as
-//! the change itself. Passwords are stored as argon2id hashes and never
+//! deleting a user, or setting their password (SPEC 14), revokes all their
+//! sessions in the same durable step as the change itself. Passwords are stored as argon2id hashes and never
 //! returned.
 
 use serde::{Deserialize, Serialize};
@@ -16,6 +16,13 @@ use crate::service::AppState;
 use crate::session::Revoked;
 use crate::store::{NoFallout, RetiredName, Store};
 use crate::user::{User, check_name, check_username};
+
+/// Why a disabled user's sessions ended.
+pub const REASON_USER_DISABLED: &str = "user_disabled";
+/// Why a user's sessions ended when their password changed (SPEC 14): an
+/// administrator's reset ends all of them, the user's own change all but
+/// the current one.
+pub const REASON_CREDENTIALS_CHANGED: &str = "credentials_changed";
 
 /// Users per page of `GET /admin/users`.
 pub const PAGE_SIZE: usize = 50;
@@ -141,11 +148,7 @@ async fn password_hash(
             Err(ServiceError::Invalid("password: give either password or password_hash, not both".into()))
         }
         (Some(p), None) => {
-            if p.chars().count() < MIN_PASSWORD_CHARS {
-                return Err(ServiceError::Invalid(format!(
-                    "password: must be at least {MIN_PASSWORD_CHARS} characters"
-                )));
-            }
+            check_new_password("password", &p)?;
             Ok(Some(hash_secret(state, p).await?))
         }
         (None, Some(h)) => {
@@ -153,6 +156,15 @@ async fn password_hash(
         }
         (None, None) => Ok(None),
     }
+}
+
+/// The rule every new password follows, `field` naming it in the refusal:
+/// at least [`MIN_PASSWORD_CHARS`] characters.
+pub(super) fn check_new_password(field: &str, password: &str) -> Result<()> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(ServiceError::Invalid(format!("{field}: must be at least {MIN_PASSWORD_CHARS} characters")));
+    }
+    Ok(())
 }
 
 fn check_user_name(name: &Option<String>) -> Result<()> {
@@ -298,8 +310,8 @@ pub async fn editable(state: &AppState, actor: &Actor, username: &str) -> Result
     Ok(Editable(user))
 }
 
-/// Apply `patch` to the user [`editable`] found. Disabling revokes every
-/// session in the same durable step.
+/// Apply `patch` to the user [`editable`] found. Disabling, or setting a
+/// password, revokes every session in the same durable step.
 pub async fn update(
     state: &AppState,
     actor: &Actor,
@@ -335,18 +347,24 @@ pub async fn update(
         changed.push("permissions".into());
     }
     let (password, hash) = (patch.password, patch.password_hash);
+    let mut new_password = false;
     if let Some(h) = password_hash(state, password, hash).await? {
         user.password_hash = h;
         changed.push("password".into());
+        new_password = true;
     }
     let disabling = user.disabled && !was_disabled;
     let kind = if disabling { EventKind::UserDisabled } else { EventKind::UserUpdated };
     let mut event = AuditEvent::new(now, kind, actor.name.clone(), format!("user:{username}"))
         .details(serde_json::json!({ "changed": changed }));
-    if disabling {
-        event = event.ending("user_disabled");
+    // Disabling, or a new password (SPEC 14), ends every session of the
+    // user in the same durable step as the change itself.
+    let reason =
+        if disabling { Some(REASON_USER_DISABLED) } else { new_password.then_some(REASON_CREDENTIALS_CHANGED) };
+    if let Some(reason) = reason {
+        event = event.ending(reason);
     }
-    let revoke = disabling.then(|| Revoked { at: now, reason: "user_disabled".into(), by: Some(actor.name.clone()) });
+    let revoke = reason.map(|reason| Revoked { at: now, reason: reason.into(), by: Some(actor.name.clone()) });
     let fallout = fallout(state, actor, now);
     state.store.write_user(username, Some(&user), revoke.as_ref(), &fallout, &event).await.map_err(store_err)?;
     fallout.log_committed();

@@ -296,6 +296,21 @@ pub trait Store: Send + Sync + 'static {
         event: &AuditEvent,
     ) -> impl Future<Output = Result<bool>> + Send;
 
+    /// Replace stored user `user` and append `event`, and revoke every
+    /// session of the user except `keep` (a marker, with its fallout), in
+    /// one atomic, durable step: `keep` is re-sequenced above the new
+    /// marker, so it alone lives on (SPEC 14: a user changing their own
+    /// password). Returns whether `keep` lives on: `false` when it was not a
+    /// live session of the user, and then every session of theirs ended.
+    fn write_user_keeping(
+        &self,
+        user: &User,
+        revoke: &Revoked,
+        keep: &str,
+        fallout: &dyn Fallout,
+        event: &AuditEvent,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
     /// Whether `name` once named a user or a client that was deleted (a
     /// tombstone [`Store::write_user`] and [`Store::write_client`] write
     /// with the deletion, kept forever): a subject is never given again.
@@ -665,6 +680,16 @@ impl Store for AnyStore {
         event: &AuditEvent,
     ) -> Result<bool> {
         dispatch!(self, s => s.write_user(username, user, revoke, fallout, event).await)
+    }
+    async fn write_user_keeping(
+        &self,
+        user: &User,
+        revoke: &Revoked,
+        keep: &str,
+        fallout: &dyn Fallout,
+        event: &AuditEvent,
+    ) -> Result<bool> {
+        dispatch!(self, s => s.write_user_keeping(user, revoke, keep, fallout, event).await)
     }
     async fn revoke_user(&self, username: &str, revoked: &Revoked, fallout: &dyn Fallout) -> Result<u64> {
         dispatch!(self, s => s.revoke_user(username, revoked, fallout).await)

@@ -923,6 +923,55 @@ impl Store for SledStore {
         Ok(existed)
     }
 
+    async fn write_user_keeping(
+        &self,
+        user: &User,
+        revoke: &Revoked,
+        keep: &str,
+        fallout: &dyn Fallout,
+        event: &AuditEvent,
+    ) -> Result<bool> {
+        let streams = self.streams()?;
+        let user_bytes = serde_json::to_vec(&StoredUser::from(user)).map_err(io)?;
+        let username = user.username.as_str();
+        let trees = (
+            &self.users,
+            &self.user_markers,
+            self.tree(Expiring::UserSession),
+            &self.outbox,
+            &self.audit,
+            &self.ssf_queue,
+        );
+        let kept = tx_result(trees.transaction(|(users, markers, sessions, outbox, audit, ssf_queue)| {
+            // The session to keep, read (with the marker so far) before the
+            // new marker covers it.
+            let live = match tx_read::<UserSession>(sessions, Expiring::UserSession, keep.as_bytes())? {
+                Some((mut session, exp)) if session.username == username => {
+                    overlay(&mut session, tx_marker(markers, username)?.as_ref());
+                    session.revoked.is_none().then_some((session, exp))
+                }
+                _ => None,
+            };
+            users.insert(username.as_bytes(), user_bytes.as_slice())?;
+            let seq = markers.generate_id()?;
+            let mut effects = tx_write_marker(markers, username, seq, revoke, fallout, &streams)?;
+            let kept = match live {
+                Some((mut session, exp)) => {
+                    // Ids only grow: the kept session is now after the marker.
+                    session.seq = sessions.generate_id()?;
+                    sessions.insert(keep.as_bytes(), encode(exp, &session).map_err(abort)?)?;
+                    true
+                }
+                None => false,
+            };
+            effects.events.push(event.clone());
+            tx_effects(audit, outbox, ssf_queue, &effects)?;
+            Ok(kept)
+        }))?;
+        self.commit.durable().await?;
+        Ok(kept)
+    }
+
     async fn clients(&self) -> Result<Vec<StoredClient>> {
         let mut out = Vec::new();
         for entry in self.clients.iter() {

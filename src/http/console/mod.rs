@@ -114,6 +114,7 @@ pub fn routes() -> Router<HttpState> {
         .route("/console/account", get(account::account))
         .route("/console/account/sessions/{sid}/revoke", post(account::account_revoke))
         .route("/console/account/sign-out-everywhere", post(account::account_sign_out_everywhere))
+        .route("/console/account/password", post(account::account_password))
         .route("/console/{*rest}", get(home::not_found).post(home::not_found))
         .layer(middleware::from_fn(page_headers))
         // Console forms are small; a larger body is refused (413).

@@ -74,7 +74,10 @@ pub(super) async fn forbidden(viewer: &Viewer, what: Permission) -> Response {
 
 pub(super) fn status_of(e: &ServiceError) -> StatusCode {
     match e {
-        ServiceError::Invalid(_) | ServiceError::InvalidSetting { .. } => StatusCode::BAD_REQUEST,
+        ServiceError::Invalid(_) | ServiceError::InvalidGrant(_) | ServiceError::InvalidSetting { .. } => {
+            StatusCode::BAD_REQUEST
+        }
+        ServiceError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
         ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
         ServiceError::Conflict(_) => StatusCode::CONFLICT,
         ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -86,10 +89,12 @@ pub(super) fn status_of(e: &ServiceError) -> StatusCode {
 pub(super) fn message_of(e: &ServiceError) -> String {
     match e {
         ServiceError::Invalid(m)
+        | ServiceError::InvalidGrant(m)
         | ServiceError::InvalidSetting { message: m, .. }
         | ServiceError::NotFound(m)
         | ServiceError::Conflict(m)
-        | ServiceError::Forbidden(m) => m.clone(),
+        | ServiceError::Forbidden(m)
+        | ServiceError::TooManyRequests { message: m, .. } => m.clone(),
         ServiceError::Unavailable { .. } => "The server is busy; try again in a moment.".to_owned(),
         ServiceError::Internal(Some(context)) => format!("The server could not complete the request ({context})."),
         _ => "The server could not complete the request.".to_owned(),

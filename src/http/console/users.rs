@@ -192,7 +192,7 @@ pub async fn user_action(
         }
         "password" => {
             patch.password = Some(form.get("password").unwrap_or_default().to_owned());
-            format!("The password of {username} was reset.")
+            format!("The password of {username} was reset, and every session of theirs was signed out.")
         }
         "permissions" => {
             patch.permissions = Some(form.all("permissions"));
@@ -206,6 +206,9 @@ pub async fn user_action(
         Err(e) => Err(e),
     };
     Ok(match updated {
+        // A new password ends every session of the user (SPEC 14): the
+        // viewer's own console session too, when they reset their own.
+        Ok(_) if action == "password" && username == viewer.username() => signed_out_of_console(&state, &viewer).await,
         Ok(_) => {
             viewer.flash(done).await;
             see_other(&back)

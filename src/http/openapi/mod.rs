@@ -47,6 +47,7 @@ use utoipa::{Modify, OpenApi};
         paths::list_own_sessions,
         paths::revoke_own_sessions,
         paths::revoke_own_session,
+        paths::change_own_password,
         paths::get_session_settings,
         paths::put_session_settings,
         paths::reset_session_settings,

@@ -12,9 +12,9 @@ use super::responses::{
 };
 use super::schemas::{
     AuthorizationRequest, BearerError, ClientList, ClientSecret, ClientSettings, ClientView, ClientWithSecret,
-    DiscoveryMetadata, Introspection, Jwks, KeyList, LoginForm, LogoutRequest, SessionList, Settings, SettingsUpdate,
-    SsfConfiguration, SsfPollRequest, SsfPollResponse, SsfStatus, SsfStream, SsfStreamRequest, SsfVerifyRequest,
-    Status, TokenForm, TokenRequest, Unavailable, UserPatch, UserSessionList, Userinfo, UserinfoForm,
+    DiscoveryMetadata, Introspection, Jwks, KeyList, LoginForm, LogoutRequest, PasswordChange, SessionList, Settings,
+    SettingsUpdate, SsfConfiguration, SsfPollRequest, SsfPollResponse, SsfStatus, SsfStream, SsfStreamRequest,
+    SsfVerifyRequest, Status, TokenForm, TokenRequest, Unavailable, UserPatch, UserSessionList, Userinfo, UserinfoForm,
 };
 use crate::oauth::tokens::TokenResponse;
 use crate::service::audit::AuditPage;
@@ -415,6 +415,45 @@ fn revoke_own_sessions() {}
     ))]
 fn revoke_own_session() {}
 
+/// Change the caller's own password; every other session of theirs ends
+///
+/// Needs a user's access token (a client-credentials token is `403`); no permission. The body is
+/// JSON or a form (`application/x-www-form-urlencoded`): `current_password`, `new_password`. The
+/// current password is checked as at sign-in and counts against the same limits, per username and
+/// address and per address: a wrong one is `400 invalid_grant` (audited as a failed sign-in), and
+/// once the limit is reached `429 too_many_requests` with `Retry-After`, nothing checked. A new
+/// password under 8 characters is `400 invalid_request` naming `new_password` and the rule. Then,
+/// in one durable write, the new password is stored and every other session of the caller ends
+/// (reason `credentials_changed`): their refresh tokens fail, their access tokens are refused and
+/// inactive at introspection, back-channel logouts and revocation-feed events follow. The caller's
+/// own session (the token's `sid`) stays signed in and its refresh token keeps working. Audited as
+/// `user_updated` with reason `credentials_changed`, and `user_sessions_revoked`. A user from the
+/// config file changes their password there (`409`).
+#[utoipa::path(post, path = "/account/password", tag = "account", operation_id = "changeOwnPassword",
+    request_body(content(
+        (PasswordChange = "application/json"),
+        (PasswordChange = "application/x-www-form-urlencoded"),
+    )),
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 204, description = "Changed; every other session of the caller has ended.",
+            headers(("Cache-Control" = String, description = "`no-store`."))),
+        (status = 400, description = "`invalid_request`: a field is missing, unknown, given twice, or breaks a rule \
+            (`new_password: must be at least 8 characters`); `invalid_grant`: `current_password` is wrong (counted as a \
+            failed sign-in).", body = super::schemas::ApiError),
+        (status = 401, response = ApiUnauthorized),
+        (status = 403, response = ApiForbidden),
+        (status = 409, response = ApiConflict),
+        (status = 413, description = "The body exceeds 64 KiB.", body = super::schemas::ApiError),
+        (status = 415, description = "The body is neither JSON nor a form.", body = super::schemas::ApiError),
+        (status = 429, description = "`too_many_requests`: too many failed sign-ins or password checks for this \
+            username from this address, or from this address; `Retry-After` names the wait.", body = super::schemas::ApiError),
+        (status = 500, response = ApiServerError),
+        (status = 503, description = "`temporarily_unavailable`: every password-hashing slot stayed busy; retry.",
+            body = super::schemas::ApiError),
+    ))]
+fn change_own_password() {}
+
 // ---- admin: settings ----
 
 /// The effective session policy and each value's source
@@ -567,15 +606,17 @@ fn create_user() {}
     ))]
 fn show_user() {}
 
-/// Change an admin user; disabling revokes every session in the same write
+/// Change an admin user; disabling or a new password revokes every session in the same write
 ///
 /// Needs `users:edit`; a `permissions` field (whatever its value) needs `system:administer`. Fields
 /// not sent keep their value. Disabling (`disabled` from `false` to `true`) revokes every session
 /// of the user in the same durable write as the change: when the answer arrives their refresh
 /// tokens fail, their access tokens are refused and inactive at introspection, tokens exchanged
 /// from them die, and the user cannot sign in; back-channel logouts are fanned out afterwards.
-/// Audited as `user_disabled`. Enabling again does not revive revoked sessions. A new password ends
-/// no session. Other changes are audited as `user_updated` with the fields set in
+/// Audited as `user_disabled`. Enabling again does not revive revoked sessions. A new password
+/// (`password` or `password_hash`) ends every session of the user in the same way and the same
+/// write (reason `credentials_changed`, audited as `user_updated` with that reason and
+/// `user_sessions_revoked`). Other changes are audited as `user_updated` with the fields set in
 /// `details.changed`. Users from the config file are read-only (`409`).
 #[utoipa::path(patch, path = "/admin/users/{username}", tag = "admin", operation_id = "updateUser",
     params(("username" = String, Path)),

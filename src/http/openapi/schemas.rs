@@ -51,9 +51,10 @@ pub struct BearerError {
 /// The error body of the admin, account and feed API (`ApiError`).
 #[derive(ToSchema)]
 pub struct ApiError {
-    /// `invalid_request`, `invalid_setting`, `unauthorized`, `invalid_token`,
-    /// `forbidden`, `insufficient_scope`, `not_found`, `conflict` or
-    /// `server_error`.
+    /// `invalid_request`, `invalid_setting`, `invalid_grant` (a wrong current
+    /// password), `unauthorized`, `invalid_token`, `forbidden`,
+    /// `insufficient_scope`, `not_found`, `conflict`, `too_many_requests`,
+    /// `temporarily_unavailable` or `server_error`.
     #[schema(example = "not_found")]
     pub error: String,
     /// Says what was wrong, e.g. which field and why.
@@ -353,7 +354,8 @@ pub struct SettingsUpdate {
 }
 
 /// The fields of `PATCH /admin/users/{username}`; each is optional and only
-/// those given change. Disabling revokes every session in the same write.
+/// those given change. Disabling, or a new password, revokes every session
+/// in the same write.
 #[derive(ToSchema)]
 pub struct UserPatch {
     pub email: Option<String>,
@@ -364,6 +366,17 @@ pub struct UserPatch {
     /// `system:administer` and/or `users:edit`; needs `system:administer`.
     pub permissions: Option<Vec<String>>,
     pub disabled: Option<bool>,
+}
+
+/// The body of `POST /account/password` (JSON or a form; unknown fields are
+/// refused).
+#[derive(ToSchema)]
+pub struct PasswordChange {
+    /// The caller's password now; checked as at sign-in, and a wrong one
+    /// counts against the sign-in limits.
+    pub current_password: String,
+    /// At least 8 characters.
+    pub new_password: String,
 }
 
 /// A client's own, shorter session limits (seconds, a duration string, or

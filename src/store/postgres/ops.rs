@@ -740,6 +740,45 @@ impl Store for PgStore {
         .await
     }
 
+    /// Replace stored user `user` and revoke every session of theirs but
+    /// `keep`: the session row is locked, the marker written, and the kept
+    /// session takes the next `revocation_seq` (after the marker), all in
+    /// one transaction. Whether `keep` lives on.
+    async fn write_user_keeping(
+        &self,
+        user: &User,
+        revoke: &Revoked,
+        keep: &str,
+        fallout: &dyn Fallout,
+        event: &AuditEvent,
+    ) -> Result<bool> {
+        let body = json(&StoredUser::from(user))?;
+        let (body, username) = (&body, user.username.as_str());
+        self.transaction("password change", |tx, _| {
+            Box::pin(async move {
+                let live =
+                    tx_lock_session(tx, keep).await?.is_some_and(|s| s.username == username && s.revoked.is_none());
+                exec(
+                    tx,
+                    "INSERT INTO users (username, body) VALUES ($1, $2) \
+                     ON CONFLICT (username) DO UPDATE SET body = excluded.body",
+                    &[&username, body],
+                )
+                .await?;
+                let seq = tx_mark_user(tx, username, revoke).await?;
+                let mut effects = fallout.user_revoked(username, seq, revoke, &tx_streams(tx).await?);
+                if live {
+                    exec(tx, "UPDATE user_sessions SET seq = nextval('revocation_seq') WHERE sid = $1", &[&keep])
+                        .await?;
+                }
+                effects.events.push(event.clone());
+                tx_effects(tx, &effects).await?;
+                Ok(live)
+            })
+        })
+        .await
+    }
+
     /// Revoke every session `username` has now: one marker row, with its
     /// fallout. Returns its sequence.
     async fn revoke_user(&self, username: &str, revoked: &Revoked, fallout: &dyn Fallout) -> Result<u64> {
