@@ -1068,7 +1068,7 @@ pub async fn a_password_change_keeps_one_session_and_ends_the_others(b: &impl Ba
         .filter(|s| s.revoked.is_none())
         .map(|s| s.sid)
         .collect();
-    assert_eq!(live, [current.sid.clone()]);
+    assert_eq!(live, std::slice::from_ref(&current.sid));
 
     // Keeping a session that is not a live one of the user keeps nothing:
     // another user's session, or one already ended, and every session ends.
