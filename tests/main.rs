@@ -33,6 +33,7 @@ mod replica_keys;
 mod replicas;
 mod revocation;
 mod server;
+mod session_limit;
 mod sessions;
 mod sessions_api;
 mod spa;

@@ -511,7 +511,7 @@ fn settings_body(pairs: &[String]) -> Result<Value, CliError> {
                 let idle: Vec<&str> = POLICY_KEYS.iter().filter(|d| d.accepts_off()).map(|d| d.name).collect();
                 return Err(CliError::usage(format!("{name}: `off` is only for {}", idle.join(" and "))));
             }
-            _ => Value::from(value.parse::<Secs>().map_err(|e| CliError::usage(format!("{name}: {e}")))?.as_secs()),
+            _ => def.parse(value).map_err(|e| CliError::usage(format!("{name}: {e}")))?.to_json(),
         };
         if body.insert(name.to_owned(), json).is_some() {
             return Err(CliError::usage(format!("{name} is given more than once")));

@@ -7,6 +7,7 @@
 
 pub mod code;
 pub mod family;
+pub mod limit;
 pub mod refresh_token;
 pub mod user_session;
 
