@@ -128,7 +128,7 @@ async fn end_oldest_ends_the_least_recently_active_session_with_its_logout() {
         "the ended session's back-channel logout is delivered: {:?}",
         rp.received()
     );
-    assert_eq!(rp.received(), [first_sid.clone()], "only the ended session is logged out");
+    assert_eq!(rp.received(), std::slice::from_ref(&first_sid), "only the ended session is logged out");
 
     // The audit log says why.
     let token = root_token(&server).await;
