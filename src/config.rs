@@ -888,11 +888,9 @@ mod tests {
     /// `http::settings`'s test of the same name).
     #[test]
     fn every_policy_key_is_accepted_by_file_env_and_admin_api() {
-        use crate::policy::{POLICY_KEYS, PolicyValue};
+        use crate::policy::POLICY_KEYS;
         // Valid all at once: idle timeouts off, every duration the same hour.
-        let value = |d: &crate::policy::PolicyKeyDef| {
-            if d.accepts_off() { PolicyValue::Off } else { PolicyValue::Secs(Secs::hours(1)) }
-        };
+        let value = |d: &crate::policy::PolicyKeyDef| d.example();
         let mut expected = PolicyLayer::default();
         let mut toml_text = String::from("[session]\n");
         let mut vars = BTreeMap::new();

@@ -35,6 +35,7 @@ mod replica_keys;
 mod replicas;
 mod revocation;
 mod server;
+mod session_limit;
 mod sessions;
 mod sessions_api;
 mod spa;

@@ -24,14 +24,17 @@ use tenure::clock::UnixTime;
 use tenure::duration::Secs;
 use tenure::logout::{Delivery, DeliveryKind};
 use tenure::oauth::client_spec::{ClientSpec, StoredClient};
-use tenure::policy::{IdleTimeout, PolicyHistory, PolicyLayer, SessionPolicy};
+use tenure::policy::{IdleTimeout, OnSessionLimit, PolicyHistory, PolicyLayer, SessionLimit, SessionPolicy};
 use tenure::session::Revoked;
 use tenure::session::code::{AuthCode, CODE_RECORD_TTL};
 use tenure::session::end::{EndReason, Ended};
 use tenure::session::family::{Activity, Family, RefreshDecision, decide_refresh};
+use tenure::session::limit::{Admit, admit};
 use tenure::session::user_session::{MAX_FAMILIES_PER_CLIENT, UserSession};
 use tenure::ssf::{QueuedSet, SetEvent, SetSubject, Stream};
-use tenure::store::{AnyStore, Effects, Fallout, NoFallout, Redemption, RetiredName, Revoke, SledStore, Store};
+use tenure::store::{
+    Admission, AnyStore, Effects, Fallout, NoFallout, Redemption, RetiredName, Revoke, SledStore, Store,
+};
 use tenure::user::User;
 
 /// A store backend under test.
@@ -109,6 +112,9 @@ macro_rules! contract_tests {
             admin_policy_and_history_round_trip,
             everything_survives_a_reopen,
             sweeping_removes_exactly_what_expired,
+            a_sign_in_under_the_limit_ends_the_least_recently_active_with_its_effects,
+            of_32_concurrent_sign_ins_at_the_limit_exactly_the_limit_stay_live,
+            of_32_concurrent_sign_ins_that_ask_at_the_limit_one_gets_the_last_place,
         ]);
     };
     (@cases $name:ident, $backend:expr, [$($case:ident),* $(,)?]) => {
@@ -1423,4 +1429,123 @@ pub async fn sweeping_removes_exactly_what_expired(b: &impl Backend) {
     assert_eq!(store.family("fl").await.expect("read"), None);
     assert_eq!(store.code(b"new").await.expect("read"), None);
     assert!(store.user_sessions("alice").await.expect("list").is_empty());
+}
+
+// ---- the session limit (SPEC 14) ----
+
+/// The decision of a sign-in under `max` sessions at `T0 + 1 s` (every
+/// session signed in at `T0` is live then).
+fn limited(max: u64, on_limit: OnSessionLimit) -> impl Fn(&[UserSession]) -> Admit + Send + Sync {
+    let history = PolicyHistory::new(T0, SessionPolicy::default());
+    move |sessions: &[UserSession]| {
+        admit(SessionLimit { max, on_limit }, &history, sessions, None, T0.plus(Secs::new(1)))
+    }
+}
+
+/// A sign-in of `user` at `at` under `max` sessions.
+async fn start_limited<S: Store>(
+    store: &S,
+    user: &str,
+    at: UnixTime,
+    max: u64,
+    on_limit: OnSessionLimit,
+) -> (UserSession, Admission) {
+    let (s, _) = UserSession::start(user, false, None, None, at).expect("rng");
+    let outcome = store
+        .start_session(&s, keep(), limited(max, on_limit), &revoked("session_limit"), &Recorder)
+        .await
+        .expect("start session");
+    (s, outcome)
+}
+
+/// `user`'s sessions that are not revoked.
+async fn live_sids<S: Store>(store: &S, user: &str) -> BTreeSet<String> {
+    let sessions = store.user_sessions(user).await.expect("sessions");
+    sessions.into_iter().filter(|s| s.revoked.is_none()).map(|s| s.sid).collect()
+}
+
+pub async fn a_sign_in_under_the_limit_ends_the_least_recently_active_with_its_effects(b: &impl Backend) {
+    let store = b.fresh().await;
+    // One from before any limit (a plain put), one started under it, and
+    // another user's, which never counts.
+    let oldest = signed_in(&store, "alice", T0, keep()).await;
+    redeemed(&store, &oldest, "f-old", "web").await;
+    store.touch_session(&oldest.sid, T0).await.expect("touch");
+    let bob = signed_in(&store, "bob", T0, keep()).await;
+    let (second, outcome) = start_limited(&store, "alice", T0.plus(Secs::new(1)), 2, OnSessionLimit::EndOldest).await;
+    assert_eq!(outcome, Admission::Started { ended: vec![] }, "below the limit nothing ends");
+    let (third, outcome) = start_limited(&store, "alice", T0.plus(Secs::new(1)), 2, OnSessionLimit::EndOldest).await;
+    let Admission::Started { ended } = outcome else { panic!("{outcome:?}") };
+    assert_eq!(ended.iter().map(|s| s.sid.as_str()).collect::<Vec<_>>(), [oldest.sid.as_str()], "the oldest ends");
+    assert_eq!(ended[0].revoked, Some(revoked("session_limit")));
+    let tag = format!("session:{}", oldest.sid);
+    assert_eq!(effects_of(&store, &tag).await, (1, 1, 1), "its logout, feed event and audit, once");
+    let event = events_tagged(&store, &tag).await.remove(0);
+    assert_eq!(event.reason.as_deref(), Some("session_limit"));
+    assert_eq!(event.details["live"], serde_json::json!(["f-old"]), "the fallout got its live families");
+    assert_eq!(live_sids(&store, "alice").await, BTreeSet::from([second.sid.clone(), third.sid.clone()]));
+    assert!(matches!(refresh(&store, "f-old", 1, T0, Secs::ZERO).await, Some(RefreshDecision::Refused(_))));
+    assert!(store.session(&bob.sid).await.expect("read").expect("exists").revoked.is_none(), "bob's stays");
+    // `ask` without a choice stores nothing and lists the live sessions.
+    let (fourth, outcome) = start_limited(&store, "alice", T0.plus(Secs::new(1)), 2, OnSessionLimit::Ask).await;
+    let Admission::AtLimit { live } = outcome else { panic!("{outcome:?}") };
+    assert_eq!(live.len(), 2);
+    assert!(store.session(&fourth.sid).await.expect("read").is_none(), "nothing stored at the limit");
+    // A user revocation (a marker) frees every place.
+    store.revoke_user("alice", &revoked("user_revoked"), &NoFallout).await.expect("revoke user");
+    let (fifth, outcome) = start_limited(&store, "alice", T0.plus(Secs::new(1)), 2, OnSessionLimit::Ask).await;
+    assert_eq!(outcome, Admission::Started { ended: vec![] });
+    assert_eq!(live_sids(&store, "alice").await, BTreeSet::from([fifth.sid]));
+    // Durable: the same after a reopen.
+    let store = b.reopen(store).await;
+    assert_eq!(effects_of(&store, &tag).await, (1, 1, 1));
+}
+
+async fn race_sign_ins<B: Backend>(b: &B, before: usize, max: u64, on_limit: OnSessionLimit) -> (B::S, Vec<Admission>) {
+    let store = b.fresh().await;
+    for _ in 0..before {
+        start_limited(&store, "alice", T0, max, on_limit).await;
+    }
+    let barrier = Arc::new(tokio::sync::Barrier::new(32));
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let (store, barrier) = (store.clone(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            start_limited(&store, "alice", T0, max, on_limit).await.1
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.expect("join"));
+    }
+    (store, outcomes)
+}
+
+pub async fn of_32_concurrent_sign_ins_at_the_limit_exactly_the_limit_stay_live(b: &impl Backend) {
+    let (store, outcomes) = race_sign_ins(b, 3, 3, OnSessionLimit::EndOldest).await;
+    assert!(outcomes.iter().all(|o| matches!(o, Admission::Started { .. })), "{outcomes:?}");
+    let live = live_sids(&store, "alice").await;
+    assert_eq!(live.len(), 3, "exactly max_sessions live: {live:?}");
+    let ended: Vec<&UserSession> = outcomes
+        .iter()
+        .flat_map(|o| match o {
+            Admission::Started { ended } => ended.iter(),
+            _ => [].iter(),
+        })
+        .collect();
+    assert_eq!(ended.len(), 32, "each sign-in ended one: {}", ended.len());
+    let distinct: BTreeSet<&str> = ended.iter().map(|s| s.sid.as_str()).collect();
+    assert_eq!(distinct.len(), 32, "no session ended twice");
+    for sid in distinct {
+        assert_eq!(effects_of(&store, &format!("session:{sid}")).await, (1, 1, 1), "one set of effects for {sid}");
+    }
+}
+
+pub async fn of_32_concurrent_sign_ins_that_ask_at_the_limit_one_gets_the_last_place(b: &impl Backend) {
+    let (store, outcomes) = race_sign_ins(b, 2, 3, OnSessionLimit::Ask).await;
+    let started = outcomes.iter().filter(|o| matches!(o, Admission::Started { ended } if ended.is_empty())).count();
+    let at_limit = outcomes.iter().filter(|o| matches!(o, Admission::AtLimit { live } if live.len() == 3)).count();
+    assert_eq!((started, at_limit), (1, 31), "{outcomes:?}");
+    assert_eq!(live_sids(&store, "alice").await.len(), 3);
 }

@@ -183,6 +183,7 @@ fn settings_syntax() -> String {
     format!(
         "{keys}
 Values: durations like 1800, 45m, 12h, 7d, 1d12h; `off` for the idle timeouts;
+a whole number for max_sessions (0 = no limit); end_oldest or ask for on_session_limit;
 `unset` drops the value set through the admin API for that key.
 
 Examples:
@@ -512,7 +513,7 @@ fn settings_body(pairs: &[String]) -> Result<Value, CliError> {
                 let idle: Vec<&str> = POLICY_KEYS.iter().filter(|d| d.accepts_off()).map(|d| d.name).collect();
                 return Err(CliError::usage(format!("{name}: `off` is only for {}", idle.join(" and "))));
             }
-            _ => Value::from(value.parse::<Secs>().map_err(|e| CliError::usage(format!("{name}: {e}")))?.as_secs()),
+            _ => def.parse(value).map_err(|e| CliError::usage(format!("{name}: {e}")))?.to_json(),
         };
         if body.insert(name.to_owned(), json).is_some() {
             return Err(CliError::usage(format!("{name} is given more than once")));
@@ -889,12 +890,12 @@ mod tests {
 
     #[test]
     fn every_policy_key_is_a_setting_and_the_help_lists_them() {
-        let all: Vec<String> = POLICY_KEYS.iter().map(|d| format!("{}=1h", d.name)).collect();
+        let all: Vec<String> = POLICY_KEYS.iter().map(|d| format!("{}={}", d.name, d.example())).collect();
         let body = settings_body(&all).expect("every key of the policy table");
         assert_eq!(body.as_object().map(|m| m.len()), Some(POLICY_KEYS.len()));
         assert!(settings_syntax().starts_with(
             "Keys: idle_timeout, max_lifetime, remember_me_idle_timeout, remember_me_max_lifetime,
-access_token_ttl, refresh_reuse_grace (max_lifetime_ceiling, admin_floor come from file or environment).
+access_token_ttl, refresh_reuse_grace, max_sessions, on_session_limit (max_lifetime_ceiling, admin_floor come from file or environment).
 Values: "
         ));
     }

@@ -13,8 +13,10 @@ pub(super) fn state(disabled: &Value) -> String {
 
 pub(super) fn settings_table(v: &Value) -> String {
     let mut t = Table::new(&["SETTING", "VALUE", "SOURCE"]);
-    for name in POLICY_KEYS.iter().map(|d| d.name) {
-        t.row(vec![name.to_owned(), output::duration(&v[name]), output::text(&v["sources"][name])]);
+    for d in POLICY_KEYS {
+        let name = d.name;
+        let value = if d.is_duration() { output::duration(&v[name]) } else { output::text(&v[name]) };
+        t.row(vec![name.to_owned(), value, output::text(&v["sources"][name])]);
     }
     t.render()
 }
@@ -34,6 +36,10 @@ pub(super) fn explain_table(v: &Value) -> String {
             output::text(&e["rule"]),
             output::text(&e["reason"]),
         ]);
+    }
+    for name in ["max_sessions", "on_session_limit"] {
+        let e = &v[name];
+        t.row(vec![name.to_owned(), output::text(&e["value"]), output::text(&e["rule"]), output::text(&e["reason"])]);
     }
     head + &t.render()
 }

@@ -19,11 +19,11 @@ use axum::response::{IntoResponse, Response};
 
 use super::cookies::{cookie, csrf_token, csrf_token_matches, is_csrf_cookie, new_csrf_cookie, set_cookie};
 use super::form::{client_addr, read_page_form};
-use super::pages::{self, Flow, PageError, SignInForm};
+use super::pages::{self, Flow, PageError, SessionChoice, SessionLimitForm, SignInForm};
 use crate::clock::UnixTime;
 use crate::oauth::authorize::{AuthorizationRequest, AuthorizeError, Step, Target, query_after_sign_in};
 use crate::oauth::params::Params;
-use crate::service::signin::{self, Refusal, SignIn, SignedIn};
+use crate::service::signin::{self, Ask, AtLimit, Choice, Chosen, Refusal, SignIn, SignedIn};
 use crate::service::{AppState, ServiceError};
 use crate::session::user_session::UserSession;
 
@@ -50,6 +50,13 @@ pub async fn authorize_post(State(state): State<AppState>, request: Request) -> 
         Err(e) => Err(e),
     };
     outcome.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `POST /login/session-limit`: the user's choice on the "too many
+/// sessions" page (SPEC 14, `ask`): end one session and continue, or cancel.
+pub async fn session_limit(State(state): State<AppState>, request: Request) -> Response {
+    let now = state.now();
+    choose(&state, request, now).await.unwrap_or_else(IntoResponse::into_response)
 }
 
 /// `POST /login`: check the sign-in form and continue the authorization.
@@ -142,6 +149,8 @@ async fn sign_in(state: &AppState, request: Request, now: UnixTime) -> Result<Re
     };
     let user_agent =
         headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|ua| ua.chars().take(512).collect());
+    // The CSRF check above proved the browser holds this cookie.
+    let browser = cookie(headers, CSRF_COOKIE, state.is_https()).unwrap_or_default();
     let form = SignIn {
         username,
         password,
@@ -149,9 +158,13 @@ async fn sign_in(state: &AppState, request: Request, now: UnixTime) -> Result<Re
         remote: &remote,
         user_agent,
         session_cookie: cookie(headers, SESSION_COOKIE, state.is_https()),
+        ask: Some(Ask { resume: return_to, browser }),
     };
     let (cookie_value, max_age) = match signin::sign_in(state, form, now).await.map_err(failed)? {
         SignedIn::Session { cookie_value, max_age } => (cookie_value, max_age),
+        SignedIn::AtLimit(at_limit) => {
+            return session_limit_page(state, headers, &target, &at_limit, None, StatusCode::OK, now);
+        }
         SignedIn::Refused(Refusal::MissingCredentials) => {
             return again(StatusCode::BAD_REQUEST, "Enter your username and password.");
         }
@@ -170,14 +183,131 @@ async fn sign_in(state: &AppState, request: Request, now: UnixTime) -> Result<Re
         SignedIn::Refused(Refusal::Busy) => return again_later(StatusCode::SERVICE_UNAVAILABLE, SERVER_BUSY, 1),
         SignedIn::Refused(Refusal::WrongCredentials) => return again(StatusCode::UNAUTHORIZED, WRONG_CREDENTIALS),
     };
-    let mut response = redirect(StatusCode::SEE_OTHER, &next)?;
+    signed_in(state, &next, &cookie_value, max_age)
+}
+
+/// The redirect after a sign-in to `next`, with the session cookie and a
+/// fresh CSRF cookie (nothing bound to the signed-out state stays valid).
+fn signed_in(state: &AppState, next: &str, cookie_value: &str, max_age: Option<u64>) -> Result<Response, PageError> {
+    let mut response = redirect(StatusCode::SEE_OTHER, next)?;
     response
         .headers_mut()
-        .append(header::SET_COOKIE, cookie_header(SESSION_COOKIE, &cookie_value, state.is_https(), max_age)?);
-    // A fresh CSRF cookie: nothing bound to the signed-out state stays valid.
+        .append(header::SET_COOKIE, cookie_header(SESSION_COOKIE, cookie_value, state.is_https(), max_age)?);
     let csrf = new_csrf_cookie().map_err(|_| internal("drawing a CSRF cookie", "no randomness"))?;
     response.headers_mut().append(header::SET_COOKIE, cookie_header(CSRF_COOKIE, &csrf, state.is_https(), None)?);
     Ok(response)
+}
+
+async fn choose(state: &AppState, request: Request, now: UnixTime) -> Result<Response, PageError> {
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    let form = read_form(headers, body).await?;
+    let csrf_cookie = cookie(headers, CSRF_COOKIE, state.is_https());
+    let csrf_ok = match (csrf_cookie, form.get("csrf_token")) {
+        (Some(cookie), Some(token)) => csrf_token_matches(&state.csrf_key, cookie, token),
+        _ => false,
+    };
+    if !csrf_ok {
+        return Err(PageError::FormExpired { flow: Flow::SignIn, retry: None });
+    }
+    let browser = csrf_cookie.unwrap_or_default();
+    let pending = form.get("pending").unwrap_or("");
+    let choice = match form.get("action") {
+        Some("cancel") => Choice::Cancel,
+        _ => Choice::End(form.get("end").unwrap_or("")),
+    };
+    let session_cookie = cookie(headers, SESSION_COOKIE, state.is_https());
+    let chosen = signin::choose(state, pending, browser, choice, session_cookie, now).await.map_err(failed)?;
+    let target_of = |resume: &str| {
+        let params = Params::parse(resume.as_bytes())
+            .map_err(|e| PageError::BadRequest(Flow::SignIn, e.description.into_owned()))?;
+        Target::identify(&params, &state.clients).map_err(|m| PageError::BadRequest(Flow::SignIn, m))
+    };
+    match chosen {
+        Chosen::SignedIn { cookie_value, max_age, resume } => {
+            let next = query_after_sign_in(&resume)
+                .map_err(|e| PageError::BadRequest(Flow::SignIn, e.description.into_owned()))?;
+            signed_in(state, &format!("/authorize?{next}"), &cookie_value, max_age)
+        }
+        Chosen::AtLimit { at_limit, resume } => {
+            let error = match choice {
+                Choice::End("") => "Choose a session to end.",
+                _ => {
+                    "That session is no longer there to end (it ended, or another sign-in took its place). \
+                      Choose again."
+                }
+            };
+            let target = target_of(&resume)?;
+            session_limit_page(state, headers, &target, &at_limit, Some(error), StatusCode::CONFLICT, now)
+        }
+        Chosen::Cancelled { resume } => {
+            target_of(&resume)?;
+            redirect(StatusCode::SEE_OTHER, &format!("/authorize?{resume}"))
+        }
+        Chosen::Expired => Err(PageError::FormExpired { flow: Flow::SignIn, retry: None }),
+    }
+}
+
+/// The "too many sessions" page of a sign-in at the limit.
+fn session_limit_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    target: &Target,
+    at_limit: &AtLimit,
+    error: Option<&str>,
+    status: StatusCode,
+    now: UnixTime,
+) -> Result<Response, PageError> {
+    // The sign-in form's CSRF check passed, so the browser holds a cookie.
+    let csrf_cookie = cookie(headers, CSRF_COOKIE, state.is_https()).unwrap_or_default();
+    let csrf_token = csrf_token(&state.csrf_key, csrf_cookie);
+    let sessions: Vec<SessionChoice> = at_limit
+        .live
+        .iter()
+        .map(|s| {
+            let names: Vec<String> = s
+                .families
+                .keys()
+                .map(|id| state.clients.get(id).and_then(|c| c.name.clone()).unwrap_or_else(|| id.clone()))
+                .collect();
+            SessionChoice {
+                sid: s.sid.clone(),
+                clients: if names.is_empty() { "Signed in, no application yet".to_owned() } else { names.join(", ") },
+                device: super::console::view::device(s.user_agent.as_deref()),
+                ip: s.ip.clone().unwrap_or_else(|| "unknown address".to_owned()),
+                last_active: last_active(s.last_active, now),
+            }
+        })
+        .collect();
+    let html = pages::session_limit(&SessionLimitForm {
+        app: target.display_name(),
+        max_sessions: at_limit.max_sessions,
+        sessions: &sessions,
+        pending: &at_limit.pending,
+        csrf_token: &csrf_token,
+        error,
+    });
+    // The choice ends in a redirect to the client: its origin may be a
+    // form's target, as on the sign-in page.
+    let form_target = pages::form_action_source(&target.redirect_uri);
+    Ok(pages::respond(status, html, form_target.as_deref()))
+}
+
+/// "5 min ago (2026-12-06 15:40 UTC)".
+fn last_active(at: UnixTime, now: UnixTime) -> String {
+    let ago = now.as_secs().saturating_sub(at.as_secs());
+    let when = i64::try_from(at.as_secs())
+        .ok()
+        .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default();
+    let ago = match ago {
+        0..60 => "just now".to_owned(),
+        60..3600 => format!("{} min ago", ago / 60),
+        3600..86_400 => format!("{} h ago", ago / 3600),
+        _ => format!("{} d ago", ago / 86_400),
+    };
+    format!("{ago} ({when})")
 }
 
 /// "1 second", "300 seconds".

@@ -82,6 +82,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ssf/poll", post(ssf::poll))
         .route("/authorize", get(authorize::authorize).post(authorize::authorize_post))
         .route("/login", post(authorize::login))
+        .route("/login/session-limit", post(authorize::session_limit))
         .route("/token", with_cors(post(token::token), &state, cors::TOKEN))
         .route("/revoke", with_cors(post(revoke::revoke), &state, cors::CLIENT_POST))
         .route("/introspect", post(introspect::introspect))

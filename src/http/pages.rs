@@ -82,6 +82,80 @@ pub fn sign_in(form: &SignInForm<'_>) -> String {
     document(&format!("Sign in to {app}"), &body)
 }
 
+/// One live session on the "too many sessions" page (SPEC 14, `ask`).
+pub struct SessionChoice {
+    pub sid: String,
+    /// The applications signed in through it, by name.
+    pub clients: String,
+    /// The browser and system, from its user agent.
+    pub device: String,
+    pub ip: String,
+    /// "5 min ago (2026-12-06 15:40 UTC)".
+    pub last_active: String,
+}
+
+/// What the "too many sessions" page shows.
+pub struct SessionLimitForm<'a> {
+    pub app: &'a str,
+    pub max_sessions: u64,
+    /// Least recently active first.
+    pub sessions: &'a [SessionChoice],
+    /// The pending sign-in's id.
+    pub pending: &'a str,
+    pub csrf_token: &'a str,
+    pub error: Option<&'a str>,
+}
+
+/// The page a sign-in at the session limit shows when the policy says
+/// `ask`: the user's live sessions, one to end (a radio list; the least
+/// recently active is preselected), or cancel. No script.
+pub fn session_limit(form: &SessionLimitForm<'_>) -> String {
+    let app = escape(form.app);
+    let error = match form.error {
+        Some(message) => format!(r#"<p class="alert" id="form-error" role="alert">{}</p>"#, escape(message)),
+        None => String::new(),
+    };
+    let rows: String = form
+        .sessions
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            format!(
+                r#"<li><input type="radio" id="end-{i}" name="end" value="{sid}"{checked}>
+<label for="end-{i}"><span class="what">{clients}</span><span class="meta">{device} · {ip}</span><span class="meta">Last active {last_active}</span></label></li>
+"#,
+                sid = escape(&s.sid),
+                checked = if i == 0 { " checked" } else { "" },
+                clients = escape(&s.clients),
+                device = escape(&s.device),
+                ip = escape(&s.ip),
+                last_active = escape(&s.last_active),
+            )
+        })
+        .collect();
+    let limit = match form.max_sessions {
+        1 => "1 session".to_owned(),
+        n => format!("{n} sessions"),
+    };
+    let body = format!(
+        r#"<h1>Too many sessions</h1>
+<p class="lead">You may be signed in {limit} at a time. End one to continue to <strong>{app}</strong>.</p>
+{error}<form method="post" action="/login/session-limit" aria-describedby="sessions-help">
+<input type="hidden" name="csrf_token" value="{csrf_token}">
+<input type="hidden" name="pending" value="{pending}">
+<fieldset class="sessions"><legend id="sessions-help">Your sessions, least recently active first</legend>
+<ul>
+{rows}</ul>
+</fieldset>
+<button type="submit" name="action" value="end">Sign out of that session and continue</button>
+<button type="submit" name="action" value="cancel" class="secondary">Cancel</button>
+</form>"#,
+        csrf_token = escape(form.csrf_token),
+        pending = escape(form.pending),
+    );
+    document("Too many sessions", &body)
+}
+
 /// A page with a heading, a message and an optional link (`href`, text).
 pub fn message(heading: &str, message: &str, link: Option<(&str, &str)>) -> String {
     let link = match link {
@@ -262,6 +336,17 @@ button:hover{background:#1e40af}
 input:focus-visible,button:focus-visible,a:focus-visible{outline:3px solid #f59e0b;outline-offset:2px}
 .alert{margin:0 0 1.25rem;padding:.75rem 1rem;border-radius:.5rem;background:#fef2f2;border:1px solid #fca5a5;
 color:#991b1b}
+.sessions{border:0;margin:0 0 1.25rem;padding:0}
+.sessions legend{font-weight:600;margin-bottom:.5rem;padding:0}
+.sessions ul{list-style:none;margin:0;padding:0}
+.sessions li{display:flex;gap:.75rem;align-items:flex-start;padding:.75rem;border:1px solid #d1d5db;border-radius:.5rem;
+margin-bottom:.5rem}
+.sessions li input{width:1.15rem;height:1.15rem;margin:.2rem 0 0;flex:none}
+.sessions label{margin:0;font-weight:400}
+.sessions .what{display:block;font-weight:600}
+.meta{display:block;color:#4b5563;font-size:.9rem}
+button.secondary{margin-top:.5rem;background:transparent;color:#1d4ed8;border:1px solid #1d4ed8}
+button.secondary:hover{background:#eff6ff}
 a{color:#1d4ed8}
 @media (prefers-color-scheme:dark){
 body{background:#111827;color:#f9fafb}
@@ -269,6 +354,10 @@ main{background:#1f2937;border-color:#374151}
 .lead{color:#d1d5db}
 input[type=text],input[type=password]{background:#111827;border-color:#9ca3af}
 .alert{background:#450a0a;border-color:#b91c1c;color:#fecaca}
+.sessions li{border-color:#4b5563}
+.meta{color:#d1d5db}
+button.secondary{color:#93c5fd;border-color:#93c5fd}
+button.secondary:hover{background:#1e3a8a}
 a{color:#93c5fd}
 }
 "#;
@@ -302,6 +391,40 @@ mod tests {
         assert!(html.contains(r#"role="alert">Wrong username or password.</p>"#));
         assert!(html.contains(r#"value="on" checked>"#));
         assert!(html.starts_with("<!DOCTYPE html>\n<html lang=\"en\">"));
+    }
+
+    #[test]
+    fn the_session_limit_page_escapes_what_it_shows_and_preselects_the_oldest() {
+        let sessions = [
+            SessionChoice {
+                sid: "s1".into(),
+                clients: "<b>Web</b>".into(),
+                device: "Chrome on Linux".into(),
+                ip: "127.0.0.1".into(),
+                last_active: "5 min ago".into(),
+            },
+            SessionChoice {
+                sid: "s2".into(),
+                clients: "CLI".into(),
+                device: "Unknown device".into(),
+                ip: "10.0.0.1".into(),
+                last_active: "now".into(),
+            },
+        ];
+        let html = session_limit(&SessionLimitForm {
+            app: "Web",
+            max_sessions: 2,
+            sessions: &sessions,
+            pending: "p\"x",
+            csrf_token: "tok",
+            error: None,
+        });
+        assert!(!html.contains("<b>Web</b>"));
+        assert!(html.contains(r#"value="s1" checked>"#), "the least recently active is preselected");
+        assert!(html.contains(r#"value="s2">"#));
+        assert!(html.contains("Chrome on Linux"));
+        assert!(html.contains(r#"name="pending" value="p&quot;x""#));
+        assert!(html.contains("signed in 2 sessions at a time"));
     }
 
     #[test]

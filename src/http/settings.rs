@@ -10,9 +10,8 @@ use serde_json::{Map, Value};
 use super::admin::actor;
 use super::api::{ApiJson, Caller};
 use super::token::no_store;
-use crate::duration::Secs;
 use crate::oauth::client::Permission;
-use crate::policy::{POLICY_KEYS, PolicyValue};
+use crate::policy::POLICY_KEYS;
 use crate::service::settings::{self, PolicyChange};
 use crate::service::{AppState, ServiceError};
 
@@ -67,16 +66,7 @@ pub fn policy_change(body: &Map<String, Value>) -> Result<PolicyChange, ServiceE
             let known: Vec<&str> = POLICY_KEYS.iter().map(|d| d.name).collect();
             return Err(ServiceError::invalid(format!("unknown field {field:?}; known fields: {}", known.join(", "))));
         };
-        let new = if value.is_null() {
-            None
-        } else if def.accepts_off() && value.as_str() == Some("off") {
-            Some(PolicyValue::Off)
-        } else {
-            let secs = value.as_u64().map(Secs::new).ok_or_else(|| {
-                ServiceError::invalid(format!("{field} must be a whole number of seconds (>= 0), not {value}"))
-            })?;
-            Some(PolicyValue::Secs(secs))
-        };
+        let new = if value.is_null() { None } else { Some(def.from_json(value).map_err(ServiceError::invalid)?) };
         change.set(def.key, new);
     }
     Ok(change)
@@ -85,6 +75,7 @@ pub fn policy_change(body: &Map<String, Value>) -> Result<PolicyChange, ServiceE
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::duration::Secs;
     use crate::policy::{IdleTimeout, PolicyLayer, PolicyLayers};
     use crate::service::ServiceError;
     use crate::service::settings::{merge, view};
@@ -112,20 +103,14 @@ mod tests {
     /// admin API to the same layer as the file and the environment take it.
     #[test]
     fn every_policy_key_is_accepted_by_file_env_and_admin_api() {
-        use crate::policy::{POLICY_KEYS, PolicyValue};
-        let value = |d: &crate::policy::PolicyKeyDef| {
-            if d.accepts_off() { PolicyValue::Off } else { PolicyValue::Secs(Secs::hours(1)) }
-        };
+        use crate::policy::POLICY_KEYS;
+        let value = |d: &crate::policy::PolicyKeyDef| d.example();
         let mut expected = PolicyLayer::default();
         let mut json = serde_json::Map::new();
         for d in POLICY_KEYS {
             let v = value(d);
             d.set(&mut expected, Some(v)).expect("a value of the key's kind");
-            let j = match v {
-                PolicyValue::Off => serde_json::Value::from("off"),
-                PolicyValue::Secs(s) => serde_json::Value::from(s.as_secs()),
-            };
-            json.insert(d.name.to_owned(), j);
+            json.insert(d.name.to_owned(), v.to_json());
         }
         let file = crate::config::Config::from_toml(
             &format!(

@@ -19,6 +19,8 @@ pub enum PolicyKey {
     RefreshReuseGrace,
     MaxLifetimeCeiling,
     AdminFloor,
+    MaxSessions,
+    OnSessionLimit,
 }
 
 impl PolicyKey {
@@ -40,11 +42,28 @@ impl PolicyKey {
 }
 
 /// A policy value as every surface spells it: a duration, or `off` (idle
-/// timeouts only).
+/// timeouts only); a count (`max_sessions`); a mode (`on_session_limit`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PolicyValue {
     Secs(Secs),
     Off,
+    /// Signed so that a negative value reaches the validator and is
+    /// refused there, naming the key and the rule.
+    Count(i64),
+    Mode(OnSessionLimit),
+}
+
+impl PolicyValue {
+    /// As the admin API writes it: integer seconds, `"off"`, an integer, or
+    /// the mode's name.
+    pub fn to_json(self) -> serde_json::Value {
+        match self {
+            PolicyValue::Off => serde_json::Value::from("off"),
+            PolicyValue::Secs(d) => serde_json::Value::from(d.as_secs()),
+            PolicyValue::Count(n) => serde_json::Value::from(n),
+            PolicyValue::Mode(m) => serde_json::Value::from(m.as_str()),
+        }
+    }
 }
 
 impl From<IdleTimeout> for PolicyValue {
@@ -61,6 +80,8 @@ impl fmt::Display for PolicyValue {
         match self {
             PolicyValue::Off => f.write_str("off"),
             PolicyValue::Secs(d) => d.fmt(f),
+            PolicyValue::Count(n) => fmt::Display::fmt(n, f),
+            PolicyValue::Mode(m) => fmt::Display::fmt(m, f),
         }
     }
 }
@@ -72,9 +93,14 @@ pub enum PolicyField {
     Duration { get: fn(&PolicyLayer) -> Option<Secs>, set: fn(&mut PolicyLayer, Option<Secs>) },
     /// A duration or `off`.
     Idle { get: fn(&PolicyLayer) -> Option<IdleTimeout>, set: fn(&mut PolicyLayer, Option<IdleTimeout>) },
+    /// A whole number (`max_sessions`).
+    Count { get: fn(&PolicyLayer) -> Option<i64>, set: fn(&mut PolicyLayer, Option<i64>) },
+    /// One of [`OnSessionLimit`].
+    Mode { get: fn(&PolicyLayer) -> Option<OnSessionLimit>, set: fn(&mut PolicyLayer, Option<OnSessionLimit>) },
 }
 
-/// `off` given for a key that takes only durations.
+/// A value of the wrong kind for a key (`off` for a key that takes only
+/// durations, a duration for `max_sessions`, ...).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OffNotAccepted;
 
@@ -112,23 +138,35 @@ impl PolicyKeyDef {
         matches!(self.field, PolicyField::Idle { .. })
     }
 
+    /// Whether the key takes durations (and perhaps `off`).
+    pub fn is_duration(&self) -> bool {
+        matches!(self.field, PolicyField::Duration { .. } | PolicyField::Idle { .. })
+    }
+
     /// The value `layer` sets, if any.
     pub fn get(&self, layer: &PolicyLayer) -> Option<PolicyValue> {
         match self.field {
             PolicyField::Duration { get, .. } => get(layer).map(PolicyValue::Secs),
             PolicyField::Idle { get, .. } => get(layer).map(PolicyValue::from),
+            PolicyField::Count { get, .. } => get(layer).map(PolicyValue::Count),
+            PolicyField::Mode { get, .. } => get(layer).map(PolicyValue::Mode),
         }
     }
 
-    /// Set (or, with `None`, drop) the value on `layer`.
+    /// Set (or, with `None`, drop) the value on `layer`; a value of another
+    /// kind is refused.
     pub fn set(&self, layer: &mut PolicyLayer, value: Option<PolicyValue>) -> Result<(), OffNotAccepted> {
         match (self.field, value) {
             (PolicyField::Duration { set, .. }, None) => set(layer, None),
             (PolicyField::Duration { set, .. }, Some(PolicyValue::Secs(d))) => set(layer, Some(d)),
-            (PolicyField::Duration { .. }, Some(PolicyValue::Off)) => return Err(OffNotAccepted),
             (PolicyField::Idle { set, .. }, None) => set(layer, None),
             (PolicyField::Idle { set, .. }, Some(PolicyValue::Secs(d))) => set(layer, Some(IdleTimeout::After(d))),
             (PolicyField::Idle { set, .. }, Some(PolicyValue::Off)) => set(layer, Some(IdleTimeout::Off)),
+            (PolicyField::Count { set, .. }, None) => set(layer, None),
+            (PolicyField::Count { set, .. }, Some(PolicyValue::Count(n))) => set(layer, Some(n)),
+            (PolicyField::Mode { set, .. }, None) => set(layer, None),
+            (PolicyField::Mode { set, .. }, Some(PolicyValue::Mode(m))) => set(layer, Some(m)),
+            _ => return Err(OffNotAccepted),
         }
         Ok(())
     }
@@ -138,15 +176,61 @@ impl PolicyKeyDef {
         match self.field {
             PolicyField::Duration { get, set } => get(from).map(|v| set(to, Some(v))).is_some(),
             PolicyField::Idle { get, set } => get(from).map(|v| set(to, Some(v))).is_some(),
+            PolicyField::Count { get, set } => get(from).map(|v| set(to, Some(v))).is_some(),
+            PolicyField::Mode { get, set } => get(from).map(|v| set(to, Some(v))).is_some(),
+        }
+    }
+
+    /// What a value of this key looks like, for refusals.
+    pub fn expected(&self) -> &'static str {
+        match self.field {
+            PolicyField::Duration { .. } => "a whole number of seconds (>= 0)",
+            PolicyField::Idle { .. } => "a whole number of seconds (>= 0) or \"off\"",
+            PolicyField::Count { .. } => "a whole number of sessions (0 = no limit)",
+            PolicyField::Mode { .. } => "one of \"end_oldest\", \"ask\"",
+        }
+    }
+
+    /// A valid value of the key's kind, the same for every key of a kind
+    /// (for the tests that walk the table).
+    #[cfg(test)]
+    pub fn example(&self) -> PolicyValue {
+        match self.field {
+            PolicyField::Idle { .. } => PolicyValue::Off,
+            PolicyField::Duration { .. } => PolicyValue::Secs(Secs::hours(1)),
+            PolicyField::Count { .. } => PolicyValue::Count(3),
+            PolicyField::Mode { .. } => PolicyValue::Mode(OnSessionLimit::Ask),
+        }
+    }
+
+    /// A value as the admin API takes it (see [`PolicyValue::to_json`]);
+    /// `Err` says what was expected.
+    pub fn from_json(&self, value: &serde_json::Value) -> Result<PolicyValue, String> {
+        let wrong = || format!("{} must be {}, not {value}", self.name, self.expected());
+        match self.field {
+            PolicyField::Idle { .. } if value.as_str() == Some("off") => Ok(PolicyValue::Off),
+            PolicyField::Duration { .. } | PolicyField::Idle { .. } => {
+                value.as_u64().map(|s| PolicyValue::Secs(Secs::new(s))).ok_or_else(wrong)
+            }
+            PolicyField::Count { .. } => value.as_i64().map(PolicyValue::Count).ok_or_else(wrong),
+            PolicyField::Mode { .. } => {
+                value.as_str().and_then(|s| s.parse().ok()).map(PolicyValue::Mode).ok_or_else(wrong)
+            }
         }
     }
 
     /// A value as written in the environment (and on the command line):
     /// a duration like `1800`, `30m`, `1d12h`, or `off` where accepted.
-    pub fn parse(&self, raw: &str) -> Result<PolicyValue, crate::duration::ParseDurationError> {
+    /// A whole number for `max_sessions`; `end_oldest` or `ask` for
+    /// `on_session_limit`.
+    pub fn parse(&self, raw: &str) -> Result<PolicyValue, String> {
         match self.field {
-            PolicyField::Duration { .. } => raw.parse::<Secs>().map(PolicyValue::Secs),
-            PolicyField::Idle { .. } => raw.parse::<IdleTimeout>().map(PolicyValue::from),
+            PolicyField::Duration { .. } => raw.parse::<Secs>().map(PolicyValue::Secs).map_err(|e| e.to_string()),
+            PolicyField::Idle { .. } => raw.parse::<IdleTimeout>().map(PolicyValue::from).map_err(|e| e.to_string()),
+            PolicyField::Count { .. } => parse_count(raw).map(PolicyValue::Count),
+            PolicyField::Mode { .. } => {
+                raw.trim().parse().map(PolicyValue::Mode).map_err(|e: UnknownOnSessionLimit| e.to_string())
+            }
         }
     }
 }
@@ -246,6 +330,29 @@ pub const POLICY_KEYS: &[PolicyKeyDef] = &[
         field: PolicyField::Duration { get: |l| l.admin_floor, set: |l, v| l.admin_floor = v },
         effective: |p| PolicyValue::Secs(p.admin_floor),
         admin_settable: false,
+        floored: false,
+    },
+    PolicyKeyDef {
+        key: PolicyKey::MaxSessions,
+        name: "max_sessions",
+        env_var: "TENURE_SESSION_MAX_SESSIONS",
+        description: "a user's live sessions at most; 0 = no limit",
+        label: "Sessions per user",
+        field: PolicyField::Count { get: |l| l.max_sessions, set: |l, v| l.max_sessions = v },
+        effective: |p| PolicyValue::Count(i64::try_from(p.max_sessions).unwrap_or(i64::MAX)),
+        admin_settable: true,
+        floored: false,
+    },
+    PolicyKeyDef {
+        key: PolicyKey::OnSessionLimit,
+        name: "on_session_limit",
+        env_var: "TENURE_SESSION_ON_SESSION_LIMIT",
+        description: "a sign-in at the limit: `end_oldest` (the least recently active session ends) or `ask` (the \
+                      user picks one to end)",
+        label: "At the limit",
+        field: PolicyField::Mode { get: |l| l.on_session_limit, set: |l, v| l.on_session_limit = v },
+        effective: |p| PolicyValue::Mode(p.on_session_limit),
+        admin_settable: true,
         floored: false,
     },
 ];

@@ -39,6 +39,39 @@ pub struct PolicyLayer {
     pub max_lifetime_ceiling: Option<Secs>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_floor: Option<Secs>,
+    /// SPEC 14: kept signed so that a negative value reaches the validator,
+    /// which refuses it naming the key and the rule.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "count")]
+    pub max_sessions: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_session_limit: Option<OnSessionLimit>,
+}
+
+/// `max_sessions` as written in the file: an integer, or a string of one
+/// (as the environment gives it).
+fn count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = Option<i64>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a whole number of sessions (0 = no limit)")
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            i64::try_from(v).map(Some).map_err(|_| E::custom(format!("{v} is too large")))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            parse_count(v).map(Some).map_err(E::custom)
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// A `max_sessions` value as the environment and the command line spell it.
+pub fn parse_count(raw: &str) -> Result<i64, String> {
+    raw.trim().parse::<i64>().map_err(|_| format!("{raw:?} is not a whole number of sessions (0 = no limit)"))
 }
 
 impl PolicyLayer {
@@ -71,6 +104,12 @@ pub struct SessionPolicy {
     /// as the default.
     #[serde(default = "default_admin_floor")]
     pub admin_floor: Secs,
+    /// SPEC 14: a user's live sessions at most (`0`: no limit).
+    #[serde(default)]
+    pub max_sessions: u64,
+    /// What a sign-in at the limit does.
+    #[serde(default)]
+    pub on_session_limit: OnSessionLimit,
 }
 
 /// SPEC 3: `session.admin_floor` defaults to 5 minutes.
@@ -90,6 +129,8 @@ impl Default for SessionPolicy {
             refresh_reuse_grace: Secs::ZERO,
             max_lifetime_ceiling: Secs::days(30),
             admin_floor: default_admin_floor(),
+            max_sessions: 0,
+            on_session_limit: OnSessionLimit::EndOldest,
         }
     }
 }
@@ -176,6 +217,15 @@ impl PolicyLayers {
                 }
             }
         }
+        if let Some(n) = merged.max_sessions
+            && n < 0
+        {
+            let key = PolicyKey::MaxSessions.name();
+            return Err(PolicyError {
+                key,
+                message: format!("{GLOBAL_SCOPE}{key} must be 0 (no limit) or more, not {n}").into(),
+            });
+        }
         let p = SessionPolicy::over_defaults(&merged);
         p.validate()?;
         Ok((p, PolicySources(sources)))
@@ -195,6 +245,9 @@ impl SessionPolicy {
             refresh_reuse_grace: layer.refresh_reuse_grace.unwrap_or(d.refresh_reuse_grace),
             max_lifetime_ceiling: layer.max_lifetime_ceiling.unwrap_or(d.max_lifetime_ceiling),
             admin_floor: layer.admin_floor.unwrap_or(d.admin_floor),
+            // A negative value never gets here: `resolve` refuses it first.
+            max_sessions: layer.max_sessions.map_or(d.max_sessions, |n| u64::try_from(n).unwrap_or(0)),
+            on_session_limit: layer.on_session_limit.unwrap_or(d.on_session_limit),
         }
     }
 

@@ -18,6 +18,7 @@ mod deadline;
 mod history;
 mod keys;
 mod layers;
+mod session_limit;
 
 use std::fmt;
 
@@ -28,6 +29,7 @@ pub use deadline::*;
 pub use history::*;
 pub use keys::*;
 pub use layers::*;
+pub use session_limit::*;
 
 /// `session.idle_timeout`: a duration, or `off` (= the maximum lifetime).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,22 +151,46 @@ mod tests {
     fn each_row_reads_and_writes_its_own_field() {
         for d in POLICY_KEYS {
             let mut layer = PolicyLayer::default();
-            d.set(&mut layer, Some(PolicyValue::Secs(Secs::new(7)))).expect("a duration fits every key");
-            assert_eq!(d.get(&layer), Some(PolicyValue::Secs(Secs::new(7))), "{}", d.name);
+            let value = d.example();
+            d.set(&mut layer, Some(value)).expect("a value of the key's kind");
+            assert_eq!(d.get(&layer), Some(value), "{}", d.name);
             let json = serde_json::to_value(&layer).expect("serialisable");
-            assert_eq!(json, serde_json::json!({ d.name: 7 }), "{} sets only its own field", d.name);
+            assert_eq!(json, serde_json::json!({ d.name: value.to_json() }), "{} sets only its own field", d.name);
             assert_eq!(d.set(&mut layer, Some(PolicyValue::Off)).is_ok(), d.accepts_off(), "{}", d.name);
             assert_eq!(d.parse("off").is_ok(), d.accepts_off(), "{}", d.name);
+            assert_eq!(d.from_json(&value.to_json()), Ok(value), "{}: the admin API reads what it writes", d.name);
+            assert_eq!(d.parse(&value.to_string()), Ok(value), "{}: the environment reads what it shows", d.name);
             d.set(&mut layer, None).expect("clearing");
             assert!(layer.is_empty(), "{}", d.name);
         }
         // The effective value comes from the key's own field.
-        let distinct: serde_json::Map<String, serde_json::Value> =
-            POLICY_KEYS.iter().zip(1u64..).map(|(d, n)| (d.name.to_owned(), n.into())).collect();
+        let on_limit = |d: &PolicyKeyDef| matches!(d.field, PolicyField::Mode { .. });
+        let distinct: serde_json::Map<String, serde_json::Value> = POLICY_KEYS
+            .iter()
+            .zip(1u64..)
+            .map(|(d, n)| (d.name.to_owned(), if on_limit(d) { "ask".into() } else { n.into() }))
+            .collect();
         let p: SessionPolicy = serde_json::from_value(distinct.into()).expect("every field");
         for (d, n) in POLICY_KEYS.iter().zip(1u64..) {
-            assert_eq!((d.effective)(&p), PolicyValue::Secs(Secs::new(n)), "{}", d.name);
+            let expected = match d.field {
+                PolicyField::Count { .. } => PolicyValue::Count(i64::try_from(n).expect("small")),
+                PolicyField::Mode { .. } => PolicyValue::Mode(OnSessionLimit::Ask),
+                _ => PolicyValue::Secs(Secs::new(n)),
+            };
+            assert_eq!((d.effective)(&p), expected, "{}", d.name);
         }
+    }
+
+    #[test]
+    fn the_session_limit_keys_refuse_bad_values_naming_the_key_and_the_rule() {
+        assert_eq!(message("max_sessions = -1"), "session.max_sessions must be 0 (no limit) or more, not -1");
+        let e = toml::from_str::<PolicyLayer>("max_sessions = 2.5").expect_err("not a whole number").to_string();
+        assert!(e.contains("max_sessions") && e.contains("whole number of sessions"), "{e}");
+        let e = toml::from_str::<PolicyLayer>("on_session_limit = \"newest\"").expect_err("unknown mode").to_string();
+        assert!(e.contains("on_session_limit") && e.contains("end_oldest") && e.contains("ask"), "{e}");
+        let p = resolve_file("max_sessions = 3\non_session_limit = \"ask\"").expect("valid");
+        assert_eq!((p.max_sessions, p.on_session_limit), (3, OnSessionLimit::Ask));
+        assert_eq!(resolve_file("").expect("defaults").max_sessions, 0, "no limit by default");
     }
 
     #[test]

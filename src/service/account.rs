@@ -62,7 +62,7 @@ pub async fn change_password(
         )));
     }
     match check_throttled(state, username, current_password, remote, now).await? {
-        Ok(()) => {}
+        Ok(_) => {}
         Err(Refusal::WrongCredentials | Refusal::MissingCredentials) => {
             return Err(ServiceError::InvalidGrant(
                 "current_password: is not this account's password (failed attempts count against the sign-in \

@@ -40,6 +40,32 @@ pub struct Explanation {
     pub max_lifetime: Decided,
     pub access_token_ttl: Decided,
     pub refresh_reuse_grace: Decided,
+    /// SPEC 14: the user's live sessions at most (0: no limit).
+    pub max_sessions: Decided,
+    /// What a sign-in at that limit does.
+    pub on_session_limit: DecidedMode,
+}
+
+/// The effective `on_session_limit` and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct DecidedMode {
+    /// `end_oldest` or `ask`.
+    pub value: &'static str,
+    /// `default`, `file`, `env` or `admin`.
+    pub rule: &'static str,
+    pub reason: String,
+}
+
+/// The rules behind `policy.session_limit(user)` (SPEC 14).
+pub fn explain_session_limit(policy: &SessionPolicy, sources: &PolicySources) -> (Decided, DecidedMode) {
+    let from = |key: PolicyKey| {
+        let s = sources.of(key);
+        (source_rule(s), format!("session.{} ({}) from {}", key.name(), value_of(policy, key), source_words(s)))
+    };
+    let (rule, reason) = from(PolicyKey::MaxSessions);
+    let max = Decided { value: policy.max_sessions, rule, reason };
+    let (rule, reason) = from(PolicyKey::OnSessionLimit);
+    (max, DecidedMode { value: policy.on_session_limit.as_str(), rule, reason })
 }
 
 fn source_rule(s: Source) -> &'static str {
@@ -179,6 +205,7 @@ pub async fn explain(
     let policy = state.policy();
     let over = client.as_ref().and_then(|c| c.session.as_ref().map(|o| (c.id.as_str(), o)));
     let (idle, max, ttl, grace) = explain_policy(&policy.0, &policy.1, remember_me, over);
+    let (max_sessions, on_session_limit) = explain_session_limit(&policy.0, &policy.1);
     Ok(Explanation {
         client_id: client_id.map(str::to_owned),
         username: username.map(str::to_owned),
@@ -187,6 +214,8 @@ pub async fn explain(
         max_lifetime: max,
         access_token_ttl: ttl,
         refresh_reuse_grace: grace,
+        max_sessions,
+        on_session_limit,
     })
 }
 
@@ -348,5 +377,17 @@ mod tests {
         assert_eq!((max.value, max.rule), (10 * 86400, "remember_me"));
         assert_eq!(idle.rule, "remember_me");
         let _ = (policy, sources);
+    }
+
+    #[test]
+    fn the_session_limit_names_where_it_came_from() {
+        let (policy, sources) = resolved(
+            PolicyLayer { max_sessions: Some(3), ..Default::default() },
+            PolicyLayer { on_session_limit: Some(crate::policy::OnSessionLimit::Ask), ..Default::default() },
+        );
+        let (max, mode) = explain_session_limit(&policy, &sources);
+        assert_eq!((max.value, max.rule), (3, "file"));
+        assert_eq!(max.reason, "session.max_sessions (3) from the config file");
+        assert_eq!((mode.value, mode.rule), ("ask", "admin"));
     }
 }

@@ -23,6 +23,9 @@ use crate::session::user_session::UserSession;
 use crate::ssf::{self, QueuedSet, SetSubject, Stream};
 use crate::store::{self, Effects, Result, Revoke, Store};
 
+/// Why a session ended to make room under the session limit (SPEC 14).
+pub const REASON_SESSION_LIMIT: &str = "session_limit";
+
 /// What a revocation needs; `now` is read once by the caller.
 pub struct Revocation<'a, S: Store> {
     pub store: &'a S,
@@ -56,6 +59,29 @@ impl<'a, S: Store> Revocation<'a, S> {
     pub async fn session(&self, sid: &str, actor: &str, reason: &str) -> Result<Revoke<UserSession>> {
         let fallout = self.fallout(actor);
         let outcome = self.store.revoke_session(sid, &self.revoked(reason, actor), &fallout).await?;
+        fallout.log_committed();
+        Ok(outcome)
+    }
+
+    /// Store `session` under its user's session limit (SPEC 14): the
+    /// sessions `admit` ends are revoked (reason `session_limit`, by
+    /// `actor`) with their back-channel logouts, feed events and audit, in
+    /// the same store step.
+    pub async fn start_session<F>(
+        &self,
+        session: &UserSession,
+        keep_until: UnixTime,
+        admit: F,
+        actor: &str,
+    ) -> Result<store::Admission>
+    where
+        F: Fn(&[UserSession]) -> crate::session::limit::Admit + Send + Sync,
+    {
+        let fallout = self.fallout(actor);
+        let outcome = self
+            .store
+            .start_session(session, keep_until, admit, &self.revoked(REASON_SESSION_LIMIT, actor), &fallout)
+            .await?;
         fallout.log_committed();
         Ok(outcome)
     }

@@ -76,11 +76,7 @@ impl SettingsView {
     fn to_json(&self) -> Value {
         let mut out = Map::new();
         for (def, value, _) in &self.values {
-            let value = match value {
-                PolicyValue::Off => Value::from("off"),
-                PolicyValue::Secs(d) => Value::from(d.as_secs()),
-            };
-            out.insert(def.name.into(), value);
+            out.insert(def.name.into(), value.to_json());
         }
         let src: Map<String, Value> = self
             .values
@@ -114,8 +110,9 @@ pub fn view(policy: &SessionPolicy, sources: &PolicySources) -> SettingsView {
 /// `floor` (`session.admin_floor`) binds must not be below it.
 pub fn merge(mut layer: PolicyLayer, change: &PolicyChange, floor: Secs) -> Result<PolicyLayer> {
     for (def, new) in change.iter() {
-        def.set(&mut layer, new).map_err(|_| {
-            ServiceError::Invalid(format!("{} must be a whole number of seconds (>= 0), not \"off\"", def.name))
+        def.set(&mut layer, new).map_err(|_| ServiceError::InvalidSetting {
+            key: def.name,
+            message: format!("{} must be {}", def.name, def.expected()),
         })?;
         if let Some(v) = new {
             check_admin_floor(def, v, floor)?;

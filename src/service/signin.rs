@@ -10,20 +10,39 @@
 //!   session.
 //! - A refresh of any family of a session counts as its activity
 //!   ([`UserSession::is_live`], the one place that rule lives).
+//! - Under a session limit (SPEC 14, `session.max_sessions`), the new
+//!   session is stored by [`Store::start_session`], which decides against
+//!   the user's sessions in the same step ([`crate::session::limit::admit`]):
+//!   `end_oldest` ends the least recently active ones there; `ask` stores
+//!   nothing and keeps the sign-in pending ([`PendingSignIns`]: in memory,
+//!   bounded, expiring, bound to the browser) until the user ends one of
+//!   their sessions ([`choose`]) or cancels.
 //!
 //! The CSRF check of the sign-in form, the cookies and the pages are the
 //! browser's side: `http/authorize.rs`.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use ring::rand::{SecureRandom, SystemRandom};
+use subtle::ConstantTimeEq;
+
 use super::failed_sign_ins::FailedAttempt;
 use crate::audit::{AuditEvent, EventKind, escape_control};
 use crate::clock::UnixTime;
+use crate::duration::Secs;
 use crate::oauth::authorize::AuthorizationRequest;
 use crate::oauth::throttle::{SharedCounts, ThrottleKey};
+use crate::policy::{OnSessionLimit, SessionLimit};
 use crate::secret::{Secret, VerifyError};
 use crate::service::{AppState, ServiceError};
 use crate::session::code::{AuthCode, new_code};
+use crate::session::limit::admit;
 use crate::session::user_session::{UserSession, parse_cookie};
-use crate::store::Store;
+use crate::store::{Admission, Store};
+use crate::user::User;
 
 /// Why a browser's previous session ended when it signed in again.
 pub const REASON_REPLACED: &str = "replaced_by_new_sign_in";
@@ -106,6 +125,21 @@ pub struct SignIn<'a> {
     pub user_agent: Option<String>,
     /// The value of the browser's session cookie, if it sent one.
     pub session_cookie: Option<&'a str>,
+    /// How to ask the user which session to end, when the policy says
+    /// `ask` and they are at the limit; `None` where nobody can be asked
+    /// (the first-run page): the least recently active session ends.
+    pub ask: Option<Ask<'a>>,
+}
+
+/// What a pending sign-in keeps for the browser's side (SPEC 14, `ask`).
+#[derive(Clone, Copy, Debug)]
+pub struct Ask<'a> {
+    /// What the page needs to continue afterwards (the authorization
+    /// request); opaque here.
+    pub resume: &'a str,
+    /// A value only the browser that signed in holds (its CSRF cookie): the
+    /// pending sign-in is bound to it.
+    pub browser: &'a str,
 }
 
 /// What a sign-in came to.
@@ -116,6 +150,20 @@ pub enum SignedIn {
     Session { cookie_value: String, max_age: Option<u64> },
     /// The form is refused; nothing was started.
     Refused(Refusal),
+    /// The password was right but the user is at the session limit and the
+    /// policy says `ask`: nothing was started; the sign-in waits.
+    AtLimit(AtLimit),
+}
+
+/// A sign-in waiting for its user to end one of their live sessions.
+#[derive(Debug)]
+pub struct AtLimit {
+    /// The pending sign-in's id (a secret of the browser's form).
+    pub pending: String,
+    pub username: String,
+    pub max_sessions: u64,
+    /// The user's live sessions, least recently active first.
+    pub live: Vec<UserSession>,
 }
 
 /// Why a sign-in form was refused.
@@ -141,21 +189,107 @@ pub async fn sign_in(state: &AppState, form: SignIn<'_>, now: UnixTime) -> Resul
         return Ok(SignedIn::Refused(Refusal::MissingCredentials));
     }
 
-    if let Err(refusal) = check_throttled(state, username, password, remote, now).await? {
-        return Ok(SignedIn::Refused(refusal));
-    }
+    let user = match check_throttled(state, username, password, remote, now).await? {
+        Ok(user) => user,
+        Err(refusal) => return Ok(SignedIn::Refused(refusal)),
+    };
+    let start = Start {
+        username,
+        remember_me,
+        user_agent: form.user_agent,
+        remote,
+        session_cookie: form.session_cookie,
+        chosen: None,
+    };
+    start_session(state, &user, start, form.ask, now).await
+}
 
+/// A sign-in whose password was right, about to start its session.
+struct Start<'a> {
+    username: &'a str,
+    remember_me: bool,
+    user_agent: Option<String>,
+    remote: &'a str,
+    session_cookie: Option<&'a str>,
+    /// The session the user chose to end (`ask`).
+    chosen: Option<&'a str>,
+}
+
+/// Start the session of `start` (audited), under the user's session limit
+/// if there is one, ending the browser's previous session.
+async fn start_session(
+    state: &AppState,
+    user: &User,
+    start: Start<'_>,
+    ask: Option<Ask<'_>>,
+    now: UnixTime,
+) -> Result<SignedIn, ServiceError> {
+    let Start { username, remember_me, remote, .. } = start;
     // A sign-in in a browser that still carries another live session ends
     // that session: one browser, one session.
-    let previous = live_session(state, form.session_cookie, now).await?;
+    let previous = live_session(state, start.session_cookie, now).await?;
     let (session, cookie_value) =
-        UserSession::start(username, remember_me, form.user_agent, Some(remote.to_owned()), now)
+        UserSession::start(username, remember_me, start.user_agent.clone(), Some(remote.to_owned()), now)
             .map_err(|_| ServiceError::internal("starting a user session", "no randomness"))?;
-    state
-        .store
-        .put_session(&session, state.keep_until(now))
-        .await
-        .map_err(|e| ServiceError::internal("storing a new user session", e))?;
+    let history = state.history();
+    match history.current().session_limit(user) {
+        None => state
+            .store
+            .put_session(&session, state.keep_until(now))
+            .await
+            .map_err(|e| ServiceError::internal("storing a new user session", e))?,
+        Some(limit) => {
+            // Nobody to ask: the least recently active session ends.
+            let limit = match ask {
+                Some(_) => limit,
+                None => SessionLimit { on_limit: OnSessionLimit::EndOldest, ..limit },
+            };
+            // The browser's previous session ends with this sign-in anyway:
+            // it does not count against the limit.
+            let replaced = previous.as_ref().map(|p| p.sid.as_str());
+            let decide = |sessions: &[UserSession]| {
+                let others: Vec<UserSession> =
+                    sessions.iter().filter(|s| Some(s.sid.as_str()) != replaced).cloned().collect();
+                admit(limit, &history, &others, start.chosen, now)
+            };
+            let admission = state
+                .revocation(now)
+                .start_session(&session, state.keep_until(now), decide, username)
+                .await
+                .map_err(|e| ServiceError::internal("storing a new user session under the session limit", e))?;
+            match admission {
+                Admission::Started { ended } => {
+                    for s in &ended {
+                        tracing::info!(sid = %s.sid, new_sid = %session.sid, "session ended by the session limit");
+                    }
+                }
+                Admission::AtLimit { live } => {
+                    let Some(ask) = ask else {
+                        return Err(ServiceError::internal("a sign-in at the session limit", "nobody to ask"));
+                    };
+                    let pending = state.pending_sign_ins.put(
+                        Pending {
+                            username: username.to_owned(),
+                            remember_me,
+                            user_agent: start.user_agent,
+                            remote: remote.to_owned(),
+                            resume: ask.resume.to_owned(),
+                            browser: ask.browser.to_owned(),
+                            expires: now.plus(PENDING_TTL),
+                        },
+                        now,
+                    )?;
+                    let Some(pending) = pending else { return Ok(SignedIn::Refused(Refusal::Busy)) };
+                    return Ok(SignedIn::AtLimit(AtLimit {
+                        pending,
+                        username: username.to_owned(),
+                        max_sessions: limit.max,
+                        live,
+                    }));
+                }
+            }
+        }
+    }
     let event = AuditEvent::new(now, EventKind::SignIn, session.username.clone(), format!("session:{}", session.sid))
         .details(serde_json::json!({ "remember_me": remember_me, "ip": session.ip, "user_agent": session.user_agent }));
     state.store.append_event(&event).await.map_err(|e| ServiceError::internal("auditing a sign-in", e))?;
@@ -184,7 +318,7 @@ pub async fn check_throttled(
     password: &str,
     remote: &str,
     now: UnixTime,
-) -> Result<Result<(), Refusal>, ServiceError> {
+) -> Result<Result<User, Refusal>, ServiceError> {
     // SPEC 7: counted before the password is checked, per (username,
     // address) and per address, so neither concurrency nor spraying many
     // usernames gets more guesses than the limits.
@@ -230,7 +364,7 @@ pub async fn check_throttled(
             record_failure(state, Some(&name), remote, FailedAttempt::WrongPassword, now).await?;
             return Ok(Err(Refusal::WrongCredentials));
         }
-        PasswordCheck::Right => {
+        PasswordCheck::Right(user) => {
             account_slot.succeeded();
             if account_on_record {
                 shared.clear(account_key).await;
@@ -238,9 +372,9 @@ pub async fn check_throttled(
             // A success does not wipe the address's count (one valid
             // account must not reset a spray).
             address_slot.released();
+            Ok(Ok(user))
         }
     }
-    Ok(Ok(()))
 }
 
 /// Count a failed sign-in in its aggregated audit record.
@@ -260,7 +394,7 @@ async fn record_failure(
 
 /// The answer of a password check.
 enum PasswordCheck {
-    Right,
+    Right(User),
     Wrong,
     /// Every hashing slot stayed busy: nothing was checked.
     Busy,
@@ -276,9 +410,188 @@ async fn check_password(state: &AppState, username: &str, password: &str) -> Res
         None => (&state.dummy_password_hash, false),
     };
     match state.hashing.verify(hash, &Secret::new(password)).await {
-        Ok(matches) if known && matches => Ok(PasswordCheck::Right),
+        Ok(true) if known => Ok(user.map_or(PasswordCheck::Wrong, PasswordCheck::Right)),
         Ok(_) => Ok(PasswordCheck::Wrong),
         Err(VerifyError::Busy) => Ok(PasswordCheck::Busy),
         Err(e @ VerifyError::Aborted) => Err(ServiceError::internal("verifying a password", e)),
+    }
+}
+
+/// How long a sign-in waits for its user to pick a session to end.
+pub const PENDING_TTL: Secs = Secs::minutes(5);
+
+/// At most this many sign-ins wait at once (the oldest expire first);
+/// beyond it a sign-in at the limit is answered "busy".
+pub const MAX_PENDING: usize = 4096;
+
+/// A sign-in waiting for its user to end a session (SPEC 14, `ask`). It
+/// holds no password: the password was checked when it was created.
+#[derive(Clone, Debug)]
+struct Pending {
+    username: String,
+    remember_me: bool,
+    user_agent: Option<String>,
+    remote: String,
+    resume: String,
+    browser: String,
+    expires: UnixTime,
+}
+
+/// The pending sign-ins, by id: in memory, at most [`MAX_PENDING`], each
+/// for [`PENDING_TTL`], each used once. (With several replicas a pending
+/// sign-in is answered by the replica that created it; elsewhere it reads
+/// as expired and the user signs in again.)
+#[derive(Default)]
+pub struct PendingSignIns(Mutex<HashMap<String, Pending>>);
+
+impl PendingSignIns {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
+        match self.0.lock() {
+            Ok(map) => map,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Keep `pending`; its id, `None` when too many are waiting.
+    fn put(&self, pending: Pending, now: UnixTime) -> Result<Option<String>, ServiceError> {
+        let mut id = [0u8; 32];
+        SystemRandom::new()
+            .fill(&mut id)
+            .map_err(|_| ServiceError::internal("drawing a pending sign-in id", "no randomness"))?;
+        let id = B64.encode(id);
+        let mut map = self.lock();
+        map.retain(|_, p| p.expires > now);
+        if map.len() >= MAX_PENDING {
+            return Ok(None);
+        }
+        map.insert(id.clone(), pending);
+        Ok(Some(id))
+    }
+
+    /// Take pending sign-in `id` if it is alive at `now` and bound to
+    /// `browser`.
+    fn take(&self, id: &str, browser: &str, now: UnixTime) -> Option<Pending> {
+        let mut map = self.lock();
+        let bound = map.get(id).is_some_and(|p| bool::from(p.browser.as_bytes().ct_eq(browser.as_bytes())));
+        if !bound {
+            return None;
+        }
+        map.remove(id).filter(|p| p.expires > now)
+    }
+
+    /// How many are waiting (expired ones included until the next put).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What the user chose on the "too many sessions" page.
+#[derive(Clone, Copy, Debug)]
+pub enum Choice<'a> {
+    /// End session `sid` (one of theirs) and sign in.
+    End(&'a str),
+    /// Give up this sign-in.
+    Cancel,
+}
+
+/// What a choice came to.
+#[derive(Debug)]
+pub enum Chosen {
+    /// Signed in (the chosen session ended in the same step); continue at
+    /// `resume`.
+    SignedIn { cookie_value: String, max_age: Option<u64>, resume: String },
+    /// The choice no longer frees a place (it ended meanwhile, or another
+    /// sign-in took the place): choose again.
+    AtLimit { at_limit: AtLimit, resume: String },
+    /// The sign-in was given up; continue at `resume`.
+    Cancelled { resume: String },
+    /// No such pending sign-in for this browser (expired, used, unknown).
+    Expired,
+}
+
+/// The user's choice for pending sign-in `id` (SPEC 14, `ask`), from the
+/// browser bound to it. A choice of a session that is not the user's live
+/// one ends nothing.
+pub async fn choose(
+    state: &AppState,
+    id: &str,
+    browser: &str,
+    choice: Choice<'_>,
+    session_cookie: Option<&str>,
+    now: UnixTime,
+) -> Result<Chosen, ServiceError> {
+    let Some(pending) = state.pending_sign_ins.take(id, browser, now) else { return Ok(Chosen::Expired) };
+    let chosen = match choice {
+        Choice::Cancel => return Ok(Chosen::Cancelled { resume: pending.resume }),
+        Choice::End(sid) => sid,
+    };
+    // The user may have been disabled or deleted meanwhile (`user` reads
+    // only users who may sign in).
+    let Some(user) = state.user(&pending.username).await.map_err(|e| ServiceError::internal("reading a user", e))?
+    else {
+        return Ok(Chosen::Expired);
+    };
+    let start = Start {
+        username: &pending.username,
+        remember_me: pending.remember_me,
+        user_agent: pending.user_agent.clone(),
+        remote: &pending.remote,
+        session_cookie,
+        chosen: Some(chosen),
+    };
+    let ask = Ask { resume: &pending.resume, browser: &pending.browser };
+    Ok(match start_session(state, &user, start, Some(ask), now).await? {
+        SignedIn::Session { cookie_value, max_age } => {
+            Chosen::SignedIn { cookie_value, max_age, resume: pending.resume }
+        }
+        SignedIn::AtLimit(at_limit) => Chosen::AtLimit { at_limit, resume: pending.resume },
+        SignedIn::Refused(_) => Chosen::Expired,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: UnixTime = UnixTime(1_700_000_000);
+
+    fn pending(browser: &str, expires: UnixTime) -> Pending {
+        Pending {
+            username: "alice".into(),
+            remember_me: false,
+            user_agent: None,
+            remote: "127.0.0.1".into(),
+            resume: "client_id=web".into(),
+            browser: browser.into(),
+            expires,
+        }
+    }
+
+    #[test]
+    fn a_pending_sign_in_is_used_once_by_its_own_browser_before_it_expires() {
+        let all = PendingSignIns::default();
+        let id = all.put(pending("b1", T0.plus(PENDING_TTL)), T0).expect("rng").expect("room");
+        assert!(all.take(&id, "b2", T0).is_none(), "another browser's");
+        assert!(all.take(&id, "b1", T0).is_some(), "its own browser's");
+        assert!(all.take(&id, "b1", T0).is_none(), "used once");
+        let id = all.put(pending("b1", T0.plus(PENDING_TTL)), T0).expect("rng").expect("room");
+        assert!(all.take(&id, "b1", T0.plus(PENDING_TTL)).is_none(), "expired");
+        assert!(all.take("unknown", "b1", T0).is_none());
+    }
+
+    #[test]
+    fn pending_sign_ins_are_bounded_and_expired_ones_make_room() {
+        let all = PendingSignIns::default();
+        for _ in 0..MAX_PENDING {
+            all.put(pending("b", T0.plus(Secs::new(10))), T0).expect("rng").expect("room");
+        }
+        assert_eq!(all.put(pending("b", T0.plus(Secs::new(10))), T0).expect("rng"), None, "full");
+        let later = T0.plus(Secs::new(10));
+        assert!(all.put(pending("b", later.plus(PENDING_TTL)), later).expect("rng").is_some(), "expired ones go");
+        assert_eq!(all.len(), 1);
     }
 }

@@ -9,6 +9,7 @@ pub mod code;
 pub mod device;
 pub mod end;
 pub mod family;
+pub mod limit;
 pub mod refresh_token;
 pub mod user_session;
 

@@ -21,6 +21,7 @@ use crate::policy::{PolicyHistory, PolicyLayer};
 use crate::session::Revoked;
 use crate::session::code::AuthCode;
 use crate::session::family::{Family, RefreshDecision};
+use crate::session::limit::Admit;
 use crate::session::user_session::UserSession;
 use crate::ssf::{QueuedSet, SignedSet, Stream};
 use crate::user::User;
@@ -196,6 +197,26 @@ pub trait Store: Send + Sync + 'static {
     /// Create or replace a user session, kept until `keep_until`; durable.
     /// A new session's sequence is after every user marker written so far.
     fn put_session(&self, session: &UserSession, keep_until: UnixTime) -> impl Future<Output = Result<()>> + Send;
+
+    /// Store the new `session` (kept until `keep_until`) under the user's
+    /// session limit (SPEC 14), atomically against every other sign-in of
+    /// the same user: `admit` is given the user's sessions on record (their
+    /// marker applied) as read in this step, and decides. The sessions it
+    /// ends are revoked with `revoked` and their fallout (logouts of their
+    /// live families' clients, feed events, audit) in the same step as the
+    /// new session is stored. At the limit, nothing is written. Durable on
+    /// return. The sessions read are the user's own, through a per-user
+    /// index, never all sessions.
+    fn start_session<F>(
+        &self,
+        session: &UserSession,
+        keep_until: UnixTime,
+        admit: F,
+        revoked: &Revoked,
+        fallout: &dyn Fallout,
+    ) -> impl Future<Output = Result<Admission>> + Send
+    where
+        F: Fn(&[UserSession]) -> Admit + Send + Sync;
 
     /// Session `sid`, with its user's revocation marker applied.
     fn session(&self, sid: &str) -> impl Future<Output = Result<Option<UserSession>>> + Send;
@@ -531,6 +552,17 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
+/// The outcome of [`Store::start_session`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// The session is stored; `ended` are the sessions that made room, as
+    /// stored afterwards (revoked).
+    Started { ended: Vec<UserSession> },
+    /// Nothing was stored: the user is at the limit; `live` are their live
+    /// sessions, least recently active first.
+    AtLimit { live: Vec<UserSession> },
+}
+
 /// The outcome of [`Store::redeem_code`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Redemption {
@@ -618,6 +650,19 @@ impl Store for AnyStore {
     }
     async fn put_session(&self, session: &UserSession, keep_until: UnixTime) -> Result<()> {
         dispatch!(self, s => s.put_session(session, keep_until).await)
+    }
+    async fn start_session<F>(
+        &self,
+        session: &UserSession,
+        keep_until: UnixTime,
+        admit: F,
+        revoked: &Revoked,
+        fallout: &dyn Fallout,
+    ) -> Result<Admission>
+    where
+        F: Fn(&[UserSession]) -> Admit + Send + Sync,
+    {
+        dispatch!(self, s => s.start_session(session, keep_until, admit, revoked, fallout).await)
     }
     async fn session(&self, sid: &str) -> Result<Option<UserSession>> {
         dispatch!(self, s => s.session(sid).await)

@@ -22,7 +22,7 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use tokio::sync::oneshot;
 
-use super::{Effects, Fallout, Redemption, Result, RetiredName, Revoke, Store, StoreError};
+use super::{Admission, Effects, Fallout, Redemption, Result, RetiredName, Revoke, Store, StoreError};
 use crate::audit::AuditEvent;
 use crate::clock::UnixTime;
 use crate::logout::Delivery;
@@ -31,6 +31,7 @@ use crate::policy::{PolicyHistory, PolicyLayer, SessionPolicy};
 use crate::session::Revoked;
 use crate::session::code::{AuthCode, CODE_RECORD_TTL};
 use crate::session::family::{Family, RefreshDecision};
+use crate::session::limit::Admit;
 use crate::session::user_session::{MAX_FAMILIES_PER_CLIENT, UserSession};
 use crate::ssf::{QueuedSet, SignedSet, Stream};
 use crate::user::{StoredUser, User};
@@ -211,6 +212,11 @@ pub struct SledStore {
     meta: sled::Tree,
     /// username -> [`UserMarker`]: every session before the marker is revoked.
     user_markers: sled::Tree,
+    /// username -> the sids of the sessions started under a session limit
+    /// (SPEC 14) and not known to have ended: the key every sign-in under
+    /// the limit reads and writes in its transaction, so racing sign-ins
+    /// of one user serialise on it (see [`Store::start_session`]).
+    session_limits: sled::Tree,
     /// username -> [`StoredUser`].
     users: sled::Tree,
     /// Clients created through the admin API.
@@ -266,6 +272,7 @@ impl SledStore {
         ];
         Ok(SledStore {
             user_markers: tree("user_markers")?,
+            session_limits: tree("session_limits")?,
             users: tree("users")?,
             clients: tree("clients")?,
             retired_names: tree("retired_names")?,
@@ -685,6 +692,115 @@ impl Store for SledStore {
             },
         ))?;
         self.commit.durable().await
+    }
+
+    async fn start_session<F>(
+        &self,
+        session: &UserSession,
+        keep_until: UnixTime,
+        admit: F,
+        revoked: &Revoked,
+        fallout: &dyn Fallout,
+    ) -> Result<Admission>
+    where
+        F: Fn(&[UserSession]) -> Admit + Send + Sync,
+    {
+        let streams = self.streams()?;
+        let fresh_seq = self.db.generate_id().map_err(io)? + 1;
+        let index_bytes = encode(keep_until, &())?;
+        let user = session.username.as_bytes();
+        let key = session.sid.as_bytes();
+        let index_key = user_index_key(&session.username, &session.sid);
+        // The user's sessions from before a limit applied are in the user
+        // index (a prefix of one tree: this user's ids only); those started
+        // under the limit are also in `session_limits`, read in the
+        // transaction, so a racing sign-in is always seen.
+        let prefix = [user, &[0u8]].concat();
+        let mut earlier: Vec<Vec<u8>> = Vec::new();
+        for entry in self.tree(Expiring::UserIndex).scan_prefix(&prefix) {
+            let (k, _) = entry.map_err(io)?;
+            if let Some(sid) = k.get(prefix.len()..) {
+                earlier.push(sid.to_vec());
+            }
+        }
+        let trees = (
+            self.tree(Expiring::UserSession),
+            self.tree(Expiring::UserIndex),
+            &self.expiry,
+            &self.user_markers,
+            &self.session_limits,
+            self.tree(Expiring::Family),
+            &self.audit,
+            &self.outbox,
+            &self.ssf_queue,
+        );
+        let outcome = tx_result(trees.transaction(
+            |(sessions, index, expiry, markers, limits, families, audit, outbox, ssf_queue)| {
+                let listed: Vec<String> = match limits.get(user)? {
+                    None => Vec::new(),
+                    Some(b) => serde_json::from_slice(&b).map_err(|e| abort(io(e)))?,
+                };
+                let mut sids: Vec<Vec<u8>> = earlier.clone();
+                for sid in &listed {
+                    if !sids.iter().any(|s| s == sid.as_bytes()) {
+                        sids.push(sid.as_bytes().to_vec());
+                    }
+                }
+                let marker = tx_marker(markers, &session.username)?;
+                let mut on_record = Vec::with_capacity(sids.len());
+                for sid in &sids {
+                    if let Some((mut s, exp)) = tx_read::<UserSession>(sessions, Expiring::UserSession, sid)? {
+                        overlay(&mut s, marker.as_ref());
+                        on_record.push((s, exp));
+                    }
+                }
+                let all: Vec<UserSession> = on_record.iter().map(|(s, _)| s.clone()).collect();
+                let end = match admit(&all) {
+                    Admit::AtLimit { live } => return Ok(Admission::AtLimit { live }),
+                    Admit::Start { end } => end,
+                };
+                let mut ended = Vec::with_capacity(end.len());
+                let mut effects = Effects::default();
+                for (s, exp) in on_record.iter_mut() {
+                    if s.revoked.is_some() || !end.contains(&s.sid) {
+                        continue;
+                    }
+                    s.revoked = Some(revoked.clone());
+                    sessions.insert(s.sid.as_bytes(), encode(*exp, &*s).map_err(abort)?)?;
+                    let mut live = Vec::new();
+                    for id in s.families.values().flatten() {
+                        if let Some((f, _)) = tx_read::<Family>(families, Expiring::Family, id.as_bytes())?
+                            && f.revoked.is_none()
+                        {
+                            live.push(f);
+                        }
+                    }
+                    effects.extend(fallout.session_revoked(s, &live, &streams));
+                    ended.push(s.clone());
+                }
+                tx_effects(audit, outbox, ssf_queue, &effects)?;
+                let mut record = session.clone();
+                record.seq = match tx_read::<UserSession>(sessions, Expiring::UserSession, key)? {
+                    Some((existing, _)) => existing.seq,
+                    None => fresh_seq,
+                };
+                let bytes = encode(keep_until, &record).map_err(abort)?;
+                tx_put(sessions, expiry, Expiring::UserSession, key, &bytes)?;
+                tx_put(index, expiry, Expiring::UserIndex, &index_key, &index_bytes)?;
+                // Keep listing what has not ended (a session that timed out
+                // stays until it is swept: the decision skips it).
+                let mut still: Vec<&str> =
+                    on_record.iter().filter(|(s, _)| s.revoked.is_none()).map(|(s, _)| s.sid.as_str()).collect();
+                still.retain(|sid| listed.iter().any(|l| l.as_str() == *sid));
+                still.push(&session.sid);
+                limits.insert(user, serde_json::to_vec(&still).map_err(|e| abort(io(e)))?)?;
+                Ok(Admission::Started { ended })
+            },
+        ))?;
+        if matches!(outcome, Admission::Started { .. }) {
+            self.commit.durable().await?;
+        }
+        Ok(outcome)
     }
 
     async fn session(&self, sid: &str) -> Result<Option<UserSession>> {

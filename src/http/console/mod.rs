@@ -19,7 +19,7 @@ mod session;
 mod settings;
 mod setup;
 mod users;
-mod view;
+pub(crate) mod view;
 
 use std::sync::{Arc, LazyLock};
 

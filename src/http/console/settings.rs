@@ -38,6 +38,10 @@ pub enum ConsoleInput {
     Minutes { name: &'static str, hint: &'static str },
     /// Whole seconds, 0 or more, in the field `name`.
     Seconds { name: &'static str, hint: &'static str },
+    /// A whole number of sessions, 0 or more, in the field `name`.
+    Count { name: &'static str, hint: &'static str },
+    /// One of the modes of `on_session_limit`, in the select `name`.
+    Choice { name: &'static str, hint: &'static str },
 }
 
 /// The idle-timeout controls of one group.
@@ -73,11 +77,29 @@ pub struct NumberForm {
     pub error: Option<String>,
 }
 
+/// One option of a select.
+pub struct ChoiceOption {
+    pub value: &'static str,
+    pub words: &'static str,
+    pub selected: bool,
+}
+
+/// A select of one key (`on_session_limit`).
+pub struct ChoiceForm {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub options: Vec<ChoiceOption>,
+    pub hint: &'static str,
+    pub source: &'static str,
+    pub error: Option<String>,
+}
+
 /// The controls of one key on the settings page.
 pub enum SettingsField {
     Idle(IdleForm),
     Lifetime(LifetimeForm),
     Number(NumberForm),
+    Choice(ChoiceForm),
 }
 
 impl SettingsField {
@@ -86,6 +108,7 @@ impl SettingsField {
             SettingsField::Idle(f) => f.error = Some(message),
             SettingsField::Lifetime(f) => f.error = Some(message),
             SettingsField::Number(f) => f.error = Some(message),
+            SettingsField::Choice(f) => f.error = Some(message),
         }
     }
 }
@@ -124,7 +147,9 @@ fn source_name(s: Source) -> &'static str {
 
 fn idle_form(prefix: &'static str, t: PolicyValue, source: Source) -> IdleForm {
     let (enabled, choice, custom_minutes) = match t {
-        PolicyValue::Off => (false, PRESETS[0].0.to_string(), String::new()),
+        PolicyValue::Off | PolicyValue::Count(_) | PolicyValue::Mode(_) => {
+            (false, PRESETS[0].0.to_string(), String::new())
+        }
         PolicyValue::Secs(d) if PRESETS.iter().any(|(s, _)| *s == d.as_secs()) => {
             (true, d.as_secs().to_string(), String::new())
         }
@@ -194,6 +219,17 @@ fn control(key: PolicyKey) -> Option<ConsoleControl> {
                 hint: "How long a just-replaced refresh token may be retried (0 = never).",
             },
         ),
+        PolicyKey::MaxSessions => (
+            "Session limit",
+            ConsoleInput::Count { name: "max_sessions", hint: "Live sessions a user may keep at once (0 = no limit)." },
+        ),
+        PolicyKey::OnSessionLimit => (
+            "Session limit",
+            ConsoleInput::Choice {
+                name: "on_session_limit",
+                hint: "What a sign-in does when the user already has that many live sessions.",
+            },
+        ),
         PolicyKey::MaxLifetimeCeiling | PolicyKey::AdminFloor => return None,
     };
     Some(ConsoleControl { group, input })
@@ -208,13 +244,19 @@ fn group_note(legend: &str) -> Option<&'static str> {
     (legend == "Remember me").then_some("For sign-ins with \"Remember me\" ticked.")
 }
 
-/// Seconds of a duration value (`off` shows as 0 where only durations go).
+/// Seconds of a duration value (`off` shows as 0 where only durations go),
+/// or a count.
 fn shown_secs(v: PolicyValue) -> u64 {
     match v {
         PolicyValue::Secs(d) => d.as_secs(),
-        PolicyValue::Off => 0,
+        PolicyValue::Count(n) => u64::try_from(n).unwrap_or(0),
+        PolicyValue::Off | PolicyValue::Mode(_) => 0,
     }
 }
+
+/// The options of `on_session_limit`, in the console's words.
+const ON_LIMIT_OPTIONS: [(&str, &str); 2] =
+    [("end_oldest", "End the least recently active session"), ("ask", "Ask the user which session to end")];
 
 /// The settings page: the values in force, or those just typed (after a
 /// refusal), with errors beside the controls they concern.
@@ -255,6 +297,24 @@ async fn settings_page(
             ConsoleInput::Seconds { name, hint } => {
                 SettingsField::Number(number(name, "seconds", 0, hint, shown_secs(current)))
             }
+            ConsoleInput::Count { name, hint } => SettingsField::Number(NumberForm {
+                label: def.label.to_owned(),
+                ..number(name, "", 0, hint, shown_secs(current))
+            }),
+            ConsoleInput::Choice { name, hint } => SettingsField::Choice(ChoiceForm {
+                name,
+                label: def.label,
+                options: {
+                    let shown = typed.map_or_else(|| current.to_string(), |f| f.text(name));
+                    ON_LIMIT_OPTIONS
+                        .iter()
+                        .map(|&(value, words)| ChoiceOption { value, words, selected: value == shown })
+                        .collect()
+                },
+                hint,
+                source: source_name(source),
+                error: None,
+            }),
         };
         if let Some((_, message)) = errors.iter().rev().find(|(k, _)| *k == def.key) {
             field.set_error(message.clone());
@@ -328,8 +388,8 @@ fn settings_changes(p: &SessionPolicy, form: &Form) -> Result<PolicyChange, Vec<
     let mut changes = PolicyChange::default();
     let mut errors = Vec::new();
     let shown_idle = |v: PolicyValue| match v {
-        PolicyValue::Off => None,
         PolicyValue::Secs(d) => Some(d.as_secs()),
+        _ => None,
     };
     // Checked idle timeouts first, then durations, minutes, seconds: the
     // order the refusal lists its complaints in.
@@ -339,6 +399,7 @@ fn settings_changes(p: &SessionPolicy, form: &Form) -> Result<PolicyChange, Vec<
         ConsoleInput::DaysHoursMinutes { .. } => 1,
         ConsoleInput::Minutes { .. } => 2,
         ConsoleInput::Seconds { .. } => 3,
+        ConsoleInput::Count { .. } | ConsoleInput::Choice { .. } => 4,
     });
     for (def, control) in keys {
         let current = (def.effective)(p);
@@ -358,6 +419,14 @@ fn settings_changes(p: &SessionPolicy, form: &Form) -> Result<PolicyChange, Vec<
             ConsoleInput::Seconds { name, .. } => match form.text(name).parse::<u64>() {
                 Ok(s) => Ok((s != shown).then(|| PolicyValue::Secs(Secs::new(s)))),
                 Err(_) => Err(format!("{}: a whole number of seconds, 0 or more", def.label)),
+            },
+            ConsoleInput::Count { name, .. } => match form.text(name).parse::<u64>() {
+                Ok(n) => Ok((n != shown).then(|| PolicyValue::Count(i64::try_from(n).unwrap_or(i64::MAX)))),
+                Err(_) => Err(format!("{}: a whole number of sessions, 0 or more (0 = no limit)", def.label)),
+            },
+            ConsoleInput::Choice { name, .. } => match form.text(name).parse() {
+                Ok(mode) => Ok((PolicyValue::Mode(mode) != current).then_some(PolicyValue::Mode(mode))),
+                Err(e) => Err(format!("{}: {e}", def.label)),
             },
         };
         match typed {
@@ -385,8 +454,7 @@ fn refusal_of(e: &ServiceError) -> (String, Vec<(PolicyKey, String)>) {
 fn change_lines(policy: &SessionPolicy, sources: &PolicySources, changes: &PolicyChange) -> Vec<String> {
     let current = service::settings::view(policy, sources);
     let shown = |v: Option<PolicyValue>| match v {
-        Some(PolicyValue::Secs(d)) => d.to_string(),
-        Some(PolicyValue::Off) => "off".to_owned(),
+        Some(v) => v.to_string(),
         None => "the file or environment value".to_owned(),
     };
     changes

@@ -192,6 +192,7 @@ pub async fn create(
         remote: &remote,
         user_agent,
         session_cookie: cookie(&headers, SESSION_COOKIE, state.is_https()),
+        ask: None,
     };
     let mut response = see_other("/console");
     match signin::sign_in(&state, sign_in, now).await {
@@ -209,6 +210,9 @@ pub async fn create(
         // The administrator exists; they sign in at the sign-in page.
         Ok(SignedIn::Refused(refusal)) => {
             tracing::warn!(?refusal, "the first administrator was created but not signed in");
+        }
+        Ok(SignedIn::AtLimit(_)) => {
+            tracing::warn!("the first administrator was created but not signed in: at the session limit");
         }
         Err(e) => tracing::warn!(error = ?e, "the first administrator was created but not signed in"),
     }

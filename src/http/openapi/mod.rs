@@ -34,6 +34,7 @@ use utoipa::{Modify, OpenApi};
         paths::authorize,
         paths::authorize_post,
         paths::login,
+        paths::login_session_limit,
         paths::token,
         paths::token_preflight,
         paths::userinfo_get,

@@ -12,9 +12,10 @@ use super::responses::{
 };
 use super::schemas::{
     AuthorizationRequest, BearerError, ClientList, ClientSecret, ClientSettings, ClientView, ClientWithSecret,
-    DiscoveryMetadata, Introspection, Jwks, KeyList, LoginForm, LogoutRequest, PasswordChange, SessionList, Settings,
-    SettingsUpdate, SsfConfiguration, SsfPollRequest, SsfPollResponse, SsfStatus, SsfStream, SsfStreamRequest,
-    SsfVerifyRequest, Status, TokenForm, TokenRequest, Unavailable, UserPatch, UserSessionList, Userinfo, UserinfoForm,
+    DiscoveryMetadata, Introspection, Jwks, KeyList, LoginForm, LogoutRequest, PasswordChange, SessionLimitForm,
+    SessionList, Settings, SettingsUpdate, SsfConfiguration, SsfPollRequest, SsfPollResponse, SsfStatus, SsfStream,
+    SsfStreamRequest, SsfVerifyRequest, Status, TokenForm, TokenRequest, Unavailable, UserPatch, UserSessionList,
+    Userinfo, UserinfoForm,
 };
 use crate::oauth::tokens::TokenResponse;
 use crate::service::audit::AuditPage;
@@ -139,6 +140,24 @@ fn authorize_post() {}
         (status = 503, description = "Every password-hashing slot stayed busy: the sign-in form again, \"The server is busy signing in other people. Try again in a moment.\", with `Retry-After: 1`. Nothing was counted.", content_type = "text/html; charset=utf-8", body = String),
     ))]
 fn login() {}
+
+/// The choice on the "Too many sessions" page (SPEC 14)
+///
+/// Shown by `POST /login` (status 200) when the password was right, the user already has
+/// `session.max_sessions` live sessions and `session.on_session_limit` is `ask`: the user's live
+/// sessions (applications, device, address, last active), least recently active first. `action=end`
+/// ends the chosen session (reason `session_limit`, with its back-channel logouts and feed events)
+/// in the same store step that starts the new one; `action=cancel` starts nothing.
+#[utoipa::path(post, path = "/login/session-limit", tag = "authorization", operation_id = "loginSessionLimit",
+    params(("tenure_csrf" = Option<String>, Cookie, description = "The CSRF cookie the pending sign-in is bound to.")),
+    request_body(content = SessionLimitForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Signed in (the session cookie is set): continue at `/authorize`; or, after `cancel`, back to the sign-in page."),
+        (status = 400, description = "The CSRF check failed, or the pending sign-in is unknown, expired, used or another browser's: an HTML page \"This sign-in form has expired\".", content_type = "text/html; charset=utf-8", body = String),
+        (status = 409, description = "The session chosen is not one of the user's live sessions (or none was chosen): the page again, with a new `pending`.", content_type = "text/html; charset=utf-8", body = String),
+        (status = 500, description = "An HTML error page with a heading and a message.", content_type = "text/html; charset=utf-8", body = String),
+    ))]
+fn login_session_limit() {}
 
 // ---- token ----
 

@@ -188,6 +188,21 @@ pub struct LoginForm {
     pub return_to: String,
 }
 
+/// The form of the "Too many sessions" page (SPEC 14, `on_session_limit =
+/// "ask"`).
+#[derive(ToSchema)]
+pub struct SessionLimitForm {
+    /// The token of the CSRF cookie, as on the sign-in form.
+    pub csrf_token: String,
+    /// The pending sign-in (kept on the server for 5 minutes, bound to the
+    /// browser's CSRF cookie, used once).
+    pub pending: String,
+    /// `end` (end the session `end` and sign in) or `cancel`.
+    pub action: String,
+    /// The `sid` of one of the user's live sessions.
+    pub end: Option<String>,
+}
+
 /// The token request (RFC 6749 4.1.3, 6, 4.4; RFC 8693 2.1), form-encoded.
 /// Which fields apply depends on `grant_type`; the client authenticates
 /// with HTTP Basic, with `client_id` + `client_secret` in the body, or
@@ -337,6 +352,10 @@ pub struct Settings {
     pub max_lifetime_ceiling: u64,
     /// Read-only: the smallest value the admin API accepts.
     pub admin_floor: u64,
+    /// A user's live sessions at most; `0` = no limit (SPEC 14).
+    pub max_sessions: u64,
+    /// `end_oldest` or `ask`: what a sign-in at the limit does.
+    pub on_session_limit: String,
     pub sources: BTreeMap<String, String>,
 }
 
@@ -351,6 +370,10 @@ pub struct SettingsUpdate {
     pub remember_me_max_lifetime: Option<Value>,
     pub access_token_ttl: Option<Value>,
     pub refresh_reuse_grace: Option<Value>,
+    /// A whole number, 0 or more (0 = no limit); a negative one is refused.
+    pub max_sessions: Option<i64>,
+    /// `end_oldest` or `ask`; anything else is refused.
+    pub on_session_limit: Option<String>,
 }
 
 /// The fields of `PATCH /admin/users/{username}`; each is optional and only

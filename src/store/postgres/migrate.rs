@@ -43,6 +43,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 2, name: "signing_keys", sql: include_str!("../../../migrations/0002_signing_keys.sql") },
     Migration { version: 3, name: "replicas", sql: include_str!("../../../migrations/0003_replicas.sql") },
     Migration { version: 4, name: "retired_names", sql: include_str!("../../../migrations/0004_retired_names.sql") },
+    Migration { version: 5, name: "session_limits", sql: include_str!("../../../migrations/0005_session_limits.sql") },
 ];
 
 /// The schema version this build serves.

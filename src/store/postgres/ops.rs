@@ -23,9 +23,10 @@ use crate::policy::{PolicyHistory, PolicyLayer, SessionPolicy};
 use crate::session::Revoked;
 use crate::session::code::{AuthCode, CODE_RECORD_TTL};
 use crate::session::family::{Family, RefreshDecision};
+use crate::session::limit::Admit;
 use crate::session::user_session::{MAX_FAMILIES_PER_CLIENT, UserSession};
 use crate::ssf::{QueuedSet, SignedSet, Stream};
-use crate::store::{Effects, Fallout, Redemption, Result, RetiredName, Revoke, Store, StoreError};
+use crate::store::{Admission, Effects, Fallout, Redemption, Result, RetiredName, Revoke, Store, StoreError};
 use crate::user::{StoredUser, User};
 
 const ADMIN_POLICY: &str = "admin_session_policy";
@@ -432,6 +433,100 @@ impl Store for PgStore {
         )
         .await?;
         Ok(())
+    }
+
+    /// Store a session under the user's session limit (SPEC 14): the
+    /// user's row in `session_limit_locks` first (racing sign-ins of one
+    /// user take turns on it), then the user's sessions by the username
+    /// index, locked in sid order, then the decision; the sessions it ends
+    /// are revoked with their families' fallout, and the new session is
+    /// inserted, in one transaction.
+    async fn start_session<F>(
+        &self,
+        session: &UserSession,
+        keep_until: UnixTime,
+        admit: F,
+        revoked: &Revoked,
+        fallout: &dyn Fallout,
+    ) -> Result<Admission>
+    where
+        F: Fn(&[UserSession]) -> Admit + Send + Sync,
+    {
+        let admit = &admit;
+        let body = json(session)?;
+        let body = &body;
+        self.transaction("sign-in under the session limit", |tx, _| {
+            Box::pin(async move {
+                exec(
+                    tx,
+                    "INSERT INTO session_limit_locks (username, signins) VALUES ($1, 1) \
+                     ON CONFLICT (username) DO UPDATE SET signins = session_limit_locks.signins + 1",
+                    &[&session.username],
+                )
+                .await?;
+                let rows = q(
+                    tx,
+                    "SELECT s.body, s.seq, m.seq, m.body FROM user_sessions s \
+                     LEFT JOIN user_markers m ON m.username = s.username \
+                     WHERE s.username = $1 ORDER BY s.sid FOR UPDATE OF s",
+                    &[&session.username],
+                )
+                .await?;
+                let mut on_record = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    let mut s: UserSession = decode("user session", row.try_get(0)?)?;
+                    s.seq = unsigned(row.try_get(1)?);
+                    if let Some(seq) = row.try_get::<_, Option<i64>>(2)? {
+                        let marker = Marker { seq: unsigned(seq), revoked: decode("user marker", row.try_get(3)?)? };
+                        overlay(&mut s, Some(&marker));
+                    }
+                    on_record.push(s);
+                }
+                let end = match admit(&on_record) {
+                    Admit::AtLimit { live } => return Ok(Admission::AtLimit { live }),
+                    Admit::Start { end } => end,
+                };
+                let mut ended = Vec::with_capacity(end.len());
+                let mut streams: Option<Vec<Stream>> = None;
+                for mut s in on_record {
+                    if s.revoked.is_some() || !end.contains(&s.sid) {
+                        continue;
+                    }
+                    s.revoked = Some(revoked.clone());
+                    tx_write_session(tx, &s).await?;
+                    let rows = q(
+                        tx,
+                        "SELECT body FROM families WHERE sid = $1 AND in_session ORDER BY id FOR UPDATE",
+                        &[&s.sid],
+                    )
+                    .await?;
+                    let mut live = Vec::new();
+                    for row in rows {
+                        let f: Family = decode("family", row.try_get(0)?)?;
+                        if f.revoked.is_none() {
+                            live.push(f);
+                        }
+                    }
+                    if streams.is_none() {
+                        streams = Some(tx_streams(tx).await?);
+                    }
+                    let streams = streams.as_deref().unwrap_or_default();
+                    tx_effects(tx, &fallout.session_revoked(&s, &live, streams)).await?;
+                    ended.push(s);
+                }
+                exec(
+                    tx,
+                    "INSERT INTO user_sessions (sid, username, seq, body, expires_at) \
+                     VALUES ($1, $2, nextval('revocation_seq'), $3, $4) \
+                     ON CONFLICT (sid) DO UPDATE SET username = excluded.username, body = excluded.body, \
+                     expires_at = excluded.expires_at",
+                    &[&session.sid, &session.username, body, &secs(keep_until)],
+                )
+                .await?;
+                Ok(Admission::Started { ended })
+            })
+        })
+        .await
     }
 
     async fn session(&self, sid: &str) -> Result<Option<UserSession>> {
