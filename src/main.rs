@@ -237,6 +237,19 @@ fn run(command: Command, config: Config) -> Result<(), String> {
             for def in tenure::policy::POLICY_KEYS {
                 println!("session.{} = {}", def.name, (def.effective)(p));
             }
+            for (name, g) in &config.groups {
+                let mut values: Vec<String> = Vec::new();
+                let durations = [
+                    ("idle_timeout", g.idle_timeout),
+                    ("max_lifetime", g.max_lifetime),
+                    ("access_token_ttl", g.access_token_ttl),
+                ];
+                values.extend(durations.iter().filter_map(|(key, v)| v.map(|v| format!("{key} = {v}"))));
+                if let Some(n) = g.max_sessions {
+                    values.push(format!("max_sessions = {n}"));
+                }
+                println!("session.groups.{name} = {{ {} }}", values.join(", "));
+            }
             let server = &config.server;
             println!("server.request_header_timeout = {}s", server.request_header_timeout.as_secs());
             println!("server.request_body_timeout = {}s", server.request_body_timeout.as_secs());

@@ -22,6 +22,7 @@ mod crash;
 mod dpop;
 mod exchange;
 mod first_run;
+mod groups;
 mod harden;
 mod interop;
 mod keys;
