@@ -51,7 +51,7 @@ enum Command {
     HashSecret,
     /// Manage a running issuer over its admin API, as a service account
     /// (TENURE_URL, TENURE_CLIENT_ID, TENURE_CLIENT_SECRET[_FILE], TENURE_ALLOW_INSECURE_HTTP).
-    Admin(tenure::cli::admin::AdminArgs),
+    Admin(Box<tenure::cli::admin::AdminArgs>),
 }
 
 #[derive(Subcommand)]
@@ -87,7 +87,7 @@ fn main() -> ExitCode {
             );
             return ExitCode::from(2);
         }
-        return ExitCode::from(tenure::cli::admin::main(args, &env, SystemClock.now()));
+        return ExitCode::from(tenure::cli::admin::main(*args, &env, SystemClock.now()));
     }
     let config = match Config::load(cli.config.as_deref(), &env) {
         Ok(c) => c,

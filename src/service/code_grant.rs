@@ -82,7 +82,7 @@ pub async fn redeem<S: Store>(grant: Grant<'_, S>) -> Result<TokenResponse, OAut
     let now = minter.now;
     // SPEC 14: the user's groups tighten the policy of the new tokens.
     let user_history = minter.history_for(&record.username).await;
-    let minter = &crate::oauth::tokens::Minter { history: &*user_history, ..*minter };
+    let minter = &crate::oauth::tokens::Minter { history: &user_history, ..*minter };
     if record.redeemed_family.is_none() {
         check(&record, client, params, now)?;
         let session = store.session(&record.sid).await.map_err(store_error)?;
