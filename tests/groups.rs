@@ -279,3 +279,75 @@ fn a_loosening_group_or_an_unknown_group_stops_the_start() {
     assert!(stderr.contains("\"nope\" is not a group"), "{stderr}");
     assert!(!dir.path().join("data").exists(), "nothing was started");
 }
+
+/// `tenure admin ...` as `root-automation`: (exit status, stdout, stderr).
+fn admin(server: &Server, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(crate::support::BIN)
+        .arg("admin")
+        .args(args)
+        .current_dir(server.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TENURE_URL", &server.base)
+        .env("TENURE_CLIENT_ID", "root-automation")
+        .env("TENURE_CLIENT_SECRET", "root-automation-secret")
+        .output()
+        .expect("run tenure admin");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_cli_sets_previews_and_deletes_groups_and_sets_a_users_groups() {
+    let server = Server::start(&config(), &[]);
+    let (s, out, err) = admin(&server, &["settings", "group", "set", "helpdesk", "idle_timeout=15m", "max_sessions=3"]);
+    assert_eq!(s, Some(0), "{out}{err}");
+    assert!(out.contains("group helpdesk set"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("helpdesk") && l.contains("15m") && l.contains("admin")), "{out}");
+    let (s, out, _) = admin(&server, &["settings", "group", "list"]);
+    assert_eq!(s, Some(0));
+    for name in ["admins", "ops", "helpdesk"] {
+        assert!(out.lines().any(|l| l.starts_with(name)), "{name}: {out}");
+    }
+    let (s, _, err) = admin(&server, &["settings", "group", "set", "helpdesk", "idle_timeout=1h"]);
+    assert_eq!(s, Some(1), "{err}");
+    assert!(
+        err.contains("session.groups.helpdesk.idle_timeout (1h) must not exceed session.idle_timeout (30m)"),
+        "{err}"
+    );
+    let (s, _, err) = admin(&server, &["settings", "group", "set", "helpdesk", "idle_timout=10m"]);
+    assert_ne!(s, Some(0));
+    assert!(err.contains("unknown group key \"idle_timout\""), "{err}");
+
+    let root = root_token(&server).await;
+    let (s, b) = call(
+        &server,
+        "POST",
+        "/admin/users",
+        Some(&root),
+        Some(json!({"username": "dave", "password": "dave-password"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    let (s, out, err) = admin(&server, &["users", "set-groups", "dave", "--group", "helpdesk"]);
+    assert_eq!(s, Some(0), "{out}{err}");
+    let (_, out, _) = admin(&server, &["users", "show", "dave"]);
+    assert!(out.lines().any(|l| l.starts_with("groups") && l.contains("helpdesk")), "{out}");
+    let _dave = sign_in(&server, "dave", "dave-password", "openid").await;
+    let (s, out, _) = admin(&server, &["settings", "group", "preview", "helpdesk", "idle_timeout=10m"]);
+    assert_eq!(s, Some(0));
+    assert!(out.lines().any(|l| l.starts_with("sessions shortened") && l.trim_end().ends_with('1')), "{out}");
+    let (_, out, _) = admin(&server, &["settings", "explain", "--client", "web", "--user", "dave"]);
+    assert!(out.lines().any(|l| l.starts_with("idle_timeout") && l.contains("group")), "{out}");
+    let (s, _, err) = admin(&server, &["users", "set-groups", "dave", "--group", "nope"]);
+    assert_eq!(s, Some(1));
+    assert!(err.contains("\"nope\" is not a group"), "{err}");
+    let (s, _, _) = admin(&server, &["users", "set-groups", "dave"]);
+    assert_eq!(s, Some(0));
+    let (s, out, err) = admin(&server, &["settings", "group", "delete", "helpdesk"]);
+    assert_eq!(s, Some(0), "{err}");
+    assert!(out.contains("group helpdesk deleted"), "{out}");
+}
