@@ -351,3 +351,81 @@ async fn the_cli_sets_previews_and_deletes_groups_and_sets_a_users_groups() {
     assert_eq!(s, Some(0), "{err}");
     assert!(out.contains("group helpdesk deleted"), "{out}");
 }
+
+#[tokio::test]
+async fn the_console_adds_changes_and_deletes_groups_and_sets_membership() {
+    use crate::support::flow::Browser;
+    let server = Server::start(&crate::console::config(), &[]);
+    let root = root_token(&server).await;
+    let browser = Browser::new();
+    crate::console::sign_in(&server, &browser, "/console/settings", "root", "root-password").await;
+    let csrf = crate::console::csrf(&server, &browser, "/console/settings").await;
+    let page = browser.get(&server, "/console/settings").await.text().await.unwrap();
+    assert!(page.contains("Group policies") && page.contains("No groups yet."), "{page}");
+
+    // Add a group; a loosening value is refused with the API's message.
+    let resp = browser
+        .post_form(&server, "/console/settings/groups", &[("csrf", &csrf), ("name", "admins"), ("idle_minutes", "10")])
+        .await;
+    assert_eq!(resp.status(), 303);
+    let (_, b) = call(&server, "GET", "/admin/settings/session/groups/admins", Some(&root), None).await;
+    assert_eq!(b, json!({"name": "admins", "idle_timeout": 600, "source": "admin"}));
+    let resp = browser
+        .post_form(&server, "/console/settings/groups", &[("csrf", &csrf), ("name", "admins"), ("idle_minutes", "60")])
+        .await;
+    assert_eq!(resp.status(), 400);
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.contains("session.groups.admins.idle_timeout (1h) must not exceed session.idle_timeout (30m)"),
+        "{text}"
+    );
+    let resp = browser
+        .post_form(&server, "/console/settings/groups", &[("csrf", &csrf), ("name", "ops"), ("idle_minutes", "ten")])
+        .await;
+    assert_eq!(resp.status(), 400);
+    assert!(resp.text().await.unwrap().contains("Idle timeout must be whole minutes"));
+
+    // Membership on the user page.
+    let (s, _) = call(
+        &server,
+        "POST",
+        "/admin/users",
+        Some(&root),
+        Some(json!({"username": "dave", "password": "dave-password"})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let page = browser.get(&server, "/console/users/dave").await.text().await.unwrap();
+    assert!(page.contains("name=\"groups\" value=\"admins\""), "a checkbox per group: {page}");
+    let resp = browser.post_form(&server, "/console/users/dave/groups", &[("csrf", &csrf), ("groups", "admins")]).await;
+    assert_eq!(resp.status(), 303);
+    let (_, b) = call(&server, "GET", "/admin/users/dave", Some(&root), None).await;
+    assert_eq!(b["groups"], json!(["admins"]));
+
+    // A change that shortens a live session of a member asks first.
+    let _dave = sign_in(&server, "dave", "dave-password", "openid").await;
+    let form = [("csrf", csrf.as_str()), ("name", "admins"), ("idle_minutes", "5")];
+    let resp = browser.post_form(&server, "/console/settings/groups", &form).await;
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("Apply to live sessions?") && text.contains("1 sessions get shorter"), "{text}");
+    let (_, b) = call(&server, "GET", "/admin/settings/session/groups/admins", Some(&root), None).await;
+    assert_eq!(b["idle_timeout"], 600, "nothing saved before the confirmation");
+    let confirmed = [("csrf", csrf.as_str()), ("name", "admins"), ("idle_minutes", "5"), ("confirmed", "1")];
+    assert_eq!(browser.post_form(&server, "/console/settings/groups", &confirmed).await.status(), 303);
+    let (_, b) = call(&server, "GET", "/admin/settings/session/groups/admins", Some(&root), None).await;
+    assert_eq!(b["idle_timeout"], 300);
+
+    // Delete: asked first, refused while dave is a member, then done.
+    let resp = browser.post_form(&server, "/console/settings/groups/admins/delete", &[("csrf", &csrf)]).await;
+    assert!(resp.text().await.unwrap().contains("Delete this group policy?"));
+    let confirmed = [("csrf", csrf.as_str()), ("confirmed", "1")];
+    let resp = browser.post_form(&server, "/console/settings/groups/admins/delete", &confirmed).await;
+    assert_eq!(resp.status(), 409);
+    assert!(resp.text().await.unwrap().contains("dave"));
+    browser.post_form(&server, "/console/users/dave/groups", &[("csrf", &csrf)]).await;
+    let resp = browser.post_form(&server, "/console/settings/groups/admins/delete", &confirmed).await;
+    assert_eq!(resp.status(), 303);
+    let (s, _) = call(&server, "GET", "/admin/settings/session/groups/admins", Some(&root), None).await;
+    assert_eq!(s, 404);
+}
