@@ -458,6 +458,21 @@ async fn group_policies_screenshot() {
     let png = browser.client.screenshot().await.unwrap();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/console");
     std::fs::write(dir.join("settings-groups.png"), png).unwrap();
+    // A user's groups on the user page.
+    browser.goto(&server.url("/console/users")).await;
+    fill_labelled(&browser, "Username", None, "dave").await;
+    fill_labelled(&browser, "Password", None, "dave-password").await;
+    press(&browser, "Create user").await;
+    wait_for_page_text(&browser, "User dave created.").await;
+    browser.goto(&server.url("/console/users/dave")).await;
+    browser.client.find(Locator::Css("#group_admins")).await.unwrap().click().await.unwrap();
+    press(&browser, "Save groups").await;
+    wait_for_page_text(&browser, "The groups of dave were saved").await;
+    browser.goto(&server.url("/console/users/dave#groups-form")).await;
+    // sleep: the jump to the anchor has no event to wait for before a screenshot
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let png = browser.client.screenshot().await.unwrap();
+    std::fs::write(dir.join("user-groups.png"), png).unwrap();
     let errors = browser.console_errors().await;
     no_errors(&errors);
     browser.close().await;
