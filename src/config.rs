@@ -13,7 +13,9 @@ use crate::duration::Secs;
 use crate::net::{IpNet, OutboundTargets, TrustedProxies};
 use crate::oauth::client::{Client, Permission};
 use crate::oauth::client_spec::ClientSpec;
-use crate::policy::{ClientSessionOverride, POLICY_KEYS, PolicyError, PolicyLayer, PolicyLayers, SessionPolicy};
+use crate::policy::{
+    ClientSessionOverride, GroupPolicy, POLICY_KEYS, PolicyError, PolicyLayer, PolicyLayers, SessionPolicy,
+};
 use crate::secret::{PasswordHashString, Secret};
 use crate::store::postgres::DatabaseUrl;
 use crate::token::SigningAlg;
@@ -79,8 +81,10 @@ struct FileConfig {
     store: Option<String>,
     database_url: Option<Secret>,
     database_pool_size: Option<usize>,
+    /// The `[session]` table: the policy keys, and `[session.groups.NAME]`
+    /// (SPEC 14), split apart by [`split_session_table`].
     #[serde(default)]
-    session: PolicyLayer,
+    session: toml::Table,
     #[serde(default)]
     server: ServerEntry,
     #[serde(default)]
@@ -267,6 +271,8 @@ struct UserEntry {
     name: Option<String>,
     #[serde(default)]
     permissions: Vec<String>,
+    #[serde(default)]
+    groups: Vec<String>,
 }
 
 /// The validated configuration.
@@ -293,6 +299,8 @@ pub struct Config {
     /// Which store keeps the state (`store`, SPEC 6 and 12).
     pub store: StoreChoice,
     pub policy_layers: PolicyLayers,
+    /// `[session.groups.NAME]` (SPEC 14): each group's tightening values.
+    pub groups: BTreeMap<String, GroupPolicy>,
     /// The effective policy of the file and environment layers.
     pub policy: SessionPolicy,
     /// Connection limits (`[server]`).
@@ -476,9 +484,14 @@ impl Config {
             }
         };
         let store = build_store_choice(env, file.store, file.database_url, file.database_pool_size)?;
+        let (session_layer, groups) = split_session_table(file.session)?;
         let policy_layers =
-            PolicyLayers { file: file.session, env: env_policy_layer(env)?, admin: PolicyLayer::default() };
+            PolicyLayers { file: session_layer, env: env_policy_layer(env)?, admin: PolicyLayer::default() };
         let (policy, _) = policy_layers.resolve()?;
+        // SPEC 14: a group may only tighten the global policy.
+        for (name, g) in &groups {
+            g.validate(name, &policy, GLOBAL_MAX_SESSIONS_UNSET)?;
+        }
         let server = build_server_limits(file.server, env)?;
         let feed_push_targets = match env.get("TENURE_FEED_ALLOWED_PRIVATE_NETWORKS") {
             Some(raw) => parse_networks(
@@ -493,6 +506,22 @@ impl Config {
         let feed_push_targets = OutboundTargets::allowing(feed_push_targets);
 
         let users = build_users(file.users, &mut warnings)?;
+        for u in &users {
+            if let Some(unknown) = u.groups.iter().find(|g| !groups.contains_key(*g)) {
+                return Err(invalid(
+                    format!("users[{}].groups", u.username),
+                    format!(
+                        "{unknown:?} is not a group: a user's groups must be declared as [session.groups.{unknown}] \
+                         (known groups: {})",
+                        if groups.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            groups.keys().cloned().collect::<Vec<_>>().join(", ")
+                        }
+                    ),
+                ));
+            }
+        }
         let bootstrap_admin = bootstrap_admin(env)?;
         let clients = build_clients(file.clients, &policy, signing_alg, &mut warnings)?;
         let usernames: HashSet<&str> = users.iter().map(|u| u.username.as_str()).collect();
@@ -517,6 +546,7 @@ impl Config {
             dpop_nonce_required,
             store,
             policy_layers,
+            groups,
             policy,
             server,
             feed_push_targets,
@@ -764,6 +794,7 @@ fn build_users(entries: Vec<UserEntry>, warnings: &mut Vec<String>) -> Result<Ve
         let password_hash = hash_or_plain(&format!("{key}.password"), u.password, u.password_hash, warnings)?
             .ok_or_else(|| invalid(format!("{key}.password"), "is required (or password_hash)"))?;
         let permissions = parse_permissions(&format!("{key}.permissions"), &u.permissions)?;
+        let groups = crate::user::normalise_groups(&u.groups).map_err(|m| invalid(format!("{key}.groups"), m))?;
         users.push(User {
             username: u.username,
             name: u.name,
@@ -772,9 +803,39 @@ fn build_users(entries: Vec<UserEntry>, warnings: &mut Vec<String>) -> Result<Ve
             permissions,
             disabled: false,
             created_at: None,
+            groups,
         });
     }
     Ok(users)
+}
+
+/// `session.max_sessions` before the session limit's key is read here: no
+/// limit, so a group's limit is checked only for being at least 1.
+// TODO(E4 merge): pass the global `session.max_sessions` instead.
+const GLOBAL_MAX_SESSIONS_UNSET: u32 = 0;
+
+/// Split the `[session]` table into the policy keys (one layer) and the
+/// groups of `[session.groups.NAME]`, each name checked.
+fn split_session_table(mut table: toml::Table) -> Result<(PolicyLayer, BTreeMap<String, GroupPolicy>), ConfigError> {
+    let groups_value = table.remove("groups");
+    let layer: PolicyLayer = toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| invalid("session", e.message().to_owned()))?;
+    let mut groups = BTreeMap::new();
+    match groups_value {
+        None => {}
+        Some(toml::Value::Table(t)) => {
+            for (name, body) in t {
+                crate::policy::check_group_name(&name).map_err(|m| invalid(format!("session.groups.{name}"), m))?;
+                let g: GroupPolicy = body
+                    .try_into()
+                    .map_err(|e: toml::de::Error| invalid(format!("session.groups.{name}"), e.message().to_owned()))?;
+                groups.insert(name, g);
+            }
+        }
+        Some(_) => return Err(invalid("session.groups", "must be a table of groups: [session.groups.NAME]")),
+    }
+    Ok((layer, groups))
 }
 
 fn build_clients(
@@ -985,6 +1046,26 @@ mod tests {
         let e = Config::from_toml("", &env(&[("TENURE_SESSION_IDLE_TIMOUT", "1h")])).expect_err("typo").to_string();
         assert!(e.starts_with("unknown environment variable TENURE_SESSION_IDLE_TIMOUT"), "{e}");
         assert!(e.contains("TENURE_SESSION_IDLE_TIMEOUT"), "lists the known ones: {e}");
+    }
+
+    #[test]
+    fn groups_are_read_checked_and_named_by_users() {
+        let text = "[session.groups.admins]\nidle_timeout = \"10m\"\n[[users]]\nusername = \"a\"\npassword = \"pw\"\ngroups = [\"admins\", \"admins\"]";
+        let c = Config::from_toml(text, &no_env()).expect("valid");
+        assert_eq!(c.groups["admins"].idle_timeout, Some(Secs::minutes(10)));
+        assert_eq!(c.users[0].groups, ["admins"], "repeats dropped");
+        assert_eq!(
+            err("[session.groups.admins]\nmax_lifetime = \"13h\""),
+            "session.groups.admins.max_lifetime (13h) must not exceed session.max_lifetime (12h)"
+        );
+        assert!(
+            err("[[users]]\nusername = \"a\"\npassword = \"pw\"\ngroups = [\"x\"]")
+                .starts_with("users[a].groups: \"x\" is not a group"),
+        );
+        assert!(err("[session.groups.admins]\nidle_timout = 1").contains("unknown field `idle_timout`"));
+        assert!(err("[session.groups.\"a b\"]\nidle_timeout = 1").contains("may hold only letters"));
+        let e = err("[session]\nidle_timeout = \"20m\"\n[session.groups.ops]\nidle_timeout = \"25m\"");
+        assert_eq!(e, "session.groups.ops.idle_timeout (25m) must not exceed session.idle_timeout (20m)");
     }
 
     #[test]

@@ -51,7 +51,7 @@ enum Command {
     HashSecret,
     /// Manage a running issuer over its admin API, as a service account
     /// (TENURE_URL, TENURE_CLIENT_ID, TENURE_CLIENT_SECRET[_FILE], TENURE_ALLOW_INSECURE_HTTP).
-    Admin(tenure::cli::admin::AdminArgs),
+    Admin(Box<tenure::cli::admin::AdminArgs>),
 }
 
 #[derive(Subcommand)]
@@ -87,7 +87,7 @@ fn main() -> ExitCode {
             );
             return ExitCode::from(2);
         }
-        return ExitCode::from(tenure::cli::admin::main(args, &env, SystemClock.now()));
+        return ExitCode::from(tenure::cli::admin::main(*args, &env, SystemClock.now()));
     }
     let config = match Config::load(cli.config.as_deref(), &env) {
         Ok(c) => c,
@@ -236,6 +236,19 @@ fn run(command: Command, config: Config) -> Result<(), String> {
             println!("hashing_wait = {}", config.hashing_wait);
             for def in tenure::policy::POLICY_KEYS {
                 println!("session.{} = {}", def.name, (def.effective)(p));
+            }
+            for (name, g) in &config.groups {
+                let mut values: Vec<String> = Vec::new();
+                let durations = [
+                    ("idle_timeout", g.idle_timeout),
+                    ("max_lifetime", g.max_lifetime),
+                    ("access_token_ttl", g.access_token_ttl),
+                ];
+                values.extend(durations.iter().filter_map(|(key, v)| v.map(|v| format!("{key} = {v}"))));
+                if let Some(n) = g.max_sessions {
+                    values.push(format!("max_sessions = {n}"));
+                }
+                println!("session.groups.{name} = {{ {} }}", values.join(", "));
             }
             let server = &config.server;
             println!("server.request_header_timeout = {}s", server.request_header_timeout.as_secs());

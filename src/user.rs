@@ -18,6 +18,9 @@ pub struct User {
     pub disabled: bool,
     /// When the admin API created the user (`None` for config users).
     pub created_at: Option<crate::clock::UnixTime>,
+    /// The groups the user is in (SPEC 14): each may tighten the session
+    /// policy. Sorted, without repeats; every name a known group.
+    pub groups: Vec<String>,
 }
 
 /// The shortest password a user may have (SPEC 9, 10): set through the
@@ -36,6 +39,19 @@ pub fn check_username(name: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// A user's `groups` as given: each a valid group name, sorted, repeats
+/// dropped.
+pub fn normalise_groups(groups: &[String]) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::with_capacity(groups.len());
+    for g in groups {
+        crate::policy::check_group_name(g)?;
+        out.push(g.clone());
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
 }
 
 /// Display names (a user's or a client's `name`): any text but control
@@ -65,6 +81,8 @@ pub struct StoredUser {
     pub disabled: bool,
     #[serde(default)]
     pub created_at: Option<crate::clock::UnixTime>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 impl From<&User> for StoredUser {
@@ -77,6 +95,7 @@ impl From<&User> for StoredUser {
             permissions: u.permissions.iter().map(|p| p.as_str().to_owned()).collect(),
             disabled: u.disabled,
             created_at: u.created_at,
+            groups: u.groups.clone(),
         }
     }
 }
@@ -98,6 +117,7 @@ impl StoredUser {
             permissions,
             disabled: self.disabled,
             created_at: self.created_at,
+            groups: self.groups,
         })
     }
 }
@@ -127,6 +147,7 @@ mod tests {
             permissions: [Permission::UsersEdit].into_iter().collect(),
             disabled: true,
             created_at: Some(crate::clock::UnixTime(1_700_000_000)),
+            groups: vec!["admins".into()],
         };
         let back = StoredUser::from(&user).into_user().expect("valid");
         assert_eq!(back.username, "bob");
@@ -134,6 +155,7 @@ mod tests {
         assert_eq!(back.permissions, user.permissions);
         assert!(back.disabled);
         assert_eq!(back.created_at, user.created_at);
+        assert_eq!(back.groups, user.groups);
         let mut bad = StoredUser::from(&user);
         bad.permissions.push("root".into());
         assert!(bad.into_user().is_err());

@@ -475,3 +475,49 @@ async fn ended_sessions_show_why_in_chromium() {
     shoot_if_asked(&browser, "user-ended", 1100).await;
     browser.close().await;
 }
+
+/// The "Group policies" part of the settings page (SPEC 14) for
+/// docs/console.md, with a group added through its form (run on purpose:
+/// `cargo test --test integration console_browser::group_policies_screenshot -- --ignored`).
+#[tokio::test]
+#[ignore = "writes docs/console/settings-groups.png"]
+async fn group_policies_screenshot() {
+    let Some(browser) = Chromium::start().await else { return };
+    let server = Server::start(&config(), &[]);
+    sign_in(&browser, &server, "/console/settings", "root", "root-password").await;
+    browser.fill("#group_name", "admins").await;
+    browser.fill("#group_idle", "10").await;
+    browser.fill("#group_max", "480").await;
+    press(&browser, "Save group").await;
+    wait_for_page_text(&browser, "Group admins saved").await;
+    browser.fill("#group_name", "contractors").await;
+    browser.fill("#group_ttl", "5").await;
+    browser.fill("#group_sessions", "2").await;
+    press(&browser, "Save group").await;
+    wait_for_page_text(&browser, "Group contractors saved").await;
+    browser.goto(&server.url("/console/settings#group-policies")).await;
+    browser.client.set_window_size(1280, 900).await.unwrap();
+    // sleep: the window resize has no event to wait for before a screenshot
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let png = browser.client.screenshot().await.unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/console");
+    std::fs::write(dir.join("settings-groups.png"), png).unwrap();
+    // A user's groups on the user page.
+    browser.goto(&server.url("/console/users")).await;
+    fill_labelled(&browser, "Username", None, "dave").await;
+    fill_labelled(&browser, "Password", None, "dave-password").await;
+    press(&browser, "Create user").await;
+    wait_for_page_text(&browser, "User dave created.").await;
+    browser.goto(&server.url("/console/users/dave")).await;
+    browser.client.find(Locator::Css("#group_admins")).await.unwrap().click().await.unwrap();
+    press(&browser, "Save groups").await;
+    wait_for_page_text(&browser, "The groups of dave were saved").await;
+    browser.goto(&server.url("/console/users/dave#groups-form")).await;
+    // sleep: the jump to the anchor has no event to wait for before a screenshot
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let png = browser.client.screenshot().await.unwrap();
+    std::fs::write(dir.join("user-groups.png"), png).unwrap();
+    let errors = browser.console_errors().await;
+    no_errors(&errors);
+    browser.close().await;
+}

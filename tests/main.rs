@@ -23,6 +23,7 @@ mod dpop;
 mod end_reasons;
 mod exchange;
 mod first_run;
+mod groups;
 mod harden;
 mod interop;
 mod keys;

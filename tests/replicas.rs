@@ -457,3 +457,44 @@ async fn sigkill_of_a_under_load_loses_no_rotation_revocation_or_queued_logout()
     assert!(all_delivered, "delivered: {:?}", rp.sids.lock().unwrap());
     drop(dir_a);
 }
+
+/// SPEC 14 on PostgreSQL: a group set at A and a member created at A are in
+/// force at B at once; B's tokens for the member follow the group.
+#[tokio::test]
+async fn a_group_policy_set_at_a_is_in_force_at_b_at_once() {
+    let Some((_db, a, b)) = replicas().await else { return };
+    let (ra, rb) = (root(&a).await, root(&b).await);
+    let (status, group) =
+        admin(&a, "PUT", "/admin/settings/session/groups/admins", &ra, json!({"idle_timeout": 600})).await;
+    assert_eq!(status, 200, "{group}");
+    let seen = eventually(Duration::from_millis(900), || async {
+        admin(&b, "GET", "/admin/settings/session/groups/admins", &rb, Value::Null).await.1 == group
+    })
+    .await;
+    assert!(seen, "B knows A's group at once");
+    let (status, created) = admin(
+        &a,
+        "POST",
+        "/admin/users",
+        &ra,
+        json!({"username": "dave", "password": "dave-password", "groups": ["admins"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let code = Browser::new()
+        .sign_in_for_code(
+            &b,
+            &[("response_type", "code"), ("client_id", "web"), ("redirect_uri", REDIRECT), ("scope", "openid")],
+            "dave",
+            "dave-password",
+            false,
+        )
+        .await;
+    let (status, body) =
+        web(&b, "/token", &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["expires_in"], 600, "the group's 10 min at B: {body}");
+    let (status, body) = refresh(&a, &field(&body, "refresh_token")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["expires_in"], 600, "and at A: {body}");
+}

@@ -110,6 +110,7 @@ macro_rules! contract_tests {
             the_outbox_hands_out_due_deliveries_and_reschedules,
             the_set_queue_keeps_order_per_stream,
             admin_policy_and_history_round_trip,
+            admin_groups_round_trip_with_their_event,
             everything_survives_a_reopen,
             sweeping_removes_exactly_what_expired,
             a_sign_in_under_the_limit_ends_the_least_recently_active_with_its_effects,
@@ -383,6 +384,7 @@ fn bob() -> User {
         permissions: Default::default(),
         disabled: false,
         created_at: Some(T0),
+        groups: vec![],
     }
 }
 
@@ -1287,6 +1289,32 @@ pub async fn admin_policy_and_history_round_trip(b: &impl Backend) {
     // An empty layer resets it.
     store.set_policy(Some(&PolicyLayer::default()), &history(3), Some(&settings_event(3))).await.expect("reset");
     assert!(store.admin_policy().await.expect("read").is_empty());
+}
+
+/// SPEC 14: the group policies set through the admin API, written with
+/// their audit event in one step, read back, replaced and emptied.
+pub async fn admin_groups_round_trip_with_their_event(b: &impl Backend) {
+    use std::collections::BTreeMap;
+    use tenure::policy::GroupPolicy;
+    let store = b.fresh().await;
+    assert!(store.admin_groups().await.expect("read").is_empty());
+    let admins = GroupPolicy { idle_timeout: Some(Secs::minutes(10)), max_sessions: Some(2), ..Default::default() };
+    let ops = GroupPolicy { max_lifetime: Some(Secs::hours(2)), ..Default::default() };
+    let groups: BTreeMap<String, GroupPolicy> =
+        [("admins".to_owned(), admins.clone()), ("ops".to_owned(), ops)].into_iter().collect();
+    store.set_admin_groups(&groups, &settings_event(7)).await.expect("write");
+    assert_eq!(store.admin_groups().await.expect("read"), groups);
+    assert_eq!(events_tagged(&store, "settings:7").await, vec![settings_event(7)]);
+    let fewer: BTreeMap<String, GroupPolicy> = [("admins".to_owned(), admins)].into_iter().collect();
+    store.set_admin_groups(&fewer, &settings_event(8)).await.expect("write");
+    assert_eq!(store.admin_groups().await.expect("read"), fewer);
+    store.set_admin_groups(&BTreeMap::new(), &settings_event(9)).await.expect("write");
+    assert!(store.admin_groups().await.expect("read").is_empty());
+    // The admin policy layer is another record.
+    assert!(store.admin_policy().await.expect("read").is_empty());
+    let store = b.reopen(store).await;
+    assert!(store.admin_groups().await.expect("read").is_empty());
+    assert_eq!(events_tagged(&store, "settings:9").await.len(), 1, "the event is durable with the change");
 }
 
 /// Everything the durability case reads back, as comparable text.

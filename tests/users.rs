@@ -21,6 +21,7 @@ fn user(name: &str, password: &str, email: &str) -> User {
         permissions: Default::default(),
         disabled: false,
         created_at: None,
+        groups: vec![],
     }
 }
 

@@ -15,8 +15,8 @@ use super::CliError;
 use super::client::{AdminClient, Credentials};
 use super::output::{self, Table};
 use super::views::{
-    client_fields, client_type, explain_table, keys_table, preview_table, secret_notice, session_override,
-    sessions_table, settings_table, state, user_fields,
+    client_fields, client_type, explain_table, groups_table, keys_table, preview_table, secret_notice,
+    session_override, sessions_table, settings_table, state, user_fields,
 };
 use crate::clock::UnixTime;
 use crate::duration::Secs;
@@ -154,6 +154,48 @@ enum SettingsAction {
         #[arg(required = true, value_name = "KEY=VALUE")]
         pairs: Vec<String>,
     },
+    /// Group policies (SPEC 14): per-group values that tighten the policy
+    /// for the group's members.
+    #[command(after_help = "Examples:\n  tenure admin settings group list\n  \
+        tenure admin settings group preview admins idle_timeout=10m\n  \
+        tenure admin settings group set admins idle_timeout=10m max_lifetime=8h\n  \
+        tenure admin settings group delete admins")]
+    Group {
+        #[command(subcommand)]
+        action: GroupAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum GroupAction {
+    /// Every group with its values and where it comes from (file, admin).
+    List,
+    /// One group.
+    Show { name: String },
+    /// Set a group's values (they replace the group's values set before; a
+    /// key not given follows the global policy). A value may only tighten.
+    #[command(after_help = "Keys: idle_timeout, max_lifetime, access_token_ttl (durations: 600, 10m, 8h), \
+        max_sessions (a count).\nExample:\n  tenure admin settings group set admins idle_timeout=10m max_sessions=3")]
+    Set {
+        name: String,
+        /// KEY=VALUE pairs, like idle_timeout=10m max_sessions=3.
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        pairs: Vec<String>,
+    },
+    /// What `set` with the same values (or, with --delete, deleting the
+    /// group) would do to the members' live sessions; nothing changes.
+    Preview {
+        name: String,
+        /// Preview deleting the group instead.
+        #[arg(long, conflicts_with = "pairs")]
+        delete: bool,
+        /// KEY=VALUE pairs, as for `set`.
+        #[arg(value_name = "KEY=VALUE")]
+        pairs: Vec<String>,
+    },
+    /// Drop the values set through the admin API (a config file group
+    /// applies again).
+    Delete { name: String },
 }
 
 /// The help of `settings set` and `settings preview`: the keys of the policy
@@ -237,6 +279,9 @@ enum UsersAction {
         /// A permission (repeat): users:edit, system:administer.
         #[arg(long = "permission", value_name = "PERMISSION")]
         permissions: Vec<String>,
+        /// A group whose session policy applies to the user (repeat).
+        #[arg(long = "group", value_name = "GROUP")]
+        groups: Vec<String>,
         /// Create the user disabled.
         #[arg(long)]
         disabled: bool,
@@ -263,6 +308,16 @@ enum UsersAction {
     /// Delete a user; their sessions are revoked in the same step.
     #[command(after_help = "Example:\n  tenure admin users delete alice")]
     Delete { username: String },
+    /// Set a user's groups (replacing them; none given: in no group). The
+    /// groups' policy applies at each session's next check.
+    #[command(after_help = "Examples:\n  tenure admin users set-groups alice --group admins --group ops\n  \
+        tenure admin users set-groups alice        # in no group")]
+    SetGroups {
+        username: String,
+        /// A group (repeat).
+        #[arg(long = "group", value_name = "GROUP")]
+        groups: Vec<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -522,6 +577,36 @@ fn settings_body(pairs: &[String]) -> Result<Value, CliError> {
     Ok(Value::Object(body))
 }
 
+/// `KEY=VALUE` pairs as the body of `PUT
+/// /admin/settings/session/groups/{name}`: durations in seconds,
+/// `max_sessions` a count.
+fn group_body(pairs: &[String]) -> Result<Value, CliError> {
+    const KEYS: [&str; 4] = ["idle_timeout", "max_lifetime", "access_token_ttl", "max_sessions"];
+    let mut body = Map::new();
+    for pair in pairs {
+        let Some((raw_key, value)) = pair.split_once('=') else {
+            return Err(CliError::usage(format!("{pair:?} is not KEY=VALUE, like idle_timeout=10m")));
+        };
+        let name = raw_key.trim();
+        let value = value.trim();
+        let json = match name {
+            "max_sessions" => Value::from(value.parse::<u32>().map_err(|_| {
+                CliError::usage(format!("max_sessions: {value:?} is not a count (a whole number, at least 1)"))
+            })?),
+            _ if KEYS.contains(&name) => {
+                Value::from(value.parse::<Secs>().map_err(|e| CliError::usage(format!("{name}: {e}")))?.as_secs())
+            }
+            _ => {
+                return Err(CliError::usage(format!("unknown group key {raw_key:?}; known keys: {}", KEYS.join(", "))));
+            }
+        };
+        if body.insert(name.to_owned(), json).is_some() {
+            return Err(CliError::usage(format!("{name} is given more than once")));
+        }
+    }
+    Ok(Value::Object(body))
+}
+
 /// A client override duration from a flag.
 fn override_secs(flag: &str, value: Option<&String>) -> Result<Option<u64>, CliError> {
     value
@@ -536,6 +621,11 @@ enum Plan {
     SettingsReset,
     SettingsExplain { client: String, user: Option<String>, remember_me: bool },
     SettingsPreview(Value),
+    GroupsList,
+    GroupShow(String),
+    GroupSet { name: String, body: Value },
+    GroupPreview { name: String, body: Value },
+    GroupDelete(String),
     UsersList { query: Option<String>, page: u32 },
     UsersCreate(Value),
     UsersShow(String),
@@ -564,6 +654,16 @@ impl Plan {
                     Plan::SettingsExplain { client, user, remember_me }
                 }
                 SettingsAction::Preview { pairs } => Plan::SettingsPreview(settings_body(&pairs)?),
+                SettingsAction::Group { action } => match action {
+                    GroupAction::List => Plan::GroupsList,
+                    GroupAction::Show { name } => Plan::GroupShow(name),
+                    GroupAction::Set { name, pairs } => Plan::GroupSet { name, body: group_body(&pairs)? },
+                    GroupAction::Preview { name, delete, pairs } => {
+                        let body = if delete { json!({ "delete": true }) } else { group_body(&pairs)? };
+                        Plan::GroupPreview { name, body }
+                    }
+                    GroupAction::Delete { name } => Plan::GroupDelete(name),
+                },
             },
             AdminCommand::Users { action } => match action {
                 UsersAction::List { query, page } => {
@@ -572,13 +672,16 @@ impl Plan {
                     }
                     Plan::UsersList { query, page }
                 }
-                UsersAction::Create { username, email, name, permissions, disabled, password } => {
+                UsersAction::Create { username, email, name, permissions, groups, disabled, password } => {
                     // Only what was given: setting permissions needs
                     // system:administer, a users:edit account may create users.
                     let (field, value) = password.field()?;
                     let mut body = json!({ "username": username, field: value.expose() });
                     if !permissions.is_empty() {
                         body["permissions"] = permissions.into();
+                    }
+                    if !groups.is_empty() {
+                        body["groups"] = groups.into();
                     }
                     if disabled {
                         body["disabled"] = true.into();
@@ -609,6 +712,11 @@ impl Plan {
                     }
                 }
                 UsersAction::Delete { username } => Plan::UsersDelete(username),
+                UsersAction::SetGroups { username, groups } => Plan::UsersPatch {
+                    username,
+                    body: json!({ "groups": groups }),
+                    done: "has new groups; their policy applies at each session's next check",
+                },
             },
             AdminCommand::Sessions { action } => match action {
                 SessionsAction::List { username } => Plan::SessionsList(username),
@@ -668,6 +776,37 @@ impl Plan {
             Plan::SettingsPreview(body) => {
                 let v = send(api, Method::POST, &["admin", "settings", "session", "preview"], Some(&body)).await?;
                 Ok(Shown { table: preview_table(&v), json: Some(v) })
+            }
+            Plan::GroupsList => {
+                let v = api.get(api.url(&["admin", "settings", "session", "groups"])).await?;
+                let groups = v["groups"].as_array().cloned().unwrap_or_default();
+                Ok(Shown { table: groups_table(&groups), json: Some(v) })
+            }
+            Plan::GroupShow(name) => {
+                let v = api.get(api.url(&["admin", "settings", "session", "groups", &name])).await?;
+                Ok(Shown { table: groups_table(std::slice::from_ref(&v)), json: Some(v) })
+            }
+            Plan::GroupSet { name, body } => {
+                let v = send(api, Method::PUT, &["admin", "settings", "session", "groups", &name], Some(&body)).await?;
+                let table = format!("group {name} set\n\n{}", groups_table(std::slice::from_ref(&v)));
+                Ok(Shown { table, json: Some(v) })
+            }
+            Plan::GroupPreview { name, body } => {
+                let path = ["admin", "settings", "session", "groups", name.as_str(), "preview"];
+                let v = send(api, Method::POST, &path, Some(&body)).await?;
+                Ok(Shown { table: preview_table(&v), json: Some(v) })
+            }
+            Plan::GroupDelete(name) => {
+                let v = send(api, Method::DELETE, &["admin", "settings", "session", "groups", &name], None).await?;
+                let table = if v.is_object() {
+                    format!(
+                        "group {name}: the values set through the admin API dropped; the config file's apply\n\n{}",
+                        groups_table(std::slice::from_ref(&v))
+                    )
+                } else {
+                    format!("group {name} deleted\n")
+                };
+                Ok(Shown { table, json: Some(v) })
             }
             Plan::UsersList { query, page } => {
                 let mut url = api.url(&["admin", "users"]);

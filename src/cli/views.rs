@@ -71,10 +71,28 @@ pub(super) fn user_fields(u: &Value) -> String {
         ("name", output::text(&u["name"])),
         ("email", output::text(&u["email"])),
         ("permissions", output::list(&u["permissions"], ", ")),
+        ("groups", output::list(&u["groups"], ", ")),
         ("state", state(&u["disabled"])),
         ("source", output::text(&u["source"])),
         ("created", output::text(&u["created_at"])),
     ])
+}
+
+/// The group policies (SPEC 14): one row a group; `-` where a group leaves
+/// the key to the global policy.
+pub(super) fn groups_table(groups: &[Value]) -> String {
+    let mut t = Table::new(&["GROUP", "IDLE TIMEOUT", "MAX LIFETIME", "ACCESS TOKEN TTL", "MAX SESSIONS", "SOURCE"]);
+    for g in groups {
+        t.row(vec![
+            output::text(&g["name"]),
+            output::duration(&g["idle_timeout"]),
+            output::duration(&g["max_lifetime"]),
+            output::duration(&g["access_token_ttl"]),
+            g["max_sessions"].as_u64().map_or_else(|| "-".to_owned(), |n| n.to_string()),
+            output::text(&g["source"]),
+        ]);
+    }
+    if t.is_empty() { "no groups\n".to_owned() } else { t.render() }
 }
 
 pub(super) fn sessions_table(v: &Value, username: &str, now: UnixTime) -> String {

@@ -116,7 +116,7 @@ pub async fn update_user(
 }
 
 /// A PATCH body: any of `email`, `name` (null clears), `password` or
-/// `password_hash`, `permissions`, `disabled`.
+/// `password_hash`, `permissions`, `disabled`, `groups`.
 fn user_patch(body: &Map<String, Value>) -> Result<UserPatch, ServiceError> {
     let text = |field: &str, v: &Value| -> Result<Option<String>, ServiceError> {
         match v {
@@ -137,6 +137,11 @@ fn user_patch(body: &Map<String, Value>) -> Result<UserPatch, ServiceError> {
                     .map_err(|_| ServiceError::invalid("permissions: must be a list of strings"))?;
                 patch.permissions = Some(raw);
             }
+            "groups" => {
+                let raw: Vec<String> = serde_json::from_value(value.clone())
+                    .map_err(|_| ServiceError::invalid("groups: must be a list of group names"))?;
+                patch.groups = Some(raw);
+            }
             "disabled" => {
                 let disabled = value
                     .as_bool()
@@ -145,7 +150,7 @@ fn user_patch(body: &Map<String, Value>) -> Result<UserPatch, ServiceError> {
             }
             other => {
                 return Err(ServiceError::invalid(format!(
-                    "unknown field {other:?}; known fields: email, name, password, password_hash, permissions, disabled"
+                    "unknown field {other:?}; known fields: email, name, password, password_hash, permissions, disabled, groups"
                 )));
             }
         }

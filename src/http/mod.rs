@@ -89,6 +89,12 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/settings/session", get(settings::get).put(settings::put).delete(settings::delete))
         .route("/admin/settings/session/explain", get(admin::explain))
         .route("/admin/settings/session/preview", post(settings::preview))
+        .route("/admin/settings/session/groups", get(settings::list_groups))
+        .route(
+            "/admin/settings/session/groups/{name}",
+            get(settings::get_group).put(settings::put_group).delete(settings::delete_group),
+        )
+        .route("/admin/settings/session/groups/{name}/preview", post(settings::preview_group))
         .route("/admin/users", get(admin::list_users).post(admin::create_user))
         .route("/admin/users/{username}", get(admin::show_user).patch(admin::update_user).delete(admin::delete_user))
         .route("/admin/clients", get(admin::list_clients).post(admin::create_client))

@@ -3,15 +3,17 @@
 //! `system:administer`, call the use case in `crate::service::settings`.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
 use super::admin::actor;
 use super::api::{ApiJson, Caller};
 use super::token::no_store;
+use crate::duration::Secs;
 use crate::oauth::client::Permission;
-use crate::policy::POLICY_KEYS;
+use crate::policy::{GroupPolicy, POLICY_KEYS};
+use crate::service::groups;
 use crate::service::settings::{self, PolicyChange};
 use crate::service::{AppState, ServiceError};
 
@@ -70,6 +72,107 @@ pub fn policy_change(body: &Map<String, Value>) -> Result<PolicyChange, ServiceE
         change.set(def.key, new);
     }
     Ok(change)
+}
+
+// ---- Group policies (SPEC 14) ----
+
+/// `GET /admin/settings/session/groups`: every group, by name.
+pub async fn list_groups(State(state): State<AppState>, caller: Caller) -> Result<Response, ServiceError> {
+    caller.require(Permission::SystemAdminister)?;
+    Ok(no_store(Json(serde_json::json!({ "groups": groups::list(&state) })).into_response()))
+}
+
+/// `GET /admin/settings/session/groups/{name}`.
+pub async fn get_group(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Response, ServiceError> {
+    caller.require(Permission::SystemAdminister)?;
+    Ok(no_store(Json(groups::show(&state, &name)?).into_response()))
+}
+
+/// `PUT /admin/settings/session/groups/{name}`: the group's values, each
+/// integer seconds (`max_sessions` a count); a key left out is the global
+/// policy's.
+pub async fn put_group(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    body: Result<ApiJson<Value>, ServiceError>,
+) -> Result<Response, ServiceError> {
+    caller.require(Permission::SystemAdminister)?;
+    let g = group_body(&settings_object(body)?)?;
+    let view = groups::put(&state, &actor(&caller), &name, g, state.now()).await?;
+    Ok(no_store(Json(view).into_response()))
+}
+
+/// `DELETE /admin/settings/session/groups/{name}`: 204, or 200 with the
+/// config file's group that applies again.
+pub async fn delete_group(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Response, ServiceError> {
+    caller.require(Permission::SystemAdminister)?;
+    Ok(match groups::delete(&state, &actor(&caller), &name, state.now()).await? {
+        Some(view) => no_store(Json(view).into_response()),
+        None => axum::http::StatusCode::NO_CONTENT.into_response(),
+    })
+}
+
+/// `POST /admin/settings/session/groups/{name}/preview`: the body a PUT
+/// takes (or `{"delete": true}`), refused the same way, or what it would do
+/// to the members' live sessions. Nothing changes.
+pub async fn preview_group(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    body: Result<ApiJson<Value>, ServiceError>,
+) -> Result<Response, ServiceError> {
+    caller.require(Permission::SystemAdminister)?;
+    let body = settings_object(body)?;
+    let g =
+        if body.get("delete") == Some(&Value::Bool(true)) && body.len() == 1 { None } else { Some(group_body(&body)?) };
+    let preview = groups::preview(&state, &name, g.as_ref(), state.now()).await?;
+    Ok(no_store(Json(preview).into_response()))
+}
+
+/// A group body: `idle_timeout`, `max_lifetime`, `access_token_ttl`
+/// (integer seconds > 0) and `max_sessions` (a count >= 1); `null` or left
+/// out: the global value.
+pub fn group_body(body: &Map<String, Value>) -> Result<GroupPolicy, ServiceError> {
+    const FIELDS: &str = "idle_timeout, max_lifetime, access_token_ttl, max_sessions";
+    let mut g = GroupPolicy::default();
+    for (field, value) in body {
+        if value.is_null() {
+            continue;
+        }
+        let n = value.as_u64().ok_or_else(|| ServiceError::InvalidSetting {
+            key: match field.as_str() {
+                "idle_timeout" => "idle_timeout",
+                "max_lifetime" => "max_lifetime",
+                "access_token_ttl" => "access_token_ttl",
+                _ => "max_sessions",
+            },
+            message: format!("{field} must be a whole number (>= 0), not {value} (field {field})"),
+        });
+        match field.as_str() {
+            "idle_timeout" => g.idle_timeout = Some(Secs::new(n?)),
+            "max_lifetime" => g.max_lifetime = Some(Secs::new(n?)),
+            "access_token_ttl" => g.access_token_ttl = Some(Secs::new(n?)),
+            "max_sessions" => {
+                let n = n?;
+                g.max_sessions = Some(u32::try_from(n).map_err(|_| {
+                    ServiceError::invalid(format!("max_sessions must be at most {}, not {n}", u32::MAX))
+                })?);
+            }
+            other => {
+                return Err(ServiceError::invalid(format!("unknown field {other:?}; known fields: {FIELDS}")));
+            }
+        }
+    }
+    Ok(g)
 }
 
 #[cfg(test)]

@@ -39,6 +39,7 @@ pub struct TokenResponse {
 }
 
 /// What minting needs besides the family.
+#[derive(Clone, Copy)]
 pub struct Minter<'a> {
     pub keys: &'a KeySet,
     pub clients: &'a super::client_auth::ClientRegistry,
@@ -46,8 +47,31 @@ pub struct Minter<'a> {
     pub users: &'a dyn crate::user::Directory,
     pub refresh_key: &'a RefreshKey,
     pub history: &'a PolicyHistory,
+    /// The group policies in force (SPEC 14).
+    pub groups: &'a crate::policy::Groups,
     pub issuer: &'a str,
     pub now: UnixTime,
+}
+
+/// `history` as `username` sees it: every policy tightened by the
+/// strictest values of the user's `groups` (SPEC 14). No group defined, or
+/// the user in none: `history` itself, without reading the user (a config
+/// user is read from memory, a stored one with one point read).
+pub async fn history_for<'h>(
+    history: &'h PolicyHistory,
+    groups: &crate::policy::Groups,
+    users: &dyn crate::user::Directory,
+    username: &str,
+) -> std::borrow::Cow<'h, PolicyHistory> {
+    if groups.0.is_empty() {
+        return std::borrow::Cow::Borrowed(history);
+    }
+    let member_of = users.find(username).await.map(|u| u.groups).unwrap_or_default();
+    let strictest = crate::policy::strictest(groups.of(&member_of).into_iter().map(|(_, g)| g));
+    match history.for_groups(&strictest) {
+        Some(h) => std::borrow::Cow::Owned(h),
+        None => std::borrow::Cow::Borrowed(history),
+    }
 }
 
 fn internal(e: impl std::fmt::Display) -> OAuthError {
@@ -55,7 +79,15 @@ fn internal(e: impl std::fmt::Display) -> OAuthError {
     OAuthError::server_error()
 }
 
-impl Minter<'_> {
+impl<'a> Minter<'a> {
+    /// The policies in force as `username` sees them: tightened by the
+    /// strictest values of the user's groups (SPEC 14). No group defined,
+    /// or the user in none: the global history, without reading the user
+    /// (a config user is read from memory, a stored one with one point read).
+    pub async fn history_for(&self, username: &str) -> std::borrow::Cow<'a, PolicyHistory> {
+        history_for(self.history, self.groups, self.users, username).await
+    }
+
     /// Tokens for `family` (its current generation), for `scope` (the
     /// family's, or a narrower one on refresh), with an ID token when the
     /// scope has `openid` (`nonce` only at code exchange). With `jkt` (the

@@ -24,7 +24,13 @@ impl ClientSessionOverride {
     /// An override may only tighten `global`; a loosening one is refused like
     /// any bad value, naming the client and the key.
     pub fn validate(&self, client_id: &str, global: &SessionPolicy) -> Result<(), PolicyError> {
-        let scope = format!("clients[{client_id}].session.");
+        self.validate_in(&format!("clients[{client_id}].session."), global)
+    }
+
+    /// [`ClientSessionOverride::validate`] with the keys named under
+    /// `scope` (`clients[spa].session.`, `session.groups.admins.`).
+    pub(super) fn validate_in(&self, scope: &str, global: &SessionPolicy) -> Result<(), PolicyError> {
+        let scope = scope.to_owned();
         let refuse = |key: PolicyKey, value: Secs, limit_key: PolicyKey, limit: Secs, own: bool| {
             let limit_scope = if own { scope.as_str() } else { GLOBAL_SCOPE };
             PolicyError::exceeds(&scope, key.name(), value, limit_scope, limit_key.name(), limit)

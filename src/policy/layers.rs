@@ -160,6 +160,11 @@ impl PolicyError {
         self.key
     }
 
+    /// A refusal of `key` with its own words (group rules).
+    pub(super) fn other(key: &'static str, message: String) -> Self {
+        PolicyError { key, message: message.into() }
+    }
+
     pub(super) fn not_positive(scope: &str, key: &'static str) -> Self {
         PolicyError { key, message: format!("{scope}{key} must be greater than 0").into() }
     }

@@ -15,6 +15,7 @@
 //! policies in force over time in `history.rs`; all re-exported here.
 
 mod deadline;
+mod groups;
 mod history;
 mod keys;
 mod layers;
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::duration::Secs;
 pub use deadline::*;
+pub use groups::*;
 pub use history::*;
 pub use keys::*;
 pub use layers::*;

@@ -93,11 +93,19 @@ async fn verify_live(state: &AppState, token: &str, now: UnixTime) -> Result<Acc
         return Err(BearerError::InvalidToken("the client this token was issued to no longer exists".into()));
     }
     let overrides = |client_id: &str| state.client_override(client_id);
+    let store_failure = |e: crate::store::StoreError| {
+        tracing::error!(error = %e, "store failure checking a bearer token");
+        BearerError::Internal
+    };
+    // SPEC 14: a user token is judged by the policy as its user's groups
+    // tighten it.
+    let history = if claims.fid.is_some() {
+        state.user_history(&claims.sub).await.map_err(store_failure)?
+    } else {
+        state.history()
+    };
     let live =
-        descends_from_live_family(&state.store, &state.history(), overrides, &claims, now).await.map_err(|e| {
-            tracing::error!(error = %e, "store failure checking a bearer token");
-            BearerError::Internal
-        })?;
+        descends_from_live_family(&state.store, &history, overrides, &claims, now).await.map_err(store_failure)?;
     if !live {
         return Err(BearerError::InvalidToken("the session of this token has ended or was revoked".into()));
     }

@@ -80,6 +80,9 @@ pub async fn redeem<S: Store>(grant: Grant<'_, S>) -> Result<TokenResponse, OAut
     let unknown = || invalid_grant("the authorization code is invalid or has expired");
     let record = store.code(&key).await.map_err(store_error)?.ok_or_else(unknown)?;
     let now = minter.now;
+    // SPEC 14: the user's groups tighten the policy of the new tokens.
+    let user_history = minter.history_for(&record.username).await;
+    let minter = &crate::oauth::tokens::Minter { history: &user_history, ..*minter };
     if record.redeemed_family.is_none() {
         check(&record, client, params, now)?;
         let session = store.session(&record.sid).await.map_err(store_error)?;

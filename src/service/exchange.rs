@@ -60,6 +60,10 @@ pub struct Exchange<'a> {
     pub retain: Secs,
     pub issuer: &'a str,
     pub history: &'a PolicyHistory,
+    /// The group policies and the users, so the subject's session is
+    /// judged as its user's groups tighten it (SPEC 14).
+    pub groups: &'a crate::policy::Groups,
+    pub users: &'a dyn crate::user::Directory,
     pub now: UnixTime,
 }
 
@@ -172,16 +176,22 @@ impl Exchange<'_> {
                     None => None,
                 };
                 let over = f.as_ref().and_then(|f| subject_client_override(&f.client_id));
+                let history = match &f {
+                    Some(f) => {
+                        crate::oauth::tokens::history_for(self.history, self.groups, self.users, &f.username).await
+                    }
+                    None => std::borrow::Cow::Borrowed(self.history),
+                };
                 let live = f
                     .as_ref()
-                    .is_some_and(|f| family::is_alive(self.history, f, session.as_ref(), over.as_ref(), self.now));
+                    .is_some_and(|f| family::is_alive(&history, f, session.as_ref(), over.as_ref(), self.now));
                 let Some(f) = f.filter(|_| live) else {
                     return Err(policy(
                         ErrorCode::InvalidGrant,
                         "subject_token: its session has ended or was revoked".to_owned(),
                     ));
                 };
-                let d = family::deadlines(self.history.current(), &f, over.as_ref());
+                let d = family::deadlines(history.current(), &f, over.as_ref());
                 d.idle.min(d.absolute)
             }
         };

@@ -16,7 +16,7 @@ use serde::Serialize;
 use super::error::{Result, ServiceError};
 use crate::clock::UnixTime;
 use crate::duration::Secs;
-use crate::policy::{ClientSessionOverride, IdleTimeout, PolicyKey, PolicySources, SessionPolicy, Source};
+use crate::policy::{ClientSessionOverride, GroupPolicy, IdleTimeout, PolicyKey, PolicySources, SessionPolicy, Source};
 use crate::service::AppState;
 use crate::session::family::{self, Family};
 use crate::store::Store;
@@ -26,7 +26,8 @@ use crate::store::Store;
 pub struct Decided {
     /// Seconds.
     pub value: u64,
-    /// `default`, `file`, `env`, `admin`, `client`, `remember_me` or `ceiling`.
+    /// `default`, `file`, `env`, `admin`, `group`, `client`, `remember_me` or
+    /// `ceiling`.
     pub rule: &'static str,
     pub reason: String,
 }
@@ -36,6 +37,9 @@ pub struct Explanation {
     pub client_id: Option<String>,
     pub username: Option<String>,
     pub remember_me: bool,
+    /// The user's groups (SPEC 14), when a user was named.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
     pub idle_timeout: Decided,
     pub max_lifetime: Decided,
     pub access_token_ttl: Decided,
@@ -90,11 +94,14 @@ fn decided(value: Secs, rule: &'static str, reason: String) -> Decided {
     Decided { value: value.as_secs(), rule, reason }
 }
 
-/// The rules behind `policy.limits(remember_me, client)`, pure.
+/// The rules behind `policy.tightened(strictest(groups)).limits(remember_me,
+/// client)`, pure: a group's or the client's value decides a key when it is
+/// the strictest (SPEC 14).
 pub fn explain_policy(
     policy: &SessionPolicy,
     sources: &PolicySources,
     remember_me: bool,
+    groups: &[(&str, &GroupPolicy)],
     client: Option<(&str, &ClientSessionOverride)>,
 ) -> (Decided, Decided, Decided, Decided) {
     let from = |key: PolicyKey| {
@@ -145,6 +152,23 @@ pub fn explain_policy(
             )
         }
     };
+    {
+        let by_group = |current: &mut Decided, pick: fn(&GroupPolicy) -> Option<Secs>, key: &str| {
+            let strictest = groups.iter().filter_map(|(n, g)| pick(g).map(|v| (*n, v))).min_by_key(|(_, v)| *v);
+            if let Some((name, v)) = strictest
+                && v.as_secs() < current.value
+            {
+                *current = decided(
+                    v,
+                    "group",
+                    format!("the user is in group {name}: session.groups.{name}.{key} ({v}) tightens it"),
+                );
+            }
+        };
+        by_group(&mut max, |g| g.max_lifetime, "max_lifetime");
+        by_group(&mut idle, |g| g.idle_timeout, "idle_timeout");
+        by_group(&mut ttl, |g| g.access_token_ttl, "access_token_ttl");
+    }
     if let Some((id, o)) = client {
         let tighter = |current: &mut Decided, own: Option<Secs>, key: &str| {
             if let Some(v) = own
@@ -197,19 +221,28 @@ pub async fn explain(
         }
         None => None,
     };
-    if let Some(u) = username
-        && state.any_user(u).await.map_err(|e| ServiceError::store("reading a user", e))?.is_none()
-    {
-        return Err(ServiceError::NotFound(format!("no user named {u:?}")));
-    }
+    let member_of = match username {
+        Some(u) => {
+            state
+                .any_user(u)
+                .await
+                .map_err(|e| ServiceError::store("reading a user", e))?
+                .ok_or_else(|| ServiceError::NotFound(format!("no user named {u:?}")))?
+                .groups
+        }
+        None => Vec::new(),
+    };
     let policy = state.policy();
+    let all_groups = state.groups();
+    let groups = all_groups.of(&member_of);
     let over = client.as_ref().and_then(|c| c.session.as_ref().map(|o| (c.id.as_str(), o)));
-    let (idle, max, ttl, grace) = explain_policy(&policy.0, &policy.1, remember_me, over);
+    let (idle, max, ttl, grace) = explain_policy(&policy.0, &policy.1, remember_me, &groups, over);
     let (max_sessions, on_session_limit) = explain_session_limit(&policy.0, &policy.1);
     Ok(Explanation {
         client_id: client_id.map(str::to_owned),
         username: username.map(str::to_owned),
         remember_me,
+        groups: member_of,
         idle_timeout: idle,
         max_lifetime: max,
         access_token_ttl: ttl,
@@ -254,15 +287,41 @@ impl Counts {
     }
 }
 
-/// What putting `proposed` in force now would do to the live sessions.
+/// What putting `proposed` in force now would do to the live sessions,
+/// each as its user's groups tighten it (SPEC 14).
 pub async fn preview(state: &AppState, proposed: &SessionPolicy, now: UnixTime) -> Result<Preview> {
+    let current = state.history().current().clone();
+    let groups = state.groups();
+    preview_by_member(state, now, |member_of| {
+        let g = crate::policy::strictest(groups.of(member_of).into_iter().map(|(_, g)| g));
+        (current.tightened(&g), proposed.tightened(&g))
+    })
+    .await
+}
+
+/// What a change would do to the live sessions, where `policies(groups)`
+/// gives the policy in force now and the proposed one for a member of
+/// `groups` (a group change: the same global policy, other group values).
+pub async fn preview_by_member(
+    state: &AppState,
+    now: UnixTime,
+    policies: impl Fn(&[String]) -> (SessionPolicy, SessionPolicy),
+) -> Result<Preview> {
     let store_err = |e| ServiceError::store("reading sessions for a preview", e);
-    let history = state.history();
-    let current = history.current().clone();
     let clients = state.clients.snapshot();
     let mut sessions = Counts::default();
     let mut by_client: BTreeMap<String, Counts> = BTreeMap::new();
+    // Each user's groups, read once per user.
+    let mut member_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for session in state.store.all_sessions().await.map_err(store_err)? {
+        if !member_of.contains_key(&session.username) {
+            let groups = state.any_user(&session.username).await.map_err(store_err)?.map(|u| u.groups);
+            member_of.insert(session.username.clone(), groups.unwrap_or_default());
+        }
+        let groups = member_of.get(&session.username).map(Vec::as_slice).unwrap_or_default();
+        let history = state.history_of_member(groups);
+        let (current, proposed) = policies(groups);
+        let proposed = &proposed;
         let families = state.store.session_families(&session.sid).await.map_err(store_err)?;
         // SPEC 3: a refresh of any family counts as activity of its session.
         let last_active = families.iter().map(Family::last_active).fold(session.last_active, UnixTime::max);
@@ -331,16 +390,31 @@ mod tests {
                 ..Default::default()
             }),
         ];
+        let minutes = |m: u64| Some(Secs::minutes(m));
+        let group_sets: [Vec<GroupPolicy>; 4] = [
+            vec![],
+            vec![GroupPolicy { idle_timeout: minutes(4), ..Default::default() }],
+            vec![
+                GroupPolicy { max_lifetime: minutes(50), access_token_ttl: minutes(3), ..Default::default() },
+                GroupPolicy { idle_timeout: minutes(20), max_lifetime: minutes(40), ..Default::default() },
+            ],
+            vec![GroupPolicy { access_token_ttl: minutes(1), ..Default::default() }],
+        ];
         for (file, admin) in layers {
             let (policy, sources) = resolved(file, admin);
-            for o in &overrides {
-                for remember_me in [false, true] {
-                    let limits = policy.limits(remember_me, o.as_ref());
-                    let (idle, max, ttl, _) =
-                        explain_policy(&policy, &sources, remember_me, o.as_ref().map(|o| ("k", o)));
-                    assert_eq!(idle.value, limits.idle_timeout.as_secs(), "idle {policy:?} {o:?} {remember_me}");
-                    assert_eq!(max.value, limits.max_lifetime.as_secs(), "max {policy:?} {o:?} {remember_me}");
-                    assert_eq!(ttl.value, limits.access_token_ttl.as_secs(), "ttl {policy:?} {o:?} {remember_me}");
+            for set in &group_sets {
+                let named: Vec<(&str, &GroupPolicy)> = set.iter().map(|g| ("g", g)).collect();
+                let tightened = policy.tightened(&crate::policy::strictest(set.iter()));
+                for o in &overrides {
+                    for remember_me in [false, true] {
+                        let limits = tightened.limits(remember_me, o.as_ref());
+                        let (idle, max, ttl, _) =
+                            explain_policy(&policy, &sources, remember_me, &named, o.as_ref().map(|o| ("k", o)));
+                        let case = format!("{policy:?} {set:?} {o:?} {remember_me}");
+                        assert_eq!(idle.value, limits.idle_timeout.as_secs(), "idle {case}");
+                        assert_eq!(max.value, limits.max_lifetime.as_secs(), "max {case}");
+                        assert_eq!(ttl.value, limits.access_token_ttl.as_secs(), "ttl {case}");
+                    }
                 }
             }
         }
@@ -352,18 +426,18 @@ mod tests {
             PolicyLayer { max_lifetime: Some(Secs::hours(8)), ..Default::default() },
             PolicyLayer { idle_timeout: Some(IdleTimeout::After(Secs::minutes(20))), ..Default::default() },
         );
-        let (idle, max, ttl, grace) = explain_policy(&policy, &sources, false, None);
+        let (idle, max, ttl, grace) = explain_policy(&policy, &sources, false, &[], None);
         assert_eq!((max.value, max.rule), (8 * 3600, "file"));
         assert_eq!((idle.value, idle.rule), (20 * 60, "admin"));
         assert_eq!(ttl.rule, "admin", "{}", ttl.reason);
         assert!(ttl.reason.contains("follows"), "{}", ttl.reason);
         assert_eq!(grace.rule, "default");
         let kubectl = ClientSessionOverride { max_lifetime: Some(Secs::hours(1)), ..Default::default() };
-        let (idle, max, _, _) = explain_policy(&policy, &sources, false, Some(("kubectl", &kubectl)));
+        let (idle, max, _, _) = explain_policy(&policy, &sources, false, &[], Some(("kubectl", &kubectl)));
         assert_eq!((max.value, max.rule), (3600, "client"));
         assert!(max.reason.contains("clients[kubectl].session.max_lifetime (1h)"), "{}", max.reason);
         assert_eq!((idle.value, idle.rule), (20 * 60, "admin"));
-        let (_, max, _, _) = explain_policy(&policy, &sources, true, None);
+        let (_, max, _, _) = explain_policy(&policy, &sources, true, &[], None);
         assert_eq!((max.value, max.rule), (20 * 86400, "remember_me"));
         let (policy, sources) = resolved(
             PolicyLayer {
@@ -373,7 +447,7 @@ mod tests {
             },
             PolicyLayer::default(),
         );
-        let (idle, max, _, _) = explain_policy(&policy, &sources, true, None);
+        let (idle, max, _, _) = explain_policy(&policy, &sources, true, &[], None);
         assert_eq!((max.value, max.rule), (10 * 86400, "remember_me"));
         assert_eq!(idle.rule, "remember_me");
         let _ = (policy, sources);
@@ -389,5 +463,27 @@ mod tests {
         assert_eq!((max.value, max.rule), (3, "file"));
         assert_eq!(max.reason, "session.max_sessions (3) from the config file");
         assert_eq!((mode.value, mode.rule), ("ask", "admin"));
+    }
+
+    #[test]
+    fn the_strictest_group_or_client_is_named() {
+        let (policy, sources) = resolved(PolicyLayer::default(), PolicyLayer::default());
+        let admins = GroupPolicy { idle_timeout: Some(Secs::minutes(10)), ..Default::default() };
+        let ops = GroupPolicy {
+            idle_timeout: Some(Secs::minutes(15)),
+            max_lifetime: Some(Secs::hours(2)),
+            ..Default::default()
+        };
+        let groups = [("admins", &admins), ("ops", &ops)];
+        let (idle, max, ttl, _) = explain_policy(&policy, &sources, false, &groups, None);
+        assert_eq!((idle.value, idle.rule), (600, "group"));
+        assert!(idle.reason.contains("session.groups.admins.idle_timeout (10m)"), "{}", idle.reason);
+        assert_eq!((max.value, max.rule), (7200, "group"));
+        assert!(max.reason.contains("group ops"), "{}", max.reason);
+        assert_eq!(ttl.value, 600, "never above the idle timeout");
+        let kubectl = ClientSessionOverride { idle_timeout: Some(Secs::minutes(5)), ..Default::default() };
+        let (idle, max, _, _) = explain_policy(&policy, &sources, false, &groups, Some(("kubectl", &kubectl)));
+        assert_eq!((idle.value, idle.rule), (300, "client"), "the client is stricter still");
+        assert_eq!(max.rule, "group");
     }
 }

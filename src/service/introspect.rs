@@ -38,7 +38,16 @@ pub async fn introspect(
         lookup::Found::Access(claims) if !state.holder_exists(&claims) => lookup::Found::Unknown,
         other => other,
     };
-    let history = state.history();
+    // SPEC 14: the holder's groups tighten the policy the token is judged by.
+    let subject = match &found {
+        lookup::Found::Access(claims) if claims.fid.is_some() => Some(claims.sub.as_str()),
+        lookup::Found::Refresh { family, .. } => Some(family.username.as_str()),
+        _ => None,
+    };
+    let history = match subject {
+        Some(username) => state.user_history(username).await.map_err(store_error)?,
+        None => state.history(),
+    };
     let overrides = |client_id: &str| state.client_override(client_id);
     lookup::introspect(&state.store, found, &state.issuer, &history, overrides, now).await.map_err(store_error)
 }

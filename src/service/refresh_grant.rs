@@ -81,7 +81,11 @@ pub async fn refresh<S: Store>(grant: Grant<'_, S>) -> Result<TokenResponse, OAu
         }
     };
     let now = minter.now;
-    let history = minter.history;
+    // SPEC 14: the user's groups tighten every policy; read here, before the
+    // store step, so membership changes apply at this check.
+    let user_history = minter.history_for(&stored.username).await;
+    let history: &crate::policy::PolicyHistory = &user_history;
+    let minter = &crate::oauth::tokens::Minter { history, ..*minter };
     let grace = history.current().refresh_reuse_grace;
     let client_override = client.session.as_ref();
     // Only a reuse kill uses the fallout: it is written in the same step.

@@ -153,7 +153,8 @@ pub async fn live_sessions(
     current_sid: Option<&str>,
     now: UnixTime,
 ) -> Result<Vec<SessionView>> {
-    let history = state.history();
+    // SPEC 14: the user's groups tighten the policy the sessions live by.
+    let history = state.user_history(username).await.map_err(|e| ServiceError::store("reading a user's groups", e))?;
     let mut sessions =
         state.store.user_sessions(username).await.map_err(|e| ServiceError::store("listing a user's sessions", e))?;
     sessions.retain(|s| s.revoked.is_none());

@@ -123,7 +123,7 @@ pub fn merge(mut layer: PolicyLayer, change: &PolicyChange, floor: Secs) -> Resu
 
 /// Refuse an admin value below `floor` for a key the floor binds (see
 /// `floored` in [`POLICY_KEYS`]).
-fn check_admin_floor(def: &PolicyKeyDef, value: PolicyValue, floor: Secs) -> Result<()> {
+pub(super) fn check_admin_floor(def: &PolicyKeyDef, value: PolicyValue, floor: Secs) -> Result<()> {
     let PolicyValue::Secs(v) = value else { return Ok(()) };
     if def.floored && v < floor {
         return Err(ServiceError::InvalidSetting {

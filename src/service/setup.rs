@@ -295,6 +295,7 @@ async fn create_administrator(
         name: None,
         permissions: vec![Permission::SystemAdminister.as_str().to_owned()],
         disabled: false,
+        groups: Vec::new(),
     };
     users::create(state, &actor, new, now).await
 }

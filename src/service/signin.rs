@@ -62,15 +62,14 @@ pub async fn live_session(
     else {
         return Ok(None);
     };
-    let user_exists =
-        state.user(&session.username).await.map_err(|e| ServiceError::internal("reading a user", e))?.is_some();
-    if !session.cookie_matches(secret) || !user_exists {
+    let user = state.user(&session.username).await.map_err(|e| ServiceError::internal("reading a user", e))?;
+    let Some(user) = user.filter(|_| session.cookie_matches(secret)) else {
         return Ok(None);
-    }
+    };
     // SPEC 3: a refresh of any family of the session is activity too; the
     // store records it on the session itself, so this is one read whatever
-    // the number of families.
-    Ok(session.is_live(&state.history(), &[], now).then_some(session))
+    // the number of families. SPEC 14: the user's groups tighten the policy.
+    Ok(session.is_live(&state.history_of_member(&user.groups), &[], now).then_some(session))
 }
 
 /// Store a code of `request` for `session`'s user (durable before the

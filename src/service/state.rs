@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::duration::Secs;
 use crate::oauth::client_auth::ClientRegistry;
 use crate::oauth::throttle::{AttemptThrottle, ThrottleRules};
-use crate::policy::{PolicyHistory, PolicyLayers, PolicySources, SessionPolicy};
+use crate::policy::{Groups, PolicyHistory, PolicyLayers, PolicySources, SessionPolicy};
 use crate::secret::{HashingPool, PasswordHashString, Secret};
 use crate::session::refresh_token::RefreshKey;
 use crate::store::key_store::KeyStore;
@@ -83,6 +83,8 @@ pub struct Inner {
     keys: RwLock<Arc<KeySet>>,
     policy: RwLock<Arc<(SessionPolicy, PolicySources)>>,
     history: RwLock<Arc<PolicyHistory>>,
+    /// The group policies in force (SPEC 14): the file's, admin-set over them.
+    groups: RwLock<Arc<Groups>>,
     /// Serialises changes of the session settings.
     pub settings_lock: tokio::sync::Mutex<()>,
     /// The backend chosen at start-up (`store` in the configuration).
@@ -210,6 +212,7 @@ impl AppState {
                 "generated a new signing key"
             );
         }
+        let groups = Groups::merge(&config.groups, &store.admin_groups().await?);
         let keep = retention(resolved.0.access_token_ttl());
         for kid in key_store.prune(now, keep).await? {
             tracing::info!(%kid, "retired signing key deleted: every token it signed has expired");
@@ -273,6 +276,7 @@ impl AppState {
             keys: RwLock::new(Arc::new(keys)),
             policy: RwLock::new(Arc::new(resolved)),
             history: RwLock::new(Arc::new(history)),
+            groups: RwLock::new(Arc::new(groups)),
             settings_lock: tokio::sync::Mutex::new(()),
             store,
             metrics,
@@ -329,6 +333,50 @@ impl AppState {
             Ok(mut h) => *h = Arc::new(history),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(history),
         }
+    }
+
+    /// The group policies in force.
+    pub fn groups(&self) -> Arc<Groups> {
+        match self.groups.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Put new group policies in force (after they were persisted).
+    pub fn set_groups(&self, groups: Groups) {
+        match self.groups.write() {
+            Ok(mut g) => *g = Arc::new(groups),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(groups),
+        }
+    }
+
+    /// The policies in force so far as `username` sees them: every one
+    /// tightened by the strictest values of the user's groups (SPEC 14), so
+    /// a group or membership change applies at the next check. Reads the
+    /// user only when some group exists and the user is not in the config:
+    /// one point read, never a scan.
+    pub async fn user_history(&self, username: &str) -> Result<Arc<PolicyHistory>, StoreError> {
+        if self.groups().0.is_empty() {
+            return Ok(self.history());
+        }
+        let member_of = match self.users.get(username) {
+            Some(u) => u.groups.clone(),
+            None => self.store.user(username).await?.map(|u| u.groups).unwrap_or_default(),
+        };
+        Ok(self.history_of_member(&member_of))
+    }
+
+    /// The policies in force as a member of the groups `member_of` sees
+    /// them (the user already read).
+    pub fn history_of_member(&self, member_of: &[String]) -> Arc<PolicyHistory> {
+        let history = self.history();
+        if member_of.is_empty() {
+            return history;
+        }
+        let groups = self.groups();
+        let strictest = crate::policy::strictest(groups.of(member_of).into_iter().map(|(_, g)| g));
+        history.for_groups(&strictest).map_or(history, Arc::new)
     }
 
     /// A user who may sign in: declared in the config (which wins), else
@@ -391,6 +439,7 @@ impl AppState {
             Some(h) => h,
             None => PolicyHistory::new(self.now(), resolved.0.clone()),
         };
+        let groups = Groups::merge(&self.config.groups, &self.store.admin_groups().await?);
         let mut clients = Vec::new();
         for stored in self.store.clients().await? {
             let id = stored.spec.id.clone();
@@ -405,6 +454,7 @@ impl AppState {
             }
         }
         self.set_policy(resolved, history);
+        self.set_groups(groups);
         self.clients.replace_runtime(clients);
         Ok(())
     }

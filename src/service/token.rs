@@ -67,12 +67,14 @@ pub async fn issue(
     let jkt = proof.map(|p| p.jkt.as_str());
     let keys = state.keys();
     let history = state.history();
+    let groups = state.groups();
     let minter = Minter {
         keys: &keys,
         clients: &state.clients,
         users: state,
         refresh_key: &state.refresh_key,
         history: &history,
+        groups: &groups,
         issuer: &state.issuer,
         now,
     };
@@ -168,8 +170,17 @@ async fn exchange(
     now: UnixTime,
     jkt: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
-    let exchange =
-        Exchange { keys, clients: &state.clients, retain: state.key_retention(), issuer: &state.issuer, history, now };
+    let groups = state.groups();
+    let exchange = Exchange {
+        keys,
+        clients: &state.clients,
+        retain: state.key_retention(),
+        issuer: &state.issuer,
+        history,
+        groups: &groups,
+        users: state,
+        now,
+    };
     let overrides = |client_id: &str| state.client_override(client_id);
     let claims = match exchange.decide(&state.store, client, overrides, params, jkt).await {
         Ok(claims) => claims,

@@ -39,6 +39,9 @@ pub struct UserView {
     /// `config` (read-only) or `admin`.
     pub source: String,
     pub created_at: Option<String>,
+    /// The groups whose session policy applies to the user (SPEC 14).
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 impl UserView {
@@ -51,6 +54,7 @@ impl UserView {
             disabled: user.disabled,
             source: source.to_owned(),
             created_at: user.created_at.map(UnixTime::to_rfc3339),
+            groups: user.groups.clone(),
         }
     }
 }
@@ -136,6 +140,31 @@ pub struct NewUser {
     pub permissions: Vec<String>,
     #[serde(default)]
     pub disabled: bool,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// A user's `groups` checked: `system:administer` sets them (a group
+/// decides how long sessions live), each a known group (SPEC 14); sorted,
+/// without repeats.
+pub fn groups_of(state: &AppState, actor: &Actor, username: &str, raw: &[String]) -> Result<Vec<String>> {
+    if !raw.is_empty() && !actor.administer {
+        return Err(ServiceError::Forbidden("setting groups needs the system:administer permission".into()));
+    }
+    let groups = crate::user::normalise_groups(raw).map_err(|m| ServiceError::Invalid(format!("groups: {m}")))?;
+    let known = state.groups();
+    if let Some(unknown) = groups.iter().find(|g| !known.contains(g)) {
+        let names: Vec<&str> = known.0.keys().map(String::as_str).collect();
+        return Err(ServiceError::InvalidSetting {
+            key: "groups",
+            message: format!(
+                "users[{username}].groups: {unknown:?} is not a group; a user's groups must be groups of the \
+                 session policy (known: {}) (field groups)",
+                if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+            ),
+        });
+    }
+    Ok(groups)
 }
 
 async fn password_hash(
@@ -201,6 +230,7 @@ pub async fn create(state: &AppState, actor: &Actor, new: NewUser, now: UnixTime
     check_email(&new.email)?;
     check_user_name(&new.name)?;
     let permissions = permissions_of(actor, &new.permissions)?;
+    let groups = groups_of(state, actor, &new.username, &new.groups)?;
     if state.clients.get(&new.username).is_some() {
         return Err(ServiceError::Conflict(format!(
             "username: {:?} is a client id; a user must never share a client's subject",
@@ -238,12 +268,16 @@ pub async fn create(state: &AppState, actor: &Actor, new: NewUser, now: UnixTime
         permissions,
         disabled: new.disabled,
         created_at: Some(now),
+        groups,
     };
     let view = UserView::of(&user, "admin");
     let event = AuditEvent::new(now, EventKind::UserCreated, actor.name.clone(), format!("user:{}", user.username))
-        .details(
-            serde_json::json!({ "email": user.email, "permissions": view.permissions, "disabled": user.disabled }),
-        );
+        .details(serde_json::json!({
+            "email": user.email,
+            "permissions": view.permissions,
+            "disabled": user.disabled,
+            "groups": user.groups,
+        }));
     state.store.write_user(&user.username, Some(&user), None, &NoFallout, &event).await.map_err(store_err)?;
     event.log();
     Ok(view)
@@ -297,6 +331,8 @@ pub struct UserPatch {
     pub password_hash: Option<String>,
     pub permissions: Option<Vec<String>>,
     pub disabled: Option<bool>,
+    /// The user's groups, replaced as a whole (SPEC 14).
+    pub groups: Option<Vec<String>>,
 }
 
 /// A stored user that `actor` may change: read, and checked, before the
@@ -325,6 +361,7 @@ pub async fn update(
     let was_disabled = user.disabled;
     // In the order of the fields' names, as the API reads them.
     let mut changed: Vec<String> = Vec::new();
+    let mut group_change: Option<(Vec<String>, Vec<String>)> = None;
     if let Some(disabled) = patch.disabled {
         user.disabled = disabled;
         changed.push("disabled".into());
@@ -333,6 +370,16 @@ pub async fn update(
         user.email = email;
         check_email(&user.email)?;
         changed.push("email".into());
+    }
+    if let Some(raw) = patch.groups {
+        if !actor.administer {
+            return Err(ServiceError::Forbidden("changing groups needs the system:administer permission".into()));
+        }
+        let groups = groups_of(state, actor, username, &raw)?;
+        if groups != user.groups {
+            changed.push("groups".into());
+            group_change = Some((std::mem::replace(&mut user.groups, groups.clone()), groups));
+        }
     }
     if let Some(name) = patch.name {
         user.name = name;
@@ -355,8 +402,11 @@ pub async fn update(
     }
     let disabling = user.disabled && !was_disabled;
     let kind = if disabling { EventKind::UserDisabled } else { EventKind::UserUpdated };
-    let mut event = AuditEvent::new(now, kind, actor.name.clone(), format!("user:{username}"))
-        .details(serde_json::json!({ "changed": changed }));
+    let mut details = serde_json::json!({ "changed": changed });
+    if let Some((old, new)) = group_change {
+        details["groups"] = serde_json::json!({ "old": old, "new": new });
+    }
+    let mut event = AuditEvent::new(now, kind, actor.name.clone(), format!("user:{username}")).details(details);
     // Disabling, or a new password (SPEC 14), ends every session of the
     // user in the same durable step as the change itself.
     let reason =

@@ -17,7 +17,7 @@ use crate::clock::UnixTime;
 use crate::logout::Delivery;
 use crate::oauth::client_spec::StoredClient;
 use crate::oauth::throttle::{ThrottleKey, ThrottleRules, ThrottleState};
-use crate::policy::{PolicyHistory, PolicyLayer};
+use crate::policy::{GroupPolicy, PolicyHistory, PolicyLayer};
 use crate::session::Revoked;
 use crate::session::code::AuthCode;
 use crate::session::family::{Family, RefreshDecision};
@@ -190,6 +190,18 @@ pub trait Store: Send + Sync + 'static {
         admin: Option<&PolicyLayer>,
         history: &PolicyHistory,
         event: Option<&AuditEvent>,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// The group policies set through the admin API (SPEC 14), by name;
+    /// empty when none are set.
+    fn admin_groups(&self) -> impl Future<Output = Result<std::collections::BTreeMap<String, GroupPolicy>>> + Send;
+
+    /// Replace the admin-set group policies and append `event`, in one
+    /// atomic, durable step (replicas reload them, as the policy).
+    fn set_admin_groups(
+        &self,
+        groups: &std::collections::BTreeMap<String, GroupPolicy>,
+        event: &AuditEvent,
     ) -> impl Future<Output = Result<()>> + Send;
 
     // --- Sessions, codes, families ---
@@ -647,6 +659,16 @@ impl Store for AnyStore {
         event: Option<&AuditEvent>,
     ) -> Result<()> {
         dispatch!(self, s => s.set_policy(admin, history, event).await)
+    }
+    async fn admin_groups(&self) -> Result<std::collections::BTreeMap<String, GroupPolicy>> {
+        dispatch!(self, s => s.admin_groups().await)
+    }
+    async fn set_admin_groups(
+        &self,
+        groups: &std::collections::BTreeMap<String, GroupPolicy>,
+        event: &AuditEvent,
+    ) -> Result<()> {
+        dispatch!(self, s => s.set_admin_groups(groups, event).await)
     }
     async fn put_session(&self, session: &UserSession, keep_until: UnixTime) -> Result<()> {
         dispatch!(self, s => s.put_session(session, keep_until).await)

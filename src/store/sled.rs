@@ -37,6 +37,8 @@ use crate::ssf::{QueuedSet, SignedSet, Stream};
 use crate::user::{StoredUser, User};
 
 const ADMIN_POLICY_KEY: &[u8] = b"admin_session_policy";
+/// The admin-set group policies (SPEC 14), one JSON object by name.
+const ADMIN_GROUPS_KEY: &[u8] = b"admin_group_policies";
 const POLICY_HISTORY_KEY: &[u8] = b"policy_history";
 /// Create `path` as a directory if needed and set its mode to `mode`
 /// (warning when an existing one was open to other users).
@@ -612,6 +614,30 @@ impl Store for SledStore {
                     None => {}
                 }
                 meta.insert(POLICY_HISTORY_KEY, history.as_slice())?;
+                tx_effects(audit, outbox, ssf_queue, &effects)
+            },
+        ))?;
+        self.commit.durable().await
+    }
+
+    async fn admin_groups(&self) -> Result<std::collections::BTreeMap<String, crate::policy::GroupPolicy>> {
+        match self.meta.get(ADMIN_GROUPS_KEY).map_err(io)? {
+            None => Ok(Default::default()),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| StoreError::Corrupt { what: "admin group policies".into(), message: e.to_string() }),
+        }
+    }
+
+    async fn set_admin_groups(
+        &self,
+        groups: &std::collections::BTreeMap<String, crate::policy::GroupPolicy>,
+        event: &AuditEvent,
+    ) -> Result<()> {
+        let bytes = serde_json::to_vec(groups).map_err(io)?;
+        let effects = Effects { events: vec![event.clone()], ..Effects::default() };
+        tx_result((&self.meta, &self.audit, &self.outbox, &self.ssf_queue).transaction(
+            |(meta, audit, outbox, ssf_queue)| {
+                meta.insert(ADMIN_GROUPS_KEY, bytes.as_slice())?;
                 tx_effects(audit, outbox, ssf_queue, &effects)
             },
         ))?;

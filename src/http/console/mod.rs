@@ -98,6 +98,8 @@ pub fn routes() -> Router<HttpState> {
         .route("/console/setup", get(setup::page).post(setup::create))
         .route("/console/settings", get(settings::settings).post(settings::settings_save))
         .route("/console/settings/reset", post(settings::settings_reset))
+        .route("/console/settings/groups", post(settings::group_save))
+        .route("/console/settings/groups/{name}/delete", post(settings::group_delete))
         .route("/console/users", get(users::users).post(users::user_create))
         .route("/console/users/{username}", get(users::user))
         .route("/console/users/{username}/{action}", post(users::user_action))

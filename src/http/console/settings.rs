@@ -14,7 +14,9 @@ use super::view::{Chrome, span};
 use crate::duration::Secs;
 use crate::http::form::Form;
 use crate::http::pages::PageError;
-use crate::policy::{POLICY_KEYS, PolicyKey, PolicyKeyDef, PolicySources, PolicyValue, SessionPolicy, Source};
+use crate::policy::{
+    GroupPolicy, POLICY_KEYS, PolicyKey, PolicyKeyDef, PolicySources, PolicyValue, SessionPolicy, Source,
+};
 use crate::service::settings::PolicyChange;
 use crate::service::{self, ServiceError};
 
@@ -131,6 +133,33 @@ pub struct SettingsPage {
     pub floor_source: &'static str,
     /// The keys of the policy table the console edits, in its order.
     pub groups: Vec<SettingsGroup>,
+    /// "Group policies" (SPEC 14): each group's values, by name.
+    pub group_policies: Vec<GroupRow>,
+}
+
+/// One group of the "Group policies" part: its values as people read them
+/// (`—`: the global value) and as the form takes them (minutes).
+pub struct GroupRow {
+    pub name: String,
+    pub idle: String,
+    pub max: String,
+    pub ttl: String,
+    pub sessions: String,
+    pub source: &'static str,
+}
+
+impl GroupRow {
+    fn of(v: &service::groups::GroupView) -> GroupRow {
+        let shown = |s: Option<u64>| s.map_or_else(|| "—".to_owned(), span);
+        GroupRow {
+            name: v.name.clone(),
+            idle: shown(v.idle_timeout),
+            max: shown(v.max_lifetime),
+            ttl: shown(v.access_token_ttl),
+            sessions: v.max_sessions.map_or_else(|| "—".to_owned(), |n| n.to_string()),
+            source: v.source,
+        }
+    }
 }
 
 const PRESETS: [(u64, &str); 5] =
@@ -336,6 +365,7 @@ async fn settings_page(
         floor: span(p.admin_floor.as_secs()),
         floor_source: source_name(sources.of(PolicyKey::AdminFloor)),
         groups,
+        group_policies: service::groups::list(state).iter().map(GroupRow::of).collect(),
     }
 }
 
@@ -567,5 +597,130 @@ pub async fn settings_reset(
             see_other("/console/settings")
         }
         Err(e) => failed(&viewer, e, "/console/settings").await,
+    })
+}
+
+// ---- Group policies (SPEC 14) ----
+
+/// The group form: `name`, then `idle_minutes`, `max_minutes`,
+/// `ttl_minutes` and `max_sessions`, each empty for the global value.
+fn group_form(form: &Form) -> Result<(String, GroupPolicy), String> {
+    let name = form.text("name").trim().to_owned();
+    let minutes = |field: &str, label: &str| -> Result<Option<Secs>, String> {
+        let raw = form.text(field);
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        whole(raw).map(|m| Some(Secs::minutes(m))).ok_or_else(|| format!("{label} must be whole minutes, not {raw:?}"))
+    };
+    let sessions = form.text("max_sessions");
+    let sessions = sessions.trim();
+    let max_sessions = if sessions.is_empty() {
+        None
+    } else {
+        Some(sessions.parse::<u32>().map_err(|_| format!("Most sessions must be a whole number, not {sessions:?}"))?)
+    };
+    Ok((
+        name,
+        GroupPolicy {
+            idle_timeout: minutes("idle_minutes", "Idle timeout")?,
+            max_lifetime: minutes("max_minutes", "Maximum duration")?,
+            access_token_ttl: minutes("ttl_minutes", "Access token lifetime")?,
+            max_sessions,
+        },
+    ))
+}
+
+/// `POST /console/settings/groups`: add or change a group; before a change
+/// that ends or shortens live sessions, show the preview and ask to confirm.
+pub async fn group_save(
+    State(state): State<ConsoleState>,
+    CsrfForm { viewer, form, .. }: CsrfForm<Administer>,
+) -> Result<Response, PageError> {
+    let back = "/console/settings#group-policies";
+    let (name, g) = match group_form(&form) {
+        Ok(v) => v,
+        Err(message) => {
+            let page =
+                settings_page(&state, &viewer, None, Some(format!("Nothing was saved: {message}.")), Vec::new()).await;
+            return Ok(render(StatusCode::BAD_REQUEST, page));
+        }
+    };
+    let now = state.now();
+    let preview = match service::groups::preview(&state, &name, Some(&g), now).await {
+        Ok(p) => p,
+        Err(e) => {
+            let page = settings_page(
+                &state,
+                &viewer,
+                None,
+                Some(format!("Nothing was saved: {}", message_of(&e))),
+                Vec::new(),
+            )
+            .await;
+            return Ok(render(status_of_group(&e), page));
+        }
+    };
+    if !form.confirmed() && (preview.sessions_ending_now > 0 || preview.sessions_shortened > 0) {
+        let c = Confirm {
+            heading: "Apply to live sessions?",
+            message: format!("This change of group {name} ends or shortens sessions of its members that are live now."),
+            details: preview_lines(&preview),
+            action: "/console/settings/groups".into(),
+            confirm_label: "Save and apply",
+            cancel_href: back.into(),
+        };
+        return Ok(confirm(&viewer, &form, c).await);
+    }
+    Ok(match service::groups::put(&state, &actor(&viewer), &name, g, now).await {
+        Ok(_) => {
+            viewer.flash(format!("Group {name} saved; it applies to its members' sessions at their next check.")).await;
+            see_other(back)
+        }
+        Err(e) => failed(&viewer, e, back).await,
+    })
+}
+
+fn status_of_group(e: &ServiceError) -> StatusCode {
+    match e {
+        ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
+        ServiceError::Conflict(_) => StatusCode::CONFLICT,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// `POST /console/settings/groups/{name}/delete`: after showing what it
+/// does to live sessions.
+pub async fn group_delete(
+    State(state): State<ConsoleState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    CsrfForm { viewer, form, .. }: CsrfForm<Administer>,
+) -> Result<Response, PageError> {
+    let back = "/console/settings#group-policies";
+    let now = state.now();
+    if !form.confirmed() {
+        let details = match service::groups::preview(&state, &name, None, now).await {
+            Ok(p) => preview_lines(&p),
+            Err(e) => vec![message_of(&e)],
+        };
+        let c = Confirm {
+            heading: "Delete this group policy?",
+            message: format!(
+                "The values of group {name} set here are dropped; its members follow the config file's group, or the global policy."
+            ),
+            details,
+            action: format!("/console/settings/groups/{}/delete", super::page::enc(&name)),
+            confirm_label: "Delete",
+            cancel_href: back.into(),
+        };
+        return Ok(confirm(&viewer, &form, c).await);
+    }
+    Ok(match service::groups::delete(&state, &actor(&viewer), &name, now).await {
+        Ok(_) => {
+            viewer.flash(format!("Group policy {name} deleted.")).await;
+            see_other(back)
+        }
+        Err(e) => failed(&viewer, e, back).await,
     })
 }

@@ -42,10 +42,18 @@ pub struct UserPage {
     pub can_set_permissions: bool,
     pub has_administer: bool,
     pub has_users_edit: bool,
+    /// Every group of the session policy, and whether the user is in it.
+    pub all_groups: Vec<GroupCheck>,
     pub sessions: Vec<SessionRow>,
     pub sessions_caption: &'static str,
     /// Sessions that ended in the last 30 days, with why (SPEC 14).
     pub ended: Vec<EndedRow>,
+}
+
+/// One checkbox of the user page's "Groups" form.
+pub struct GroupCheck {
+    pub name: String,
+    pub member: bool,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -108,6 +116,7 @@ pub async fn user_create(
         name: None,
         permissions: form.all("permissions"),
         disabled: false,
+        groups: form.all("groups"),
     };
     Ok(match service::users::create(&state, &actor(&viewer), new, state.now()).await {
         Ok(user) => {
@@ -143,6 +152,12 @@ async fn user_page(state: &ConsoleState, viewer: &Viewer, username: &str, error:
         can_set_permissions: viewer.has(Permission::SystemAdminister),
         has_administer: has(Permission::SystemAdminister),
         has_users_edit: has(Permission::UsersEdit),
+        all_groups: state
+            .groups()
+            .0
+            .keys()
+            .map(|g| GroupCheck { name: g.clone(), member: user.groups.contains(g) })
+            .collect(),
         sessions: rows,
         sessions_caption: "Live sessions",
         ended,
@@ -193,6 +208,10 @@ pub async fn user_action(
         "password" => {
             patch.password = Some(form.get("password").unwrap_or_default().to_owned());
             format!("The password of {username} was reset, and every session of theirs was signed out.")
+        }
+        "groups" => {
+            patch.groups = Some(form.all("groups"));
+            format!("The groups of {username} were saved; their session policy applies at each session's next check.")
         }
         "permissions" => {
             patch.permissions = Some(form.all("permissions"));

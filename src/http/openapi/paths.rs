@@ -12,14 +12,15 @@ use super::responses::{
 };
 use super::schemas::{
     AuthorizationRequest, BearerError, ClientList, ClientSecret, ClientSettings, ClientView, ClientWithSecret,
-    DiscoveryMetadata, Introspection, Jwks, KeyList, LoginForm, LogoutRequest, PasswordChange, SessionLimitForm,
-    SessionList, Settings, SettingsUpdate, SsfConfiguration, SsfPollRequest, SsfPollResponse, SsfStatus, SsfStream,
-    SsfStreamRequest, SsfVerifyRequest, Status, TokenForm, TokenRequest, Unavailable, UserPatch, UserSessionList,
-    Userinfo, UserinfoForm,
+    DiscoveryMetadata, GroupList, GroupPreviewRequest, GroupUpdate, Introspection, Jwks, KeyList, LoginForm,
+    LogoutRequest, PasswordChange, SessionLimitForm, SessionList, Settings, SettingsUpdate, SsfConfiguration,
+    SsfPollRequest, SsfPollResponse, SsfStatus, SsfStream, SsfStreamRequest, SsfVerifyRequest, Status, TokenForm,
+    TokenRequest, Unavailable, UserPatch, UserSessionList, Userinfo, UserinfoForm,
 };
 use crate::oauth::tokens::TokenResponse;
 use crate::service::audit::AuditPage;
 use crate::service::explain::{Explanation, Preview};
+use crate::service::groups::GroupView;
 use crate::service::users::{NewUser, UserPage, UserView};
 
 // ---- discovery ----
@@ -570,6 +571,91 @@ fn explain_session_settings() {}
         (status = 500, response = ApiServerError),
     ))]
 fn preview_session_settings() {}
+
+// ---- admin: group policies (SPEC 14) ----
+
+/// Every group policy: each group's values and where it comes from
+///
+/// Needs `system:administer`. `source` is `file` (`[session.groups.NAME]`) or `admin` (set through
+/// this API, kept in the store; it replaces the file's group of the same name).
+#[utoipa::path(get, path = "/admin/settings/session/groups", tag = "admin", operation_id = "listGroupPolicies",
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "The groups, by name.", body = GroupList),
+        (status = 401, response = ApiUnauthorized),
+        (status = 403, response = ApiForbidden),
+    ))]
+fn list_group_policies() {}
+
+/// One group policy
+///
+/// Needs `system:administer`.
+#[utoipa::path(get, path = "/admin/settings/session/groups/{name}", tag = "admin", operation_id = "getGroupPolicy",
+    params(("name" = String, Path, description = "The group.")),
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "The group.", body = GroupView),
+        (status = 401, response = ApiUnauthorized),
+        (status = 403, response = ApiForbidden),
+        (status = 404, response = ApiNotFound),
+    ))]
+fn get_group_policy() {}
+
+/// Set a group policy (create or replace its values)
+///
+/// Needs `system:administer`. A value may only tighten the global policy (`400 invalid_setting`
+/// naming the group, the key and the rule, like a loosening client override), and a duration must
+/// be at least `session.admin_floor`. The change is persisted and audited (`settings_changed`,
+/// target `session.groups.NAME`) before the answer, and applies to the members' live sessions at
+/// their next check.
+#[utoipa::path(put, path = "/admin/settings/session/groups/{name}", tag = "admin", operation_id = "putGroupPolicy",
+    params(("name" = String, Path, description = "The group: 1 to 64 letters, digits, `-`, `_` or `.`.")),
+    request_body(content = GroupUpdate),
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "The group as set.", body = GroupView),
+        (status = 400, response = ApiBadRequest),
+        (status = 401, response = ApiUnauthorized),
+        (status = 403, response = ApiForbidden),
+        (status = 500, response = ApiServerError),
+    ))]
+fn put_group_policy() {}
+
+/// Delete a group policy set through the admin API
+///
+/// Needs `system:administer`. `204` when the group is gone; `200` with the config file's group of
+/// the same name, which applies again. `409` for a group that only the config file sets, or while
+/// users are still in a group only the admin API sets (the message names them).
+#[utoipa::path(delete, path = "/admin/settings/session/groups/{name}", tag = "admin", operation_id = "deleteGroupPolicy",
+    params(("name" = String, Path, description = "The group.")),
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "The config file's group, in force again.", body = GroupView),
+        (status = 204, description = "Deleted."),
+        (status = 401, response = ApiUnauthorized),
+        (status = 403, response = ApiForbidden),
+        (status = 404, response = ApiNotFound),
+        (status = 409, response = ApiConflict),
+        (status = 500, response = ApiServerError),
+    ))]
+fn delete_group_policy() {}
+
+/// What setting (or deleting) a group policy would do to its members' live sessions; nothing changes
+///
+/// Needs `system:administer`. The body a `PUT` takes, refused as a `PUT` refuses it, or
+/// `{"delete": true}`. Counted as `POST /admin/settings/session/preview` counts.
+#[utoipa::path(post, path = "/admin/settings/session/groups/{name}/preview", tag = "admin", operation_id = "previewGroupPolicy",
+    params(("name" = String, Path, description = "The group.")),
+    request_body(content = GroupPreviewRequest),
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 200, description = "The counts of sessions ending now, shortened, unchanged and extended.", body = Preview),
+        (status = 400, response = ApiBadRequest),
+        (status = 401, response = ApiUnauthorized),
+        (status = 403, response = ApiForbidden),
+        (status = 500, response = ApiServerError),
+    ))]
+fn preview_group_policy() {}
 
 // ---- admin: users ----
 

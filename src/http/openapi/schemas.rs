@@ -376,6 +376,40 @@ pub struct SettingsUpdate {
     pub on_session_limit: Option<String>,
 }
 
+/// A group policy (SPEC 14) as `PUT /admin/settings/session/groups/{name}`
+/// takes it: each key optional (left out or `null`: the global value). A
+/// value may only tighten the global policy, and a duration is at least
+/// `session.admin_floor`.
+#[derive(ToSchema)]
+pub struct GroupUpdate {
+    /// Seconds, greater than 0.
+    pub idle_timeout: Option<u64>,
+    /// Seconds, greater than 0.
+    pub max_lifetime: Option<u64>,
+    /// Seconds, greater than 0.
+    pub access_token_ttl: Option<u64>,
+    /// At least 1; at most `session.max_sessions` when that is set.
+    pub max_sessions: Option<u32>,
+}
+
+/// A group preview body: a [`GroupUpdate`], or `{"delete": true}` to
+/// preview deleting the group.
+#[derive(ToSchema)]
+pub struct GroupPreviewRequest {
+    pub idle_timeout: Option<u64>,
+    pub max_lifetime: Option<u64>,
+    pub access_token_ttl: Option<u64>,
+    pub max_sessions: Option<u32>,
+    /// `true` alone: what deleting the group would do.
+    pub delete: Option<bool>,
+}
+
+/// `GET /admin/settings/session/groups`.
+#[derive(ToSchema)]
+pub struct GroupList {
+    pub groups: Vec<crate::service::groups::GroupView>,
+}
+
 /// The fields of `PATCH /admin/users/{username}`; each is optional and only
 /// those given change. Disabling, or a new password, revokes every session
 /// in the same write.
@@ -389,6 +423,9 @@ pub struct UserPatch {
     /// `system:administer` and/or `users:edit`; needs `system:administer`.
     pub permissions: Option<Vec<String>>,
     pub disabled: Option<bool>,
+    /// The user's groups (SPEC 14), replaced as a whole; each a group of
+    /// the session policy; needs `system:administer`.
+    pub groups: Option<Vec<String>>,
 }
 
 /// The body of `POST /account/password` (JSON or a form; unknown fields are

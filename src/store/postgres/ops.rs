@@ -31,6 +31,8 @@ use crate::user::{StoredUser, User};
 
 const ADMIN_POLICY: &str = "admin_session_policy";
 const POLICY_HISTORY: &str = "policy_history";
+/// The admin-set group policies (SPEC 14), one JSON object by name.
+const ADMIN_GROUPS: &str = "admin_group_policies";
 /// At most this many expired rows are deleted per statement.
 const SWEEP_BATCH: i64 = 512;
 
@@ -384,6 +386,34 @@ impl Store for PgStore {
                     tx_audit(tx, event).await?;
                 }
                 // Replicas reload the policy (issue #9).
+                super::coord::tx_bump_epoch(tx).await?;
+                Ok(())
+            })
+        })
+        .await?;
+        self.notify_change().await;
+        Ok(())
+    }
+
+    async fn admin_groups(&self) -> Result<std::collections::BTreeMap<String, crate::policy::GroupPolicy>> {
+        match self.setting(ADMIN_GROUPS).await? {
+            None => Ok(Default::default()),
+            Some(body) => decode("admin group policies", body),
+        }
+    }
+
+    async fn set_admin_groups(
+        &self,
+        groups: &std::collections::BTreeMap<String, crate::policy::GroupPolicy>,
+        event: &AuditEvent,
+    ) -> Result<()> {
+        let body = json(groups)?;
+        let body = &body;
+        self.transaction("group policy change", |tx, _| {
+            Box::pin(async move {
+                tx_put_setting(tx, ADMIN_GROUPS, body).await?;
+                tx_audit(tx, event).await?;
+                // Replicas reload the groups with the policy (issue #9).
                 super::coord::tx_bump_epoch(tx).await?;
                 Ok(())
             })
