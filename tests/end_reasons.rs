@@ -157,7 +157,7 @@ pub async fn endings_are_named_and_listed(server: &Server) {
     let spent = tablet.refresh();
     let next = refreshed(server, &spent).await;
     let body = ended(server, &spent, "reuse_detected").await;
-    assert!(body["error_description"].as_str().unwrap().contains("used twice"), "{body}");
+    assert!(body["error_description"].as_str().unwrap().contains("already used"), "{body}");
     ended(server, &next, "reuse_detected").await;
 
     // A disabled (stored) user.
