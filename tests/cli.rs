@@ -291,7 +291,7 @@ async fn sessions_are_listed_and_revoked_one_or_all() {
         let sessions = v["sessions"].as_array().unwrap().iter().filter(|s| s["ended"] == false);
         sessions.map(|s| s["sid"].as_str().unwrap().to_owned()).collect()
     };
-    assert_eq!(live(&left), [second.clone()]);
+    assert_eq!(live(&left), vec![second.to_string()]);
     // SPEC 14: the ended one is listed after the live ones, with why.
     assert_eq!(left["sessions"][1]["sid"], first.as_str());
     assert_eq!(left["sessions"][1]["end_reason"], "revoked");
