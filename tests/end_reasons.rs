@@ -6,13 +6,14 @@
 //! `ended_at`: for a timeout the deadline, `end_reason`); the audit events
 //! of an ending carry `end_reason`. Timeouts run on the manual clock
 //! (tests/support/manual.rs); the rest against the real binary, on sled
-//! here and on PostgreSQL in `postgres.rs`. (`credentials_changed` and
+//! here and on PostgreSQL in `postgres.rs`; a deleted client's families are
+//! audited as `client_deleted`. (`credentials_changed` and
 //! `session_limit` are the password and session-limit flows' own; their
 //! mapping is a unit test of `session::end`.)
 
 use serde_json::{Value, json};
 
-use crate::support::kit::{self, ROOT_AUTOMATION, Tokens, call, root_token, user, web_client};
+use crate::support::kit::{self, ROOT_AUTOMATION, Tokens, WEB_REDIRECT, call, root_token, user, web_client};
 use crate::support::manual::ManualServer;
 use crate::support::{Server, config_with};
 
@@ -157,7 +158,7 @@ pub async fn endings_are_named_and_listed(server: &Server) {
     let spent = tablet.refresh();
     let next = refreshed(server, &spent).await;
     let body = ended(server, &spent, "reuse_detected").await;
-    assert!(body["error_description"].as_str().unwrap().contains("used twice"), "{body}");
+    assert!(body["error_description"].as_str().unwrap().contains("already used"), "{body}");
     ended(server, &next, "reuse_detected").await;
 
     // A disabled (stored) user.
@@ -171,6 +172,20 @@ pub async fn endings_are_named_and_listed(server: &Server) {
     let body = ended(server, &daves.refresh(), "user_disabled").await;
     assert_eq!(body["error_description"], "the session ended because the account was disabled");
     assert_eq!(introspection(server, &daves.refresh()).await, json!({ "active": false }));
+
+    // A deleted client: its families end with it (its refresh tokens then
+    // fail client authentication first, so the audit event says why).
+    let app = json!({
+        "id": "reports-app",
+        "grant_types": ["authorization_code", "refresh_token"],
+        "redirect_uris": [WEB_REDIRECT],
+    });
+    let (status, body) = call(server, "POST", "/admin/clients", Some(&root), Some(app)).await;
+    assert_eq!(status, 201, "{body}");
+    let secret = body["client_secret"].as_str().unwrap().to_owned();
+    let client = ("reports-app", secret.as_str());
+    kit::sign_in_without_pkce(server, client, "bob", "bob-password", "openid", false).await.refresh();
+    assert_eq!(call(server, "DELETE", "/admin/clients/reports-app", Some(&root), None).await.0, 204);
 
     // The admin listing: the live one first, then the ended ones, the
     // latest end first, each with why and when.
@@ -220,6 +235,8 @@ pub async fn endings_are_named_and_listed(server: &Server) {
         "{audit}"
     );
     assert!(events.iter().any(|e| e["kind"] == "user_disabled" && e["end_reason"] == "user_disabled"), "{audit}");
+    let deleted = |e: &&Value| e["kind"] == "family_revoked" && e["reason"] == "client_deleted";
+    assert_eq!(events.iter().find(deleted).map(|e| e["end_reason"].clone()), Some(json!("client_deleted")), "{audit}");
     // Others live on.
     refreshed(server, &watcher.refresh()).await;
 }

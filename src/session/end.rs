@@ -124,7 +124,7 @@ impl Ended {
             (EndReason::SignedOut, _) => "the session ended because the user signed out".to_owned(),
             (EndReason::Revoked, _) => "the session was revoked".to_owned(),
             (EndReason::ReuseDetected, _) => {
-                "the session was ended because a refresh token was used twice (possible theft)".to_owned()
+                "the session was ended because its refresh token was already used (possible theft)".to_owned()
             }
             (EndReason::UserDisabled, _) => "the session ended because the account was disabled".to_owned(),
             (EndReason::CredentialsChanged, _) => {
