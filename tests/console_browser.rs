@@ -375,7 +375,7 @@ async fn screenshots() {
         }
     };
     sign_in(&browser, &server, "/console/settings", "root", "root-password").await;
-    shoot("settings", 1950).await;
+    shoot("settings", 2150).await;
     choose(&browser, "Idle timeout", Some("Sign-in sessions"), "Custom").await;
     fill_labelled(&browser, "Custom idle timeout (minutes)", Some("Sign-in sessions"), "10").await;
     press(&browser, "Save changes").await;

@@ -108,8 +108,28 @@ fn authorize_query_to(redirect_uri: &str, challenge: &str) -> Vec<(&'static str,
 
 #[tokio::test]
 async fn end_oldest_ends_the_least_recently_active_session_with_its_logout() {
+    end_oldest_on(&[]).await;
+}
+
+/// The same against a PostgreSQL store (the step is `start_session` there).
+#[tokio::test]
+async fn end_oldest_ends_the_least_recently_active_session_on_postgres() {
+    let Some(db) = crate::support::postgres::database().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = tenure()
+        .arg("migrate")
+        .current_dir(dir.path())
+        .env("TENURE_STORE", "postgres")
+        .env("TENURE_DATABASE_URL", &db.url)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    end_oldest_on(&[("TENURE_STORE", "postgres"), ("TENURE_DATABASE_URL", db.url.as_str())]).await;
+}
+
+async fn end_oldest_on(env: &[(&str, &str)]) {
     let rp = LogoutReceiver::start().await;
-    let server = Server::start(&config(Some(&rp.uri), "max_sessions = 2"), &[]);
+    let server = Server::start(&config(Some(&rp.uri), "max_sessions = 2"), env);
     let first = sign_in(&server, "alice", "alice-password", "openid").await;
     let second = sign_in(&server, "alice", "alice-password", "openid").await;
     // The first is the least recently active: the third sign-in ends it.

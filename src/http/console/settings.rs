@@ -450,13 +450,16 @@ fn settings_changes(p: &SessionPolicy, form: &Form) -> Result<PolicyChange, Vec<
                 Ok(s) => Ok((s != shown).then(|| PolicyValue::Secs(Secs::new(s)))),
                 Err(_) => Err(format!("{}: a whole number of seconds, 0 or more", def.label)),
             },
-            ConsoleInput::Count { name, .. } => match form.text(name).parse::<u64>() {
-                Ok(n) => Ok((n != shown).then(|| PolicyValue::Count(i64::try_from(n).unwrap_or(i64::MAX)))),
-                Err(_) => Err(format!("{}: a whole number of sessions, 0 or more (0 = no limit)", def.label)),
+            // A form without the control (an older page) changes nothing.
+            ConsoleInput::Count { name, .. } => match form.get(name).map(|raw| raw.trim().parse::<u64>()) {
+                None => Ok(None),
+                Some(Ok(n)) => Ok((n != shown).then(|| PolicyValue::Count(i64::try_from(n).unwrap_or(i64::MAX)))),
+                Some(Err(_)) => Err(format!("{}: a whole number of sessions, 0 or more (0 = no limit)", def.label)),
             },
-            ConsoleInput::Choice { name, .. } => match form.text(name).parse() {
-                Ok(mode) => Ok((PolicyValue::Mode(mode) != current).then_some(PolicyValue::Mode(mode))),
-                Err(e) => Err(format!("{}: {e}", def.label)),
+            ConsoleInput::Choice { name, .. } => match form.get(name).map(str::parse) {
+                None => Ok(None),
+                Some(Ok(mode)) => Ok((PolicyValue::Mode(mode) != current).then_some(PolicyValue::Mode(mode))),
+                Some(Err(e)) => Err(format!("{}: {e}", def.label)),
             },
         };
         match typed {
