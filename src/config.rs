@@ -490,7 +490,7 @@ impl Config {
         let (policy, _) = policy_layers.resolve()?;
         // SPEC 14: a group may only tighten the global policy.
         for (name, g) in &groups {
-            g.validate(name, &policy, GLOBAL_MAX_SESSIONS_UNSET)?;
+            g.validate(name, &policy, u32::try_from(policy.max_sessions).unwrap_or(u32::MAX))?;
         }
         let server = build_server_limits(file.server, env)?;
         let feed_push_targets = match env.get("TENURE_FEED_ALLOWED_PRIVATE_NETWORKS") {
@@ -808,11 +808,6 @@ fn build_users(entries: Vec<UserEntry>, warnings: &mut Vec<String>) -> Result<Ve
     }
     Ok(users)
 }
-
-/// `session.max_sessions` before the session limit's key is read here: no
-/// limit, so a group's limit is checked only for being at least 1.
-// TODO(E4 merge): pass the global `session.max_sessions` instead.
-const GLOBAL_MAX_SESSIONS_UNSET: u32 = 0;
 
 /// Split the `[session]` table into the policy keys (one layer) and the
 /// groups of `[session.groups.NAME]`, each name checked.

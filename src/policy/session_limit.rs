@@ -12,7 +12,6 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::SessionPolicy;
-use crate::user::User;
 
 /// What a sign-in does when its user already has `max_sessions` live
 /// sessions.
@@ -66,12 +65,17 @@ pub struct SessionLimit {
 }
 
 impl SessionPolicy {
-    /// The session limit for `user`, `None` when there is none (`0`). The
-    /// one function of (policy, user): a per-group `max_sessions` folds in
-    /// here, the strictest of all winning.
-    pub fn session_limit(&self, user: &User) -> Option<SessionLimit> {
-        let _ = user;
-        (self.max_sessions > 0).then_some(SessionLimit { max: self.max_sessions, on_limit: self.on_session_limit })
+    /// The session limit of a user in the groups `member_of`, `None` when
+    /// there is none: the strictest of `session.max_sessions` (`0` is no
+    /// limit) and the `max_sessions` of those groups (SPEC 14).
+    pub fn session_limit(&self, member_of: &[String], groups: &super::Groups) -> Option<SessionLimit> {
+        let global = (self.max_sessions > 0).then_some(self.max_sessions);
+        let group = groups.max_sessions(member_of).map(u64::from);
+        let max = match (global, group) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }?;
+        Some(SessionLimit { max, on_limit: self.on_session_limit })
     }
 }
 
@@ -85,5 +89,28 @@ mod tests {
         assert_eq!("end_oldest".parse::<OnSessionLimit>(), Ok(OnSessionLimit::EndOldest));
         let err = "newest".parse::<OnSessionLimit>().expect_err("unknown");
         assert_eq!(err.to_string(), "session.on_session_limit must be one of end_oldest, ask; not \"newest\"");
+    }
+
+    #[test]
+    fn the_strictest_of_the_global_limit_and_the_groups_wins() {
+        use crate::policy::{GroupPolicy, GroupSource, Groups};
+        let group = |n| (GroupPolicy { max_sessions: Some(n), ..Default::default() }, GroupSource::File);
+        let groups = Groups([("admins".to_owned(), group(2)), ("ops".to_owned(), group(3))].into_iter().collect());
+        let member = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let mut policy = SessionPolicy::default();
+        assert_eq!(policy.session_limit(&member(&[]), &groups), None, "no limit anywhere");
+        assert_eq!(policy.session_limit(&member(&["ops"]), &groups).map(|l| l.max), Some(3), "the group's alone");
+        assert_eq!(policy.session_limit(&member(&["ops", "admins"]), &groups).map(|l| l.max), Some(2));
+        policy.max_sessions = 5;
+        policy.on_session_limit = OnSessionLimit::Ask;
+        assert_eq!(policy.session_limit(&member(&[]), &groups).map(|l| l.max), Some(5), "the global one");
+        let limit = policy.session_limit(&member(&["admins"]), &groups).expect("a limit");
+        assert_eq!((limit.max, limit.on_limit), (2, OnSessionLimit::Ask), "the group is stricter; the mode is global");
+        policy.max_sessions = 1;
+        assert_eq!(
+            policy.session_limit(&member(&["admins"]), &groups).map(|l| l.max),
+            Some(1),
+            "the global is stricter"
+        );
     }
 }

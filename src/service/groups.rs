@@ -95,9 +95,8 @@ pub fn check(state: &AppState, name: &str, g: &GroupPolicy) -> Result<()> {
 }
 
 /// `session.max_sessions` in force (0: no limit).
-// TODO(E4 merge): the global session limit once the key exists.
-fn global_max_sessions(_state: &AppState) -> u32 {
-    0
+fn global_max_sessions(state: &AppState) -> u32 {
+    u32::try_from(state.policy().0.max_sessions).unwrap_or(u32::MAX)
 }
 
 /// The groups in force if the admin-set ones were `admin`.

@@ -231,7 +231,7 @@ async fn start_session(
         UserSession::start(username, remember_me, start.user_agent.clone(), Some(remote.to_owned()), now)
             .map_err(|_| ServiceError::internal("starting a user session", "no randomness"))?;
     let history = state.history();
-    match history.current().session_limit(user) {
+    match history.current().session_limit(&user.groups, &state.groups()) {
         None => state
             .store
             .put_session(&session, state.keep_until(now))
