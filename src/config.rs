@@ -813,9 +813,18 @@ fn build_users(entries: Vec<UserEntry>, warnings: &mut Vec<String>) -> Result<Ve
 /// groups of `[session.groups.NAME]`, each name checked.
 fn split_session_table(mut table: toml::Table) -> Result<(PolicyLayer, BTreeMap<String, GroupPolicy>), ConfigError> {
     let groups_value = table.remove("groups");
-    let layer: PolicyLayer = toml::Value::Table(table)
-        .try_into()
-        .map_err(|e: toml::de::Error| invalid("session", e.message().to_owned()))?;
+    let layer: PolicyLayer = toml::Value::Table(table.clone()).try_into().map_err(|e: toml::de::Error| {
+        // A value's error does not say its key: name the first key that
+        // fails alone (SPEC 3: the message names the key and the rule).
+        let culprit = table.iter().find_map(|(key, value)| {
+            let alone = toml::Table::from_iter([(key.clone(), value.clone())]);
+            toml::Value::Table(alone).try_into::<PolicyLayer>().err().map(|e| (key.clone(), e))
+        });
+        match culprit {
+            Some((key, e)) => invalid(format!("session.{key}"), e.message().to_owned()),
+            None => invalid("session", e.message().to_owned()),
+        }
+    })?;
     let mut groups = BTreeMap::new();
     match groups_value {
         None => {}

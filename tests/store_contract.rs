@@ -1062,7 +1062,11 @@ pub async fn a_password_change_keeps_one_session_and_ends_the_others(b: &impl Ba
 
     // Its families refresh; the other session's are refused.
     assert!(matches!(refresh(&store, "kept", 1, T0, Secs::ZERO).await, Some(RefreshDecision::Rotate(_))));
-    assert!(matches!(refresh(&store, "ended", 1, T0, Secs::ZERO).await, Some(RefreshDecision::Refused(_))));
+    let refused = refresh(&store, "ended", 1, T0, Secs::ZERO).await;
+    assert!(
+        matches!(&refused, Some(RefreshDecision::Ended(e)) if e.reason == EndReason::CredentialsChanged),
+        "{refused:?}"
+    );
     // Activity and a re-stored copy keep the new sequence.
     let touched = store.touch_session(&current.sid, T0.plus(Secs::new(5))).await.expect("touch").expect("exists");
     assert!(touched.revoked.is_none());
@@ -1512,7 +1516,8 @@ pub async fn a_sign_in_under_the_limit_ends_the_least_recently_active_with_its_e
     assert_eq!(event.reason.as_deref(), Some("session_limit"));
     assert_eq!(event.details["live"], serde_json::json!(["f-old"]), "the fallout got its live families");
     assert_eq!(live_sids(&store, "alice").await, BTreeSet::from([second.sid.clone(), third.sid.clone()]));
-    assert!(matches!(refresh(&store, "f-old", 1, T0, Secs::ZERO).await, Some(RefreshDecision::Refused(_))));
+    let refused = refresh(&store, "f-old", 1, T0, Secs::ZERO).await;
+    assert!(matches!(&refused, Some(RefreshDecision::Ended(e)) if e.reason == EndReason::SessionLimit), "{refused:?}");
     assert!(store.session(&bob.sid).await.expect("read").expect("exists").revoked.is_none(), "bob's stays");
     // `ask` without a choice stores nothing and lists the live sessions.
     let (fourth, outcome) = start_limited(&store, "alice", T0.plus(Secs::new(1)), 2, OnSessionLimit::Ask).await;

@@ -60,14 +60,30 @@ pub struct DecidedMode {
     pub reason: String,
 }
 
-/// The rules behind `policy.session_limit(user)` (SPEC 14).
-pub fn explain_session_limit(policy: &SessionPolicy, sources: &PolicySources) -> (Decided, DecidedMode) {
+/// The rules behind `policy.session_limit(member_of, groups)` (SPEC 14):
+/// a group decides `max_sessions` when its limit is the strictest.
+pub fn explain_session_limit(
+    policy: &SessionPolicy,
+    sources: &PolicySources,
+    groups: &[(&str, &GroupPolicy)],
+) -> (Decided, DecidedMode) {
     let from = |key: PolicyKey| {
         let s = sources.of(key);
         (source_rule(s), format!("session.{} ({}) from {}", key.name(), value_of(policy, key), source_words(s)))
     };
     let (rule, reason) = from(PolicyKey::MaxSessions);
-    let max = Decided { value: policy.max_sessions, rule, reason };
+    let mut max = Decided { value: policy.max_sessions, rule, reason };
+    let strictest =
+        groups.iter().filter_map(|(n, g)| g.max_sessions.map(|v| (*n, u64::from(v)))).min_by_key(|(_, v)| *v);
+    if let Some((name, n)) = strictest
+        && (policy.max_sessions == 0 || n < policy.max_sessions)
+    {
+        max = Decided {
+            value: n,
+            rule: "group",
+            reason: format!("the user is in group {name}: session.groups.{name}.max_sessions ({n}) tightens it"),
+        };
+    }
     let (rule, reason) = from(PolicyKey::OnSessionLimit);
     (max, DecidedMode { value: policy.on_session_limit.as_str(), rule, reason })
 }
@@ -237,7 +253,7 @@ pub async fn explain(
     let groups = all_groups.of(&member_of);
     let over = client.as_ref().and_then(|c| c.session.as_ref().map(|o| (c.id.as_str(), o)));
     let (idle, max, ttl, grace) = explain_policy(&policy.0, &policy.1, remember_me, &groups, over);
-    let (max_sessions, on_session_limit) = explain_session_limit(&policy.0, &policy.1);
+    let (max_sessions, on_session_limit) = explain_session_limit(&policy.0, &policy.1, &groups);
     Ok(Explanation {
         client_id: client_id.map(str::to_owned),
         username: username.map(str::to_owned),
@@ -459,10 +475,20 @@ mod tests {
             PolicyLayer { max_sessions: Some(3), ..Default::default() },
             PolicyLayer { on_session_limit: Some(crate::policy::OnSessionLimit::Ask), ..Default::default() },
         );
-        let (max, mode) = explain_session_limit(&policy, &sources);
+        let (max, mode) = explain_session_limit(&policy, &sources, &[]);
         assert_eq!((max.value, max.rule), (3, "file"));
         assert_eq!(max.reason, "session.max_sessions (3) from the config file");
         assert_eq!((mode.value, mode.rule), ("ask", "admin"));
+        let contractors = GroupPolicy { max_sessions: Some(2), ..Default::default() };
+        let (max, _) = explain_session_limit(&policy, &sources, &[("contractors", &contractors)]);
+        assert_eq!((max.value, max.rule), (2, "group"));
+        assert_eq!(
+            max.reason,
+            "the user is in group contractors: session.groups.contractors.max_sessions (2) tightens it"
+        );
+        let loose = GroupPolicy { max_sessions: Some(3), ..Default::default() };
+        let (max, _) = explain_session_limit(&policy, &sources, &[("loose", &loose)]);
+        assert_eq!(max.rule, "file", "a group no stricter than the global limit does not decide");
     }
 
     #[test]

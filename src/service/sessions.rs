@@ -183,7 +183,9 @@ pub async fn listed_sessions(
     current_sid: Option<&str>,
     now: UnixTime,
 ) -> Result<Vec<SessionView>> {
-    let history = state.history();
+    // SPEC 14: the user's groups tighten the policy the sessions live by,
+    // and so decide when (and why) a timed-out one ended.
+    let history = state.user_history(username).await.map_err(|e| ServiceError::store("reading a user's groups", e))?;
     let mut sessions =
         state.store.user_sessions(username).await.map_err(|e| ServiceError::store("listing a user's sessions", e))?;
     sessions.sort_by_key(|s| std::cmp::Reverse((s.signed_in, s.seq)));
