@@ -353,7 +353,7 @@ pub async fn check_throttled(
     match check_password(state, username, password).await? {
         PasswordCheck::Busy => {
             // Nothing was decided: both slots go back (dropped).
-            return Ok(Err(Refusal::Busy));
+            Ok(Err(Refusal::Busy))
         }
         PasswordCheck::Wrong => {
             account_slot.failed(now);
@@ -361,7 +361,7 @@ pub async fn check_throttled(
             throttles.user_address.share_failure(shared, account_key, now).await;
             throttles.address.share_failure(shared, address_key, now).await;
             record_failure(state, Some(&name), remote, FailedAttempt::WrongPassword, now).await?;
-            return Ok(Err(Refusal::WrongCredentials));
+            Ok(Err(Refusal::WrongCredentials))
         }
         PasswordCheck::Right(user) => {
             account_slot.succeeded();
