@@ -93,6 +93,7 @@ macro_rules! contract_tests {
             sessions_round_trip_and_the_store_assigns_the_sequence,
             touch_session_never_moves_back_and_never_revives,
             revoking_a_user_is_one_marker_that_spares_later_sign_ins,
+            each_session_keeps_the_reason_of_the_user_revocation_that_ended_it,
             a_revoked_family_refuses_refresh,
             revoke_family_says_what_it_did_and_writes_its_effects_once,
             revoke_session_says_what_it_did_and_writes_its_effects_once,
@@ -1014,6 +1015,31 @@ pub async fn stored_users_round_trip_and_a_user_write_can_revoke(b: &impl Backen
     assert!(store.user("carol").await.expect("read").is_none());
     assert_eq!(events_tagged(&store, "user:carol").await.len(), 3);
     assert_eq!(store.due_deliveries(FAR, ALL).await.expect("outbox").len(), 1, "only bob's revocation queued one");
+}
+
+/// SPEC 14: two "every session of this user" revocations in a row (a
+/// password reset, then a disable): each session lists the reason and time
+/// of the one that ended it, not the later one's.
+pub async fn each_session_keeps_the_reason_of_the_user_revocation_that_ended_it(b: &impl Backend) {
+    let store = b.fresh().await;
+    let first = signed_in(&store, "alice", T0, keep()).await;
+    let reset = Revoked { at: T0.plus(Secs::new(10)), reason: "credentials_changed".into(), by: Some("root".into()) };
+    store.revoke_user("alice", &reset, &Recorder).await.expect("first marker");
+    let second = signed_in(&store, "alice", T0.plus(Secs::new(20)), keep()).await;
+    let disable = Revoked { at: T0.plus(Secs::new(30)), reason: "user_disabled".into(), by: Some("helpdesk".into()) };
+    store.revoke_user("alice", &disable, &Recorder).await.expect("second marker");
+    let third = signed_in(&store, "alice", T0.plus(Secs::new(40)), keep()).await;
+
+    assert_eq!(store.session(&first.sid).await.expect("read").expect("exists").revoked, Some(reset.clone()));
+    assert_eq!(store.session(&second.sid).await.expect("read").expect("exists").revoked, Some(disable.clone()));
+    assert!(store.session(&third.sid).await.expect("read").expect("exists").revoked.is_none());
+    let mut listed: Vec<(String, Option<Revoked>)> =
+        store.user_sessions("alice").await.expect("list").into_iter().map(|s| (s.sid, s.revoked)).collect();
+    listed.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut expected =
+        vec![(first.sid.clone(), Some(reset)), (second.sid.clone(), Some(disable)), (third.sid.clone(), None)];
+    expected.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(listed, expected, "the listing reads the same");
 }
 
 /// SPEC 14: a user changing their own password ends every other session of

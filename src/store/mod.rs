@@ -8,6 +8,7 @@
 //!   once that time has passed, so the store does not grow without bound.
 
 pub mod key_store;
+pub mod marker;
 pub mod postgres;
 pub mod sled;
 mod throttle;

@@ -405,15 +405,18 @@ impl SledStore {
 struct UserMarker {
     seq: u64,
     revoked: Revoked,
+    /// The earlier markers of the last 30 days (see `store::marker`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    earlier: Vec<super::marker::EarlierMarker>,
 }
 
 /// Apply the user's marker to a session read from the store.
 fn overlay(session: &mut UserSession, marker: Option<&UserMarker>) {
     if let Some(m) = marker
         && session.revoked.is_none()
-        && session.seq <= m.seq
+        && let Some(revoked) = super::marker::covering(session.seq, m.seq, &m.revoked, &m.earlier)
     {
-        session.revoked = Some(m.revoked.clone());
+        session.revoked = Some(revoked.clone());
     }
 }
 
@@ -435,7 +438,10 @@ fn tx_write_marker(
     fallout: &dyn Fallout,
     streams: &[Stream],
 ) -> std::result::Result<Effects, TxError> {
-    let marker = serde_json::to_vec(&UserMarker { seq, revoked: revoked.clone() }).map_err(|e| abort(io(e)))?;
+    let previous = tx_marker(markers, username)?;
+    let earlier = super::marker::carry(previous.as_ref().map(|p| (p.seq, &p.revoked, &p.earlier[..])), revoked.at);
+    let marker =
+        serde_json::to_vec(&UserMarker { seq, revoked: revoked.clone(), earlier }).map_err(|e| abort(io(e)))?;
     markers.insert(username.as_bytes(), marker)?;
     Ok(fallout.user_revoked(username, seq, revoked, streams))
 }

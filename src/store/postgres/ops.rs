@@ -26,6 +26,7 @@ use crate::session::family::{Family, RefreshDecision};
 use crate::session::limit::Admit;
 use crate::session::user_session::{MAX_FAMILIES_PER_CLIENT, UserSession};
 use crate::ssf::{QueuedSet, SignedSet, Stream};
+use crate::store::marker::{EarlierMarker, carry};
 use crate::store::{Admission, Effects, Fallout, Redemption, Result, RetiredName, Revoke, Store, StoreError};
 use crate::user::{StoredUser, User};
 
@@ -100,6 +101,25 @@ async fn exec(tx: &Transaction<'_>, sql: &str, params: Params<'_>) -> std::resul
 struct Marker {
     seq: u64,
     revoked: Revoked,
+    earlier: Vec<EarlierMarker>,
+}
+
+/// A marker row's `body`: its revocation, and the earlier markers of the
+/// last 30 days (see `store::marker`); a body written before them is the
+/// revocation alone.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct MarkerBody {
+    #[serde(flatten)]
+    revoked: Revoked,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    earlier: Vec<EarlierMarker>,
+}
+
+impl Marker {
+    fn of(seq: i64, body: Value) -> std::result::Result<Marker, StoreError> {
+        let body: MarkerBody = decode("user marker", body)?;
+        Ok(Marker { seq: unsigned(seq), revoked: body.revoked, earlier: body.earlier })
+    }
 }
 
 /// Apply the user's marker to a session read from the store (as sled's
@@ -107,9 +127,9 @@ struct Marker {
 fn overlay(session: &mut UserSession, marker: Option<&Marker>) {
     if let Some(m) = marker
         && session.revoked.is_none()
-        && session.seq <= m.seq
+        && let Some(revoked) = crate::store::marker::covering(session.seq, m.seq, &m.revoked, &m.earlier)
     {
-        session.revoked = Some(m.revoked.clone());
+        session.revoked = Some(revoked.clone());
     }
 }
 
@@ -122,7 +142,7 @@ fn session_from_row(row: &Row) -> Result<UserSession> {
         None => None,
         Some(seq) => {
             let body: Value = row.try_get("marker").map_err(pg)?;
-            Some(Marker { seq: unsigned(seq), revoked: decode("user marker", body)? })
+            Some(Marker::of(seq, body)?)
         }
     };
     overlay(&mut session, marker.as_ref());
@@ -136,7 +156,7 @@ async fn tx_marker(tx: &Transaction<'_>, username: &str) -> std::result::Result<
     let Some(row) = q_opt(tx, "SELECT seq, body FROM user_markers WHERE username = $1", &[&username]).await? else {
         return Ok(None);
     };
-    Ok(Some(Marker { seq: unsigned(row.try_get(0)?), revoked: decode("user marker", row.try_get(1)?)? }))
+    Ok(Some(Marker::of(row.try_get(0)?, row.try_get(1)?)?))
 }
 
 /// Lock the session of family `family_id` and read it with its user's
@@ -153,7 +173,7 @@ async fn tx_lock_session_of_family(
     session.seq = unsigned(row.try_get(1)?);
     let marker_seq: Option<i64> = row.try_get(2)?;
     if let Some(seq) = marker_seq {
-        let marker = Marker { seq: unsigned(seq), revoked: decode("user marker", row.try_get(3)?)? };
+        let marker = Marker::of(seq, row.try_get(3)?)?;
         overlay(&mut session, Some(&marker));
     }
     Ok(Some(session))
@@ -281,13 +301,21 @@ async fn tx_revoke_family(
 /// Write user `username`'s revocation marker (the next `revocation_seq`:
 /// every session stored so far is at or below it); its sequence.
 async fn tx_mark_user(tx: &Transaction<'_>, username: &str, revoked: &Revoked) -> std::result::Result<u64, TxError> {
+    // The previous marker, locked: it becomes an earlier one of the new.
+    let previous =
+        match q_opt(tx, "SELECT seq, body FROM user_markers WHERE username = $1 FOR UPDATE", &[&username]).await? {
+            Some(row) => Some(Marker::of(row.try_get(0)?, row.try_get(1)?)?),
+            None => None,
+        };
+    let earlier = carry(previous.as_ref().map(|p| (p.seq, &p.revoked, &p.earlier[..])), revoked.at);
+    let body = MarkerBody { revoked: revoked.clone(), earlier };
     let row = q_one(
         tx,
         "INSERT INTO user_markers (username, seq, revoked_at, body) \
              VALUES ($1, nextval('revocation_seq'), $2, $3) \
              ON CONFLICT (username) DO UPDATE SET seq = excluded.seq, revoked_at = excluded.revoked_at, \
              body = excluded.body RETURNING seq",
-        &[&username, &secs(revoked.at), &json(revoked)?],
+        &[&username, &secs(revoked.at), &json(&body)?],
     )
     .await?;
     Ok(unsigned(row.try_get(0)?))
@@ -507,7 +535,7 @@ impl Store for PgStore {
                     let mut s: UserSession = decode("user session", row.try_get(0)?)?;
                     s.seq = unsigned(row.try_get(1)?);
                     if let Some(seq) = row.try_get::<_, Option<i64>>(2)? {
-                        let marker = Marker { seq: unsigned(seq), revoked: decode("user marker", row.try_get(3)?)? };
+                        let marker = Marker::of(seq, row.try_get(3)?)?;
                         overlay(&mut s, Some(&marker));
                     }
                     on_record.push(s);
