@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::support::flow::Browser;
-use crate::support::kit::{ROOT_AUTOMATION, root_token, user};
+use crate::support::kit::{LogoutReceiver, ROOT_AUTOMATION, root_token, user};
 use crate::support::postgres::{self, PgDatabase};
 use crate::support::{Server, eventually, tenure};
 
@@ -287,54 +287,6 @@ async fn shared_throttles_count_failures_in_the_database() {
     assert_eq!(store.shared_throttle(&key).await.expect("read"), None);
 }
 
-/// A relying party's back-channel logout endpoint: the `sid` of every
-/// logout token POSTed to it.
-struct LogoutReceiver {
-    uri: String,
-    sids: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl LogoutReceiver {
-    async fn start() -> LogoutReceiver {
-        use base64::Engine;
-        let sids: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
-        let seen = sids.clone();
-        let app = axum::Router::new().route(
-            "/bc",
-            axum::routing::post(move |body: String| {
-                let seen = seen.clone();
-                async move {
-                    let token = form_urlencoded::parse(body.as_bytes())
-                        .find(|(k, _)| k == "logout_token")
-                        .map(|(_, v)| v.into_owned())
-                        .unwrap_or_default();
-                    let payload = token.split('.').nth(1).unwrap_or_default();
-                    let claims: Value = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                        .decode(payload)
-                        .ok()
-                        .and_then(|b| serde_json::from_slice(&b).ok())
-                        .unwrap_or(Value::Null);
-                    seen.lock().unwrap().push(claims["sid"].as_str().unwrap_or_default().to_owned());
-                    axum::http::StatusCode::OK
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let uri = format!("http://{}/bc", listener.local_addr().expect("addr"));
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("serve");
-        });
-        LogoutReceiver { uri, sids, task }
-    }
-}
-
-impl Drop for LogoutReceiver {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 /// What one chain of refreshes knows when it stops.
 struct Chain {
     /// The refresh token of the last answered rotation.
@@ -455,11 +407,11 @@ async fn sigkill_of_a_under_load_loses_no_rotation_revocation_or_queued_logout()
     // Every logout queued by those revocations arrives; one claimed by A
     // when it died waits for its claim (30 s) to run out.
     let all_delivered = crate::support::eventually(Duration::from_secs(45), || async {
-        let got = rp.sids.lock().unwrap().clone();
+        let got = rp.received();
         doomed.iter().all(|(_, sid)| got.contains(sid))
     })
     .await;
-    assert!(all_delivered, "delivered: {:?}", rp.sids.lock().unwrap());
+    assert!(all_delivered, "delivered: {:?}", rp.received());
     drop(dir_a);
 }
 

@@ -6,7 +6,6 @@
 //! refused at start and through the admin API. The race at the limit is
 //! the store contract's (`store_contract::*::of_32_concurrent_sign_ins_*`).
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -14,61 +13,10 @@ use serde_json::{Value, json};
 use crate::support::browser::Chromium;
 use crate::support::flow::{Browser, code_from, input_value, location, pkce_pair};
 use crate::support::kit::{
-    ROOT_AUTOMATION, WEB, WEB_REDIRECT, call, introspect_active, redeem, refresh, root_token, sign_in, user,
+    LogoutReceiver, ROOT_AUTOMATION, WEB, WEB_REDIRECT, call, introspect_active, redeem, refresh, root_token, sign_in,
+    user,
 };
 use crate::support::{Server, config_with, eventually, tenure};
-
-/// A relying party's back-channel logout endpoint: the `sid` of every
-/// logout token POSTed to it. Stopped when dropped.
-struct LogoutReceiver {
-    uri: String,
-    sids: Arc<Mutex<Vec<String>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl LogoutReceiver {
-    async fn start() -> LogoutReceiver {
-        use base64::Engine;
-        let sids: Arc<Mutex<Vec<String>>> = Default::default();
-        let seen = sids.clone();
-        let app = axum::Router::new().route(
-            "/bc",
-            axum::routing::post(move |body: String| {
-                let seen = seen.clone();
-                async move {
-                    let token = form_urlencoded::parse(body.as_bytes())
-                        .find(|(k, _)| k == "logout_token")
-                        .map(|(_, v)| v.into_owned())
-                        .unwrap_or_default();
-                    let payload = token.split('.').nth(1).unwrap_or_default();
-                    let claims: Value = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                        .decode(payload)
-                        .ok()
-                        .and_then(|b| serde_json::from_slice(&b).ok())
-                        .unwrap_or(Value::Null);
-                    seen.lock().unwrap().push(claims["sid"].as_str().unwrap_or_default().to_owned());
-                    axum::http::StatusCode::OK
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let uri = format!("http://{}/bc", listener.local_addr().expect("addr"));
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("serve");
-        });
-        LogoutReceiver { uri, sids, task }
-    }
-
-    fn received(&self) -> Vec<String> {
-        self.sids.lock().unwrap().clone()
-    }
-}
-
-impl Drop for LogoutReceiver {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
 
 /// `web` (named "Web Shop", with a back-channel logout endpoint when
 /// given), alice, the root service account, and `session` settings.

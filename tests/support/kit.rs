@@ -3,6 +3,8 @@
 //! module composes its config from these snippets (in `config_with`) and
 //! declares only what is its own.
 
+use std::sync::{Arc, Mutex};
+
 use serde_json::Value;
 
 use super::Server;
@@ -251,4 +253,56 @@ pub async fn call(server: &Server, method: &str, path: &str, token: Option<&str>
     let status = resp.status().as_u16();
     let text = resp.text().await.expect("body");
     (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) })
+}
+
+/// A relying party's back-channel logout endpoint on 127.0.0.1: the `sid`
+/// of every logout token POSTed to it, in order. Stopped when dropped.
+pub struct LogoutReceiver {
+    pub uri: String,
+    sids: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LogoutReceiver {
+    pub async fn start() -> LogoutReceiver {
+        use base64::Engine;
+        let sids: Arc<Mutex<Vec<String>>> = Default::default();
+        let seen = sids.clone();
+        let app = axum::Router::new().route(
+            "/bc",
+            axum::routing::post(move |body: String| {
+                let seen = seen.clone();
+                async move {
+                    let token = form_urlencoded::parse(body.as_bytes())
+                        .find(|(k, _)| k == "logout_token")
+                        .map(|(_, v)| v.into_owned())
+                        .unwrap_or_default();
+                    let payload = token.split('.').nth(1).unwrap_or_default();
+                    let claims: Value = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                        .decode(payload)
+                        .ok()
+                        .and_then(|b| serde_json::from_slice(&b).ok())
+                        .unwrap_or(Value::Null);
+                    seen.lock().unwrap().push(claims["sid"].as_str().unwrap_or_default().to_owned());
+                    axum::http::StatusCode::OK
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let uri = format!("http://{}/bc", listener.local_addr().expect("addr"));
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("serve");
+        });
+        LogoutReceiver { uri, sids, task }
+    }
+
+    pub fn received(&self) -> Vec<String> {
+        self.sids.lock().unwrap().clone()
+    }
+}
+
+impl Drop for LogoutReceiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
