@@ -456,6 +456,16 @@ mod store_ops {
                 sets: streams.iter().map(|s| feed_event(&s.client_id, username)).collect(),
             }
         }
+        fn user_revoked_keeping(
+            &self,
+            username: &str,
+            seq: u64,
+            revoked: &Revoked,
+            _: &[UserSession],
+            streams: &[Stream],
+        ) -> Effects {
+            self.user_revoked(username, seq, revoked, streams)
+        }
     }
 
     /// A poll stream of the revocation feed for receiver `client_id`.

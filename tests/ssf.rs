@@ -193,6 +193,45 @@ async fn a_polling_receiver_gets_a_verified_set_for_each_level_of_revocation() {
     assert!(set["events"][SESSION_REVOKED]["reason_admin"]["en"].as_str().is_some_and(|r| r.contains("deleted")));
 }
 
+/// SPEC 14: a user's own password change ends their other sessions and
+/// keeps the current one. The feed names each ended session, and never the
+/// whole user: a receiver that ends everything of a user on a user-level
+/// event would end the session that stays.
+#[tokio::test]
+async fn a_password_change_names_each_ended_session_and_not_the_one_that_stays() {
+    let server = Server::start(&config(), &[]);
+    let rs = cc_token(&server, "rs", "rs-secret").await;
+    let admin = cc_token(&server, "ops", "ops-secret").await;
+    poll_stream(&server, &rs).await;
+    let body = json!({ "username": "bob", "password": "bob-password" });
+    assert_eq!(call(&server, "POST", "/admin/users", Some(&admin), Some(body)).await.0, 201);
+    let bob = || sign_in_without_pkce(&server, WEB, "bob", "bob-password", "openid", false);
+    let current = bob().await.body;
+    let (first, second) = (sid_of(&bob().await.body), sid_of(&bob().await.body));
+
+    let change = json!({ "current_password": "bob-password", "new_password": "bob-new-password" });
+    let token = current["access_token"].as_str().unwrap();
+    let (status, answer) = call(&server, "POST", "/account/password", Some(token), Some(change)).await;
+    assert_eq!(status, 204, "{answer}");
+
+    let answer = poll(&server, &rs, json!({ "returnImmediately": true })).await;
+    let sets = answer["sets"].as_object().unwrap();
+    let jwks = server.jwks().await;
+    let mut named: Vec<String> = sets
+        .values()
+        .map(|token| {
+            let set = verify_set(token.as_str().unwrap(), &jwks, &server.base, "rs");
+            assert_eq!(set["sub_id"]["user"]["sub"], "bob", "a session of bob, never the whole user: {set}");
+            assert!(set["sub_id"].get("application").is_none(), "the whole session: {set}");
+            set["sub_id"]["session"]["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    named.sort();
+    let mut ended = vec![first, second];
+    ended.sort();
+    assert_eq!(named, ended, "one event per ended session, none for the current one ({})", sid_of(&current));
+}
+
 #[tokio::test]
 async fn a_long_poll_returns_as_soon_as_a_revocation_happens_and_max_events_pages() {
     let server = Server::start(&config(), &[]);

@@ -254,6 +254,33 @@ impl Fallout for Recorder {
             serde_json::Value::Null,
         )
     }
+    fn user_revoked_keeping(
+        &self,
+        username: &str,
+        seq: u64,
+        revoked: &Revoked,
+        ended: &[UserSession],
+        streams: &[Stream],
+    ) -> Effects {
+        // The marker's event and fan-out; one feed event per ended session.
+        let mut effects = self.user_revoked(username, seq, revoked, streams);
+        effects.sets = ended
+            .iter()
+            .map(|s| {
+                QueuedSet::new(
+                    RECEIVER,
+                    SetSubject::Session { user: username.to_owned(), sid: s.sid.clone(), client_id: None },
+                    SetEvent::SessionRevoked {
+                        reason: revoked.reason.clone(),
+                        initiating_entity: None,
+                        event_timestamp: T0,
+                    },
+                    T0,
+                )
+            })
+            .collect();
+        effects
+    }
 }
 
 /// How many events, outbox deliveries and feed events tagged `tag` are
@@ -1082,7 +1109,10 @@ pub async fn a_password_change_keeps_one_session_and_ends_the_others(b: &impl Ba
         .filter(|e| e.target.starts_with("user:bob:"))
         .collect();
     assert_eq!(markers.len(), 1, "one marker, with its fallout");
-    assert_eq!(effects_of(&store, &markers[0].target).await, (1, 1, 1));
+    assert_eq!(effects_of(&store, &markers[0].target).await, (1, 1, 0), "no feed event for the whole user");
+    assert_eq!(effects_of(&store, &other.sid).await, (0, 0, 1), "the feed names the ended session");
+    assert_eq!(effects_of(&store, &current.sid).await, (0, 0, 0), "and not the one that stays");
+    assert_eq!(effects_of(&store, &carol.sid).await, (0, 0, 0), "nor another user's");
     let seq: u64 = markers[0].target.rsplit(':').next().and_then(|n| n.parse().ok()).expect("the marker's sequence");
     assert!(now_other.seq <= seq && now_current.seq > seq, "the kept session is after the marker");
 
@@ -1120,6 +1150,10 @@ pub async fn a_password_change_keeps_one_session_and_ends_the_others(b: &impl Ba
     }
     assert!(store.session(&current.sid).await.expect("read").expect("exists").revoked.is_some());
     assert!(store.session(&carol.sid).await.expect("read").expect("exists").revoked.is_none(), "never another's");
+    // The first of those writes ended the session kept before, and named
+    // it; the ended one is not named again.
+    assert_eq!(effects_of(&store, &current.sid).await, (0, 0, 1));
+    assert_eq!(effects_of(&store, &other.sid).await, (0, 0, 1));
 }
 
 pub async fn stored_clients_round_trip_with_their_events(b: &impl Backend) {

@@ -253,6 +253,27 @@ impl store::Fallout for Fallout<'_> {
             sets: self.sets(streams, SetSubject::User { user: username.to_owned() }, &revoked.reason),
         }
     }
+
+    fn user_revoked_keeping(
+        &self,
+        username: &str,
+        seq: u64,
+        revoked: &Revoked,
+        ended: &[UserSession],
+        streams: &[Stream],
+    ) -> Effects {
+        // The audit event and the back-channel fan-out are the marker's (the
+        // fan-out stops at its sequence, so the kept session is not told);
+        // the feed names each ended session, so a receiver that acts on a
+        // whole-user event does not end the one that stays.
+        let mut effects = self.user_revoked(username, seq, revoked, &[]);
+        for session in ended {
+            let subject =
+                SetSubject::Session { user: session.username.clone(), sid: session.sid.clone(), client_id: None };
+            effects.sets.extend(self.sets(streams, subject, &revoked.reason));
+        }
+        effects
+    }
 }
 
 #[cfg(test)]

@@ -91,6 +91,18 @@ pub trait Fallout: Send + Sync {
     fn session_revoked(&self, session: &UserSession, live: &[Family], streams: &[Stream]) -> Effects;
     /// Every session of `username` up to marker `seq` has just been revoked.
     fn user_revoked(&self, username: &str, seq: u64, revoked: &Revoked, streams: &[Stream]) -> Effects;
+    /// Every session of `username` up to marker `seq` but one (which now
+    /// lives on after the marker) has just been revoked, as a password
+    /// change does; `ended` are the sessions that were alive until now. The
+    /// feed names them one by one, never the whole user.
+    fn user_revoked_keeping(
+        &self,
+        username: &str,
+        seq: u64,
+        revoked: &Revoked,
+        ended: &[UserSession],
+        streams: &[Stream],
+    ) -> Effects;
 }
 
 /// A fallout that writes nothing (tests, and transitions that cannot kill).
@@ -107,6 +119,9 @@ impl Fallout for NoFallout {
         Effects::default()
     }
     fn user_revoked(&self, _: &str, _: u64, _: &Revoked, _: &[Stream]) -> Effects {
+        Effects::default()
+    }
+    fn user_revoked_keeping(&self, _: &str, _: u64, _: &Revoked, _: &[UserSession], _: &[Stream]) -> Effects {
         Effects::default()
     }
 }

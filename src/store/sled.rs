@@ -438,12 +438,23 @@ fn tx_write_marker(
     fallout: &dyn Fallout,
     streams: &[Stream],
 ) -> std::result::Result<Effects, TxError> {
+    tx_put_marker(markers, username, seq, revoked)?;
+    Ok(fallout.user_revoked(username, seq, revoked, streams))
+}
+
+/// Write user `username`'s revocation marker, keeping the earlier ones.
+fn tx_put_marker(
+    markers: &TransactionalTree,
+    username: &str,
+    seq: u64,
+    revoked: &Revoked,
+) -> std::result::Result<(), TxError> {
     let previous = tx_marker(markers, username)?;
     let earlier = super::marker::carry(previous.as_ref().map(|p| (p.seq, &p.revoked, &p.earlier[..])), revoked.at);
     let marker =
         serde_json::to_vec(&UserMarker { seq, revoked: revoked.clone(), earlier }).map_err(|e| abort(io(e)))?;
     markers.insert(username.as_bytes(), marker)?;
-    Ok(fallout.user_revoked(username, seq, revoked, streams))
+    Ok(())
 }
 
 fn tx_mark_user(
@@ -1090,19 +1101,46 @@ impl Store for SledStore {
             &self.audit,
             &self.ssf_queue,
         );
+        // The user's session ids: one prefix of the user index (read before
+        // the transaction: sled's transactions exclude plain reads). A
+        // session stored after this read is covered by the marker like any
+        // other; only the feed does not name it.
+        let prefix = [username.as_bytes(), &[0u8]].concat();
+        let mut sids: Vec<Vec<u8>> = Vec::new();
+        for entry in self.tree(Expiring::UserIndex).scan_prefix(&prefix) {
+            let (k, _) = entry.map_err(io)?;
+            if let Some(sid) = k.get(prefix.len()..)
+                && sid != keep.as_bytes()
+            {
+                sids.push(sid.to_vec());
+            }
+        }
         let kept = tx_result(trees.transaction(|(users, markers, sessions, outbox, audit, ssf_queue)| {
-            // The session to keep, read (with the marker so far) before the
-            // new marker covers it.
+            // The user's sessions, read (with the marker so far) before the
+            // new marker covers them: the one to keep, and the live others,
+            // which the feed names one by one.
+            let before = tx_marker(markers, username)?;
+            let mut others = Vec::new();
+            for sid in &sids {
+                if let Some((mut session, _)) = tx_read::<UserSession>(sessions, Expiring::UserSession, sid)? {
+                    overlay(&mut session, before.as_ref());
+                    if session.revoked.is_none() && session.username == username {
+                        others.push(session);
+                    }
+                }
+            }
             let live = match tx_read::<UserSession>(sessions, Expiring::UserSession, keep.as_bytes())? {
                 Some((mut session, exp)) if session.username == username => {
-                    overlay(&mut session, tx_marker(markers, username)?.as_ref());
+                    overlay(&mut session, before.as_ref());
                     session.revoked.is_none().then_some((session, exp))
                 }
                 _ => None,
             };
             users.insert(username.as_bytes(), user_bytes.as_slice())?;
             let seq = markers.generate_id()?;
-            let mut effects = tx_write_marker(markers, username, seq, revoke, fallout, &streams)?;
+            tx_put_marker(markers, username, seq, revoke)?;
+            others.retain(|s| s.seq <= seq);
+            let mut effects = fallout.user_revoked_keeping(username, seq, revoke, &others, &streams);
             let kept = match live {
                 Some((mut session, exp)) => {
                     // Ids only grow: the kept session is now after the marker.

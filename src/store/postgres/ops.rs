@@ -911,6 +911,21 @@ impl Store for PgStore {
             Box::pin(async move {
                 let live =
                     tx_lock_session(tx, keep).await?.is_some_and(|s| s.username == username && s.revoked.is_none());
+                // The user's other live sessions, locked and read before the
+                // marker covers them: the feed names them one by one.
+                let rows = q(
+                    tx,
+                    &format!("{SESSION_COLUMNS} WHERE s.username = $1 AND s.sid <> $2 ORDER BY s.sid FOR UPDATE OF s"),
+                    &[&username, &keep],
+                )
+                .await?;
+                let mut others = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    let session = session_from_row(row)?;
+                    if session.revoked.is_none() {
+                        others.push(session);
+                    }
+                }
                 exec(
                     tx,
                     "INSERT INTO users (username, body) VALUES ($1, $2) \
@@ -919,7 +934,8 @@ impl Store for PgStore {
                 )
                 .await?;
                 let seq = tx_mark_user(tx, username, revoke).await?;
-                let mut effects = fallout.user_revoked(username, seq, revoke, &tx_streams(tx).await?);
+                others.retain(|s| s.seq <= seq);
+                let mut effects = fallout.user_revoked_keeping(username, seq, revoke, &others, &tx_streams(tx).await?);
                 if live {
                     exec(tx, "UPDATE user_sessions SET seq = nextval('revocation_seq') WHERE sid = $1", &[&keep])
                         .await?;
