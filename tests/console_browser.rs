@@ -464,6 +464,7 @@ async fn ended_sessions_show_why_in_chromium() {
     let ended = browser.text("table.ended").await;
     assert!(ended.contains("Ended: revoked by automation"), "{ended}");
     assert!(ended.contains("Ended: signed out"), "{ended}");
+    assert!(ended.contains(kit::WEB.0), "each ended session names its client: {ended}");
     let live = browser.text("table").await;
     assert!(live.contains("This session") && !live.contains("Ended:"), "the live ones first, apart: {live}");
     shoot_if_asked(&browser, "my-sessions-ended", 800).await;

@@ -31,7 +31,8 @@ const REASON_ADMIN_REVOKED: &str = "admin_revoked";
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SessionView {
     pub sid: String,
-    /// The clients with a live family in the session, sorted.
+    /// The clients with a live family in the session, sorted; for an ended
+    /// session, the clients it had.
     pub client_ids: Vec<String>,
     /// Sign-in: the start of the absolute clock.
     pub created_at: String,
@@ -121,9 +122,10 @@ fn view<'c>(
     let limits = history.current().limits(session.remember_me, None);
     let expires_at = limits.absolute_deadline(session.signed_in);
     let idle_expires_at = limits.idle_deadline(last_active).min(expires_at);
+    // An ended session names the clients it had (every family is dead).
     let client_ids: BTreeSet<&str> = families
         .iter()
-        .filter(|f| family::is_alive(history, f, Some(session), client_override(&f.client_id), now))
+        .filter(|f| ended.is_some() || family::is_alive(history, f, Some(session), client_override(&f.client_id), now))
         .map(|f| f.client_id.as_str())
         .collect();
     SessionView {

@@ -91,6 +91,11 @@ pub fn device(user_agent: Option<&str>) -> String {
     format!("{browser} on {os}")
 }
 
+/// The clients of a session, for its table row.
+fn clients(client_ids: &[String]) -> String {
+    if client_ids.is_empty() { "Sign-in only".to_owned() } else { client_ids.join(", ") }
+}
+
 /// One row of a sessions table.
 pub struct SessionRow {
     pub sid: String,
@@ -110,7 +115,7 @@ pub struct SessionRow {
 impl SessionRow {
     pub fn of(s: SessionView, revoke_action: String, revoke_label: &'static str) -> SessionRow {
         SessionRow {
-            clients: if s.client_ids.is_empty() { "Sign-in only".to_owned() } else { s.client_ids.join(", ") },
+            clients: clients(&s.client_ids),
             device: device(s.user_agent.as_deref()),
             ip: s.ip.unwrap_or_else(|| "—".to_owned()),
             signed_in: Time::from_rfc3339(&s.created_at),
@@ -129,6 +134,7 @@ impl SessionRow {
 /// One ended session as a console table shows it (SPEC 14).
 pub struct EndedRow {
     pub sid: String,
+    pub clients: String,
     pub device: String,
     pub ip: String,
     pub signed_in: Time,
@@ -142,6 +148,7 @@ pub struct EndedRow {
 impl EndedRow {
     pub fn of(s: SessionView) -> EndedRow {
         EndedRow {
+            clients: clients(&s.client_ids),
             device: device(s.user_agent.as_deref()),
             ip: s.ip.unwrap_or_else(|| "—".to_owned()),
             signed_in: Time::from_rfc3339(&s.created_at),
