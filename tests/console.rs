@@ -512,7 +512,12 @@ async fn a_helpdesk_user_cannot_revoke_another_users_or_an_administrators_sessio
     // A sid of root under alice's page: not alice's session.
     let resp = post(&server, &browser, &format!("/console/users/alice/sessions/{root_sid}/revoke"), &confirmed).await;
     assert_eq!(resp.status(), 404);
-    // Under root's own page: root holds permissions.
+    // Under root's own page: root holds permissions. The page offers no
+    // Revoke button and says who can; a forged post is refused.
+    let page = browser.get(&server, "/console/users/root").await.text().await.unwrap();
+    assert!(page.contains(&format!("data-sid=\"{root_sid}\"")), "root's session is listed: {page}");
+    assert!(!page.contains("/sessions/revoke-all") && !page.contains(">Revoke<"), "no Revoke buttons: {page}");
+    assert!(page.contains("only an administrator (<code>system:administer</code>) can sign their sessions out"));
     let resp = post(&server, &browser, &format!("/console/users/root/sessions/{root_sid}/revoke"), &confirmed).await;
     assert_eq!(resp.status(), 403);
     let text = resp.text().await.unwrap();

@@ -300,13 +300,20 @@ fn may_change(actor: &Actor, user: &User) -> Result<()> {
 /// sign out a user who holds permissions (SECURITY.md, "Authority and
 /// cost"); only `system:administer` may. Everyone may end their own.
 pub(super) fn may_revoke_sessions_of(actor: &Actor, user: &User) -> Result<()> {
-    if !user.permissions.is_empty() && !actor.administer && actor.name != user.username {
+    if !may_end_sessions(actor, &user.username, !user.permissions.is_empty()) {
         return Err(ServiceError::Forbidden(format!(
             "user {:?} holds permissions; revoking their sessions needs the system:administer permission",
             user.username
         )));
     }
     Ok(())
+}
+
+/// The helpdesk rule: whether `actor` may sign out the sessions of user
+/// `username` (a user who `holds_permissions` is signed out only by
+/// `system:administer`, or by themselves). Pages hide what it would refuse.
+pub fn may_end_sessions(actor: &Actor, username: &str, holds_permissions: bool) -> bool {
+    !holds_permissions || actor.administer || actor.name == username
 }
 
 /// The stored user `username`: 409 for a config user, 404 when unknown.

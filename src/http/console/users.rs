@@ -46,6 +46,9 @@ pub struct UserPage {
     pub all_groups: Vec<GroupCheck>,
     pub sessions: Vec<SessionRow>,
     pub sessions_caption: &'static str,
+    /// Whether the viewer may sign this user's sessions out (the helpdesk
+    /// rule); without it the page shows no Revoke buttons.
+    pub may_revoke: bool,
     /// Sessions that ended in the last 30 days, with why (SPEC 14).
     pub ended: Vec<EndedRow>,
 }
@@ -138,8 +141,13 @@ async fn user_page(state: &ConsoleState, viewer: &Viewer, username: &str, error:
             Ok(s) => s,
             Err(e) => return failed(viewer, e, "/console/users").await,
         };
+    // The helpdesk rule: no Revoke button the service would refuse.
+    let may_revoke = service::users::may_end_sessions(&actor(viewer), &user.username, !user.permissions.is_empty());
     let (rows, ended) = session_rows(sessions, |s| {
-        let action = format!("/console/users/{}/sessions/{}/revoke", enc(username), enc(&s.sid));
+        let action = match may_revoke {
+            true => format!("/console/users/{}/sessions/{}/revoke", enc(username), enc(&s.sid)),
+            false => String::new(),
+        };
         SessionRow::of(s, action, "Revoke")
     });
     let status = error.as_ref().map(status_of).unwrap_or(StatusCode::OK);
@@ -160,6 +168,7 @@ async fn user_page(state: &ConsoleState, viewer: &Viewer, username: &str, error:
             .collect(),
         sessions: rows,
         sessions_caption: "Live sessions",
+        may_revoke,
         ended,
         user,
     };
