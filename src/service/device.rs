@@ -32,14 +32,20 @@ use crate::session::user_session::UserSession;
 use crate::store::{DeviceAnswer, DevicePoll, Store};
 
 /// RFC 8628 3.2: the answer of `POST /device_authorization`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct DeviceAuthorization {
+    /// For the tool only: what it polls `/token` with.
     pub device_code: String,
-    /// As a person types it: `XXXX-XXXX`.
+    /// What the person enters at `verification_uri`: 8 letters of
+    /// `BCDFGHJKLMNPQRSTVWXZ`, shown `XXXX-XXXX`.
     pub user_code: String,
+    /// `{issuer}/device`.
     pub verification_uri: String,
+    /// `{issuer}/device?user_code=XXXX-XXXX` (the person still confirms).
     pub verification_uri_complete: String,
+    /// Seconds until the codes expire (`device_code_ttl`).
     pub expires_in: u64,
+    /// Seconds to wait between polls (5).
     pub interval: u64,
 }
 
