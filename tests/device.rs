@@ -412,3 +412,60 @@ async fn the_same_flow_on_postgres() {
         "access_denied"
     );
 }
+
+/// A real device-flow client, unmodified: oauth2-rs (`exchange_device_code`,
+/// `exchange_device_access_token`) against the real binary, the person
+/// approving over HTTP while it polls. Its sleeps are the test's: the first
+/// one it asks for (the 5 s interval) lasts until the person has approved.
+#[tokio::test]
+async fn the_oauth2_crate_signs_in_with_the_device_flow() {
+    use oauth2::basic::BasicClient;
+    use oauth2::{
+        ClientId, DeviceAuthorizationUrl, Scope, StandardDeviceAuthorizationResponse, TokenResponse, TokenUrl,
+    };
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    let server = Server::start(&config(""), &[]);
+    let client = BasicClient::new(ClientId::new("kubectl".to_owned()))
+        .set_device_authorization_url(DeviceAuthorizationUrl::new(server.url("/device_authorization")).expect("url"))
+        .set_token_uri(TokenUrl::new(server.url("/token")).expect("url"));
+    // oauth2-rs asks for a client that follows no redirects (SSRF).
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let details: StandardDeviceAuthorizationResponse = client
+        .exchange_device_code()
+        .add_scope(Scope::new("openid".to_owned()))
+        .add_scope(Scope::new("profile".to_owned()))
+        .request_async(&http)
+        .await
+        .expect("the device authorization request");
+    assert_eq!(details.interval(), Duration::from_secs(5));
+    assert_eq!(details.verification_uri().as_str(), server.url("/device"));
+    let complete = details.verification_uri_complete().expect("verification_uri_complete").secret().clone();
+
+    let (polled, approved) = (Arc::new(tokio::sync::Notify::new()), Arc::new(tokio::sync::Notify::new()));
+    let waits = Arc::new(Mutex::new(Vec::new()));
+    let sleep = {
+        let (polled, approved, waits) = (polled.clone(), approved.clone(), waits.clone());
+        move |wait: Duration| {
+            waits.lock().expect("waits").push(wait);
+            polled.notify_one();
+            let approved = approved.clone();
+            async move { approved.notified().await }
+        }
+    };
+    let polling = client.exchange_device_access_token(&details).request_async(&http, sleep, None);
+    let person = async {
+        polled.notified().await;
+        let done = person(&server, &Browser::new(), &complete, "alice", "approve").await;
+        assert!(done.contains("Device connected"), "{done}");
+        approved.notify_one();
+    };
+    let (token, ()) = tokio::join!(polling, person);
+    let token = token.expect("the tokens");
+    assert_eq!(*waits.lock().expect("waits"), [Duration::from_secs(5)], "one authorization_pending, then the tokens");
+    let access = claims(token.access_token().secret());
+    assert_eq!((access["sub"].as_str(), access["client_id"].as_str()), (Some("alice"), Some("kubectl")));
+    assert!(token.refresh_token().is_some());
+    assert!(token.expires_in().is_some_and(|e| e <= Duration::from_secs(3600)));
+}
