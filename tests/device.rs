@@ -469,3 +469,31 @@ async fn the_oauth2_crate_signs_in_with_the_device_flow() {
     assert!(token.refresh_token().is_some());
     assert!(token.expires_in().is_some_and(|e| e <= Duration::from_secs(3600)));
 }
+
+/// The admin API (and so the console and the CLI, which call it) allows
+/// the grant on a client: a public kubectl client with no redirect URI and
+/// a 1 h cap is created and used at once; a public client still cannot
+/// take the grants that need a secret.
+#[tokio::test]
+async fn the_admin_api_allows_the_grant_on_a_client() {
+    let server = Server::start(&config(kit::ROOT_AUTOMATION), &[]);
+    let root = kit::root_token(&server).await;
+    let body = serde_json::json!({
+        "id": "kubelogin",
+        "name": "kubelogin",
+        "public": true,
+        "grant_types": [GRANT, "refresh_token"],
+        "scopes": ["openid", "groups"],
+        "session": {"max_lifetime": 3600},
+    });
+    let (status, created) = kit::call(&server, "POST", "/admin/clients", Some(&root), Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    let (_, shown) = kit::call(&server, "GET", "/admin/clients/kubelogin", Some(&root), None).await;
+    assert!(shown.to_string().contains(GRANT), "{shown}");
+    let started = start(&server, "kubelogin", "openid groups").await;
+    assert!(started["user_code"].is_string());
+    let bad = serde_json::json!({"id": "typo", "public": true, "grant_types": ["device_code"]});
+    let (status, refused) = kit::call(&server, "POST", "/admin/clients", Some(&root), Some(bad)).await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(refused.to_string().contains(GRANT), "the message names the grant type: {refused}");
+}
