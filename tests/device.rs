@@ -497,3 +497,76 @@ async fn the_admin_api_allows_the_grant_on_a_client() {
     assert_eq!(status, 400, "{refused}");
     assert!(refused.to_string().contains(GRANT), "the message names the grant type: {refused}");
 }
+
+/// The screenshots of `/device` in docs/device/ (run on purpose:
+/// `cargo test --test integration device::screenshots -- --ignored`).
+#[tokio::test]
+#[ignore = "writes docs/device/*.png"]
+async fn screenshots() {
+    let Some(chromium) = Chromium::start().await else { return };
+    let server = ManualServer::start(&config(""), &[]).await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/device");
+    std::fs::create_dir_all(&dir).expect("docs/device");
+    chromium.client.set_window_size(720, 900).await.expect("window size");
+    let shoot = |name: &'static str| {
+        let (chromium, dir) = (&chromium, dir.clone());
+        async move {
+            std::fs::write(dir.join(format!("{name}.png")), chromium.client.screenshot().await.expect("png"))
+                .expect("write");
+        }
+    };
+    let started = start(&server, "kubectl", "openid profile groups").await;
+    chromium.goto(started["verification_uri_complete"].as_str().expect("complete")).await;
+    chromium.wait_for("input[name=password]").await;
+    shoot("sign-in").await;
+    chromium.fill("input[name=username]", "alice").await;
+    chromium.fill("input[name=password]", "alice-password").await;
+    chromium.click("button[type=submit]").await;
+    chromium.wait_for("input[name=user_code]").await;
+    shoot("enter-code").await;
+    chromium.fill("input[name=user_code]", "BCDF-GHJK").await;
+    chromium.click("button[type=submit]").await;
+    chromium.wait_for("#form-error").await;
+    shoot("wrong-code").await;
+    chromium.fill("input[name=user_code]", &started["user_code"].as_str().expect("code").to_lowercase()).await;
+    chromium.click("button[type=submit]").await;
+    chromium.wait_for_text("h1", "Allow access?").await;
+    shoot("confirm").await;
+    chromium.click("button[value=approve]").await;
+    chromium.wait_for_text("h1", "Device connected").await;
+    shoot("approved").await;
+
+    let denied = start(&server, "kubectl", "openid").await;
+    chromium.goto(denied["verification_uri_complete"].as_str().expect("complete")).await;
+    chromium.click("button[type=submit]").await;
+    chromium.click("button[value=deny]").await;
+    chromium.wait_for_text("h1", "Request denied").await;
+    shoot("denied").await;
+
+    let late = start(&server, "kubectl", "openid").await;
+    server.advance(600);
+    chromium.goto(late["verification_uri_complete"].as_str().expect("complete")).await;
+    chromium.click("button[type=submit]").await;
+    chromium.wait_for_text("h1", "Code expired").await;
+    shoot("expired").await;
+
+    // Five wrong codes lock the session's attempts (the earlier one has
+    // left the 5-minute window); the sixth is refused.
+    for _ in 0..6 {
+        chromium.goto(&server.url("/device")).await;
+        chromium.fill("input[name=user_code]", "ZZZZ-ZZZZ").await;
+        chromium.click("button[type=submit]").await;
+        chromium.wait_for("h1").await;
+    }
+    chromium.wait_for_text("h1", "Too many attempts").await;
+    shoot("too-many-attempts").await;
+    // The 4xx answers are logged as failed loads; nothing else may be.
+    let errors: Vec<_> = chromium
+        .console_errors()
+        .await
+        .into_iter()
+        .filter(|e| !e.message.contains("Failed to load resource"))
+        .collect();
+    assert!(errors.is_empty(), "console errors or CSP violations: {errors:#?}");
+    chromium.close().await;
+}

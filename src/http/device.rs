@@ -372,9 +372,13 @@ fn closed_page(why: Closed) -> Response {
     pages::respond(StatusCode::GONE, html, None)
 }
 
-/// "1 second", "300 seconds".
+/// "1 second", "90 seconds", "5 minutes" (rounded up).
 fn seconds(n: u64) -> String {
-    if n == 1 { "1 second".to_owned() } else { format!("{n} seconds") }
+    match n {
+        1 => "1 second".to_owned(),
+        0..120 => format!("{n} seconds"),
+        _ => format!("{} minutes", n.div_ceil(60)),
+    }
 }
 
 async fn read_form(headers: &HeaderMap, body: Body) -> Result<Params, PageError> {

@@ -359,6 +359,7 @@ padding:.6rem .75rem;border:1px dashed #6b7280;border-radius:.5rem;text-align:ce
 input.code-input{text-transform:uppercase;font-family:ui-monospace,SFMono-Regular,Menlo,monospace;letter-spacing:.1em}
 .scopes{margin:0 0 1.25rem;padding-left:1.25rem}
 .note{color:#4b5563;font-size:.9rem;margin:0 0 1.25rem}
+form+.note{margin:1.25rem 0 0}
 .done{margin:0 0 1.25rem;padding:.75rem 1rem;border-radius:.5rem;background:#f0fdf4;border:1px solid #86efac;color:#166534}
 @media (prefers-color-scheme:dark){
 body{background:#111827;color:#f9fafb}
