@@ -1705,7 +1705,7 @@ pub async fn device_requests_are_answered_once_and_redeemed_once(b: &impl Backen
     let issued = poll(30, "cli").await;
     let DevicePoll::Issued { family, superseded } = issued else { panic!("{issued:?}") };
     assert_eq!((family.id.as_str(), family.sid.as_str(), superseded.len()), ("d1", session.sid.as_str(), 0));
-    assert_eq!(store.family("d1").await.expect("read"), Some(family));
+    assert_eq!(store.family("d1").await.expect("read"), Some(*family));
     let in_session: Vec<String> =
         store.session_families(&session.sid).await.expect("index").into_iter().map(|f| f.id).collect();
     assert_eq!(in_session, ["d1"]);
@@ -1804,7 +1804,7 @@ pub async fn of_32_concurrent_polls_after_approval_one_gets_the_tokens(b: &impl 
     let issued: Vec<&Family> = outcomes
         .iter()
         .filter_map(|o| match o {
-            DevicePoll::Issued { family, .. } => Some(family),
+            DevicePoll::Issued { family, .. } => Some(&**family),
             _ => None,
         })
         .collect();

@@ -678,7 +678,7 @@ pub enum DevicePoll {
     /// The family is created (the tokens are to be handed out, once);
     /// `superseded` are the older families of its session and client it
     /// replaced, now revoked.
-    Issued { family: Family, superseded: Vec<Family> },
+    Issued { family: Box<Family>, superseded: Vec<Family> },
     /// No such device code, or another client's.
     NotFound,
 }

@@ -1188,7 +1188,7 @@ impl Store for SledStore {
                         }
                         request.state = DeviceState::Redeemed { at: now, family_id: new_family.id.clone() };
                         request.last_poll = Some(now);
-                        (DevicePoll::Issued { family: new_family, superseded }, request)
+                        (DevicePoll::Issued { family: Box::new(new_family), superseded }, request)
                     }
                 };
                 requests.insert(&device_key[..], encode(exp, &next).map_err(abort)?)?;

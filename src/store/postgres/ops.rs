@@ -905,7 +905,7 @@ impl Store for PgStore {
                         }
                         request.state = DeviceState::Redeemed { at: now, family_id: new_family.id.clone() };
                         request.last_poll = Some(now);
-                        (DevicePoll::Issued { family: new_family, superseded }, request)
+                        (DevicePoll::Issued { family: Box::new(new_family), superseded }, request)
                     }
                 };
                 exec(
