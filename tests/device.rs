@@ -468,6 +468,17 @@ async fn the_oauth2_crate_signs_in_with_the_device_flow() {
     assert_eq!((access["sub"].as_str(), access["client_id"].as_str()), (Some("alice"), Some("kubectl")));
     assert!(token.refresh_token().is_some());
     assert!(token.expires_in().is_some_and(|e| e <= Duration::from_secs(3600)));
+
+    // The family ends with the person's session, and says why (SPEC 14).
+    let access = token.access_token().secret();
+    let (status, _) = kit::call(&server, "DELETE", "/account/sessions", Some(access), None).await;
+    assert_eq!(status, 204);
+    let refresh = token.refresh_token().expect("refresh").secret();
+    let form = [("grant_type", "refresh_token"), ("client_id", "kubectl"), ("refresh_token", refresh.as_str())];
+    let ended: Value = server.post_form("/token", None, &form).await.json().await.expect("json");
+    assert_eq!(error(&ended), "invalid_grant");
+    assert_eq!(ended["session_end_reason"], "signed_out", "{ended}");
+    assert!(!kit::introspect_active(&server, access).await, "its access token is dead at once");
 }
 
 /// The admin API (and so the console and the CLI, which call it) allows
