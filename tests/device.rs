@@ -502,7 +502,17 @@ async fn the_admin_api_allows_the_grant_on_a_client() {
     let (_, shown) = kit::call(&server, "GET", "/admin/clients/kubelogin", Some(&root), None).await;
     assert!(shown.to_string().contains(GRANT), "{shown}");
     let started = start(&server, "kubelogin", "openid groups").await;
-    assert!(started["user_code"].is_string());
+    let complete = started["verification_uri_complete"].as_str().expect("complete");
+    assert!(person(&server, &Browser::new(), complete, "alice", "approve").await.contains("kubelogin is signed in"));
+    // The approval is audited, with the session that gave it.
+    let (_, audit) = kit::call(&server, "GET", "/admin/audit?kind=device_approved", Some(&root), None).await;
+    let event = &audit["events"][0];
+    assert_eq!(
+        (event["actor"].as_str(), event["target"].as_str()),
+        (Some("alice"), Some("client:kubelogin")),
+        "{audit}"
+    );
+    assert_eq!(event["details"]["scope"], "groups openid", "{audit}");
     let bad = serde_json::json!({"id": "typo", "public": true, "grant_types": ["device_code"]});
     let (status, refused) = kit::call(&server, "POST", "/admin/clients", Some(&root), Some(bad)).await;
     assert_eq!(status, 400, "{refused}");

@@ -1623,6 +1623,11 @@ fn device_keys(n: u8) -> ([u8; 32], [u8; 32]) {
 
 const DEVICE_TTL: Secs = Secs::minutes(10);
 
+/// The audit event a person's answer writes (tagged `tag`).
+fn answered_event(tag: &str) -> AuditEvent {
+    AuditEvent::new(T0, EventKind::DeviceApproved, "contract", tag)
+}
+
 fn approval_of(session: &UserSession, at: UnixTime) -> Approval {
     Approval {
         username: session.username.clone(),
@@ -1695,11 +1700,25 @@ pub async fn device_requests_are_answered_once_and_redeemed_once(b: &impl Backen
 
     // The answer: once.
     let approval = approval_of(&session, T0.plus(Secs::new(20)));
-    let answered = store.answer_device_request(&user, Some(&approval), T0.plus(Secs::new(20))).await.expect("answer");
+    let answered = store
+        .answer_device_request(&user, Some(&approval), T0.plus(Secs::new(20)), &answered_event("device:answer"))
+        .await
+        .expect("answer");
     assert!(matches!(&answered, DeviceAnswer::Answered(r) if r.state == DeviceState::Approved(approval.clone())));
-    let again = store.answer_device_request(&user, None, T0.plus(Secs::new(21))).await.expect("answer");
+    let again = store
+        .answer_device_request(&user, None, T0.plus(Secs::new(21)), &answered_event("device:answer"))
+        .await
+        .expect("answer");
     assert!(matches!(&again, DeviceAnswer::Closed(r) if r.state == DeviceState::Approved(approval.clone())));
-    assert_eq!(store.answer_device_request(&[9; 32], None, T0).await.expect("answer"), DeviceAnswer::NotFound);
+    assert_eq!(
+        store.answer_device_request(&[9; 32], None, T0, &answered_event("device:answer")).await.expect("answer"),
+        DeviceAnswer::NotFound
+    );
+    assert_eq!(
+        events_tagged(&store, "device:answer").await.len(),
+        1,
+        "the answer's event, once: none when closed or unknown"
+    );
 
     // Redeemed once: the family joins its session, which records activity.
     let issued = poll(30, "cli").await;
@@ -1727,7 +1746,10 @@ pub async fn device_requests_are_answered_once_and_redeemed_once(b: &impl Backen
     for i in 0..MAX_FAMILIES_PER_CLIENT {
         redeemed(&store, &session, ["c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7"][i], "cli").await;
     }
-    store.answer_device_request(&user2, Some(&approval), T0.plus(Secs::new(50))).await.expect("answer");
+    store
+        .answer_device_request(&user2, Some(&approval), T0.plus(Secs::new(50)), &answered_event("device:answer"))
+        .await
+        .expect("answer");
     let issued =
         store.poll_device(&device2, "cli", T0.plus(Secs::new(60)), device_family("d2"), &Recorder).await.expect("poll");
     let DevicePoll::Issued { superseded, .. } = issued else { panic!("{issued:?}") };
@@ -1749,13 +1771,19 @@ pub async fn a_device_request_denied_or_expired_ends_the_polling_and_is_swept(b:
         let store = store.clone();
         async move { store.poll_device(&key, "cli", at, device_family("never"), &Recorder).await.expect("poll") }
     };
-    let answer = store.answer_device_request(&denied_user, None, T0.plus(Secs::new(5))).await.expect("deny");
+    let answer = store
+        .answer_device_request(&denied_user, None, T0.plus(Secs::new(5)), &answered_event("device:answer"))
+        .await
+        .expect("deny");
     assert!(matches!(&answer, DeviceAnswer::Answered(r) if matches!(r.state, DeviceState::Denied { .. })));
     assert_eq!(poll(denied, T0.plus(Secs::new(6))).await, DevicePoll::Denied);
     assert_eq!(poll(denied, T0.plus(Secs::new(30))).await, DevicePoll::Denied, "for good");
 
     let end = T0.plus(DEVICE_TTL);
-    let late = store.answer_device_request(&expired_user, Some(&approval_of(&session, end)), end).await.expect("late");
+    let late = store
+        .answer_device_request(&expired_user, Some(&approval_of(&session, end)), end, &answered_event("device:answer"))
+        .await
+        .expect("late");
     assert!(
         matches!(&late, DeviceAnswer::Closed(r) if r.state == DeviceState::Pending),
         "an expired code cannot be approved"
@@ -1783,7 +1811,15 @@ pub async fn of_32_concurrent_polls_after_approval_one_gets_the_tokens(b: &impl 
     let session = signed_in(&store, "alice", T0, keep()).await;
     let (device, user) = device_keys(1);
     store.put_device_request(&device, &user, &DeviceRequest::new("cli", "openid", T0, DEVICE_TTL)).await.expect("put");
-    store.answer_device_request(&user, Some(&approval_of(&session, T0)), T0.plus(Secs::new(1))).await.expect("ok");
+    store
+        .answer_device_request(
+            &user,
+            Some(&approval_of(&session, T0)),
+            T0.plus(Secs::new(1)),
+            &answered_event("device:answer"),
+        )
+        .await
+        .expect("ok");
     let barrier = Arc::new(tokio::sync::Barrier::new(32));
     let mut tasks = Vec::new();
     for i in 0..32u64 {

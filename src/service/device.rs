@@ -20,6 +20,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use serde::Serialize;
 
 use super::token::Grant;
+use crate::audit::{AuditEvent, EventKind};
 use crate::clock::UnixTime;
 use crate::oauth::client::{Client, GrantType, ScopeSet};
 use crate::oauth::error::{ErrorCode, OAuthError};
@@ -292,7 +293,7 @@ pub async fn enter(
     };
     let found = match UserCode::parse(typed) {
         None => Found::Unknown,
-        Some(code) => look_up_or_answer(state, &code, decision, session, now).await?,
+        Some(code) => look_up_or_answer(state, &code, decision, session, remote, now).await?,
     };
     if found == Found::Unknown {
         session_slot.failed(now);
@@ -312,6 +313,7 @@ async fn look_up_or_answer(
     code: &UserCode,
     decision: Decision,
     session: &UserSession,
+    remote: &str,
     now: UnixTime,
 ) -> Result<Found, ServiceError> {
     let key = code.key();
@@ -326,13 +328,22 @@ async fn look_up_or_answer(
                 remember_me: session.remember_me,
                 at: now,
             });
+            // The request's client never changes: read it for the audit
+            // event, which the answer writes in its own step.
+            let Some(current) = state.store.device_request_by_user_code(&key).await.map_err(failed)? else {
+                return Ok(Found::Unknown);
+            };
+            let kind = if approval.is_some() { EventKind::DeviceApproved } else { EventKind::DeviceDenied };
+            let event = AuditEvent::new(now, kind, session.username.clone(), format!("client:{}", current.client_id))
+                .details(serde_json::json!({ "sid": session.sid, "scope": current.scope, "ip": remote }));
             let answered = state
                 .store
-                .answer_device_request(&key, approval.as_ref(), now)
+                .answer_device_request(&key, approval.as_ref(), now, &event)
                 .await
                 .map_err(|e| ServiceError::internal("answering a device authorization request", e))?;
             match answered {
                 DeviceAnswer::Answered(r) => {
+                    event.log();
                     let approved = decision == Decision::Approve;
                     tracing::info!(client_id = %r.client_id, sid = %session.sid, approved, "device authorization answered");
                     return Ok(Found::Answered { view: view(state, code, &r), approved });

@@ -336,12 +336,14 @@ pub trait Store: Send + Sync + 'static {
     /// `user_key`: `Some` approves (with the person's session), `None`
     /// denies. Only an open request (pending, unexpired at `now`: see
     /// [`DeviceRequest::answer`]) changes, atomically against every other
-    /// answer and poll; durable.
+    /// answer and poll, and then `event` is appended in the same step;
+    /// durable.
     fn answer_device_request(
         &self,
         user_key: &[u8; 32],
         approval: Option<&Approval>,
         now: UnixTime,
+        event: &AuditEvent,
     ) -> impl Future<Output = Result<DeviceAnswer>> + Send;
 
     /// A poll at `/token` by `client_id` with device code `device_key`, in
@@ -840,8 +842,9 @@ impl Store for AnyStore {
         user_key: &[u8; 32],
         approval: Option<&Approval>,
         now: UnixTime,
+        event: &AuditEvent,
     ) -> Result<DeviceAnswer> {
-        dispatch!(self, s => s.answer_device_request(user_key, approval, now).await)
+        dispatch!(self, s => s.answer_device_request(user_key, approval, now, event).await)
     }
     async fn poll_device<F>(
         &self,

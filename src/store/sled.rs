@@ -1114,9 +1114,11 @@ impl Store for SledStore {
         user_key: &[u8; 32],
         approval: Option<&Approval>,
         now: UnixTime,
+        event: &AuditEvent,
     ) -> Result<DeviceAnswer> {
-        let trees = (self.tree(Expiring::DeviceRequest), self.tree(Expiring::DeviceUserCode));
-        let outcome = tx_result(trees.transaction(|(requests, user_codes)| {
+        let event_bytes = serde_json::to_vec(event).map_err(io)?;
+        let trees = (self.tree(Expiring::DeviceRequest), self.tree(Expiring::DeviceUserCode), &self.audit);
+        let outcome = tx_result(trees.transaction(|(requests, user_codes, audit)| {
             let Some((device_key, _)) = tx_read::<String>(user_codes, Expiring::DeviceUserCode, user_key)? else {
                 return Ok(DeviceAnswer::NotFound);
             };
@@ -1128,6 +1130,8 @@ impl Store for SledStore {
                 None => Ok(DeviceAnswer::Closed(request)),
                 Some(next) => {
                     requests.insert(&device_key[..], encode(exp, &next).map_err(abort)?)?;
+                    let seq = audit.generate_id()?;
+                    audit.insert(&seq.to_be_bytes(), event_bytes.as_slice())?;
                     Ok(DeviceAnswer::Answered(next))
                 }
             }

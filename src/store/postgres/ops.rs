@@ -834,6 +834,7 @@ impl Store for PgStore {
         user_key: &[u8; 32],
         approval: Option<&Approval>,
         now: UnixTime,
+        event: &AuditEvent,
     ) -> Result<DeviceAnswer> {
         self.transaction("device answer", |tx, _| {
             Box::pin(async move {
@@ -853,6 +854,7 @@ impl Store for PgStore {
                             &[&&user_key[..], &json(&next)?],
                         )
                         .await?;
+                        tx_audit(tx, event).await?;
                         Ok(DeviceAnswer::Answered(next))
                     }
                 }
