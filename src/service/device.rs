@@ -184,6 +184,13 @@ pub async fn poll<S: Store>(grant: Grant<'_, S>) -> Result<TokenResponse, OAuthE
     match outcome {
         DevicePoll::Issued { family, .. } => {
             tracing::info!(client_id = %client.id, sid = %family.sid, family = %family.id, "device code redeemed");
+            if user_history.is_some() {
+                return minter.mint(&family, client, &record.scope, None, jkt).await;
+            }
+            // Approved between the read above and this poll: the user's
+            // groups still tighten the tokens (SPEC 14).
+            let history = minter.history_for(&family.username).await;
+            let minter = &crate::oauth::tokens::Minter { history: &history, ..*minter };
             minter.mint(&family, client, &record.scope, None, jkt).await
         }
         DevicePoll::Pending => Err(OAuthError::new(
