@@ -37,10 +37,14 @@ pub enum EventKind {
     ClientDeleted,
     ClientSecretRotated,
     KeyRotated,
+    /// SPEC 15: a person approved a device authorization request at `/device`.
+    DeviceApproved,
+    /// SPEC 15: a person denied one.
+    DeviceDenied,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 20] = [
+    pub const ALL: [EventKind; 22] = [
         EventKind::SignIn,
         EventKind::SignInFailed,
         EventKind::SignInThrottled,
@@ -61,6 +65,8 @@ impl EventKind {
         EventKind::ClientDeleted,
         EventKind::ClientSecretRotated,
         EventKind::KeyRotated,
+        EventKind::DeviceApproved,
+        EventKind::DeviceDenied,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -85,6 +91,8 @@ impl EventKind {
             EventKind::ClientDeleted => "client_deleted",
             EventKind::ClientSecretRotated => "client_secret_rotated",
             EventKind::KeyRotated => "key_rotated",
+            EventKind::DeviceApproved => "device_approved",
+            EventKind::DeviceDenied => "device_denied",
         }
     }
 

@@ -28,6 +28,11 @@ pub const DEFAULT_CONFIG_FILE: &str = "tenure.toml";
 pub const DEFAULT_KEY_PUBLISH_AHEAD: Secs = Secs::minutes(10);
 /// The longest `key_publish_ahead` accepted.
 pub const MAX_KEY_PUBLISH_AHEAD: Secs = Secs::days(1);
+/// How long a device code may be polled for (`device_code_ttl`, SPEC 15).
+pub const DEFAULT_DEVICE_CODE_TTL: Secs = Secs::minutes(10);
+/// The longest `device_code_ttl` accepted: a user code is guessable over
+/// time (RFC 8628 5.1), so it must not live for long.
+pub const MAX_DEVICE_CODE_TTL: Secs = Secs::hours(1);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
@@ -72,6 +77,7 @@ struct FileConfig {
     keys_dir: Option<PathBuf>,
     signing_alg: Option<String>,
     key_publish_ahead: Option<String>,
+    device_code_ttl: Option<String>,
     log: Option<String>,
     log_format: Option<String>,
     trusted_proxies: Option<Vec<String>>,
@@ -286,6 +292,9 @@ pub struct Config {
     pub signing_alg: SigningAlg,
     /// How long a rotated key is published before it signs.
     pub key_publish_ahead: Secs,
+    /// How long a device authorization request lives (SPEC 15, RFC 8628
+    /// `expires_in`).
+    pub device_code_ttl: Secs,
     pub log_filter: String,
     pub log_format: LogFormat,
     /// Reverse proxies whose `X-Forwarded-For` is believed (see `net`).
@@ -326,7 +335,7 @@ pub struct BootstrapAdmin {
 }
 
 /// The non-session variables, beside the seven `TENURE_SESSION_*` ones.
-const ENV_VARS: [&str; 27] = [
+const ENV_VARS: [&str; 28] = [
     "TENURE_CONFIG",
     "TENURE_ISSUER",
     "TENURE_LISTEN",
@@ -334,6 +343,7 @@ const ENV_VARS: [&str; 27] = [
     "TENURE_KEYS_DIR",
     "TENURE_SIGNING_ALG",
     "TENURE_KEY_PUBLISH_AHEAD",
+    "TENURE_DEVICE_CODE_TTL",
     "TENURE_LOG",
     "TENURE_LOG_FORMAT",
     "TENURE_SERVER_REQUEST_HEADER_TIMEOUT",
@@ -424,6 +434,7 @@ impl Config {
             invalid("signing_alg", format!("{alg_raw:?} is not supported; use ES256, EdDSA or RS256"))
         })?;
         let key_publish_ahead = parse_publish_ahead(env, file.key_publish_ahead)?;
+        let device_code_ttl = parse_device_code_ttl(env, file.device_code_ttl)?;
         let log_filter = pick("TENURE_LOG", file.log).unwrap_or_else(|| "info".to_owned());
         let log_format = match pick("TENURE_LOG_FORMAT", file.log_format).as_deref() {
             None | Some("text") => LogFormat::Text,
@@ -538,6 +549,7 @@ impl Config {
             keys_dir,
             signing_alg,
             key_publish_ahead,
+            device_code_ttl,
             log_filter,
             log_format,
             trusted_proxies,
@@ -740,6 +752,26 @@ fn parse_publish_ahead(env: &BTreeMap<String, String>, from_file: Option<String>
     Ok(value)
 }
 
+/// `device_code_ttl` (or `TENURE_DEVICE_CODE_TTL`): more than 0 s, at most
+/// [`MAX_DEVICE_CODE_TTL`].
+fn parse_device_code_ttl(env: &BTreeMap<String, String>, from_file: Option<String>) -> Result<Secs, ConfigError> {
+    let (raw, bad): (String, Box<dyn Fn(String) -> ConfigError>) = match (env.get("TENURE_DEVICE_CODE_TTL"), from_file)
+    {
+        (Some(v), _) => {
+            (v.clone(), Box::new(|message| ConfigError::Env { var: "TENURE_DEVICE_CODE_TTL".into(), message }))
+        }
+        (None, Some(v)) => (v, Box::new(|message| invalid("device_code_ttl", message))),
+        (None, None) => return Ok(DEFAULT_DEVICE_CODE_TTL),
+    };
+    let value = raw.parse::<Secs>().map_err(|e| bad(e.to_string()))?;
+    if value.is_zero() || value > MAX_DEVICE_CODE_TTL {
+        return Err(bad(format!(
+            "must be more than 0s and at most {MAX_DEVICE_CODE_TTL} (a user code must not live long), not {value}"
+        )));
+    }
+    Ok(value)
+}
+
 fn env_policy_layer(env: &BTreeMap<String, String>) -> Result<PolicyLayer, ConfigError> {
     let mut layer = PolicyLayer::default();
     for def in POLICY_KEYS {
@@ -906,6 +938,24 @@ mod tests {
 
     fn err(text: &str) -> String {
         Config::from_toml(text, &no_env()).expect_err("must be refused").to_string()
+    }
+
+    #[test]
+    fn device_code_ttl_is_a_short_duration() {
+        assert_eq!(Config::from_toml("", &no_env()).expect("valid").device_code_ttl, Secs::minutes(10));
+        let c = Config::from_toml("device_code_ttl = \"5m\"", &no_env()).expect("valid");
+        assert_eq!(c.device_code_ttl, Secs::minutes(5));
+        let c =
+            Config::from_toml("device_code_ttl = \"5m\"", &env(&[("TENURE_DEVICE_CODE_TTL", "90")])).expect("valid");
+        assert_eq!(c.device_code_ttl, Secs::new(90), "the environment wins");
+        assert!(err("device_code_ttl = \"soon\"").starts_with("device_code_ttl: \"soon\" is not a duration"));
+        assert_eq!(
+            err("device_code_ttl = \"2h\""),
+            "device_code_ttl: must be more than 0s and at most 1h (a user code must not live long), not 2h"
+        );
+        assert!(err("device_code_ttl = \"0\"").starts_with("device_code_ttl: must be more than 0s"));
+        let e = Config::from_toml("", &env(&[("TENURE_DEVICE_CODE_TTL", "0")])).expect_err("refused").to_string();
+        assert!(e.starts_with("environment variable TENURE_DEVICE_CODE_TTL: must be more than 0s"), "{e}");
     }
 
     #[test]
@@ -1100,6 +1150,7 @@ mod tests {
     #[test]
     fn key_publish_ahead_defaults_to_ten_minutes_and_is_bounded() {
         assert_eq!(Config::from_toml("", &no_env()).expect("valid").key_publish_ahead, Secs::minutes(10));
+        assert_eq!(Config::from_toml("", &no_env()).expect("valid").device_code_ttl, Secs::minutes(10));
         let c = Config::from_toml("key_publish_ahead = \"2m\"", &no_env()).expect("valid");
         assert_eq!(c.key_publish_ahead, Secs::minutes(2));
         let c =

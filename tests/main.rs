@@ -19,6 +19,7 @@ mod console;
 mod console_browser;
 mod cors;
 mod crash;
+mod device;
 mod dpop;
 mod end_reasons;
 mod exchange;

@@ -17,9 +17,11 @@ async fn discovery_advertises_what_is_implemented_at_the_bound_address() {
                 "authorization_code",
                 "refresh_token",
                 "client_credentials",
-                "urn:ietf:params:oauth:grant-type:token-exchange"
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+                "urn:ietf:params:oauth:grant-type:device_code"
             ])
         );
+        assert_eq!(d["device_authorization_endpoint"], server.url("/device_authorization"));
         assert_eq!(d["code_challenge_methods_supported"], serde_json::json!(["S256"]), "S256 only");
         assert_eq!(d["authorization_endpoint"], server.url("/authorize"));
         assert_eq!(d["userinfo_endpoint"], server.url("/userinfo"));

@@ -27,13 +27,15 @@ use tenure::oauth::client_spec::{ClientSpec, StoredClient};
 use tenure::policy::{IdleTimeout, OnSessionLimit, PolicyHistory, PolicyLayer, SessionLimit, SessionPolicy};
 use tenure::session::Revoked;
 use tenure::session::code::{AuthCode, CODE_RECORD_TTL};
+use tenure::session::device::{Approval, DeviceRequest, DeviceState, RECORD_KEPT_AFTER_EXPIRY};
 use tenure::session::end::{EndReason, Ended};
 use tenure::session::family::{Activity, Family, RefreshDecision, decide_refresh};
 use tenure::session::limit::{Admit, admit};
 use tenure::session::user_session::{MAX_FAMILIES_PER_CLIENT, UserSession};
 use tenure::ssf::{QueuedSet, SetEvent, SetSubject, Stream};
 use tenure::store::{
-    Admission, AnyStore, Effects, Fallout, NoFallout, Redemption, RetiredName, Revoke, SledStore, Store,
+    Admission, AnyStore, DeviceAnswer, DevicePoll, Effects, Fallout, NoFallout, Redemption, RetiredName, Revoke,
+    SledStore, Store,
 };
 use tenure::user::User;
 
@@ -117,6 +119,9 @@ macro_rules! contract_tests {
             a_sign_in_under_the_limit_ends_the_least_recently_active_with_its_effects,
             of_32_concurrent_sign_ins_at_the_limit_exactly_the_limit_stay_live,
             of_32_concurrent_sign_ins_that_ask_at_the_limit_one_gets_the_last_place,
+            device_requests_are_answered_once_and_redeemed_once,
+            a_device_request_denied_or_expired_ends_the_polling_and_is_swept,
+            of_32_concurrent_polls_after_approval_one_gets_the_tokens,
         ]);
     };
     (@cases $name:ident, $backend:expr, [$($case:ident),* $(,)?]) => {
@@ -1641,4 +1646,243 @@ pub async fn of_32_concurrent_sign_ins_that_ask_at_the_limit_one_gets_the_last_p
     let at_limit = outcomes.iter().filter(|o| matches!(o, Admission::AtLimit { live } if live.len() == 3)).count();
     assert_eq!((started, at_limit), (1, 31), "{outcomes:?}");
     assert_eq!(live_sids(&store, "alice").await.len(), 3);
+}
+
+// --- Device authorization requests (SPEC 15) ---
+
+/// The stand-ins for a device code's and a user code's SHA-256.
+fn device_keys(n: u8) -> ([u8; 32], [u8; 32]) {
+    ([n; 32], [n.wrapping_add(100); 32])
+}
+
+const DEVICE_TTL: Secs = Secs::minutes(10);
+
+/// The audit event a person's answer writes (tagged `tag`).
+fn answered_event(tag: &str) -> AuditEvent {
+    AuditEvent::new(T0, EventKind::DeviceApproved, "contract", tag)
+}
+
+fn approval_of(session: &UserSession, at: UnixTime) -> Approval {
+    Approval {
+        username: session.username.clone(),
+        sid: session.sid.clone(),
+        auth_time: session.signed_in,
+        remember_me: session.remember_me,
+        at,
+    }
+}
+
+/// What the device grant does with an approval: family `id` of `cli` in
+/// the approving session (a pure function of the approval).
+fn device_family(id: &'static str) -> impl Fn(&Approval) -> (Family, UnixTime) + Send + Sync {
+    move |a: &Approval| {
+        let f = Family {
+            id: id.into(),
+            salt: "salt".into(),
+            sid: a.sid.clone(),
+            username: a.username.clone(),
+            client_id: "cli".into(),
+            scope: "openid".into(),
+            auth_time: a.auth_time,
+            remember_me: a.remember_me,
+            created_at: a.at,
+            generation: 1,
+            rotated_at: a.at,
+            active_at: None,
+            issues_refresh_tokens: true,
+            revoked: None,
+            jkt: None,
+        };
+        (f, keep())
+    }
+}
+
+pub async fn device_requests_are_answered_once_and_redeemed_once(b: &impl Backend) {
+    let store = b.fresh().await;
+    let session = signed_in(&store, "alice", T0, keep()).await;
+    let (device, user) = device_keys(1);
+    let request = DeviceRequest::new("cli", "openid profile", T0, DEVICE_TTL);
+    assert!(store.put_device_request(&device, &user, &request).await.expect("put"));
+    let (other_device, _) = device_keys(2);
+    assert!(
+        !store.put_device_request(&other_device, &user, &request).await.expect("put"),
+        "a user code on record is not given twice"
+    );
+    assert_eq!(store.device_request(&other_device).await.expect("read"), None, "nothing written");
+    assert_eq!(store.device_request(&device).await.expect("read"), Some(request.clone()));
+    assert_eq!(store.device_request_by_user_code(&user).await.expect("read"), Some(request.clone()));
+
+    // Polling: pending, then too soon (slow_down, remembered), then pending.
+    let poll = |at: u64, client: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .poll_device(&device, client, T0.plus(Secs::new(at)), device_family("d1"), &Recorder)
+                .await
+                .expect("poll")
+        }
+    };
+    assert_eq!(poll(1, "cli").await, DevicePoll::Pending);
+    assert_eq!(poll(2, "cli").await, DevicePoll::SlowDown { interval: Secs::new(10) });
+    assert_eq!(store.device_request(&device).await.expect("read").expect("kept").interval, Secs::new(10), "remembered");
+    assert_eq!(poll(12, "cli").await, DevicePoll::Pending);
+    assert_eq!(poll(13, "other").await, DevicePoll::NotFound, "another client's device code is unknown to it");
+    assert_eq!(
+        store.device_request(&device).await.expect("read").expect("kept").last_poll,
+        Some(T0.plus(Secs::new(12)))
+    );
+
+    // The answer: once.
+    let approval = approval_of(&session, T0.plus(Secs::new(20)));
+    let answered = store
+        .answer_device_request(&user, Some(&approval), T0.plus(Secs::new(20)), &answered_event("device:answer"))
+        .await
+        .expect("answer");
+    assert!(matches!(&answered, DeviceAnswer::Answered(r) if r.state == DeviceState::Approved(approval.clone())));
+    let again = store
+        .answer_device_request(&user, None, T0.plus(Secs::new(21)), &answered_event("device:answer"))
+        .await
+        .expect("answer");
+    assert!(matches!(&again, DeviceAnswer::Closed(r) if r.state == DeviceState::Approved(approval.clone())));
+    assert_eq!(
+        store.answer_device_request(&[9; 32], None, T0, &answered_event("device:answer")).await.expect("answer"),
+        DeviceAnswer::NotFound
+    );
+    assert_eq!(
+        events_tagged(&store, "device:answer").await.len(),
+        1,
+        "the answer's event, once: none when closed or unknown"
+    );
+
+    // Redeemed once: the family joins its session, which records activity.
+    let issued = poll(30, "cli").await;
+    let DevicePoll::Issued { family, superseded } = issued else { panic!("{issued:?}") };
+    assert_eq!((family.id.as_str(), family.sid.as_str(), superseded.len()), ("d1", session.sid.as_str(), 0));
+    assert_eq!(store.family("d1").await.expect("read"), Some(*family));
+    let in_session: Vec<String> =
+        store.session_families(&session.sid).await.expect("index").into_iter().map(|f| f.id).collect();
+    assert_eq!(in_session, ["d1"]);
+    assert_eq!(store.session(&session.sid).await.expect("read").expect("live").last_active, T0.plus(Secs::new(30)));
+    let stored = store.device_request(&device).await.expect("read").expect("kept");
+    assert_eq!(stored.state, DeviceState::Redeemed { at: T0.plus(Secs::new(30)), family_id: "d1".into() });
+    assert_eq!(poll(40, "cli").await, DevicePoll::Used);
+    assert_eq!(poll(DEVICE_TTL.as_secs() + 5, "cli").await, DevicePoll::Used, "used, whatever the time");
+
+    // A later approval of the same client in the same session supersedes
+    // like any family, with its fallout.
+    let store = b.reopen(store).await;
+    assert_eq!(store.device_request(&device).await.expect("read"), Some(stored), "durable");
+    let (device2, user2) = device_keys(3);
+    store
+        .put_device_request(&device2, &user2, &DeviceRequest::new("cli", "openid", T0, DEVICE_TTL))
+        .await
+        .expect("put");
+    for i in 0..MAX_FAMILIES_PER_CLIENT {
+        redeemed(&store, &session, ["c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7"][i], "cli").await;
+    }
+    store
+        .answer_device_request(&user2, Some(&approval), T0.plus(Secs::new(50)), &answered_event("device:answer"))
+        .await
+        .expect("answer");
+    let issued =
+        store.poll_device(&device2, "cli", T0.plus(Secs::new(60)), device_family("d2"), &Recorder).await.expect("poll");
+    let DevicePoll::Issued { superseded, .. } = issued else { panic!("{issued:?}") };
+    assert!(!superseded.is_empty(), "the session keeps only the newest families of a client");
+    for f in &superseded {
+        assert_eq!(effects_of(&store, &format!("superseded:{}", f.id)).await, (1, 1, 1));
+    }
+}
+
+pub async fn a_device_request_denied_or_expired_ends_the_polling_and_is_swept(b: &impl Backend) {
+    let store = b.fresh().await;
+    let session = signed_in(&store, "alice", T0, keep()).await;
+    let (denied, denied_user) = device_keys(1);
+    let (expired, expired_user) = device_keys(2);
+    let request = DeviceRequest::new("cli", "openid", T0, DEVICE_TTL);
+    store.put_device_request(&denied, &denied_user, &request).await.expect("put");
+    store.put_device_request(&expired, &expired_user, &request).await.expect("put");
+    let poll = |key: [u8; 32], at: UnixTime| {
+        let store = store.clone();
+        async move { store.poll_device(&key, "cli", at, device_family("never"), &Recorder).await.expect("poll") }
+    };
+    let answer = store
+        .answer_device_request(&denied_user, None, T0.plus(Secs::new(5)), &answered_event("device:answer"))
+        .await
+        .expect("deny");
+    assert!(matches!(&answer, DeviceAnswer::Answered(r) if matches!(r.state, DeviceState::Denied { .. })));
+    assert_eq!(poll(denied, T0.plus(Secs::new(6))).await, DevicePoll::Denied);
+    assert_eq!(poll(denied, T0.plus(Secs::new(30))).await, DevicePoll::Denied, "for good");
+
+    let end = T0.plus(DEVICE_TTL);
+    let late = store
+        .answer_device_request(&expired_user, Some(&approval_of(&session, end)), end, &answered_event("device:answer"))
+        .await
+        .expect("late");
+    assert!(
+        matches!(&late, DeviceAnswer::Closed(r) if r.state == DeviceState::Pending),
+        "an expired code cannot be approved"
+    );
+    assert_eq!(poll(expired, end).await, DevicePoll::Expired);
+    assert_eq!(store.family("never").await.expect("read"), None);
+
+    // Kept a while after expiry (a late poll still hears expired_token), then swept.
+    let swept = end.plus(RECORD_KEPT_AFTER_EXPIRY);
+    store.sweep_expired(UnixTime(swept.as_secs() - 1)).await.expect("sweep");
+    assert!(store.device_request(&expired).await.expect("read").is_some());
+    assert!(store.sweep_expired(swept).await.expect("sweep") >= 2);
+    for (device, user) in [(denied, denied_user), (expired, expired_user)] {
+        assert_eq!(store.device_request(&device).await.expect("read"), None);
+        assert_eq!(store.device_request_by_user_code(&user).await.expect("read"), None);
+    }
+    assert!(
+        store.put_device_request(&expired, &expired_user, &request).await.expect("put"),
+        "the user code is free again"
+    );
+}
+
+pub async fn of_32_concurrent_polls_after_approval_one_gets_the_tokens(b: &impl Backend) {
+    let store = b.fresh().await;
+    let session = signed_in(&store, "alice", T0, keep()).await;
+    let (device, user) = device_keys(1);
+    store.put_device_request(&device, &user, &DeviceRequest::new("cli", "openid", T0, DEVICE_TTL)).await.expect("put");
+    store
+        .answer_device_request(
+            &user,
+            Some(&approval_of(&session, T0)),
+            T0.plus(Secs::new(1)),
+            &answered_event("device:answer"),
+        )
+        .await
+        .expect("ok");
+    let barrier = Arc::new(tokio::sync::Barrier::new(32));
+    let mut tasks = Vec::new();
+    for i in 0..32u64 {
+        let (store, barrier) = (store.clone(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let ids: &'static str = Box::leak(format!("race{i}").into_boxed_str());
+            store
+                .poll_device(&device, "cli", T0.plus(Secs::new(10)), device_family(ids), &Recorder)
+                .await
+                .expect("poll")
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.expect("join"));
+    }
+    let issued: Vec<&Family> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            DevicePoll::Issued { family, .. } => Some(&**family),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(issued.len(), 1, "{outcomes:?}");
+    assert_eq!(outcomes.iter().filter(|o| **o == DevicePoll::Used).count(), 31, "{outcomes:?}");
+    let in_session: Vec<String> =
+        store.session_families(&session.sid).await.expect("index").into_iter().map(|f| f.id).collect();
+    assert_eq!(in_session, [issued[0].id.clone()], "one family, no other");
+    let stored = store.device_request(&device).await.expect("read").expect("kept");
+    assert!(matches!(stored.state, DeviceState::Redeemed { ref family_id, .. } if *family_id == issued[0].id));
 }

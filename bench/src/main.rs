@@ -1451,6 +1451,7 @@ mod tests {
             error: Some("Wrong username or password."),
             csrf_token: "c2lnbmVk-_",
             return_to,
+            action: "/login",
         });
         assert_eq!(hidden_input(&html, "csrf_token").as_deref(), Some("c2lnbmVk-_"));
         assert_eq!(hidden_input(&html, "return_to").as_deref(), Some(return_to));

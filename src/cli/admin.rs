@@ -345,6 +345,8 @@ enum ClientsAction {
     #[command(after_help = "Examples:\n  \
         tenure admin clients create kubectl --public --redirect-uri http://127.0.0.1:8000/callback \\\n      \
         --grant-type authorization_code --grant-type refresh_token --scope openid --max-lifetime 1h\n  \
+        tenure admin clients create kubelogin --public --grant-type urn:ietf:params:oauth:grant-type:device_code \\\n      \
+        --grant-type refresh_token --scope openid --max-lifetime 1h\n  \
         tenure admin clients create reports --grant-type client_credentials --scope orders:read")]
     Create(Box<ClientCreate>),
     /// One client.
@@ -371,7 +373,7 @@ struct ClientCreate {
     #[arg(long = "web-origin", value_name = "ORIGIN")]
     web_origins: Vec<String>,
     /// authorization_code, refresh_token, client_credentials, or the
-    /// token-exchange URN (repeat).
+    /// token-exchange or device-code URN (repeat).
     #[arg(long = "grant-type", value_name = "GRANT")]
     grant_types: Vec<String>,
     /// A scope the client may request (repeat).

@@ -360,6 +360,7 @@ fn sign_in_page(
         error: form.error,
         csrf_token: &csrf_token,
         return_to: form.return_to,
+        action: "/login",
     });
     let form_target = pages::form_action_source(&target.redirect_uri);
     let mut response = pages::respond(status, html, form_target.as_deref());

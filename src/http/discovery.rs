@@ -26,6 +26,8 @@ pub fn metadata(state: &AppState) -> serde_json::Value {
         "revocation_endpoint": format!("{iss}/revoke"),
         "introspection_endpoint": format!("{iss}/introspect"),
         "end_session_endpoint": format!("{iss}/logout"),
+        // RFC 8628 4 (SPEC 15).
+        "device_authorization_endpoint": format!("{iss}/device_authorization"),
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
         "jwks_uri": format!("{iss}/jwks.json"),
@@ -33,7 +35,8 @@ pub fn metadata(state: &AppState) -> serde_json::Value {
             "authorization_code",
             "refresh_token",
             "client_credentials",
-            "urn:ietf:params:oauth:grant-type:token-exchange"
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+            "urn:ietf:params:oauth:grant-type:device_code"
         ],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],

@@ -10,6 +10,7 @@ pub mod bearer;
 pub mod console;
 pub mod cookies;
 pub mod cors;
+pub mod device;
 pub mod discovery;
 pub mod error;
 pub mod form;
@@ -84,6 +85,10 @@ pub fn router(state: AppState) -> Router {
         .route("/login", post(authorize::login))
         .route("/login/session-limit", post(authorize::session_limit))
         .route("/token", with_cors(post(token::token), &state, cors::TOKEN))
+        .route("/device_authorization", post(device::device_authorization))
+        .route("/device", get(device::page).post(device::enter))
+        .route("/device/decision", post(device::decision))
+        .route("/device/login", post(device::login))
         .route("/revoke", with_cors(post(revoke::revoke), &state, cors::CLIENT_POST))
         .route("/introspect", post(introspect::introspect))
         .route("/admin/settings/session", get(settings::get).put(settings::put).delete(settings::delete))

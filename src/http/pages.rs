@@ -42,8 +42,11 @@ pub struct SignInForm<'a> {
     /// Shown in a `role="alert"` element.
     pub error: Option<&'a str>,
     pub csrf_token: &'a str,
-    /// The original `/authorize` query string.
+    /// The original `/authorize` query string (at `/device`: the user
+    /// code typed so far).
     pub return_to: &'a str,
+    /// Where the form posts: `/login`, or `/device/login` (SPEC 15).
+    pub action: &'a str,
 }
 
 /// The sign-in page.
@@ -58,7 +61,7 @@ pub fn sign_in(form: &SignInForm<'_>) -> String {
     let body = format!(
         r#"<h1>Sign in</h1>
 <p class="lead">to continue to <strong>{app}</strong></p>
-{error}<form method="post" action="/login"{described_by}>
+{error}<form method="post" action="{action}"{described_by}>
 <input type="hidden" name="csrf_token" value="{csrf_token}">
 <input type="hidden" name="return_to" value="{return_to}">
 <div class="field">
@@ -78,6 +81,7 @@ pub fn sign_in(form: &SignInForm<'_>) -> String {
         csrf_token = escape(form.csrf_token),
         return_to = escape(form.return_to),
         username = escape(form.username),
+        action = escape(form.action),
     );
     document(&format!("Sign in to {app}"), &body)
 }
@@ -293,7 +297,9 @@ impl IntoResponse for PageError {
     }
 }
 
-fn document(title: &str, body: &str) -> String {
+/// A whole page: `title` (already escaped) and `body` (HTML) in the pages'
+/// chrome and style.
+pub fn document(title: &str, body: &str) -> String {
     format!(
         r#"<!DOCTYPE html>
 <html lang="en">
@@ -348,6 +354,13 @@ margin-bottom:.5rem}
 button.secondary{margin-top:.5rem;background:transparent;color:#1d4ed8;border:1px solid #1d4ed8}
 button.secondary:hover{background:#eff6ff}
 a{color:#1d4ed8}
+.code{font:600 1.6rem/1.2 ui-monospace,SFMono-Regular,Menlo,monospace;letter-spacing:.15em;margin:0 0 1.25rem;
+padding:.6rem .75rem;border:1px dashed #6b7280;border-radius:.5rem;text-align:center}
+input.code-input{text-transform:uppercase;font-family:ui-monospace,SFMono-Regular,Menlo,monospace;letter-spacing:.1em}
+.scopes{margin:0 0 1.25rem;padding-left:1.25rem}
+.note{color:#4b5563;font-size:.9rem;margin:0 0 1.25rem}
+form+.note{margin:1.25rem 0 0}
+.done{margin:0 0 1.25rem;padding:.75rem 1rem;border-radius:.5rem;background:#f0fdf4;border:1px solid #86efac;color:#166534}
 @media (prefers-color-scheme:dark){
 body{background:#111827;color:#f9fafb}
 main{background:#1f2937;border-color:#374151}
@@ -359,6 +372,8 @@ input[type=text],input[type=password]{background:#111827;border-color:#9ca3af}
 button.secondary{color:#93c5fd;border-color:#93c5fd}
 button.secondary:hover{background:#1e3a8a}
 a{color:#93c5fd}
+.note{color:#d1d5db}
+.done{background:#052e16;border-color:#15803d;color:#bbf7d0}
 }
 "#;
 
@@ -384,6 +399,7 @@ mod tests {
             error: Some("Wrong username or password."),
             csrf_token: "tok",
             return_to: "client_id=web&state=\"x\"",
+            action: "/login",
         });
         assert!(!html.contains("<script>x"));
         assert!(!html.contains("\"><img>"));

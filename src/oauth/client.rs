@@ -86,11 +86,18 @@ pub enum GrantType {
     RefreshToken,
     ClientCredentials,
     TokenExchange,
+    /// RFC 8628 (SPEC 15): the device authorization grant.
+    DeviceCode,
 }
 
 impl GrantType {
-    pub const ALL: [GrantType; 4] =
-        [GrantType::AuthorizationCode, GrantType::RefreshToken, GrantType::ClientCredentials, GrantType::TokenExchange];
+    pub const ALL: [GrantType; 5] = [
+        GrantType::AuthorizationCode,
+        GrantType::RefreshToken,
+        GrantType::ClientCredentials,
+        GrantType::TokenExchange,
+        GrantType::DeviceCode,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -98,6 +105,7 @@ impl GrantType {
             GrantType::RefreshToken => "refresh_token",
             GrantType::ClientCredentials => "client_credentials",
             GrantType::TokenExchange => "urn:ietf:params:oauth:grant-type:token-exchange",
+            GrantType::DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
         }
     }
 

@@ -120,8 +120,9 @@ impl ClientSpec {
                     FieldError::new(
                         "grant_types",
                         format!(
-                            "{g:?} is not supported; use authorization_code, refresh_token, client_credentials or {}",
-                            GrantType::TokenExchange.as_str()
+                            "{g:?} is not supported; use authorization_code, refresh_token, client_credentials, {} or {}",
+                            GrantType::TokenExchange.as_str(),
+                            GrantType::DeviceCode.as_str()
                         ),
                     )
                 })

@@ -1,5 +1,5 @@
 //! OAuth errors with their RFC codes (RFC 6749 5.2, RFC 7009 2.2.1,
-//! RFC 8693 2.2.2, RFC 8707 2). Turned into HTTP responses in one place:
+//! RFC 8693 2.2.2, RFC 8707 2, RFC 8628 3.5). Turned into HTTP responses in one place:
 //! `http::error`.
 
 use std::borrow::Cow;
@@ -34,6 +34,14 @@ pub enum ErrorCode {
     UseDpopNonce,
     /// The body exceeds the size limit (HTTP 413).
     RequestTooLarge,
+    /// RFC 8628 3.5: the person has not answered yet; poll again.
+    AuthorizationPending,
+    /// RFC 8628 3.5: polling too fast; the interval grows by 5 s.
+    SlowDown,
+    /// RFC 8628 3.5: the person denied the request.
+    AccessDenied,
+    /// RFC 8628 3.5: the device code expired; start again.
+    ExpiredToken,
     /// An internal failure; details go to the log, never to the client.
     ServerError,
 }
@@ -52,6 +60,10 @@ impl ErrorCode {
             ErrorCode::TemporarilyUnavailable { .. } | ErrorCode::Overloaded { .. } => "temporarily_unavailable",
             ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
             ErrorCode::UseDpopNonce => "use_dpop_nonce",
+            ErrorCode::AuthorizationPending => "authorization_pending",
+            ErrorCode::SlowDown => "slow_down",
+            ErrorCode::AccessDenied => "access_denied",
+            ErrorCode::ExpiredToken => "expired_token",
             ErrorCode::ServerError => "server_error",
         }
     }

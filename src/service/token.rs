@@ -3,7 +3,7 @@
 //! policy reasons are audited here.
 
 use super::exchange::{ACCESS_TOKEN_TYPE as EXCHANGED_TYPE, Exchange};
-use super::{code_grant, refresh_grant};
+use super::{code_grant, device, refresh_grant};
 use crate::audit::{AuditEvent, EventKind};
 use crate::clock::UnixTime;
 use crate::oauth::client::{Client, GrantType};
@@ -40,7 +40,7 @@ async fn grant(state: &AppState, request: TokenRequest<'_>, now: UnixTime) -> Re
         return Err(OAuthError::new(
             ErrorCode::UnsupportedGrantType,
             format!(
-                "grant_type {grant_type:?} is not supported; this server supports: authorization_code, refresh_token, client_credentials, urn:ietf:params:oauth:grant-type:token-exchange"
+                "grant_type {grant_type:?} is not supported; this server supports: authorization_code, refresh_token, client_credentials, urn:ietf:params:oauth:grant-type:token-exchange, urn:ietf:params:oauth:grant-type:device_code"
             ),
         ));
     };
@@ -92,6 +92,9 @@ pub async fn issue(
             refresh_grant::refresh(Grant { store: &state.store, minter: &minter, client, params, proof }).await?
         }
         GrantType::TokenExchange => exchange(state, client, params, &keys, &history, now, jkt).await?,
+        GrantType::DeviceCode => {
+            device::poll(Grant { store: &state.store, minter: &minter, client, params, proof }).await?
+        }
     })
 }
 
@@ -106,8 +109,8 @@ pub struct Grant<'a, S> {
 }
 
 impl<S> Grant<'_, S> {
-    /// `unauthorized_client` unless the client may use the code or refresh
-    /// `grant` (named as in `grant_type`).
+    /// `unauthorized_client` unless the client may use the code, refresh or
+    /// device `grant` (named as in `grant_type`).
     pub fn require(&self, grant: GrantType) -> Result<(), OAuthError> {
         if self.client.allows_grant(grant) {
             return Ok(());

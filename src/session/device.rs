@@ -34,6 +34,10 @@ pub const USER_CODE_LEN: usize = 8;
 pub const DEFAULT_INTERVAL: Secs = Secs::new(5);
 /// RFC 8628 3.5: what each `slow_down` adds to the interval.
 pub const SLOW_DOWN_STEP: Secs = Secs::new(5);
+/// How long a request's record is kept after it expires, so a late poll
+/// still hears `expired_token` (or `invalid_grant` once used) rather than
+/// "unknown"; the sweeper removes it afterwards.
+pub const RECORD_KEPT_AFTER_EXPIRY: Secs = Secs::minutes(10);
 
 /// A user code as typed by a person, normalised: 8 letters of the
 /// alphabet, upper case, no dash.
@@ -152,6 +156,11 @@ impl DeviceRequest {
             last_poll: None,
             state: DeviceState::Pending,
         }
+    }
+
+    /// When the store may forget the record (both its keys).
+    pub fn keep_until(&self) -> UnixTime {
+        self.expires_at.plus(RECORD_KEPT_AFTER_EXPIRY)
     }
 
     /// Still waiting for a person and not expired: what `/device` may

@@ -21,6 +21,7 @@ use crate::oauth::throttle::{ThrottleKey, ThrottleRules, ThrottleState};
 use crate::policy::{GroupPolicy, PolicyHistory, PolicyLayer};
 use crate::session::Revoked;
 use crate::session::code::AuthCode;
+use crate::session::device::{Approval, DeviceRequest};
 use crate::session::family::{Family, RefreshDecision};
 use crate::session::limit::Admit;
 use crate::session::user_session::UserSession;
@@ -323,6 +324,66 @@ pub trait Store: Send + Sync + 'static {
     /// many were removed.
     fn sweep_expired(&self, now: UnixTime) -> impl Future<Output = Result<usize>> + Send;
 
+    // --- Device authorization requests (SPEC 15, RFC 8628) ---
+
+    /// Store a new device request under `device_key` (the SHA-256 of its
+    /// device code), found also by `user_key` (the SHA-256 of its user
+    /// code), both kept until [`DeviceRequest::keep_until`]; durable.
+    /// `false`, and nothing written, when a request with that user code is
+    /// on record: the caller draws another user code.
+    fn put_device_request(
+        &self,
+        device_key: &[u8; 32],
+        user_key: &[u8; 32],
+        request: &DeviceRequest,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// The request of device code `device_key`.
+    fn device_request(&self, device_key: &[u8; 32]) -> impl Future<Output = Result<Option<DeviceRequest>>> + Send;
+
+    /// The request of user code `user_key`.
+    fn device_request_by_user_code(
+        &self,
+        user_key: &[u8; 32],
+    ) -> impl Future<Output = Result<Option<DeviceRequest>>> + Send;
+
+    /// A person's answer at `/device` to the request of user code
+    /// `user_key`: `Some` approves (with the person's session), `None`
+    /// denies. Only an open request (pending, unexpired at `now`: see
+    /// [`DeviceRequest::answer`]) changes, atomically against every other
+    /// answer and poll, and then `event` is appended in the same step;
+    /// durable.
+    fn answer_device_request(
+        &self,
+        user_key: &[u8; 32],
+        approval: Option<&Approval>,
+        now: UnixTime,
+        event: &AuditEvent,
+    ) -> impl Future<Output = Result<DeviceAnswer>> + Send;
+
+    /// A poll at `/token` by `client_id` with device code `device_key`, in
+    /// one atomic, durable step: [`decide_poll`](crate::session::device::decide_poll)
+    /// on the record, the new last poll and interval stored (`slow_down`
+    /// remembered); when approved, the record becomes redeemed and the
+    /// family `family(approval)` returns (kept until the time it returns
+    /// with it) is created as [`Store::redeem_code`] creates one: it joins
+    /// its session's families of its client (those it supersedes revoked
+    /// with [`Fallout::families_superseded`]) and the session records the
+    /// activity. Of N concurrent polls after approval exactly one is
+    /// [`DevicePoll::Issued`]; the others are [`DevicePoll::Used`].
+    /// `family` must be pure (it may run more than once). A request of
+    /// another client is [`DevicePoll::NotFound`] and nothing is written.
+    fn poll_device<F>(
+        &self,
+        device_key: &[u8; 32],
+        client_id: &str,
+        now: UnixTime,
+        family: F,
+        fallout: &dyn Fallout,
+    ) -> impl Future<Output = Result<DevicePoll>> + Send
+    where
+        F: Fn(&Approval) -> (Family, UnixTime) + Send + Sync;
+
     // --- Users ---
 
     /// A user kept in the store (admin-created), `None` when unknown.
@@ -607,6 +668,38 @@ pub enum Redemption {
     NotFound,
 }
 
+/// The outcome of [`Store::answer_device_request`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceAnswer {
+    /// The answer is stored; the request as stored afterwards.
+    Answered(DeviceRequest),
+    /// The request was no longer open (answered, redeemed or expired);
+    /// nothing was written. The request as stored.
+    Closed(DeviceRequest),
+    NotFound,
+}
+
+/// The outcome of [`Store::poll_device`] (RFC 8628 3.5).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DevicePoll {
+    /// `authorization_pending`.
+    Pending,
+    /// `slow_down`; the interval from now on.
+    SlowDown { interval: crate::duration::Secs },
+    /// `access_denied`.
+    Denied,
+    /// `expired_token`.
+    Expired,
+    /// `invalid_grant`: the tokens were handed out already.
+    Used,
+    /// The family is created (the tokens are to be handed out, once);
+    /// `superseded` are the older families of its session and client it
+    /// replaced, now revoked.
+    Issued { family: Box<Family>, superseded: Vec<Family> },
+    /// No such device code, or another client's.
+    NotFound,
+}
+
 /// The backend chosen at start-up (`store` in the configuration). Every
 /// call is dispatched to it; adding a backend is one variant here and one
 /// arm in `dispatch!`.
@@ -744,6 +837,42 @@ impl Store for AnyStore {
     }
     async fn sweep_expired(&self, now: UnixTime) -> Result<usize> {
         dispatch!(self, s => s.sweep_expired(now).await)
+    }
+    async fn put_device_request(
+        &self,
+        device_key: &[u8; 32],
+        user_key: &[u8; 32],
+        request: &DeviceRequest,
+    ) -> Result<bool> {
+        dispatch!(self, s => s.put_device_request(device_key, user_key, request).await)
+    }
+    async fn device_request(&self, device_key: &[u8; 32]) -> Result<Option<DeviceRequest>> {
+        dispatch!(self, s => s.device_request(device_key).await)
+    }
+    async fn device_request_by_user_code(&self, user_key: &[u8; 32]) -> Result<Option<DeviceRequest>> {
+        dispatch!(self, s => s.device_request_by_user_code(user_key).await)
+    }
+    async fn answer_device_request(
+        &self,
+        user_key: &[u8; 32],
+        approval: Option<&Approval>,
+        now: UnixTime,
+        event: &AuditEvent,
+    ) -> Result<DeviceAnswer> {
+        dispatch!(self, s => s.answer_device_request(user_key, approval, now, event).await)
+    }
+    async fn poll_device<F>(
+        &self,
+        device_key: &[u8; 32],
+        client_id: &str,
+        now: UnixTime,
+        family: F,
+        fallout: &dyn Fallout,
+    ) -> Result<DevicePoll>
+    where
+        F: Fn(&Approval) -> (Family, UnixTime) + Send + Sync,
+    {
+        dispatch!(self, s => s.poll_device(device_key, client_id, now, family, fallout).await)
     }
     async fn user(&self, username: &str) -> Result<Option<User>> {
         dispatch!(self, s => s.user(username).await)

@@ -16,13 +16,17 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use tokio::sync::oneshot;
 
-use super::{Admission, Effects, Fallout, Redemption, Result, RetiredName, Revoke, Store, StoreError};
+use super::{
+    Admission, DeviceAnswer, DevicePoll, Effects, Fallout, Redemption, Result, RetiredName, Revoke, Store, StoreError,
+};
 use crate::audit::AuditEvent;
 use crate::clock::UnixTime;
 use crate::logout::Delivery;
@@ -30,6 +34,7 @@ use crate::oauth::client_spec::StoredClient;
 use crate::policy::{PolicyHistory, PolicyLayer, SessionPolicy};
 use crate::session::Revoked;
 use crate::session::code::{AuthCode, CODE_RECORD_TTL};
+use crate::session::device::{Approval, DeviceRequest, DeviceState, PollDecision, decide_poll};
 use crate::session::family::{Family, RefreshDecision};
 use crate::session::limit::Admit;
 use crate::session::user_session::{MAX_FAMILIES_PER_CLIENT, UserSession};
@@ -99,15 +104,21 @@ enum Expiring {
     SessionFamily,
     /// `username || 0 || sid` -> (): the sessions of a user.
     UserIndex,
+    /// SHA-256 of a device code -> the device request (SPEC 15).
+    DeviceRequest,
+    /// SHA-256 of a user code -> SHA-256 of its device code.
+    DeviceUserCode,
 }
 
 impl Expiring {
-    const ALL: [Expiring; 5] = [
+    const ALL: [Expiring; 7] = [
         Expiring::AuthorizationCode,
         Expiring::Family,
         Expiring::UserSession,
         Expiring::SessionFamily,
         Expiring::UserIndex,
+        Expiring::DeviceRequest,
+        Expiring::DeviceUserCode,
     ];
 
     fn tag(self) -> u8 {
@@ -117,6 +128,8 @@ impl Expiring {
             Expiring::UserSession => 3,
             Expiring::SessionFamily => 4,
             Expiring::UserIndex => 5,
+            Expiring::DeviceRequest => 6,
+            Expiring::DeviceUserCode => 7,
         }
     }
 
@@ -127,6 +140,8 @@ impl Expiring {
             Expiring::UserSession => "sessions",
             Expiring::SessionFamily => "session_families",
             Expiring::UserIndex => "user_sessions",
+            Expiring::DeviceRequest => "device_requests",
+            Expiring::DeviceUserCode => "device_user_codes",
         }
     }
 
@@ -235,7 +250,7 @@ pub struct SledStore {
     /// client id || 0 || id (u64 BE, increasing) -> [`QueuedSet`].
     ssf_queue: sled::Tree,
     expiry: sled::Tree,
-    trees: [sled::Tree; 5],
+    trees: [sled::Tree; 7],
     commit: GroupCommit,
 }
 
@@ -271,6 +286,8 @@ impl SledStore {
             tree(Expiring::UserSession.tree_name())?,
             tree(Expiring::SessionFamily.tree_name())?,
             tree(Expiring::UserIndex.tree_name())?,
+            tree(Expiring::DeviceRequest.tree_name())?,
+            tree(Expiring::DeviceUserCode.tree_name())?,
         ];
         Ok(SledStore {
             user_markers: tree("user_markers")?,
@@ -516,6 +533,54 @@ fn tx_result<T>(r: std::result::Result<T, TransactionError<StoreError>>) -> Resu
         TransactionError::Abort(e) => e,
         TransactionError::Storage(e) => io(e),
     })
+}
+
+/// The device-request index entry's device key (base64url of the SHA-256).
+fn device_key_of(text: &str) -> Result<[u8; 32]> {
+    B64.decode(text)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+        .ok_or_else(|| StoreError::Corrupt { what: "device_user_codes".into(), message: "not a device key".into() })
+}
+
+/// Create `family` (kept until `keep_until`) inside a transaction, the way
+/// [`Store::redeem_code`] does: it joins its session's families of its
+/// client (keys read one by one, no scan), the session records the
+/// activity, and the families it pushes out are revoked (`superseded`).
+/// Returns those, as stored afterwards.
+fn tx_start_family(
+    (families, index, expiry, sessions): (
+        &TransactionalTree,
+        &TransactionalTree,
+        &TransactionalTree,
+        &TransactionalTree,
+    ),
+    family: &Family,
+    keep_until: UnixTime,
+    now: UnixTime,
+) -> std::result::Result<Vec<Family>, TxError> {
+    let sid = family.sid.as_bytes();
+    tx_put(families, expiry, Expiring::Family, family.id.as_bytes(), &encode(keep_until, family).map_err(abort)?)?;
+    let index_key = [sid, family.id.as_bytes()].concat();
+    tx_put(index, expiry, Expiring::SessionFamily, &index_key, &encode(keep_until, &()).map_err(abort)?)?;
+    let mut superseded = Vec::new();
+    if let Some((mut session, session_exp)) = tx_read::<UserSession>(sessions, Expiring::UserSession, sid)? {
+        let old = session.admit_family(&family.client_id, &family.id, MAX_FAMILIES_PER_CLIENT);
+        session.record_activity(now);
+        sessions.insert(sid, encode(session_exp, &session).map_err(abort)?)?;
+        for id in old {
+            index.remove([sid, id.as_bytes()].concat())?;
+            let Some((mut f, f_exp)) = tx_read::<Family>(families, Expiring::Family, id.as_bytes())? else {
+                continue;
+            };
+            if f.revoked.is_none() {
+                f.revoked = Some(Revoked { at: now, reason: "superseded".into(), by: None });
+                families.insert(id.as_bytes(), encode(f_exp, &f).map_err(abort)?)?;
+                superseded.push(f);
+            }
+        }
+    }
+    Ok(superseded)
 }
 
 /// Insert a typed record and its expiry-index entry inside a transaction.
@@ -1017,6 +1082,137 @@ impl Store for SledStore {
 
     async fn family(&self, id: &str) -> Result<Option<Family>> {
         self.read(Expiring::Family, id.as_bytes())
+    }
+
+    // --- Device authorization requests (SPEC 15) ---
+
+    async fn put_device_request(
+        &self,
+        device_key: &[u8; 32],
+        user_key: &[u8; 32],
+        request: &DeviceRequest,
+    ) -> Result<bool> {
+        let keep_until = request.keep_until();
+        let request_bytes = encode(keep_until, request)?;
+        let index_bytes = encode(keep_until, &B64.encode(device_key))?;
+        let trees = (self.tree(Expiring::DeviceRequest), self.tree(Expiring::DeviceUserCode), &self.expiry);
+        let stored = tx_result(trees.transaction(|(requests, user_codes, expiry)| {
+            if user_codes.get(user_key)?.is_some() || requests.get(device_key)?.is_some() {
+                return Ok(false);
+            }
+            tx_put(requests, expiry, Expiring::DeviceRequest, device_key, &request_bytes)?;
+            tx_put(user_codes, expiry, Expiring::DeviceUserCode, user_key, &index_bytes)?;
+            Ok(true)
+        }))?;
+        if stored {
+            self.commit.durable().await?;
+        }
+        Ok(stored)
+    }
+
+    async fn device_request(&self, device_key: &[u8; 32]) -> Result<Option<DeviceRequest>> {
+        self.read(Expiring::DeviceRequest, device_key)
+    }
+
+    async fn device_request_by_user_code(&self, user_key: &[u8; 32]) -> Result<Option<DeviceRequest>> {
+        let Some(device_key) = self.read::<String>(Expiring::DeviceUserCode, user_key)? else { return Ok(None) };
+        let device_key = device_key_of(&device_key)?;
+        self.read(Expiring::DeviceRequest, &device_key)
+    }
+
+    async fn answer_device_request(
+        &self,
+        user_key: &[u8; 32],
+        approval: Option<&Approval>,
+        now: UnixTime,
+        event: &AuditEvent,
+    ) -> Result<DeviceAnswer> {
+        let event_bytes = serde_json::to_vec(event).map_err(io)?;
+        let trees = (self.tree(Expiring::DeviceRequest), self.tree(Expiring::DeviceUserCode), &self.audit);
+        let outcome = tx_result(trees.transaction(|(requests, user_codes, audit)| {
+            let Some((device_key, _)) = tx_read::<String>(user_codes, Expiring::DeviceUserCode, user_key)? else {
+                return Ok(DeviceAnswer::NotFound);
+            };
+            let device_key = device_key_of(&device_key).map_err(abort)?;
+            let Some((request, exp)) = tx_read::<DeviceRequest>(requests, Expiring::DeviceRequest, &device_key)? else {
+                return Ok(DeviceAnswer::NotFound);
+            };
+            match request.answer(approval.cloned(), now) {
+                None => Ok(DeviceAnswer::Closed(request)),
+                Some(next) => {
+                    requests.insert(&device_key[..], encode(exp, &next).map_err(abort)?)?;
+                    let seq = audit.generate_id()?;
+                    audit.insert(&seq.to_be_bytes(), event_bytes.as_slice())?;
+                    Ok(DeviceAnswer::Answered(next))
+                }
+            }
+        }))?;
+        if matches!(outcome, DeviceAnswer::Answered(_)) {
+            self.commit.durable().await?;
+        }
+        Ok(outcome)
+    }
+
+    async fn poll_device<F>(
+        &self,
+        device_key: &[u8; 32],
+        client_id: &str,
+        now: UnixTime,
+        family: F,
+        fallout: &dyn Fallout,
+    ) -> Result<DevicePoll>
+    where
+        F: Fn(&Approval) -> (Family, UnixTime) + Send + Sync,
+    {
+        let trees = (
+            self.tree(Expiring::DeviceRequest),
+            self.tree(Expiring::Family),
+            self.tree(Expiring::SessionFamily),
+            &self.expiry,
+            self.tree(Expiring::UserSession),
+            &self.audit,
+            &self.outbox,
+            &self.ssf_queue,
+        );
+        let (outcome, wrote) =
+            tx_result(trees.transaction(|(requests, families, index, expiry, sessions, audit, outbox, ssf_queue)| {
+                let Some((mut request, exp)) = tx_read::<DeviceRequest>(requests, Expiring::DeviceRequest, device_key)?
+                else {
+                    return Ok((DevicePoll::NotFound, false));
+                };
+                if request.client_id != client_id {
+                    return Ok((DevicePoll::NotFound, false));
+                }
+                let (outcome, next) = match decide_poll(&request, now) {
+                    PollDecision::Pending(next) => (DevicePoll::Pending, next),
+                    PollDecision::SlowDown(next) => (DevicePoll::SlowDown { interval: next.interval }, next),
+                    PollDecision::Denied => return Ok((DevicePoll::Denied, false)),
+                    PollDecision::Expired => return Ok((DevicePoll::Expired, false)),
+                    PollDecision::Used => return Ok((DevicePoll::Used, false)),
+                    PollDecision::Issue(approval) => {
+                        let (new_family, keep_until) = family(&approval);
+                        let superseded =
+                            tx_start_family((families, index, expiry, sessions), &new_family, keep_until, now)?;
+                        if !superseded.is_empty() {
+                            tx_effects(
+                                audit,
+                                outbox,
+                                ssf_queue,
+                                &fallout.families_superseded(&superseded, &new_family),
+                            )?;
+                        }
+                        request.state = DeviceState::Redeemed { at: now, family_id: new_family.id.clone() };
+                        request.last_poll = Some(now);
+                        (DevicePoll::Issued { family: Box::new(new_family), superseded }, request)
+                    }
+                };
+                requests.insert(&device_key[..], encode(exp, &next).map_err(abort)?)?;
+                Ok((outcome, true))
+            }))?;
+        if wrote {
+            self.commit.durable().await?;
+        }
+        Ok(outcome)
     }
 
     async fn user(&self, username: &str) -> Result<Option<User>> {

@@ -12,13 +12,15 @@ use super::responses::{
 };
 use super::schemas::{
     AuthorizationRequest, BearerError, ClientList, ClientSecret, ClientSettings, ClientView, ClientWithSecret,
-    DiscoveryMetadata, GroupList, GroupPreviewRequest, GroupUpdate, Introspection, Jwks, KeyList, LoginForm,
-    LogoutRequest, PasswordChange, SessionLimitForm, SessionList, Settings, SettingsUpdate, SsfConfiguration,
-    SsfPollRequest, SsfPollResponse, SsfStatus, SsfStream, SsfStreamRequest, SsfVerifyRequest, Status, TokenForm,
-    TokenRequest, Unavailable, UserPatch, UserSessionList, Userinfo, UserinfoForm,
+    DeviceAuthorizationForm, DeviceCodeForm, DeviceDecisionForm, DiscoveryMetadata, GroupList, GroupPreviewRequest,
+    GroupUpdate, Introspection, Jwks, KeyList, LoginForm, LogoutRequest, PasswordChange, SessionLimitForm, SessionList,
+    Settings, SettingsUpdate, SsfConfiguration, SsfPollRequest, SsfPollResponse, SsfStatus, SsfStream,
+    SsfStreamRequest, SsfVerifyRequest, Status, TokenForm, TokenRequest, Unavailable, UserPatch, UserSessionList,
+    Userinfo, UserinfoForm,
 };
 use crate::oauth::tokens::TokenResponse;
 use crate::service::audit::AuditPage;
+use crate::service::device::DeviceAuthorization;
 use crate::service::explain::{Explanation, Preview};
 use crate::service::groups::GroupView;
 use crate::service::users::{NewUser, UserPage, UserView};
@@ -183,9 +185,11 @@ fn login_session_limit() {}
 /// request (`Access-Control-Allow-Origin` echoes a registered `Origin`, on errors too; `Vary:
 /// Origin`); any other origin gets no CORS header.
 ///
-/// Grants: `authorization_code`, `refresh_token`, `client_credentials` and
+/// Grants: `authorization_code`, `refresh_token`, `client_credentials`,
 /// `urn:ietf:params:oauth:grant-type:token-exchange` (RFC 8693; see `TokenExchangeGrant` and
-/// docs/delegation.md).
+/// docs/delegation.md) and `urn:ietf:params:oauth:grant-type:device_code` (RFC 8628 3.4: see
+/// `POST /device_authorization`; the poll answers `authorization_pending`, `slow_down`,
+/// `access_denied`, `expired_token`, `invalid_grant` once used, or the tokens).
 ///
 /// DPoP (RFC 9449): with a `DPoP` proof header the access token is bound to the proof's key
 /// (`cnf.jkt`, `token_type: DPoP`); a public client's code exchange binds its whole family, and
@@ -216,6 +220,105 @@ fn token() {}
 #[utoipa::path(options, path = "/token", tag = "token", operation_id = "tokenCorsPreflight",
     responses((status = 204, response = CorsPreflight)))]
 fn token_preflight() {}
+
+// ---- device authorization grant (RFC 8628, SPEC 15) ----
+
+/// Device authorization request (RFC 8628 3.1)
+///
+/// A command-line tool or device starts the device authorization grant. The client authenticates
+/// as at `/token` (`client_secret_basic`, `client_secret_post`, or `none` for a public client) and
+/// must be allowed the grant type `urn:ietf:params:oauth:grant-type:device_code` (else `400
+/// unauthorized_client`); `scope` is checked as at `/authorize` (the client's registered scopes
+/// when omitted; anything else is `400 invalid_scope`). The answer names a `device_code` (256
+/// random bits, stored only as its SHA-256), a `user_code` (8 letters of
+/// `BCDFGHJKLMNPQRSTVWXZ`, shown `XXXX-XXXX`), where the person goes (`verification_uri`, and
+/// `verification_uri_complete` with the code filled in: the person still confirms), `expires_in`
+/// (`device_code_ttl`, default 600) and the polling `interval` (5). The tool then polls `POST
+/// /token` with `grant_type=urn:ietf:params:oauth:grant-type:device_code` and `device_code`:
+/// `authorization_pending` until the person answers, `slow_down` when it polls sooner than the
+/// interval (which then grows by 5 s, for good), `access_denied`, `expired_token`, or the tokens
+/// once (`invalid_grant` afterwards).
+#[utoipa::path(post, path = "/device_authorization", tag = "token", operation_id = "deviceAuthorization",
+    request_body(content = DeviceAuthorizationForm, content_type = "application/x-www-form-urlencoded"),
+    security(("clientSecretBasic" = []), ()),
+    responses(
+        (status = 200, description = "The codes and where the person goes.", body = DeviceAuthorization,
+            headers(("Cache-Control" = String, description = "`no-store`."))),
+        (status = 400, response = OAuthBadRequest),
+        (status = 401, response = InvalidClient),
+        (status = 413, response = RequestTooLarge),
+        (status = 429, response = TemporarilyUnavailable),
+        (status = 500, response = OAuthServerError),
+        (status = 503, response = HashingBusy),
+    ))]
+fn device_authorization() {}
+
+/// The device page (RFC 8628 3.3)
+///
+/// With a live session (the `tenure_session` cookie): a form to enter the user code, prefilled
+/// from `user_code` (as in `verification_uri_complete`); nothing is approved by opening the link.
+/// Without one: the sign-in form, posting to `/device/login`, which comes back here.
+#[utoipa::path(get, path = "/device", tag = "authorization", operation_id = "devicePage",
+    params(("user_code" = Option<String>, Query, description = "The user code to prefill (case, dashes and spaces ignored).")),
+    responses(
+        (status = 200, description = "The code form, or the sign-in form: HTML, no script; a `tenure_csrf` cookie is set when the browser has none.", content_type = "text/html; charset=utf-8", body = String),
+        (status = 500, description = "An HTML error page.", content_type = "text/html; charset=utf-8", body = String),
+    ))]
+fn device_page() {}
+
+/// Look up a user code
+///
+/// Needs a live session and the CSRF token. Wrong or malformed codes are counted like wrong
+/// passwords, per session and per address (5 failures within 5 minutes lock the session's
+/// attempts for 5 minutes, doubling up to an hour; the address limit is shared with sign-in).
+#[utoipa::path(post, path = "/device", tag = "authorization", operation_id = "deviceEnter",
+    params(("tenure_csrf" = Option<String>, Cookie, description = "The CSRF cookie set with the page.")),
+    request_body(content = DeviceCodeForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The confirmation page: the client's name, the code and the scopes, with Approve and Deny (or the sign-in form when the session ended).", content_type = "text/html; charset=utf-8", body = String),
+        (status = 400, description = "Not a code on record (the form again, \"That code is not valid\"), or the CSRF check failed.", content_type = "text/html; charset=utf-8", body = String),
+        (status = 410, description = "The code expired, was answered already, or was used: a page saying which.", content_type = "text/html; charset=utf-8", body = String),
+        (status = 429, description = "Too many wrong codes from this session or address: a page naming the wait, with `Retry-After`.", content_type = "text/html; charset=utf-8", body = String),
+        (status = 500, description = "An HTML error page.", content_type = "text/html; charset=utf-8", body = String),
+    ))]
+fn device_enter() {}
+
+/// Approve or deny a device
+///
+/// Needs a live session and the CSRF token. Approving binds the request to the person's session:
+/// the family the tool's poll then starts belongs to it (it is listed with the session and ends
+/// with it) and obeys the client's session override. Only an open request (pending, unexpired) is
+/// answered, once.
+#[utoipa::path(post, path = "/device/decision", tag = "authorization", operation_id = "deviceDecision",
+    params(("tenure_csrf" = Option<String>, Cookie, description = "The CSRF cookie set with the page.")),
+    request_body(content = DeviceDecisionForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "\"Device connected\" or \"Request denied\".", content_type = "text/html; charset=utf-8", body = String),
+        (status = 400, description = "Not a code on record, no `action`, or the CSRF check failed.", content_type = "text/html; charset=utf-8", body = String),
+        (status = 410, description = "The code expired, was answered already, or was used.", content_type = "text/html; charset=utf-8", body = String),
+        (status = 429, description = "Too many wrong codes from this session or address, with `Retry-After`.", content_type = "text/html; charset=utf-8", body = String),
+        (status = 500, description = "An HTML error page.", content_type = "text/html; charset=utf-8", body = String),
+    ))]
+fn device_decision() {}
+
+/// Sign in on the device page
+///
+/// The sign-in form of `/device`, with the checks and throttle of `POST /login` (`return_to` is
+/// the user code typed so far). On success the session cookie and a fresh `tenure_csrf` cookie are
+/// set and the browser goes back (`303`) to `/device`, with the code when it is one. Under a
+/// session limit that asks, the least recently active session makes room (nobody is asked here).
+#[utoipa::path(post, path = "/device/login", tag = "authorization", operation_id = "deviceLogin",
+    params(("tenure_csrf" = Option<String>, Cookie, description = "The CSRF cookie set with the page.")),
+    request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Signed in; back to `/device`."),
+        (status = 400, description = "The CSRF check failed or a field is missing: an HTML page.", content_type = "text/html; charset=utf-8", body = String),
+        (status = 401, description = "Wrong username or password: the form again.", content_type = "text/html; charset=utf-8", body = String),
+        (status = 429, description = "Too many failed sign-ins: the form again, naming the wait, with `Retry-After`.", content_type = "text/html; charset=utf-8", body = String),
+        (status = 500, description = "An HTML error page.", content_type = "text/html; charset=utf-8", body = String),
+        (status = 503, description = "Every password-hashing slot stayed busy: the form again.", content_type = "text/html; charset=utf-8", body = String),
+    ))]
+fn device_login() {}
 
 // ---- userinfo ----
 

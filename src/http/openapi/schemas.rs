@@ -75,11 +75,14 @@ pub struct DiscoveryMetadata {
     pub revocation_endpoint: String,
     pub introspection_endpoint: String,
     pub end_session_endpoint: String,
+    /// RFC 8628 4: `POST /device_authorization`.
+    pub device_authorization_endpoint: String,
     pub backchannel_logout_supported: bool,
     pub backchannel_logout_session_supported: bool,
     pub jwks_uri: String,
     /// `authorization_code`, `refresh_token`, `client_credentials`,
-    /// `urn:ietf:params:oauth:grant-type:token-exchange`.
+    /// `urn:ietf:params:oauth:grant-type:token-exchange`,
+    /// `urn:ietf:params:oauth:grant-type:device_code`.
     pub grant_types_supported: Vec<String>,
     /// `["code"]`.
     pub response_types_supported: Vec<String>,
@@ -210,8 +213,9 @@ pub struct SessionLimitForm {
 /// `DPoP` header binds the issued tokens to its key.
 #[derive(ToSchema)]
 pub struct TokenRequest {
-    /// `authorization_code`, `refresh_token`, `client_credentials` or
-    /// `urn:ietf:params:oauth:grant-type:token-exchange`.
+    /// `authorization_code`, `refresh_token`, `client_credentials`,
+    /// `urn:ietf:params:oauth:grant-type:token-exchange` or
+    /// `urn:ietf:params:oauth:grant-type:device_code`.
     pub grant_type: String,
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
@@ -238,6 +242,37 @@ pub struct TokenRequest {
     pub audience: Option<String>,
     /// Token exchange: the requested token type.
     pub requested_token_type: Option<String>,
+    /// Device grant: the `device_code` of `POST /device_authorization`.
+    pub device_code: Option<String>,
+}
+
+/// RFC 8628 3.1: a device authorization request.
+#[derive(ToSchema)]
+pub struct DeviceAuthorizationForm {
+    /// A public client's id (`none` authentication), or with
+    /// `client_secret_post`.
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    /// Within the client's registered scopes; those when omitted.
+    pub scope: Option<String>,
+}
+
+/// The code form of `/device`.
+#[derive(ToSchema)]
+pub struct DeviceCodeForm {
+    /// The token of the CSRF cookie set with the page.
+    pub csrf_token: String,
+    /// As typed: case, dashes and spaces are ignored.
+    pub user_code: String,
+}
+
+/// The confirmation form of `/device`.
+#[derive(ToSchema)]
+pub struct DeviceDecisionForm {
+    pub csrf_token: String,
+    pub user_code: String,
+    /// `approve` or `deny`.
+    pub action: String,
 }
 
 /// RFC 7009 2.1 (revocation) and RFC 7662 2.1 (introspection).

@@ -3,8 +3,9 @@
 //! where the SQL differs from sled's keyspaces and why.
 //!
 //! Rows locked in one transaction are always taken in this order: the
-//! authorization code, the user session, then families (several at once by
-//! id), so two transitions never wait for each other in a cycle.
+//! authorization code (or the device request), the user session, then
+//! families (several at once by id), so two transitions never wait for each
+//! other in a cycle.
 
 use deadpool_postgres::Transaction;
 use serde::Serialize;
@@ -22,12 +23,15 @@ use crate::oauth::throttle::{ThrottleKey, ThrottleRules, ThrottleState};
 use crate::policy::{PolicyHistory, PolicyLayer, SessionPolicy};
 use crate::session::Revoked;
 use crate::session::code::{AuthCode, CODE_RECORD_TTL};
+use crate::session::device::{Approval, DeviceRequest, DeviceState, PollDecision, decide_poll};
 use crate::session::family::{Family, RefreshDecision};
 use crate::session::limit::Admit;
 use crate::session::user_session::{MAX_FAMILIES_PER_CLIENT, UserSession};
 use crate::ssf::{QueuedSet, SignedSet, Stream};
 use crate::store::marker::{EarlierMarker, carry};
-use crate::store::{Admission, Effects, Fallout, Redemption, Result, RetiredName, Revoke, Store, StoreError};
+use crate::store::{
+    Admission, DeviceAnswer, DevicePoll, Effects, Fallout, Redemption, Result, RetiredName, Revoke, Store, StoreError,
+};
 use crate::user::{StoredUser, User};
 
 const ADMIN_POLICY: &str = "admin_session_policy";
@@ -194,6 +198,52 @@ async fn tx_lock_session(tx: &Transaction<'_>, sid: &str) -> std::result::Result
 async fn tx_write_session(tx: &Transaction<'_>, session: &UserSession) -> std::result::Result<(), TxError> {
     exec(tx, "UPDATE user_sessions SET body = $2 WHERE sid = $1", &[&session.sid, &json(session)?]).await?;
     Ok(())
+}
+
+/// Create `family` (kept until `keep_until`) in a transaction that locked
+/// nothing after its session yet, as `redeem_code` does: lock the session,
+/// insert the family, let it join the session's families of its client
+/// (the ones it supersedes are revoked and leave the list), and record the
+/// activity. Returns the superseded families, oldest first.
+async fn tx_start_family(
+    tx: &Transaction<'_>,
+    family: &Family,
+    keep_until: UnixTime,
+    now: UnixTime,
+) -> std::result::Result<Vec<Family>, TxError> {
+    let session = tx_lock_session(tx, &family.sid).await?;
+    exec(
+        tx,
+        "INSERT INTO families (id, sid, client_id, generation, in_session, body, expires_at) \
+         VALUES ($1, $2, $3, $4, TRUE, $5, $6)",
+        &[&family.id, &family.sid, &family.client_id, &counter(family.generation), &json(family)?, &secs(keep_until)],
+    )
+    .await?;
+    let mut superseded = Vec::new();
+    let Some(mut session) = session else { return Ok(superseded) };
+    let old = session.admit_family(&family.client_id, &family.id, MAX_FAMILIES_PER_CLIENT);
+    session.record_activity(now);
+    tx_write_session(tx, &session).await?;
+    let mut sorted = old.clone();
+    sorted.sort();
+    // Lock them in id order; report them oldest first.
+    let rows = q(tx, "SELECT id, body FROM families WHERE id = ANY($1) ORDER BY id FOR UPDATE", &[&sorted]).await?;
+    exec(tx, "UPDATE families SET in_session = FALSE WHERE id = ANY($1)", &[&sorted]).await?;
+    let mut locked = std::collections::HashMap::new();
+    for row in rows {
+        let id: String = row.try_get(0)?;
+        locked.insert(id, decode::<Family>("family", row.try_get(1)?)?);
+    }
+    for id in old {
+        let Some(mut f) = locked.remove(&id) else { continue };
+        if f.revoked.is_none() {
+            let generation = f.generation;
+            f.revoked = Some(Revoked { at: now, reason: "superseded".into(), by: None });
+            tx_write_family(tx, &f, generation).await?;
+            superseded.push(f);
+        }
+    }
+    Ok(superseded)
 }
 
 /// Lock family `id` and read it.
@@ -457,7 +507,12 @@ impl Store for PgStore {
     /// `now`, in batches. Returns how many rows went.
     async fn sweep_expired(&self, now: UnixTime) -> Result<usize> {
         let mut removed = 0usize;
-        for (table, key) in [("auth_codes", "code_hash"), ("families", "id"), ("user_sessions", "sid")] {
+        for (table, key) in [
+            ("auth_codes", "code_hash"),
+            ("families", "id"),
+            ("user_sessions", "sid"),
+            ("device_requests", "device_hash"),
+        ] {
             // Batches keep each transaction short (and within CockroachDB's
             // limits); `IN (SELECT ... LIMIT)` works on all three databases.
             let sql = format!(
@@ -738,6 +793,130 @@ impl Store for PgStore {
                     tx_effects(tx, &fallout.families_superseded(&superseded, family)).await?;
                 }
                 Ok(Redemption::Redeemed { superseded })
+            })
+        })
+        .await
+    }
+
+    // ---- device authorization requests (SPEC 15) ----
+
+    async fn put_device_request(
+        &self,
+        device_key: &[u8; 32],
+        user_key: &[u8; 32],
+        request: &DeviceRequest,
+    ) -> Result<bool> {
+        let n = self
+            .execute(
+                "INSERT INTO device_requests (device_hash, user_hash, body, expires_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT DO NOTHING",
+                &[&&device_key[..], &&user_key[..], &json(request)?, &secs(request.keep_until())],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn device_request(&self, device_key: &[u8; 32]) -> Result<Option<DeviceRequest>> {
+        let row =
+            self.query_opt("SELECT body FROM device_requests WHERE device_hash = $1", &[&&device_key[..]]).await?;
+        row.map(|r| decode("device request", r.try_get(0).map_err(pg)?)).transpose()
+    }
+
+    async fn device_request_by_user_code(&self, user_key: &[u8; 32]) -> Result<Option<DeviceRequest>> {
+        let row = self.query_opt("SELECT body FROM device_requests WHERE user_hash = $1", &[&&user_key[..]]).await?;
+        row.map(|r| decode("device request", r.try_get(0).map_err(pg)?)).transpose()
+    }
+
+    /// The answer is a guarded update: the row is locked and the request
+    /// decides whether it is still open.
+    async fn answer_device_request(
+        &self,
+        user_key: &[u8; 32],
+        approval: Option<&Approval>,
+        now: UnixTime,
+        event: &AuditEvent,
+    ) -> Result<DeviceAnswer> {
+        self.transaction("device answer", |tx, _| {
+            Box::pin(async move {
+                let Some(row) =
+                    q_opt(tx, "SELECT body FROM device_requests WHERE user_hash = $1 FOR UPDATE", &[&&user_key[..]])
+                        .await?
+                else {
+                    return Ok(DeviceAnswer::NotFound);
+                };
+                let request: DeviceRequest = decode("device request", row.try_get(0)?)?;
+                match request.answer(approval.cloned(), now) {
+                    None => Ok(DeviceAnswer::Closed(request)),
+                    Some(next) => {
+                        exec(
+                            tx,
+                            "UPDATE device_requests SET body = $2 WHERE user_hash = $1",
+                            &[&&user_key[..], &json(&next)?],
+                        )
+                        .await?;
+                        tx_audit(tx, event).await?;
+                        Ok(DeviceAnswer::Answered(next))
+                    }
+                }
+            })
+        })
+        .await
+    }
+
+    /// Locks the request, then (on redemption) the session and the families
+    /// it supersedes: the order of `redeem_code`, whose bookkeeping
+    /// [`tx_start_family`] repeats.
+    async fn poll_device<F>(
+        &self,
+        device_key: &[u8; 32],
+        client_id: &str,
+        now: UnixTime,
+        family: F,
+        fallout: &dyn Fallout,
+    ) -> Result<DevicePoll>
+    where
+        F: Fn(&Approval) -> (Family, UnixTime) + Send + Sync,
+    {
+        let family = &family;
+        self.transaction("device poll", |tx, _| {
+            Box::pin(async move {
+                let Some(row) = q_opt(
+                    tx,
+                    "SELECT body FROM device_requests WHERE device_hash = $1 FOR UPDATE",
+                    &[&&device_key[..]],
+                )
+                .await?
+                else {
+                    return Ok(DevicePoll::NotFound);
+                };
+                let mut request: DeviceRequest = decode("device request", row.try_get(0)?)?;
+                if request.client_id != client_id {
+                    return Ok(DevicePoll::NotFound);
+                }
+                let (outcome, next) = match decide_poll(&request, now) {
+                    PollDecision::Pending(next) => (DevicePoll::Pending, next),
+                    PollDecision::SlowDown(next) => (DevicePoll::SlowDown { interval: next.interval }, next),
+                    PollDecision::Denied => return Ok(DevicePoll::Denied),
+                    PollDecision::Expired => return Ok(DevicePoll::Expired),
+                    PollDecision::Used => return Ok(DevicePoll::Used),
+                    PollDecision::Issue(approval) => {
+                        let (new_family, keep_until) = family(&approval);
+                        let superseded = tx_start_family(tx, &new_family, keep_until, now).await?;
+                        if !superseded.is_empty() {
+                            tx_effects(tx, &fallout.families_superseded(&superseded, &new_family)).await?;
+                        }
+                        request.state = DeviceState::Redeemed { at: now, family_id: new_family.id.clone() };
+                        request.last_poll = Some(now);
+                        (DevicePoll::Issued { family: Box::new(new_family), superseded }, request)
+                    }
+                };
+                exec(
+                    tx,
+                    "UPDATE device_requests SET body = $2 WHERE device_hash = $1",
+                    &[&&device_key[..], &json(&next)?],
+                )
+                .await?;
+                Ok(outcome)
             })
         })
         .await
