@@ -13,6 +13,7 @@ pub mod audit;
 pub mod bearer;
 pub mod clients;
 pub mod code_grant;
+pub mod dpop;
 pub mod error;
 pub mod exchange;
 pub mod explain;

@@ -16,13 +16,16 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use tokio::sync::oneshot;
 
-use super::{Admission, Effects, Fallout, Redemption, Result, RetiredName, Revoke, Store, StoreError};
+use super::{
+    Admission, ConsoleSessionRecord, Effects, Fallout, PendingSignInRecord, Redemption, Result, RetiredName, Revoke,
+    Store, StoreError,
+};
 use crate::audit::AuditEvent;
 use crate::clock::UnixTime;
 use crate::logout::Delivery;
@@ -99,15 +102,24 @@ enum Expiring {
     SessionFamily,
     /// `username || 0 || sid` -> (): the sessions of a user.
     UserIndex,
+    /// SHA-256 of the cookie -> [`SledConsoleSession`] (SPEC 12).
+    ConsoleSession,
+    /// SHA-256 of the id -> [`PendingSignInRecord`] (SPEC 14 `ask`).
+    PendingSignIn,
+    /// 128-bit digest of (key thumbprint, jti) -> () (RFC 9449 11.1).
+    DpopProof,
 }
 
 impl Expiring {
-    const ALL: [Expiring; 5] = [
+    const ALL: [Expiring; 8] = [
         Expiring::AuthorizationCode,
         Expiring::Family,
         Expiring::UserSession,
         Expiring::SessionFamily,
         Expiring::UserIndex,
+        Expiring::ConsoleSession,
+        Expiring::PendingSignIn,
+        Expiring::DpopProof,
     ];
 
     fn tag(self) -> u8 {
@@ -117,6 +129,9 @@ impl Expiring {
             Expiring::UserSession => 3,
             Expiring::SessionFamily => 4,
             Expiring::UserIndex => 5,
+            Expiring::ConsoleSession => 6,
+            Expiring::PendingSignIn => 7,
+            Expiring::DpopProof => 8,
         }
     }
 
@@ -127,6 +142,9 @@ impl Expiring {
             Expiring::UserSession => "sessions",
             Expiring::SessionFamily => "session_families",
             Expiring::UserIndex => "user_sessions",
+            Expiring::ConsoleSession => "console_sessions",
+            Expiring::PendingSignIn => "pending_sign_ins",
+            Expiring::DpopProof => "dpop_proofs",
         }
     }
 
@@ -235,8 +253,11 @@ pub struct SledStore {
     /// client id || 0 || id (u64 BE, increasing) -> [`QueuedSet`].
     ssf_queue: sled::Tree,
     expiry: sled::Tree,
-    trees: [sled::Tree; 5],
+    trees: [sled::Tree; 8],
     commit: GroupCommit,
+    /// Serialises the writes that count a bounded kind before inserting
+    /// (console sessions, pending sign-ins): one process, one lock.
+    bounded: Arc<Mutex<()>>,
 }
 
 impl SledStore {
@@ -271,6 +292,9 @@ impl SledStore {
             tree(Expiring::UserSession.tree_name())?,
             tree(Expiring::SessionFamily.tree_name())?,
             tree(Expiring::UserIndex.tree_name())?,
+            tree(Expiring::ConsoleSession.tree_name())?,
+            tree(Expiring::PendingSignIn.tree_name())?,
+            tree(Expiring::DpopProof.tree_name())?,
         ];
         Ok(SledStore {
             user_markers: tree("user_markers")?,
@@ -286,6 +310,7 @@ impl SledStore {
             expiry: tree("expiry")?,
             trees,
             commit: GroupCommit::start(db.clone()).map_err(io)?,
+            bounded: Arc::default(),
             db,
         })
     }
@@ -1523,6 +1548,173 @@ impl Store for SledStore {
         }
         Ok(decision)
     }
+
+    // --- Nothing per process (SPEC 12): expiring records like the others
+    // (`expires_at || JSON`, swept through the expiry index). One process
+    // counts a bounded tree under `bounded` before inserting.
+
+    async fn put_console_session(
+        &self,
+        key: &[u8; 32],
+        record: &ConsoleSessionRecord,
+        max: usize,
+        now: UnixTime,
+    ) -> Result<()> {
+        let bytes = encode(record.expires_at, &SledConsoleSession { version: 0, record: record.clone() })?;
+        {
+            let _one = self.bounded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let tree = self.tree(Expiring::ConsoleSession);
+            if tree.len() >= max {
+                // The expired go, then the oldest pending, then the oldest.
+                let mut kept = Vec::new();
+                for entry in tree.iter() {
+                    let (k, v) = entry.map_err(io)?;
+                    let session: SledConsoleSession = decode(Expiring::ConsoleSession, &v)?;
+                    if session.record.expires_at <= now {
+                        tree.remove(&k).map_err(io)?;
+                    } else {
+                        kept.push((!session.record.pending, session.record.created, k));
+                    }
+                }
+                kept.sort();
+                let excess = (kept.len() + 1).saturating_sub(max);
+                for (_, _, k) in kept.into_iter().take(excess) {
+                    tree.remove(&k).map_err(io)?;
+                }
+            }
+            tx_result(
+                (tree, &self.expiry)
+                    .transaction(|(t, expiry)| tx_put(t, expiry, Expiring::ConsoleSession, key, &bytes)),
+            )?;
+        }
+        self.commit.durable().await
+    }
+
+    async fn console_session(&self, key: &[u8; 32], now: UnixTime) -> Result<Option<(u64, ConsoleSessionRecord)>> {
+        Ok(self
+            .read::<SledConsoleSession>(Expiring::ConsoleSession, key)?
+            .filter(|s| s.record.expires_at > now)
+            .map(|s| (s.version, s.record)))
+    }
+
+    async fn replace_console_session(
+        &self,
+        key: &[u8; 32],
+        version: u64,
+        record: &ConsoleSessionRecord,
+    ) -> Result<bool> {
+        let next = SledConsoleSession { version: version.saturating_add(1), record: record.clone() };
+        let bytes = encode(record.expires_at, &next)?;
+        let replaced =
+            tx_result((self.tree(Expiring::ConsoleSession), &self.expiry).transaction(
+                |(tree, expiry)| match tx_read::<SledConsoleSession>(tree, Expiring::ConsoleSession, key)? {
+                    Some((current, _)) if current.version == version => {
+                        tx_put(tree, expiry, Expiring::ConsoleSession, key, &bytes)?;
+                        Ok(true)
+                    }
+                    _ => Ok(false),
+                },
+            ))?;
+        if replaced {
+            self.commit.durable().await?;
+        }
+        Ok(replaced)
+    }
+
+    async fn remove_console_session(
+        &self,
+        key: &[u8; 32],
+        version: Option<u64>,
+    ) -> Result<Option<ConsoleSessionRecord>> {
+        let removed = tx_result(self.tree(Expiring::ConsoleSession).transaction(|tree| {
+            match tx_read::<SledConsoleSession>(tree, Expiring::ConsoleSession, key)? {
+                Some((current, _)) if version.is_none_or(|v| v == current.version) => {
+                    tree.remove(&key[..])?;
+                    Ok(Some(current.record))
+                }
+                _ => Ok(None),
+            }
+        }))?;
+        if removed.is_some() {
+            self.commit.durable().await?;
+        }
+        Ok(removed)
+    }
+
+    async fn put_pending_sign_in(
+        &self,
+        key: &[u8; 32],
+        record: &PendingSignInRecord,
+        max: usize,
+        now: UnixTime,
+    ) -> Result<bool> {
+        let bytes = encode(record.expires_at, record)?;
+        {
+            let _one = self.bounded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let tree = self.tree(Expiring::PendingSignIn);
+            if tree.len() >= max {
+                for entry in tree.iter() {
+                    let (k, v) = entry.map_err(io)?;
+                    if record_expiry(&v).is_none_or(|exp| exp <= now) {
+                        tree.remove(&k).map_err(io)?;
+                    }
+                }
+                if tree.len() >= max {
+                    return Ok(false);
+                }
+            }
+            tx_result(
+                (tree, &self.expiry).transaction(|(t, expiry)| tx_put(t, expiry, Expiring::PendingSignIn, key, &bytes)),
+            )?;
+        }
+        self.commit.durable().await?;
+        Ok(true)
+    }
+
+    async fn take_pending_sign_in(
+        &self,
+        key: &[u8; 32],
+        browser: &[u8; 32],
+        now: UnixTime,
+    ) -> Result<Option<PendingSignInRecord>> {
+        let taken = tx_result(self.tree(Expiring::PendingSignIn).transaction(|tree| {
+            match tx_read::<PendingSignInRecord>(tree, Expiring::PendingSignIn, key)? {
+                Some((pending, _)) if bool::from(subtle::ConstantTimeEq::ct_eq(&pending.browser[..], &browser[..])) => {
+                    tree.remove(&key[..])?;
+                    Ok(Some(pending))
+                }
+                _ => Ok(None),
+            }
+        }))?;
+        if taken.is_some() {
+            self.commit.durable().await?;
+        }
+        Ok(taken.filter(|p| p.expires_at > now))
+    }
+
+    async fn remember_proof(&self, key: &[u8; 16], until: UnixTime, now: UnixTime) -> Result<bool> {
+        let bytes = until.as_secs().to_be_bytes();
+        let new = tx_result((self.tree(Expiring::DpopProof), &self.expiry).transaction(|(tree, expiry)| {
+            let seen = tree.get(&key[..])?.and_then(|v| record_expiry(&v)).is_some_and(|exp| exp >= now);
+            if seen {
+                return Ok(false);
+            }
+            tx_put(tree, expiry, Expiring::DpopProof, key, &bytes)?;
+            Ok(true)
+        }))?;
+        if new {
+            self.commit.durable().await?;
+        }
+        Ok(new)
+    }
+}
+
+/// A console session in sled: its record and the version that
+/// [`Store::replace_console_session`] compares.
+#[derive(Serialize, Deserialize)]
+struct SledConsoleSession {
+    version: u64,
+    record: ConsoleSessionRecord,
 }
 
 #[cfg(test)]

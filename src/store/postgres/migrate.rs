@@ -44,6 +44,11 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 3, name: "replicas", sql: include_str!("../../../migrations/0003_replicas.sql") },
     Migration { version: 4, name: "retired_names", sql: include_str!("../../../migrations/0004_retired_names.sql") },
     Migration { version: 5, name: "session_limits", sql: include_str!("../../../migrations/0005_session_limits.sql") },
+    Migration {
+        version: 6,
+        name: "nothing_per_process",
+        sql: include_str!("../../../migrations/0006_nothing_per_process.sql"),
+    },
 ];
 
 /// The schema version this build serves.
