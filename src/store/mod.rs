@@ -573,7 +573,8 @@ pub trait Store: Send + Sync + 'static {
     /// any record of that key, with version 0. When `max` records are kept
     /// it first makes room: expired ones go, then the oldest pending ones
     /// (so a flood of signed-out visitors cannot push out signed-in users),
-    /// then the oldest. Durable on return.
+    /// then the oldest. Durable on return, except a pending record (a
+    /// sign-in in progress lost in a crash only asks to sign in again).
     fn put_console_session(
         &self,
         key: &[u8; 32],

@@ -256,8 +256,10 @@ pub struct SledStore {
     trees: [sled::Tree; 8],
     commit: GroupCommit,
     /// Serialises the writes that count a bounded kind before inserting
-    /// (console sessions, pending sign-ins): one process, one lock.
-    bounded: Arc<Mutex<()>>,
+    /// (console sessions, pending sign-ins): one process, one lock; it
+    /// holds an upper bound of each tree's size, so that a tree is counted
+    /// (sled counts by iterating) only when it may be full.
+    bounded: Arc<Mutex<Bounds>>,
 }
 
 impl SledStore {
@@ -1562,9 +1564,9 @@ impl Store for SledStore {
     ) -> Result<()> {
         let bytes = encode(record.expires_at, &SledConsoleSession { version: 0, record: record.clone() })?;
         {
-            let _one = self.bounded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut bounds = self.bounded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let tree = self.tree(Expiring::ConsoleSession);
-            if tree.len() >= max {
+            if may_be_full(tree, &mut bounds.console_sessions, max) {
                 // The expired go, then the oldest pending, then the oldest.
                 let mut kept = Vec::new();
                 for entry in tree.iter() {
@@ -1581,13 +1583,18 @@ impl Store for SledStore {
                 for (_, _, k) in kept.into_iter().take(excess) {
                     tree.remove(&k).map_err(io)?;
                 }
+                bounds.console_sessions = Some(tree.len());
             }
+            bounds.console_sessions = bounds.console_sessions.map(|n| n.saturating_add(1));
             tx_result(
                 (tree, &self.expiry)
                     .transaction(|(t, expiry)| tx_put(t, expiry, Expiring::ConsoleSession, key, &bytes)),
             )?;
         }
-        self.commit.durable().await
+        // A sign-in in progress lost in a crash only asks to sign in again:
+        // an anonymous visit does not wait for the disk (sled writes it
+        // within its flush interval). A signed-in session does.
+        if record.pending { Ok(()) } else { self.commit.durable().await }
     }
 
     async fn console_session(&self, key: &[u8; 32], now: UnixTime) -> Result<Option<(u64, ConsoleSessionRecord)>> {
@@ -1650,19 +1657,22 @@ impl Store for SledStore {
     ) -> Result<bool> {
         let bytes = encode(record.expires_at, record)?;
         {
-            let _one = self.bounded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut bounds = self.bounded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let tree = self.tree(Expiring::PendingSignIn);
-            if tree.len() >= max {
+            if may_be_full(tree, &mut bounds.pending_sign_ins, max) {
                 for entry in tree.iter() {
                     let (k, v) = entry.map_err(io)?;
                     if record_expiry(&v).is_none_or(|exp| exp <= now) {
                         tree.remove(&k).map_err(io)?;
                     }
                 }
-                if tree.len() >= max {
+                let n = tree.len();
+                bounds.pending_sign_ins = Some(n);
+                if n >= max {
                     return Ok(false);
                 }
             }
+            bounds.pending_sign_ins = bounds.pending_sign_ins.map(|n| n.saturating_add(1));
             tx_result(
                 (tree, &self.expiry).transaction(|(t, expiry)| tx_put(t, expiry, Expiring::PendingSignIn, key, &bytes)),
             )?;
@@ -1707,6 +1717,27 @@ impl Store for SledStore {
         }
         Ok(new)
     }
+}
+
+/// Upper bounds of the bounded trees' sizes (`None`: not counted yet).
+/// Inserts add one; removals (takes, sweeps) are not subtracted, so the
+/// bound only overestimates, and a tree is counted again when its bound
+/// reaches the maximum.
+#[derive(Debug, Default)]
+struct Bounds {
+    console_sessions: Option<usize>,
+    pending_sign_ins: Option<usize>,
+}
+
+/// Whether `tree` may hold `max` records: counts it when its `bound` says
+/// so, and keeps the count.
+fn may_be_full(tree: &sled::Tree, bound: &mut Option<usize>, max: usize) -> bool {
+    if bound.is_some_and(|n| n < max) {
+        return false;
+    }
+    let n = tree.len();
+    *bound = Some(n);
+    n >= max
 }
 
 /// A console session in sled: its record and the version that

@@ -37,6 +37,8 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 
+use super::Server;
+
 #[derive(Default)]
 struct Shared {
     /// `host:port` of each backend.
@@ -113,6 +115,46 @@ impl RoundRobin {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
+
+    /// The proxy as a [`Server`] (no process of its own), so the kit's
+    /// helpers that take a server (`Browser`, `kit::sign_in`, ...) speak to
+    /// the replicas through it.
+    pub fn server(&self) -> Server {
+        Server::in_process(self.base.clone(), tempfile::tempdir().expect("tempdir"), tokio::spawn(async {}))
+    }
+}
+
+/// Replicas A and B of `config` on a fresh, migrated PostgreSQL database,
+/// behind a new proxy whose address is their issuer; B shares A's keys
+/// directory (as replicas share `keys/master.key`). `env` is added to both.
+/// `None` without PostgreSQL (the harness says so once).
+pub async fn replicas_behind_proxy(
+    config: &str,
+    env: &[(&str, &str)],
+) -> Option<(crate::support::postgres::PgDatabase, RoundRobin, Server, Server)> {
+    let db = crate::support::postgres::database().await?;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = crate::support::tenure()
+        .arg("migrate")
+        .current_dir(dir.path())
+        .env("TENURE_STORE", "postgres")
+        .env("TENURE_DATABASE_URL", &db.url)
+        .output()
+        .expect("run tenure migrate");
+    assert!(out.status.success(), "migrate: {}", String::from_utf8_lossy(&out.stderr));
+    let proxy = RoundRobin::bind().await;
+    let mut shared = vec![
+        ("TENURE_STORE", "postgres"),
+        ("TENURE_DATABASE_URL", db.url.as_str()),
+        ("TENURE_ISSUER", proxy.base.as_str()),
+    ];
+    shared.extend_from_slice(env);
+    let a = Server::start(config, &shared);
+    let keys = a.keys_dir().display().to_string();
+    shared.push(("TENURE_KEYS_DIR", keys.as_str()));
+    let b = Server::start(config, &shared);
+    proxy.set_backends(&[&a.base, &b.base]);
+    Some((db, proxy, a, b))
 }
 
 /// Assert that consecutive requests in `landed` went to different backends
