@@ -278,3 +278,32 @@ async fn a_pending_sign_in_at_the_session_limit_started_at_one_replica_is_comple
     }
     assert_alternated(&proxy.take_landed(), 2);
 }
+
+/// What two replicas do when they serve one console session at once, at
+/// half the access token's life: one claims the refresh (compare-and-swap
+/// on the stored session), the others go on with the access token; the
+/// refresh token is never used twice (which would be a reuse and end the
+/// session). Eight requests at once on one in-process server on a manual
+/// clock take the same path through the store as eight at eight replicas.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_console_requests_at_half_life_refresh_once_and_stay_signed_in() {
+    let env = [("TENURE_SESSION_IDLE_TIMEOUT", "1h"), ("TENURE_SESSION_ACCESS_TOKEN_TTL", "4s")];
+    let server = crate::support::manual::ManualServer::start(&console_config(), &env).await;
+    let browser = Browser::new();
+    crate::console::sign_in(&server, &browser, "/console/account", "root", "root-password").await;
+    for round in 0..3 {
+        server.advance(3);
+        let all = futures_join_all((0..8).map(|_| {
+            let (http, url) = (browser.http.clone(), server.url("/console/account"));
+            async move { http.get(url).send().await.unwrap().status().as_u16() }
+        }))
+        .await;
+        assert_eq!(all, vec![200; 8], "round {round}: every request is served, none signed out");
+    }
+    // The console's family was never killed as a reuse.
+    let bearer = root_token(&server).await;
+    let (_, listed) = call(&server, "GET", "/admin/users/root/sessions", Some(&bearer), None).await;
+    assert_eq!(listed["sessions"][0]["client_ids"], serde_json::json!(["console"]), "{listed}");
+    let audit = call(&server, "GET", "/admin/audit?limit=200", Some(&bearer), None).await.1.to_string();
+    assert!(!audit.contains("refresh_token_reuse"), "no reuse: {audit}");
+}
