@@ -16,7 +16,7 @@ CREATE TABLE console_sessions (
     expires_at BIGINT NOT NULL,
     sealed BYTEA NOT NULL
 );
-CREATE INDEX console_sessions_by_age ON console_sessions (pending, created);
+CREATE INDEX console_sessions_by_age ON console_sessions (pending DESC, created);
 CREATE INDEX console_sessions_by_expiry ON console_sessions (expires_at);
 
 -- Sign-ins waiting for their user to end a session (SPEC 14, `ask`), by the

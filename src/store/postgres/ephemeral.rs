@@ -68,16 +68,21 @@ impl PgStore {
             // Room: the expired first, then the oldest pending, then the
             // oldest. Replicas making room at once may each delete a few:
             // the table stays within the bound give or take the racers.
-            client.execute("DELETE FROM console_sessions WHERE expires_at <= $1", &[&secs(now)]).await.map_err(pg)?;
-            client
-                .execute(
-                    "DELETE FROM console_sessions WHERE key IN (SELECT key FROM console_sessions \
-                     ORDER BY pending DESC, created ASC LIMIT \
-                     GREATEST((SELECT count(*) FROM console_sessions) - $1 + 1, 0))",
-                    &[&limit(max)],
-                )
+            let expired = client
+                .execute("DELETE FROM console_sessions WHERE expires_at <= $1", &[&secs(now)])
                 .await
                 .map_err(pg)?;
+            let excess = count.saturating_sub(i64::try_from(expired).unwrap_or(i64::MAX)) - limit(max) + 1;
+            if excess > 0 {
+                client
+                    .execute(
+                        "DELETE FROM console_sessions WHERE key IN (SELECT key FROM console_sessions \
+                         ORDER BY pending DESC, created ASC LIMIT $1)",
+                        &[&excess],
+                    )
+                    .await
+                    .map_err(pg)?;
+            }
         }
         let statement = client
             .prepare_cached(
