@@ -307,3 +307,39 @@ async fn concurrent_console_requests_at_half_life_refresh_once_and_stay_signed_i
     let audit = call(&server, "GET", "/admin/audit?limit=200", Some(&bearer), None).await.1.to_string();
     assert!(!audit.contains("refresh_token_reuse"), "no reuse: {audit}");
 }
+
+/// The console in Chromium through the balancer: every page, script and
+/// stylesheet request goes to the next replica, and the administrator
+/// signs in, opens Users and creates one as usual. A screenshot goes to
+/// `$TENURE_SCREENSHOT_DIR` when set.
+#[tokio::test]
+async fn the_console_works_in_chromium_through_the_round_robin_balancer() {
+    let Some(browser) = crate::support::browser::Chromium::start().await else { return };
+    let Some((_db, proxy, _a, _b)) = replicas_behind_proxy(&console_config(), &[]).await else { return };
+    let lb = proxy.server();
+    browser.goto(&lb.url("/console/users")).await;
+    browser.wait_for("input[name=username]").await;
+    browser.fill("input[name=username]", "root").await;
+    browser.fill("input[name=password]", "root-password").await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for("main#main").await;
+    assert_eq!(browser.url().await.path(), "/console/users");
+    browser.fill("input[name=username]", "erin").await;
+    browser.fill("input[name=email]", "erin@example.com").await;
+    browser.fill("input[name=password]", "erin-password").await;
+    browser.execute("document.querySelector('input[name=username]').form.requestSubmit()", vec![]).await;
+    let created = crate::support::eventually(std::time::Duration::from_secs(10), || async {
+        browser.text("main#main").await.contains("User erin created.")
+    })
+    .await;
+    assert!(created, "the notice of the created user: {}", browser.text("main#main").await);
+    assert_eq!(browser.url().await.path(), "/console/users/erin");
+    let counts = proxy.counts();
+    assert!(counts.iter().all(|&n| n >= 4), "both replicas served the browser: {counts:?}");
+    assert_alternated(&proxy.take_landed(), 8);
+    if let Ok(dir) = std::env::var("TENURE_SCREENSHOT_DIR") {
+        let png = browser.client.screenshot().await.unwrap();
+        std::fs::write(std::path::Path::new(&dir).join("console-through-round-robin.png"), png).unwrap();
+    }
+    browser.close().await;
+}
