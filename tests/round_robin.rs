@@ -77,6 +77,12 @@ async fn the_whole_console_journey_goes_through_a_round_robin_balancer() {
     let cookie = cookie.trim_start_matches("tenure_console=").split(';').next().unwrap().to_owned();
     let landed = proxy.take_landed();
     assert_alternated(&landed, 5);
+    // A callback the session did not start (a link someone sent) leaves the
+    // signed-in session alone.
+    let forged = browser.get(&lb, "/console/callback?state=forged&code=forged").await;
+    assert_ne!(forged.status(), 303, "no sign-in from a forged callback");
+    assert_eq!(browser.get(&lb, "/console/users").await.status(), 200, "still signed in");
+    proxy.take_landed();
 
     // Users: create one (the form at one replica, the post at the other,
     // the notice it leaves shown by the first again).

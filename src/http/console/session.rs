@@ -405,19 +405,25 @@ pub async fn finish_sign_in(
         .filter(|c| is_csrf_cookie(c))
         .ok_or(CallbackError::NoSignIn)?;
     let sealer = Sealer::of(cookie).ok_or(CallbackError::NoSignIn)?;
-    // One callback per sign-in: taken from the store (of two callbacks at
-    // two replicas, one gets it).
     let now = state.now();
-    let taken = state.store.remove_console_session(&sealer.key, None).await.map_err(|e| {
+    let store_failed = |e: crate::store::StoreError| {
         tracing::error!(error = %e, "store failure taking a console sign-in");
         CallbackError::Refused("the console is unavailable; try again".into())
-    })?;
-    let record = taken.filter(|r| r.pending && r.expires_at > now).ok_or(CallbackError::NoSignIn)?;
+    };
+    let (version, record) =
+        state.store.console_session(&sealer.key, now).await.map_err(store_failed)?.ok_or(CallbackError::NoSignIn)?;
+    // Only a sign-in in progress with this `state`: a signed-in session, or
+    // a callback it did not start, is left alone.
     let Some(Entry::Pending { state: expected, verifier, return_to }) = sealer.open(&record.sealed) else {
         return Err(CallbackError::NoSignIn);
     };
     let given = params.get("state").map(String::as_str).unwrap_or_default();
     if !bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), given.as_bytes())) {
+        return Err(CallbackError::NoSignIn);
+    }
+    // One callback per sign-in: taken from the store at the version read
+    // (of two callbacks at two replicas, one gets it).
+    if state.store.remove_console_session(&sealer.key, Some(version)).await.map_err(store_failed)?.is_none() {
         return Err(CallbackError::NoSignIn);
     }
     if let Some(error) = params.get("error") {
@@ -435,14 +441,14 @@ pub async fn finish_sign_in(
     ]);
     let tokens = redeem(state, &form, now).await.map_err(|e| CallbackError::Refused(e.description.into_owned()))?;
     let fresh = new_csrf_cookie().map_err(|_| CallbackError::Refused("no randomness".into()))?;
-    let unavailable = || CallbackError::Refused("the console is unavailable; try again".into());
-    let fresh_sealer = Sealer::of(&fresh).ok_or_else(unavailable)?;
+    let no_room = || CallbackError::Refused("the console is unavailable; try again".into());
+    let fresh_sealer = Sealer::of(&fresh).ok_or_else(no_room)?;
     let record = fresh_sealer
         .record(&Entry::Active(Tokens::from_response(tokens, now)), now, ceiling(state, now))
-        .ok_or_else(unavailable)?;
+        .ok_or_else(no_room)?;
     state.store.put_console_session(&fresh_sealer.key, &record, MAX_SESSIONS, now).await.map_err(|e| {
         tracing::error!(error = %e, "store failure keeping a console session");
-        unavailable()
+        no_room()
     })?;
     let mut response = see_other(&return_to);
     if let Ok(v) = cookies::set_cookie(COOKIE, &fresh, state.is_https(), None) {
