@@ -635,7 +635,9 @@ pub trait Store: Send + Sync + 'static {
     /// key and `jti`) until `until`, in one atomic insert-if-absent: `true`
     /// when it is new (or its earlier record expired by `now`), `false`
     /// when it was seen (a replay). Of two replicas remembering the same
-    /// proof at once, one gets `true`. Durable on return.
+    /// proof at once, one gets `true`. Durable on return on a shared
+    /// database; the embedded store writes it within its flush interval (a
+    /// proof's `iat` window bounds a replay across a crash).
     fn remember_proof(
         &self,
         key: &[u8; 16],

@@ -1712,9 +1712,11 @@ impl Store for SledStore {
             tx_put(tree, expiry, Expiring::DpopProof, key, &bytes)?;
             Ok(true)
         }))?;
-        if new {
-            self.commit.durable().await?;
-        }
+        // Not waited for on disk (the hot path of a DPoP refresh would pay
+        // a second fsync): sled writes it within its flush interval. Until
+        // then a crash forgets it, as the per-process set forgot every
+        // proof; the proof's 60 s `iat` window still bounds a replay, and
+        // a refresh proof is useless once its refresh token is spent.
         Ok(new)
     }
 }
