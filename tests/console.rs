@@ -65,7 +65,7 @@ fn form(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 
 /// The settings form as the page fills it in by default (SPEC 3 defaults),
 /// with `changes` applied.
-fn settings_form(csrf: &str, changes: &[(&str, &str)]) -> Vec<(String, String)> {
+pub fn settings_form(csrf: &str, changes: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut pairs = form(&[
         ("csrf", csrf),
         ("idle_enabled", "on"),

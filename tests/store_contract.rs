@@ -34,8 +34,8 @@ use tenure::session::limit::{Admit, admit};
 use tenure::session::user_session::{MAX_FAMILIES_PER_CLIENT, UserSession};
 use tenure::ssf::{QueuedSet, SetEvent, SetSubject, Stream};
 use tenure::store::{
-    Admission, AnyStore, DeviceAnswer, DevicePoll, Effects, Fallout, NoFallout, Redemption, RetiredName, Revoke,
-    SledStore, Store,
+    Admission, AnyStore, ConsoleSessionRecord, DeviceAnswer, DevicePoll, Effects, Fallout, NoFallout,
+    PendingSignInRecord, Redemption, RetiredName, Revoke, SledStore, Store,
 };
 use tenure::user::User;
 
@@ -122,6 +122,11 @@ macro_rules! contract_tests {
             device_requests_are_answered_once_and_redeemed_once,
             a_device_request_denied_or_expired_ends_the_polling_and_is_swept,
             of_32_concurrent_polls_after_approval_one_gets_the_tokens,
+            a_console_session_is_replaced_by_version_and_taken_once,
+            console_sessions_are_bounded_and_unfinished_sign_ins_go_first,
+            a_pending_sign_in_is_taken_once_by_its_own_browser_and_pending_ones_are_bounded,
+            a_dpop_proof_is_remembered_once_even_by_32_racing_replicas,
+            what_pages_and_dpop_remember_expires_and_survives_a_reopen,
         ]);
     };
     (@cases $name:ident, $backend:expr, [$($case:ident),* $(,)?]) => {
@@ -1885,4 +1890,216 @@ pub async fn of_32_concurrent_polls_after_approval_one_gets_the_tokens(b: &impl 
     assert_eq!(in_session, [issued[0].id.clone()], "one family, no other");
     let stored = store.device_request(&device).await.expect("read").expect("kept");
     assert!(matches!(stored.state, DeviceState::Redeemed { ref family_id, .. } if *family_id == issued[0].id));
+}
+
+// --- Nothing per process (SPEC 12): console sessions, pending sign-ins,
+// DPoP proofs seen ---
+
+fn console_record(pending: bool, created: UnixTime, expires_at: UnixTime, body: &[u8]) -> ConsoleSessionRecord {
+    ConsoleSessionRecord { pending, created, expires_at, sealed: body.to_vec() }
+}
+
+fn key32(n: u32) -> [u8; 32] {
+    let mut k = [0u8; 32];
+    k[..4].copy_from_slice(&n.to_be_bytes());
+    k[31] = 0xc5;
+    k
+}
+
+pub async fn a_console_session_is_replaced_by_version_and_taken_once(b: &impl Backend) {
+    let store = b.fresh().await;
+    let later = T0.plus(Secs::hours(1));
+    let first = console_record(true, T0, later, b"pending");
+    store.put_console_session(&key32(1), &first, 100, T0).await.unwrap();
+    assert_eq!(store.console_session(&key32(1), T0).await.unwrap(), Some((0, first.clone())));
+    assert_eq!(store.console_session(&key32(2), T0).await.unwrap(), None);
+    assert_eq!(store.console_session(&key32(1), later).await.unwrap(), None, "expired at expires_at");
+
+    let active = console_record(false, T0, later, b"active");
+    assert!(store.replace_console_session(&key32(1), 0, &active).await.unwrap());
+    assert!(!store.replace_console_session(&key32(1), 0, &first).await.unwrap(), "a stale version loses");
+    assert_eq!(store.console_session(&key32(1), T0).await.unwrap(), Some((1, active.clone())));
+    assert!(!store.replace_console_session(&key32(9), 0, &active).await.unwrap(), "nothing to replace");
+
+    // Of 16 writers racing from one version, one wins.
+    let racers = (0..16u8).map(|i| {
+        let store = store.clone();
+        let rec = console_record(false, T0, later, &[i]);
+        tokio::spawn(async move { store.replace_console_session(&key32(1), 1, &rec).await.unwrap() })
+    });
+    let mut won = 0;
+    for r in racers {
+        won += usize::from(r.await.unwrap());
+    }
+    assert_eq!(won, 1);
+    let (version, _) = store.console_session(&key32(1), T0).await.unwrap().unwrap();
+    assert_eq!(version, 2);
+
+    assert_eq!(store.remove_console_session(&key32(1), Some(1)).await.unwrap(), None, "only at its version");
+    assert!(store.remove_console_session(&key32(1), Some(2)).await.unwrap().is_some());
+    assert_eq!(store.remove_console_session(&key32(1), None).await.unwrap(), None, "taken once");
+    assert_eq!(store.console_session(&key32(1), T0).await.unwrap(), None);
+
+    // A put replaces the record and its version.
+    store.put_console_session(&key32(3), &first, 100, T0).await.unwrap();
+    assert!(store.replace_console_session(&key32(3), 0, &active).await.unwrap());
+    store.put_console_session(&key32(3), &first, 100, T0).await.unwrap();
+    assert_eq!(store.console_session(&key32(3), T0).await.unwrap(), Some((0, first)));
+    // Of 16 takers at once, one gets it.
+    let takers = (0..16).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move { store.remove_console_session(&key32(3), None).await.unwrap().is_some() })
+    });
+    let mut got = 0;
+    for t in takers {
+        got += usize::from(t.await.unwrap());
+    }
+    assert_eq!(got, 1);
+}
+
+pub async fn console_sessions_are_bounded_and_unfinished_sign_ins_go_first(b: &impl Backend) {
+    let store = b.fresh().await;
+    const MAX: usize = 5;
+    let far = T0.plus(Secs::days(1));
+    let live = |k: u32, now: UnixTime| {
+        let store = store.clone();
+        async move { store.console_session(&key32(k), now).await.unwrap().is_some() }
+    };
+    store.put_console_session(&key32(0), &console_record(false, T0, far, b"signed in"), MAX, T0).await.unwrap();
+    // A flood of sign-ins never pushes out the signed-in user.
+    for k in 1..40 {
+        let at = T0.plus(Secs::new(u64::from(k)));
+        store.put_console_session(&key32(k), &console_record(true, at, far, b"visitor"), MAX, at).await.unwrap();
+    }
+    assert!(live(0, T0).await, "a flood of sign-ins does not push out a signed-in user");
+    assert!(live(39, T0).await, "the newest sign-in is kept");
+    assert!(!live(1, T0).await, "the oldest sign-in went");
+    let mut kept = 0;
+    for k in 0..40 {
+        kept += usize::from(live(k, T0).await);
+    }
+    assert!(kept <= MAX, "{kept} kept");
+
+    for k in 0..40 {
+        store.remove_console_session(&key32(k), None).await.unwrap();
+    }
+
+    // Signed-in users only: the oldest goes.
+    for k in 100..100 + MAX as u32 + 1 {
+        let at = T0.plus(Secs::new(u64::from(k)));
+        store.put_console_session(&key32(k), &console_record(false, at, far, b"user"), MAX, at).await.unwrap();
+    }
+    assert!(store.console_session(&key32(100), T0).await.unwrap().is_none(), "the oldest went");
+    assert!(store.console_session(&key32(101), T0).await.unwrap().is_some());
+    assert!(store.console_session(&key32(105), T0).await.unwrap().is_some());
+
+    for k in 100..100 + MAX as u32 + 1 {
+        store.remove_console_session(&key32(k), None).await.unwrap();
+    }
+
+    // Expired ones make room first.
+    let store3 = store.clone();
+    let soon = T0.plus(Secs::new(10));
+    for k in 200..200 + MAX as u32 {
+        store3.put_console_session(&key32(k), &console_record(false, T0, soon, b"user"), MAX, T0).await.unwrap();
+    }
+    store3.put_console_session(&key32(300), &console_record(true, soon, far, b"new"), MAX, soon).await.unwrap();
+    store3.put_console_session(&key32(301), &console_record(true, soon, far, b"new"), MAX, soon).await.unwrap();
+    assert!(store3.console_session(&key32(300), soon).await.unwrap().is_some(), "the expired made room");
+    assert!(store3.console_session(&key32(301), soon).await.unwrap().is_some());
+}
+
+fn pending(browser: u8, expires_at: UnixTime) -> PendingSignInRecord {
+    PendingSignInRecord {
+        username: "alice".into(),
+        remember_me: true,
+        user_agent: Some("Firefox".into()),
+        remote: "127.0.0.1".into(),
+        resume: "client_id=web".into(),
+        browser: [browser; 32],
+        expires_at,
+    }
+}
+
+pub async fn a_pending_sign_in_is_taken_once_by_its_own_browser_and_pending_ones_are_bounded(b: &impl Backend) {
+    let store = b.fresh().await;
+    let ttl = Secs::minutes(5);
+    assert!(store.put_pending_sign_in(&key32(1), &pending(1, T0.plus(ttl)), 10, T0).await.unwrap());
+    assert_eq!(store.take_pending_sign_in(&key32(1), &[2; 32], T0).await.unwrap(), None, "another browser's");
+    assert_eq!(
+        store.take_pending_sign_in(&key32(1), &[1; 32], T0).await.unwrap(),
+        Some(pending(1, T0.plus(ttl))),
+        "its own browser's, as it was kept"
+    );
+    assert_eq!(store.take_pending_sign_in(&key32(1), &[1; 32], T0).await.unwrap(), None, "used once");
+    assert!(store.put_pending_sign_in(&key32(2), &pending(1, T0.plus(ttl)), 10, T0).await.unwrap());
+    assert_eq!(store.take_pending_sign_in(&key32(2), &[1; 32], T0.plus(ttl)).await.unwrap(), None, "expired");
+    assert_eq!(store.take_pending_sign_in(&key32(77), &[1; 32], T0).await.unwrap(), None, "unknown");
+
+    // Bounded: full of live ones, a new one is refused; expired ones make room.
+    let soon = T0.plus(Secs::new(10));
+    for k in 10..15 {
+        assert!(store.put_pending_sign_in(&key32(k), &pending(3, soon), 5, T0).await.unwrap());
+    }
+    assert!(!store.put_pending_sign_in(&key32(20), &pending(3, soon), 5, T0).await.unwrap(), "full");
+    assert!(store.put_pending_sign_in(&key32(21), &pending(3, soon.plus(ttl)), 5, soon).await.unwrap());
+    assert!(store.take_pending_sign_in(&key32(21), &[3; 32], soon).await.unwrap().is_some());
+
+    // Of 16 takers at once, one gets it.
+    assert!(store.put_pending_sign_in(&key32(30), &pending(4, T0.plus(ttl)), 100, T0).await.unwrap());
+    let takers = (0..16).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move { store.take_pending_sign_in(&key32(30), &[4; 32], T0).await.unwrap().is_some() })
+    });
+    let mut got = 0;
+    for t in takers {
+        got += usize::from(t.await.unwrap());
+    }
+    assert_eq!(got, 1);
+}
+
+pub async fn a_dpop_proof_is_remembered_once_even_by_32_racing_replicas(b: &impl Backend) {
+    let store = b.fresh().await;
+    let until = T0.plus(Secs::new(61));
+    assert!(store.remember_proof(&[1; 16], until, T0).await.unwrap(), "new");
+    assert!(!store.remember_proof(&[1; 16], until, T0).await.unwrap(), "a replay");
+    assert!(!store.remember_proof(&[1; 16], until, until).await.unwrap(), "still a replay at its last second");
+    assert!(store.remember_proof(&[2; 16], until, T0).await.unwrap(), "another proof");
+    assert!(
+        store.remember_proof(&[1; 16], until.plus(Secs::new(61)), until.plus(Secs::new(1))).await.unwrap(),
+        "forgotten once expired"
+    );
+
+    let racers = (0..32).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move { store.remember_proof(&[9; 16], until, T0).await.unwrap() })
+    });
+    let mut accepted = 0;
+    for r in racers {
+        accepted += usize::from(r.await.unwrap());
+    }
+    assert_eq!(accepted, 1, "of 32 replicas remembering one proof at once, one accepts it");
+}
+
+pub async fn what_pages_and_dpop_remember_expires_and_survives_a_reopen(b: &impl Backend) {
+    let store = b.fresh().await;
+    let soon = T0.plus(Secs::new(10));
+    let far = T0.plus(Secs::days(1));
+    store.put_console_session(&key32(1), &console_record(false, T0, soon, b"short"), 100, T0).await.unwrap();
+    store.put_console_session(&key32(2), &console_record(false, T0, far, b"long"), 100, T0).await.unwrap();
+    assert!(store.put_pending_sign_in(&key32(1), &pending(1, soon), 100, T0).await.unwrap());
+    assert!(store.put_pending_sign_in(&key32(2), &pending(1, far), 100, T0).await.unwrap());
+    assert!(store.remember_proof(&[1; 16], soon, T0).await.unwrap());
+    assert!(store.remember_proof(&[2; 16], far, T0).await.unwrap());
+
+    let store = b.reopen(store).await;
+    assert!(store.console_session(&key32(2), T0).await.unwrap().is_some(), "a console session survives a restart");
+    store.sweep_expired(soon).await.unwrap();
+    // Read at T0: only the sweep can have removed them.
+    assert_eq!(store.console_session(&key32(1), T0).await.unwrap(), None, "swept");
+    assert!(store.console_session(&key32(2), T0).await.unwrap().is_some(), "alive");
+    assert_eq!(store.take_pending_sign_in(&key32(1), &[1; 32], T0).await.unwrap(), None, "swept");
+    assert!(store.take_pending_sign_in(&key32(2), &[1; 32], T0).await.unwrap().is_some(), "alive");
+    assert!(store.remember_proof(&[1; 16], soon, T0).await.unwrap(), "swept: new again");
+    assert!(!store.remember_proof(&[2; 16], far, T0).await.unwrap(), "alive: a replay");
 }

@@ -27,7 +27,6 @@ pub mod ssf;
 pub mod token;
 pub mod userinfo;
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
@@ -40,13 +39,13 @@ pub use crate::service::AppState;
 
 use crate::telemetry::{HttpLabels, RouteLabels};
 
-/// The router's state: the service's [`AppState`] and, beside it, the state
-/// only HTTP knows (the console's signed-in sessions). Handlers take either
-/// part as an axum substate: `State<AppState>` or `State<ConsoleState>`.
+/// The router's state: the service's [`AppState`]. Handlers take it, or
+/// the console's view of it, as an axum substate: `State<AppState>` or
+/// `State<ConsoleState>`. (Nothing per process, SPEC 12: the console's
+/// sessions are in the store.)
 #[derive(Clone)]
 pub struct HttpState {
     pub app: AppState,
-    pub console_sessions: Arc<console::ConsoleSessions>,
 }
 
 impl FromRef<HttpState> for AppState {
@@ -124,7 +123,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(error::not_found)
         .layer(middleware::from_fn(refuse_nul_in_target))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
-        .with_state(HttpState { app: state, console_sessions: Default::default() });
+        .with_state(HttpState { app: state });
     if https { router.layer(middleware::map_response(strict_transport_security)) } else { router }
 }
 

@@ -1,6 +1,6 @@
 //! DPoP (RFC 9449): proofs of possession of a client-held key, the
 //! RFC 7638 thumbprint that binds tokens to it, stateless server nonces, and
-//! a per-process replay set of proof `jti`s.
+//! the key under which a proof's `jti` is remembered against replay.
 //!
 //! - A proof is a JWT with `typ: dpop+jwt`, an asymmetric `alg` (ES256,
 //!   EdDSA, RS256, PS256) and the public key in its `jwk` header (never a
@@ -12,12 +12,10 @@
 //! - Nonces are an HMAC over the current time window under a key derived
 //!   from the master key: valid for the current and the previous window at
 //!   every replica, without any shared state.
-//! - Replay: each process remembers the `jti`s (per key) it accepted for
-//!   as long as their `iat` is acceptable; across replicas the nonce window
-//!   bounds a replay.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
+//! - Replay (11.1): the store remembers the `jti`s (per key) accepted, for
+//!   as long as their `iat` is acceptable ([`replay_key`], [`replay_until`]),
+//!   so a proof accepted at one replica is refused at every other (SPEC 12);
+//!   `service::dpop` does it.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -41,10 +39,6 @@ pub const IAT_FUTURE: u64 = 5;
 pub const NONCE_WINDOW: u64 = 60;
 /// The longest proof accepted, in bytes (an RSA-4096 key fits easily).
 pub const MAX_PROOF_LEN: usize = 8 * 1024;
-/// The most proof `jti`s one process remembers at once (24 bytes each plus
-/// the table's overhead: tens of MiB at most). At 15,000 proofs a second a
-/// minute of them fits.
-pub const REPLAY_CAPACITY: usize = 1_000_000;
 
 /// Why a proof was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -351,101 +345,47 @@ impl NonceKey {
     }
 }
 
-/// The `jti`s of accepted proofs, per key, until their `iat` is too old to
-/// be accepted again. Keys are a 128-bit digest of (key thumbprint, jti), so
-/// an entry takes the same room whatever the client sends.
-#[derive(Debug)]
-pub struct ReplaySet(Mutex<ReplayTable>);
-
-impl Default for ReplaySet {
-    fn default() -> Self {
-        ReplaySet::with_capacity(REPLAY_CAPACITY)
-    }
+/// The key under which `proof` is remembered against replay: a 128-bit
+/// digest of (key thumbprint, `jti`), so a record takes the same room
+/// whatever the client sends, and the store never holds a client's `jti`.
+pub fn replay_key(proof: &Proof) -> [u8; 16] {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(proof.jkt.as_bytes());
+    ctx.update(&[0]);
+    ctx.update(proof.jti.as_bytes());
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&ctx.finish().as_ref()[..16]);
+    key
 }
 
-#[derive(Debug)]
-pub struct ReplayTable {
-    seen: HashMap<[u8; 16], u64>,
-    capacity: usize,
-    /// When the table was last found full of live entries (for the log).
-    full_warned_at: u64,
+/// Until when `proof` must be remembered: it is acceptable until `iat +`
+/// [`IAT_PAST`]; a second longer.
+pub fn replay_until(proof: &Proof) -> UnixTime {
+    UnixTime(proof.iat.saturating_add(IAT_PAST + 1))
 }
 
-impl ReplaySet {
-    pub fn with_capacity(capacity: usize) -> Self {
-        ReplaySet(Mutex::new(ReplayTable { seen: HashMap::new(), capacity, full_warned_at: 0 }))
-    }
-
-    /// Remember `proof`; `Err` when it was seen before (a replay).
-    ///
-    /// When the table is full of live entries, the proof is accepted without
-    /// being remembered (and a warning is logged at most once a minute):
-    /// a flood of proofs must never lock every DPoP client out. The other
-    /// checks still hold (signature, `iat`, nonce), and a replayed refresh
-    /// proof is useless anyway: the refresh token it goes with is spent.
-    pub fn remember(&self, proof: &Proof, now: UnixTime) -> Result<(), DpopError> {
-        let mut table = match self.0.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let mut ctx = digest::Context::new(&digest::SHA256);
-        ctx.update(proof.jkt.as_bytes());
-        ctx.update(&[0]);
-        ctx.update(proof.jti.as_bytes());
-        let mut key = [0u8; 16];
-        key.copy_from_slice(&ctx.finish().as_ref()[..16]);
-        let now_s = now.as_secs();
-        if table.seen.get(&key).is_some_and(|until| *until >= now_s) {
-            return Err(invalid("the DPoP proof was already used (its jti was seen): sign a fresh proof per request"));
-        }
-        if table.seen.len() >= table.capacity {
-            table.seen.retain(|_, until| *until >= now_s);
-            if table.seen.len() >= table.capacity {
-                if now_s >= table.full_warned_at.saturating_add(60) {
-                    table.full_warned_at = now_s;
-                    tracing::warn!(
-                        capacity = table.capacity,
-                        "the DPoP replay set is full of live proofs; new proofs are accepted without replay tracking"
-                    );
-                }
-                return Ok(());
-            }
-        }
-        // Acceptable until iat + IAT_PAST; remember a second longer.
-        table.seen.insert(key, proof.iat + IAT_PAST + 1);
-        Ok(())
-    }
-
-    /// How many `jti`s are remembered.
-    pub fn len(&self) -> usize {
-        match self.0.lock() {
-            Ok(g) => g.seen.len(),
-            Err(poisoned) => poisoned.into_inner().seen.len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
+/// The refusal of a proof seen before.
+pub fn replayed() -> DpopError {
+    invalid("the DPoP proof was already used (its jti was seen): sign a fresh proof per request")
 }
 
-/// DPoP at one process: the nonce key, whether nonces are required, and the
-/// replay set.
+/// DPoP's settings: the nonce key and whether nonces are required. (The
+/// proofs seen are in the store: nothing per process.)
 #[derive(Debug)]
 pub struct Dpop {
     pub nonces: NonceKey,
     pub require_nonce: bool,
-    pub replay: ReplaySet,
 }
 
 impl Dpop {
     pub fn new(nonces: NonceKey, require_nonce: bool) -> Dpop {
-        Dpop { nonces, require_nonce, replay: ReplaySet::default() }
+        Dpop { nonces, require_nonce }
     }
 
     /// Check the `DPoP` header values of a token request: `None` without
     /// one, the proof when it is valid and fresh, with the server's nonce
-    /// when nonces are required.
+    /// when nonces are required. Whether it was seen before is the
+    /// caller's to ask the store ([`replay_key`]).
     pub fn check(&self, headers: &[&[u8]], expected: &Expected<'_>, now: UnixTime) -> Result<Option<Proof>, DpopError> {
         self.check_with(headers, expected, self.require_nonce, now)
     }
@@ -465,9 +405,7 @@ impl Dpop {
         };
         let is_valid = |n: &str| self.nonces.is_valid(n, now);
         let nonce: Option<&dyn Fn(&str) -> bool> = if require_nonce { Some(&is_valid) } else { None };
-        let proof = verify(value.trim(), expected, nonce, now)?;
-        self.replay.remember(&proof, now)?;
-        Ok(Some(proof))
+        verify(value.trim(), expected, nonce, now).map(Some)
     }
 }
 
@@ -719,7 +657,7 @@ mod tests {
     }
 
     #[test]
-    fn a_required_nonce_is_asked_for_then_accepted_and_a_replay_refused() {
+    fn a_required_nonce_is_asked_for_then_accepted() {
         let master = crate::token::master_key::MasterKey::from_bytes(&[7; 32]);
         let dpop = Dpop::new(NonceKey::new(master.derive(crate::token::master_key::Purpose::DpopNonce)), true);
         let key = es256();
@@ -731,8 +669,6 @@ mod tests {
         c["nonce"] = dpop.nonces.current(now).into();
         let with = sign(&key, "ES256", json!({}), c);
         assert!(dpop.check(&[with.as_bytes()], &expected, now).expect("valid").is_some());
-        let replay = dpop.check(&[with.as_bytes()], &expected, now).expect_err("replay");
-        assert!(matches!(replay, DpopError::Invalid(m) if m.contains("already used")));
         assert_eq!(dpop.check(&[], &expected, now), Ok(None));
         let two = dpop.check(&[with.as_bytes(), with.as_bytes()], &expected, now).expect_err("two headers");
         assert_eq!(two, DpopError::Invalid("send exactly one DPoP header".into()));
@@ -745,31 +681,14 @@ mod tests {
     }
 
     #[test]
-    fn the_replay_set_forgets_what_can_no_longer_be_replayed() {
-        let set = ReplaySet::default();
+    fn a_proof_is_remembered_by_a_digest_of_its_key_and_jti_until_its_iat_is_too_old() {
         let proof = Proof { jkt: "k".into(), jti: "j".into(), iat: NOW };
-        set.remember(&proof, UnixTime(NOW)).expect("first");
-        assert!(set.remember(&proof, UnixTime(NOW + IAT_PAST)).is_err());
-        // Once the iat is too old the proof is refused as stale anyway.
-        set.remember(&proof, UnixTime(NOW + IAT_PAST + 2)).expect("forgotten");
-        let other_key = Proof { jkt: "other".into(), ..proof };
-        set.remember(&other_key, UnixTime(NOW)).expect("jti per key");
-    }
-
-    #[test]
-    fn a_full_replay_set_never_locks_clients_out() {
-        let set = ReplaySet::with_capacity(3);
-        let proof = |jti: &str| Proof { jkt: "k".into(), jti: jti.into(), iat: NOW };
-        for jti in ["a", "b", "c"] {
-            set.remember(&proof(jti), UnixTime(NOW)).expect("room");
-        }
-        assert!(set.remember(&proof("a"), UnixTime(NOW)).is_err(), "a replay is still caught");
-        set.remember(&proof("d"), UnixTime(NOW)).expect("full of live entries: accepted, not remembered");
-        assert_eq!(set.len(), 3);
-        // Once entries expire there is room again.
-        set.remember(&proof("e"), UnixTime(NOW + IAT_PAST + 2)).expect("expired ones make room");
-        assert_eq!(set.len(), 1);
-        let long = "x".repeat(256);
-        set.remember(&proof(&long), UnixTime(NOW + IAT_PAST + 2)).expect("a long jti takes a digest's room");
+        assert_eq!(replay_key(&proof), replay_key(&proof.clone()));
+        assert_ne!(replay_key(&proof), replay_key(&Proof { jkt: "other".into(), ..proof.clone() }), "jti per key");
+        assert_ne!(replay_key(&proof), replay_key(&Proof { jti: "j2".into(), ..proof.clone() }));
+        // "k" + "j" and "kj" + "" do not collide.
+        let shifted = Proof { jkt: "kj".into(), jti: String::new(), iat: NOW };
+        assert_ne!(replay_key(&proof), replay_key(&shifted));
+        assert_eq!(replay_until(&proof), UnixTime(NOW + IAT_PAST + 1));
     }
 }

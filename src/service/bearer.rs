@@ -19,6 +19,7 @@ use super::{AppState, BearerError};
 use crate::clock::UnixTime;
 use crate::oauth::client::Permission;
 use crate::oauth::client_credentials::ADMIN_SCOPE;
+use crate::service::dpop::ProofRefusal;
 use crate::service::lookup::descends_from_live_family;
 use crate::token::claims::AccessClaims;
 
@@ -61,14 +62,20 @@ pub async fn authenticate_dpop(
     let htu = format!("{}{endpoint}", state.issuer);
     let expected = crate::oauth::dpop::Expected { htm: method, htu: &htu, access_token: Some(token) };
     // Resource requests need no server nonce (RFC 9449 9 makes it optional).
-    let proof = match state.dpop.check_with(proofs, &expected, false, now) {
+    let proof = match crate::service::dpop::check(state, proofs, &expected, false, now).await {
         Ok(Some(p)) => p,
         Ok(None) => {
             return Err(BearerError::InvalidDpopProof("a DPoP-scheme request needs a DPoP header with a proof".into()));
         }
-        Err(crate::oauth::dpop::DpopError::Invalid(m)) => return Err(BearerError::InvalidDpopProof(m)),
-        Err(crate::oauth::dpop::DpopError::UseNonce) => {
+        Err(ProofRefusal::Dpop(crate::oauth::dpop::DpopError::Invalid(m))) => {
+            return Err(BearerError::InvalidDpopProof(m));
+        }
+        Err(ProofRefusal::Dpop(crate::oauth::dpop::DpopError::UseNonce)) => {
             return Err(BearerError::InvalidDpopProof("the DPoP proof lacks a valid nonce".into()));
+        }
+        Err(ProofRefusal::Store(e)) => {
+            tracing::error!(error = %e, "store failure remembering a DPoP proof");
+            return Err(BearerError::Internal);
         }
     };
     if !bool::from(subtle::ConstantTimeEq::ct_eq(proof.jkt.as_bytes(), cnf.jkt.as_bytes())) {

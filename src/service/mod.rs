@@ -14,6 +14,7 @@ pub mod bearer;
 pub mod clients;
 pub mod code_grant;
 pub mod device;
+pub mod dpop;
 pub mod error;
 pub mod exchange;
 pub mod explain;

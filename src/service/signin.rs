@@ -14,20 +14,17 @@
 //!   session is stored by [`Store::start_session`], which decides against
 //!   the user's sessions in the same step ([`crate::session::limit::admit`]):
 //!   `end_oldest` ends the least recently active ones there; `ask` stores
-//!   nothing and keeps the sign-in pending ([`PendingSignIns`]: in memory,
-//!   bounded, expiring, bound to the browser) until the user ends one of
-//!   their sessions ([`choose`]) or cancels.
+//!   nothing and keeps the sign-in pending (in the store, so that any
+//!   replica continues it: bounded, expiring, found by the SHA-256 of its
+//!   id, bound to the browser) until the user ends one of their sessions
+//!   ([`choose`]) or cancels.
 //!
 //! The CSRF check of the sign-in form, the cookies and the pages are the
 //! browser's side: `http/authorize.rs`.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ring::rand::{SecureRandom, SystemRandom};
-use subtle::ConstantTimeEq;
 
 use super::failed_sign_ins::FailedAttempt;
 use crate::audit::{AuditEvent, EventKind, escape_control};
@@ -41,7 +38,7 @@ use crate::service::{AppState, ServiceError};
 use crate::session::code::{AuthCode, new_code};
 use crate::session::limit::admit;
 use crate::session::user_session::{UserSession, parse_cookie};
-use crate::store::{Admission, Store};
+use crate::store::{Admission, PendingSignInRecord, Store};
 use crate::user::User;
 
 /// Why a browser's previous session ended when it signed in again.
@@ -266,18 +263,20 @@ async fn start_session(
                     let Some(ask) = ask else {
                         return Err(ServiceError::internal("a sign-in at the session limit", "nobody to ask"));
                     };
-                    let pending = state.pending_sign_ins.put(
-                        Pending {
+                    let pending = put_pending(
+                        state,
+                        PendingSignInRecord {
                             username: username.to_owned(),
                             remember_me,
                             user_agent: start.user_agent,
                             remote: remote.to_owned(),
                             resume: ask.resume.to_owned(),
-                            browser: ask.browser.to_owned(),
-                            expires: now.plus(PENDING_TTL),
+                            browser: sha256(ask.browser),
+                            expires_at: now.plus(PENDING_TTL),
                         },
                         now,
-                    )?;
+                    )
+                    .await?;
                     let Some(pending) = pending else { return Ok(SignedIn::Refused(Refusal::Busy)) };
                     return Ok(SignedIn::AtLimit(AtLimit {
                         pending,
@@ -423,69 +422,31 @@ pub const PENDING_TTL: Secs = Secs::minutes(5);
 /// beyond it a sign-in at the limit is answered "busy".
 pub const MAX_PENDING: usize = 4096;
 
-/// A sign-in waiting for its user to end a session (SPEC 14, `ask`). It
-/// holds no password: the password was checked when it was created.
-#[derive(Clone, Debug)]
-struct Pending {
-    username: String,
-    remember_me: bool,
-    user_agent: Option<String>,
-    remote: String,
-    resume: String,
-    browser: String,
-    expires: UnixTime,
+fn sha256(value: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, value.as_bytes()).as_ref());
+    out
 }
 
-/// The pending sign-ins, by id: in memory, at most [`MAX_PENDING`], each
-/// for [`PENDING_TTL`], each used once. (With several replicas a pending
-/// sign-in is answered by the replica that created it; elsewhere it reads
-/// as expired and the user signs in again.)
-#[derive(Default)]
-pub struct PendingSignIns(Mutex<HashMap<String, Pending>>);
-
-impl PendingSignIns {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
-        match self.0.lock() {
-            Ok(map) => map,
-            Err(poisoned) => poisoned.into_inner(),
-        }
-    }
-
-    /// Keep `pending`; its id, `None` when too many are waiting.
-    fn put(&self, pending: Pending, now: UnixTime) -> Result<Option<String>, ServiceError> {
-        let mut id = [0u8; 32];
-        SystemRandom::new()
-            .fill(&mut id)
-            .map_err(|_| ServiceError::internal("drawing a pending sign-in id", "no randomness"))?;
-        let id = B64.encode(id);
-        let mut map = self.lock();
-        map.retain(|_, p| p.expires > now);
-        if map.len() >= MAX_PENDING {
-            return Ok(None);
-        }
-        map.insert(id.clone(), pending);
-        Ok(Some(id))
-    }
-
-    /// Take pending sign-in `id` if it is alive at `now` and bound to
-    /// `browser`.
-    fn take(&self, id: &str, browser: &str, now: UnixTime) -> Option<Pending> {
-        let mut map = self.lock();
-        let bound = map.get(id).is_some_and(|p| bool::from(p.browser.as_bytes().ct_eq(browser.as_bytes())));
-        if !bound {
-            return None;
-        }
-        map.remove(id).filter(|p| p.expires > now)
-    }
-
-    /// How many are waiting (expired ones included until the next put).
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
+/// Keep `pending` in the store (SPEC 12: any replica continues it) under
+/// the SHA-256 of a fresh id; the id, `None` when [`MAX_PENDING`] are
+/// waiting.
+async fn put_pending(
+    state: &AppState,
+    pending: PendingSignInRecord,
+    now: UnixTime,
+) -> Result<Option<String>, ServiceError> {
+    let mut id = [0u8; 32];
+    SystemRandom::new()
+        .fill(&mut id)
+        .map_err(|_| ServiceError::internal("drawing a pending sign-in id", "no randomness"))?;
+    let id = B64.encode(id);
+    let kept = state
+        .store
+        .put_pending_sign_in(&sha256(&id), &pending, MAX_PENDING, now)
+        .await
+        .map_err(|e| ServiceError::internal("keeping a pending sign-in", e))?;
+    Ok(kept.then_some(id))
 }
 
 /// What the user chose on the "too many sessions" page.
@@ -523,7 +484,12 @@ pub async fn choose(
     session_cookie: Option<&str>,
     now: UnixTime,
 ) -> Result<Chosen, ServiceError> {
-    let Some(pending) = state.pending_sign_ins.take(id, browser, now) else { return Ok(Chosen::Expired) };
+    let pending = state
+        .store
+        .take_pending_sign_in(&sha256(id), &sha256(browser), now)
+        .await
+        .map_err(|e| ServiceError::internal("taking a pending sign-in", e))?;
+    let Some(pending) = pending else { return Ok(Chosen::Expired) };
     let chosen = match choice {
         Choice::Cancel => return Ok(Chosen::Cancelled { resume: pending.resume }),
         Choice::End(sid) => sid,
@@ -542,7 +508,7 @@ pub async fn choose(
         session_cookie,
         chosen: Some(chosen),
     };
-    let ask = Ask { resume: &pending.resume, browser: &pending.browser };
+    let ask = Ask { resume: &pending.resume, browser };
     Ok(match start_session(state, &user, start, Some(ask), now).await? {
         SignedIn::Session { cookie_value, max_age } => {
             Chosen::SignedIn { cookie_value, max_age, resume: pending.resume }
@@ -550,47 +516,4 @@ pub async fn choose(
         SignedIn::AtLimit(at_limit) => Chosen::AtLimit { at_limit, resume: pending.resume },
         SignedIn::Refused(_) => Chosen::Expired,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const T0: UnixTime = UnixTime(1_700_000_000);
-
-    fn pending(browser: &str, expires: UnixTime) -> Pending {
-        Pending {
-            username: "alice".into(),
-            remember_me: false,
-            user_agent: None,
-            remote: "127.0.0.1".into(),
-            resume: "client_id=web".into(),
-            browser: browser.into(),
-            expires,
-        }
-    }
-
-    #[test]
-    fn a_pending_sign_in_is_used_once_by_its_own_browser_before_it_expires() {
-        let all = PendingSignIns::default();
-        let id = all.put(pending("b1", T0.plus(PENDING_TTL)), T0).expect("rng").expect("room");
-        assert!(all.take(&id, "b2", T0).is_none(), "another browser's");
-        assert!(all.take(&id, "b1", T0).is_some(), "its own browser's");
-        assert!(all.take(&id, "b1", T0).is_none(), "used once");
-        let id = all.put(pending("b1", T0.plus(PENDING_TTL)), T0).expect("rng").expect("room");
-        assert!(all.take(&id, "b1", T0.plus(PENDING_TTL)).is_none(), "expired");
-        assert!(all.take("unknown", "b1", T0).is_none());
-    }
-
-    #[test]
-    fn pending_sign_ins_are_bounded_and_expired_ones_make_room() {
-        let all = PendingSignIns::default();
-        for _ in 0..MAX_PENDING {
-            all.put(pending("b", T0.plus(Secs::new(10))), T0).expect("rng").expect("room");
-        }
-        assert_eq!(all.put(pending("b", T0.plus(Secs::new(10))), T0).expect("rng"), None, "full");
-        let later = T0.plus(Secs::new(10));
-        assert!(all.put(pending("b", later.plus(PENDING_TTL)), later).expect("rng").is_some(), "expired ones go");
-        assert_eq!(all.len(), 1);
-    }
 }

@@ -65,16 +65,14 @@ pub struct Inner {
     /// takes the same time whether or not the user exists.
     pub dummy_password_hash: PasswordHashString,
     pub sign_in_throttles: SignInThrottles,
-    /// Sign-ins waiting for the user to pick a session to end (SPEC 14,
-    /// `on_session_limit = "ask"`): bounded, expiring, in memory.
-    pub pending_sign_ins: crate::service::signin::PendingSignIns,
     /// Failed sign-ins, one audit record per (username, address) and hour.
     pub failed_sign_ins: crate::service::failed_sign_ins::FailureAggregator,
     /// The bound on concurrent argon2 runs (sign-in and client secrets).
     pub hashing: HashingPool,
     pub refresh_key: RefreshKey,
     pub csrf_key: hmac::Key,
-    /// DPoP (RFC 9449): nonce key, nonce requirement, replay set.
+    /// DPoP (RFC 9449): nonce key, nonce requirement (the proofs seen are in
+    /// the store).
     pub dpop: crate::oauth::dpop::Dpop,
     /// Access tokens whose signature was verified (see `token::verified`).
     pub verified: crate::token::verified::VerifiedTokens,
@@ -265,7 +263,6 @@ impl AppState {
             users,
             dummy_password_hash,
             sign_in_throttles: SignInThrottles::default(),
-            pending_sign_ins: Default::default(),
             failed_sign_ins: crate::service::failed_sign_ins::FailureAggregator::default(),
             hashing,
             refresh_key: RefreshKey::new(master.derive(Purpose::RefreshToken)),

@@ -13,6 +13,7 @@ use crate::oauth::params::Params;
 use crate::oauth::tokens::{Minter, TokenResponse};
 use crate::oauth::{OAuthError, client_credentials};
 use crate::policy::PolicyHistory;
+use crate::service::dpop::ProofRefusal;
 use crate::service::{AppState, ClientRequest, ServiceError};
 use crate::store::Store;
 use crate::telemetry::GrantLabels;
@@ -45,7 +46,7 @@ async fn grant(state: &AppState, request: TokenRequest<'_>, now: UnixTime) -> Re
         ));
     };
     let client = request.client.authenticate(state, now).await?;
-    let proof = token_proof(state, request.dpop, now).map_err(dpop_error)?;
+    let proof = token_proof(state, request.dpop, now).await?;
     let body = issue(state, &client, grant, params, proof.as_ref(), now).await?;
     state.metrics.tokens_issued.get_or_create(&GrantLabels { grant_type: grant.as_str().to_owned() }).inc();
     tracing::debug!(client_id = %client.id, grant_type = grant.as_str(), "tokens issued");
@@ -122,9 +123,17 @@ impl<S> Grant<'_, S> {
 
 /// The checked DPoP proof of a token request (`POST {issuer}/token`, with
 /// the server's nonce when required): `None` without a `DPoP` header.
-fn token_proof(state: &AppState, values: &[&[u8]], now: UnixTime) -> Result<Option<Proof>, DpopError> {
+async fn token_proof(state: &AppState, values: &[&[u8]], now: UnixTime) -> Result<Option<Proof>, OAuthError> {
     let htu = format!("{}/token", state.issuer);
-    state.dpop.check(values, &Expected { htm: "POST", htu: &htu, access_token: None }, now)
+    let expected = Expected { htm: "POST", htu: &htu, access_token: None };
+    match crate::service::dpop::check(state, values, &expected, state.dpop.require_nonce, now).await {
+        Ok(proof) => Ok(proof),
+        Err(ProofRefusal::Dpop(e)) => Err(dpop_error(e)),
+        Err(ProofRefusal::Store(e)) => {
+            tracing::error!(error = %e, "store failure remembering a DPoP proof");
+            Err(OAuthError::server_error())
+        }
+    }
 }
 
 fn dpop_error(e: DpopError) -> OAuthError {

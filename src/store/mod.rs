@@ -639,6 +639,118 @@ pub trait Store: Send + Sync + 'static {
     fn cache_epoch(&self) -> impl Future<Output = Result<u64>> + Send {
         async { Ok(0) }
     }
+
+    // --- Nothing per process (SPEC 12): what the pages and DPoP remember
+    // between requests, in the store so that any replica answers. Each
+    // record expires on its own (`sweep_expired` removes it) and each kind
+    // is bounded against floods.
+
+    /// Keep console session `key` (the SHA-256 of its cookie), replacing
+    /// any record of that key, with version 0. When `max` records are kept
+    /// it first makes room: expired ones go, then the oldest pending ones
+    /// (so a flood of signed-out visitors cannot push out signed-in users),
+    /// then the oldest. Durable on return, except a pending record (a
+    /// sign-in in progress lost in a crash only asks to sign in again).
+    fn put_console_session(
+        &self,
+        key: &[u8; 32],
+        record: &ConsoleSessionRecord,
+        max: usize,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Console session `key` and its version, if it is alive at `now`.
+    fn console_session(
+        &self,
+        key: &[u8; 32],
+        now: UnixTime,
+    ) -> impl Future<Output = Result<Option<(u64, ConsoleSessionRecord)>>> + Send;
+
+    /// Replace console session `key` if it is still at `version` (its
+    /// version becomes `version + 1`): of two replicas writing from the same
+    /// version, one wins. Whether it was replaced. Durable on return.
+    fn replace_console_session(
+        &self,
+        key: &[u8; 32],
+        version: u64,
+        record: &ConsoleSessionRecord,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Remove console session `key` (only at `version` when given) and
+    /// return what was removed: of two replicas taking it at once, one gets
+    /// it. Durable on return.
+    fn remove_console_session(
+        &self,
+        key: &[u8; 32],
+        version: Option<u64>,
+    ) -> impl Future<Output = Result<Option<ConsoleSessionRecord>>> + Send;
+
+    /// Keep pending sign-in `key` (the SHA-256 of its id) unless `max`
+    /// sign-ins alive at `now` are pending already (expired ones make
+    /// room). Whether it was kept. Durable on return.
+    fn put_pending_sign_in(
+        &self,
+        key: &[u8; 32],
+        record: &PendingSignInRecord,
+        max: usize,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Take pending sign-in `key` if it is bound to `browser` (the
+    /// SHA-256 of the browser's secret): removed whatever its expiry (used
+    /// once; of two replicas taking it at once, one gets it), returned if
+    /// alive at `now`. Another browser's take leaves it alone.
+    fn take_pending_sign_in(
+        &self,
+        key: &[u8; 32],
+        browser: &[u8; 32],
+        now: UnixTime,
+    ) -> impl Future<Output = Result<Option<PendingSignInRecord>>> + Send;
+
+    /// Remember DPoP proof `key` (RFC 9449 11.1: a digest of the proof's
+    /// key and `jti`) until `until`, in one atomic insert-if-absent: `true`
+    /// when it is new (or its earlier record expired by `now`), `false`
+    /// when it was seen (a replay). Of two replicas remembering the same
+    /// proof at once, one gets `true`. Durable on return on a shared
+    /// database; the embedded store writes it within its flush interval (a
+    /// proof's `iat` window bounds a replay across a crash).
+    fn remember_proof(
+        &self,
+        key: &[u8; 16],
+        until: UnixTime,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<bool>> + Send;
+}
+
+/// A console session as the store keeps it (SPEC 12), found by the SHA-256
+/// of its cookie. Its body (the console's tokens, or its sign-in in
+/// progress) is sealed by the console under a key derived from the cookie,
+/// which the store never sees: a copy of the store opens nothing.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConsoleSessionRecord {
+    /// Still signing in (waiting for its callback).
+    pub pending: bool,
+    pub created: UnixTime,
+    pub expires_at: UnixTime,
+    /// The sealed body, opaque to the store.
+    pub sealed: Vec<u8>,
+}
+
+/// A sign-in waiting for its user to end one of their sessions (SPEC 14,
+/// `ask`), as the store keeps it, found by the SHA-256 of its id. It holds
+/// no password (the password was checked when it was created), and the
+/// browser it is bound to only as a SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PendingSignInRecord {
+    pub username: String,
+    pub remember_me: bool,
+    pub user_agent: Option<String>,
+    pub remote: String,
+    /// What the sign-in page continues with afterwards (opaque here).
+    pub resume: String,
+    /// SHA-256 of the secret of the browser it is bound to.
+    pub browser: [u8; 32],
+    pub expires_at: UnixTime,
 }
 
 /// The outcome of [`Store::start_session`].
@@ -1012,5 +1124,52 @@ impl Store for AnyStore {
     }
     async fn cache_epoch(&self) -> Result<u64> {
         dispatch!(self, s => s.cache_epoch().await)
+    }
+    async fn put_console_session(
+        &self,
+        key: &[u8; 32],
+        record: &ConsoleSessionRecord,
+        max: usize,
+        now: UnixTime,
+    ) -> Result<()> {
+        dispatch!(self, s => s.put_console_session(key, record, max, now).await)
+    }
+    async fn console_session(&self, key: &[u8; 32], now: UnixTime) -> Result<Option<(u64, ConsoleSessionRecord)>> {
+        dispatch!(self, s => s.console_session(key, now).await)
+    }
+    async fn replace_console_session(
+        &self,
+        key: &[u8; 32],
+        version: u64,
+        record: &ConsoleSessionRecord,
+    ) -> Result<bool> {
+        dispatch!(self, s => s.replace_console_session(key, version, record).await)
+    }
+    async fn remove_console_session(
+        &self,
+        key: &[u8; 32],
+        version: Option<u64>,
+    ) -> Result<Option<ConsoleSessionRecord>> {
+        dispatch!(self, s => s.remove_console_session(key, version).await)
+    }
+    async fn put_pending_sign_in(
+        &self,
+        key: &[u8; 32],
+        record: &PendingSignInRecord,
+        max: usize,
+        now: UnixTime,
+    ) -> Result<bool> {
+        dispatch!(self, s => s.put_pending_sign_in(key, record, max, now).await)
+    }
+    async fn take_pending_sign_in(
+        &self,
+        key: &[u8; 32],
+        browser: &[u8; 32],
+        now: UnixTime,
+    ) -> Result<Option<PendingSignInRecord>> {
+        dispatch!(self, s => s.take_pending_sign_in(key, browser, now).await)
+    }
+    async fn remember_proof(&self, key: &[u8; 16], until: UnixTime, now: UnixTime) -> Result<bool> {
+        dispatch!(self, s => s.remember_proof(key, until, now).await)
     }
 }

@@ -18,14 +18,15 @@ use std::thread;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use tokio::sync::oneshot;
 
 use super::{
-    Admission, DeviceAnswer, DevicePoll, Effects, Fallout, Redemption, Result, RetiredName, Revoke, Store, StoreError,
+    Admission, ConsoleSessionRecord, DeviceAnswer, DevicePoll, Effects, Fallout, PendingSignInRecord, Redemption,
+    Result, RetiredName, Revoke, Store, StoreError,
 };
 use crate::audit::AuditEvent;
 use crate::clock::UnixTime;
@@ -108,10 +109,16 @@ enum Expiring {
     DeviceRequest,
     /// SHA-256 of a user code -> SHA-256 of its device code.
     DeviceUserCode,
+    /// SHA-256 of the cookie -> [`SledConsoleSession`] (SPEC 12).
+    ConsoleSession,
+    /// SHA-256 of the id -> [`PendingSignInRecord`] (SPEC 14 `ask`).
+    PendingSignIn,
+    /// 128-bit digest of (key thumbprint, jti) -> () (RFC 9449 11.1).
+    DpopProof,
 }
 
 impl Expiring {
-    const ALL: [Expiring; 7] = [
+    const ALL: [Expiring; 10] = [
         Expiring::AuthorizationCode,
         Expiring::Family,
         Expiring::UserSession,
@@ -119,6 +126,9 @@ impl Expiring {
         Expiring::UserIndex,
         Expiring::DeviceRequest,
         Expiring::DeviceUserCode,
+        Expiring::ConsoleSession,
+        Expiring::PendingSignIn,
+        Expiring::DpopProof,
     ];
 
     fn tag(self) -> u8 {
@@ -130,6 +140,9 @@ impl Expiring {
             Expiring::UserIndex => 5,
             Expiring::DeviceRequest => 6,
             Expiring::DeviceUserCode => 7,
+            Expiring::ConsoleSession => 8,
+            Expiring::PendingSignIn => 9,
+            Expiring::DpopProof => 10,
         }
     }
 
@@ -142,6 +155,9 @@ impl Expiring {
             Expiring::UserIndex => "user_sessions",
             Expiring::DeviceRequest => "device_requests",
             Expiring::DeviceUserCode => "device_user_codes",
+            Expiring::ConsoleSession => "console_sessions",
+            Expiring::PendingSignIn => "pending_sign_ins",
+            Expiring::DpopProof => "dpop_proofs",
         }
     }
 
@@ -250,8 +266,13 @@ pub struct SledStore {
     /// client id || 0 || id (u64 BE, increasing) -> [`QueuedSet`].
     ssf_queue: sled::Tree,
     expiry: sled::Tree,
-    trees: [sled::Tree; 7],
+    trees: [sled::Tree; 10],
     commit: GroupCommit,
+    /// Serialises the writes that count a bounded kind before inserting
+    /// (console sessions, pending sign-ins): one process, one lock; it
+    /// holds an upper bound of each tree's size, so that a tree is counted
+    /// (sled counts by iterating) only when it may be full.
+    bounded: Arc<Mutex<Bounds>>,
 }
 
 impl SledStore {
@@ -288,6 +309,9 @@ impl SledStore {
             tree(Expiring::UserIndex.tree_name())?,
             tree(Expiring::DeviceRequest.tree_name())?,
             tree(Expiring::DeviceUserCode.tree_name())?,
+            tree(Expiring::ConsoleSession.tree_name())?,
+            tree(Expiring::PendingSignIn.tree_name())?,
+            tree(Expiring::DpopProof.tree_name())?,
         ];
         Ok(SledStore {
             user_markers: tree("user_markers")?,
@@ -303,6 +327,7 @@ impl SledStore {
             expiry: tree("expiry")?,
             trees,
             commit: GroupCommit::start(db.clone()).map_err(io)?,
+            bounded: Arc::default(),
             db,
         })
     }
@@ -1757,6 +1782,204 @@ impl Store for SledStore {
         }
         Ok(decision)
     }
+
+    // --- Nothing per process (SPEC 12): expiring records like the others
+    // (`expires_at || JSON`, swept through the expiry index). One process
+    // counts a bounded tree under `bounded` before inserting.
+
+    async fn put_console_session(
+        &self,
+        key: &[u8; 32],
+        record: &ConsoleSessionRecord,
+        max: usize,
+        now: UnixTime,
+    ) -> Result<()> {
+        let bytes = encode(record.expires_at, &SledConsoleSession { version: 0, record: record.clone() })?;
+        {
+            let mut bounds = self.bounded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let tree = self.tree(Expiring::ConsoleSession);
+            if may_be_full(tree, &mut bounds.console_sessions, max) {
+                // The expired go, then the oldest pending, then the oldest.
+                let mut kept = Vec::new();
+                for entry in tree.iter() {
+                    let (k, v) = entry.map_err(io)?;
+                    let session: SledConsoleSession = decode(Expiring::ConsoleSession, &v)?;
+                    if session.record.expires_at <= now {
+                        tree.remove(&k).map_err(io)?;
+                    } else {
+                        kept.push((!session.record.pending, session.record.created, k));
+                    }
+                }
+                kept.sort();
+                let excess = (kept.len() + 1).saturating_sub(max);
+                for (_, _, k) in kept.into_iter().take(excess) {
+                    tree.remove(&k).map_err(io)?;
+                }
+                bounds.console_sessions = Some(tree.len());
+            }
+            bounds.console_sessions = bounds.console_sessions.map(|n| n.saturating_add(1));
+            tx_result(
+                (tree, &self.expiry)
+                    .transaction(|(t, expiry)| tx_put(t, expiry, Expiring::ConsoleSession, key, &bytes)),
+            )?;
+        }
+        // A sign-in in progress lost in a crash only asks to sign in again:
+        // an anonymous visit does not wait for the disk (sled writes it
+        // within its flush interval). A signed-in session does.
+        if record.pending { Ok(()) } else { self.commit.durable().await }
+    }
+
+    async fn console_session(&self, key: &[u8; 32], now: UnixTime) -> Result<Option<(u64, ConsoleSessionRecord)>> {
+        Ok(self
+            .read::<SledConsoleSession>(Expiring::ConsoleSession, key)?
+            .filter(|s| s.record.expires_at > now)
+            .map(|s| (s.version, s.record)))
+    }
+
+    async fn replace_console_session(
+        &self,
+        key: &[u8; 32],
+        version: u64,
+        record: &ConsoleSessionRecord,
+    ) -> Result<bool> {
+        let next = SledConsoleSession { version: version.saturating_add(1), record: record.clone() };
+        let bytes = encode(record.expires_at, &next)?;
+        let replaced =
+            tx_result((self.tree(Expiring::ConsoleSession), &self.expiry).transaction(
+                |(tree, expiry)| match tx_read::<SledConsoleSession>(tree, Expiring::ConsoleSession, key)? {
+                    Some((current, _)) if current.version == version => {
+                        tx_put(tree, expiry, Expiring::ConsoleSession, key, &bytes)?;
+                        Ok(true)
+                    }
+                    _ => Ok(false),
+                },
+            ))?;
+        if replaced {
+            self.commit.durable().await?;
+        }
+        Ok(replaced)
+    }
+
+    async fn remove_console_session(
+        &self,
+        key: &[u8; 32],
+        version: Option<u64>,
+    ) -> Result<Option<ConsoleSessionRecord>> {
+        let removed = tx_result(self.tree(Expiring::ConsoleSession).transaction(|tree| {
+            match tx_read::<SledConsoleSession>(tree, Expiring::ConsoleSession, key)? {
+                Some((current, _)) if version.is_none_or(|v| v == current.version) => {
+                    tree.remove(&key[..])?;
+                    Ok(Some(current.record))
+                }
+                _ => Ok(None),
+            }
+        }))?;
+        if removed.is_some() {
+            self.commit.durable().await?;
+        }
+        Ok(removed)
+    }
+
+    async fn put_pending_sign_in(
+        &self,
+        key: &[u8; 32],
+        record: &PendingSignInRecord,
+        max: usize,
+        now: UnixTime,
+    ) -> Result<bool> {
+        let bytes = encode(record.expires_at, record)?;
+        {
+            let mut bounds = self.bounded.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let tree = self.tree(Expiring::PendingSignIn);
+            if may_be_full(tree, &mut bounds.pending_sign_ins, max) {
+                for entry in tree.iter() {
+                    let (k, v) = entry.map_err(io)?;
+                    if record_expiry(&v).is_none_or(|exp| exp <= now) {
+                        tree.remove(&k).map_err(io)?;
+                    }
+                }
+                let n = tree.len();
+                bounds.pending_sign_ins = Some(n);
+                if n >= max {
+                    return Ok(false);
+                }
+            }
+            bounds.pending_sign_ins = bounds.pending_sign_ins.map(|n| n.saturating_add(1));
+            tx_result(
+                (tree, &self.expiry).transaction(|(t, expiry)| tx_put(t, expiry, Expiring::PendingSignIn, key, &bytes)),
+            )?;
+        }
+        self.commit.durable().await?;
+        Ok(true)
+    }
+
+    async fn take_pending_sign_in(
+        &self,
+        key: &[u8; 32],
+        browser: &[u8; 32],
+        now: UnixTime,
+    ) -> Result<Option<PendingSignInRecord>> {
+        let taken = tx_result(self.tree(Expiring::PendingSignIn).transaction(|tree| {
+            match tx_read::<PendingSignInRecord>(tree, Expiring::PendingSignIn, key)? {
+                Some((pending, _)) if bool::from(subtle::ConstantTimeEq::ct_eq(&pending.browser[..], &browser[..])) => {
+                    tree.remove(&key[..])?;
+                    Ok(Some(pending))
+                }
+                _ => Ok(None),
+            }
+        }))?;
+        if taken.is_some() {
+            self.commit.durable().await?;
+        }
+        Ok(taken.filter(|p| p.expires_at > now))
+    }
+
+    async fn remember_proof(&self, key: &[u8; 16], until: UnixTime, now: UnixTime) -> Result<bool> {
+        let bytes = until.as_secs().to_be_bytes();
+        let new = tx_result((self.tree(Expiring::DpopProof), &self.expiry).transaction(|(tree, expiry)| {
+            let seen = tree.get(&key[..])?.and_then(|v| record_expiry(&v)).is_some_and(|exp| exp >= now);
+            if seen {
+                return Ok(false);
+            }
+            tx_put(tree, expiry, Expiring::DpopProof, key, &bytes)?;
+            Ok(true)
+        }))?;
+        // Not waited for on disk (the hot path of a DPoP refresh would pay
+        // a second fsync): sled writes it within its flush interval. Until
+        // then a crash forgets it, as the per-process set forgot every
+        // proof; the proof's 60 s `iat` window still bounds a replay, and
+        // a refresh proof is useless once its refresh token is spent.
+        Ok(new)
+    }
+}
+
+/// Upper bounds of the bounded trees' sizes (`None`: not counted yet).
+/// Inserts add one; removals (takes, sweeps) are not subtracted, so the
+/// bound only overestimates, and a tree is counted again when its bound
+/// reaches the maximum.
+#[derive(Debug, Default)]
+struct Bounds {
+    console_sessions: Option<usize>,
+    pending_sign_ins: Option<usize>,
+}
+
+/// Whether `tree` may hold `max` records: counts it when its `bound` says
+/// so, and keeps the count.
+fn may_be_full(tree: &sled::Tree, bound: &mut Option<usize>, max: usize) -> bool {
+    if bound.is_some_and(|n| n < max) {
+        return false;
+    }
+    let n = tree.len();
+    *bound = Some(n);
+    n >= max
+}
+
+/// A console session in sled: its record and the version that
+/// [`Store::replace_console_session`] compares.
+#[derive(Serialize, Deserialize)]
+struct SledConsoleSession {
+    version: u64,
+    record: ConsoleSessionRecord,
 }
 
 #[cfg(test)]

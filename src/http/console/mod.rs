@@ -21,7 +21,7 @@ mod setup;
 mod users;
 pub(crate) mod view;
 
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
 use axum::Router;
 use axum::extract::{FromRef, Path, Request};
@@ -30,18 +30,15 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-pub use session::ConsoleSessions;
-
 use crate::http::HttpState;
 use crate::service::AppState;
 
 /// What console handlers take (`State<ConsoleState>`, an axum substate of
-/// [`HttpState`]): the service's state, which it derefs to, and the
-/// console's signed-in sessions, which only HTTP knows (SPEC 9).
+/// [`HttpState`]): the service's state, which it derefs to. (The console's
+/// signed-in sessions are in the store, sealed: `session.rs`.)
 #[derive(Clone)]
 pub struct ConsoleState {
     pub app: AppState,
-    pub sessions: Arc<ConsoleSessions>,
 }
 
 impl std::ops::Deref for ConsoleState {
@@ -53,7 +50,7 @@ impl std::ops::Deref for ConsoleState {
 
 impl FromRef<HttpState> for ConsoleState {
     fn from_ref(state: &HttpState) -> ConsoleState {
-        ConsoleState { app: state.app.clone(), sessions: state.console_sessions.clone() }
+        ConsoleState { app: state.app.clone() }
     }
 }
 

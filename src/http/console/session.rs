@@ -5,25 +5,37 @@
 //! cookie and is sent to `/authorize` with a fresh `state` and PKCE
 //! challenge; `/console/callback` checks the `state`, redeems the code
 //! through the same use case as `POST /token`, and keeps the tokens
-//! server-side in a bounded in-memory map keyed by a SHA-256 of the cookie
-//! (a fresh cookie value after sign-in, so a planted cookie signs no one in).
-//! Every page verifies the access token exactly as the admin API does (so a
-//! revoked family or session ends the console at once) and refreshes it with
-//! the refresh token once half its lifetime has passed: console use counts
-//! as activity, and an idle or expired session ends the console session.
-//! Tokens never reach the browser. A restart of tenure signs every console
-//! user out of the console (they sign in again, usually silently through
-//! their tenure session).
+//! server-side (a fresh cookie value after sign-in, so a planted cookie
+//! signs no one in). Every page verifies the access token exactly as the
+//! admin API does (so a revoked family or session ends the console at once)
+//! and refreshes it with the refresh token once half its lifetime has
+//! passed: console use counts as activity, and an idle or expired session
+//! ends the console session. Tokens never reach the browser.
+//!
+//! Console sessions live in the store (SPEC 12: nothing per process), so
+//! any replica serves any console request and a restart signs nobody out.
+//! The record is found by the SHA-256 of the cookie, and its body (tokens,
+//! or the sign-in in progress, and the one-time notice) is sealed with
+//! AES-256-GCM under a key derived (HKDF-SHA256) from the cookie value
+//! itself, which the store never sees: a copy of the database opens
+//! nothing. The store bounds them ([`MAX_SESSIONS`]; unfinished sign-ins
+//! go first) and expires them (a sign-in after [`PENDING_FOR`], a session
+//! at the lifetime ceiling). Of two replicas that find the tokens at half
+//! life at once, one claims the refresh (compare-and-swap on the record's
+//! version); the other goes on with the access token, still valid.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::digest::{SHA256, digest};
+use ring::hkdf;
 use ring::rand::{SecureRandom, SystemRandom};
+use serde::{Deserialize, Serialize};
 
 use super::ConsoleState;
 use crate::clock::UnixTime;
@@ -36,6 +48,7 @@ use crate::oauth::console_client::{CLIENT_ID, SCOPES, redirect_uri};
 use crate::oauth::params::Params;
 use crate::oauth::tokens::TokenResponse;
 use crate::service;
+use crate::store::{AnyStore, ConsoleSessionRecord, Store};
 
 /// The console-session cookie.
 pub const COOKIE: &str = "tenure_console";
@@ -43,12 +56,21 @@ pub const COOKIE: &str = "tenure_console";
 /// console asks for the password (`prompt=login`) instead of signing the
 /// browser back in silently through its tenure session.
 pub const SIGNED_OUT_COOKIE: &str = "tenure_console_signed_out";
-/// The most console sessions kept in memory; the oldest go first.
+/// The most console sessions kept; unfinished sign-ins go first, then the
+/// oldest sessions.
 pub const MAX_SESSIONS: usize = 10_000;
 /// How long a sign-in may take from the redirect to the callback.
-const PENDING_FOR: Secs = Secs::minutes(10);
+pub const PENDING_FOR: Secs = Secs::minutes(10);
+/// How long a replica holds the claim to refresh a session's tokens.
+const REFRESH_CLAIM: Secs = Secs::new(30);
+/// How often a write of a console session is tried again after another
+/// replica changed the record meanwhile.
+const WRITE_ATTEMPTS: usize = 4;
+/// The HKDF salt of the sealing key (its purpose, and the format's version).
+const SEAL_SALT: &[u8] = b"tenure console session v1";
 
-/// The state of one console session.
+/// The sealed body of one console session.
+#[derive(Clone, Serialize, Deserialize)]
 enum Entry {
     /// Sent to `/authorize`; waiting for the callback.
     Pending {
@@ -57,10 +79,9 @@ enum Entry {
         return_to: String,
     },
     Active(Tokens),
-    /// Signed out or dead; removed from the map.
-    Gone,
 }
 
+#[derive(Clone, Serialize, Deserialize)]
 struct Tokens {
     access_token: String,
     refresh_token: Option<String>,
@@ -68,70 +89,75 @@ struct Tokens {
     expires_at: UnixTime,
     /// A one-time notice for the next page (post/redirect/get).
     flash: Option<String>,
+    /// A replica is refreshing the tokens until then; the others go on
+    /// with the access token.
+    #[serde(default)]
+    refreshing_until: Option<UnixTime>,
 }
 
-struct Slot {
-    entry: Arc<tokio::sync::Mutex<Entry>>,
-    created: UnixTime,
+/// What finds and opens one console session: the SHA-256 of its cookie
+/// (the store's key) and the AEAD key derived from the cookie (never
+/// stored).
+struct Sealer {
+    key: [u8; 32],
+    aead: LessSafeKey,
 }
 
-/// Console sessions by SHA-256 of their cookie value.
-#[derive(Default)]
-pub struct ConsoleSessions {
-    slots: Mutex<HashMap<[u8; 32], Slot>>,
-}
+impl Sealer {
+    fn of(cookie: &str) -> Option<Sealer> {
+        let mut key = [0u8; 32];
+        key.copy_from_slice(digest(&SHA256, cookie.as_bytes()).as_ref());
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, SEAL_SALT).extract(cookie.as_bytes());
+        let okm = prk.expand(&[b"seal"], &AES_256_GCM).ok()?;
+        Some(Sealer { key, aead: LessSafeKey::new(UnboundKey::from(okm)) })
+    }
 
-fn key_of(cookie: &str) -> [u8; 32] {
-    let mut key = [0u8; 32];
-    key.copy_from_slice(digest(&SHA256, cookie.as_bytes()).as_ref());
-    key
-}
+    /// `nonce || ciphertext || tag`, bound to the record's key.
+    fn seal(&self, entry: &Entry) -> Option<Vec<u8>> {
+        let mut nonce = [0u8; NONCE_LEN];
+        SystemRandom::new().fill(&mut nonce).ok()?;
+        let mut body = serde_json::to_vec(entry).ok()?;
+        self.aead
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(&self.key), &mut body)
+            .ok()?;
+        let mut sealed = nonce.to_vec();
+        sealed.extend_from_slice(&body);
+        Some(sealed)
+    }
 
-impl ConsoleSessions {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Slot>> {
-        match self.slots.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
+    fn open(&self, sealed: &[u8]) -> Option<Entry> {
+        let (nonce, body) = sealed.split_at_checked(NONCE_LEN)?;
+        let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let mut body = body.to_vec();
+        let plain = self.aead.open_in_place(nonce, Aad::from(&self.key), &mut body).ok()?;
+        serde_json::from_slice(plain).ok()
+    }
+
+    /// The store's record of `entry`.
+    fn record(&self, entry: &Entry, created: UnixTime, expires_at: UnixTime) -> Option<ConsoleSessionRecord> {
+        let pending = matches!(entry, Entry::Pending { .. });
+        Some(ConsoleSessionRecord { pending, created, expires_at, sealed: self.seal(entry)? })
+    }
+
+    /// Change the signed-in session's tokens with `change` (read, change,
+    /// compare-and-swap, again if another replica wrote meanwhile): the
+    /// tokens and the version written, `None` when the session is gone.
+    async fn update(
+        &self,
+        store: &AnyStore,
+        now: UnixTime,
+        mut change: impl FnMut(&mut Tokens),
+    ) -> Option<(u64, Tokens)> {
+        for _ in 0..WRITE_ATTEMPTS {
+            let (version, record) = store.console_session(&self.key, now).await.ok()??;
+            let Some(Entry::Active(mut tokens)) = self.open(&record.sealed) else { return None };
+            change(&mut tokens);
+            let next = self.record(&Entry::Active(tokens.clone()), record.created, record.expires_at)?;
+            if store.replace_console_session(&self.key, version, &next).await.ok()? {
+                return Some((version + 1, tokens));
+            }
         }
-    }
-
-    fn get(&self, cookie: &str) -> Option<Arc<tokio::sync::Mutex<Entry>>> {
-        self.lock().get(&key_of(cookie)).map(|s| s.entry.clone())
-    }
-
-    fn remove(&self, cookie: &str) {
-        self.lock().remove(&key_of(cookie));
-    }
-
-    /// Insert under `cookie`, making room first: expired sign-ins and
-    /// sessions older than the ceiling go, then the oldest unfinished
-    /// sign-in (so a flood of signed-out visitors cannot push out signed-in
-    /// users), then the oldest session.
-    fn insert(&self, cookie: &str, entry: Entry, now: UnixTime, oldest_alive: UnixTime) {
-        let is_pending = |s: &Slot| matches!(s.entry.try_lock().as_deref(), Ok(Entry::Pending { .. }));
-        let mut slots = self.lock();
-        if slots.len() >= MAX_SESSIONS {
-            slots.retain(|_, s| s.created > oldest_alive && (s.created.plus(PENDING_FOR) > now || !is_pending(s)));
-        }
-        while slots.len() >= MAX_SESSIONS {
-            let oldest_pending = slots.iter().filter(|(_, s)| is_pending(s)).min_by_key(|(_, s)| s.created);
-            let victim = match oldest_pending {
-                Some((k, _)) => Some(*k),
-                None => slots.iter().min_by_key(|(_, s)| s.created).map(|(k, _)| *k),
-            };
-            let Some(victim) = victim else { break };
-            slots.remove(&victim);
-        }
-        slots.insert(key_of(cookie), Slot { entry: Arc::new(tokio::sync::Mutex::new(entry)), created: now });
-    }
-
-    /// How many console sessions are kept (for tests and metrics).
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        None
     }
 }
 
@@ -141,7 +167,10 @@ pub struct Viewer {
     /// The CSRF token every form of this session carries.
     pub csrf: String,
     cookie: String,
-    entry: Arc<tokio::sync::Mutex<Entry>>,
+    /// The notice the previous request left, as read.
+    flash: Option<String>,
+    store: AnyStore,
+    now: UnixTime,
 }
 
 impl Viewer {
@@ -158,25 +187,31 @@ impl Viewer {
         csrf_token_matches(&state.csrf_key, &self.cookie, token)
     }
 
-    /// Leave a notice for the next page.
+    /// Leave a notice for the next page (whichever replica serves it).
     pub async fn flash(&self, message: impl Into<String>) {
-        if let Entry::Active(t) = &mut *self.entry.lock().await {
-            t.flash = Some(message.into());
+        let message = message.into();
+        if let Some(sealer) = Sealer::of(&self.cookie) {
+            sealer.update(&self.store, self.now, |t| t.flash = Some(message.clone())).await;
         }
     }
 
     /// The notice left by the previous request, once.
     pub async fn take_flash(&self) -> Option<String> {
-        match &mut *self.entry.lock().await {
-            Entry::Active(t) => t.flash.take(),
-            _ => None,
-        }
+        // Nothing to clear in the common case: no write.
+        self.flash.as_ref()?;
+        let sealer = Sealer::of(&self.cookie)?;
+        let mut taken = None;
+        sealer.update(&self.store, self.now, |t| taken = t.flash.take()).await;
+        taken
     }
 
-    /// Forget the console session (after signing out).
-    pub async fn end(&self, state: &ConsoleState) {
-        *self.entry.lock().await = Entry::Gone;
-        state.sessions.remove(&self.cookie);
+    /// Forget the console session (after signing out), at every replica.
+    pub async fn end(&self, _state: &ConsoleState) {
+        if let Some(sealer) = Sealer::of(&self.cookie)
+            && let Err(e) = self.store.remove_console_session(&sealer.key, None).await
+        {
+            tracing::error!(error = %e, "store failure ending a console session");
+        }
     }
 }
 
@@ -187,50 +222,75 @@ pub async fn viewer(state: &ConsoleState, headers: &HeaderMap, return_to: &str) 
         Some(v) => Ok(v),
         None => {
             let signed_out = cookies::cookie(headers, SIGNED_OUT_COOKIE, state.is_https()).is_some();
-            Err(start_sign_in(state, return_to, signed_out))
+            Err(start_sign_in(state, return_to, signed_out).await)
         }
     }
 }
 
 async fn signed_in(state: &ConsoleState, headers: &HeaderMap) -> Option<Viewer> {
     let cookie = cookies::cookie(headers, COOKIE, state.is_https()).filter(|c| is_csrf_cookie(c))?.to_owned();
-    let entry = state.sessions.get(&cookie)?;
-    let mut guard = entry.lock().await;
-    let Entry::Active(tokens) = &mut *guard else { return None };
+    let sealer = Sealer::of(&cookie)?;
+    let store = &state.store;
     let now = state.now();
+    let read = store.console_session(&sealer.key, now).await;
+    let (mut version, record) = match read {
+        Ok(found) => found?,
+        Err(e) => {
+            tracing::error!(error = %e, "store failure reading a console session");
+            return None;
+        }
+    };
+    let Some(Entry::Active(mut tokens)) = sealer.open(&record.sealed) else { return None };
     let half_life = Secs::new(tokens.expires_at.as_secs().saturating_sub(tokens.issued_at.as_secs()) / 2);
-    if now >= tokens.issued_at.plus(half_life) {
-        let refreshed = match &tokens.refresh_token {
-            Some(rt) => refresh(state, rt, now).await.ok(),
-            None => None,
+    let claimed_elsewhere = tokens.refreshing_until.is_some_and(|until| until > now);
+    if now >= tokens.issued_at.plus(half_life) && !claimed_elsewhere {
+        let Some(refresh_token) = tokens.refresh_token.clone() else {
+            let _ = store.remove_console_session(&sealer.key, Some(version)).await;
+            return None;
         };
-        match refreshed {
-            Some(fresh) => {
-                let flash = tokens.flash.take();
-                *tokens = Tokens::from_response(fresh, now);
-                tokens.flash = flash;
-            }
-            None => {
-                *guard = Entry::Gone;
-                drop(guard);
-                state.sessions.remove(&cookie);
-                return None;
+        // Claim the refresh: of two replicas here at once, one refreshes
+        // (a second use of the refresh token would be a reuse).
+        let mut claim = tokens.clone();
+        claim.refreshing_until = Some(now.plus(REFRESH_CLAIM));
+        let claimed = sealer.record(&Entry::Active(claim), record.created, record.expires_at)?;
+        if store.replace_console_session(&sealer.key, version, &claimed).await.ok()? {
+            match refresh(state, &refresh_token, now).await {
+                Ok(fresh) => {
+                    let fresh = Tokens::from_response(fresh, now);
+                    let written = sealer
+                        .update(store, now, |t| {
+                            let flash = t.flash.take();
+                            *t = fresh.clone();
+                            t.flash = flash;
+                        })
+                        .await?;
+                    (version, tokens) = written;
+                }
+                Err(_) => {
+                    let _ = store.remove_console_session(&sealer.key, None).await;
+                    return None;
+                }
             }
         }
     }
     let claims = match crate::service::bearer::authenticate(state, &tokens.access_token, now).await {
         Ok(c) => c,
         Err(_) => {
-            *guard = Entry::Gone;
-            drop(guard);
-            state.sessions.remove(&cookie);
+            // Only this version: a refresh written meanwhile stands.
+            let _ = store.remove_console_session(&sealer.key, Some(version)).await;
             return None;
         }
     };
-    drop(guard);
     let permissions = crate::service::bearer::current_permissions(state, &claims).await.ok()?;
     let csrf = csrf_token(&state.csrf_key, &cookie);
-    Some(Viewer { caller: Caller { claims, permissions }, csrf, cookie, entry })
+    Some(Viewer {
+        caller: Caller { claims, permissions },
+        csrf,
+        cookie,
+        flash: tokens.flash,
+        store: store.clone(),
+        now,
+    })
 }
 
 impl Tokens {
@@ -241,6 +301,7 @@ impl Tokens {
             issued_at: now,
             expires_at: now.plus(Secs::new(r.expires_in)),
             flash: None,
+            refreshing_until: None,
         }
     }
 }
@@ -273,31 +334,45 @@ pub fn safe_return(path: &str) -> String {
         .to_owned()
 }
 
+/// The answer when the store cannot keep a console session: try again.
+fn unavailable() -> Response {
+    let mut response = (StatusCode::SERVICE_UNAVAILABLE, "the console is unavailable; try again").into_response();
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
 /// Send the browser to `/authorize` as the client `console`; after a
 /// sign-out (`signed_out`) with `prompt=login`, so that the browser's back
 /// button or the next visit shows the sign-in page, never a console page
 /// signed in again silently.
-fn start_sign_in(state: &ConsoleState, return_to: &str, signed_out: bool) -> Response {
+async fn start_sign_in(state: &ConsoleState, return_to: &str, signed_out: bool) -> Response {
     let (Some(cookie), Some(oauth_state), Some(verifier)) = (new_csrf_cookie().ok(), random(16), random(32)) else {
         return (StatusCode::INTERNAL_SERVER_ERROR, "no randomness").into_response();
     };
     let challenge = B64.encode(digest(&SHA256, verifier.as_bytes()));
-    let mut query = form_urlencoded::Serializer::new(String::new());
-    query
-        .append_pair("response_type", "code")
-        .append_pair("client_id", CLIENT_ID)
-        .append_pair("redirect_uri", &redirect_uri(&state.issuer))
-        .append_pair("scope", SCOPES)
-        .append_pair("state", &oauth_state)
-        .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256");
-    if signed_out {
-        query.append_pair("prompt", "login");
-    }
-    let query = query.finish();
+    let query = {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        query
+            .append_pair("response_type", "code")
+            .append_pair("client_id", CLIENT_ID)
+            .append_pair("redirect_uri", &redirect_uri(&state.issuer))
+            .append_pair("scope", SCOPES)
+            .append_pair("state", &oauth_state)
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256");
+        if signed_out {
+            query.append_pair("prompt", "login");
+        }
+        query.finish()
+    };
     let now = state.now();
     let entry = Entry::Pending { state: oauth_state, verifier, return_to: safe_return(return_to) };
-    state.sessions.insert(&cookie, entry, now, oldest_alive(state, now));
+    let Some(sealer) = Sealer::of(&cookie) else { return unavailable() };
+    let Some(record) = sealer.record(&entry, now, now.plus(PENDING_FOR)) else { return unavailable() };
+    if let Err(e) = state.store.put_console_session(&sealer.key, &record, MAX_SESSIONS, now).await {
+        tracing::error!(error = %e, "store failure keeping a console sign-in");
+        return unavailable();
+    }
     let mut response = see_other(&format!("/authorize?{query}"));
     if let Ok(v) = cookies::set_cookie(COOKIE, &cookie, state.is_https(), None) {
         response.headers_mut().insert(header::SET_COOKIE, v);
@@ -305,9 +380,9 @@ fn start_sign_in(state: &ConsoleState, return_to: &str, signed_out: bool) -> Res
     response
 }
 
-/// No console session can be older than the ceiling.
-fn oldest_alive(state: &ConsoleState, now: UnixTime) -> UnixTime {
-    UnixTime(now.as_secs().saturating_sub(state.history().current().max_lifetime_ceiling.as_secs()))
+/// No console session outlives the lifetime ceiling.
+fn ceiling(state: &ConsoleState, now: UnixTime) -> UnixTime {
+    now.plus(state.history().current().max_lifetime_ceiling).max(now.plus(Secs::new(1)))
 }
 
 /// Why the callback could not sign the viewer in.
@@ -329,28 +404,33 @@ pub async fn finish_sign_in(
     let cookie = cookies::cookie(headers, COOKIE, state.is_https())
         .filter(|c| is_csrf_cookie(c))
         .ok_or(CallbackError::NoSignIn)?;
-    let entry = state.sessions.get(cookie).ok_or(CallbackError::NoSignIn)?;
-    let (verifier, return_to) = {
-        let mut guard = entry.lock().await;
-        let Entry::Pending { state: expected, verifier, return_to } = &*guard else {
-            return Err(CallbackError::NoSignIn);
-        };
-        let given = params.get("state").map(String::as_str).unwrap_or_default();
-        if !bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), given.as_bytes())) {
-            return Err(CallbackError::NoSignIn);
-        }
-        let taken = (verifier.clone(), return_to.clone());
-        // One callback per sign-in.
-        *guard = Entry::Gone;
-        taken
+    let sealer = Sealer::of(cookie).ok_or(CallbackError::NoSignIn)?;
+    let now = state.now();
+    let store_failed = |e: crate::store::StoreError| {
+        tracing::error!(error = %e, "store failure taking a console sign-in");
+        CallbackError::Refused("the console is unavailable; try again".into())
     };
-    state.sessions.remove(cookie);
+    let (version, record) =
+        state.store.console_session(&sealer.key, now).await.map_err(store_failed)?.ok_or(CallbackError::NoSignIn)?;
+    // Only a sign-in in progress with this `state`: a signed-in session, or
+    // a callback it did not start, is left alone.
+    let Some(Entry::Pending { state: expected, verifier, return_to }) = sealer.open(&record.sealed) else {
+        return Err(CallbackError::NoSignIn);
+    };
+    let given = params.get("state").map(String::as_str).unwrap_or_default();
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), given.as_bytes())) {
+        return Err(CallbackError::NoSignIn);
+    }
+    // One callback per sign-in: taken from the store at the version read
+    // (of two callbacks at two replicas, one gets it).
+    if state.store.remove_console_session(&sealer.key, Some(version)).await.map_err(store_failed)?.is_none() {
+        return Err(CallbackError::NoSignIn);
+    }
     if let Some(error) = params.get("error") {
         let description = params.get("error_description").cloned().unwrap_or_default();
         return Err(CallbackError::Refused(format!("{error}: {description}")));
     }
     let code = params.get("code").ok_or_else(|| CallbackError::Refused("the callback carried no code".into()))?;
-    let now = state.now();
     let redirect = redirect_uri(&state.issuer);
     let form = Params::from_pairs([
         ("grant_type", "authorization_code"),
@@ -361,7 +441,15 @@ pub async fn finish_sign_in(
     ]);
     let tokens = redeem(state, &form, now).await.map_err(|e| CallbackError::Refused(e.description.into_owned()))?;
     let fresh = new_csrf_cookie().map_err(|_| CallbackError::Refused("no randomness".into()))?;
-    state.sessions.insert(&fresh, Entry::Active(Tokens::from_response(tokens, now)), now, oldest_alive(state, now));
+    let no_room = || CallbackError::Refused("the console is unavailable; try again".into());
+    let fresh_sealer = Sealer::of(&fresh).ok_or_else(no_room)?;
+    let record = fresh_sealer
+        .record(&Entry::Active(Tokens::from_response(tokens, now)), now, ceiling(state, now))
+        .ok_or_else(no_room)?;
+    state.store.put_console_session(&fresh_sealer.key, &record, MAX_SESSIONS, now).await.map_err(|e| {
+        tracing::error!(error = %e, "store failure keeping a console session");
+        no_room()
+    })?;
     let mut response = see_other(&return_to);
     if let Ok(v) = cookies::set_cookie(COOKIE, &fresh, state.is_https(), None) {
         response.headers_mut().append(header::SET_COOKIE, v);
@@ -447,49 +535,5 @@ mod tests {
         assert_eq!(safe_return(&just_fits), just_fits);
         assert_eq!(safe_return(&format!("/console/{}", "a".repeat(MAX_RETURN_LEN))), "/console");
         assert_eq!(safe_return(&format!("//evil?{}", "a".repeat(MAX_RETURN_LEN))), "/console");
-    }
-
-    #[test]
-    fn the_map_is_bounded_and_drops_the_oldest() {
-        let sessions = ConsoleSessions::default();
-        let t0 = UnixTime(1_700_000_000);
-        for i in 0..MAX_SESSIONS {
-            let entry = Entry::Active(Tokens {
-                access_token: String::new(),
-                refresh_token: None,
-                issued_at: t0,
-                expires_at: t0,
-                flash: None,
-            });
-            sessions.insert(&format!("c{i}"), entry, t0.plus(Secs::new(i as u64)), UnixTime(0));
-        }
-        assert_eq!(sessions.len(), MAX_SESSIONS);
-        sessions.insert("newest", Entry::Gone, t0.plus(Secs::days(1)), UnixTime(0));
-        assert_eq!(sessions.len(), MAX_SESSIONS);
-        assert!(sessions.get("c0").is_none(), "the oldest went");
-        assert!(sessions.get("c1").is_some());
-        assert!(sessions.get("newest").is_some());
-    }
-
-    #[test]
-    fn unfinished_sign_ins_are_dropped_before_signed_in_users() {
-        let sessions = ConsoleSessions::default();
-        let t0 = UnixTime(1_700_000_000);
-        let active = || {
-            Entry::Active(Tokens {
-                access_token: String::new(),
-                refresh_token: None,
-                issued_at: t0,
-                expires_at: t0,
-                flash: None,
-            })
-        };
-        let pending = || Entry::Pending { state: String::new(), verifier: String::new(), return_to: String::new() };
-        sessions.insert("signed-in", active(), t0, UnixTime(0));
-        for i in 1..MAX_SESSIONS + 50 {
-            sessions.insert(&format!("visitor{i}"), pending(), t0.plus(Secs::new(1)), UnixTime(0));
-        }
-        assert_eq!(sessions.len(), MAX_SESSIONS);
-        assert!(sessions.get("signed-in").is_some(), "a flood of sign-ins does not push out a signed-in user");
     }
 }

@@ -49,6 +49,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "device_requests",
         sql: include_str!("../../../migrations/0006_device_requests.sql"),
     },
+    Migration {
+        version: 7,
+        name: "nothing_per_process",
+        sql: include_str!("../../../migrations/0007_nothing_per_process.sql"),
+    },
 ];
 
 /// The schema version this build serves.

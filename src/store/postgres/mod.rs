@@ -23,6 +23,7 @@
 
 mod coord;
 mod database_url;
+mod ephemeral;
 pub mod keys;
 pub mod migrate;
 mod ops;

@@ -528,6 +528,7 @@ impl Store for PgStore {
             }
         }
         removed += self.sweep_throttles(now).await?;
+        removed += self.sweep_ephemeral(now).await?;
         Ok(removed)
     }
 
@@ -1447,5 +1448,65 @@ impl Store for PgStore {
 
     async fn cache_epoch(&self) -> Result<u64> {
         self.pg_cache_epoch().await
+    }
+
+    // Nothing per process (SPEC 12): `store/postgres/ephemeral.rs`.
+
+    async fn put_console_session(
+        &self,
+        key: &[u8; 32],
+        record: &crate::store::ConsoleSessionRecord,
+        max: usize,
+        now: UnixTime,
+    ) -> Result<()> {
+        self.pg_put_console_session(key, record, max, now).await
+    }
+
+    async fn console_session(
+        &self,
+        key: &[u8; 32],
+        now: UnixTime,
+    ) -> Result<Option<(u64, crate::store::ConsoleSessionRecord)>> {
+        self.pg_console_session(key, now).await
+    }
+
+    async fn replace_console_session(
+        &self,
+        key: &[u8; 32],
+        version: u64,
+        record: &crate::store::ConsoleSessionRecord,
+    ) -> Result<bool> {
+        self.pg_replace_console_session(key, version, record).await
+    }
+
+    async fn remove_console_session(
+        &self,
+        key: &[u8; 32],
+        version: Option<u64>,
+    ) -> Result<Option<crate::store::ConsoleSessionRecord>> {
+        self.pg_remove_console_session(key, version).await
+    }
+
+    async fn put_pending_sign_in(
+        &self,
+        key: &[u8; 32],
+        record: &crate::store::PendingSignInRecord,
+        max: usize,
+        now: UnixTime,
+    ) -> Result<bool> {
+        self.pg_put_pending_sign_in(key, record, max, now).await
+    }
+
+    async fn take_pending_sign_in(
+        &self,
+        key: &[u8; 32],
+        browser: &[u8; 32],
+        now: UnixTime,
+    ) -> Result<Option<crate::store::PendingSignInRecord>> {
+        self.pg_take_pending_sign_in(key, browser, now).await
+    }
+
+    async fn remember_proof(&self, key: &[u8; 16], until: UnixTime, now: UnixTime) -> Result<bool> {
+        self.pg_remember_proof(key, until, now).await
     }
 }
