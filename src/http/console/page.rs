@@ -95,6 +95,9 @@ pub(super) fn message_of(e: &ServiceError) -> String {
         | ServiceError::Conflict(m)
         | ServiceError::Forbidden(m)
         | ServiceError::TooManyRequests { message: m, .. } => m.clone(),
+        ServiceError::Unavailable { retry_after_secs: Some(_), .. } => {
+            "The database does not answer right now, so nothing was changed; try again in a few seconds.".to_owned()
+        }
         ServiceError::Unavailable { .. } => "The server is busy; try again in a moment.".to_owned(),
         ServiceError::Internal(Some(context)) => format!("The server could not complete the request ({context})."),
         _ => "The server could not complete the request.".to_owned(),

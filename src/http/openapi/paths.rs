@@ -13,7 +13,7 @@ use super::responses::{
 use super::schemas::{
     AuthorizationRequest, BearerError, ClientList, ClientSecret, ClientSettings, ClientView, ClientWithSecret,
     DiscoveryMetadata, GroupList, GroupPreviewRequest, GroupUpdate, Introspection, Jwks, KeyList, LoginForm,
-    LogoutRequest, PasswordChange, SessionLimitForm, SessionList, Settings, SettingsUpdate, SsfConfiguration,
+    LogoutRequest, PasswordChange, Ready, SessionLimitForm, SessionList, Settings, SettingsUpdate, SsfConfiguration,
     SsfPollRequest, SsfPollResponse, SsfStatus, SsfStream, SsfStreamRequest, SsfVerifyRequest, Status, TokenForm,
     TokenRequest, Unavailable, UserPatch, UserSessionList, Userinfo, UserinfoForm,
 };
@@ -1003,10 +1003,14 @@ fn list_audit() {}
 fn healthz() {}
 
 /// The store answers
+///
+/// With PostgreSQL, whether the database answers a query now (bounded by the pool's 2 s wait):
+/// a load balancer stops sending requests to a replica while it says 503.
 #[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "readyz",
     responses(
-        (status = 200, description = "`{\"status\": \"ready\"}`.", body = Status),
-        (status = 503, description = "The store does not answer.", body = Unavailable),
+        (status = 200, description = "`{\"status\": \"ready\", \"store\": \"postgres\", \"database\": \"tenure@db:5432/tenure\"}` (`database` with PostgreSQL only).", body = Ready),
+        (status = 503, description = "The store does not answer; with `Retry-After`.", body = Unavailable,
+            headers(("Retry-After" = u64, description = "Seconds to wait before asking again."))),
     ))]
 fn readyz() {}
 

@@ -28,7 +28,7 @@ const CONFIG_EPOCH: &str = "config";
 const LISTEN_RETRY: Duration = Duration::from_secs(5);
 
 fn pg(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Io(format!("database: {}", describe(&e)))
+    super::classify(&e)
 }
 
 const SETUP_TOKEN_PREFIX: &str = "setup-token:";

@@ -62,7 +62,7 @@ fn pg(e: tokio_postgres::Error) -> StoreError {
     if super::is_unstorable_text(&e) {
         return StoreError::Refused(super::describe(&e));
     }
-    StoreError::Io(format!("database: {}", super::describe(&e)))
+    super::classify(&e)
 }
 
 // Statements are prepared once per connection and cached (a round trip
