@@ -35,6 +35,7 @@ mod postgres;
 mod replica_keys;
 mod replicas;
 mod revocation;
+mod round_robin;
 mod server;
 mod session_limit;
 mod sessions;

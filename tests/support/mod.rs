@@ -7,6 +7,7 @@ pub mod flow;
 pub mod kit;
 pub mod manual;
 pub mod postgres;
+pub mod round_robin;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
