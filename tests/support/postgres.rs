@@ -346,8 +346,11 @@ impl RestartablePg {
         };
         let root = std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false);
         let user = root.then(postgres_user);
-        let dir =
-            std::env::temp_dir().join(format!("tenure-pg-own-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()));
+        let dir = std::env::temp_dir().join(format!(
+            "tenure-pg-own-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
         let (data, sock) = (dir.join("data"), dir.join("sock"));
         std::fs::create_dir_all(&sock).expect("create the PostgreSQL directory");
         if let Some((uid, gid)) = user {
@@ -404,7 +407,11 @@ impl RestartablePg {
     /// A fresh, empty database on this server; its URL.
     pub async fn database(&self) -> String {
         let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-        connect(&self.url("postgres")).await.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("CREATE DATABASE");
+        connect(&self.url("postgres"))
+            .await
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("CREATE DATABASE");
         self.url(&name)
     }
 
