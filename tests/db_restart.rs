@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::flow::Browser;
-use crate::support::kit::user;
+use crate::support::kit::{cc_admin_token, user};
 use crate::support::postgres::RestartablePg;
 use crate::support::round_robin::RoundRobin;
 use crate::support::{Server, tenure, verify};
@@ -183,6 +183,25 @@ async fn refresh_chains_survive_a_database_restart_with_only_503s_meanwhile() {
     })
     .await;
 
+    // For the answers of the other kinds of endpoint during the outage.
+    let (browser, query) = (
+        Browser::new(),
+        [("response_type", "code"), ("client_id", "web"), ("redirect_uri", REDIRECT), ("scope", "openid")],
+    );
+    let code = browser.sign_in_for_code(&a, &query, "alice", "alice-password", false).await;
+    let alice: Value = a
+        .post_form(
+            "/token",
+            Some(("web", "web-secret")),
+            &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)],
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let alice = alice["access_token"].as_str().expect("access_token").to_owned();
+    let automation = cc_admin_token(&a, "automation", "automation-secret").await;
+
     let stopping = start.elapsed();
     pg.stop();
     let stopped = start.elapsed();
@@ -205,6 +224,7 @@ async fn refresh_chains_survive_a_database_restart_with_only_503s_meanwhile() {
         let jwks = server.jwks().await;
         verify(cc["access_token"].as_str().expect("access_token"), &jwks, &proxy.base, &proxy.base);
     }
+    outage_answers(&a, &alice, &automation).await;
     // sleep: the database stays down for a few seconds while the chains run
     tokio::time::sleep(DOWN_FOR).await;
 
@@ -295,4 +315,49 @@ async fn refresh_chains_survive_a_database_restart_with_only_503s_meanwhile() {
     let body: Value = serde_json::from_str(bodies[0]).expect("a JSON 503 body");
     assert_eq!(body["error"], "temporarily_unavailable", "RFC 6749 5.2 shape: {body}");
     assert!(body["error_description"].is_string(), "{body}");
+}
+
+/// While the database is down, each kind of endpoint answers 503 with
+/// `Retry-After` in its own shape: OAuth (RFC 6749 5.2), a resource
+/// endpoint, the admin API (`{"error","message"}`), the sign-in page (HTML);
+/// discovery and JWKS answer as usual.
+async fn outage_answers(server: &Server, access: &str, admin: &str) {
+    let check = |what: &str, resp: &reqwest::Response| {
+        assert_eq!(resp.status(), 503, "{what}");
+        assert!(resp.headers().get("retry-after").is_some(), "{what}: Retry-After");
+    };
+    let resp = server.post_form("/introspect", Some(("web", "web-secret")), &[("token", access)]).await;
+    check("/introspect", &resp);
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+    assert!(body["error_description"].is_string(), "{body}");
+
+    let resp = server.http.get(server.url("/userinfo")).bearer_auth(access).send().await.expect("userinfo");
+    check("/userinfo", &resp);
+    assert_eq!(resp.json::<Value>().await.expect("json")["error"], "temporarily_unavailable");
+
+    let resp = server.http.get(server.url("/admin/users")).bearer_auth(admin).send().await.expect("admin");
+    check("/admin/users", &resp);
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+    assert!(body["message"].as_str().unwrap_or_default().contains("database does not answer"), "{body}");
+
+    let browser = Browser::new();
+    let page = browser
+        .authorize(
+            server,
+            &[("response_type", "code"), ("client_id", "web"), ("redirect_uri", REDIRECT), ("scope", "openid")],
+        )
+        .await;
+    assert_eq!(page.status(), 200, "the sign-in page itself needs no database");
+    let page = page.text().await.expect("page");
+    let resp = browser.submit_sign_in(server, &page, "alice", "alice-password", false).await;
+    check("POST /login", &resp);
+    let html = resp.text().await.expect("html");
+    assert!(html.contains("try again in a few seconds"), "a readable page: {html}");
+
+    for path in ["/.well-known/openid-configuration", "/jwks.json"] {
+        let resp = server.http.get(server.url(path)).send().await.expect(path);
+        assert_eq!(resp.status(), 200, "{path} is served from memory");
+    }
 }

@@ -29,6 +29,7 @@ fn run(args: &[&str], url: &str) -> Output {
         .env("TENURE_STORE", "postgres")
         .env("TENURE_DATABASE_URL", url)
         .env("TENURE_LISTEN", "127.0.0.1:0")
+        .env("TENURE_ISSUER", "http://tenure.postgres.test")
         .output()
         .expect("run tenure")
 }
@@ -80,6 +81,31 @@ async fn serve_refuses_an_unmigrated_database_and_names_the_fix() {
     assert!(stderr.contains(&format!("schema version {}", latest())), "names the version it needs: {stderr}");
     assert!(stderr.contains("run `tenure migrate`"), "names the fix: {stderr}");
     assert!(!stdout.contains("tenure listening"), "it never listened");
+}
+
+/// SPEC 12: replicas must share one issuer, so with PostgreSQL `serve`
+/// refuses to start without one (rather than take its own address), and
+/// says which key and why; `migrate` needs none.
+#[tokio::test]
+async fn serve_with_postgres_refuses_to_start_without_an_issuer() {
+    let Some(db) = postgres::database().await else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tenure_in = || {
+        let mut cmd = tenure();
+        cmd.current_dir(dir.path())
+            .env("TENURE_STORE", "postgres")
+            .env("TENURE_DATABASE_URL", &db.url)
+            .env("TENURE_LISTEN", "127.0.0.1:0");
+        cmd
+    };
+    assert!(tenure_in().arg("migrate").output().expect("migrate").status.success(), "migrate needs no issuer");
+    let out = tenure_in().arg("serve").output().expect("run tenure");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("issuer: is required with store = \"postgres\" (TENURE_ISSUER)"), "{stderr}");
+    assert!(stderr.contains("replicas must share one issuer"), "says why: {stderr}");
+    assert!(!stdout.contains("tenure listening"), "it never listened");
+    assert!(!dir.path().join("keys/master.key").exists(), "it wrote nothing");
 }
 
 #[tokio::test]
@@ -136,6 +162,7 @@ fn serve(dir: &std::path::Path, url: &str, keys: Option<&std::path::Path>, log: 
         .current_dir(dir)
         .env("TENURE_STORE", "postgres")
         .env("TENURE_DATABASE_URL", url)
+        .env("TENURE_ISSUER", "http://tenure.postgres.test")
         .env("TENURE_LOG", log)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())

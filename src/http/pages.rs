@@ -409,6 +409,19 @@ mod tests {
         assert_eq!(escape("plain é"), "plain é");
     }
 
+    #[tokio::test]
+    async fn a_database_outage_is_a_503_page_that_says_to_try_again() {
+        for flow in [Flow::SignIn, Flow::SignOut] {
+            let response = PageError::Unavailable(flow).into_response();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+            assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+            let body = axum::body::to_bytes(response.into_body(), 64 * 1024).await.expect("body");
+            let html = String::from_utf8(body.to_vec()).expect("utf-8");
+            assert!(html.contains("Please try again in a moment") && html.contains("try again in a few seconds"));
+        }
+    }
+
     #[test]
     fn the_sign_in_form_escapes_what_it_shows() {
         let html = sign_in(&SignInForm {

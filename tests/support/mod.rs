@@ -78,15 +78,16 @@ impl Server {
         Self::start_in(dir, config, env)
     }
 
-    /// With `TENURE_STORE=postgres` and no `TENURE_ISSUER` (which `serve`
-    /// then requires, SPEC 12), the server's issuer is its own address: a
+    /// With `TENURE_STORE=postgres` and no issuer (in `TENURE_ISSUER` or the
+    /// file; `serve` then requires one, SPEC 12), the server's issuer is its own address: a
     /// free loopback port is chosen first and given as `TENURE_LISTEN`,
     /// so browser flows that follow the issuer's URLs reach this server.
     pub fn start_in(dir: tempfile::TempDir, config: &str, env: &[(&str, &str)]) -> Server {
         std::fs::write(dir.path().join("tenure.toml"), config).expect("write config");
         let has = |key: &str| env.iter().any(|(k, _)| *k == key);
         let postgres = env.iter().any(|(k, v)| *k == "TENURE_STORE" && *v == "postgres");
-        let own_issuer = (postgres && !has("TENURE_ISSUER")).then(|| {
+        let issuer_in_file = config.lines().any(|l| l.trim_start().starts_with("issuer"));
+        let own_issuer = (postgres && !has("TENURE_ISSUER") && !issuer_in_file).then(|| {
             let addr = match env.iter().find(|(k, _)| *k == "TENURE_LISTEN") {
                 Some((_, listen)) => listen.to_string(),
                 None => std::net::TcpListener::bind("127.0.0.1:0")
