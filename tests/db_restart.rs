@@ -266,7 +266,7 @@ async fn refresh_chains_survive_a_database_restart_with_only_503s_meanwhile() {
         last.push(task.await.expect("a chain"));
     }
 
-    let attempts = attempts.lock().unwrap();
+    let attempts = std::mem::take(&mut *attempts.lock().unwrap());
     let mut successes: HashMap<&str, usize> = HashMap::new();
     for a in attempts.iter() {
         assert!(

@@ -6,6 +6,7 @@
 
 use crate::oauth::{ErrorCode, OAuthError};
 use crate::store::StoreError;
+use crate::token::keys::KeyError;
 
 /// The `Retry-After` of an answer given while the database does not answer
 /// (SPEC 12): the pool reconnects by itself, and every replica serves again
@@ -17,6 +18,7 @@ pub const DATABASE_RETRY_AFTER_SECS: u64 = crate::store::postgres::RETRY_AFTER_S
 /// whichever helper a use case passed its store error to.
 fn database_down(err: &dyn std::any::Any) -> bool {
     matches!(err.downcast_ref::<StoreError>(), Some(StoreError::Unavailable(_)))
+        || matches!(err.downcast_ref::<KeyError>(), Some(KeyError::DatabaseUnavailable { .. }))
 }
 
 /// A store failure on an OAuth endpoint (RFC 6749 5.2): the database not
