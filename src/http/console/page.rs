@@ -112,7 +112,13 @@ pub(super) async fn failed(viewer: &Viewer, e: ServiceError, back: &str) -> Resp
         back_href: back.to_owned(),
         back_label: "Back".into(),
     };
-    render(status_of(&e), page)
+    let mut response = render(status_of(&e), page);
+    // SPEC 12: the database does not answer; the same request may be
+    // tried again shortly.
+    if let ServiceError::Unavailable { retry_after_secs: Some(secs), .. } = e {
+        response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+    }
+    response
 }
 
 pub(super) struct Confirm<'a> {
