@@ -254,6 +254,22 @@ async fn refresh_chains_survive_a_database_restart_with_only_503s_meanwhile() {
         let took = took.unwrap_or_else(|| panic!("replica {i} did not recover within 30 s"));
         assert!(took < RECOVERY, "replica {i} served normally only {took:?} after the database answered");
     }
+    // The LISTEN connections (settings and clients, signing keys) of both
+    // replicas are back within their 5 s retry.
+    let listening = crate::support::eventually(Duration::from_secs(10), || async {
+        let Ok((client, connection)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await else {
+            return false;
+        };
+        tokio::spawn(connection);
+        let count = |sql: &'static str| {
+            let client = &client;
+            async move { client.query_one(sql, &[]).await.map(|r| r.get::<_, i64>(0)).unwrap_or(0) }
+        };
+        count("SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN tenure_cache'").await >= 2
+            && count("SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN tenure_keys'").await >= 2
+    })
+    .await;
+    assert!(listening, "both replicas LISTEN again after the restart");
     // And the chains run on for a while.
     let chains_again = start.elapsed();
     crate::support::eventually(Duration::from_secs(20), || async {

@@ -287,7 +287,7 @@ impl PgStore {
     }
 
     async fn listen_once(&self, changed: &Notify) -> std::result::Result<(), ListenError> {
-        let config = self.url.config().clone();
+        let config = super::connection_config(&self.url);
         let (tx, mut rx) = mpsc::unbounded_channel::<()>();
         let failed = |e: tokio_postgres::Error| ListenError::Failed(describe(&e));
         let (client, pump) = if self.url.requires_tls() {

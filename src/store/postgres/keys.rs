@@ -419,12 +419,13 @@ impl DbKeys {
             let outcome = if self.url.requires_tls() {
                 match native_tls::TlsConnector::new() {
                     Ok(c) => {
-                        listen_on(self.url.config(), postgres_native_tls::MakeTlsConnector::new(c), &changed).await
+                        let config = super::connection_config(&self.url);
+                        listen_on(&config, postgres_native_tls::MakeTlsConnector::new(c), &changed).await
                     }
                     Err(e) => Err(e.to_string()),
                 }
             } else {
-                listen_on(self.url.config(), NoTls, &changed).await
+                listen_on(&super::connection_config(&self.url), NoTls, &changed).await
             };
             match outcome {
                 Ok(()) => tracing::debug!("the LISTEN connection for key changes closed; reopening it"),

@@ -162,6 +162,25 @@ pub fn is_unreachable(e: &tokio_postgres::Error) -> bool {
     }
 }
 
+/// The settings of every connection tenure opens (pooled, or the LISTEN
+/// ones): the URL's, with [`CONNECT_TIMEOUT`] and the `application_name`
+/// unless it sets them, and TCP keepalives, so a connection whose peer went
+/// silent (a failover, a vanished host) is noticed and reopened.
+pub(crate) fn connection_config(url: &DatabaseUrl) -> tokio_postgres::Config {
+    let mut config = url.config().clone();
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("tenure");
+    }
+    config.keepalives(true);
+    config.keepalives_idle(KEEPALIVE_IDLE);
+    config.keepalives_interval(KEEPALIVE_INTERVAL);
+    config.keepalives_retries(KEEPALIVE_RETRIES);
+    config
+}
+
 /// A statement's failure as a [`StoreError`]: [`StoreError::Unavailable`]
 /// when the database does not answer ([`is_unreachable`]), else a failure.
 /// (The connection is not handed out again: it is closed by then, or the
@@ -245,17 +264,7 @@ impl PgStore {
         statement_timeout: Option<Duration>,
     ) -> Result<PgStore, PgError> {
         let target = url.redacted();
-        let mut config = url.config().clone();
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(CONNECT_TIMEOUT);
-        }
-        if config.get_application_name().is_none() {
-            config.application_name("tenure");
-        }
-        config.keepalives(true);
-        config.keepalives_idle(KEEPALIVE_IDLE);
-        config.keepalives_interval(KEEPALIVE_INTERVAL);
-        config.keepalives_retries(KEEPALIVE_RETRIES);
+        let mut config = connection_config(url);
         if let Some(limit) = statement_timeout
             && config.get_options().is_none()
         {
