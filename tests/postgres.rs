@@ -574,6 +574,46 @@ mod store_ops {
         assert_eq!(targets(&store).await, ["family:f streams:rs"]);
     }
 
+    /// SPEC 12: connections the server ended (a restart, a failover,
+    /// `pg_terminate_backend`) are not handed out again; a request that
+    /// meets one fails as `Unavailable` (a 503, never a 500), and the pool
+    /// opens new connections by itself.
+    #[tokio::test]
+    async fn connections_the_server_ended_are_replaced_and_meeting_one_is_unavailable() {
+        use tenure::store::StoreError;
+        let Some((db, store)) = postgres::migrated_store().await else { return };
+        store.put_session(&session(), T0.plus(Secs::days(30))).await.expect("put");
+        // Several pooled connections, idle.
+        let (a, b, c, d) = tokio::join!(store.session(SID), store.session(SID), store.session(SID), store.session(SID));
+        for read in [a, b, c, d] {
+            assert!(read.expect("read").is_some());
+        }
+        let admin = db.client().await;
+        let ended: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND application_name = 'tenure') t",
+                &[],
+            )
+            .await
+            .expect("terminate")
+            .get(0);
+        assert!(ended >= 1, "the store's connections were ended");
+        let (mut served, mut unavailable) = (0, 0);
+        for _ in 0..8 {
+            match store.session(SID).await {
+                Ok(found) => {
+                    assert!(found.is_some());
+                    served += 1;
+                }
+                Err(StoreError::Unavailable(_)) => unavailable += 1,
+                Err(e) => panic!("a dead connection is the database not answering, not {e}"),
+            }
+        }
+        assert!(unavailable <= 1 && served >= 7, "served {served}, unavailable {unavailable}");
+        assert!(store.session(SID).await.expect("the pool reconnected").is_some());
+    }
+
     /// The sweeper deletes in batches of 512 rows per statement until none
     /// is left, and only what has expired.
     #[tokio::test]

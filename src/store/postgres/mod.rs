@@ -382,6 +382,7 @@ impl PgStore {
                 Ok(value) => return Ok(value),
                 Err(TxError::Store(e)) => return Err(e),
                 Err(TxError::Pg(e)) if is_unreachable(&e) => {
+                    drop(deadpool_postgres::Object::take(client));
                     return Err(self.unreachable(format!("{what}: {}", describe(&e))));
                 }
                 Err(TxError::Pg(e)) if is_retryable(&e) && attempt < MAX_TX_ATTEMPTS => {
@@ -439,6 +440,29 @@ impl PgStore {
     pub(crate) fn unreachable(&self, message: String) -> StoreError {
         self.forget_idle();
         StoreError::Unavailable(format!("the database {} does not answer: {message}", self.target))
+    }
+
+    /// A statement's failure on a pooled connection as a [`StoreError`]:
+    /// the database not answering ([`PgStore::unreachable`]: the idle
+    /// connections are dropped too), a value it cannot hold, or a failure.
+    pub(crate) fn failed(&self, e: tokio_postgres::Error) -> StoreError {
+        if is_unreachable(&e) {
+            return self.unreachable(describe(&e));
+        }
+        if is_unstorable_text(&e) {
+            return StoreError::Refused(describe(&e));
+        }
+        classify(&e)
+    }
+
+    /// [`PgStore::failed`] for a statement that failed on `client`, which
+    /// is never handed out again when the database did not answer on it
+    /// (its close may not have been read yet when the next request asks).
+    pub(crate) fn failed_on(&self, client: deadpool_postgres::Object, e: tokio_postgres::Error) -> StoreError {
+        if is_unreachable(&e) {
+            drop(deadpool_postgres::Object::take(client));
+        }
+        self.failed(e)
     }
 
     /// Drop every idle pooled connection; new ones are opened on demand.

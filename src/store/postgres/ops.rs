@@ -339,20 +339,32 @@ impl PgStore {
 
     async fn query(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>> {
         let client = self.client().await?;
-        let statement = client.prepare_cached(sql).await.map_err(pg)?;
-        client.query(&statement, params).await.map_err(pg)
+        let result = async {
+            let statement = client.prepare_cached(sql).await?;
+            client.query(&statement, params).await
+        }
+        .await;
+        result.map_err(|e| self.failed_on(client, e))
     }
 
     async fn query_opt(&self, sql: &str, params: Params<'_>) -> Result<Option<Row>> {
         let client = self.client().await?;
-        let statement = client.prepare_cached(sql).await.map_err(pg)?;
-        client.query_opt(&statement, params).await.map_err(pg)
+        let result = async {
+            let statement = client.prepare_cached(sql).await?;
+            client.query_opt(&statement, params).await
+        }
+        .await;
+        result.map_err(|e| self.failed_on(client, e))
     }
 
     async fn execute(&self, sql: &str, params: Params<'_>) -> Result<u64> {
         let client = self.client().await?;
-        let statement = client.prepare_cached(sql).await.map_err(pg)?;
-        client.execute(&statement, params).await.map_err(pg)
+        let result = async {
+            let statement = client.prepare_cached(sql).await?;
+            client.execute(&statement, params).await
+        }
+        .await;
+        result.map_err(|e| self.failed_on(client, e))
     }
 
     async fn setting(&self, name: &str) -> Result<Option<Value>> {
