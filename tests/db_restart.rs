@@ -170,8 +170,8 @@ async fn refresh_chains_survive_a_database_restart_with_only_503s_meanwhile() {
                     body: text,
                 });
                 if status != 200 {
-                    // sleep: pacing the retries of a chain against a real
-                    // database outage (no clock to move: the outage is real)
+                    // Against a real outage there is no clock to move.
+                    // sleep: pacing the retries of a chain during the outage
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }
