@@ -177,7 +177,9 @@ fn login_session_limit() {}
 /// `WWW-Authenticate: Basic realm="tenure"`. After 10 failed authentications for one `client_id`
 /// from one address within 5 minutes, `429 temporarily_unavailable` with `Retry-After` until the
 /// lock ends (5 minutes, doubling with each repeat up to an hour). When every password-hashing slot
-/// stays busy, `503 temporarily_unavailable` with `Retry-After: 1`.
+/// stays busy, `503 temporarily_unavailable` with `Retry-After: 1`; while the database does not
+/// answer (PostgreSQL), `503 temporarily_unavailable` with `Retry-After: 2` and nothing changed
+/// (client credentials go on: they need no database).
 ///
 /// CORS: browser calls are allowed from the `web_origins` of public clients, looked up on every
 /// request (`Access-Control-Allow-Origin` echoes a registered `Origin`, on errors too; `Vary:
@@ -469,7 +471,8 @@ fn revoke_own_session() {}
         (status = 429, description = "`too_many_requests`: too many failed sign-ins or password checks for this \
             username from this address, or from this address; `Retry-After` names the wait.", body = super::schemas::ApiError),
         (status = 500, response = ApiServerError),
-        (status = 503, description = "`temporarily_unavailable`: every password-hashing slot stayed busy; retry.",
+        (status = 503, description = "`temporarily_unavailable`: every password-hashing slot stayed busy, or the \
+            database does not answer; retry after `Retry-After`.",
             body = super::schemas::ApiError),
     ))]
 fn change_own_password() {}
