@@ -1007,7 +1007,7 @@ fn healthz() {}
 
 /// The store answers
 ///
-/// With PostgreSQL, whether the database answers a query now (bounded by the pool's 2 s wait):
+/// With PostgreSQL, whether the database answers a query now (within about 4 s: the pool's wait, then the query):
 /// a load balancer stops sending requests to a replica while it says 503.
 #[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "readyz",
     responses(

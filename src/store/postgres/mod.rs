@@ -56,6 +56,8 @@ pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// ended within this time is abandoned and its connection dropped: the
 /// bound when the database's host vanishes without closing the connection.
 pub const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long `/readyz`'s `SELECT 1` may take on a connection it got.
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
 /// TCP keepalives on every connection: a peer gone silent is noticed in
 /// about `idle + interval * retries` (5 + 2 * 3 = 11 s).
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(5);
@@ -317,8 +319,17 @@ impl PgStore {
     /// Whether the database answers (`/readyz`, [`Store::check`](crate::store::Store::check)).
     pub async fn ping(&self) -> Result<(), PgError> {
         let client = self.pool.get().await.map_err(|e| self.pool_error(e))?;
-        client.simple_query("SELECT 1").await.map_err(|e| self.query_error(&e))?;
-        Ok(())
+        match tokio::time::timeout(PING_TIMEOUT, client.simple_query("SELECT 1")).await {
+            Ok(answer) => answer.map(drop).map_err(|e| self.query_error(&e)),
+            Err(_) => {
+                drop(deadpool_postgres::Object::take(client));
+                self.forget_idle();
+                Err(PgError::Unreachable {
+                    target: self.target.clone(),
+                    message: format!("no answer to SELECT 1 within {}s", PING_TIMEOUT.as_secs()),
+                })
+            }
+        }
     }
 
     /// Create or upgrade the schema (`tenure migrate`). Returns the
@@ -463,6 +474,15 @@ impl PgStore {
             drop(deadpool_postgres::Object::take(client));
         }
         self.failed(e)
+    }
+
+    /// A statement on `client` that did not finish within
+    /// [`TRANSACTION_TIMEOUT`]: the connection may be stuck mid-statement,
+    /// so it leaves the pool.
+    pub(crate) fn timed_out(&self, client: deadpool_postgres::Object, sql: &str) -> StoreError {
+        drop(deadpool_postgres::Object::take(client));
+        let what = sql.split_whitespace().next().unwrap_or("a statement");
+        self.unreachable(format!("{what} did not finish within {}s", TRANSACTION_TIMEOUT.as_secs()))
     }
 
     /// Drop every idle pooled connection; new ones are opened on demand.

@@ -342,9 +342,11 @@ impl PgStore {
         let result = async {
             let statement = client.prepare_cached(sql).await?;
             client.query(&statement, params).await
+        };
+        match tokio::time::timeout(super::TRANSACTION_TIMEOUT, result).await {
+            Ok(result) => result.map_err(|e| self.failed_on(client, e)),
+            Err(_) => Err(self.timed_out(client, sql)),
         }
-        .await;
-        result.map_err(|e| self.failed_on(client, e))
     }
 
     async fn query_opt(&self, sql: &str, params: Params<'_>) -> Result<Option<Row>> {
@@ -352,9 +354,11 @@ impl PgStore {
         let result = async {
             let statement = client.prepare_cached(sql).await?;
             client.query_opt(&statement, params).await
+        };
+        match tokio::time::timeout(super::TRANSACTION_TIMEOUT, result).await {
+            Ok(result) => result.map_err(|e| self.failed_on(client, e)),
+            Err(_) => Err(self.timed_out(client, sql)),
         }
-        .await;
-        result.map_err(|e| self.failed_on(client, e))
     }
 
     async fn execute(&self, sql: &str, params: Params<'_>) -> Result<u64> {
@@ -362,9 +366,11 @@ impl PgStore {
         let result = async {
             let statement = client.prepare_cached(sql).await?;
             client.execute(&statement, params).await
+        };
+        match tokio::time::timeout(super::TRANSACTION_TIMEOUT, result).await {
+            Ok(result) => result.map_err(|e| self.failed_on(client, e)),
+            Err(_) => Err(self.timed_out(client, sql)),
         }
-        .await;
-        result.map_err(|e| self.failed_on(client, e))
     }
 
     async fn setting(&self, name: &str) -> Result<Option<Value>> {
