@@ -429,3 +429,60 @@ async fn the_console_says_the_database_does_not_answer_and_recovers() {
     assert!(back, "the console serves again within 5 s of the database answering (no password asked)");
     browser.close().await;
 }
+
+/// The database's host goes silent (every PostgreSQL process frozen: the
+/// connections stay open, nothing answers, as in a failover that does not
+/// close them): requests still end within the bounds (15 s for work already
+/// on a connection, then at once or within the 2 s connect bound), as a 503
+/// with `Retry-After`; client credentials go on; and once it answers again,
+/// the replica serves within 5 s.
+#[tokio::test]
+async fn a_silent_database_is_a_bounded_wait_and_a_503() {
+    let Some(pg) = RestartablePg::start() else { return };
+    let url = pg.database().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = tenure()
+        .arg("migrate")
+        .current_dir(dir.path())
+        .env("TENURE_STORE", "postgres")
+        .env("TENURE_DATABASE_URL", &url)
+        .output()
+        .expect("run tenure migrate");
+    assert!(out.status.success(), "migrate: {}", String::from_utf8_lossy(&out.stderr));
+    let server = Server::start(&config(), &[("TENURE_STORE", "postgres"), ("TENURE_DATABASE_URL", &url)]);
+    let http = reqwest::Client::new();
+    let mut token = first_tokens(&server).await;
+    let (status, _, body, _) = refresh(&http, &server.base, &token).await;
+    assert_eq!(status, 200, "{body}");
+    token = body["refresh_token"].as_str().expect("refresh_token").to_owned();
+
+    pg.freeze();
+    // The first requests meet pooled connections that no longer answer
+    // (up to the 15 s bound); the ones after find none and fail quickly.
+    for (i, bound) in [Duration::from_secs(20), Duration::from_secs(6), Duration::from_secs(6)].into_iter().enumerate()
+    {
+        let began = Instant::now();
+        let (status, retry_after, body, _) = refresh(&http, &server.base, &token).await;
+        let took = began.elapsed();
+        assert_eq!((status, retry_after), (503, true), "request {i}: {body}");
+        assert!(took < bound, "request {i} took {took:?}");
+    }
+    let began = Instant::now();
+    assert_eq!(readyz(&server).await.0, 503);
+    assert!(began.elapsed() < Duration::from_secs(6), "/readyz took {:?}", began.elapsed());
+    let began = Instant::now();
+    let cc = server
+        .post_form("/token", Some(("orders-api", "orders-secret")), &[("grant_type", "client_credentials")])
+        .await;
+    assert_eq!(cc.status(), 200, "client credentials go on");
+    assert!(began.elapsed() < Duration::from_secs(6), "client credentials took {:?}", began.elapsed());
+
+    pg.thaw();
+    let up = Instant::now();
+    let back = crate::support::eventually(Duration::from_secs(30), || async {
+        refresh(&http, &server.base, &token).await.0 == 200
+    })
+    .await;
+    assert!(back, "the replica serves again once the database answers");
+    assert!(up.elapsed() < RECOVERY + Duration::from_secs(1), "served again after {:?}", up.elapsed());
+}

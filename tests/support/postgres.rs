@@ -438,6 +438,36 @@ impl RestartablePg {
         self.pg_ctl(&["stop", "-m", "fast", "-w", "-t", "30"]);
     }
 
+    /// The postmaster and its children (the backends), by process id.
+    fn processes(&self) -> Vec<String> {
+        let pidfile = std::fs::read_to_string(self.data.join("postmaster.pid")).expect("postmaster.pid");
+        let postmaster = pidfile.lines().next().expect("the postmaster's pid").trim().to_owned();
+        let mut pids = vec![postmaster.clone()];
+        for entry in std::fs::read_dir("/proc").expect("/proc").filter_map(Result::ok) {
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+            // pid (comm) state ppid ...: the comm may hold spaces, so read after ')'.
+            let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1));
+            if ppid == Some(postmaster.as_str()) {
+                pids.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        pids
+    }
+
+    /// Freeze the server (SIGSTOP to the postmaster and every backend): its
+    /// connections stay open and nothing answers, as when the database's
+    /// host vanishes without a word. [`RestartablePg::thaw`] undoes it (so
+    /// does dropping).
+    pub fn freeze(&self) {
+        let status = Command::new("kill").arg("-STOP").args(self.processes()).status().expect("kill -STOP");
+        assert!(status.success());
+    }
+
+    /// Let a frozen server run again (SIGCONT).
+    pub fn thaw(&self) {
+        let _ = Command::new("kill").arg("-CONT").args(self.processes()).stderr(Stdio::null()).status();
+    }
+
     /// Start it again on the same data directory and port; returns once it
     /// accepts connections.
     pub fn start_again(&self) {
@@ -449,6 +479,10 @@ impl RestartablePg {
 
 impl Drop for RestartablePg {
     fn drop(&mut self) {
+        // A frozen server would never act on the stop.
+        if self.data.join("postmaster.pid").exists() {
+            self.thaw();
+        }
         // Stopped now rather than at the watchdog's next look.
         let _ = as_server_user(&mut Command::new(self.bin.join("pg_ctl")), self.user)
             .arg("-D")
