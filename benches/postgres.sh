@@ -83,7 +83,7 @@ start() { # mode index -> sets $url
       "$tenure" --config tenure.toml >"$out" 2>"$work/server-$i.err") &
   else
     (cd "$work" && exec env TENURE_STORE=postgres TENURE_DATABASE_URL="postgres://postgres@127.0.0.1:$port/bench" \
-      TENURE_DATABASE_POOL_SIZE=32 TENURE_KEYS_DIR="$work/keys" \
+      TENURE_DATABASE_POOL_SIZE=32 TENURE_KEYS_DIR="$work/keys" TENURE_ISSUER="http://tenure.bench.invalid" \
       "$tenure" --config tenure.toml >"$out" 2>"$work/server-$i.err") &
   fi
   servers+=($!); started+=($!)

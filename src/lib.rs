@@ -72,6 +72,12 @@ pub enum ServeError {
     Bootstrap(String),
     #[error("the first-run check failed: {0}")]
     FirstRun(String),
+    #[error(
+        "issuer: is required with store = \"postgres\" (TENURE_ISSUER): replicas must share one issuer, the URL \
+         clients and resource servers know (such as https://id.example.com), and each replica would otherwise \
+         take its own listening address"
+    )]
+    IssuerRequired,
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -96,7 +102,12 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
         // SPEC 12: the schema must be exactly the one this build knows
         // (`tenure migrate` makes it so).
         StoreChoice::Postgres { url, pool_size } => {
-            let store = PgStore::connect(url, *pool_size).await?;
+            // SPEC 12: every replica must name the same issuer; a default
+            // of each one's own address would differ between them.
+            if config.issuer.is_none() {
+                return Err(ServeError::IssuerRequired);
+            }
+            let store = PgStore::connect_serving(url, *pool_size).await?;
             let version = store.require_current_schema().await?;
             tracing::info!(database = %store.target(), schema = version, "PostgreSQL store");
             let keys =

@@ -29,6 +29,7 @@ fn run(args: &[&str], url: &str) -> Output {
         .env("TENURE_STORE", "postgres")
         .env("TENURE_DATABASE_URL", url)
         .env("TENURE_LISTEN", "127.0.0.1:0")
+        .env("TENURE_ISSUER", "http://tenure.postgres.test")
         .output()
         .expect("run tenure")
 }
@@ -80,6 +81,31 @@ async fn serve_refuses_an_unmigrated_database_and_names_the_fix() {
     assert!(stderr.contains(&format!("schema version {}", latest())), "names the version it needs: {stderr}");
     assert!(stderr.contains("run `tenure migrate`"), "names the fix: {stderr}");
     assert!(!stdout.contains("tenure listening"), "it never listened");
+}
+
+/// SPEC 12: replicas must share one issuer, so with PostgreSQL `serve`
+/// refuses to start without one (rather than take its own address), and
+/// says which key and why; `migrate` needs none.
+#[tokio::test]
+async fn serve_with_postgres_refuses_to_start_without_an_issuer() {
+    let Some(db) = postgres::database().await else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tenure_in = || {
+        let mut cmd = tenure();
+        cmd.current_dir(dir.path())
+            .env("TENURE_STORE", "postgres")
+            .env("TENURE_DATABASE_URL", &db.url)
+            .env("TENURE_LISTEN", "127.0.0.1:0");
+        cmd
+    };
+    assert!(tenure_in().arg("migrate").output().expect("migrate").status.success(), "migrate needs no issuer");
+    let out = tenure_in().arg("serve").output().expect("run tenure");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("issuer: is required with store = \"postgres\" (TENURE_ISSUER)"), "{stderr}");
+    assert!(stderr.contains("replicas must share one issuer"), "says why: {stderr}");
+    assert!(!stdout.contains("tenure listening"), "it never listened");
+    assert!(!dir.path().join("keys/master.key").exists(), "it wrote nothing");
 }
 
 #[tokio::test]
@@ -136,6 +162,7 @@ fn serve(dir: &std::path::Path, url: &str, keys: Option<&std::path::Path>, log: 
         .current_dir(dir)
         .env("TENURE_STORE", "postgres")
         .env("TENURE_DATABASE_URL", url)
+        .env("TENURE_ISSUER", "http://tenure.postgres.test")
         .env("TENURE_LOG", log)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
@@ -555,6 +582,46 @@ mod store_ops {
         let killed = store.refresh("f", rotate_at(later, Secs::ZERO), &Recorder).await.expect("reuse");
         assert!(matches!(killed, Some(RefreshDecision::Reuse(_))), "{killed:?}");
         assert_eq!(targets(&store).await, ["family:f streams:rs"]);
+    }
+
+    /// SPEC 12: connections the server ended (a restart, a failover,
+    /// `pg_terminate_backend`) are not handed out again; a request that
+    /// meets one fails as `Unavailable` (a 503, never a 500), and the pool
+    /// opens new connections by itself.
+    #[tokio::test]
+    async fn connections_the_server_ended_are_replaced_and_meeting_one_is_unavailable() {
+        use tenure::store::StoreError;
+        let Some((db, store)) = postgres::migrated_store().await else { return };
+        store.put_session(&session(), T0.plus(Secs::days(30))).await.expect("put");
+        // Several pooled connections, idle.
+        let (a, b, c, d) = tokio::join!(store.session(SID), store.session(SID), store.session(SID), store.session(SID));
+        for read in [a, b, c, d] {
+            assert!(read.expect("read").is_some());
+        }
+        let admin = db.client().await;
+        let ended: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND application_name = 'tenure') t",
+                &[],
+            )
+            .await
+            .expect("terminate")
+            .get(0);
+        assert!(ended >= 1, "the store's connections were ended");
+        let (mut served, mut unavailable) = (0, 0);
+        for _ in 0..8 {
+            match store.session(SID).await {
+                Ok(found) => {
+                    assert!(found.is_some());
+                    served += 1;
+                }
+                Err(StoreError::Unavailable(_)) => unavailable += 1,
+                Err(e) => panic!("a dead connection is the database not answering, not {e}"),
+            }
+        }
+        assert!(unavailable <= 1 && served >= 7, "served {served}, unavailable {unavailable}");
+        assert!(store.session(SID).await.expect("the pool reconnected").is_some());
     }
 
     /// The sweeper deletes in batches of 512 rows per statement until none

@@ -192,6 +192,7 @@ async fn a_replica_with_another_master_key_refuses_to_start() {
         .current_dir(dir.path())
         .env("TENURE_STORE", "postgres")
         .env("TENURE_DATABASE_URL", &db.url)
+        .env("TENURE_ISSUER", "http://tenure.replica-keys.test")
         .output()
         .expect("run tenure");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -218,6 +219,7 @@ async fn a_replica_without_the_master_key_refuses_and_writes_none() {
             .current_dir(dir.path())
             .env("TENURE_STORE", "postgres")
             .env("TENURE_DATABASE_URL", &db.url)
+            .env("TENURE_ISSUER", "http://tenure.replica-keys.test")
             .output()
             .expect("run tenure");
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -248,6 +250,7 @@ async fn a_publish_ahead_shorter_than_the_reload_interval_is_refused_with_postgr
         .current_dir(dir.path())
         .env("TENURE_STORE", "postgres")
         .env("TENURE_DATABASE_URL", &db.url)
+        .env("TENURE_ISSUER", "http://tenure.replica-keys.test")
         .env("TENURE_KEY_PUBLISH_AHEAD", "1s")
         .output()
         .expect("run tenure");

@@ -23,7 +23,7 @@ const PUSH: &str = "urn:ietf:rfc:8935";
 
 /// The test receivers listen on 127.0.0.1: this configuration allows
 /// push delivery to loopback addresses.
-fn config() -> String {
+pub(crate) fn config() -> String {
     strict_config() + "\n[feed]\nallowed_private_networks = [\"127.0.0.0/8\", \"::1\"]\n"
 }
 
@@ -49,7 +49,7 @@ scopes = ["ssf.read"]
 }
 
 /// Sign alice in to `web`: its token response.
-async fn sign_in(server: &Server) -> Value {
+pub(crate) async fn sign_in(server: &Server) -> Value {
     sign_in_without_pkce(server, WEB, "alice", "alice-password", "openid", false).await.body
 }
 
@@ -58,7 +58,7 @@ fn claims_of(tokens: &Value) -> Value {
     claims(tokens["access_token"].as_str().unwrap())
 }
 
-fn sid_of(tokens: &Value) -> String {
+pub(crate) fn sid_of(tokens: &Value) -> String {
     claims_of(tokens)["sid"].as_str().unwrap().to_owned()
 }
 
@@ -70,7 +70,7 @@ async fn poll(server: &Server, token: &str, body: Value) -> Value {
 
 /// Verify a SET as a receiver would: RS256 from the JWKS by `kid`,
 /// `typ: secevent+jwt`, `iss`, `aud`; SETs carry no `exp` (RFC 8417 2.2).
-fn verify_set(token: &str, jwks: &JwkSet, issuer: &str, audience: &str) -> Value {
+pub(crate) fn verify_set(token: &str, jwks: &JwkSet, issuer: &str, audience: &str) -> Value {
     let header = jsonwebtoken::decode_header(token).unwrap();
     assert_eq!(header.typ.as_deref(), Some("secevent+jwt"));
     assert_eq!(header.alg, Algorithm::RS256, "the CAEP interoperability profile signs SETs with RS256");
@@ -425,7 +425,7 @@ impl Receiver {
     }
 }
 
-async fn push_stream(server: &Server, rs: &str, url: &str) {
+pub(crate) async fn push_stream(server: &Server, rs: &str, url: &str) {
     let (status, stream) = call(
         server,
         "POST",

@@ -392,7 +392,8 @@ fn internal(context: &'static str, err: impl std::fmt::Display) -> PageError {
     pages::internal(Flow::SignIn, context, err)
 }
 
-/// The sign-in use cases fail only internally (logged where it happened).
-fn failed(_: ServiceError) -> PageError {
-    PageError::Internal(Flow::SignIn)
+/// The sign-in use cases fail only internally (logged where it happened),
+/// or because the database does not answer (a 503 page).
+fn failed(e: ServiceError) -> PageError {
+    pages::failed(Flow::SignIn, &e)
 }

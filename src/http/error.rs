@@ -104,6 +104,18 @@ fn dpop_algs() -> String {
 /// RFC 6750 3.1 (RFC 9449 7.1 for DPoP): the status, a `WWW-Authenticate`
 /// challenge naming the error, and `{"error","error_description"}`.
 fn bearer(e: BearerError) -> Response {
+    if let BearerError::Unavailable { retry_after_secs } = e {
+        // SPEC 12: not the token's fault; no challenge, retry shortly.
+        let body = serde_json::json!({
+            "error": "temporarily_unavailable",
+            "error_description": format!("the database does not answer; retry in {retry_after_secs} s"),
+        });
+        let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return response;
+    }
     let (scheme, status, code, description) = match e {
         BearerError::DpopInvalidToken(d) => ("DPoP", StatusCode::UNAUTHORIZED, Some("invalid_token"), d),
         BearerError::InvalidDpopProof(d) => ("DPoP", StatusCode::UNAUTHORIZED, Some("invalid_dpop_proof"), d),
@@ -113,7 +125,7 @@ fn bearer(e: BearerError) -> Response {
         BearerError::InvalidToken(d) => ("Bearer", StatusCode::UNAUTHORIZED, Some("invalid_token"), d),
         BearerError::InsufficientScope(d) => ("Bearer", StatusCode::FORBIDDEN, Some("insufficient_scope"), d),
         BearerError::InvalidRequest(d) => ("Bearer", StatusCode::BAD_REQUEST, Some("invalid_request"), d),
-        BearerError::Internal => {
+        BearerError::Internal | BearerError::Unavailable { .. } => {
             ("Bearer", StatusCode::INTERNAL_SERVER_ERROR, Some("server_error"), "internal error".to_owned())
         }
     };

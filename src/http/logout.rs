@@ -116,11 +116,9 @@ async fn end_session(
     };
 
     if let Some(session) = &to_end {
-        state
-            .revocation(now)
-            .session(&session.sid, &session.username, "logout")
-            .await
-            .map_err(|e| internal("ending a user session", e))?;
+        state.revocation(now).session(&session.sid, &session.username, "logout").await.map_err(|e| {
+            pages::failed(Flow::SignOut, &crate::service::ServiceError::store("ending a user session", e))
+        })?;
         tracing::info!(
             username = %session.username,
             sid = %session.sid,
@@ -238,7 +236,7 @@ fn verify_hint(
 /// The session the `tenure_session` cookie proves, unless it has ended.
 async fn browser_session(state: &AppState, headers: &HeaderMap) -> Result<Option<UserSession>, PageError> {
     let session_cookie = cookie(headers, SESSION_COOKIE, state.is_https());
-    service::logout::browser_session(state, session_cookie).await.map_err(|_| PageError::Internal(Flow::SignOut))
+    service::logout::browser_session(state, session_cookie).await.map_err(|e| pages::failed(Flow::SignOut, &e))
 }
 
 /// "Do you want to sign out?", with the request's parameters carried in

@@ -230,6 +230,9 @@ pub enum PageError {
     TooLarge(Flow),
     /// 500: details are in the log only.
     Internal(Flow),
+    /// 503 with `Retry-After`: the database does not answer (SPEC 12);
+    /// nothing was changed, the same request may be tried again.
+    Unavailable(Flow),
     /// A page rendered already: the console's refusals carry the viewer's
     /// page chrome (its lookup is async), or send the browser to sign in.
     Shown(Box<Response>),
@@ -247,6 +250,16 @@ impl PageError {
 pub fn internal(flow: Flow, context: &'static str, err: impl std::fmt::Display) -> PageError {
     tracing::error!(%context, error = %err, "internal error");
     PageError::Internal(flow)
+}
+
+/// A use case's refusal on a sign-in or sign-out page, which fail only
+/// internally (logged where it happened) or because the database does not
+/// answer (a 503 page, SPEC 12).
+pub fn failed(flow: Flow, e: &crate::service::ServiceError) -> PageError {
+    match e {
+        crate::service::ServiceError::Unavailable { retry_after_secs: Some(_), .. } => PageError::Unavailable(flow),
+        _ => PageError::Internal(flow),
+    }
 }
 
 const FORM_EXPIRED_SIGN_IN: &str = "This sign-in form has expired. Go back and try again.";
@@ -281,6 +294,27 @@ impl IntoResponse for PageError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 self::message(flow.cannot(), &format!("The form is larger than {} KiB.", BODY_LIMIT / 1024), None),
             ),
+            PageError::Unavailable(flow) => {
+                let html = self::message(
+                    "Please try again in a moment",
+                    match flow {
+                        Flow::SignIn => {
+                            "The sign-in service cannot reach its database right now, so nothing was changed. \
+                             Please try again in a few seconds."
+                        }
+                        Flow::SignOut => {
+                            "The sign-in service cannot reach its database right now, so you are not signed out \
+                             yet. Please try again in a few seconds."
+                        }
+                    },
+                    None,
+                );
+                let mut response = respond(StatusCode::SERVICE_UNAVAILABLE, html, None);
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(crate::service::error::DATABASE_RETRY_AFTER_SECS));
+                return response;
+            }
             PageError::Internal(flow) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 self::message(
@@ -388,6 +422,19 @@ mod tests {
             "&lt;a href=&quot;x&quot; onclick=&#39;y&#39;&gt;&amp;&lt;/a&gt;"
         );
         assert_eq!(escape("plain é"), "plain é");
+    }
+
+    #[tokio::test]
+    async fn a_database_outage_is_a_503_page_that_says_to_try_again() {
+        for flow in [Flow::SignIn, Flow::SignOut] {
+            let response = PageError::Unavailable(flow).into_response();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+            assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+            let body = axum::body::to_bytes(response.into_body(), 64 * 1024).await.expect("body");
+            let html = String::from_utf8(body.to_vec()).expect("utf-8");
+            assert!(html.contains("Please try again in a moment") && html.contains("try again in a few seconds"));
+        }
     }
 
     #[test]

@@ -26,7 +26,8 @@ pub enum ErrorCode {
     UnsupportedTokenType,
     /// Too many failed attempts; the client should retry after a while.
     TemporarilyUnavailable { retry_after_secs: u64 },
-    /// Every password-hashing slot stayed busy (HTTP 503 with Retry-After).
+    /// Every password-hashing slot stayed busy, or the database does not
+    /// answer (SPEC 12): HTTP 503 with Retry-After.
     Overloaded { retry_after_secs: u64 },
     /// RFC 9449 5, 7.1: the DPoP proof is missing, malformed or wrong.
     InvalidDpopProof,

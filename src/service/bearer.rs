@@ -100,10 +100,7 @@ async fn verify_live(state: &AppState, token: &str, now: UnixTime) -> Result<Acc
         return Err(BearerError::InvalidToken("the client this token was issued to no longer exists".into()));
     }
     let overrides = |client_id: &str| state.client_override(client_id);
-    let store_failure = |e: crate::store::StoreError| {
-        tracing::error!(error = %e, "store failure checking a bearer token");
-        BearerError::Internal
-    };
+    let store_failure = |e: crate::store::StoreError| crate::service::error::bearer_store("checking a bearer token", e);
     // SPEC 14: a user token is judged by the policy as its user's groups
     // tighten it.
     let history = if claims.fid.is_some() {

@@ -21,8 +21,7 @@ fn invalid_grant(d: impl Into<std::borrow::Cow<'static, str>>) -> OAuthError {
 }
 
 fn store_error(e: crate::store::StoreError) -> OAuthError {
-    tracing::error!(error = %e, "store failure in the authorization_code grant");
-    OAuthError::server_error()
+    crate::service::error::oauth_store("the authorization_code grant", e)
 }
 
 /// Check the token request against the stored code, without consuming it.

@@ -4,7 +4,48 @@
 //! RFC 6750 3.1 challenge, every other variant into the JSON API's
 //! `{"error","message"}`. Internal details are logged, never sent.
 
-use crate::oauth::OAuthError;
+use crate::oauth::{ErrorCode, OAuthError};
+use crate::store::StoreError;
+use crate::token::keys::KeyError;
+
+/// The `Retry-After` of an answer given while the database does not answer
+/// (SPEC 12): the pool reconnects by itself, and every replica serves again
+/// within 5 s of the database answering.
+pub const DATABASE_RETRY_AFTER_SECS: u64 = crate::store::postgres::RETRY_AFTER_SECS;
+
+/// Whether `err` is the store saying the database does not answer: the one
+/// place the service floor tells an outage (a 503) from a failure (a 500),
+/// whichever helper a use case passed its store error to.
+fn database_down(err: &dyn std::any::Any) -> bool {
+    matches!(err.downcast_ref::<StoreError>(), Some(StoreError::Unavailable(_)))
+        || matches!(err.downcast_ref::<KeyError>(), Some(KeyError::DatabaseUnavailable { .. }))
+}
+
+/// A store failure on an OAuth endpoint (RFC 6749 5.2): the database not
+/// answering is `temporarily_unavailable` (503 with `Retry-After`, SPEC
+/// 12); anything else `server_error`, details in the log only.
+pub fn oauth_store(context: &'static str, e: StoreError) -> OAuthError {
+    if let StoreError::Unavailable(_) = &e {
+        tracing::warn!(%context, error = %e, "the database does not answer");
+        return OAuthError::new(
+            ErrorCode::Overloaded { retry_after_secs: DATABASE_RETRY_AFTER_SECS },
+            format!("the database does not answer; nothing was changed, retry in {DATABASE_RETRY_AFTER_SECS} s"),
+        );
+    }
+    tracing::error!(%context, error = %e, "internal error");
+    OAuthError::server_error()
+}
+
+/// A store failure on a resource endpoint (RFC 6750): the database not
+/// answering is a 503 with `Retry-After`; anything else internal.
+pub fn bearer_store(context: &'static str, e: StoreError) -> BearerError {
+    if let StoreError::Unavailable(_) = &e {
+        tracing::warn!(%context, error = %e, "the database does not answer");
+        return BearerError::Unavailable { retry_after_secs: DATABASE_RETRY_AFTER_SECS };
+    }
+    tracing::error!(%context, error = %e, "internal error");
+    BearerError::Internal
+}
 
 /// RFC 6750 3.1 (and RFC 9449 7.1) refusals of an access token presented to
 /// one of tenure's resource endpoints.
@@ -24,6 +65,10 @@ pub enum BearerError {
     DpopInvalidToken(String),
     /// RFC 9449 7.1: 401 `invalid_dpop_proof` with a DPoP challenge.
     InvalidDpopProof(String),
+    /// The database does not answer (SPEC 12): 503 with `Retry-After`.
+    Unavailable {
+        retry_after_secs: u64,
+    },
     Internal,
 }
 
@@ -96,20 +141,39 @@ impl ServiceError {
     }
 
     /// Log an internal failure of `context` (such as "reading users"); the
-    /// answer names the context, never the details.
-    pub fn internal_in(context: &str, err: impl std::fmt::Display) -> Self {
+    /// answer names the context, never the details. A store that does not
+    /// answer is a 503 instead ([`ServiceError::database_down`]).
+    pub fn internal_in(context: &str, err: impl std::fmt::Display + 'static) -> Self {
+        if database_down(&err) {
+            return ServiceError::database_down(context, &err);
+        }
         tracing::error!(%context, error = %err, "administration failed");
         ServiceError::Internal(Some(context.to_owned()))
     }
 
     /// A store failure: a value the store cannot hold is the caller's
-    /// mistake (400); anything else is internal.
-    pub fn store(context: &str, e: crate::store::StoreError) -> Self {
+    /// mistake (400); a database that does not answer is a 503 with
+    /// `Retry-After` ([`ServiceError::database_down`]); anything else is
+    /// internal.
+    pub fn store(context: &str, e: StoreError) -> Self {
         match e {
-            crate::store::StoreError::Refused(_) => ServiceError::Invalid(
+            StoreError::Refused(_) => ServiceError::Invalid(
                 "a value holds a character that cannot be stored (such as NUL); remove it and try again".into(),
             ),
             e => ServiceError::internal_in(context, e),
+        }
+    }
+
+    /// SPEC 12: the database does not answer, so nothing was done (or a
+    /// commit's outcome is unknown): 503, retry after
+    /// [`DATABASE_RETRY_AFTER_SECS`]. Logged as a warning with `context`.
+    pub fn database_down(context: &str, err: &dyn std::fmt::Display) -> Self {
+        tracing::warn!(%context, error = %err, "the database does not answer");
+        ServiceError::Unavailable {
+            message: format!(
+                "the database does not answer ({context}); nothing was changed, retry in {DATABASE_RETRY_AFTER_SECS} s"
+            ),
+            retry_after_secs: Some(DATABASE_RETRY_AFTER_SECS),
         }
     }
 
@@ -121,8 +185,13 @@ impl ServiceError {
         }
     }
 
-    /// Log an internal failure; the answer says only that it failed.
-    pub fn internal(context: &'static str, err: impl std::fmt::Display) -> Self {
+    /// Log an internal failure; the answer says only that it failed. A
+    /// store that does not answer is a 503 instead
+    /// ([`ServiceError::database_down`]).
+    pub fn internal(context: &'static str, err: impl std::fmt::Display + 'static) -> Self {
+        if database_down(&err) {
+            return ServiceError::database_down(context, &err);
+        }
         tracing::error!(%context, error = %err, "internal error");
         ServiceError::Internal(None)
     }
@@ -140,6 +209,7 @@ impl ServiceError {
             | BearerError::InvalidDpopProof(message) => ServiceError::Unauthenticated { invalid_token: true, message },
             BearerError::InsufficientScope(m) => ServiceError::Forbidden(m),
             BearerError::InvalidRequest(m) => ServiceError::Invalid(m),
+            BearerError::Unavailable { .. } => ServiceError::database_down("bearer authentication", &"store failure"),
             BearerError::Internal => ServiceError::internal("bearer authentication", "store failure"),
         }
     }

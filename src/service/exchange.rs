@@ -167,8 +167,7 @@ impl Exchange<'_> {
             None => UnixTime(subject.exp),
             Some(fid) => {
                 let internal = |e: crate::store::StoreError| {
-                    tracing::error!(error = %e, "store failure in token exchange");
-                    Refusal::from(OAuthError::server_error())
+                    Refusal::from(crate::service::error::oauth_store("token exchange", e))
                 };
                 let f = store.family(fid).await.map_err(internal)?;
                 let session = match &f {

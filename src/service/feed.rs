@@ -32,7 +32,7 @@ pub const LONG_POLL_WAIT: Duration = Duration::from_secs(10);
 /// How often a waiting poll looks at the queue.
 const LONG_POLL_STEP: Duration = Duration::from_millis(200);
 
-fn internal(context: &'static str, e: impl std::fmt::Display) -> ServiceError {
+fn internal(context: &'static str, e: impl std::fmt::Display + 'static) -> ServiceError {
     ServiceError::internal(context, e)
 }
 

@@ -24,10 +24,8 @@ pub async fn introspect(
     }
     let token = request.params.require("token")?;
     let keys = state.keys();
-    let store_error = |e: crate::store::StoreError| -> ServiceError {
-        tracing::error!(error = %e, "store failure at /introspect");
-        OAuthError::server_error().into()
-    };
+    let store_error =
+        |e: crate::store::StoreError| -> ServiceError { crate::service::error::oauth_store("/introspect", e).into() };
     let found = state
         .lookup(&keys, now)
         .find(&state.store, token, request.params.get("token_type_hint"))

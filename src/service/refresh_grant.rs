@@ -15,8 +15,7 @@ fn invalid_grant(d: impl Into<std::borrow::Cow<'static, str>>) -> OAuthError {
 }
 
 fn store_error(e: crate::store::StoreError) -> OAuthError {
-    tracing::error!(error = %e, "store failure in the refresh_token grant");
-    OAuthError::server_error()
+    crate::service::error::oauth_store("the refresh_token grant", e)
 }
 
 /// Refresh for `client`. A family bound to a DPoP key (RFC 9449 5) needs a

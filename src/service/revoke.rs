@@ -68,6 +68,5 @@ pub async fn revoke(state: &AppState, request: ClientRequest<'_>, now: UnixTime)
 }
 
 fn store_error(e: crate::store::StoreError) -> ServiceError {
-    tracing::error!(error = %e, "store failure at /revoke");
-    OAuthError::server_error().into()
+    crate::service::error::oauth_store("/revoke", e).into()
 }

@@ -209,7 +209,11 @@ async fn exchange(
                     "error": refusal.error.code.as_str(),
                     "audience": params.get("audience").or(params.get("resource")),
                 }));
-                state.store.append_event(&event).await.map_err(|e| internal("auditing a refused exchange", e))?;
+                state
+                    .store
+                    .append_event(&event)
+                    .await
+                    .map_err(|e| crate::service::error::oauth_store("auditing a refused exchange", e))?;
                 event.log();
             }
             return Err(refusal.error);

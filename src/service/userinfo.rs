@@ -14,7 +14,9 @@ pub async fn userinfo(state: &AppState, claims: &AccessClaims) -> Result<serde_j
         )));
     }
     let user = match &claims.sid {
-        Some(_) => state.user(&claims.sub).await.map_err(|_| ServiceError::Bearer(BearerError::Internal))?,
+        Some(_) => state.user(&claims.sub).await.map_err(|e| {
+            ServiceError::Bearer(crate::service::error::bearer_store("reading a user for /userinfo", e))
+        })?,
         None => None,
     };
     let Some(user) = user else {

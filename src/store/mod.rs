@@ -41,6 +41,13 @@ pub enum StoreError {
     Corrupt { what: String, message: String },
     #[error("store is shutting down")]
     Closed,
+    /// The database does not answer (down, restarting, failing over,
+    /// unreachable, or slower than the statement timeout): nothing was
+    /// done, or a commit's outcome is unknown. The request is answered
+    /// `503` with `Retry-After` (SPEC 12), never as a success; the pool
+    /// reconnects by itself.
+    #[error("the database does not answer: {0}")]
+    Unavailable(String),
     /// The store cannot hold a value the request carried (PostgreSQL text
     /// cannot hold NUL): the caller's mistake, a 400, never a 500. Input
     /// validation refuses such values first; this is the safety net.

@@ -79,6 +79,9 @@ pub enum KeyError {
     Task(String),
     #[error("signing keys in the database {target}: {message}")]
     Database { target: String, message: String },
+    /// The database does not answer (SPEC 12): a 503 where a request asked.
+    #[error("signing keys in the database {target}: the database does not answer: {message}")]
+    DatabaseUnavailable { target: String, message: String },
     #[error("no key {kid} in {path}; `tenure keys list` shows the keys")]
     UnknownKid { kid: String, path: PathBuf },
     #[error("key {kid} was already revoked at {at}")]

@@ -15,6 +15,14 @@
 //! lifetime are dropped by the sweeper. Delivery is at least once: a crash
 //! between the POST and the bookkeeping repeats the same SET (same `jti`).
 //!
+//! Several replicas (SPEC 12): each stream is pushed by one replica at a
+//! time, the holder of the lease `ssf-push:<client id>` (the store's
+//! leases, as the sweeper's), taken before the queue is read and renewed
+//! before every POST, for [`PUSH_LEASE`]. Another replica skips the stream
+//! while the lease is held, so each SET is sent once; if the holder dies,
+//! its lease runs out and the next replica to tick takes the stream over,
+//! from the first SET not yet recorded as pushed.
+//!
 //! Where a push may go (SECURITY.md "Authority and cost"): only to public
 //! addresses and to the non-public ranges the operator lists in
 //! `feed.allowed_private_networks` ([`OutboundTargets`]). The endpoint is
@@ -34,11 +42,13 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 
 use crate::clock::UnixTime;
+use crate::duration::Secs;
 use crate::net::OutboundTargets;
 use crate::service::AppState;
 use crate::service::feed::{TargetRefused, literal_host, signed_sets, vet_addresses};
 use crate::ssf::{Delivery, Stream, StreamStatus};
 use crate::store::Store;
+use crate::worker::replica::holds_lease;
 
 /// How often the queue is checked for due SETs.
 pub const TICK: Duration = Duration::from_secs(1);
@@ -46,6 +56,16 @@ pub const TICK: Duration = Duration::from_secs(1);
 pub const BATCH: usize = 100;
 /// A receiver that has not answered within this time has failed the attempt.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a stream's push lease lasts from its last renewal: well beyond
+/// one attempt ([`REQUEST_TIMEOUT`] and the bookkeeping), so a live holder
+/// never loses it between two renewals; the delay before another replica
+/// takes over from one that died.
+pub const PUSH_LEASE: Secs = Secs::new(15);
+
+/// The name of the lease under which `client_id`'s stream is pushed.
+pub fn push_lease(client_id: &str) -> String {
+    format!("ssf-push:{client_id}")
+}
 /// The push client's resolver: resolves with the system resolver, then
 /// hands reqwest only vetted addresses ([`vet_addresses`]), so the address
 /// checked is the address connected to.
@@ -128,10 +148,15 @@ pub async fn push_periodically(state: AppState) {
     }
 }
 
-/// POST the SETs of `stream` due at `now`, in order, until one fails.
+/// POST the SETs of `stream` due at `now`, in order, until one fails,
+/// while this replica holds the stream's push lease ([`push_lease`]).
 /// Returns how many were delivered.
 pub async fn deliver_due(state: &AppState, http: &reqwest::Client, stream: &Stream, now: UnixTime) -> usize {
     let Delivery::Push { endpoint_url, authorization_header } = &stream.delivery else { return 0 };
+    let lease = push_lease(&stream.client_id);
+    if !holds_lease(state, &lease, state.now(), PUSH_LEASE).await {
+        return 0;
+    }
     let queued = match state.store.queued_sets(&stream.client_id, BATCH).await {
         Ok(q) => q,
         Err(e) => {
@@ -142,6 +167,11 @@ pub async fn deliver_due(state: &AppState, http: &reqwest::Client, stream: &Stre
     let mut delivered = 0;
     for (id, set) in queued {
         if set.next_attempt_at > now {
+            break;
+        }
+        // Renewed before each POST: a replica that lost the lease (it was
+        // stalled longer than PUSH_LEASE) stops before sending.
+        if !holds_lease(state, &lease, state.now(), PUSH_LEASE).await {
             break;
         }
         let outcome = match signed_sets(state, stream, vec![(id, set.clone())], now).await.as_deref() {

@@ -78,8 +78,25 @@ impl Server {
         Self::start_in(dir, config, env)
     }
 
+    /// With `TENURE_STORE=postgres` and no issuer (in `TENURE_ISSUER` or the
+    /// file; `serve` then requires one, SPEC 12), the server's issuer is its own address: a
+    /// free loopback port is chosen first and given as `TENURE_LISTEN`,
+    /// so browser flows that follow the issuer's URLs reach this server.
     pub fn start_in(dir: tempfile::TempDir, config: &str, env: &[(&str, &str)]) -> Server {
         std::fs::write(dir.path().join("tenure.toml"), config).expect("write config");
+        let has = |key: &str| env.iter().any(|(k, _)| *k == key);
+        let postgres = env.iter().any(|(k, v)| *k == "TENURE_STORE" && *v == "postgres");
+        let issuer_in_file = config.lines().any(|l| l.trim_start().starts_with("issuer"));
+        let own_issuer = (postgres && !has("TENURE_ISSUER") && !issuer_in_file).then(|| {
+            let addr = match env.iter().find(|(k, _)| *k == "TENURE_LISTEN") {
+                Some((_, listen)) => listen.to_string(),
+                None => std::net::TcpListener::bind("127.0.0.1:0")
+                    .and_then(|l| l.local_addr())
+                    .map(|a| a.to_string())
+                    .expect("a free loopback port"),
+            };
+            (addr.clone(), format!("http://{addr}"))
+        });
         let mut cmd = Command::new(BIN);
         cmd.current_dir(dir.path())
             .env_clear()
@@ -90,6 +107,9 @@ impl Server {
             .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
+        }
+        if let Some((listen, issuer)) = &own_issuer {
+            cmd.env("TENURE_LISTEN", listen).env("TENURE_ISSUER", issuer);
         }
         let mut child = cmd.spawn().expect("spawn tenure");
         let log = Arc::new(Mutex::new(Vec::new()));

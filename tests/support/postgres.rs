@@ -306,3 +306,192 @@ fn start_local(bin: &Path) -> ServerInfo {
         _watchdog: Some(watchdog),
     }
 }
+
+/// A PostgreSQL server of its own for one test, which the test may stop and
+/// start again on the same data directory and port (a database restart,
+/// SPEC 12). Unlike the shared server it is run by `pg_ctl`; a watchdog
+/// shell stops it (`pg_ctl stop -m immediate`) and deletes its directory
+/// once the test process is gone. `None` without PostgreSQL's binaries
+/// (the test then returns early, as with [`database`]).
+pub struct RestartablePg {
+    bin: PathBuf,
+    dir: PathBuf,
+    data: PathBuf,
+    log: PathBuf,
+    port: u16,
+    user: Option<(u32, u32)>,
+    settings: Vec<String>,
+    _watchdog: std::process::Child,
+}
+
+/// Checks every half second that the test process (`$1`) is alive; then
+/// stops the server of data directory `$2/data` with `$3` (pg_ctl) and
+/// deletes `$2`.
+const RESTARTABLE_WATCHDOG: &str = r#"
+test_pid=$1; dir=$2; pg_ctl=$3
+while [ -d "/proc/$test_pid" ]; do sleep 0.5; done
+"$pg_ctl" stop -D "$dir/data" -m immediate -w -t 10 >/dev/null 2>&1
+rm -rf "$dir"
+"#;
+
+impl RestartablePg {
+    /// initdb and start a server of its own (a free loopback port).
+    pub fn start() -> Option<RestartablePg> {
+        let Some(bin) = newest_bin_dir() else {
+            if std::env::var("TENURE_REQUIRE_EXTERNAL").as_deref() == Ok("1") {
+                panic!("{}; TENURE_REQUIRE_EXTERNAL=1 forbids skipping", SKIP_LINE.trim_start_matches("SKIPPED: "));
+            }
+            let _ = writeln!(std::io::stderr(), "{SKIP_LINE}");
+            return None;
+        };
+        let root = std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false);
+        let user = root.then(postgres_user);
+        let dir = std::env::temp_dir().join(format!(
+            "tenure-pg-own-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        let (data, sock) = (dir.join("data"), dir.join("sock"));
+        std::fs::create_dir_all(&sock).expect("create the PostgreSQL directory");
+        if let Some((uid, gid)) = user {
+            for path in [&dir, &sock] {
+                std::os::unix::fs::chown(path, Some(uid), Some(gid)).expect("give the directory to postgres");
+            }
+        }
+        let initdb = as_server_user(&mut Command::new(bin.join("initdb")), user)
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "--auth=trust", "--no-locale", "-E", "UTF8", "--no-sync"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run initdb");
+        assert!(initdb.status.success(), "initdb failed: {}", String::from_utf8_lossy(&initdb.stderr));
+        let watchdog = as_server_user(&mut Command::new("/bin/sh"), user)
+            .arg("-c")
+            .arg(RESTARTABLE_WATCHDOG)
+            .arg("tenure-pg-own-watchdog")
+            .arg(std::process::id().to_string())
+            .arg(&dir)
+            .arg(bin.join("pg_ctl"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("start the PostgreSQL watchdog");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free loopback port");
+        let settings = vec![
+            "listen_addresses=127.0.0.1".to_owned(),
+            format!("port={port}"),
+            format!("unix_socket_directories={}", sock.display()),
+            "fsync=on".to_owned(),
+            "synchronous_commit=on".to_owned(),
+            "max_connections=100".to_owned(),
+            "shared_buffers=32MB".to_owned(),
+            "log_min_messages=warning".to_owned(),
+        ];
+        let log = dir.join("postgres.log");
+        let server = RestartablePg { bin, dir, data, log, port, user, settings, _watchdog: watchdog };
+        server.start_again();
+        Some(server)
+    }
+
+    /// A URL of database `name` on this server, as the superuser.
+    pub fn url(&self, name: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// A fresh, empty database on this server; its URL.
+    pub async fn database(&self) -> String {
+        let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+        connect(&self.url("postgres"))
+            .await
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("CREATE DATABASE");
+        self.url(&name)
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        let out = as_server_user(&mut Command::new(self.bin.join("pg_ctl")), self.user)
+            .arg("-D")
+            .arg(&self.data)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run pg_ctl");
+        assert!(
+            out.status.success(),
+            "pg_ctl {args:?} failed: {}{}\nlog:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+    }
+
+    /// Stop the server as a restart does (`-m fast`: sessions are ended,
+    /// in-flight transactions rolled back), and wait until it is down.
+    pub fn stop(&self) {
+        self.pg_ctl(&["stop", "-m", "fast", "-w", "-t", "30"]);
+    }
+
+    /// The postmaster and its children (the backends), by process id.
+    fn processes(&self) -> Vec<String> {
+        let pidfile = std::fs::read_to_string(self.data.join("postmaster.pid")).expect("postmaster.pid");
+        let postmaster = pidfile.lines().next().expect("the postmaster's pid").trim().to_owned();
+        let mut pids = vec![postmaster.clone()];
+        for entry in std::fs::read_dir("/proc").expect("/proc").filter_map(Result::ok) {
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+            // pid (comm) state ppid ...: the comm may hold spaces, so read after ')'.
+            let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1));
+            if ppid == Some(postmaster.as_str()) {
+                pids.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        pids
+    }
+
+    /// Freeze the server (SIGSTOP to the postmaster and every backend): its
+    /// connections stay open and nothing answers, as when the database's
+    /// host vanishes without a word. [`RestartablePg::thaw`] undoes it (so
+    /// does dropping).
+    pub fn freeze(&self) {
+        let status = Command::new("kill").arg("-STOP").args(self.processes()).status().expect("kill -STOP");
+        assert!(status.success());
+    }
+
+    /// Let a frozen server run again (SIGCONT).
+    pub fn thaw(&self) {
+        let _ = Command::new("kill").arg("-CONT").args(self.processes()).stderr(Stdio::null()).status();
+    }
+
+    /// Start it again on the same data directory and port; returns once it
+    /// accepts connections.
+    pub fn start_again(&self) {
+        let options: Vec<String> = self.settings.iter().map(|s| format!("-c {s}")).collect();
+        let log = self.log.display().to_string();
+        self.pg_ctl(&["start", "-w", "-t", "60", "-l", &log, "-o", &options.join(" ")]);
+    }
+}
+
+impl Drop for RestartablePg {
+    fn drop(&mut self) {
+        // A frozen server would never act on the stop.
+        if self.data.join("postmaster.pid").exists() {
+            self.thaw();
+        }
+        // Stopped now rather than at the watchdog's next look.
+        let _ = as_server_user(&mut Command::new(self.bin.join("pg_ctl")), self.user)
+            .arg("-D")
+            .arg(&self.data)
+            .args(["stop", "-m", "immediate", "-w", "-t", "10"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

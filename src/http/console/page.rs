@@ -95,6 +95,9 @@ pub(super) fn message_of(e: &ServiceError) -> String {
         | ServiceError::Conflict(m)
         | ServiceError::Forbidden(m)
         | ServiceError::TooManyRequests { message: m, .. } => m.clone(),
+        ServiceError::Unavailable { retry_after_secs: Some(_), .. } => {
+            "The database does not answer right now, so nothing was changed; try again in a few seconds.".to_owned()
+        }
         ServiceError::Unavailable { .. } => "The server is busy; try again in a moment.".to_owned(),
         ServiceError::Internal(Some(context)) => format!("The server could not complete the request ({context})."),
         _ => "The server could not complete the request.".to_owned(),
@@ -109,7 +112,13 @@ pub(super) async fn failed(viewer: &Viewer, e: ServiceError, back: &str) -> Resp
         back_href: back.to_owned(),
         back_label: "Back".into(),
     };
-    render(status_of(&e), page)
+    let mut response = render(status_of(&e), page);
+    // SPEC 12: the database does not answer; the same request may be
+    // tried again shortly.
+    if let ServiceError::Unavailable { retry_after_secs: Some(secs), .. } = e {
+        response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+    }
+    response
 }
 
 pub(super) struct Confirm<'a> {

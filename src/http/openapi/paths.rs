@@ -13,8 +13,8 @@ use super::responses::{
 use super::schemas::{
     AuthorizationRequest, BearerError, ClientList, ClientSecret, ClientSettings, ClientView, ClientWithSecret,
     DeviceAuthorizationForm, DeviceCodeForm, DeviceDecisionForm, DiscoveryMetadata, GroupList, GroupPreviewRequest,
-    GroupUpdate, Introspection, Jwks, KeyList, LoginForm, LogoutRequest, PasswordChange, SessionLimitForm, SessionList,
-    Settings, SettingsUpdate, SsfConfiguration, SsfPollRequest, SsfPollResponse, SsfStatus, SsfStream,
+    GroupUpdate, Introspection, Jwks, KeyList, LoginForm, LogoutRequest, PasswordChange, Ready, SessionLimitForm,
+    SessionList, Settings, SettingsUpdate, SsfConfiguration, SsfPollRequest, SsfPollResponse, SsfStatus, SsfStream,
     SsfStreamRequest, SsfVerifyRequest, Status, TokenForm, TokenRequest, Unavailable, UserPatch, UserSessionList,
     Userinfo, UserinfoForm,
 };
@@ -179,7 +179,9 @@ fn login_session_limit() {}
 /// `WWW-Authenticate: Basic realm="tenure"`. After 10 failed authentications for one `client_id`
 /// from one address within 5 minutes, `429 temporarily_unavailable` with `Retry-After` until the
 /// lock ends (5 minutes, doubling with each repeat up to an hour). When every password-hashing slot
-/// stays busy, `503 temporarily_unavailable` with `Retry-After: 1`.
+/// stays busy, `503 temporarily_unavailable` with `Retry-After: 1`; while the database does not
+/// answer (PostgreSQL), `503 temporarily_unavailable` with `Retry-After: 2` and nothing changed
+/// (client credentials go on: they need no database).
 ///
 /// CORS: browser calls are allowed from the `web_origins` of public clients, looked up on every
 /// request (`Access-Control-Allow-Origin` echoes a registered `Origin`, on errors too; `Vary:
@@ -572,7 +574,8 @@ fn revoke_own_session() {}
         (status = 429, description = "`too_many_requests`: too many failed sign-ins or password checks for this \
             username from this address, or from this address; `Retry-After` names the wait.", body = super::schemas::ApiError),
         (status = 500, response = ApiServerError),
-        (status = 503, description = "`temporarily_unavailable`: every password-hashing slot stayed busy; retry.",
+        (status = 503, description = "`temporarily_unavailable`: every password-hashing slot stayed busy, or the \
+            database does not answer; retry after `Retry-After`.",
             body = super::schemas::ApiError),
     ))]
 fn change_own_password() {}
@@ -1106,10 +1109,14 @@ fn list_audit() {}
 fn healthz() {}
 
 /// The store answers
+///
+/// With PostgreSQL, whether the database answers a query now (within about 4 s: the pool's wait, then the query):
+/// a load balancer stops sending requests to a replica while it says 503.
 #[utoipa::path(get, path = "/readyz", tag = "operations", operation_id = "readyz",
     responses(
-        (status = 200, description = "`{\"status\": \"ready\"}`.", body = Status),
-        (status = 503, description = "The store does not answer.", body = Unavailable),
+        (status = 200, description = "`{\"status\": \"ready\", \"store\": \"postgres\", \"database\": \"tenure@db:5432/tenure\"}` (`database` with PostgreSQL only).", body = Ready),
+        (status = 503, description = "The store does not answer; with `Retry-After`.", body = Unavailable,
+            headers(("Retry-After" = u64, description = "Seconds to wait before asking again."))),
     ))]
 fn readyz() {}
 

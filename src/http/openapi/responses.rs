@@ -100,7 +100,9 @@ error_response!(
 );
 error_response!(
     /// `temporarily_unavailable`: every password-hashing slot stayed busy for
-    /// `hashing_wait`; retry after `Retry-After` (1 s).
+    /// `hashing_wait` (`Retry-After: 1`), or, with PostgreSQL, the database
+    /// does not answer (`Retry-After: 2`; nothing was changed); retry after
+    /// `Retry-After`.
     HashingBusy,
     "OAuthError"
 );

@@ -352,12 +352,27 @@ pub struct Status {
     pub status: String,
 }
 
-/// `{"status": "unavailable", "message": "the store does not answer"}`.
+/// `{"status": "ready", "store": "postgres", "database": "tenure@db:5432/tenure"}`.
+#[derive(ToSchema)]
+pub struct Ready {
+    #[schema(example = "ready")]
+    pub status: String,
+    /// `sled` or `postgres`.
+    #[schema(example = "postgres")]
+    pub store: String,
+    /// With PostgreSQL: the database as `user@host:port/dbname` (never the password).
+    #[schema(example = "tenure@db:5432/tenure")]
+    pub database: Option<String>,
+}
+
+/// `{"status": "unavailable", "store": "postgres", "message": "the database tenure@db:5432/tenure does not answer"}`.
 #[derive(ToSchema)]
 pub struct Unavailable {
     #[schema(example = "unavailable")]
     pub status: String,
-    #[schema(example = "the store does not answer")]
+    #[schema(example = "postgres")]
+    pub store: String,
+    #[schema(example = "the database tenure@db:5432/tenure does not answer")]
     pub message: String,
 }
 

@@ -28,7 +28,7 @@ const CONFIG_EPOCH: &str = "config";
 const LISTEN_RETRY: Duration = Duration::from_secs(5);
 
 fn pg(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Io(format!("database: {}", describe(&e)))
+    super::classify(&e)
 }
 
 const SETUP_TOKEN_PREFIX: &str = "setup-token:";
@@ -92,7 +92,7 @@ impl PgStore {
                 &[&name, &owner, &secs(now), &secs(until)],
             )
             .await
-            .map_err(pg)?;
+            .map_err(|e| self.failed(e))?;
         Ok(n == 1)
     }
 
@@ -119,7 +119,7 @@ impl PgStore {
                 &[&owner, &secs(now), &secs(lease_until), &limit],
             )
             .await
-            .map_err(pg)?;
+            .map_err(|e| self.failed(e))?;
         let mut claimed = rows
             .into_iter()
             .map(|r| {
@@ -145,7 +145,7 @@ impl PgStore {
                 &[&key.as_bytes().as_slice()],
             )
             .await
-            .map_err(pg)?;
+            .map_err(|e| self.failed(e))?;
         row.map(|r| state_from_row(&r)).transpose()
     }
 
@@ -195,14 +195,20 @@ impl PgStore {
 
     pub(crate) async fn pg_clear_throttle(&self, key: &ThrottleKey) -> Result<()> {
         let client = self.pool.get().await.map_err(|e| StoreError::from(self.pool_error(e)))?;
-        client.execute("DELETE FROM throttles WHERE key = $1", &[&key.as_bytes().as_slice()]).await.map_err(pg)?;
+        client
+            .execute("DELETE FROM throttles WHERE key = $1", &[&key.as_bytes().as_slice()])
+            .await
+            .map_err(|e| self.failed(e))?;
         Ok(())
     }
 
     /// Throttle records whose window and lock are over (the sweeper).
     pub(crate) async fn sweep_throttles(&self, now: UnixTime) -> Result<usize> {
         let client = self.pool.get().await.map_err(|e| StoreError::from(self.pool_error(e)))?;
-        let n = client.execute("DELETE FROM throttles WHERE expires_at <= $1", &[&secs(now)]).await.map_err(pg)?;
+        let n = client
+            .execute("DELETE FROM throttles WHERE expires_at <= $1", &[&secs(now)])
+            .await
+            .map_err(|e| self.failed(e))?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
@@ -219,7 +225,7 @@ impl PgStore {
                 &[&setup_token_name(hash), &secs(until)],
             )
             .await
-            .map_err(pg)?;
+            .map_err(|e| self.failed(e))?;
         Ok(true)
     }
 
@@ -228,7 +234,7 @@ impl PgStore {
         let row = client
             .query_opt("SELECT 1 FROM leases WHERE name = $1 AND until > $2", &[&setup_token_name(hash), &secs(now)])
             .await
-            .map_err(pg)?;
+            .map_err(|e| self.failed(e))?;
         Ok(row.is_some())
     }
 
@@ -238,7 +244,7 @@ impl PgStore {
         let rows = client
             .query("DELETE FROM leases WHERE name LIKE 'setup-token:%' RETURNING name, until", &[])
             .await
-            .map_err(pg)?;
+            .map_err(|e| self.failed(e))?;
         let mut live = Vec::new();
         for row in rows {
             let name: String = row.try_get(0).map_err(pg)?;
@@ -253,8 +259,10 @@ impl PgStore {
 
     pub(crate) async fn pg_cache_epoch(&self) -> Result<u64> {
         let client = self.pool.get().await.map_err(|e| StoreError::from(self.pool_error(e)))?;
-        let row =
-            client.query_opt("SELECT epoch FROM cache_epochs WHERE name = $1", &[&CONFIG_EPOCH]).await.map_err(pg)?;
+        let row = client
+            .query_opt("SELECT epoch FROM cache_epochs WHERE name = $1", &[&CONFIG_EPOCH])
+            .await
+            .map_err(|e| self.failed(e))?;
         match row {
             Some(r) => Ok(unsigned(r.try_get(0).map_err(pg)?)),
             None => Ok(0),
@@ -287,7 +295,7 @@ impl PgStore {
     }
 
     async fn listen_once(&self, changed: &Notify) -> std::result::Result<(), ListenError> {
-        let config = self.url.config().clone();
+        let config = super::connection_config(&self.url);
         let (tx, mut rx) = mpsc::unbounded_channel::<()>();
         let failed = |e: tokio_postgres::Error| ListenError::Failed(describe(&e));
         let (client, pump) = if self.url.requires_tls() {

@@ -141,12 +141,29 @@ impl DbKeys {
     }
 
     fn pg_error(&self, e: &tokio_postgres::Error) -> KeyError {
+        if super::is_unreachable(e) {
+            return KeyError::DatabaseUnavailable {
+                target: self.store.target().to_owned(),
+                message: super::describe(e),
+            };
+        }
         self.db_error(super::describe(e))
+    }
+
+    /// No pooled connection: the database does not answer, or (TLS) it is
+    /// set up wrong.
+    fn pool_error(&self, e: super::PgError) -> KeyError {
+        match e {
+            super::PgError::Connect { .. } | super::PgError::Unreachable { .. } => {
+                KeyError::DatabaseUnavailable { target: self.store.target().to_owned(), message: e.to_string() }
+            }
+            e => self.db_error(e),
+        }
     }
 
     /// The key-set epoch: it moves with every change of the keys.
     pub async fn epoch(&self) -> Result<i64, KeyError> {
-        let client = self.store.pooled().await.map_err(|e| self.db_error(e))?;
+        let client = self.store.pooled().await.map_err(|e| self.pool_error(e))?;
         let row = client
             .query_one("SELECT epoch FROM epochs WHERE name = 'signing_keys'", &[])
             .await
@@ -156,14 +173,14 @@ impl DbKeys {
 
     /// The records, in manifest order (`tenure admin keys list`).
     pub async fn records(&self) -> Result<Manifest, KeyError> {
-        let client = self.store.pooled().await.map_err(|e| self.db_error(e))?;
+        let client = self.store.pooled().await.map_err(|e| self.pool_error(e))?;
         let (_, snapshot) = self.read(&client, false).await?;
         Ok(snapshot.manifest.into_inner())
     }
 
     /// Every unrevoked key, opened.
     pub async fn load(&self) -> Result<KeySet, KeyError> {
-        let client = self.store.pooled().await.map_err(|e| self.db_error(e))?;
+        let client = self.store.pooled().await.map_err(|e| self.pool_error(e))?;
         let (_, snapshot) = self.read(&client, true).await?;
         tokio::task::spawn_blocking(move || keys::load(&snapshot)).await.map_err(|e| KeyError::Task(e.to_string()))?
     }
@@ -263,7 +280,7 @@ impl DbKeys {
         T: Send + 'static,
         F: FnOnce(&Snapshot) -> Result<T, KeyError> + Send + 'static,
     {
-        let mut client = self.store.pooled().await.map_err(|e| self.db_error(e))?;
+        let mut client = self.store.pooled().await.map_err(|e| self.pool_error(e))?;
         let tx = client.transaction().await.map_err(|e| self.pg_error(&e))?;
         let (epoch, snapshot) = self.read(&tx, true).await?;
         // Key generation (RSA) takes a while: off the async threads.
@@ -331,7 +348,7 @@ impl DbKeys {
             let now = SystemClock.now();
             let until = now.plus(LEASE_FOR);
             let (now_s, until_s) = (secs(now), secs(until));
-            let client = self.store.pooled().await.map_err(|e| self.db_error(e))?;
+            let client = self.store.pooled().await.map_err(|e| self.pool_error(e))?;
             let inserted = client
                 .execute(
                     "INSERT INTO leases (name, owner, until) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
@@ -367,7 +384,7 @@ impl DbKeys {
     /// Give the lease back (it would expire anyway).
     async fn release(&self) {
         let released = async {
-            let client = self.store.pooled().await.map_err(|e| self.db_error(e))?;
+            let client = self.store.pooled().await.map_err(|e| self.pool_error(e))?;
             client
                 .execute("UPDATE leases SET until = 0 WHERE name = $1 AND owner = $2", &[&LEASE, &self.owner])
                 .await
@@ -382,7 +399,7 @@ impl DbKeys {
     /// Tell the other replicas at once (the epoch check finds it anyway).
     async fn notify(&self) {
         let sent = async {
-            let client = self.store.pooled().await.map_err(|e| self.db_error(e))?;
+            let client = self.store.pooled().await.map_err(|e| self.pool_error(e))?;
             client.batch_execute(&format!("NOTIFY {CHANNEL}")).await.map_err(|e| self.pg_error(&e))
         }
         .await;
@@ -402,12 +419,13 @@ impl DbKeys {
             let outcome = if self.url.requires_tls() {
                 match native_tls::TlsConnector::new() {
                     Ok(c) => {
-                        listen_on(self.url.config(), postgres_native_tls::MakeTlsConnector::new(c), &changed).await
+                        let config = super::connection_config(&self.url);
+                        listen_on(&config, postgres_native_tls::MakeTlsConnector::new(c), &changed).await
                     }
                     Err(e) => Err(e.to_string()),
                 }
             } else {
-                listen_on(self.url.config(), NoTls, &changed).await
+                listen_on(&super::connection_config(&self.url), NoTls, &changed).await
             };
             match outcome {
                 Ok(()) => tracing::debug!("the LISTEN connection for key changes closed; reopening it"),

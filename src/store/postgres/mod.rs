@@ -43,11 +43,29 @@ use tokio_postgres::error::SqlState;
 use crate::clock::UnixTime;
 use crate::store::StoreError;
 
-/// How long a request waits for a pooled connection before it fails.
-const POOL_WAIT: Duration = Duration::from_secs(10);
+/// How long a request waits for a pooled connection before it fails (and,
+/// while the database does not answer, is answered `503`).
+pub const POOL_WAIT: Duration = Duration::from_secs(2);
 /// How long opening one connection may take, unless the URL says
 /// `connect_timeout`.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The server-side `statement_timeout` of a serving replica's connections,
+/// unless the URL sets `options` itself: a statement the database does not
+/// finish within it fails (a `503`), so no request waits without bound.
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A whole transaction (all its statements and its commit) that has not
+/// ended within this time is abandoned and its connection dropped: the
+/// bound when the database's host vanishes without closing the connection.
+pub const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long `/readyz`'s `SELECT 1` may take on a connection it got.
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+/// TCP keepalives on every connection: a peer gone silent is noticed in
+/// about `idle + interval * retries` (5 + 2 * 3 = 11 s).
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(5);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
+const KEEPALIVE_RETRIES: u32 = 3;
+/// What `Retry-After` suggests while the database does not answer.
+pub const RETRY_AFTER_SECS: u64 = 2;
 /// A transaction that meets a serialization failure or a deadlock is run
 /// again, at most this many times in all.
 pub const MAX_TX_ATTEMPTS: u32 = 8;
@@ -66,6 +84,10 @@ pub enum PgError {
     Tls { target: String, message: String },
     #[error("the database {target} failed: {message}")]
     Query { target: String, message: String },
+    /// The connection broke, or the server is shutting down, starting or
+    /// cancelled the statement (`statement_timeout`): see [`is_unreachable`].
+    #[error("the database {target} does not answer: {message}")]
+    Unreachable { target: String, message: String },
     #[error("the database {target} has {problem}")]
     Schema { target: String, problem: migrate::SchemaProblem },
     #[error("the database {target}: {message}")]
@@ -73,8 +95,13 @@ pub enum PgError {
 }
 
 impl From<PgError> for StoreError {
+    /// A connection that cannot be had is the database not answering
+    /// (a `503`); the rest are failures (a `500`).
     fn from(e: PgError) -> Self {
-        StoreError::Io(e.to_string())
+        match e {
+            PgError::Connect { .. } | PgError::Unreachable { .. } => StoreError::Unavailable(e.to_string()),
+            e => StoreError::Io(e.to_string()),
+        }
     }
 }
 
@@ -104,6 +131,69 @@ pub fn describe(e: &tokio_postgres::Error) -> String {
 /// not a database failure.
 pub fn is_unstorable_text(e: &tokio_postgres::Error) -> bool {
     e.code().is_some_and(|c| *c == SqlState::CHARACTER_NOT_IN_REPERTOIRE || *c == SqlState::UNTRANSLATABLE_CHARACTER)
+}
+
+/// Whether `e` says the database cannot be reached rather than that a
+/// statement is wrong: the connection closed or broke (an I/O error, no
+/// server error), the server is shutting down, crashed or still starting
+/// (SQLSTATE 57P01-57P03), a connection exception (class 08), or the
+/// statement was cancelled by `statement_timeout` (57014). Such a failure
+/// is answered `503` with `Retry-After` (SPEC 12).
+pub fn is_unreachable(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    match e.code() {
+        Some(code) => {
+            code.code().starts_with("08")
+                || *code == SqlState::ADMIN_SHUTDOWN
+                || *code == SqlState::CRASH_SHUTDOWN
+                || *code == SqlState::CANNOT_CONNECT_NOW
+                || *code == SqlState::QUERY_CANCELED
+        }
+        None => {
+            let mut source = std::error::Error::source(e);
+            while let Some(cause) = source {
+                if cause.is::<std::io::Error>() {
+                    return true;
+                }
+                source = cause.source();
+            }
+            // tokio-postgres's own connect timeout has no cause.
+            e.to_string().contains("timeout")
+        }
+    }
+}
+
+/// The settings of every connection tenure opens (pooled, or the LISTEN
+/// ones): the URL's, with [`CONNECT_TIMEOUT`] and the `application_name`
+/// unless it sets them, and TCP keepalives, so a connection whose peer went
+/// silent (a failover, a vanished host) is noticed and reopened.
+pub(crate) fn connection_config(url: &DatabaseUrl) -> tokio_postgres::Config {
+    let mut config = url.config().clone();
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("tenure");
+    }
+    config.keepalives(true);
+    config.keepalives_idle(KEEPALIVE_IDLE);
+    config.keepalives_interval(KEEPALIVE_INTERVAL);
+    config.keepalives_retries(KEEPALIVE_RETRIES);
+    config
+}
+
+/// A statement's failure as a [`StoreError`]: [`StoreError::Unavailable`]
+/// when the database does not answer ([`is_unreachable`]), else a failure.
+/// (The connection is not handed out again: it is closed by then, or the
+/// server answered on it.)
+pub(crate) fn classify(e: &tokio_postgres::Error) -> StoreError {
+    if is_unreachable(e) {
+        StoreError::Unavailable(format!("database: {}", describe(e)))
+    } else {
+        StoreError::Io(format!("database: {}", describe(e)))
+    }
 }
 
 /// Whether a statement failed only because it met a concurrent one, so that
@@ -160,14 +250,35 @@ impl PgStore {
     /// at start, not at the first request). Does not look at the schema: see
     /// [`PgStore::require_current_schema`].
     pub async fn connect(url: &DatabaseUrl, pool_size: usize) -> Result<PgStore, PgError> {
+        Self::open(url, pool_size, None).await
+    }
+
+    /// [`PgStore::connect`] for a serving replica: its connections also
+    /// carry [`STATEMENT_TIMEOUT`] (unless the URL sets `options`), so
+    /// every request's wait on the database is bounded. (`tenure migrate`
+    /// connects without it: a migration may take longer.)
+    pub async fn connect_serving(url: &DatabaseUrl, pool_size: usize) -> Result<PgStore, PgError> {
+        Self::open(url, pool_size, Some(STATEMENT_TIMEOUT)).await
+    }
+
+    async fn open(
+        url: &DatabaseUrl,
+        pool_size: usize,
+        statement_timeout: Option<Duration>,
+    ) -> Result<PgStore, PgError> {
         let target = url.redacted();
-        let mut config = url.config().clone();
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(CONNECT_TIMEOUT);
+        let mut config = connection_config(url);
+        if let Some(limit) = statement_timeout
+            && config.get_options().is_none()
+        {
+            config.options(format!("-c statement_timeout={}", limit.as_millis()));
         }
-        if config.get_application_name().is_none() {
-            config.application_name("tenure");
-        }
+        // Fast recycling (is the connection closed?) costs no round trip.
+        // A connection the server closed (a restart, a failover) is closed
+        // by the time it is handed out again, since its connection task
+        // reads the close at once; one that broke silently fails its
+        // statement, after which every idle connection is dropped
+        // ([`PgStore::unreachable`]), so none of them is handed out again.
         let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
         let manager = if url.requires_tls() {
             let connector = native_tls::TlsConnector::new()
@@ -181,6 +292,7 @@ impl PgStore {
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(POOL_WAIT))
             .create_timeout(Some(CONNECT_TIMEOUT.saturating_add(Duration::from_secs(1))))
+            .recycle_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(|e| PgError::Connect { target: target.clone(), message: e.to_string() })?;
         let store = PgStore { pool, target, url: url.clone() };
@@ -208,8 +320,17 @@ impl PgStore {
     /// Whether the database answers (`/readyz`, [`Store::check`](crate::store::Store::check)).
     pub async fn ping(&self) -> Result<(), PgError> {
         let client = self.pool.get().await.map_err(|e| self.pool_error(e))?;
-        client.simple_query("SELECT 1").await.map_err(|e| self.query_error(&e))?;
-        Ok(())
+        match tokio::time::timeout(PING_TIMEOUT, client.simple_query("SELECT 1")).await {
+            Ok(answer) => answer.map(drop).map_err(|e| self.query_error(&e)),
+            Err(_) => {
+                drop(deadpool_postgres::Object::take(client));
+                self.forget_idle();
+                Err(PgError::Unreachable {
+                    target: self.target.clone(),
+                    message: format!("no answer to SELECT 1 within {}s", PING_TIMEOUT.as_secs()),
+                })
+            }
+        }
     }
 
     /// Create or upgrade the schema (`tenure migrate`). Returns the
@@ -249,16 +370,33 @@ impl PgStore {
         let mut attempt = 1;
         loop {
             let mut client = self.pool.get().await.map_err(|e| StoreError::from(self.pool_error(e)))?;
-            let outcome = async {
+            let run = async {
                 let tx = client.transaction().await?;
                 let value = body(&tx, std::marker::PhantomData).await?;
+                // A commit whose answer never comes (the connection broke)
+                // has an unknown outcome: it is reported as the database
+                // not answering (a 503), never as a success.
                 tx.commit().await?;
                 Ok::<T, TxError>(value)
-            }
-            .await;
+            };
+            let outcome = match tokio::time::timeout(TRANSACTION_TIMEOUT, run).await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    // The transaction is abandoned; its connection may be
+                    // stuck mid-statement: never hand it out again.
+                    drop(deadpool_postgres::Object::take(client));
+                    return Err(
+                        self.unreachable(format!("{what} did not finish within {}s", TRANSACTION_TIMEOUT.as_secs()))
+                    );
+                }
+            };
             match outcome {
                 Ok(value) => return Ok(value),
                 Err(TxError::Store(e)) => return Err(e),
+                Err(TxError::Pg(e)) if is_unreachable(&e) => {
+                    drop(deadpool_postgres::Object::take(client));
+                    return Err(self.unreachable(format!("{what}: {}", describe(&e))));
+                }
                 Err(TxError::Pg(e)) if is_retryable(&e) && attempt < MAX_TX_ATTEMPTS => {
                     tracing::debug!(transaction = what, attempt, error = %describe(&e), "retrying a transaction");
                     attempt += 1;
@@ -295,12 +433,62 @@ impl PgStore {
                     POOL_WAIT.as_secs()
                 ),
             },
+            PoolError::Closed => PgError::Query { target, message: "the pool is closed (shutting down)".to_owned() },
             other => PgError::Connect { target, message: other.to_string() },
         }
     }
 
     fn query_error(&self, e: &tokio_postgres::Error) -> PgError {
+        if is_unreachable(e) {
+            self.forget_idle();
+            return PgError::Unreachable { target: self.target.clone(), message: describe(e) };
+        }
         PgError::Query { target: self.target.clone(), message: describe(e) }
+    }
+
+    /// A statement failed because the database does not answer: drop the
+    /// idle connections too (they lead to the same server, and may be
+    /// broken without knowing it) and say so as [`StoreError::Unavailable`].
+    pub(crate) fn unreachable(&self, message: String) -> StoreError {
+        self.forget_idle();
+        StoreError::Unavailable(format!("the database {} does not answer: {message}", self.target))
+    }
+
+    /// A statement's failure on a pooled connection as a [`StoreError`]:
+    /// the database not answering ([`PgStore::unreachable`]: the idle
+    /// connections are dropped too), a value it cannot hold, or a failure.
+    pub(crate) fn failed(&self, e: tokio_postgres::Error) -> StoreError {
+        if is_unreachable(&e) {
+            return self.unreachable(describe(&e));
+        }
+        if is_unstorable_text(&e) {
+            return StoreError::Refused(describe(&e));
+        }
+        classify(&e)
+    }
+
+    /// [`PgStore::failed`] for a statement that failed on `client`, which
+    /// is never handed out again when the database did not answer on it
+    /// (its close may not have been read yet when the next request asks).
+    pub(crate) fn failed_on(&self, client: deadpool_postgres::Object, e: tokio_postgres::Error) -> StoreError {
+        if is_unreachable(&e) {
+            drop(deadpool_postgres::Object::take(client));
+        }
+        self.failed(e)
+    }
+
+    /// A statement on `client` that did not finish within
+    /// [`TRANSACTION_TIMEOUT`]: the connection may be stuck mid-statement,
+    /// so it leaves the pool.
+    pub(crate) fn timed_out(&self, client: deadpool_postgres::Object, sql: &str) -> StoreError {
+        drop(deadpool_postgres::Object::take(client));
+        let what = sql.split_whitespace().next().unwrap_or("a statement");
+        self.unreachable(format!("{what} did not finish within {}s", TRANSACTION_TIMEOUT.as_secs()))
+    }
+
+    /// Drop every idle pooled connection; new ones are opened on demand.
+    fn forget_idle(&self) {
+        let _ = self.pool.retain(|_, _| false);
     }
 
     fn in_database(&self, e: migrate::MigrateError) -> PgError {

@@ -66,7 +66,7 @@ fn pg(e: tokio_postgres::Error) -> StoreError {
     if super::is_unstorable_text(&e) {
         return StoreError::Refused(super::describe(&e));
     }
-    StoreError::Io(format!("database: {}", super::describe(&e)))
+    super::classify(&e)
 }
 
 // Statements are prepared once per connection and cached (a round trip
@@ -389,20 +389,38 @@ impl PgStore {
 
     async fn query(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>> {
         let client = self.client().await?;
-        let statement = client.prepare_cached(sql).await.map_err(pg)?;
-        client.query(&statement, params).await.map_err(pg)
+        let result = async {
+            let statement = client.prepare_cached(sql).await?;
+            client.query(&statement, params).await
+        };
+        match tokio::time::timeout(super::TRANSACTION_TIMEOUT, result).await {
+            Ok(result) => result.map_err(|e| self.failed_on(client, e)),
+            Err(_) => Err(self.timed_out(client, sql)),
+        }
     }
 
     async fn query_opt(&self, sql: &str, params: Params<'_>) -> Result<Option<Row>> {
         let client = self.client().await?;
-        let statement = client.prepare_cached(sql).await.map_err(pg)?;
-        client.query_opt(&statement, params).await.map_err(pg)
+        let result = async {
+            let statement = client.prepare_cached(sql).await?;
+            client.query_opt(&statement, params).await
+        };
+        match tokio::time::timeout(super::TRANSACTION_TIMEOUT, result).await {
+            Ok(result) => result.map_err(|e| self.failed_on(client, e)),
+            Err(_) => Err(self.timed_out(client, sql)),
+        }
     }
 
     async fn execute(&self, sql: &str, params: Params<'_>) -> Result<u64> {
         let client = self.client().await?;
-        let statement = client.prepare_cached(sql).await.map_err(pg)?;
-        client.execute(&statement, params).await.map_err(pg)
+        let result = async {
+            let statement = client.prepare_cached(sql).await?;
+            client.execute(&statement, params).await
+        };
+        match tokio::time::timeout(super::TRANSACTION_TIMEOUT, result).await {
+            Ok(result) => result.map_err(|e| self.failed_on(client, e)),
+            Err(_) => Err(self.timed_out(client, sql)),
+        }
     }
 
     async fn setting(&self, name: &str) -> Result<Option<Value>> {
