@@ -45,10 +45,12 @@ use crate::http::cookies::{self, csrf_token, csrf_token_matches, is_csrf_cookie,
 use crate::oauth::OAuthError;
 use crate::oauth::client::{Client, GrantType, Permission};
 use crate::oauth::console_client::{CLIENT_ID, SCOPES, redirect_uri};
+use crate::oauth::error::ErrorCode;
 use crate::oauth::params::Params;
 use crate::oauth::tokens::TokenResponse;
 use crate::service;
-use crate::store::{AnyStore, ConsoleSessionRecord, Store};
+use crate::service::error::BearerError;
+use crate::store::{AnyStore, ConsoleSessionRecord, Store, StoreError};
 
 /// The console-session cookie.
 pub const COOKIE: &str = "tenure_console";
@@ -219,41 +221,75 @@ impl Viewer {
 /// (coming back to `return_to`, a `/console` path).
 pub async fn viewer(state: &ConsoleState, headers: &HeaderMap, return_to: &str) -> Result<Viewer, Response> {
     match signed_in(state, headers).await {
-        Some(v) => Ok(v),
-        None => {
+        Ok(Some(v)) => Ok(v),
+        Ok(None) => {
             let signed_out = cookies::cookie(headers, SIGNED_OUT_COOKIE, state.is_https()).is_some();
             Err(start_sign_in(state, return_to, signed_out).await)
         }
+        Err(Outage) => Err(outage_page()),
     }
 }
 
-async fn signed_in(state: &ConsoleState, headers: &HeaderMap) -> Option<Viewer> {
-    let cookie = cookies::cookie(headers, COOKIE, state.is_https()).filter(|c| is_csrf_cookie(c))?.to_owned();
-    let sealer = Sealer::of(&cookie)?;
+/// The database did not answer while the console session was checked
+/// (SPEC 12): the session is kept, and the page says to try again.
+struct Outage;
+
+fn outage_page() -> Response {
+    let html = crate::http::pages::message(
+        "The console is unavailable for a moment",
+        "The database does not answer right now. You are still signed in: try again in a few seconds.",
+        None,
+    );
+    let mut response = crate::http::pages::respond(StatusCode::SERVICE_UNAVAILABLE, html, None);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(crate::service::error::DATABASE_RETRY_AFTER_SECS));
+    response
+}
+
+/// Whether a store error says the database does not answer.
+fn down(e: &StoreError) -> bool {
+    matches!(e, StoreError::Unavailable(_))
+}
+
+async fn signed_in(state: &ConsoleState, headers: &HeaderMap) -> Result<Option<Viewer>, Outage> {
+    let Some(cookie) = cookies::cookie(headers, COOKIE, state.is_https()).filter(|c| is_csrf_cookie(c)) else {
+        return Ok(None);
+    };
+    let cookie = cookie.to_owned();
+    let Some(sealer) = Sealer::of(&cookie) else { return Ok(None) };
     let store = &state.store;
     let now = state.now();
-    let read = store.console_session(&sealer.key, now).await;
-    let (mut version, record) = match read {
-        Ok(found) => found?,
+    let (mut version, record) = match store.console_session(&sealer.key, now).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return Ok(None),
+        Err(e) if down(&e) => return Err(Outage),
         Err(e) => {
             tracing::error!(error = %e, "store failure reading a console session");
-            return None;
+            return Ok(None);
         }
     };
-    let Some(Entry::Active(mut tokens)) = sealer.open(&record.sealed) else { return None };
+    let Some(Entry::Active(mut tokens)) = sealer.open(&record.sealed) else { return Ok(None) };
     let half_life = Secs::new(tokens.expires_at.as_secs().saturating_sub(tokens.issued_at.as_secs()) / 2);
     let claimed_elsewhere = tokens.refreshing_until.is_some_and(|until| until > now);
     if now >= tokens.issued_at.plus(half_life) && !claimed_elsewhere {
         let Some(refresh_token) = tokens.refresh_token.clone() else {
             let _ = store.remove_console_session(&sealer.key, Some(version)).await;
-            return None;
+            return Ok(None);
         };
         // Claim the refresh: of two replicas here at once, one refreshes
         // (a second use of the refresh token would be a reuse).
         let mut claim = tokens.clone();
         claim.refreshing_until = Some(now.plus(REFRESH_CLAIM));
-        let claimed = sealer.record(&Entry::Active(claim), record.created, record.expires_at)?;
-        if store.replace_console_session(&sealer.key, version, &claimed).await.ok()? {
+        let Some(claimed) = sealer.record(&Entry::Active(claim), record.created, record.expires_at) else {
+            return Ok(None);
+        };
+        let won = match store.replace_console_session(&sealer.key, version, &claimed).await {
+            Ok(won) => won,
+            Err(e) if down(&e) => return Err(Outage),
+            Err(_) => return Ok(None),
+        };
+        if won {
             match refresh(state, &refresh_token, now).await {
                 Ok(fresh) => {
                     let fresh = Tokens::from_response(fresh, now);
@@ -263,34 +299,42 @@ async fn signed_in(state: &ConsoleState, headers: &HeaderMap) -> Option<Viewer> 
                             *t = fresh.clone();
                             t.flash = flash;
                         })
-                        .await?;
+                        .await;
+                    let Some(written) = written else { return Ok(None) };
                     (version, tokens) = written;
                 }
+                // The claim lapses by itself; the next request refreshes.
+                Err(e) if matches!(e.code, ErrorCode::TemporarilyUnavailable { .. }) => return Err(Outage),
                 Err(_) => {
                     let _ = store.remove_console_session(&sealer.key, None).await;
-                    return None;
+                    return Ok(None);
                 }
             }
         }
     }
     let claims = match crate::service::bearer::authenticate(state, &tokens.access_token, now).await {
         Ok(c) => c,
+        Err(BearerError::Unavailable { .. }) => return Err(Outage),
         Err(_) => {
             // Only this version: a refresh written meanwhile stands.
             let _ = store.remove_console_session(&sealer.key, Some(version)).await;
-            return None;
+            return Ok(None);
         }
     };
-    let permissions = crate::service::bearer::current_permissions(state, &claims).await.ok()?;
+    let permissions = match crate::service::bearer::current_permissions(state, &claims).await {
+        Ok(p) => p,
+        Err(BearerError::Unavailable { .. }) => return Err(Outage),
+        Err(_) => return Ok(None),
+    };
     let csrf = csrf_token(&state.csrf_key, &cookie);
-    Some(Viewer {
+    Ok(Some(Viewer {
         caller: Caller { claims, permissions },
         csrf,
         cookie,
         flash: tokens.flash,
         store: store.clone(),
         now,
-    })
+    }))
 }
 
 impl Tokens {
