@@ -26,6 +26,7 @@ mod database_url;
 pub mod keys;
 pub mod migrate;
 mod ops;
+mod rotation;
 
 pub use database_url::DatabaseUrl;
 
