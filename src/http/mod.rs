@@ -159,10 +159,13 @@ fn with_cors(route: MethodRouter<HttpState>, state: &AppState, policy: cors::Cor
 
 /// SPEC 12: settings and clients changed at any replica are in force at
 /// the very next request (`service::fresh`). Every routed request but the
-/// ones that read neither (health, metrics, published keys and metadata).
+/// ones that read neither (health, metrics, published keys and metadata),
+/// and `/token` and `/introspect`, whose use cases make sure of it
+/// themselves at less cost (with the family they read, or beside the work).
 async fn fresh_caches(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let route = req.extensions().get::<MatchedPath>().map_or("", MatchedPath::as_str);
     let reads_neither = matches!(route, "/healthz" | "/readyz" | "/metrics" | "/jwks.json" | "/openapi.json")
+        || matches!(route, "/token" | "/introspect")
         || route.starts_with("/.well-known/")
         || route.starts_with("/assets/");
     if !reads_neither {

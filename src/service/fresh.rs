@@ -59,6 +59,11 @@ impl SharedCaches {
         };
     }
 
+    /// The epoch the caches were loaded at, at least.
+    pub fn loaded(&self) -> Option<u64> {
+        *self.loaded.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     fn covers(&self, epoch: u64) -> bool {
         self.loaded.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some_and(|l| l >= epoch)
     }
@@ -69,12 +74,40 @@ impl AppState {
     /// cache epoch read after this call began (see the module's comment).
     /// Never fails: without the database the caches serve as they are.
     pub async fn fresh(&self) {
+        if let Some(epoch) = self.current_epoch().await {
+            self.follow_epoch(epoch).await;
+        }
+    }
+
+    /// The store's cache epoch as read after this call began (shared with
+    /// concurrent callers); `None` with the embedded store (it never moves)
+    /// or when the database does not answer in time.
+    pub async fn current_epoch(&self) -> Option<u64> {
         if matches!(self.store, AnyStore::Sled(_)) {
-            return;
+            return None;
         }
         let store = &self.store;
-        if let Some(epoch) = self.caches.gate.read(|| store.cache_epoch()).await {
-            self.follow_epoch(epoch).await;
+        self.caches.gate.read(|| store.cache_epoch()).await
+    }
+
+    /// Run `work` (which must change nothing: it may run twice) under caches
+    /// that are current for this request: the epoch is read while `work`
+    /// runs, and when it shows the caches were older than that when `work`
+    /// began, they are reloaded and `work` runs again. One epoch read's
+    /// wait overlaps the work instead of preceding it.
+    pub async fn with_fresh_caches<T, F, Fut>(&self, work: F) -> T
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = T>,
+    {
+        let before = self.caches.loaded();
+        let (outcome, epoch) = tokio::join!(work(), self.current_epoch());
+        match epoch {
+            Some(epoch) if before.is_none_or(|b| b < epoch) => {
+                self.follow_epoch(epoch).await;
+                work().await
+            }
+            _ => outcome,
         }
     }
 

@@ -150,7 +150,7 @@ pub async fn descends_from_live_family<S: Store>(
 ) -> Result<bool, StoreError> {
     let Some(fid) = &claims.fid else { return Ok(true) };
     // The family, its session and the user's marker: one read.
-    let Some(crate::store::FamilyView { family: f, session }) = store.family_view(fid).await? else {
+    let Some(crate::store::FamilyView { family: f, session, .. }) = store.family_view(fid).await? else {
         return Ok(false);
     };
     // The family's own client's limits apply (an exchanged token is held by

@@ -22,7 +22,11 @@ fn store_error(e: crate::store::StoreError) -> OAuthError {
 /// Refresh for `client`. A family bound to a DPoP key (RFC 9449 5) needs a
 /// `proof` signed with that key, checked before anything rotates, so a
 /// stolen bound refresh token is useless, inside the grace window too.
-pub async fn refresh<S: Store>(grant: Grant<'_, S>) -> Result<TokenResponse, OAuthError> {
+/// `seen`: the family as the caller already read it, if it did.
+pub async fn refresh<S: Store>(
+    grant: Grant<'_, S>,
+    seen: Option<crate::store::FamilyView>,
+) -> Result<TokenResponse, OAuthError> {
     grant.require(GrantType::RefreshToken)?;
     let Grant { store, minter, client, params, proof } = grant;
     let token = params.require("refresh_token")?;
@@ -31,7 +35,10 @@ pub async fn refresh<S: Store>(grant: Grant<'_, S>) -> Result<TokenResponse, OAu
     let presented = refresh_token::parse(token).ok_or_else(not_valid)?;
     // The family with its session, in one read: the MAC check's, and the
     // state the rotation decides on first (`Store::refresh_seen`).
-    let seen = store.family_view(&presented.family_id).await.map_err(store_error)?.ok_or_else(not_valid)?;
+    let seen = match seen.filter(|v| v.family.id == presented.family_id) {
+        Some(v) => v,
+        None => store.family_view(&presented.family_id).await.map_err(store_error)?.ok_or_else(not_valid)?,
+    };
     let stored = &seen.family;
     if !minter.refresh_key.verify(&presented, &stored.salt) {
         return Err(not_valid());

@@ -286,7 +286,7 @@ pub trait Store: Send + Sync + 'static {
         async move {
             let Some(family) = self.family(id).await? else { return Ok(None) };
             let session = self.session(&family.sid).await?;
-            Ok(Some(FamilyView { family, session }))
+            Ok(Some(FamilyView { family, session, cache_epoch: None }))
         }
     }
 
@@ -602,6 +602,10 @@ pub trait Store: Send + Sync + 'static {
 pub struct FamilyView {
     pub family: Family,
     pub session: Option<UserSession>,
+    /// The store's cache epoch ([`Store::cache_epoch`]) read in the same
+    /// statement, where it can move (PostgreSQL): a request that reads the
+    /// view first learns with it whether its cached settings are current.
+    pub cache_epoch: Option<u64>,
 }
 
 /// The outcome of [`Store::start_session`].

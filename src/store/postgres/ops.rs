@@ -714,7 +714,8 @@ impl Store for PgStore {
     }
 
     /// Redeem the code under `key`, creating `family` (kept until
-    /// `keep_until`), in one transaction; a second redemption revokes the
+    /// `keep_until`): one statement in the common case (`rotation`), else
+    /// one transaction; a second redemption revokes the
     /// family the first created (RFC 6749 4.1.2). The family joins its
     /// session's families of its client; the ones it supersedes are revoked
     /// and leave the session's list; the session records the activity.
@@ -726,6 +727,10 @@ impl Store for PgStore {
         now: UnixTime,
         fallout: &dyn Fallout,
     ) -> Result<Redemption> {
+        // The common case (no replay, nothing superseded): one statement.
+        if self.try_redeem(key, family, keep_until, now).await? {
+            return Ok(Redemption::Redeemed { superseded: Vec::new() });
+        }
         let family_body = json(family)?;
         let family_body = &family_body;
         self.transaction("code redemption", |tx, _| {
