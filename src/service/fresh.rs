@@ -94,7 +94,9 @@ impl AppState {
     /// that are current for this request: the epoch is read while `work`
     /// runs, and when it shows the caches were older than that when `work`
     /// began, they are reloaded and `work` runs again. One epoch read's
-    /// wait overlaps the work instead of preceding it.
+    /// wait overlaps the work instead of preceding it. (A failed client
+    /// authentication inside `work` is then counted twice by the
+    /// throttles: only when the epoch moved during that very request.)
     pub async fn with_fresh_caches<T, F, Fut>(&self, work: F) -> T
     where
         F: Fn() -> Fut,
