@@ -455,3 +455,50 @@ async fn a_group_policy_set_at_a_is_in_force_at_b_at_once() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["expires_in"], 600, "and at A: {body}");
 }
+
+/// SPEC 12: "the very next request" is literal. Each change at A (a
+/// settings change, alternating values to catch a race; a client created,
+/// then deleted) is in force at B's very next request, with no wait.
+#[tokio::test]
+async fn settings_and_clients_changed_at_a_are_in_force_at_bs_very_next_request() {
+    let Some((_db, a, b)) = replicas().await else { return };
+    let (ra, rb) = (root(&a).await, root(&b).await);
+    let (status, created) = admin(
+        &a,
+        "POST",
+        "/admin/clients",
+        &ra,
+        json!({"id": "reports", "grant_types": ["client_credentials"], "scopes": ["orders:read"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let secret = field(&created, "client_secret");
+    let (status, body) = credentials(&b, &secret).await;
+    assert_eq!(status, 200, "a client created at A authenticates at B's very next request: {body}");
+
+    for round in 0..20 {
+        let ttl = if round % 2 == 0 { 1200 } else { 1500 };
+        let (status, view) = admin(&a, "PUT", "/admin/settings/session", &ra, json!({"access_token_ttl": ttl})).await;
+        assert_eq!(status, 200, "{view}");
+        let (status, token) = credentials(&b, &secret).await;
+        assert_eq!(
+            (status, &token["expires_in"]),
+            (200, &json!(ttl)),
+            "round {round}: B issues by A's change: {token}"
+        );
+        let (_, at_b) = admin(&b, "GET", "/admin/settings/session", &rb, Value::Null).await;
+        assert_eq!(at_b, view, "round {round}: B shows A's settings");
+    }
+
+    let (status, _) = admin(&a, "DELETE", "/admin/clients/reports", &ra, Value::Null).await;
+    assert_eq!(status, 204);
+    let (status, body) = credentials(&b, &secret).await;
+    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")), "deleted at A, refused at B: {body}");
+}
+
+/// A client-credentials token of client `reports` at `server`.
+async fn credentials(server: &Server, secret: &str) -> (u16, Value) {
+    let resp = server.post_form("/token", Some(("reports", secret)), &[("grant_type", "client_credentials")]).await;
+    let status = resp.status().as_u16();
+    (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+}

@@ -34,7 +34,7 @@ use tenure::session::limit::{Admit, admit};
 use tenure::session::user_session::{MAX_FAMILIES_PER_CLIENT, UserSession};
 use tenure::ssf::{QueuedSet, SetEvent, SetSubject, Stream};
 use tenure::store::{
-    Admission, AnyStore, ConsoleSessionRecord, DeviceAnswer, DevicePoll, Effects, Fallout, NoFallout,
+    Admission, AnyStore, ConsoleSessionRecord, DeviceAnswer, DevicePoll, Effects, Fallout, FamilyView, NoFallout,
     PendingSignInRecord, Redemption, RetiredName, Revoke, SledStore, Store,
 };
 use tenure::user::User;
@@ -100,6 +100,7 @@ macro_rules! contract_tests {
             revoke_family_says_what_it_did_and_writes_its_effects_once,
             revoke_session_says_what_it_did_and_writes_its_effects_once,
             a_reuse_kill_writes_its_effects_and_grace_and_refusal_write_nothing,
+            a_rotation_decided_on_a_stale_view_decides_again,
             effects_are_visible_exactly_when_the_state_is,
             of_32_concurrent_first_uses_one_rotates_and_one_kills_without_grace,
             of_32_concurrent_first_uses_all_get_the_same_successor_with_grace,
@@ -402,6 +403,29 @@ async fn refresh<S: Store>(store: &S, id: &str, presented: u64, now: UnixTime, g
         )
         .await
         .expect("refresh")
+}
+
+/// The decision of a refresh presenting `presented` at `now`, as the
+/// refresh grant makes it (a session gone or revoked ends the family).
+fn decider(presented: u64, now: UnixTime, grace: Secs) -> impl Fn(&Family, Option<&UserSession>) -> RefreshDecision {
+    move |f, s| {
+        let ended = match s {
+            Some(s) => s.revoked.as_ref().map(Ended::revoked),
+            None => Some(Ended::revoked(&Revoked { at: now, reason: "no session".into(), by: None })),
+        };
+        decide_refresh(f, presented, now, grace, ended, Activity::Interactive)
+    }
+}
+
+/// [`Store::refresh_seen`] on `seen`, presenting `presented` at `now`.
+async fn refresh_seen<S: Store>(
+    store: &S,
+    seen: &FamilyView,
+    presented: u64,
+    now: UnixTime,
+    grace: Secs,
+) -> Option<RefreshDecision> {
+    store.refresh_seen(seen.clone(), decider(presented, now, grace), &Recorder).await.expect("refresh")
 }
 
 fn settings_event(n: u64) -> AuditEvent {
@@ -782,6 +806,69 @@ pub async fn a_reuse_kill_writes_its_effects_and_grace_and_refusal_write_nothing
         assert!(reused, "{decision:?}");
     }
     assert_eq!(effects_of(&store, "family:f").await, (1, 1, 1), "written exactly once");
+}
+
+/// A view read before a change (`Store::family_view`, as the refresh grant
+/// reads it to check the MAC) never lets a rotation through that the change
+/// forbids: the store decides again on what is stored now.
+pub async fn a_rotation_decided_on_a_stale_view_decides_again(b: &impl Backend) {
+    let store = b.fresh().await;
+    let session = signed_in(&store, "alice", T0, keep()).await;
+    redeemed(&store, &session, "f", "web").await;
+    let seen = store.family_view("f").await.expect("read").expect("exists");
+    assert_eq!(seen.family, store.family("f").await.expect("read").expect("exists"));
+    assert_eq!(seen.session.as_ref().map(|s| s.sid.as_str()), Some(session.sid.as_str()), "with its session");
+    assert_eq!(store.family_view("nope").await.expect("read"), None);
+
+    // Rotated since: the stale view's generation is spent, so outside the
+    // grace window it is a reuse (one kill), within it the successor.
+    let t1 = T0.plus(Secs::new(10));
+    let Some(RefreshDecision::Rotate(next)) = refresh_seen(&store, &seen, 1, t1, Secs::new(30)).await else {
+        panic!("the first use rotates")
+    };
+    assert_eq!(refresh_seen(&store, &seen, 1, t1, Secs::new(30)).await, Some(RefreshDecision::Grace(next.clone())));
+    assert_eq!(store.family("f").await.expect("read"), Some(next.clone()), "nothing written by the grace");
+    let t2 = t1.plus(Secs::new(60));
+    assert!(matches!(refresh_seen(&store, &seen, 1, t2, Secs::new(30)).await, Some(RefreshDecision::Reuse(_))));
+    let stored = store.family("f").await.expect("read").expect("exists");
+    assert_eq!((stored.generation, stored.revoked.map(|r| r.reason)), (2, Some("refresh_token_reuse".into())));
+    assert_eq!(effects_of(&store, "family:f").await, (1, 1, 1), "one kill, one set of effects");
+
+    // Its session revoked since: ended, not rotated.
+    let session = signed_in(&store, "bob", T0, keep()).await;
+    redeemed(&store, &session, "g", "web").await;
+    let seen = store.family_view("g").await.expect("read").expect("exists");
+    store.revoke_session(&session.sid, &revoked("logout"), &Recorder).await.expect("revoke");
+    let decision = refresh_seen(&store, &seen, 1, t1, Secs::ZERO).await;
+    assert!(matches!(&decision, Some(RefreshDecision::Ended(_))), "{decision:?}");
+    assert_eq!(store.family("g").await.expect("read").expect("exists").generation, 1);
+
+    // Its user revoked since (a marker): ended, not rotated.
+    let session = signed_in(&store, "carol", T0, keep()).await;
+    redeemed(&store, &session, "h", "web").await;
+    let seen = store.family_view("h").await.expect("read").expect("exists");
+    store.revoke_user("carol", &revoked("compromised"), &Recorder).await.expect("revoke");
+    let decision = refresh_seen(&store, &seen, 1, t1, Secs::ZERO).await;
+    assert!(matches!(&decision, Some(RefreshDecision::Ended(_))), "{decision:?}");
+    assert_eq!(store.family("h").await.expect("read").expect("exists").generation, 1);
+    let seen = store.family_view("h").await.expect("read").expect("exists");
+    assert!(seen.session.and_then(|s| s.revoked).is_some(), "the view applies the marker");
+
+    // The family revoked since: ended, not rotated.
+    let session = signed_in(&store, "dave", T0, keep()).await;
+    redeemed(&store, &session, "k", "web").await;
+    let seen = store.family_view("k").await.expect("read").expect("exists");
+    store.revoke_family("k", &revoked("by client"), &Recorder).await.expect("revoke");
+    let decision = refresh_seen(&store, &seen, 1, t1, Secs::ZERO).await;
+    assert!(matches!(&decision, Some(RefreshDecision::Ended(_))), "{decision:?}");
+    let stored = store.family("k").await.expect("read").expect("exists");
+    assert_eq!((stored.generation, stored.revoked.map(|r| r.reason)), (1, Some("by client".into())));
+    // Still live after all that: a rotation through a fresh view records activity.
+    let session = signed_in(&store, "erin", T0, keep()).await;
+    redeemed(&store, &session, "m", "web").await;
+    let seen = store.family_view("m").await.expect("read").expect("exists");
+    assert!(matches!(refresh_seen(&store, &seen, 1, t2, Secs::ZERO).await, Some(RefreshDecision::Rotate(_))));
+    assert_eq!(store.session(&session.sid).await.expect("read").expect("exists").last_active, t2);
 }
 
 /// What one atomicity probe watches: a transition and how to read its state.

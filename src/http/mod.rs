@@ -119,6 +119,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/sessions/{sid}", delete(sessions::revoke_session))
         .route("/admin/audit", get(audit::list))
         .merge(console::routes())
+        .route_layer(middleware::from_fn_with_state(state.clone(), fresh_caches))
         .route_layer(middleware::from_fn_with_state(state.clone(), observe))
         .fallback(error::not_found)
         .layer(middleware::from_fn(refuse_nul_in_target))
@@ -158,6 +159,23 @@ async fn refuse_nul_in_target(req: Request, next: Next) -> Response {
 /// `route` answering browsers by `policy` (see [`cors`]).
 fn with_cors(route: MethodRouter<HttpState>, state: &AppState, policy: cors::CorsPolicy) -> MethodRouter<HttpState> {
     route.layer(middleware::from_fn_with_state((state.clone(), policy), cors::cors))
+}
+
+/// SPEC 12: settings and clients changed at any replica are in force at
+/// the very next request (`service::fresh`). Every routed request but the
+/// ones that read neither (health, metrics, published keys and metadata),
+/// and `/token` and `/introspect`, whose use cases make sure of it
+/// themselves at less cost (with the family they read, or beside the work).
+async fn fresh_caches(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map_or("", MatchedPath::as_str);
+    let reads_neither = matches!(route, "/healthz" | "/readyz" | "/metrics" | "/jwks.json" | "/openapi.json")
+        || matches!(route, "/token" | "/introspect")
+        || route.starts_with("/.well-known/")
+        || route.starts_with("/assets/");
+    if !reads_neither {
+        state.fresh().await;
+    }
+    next.run(req).await
 }
 
 /// Count and time every routed request; log it without its URI.

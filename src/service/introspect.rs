@@ -8,10 +8,20 @@ use crate::clock::UnixTime;
 use crate::oauth::OAuthError;
 use crate::service::lookup;
 
-/// The RFC 7662 2.2 answer about `request`'s `token` at `now`.
+/// The RFC 7662 2.2 answer about `request`'s `token` at `now`, under
+/// settings and clients current for this request (SPEC 12; it changes
+/// nothing, so it may be worked out again after a reload).
 pub async fn introspect(
     state: &AppState,
     request: ClientRequest<'_>,
+    now: UnixTime,
+) -> Result<serde_json::Value, ServiceError> {
+    state.with_fresh_caches(|| answer(state, &request, now)).await
+}
+
+async fn answer(
+    state: &AppState,
+    request: &ClientRequest<'_>,
     now: UnixTime,
 ) -> Result<serde_json::Value, ServiceError> {
     let client = request.authenticate(state, now).await?;

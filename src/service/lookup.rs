@@ -21,6 +21,8 @@ pub enum Found {
     Refresh {
         family: Family,
         current: bool,
+        /// Its session as read with it (one read, `Store::family_view`).
+        session: Option<crate::session::user_session::UserSession>,
     },
     Unknown,
 }
@@ -56,12 +58,12 @@ impl Lookup<'_> {
 
     async fn refresh<S: Store>(&self, store: &S, token: &str) -> Result<Found, StoreError> {
         let Some(presented) = refresh_token::parse(token) else { return Ok(Found::Unknown) };
-        let Some(family) = store.family(&presented.family_id).await? else { return Ok(Found::Unknown) };
-        if !self.refresh_key.verify(&presented, &family.salt) {
+        let Some(seen) = store.family_view(&presented.family_id).await? else { return Ok(Found::Unknown) };
+        if !self.refresh_key.verify(&presented, &seen.family.salt) {
             return Ok(Found::Unknown);
         }
-        let current = presented.generation == family.generation;
-        Ok(Found::Refresh { family, current })
+        let current = presented.generation == seen.family.generation;
+        Ok(Found::Refresh { family: seen.family, current, session: seen.session })
     }
 }
 
@@ -106,9 +108,8 @@ pub async fn introspect<S: Store>(
             }
             Ok(body)
         }
-        Found::Refresh { family, current } => {
+        Found::Refresh { family, current, session } => {
             let client = client_override(&family.client_id);
-            let session = store.session(&family.sid).await?;
             if !current || !family::is_alive(history, &family, session.as_ref(), client.as_ref(), now) {
                 return Ok(inactive);
             }
@@ -148,8 +149,10 @@ pub async fn descends_from_live_family<S: Store>(
     now: UnixTime,
 ) -> Result<bool, StoreError> {
     let Some(fid) = &claims.fid else { return Ok(true) };
-    let Some(f) = store.family(fid).await? else { return Ok(false) };
-    let session = store.session(&f.sid).await?;
+    // The family, its session and the user's marker: one read.
+    let Some(crate::store::FamilyView { family: f, session, .. }) = store.family_view(fid).await? else {
+        return Ok(false);
+    };
     // The family's own client's limits apply (an exchanged token is held by
     // another client, but lives and dies with the family).
     let over = overrides(&f.client_id);

@@ -20,6 +20,7 @@ pub mod exchange;
 pub mod explain;
 pub mod failed_sign_ins;
 pub mod feed;
+pub mod fresh;
 pub mod groups;
 pub mod introspect;
 pub mod keys;

@@ -21,14 +21,24 @@ fn store_error(e: crate::store::StoreError) -> OAuthError {
 /// Refresh for `client`. A family bound to a DPoP key (RFC 9449 5) needs a
 /// `proof` signed with that key, checked before anything rotates, so a
 /// stolen bound refresh token is useless, inside the grace window too.
-pub async fn refresh<S: Store>(grant: Grant<'_, S>) -> Result<TokenResponse, OAuthError> {
+/// `seen`: the family as the caller already read it, if it did.
+pub async fn refresh<S: Store>(
+    grant: Grant<'_, S>,
+    seen: Option<crate::store::FamilyView>,
+) -> Result<TokenResponse, OAuthError> {
     grant.require(GrantType::RefreshToken)?;
     let Grant { store, minter, client, params, proof } = grant;
     let token = params.require("refresh_token")?;
     let not_valid = || invalid_grant("the refresh token is not valid");
     // A token that fails any of these checks was never issued: it kills nothing.
     let presented = refresh_token::parse(token).ok_or_else(not_valid)?;
-    let stored = store.family(&presented.family_id).await.map_err(store_error)?.ok_or_else(not_valid)?;
+    // The family with its session, in one read: the MAC check's, and the
+    // state the rotation decides on first (`Store::refresh_seen`).
+    let seen = match seen.filter(|v| v.family.id == presented.family_id) {
+        Some(v) => v,
+        None => store.family_view(&presented.family_id).await.map_err(store_error)?.ok_or_else(not_valid)?,
+    };
+    let stored = &seen.family;
     if !minter.refresh_key.verify(&presented, &stored.salt) {
         return Err(not_valid());
     }
@@ -90,8 +100,8 @@ pub async fn refresh<S: Store>(grant: Grant<'_, S>) -> Result<TokenResponse, OAu
     // Only a reuse kill uses the fallout: it is written in the same step.
     let fallout = crate::service::revocation::Revocation { store, clients: minter.clients, now }.fallout("system");
     let decision = store
-        .refresh(
-            &presented.family_id,
+        .refresh_seen(
+            seen,
             |f, session| {
                 // SPEC 14: why it ended is decided on the records this very
                 // step reads, so it never disagrees with what was written.

@@ -92,6 +92,8 @@ pub struct Inner {
     pub feed: crate::ssf::FeedGuards,
     /// The first run's one-time setup token (SPEC 9 "First run").
     pub first_run: crate::service::setup::FirstRun,
+    /// The epoch the cached settings and clients were loaded at (`fresh`).
+    pub caches: crate::service::fresh::SharedCaches,
 }
 
 impl std::ops::Deref for AppState {
@@ -279,6 +281,7 @@ impl AppState {
             metrics,
             feed: Default::default(),
             first_run: Default::default(),
+            caches: Default::default(),
         })))
     }
 

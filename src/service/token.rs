@@ -45,9 +45,21 @@ async fn grant(state: &AppState, request: TokenRequest<'_>, now: UnixTime) -> Re
             ),
         ));
     };
+    // SPEC 12: the settings and clients in force are current for this
+    // request. A refresh reads its family first, with the cache epoch in
+    // the same statement (one round trip for both); every other grant
+    // reads the epoch.
+    let seen = match grant {
+        GrantType::RefreshToken => prefetch_family(state, params).await,
+        _ => None,
+    };
+    match seen.as_ref().and_then(|v| v.cache_epoch) {
+        Some(epoch) => state.follow_epoch(epoch).await,
+        None => state.fresh().await,
+    }
     let client = request.client.authenticate(state, now).await?;
     let proof = token_proof(state, request.dpop, now).await?;
-    let body = issue(state, &client, grant, params, proof.as_ref(), now).await?;
+    let body = issue_seen(state, &client, grant, params, proof.as_ref(), now, seen).await?;
     state.metrics.tokens_issued.get_or_create(&GrantLabels { grant_type: grant.as_str().to_owned() }).inc();
     tracing::debug!(client_id = %client.id, grant_type = grant.as_str(), "tokens issued");
     Ok(body)
@@ -64,6 +76,28 @@ pub async fn issue(
     params: &Params,
     proof: Option<&Proof>,
     now: UnixTime,
+) -> Result<TokenResponse, OAuthError> {
+    issue_seen(state, client, grant, params, proof, now, None).await
+}
+
+/// The refresh token's family and session, read before the client is
+/// authenticated (the read the grant needs anyway): `None` when the form
+/// has no refresh token of ours, or the read failed (the grant reads again
+/// and answers for it). Nothing is decided on it before the MAC check.
+async fn prefetch_family(state: &AppState, params: &Params) -> Option<crate::store::FamilyView> {
+    let presented = crate::session::refresh_token::parse(params.get("refresh_token")?)?;
+    state.store.family_view(&presented.family_id).await.ok().flatten()
+}
+
+/// [`issue`] with the refresh token's family as already read (`seen`).
+async fn issue_seen(
+    state: &AppState,
+    client: &Client,
+    grant: GrantType,
+    params: &Params,
+    proof: Option<&Proof>,
+    now: UnixTime,
+    seen: Option<crate::store::FamilyView>,
 ) -> Result<TokenResponse, OAuthError> {
     let jkt = proof.map(|p| p.jkt.as_str());
     let keys = state.keys();
@@ -90,7 +124,7 @@ pub async fn issue(
             code_grant::redeem(Grant { store: &state.store, minter: &minter, client, params, proof }).await?
         }
         GrantType::RefreshToken => {
-            refresh_grant::refresh(Grant { store: &state.store, minter: &minter, client, params, proof }).await?
+            refresh_grant::refresh(Grant { store: &state.store, minter: &minter, client, params, proof }, seen).await?
         }
         GrantType::TokenExchange => exchange(state, client, params, &keys, &history, now, jkt).await?,
         GrantType::DeviceCode => {

@@ -301,6 +301,36 @@ pub trait Store: Send + Sync + 'static {
 
     fn family(&self, id: &str) -> impl Future<Output = Result<Option<Family>>> + Send;
 
+    /// Family `id` with its session (its user's marker applied), as one
+    /// read saw them: what a rotation decides on and introspection judges.
+    /// PostgreSQL reads both in one statement; the default reads the family,
+    /// then its session.
+    fn family_view(&self, id: &str) -> impl Future<Output = Result<Option<FamilyView>>> + Send {
+        async move {
+            let Some(family) = self.family(id).await? else { return Ok(None) };
+            let session = self.session(&family.sid).await?;
+            Ok(Some(FamilyView { family, session, cache_epoch: None }))
+        }
+    }
+
+    /// [`Store::refresh`] of the family of `seen`, which the caller read
+    /// with [`Store::family_view`] (to check the token's MAC): a backend may
+    /// decide on it first instead of reading again, and then write only if
+    /// nothing it decided on has changed since (else it reads again and
+    /// decides again), so the outcome is the same as [`Store::refresh`]'s.
+    /// The default ignores `seen`.
+    fn refresh_seen<F>(
+        &self,
+        seen: FamilyView,
+        decide: F,
+        fallout: &dyn Fallout,
+    ) -> impl Future<Output = Result<Option<RefreshDecision>>> + Send
+    where
+        F: Fn(&Family, Option<&UserSession>) -> RefreshDecision + Send + Sync,
+    {
+        async move { self.refresh(&seen.family.id, decide, fallout).await }
+    }
+
     /// Run `decide` on family `id` and its session and store its outcome
     /// atomically: a rotation (compare-and-swap on the generation), or a
     /// kill on reuse with its fallout in the same step. After a rotation
@@ -760,6 +790,19 @@ pub struct PendingSignInRecord {
     pub expires_at: UnixTime,
 }
 
+/// A family and its session as one read saw them ([`Store::family_view`]);
+/// `session` is `None` when it is gone, and carries its user's revocation
+/// marker applied (`revoked`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FamilyView {
+    pub family: Family,
+    pub session: Option<UserSession>,
+    /// The store's cache epoch ([`Store::cache_epoch`]) read in the same
+    /// statement, where it can move (PostgreSQL): a request that reads the
+    /// view first learns with it whether its cached settings are current.
+    pub cache_epoch: Option<u64>,
+}
+
 /// The outcome of [`Store::start_session`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Admission {
@@ -950,6 +993,20 @@ impl Store for AnyStore {
         F: Fn(&Family, Option<&UserSession>) -> RefreshDecision + Send + Sync,
     {
         dispatch!(self, s => s.refresh(id, decide, fallout).await)
+    }
+    async fn family_view(&self, id: &str) -> Result<Option<FamilyView>> {
+        dispatch!(self, s => s.family_view(id).await)
+    }
+    async fn refresh_seen<F>(
+        &self,
+        seen: FamilyView,
+        decide: F,
+        fallout: &dyn Fallout,
+    ) -> Result<Option<RefreshDecision>>
+    where
+        F: Fn(&Family, Option<&UserSession>) -> RefreshDecision + Send + Sync,
+    {
+        dispatch!(self, s => s.refresh_seen(seen, decide, fallout).await)
     }
     async fn revoke_family(&self, id: &str, revoked: &Revoked, fallout: &dyn Fallout) -> Result<Revoke<Family>> {
         dispatch!(self, s => s.revoke_family(id, revoked, fallout).await)

@@ -7,9 +7,10 @@
 //! bumps the store's cache epoch in the same transaction
 //! ([`Store::cache_epoch`]); [`follow_changes`] compares it with the epoch
 //! loaded, every [`EPOCH_CHECK_EVERY`] and at once when the store signals a
-//! change (PostgreSQL's LISTEN/NOTIFY, an accelerator only: the periodic
-//! check alone suffices on databases without it). Revocation state is never
-//! cached: every check reads the store.
+//! change (PostgreSQL's LISTEN/NOTIFY, an accelerator only). That keeps
+//! an idle replica current; what makes a change in force at the very next
+//! request is the check each request makes first (`service::fresh`).
+//! Revocation state is never cached: every check reads the store.
 //!
 //! With the embedded store there is one process: leases are always granted,
 //! the epoch never moves, and nothing here costs anything.
@@ -56,7 +57,7 @@ pub async fn holds_lease(state: &AppState, name: &str, now: UnixTime, hold: Secs
 /// [`EPOCH_CHECK_EVERY`], and at once when `changed` is notified. Runs
 /// until the task is aborted.
 pub async fn follow_changes(state: AppState, loaded: Option<u64>, changed: Arc<Notify>) {
-    let mut seen = loaded;
+    state.caches.loaded_at(loaded);
     let mut tick = tokio::time::interval(EPOCH_CHECK_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -71,16 +72,7 @@ pub async fn follow_changes(state: AppState, loaded: Option<u64>, changed: Arc<N
                 continue;
             }
         };
-        if seen == Some(epoch) {
-            continue;
-        }
-        match state.reload_shared().await {
-            Ok(()) => {
-                tracing::debug!(epoch, "settings and clients reloaded (changed at another replica)");
-                seen = Some(epoch);
-            }
-            Err(e) => tracing::error!(error = %e, "reloading settings and clients failed; keeping the current ones"),
-        }
+        state.follow_epoch(epoch).await;
     }
 }
 

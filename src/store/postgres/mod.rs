@@ -27,6 +27,7 @@ mod ephemeral;
 pub mod keys;
 pub mod migrate;
 mod ops;
+mod rotation;
 
 pub use database_url::DatabaseUrl;
 

@@ -46,23 +46,23 @@ pub(crate) fn secs(t: UnixTime) -> i64 {
     i64::try_from(t.as_secs()).unwrap_or(i64::MAX)
 }
 
-fn counter(n: u64) -> i64 {
+pub(super) fn counter(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-fn unsigned(n: i64) -> u64 {
+pub(super) fn unsigned(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
-fn json<T: Serialize>(value: &T) -> Result<Value> {
+pub(super) fn json<T: Serialize>(value: &T) -> Result<Value> {
     serde_json::to_value(value).map_err(|e| StoreError::Io(format!("cannot encode a record: {e}")))
 }
 
-fn decode<T: DeserializeOwned>(what: &str, value: Value) -> Result<T> {
+pub(super) fn decode<T: DeserializeOwned>(what: &str, value: Value) -> Result<T> {
     serde_json::from_value(value).map_err(|e| StoreError::Corrupt { what: what.to_owned(), message: e.to_string() })
 }
 
-fn pg(e: tokio_postgres::Error) -> StoreError {
+pub(super) fn pg(e: tokio_postgres::Error) -> StoreError {
     if super::is_unstorable_text(&e) {
         return StoreError::Refused(super::describe(&e));
     }
@@ -139,7 +139,7 @@ fn overlay(session: &mut UserSession, marker: Option<&Marker>) {
 
 /// A session row (`body`, `seq`) and its user's marker (`marker_seq`,
 /// `marker`), as selected by [`SESSION_COLUMNS`].
-fn session_from_row(row: &Row) -> Result<UserSession> {
+pub(super) fn session_from_row(row: &Row) -> Result<UserSession> {
     let mut session: UserSession = decode("user session", row.try_get("body").map_err(pg)?)?;
     session.seq = unsigned(row.try_get("seq").map_err(pg)?);
     let marker = match row.try_get::<_, Option<i64>>("marker_seq").map_err(pg)? {
@@ -426,6 +426,63 @@ impl PgStore {
     async fn setting(&self, name: &str) -> Result<Option<Value>> {
         let row = self.query_opt("SELECT body FROM settings WHERE name = $1", &[&name]).await?;
         row.map(|r| r.try_get(0).map_err(pg)).transpose()
+    }
+}
+
+impl PgStore {
+    /// The locked path of a refresh (`rotation` takes it for a reuse kill,
+    /// and when its guarded statement keeps losing races): run `decide` on
+    /// family `id` and its session in one transaction and store its outcome: a rotation (the session records the activity
+    /// unless it was a background refresh), or a kill on reuse with its
+    /// fallout. Locks the session, then the family, so concurrent uses of
+    /// one token queue up and each decides on the generation the one before
+    /// left; the generation also guards the write.
+    pub(super) async fn refresh_locked<F>(
+        &self,
+        id: &str,
+        decide: &F,
+        fallout: &dyn Fallout,
+    ) -> Result<Option<RefreshDecision>>
+    where
+        F: Fn(&Family, Option<&UserSession>) -> RefreshDecision + Send + Sync,
+    {
+        self.transaction("refresh", |tx, _| {
+            Box::pin(async move {
+                // Lock the family's session (a family's session never
+                // changes), with its user's marker, in one round trip; then
+                // the family: the fixed order, session before family.
+                let mut session = tx_lock_session_of_family(tx, id).await?;
+                let Some(family) = tx_lock_family(tx, id).await? else { return Ok(None) };
+                let decision = decide(&family, session.as_ref());
+                match &decision {
+                    RefreshDecision::Grace(_) | RefreshDecision::Ended(_) | RefreshDecision::Refused(_) => {
+                        return Ok(Some(decision));
+                    }
+                    RefreshDecision::Rotate(next) | RefreshDecision::Reuse(next) => {
+                        if !tx_write_family(tx, next, family.generation).await? {
+                            return Err(TxError::Store(StoreError::Io("the family changed under its row lock".into())));
+                        }
+                    }
+                }
+                match &decision {
+                    // A background refresh is no activity of the session either.
+                    RefreshDecision::Rotate(rotated) => {
+                        if rotated.active_at.is_none()
+                            && let Some(s) = session.as_mut()
+                            && s.record_activity(rotated.rotated_at)
+                        {
+                            tx_write_session(tx, s).await?;
+                        }
+                    }
+                    RefreshDecision::Reuse(killed) => {
+                        tx_effects(tx, &fallout.family_revoked(killed, &tx_streams(tx).await?)).await?;
+                    }
+                    RefreshDecision::Grace(_) | RefreshDecision::Ended(_) | RefreshDecision::Refused(_) => {}
+                }
+                Ok(Some(decision))
+            })
+        })
+        .await
     }
 }
 
@@ -731,7 +788,8 @@ impl Store for PgStore {
     }
 
     /// Redeem the code under `key`, creating `family` (kept until
-    /// `keep_until`), in one transaction; a second redemption revokes the
+    /// `keep_until`): one statement in the common case (`rotation`), else
+    /// one transaction; a second redemption revokes the
     /// family the first created (RFC 6749 4.1.2). The family joins its
     /// session's families of its client; the ones it supersedes are revoked
     /// and leave the session's list; the session records the activity.
@@ -743,6 +801,10 @@ impl Store for PgStore {
         now: UnixTime,
         fallout: &dyn Fallout,
     ) -> Result<Redemption> {
+        // The common case (no replay, nothing superseded): one statement.
+        if self.try_redeem(key, family, keep_until, now).await? {
+            return Ok(Redemption::Redeemed { superseded: Vec::new() });
+        }
         let family_body = json(family)?;
         let family_body = &family_body;
         self.transaction("code redemption", |tx, _| {
@@ -946,54 +1008,33 @@ impl Store for PgStore {
         row.map(|r| decode("family", r.try_get(0).map_err(pg)?)).transpose()
     }
 
-    /// Run `decide` on family `id` and its session in one transaction and
-    /// store its outcome: a rotation (the session records the activity
-    /// unless it was a background refresh), or a kill on reuse with its
-    /// fallout. Locks the session, then the family, so concurrent uses of
-    /// one token queue up and each decides on the generation the one before
-    /// left; the generation also guards the write.
+    /// One read of the family with its session and marker, then
+    /// [`Store::refresh_seen`] (`rotation`): a rotation is one guarded
+    /// statement.
     async fn refresh<F>(&self, id: &str, decide: F, fallout: &dyn Fallout) -> Result<Option<RefreshDecision>>
     where
         F: Fn(&Family, Option<&UserSession>) -> RefreshDecision + Send + Sync,
     {
-        let decide = &decide;
-        self.transaction("refresh", |tx, _| {
-            Box::pin(async move {
-                // Lock the family's session (a family's session never
-                // changes), with its user's marker, in one round trip; then
-                // the family: the fixed order, session before family.
-                let mut session = tx_lock_session_of_family(tx, id).await?;
-                let Some(family) = tx_lock_family(tx, id).await? else { return Ok(None) };
-                let decision = decide(&family, session.as_ref());
-                match &decision {
-                    RefreshDecision::Grace(_) | RefreshDecision::Ended(_) | RefreshDecision::Refused(_) => {
-                        return Ok(Some(decision));
-                    }
-                    RefreshDecision::Rotate(next) | RefreshDecision::Reuse(next) => {
-                        if !tx_write_family(tx, next, family.generation).await? {
-                            return Err(TxError::Store(StoreError::Io("the family changed under its row lock".into())));
-                        }
-                    }
-                }
-                match &decision {
-                    // A background refresh is no activity of the session either.
-                    RefreshDecision::Rotate(rotated) => {
-                        if rotated.active_at.is_none()
-                            && let Some(s) = session.as_mut()
-                            && s.record_activity(rotated.rotated_at)
-                        {
-                            tx_write_session(tx, s).await?;
-                        }
-                    }
-                    RefreshDecision::Reuse(killed) => {
-                        tx_effects(tx, &fallout.family_revoked(killed, &tx_streams(tx).await?)).await?;
-                    }
-                    RefreshDecision::Grace(_) | RefreshDecision::Ended(_) | RefreshDecision::Refused(_) => {}
-                }
-                Ok(Some(decision))
-            })
-        })
-        .await
+        match self.pg_family_view(id).await? {
+            None => Ok(None),
+            Some(seen) => self.pg_refresh_seen(seen, &decide, fallout).await,
+        }
+    }
+
+    async fn family_view(&self, id: &str) -> Result<Option<crate::store::FamilyView>> {
+        self.pg_family_view(id).await
+    }
+
+    async fn refresh_seen<F>(
+        &self,
+        seen: crate::store::FamilyView,
+        decide: F,
+        fallout: &dyn Fallout,
+    ) -> Result<Option<RefreshDecision>>
+    where
+        F: Fn(&Family, Option<&UserSession>) -> RefreshDecision + Send + Sync,
+    {
+        self.pg_refresh_seen(seen, &decide, fallout).await
     }
 
     async fn revoke_family(&self, id: &str, revoked: &Revoked, fallout: &dyn Fallout) -> Result<Revoke<Family>> {

@@ -1,0 +1,231 @@
+//! A rotation in one round trip (SPEC 12, issue 21), and a code
+//! redemption in one statement ([`REDEEM`]). The refresh grant
+//! reads the family with its session and the user's marker in one statement
+//! (the read it needs anyway to check the token's MAC), decides in Rust, and
+//! writes with one guarded statement, outside any explicit transaction:
+//!
+//! - the family's new generation, only if the family is still at the
+//!   generation read and not revoked, its session (if it had one) is still
+//!   there, not revoked and not covered by a newer user marker;
+//! - in the same statement, the session's activity (`last_active` moves
+//!   forward only, never on a revoked session), unless the refresh was a
+//!   background one.
+//!
+//! When the guard fails another request changed what the decision was made
+//! on: read again and decide again (the retry then sees the successor,
+//! inside or outside the grace window, or the revocation). A reuse kill
+//! (rare, with its audit event, logout deliveries and feed events) and a
+//! rotation that keeps losing races take the locked transaction
+//! (`PgStore::refresh_locked`), which decides once more under row locks. So
+//! every outcome is one a serial order of the requests gives, as before;
+//! generations are compared, never timestamps.
+//!
+//! Only what CockroachDB and YugabyteDB accept too: a CTE of `UPDATE ...
+//! RETURNING` statements and jsonb operators (`->`, `->>`, `jsonb_set`); no
+//! function, so no migration (docs/operations.md, "PostgreSQL").
+
+use serde_json::Value;
+use tokio_postgres::Row;
+
+use super::ops::{counter, decode, json, pg, secs, session_from_row};
+use super::{PgStore, is_retryable};
+use crate::session::family::{Family, RefreshDecision};
+use crate::session::user_session::{MAX_FAMILIES_PER_CLIENT, UserSession};
+use crate::store::{Fallout, FamilyView, Result, StoreError};
+
+/// Guarded rotations tried before the locked transaction decides.
+const OPTIMISTIC_ATTEMPTS: u32 = 4;
+
+/// The family with its session, the session's user marker and the cache
+/// epoch.
+const VIEW: &str = "SELECT f.body AS family, s.body, s.seq, m.seq AS marker_seq, m.body AS marker, \
+     (SELECT epoch FROM cache_epochs WHERE name = 'config') AS epoch \
+     FROM families f LEFT JOIN user_sessions s ON s.sid = f.sid \
+     LEFT JOIN user_markers m ON m.username = s.username WHERE f.id = $1";
+
+/// `$1` family id, `$2` its new body, `$3` its new generation, `$4` the
+/// generation read, `$5` whether a session was read, `$6` whether the
+/// session records activity, `$7` the activity (JSON), `$8` the same as a
+/// number. Returns how many families rotated (0 or 1).
+const ROTATE: &str = "WITH f AS ( \
+       UPDATE families SET body = $2, generation = $3 \
+       WHERE id = $1 AND generation = $4 \
+         AND COALESCE(body->'revoked', 'null'::JSONB) = 'null'::JSONB \
+         AND EXISTS (SELECT 1 FROM user_sessions s WHERE s.sid = families.sid) = $5 \
+         AND NOT EXISTS (SELECT 1 FROM user_sessions s WHERE s.sid = families.sid \
+           AND (COALESCE(s.body->'revoked', 'null'::JSONB) <> 'null'::JSONB \
+             OR EXISTS (SELECT 1 FROM user_markers m WHERE m.username = s.username AND m.seq >= s.seq))) \
+       RETURNING sid), \
+     s AS ( \
+       UPDATE user_sessions SET body = jsonb_set(body, ARRAY['last_active'], $7::JSONB) \
+       WHERE $6 AND sid IN (SELECT sid FROM f) AND (body->>'last_active')::BIGINT < $8 \
+         AND COALESCE(body->'revoked', 'null'::JSONB) = 'null'::JSONB \
+       RETURNING sid) \
+     SELECT (SELECT count(*) FROM f) AS rotated, (SELECT count(*) FROM s) AS touched";
+
+fn view_from_row(row: &Row) -> Result<FamilyView> {
+    let family: Family = decode("family", row.try_get("family").map_err(pg)?)?;
+    let session = match row.try_get::<_, Option<i64>>("seq").map_err(pg)? {
+        None => None,
+        Some(_) => Some(session_from_row(row)?),
+    };
+    let cache_epoch = row.try_get::<_, Option<i64>>("epoch").map_err(pg)?.map(|e| u64::try_from(e).unwrap_or(0));
+    Ok(FamilyView { family, session, cache_epoch: Some(cache_epoch.unwrap_or(0)) })
+}
+
+impl PgStore {
+    /// Family `id`, its session and the user's marker, in one statement.
+    pub(super) async fn pg_family_view(&self, id: &str) -> Result<Option<FamilyView>> {
+        let client = self.pool.get().await.map_err(|e| StoreError::from(self.pool_error(e)))?;
+        let statement = client.prepare_cached(VIEW).await.map_err(pg)?;
+        let row = client.query_opt(&statement, &[&id]).await.map_err(pg)?;
+        row.as_ref().map(view_from_row).transpose()
+    }
+
+    /// Decide on `seen` and write the rotation with one guarded statement;
+    /// see the module's comment.
+    pub(super) async fn pg_refresh_seen<F>(
+        &self,
+        seen: FamilyView,
+        decide: &F,
+        fallout: &dyn Fallout,
+    ) -> Result<Option<RefreshDecision>>
+    where
+        F: Fn(&Family, Option<&UserSession>) -> RefreshDecision + Send + Sync,
+    {
+        let id = seen.family.id.clone();
+        let mut next_view = Some(seen);
+        for _ in 0..OPTIMISTIC_ATTEMPTS {
+            let view = match next_view.take() {
+                Some(v) => v,
+                None => match self.pg_family_view(&id).await? {
+                    Some(v) => v,
+                    None => return Ok(None),
+                },
+            };
+            let decision = decide(&view.family, view.session.as_ref());
+            let next = match &decision {
+                RefreshDecision::Grace(_) | RefreshDecision::Ended(_) | RefreshDecision::Refused(_) => {
+                    return Ok(Some(decision));
+                }
+                // The kill and its fallout: one locked transaction.
+                RefreshDecision::Reuse(_) => break,
+                RefreshDecision::Rotate(next) => next,
+            };
+            if self.try_rotate(&view, next).await? {
+                return Ok(Some(decision));
+            }
+        }
+        self.refresh_locked(&id, decide, fallout).await
+    }
+
+    /// Write rotation `next` of `view.family` if nothing the decision was
+    /// made on has changed; whether it was written. A statement that met a
+    /// deadlock or a serialization failure counts as not written.
+    async fn try_rotate(&self, view: &FamilyView, next: &Family) -> Result<bool> {
+        // A background refresh is no activity of the session either.
+        let records_activity = next.active_at.is_none() && view.session.is_some();
+        let activity: Value = json(&next.rotated_at)?;
+        let client = self.pool.get().await.map_err(|e| StoreError::from(self.pool_error(e)))?;
+        let statement = client.prepare_cached(ROTATE).await.map_err(pg)?;
+        let outcome = client
+            .query_one(
+                &statement,
+                &[
+                    &next.id,
+                    &json(next)?,
+                    &counter(next.generation),
+                    &counter(view.family.generation),
+                    &view.session.is_some(),
+                    &records_activity,
+                    &activity,
+                    &secs(next.rotated_at),
+                ],
+            )
+            .await;
+        match outcome {
+            Ok(row) => Ok(row.try_get::<_, i64>("rotated").map_err(pg)? == 1),
+            Err(e) if is_retryable(&e) => {
+                tracing::debug!(error = %super::describe(&e), "a guarded rotation met a concurrent transaction");
+                Ok(false)
+            }
+            Err(e) => Err(pg(e)),
+        }
+    }
+}
+
+/// Code redemption's common case in one statement: `$1` the code's key,
+/// `$2` the session id, `$3` the new family's id, `$4` its client, `$5` its
+/// generation, `$6` its body, `$7` kept until, `$8` now (a number), `$9`
+/// now (JSON), `$10` the families a client may keep in a session. The code
+/// row, then the session row, are locked (the order of every transition);
+/// it applies only when the code was never redeemed and the family
+/// supersedes none of the session's (`ok`): the code records the family, the
+/// family is inserted, the session admits it and records the activity (not
+/// when revoked, by itself or by a user marker). Otherwise it writes
+/// nothing. Returns whether it applied.
+const REDEEM: &str = "WITH c AS (SELECT body FROM auth_codes WHERE code_hash = $1 FOR UPDATE), \
+     l AS (SELECT body FROM user_sessions WHERE sid = $2 FOR UPDATE), \
+     ok AS (SELECT 1 AS one FROM c \
+       WHERE COALESCE(c.body->'redeemed_family', 'null'::JSONB) = 'null'::JSONB \
+         AND NOT EXISTS (SELECT 1 FROM l \
+           WHERE jsonb_array_length(COALESCE(l.body->'families'->$4::TEXT, '[]'::JSONB)) >= $10)), \
+     uc AS (UPDATE auth_codes SET body = jsonb_set(body, ARRAY['redeemed_family'], to_jsonb($3::TEXT)) \
+       WHERE code_hash = $1 AND EXISTS (SELECT 1 FROM ok) RETURNING 1), \
+     us AS (UPDATE user_sessions AS s SET body = jsonb_set( \
+         jsonb_set(s.body, ARRAY['families'], COALESCE(s.body->'families', '{}'::JSONB) \
+           || jsonb_build_object($4::TEXT, COALESCE(s.body->'families'->$4::TEXT, '[]'::JSONB) \
+           || jsonb_build_array($3::TEXT))), \
+         ARRAY['last_active'], \
+         CASE WHEN COALESCE(s.body->'revoked', 'null'::JSONB) = 'null'::JSONB \
+             AND (s.body->>'last_active')::BIGINT < $8 \
+             AND NOT EXISTS (SELECT 1 FROM user_markers m WHERE m.username = s.username AND m.seq >= s.seq) \
+           THEN $9::JSONB ELSE s.body->'last_active' END) \
+       WHERE s.sid = $2 AND EXISTS (SELECT 1 FROM ok) RETURNING 1), \
+     f AS (INSERT INTO families (id, sid, client_id, generation, in_session, body, expires_at) \
+       SELECT $3, $2, $4, $5, TRUE, $6, $7 FROM ok RETURNING 1) \
+     SELECT (SELECT count(*) FROM f) AS redeemed, (SELECT count(*) FROM uc) AS marked, \
+       (SELECT count(*) FROM us) AS admitted";
+
+impl PgStore {
+    /// Redeem the code under `key` for `family` in one statement when it
+    /// is the common case (see [`REDEEM`]); `false` when it wrote nothing
+    /// and the locked transaction must decide (a replay, families to
+    /// supersede, an unknown code, or a statement that met a concurrent one).
+    pub(super) async fn try_redeem(
+        &self,
+        key: &[u8],
+        family: &Family,
+        keep_until: crate::clock::UnixTime,
+        now: crate::clock::UnixTime,
+    ) -> Result<bool> {
+        let limit = i32::try_from(MAX_FAMILIES_PER_CLIENT).unwrap_or(i32::MAX);
+        let client = self.pool.get().await.map_err(|e| StoreError::from(self.pool_error(e)))?;
+        let statement = client.prepare_cached(REDEEM).await.map_err(pg)?;
+        let outcome = client
+            .query_one(
+                &statement,
+                &[
+                    &key,
+                    &family.sid,
+                    &family.id,
+                    &family.client_id,
+                    &counter(family.generation),
+                    &json(family)?,
+                    &secs(keep_until),
+                    &secs(now),
+                    &json(&now)?,
+                    &limit,
+                ],
+            )
+            .await;
+        match outcome {
+            Ok(row) => Ok(row.try_get::<_, i64>("redeemed").map_err(pg)? == 1),
+            Err(e) if is_retryable(&e) => {
+                tracing::debug!(error = %super::describe(&e), "a one-statement redemption met a concurrent transaction");
+                Ok(false)
+            }
+            Err(e) => Err(pg(e)),
+        }
+    }
+}
