@@ -50,7 +50,7 @@ async fn grant(state: &AppState, request: TokenRequest<'_>, now: UnixTime) -> Re
     // the same statement (one round trip for both); every other grant
     // reads the epoch.
     let seen = match grant {
-        GrantType::RefreshToken => prefetch_family(state, params).await,
+        GrantType::RefreshToken => prefetch_family(state, params).await?,
         _ => None,
     };
     match seen.as_ref().and_then(|v| v.cache_epoch) {
@@ -83,10 +83,20 @@ pub async fn issue(
 /// The refresh token's family and session, read before the client is
 /// authenticated (the read the grant needs anyway): `None` when the form
 /// has no refresh token of ours, or the read failed (the grant reads again
-/// and answers for it). Nothing is decided on it before the MAC check.
-async fn prefetch_family(state: &AppState, params: &Params) -> Option<crate::store::FamilyView> {
-    let presented = crate::session::refresh_token::parse(params.get("refresh_token")?)?;
-    state.store.family_view(&presented.family_id).await.ok().flatten()
+/// and answers for it). Nothing is decided on it before the MAC check. A
+/// database that does not answer is a 503 at once (SPEC 12), rather than
+/// after every later step has waited for it too.
+async fn prefetch_family(state: &AppState, params: &Params) -> Result<Option<crate::store::FamilyView>, OAuthError> {
+    let Some(presented) = params.get("refresh_token").and_then(crate::session::refresh_token::parse) else {
+        return Ok(None);
+    };
+    match state.store.family_view(&presented.family_id).await {
+        Ok(view) => Ok(view),
+        Err(e @ crate::store::StoreError::Unavailable(_)) => {
+            Err(crate::service::error::oauth_store("the refresh_token grant", e))
+        }
+        Err(_) => Ok(None),
+    }
 }
 
 /// [`issue`] with the refresh token's family as already read (`seen`).

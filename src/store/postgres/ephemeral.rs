@@ -62,8 +62,12 @@ impl PgStore {
         now: UnixTime,
     ) -> Result<()> {
         let client = self.pooled_client().await?;
-        let count: i64 =
-            client.query_one("SELECT count(*) FROM console_sessions", &[]).await.map_err(pg)?.try_get(0).map_err(pg)?;
+        let count: i64 = client
+            .query_one("SELECT count(*) FROM console_sessions", &[])
+            .await
+            .map_err(|e| self.failed(e))?
+            .try_get(0)
+            .map_err(pg)?;
         if count >= limit(max) {
             // Room: the expired first, then the oldest pending, then the
             // oldest. Replicas making room at once may each delete a few:
@@ -71,7 +75,7 @@ impl PgStore {
             let expired = client
                 .execute("DELETE FROM console_sessions WHERE expires_at <= $1", &[&secs(now)])
                 .await
-                .map_err(pg)?;
+                .map_err(|e| self.failed(e))?;
             let excess = count.saturating_sub(i64::try_from(expired).unwrap_or(i64::MAX)) - limit(max) + 1;
             if excess > 0 {
                 client
@@ -81,7 +85,7 @@ impl PgStore {
                         &[&excess],
                     )
                     .await
-                    .map_err(pg)?;
+                    .map_err(|e| self.failed(e))?;
             }
         }
         let statement = client
@@ -92,14 +96,14 @@ impl PgStore {
                  sealed = excluded.sealed",
             )
             .await
-            .map_err(pg)?;
+            .map_err(|e| self.failed(e))?;
         client
             .execute(
                 &statement,
                 &[&key.as_slice(), &record.pending, &secs(record.created), &secs(record.expires_at), &record.sealed],
             )
             .await
-            .map_err(pg)?;
+            .map_err(|e| self.failed(e))?;
         Ok(())
     }
 
@@ -115,8 +119,8 @@ impl PgStore {
                  WHERE key = $1 AND expires_at > $2",
             )
             .await
-            .map_err(pg)?;
-        let row = client.query_opt(&statement, &[&key.as_slice(), &secs(now)]).await.map_err(pg)?;
+            .map_err(|e| self.failed(e))?;
+        let row = client.query_opt(&statement, &[&key.as_slice(), &secs(now)]).await.map_err(|e| self.failed(e))?;
         row.map(|r| {
             let version: i64 = r.try_get(4).map_err(pg)?;
             Ok((u64::try_from(version).unwrap_or(0), console_record(&r)?))
@@ -137,7 +141,7 @@ impl PgStore {
                  expires_at = $5, sealed = $6 WHERE key = $1 AND version = $2",
             )
             .await
-            .map_err(pg)?;
+            .map_err(|e| self.failed(e))?;
         let n = client
             .execute(
                 &statement,
@@ -151,7 +155,7 @@ impl PgStore {
                 ],
             )
             .await
-            .map_err(pg)?;
+            .map_err(|e| self.failed(e))?;
         Ok(n == 1)
     }
 
@@ -169,7 +173,7 @@ impl PgStore {
                 &[&key.as_slice(), &version],
             )
             .await
-            .map_err(pg)?;
+            .map_err(|e| self.failed(e))?;
         row.map(|r| console_record(&r)).transpose()
     }
 
@@ -184,7 +188,7 @@ impl PgStore {
         let live: i64 = client
             .query_one("SELECT count(*) FROM pending_sign_ins WHERE expires_at > $1", &[&secs(now)])
             .await
-            .map_err(pg)?
+            .map_err(|e| self.failed(e))?
             .try_get(0)
             .map_err(pg)?;
         if live >= limit(max) {
@@ -198,7 +202,7 @@ impl PgStore {
                 &[&key.as_slice(), &record.browser.as_slice(), &secs(record.expires_at), &body],
             )
             .await
-            .map_err(pg)?;
+            .map_err(|e| self.failed(e))?;
         Ok(true)
     }
 
@@ -215,7 +219,7 @@ impl PgStore {
                 &[&key.as_slice(), &browser.as_slice()],
             )
             .await
-            .map_err(pg)?;
+            .map_err(|e| self.failed(e))?;
         match row {
             Some(r) if time(&r, 1)? > now => pending_record(&r).map(Some),
             _ => Ok(None),
@@ -230,8 +234,11 @@ impl PgStore {
                  SET expires_at = excluded.expires_at WHERE dpop_proofs.expires_at < $3",
             )
             .await
-            .map_err(pg)?;
-        let n = client.execute(&statement, &[&key.as_slice(), &secs(until), &secs(now)]).await.map_err(pg)?;
+            .map_err(|e| self.failed(e))?;
+        let n = client
+            .execute(&statement, &[&key.as_slice(), &secs(until), &secs(now)])
+            .await
+            .map_err(|e| self.failed(e))?;
         Ok(n == 1)
     }
 
@@ -245,7 +252,7 @@ impl PgStore {
                  (SELECT key FROM {table} WHERE expires_at <= $1 LIMIT {SWEEP_BATCH})"
             );
             loop {
-                let n = client.execute(&sql, &[&secs(now)]).await.map_err(pg)?;
+                let n = client.execute(&sql, &[&secs(now)]).await.map_err(|e| self.failed(e))?;
                 removed += usize::try_from(n).unwrap_or(usize::MAX);
                 if n < u64::try_from(SWEEP_BATCH).unwrap_or(u64::MAX) {
                     break;

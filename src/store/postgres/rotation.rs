@@ -77,8 +77,17 @@ impl PgStore {
     /// Family `id`, its session and the user's marker, in one statement.
     pub(super) async fn pg_family_view(&self, id: &str) -> Result<Option<FamilyView>> {
         let client = self.pool.get().await.map_err(|e| StoreError::from(self.pool_error(e)))?;
-        let statement = client.prepare_cached(VIEW).await.map_err(pg)?;
-        let row = client.query_opt(&statement, &[&id]).await.map_err(pg)?;
+        let run = async {
+            let statement = client.prepare_cached(VIEW).await?;
+            client.query_opt(&statement, &[&id]).await
+        };
+        // Bounded like every statement: a database that does not answer is
+        // a 503, and the connection leaves the pool.
+        let row = match tokio::time::timeout(super::TRANSACTION_TIMEOUT, run).await {
+            Ok(Ok(row)) => row,
+            Ok(Err(e)) => return Err(self.failed_on(client, e)),
+            Err(_) => return Err(self.timed_out(client, VIEW)),
+        };
         row.as_ref().map(view_from_row).transpose()
     }
 
@@ -126,30 +135,26 @@ impl PgStore {
         // A background refresh is no activity of the session either.
         let records_activity = next.active_at.is_none() && view.session.is_some();
         let activity: Value = json(&next.rotated_at)?;
+        let (body, generation, old) = (json(next)?, counter(next.generation), counter(view.family.generation));
+        let (has_session, rotated_at) = (view.session.is_some(), secs(next.rotated_at));
         let client = self.pool.get().await.map_err(|e| StoreError::from(self.pool_error(e)))?;
-        let statement = client.prepare_cached(ROTATE).await.map_err(pg)?;
-        let outcome = client
-            .query_one(
-                &statement,
-                &[
-                    &next.id,
-                    &json(next)?,
-                    &counter(next.generation),
-                    &counter(view.family.generation),
-                    &view.session.is_some(),
-                    &records_activity,
-                    &activity,
-                    &secs(next.rotated_at),
-                ],
-            )
-            .await;
-        match outcome {
-            Ok(row) => Ok(row.try_get::<_, i64>("rotated").map_err(pg)? == 1),
-            Err(e) if is_retryable(&e) => {
+        let run = async {
+            let statement = client.prepare_cached(ROTATE).await?;
+            client
+                .query_one(
+                    &statement,
+                    &[&next.id, &body, &generation, &old, &has_session, &records_activity, &activity, &rotated_at],
+                )
+                .await
+        };
+        match tokio::time::timeout(super::TRANSACTION_TIMEOUT, run).await {
+            Ok(Ok(row)) => Ok(row.try_get::<_, i64>("rotated").map_err(pg)? == 1),
+            Ok(Err(e)) if is_retryable(&e) => {
                 tracing::debug!(error = %super::describe(&e), "a guarded rotation met a concurrent transaction");
                 Ok(false)
             }
-            Err(e) => Err(pg(e)),
+            Ok(Err(e)) => Err(self.failed_on(client, e)),
+            Err(_) => Err(self.timed_out(client, ROTATE)),
         }
     }
 }
@@ -200,32 +205,37 @@ impl PgStore {
         now: crate::clock::UnixTime,
     ) -> Result<bool> {
         let limit = i32::try_from(MAX_FAMILIES_PER_CLIENT).unwrap_or(i32::MAX);
+        let (generation, body, until) = (counter(family.generation), json(family)?, secs(keep_until));
+        let (at, at_json) = (secs(now), json(&now)?);
         let client = self.pool.get().await.map_err(|e| StoreError::from(self.pool_error(e)))?;
-        let statement = client.prepare_cached(REDEEM).await.map_err(pg)?;
-        let outcome = client
-            .query_one(
-                &statement,
-                &[
-                    &key,
-                    &family.sid,
-                    &family.id,
-                    &family.client_id,
-                    &counter(family.generation),
-                    &json(family)?,
-                    &secs(keep_until),
-                    &secs(now),
-                    &json(&now)?,
-                    &limit,
-                ],
-            )
-            .await;
-        match outcome {
-            Ok(row) => Ok(row.try_get::<_, i64>("redeemed").map_err(pg)? == 1),
-            Err(e) if is_retryable(&e) => {
+        let run = async {
+            let statement = client.prepare_cached(REDEEM).await?;
+            client
+                .query_one(
+                    &statement,
+                    &[
+                        &key,
+                        &family.sid,
+                        &family.id,
+                        &family.client_id,
+                        &generation,
+                        &body,
+                        &until,
+                        &at,
+                        &at_json,
+                        &limit,
+                    ],
+                )
+                .await
+        };
+        match tokio::time::timeout(super::TRANSACTION_TIMEOUT, run).await {
+            Ok(Ok(row)) => Ok(row.try_get::<_, i64>("redeemed").map_err(pg)? == 1),
+            Ok(Err(e)) if is_retryable(&e) => {
                 tracing::debug!(error = %super::describe(&e), "a one-statement redemption met a concurrent transaction");
                 Ok(false)
             }
-            Err(e) => Err(pg(e)),
+            Ok(Err(e)) => Err(self.failed_on(client, e)),
+            Err(_) => Err(self.timed_out(client, REDEEM)),
         }
     }
 }
