@@ -1935,21 +1935,32 @@ impl Store for SledStore {
     }
 
     async fn remember_proof(&self, key: &[u8; 16], until: UnixTime, now: UnixTime) -> Result<bool> {
+        let tree = self.tree(Expiring::DpopProof);
         let bytes = until.as_secs().to_be_bytes();
-        let new = tx_result((self.tree(Expiring::DpopProof), &self.expiry).transaction(|(tree, expiry)| {
-            let seen = tree.get(&key[..])?.and_then(|v| record_expiry(&v)).is_some_and(|exp| exp >= now);
-            if seen {
+        // The sweeper's index entry first: a stray one (a replay, a lost
+        // race) is harmless, since the sweeper removes only records that
+        // have expired. Then one compare-and-swap on this tree alone: no
+        // transaction, which would contend with every rotation's on the
+        // shared expiry index (a DPoP refresh ran at 40% of its rate so).
+        self.expiry.insert(SledStore::expiry_key(Expiring::DpopProof, key, until), &[][..]).map_err(io)?;
+        // The common case first: a proof never seen.
+        let mut current: Option<sled::IVec> = None;
+        loop {
+            let Err(found) = tree.compare_and_swap(&key[..], current.clone(), Some(&bytes[..])).map_err(io)? else {
+                // Not waited for on disk (the hot path of a DPoP refresh
+                // would pay a second fsync): sled writes it within its
+                // flush interval. Until then a crash forgets it, as the
+                // per-process set forgot every proof; the proof's 60 s
+                // `iat` window still bounds a replay, and a refresh proof
+                // is useless once its refresh token is spent.
+                return Ok(true);
+            };
+            if found.current.as_deref().and_then(record_expiry).is_some_and(|exp| exp >= now) {
                 return Ok(false);
             }
-            tx_put(tree, expiry, Expiring::DpopProof, key, &bytes)?;
-            Ok(true)
-        }))?;
-        // Not waited for on disk (the hot path of a DPoP refresh would pay
-        // a second fsync): sled writes it within its flush interval. Until
-        // then a crash forgets it, as the per-process set forgot every
-        // proof; the proof's 60 s `iat` window still bounds a replay, and
-        // a refresh proof is useless once its refresh token is spent.
-        Ok(new)
+            // Absent or expired: replace exactly what is there now.
+            current = found.current;
+        }
     }
 }
 
