@@ -25,7 +25,7 @@ use crate::support::flow::Browser;
 use crate::support::kit::{cc_admin_token, user};
 use crate::support::postgres::RestartablePg;
 use crate::support::round_robin::RoundRobin;
-use crate::support::{Server, tenure, verify};
+use crate::support::{Server, verify};
 
 const REDIRECT: &str = "https://app.example/cb";
 const CHAINS: usize = 8;
@@ -117,15 +117,7 @@ async fn readyz(server: &Server) -> (u16, bool, Value) {
 async fn refresh_chains_survive_a_database_restart_with_only_503s_meanwhile() {
     let Some(pg) = RestartablePg::start() else { return };
     let url = pg.database().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = tenure()
-        .arg("migrate")
-        .current_dir(dir.path())
-        .env("TENURE_STORE", "postgres")
-        .env("TENURE_DATABASE_URL", &url)
-        .output()
-        .expect("run tenure migrate");
-    assert!(out.status.success(), "migrate: {}", String::from_utf8_lossy(&out.stderr));
+    crate::support::postgres::migrate(&url);
 
     let proxy = RoundRobin::bind().await;
     let env = [("TENURE_STORE", "postgres"), ("TENURE_DATABASE_URL", url.as_str()), ("TENURE_ISSUER", &proxy.base)];
@@ -388,15 +380,7 @@ async fn the_console_says_the_database_does_not_answer_and_recovers() {
     let Some(pg) = RestartablePg::start() else { return };
     let Some(browser) = Chromium::start().await else { return };
     let url = pg.database().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = tenure()
-        .arg("migrate")
-        .current_dir(dir.path())
-        .env("TENURE_STORE", "postgres")
-        .env("TENURE_DATABASE_URL", &url)
-        .output()
-        .expect("run tenure migrate");
-    assert!(out.status.success(), "migrate: {}", String::from_utf8_lossy(&out.stderr));
+    crate::support::postgres::migrate(&url);
     let server =
         Server::start(&crate::console::config(), &[("TENURE_STORE", "postgres"), ("TENURE_DATABASE_URL", &url)]);
     browser.goto(&server.url("/console/users")).await;
@@ -439,15 +423,7 @@ async fn the_console_says_the_database_does_not_answer_and_recovers() {
 async fn a_silent_database_is_a_bounded_wait_and_a_503() {
     let Some(pg) = RestartablePg::start() else { return };
     let url = pg.database().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = tenure()
-        .arg("migrate")
-        .current_dir(dir.path())
-        .env("TENURE_STORE", "postgres")
-        .env("TENURE_DATABASE_URL", &url)
-        .output()
-        .expect("run tenure migrate");
-    assert!(out.status.success(), "migrate: {}", String::from_utf8_lossy(&out.stderr));
+    crate::support::postgres::migrate(&url);
     let server = Server::start(&config(), &[("TENURE_STORE", "postgres"), ("TENURE_DATABASE_URL", &url)]);
     let http = reqwest::Client::new();
     let mut token = first_tokens(&server).await;

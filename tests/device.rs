@@ -376,16 +376,7 @@ async fn the_whole_flow_in_chromium() {
 #[tokio::test]
 async fn the_same_flow_on_postgres() {
     let Some(db) = postgres::database().await else { return };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let migrated = crate::support::tenure()
-        .arg("migrate")
-        .current_dir(dir.path())
-        .env("TENURE_STORE", "postgres")
-        .env("TENURE_DATABASE_URL", &db.url)
-        .env("TENURE_LISTEN", "127.0.0.1:0")
-        .output()
-        .expect("migrate");
-    assert!(migrated.status.success(), "{}", String::from_utf8_lossy(&migrated.stderr));
+    postgres::migrate(&db.url);
     let env = [("TENURE_STORE", "postgres"), ("TENURE_DATABASE_URL", db.url.as_str())];
     let server = Server::start(&config(""), &env);
     let started = start(&server, "kubectl", "openid").await;

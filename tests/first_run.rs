@@ -264,15 +264,7 @@ fn a_bootstrap_password_that_breaks_the_user_rules_stops_the_start() {
 #[tokio::test]
 async fn with_postgresql_a_replicas_setup_url_works_at_another_and_racing_replicas_create_one_administrator() {
     let Some(db) = crate::support::postgres::database().await else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let out = crate::support::tenure()
-        .arg("migrate")
-        .current_dir(dir.path())
-        .env("TENURE_STORE", "postgres")
-        .env("TENURE_DATABASE_URL", &db.url)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "migrate: {}", String::from_utf8_lossy(&out.stderr));
+    crate::support::postgres::migrate(&db.url);
     let env = [("TENURE_STORE", "postgres"), ("TENURE_DATABASE_URL", db.url.as_str())];
     let a = Server::start(&config(), &env);
     let keys = a.keys_dir().display().to_string();

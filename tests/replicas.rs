@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::support::flow::Browser;
 use crate::support::kit::{LogoutReceiver, ROOT_AUTOMATION, root_token, user};
 use crate::support::postgres::{self, PgDatabase};
-use crate::support::{Server, eventually, tenure};
+use crate::support::{Server, eventually};
 
 const REDIRECT: &str = "https://app.example/cb";
 const ISSUER: &str = "http://tenure.replicas.test";
@@ -38,15 +38,7 @@ scopes = ["openid"]
 /// directory (as they share `keys/master.key`).
 async fn replicas() -> Option<(PgDatabase, Server, Server)> {
     let db = postgres::database().await?;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = tenure()
-        .arg("migrate")
-        .current_dir(dir.path())
-        .env("TENURE_STORE", "postgres")
-        .env("TENURE_DATABASE_URL", &db.url)
-        .output()
-        .expect("run tenure migrate");
-    assert!(out.status.success(), "migrate: {}", String::from_utf8_lossy(&out.stderr));
+    crate::support::postgres::migrate(&db.url);
     // One issuer, as behind the load balancer.
     let env = [("TENURE_STORE", "postgres"), ("TENURE_DATABASE_URL", db.url.as_str()), ("TENURE_ISSUER", ISSUER)];
     let a = Server::start(&config(), &env);
@@ -304,15 +296,7 @@ struct Chain {
 async fn sigkill_of_a_under_load_loses_no_rotation_revocation_or_queued_logout() {
     let Some(db) = postgres::database().await else { return };
     let rp = LogoutReceiver::start().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = tenure()
-        .arg("migrate")
-        .current_dir(dir.path())
-        .env("TENURE_STORE", "postgres")
-        .env("TENURE_DATABASE_URL", &db.url)
-        .output()
-        .expect("migrate");
-    assert!(out.status.success());
+    postgres::migrate(&db.url);
     let config = config().replace(
         "scopes = [\"openid\"]\n",
         &format!("scopes = [\"openid\"]\nbackchannel_logout_uri = \"{}\"\n", rp.uri),

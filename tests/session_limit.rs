@@ -63,15 +63,7 @@ async fn end_oldest_ends_the_least_recently_active_session_with_its_logout() {
 #[tokio::test]
 async fn end_oldest_ends_the_least_recently_active_session_on_postgres() {
     let Some(db) = crate::support::postgres::database().await else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let out = tenure()
-        .arg("migrate")
-        .current_dir(dir.path())
-        .env("TENURE_STORE", "postgres")
-        .env("TENURE_DATABASE_URL", &db.url)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    crate::support::postgres::migrate(&db.url);
     end_oldest_on(&[("TENURE_STORE", "postgres"), ("TENURE_DATABASE_URL", db.url.as_str())]).await;
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::ssf::{config, push_stream, sid_of, sign_in, verify_set};
 use crate::support::kit::cc_token;
 use crate::support::postgres::{self, PgDatabase};
-use crate::support::{Server, eventually, tenure};
+use crate::support::{Server, eventually};
 
 const ISSUER: &str = "http://tenure.feed-replicas.test";
 /// `worker::ssf_push::PUSH_LEASE`.
@@ -56,15 +56,7 @@ impl Receiver {
 
 async fn replicas() -> Option<(PgDatabase, Server, Server)> {
     let db = postgres::database().await?;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = tenure()
-        .arg("migrate")
-        .current_dir(dir.path())
-        .env("TENURE_STORE", "postgres")
-        .env("TENURE_DATABASE_URL", &db.url)
-        .output()
-        .expect("run tenure migrate");
-    assert!(out.status.success(), "migrate: {}", String::from_utf8_lossy(&out.stderr));
+    crate::support::postgres::migrate(&db.url);
     let env = [("TENURE_STORE", "postgres"), ("TENURE_DATABASE_URL", db.url.as_str()), ("TENURE_ISSUER", ISSUER)];
     let a = Server::start(&config(), &env);
     let keys = a.keys_dir().display().to_string();

@@ -91,6 +91,20 @@ impl Drop for PgDatabase {
     }
 }
 
+/// Run `tenure migrate` against the database at `url` (as an operator does
+/// before starting replicas); panics with its error output if it fails.
+pub fn migrate(url: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = crate::support::tenure()
+        .arg("migrate")
+        .current_dir(dir.path())
+        .env("TENURE_STORE", "postgres")
+        .env("TENURE_DATABASE_URL", url)
+        .output()
+        .expect("run tenure migrate");
+    assert!(out.status.success(), "migrate: {}", String::from_utf8_lossy(&out.stderr));
+}
+
 /// A fresh database, or `None` (after printing [`SKIP_LINE`] once) when
 /// there is no PostgreSQL to run; panics instead when
 /// `TENURE_REQUIRE_EXTERNAL=1`.

@@ -133,15 +133,7 @@ pub async fn replicas_behind_proxy(
     env: &[(&str, &str)],
 ) -> Option<(crate::support::postgres::PgDatabase, RoundRobin, Server, Server)> {
     let db = crate::support::postgres::database().await?;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = crate::support::tenure()
-        .arg("migrate")
-        .current_dir(dir.path())
-        .env("TENURE_STORE", "postgres")
-        .env("TENURE_DATABASE_URL", &db.url)
-        .output()
-        .expect("run tenure migrate");
-    assert!(out.status.success(), "migrate: {}", String::from_utf8_lossy(&out.stderr));
+    crate::support::postgres::migrate(&db.url);
     let proxy = RoundRobin::bind().await;
     let mut shared = vec![
         ("TENURE_STORE", "postgres"),
