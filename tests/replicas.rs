@@ -486,3 +486,61 @@ async fn credentials(server: &Server, secret: &str) -> (u16, Value) {
     let status = resp.status().as_u16();
     (status, resp.json::<Value>().await.unwrap_or(Value::Null))
 }
+
+/// Issue 21: A keeps the families it read (views trusted while the
+/// revocation epoch stands still); every kind of end made at B is in force
+/// at A's very next request, for introspection and for the refresh grant:
+/// the user's sessions revoked, one session revoked, the family revoked.
+#[tokio::test]
+async fn ends_made_at_b_are_in_force_at_a_which_kept_the_families() {
+    let Some((_db, a, b)) = replicas().await else { return };
+    let rb = root(&b).await;
+    for end in ["user", "session", "family"] {
+        let tokens = tokens_at(&a).await;
+        // Two rotations and an introspection at A: A has the family's view.
+        let (status, first) = refresh(&a, &field(&tokens, "refresh_token")).await;
+        assert_eq!(status, 200, "{end}: {first}");
+        let (status, second) = refresh(&a, &field(&first, "refresh_token")).await;
+        assert_eq!(status, 200, "{end}: {second}");
+        let access = field(&second, "access_token");
+        let (_, active) = web(&a, "/introspect", &[("token", &access)]).await;
+        assert_eq!(active["active"], true, "{end}: {active}");
+
+        let status = match end {
+            "user" => admin(&b, "DELETE", "/admin/users/alice/sessions", &rb, Value::Null).await.0,
+            "session" => {
+                admin(&b, "DELETE", &format!("/admin/sessions/{}", field(&active, "sid")), &rb, Value::Null).await.0
+            }
+            _ => web(&b, "/revoke", &[("token", &field(&second, "refresh_token"))]).await.0,
+        };
+        assert!(matches!(status, 200 | 204), "{end}: revoked at B ({status})");
+
+        let (_, after) = web(&a, "/introspect", &[("token", &access)]).await;
+        assert_eq!(after["active"], false, "{end} ended at B: inactive at A at once: {after}");
+        let (status, dead) = refresh(&a, &field(&second, "refresh_token")).await;
+        assert_eq!((status, dead["error"].as_str()), (400, Some("invalid_grant")), "{end} ended at B: {dead}");
+    }
+}
+
+/// Issue 21: rotations at A and B interleaved on one chain (each replica's
+/// kept view lags behind the other's rotation) never fork it: every
+/// presented token is the current one and rotates, and a spent one replayed
+/// at the replica that did not spend it is a reuse that kills the family.
+#[tokio::test]
+async fn a_chain_alternating_between_replicas_rotates_and_a_replay_is_caught_by_either() {
+    let Some((_db, a, b)) = replicas().await else { return };
+    let tokens = tokens_at(&a).await;
+    let mut current = field(&tokens, "refresh_token");
+    let mut spent = Vec::new();
+    for round in 0..12 {
+        let at = if round % 2 == 0 { &a } else { &b };
+        let (status, rotated) = refresh(at, &current).await;
+        assert_eq!(status, 200, "round {round}: {rotated}");
+        spent.push(std::mem::replace(&mut current, field(&rotated, "refresh_token")));
+    }
+    // A token spent five rotations ago (at A), replayed at B.
+    let (status, reuse) = refresh(&b, &spent[6]).await;
+    assert_eq!((status, reuse["error"].as_str()), (400, Some("invalid_grant")), "{reuse}");
+    let (status, dead) = refresh(&a, &current).await;
+    assert_eq!((status, dead["error"].as_str()), (400, Some("invalid_grant")), "the reuse killed the family: {dead}");
+}

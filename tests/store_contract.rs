@@ -52,6 +52,10 @@ pub trait Backend: Send + Sync {
     /// Close `store` (every clone of it is dropped by then) and open the
     /// same data again, as after a restart.
     fn reopen(&self, store: Self::S) -> impl Future<Output = Self::S> + Send;
+
+    /// A second handle on the data of `store`, as another replica holds
+    /// (the embedded store: `store` itself, which one process owns).
+    fn replica(&self, store: &Self::S) -> impl Future<Output = Self::S> + Send;
 }
 
 /// The embedded sled store, in a temporary directory, through [`AnyStore`]
@@ -81,6 +85,10 @@ impl Backend for SledBackend {
         tokio::task::spawn_blocking(move || store.close()).await.expect("close");
         self.open()
     }
+
+    async fn replica(&self, store: &AnyStore) -> AnyStore {
+        store.clone()
+    }
 }
 
 /// One `#[tokio::test]` per contract case for backend `$backend` (an
@@ -101,6 +109,7 @@ macro_rules! contract_tests {
             revoke_session_says_what_it_did_and_writes_its_effects_once,
             a_reuse_kill_writes_its_effects_and_grace_and_refusal_write_nothing,
             a_rotation_decided_on_a_stale_view_decides_again,
+            a_kept_view_never_hides_an_end_and_a_lagging_one_decides_again,
             effects_are_visible_exactly_when_the_state_is,
             of_32_concurrent_first_uses_one_rotates_and_one_kills_without_grace,
             of_32_concurrent_first_uses_all_get_the_same_successor_with_grace,
@@ -170,6 +179,10 @@ impl Backend for PgBackend {
     type S = AnyStore;
 
     async fn fresh(&self) -> AnyStore {
+        AnyStore::from(self.db.connect_store().await)
+    }
+
+    async fn replica(&self, _store: &AnyStore) -> AnyStore {
         AnyStore::from(self.db.connect_store().await)
     }
 
@@ -811,6 +824,50 @@ pub async fn a_reuse_kill_writes_its_effects_and_grace_and_refusal_write_nothing
 /// A view read before a change (`Store::family_view`, as the refresh grant
 /// reads it to check the MAC) never lets a rotation through that the change
 /// forbids: the store decides again on what is stored now.
+/// Issue 21: [`Store::live_family_view`] may answer from a view the store
+/// kept (PostgreSQL, while its revocation epoch stands still), but never
+/// one that hides an end, and a decision on a view that lags behind a
+/// rotation is made again on a fresh read.
+pub async fn a_kept_view_never_hides_an_end_and_a_lagging_one_decides_again(b: &impl Backend) {
+    let store = b.fresh().await;
+    let other = b.replica(&store).await;
+    let t1 = T0.plus(Secs::new(10));
+    for (user, end) in [("alice", "family"), ("bob", "session"), ("carol", "user")] {
+        let session = signed_in(&store, user, T0, keep()).await;
+        let id = format!("f-{user}");
+        redeemed(&store, &session, &id, "web").await;
+        let first = store.live_family_view(&id).await.expect("read").expect("exists");
+        assert_eq!(first.family.generation, 1, "{end}");
+        // Rotated at another replica: the kept view does not see it.
+        let Some(RefreshDecision::Rotate(_)) = refresh(&other, &id, 1, t1, Secs::new(30)).await else {
+            panic!("{end}: the first use rotates")
+        };
+        let lagging = store.live_family_view(&id).await.expect("read").expect("exists");
+        assert_eq!(lagging.cached, lagging.family.generation == 1, "{end}: only a kept view lags: {lagging:?}");
+        // The current token on the lagging view: it rotates, once.
+        let decision = refresh_seen(&store, &lagging, 2, t1, Secs::new(30)).await;
+        let Some(RefreshDecision::Rotate(third)) = &decision else { panic!("{end}: {decision:?}") };
+        assert_eq!(third.generation, 3, "{end}");
+        assert_eq!(store.family(&id).await.expect("read").map(|f| f.generation), Some(3), "{end}");
+        let current = store.live_family_view(&id).await.expect("read").expect("exists");
+        assert_eq!(current.family.generation, 3, "{end}: the replica's own rotation is what it keeps");
+
+        // Ended at the other replica.
+        match end {
+            "family" => drop(other.revoke_family(&id, &revoked("logout"), &Recorder).await.expect("revoke")),
+            "session" => drop(other.revoke_session(&session.sid, &revoked("logout"), &Recorder).await.expect("revoke")),
+            _ => drop(other.revoke_user(user, &revoked("compromised"), &Recorder).await.expect("revoke")),
+        }
+        let after = store.live_family_view(&id).await.expect("read").expect("exists");
+        let ended = after.family.revoked.is_some() || after.session.as_ref().is_none_or(|s| s.revoked.is_some());
+        assert!(ended, "{end}: the live view shows the end at once: {after:?}");
+        // A rotation decided on the view from before the end writes nothing.
+        let decision = refresh_seen(&store, &current, 3, t1, Secs::ZERO).await;
+        assert!(matches!(&decision, Some(RefreshDecision::Ended(_))), "{end}: {decision:?}");
+        assert_eq!(store.family(&id).await.expect("read").map(|f| f.generation), Some(3), "{end}: nothing rotated");
+    }
+}
+
 pub async fn a_rotation_decided_on_a_stale_view_decides_again(b: &impl Backend) {
     let store = b.fresh().await;
     let session = signed_in(&store, "alice", T0, keep()).await;

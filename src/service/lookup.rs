@@ -149,12 +149,20 @@ pub async fn descends_from_live_family<S: Store>(
     now: UnixTime,
 ) -> Result<bool, StoreError> {
     let Some(fid) = &claims.fid else { return Ok(true) };
-    // The family, its session and the user's marker: one read.
-    let Some(crate::store::FamilyView { family: f, session, .. }) = store.family_view(fid).await? else {
-        return Ok(false);
-    };
+    // The family, its session and the user's marker: one read, or a view
+    // the store kept while nothing was revoked (`Store::live_family_view`).
+    let Some(view) = store.live_family_view(fid).await? else { return Ok(false) };
     // The family's own client's limits apply (an exchanged token is held by
     // another client, but lives and dies with the family).
-    let over = overrides(&f.client_id);
-    Ok(family::is_alive(history, &f, session.as_ref(), over.as_ref(), now))
+    let over = overrides(&view.family.client_id);
+    if family::is_alive(history, &view.family, view.session.as_ref(), over.as_ref(), now) {
+        return Ok(true);
+    }
+    if !view.cached {
+        return Ok(false);
+    }
+    // A kept view may lag behind the family's activity: only a fresh read
+    // may say it has ended.
+    let Some(view) = store.family_view(fid).await? else { return Ok(false) };
+    Ok(family::is_alive(history, &view.family, view.session.as_ref(), over.as_ref(), now))
 }

@@ -81,7 +81,8 @@ pub async fn issue(
 }
 
 /// The refresh token's family and session, read before the client is
-/// authenticated (the read the grant needs anyway): `None` when the form
+/// authenticated (the read the grant needs anyway; a view the store kept
+/// will do, `Store::live_family_view`): `None` when the form
 /// has no refresh token of ours, or the read failed (the grant reads again
 /// and answers for it). Nothing is decided on it before the MAC check. A
 /// database that does not answer is a 503 at once (SPEC 12), rather than
@@ -90,7 +91,7 @@ async fn prefetch_family(state: &AppState, params: &Params) -> Result<Option<cra
     let Some(presented) = params.get("refresh_token").and_then(crate::session::refresh_token::parse) else {
         return Ok(None);
     };
-    match state.store.family_view(&presented.family_id).await {
+    match state.store.live_family_view(&presented.family_id).await {
         Ok(view) => Ok(view),
         Err(e @ crate::store::StoreError::Unavailable(_)) => {
             Err(crate::service::error::oauth_store("the refresh_token grant", e))

@@ -7,6 +7,7 @@
 //! - Records written with an expiry are removed by [`Store::sweep_expired`]
 //!   once that time has passed, so the store does not grow without bound.
 
+pub mod epoch_gate;
 pub mod key_store;
 pub mod marker;
 pub mod postgres;
@@ -309,8 +310,19 @@ pub trait Store: Send + Sync + 'static {
         async move {
             let Some(family) = self.family(id).await? else { return Ok(None) };
             let session = self.session(&family.sid).await?;
-            Ok(Some(FamilyView { family, session, cache_epoch: None }))
+            Ok(Some(FamilyView { family, session, cache_epoch: None, revocations: None, cached: false }))
         }
+    }
+
+    /// [`Store::family_view`], or a view kept from an earlier read that is
+    /// as good for judging liveness and deciding a rotation: no revocation
+    /// has happened since (PostgreSQL keeps views while its revocation
+    /// epoch stands still). A kept view may lag behind rotations, so it is
+    /// marked `cached`: a caller that finds it dead reads again with
+    /// [`Store::family_view`] before saying so, and [`Store::refresh_seen`]
+    /// trusts it only for a rotation its write guards. The default reads.
+    fn live_family_view(&self, id: &str) -> impl Future<Output = Result<Option<FamilyView>>> + Send {
+        self.family_view(id)
     }
 
     /// [`Store::refresh`] of the family of `seen`, which the caller read
@@ -801,6 +813,11 @@ pub struct FamilyView {
     /// statement, where it can move (PostgreSQL): a request that reads the
     /// view first learns with it whether its cached settings are current.
     pub cache_epoch: Option<u64>,
+    /// PostgreSQL: the revocation epoch the view was read at (migration 8).
+    pub revocations: Option<u64>,
+    /// Whether the view was kept from an earlier read
+    /// ([`Store::live_family_view`]) rather than read for this call.
+    pub cached: bool,
 }
 
 /// The outcome of [`Store::start_session`].
@@ -884,6 +901,18 @@ impl From<PgStore> for AnyStore {
 }
 
 impl AnyStore {
+    /// The cache epoch ([`Store::cache_epoch`]) as read after this call
+    /// began, one read shared by concurrent callers (`None` with the
+    /// embedded store, where it never moves, or when the database did not
+    /// answer in time). On PostgreSQL the same read says whether the
+    /// family views it keeps still hold.
+    pub async fn current_cache_epoch(&self) -> Option<u64> {
+        match self {
+            AnyStore::Sled(_) => None,
+            AnyStore::Postgres(s) => s.current_cache_epoch().await,
+        }
+    }
+
     /// Make everything durable and release the backend (blocking).
     pub fn close(self) {
         match self {
@@ -996,6 +1025,9 @@ impl Store for AnyStore {
     }
     async fn family_view(&self, id: &str) -> Result<Option<FamilyView>> {
         dispatch!(self, s => s.family_view(id).await)
+    }
+    async fn live_family_view(&self, id: &str) -> Result<Option<FamilyView>> {
+        dispatch!(self, s => s.live_family_view(id).await)
     }
     async fn refresh_seen<F>(
         &self,

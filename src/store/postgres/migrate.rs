@@ -54,6 +54,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "nothing_per_process",
         sql: include_str!("../../../migrations/0007_nothing_per_process.sql"),
     },
+    Migration {
+        version: 8,
+        name: "revocation_epoch",
+        sql: include_str!("../../../migrations/0008_revocation_epoch.sql"),
+    },
 ];
 
 /// The schema version this build serves.

@@ -21,6 +21,7 @@
 //! Never in a message or a log: the URL's password. Errors name the
 //! database as [`DatabaseUrl::redacted`] does.
 
+mod batch;
 mod coord;
 mod database_url;
 mod ephemeral;
@@ -28,6 +29,7 @@ pub mod keys;
 pub mod migrate;
 mod ops;
 mod rotation;
+mod views;
 
 pub use database_url::DatabaseUrl;
 
@@ -234,6 +236,11 @@ pub type Env<'a, 'env> = std::marker::PhantomData<&'a &'env ()>;
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    /// Family views kept between requests, and the shared epoch reads that
+    /// say whether they still hold (`views`).
+    views: std::sync::Arc<views::Views>,
+    /// Guarded rotations waiting for their batch (`batch`).
+    batches: std::sync::Arc<batch::Batches>,
     target: String,
     /// For the dedicated LISTEN connection (replicas, `coord`).
     url: DatabaseUrl,
@@ -296,7 +303,13 @@ impl PgStore {
             .recycle_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(|e| PgError::Connect { target: target.clone(), message: e.to_string() })?;
-        let store = PgStore { pool, target, url: url.clone() };
+        let store = PgStore {
+            pool,
+            views: std::sync::Arc::default(),
+            batches: std::sync::Arc::default(),
+            target,
+            url: url.clone(),
+        };
         let client = store.pool.get().await.map_err(|e| store.pool_error(e))?;
         client.simple_query("SELECT 1").await.map_err(|e| store.query_error(&e))?;
         Ok(store)

@@ -1025,6 +1025,10 @@ impl Store for PgStore {
         self.pg_family_view(id).await
     }
 
+    async fn live_family_view(&self, id: &str) -> Result<Option<crate::store::FamilyView>> {
+        self.pg_live_family_view(id).await
+    }
+
     async fn refresh_seen<F>(
         &self,
         seen: crate::store::FamilyView,

@@ -1,30 +1,35 @@
 //! A rotation in one round trip (SPEC 12, issue 21), and a code
 //! redemption in one statement ([`REDEEM`]). The refresh grant
 //! reads the family with its session and the user's marker in one statement
-//! (the read it needs anyway to check the token's MAC), decides in Rust, and
-//! writes with one guarded statement, outside any explicit transaction:
+//! (the read it needs anyway to check the token's MAC), or takes the view
+//! this replica kept while the revocation epoch has not moved (`views.rs`);
+//! decides in Rust; and writes with one guarded statement, outside any
+//! explicit transaction:
 //!
 //! - the family's new generation, only if the family is still at the
-//!   generation read and not revoked, its session (if it had one) is still
-//!   there, not revoked and not covered by a newer user marker;
-//! - in the same statement, the session's activity (`last_active` moves
-//!   forward only, never on a revoked session), unless the refresh was a
-//!   background one.
+//!   generation decided on and not revoked, and the revocation epoch is
+//!   still the one the view was read at: no family, session or user marker
+//!   ended anything since (the triggers of migration 8 move it in the same
+//!   transaction as every such change);
+//! - in the same statement, when the session's activity is behind, the
+//!   session's activity (`last_active` moves forward only, never on a
+//!   revoked session), unless the refresh was a background one.
 //!
 //! When the guard fails another request changed what the decision was made
 //! on: read again and decide again (the retry then sees the successor,
-//! inside or outside the grace window, or the revocation). A reuse kill
-//! (rare, with its audit event, logout deliveries and feed events) and a
-//! rotation that keeps losing races take the locked transaction
-//! (`PgStore::refresh_locked`), which decides once more under row locks. So
-//! every outcome is one a serial order of the requests gives, as before;
-//! generations are compared, never timestamps.
+//! inside or outside the grace window, or the revocation). A decision other
+//! than a rotation made on a kept view is made again on a fresh read. A
+//! reuse kill (rare, with its audit event, logout deliveries and feed
+//! events) and a rotation that keeps losing races take the locked
+//! transaction (`PgStore::refresh_locked`), which decides once more under
+//! row locks. So every outcome is one a serial order of the requests gives,
+//! as before; generations are compared, never timestamps.
 //!
-//! Only what CockroachDB and YugabyteDB accept too: a CTE of `UPDATE ...
-//! RETURNING` statements and jsonb operators (`->`, `->>`, `jsonb_set`); no
-//! function, so no migration (docs/operations.md, "PostgreSQL").
+//! The statements use only what CockroachDB and YugabyteDB accept too: a
+//! CTE of `UPDATE ... RETURNING` statements and jsonb operators (`->`,
+//! `->>`, `jsonb_set`); the revocation epoch's triggers are PL/pgSQL
+//! (docs/operations.md, "PostgreSQL").
 
-use serde_json::Value;
 use tokio_postgres::Row;
 
 use super::ops::{counter, decode, json, pg, secs, session_from_row};
@@ -36,32 +41,13 @@ use crate::store::{Fallout, FamilyView, Result, StoreError};
 /// Guarded rotations tried before the locked transaction decides.
 const OPTIMISTIC_ATTEMPTS: u32 = 4;
 
-/// The family with its session, the session's user marker and the cache
-/// epoch.
+/// The family with its session, the session's user marker, the cache
+/// epoch and the revocation epoch.
 const VIEW: &str = "SELECT f.body AS family, s.body, s.seq, m.seq AS marker_seq, m.body AS marker, \
-     (SELECT epoch FROM cache_epochs WHERE name = 'config') AS epoch \
+     (SELECT epoch FROM cache_epochs WHERE name = 'config') AS epoch, \
+     (SELECT epoch FROM cache_epochs WHERE name = 'revocations') AS revocations \
      FROM families f LEFT JOIN user_sessions s ON s.sid = f.sid \
      LEFT JOIN user_markers m ON m.username = s.username WHERE f.id = $1";
-
-/// `$1` family id, `$2` its new body, `$3` its new generation, `$4` the
-/// generation read, `$5` whether a session was read, `$6` whether the
-/// session records activity, `$7` the activity (JSON), `$8` the same as a
-/// number. Returns how many families rotated (0 or 1).
-const ROTATE: &str = "WITH f AS ( \
-       UPDATE families SET body = $2, generation = $3 \
-       WHERE id = $1 AND generation = $4 \
-         AND COALESCE(body->'revoked', 'null'::JSONB) = 'null'::JSONB \
-         AND EXISTS (SELECT 1 FROM user_sessions s WHERE s.sid = families.sid) = $5 \
-         AND NOT EXISTS (SELECT 1 FROM user_sessions s WHERE s.sid = families.sid \
-           AND (COALESCE(s.body->'revoked', 'null'::JSONB) <> 'null'::JSONB \
-             OR EXISTS (SELECT 1 FROM user_markers m WHERE m.username = s.username AND m.seq >= s.seq))) \
-       RETURNING sid), \
-     s AS ( \
-       UPDATE user_sessions SET body = jsonb_set(body, ARRAY['last_active'], $7::JSONB) \
-       WHERE $6 AND sid IN (SELECT sid FROM f) AND (body->>'last_active')::BIGINT < $8 \
-         AND COALESCE(body->'revoked', 'null'::JSONB) = 'null'::JSONB \
-       RETURNING sid) \
-     SELECT (SELECT count(*) FROM f) AS rotated, (SELECT count(*) FROM s) AS touched";
 
 fn view_from_row(row: &Row) -> Result<FamilyView> {
     let family: Family = decode("family", row.try_get("family").map_err(pg)?)?;
@@ -69,12 +55,21 @@ fn view_from_row(row: &Row) -> Result<FamilyView> {
         None => None,
         Some(_) => Some(session_from_row(row)?),
     };
-    let cache_epoch = row.try_get::<_, Option<i64>>("epoch").map_err(pg)?.map(|e| u64::try_from(e).unwrap_or(0));
-    Ok(FamilyView { family, session, cache_epoch: Some(cache_epoch.unwrap_or(0)) })
+    let epoch = |name| -> Result<u64> {
+        Ok(row.try_get::<_, Option<i64>>(name).map_err(pg)?.map_or(0, |e| u64::try_from(e).unwrap_or(0)))
+    };
+    Ok(FamilyView {
+        family,
+        session,
+        cache_epoch: Some(epoch("epoch")?),
+        revocations: Some(epoch("revocations")?),
+        cached: false,
+    })
 }
 
 impl PgStore {
-    /// Family `id`, its session and the user's marker, in one statement.
+    /// Family `id`, its session and the user's marker, in one statement;
+    /// the view is kept for [`PgStore::pg_live_family_view`].
     pub(super) async fn pg_family_view(&self, id: &str) -> Result<Option<FamilyView>> {
         let client = self.pool.get().await.map_err(|e| StoreError::from(self.pool_error(e)))?;
         let run = async {
@@ -88,7 +83,12 @@ impl PgStore {
             Ok(Err(e)) => return Err(self.failed_on(client, e)),
             Err(_) => return Err(self.timed_out(client, VIEW)),
         };
-        row.as_ref().map(view_from_row).transpose()
+        let view = row.as_ref().map(view_from_row).transpose()?;
+        match &view {
+            Some(v) => self.views.keep(v, v.revocations.unwrap_or(0)),
+            None => self.views.forget(id),
+        }
+        Ok(view)
     }
 
     /// Decide on `seen` and write the rotation with one guarded statement;
@@ -114,6 +114,16 @@ impl PgStore {
             };
             let decision = decide(&view.family, view.session.as_ref());
             let next = match &decision {
+                // Decided on a kept view, which may lag behind a rotation:
+                // decide again on a fresh read.
+                RefreshDecision::Grace(_)
+                | RefreshDecision::Ended(_)
+                | RefreshDecision::Refused(_)
+                | RefreshDecision::Reuse(_)
+                    if view.cached =>
+                {
+                    continue;
+                }
                 RefreshDecision::Grace(_) | RefreshDecision::Ended(_) | RefreshDecision::Refused(_) => {
                     return Ok(Some(decision));
                 }
@@ -129,33 +139,36 @@ impl PgStore {
     }
 
     /// Write rotation `next` of `view.family` if nothing the decision was
-    /// made on has changed; whether it was written. A statement that met a
-    /// deadlock or a serialization failure counts as not written.
+    /// made on has changed, with the next batch (`batch.rs`); whether it was
+    /// written. A batch that met a deadlock or a serialization failure
+    /// counts as not written.
     async fn try_rotate(&self, view: &FamilyView, next: &Family) -> Result<bool> {
-        // A background refresh is no activity of the session either.
-        let records_activity = next.active_at.is_none() && view.session.is_some();
-        let activity: Value = json(&next.rotated_at)?;
-        let (body, generation, old) = (json(next)?, counter(next.generation), counter(view.family.generation));
-        let (has_session, rotated_at) = (view.session.is_some(), secs(next.rotated_at));
-        let client = self.pool.get().await.map_err(|e| StoreError::from(self.pool_error(e)))?;
-        let run = async {
-            let statement = client.prepare_cached(ROTATE).await?;
-            client
-                .query_one(
-                    &statement,
-                    &[&next.id, &body, &generation, &old, &has_session, &records_activity, &activity, &rotated_at],
-                )
-                .await
+        let Some(revocations) = view.revocations else { return Ok(false) };
+        let at = secs(next.rotated_at);
+        // A background refresh is no activity of the session either; nor
+        // is one within the second the session last recorded.
+        let touch = view.session.as_ref().filter(|s| next.active_at.is_none() && secs(s.last_active) < at).is_some();
+        let rotation = super::batch::Rotation {
+            id: next.id.clone(),
+            body: json(next)?,
+            generation: counter(next.generation),
+            old: counter(view.family.generation),
+            revocations: counter(revocations),
+            touch,
+            activity: json(&next.rotated_at)?,
+            at,
         };
-        match tokio::time::timeout(super::TRANSACTION_TIMEOUT, run).await {
-            Ok(Ok(row)) => Ok(row.try_get::<_, i64>("rotated").map_err(pg)? == 1),
-            Ok(Err(e)) if is_retryable(&e) => {
-                tracing::debug!(error = %super::describe(&e), "a guarded rotation met a concurrent transaction");
-                Ok(false)
+        let (rotated, touched) = self.rotate_batched(rotation).await?;
+        if rotated {
+            // What this write made of the view, at the same epoch.
+            let mut session = view.session.clone();
+            if let Some(s) = session.as_mut().filter(|_| touched) {
+                s.last_active = next.rotated_at;
             }
-            Ok(Err(e)) => Err(self.failed_on(client, e)),
-            Err(_) => Err(self.timed_out(client, ROTATE)),
+            let written = FamilyView { family: next.clone(), session, cached: false, ..view.clone() };
+            self.views.keep(&written, revocations);
         }
+        Ok(rotated)
     }
 }
 
