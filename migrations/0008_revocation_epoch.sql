@@ -6,10 +6,10 @@
 --
 -- What moves it: a family's or a session's `revoked` changing, a session's
 -- `seq` changing (a user marker covers sessions by `seq`), any change to
--- the user markers, and any deletion of families, sessions or markers (the
--- sweeper's deletions are statements: one move per statement, not per row).
--- A rotation (generation and activity) does not: it is guarded by the
--- family's generation instead.
+-- the user markers, and any deletion of families, sessions or markers. A
+-- rotation (generation and activity) does not: it is guarded by the
+-- family's generation instead. Row-level triggers only (what CockroachDB
+-- also has); a sweep that deletes nothing moves nothing.
 INSERT INTO cache_epochs (name, epoch) VALUES ('revocations', 0) ON CONFLICT (name) DO NOTHING;
 
 CREATE FUNCTION tenure_revocation_moved() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -22,14 +22,14 @@ $$;
 CREATE TRIGGER families_revoked AFTER UPDATE ON families FOR EACH ROW
     WHEN (OLD.body->'revoked' IS DISTINCT FROM NEW.body->'revoked')
     EXECUTE FUNCTION tenure_revocation_moved();
-CREATE TRIGGER families_deleted AFTER DELETE ON families FOR EACH STATEMENT
+CREATE TRIGGER families_deleted AFTER DELETE ON families FOR EACH ROW
     EXECUTE FUNCTION tenure_revocation_moved();
 
 CREATE TRIGGER user_sessions_revoked AFTER UPDATE ON user_sessions FOR EACH ROW
     WHEN (OLD.body->'revoked' IS DISTINCT FROM NEW.body->'revoked' OR OLD.seq IS DISTINCT FROM NEW.seq)
     EXECUTE FUNCTION tenure_revocation_moved();
-CREATE TRIGGER user_sessions_deleted AFTER DELETE ON user_sessions FOR EACH STATEMENT
+CREATE TRIGGER user_sessions_deleted AFTER DELETE ON user_sessions FOR EACH ROW
     EXECUTE FUNCTION tenure_revocation_moved();
 
-CREATE TRIGGER user_markers_changed AFTER INSERT OR UPDATE OR DELETE ON user_markers FOR EACH STATEMENT
+CREATE TRIGGER user_markers_changed AFTER INSERT OR UPDATE OR DELETE ON user_markers FOR EACH ROW
     EXECUTE FUNCTION tenure_revocation_moved();

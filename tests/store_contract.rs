@@ -851,6 +851,8 @@ pub async fn a_kept_view_never_hides_an_end_and_a_lagging_one_decides_again(b: &
         assert_eq!(store.family(&id).await.expect("read").map(|f| f.generation), Some(3), "{end}");
         let current = store.live_family_view(&id).await.expect("read").expect("exists");
         assert_eq!(current.family.generation, 3, "{end}: the replica's own rotation is what it keeps");
+        // A rotation ends nothing: a store that keeps views still serves it.
+        assert_eq!(current.cached, lagging.cached, "{end}: {current:?}");
 
         // Ended at the other replica.
         match end {
