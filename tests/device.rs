@@ -582,3 +582,90 @@ async fn screenshots() {
     assert!(errors.is_empty(), "console errors or CSP violations: {errors:#?}");
     chromium.close().await;
 }
+
+/// `on_session_limit = "ask"` asks on the device pages too: signing in
+/// there at the limit shows the "too many sessions" page; cancelling goes
+/// back to the device pages signed out; ending a session signs in and goes
+/// on with the code typed, and the ended session's device is signed out.
+#[tokio::test]
+async fn at_the_session_limit_the_device_sign_in_asks_which_session_to_end() {
+    let server = Server::start(&config("\n[session]\nmax_sessions = 1\non_session_limit = \"ask\"\n"), &[]);
+    // A first device signed in as alice, from the laptop's browser.
+    let first = start(&server, "kubectl", "openid").await;
+    let complete = first["verification_uri_complete"].as_str().expect("complete");
+    let done = person(&server, &Browser::new(), complete, "alice", "approve").await;
+    assert!(done.contains("Device connected"), "{done}");
+    let (status, first_tokens) = poll(&server, "kubectl", first["device_code"].as_str().expect("code")).await;
+    assert_eq!(status, 200, "{first_tokens}");
+
+    // A second device, approved from the phone's browser: at the limit.
+    let second = start(&server, "kubectl", "openid").await;
+    let user_code = second["user_code"].as_str().expect("user code");
+    let complete = second["verification_uri_complete"].as_str().expect("complete");
+    let path = complete.strip_prefix(&server.url("")).expect("on the issuer");
+    let phone = Browser::new();
+    let sign_in = |page: String| {
+        let phone = &phone;
+        let server = &server;
+        async move {
+            let form = [
+                ("username", "alice".to_owned()),
+                ("password", "alice-password".to_owned()),
+                ("csrf_token", input_value(&page, "csrf_token").expect("csrf")),
+                ("return_to", input_value(&page, "return_to").expect("return_to")),
+            ];
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            phone.post_form(server, "/device/login", &form).await
+        }
+    };
+    let page = phone.get(&server, path).await.text().await.expect("page");
+    let at_limit = sign_in(page).await;
+    assert_eq!(at_limit.status(), 200);
+    let html = at_limit.text().await.expect("page");
+    assert!(html.contains("Too many sessions") && html.contains("the device sign-in"), "{html}");
+    assert!(html.contains("kubectl"), "the live session's application: {html}");
+
+    // Cancel: back to the device pages, still signed out.
+    let form = [
+        ("csrf_token", input_value(&html, "csrf_token").expect("csrf")),
+        ("pending", input_value(&html, "pending").expect("pending")),
+        ("action", "cancel".to_owned()),
+    ];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let cancelled = phone.post_form(&server, "/login/session-limit", &form).await;
+    assert_eq!(cancelled.status(), 303);
+    let back = location(&cancelled).expect("back");
+    assert_eq!(back, format!("/device?user_code={user_code}"));
+    let page = phone.get(&server, &back).await.text().await.expect("page");
+    assert!(page.contains("name=\"password\""), "cancelled: signed out: {page}");
+
+    // Sign in again and end the laptop's session: signed in, on with the code.
+    let html = sign_in(page).await.text().await.expect("page");
+    let form = [
+        ("csrf_token", input_value(&html, "csrf_token").expect("csrf")),
+        ("pending", input_value(&html, "pending").expect("pending")),
+        ("action", "end".to_owned()),
+        ("end", input_value(&html, "end").expect("a session to end")),
+    ];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let chosen = phone.post_form(&server, "/login/session-limit", &form).await;
+    assert_eq!(chosen.status(), 303, "{}", chosen.text().await.unwrap_or_default());
+    let next = location(&chosen).expect("next");
+    assert_eq!(next, format!("/device?user_code={user_code}"));
+    let page = phone.get(&server, &next).await.text().await.expect("page");
+    let done = confirm(&server, &phone, &page, "approve").await;
+    assert!(done.contains("Device connected"), "{done}");
+    let (status, tokens) = poll(&server, "kubectl", second["device_code"].as_str().expect("code")).await;
+    assert_eq!(status, 200, "{tokens}");
+
+    // The laptop's device lost its session.
+    let refresh = |token: String| {
+        let server = &server;
+        async move {
+            let form = [("grant_type", "refresh_token"), ("client_id", "kubectl"), ("refresh_token", token.as_str())];
+            server.post_form("/token", None, &form).await.status().as_u16()
+        }
+    };
+    assert_eq!(refresh(first_tokens["refresh_token"].as_str().expect("refresh").to_owned()).await, 400);
+    assert_eq!(refresh(tokens["refresh_token"].as_str().expect("refresh").to_owned()).await, 200);
+}

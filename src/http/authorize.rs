@@ -163,7 +163,7 @@ async fn sign_in(state: &AppState, request: Request, now: UnixTime) -> Result<Re
     let (cookie_value, max_age) = match signin::sign_in(state, form, now).await.map_err(failed)? {
         SignedIn::Session { cookie_value, max_age } => (cookie_value, max_age),
         SignedIn::AtLimit(at_limit) => {
-            return session_limit_page(state, headers, &target, &at_limit, None, StatusCode::OK, now);
+            return session_limit_page(state, headers, &LimitPage::of(&target), &at_limit, None, StatusCode::OK, now);
         }
         SignedIn::Refused(Refusal::MissingCredentials) => {
             return again(StatusCode::BAD_REQUEST, "Enter your username and password.");
@@ -218,16 +218,18 @@ async fn choose(state: &AppState, request: Request, now: UnixTime) -> Result<Res
     };
     let session_cookie = cookie(headers, SESSION_COOKIE, state.is_https());
     let chosen = signin::choose(state, pending, browser, choice, session_cookie, now).await.map_err(failed)?;
-    let target_of = |resume: &str| {
-        let params = Params::parse(resume.as_bytes())
-            .map_err(|e| PageError::BadRequest(Flow::SignIn, e.description.into_owned()))?;
-        Target::identify(&params, &state.clients).map_err(|m| PageError::BadRequest(Flow::SignIn, m))
-    };
     match chosen {
         Chosen::SignedIn { cookie_value, max_age, resume } => {
-            let next = query_after_sign_in(&resume)
-                .map_err(|e| PageError::BadRequest(Flow::SignIn, e.description.into_owned()))?;
-            signed_in(state, &format!("/authorize?{next}"), &cookie_value, max_age)
+            // Signed in already: no check here may lose the new session.
+            let next = match resume.strip_prefix(super::device::DEVICE_RESUME) {
+                Some(typed) => super::device::after_sign_in(typed),
+                None => {
+                    let query = query_after_sign_in(&resume)
+                        .map_err(|e| PageError::BadRequest(Flow::SignIn, e.description.into_owned()))?;
+                    format!("/authorize?{query}")
+                }
+            };
+            signed_in(state, &next, &cookie_value, max_age)
         }
         Chosen::AtLimit { at_limit, resume } => {
             let error = match choice {
@@ -237,22 +239,61 @@ async fn choose(state: &AppState, request: Request, now: UnixTime) -> Result<Res
                       Choose again."
                 }
             };
-            let target = target_of(&resume)?;
-            session_limit_page(state, headers, &target, &at_limit, Some(error), StatusCode::CONFLICT, now)
+            let resume = Resume::of(state, &resume)?;
+            let page = match &resume {
+                Resume::Device(_) => LimitPage { app: super::device::DEVICE_SIGN_IN, form_target: None },
+                Resume::Authorize(target) => LimitPage::of(target),
+            };
+            session_limit_page(state, headers, &page, &at_limit, Some(error), StatusCode::CONFLICT, now)
         }
-        Chosen::Cancelled { resume } => {
-            target_of(&resume)?;
-            redirect(StatusCode::SEE_OTHER, &format!("/authorize?{resume}"))
-        }
+        // Back where the sign-in started, still signed out.
+        Chosen::Cancelled { resume } => match Resume::of(state, &resume)? {
+            Resume::Device(back) => redirect(StatusCode::SEE_OTHER, &back),
+            Resume::Authorize(_) => redirect(StatusCode::SEE_OTHER, &format!("/authorize?{resume}")),
+        },
         Chosen::Expired => Err(PageError::FormExpired { flow: Flow::SignIn, retry: None }),
     }
 }
 
+/// Where a pending sign-in started: an authorization request (its resume
+/// is the request's query) or the device pages (`device::DEVICE_RESUME`).
+enum Resume {
+    Authorize(Target),
+    /// The device page to go back to.
+    Device(String),
+}
+
+impl Resume {
+    fn of(state: &AppState, resume: &str) -> Result<Resume, PageError> {
+        if let Some(typed) = resume.strip_prefix(super::device::DEVICE_RESUME) {
+            return Ok(Resume::Device(super::device::after_sign_in(typed)));
+        }
+        let params = Params::parse(resume.as_bytes())
+            .map_err(|e| PageError::BadRequest(Flow::SignIn, e.description.into_owned()))?;
+        let target = Target::identify(&params, &state.clients).map_err(|m| PageError::BadRequest(Flow::SignIn, m))?;
+        Ok(Resume::Authorize(target))
+    }
+}
+
+/// What the "too many sessions" page says the sign-in goes on to, and the
+/// origin its form may lead to (the client's, after an authorization
+/// request: the choice ends in a redirect there).
+pub(super) struct LimitPage<'a> {
+    pub app: &'a str,
+    pub form_target: Option<String>,
+}
+
+impl<'a> LimitPage<'a> {
+    fn of(target: &'a Target) -> LimitPage<'a> {
+        LimitPage { app: target.display_name(), form_target: pages::form_action_source(&target.redirect_uri) }
+    }
+}
+
 /// The "too many sessions" page of a sign-in at the limit.
-fn session_limit_page(
+pub(super) fn session_limit_page(
     state: &AppState,
     headers: &HeaderMap,
-    target: &Target,
+    page: &LimitPage<'_>,
     at_limit: &AtLimit,
     error: Option<&str>,
     status: StatusCode,
@@ -280,17 +321,16 @@ fn session_limit_page(
         })
         .collect();
     let html = pages::session_limit(&SessionLimitForm {
-        app: target.display_name(),
+        app: page.app,
         max_sessions: at_limit.max_sessions,
         sessions: &sessions,
         pending: &at_limit.pending,
         csrf_token: &csrf_token,
         error,
     });
-    // The choice ends in a redirect to the client: its origin may be a
+    // The choice may end in a redirect to the client: its origin may be a
     // form's target, as on the sign-in page.
-    let form_target = pages::form_action_source(&target.redirect_uri);
-    Ok(pages::respond(status, html, form_target.as_deref()))
+    Ok(pages::respond(status, html, page.form_target.as_deref()))
 }
 
 /// "5 min ago (2026-12-06 15:40 UTC)".

@@ -30,7 +30,7 @@ use super::token::no_store;
 use crate::clock::UnixTime;
 use crate::oauth::params::Params;
 use crate::service::device::{Closed, Decision, DeviceView, Found};
-use crate::service::signin::{self, Refusal, SignIn, SignedIn};
+use crate::service::signin::{self, Ask, Refusal, SignIn, SignedIn};
 use crate::service::{self, AppState, ClientRequest, ServiceError};
 use crate::session::device::UserCode;
 use crate::session::user_session::UserSession;
@@ -151,6 +151,9 @@ async fn sign_in(state: &AppState, request: Request, now: UnixTime) -> Result<Re
     let again = |status, error: &str| sign_in_page(state, headers, typed, username, Some(error), status);
     let user_agent =
         headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|ua| ua.chars().take(512).collect());
+    // The CSRF check above proved the browser holds this cookie.
+    let browser = cookie(headers, CSRF_COOKIE, state.is_https()).unwrap_or_default();
+    let resume = format!("{DEVICE_RESUME}{typed}");
     let sign_in = SignIn {
         username,
         password: form.get("password").unwrap_or(""),
@@ -158,13 +161,16 @@ async fn sign_in(state: &AppState, request: Request, now: UnixTime) -> Result<Re
         remote: &remote,
         user_agent,
         session_cookie: cookie(headers, SESSION_COOKIE, state.is_https()),
-        // Under a session limit that asks, nobody is asked here: the least
-        // recently active session makes room.
-        ask: None,
+        // Under a session limit that asks, the "too many sessions" page
+        // asks, then comes back here ([`resume_after_sign_in`]).
+        ask: Some(Ask { resume: &resume, browser }),
     };
     let (cookie_value, max_age) = match signin::sign_in(state, sign_in, now).await.map_err(|_| failed())? {
         SignedIn::Session { cookie_value, max_age } => (cookie_value, max_age),
-        SignedIn::AtLimit(_) => return Err(failed()),
+        SignedIn::AtLimit(at_limit) => {
+            let limit = super::authorize::LimitPage { app: DEVICE_SIGN_IN, form_target: None };
+            return super::authorize::session_limit_page(state, headers, &limit, &at_limit, None, StatusCode::OK, now);
+        }
         SignedIn::Refused(Refusal::MissingCredentials) => {
             return again(StatusCode::BAD_REQUEST, "Enter your username and password.");
         }
@@ -186,13 +192,7 @@ async fn sign_in(state: &AppState, request: Request, now: UnixTime) -> Result<Re
             return again(StatusCode::UNAUTHORIZED, "Wrong username or password.");
         }
     };
-    // Back to the code form, with the code typed so far when it is one (no
-    // other text goes into the redirect).
-    let next = match UserCode::parse(typed) {
-        Some(code) => format!("/device?user_code={}", code.display()),
-        None => "/device".to_owned(),
-    };
-    let mut response = redirect(&next)?;
+    let mut response = redirect(&after_sign_in(typed))?;
     let https = state.is_https();
     response.headers_mut().append(header::SET_COOKIE, cookie_header(SESSION_COOKIE, &cookie_value, https, max_age)?);
     // A fresh CSRF cookie: nothing bound to the signed-out state stays valid.
@@ -206,6 +206,25 @@ async fn live_session(state: &AppState, headers: &HeaderMap, now: UnixTime) -> R
 }
 
 /// The form must come from a page we rendered for this browser.
+/// How a pending sign-in at the session limit (`on_session_limit = "ask"`)
+/// says it started on the device pages: this prefix, then the code typed so
+/// far. An authorization request's resume is a query string, which never
+/// starts so.
+pub const DEVICE_RESUME: &str = "device:";
+
+/// What the "too many sessions" page names as the place the sign-in goes on to.
+pub const DEVICE_SIGN_IN: &str = "the device sign-in";
+
+/// Where a sign-in started on the device pages goes on: the code form, with
+/// the code typed so far when it is one (no other text goes into the
+/// redirect).
+pub fn after_sign_in(typed: &str) -> String {
+    match UserCode::parse(typed) {
+        Some(code) => format!("/device?user_code={}", code.display()),
+        None => "/device".to_owned(),
+    }
+}
+
 fn check_csrf(state: &AppState, headers: &HeaderMap, form: &Params) -> Result<(), PageError> {
     let ok = match (cookie(headers, CSRF_COOKIE, state.is_https()), form.get("csrf_token")) {
         (Some(cookie), Some(token)) => csrf_token_matches(&state.csrf_key, cookie, token),

@@ -113,6 +113,30 @@ impl Batches {
     }
 }
 
+/// A runner that ends other than by finding the queue empty (its task
+/// dropped at shutdown, or a panic) fails the rotations still waiting and
+/// lets the next one start a runner, rather than leaving them waiting.
+struct Stopped<'a> {
+    batches: &'a Batches,
+    normally: bool,
+}
+
+impl Drop for Stopped<'_> {
+    fn drop(&mut self) {
+        if self.normally {
+            return;
+        }
+        let waiting = {
+            let mut queue = self.batches.lock();
+            queue.running = false;
+            std::mem::take(&mut queue.waiting)
+        };
+        for w in waiting {
+            let _ = w.reply.send(Err(StoreError::Unavailable("the rotations' writer stopped".into())));
+        }
+    }
+}
+
 /// The same failure for each waiter of a batch.
 fn copy(e: &StoreError) -> StoreError {
     match e {
@@ -143,9 +167,11 @@ impl PgStore {
     }
 
     async fn run_batches(&self) {
+        let mut stopped = Stopped { batches: &self.batches, normally: false };
         loop {
             let batch = self.batches.next_batch();
             if batch.is_empty() {
+                stopped.normally = true;
                 return;
             }
             let rotations: Vec<&Rotation> = batch.iter().map(|w| &w.rotation).collect();
@@ -240,6 +266,20 @@ mod tests {
         assert_eq!(ids(batches.next_batch()), ["a"]);
         assert!(batches.next_batch().is_empty());
         assert!(!batches.lock().running, "the runner stops when nothing waits");
+    }
+
+    #[test]
+    fn a_runner_that_stops_early_fails_the_waiting_and_lets_another_start() {
+        let batches = Batches::default();
+        let (w, mut answer) = waiting("a");
+        {
+            let mut queue = batches.lock();
+            queue.running = true;
+            queue.waiting.push(w);
+        }
+        drop(Stopped { batches: &batches, normally: false });
+        assert!(matches!(answer.try_recv(), Ok(Err(StoreError::Unavailable(_)))), "the waiter hears of it");
+        assert!(!batches.lock().running, "the next rotation starts a runner");
     }
 
     #[test]
