@@ -432,6 +432,19 @@ async fn a_silent_database_is_a_bounded_wait_and_a_503() {
     token = body["refresh_token"].as_str().expect("refresh_token").to_owned();
 
     pg.freeze();
+    // A wrong client secret first: it reads the shared attempt counts on a
+    // pooled connection that no longer answers. That read is bounded too
+    // (it once waited for TCP to give up), and a failed read costs the
+    // shared count, not the answer.
+    let began = Instant::now();
+    let wrong = tokio::time::timeout(
+        Duration::from_secs(40),
+        server.post_form("/token", Some(("orders-api", "not-the-secret")), &[("grant_type", "client_credentials")]),
+    )
+    .await
+    .expect("a wrong secret is answered while the database is silent");
+    assert!(matches!(wrong.status().as_u16(), 401 | 503), "{}", wrong.status());
+    assert!(began.elapsed() < Duration::from_secs(25), "the wrong secret took {:?}", began.elapsed());
     // The first requests meet pooled connections that no longer answer
     // (up to the 15 s bound); the ones after find none and fail quickly.
     for (i, bound) in [Duration::from_secs(20), Duration::from_secs(6), Duration::from_secs(6)].into_iter().enumerate()

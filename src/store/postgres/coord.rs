@@ -74,25 +74,31 @@ impl PgStore {
     /// so they read the new state). A database without NOTIFY refuses it:
     /// the periodic check catches up.
     pub(crate) async fn notify_change(&self) {
-        if let Ok(client) = self.pool.get().await
-            && let Err(e) = client.batch_execute(&format!("NOTIFY {CHANNEL}")).await
-        {
-            tracing::debug!(error = %describe(&e), "NOTIFY failed; replicas notice the change within a second");
+        let Ok(client) = self.pool.get().await else { return };
+        // Bounded: the change is committed already, and its response must
+        // not wait on a database that stopped answering.
+        match tokio::time::timeout(super::PING_TIMEOUT, client.batch_execute(&format!("NOTIFY {CHANNEL}"))).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(error = %describe(&e), "NOTIFY failed; replicas notice the change within a second");
+            }
+            Err(_) => {
+                drop(deadpool_postgres::Object::take(client));
+                tracing::debug!("NOTIFY did not finish in time; replicas notice the change within a second");
+            }
         }
     }
 
     pub(crate) async fn pg_take_lease(&self, name: &str, owner: &str, now: UnixTime, until: UnixTime) -> Result<bool> {
-        let client = self.pool.get().await.map_err(|e| StoreError::from(self.pool_error(e)))?;
         // One statement: insert, or take over when ours or run out.
-        let n = client
+        let n = self
             .execute(
                 "INSERT INTO leases (name, owner, until) VALUES ($1, $2, $4) \
                  ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until \
                  WHERE leases.owner = $2 OR leases.until <= $3",
                 &[&name, &owner, &secs(now), &secs(until)],
             )
-            .await
-            .map_err(|e| self.failed(e))?;
+            .await?;
         Ok(n == 1)
     }
 
@@ -104,11 +110,10 @@ impl PgStore {
         limit: usize,
     ) -> Result<Vec<(u64, Delivery)>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let client = self.pool.get().await.map_err(|e| StoreError::from(self.pool_error(e)))?;
         // Rows another replica is claiming right now are skipped, not
         // waited for; a claim of ours is renewed (still under way here, or
         // waiting for a free slot); a claim that ran out is taken over.
-        let rows = client
+        let rows = self
             .query(
                 "UPDATE logout_outbox SET lease_owner = $1, lease_until = $3 WHERE id IN ( \
                    SELECT id FROM logout_outbox \
@@ -118,8 +123,7 @@ impl PgStore {
                  RETURNING id, next_attempt_at, body",
                 &[&owner, &secs(now), &secs(lease_until), &limit],
             )
-            .await
-            .map_err(|e| self.failed(e))?;
+            .await?;
         let mut claimed = rows
             .into_iter()
             .map(|r| {
@@ -138,14 +142,12 @@ impl PgStore {
     }
 
     pub(crate) async fn pg_shared_throttle(&self, key: &ThrottleKey) -> Result<Option<ThrottleState>> {
-        let client = self.pool.get().await.map_err(|e| StoreError::from(self.pool_error(e)))?;
-        let row = client
+        let row = self
             .query_opt(
                 "SELECT failures, window_start, strikes, locked_until FROM throttles WHERE key = $1",
                 &[&key.as_bytes().as_slice()],
             )
-            .await
-            .map_err(|e| self.failed(e))?;
+            .await?;
         row.map(|r| state_from_row(&r)).transpose()
     }
 
@@ -194,21 +196,13 @@ impl PgStore {
     }
 
     pub(crate) async fn pg_clear_throttle(&self, key: &ThrottleKey) -> Result<()> {
-        let client = self.pool.get().await.map_err(|e| StoreError::from(self.pool_error(e)))?;
-        client
-            .execute("DELETE FROM throttles WHERE key = $1", &[&key.as_bytes().as_slice()])
-            .await
-            .map_err(|e| self.failed(e))?;
+        self.execute("DELETE FROM throttles WHERE key = $1", &[&key.as_bytes().as_slice()]).await?;
         Ok(())
     }
 
     /// Throttle records whose window and lock are over (the sweeper).
     pub(crate) async fn sweep_throttles(&self, now: UnixTime) -> Result<usize> {
-        let client = self.pool.get().await.map_err(|e| StoreError::from(self.pool_error(e)))?;
-        let n = client
-            .execute("DELETE FROM throttles WHERE expires_at <= $1", &[&secs(now)])
-            .await
-            .map_err(|e| self.failed(e))?;
+        let n = self.execute("DELETE FROM throttles WHERE expires_at <= $1", &[&secs(now)]).await?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
@@ -217,34 +211,25 @@ impl PgStore {
     // schema change, and no job lease has such a name.
 
     pub(crate) async fn pg_put_setup_token(&self, hash: &[u8; 32], until: UnixTime) -> Result<bool> {
-        let client = self.pool.get().await.map_err(|e| StoreError::from(self.pool_error(e)))?;
-        client
-            .execute(
-                "INSERT INTO leases (name, owner, until) VALUES ($1, 'setup', $2) \
+        self.execute(
+            "INSERT INTO leases (name, owner, until) VALUES ($1, 'setup', $2) \
                  ON CONFLICT (name) DO UPDATE SET until = excluded.until",
-                &[&setup_token_name(hash), &secs(until)],
-            )
-            .await
-            .map_err(|e| self.failed(e))?;
+            &[&setup_token_name(hash), &secs(until)],
+        )
+        .await?;
         Ok(true)
     }
 
     pub(crate) async fn pg_setup_token(&self, hash: &[u8; 32], now: UnixTime) -> Result<bool> {
-        let client = self.pool.get().await.map_err(|e| StoreError::from(self.pool_error(e)))?;
-        let row = client
+        let row = self
             .query_opt("SELECT 1 FROM leases WHERE name = $1 AND until > $2", &[&setup_token_name(hash), &secs(now)])
-            .await
-            .map_err(|e| self.failed(e))?;
+            .await?;
         Ok(row.is_some())
     }
 
     /// One statement: the rows go to the first taker only.
     pub(crate) async fn pg_take_setup_tokens(&self, now: UnixTime) -> Result<Vec<crate::store::SetupToken>> {
-        let client = self.pool.get().await.map_err(|e| StoreError::from(self.pool_error(e)))?;
-        let rows = client
-            .query("DELETE FROM leases WHERE name LIKE 'setup-token:%' RETURNING name, until", &[])
-            .await
-            .map_err(|e| self.failed(e))?;
+        let rows = self.query("DELETE FROM leases WHERE name LIKE 'setup-token:%' RETURNING name, until", &[]).await?;
         let mut live = Vec::new();
         for row in rows {
             let name: String = row.try_get(0).map_err(pg)?;
@@ -258,11 +243,7 @@ impl PgStore {
     }
 
     pub(crate) async fn pg_cache_epoch(&self) -> Result<u64> {
-        let client = self.pool.get().await.map_err(|e| StoreError::from(self.pool_error(e)))?;
-        let row = client
-            .query_opt("SELECT epoch FROM cache_epochs WHERE name = $1", &[&CONFIG_EPOCH])
-            .await
-            .map_err(|e| self.failed(e))?;
+        let row = self.query_opt("SELECT epoch FROM cache_epochs WHERE name = $1", &[&CONFIG_EPOCH]).await?;
         match row {
             Some(r) => Ok(unsigned(r.try_get(0).map_err(pg)?)),
             None => Ok(0),

@@ -387,7 +387,9 @@ impl PgStore {
         self.pool.get().await.map_err(|e| StoreError::from(self.pool_error(e)))
     }
 
-    async fn query(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>> {
+    /// One statement on a pooled connection, bounded like every statement
+    /// ([`super::TRANSACTION_TIMEOUT`]; a silent database is a 503).
+    pub(super) async fn query(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>> {
         let client = self.client().await?;
         let result = async {
             let statement = client.prepare_cached(sql).await?;
@@ -399,7 +401,7 @@ impl PgStore {
         }
     }
 
-    async fn query_opt(&self, sql: &str, params: Params<'_>) -> Result<Option<Row>> {
+    pub(super) async fn query_opt(&self, sql: &str, params: Params<'_>) -> Result<Option<Row>> {
         let client = self.client().await?;
         let result = async {
             let statement = client.prepare_cached(sql).await?;
@@ -411,7 +413,7 @@ impl PgStore {
         }
     }
 
-    async fn execute(&self, sql: &str, params: Params<'_>) -> Result<u64> {
+    pub(super) async fn execute(&self, sql: &str, params: Params<'_>) -> Result<u64> {
         let client = self.client().await?;
         let result = async {
             let statement = client.prepare_cached(sql).await?;
