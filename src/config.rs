@@ -96,6 +96,8 @@ struct FileConfig {
     #[serde(default)]
     feed: FeedEntry,
     #[serde(default)]
+    logout: LogoutEntry,
+    #[serde(default)]
     clients: Vec<ClientEntry>,
     #[serde(default)]
     users: Vec<UserEntry>,
@@ -118,6 +120,13 @@ struct ServerEntry {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FeedEntry {
+    allowed_private_networks: Option<Vec<String>>,
+}
+
+/// The `[logout]` table: back-channel logout (docs/configuration.md).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogoutEntry {
     allowed_private_networks: Option<Vec<String>>,
 }
 
@@ -317,6 +326,11 @@ pub struct Config {
     /// Where push delivery of the revocation feed may connect: public
     /// addresses and `feed.allowed_private_networks`.
     pub feed_push_targets: OutboundTargets,
+    /// Where back-channel logout tokens of clients created through the
+    /// admin API may be sent: public addresses and
+    /// `logout.allowed_private_networks` (the configuration file's own
+    /// clients are the operator's word and reach any address).
+    pub logout_targets: OutboundTargets,
     pub clients: Vec<Client>,
     pub users: Vec<User>,
     /// Warnings to log once logging is up (plain secrets in the file, ...).
@@ -335,7 +349,7 @@ pub struct BootstrapAdmin {
 }
 
 /// The non-session variables, beside the seven `TENURE_SESSION_*` ones.
-const ENV_VARS: [&str; 28] = [
+const ENV_VARS: [&str; 29] = [
     "TENURE_CONFIG",
     "TENURE_ISSUER",
     "TENURE_LISTEN",
@@ -361,6 +375,7 @@ const ENV_VARS: [&str; 28] = [
     "TENURE_DATABASE_URL",
     "TENURE_DATABASE_POOL_SIZE",
     "TENURE_FEED_ALLOWED_PRIVATE_NETWORKS",
+    "TENURE_LOGOUT_ALLOWED_PRIVATE_NETWORKS",
     "TENURE_BOOTSTRAP_ADMIN_USERNAME",
     "TENURE_BOOTSTRAP_ADMIN_PASSWORD",
     "TENURE_BOOTSTRAP_ADMIN_PASSWORD_FILE",
@@ -515,6 +530,17 @@ impl Config {
             )?,
         };
         let feed_push_targets = OutboundTargets::allowing(feed_push_targets);
+        let logout_targets = match env.get("TENURE_LOGOUT_ALLOWED_PRIVATE_NETWORKS") {
+            Some(raw) => parse_networks(
+                "TENURE_LOGOUT_ALLOWED_PRIVATE_NETWORKS",
+                raw.split(',').map(str::trim).filter(|s| !s.is_empty()),
+            )?,
+            None => parse_networks(
+                "logout.allowed_private_networks",
+                file.logout.allowed_private_networks.iter().flatten().map(String::as_str),
+            )?,
+        };
+        let logout_targets = OutboundTargets::allowing(logout_targets);
 
         let users = build_users(file.users, &mut warnings)?;
         for u in &users {
@@ -562,6 +588,7 @@ impl Config {
             policy,
             server,
             feed_push_targets,
+            logout_targets,
             clients,
             users,
             warnings,
@@ -1280,6 +1307,22 @@ mod tests {
         );
         assert!(err("hashing_wait = \"2h\"").starts_with("hashing_wait: 2h is too long: at most 1m"));
         assert!(err("hashing_wait = \"soon\"").starts_with("hashing_wait: \"soon\" is not a duration"));
+    }
+
+    #[test]
+    fn admin_clients_back_channel_logout_reaches_only_public_addresses_unless_networks_are_allowed() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+        let c = Config::from_toml("", &no_env()).expect("valid");
+        assert!(c.logout_targets.check(ip("127.0.0.1")).is_err() && c.logout_targets.check(ip("10.0.0.1")).is_err());
+        let c = Config::from_toml("[logout]\nallowed_private_networks = [\"10.1.0.0/16\"]", &no_env()).expect("valid");
+        assert!(c.logout_targets.check(ip("10.1.2.3")).is_ok() && c.logout_targets.check(ip("10.2.0.1")).is_err());
+        assert!(c.feed_push_targets.check(ip("10.1.2.3")).is_err(), "the feed's rule is its own");
+        let c = Config::from_toml("", &env(&[("TENURE_LOGOUT_ALLOWED_PRIVATE_NETWORKS", "127.0.0.1")])).expect("valid");
+        assert!(c.logout_targets.check(ip("127.0.0.1")).is_ok());
+        assert_eq!(
+            err("[logout]\nallowed_private_networks = [\"intranet\"]"),
+            "logout.allowed_private_networks: \"intranet\" is not an IP address or CIDR range (like 10.0.0.1, 10.0.0.0/8 or fd00::/8)"
+        );
     }
 
     #[test]

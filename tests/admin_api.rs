@@ -698,3 +698,58 @@ async fn a_deleted_username_is_never_given_again() {
     let stderr = refused_start(dir.path());
     assert!(stderr.contains("clients[carol].id is the username of a user created (or deleted)"), "{stderr}");
 }
+
+/// SECURITY.md: tenure's own outbound requests reach only what the operator
+/// allows. A back-channel logout URI set through the admin API may not
+/// point at the issuer's host or its private networks (a 400 naming the
+/// field, on create and on replace), unless the operator lists the network
+/// in `logout.allowed_private_networks`; then the logout is delivered there.
+#[tokio::test]
+async fn admin_clients_back_channel_logout_reaches_only_allowed_addresses() {
+    let spec = |uri: &str| {
+        json!({
+            "id": "rp",
+            "redirect_uris": [REDIRECT],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "scopes": ["openid"],
+            "backchannel_logout_uri": uri,
+        })
+    };
+    let server = Server::start(&config(), &[]);
+    let token = root(&server).await;
+    for uri in ["http://127.0.0.1:9/bc", "http://localhost:9/bc", "http://169.254.169.254/latest", "http://10.0.0.7/bc"]
+    {
+        let (status, body) = call(&server, "POST", "/admin/clients", Some(&token), Some(spec(uri))).await;
+        assert_eq!(status, 400, "{uri}: {body}");
+        let message = body.to_string();
+        assert!(
+            message.contains("backchannel_logout_uri") && message.contains("logout.allowed_private_networks"),
+            "{uri}: {body}"
+        );
+    }
+    let (status, body) =
+        call(&server, "POST", "/admin/clients", Some(&token), Some(spec("https://rp.example.com/bc"))).await;
+    assert_eq!(status, 201, "a public address: {body}");
+    let (status, body) = call(&server, "PUT", "/admin/clients/rp", Some(&token), Some(spec("http://[::1]:9/bc"))).await;
+    assert_eq!(status, 400, "replacing it with a loopback address: {body}");
+
+    // The operator allows this host: created, and the logout arrives.
+    let rp = crate::support::kit::LogoutReceiver::start().await;
+    let allowed = format!("{}\n[logout]\nallowed_private_networks = [\"127.0.0.1\"]\n", config());
+    let server = Server::start(&allowed, &[]);
+    let token = root(&server).await;
+    let (status, created) = call(&server, "POST", "/admin/clients", Some(&token), Some(spec(&rp.uri))).await;
+    assert_eq!(status, 201, "{created}");
+    let secret = created["client_secret"].as_str().expect("a generated secret").to_owned();
+    let tokens =
+        crate::support::kit::sign_in_without_pkce(&server, ("rp", &secret), "alice", "alice-password", "openid", false)
+            .await;
+    let (status, body) = call(&server, "DELETE", "/admin/users/alice/sessions", Some(&token), None).await;
+    assert_eq!(status, 204, "{body}");
+    let sid = tokens.sid();
+    assert!(
+        crate::support::eventually(std::time::Duration::from_secs(20), || async { rp.received().contains(&sid) }).await,
+        "delivered to the allowed network: {:?}",
+        rp.received()
+    );
+}

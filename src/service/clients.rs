@@ -148,6 +148,7 @@ pub async fn create(state: &AppState, actor: &Actor, input: ClientInput, now: Un
     }
     // Validate before hashing: a bad request costs no argon2.
     build(state, spec.clone(), (!spec.public).then(|| state.dummy_password_hash.clone()))?;
+    check_logout_target(state, &spec).await?;
     let (hash, shown) = secret_for(state, &spec, given).await?;
     let client = build(state, spec.clone(), hash)?;
     let stored = record(&client, ClientSpec::of(&client), now);
@@ -158,6 +159,21 @@ pub async fn create(state: &AppState, actor: &Actor, input: ClientInput, now: Un
     let view = view(state, &client);
     state.clients.put(client);
     Ok(WithSecret { client: ClientView { source: "admin", ..view }, client_secret: shown })
+}
+
+/// SECURITY: tenure's own outbound requests reach only what the operator
+/// allows. A back-channel logout URI set through the admin API must be a
+/// public address, or in `logout.allowed_private_networks` (checked again
+/// at every connection, `worker::backchannel`); the configuration file's
+/// clients are the operator's own word.
+async fn check_logout_target(state: &AppState, spec: &ClientSpec) -> Result<()> {
+    let Some(uri) = &spec.backchannel_logout_uri else { return Ok(()) };
+    crate::service::feed::check_endpoint(&state.config.logout_targets, uri).await.map_err(|refused| {
+        ServiceError::invalid(format!(
+            "backchannel_logout_uri: {refused}; back-channel logout of clients created here reaches only public \
+             addresses, unless the operator allows the network in logout.allowed_private_networks"
+        ))
+    })
 }
 
 /// The stored client `id`: 409 for a config client, 404 when unknown.
@@ -197,6 +213,7 @@ pub async fn replace(
     let id = old.spec.id.clone();
     let id = id.as_str();
     let ClientInput { spec, secret: given } = input;
+    check_logout_target(state, &spec).await?;
     let secret_given = given.is_some();
     let (hash, shown) = match (&old.secret_hash, spec.public, given) {
         (Some(h), false, None) => (

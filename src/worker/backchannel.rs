@@ -24,10 +24,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::task::{self, JoinSet};
 
+use super::ssf_push::VettingResolver;
 use crate::clock::UnixTime;
 use crate::duration::Secs;
 use crate::logout::{Delivery, DeliveryKind, MAX_ATTEMPTS, backoff};
 use crate::service::AppState;
+use crate::service::feed::literal_host;
 use crate::service::revocation::Fallout;
 use crate::store::{Store, StoreError};
 use crate::token::claims::new_jti;
@@ -104,10 +106,23 @@ pub async fn deliver_periodically(state: AppState) {
     }
 }
 
+/// The HTTP clients of delivery. SECURITY: a client of the configuration
+/// file is the operator's word and its URI is reached wherever it points;
+/// a client created through the admin API is reached only at a public
+/// address or in `logout.allowed_private_networks`, checked at every
+/// connection (the [`VettingResolver`] for names, [`literal_host`] for
+/// addresses written in the URI), so a name that later resolves elsewhere
+/// is refused too.
+#[derive(Clone)]
+struct Senders {
+    configured: reqwest::Client,
+    vetted: reqwest::Client,
+}
+
 /// The delivery worker: the outbox reader and the deliveries under way.
 pub struct Worker {
     state: AppState,
-    http: reqwest::Client,
+    http: Senders,
     tasks: JoinSet<()>,
     /// Which outbox entry each running task works on, so an entry still under
     /// way (it stays due until its attempt is recorded) is not started twice.
@@ -116,12 +131,18 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(state: AppState) -> Result<Worker, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            // A redirect is not a 200: no POST is replayed elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("tenure/", env!("CARGO_PKG_VERSION"), " (back-channel logout)"))
-            .build()?;
+        let builder = || {
+            reqwest::Client::builder()
+                .timeout(REQUEST_TIMEOUT)
+                // A redirect is not a 200: no POST is replayed elsewhere.
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("tenure/", env!("CARGO_PKG_VERSION"), " (back-channel logout)"))
+        };
+        let vetting = VettingResolver::new(state.config.logout_targets.clone());
+        let http = Senders {
+            configured: builder().build()?,
+            vetted: builder().no_proxy().dns_resolver(std::sync::Arc::new(vetting)).build()?,
+        };
         Ok(Worker { state, http, tasks: JoinSet::new(), in_flight: HashMap::new() })
     }
 
@@ -191,6 +212,8 @@ impl Worker {
 /// Why an attempt failed. Never carries the logout token.
 #[derive(Debug, thiserror::Error)]
 enum AttemptError {
+    #[error("the back-channel logout URI is not an allowed target: {0}")]
+    Refused(String),
     #[error("the client answered HTTP {0}")]
     Status(u16),
     #[error("no answer within {} s", REQUEST_TIMEOUT.as_secs())]
@@ -205,7 +228,7 @@ enum AttemptError {
 
 /// One attempt at outbox entry `id`, then its bookkeeping: dropped when
 /// done (or given up), rescheduled otherwise.
-async fn attempt(state: AppState, http: reqwest::Client, id: u64, delivery: Delivery, now: UnixTime) {
+async fn attempt(state: AppState, http: Senders, id: u64, delivery: Delivery, now: UnixTime) {
     let outcome = match &delivery.kind {
         DeliveryKind::Logout { client_id, uri: _, sid } => {
             deliver_logout(&state, &http, &delivery, client_id, sid, now).await
@@ -232,7 +255,7 @@ async fn attempt(state: AppState, http: reqwest::Client, id: u64, delivery: Deli
 /// nothing, and a corrected URI applies to what is still queued.
 async fn deliver_logout(
     state: &AppState,
-    http: &reqwest::Client,
+    http: &Senders,
     d: &Delivery,
     client_id: &str,
     sid: &str,
@@ -241,6 +264,14 @@ async fn deliver_logout(
     let Some(uri) = state.clients.get(client_id).and_then(|c| c.backchannel_logout_uri.clone()) else {
         tracing::info!(%client_id, %sid, "back-channel logout dropped: the client has no backchannel_logout_uri now");
         return Ok(());
+    };
+    let http = if state.clients.is_from_config(client_id) {
+        &http.configured
+    } else {
+        if let Some(ip) = url::Url::parse(&uri).ok().as_ref().and_then(literal_host) {
+            state.config.logout_targets.check(ip).map_err(|r| AttemptError::Refused(r.to_string()))?;
+        }
+        &http.vetted
     };
     send_logout_token(state, http, client_id, &uri, &d.sub, sid, now).await?;
     let attempts = d.attempts.saturating_add(1);
@@ -479,6 +510,37 @@ backchannel_logout_uri = "{uri}"
         .expect("a logout token we signed");
         assert_eq!((claims.aud.as_str(), claims.sub.as_str(), claims.sid.as_str()), ("web", "alice", "s1"));
         assert_eq!((claims.iat, claims.exp), (t1.as_secs(), t1.as_secs() + 120));
+        server.abort();
+    }
+
+    /// SECURITY: a client of the admin API is reached only where the
+    /// operator allows, checked at the connection itself: its URI on this
+    /// host (loopback, not allowed here) gets nothing, and the attempt
+    /// counts as failed. The configuration file's client at the same URI is
+    /// reached.
+    #[tokio::test]
+    async fn a_client_of_the_admin_api_is_not_reached_at_a_private_address() {
+        let Setup { endpoint, uri, server, state, _dir } = setup(Vec::new()).await;
+        let mut runtime = (*state.clients.get("web").expect("web")).clone();
+        runtime.id = "rp".into();
+        state.clients.put(runtime);
+        let to_rp = Delivery {
+            kind: DeliveryKind::Logout { client_id: "rp".into(), uri: uri.clone(), sid: "s1".into() },
+            ..logout(&uri)
+        };
+        state.store.enqueue_deliveries(&[to_rp]).await.expect("enqueue");
+        let mut worker = Worker::new(state.clone()).expect("worker");
+        worker.dispatch(T0).await;
+        worker.drain().await;
+        assert!(endpoint.bodies.lock().expect("lock").is_empty(), "nothing sent to a loopback address");
+        let due = state.store.due_deliveries(T0.plus(Secs::days(1)), 10).await.expect("due");
+        assert_eq!(due.len(), 1, "the attempt failed and is retried later");
+        assert_eq!(due[0].1.attempts, 1);
+
+        state.store.enqueue_deliveries(&[logout(&uri)]).await.expect("enqueue");
+        worker.dispatch(T0).await;
+        worker.drain().await;
+        assert_eq!(endpoint.bodies.lock().expect("lock").len(), 1, "the file's client is the operator's word");
         server.abort();
     }
 

@@ -66,11 +66,19 @@ pub const PUSH_LEASE: Secs = Secs::new(15);
 pub fn push_lease(client_id: &str) -> String {
     format!("ssf-push:{client_id}")
 }
-/// The push client's resolver: resolves with the system resolver, then
+/// The push client's resolver (and back-channel logout's, for clients of
+/// the admin API): resolves with the system resolver, then
 /// hands reqwest only vetted addresses ([`vet_addresses`]), so the address
 /// checked is the address connected to.
 pub struct VettingResolver {
     targets: OutboundTargets,
+}
+
+impl VettingResolver {
+    /// A resolver that hands out only addresses `targets` allows.
+    pub fn new(targets: OutboundTargets) -> Self {
+        VettingResolver { targets }
+    }
 }
 
 impl reqwest::dns::Resolve for VettingResolver {
