@@ -519,28 +519,18 @@ impl Config {
             g.validate(name, &policy, u32::try_from(policy.max_sessions).unwrap_or(u32::MAX))?;
         }
         let server = build_server_limits(file.server, env)?;
-        let feed_push_targets = match env.get("TENURE_FEED_ALLOWED_PRIVATE_NETWORKS") {
-            Some(raw) => parse_networks(
-                "TENURE_FEED_ALLOWED_PRIVATE_NETWORKS",
-                raw.split(',').map(str::trim).filter(|s| !s.is_empty()),
-            )?,
-            None => parse_networks(
-                "feed.allowed_private_networks",
-                file.feed.allowed_private_networks.iter().flatten().map(String::as_str),
-            )?,
-        };
-        let feed_push_targets = OutboundTargets::allowing(feed_push_targets);
-        let logout_targets = match env.get("TENURE_LOGOUT_ALLOWED_PRIVATE_NETWORKS") {
-            Some(raw) => parse_networks(
-                "TENURE_LOGOUT_ALLOWED_PRIVATE_NETWORKS",
-                raw.split(',').map(str::trim).filter(|s| !s.is_empty()),
-            )?,
-            None => parse_networks(
-                "logout.allowed_private_networks",
-                file.logout.allowed_private_networks.iter().flatten().map(String::as_str),
-            )?,
-        };
-        let logout_targets = OutboundTargets::allowing(logout_targets);
+        let feed_push_targets = outbound_targets(
+            env,
+            "TENURE_FEED_ALLOWED_PRIVATE_NETWORKS",
+            "feed.allowed_private_networks",
+            file.feed.allowed_private_networks.as_deref(),
+        )?;
+        let logout_targets = outbound_targets(
+            env,
+            "TENURE_LOGOUT_ALLOWED_PRIVATE_NETWORKS",
+            "logout.allowed_private_networks",
+            file.logout.allowed_private_networks.as_deref(),
+        )?;
 
         let users = build_users(file.users, &mut warnings)?;
         for u in &users {
@@ -732,6 +722,22 @@ fn parse_trusted_proxies<'a>(key: &str, items: impl Iterator<Item = &'a str>) ->
 
 /// A list of IP addresses or CIDR ranges under `key` (file: a list; env:
 /// comma-separated).
+/// Where outbound requests may go: public addresses and the networks of
+/// environment variable `var` (comma-separated), which replaces the file's
+/// list at `key`.
+fn outbound_targets(
+    env: &BTreeMap<String, String>,
+    var: &str,
+    key: &str,
+    file: Option<&[String]>,
+) -> Result<OutboundTargets, ConfigError> {
+    let allowed = match env.get(var) {
+        Some(raw) => parse_networks(var, raw.split(',').map(str::trim).filter(|s| !s.is_empty()))?,
+        None => parse_networks(key, file.unwrap_or_default().iter().map(String::as_str))?,
+    };
+    Ok(OutboundTargets::allowing(allowed))
+}
+
 fn parse_networks<'a>(key: &str, items: impl Iterator<Item = &'a str>) -> Result<Vec<IpNet>, ConfigError> {
     items.map(|item| item.parse::<IpNet>().map_err(|m| invalid(key, m))).collect()
 }
