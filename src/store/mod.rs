@@ -816,7 +816,10 @@ pub struct FamilyView {
     /// PostgreSQL: the revocation epoch the view was read at (migration 8).
     pub revocations: Option<u64>,
     /// Whether the view was kept from an earlier read
-    /// ([`Store::live_family_view`]) rather than read for this call.
+    /// ([`Store::live_family_view`]) rather than read for this call. A kept
+    /// view's session carries what liveness and rotation decide on (its
+    /// revocation, sequence, activity and times), not its families, device,
+    /// address or cookie hash.
     pub cached: bool,
 }
 

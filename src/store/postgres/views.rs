@@ -33,11 +33,26 @@ use std::sync::Mutex;
 
 use super::ops::pg;
 use super::{PgStore, TRANSACTION_TIMEOUT};
+use crate::session::user_session::UserSession;
 use crate::store::epoch_gate::EpochGate;
 use crate::store::{FamilyView, Result, StoreError};
 
 /// Views kept per replica; past this many, the oldest half is dropped.
-const CAPACITY: usize = 65_536;
+/// About 1.7 KiB each (a family and its lean session): some 55 MiB at most.
+const CAPACITY: usize = 32_768;
+
+/// What a kept view keeps of its session: what liveness and a rotation
+/// decide on (revocation, sequence, activity, times), not its families,
+/// device, address or cookie hash (a caller that shows a session reads it).
+fn lean(session: &UserSession) -> UserSession {
+    UserSession {
+        cookie_hash: String::new(),
+        user_agent: None,
+        ip: None,
+        families: Default::default(),
+        ..session.clone()
+    }
+}
 
 /// The two epochs, read in one statement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,7 +98,7 @@ impl Views {
             let cut = *cut;
             kept.retain(|_, k| k.stamp > cut);
         }
-        let view = FamilyView { cached: false, ..view.clone() };
+        let view = FamilyView { cached: false, session: view.session.as_ref().map(lean), ..view.clone() };
         kept.insert(view.family.id.clone(), Kept { view, revocations, stamp });
     }
 
@@ -188,6 +203,33 @@ mod tests {
         assert!(views.kept_at("f2", 3).is_none());
         views.forget("f1");
         assert!(views.kept_at("f1", 3).is_none());
+    }
+
+    #[test]
+    fn a_kept_session_keeps_what_liveness_needs_and_no_more() {
+        let views = Views::default();
+        let mut v = view("f1");
+        let session = UserSession {
+            sid: "sid".into(),
+            username: "alice".into(),
+            cookie_hash: "hash".into(),
+            signed_in: UnixTime(1),
+            last_active: UnixTime(5),
+            remember_me: false,
+            user_agent: Some("Firefox".into()),
+            ip: Some("203.0.113.7".into()),
+            revoked: Some(crate::session::Revoked { at: UnixTime(9), reason: "logout".into(), by: None }),
+            seq: 7,
+            families: [("web".to_owned(), vec!["f1".to_owned()])].into_iter().collect(),
+        };
+        v.session = Some(session.clone());
+        views.keep(&v, 0);
+        let kept = views.kept_at("f1", 0).and_then(|k| k.session).expect("kept");
+        assert_eq!((kept.sid, kept.seq, kept.last_active), (session.sid, session.seq, session.last_active));
+        assert_eq!(kept.revoked, session.revoked, "an end is never dropped");
+        assert!(
+            kept.user_agent.is_none() && kept.ip.is_none() && kept.families.is_empty() && kept.cookie_hash.is_empty()
+        );
     }
 
     #[test]
