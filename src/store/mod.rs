@@ -34,7 +34,7 @@ pub use self::sled::SledStore;
 
 use std::future::Future;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store I/O failed: {0}")]
     Io(String),

@@ -137,17 +137,6 @@ impl Drop for Stopped<'_> {
     }
 }
 
-/// The same failure for each waiter of a batch.
-fn copy(e: &StoreError) -> StoreError {
-    match e {
-        StoreError::Io(m) => StoreError::Io(m.clone()),
-        StoreError::Corrupt { what, message } => StoreError::Corrupt { what: what.clone(), message: message.clone() },
-        StoreError::Closed => StoreError::Closed,
-        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
-        StoreError::Refused(m) => StoreError::Refused(m.clone()),
-    }
-}
-
 impl PgStore {
     /// Write `rotation` with the next batch; whether it was written (and
     /// its session's activity). A batch that met a deadlock or a
@@ -184,7 +173,7 @@ impl PgStore {
                 }
                 Err(e) => {
                     for w in batch {
-                        let _ = w.reply.send(Err(copy(&e)));
+                        let _ = w.reply.send(Err(e.clone()));
                     }
                 }
             }

@@ -55,14 +55,11 @@ fn view_from_row(row: &Row) -> Result<FamilyView> {
         None => None,
         Some(_) => Some(session_from_row(row)?),
     };
-    let epoch = |name| -> Result<u64> {
-        Ok(row.try_get::<_, Option<i64>>(name).map_err(pg)?.map_or(0, |e| u64::try_from(e).unwrap_or(0)))
-    };
     Ok(FamilyView {
         family,
         session,
-        cache_epoch: Some(epoch("epoch")?),
-        revocations: Some(epoch("revocations")?),
+        cache_epoch: Some(super::views::epoch_in(row, "epoch")?),
+        revocations: Some(super::views::epoch_in(row, "revocations")?),
         cached: false,
     })
 }

@@ -119,6 +119,11 @@ impl Views {
     }
 }
 
+/// Epoch column `name` of `row` (a missing row of `cache_epochs` reads as 0).
+pub(super) fn epoch_in(row: &tokio_postgres::Row, name: &str) -> Result<u64> {
+    Ok(row.try_get::<_, Option<i64>>(name).map_err(pg)?.map_or(0, |e| u64::try_from(e).unwrap_or(0)))
+}
+
 impl PgStore {
     /// Both epochs in one statement, bounded like every statement.
     async fn pg_epochs(&self) -> Result<Epochs> {
@@ -132,10 +137,7 @@ impl PgStore {
             Ok(Err(e)) => return Err(self.failed_on(client, e)),
             Err(_) => return Err(self.timed_out(client, EPOCHS)),
         };
-        let epoch = |name| -> Result<u64> {
-            Ok(row.try_get::<_, Option<i64>>(name).map_err(pg)?.map_or(0, |e| u64::try_from(e).unwrap_or(0)))
-        };
-        Ok(Epochs { config: epoch("config")?, revocations: epoch("revocations")? })
+        Ok(Epochs { config: epoch_in(&row, "config")?, revocations: epoch_in(&row, "revocations")? })
     }
 
     /// Both epochs as read after this call began, shared with concurrent
